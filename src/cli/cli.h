@@ -1,0 +1,21 @@
+/* The berth command-line front end: only this layer prints and chooses exit codes. */
+#ifndef BERTH_CLI_H
+#define BERTH_CLI_H
+
+#include <stdbool.h>
+
+#include "berth/error.h"
+
+/* Subcommands: argv[0] is the subcommand name ("doctor", "stack", ...). Return the process exit status. */
+int cmd_doctor(int argc, char **argv);
+int cmd_stack(int argc, char **argv);
+int cmd_task(int argc, char **argv);
+int cmd_supervise(int argc, char **argv); /* internal: the background supervisor of one task */
+
+/* Prints "berth: <msg>" on stderr (the message passes the process-wide redactor when one is set) and returns the
+ * exit code mapped from err's code. Frees err. */
+int cli_fail(berth_error *err);
+/* Prints "berth: <fmt>" on stderr and returns 125. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,69 @@
+/* berth: entry point and subcommand dispatch. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+  const char *help;
+} commands[] = {
+  { "doctor", cmd_doctor, "Docker reachable? API version, store, runner image" },
+  { "stack", cmd_stack, "create, update, show, list, delete stacks; stack state" },
+  { "task", cmd_task, "run, list, show, logs tasks" },
+  { "__supervise", cmd_supervise, NULL },
+};
+
+static void
+usage(FILE *out)
+{
+  fprintf(out, "usage: berth COMMAND [ARGS...]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (commands[i].help)
+      fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+  fprintf(out, "\nRun 'berth COMMAND --help' for a command's options.\n");
+}
+
+int
+cli_fail(berth_error *err)
+{
+  int code = err ? err->code : BERTH_EINTERNAL;
+  fprintf(stderr, "berth: %s\n", err && err->msg ? err->msg : "unknown error");
+  berth_error_free(err);
+  return berth_error_exit_code(code);
+}
+
+int
+cli_usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("berth: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return 125;
+}
+
+int
+main(int argc, char **argv)
+{
+  if (argc < 2) {
+    usage(stderr);
+    return 125;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("berth %s\n", BERTH_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].fn(argc - 1, argv + 1);
+  return cli_usage_error("unknown command '%s' (see 'berth --help')", argv[1]);
+}
