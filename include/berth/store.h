@@ -1,0 +1,220 @@
+/* The embedded store: stacks, tasks and their transitions, stack state versions. SQLite in BERTH_HOME/berth.db.
+ *
+ * Each process opens its own handle (berth_store_open); many processes share one store concurrently. Read-modify-
+ * write operations run in BEGIN IMMEDIATE transactions, so they serialize across processes (busy timeout ~10 s).
+ * Every transition is durable (WAL, synchronous=FULL) when the call returns.
+ *
+ * Ownership: everything returned through an `out` pointer belongs to the caller and is released with the matching
+ * free function (berth_stack_free, berth_task_free, berth_stacks_free, ...). Inputs are never retained. */
+#ifndef BERTH_STORE_H
+#define BERTH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "berth/error.h"
+
+struct cJSON;
+
+typedef struct berth_store berth_store;
+
+/* BERTH_HOME resolution: $BERTH_HOME, else $XDG_DATA_HOME/berth, else /var/lib/berth for root,
+ * else ~/.local/share/berth. Returns a new string (NULL only when out of memory). */
+char *berth_home_default(void);
+
+/* Opens (creating dirs mode 0700 + berth.db; WAL; synchronous=FULL; busy_timeout 10 s; foreign keys;
+ * secure_delete) and migrates the schema. A store that is unwritable or corrupt gives ONE clear line, e.g.
+ * "store /x/berth.db is not a berth store (file is not a database)", code BERTH_EINTERNAL. */
+int berth_store_open(const char *home, berth_store **out, berth_error **err);
+void berth_store_close(berth_store *st); /* accepts NULL */
+const char *berth_store_home(const berth_store *st);
+const char *berth_store_instance_id(const berth_store *st); /* random id made at creation; the berth.instance label */
+sqlite3 *berth_store_db(berth_store *st);                   /* for other store modules (audit, locks) */
+
+/* Local helpers for other store modules: BEGIN IMMEDIATE / COMMIT / ROLLBACK with one-line errors. */
+int berth_store_begin(berth_store *st, berth_error **err);
+int berth_store_commit(berth_store *st, berth_error **err);
+void berth_store_rollback(berth_store *st);
+/* Current time in unix milliseconds (CLOCK_REALTIME). */
+int64_t berth_now_ms(void);
+
+typedef struct berth_kv {
+  char *key;
+  char *value;
+} berth_kv;
+typedef struct berth_strv {
+  char **v;
+  size_t n;
+} berth_strv;
+
+void berth_strv_clear(berth_strv *v);              /* frees the strings and the array; leaves {NULL, 0} */
+int berth_strv_push(berth_strv *v, const char *s); /* copies s; -1 when out of memory */
+void berth_kv_array_free(berth_kv *kv, size_t n);  /* wipes values (sodium_memzero) before freeing */
+/* Sets key to value (copies), replacing an existing entry with the same key. -1 when out of memory. */
+int berth_kv_set(berth_kv **kv, size_t *n, const char *key, const char *value);
+/* Removes key; returns 1 when it was present, 0 when not. */
+int berth_kv_unset(berth_kv **kv, size_t *n, const char *key);
+const char *berth_kv_get(const berth_kv *kv, size_t n, const char *key);
+
+#define BERTH_DEFAULT_TIMEOUT_MS (70LL * 60 * 1000)
+#define BERTH_DEFAULT_IDLE_TIMEOUT_MS (7LL * 60 * 1000)
+#define BERTH_DEFAULT_KEEP_VERSIONS 10
+#define BERTH_MAX_KEEP_VERSIONS 1000
+
+typedef struct berth_stack {
+  char *name;        /* [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
+  char *image;       /* required */
+  char *project_dir; /* absolute path; may be NULL (empty workspace) */
+  char *subdir;      /* relative, no "..", may be NULL */
+  berth_strv init, before_init, before_perform, after_perform, after_run;
+  berth_kv *env;
+  size_t n_env;
+  berth_kv *secret_env; /* values in clear IN MEMORY only; encrypted at rest */
+  size_t n_secret_env;
+  char *network;           /* "none" (default) | "bridge" */
+  int64_t memory_bytes;    /* 0 = admin default */
+  int64_t nano_cpus;       /* 0 = admin default; --cpus 1.5 -> 1500000000 */
+  int64_t pids;            /* 0 = admin default */
+  int64_t timeout_ms;      /* default 70m */
+  int64_t idle_timeout_ms; /* default 7m */
+  char *pull_policy;       /* "always" | "if-not-present" (default) | "never" */
+  berth_strv persist;      /* relative paths under the working dir */
+  berth_strv labels;
+  int keep_versions; /* state versions kept, default 10 */
+  char *lock_owner;  /* NULL when unlocked (the lock CLI is a later issue) */
+  char *lock_note;
+  int64_t locked_at;
+  int64_t created_at, updated_at; /* unix ms; set by the store */
+} berth_stack;
+
+/* A new zeroed stack with the defaults above (network none, pull if-not-present, timeouts, keep 10). NULL on OOM. */
+berth_stack *berth_stack_new(void);
+void berth_stack_free(berth_stack *s); /* accepts NULL; wipes secret values */
+void berth_stacks_free(berth_stack **v, size_t n);
+/* "stack name `a b` is invalid (...)" one line, BERTH_EINVAL. */
+int berth_stack_validate_name(const char *name, berth_error **err);
+/* Checks every field (name, image, network, pull policy, subdir/persist paths, env names, limits) without touching
+ * the file system. Called by create and update too. */
+int berth_stack_validate(const berth_stack *s, berth_error **err);
+/* BERTH_EBUSY "stack `x` already exists". Sets created_at/updated_at in the store (not in *s). */
+int berth_store_stack_create(berth_store *st, const berth_stack *s, berth_error **err);
+/* Whole record replace of every user field, by s->name (BERTH_ENOTFOUND if absent). Lock fields and created_at are
+ * NOT changed by update (the lock has its own functions). */
+int berth_store_stack_update(berth_store *st, const berth_stack *s, berth_error **err);
+int berth_store_stack_get(berth_store *st, const char *name, berth_stack **out, berth_error **err); /* ENOTFOUND */
+int berth_store_stack_list(berth_store *st, berth_stack ***out, size_t *n, berth_error **err);      /* by name */
+/* BERTH_ENOTFOUND; BERTH_EBUSY when the stack has a task that is not terminal. Also deletes its state versions
+ * (rows and files). Task records are kept. */
+int berth_store_stack_delete(berth_store *st, const char *name, berth_error **err);
+/* Lock: BERTH_EBUSY "stack `x` is locked by y" when locked by someone else; re-locking by the owner updates the
+ * note. Unlock: BERTH_EDENIED when locked by someone else and !force; unlocking an unlocked stack is a no-op. */
+int berth_store_stack_lock(berth_store *st, const char *name, const char *owner, const char *note, berth_error **err);
+int berth_store_stack_unlock(berth_store *st, const char *name, const char *actor, bool force, berth_error **err);
+
+/* The JSON form used by `stack show --json` and the HTTP API. Every secret value is "***" (keys are shown).
+ * Caller frees with cJSON_Delete. NULL on OOM. */
+struct cJSON *berth_stack_to_json(const berth_stack *s);
+
+/* Secret values are NEVER stored in clear: they are encrypted at rest with libsodium crypto_secretbox using a random
+ * key in BERTH_HOME/secret.key (mode 0600, created on first use). */
+
+typedef struct berth_transition {
+  char *state;
+  int64_t at; /* unix ms */
+  char *actor;
+  char *note; /* may be NULL */
+} berth_transition;
+
+typedef struct berth_task {
+  char *id;    /* 26-char lowercase ULID-like, sortable by creation time */
+  int64_t seq; /* monotonically increasing submission order (INTEGER PRIMARY KEY) */
+  char *stack;
+  char *command;
+  char *actor;
+  char *triggered_by; /* may be NULL */
+  char *state;        /* QUEUED PREPARING INITIALIZING PERFORMING FINISHED FAILED CANCELED STOPPED */
+  char *reason;       /* NULL or e.g. "timeout", "executor interrupted", "command exited with status 3" */
+  int exit_code;      /* -1 until known */
+  bool skip_init;
+  berth_kv *env; /* task env (plain) */
+  size_t n_env;
+  berth_kv *secret_env; /* encrypted at rest; wiped by berth_store_task_forget_secrets() */
+  size_t n_secret_env;
+  char *container_id;                          /* NULL until set */
+  char *blocked_by;                            /* NULL or the id of the task this one waits for */
+  int supervisor_pid;                          /* 0 until set */
+  int64_t created_at, started_at, finished_at; /* unix ms; 0 when not yet */
+  berth_transition *history;                   /* oldest first; filled by _get, not by _list */
+  size_t n_history;
+} berth_task;
+
+void berth_task_free(berth_task *t); /* accepts NULL; wipes secret values */
+void berth_tasks_free(berth_task **v, size_t n);
+bool berth_task_state_is_terminal(const char *state);
+bool berth_task_state_is_valid(const char *state);
+
+/* Inserts with state QUEUED and a first transition (t->actor, note "submitted"); fills t->id, t->seq,
+ * t->created_at, t->state (if NULL), t->exit_code = -1. Required: stack, command, actor. The stack must exist
+ * (BERTH_ENOTFOUND "stack `x` does not exist"). */
+int berth_store_task_create(berth_store *st, berth_task *t, berth_error **err);
+/* By full id or by a unique prefix (>= 4 chars): BERTH_ENOTFOUND, or BERTH_EINVAL when the prefix is ambiguous.
+ * Fills history. */
+int berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_error **err);
+
+typedef struct berth_task_filter {
+  const char *stack; /* NULL = all */
+  const char *state; /* NULL = all */
+  int limit;         /* <= 0 = no limit */
+} berth_task_filter;
+/* Newest first (seq descending). f may be NULL. history is not filled. */
+int berth_store_task_list(berth_store *st, const berth_task_filter *f, berth_task ***out, size_t *n, berth_error **err);
+/* Every task that is not terminal, oldest first (seq ascending; FIFO order); stack NULL = all stacks. */
+int berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***out, size_t *n, berth_error **err);
+
+/* Durable transition: updates state (+reason when non-NULL, exit_code when >= 0; pass NULL / -1 to keep) and
+ * appends to history in ONE transaction. Refuses with BERTH_EBUSY when the task is already terminal or the move is
+ * not in the contract's graph:
+ *   QUEUED -> PREPARING | CANCELED | FAILED
+ *   PREPARING -> INITIALIZING | PERFORMING | STOPPED | FAILED
+ *   INITIALIZING -> PERFORMING | STOPPED | FAILED
+ *   PERFORMING -> FINISHED | FAILED          (a stop in PERFORMING is refused: "task X is PERFORMING ...")
+ * Unknown state: BERTH_EINVAL. Sets started_at on leaving QUEUED and finished_at on reaching a terminal state. */
+int berth_store_task_transition(berth_store *st, const char *id, const char *state, const char *actor, const char *note,
+                                const char *reason, int exit_code, berth_error **err);
+int berth_store_task_set_container(berth_store *st, const char *id, const char *container_id, berth_error **err);
+int berth_store_task_set_supervisor(berth_store *st, const char *id, int pid, berth_error **err);
+int berth_store_task_set_blocked_by(berth_store *st, const char *id, const char *blocker, berth_error **err);
+int berth_store_task_forget_secrets(berth_store *st, const char *id, berth_error **err);
+
+/* Stack state versions (persisted paths). Files live under BERTH_HOME/state/<stack>/<version>/...
+ * begin: makes a temp dir BERTH_HOME/state/<stack>/.tmp-XXXXXX and returns its path (caller frees);
+ * the caller writes files into it;
+ * commit: fsync of every file and dir, atomic rename to the next version number, recorded in SQLite with the task id
+ * and file count/bytes, then prune to the newest `keep` versions (keep <= 0: the stack's keep_versions). tmpdir is
+ * consumed in every outcome (renamed, or removed on failure).
+ * abort: removes tmpdir recursively (accepts NULL).
+ * A version is never half-written: readers only see versions recorded in SQLite, whose dirs are complete. */
+int berth_state_begin(berth_store *st, const char *stack, char **tmpdir_out, berth_error **err);
+int berth_state_commit(berth_store *st, const char *stack, const char *task_id, const char *tmpdir, int keep,
+                       int64_t *version_out, berth_error **err);
+void berth_state_abort(const char *tmpdir);
+/* Path of the newest version dir (caller frees), or *dir_out = NULL and 0 when the stack has none. */
+int berth_state_latest(berth_store *st, const char *stack, char **dir_out, berth_error **err);
+
+typedef struct berth_state_version {
+  int64_t version;
+  char *task_id; /* may be NULL */
+  int64_t created_at;
+  int64_t bytes;
+  size_t files;
+} berth_state_version;
+/* Newest first. */
+int berth_state_list(berth_store *st, const char *stack, berth_state_version **out, size_t *n, berth_error **err);
+void berth_state_versions_free(berth_state_version *v, size_t n);
+/* BERTH_HOME/state/<stack>/<version> (caller frees). */
+char *berth_state_version_path(berth_store *st, const char *stack, int64_t version);
+
+#endif
