@@ -115,8 +115,8 @@ stale)
 esac
 
 if [ -z "$started_pid" ]; then
-  # dockerd 20.10 supervises its own containerd; given a pid file naming a live process it would try to reuse it and could
-  # end up killing it. Remove the file when that process is not a containerd.
+  # dockerd 20.10 supervises its own containerd; given a pid file naming a live process it would try to reuse it
+  # and could end up killing it. Remove the file when that process is not a containerd.
   if [ "$(pid_state "$CONTAINERD_PIDFILE" containerd)" = stale ]; then
     say "removing stale $CONTAINERD_PIDFILE"
     "${SUDO[@]}" rm -f "$CONTAINERD_PIDFILE"
