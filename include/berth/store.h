@@ -169,7 +169,7 @@ typedef struct berth_task_filter {
   const char *state; /* NULL = all */
   int limit;         /* <= 0 = no limit */
 } berth_task_filter;
-/* Newest first (seq descending). f may be NULL. history is not filled. */
+/* Newest first (seq descending). f may be NULL. history and secret_env are not filled (only _get fills them). */
 int berth_store_task_list(berth_store *st, const berth_task_filter *f, berth_task ***out, size_t *n, berth_error **err);
 /* Every task that is not terminal, oldest first (seq ascending; FIFO order); stack NULL = all stacks. */
 int berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***out, size_t *n, berth_error **err);

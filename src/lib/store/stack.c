@@ -1,0 +1,573 @@
+/* Stacks: the record, its validation, CRUD in the store, the user lock and the JSON form. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "berth/cleanup.h"
+#include "berth/parse.h"
+#include "store_int.h"
+
+#define STACK_NAME_MAX 63
+#define IMAGE_MAX 512
+#define LABEL_MAX 128
+#define COMMAND_MAX 65536
+#define MIN_MEMORY (6LL << 20) /* Docker refuses less */
+
+/* The user fields in column order; bind_stack() and read_stack() follow it. */
+#define STACK_USER_COLS                                                                                                \
+  "name, image, project_dir, subdir, init, before_init, before_perform, after_perform, after_run, env, secret_env,"    \
+  " network, memory_bytes, nano_cpus, pids, timeout_ms, idle_timeout_ms, pull_policy, persist, labels,"                \
+  " keep_versions"
+#define STACK_N_USER_COLS 21
+
+berth_stack *
+berth_stack_new(void)
+{
+  berth_stack *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->network = strdup("none");
+  s->pull_policy = strdup("if-not-present");
+  s->timeout_ms = BERTH_DEFAULT_TIMEOUT_MS;
+  s->idle_timeout_ms = BERTH_DEFAULT_IDLE_TIMEOUT_MS;
+  s->keep_versions = BERTH_DEFAULT_KEEP_VERSIONS;
+  if (s->network == NULL || s->pull_policy == NULL) {
+    berth_stack_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void
+berth_stack_free(berth_stack *s)
+{
+  if (s == NULL)
+    return;
+  free(s->name);
+  free(s->image);
+  free(s->project_dir);
+  free(s->subdir);
+  berth_strv_clear(&s->init);
+  berth_strv_clear(&s->before_init);
+  berth_strv_clear(&s->before_perform);
+  berth_strv_clear(&s->after_perform);
+  berth_strv_clear(&s->after_run);
+  berth_kv_array_free(s->env, s->n_env);
+  berth_kv_array_free(s->secret_env, s->n_secret_env);
+  free(s->network);
+  free(s->pull_policy);
+  berth_strv_clear(&s->persist);
+  berth_strv_clear(&s->labels);
+  free(s->lock_owner);
+  free(s->lock_note);
+  free(s);
+}
+
+void
+berth_stacks_free(berth_stack **v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    berth_stack_free(v[i]);
+  free(v);
+}
+
+int
+berth_stack_validate_name(const char *name, berth_error **err)
+{
+  bool ok = name != NULL && isalnum((unsigned char)name[0]) && strlen(name) <= STACK_NAME_MAX;
+  for (const char *p = name; ok && *p; p++)
+    ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-';
+  if (ok)
+    return 0;
+  int n = name ? (int)strnlen(name, 80) : 0;
+  return berth_error_set(err, BERTH_EINVAL,
+                         "stack name `%.*s%s` is invalid (use letters, digits, '_', '.' and '-', starting with a "
+                         "letter or digit, at most %d characters)",
+                         n, name ? name : "", name && name[n] ? "..." : "", STACK_NAME_MAX);
+}
+
+static int
+validate_commands(const berth_strv *v, const char *what, berth_error **err)
+{
+  for (size_t i = 0; i < v->n; i++) {
+    if (v->v[i][0] == '\0')
+      return berth_error_set(err, BERTH_EINVAL, "%s command %zu is empty", what, i + 1);
+    if (strlen(v->v[i]) > COMMAND_MAX)
+      return berth_error_set(err, BERTH_EINVAL, "%s command %zu is longer than %d bytes", what, i + 1, COMMAND_MAX);
+  }
+  return 0;
+}
+
+static int
+validate_path(const char *what, const char *path, berth_error **err)
+{
+  char *norm = NULL;
+  if (berth_parse_relative_path(what, path, &norm, err) < 0)
+    return BERTH_EINVAL;
+  bool same = strcmp(norm, path) == 0;
+  free(norm);
+  if (!same)
+    return berth_error_set(err, BERTH_EINVAL, "%s `%s` is not in normal form (no trailing or repeated '/')", what,
+                           path);
+  return 0;
+}
+
+static int
+validate_env(const berth_kv *kv, size_t n, const char *what, berth_error **err)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (!berth_env_name_valid(kv[i].key))
+      return berth_error_set(err, BERTH_EINVAL, "%s name `%.64s` is invalid", what, kv[i].key);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(kv[i].key, kv[j].key) == 0)
+        return berth_error_set(err, BERTH_EINVAL, "%s `%s` is given twice", what, kv[i].key);
+  }
+  return 0;
+}
+
+static int
+validate_limits(const berth_stack *s, berth_error **err)
+{
+  if (s->memory_bytes < 0 || (s->memory_bytes > 0 && s->memory_bytes < MIN_MEMORY))
+    return berth_error_set(err, BERTH_EINVAL, "memory limit must be at least 6MiB (or 0 for the default)");
+  if (s->nano_cpus < 0)
+    return berth_error_set(err, BERTH_EINVAL, "cpus must not be negative");
+  if (s->pids < 0 || s->pids > 4194304)
+    return berth_error_set(err, BERTH_EINVAL, "pids limit must be between 1 and 4194304 (or 0 for the default)");
+  if (s->timeout_ms <= 0)
+    return berth_error_set(err, BERTH_EINVAL, "run timeout must be positive");
+  if (s->idle_timeout_ms <= 0)
+    return berth_error_set(err, BERTH_EINVAL, "idle timeout must be positive");
+  if (s->keep_versions < 1 || s->keep_versions > BERTH_MAX_KEEP_VERSIONS)
+    return berth_error_set(err, BERTH_EINVAL, "keep-versions must be between 1 and %d", BERTH_MAX_KEEP_VERSIONS);
+  return 0;
+}
+
+int
+berth_stack_validate(const berth_stack *s, berth_error **err)
+{
+  if (berth_stack_validate_name(s->name, err) < 0)
+    return BERTH_EINVAL;
+  if (s->image == NULL || s->image[0] == '\0')
+    return berth_error_set(err, BERTH_EINVAL, "stack `%s` needs an image (--image REF)", s->name);
+  for (const char *p = s->image; *p; p++)
+    if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p) || p - s->image >= IMAGE_MAX)
+      return berth_error_set(err, BERTH_EINVAL, "image `%.64s` is not a valid image reference", s->image);
+  if (s->project_dir != NULL && s->project_dir[0] != '/')
+    return berth_error_set(err, BERTH_EINVAL, "project dir `%.64s` must be an absolute path", s->project_dir);
+  if (s->subdir != NULL && validate_path("subdir", s->subdir, err) < 0)
+    return BERTH_EINVAL;
+  if (s->network == NULL || (strcmp(s->network, "none") != 0 && strcmp(s->network, "bridge") != 0))
+    return berth_error_set(err, BERTH_EINVAL, "network `%.32s` is not allowed (use none or bridge)",
+                           s->network ? s->network : "");
+  if (s->pull_policy == NULL
+      || (strcmp(s->pull_policy, "always") != 0 && strcmp(s->pull_policy, "if-not-present") != 0
+          && strcmp(s->pull_policy, "never") != 0))
+    return berth_error_set(err, BERTH_EINVAL, "pull policy `%.32s` is unknown (use always, if-not-present or never)",
+                           s->pull_policy ? s->pull_policy : "");
+  if (validate_limits(s, err) < 0 || validate_commands(&s->init, "init", err) < 0
+      || validate_commands(&s->before_init, "before-init", err) < 0
+      || validate_commands(&s->before_perform, "before-perform", err) < 0
+      || validate_commands(&s->after_perform, "after-perform", err) < 0
+      || validate_commands(&s->after_run, "after-run", err) < 0 || validate_env(s->env, s->n_env, "env", err) < 0
+      || validate_env(s->secret_env, s->n_secret_env, "secret env", err) < 0)
+    return BERTH_EINVAL;
+  for (size_t i = 0; i < s->n_env; i++)
+    if (berth_kv_get(s->secret_env, s->n_secret_env, s->env[i].key))
+      return berth_error_set(err, BERTH_EINVAL, "`%s` is both a plain and a secret env variable", s->env[i].key);
+  for (size_t i = 0; i < s->persist.n; i++)
+    if (validate_path("persisted path", s->persist.v[i], err) < 0)
+      return BERTH_EINVAL;
+  for (size_t i = 0; i < s->labels.n; i++) {
+    const char *l = s->labels.v[i];
+    bool ok = *l != '\0' && strlen(l) <= LABEL_MAX;
+    for (const char *p = l; ok && *p; p++)
+      ok = !iscntrl((unsigned char)*p);
+    if (!ok)
+      return berth_error_set(err, BERTH_EINVAL, "label `%.64s` is invalid (1 to %d printable characters)", l,
+                             LABEL_MAX);
+  }
+  return 0;
+}
+
+/* Binds ?1..?21 in STACK_USER_COLS order. Encoded strings are owned by the statement (SQLITE_TRANSIENT). */
+static int
+bind_stack(berth_store *st, sqlite3_stmt *stmt, const berth_stack *s, berth_error **err)
+{
+  const berth_strv *lists[] = { &s->init, &s->before_init, &s->before_perform, &s->after_perform, &s->after_run };
+  store_bind_text(stmt, 1, s->name);
+  store_bind_text(stmt, 2, s->image);
+  store_bind_text(stmt, 3, s->project_dir);
+  store_bind_text(stmt, 4, s->subdir);
+  for (int i = 0; i < 5; i++) {
+    cleanup_free char *text = store_strv_encode(lists[i]);
+    if (text == NULL)
+      return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    store_bind_text(stmt, 5 + i, text);
+  }
+  cleanup_free char *env = NULL, *secret = NULL, *persist = NULL, *labels = NULL;
+  if (store_kv_encode(st, s->env, s->n_env, false, &env, err) < 0
+      || store_kv_encode(st, s->secret_env, s->n_secret_env, true, &secret, err) < 0)
+    return BERTH_EINTERNAL;
+  persist = store_strv_encode(&s->persist);
+  labels = store_strv_encode(&s->labels);
+  if (persist == NULL || labels == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  store_bind_text(stmt, 10, env);
+  store_bind_text(stmt, 11, secret);
+  store_bind_text(stmt, 12, s->network);
+  sqlite3_bind_int64(stmt, 13, s->memory_bytes);
+  sqlite3_bind_int64(stmt, 14, s->nano_cpus);
+  sqlite3_bind_int64(stmt, 15, s->pids);
+  sqlite3_bind_int64(stmt, 16, s->timeout_ms);
+  sqlite3_bind_int64(stmt, 17, s->idle_timeout_ms);
+  store_bind_text(stmt, 18, s->pull_policy);
+  store_bind_text(stmt, 19, persist);
+  store_bind_text(stmt, 20, labels);
+  sqlite3_bind_int(stmt, 21, s->keep_versions);
+  return 0;
+}
+
+static int
+read_stack(berth_store *st, sqlite3_stmt *stmt, berth_stack **out, berth_error **err)
+{
+  berth_stack *s = calloc(1, sizeof *s);
+  bool oom = s == NULL;
+  if (oom)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  berth_strv *lists[] = { &s->init, &s->before_init, &s->before_perform, &s->after_perform, &s->after_run };
+  s->name = store_col_strdup(stmt, 0, &oom);
+  s->image = store_col_strdup(stmt, 1, &oom);
+  s->project_dir = store_col_strdup(stmt, 2, &oom);
+  s->subdir = store_col_strdup(stmt, 3, &oom);
+  int rc = 0;
+  for (int i = 0; i < 5 && rc == 0; i++)
+    rc = store_strv_decode((const char *)sqlite3_column_text(stmt, 4 + i), lists[i], err);
+  if (rc == 0)
+    rc = store_kv_decode(st, (const char *)sqlite3_column_text(stmt, 9), false, &s->env, &s->n_env, err);
+  if (rc == 0)
+    rc = store_kv_decode(st, (const char *)sqlite3_column_text(stmt, 10), true, &s->secret_env, &s->n_secret_env, err);
+  s->network = store_col_strdup(stmt, 11, &oom);
+  s->memory_bytes = sqlite3_column_int64(stmt, 12);
+  s->nano_cpus = sqlite3_column_int64(stmt, 13);
+  s->pids = sqlite3_column_int64(stmt, 14);
+  s->timeout_ms = sqlite3_column_int64(stmt, 15);
+  s->idle_timeout_ms = sqlite3_column_int64(stmt, 16);
+  s->pull_policy = store_col_strdup(stmt, 17, &oom);
+  if (rc == 0)
+    rc = store_strv_decode((const char *)sqlite3_column_text(stmt, 18), &s->persist, err);
+  if (rc == 0)
+    rc = store_strv_decode((const char *)sqlite3_column_text(stmt, 19), &s->labels, err);
+  s->keep_versions = sqlite3_column_int(stmt, 20);
+  s->lock_owner = store_col_strdup(stmt, 21, &oom);
+  s->lock_note = store_col_strdup(stmt, 22, &oom);
+  s->locked_at = sqlite3_column_int64(stmt, 23);
+  s->created_at = sqlite3_column_int64(stmt, 24);
+  s->updated_at = sqlite3_column_int64(stmt, 25);
+  if (rc == 0 && oom)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc < 0) {
+    berth_stack_free(s);
+    return berth_error_wrap(err, "read stack");
+  }
+  *out = s;
+  return 0;
+}
+
+int
+berth_store_stack_create(berth_store *st, const berth_stack *s, berth_error **err)
+{
+  if (berth_stack_validate(s, err) < 0)
+    return BERTH_EINVAL;
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "INSERT INTO stacks (" STACK_USER_COLS ", created_at, updated_at) VALUES (?1, ?2, ?3, ?4,"
+                    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?22)",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  int rc = bind_stack(st, stmt, s, err);
+  if (rc == 0) {
+    sqlite3_bind_int64(stmt, 22, berth_now_ms());
+    int src = sqlite3_step(stmt);
+    if (src == SQLITE_CONSTRAINT_PRIMARYKEY)
+      rc = berth_error_set(err, BERTH_EBUSY, "stack `%s` already exists", s->name);
+    else if (src != SQLITE_DONE)
+      rc = store_db_error(st, src, err, "create stack");
+  }
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+int
+berth_store_stack_update(berth_store *st, const berth_stack *s, berth_error **err)
+{
+  if (berth_stack_validate(s, err) < 0)
+    return BERTH_EINVAL;
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "UPDATE stacks SET image = ?2, project_dir = ?3, subdir = ?4, init = ?5, before_init = ?6,"
+                    " before_perform = ?7, after_perform = ?8, after_run = ?9, env = ?10, secret_env = ?11,"
+                    " network = ?12, memory_bytes = ?13, nano_cpus = ?14, pids = ?15, timeout_ms = ?16,"
+                    " idle_timeout_ms = ?17, pull_policy = ?18, persist = ?19, labels = ?20, keep_versions = ?21,"
+                    " updated_at = ?22 WHERE name = ?1",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  int rc = bind_stack(st, stmt, s, err);
+  if (rc == 0) {
+    sqlite3_bind_int64(stmt, 22, berth_now_ms());
+    int src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE)
+      rc = store_db_error(st, src, err, "update stack");
+    else if (sqlite3_changes(st->db) == 0)
+      rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%s` does not exist", s->name);
+  }
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+int
+berth_store_stack_get(berth_store *st, const char *name, berth_stack **out, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "SELECT " STACK_USER_COLS ", lock_owner, lock_note, locked_at, created_at, updated_at"
+                    " FROM stacks WHERE name = ?1",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, name);
+  int rc = 0, src = sqlite3_step(stmt);
+  if (src == SQLITE_ROW)
+    rc = read_stack(st, stmt, out, err);
+  else if (src == SQLITE_DONE)
+    rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%.80s` does not exist", name ? name : "");
+  else
+    rc = store_db_error(st, src, err, "read stack");
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+int
+berth_store_stack_list(berth_store *st, berth_stack ***out, size_t *n, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "SELECT " STACK_USER_COLS ", lock_owner, lock_note, locked_at, created_at, updated_at"
+                    " FROM stacks ORDER BY name",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  berth_stack **v = NULL;
+  size_t count = 0;
+  int rc = 0, src;
+  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+    berth_stack **nv = realloc(v, (count + 1) * sizeof *nv);
+    if (nv == NULL) {
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+      break;
+    }
+    v = nv;
+    if ((rc = read_stack(st, stmt, &v[count], err)) < 0)
+      break;
+    count++;
+  }
+  if (rc == 0 && src != SQLITE_DONE)
+    rc = store_db_error(st, src, err, "list stacks");
+  sqlite3_finalize(stmt);
+  if (rc < 0) {
+    berth_stacks_free(v, count);
+    return rc;
+  }
+  *out = v;
+  *n = count;
+  return 0;
+}
+
+/* Runs one statement with a text parameter; returns the first column of the first row as int64 (or dflt). */
+static int
+query_text_int(berth_store *st, const char *sql, const char *arg, int64_t dflt, int64_t *out, char **text_out,
+               berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st, sql, &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, arg);
+  int rc = 0, src = sqlite3_step(stmt);
+  bool oom = false;
+  *out = dflt;
+  if (src == SQLITE_ROW) {
+    *out = sqlite3_column_int64(stmt, 0);
+    if (text_out)
+      *text_out = store_col_strdup(stmt, 1, &oom);
+  } else if (src != SQLITE_DONE)
+    rc = store_db_error(st, src, err, "query store");
+  sqlite3_finalize(stmt);
+  if (oom)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  return rc;
+}
+
+int
+berth_store_stack_delete(berth_store *st, const char *name, berth_error **err)
+{
+  int64_t found = 0, active = 0;
+  cleanup_free char *active_id = NULL, *state_dir = NULL;
+  if (berth_store_begin(st, err) < 0)
+    return berth_error_wrap(err, "delete stack `%s`", name);
+  int rc = query_text_int(st, "SELECT 1 FROM stacks WHERE name = ?1", name, 0, &found, NULL, err);
+  if (rc == 0 && !found)
+    rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%.80s` does not exist", name);
+  if (rc == 0)
+    rc = query_text_int(
+        st, "SELECT 1, id FROM tasks WHERE stack = ?1 AND state NOT IN " STORE_TERMINAL_SQL " ORDER BY seq LIMIT 1",
+        name, 0, &active, &active_id, err);
+  if (rc == 0 && active)
+    rc = berth_error_set(err, BERTH_EBUSY, "stack `%s` has an active task %s; wait for it or cancel it first", name,
+                         active_id ? active_id : "");
+  int64_t dummy;
+  if (rc == 0)
+    rc = query_text_int(st, "DELETE FROM state_versions WHERE stack = ?1", name, 0, &dummy, NULL, err);
+  if (rc == 0)
+    rc = query_text_int(st, "DELETE FROM stacks WHERE name = ?1", name, 0, &dummy, NULL, err);
+  if (rc < 0) {
+    berth_store_rollback(st);
+    return rc;
+  }
+  if (berth_store_commit(st, err) < 0)
+    return berth_error_wrap(err, "delete stack `%s`", name);
+  /* The rows are gone; files left by a failure here are never read (readers go through state_versions). */
+  if (asprintf(&state_dir, "%s/state/%s", st->home, name) >= 0)
+    store_remove_tree(state_dir);
+  return 0;
+}
+
+int
+berth_store_stack_lock(berth_store *st, const char *name, const char *owner, const char *note, berth_error **err)
+{
+  berth_stack *s = NULL;
+  if (berth_store_begin(st, err) < 0)
+    return BERTH_EINTERNAL;
+  int rc = berth_store_stack_get(st, name, &s, err);
+  if (rc == 0 && s->lock_owner && strcmp(s->lock_owner, owner) != 0)
+    rc = berth_error_set(err, BERTH_EBUSY, "stack `%s` is locked by %s", name, s->lock_owner);
+  if (rc == 0) {
+    sqlite3_stmt *stmt = NULL;
+    rc = store_prepare(st, "UPDATE stacks SET lock_owner = ?2, lock_note = ?3, locked_at = ?4 WHERE name = ?1", &stmt,
+                       err);
+    if (rc == 0) {
+      store_bind_text(stmt, 1, name);
+      store_bind_text(stmt, 2, owner);
+      store_bind_text(stmt, 3, note);
+      sqlite3_bind_int64(stmt, 4, s->lock_owner ? s->locked_at : berth_now_ms());
+      int src = sqlite3_step(stmt);
+      if (src != SQLITE_DONE)
+        rc = store_db_error(st, src, err, "lock stack");
+      sqlite3_finalize(stmt);
+    }
+  }
+  berth_stack_free(s);
+  if (rc < 0) {
+    berth_store_rollback(st);
+    return rc;
+  }
+  return berth_store_commit(st, err);
+}
+
+int
+berth_store_stack_unlock(berth_store *st, const char *name, const char *actor, bool force, berth_error **err)
+{
+  berth_stack *s = NULL;
+  if (berth_store_begin(st, err) < 0)
+    return BERTH_EINTERNAL;
+  int rc = berth_store_stack_get(st, name, &s, err);
+  if (rc == 0 && s->lock_owner && !force && strcmp(s->lock_owner, actor) != 0)
+    rc = berth_error_set(err, BERTH_EDENIED,
+                         "stack `%s` is locked by %s; only the owner or an admin (--force) may "
+                         "unlock it",
+                         name, s->lock_owner);
+  if (rc == 0 && s->lock_owner) {
+    int64_t dummy;
+    rc = query_text_int(st, "UPDATE stacks SET lock_owner = NULL, lock_note = NULL, locked_at = 0 WHERE name = ?1",
+                        name, 0, &dummy, NULL, err);
+  }
+  berth_stack_free(s);
+  if (rc < 0) {
+    berth_store_rollback(st);
+    return rc;
+  }
+  return berth_store_commit(st, err);
+}
+
+static cJSON *
+strv_json(const berth_strv *v)
+{
+  cJSON *a = cJSON_CreateArray();
+  for (size_t i = 0; a && i < v->n; i++)
+    cJSON_AddItemToArray(a, cJSON_CreateString(v->v[i]));
+  return a;
+}
+
+static cJSON *
+env_json(const berth_kv *kv, size_t n, bool mask)
+{
+  cJSON *o = cJSON_CreateObject();
+  for (size_t i = 0; o && i < n; i++)
+    cJSON_AddItemToObject(o, kv[i].key, cJSON_CreateString(mask ? "***" : kv[i].value));
+  return o;
+}
+
+static void
+add_time(cJSON *o, const char *key, int64_t ms)
+{
+  char buf[40];
+  if (ms > 0)
+    cJSON_AddStringToObject(o, key, berth_format_time(ms, buf, sizeof buf));
+  else
+    cJSON_AddNullToObject(o, key);
+}
+
+cJSON *
+berth_stack_to_json(const berth_stack *s)
+{
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL)
+    return NULL;
+  char cpus[40];
+  cJSON_AddStringToObject(o, "name", s->name);
+  cJSON_AddStringToObject(o, "image", s->image);
+  s->project_dir ? cJSON_AddStringToObject(o, "project_dir", s->project_dir) : cJSON_AddNullToObject(o, "project_dir");
+  s->subdir ? cJSON_AddStringToObject(o, "subdir", s->subdir) : cJSON_AddNullToObject(o, "subdir");
+  cJSON_AddItemToObject(o, "init", strv_json(&s->init));
+  cJSON_AddItemToObject(o, "before_init", strv_json(&s->before_init));
+  cJSON_AddItemToObject(o, "before_perform", strv_json(&s->before_perform));
+  cJSON_AddItemToObject(o, "after_perform", strv_json(&s->after_perform));
+  cJSON_AddItemToObject(o, "after_run", strv_json(&s->after_run));
+  cJSON_AddItemToObject(o, "env", env_json(s->env, s->n_env, false));
+  cJSON_AddItemToObject(o, "secret_env", env_json(s->secret_env, s->n_secret_env, true));
+  cJSON_AddStringToObject(o, "network", s->network);
+  cJSON_AddNumberToObject(o, "memory_bytes", (double)s->memory_bytes);
+  cJSON_AddRawToObject(o, "cpus", berth_format_cpus(s->nano_cpus, cpus, sizeof cpus));
+  cJSON_AddNumberToObject(o, "nano_cpus", (double)s->nano_cpus);
+  cJSON_AddNumberToObject(o, "pids", (double)s->pids);
+  cJSON_AddNumberToObject(o, "timeout_ms", (double)s->timeout_ms);
+  cJSON_AddNumberToObject(o, "idle_timeout_ms", (double)s->idle_timeout_ms);
+  cJSON_AddStringToObject(o, "pull_policy", s->pull_policy);
+  cJSON_AddItemToObject(o, "persist", strv_json(&s->persist));
+  cJSON_AddItemToObject(o, "labels", strv_json(&s->labels));
+  cJSON_AddNumberToObject(o, "keep_versions", s->keep_versions);
+  if (s->lock_owner) {
+    cJSON *lock = cJSON_AddObjectToObject(o, "lock");
+    cJSON_AddStringToObject(lock, "owner", s->lock_owner);
+    s->lock_note ? cJSON_AddStringToObject(lock, "note", s->lock_note) : cJSON_AddNullToObject(lock, "note");
+    add_time(lock, "locked_at", s->locked_at);
+  } else
+    cJSON_AddNullToObject(o, "lock");
+  add_time(o, "created_at", s->created_at);
+  add_time(o, "updated_at", s->updated_at);
+  return o;
+}

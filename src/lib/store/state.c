@@ -1,0 +1,337 @@
+/* Stack state versions: persisted paths copied back after each task, kept as numbered, complete directories.
+ *
+ * A version becomes visible only through its row in state_versions, inserted in the same transaction that renames
+ * the fully fsynced temp dir into place; a crash leaves either a temp dir or an unrecorded numbered dir, never a
+ * recorded half-written one. Unrecorded dirs are garbage and are replaced by the next commit. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "berth/cleanup.h"
+#include "store_int.h"
+
+#define STATE_MAX_DEPTH 64
+
+typedef struct tree_stats {
+  int64_t bytes;
+  size_t files;
+} tree_stats;
+
+static char *
+stack_dir(berth_store *st, const char *stack)
+{
+  char *p = NULL;
+  return asprintf(&p, "%s/state/%s", st->home, stack) < 0 ? NULL : p;
+}
+
+char *
+berth_state_version_path(berth_store *st, const char *stack, int64_t version)
+{
+  char *p = NULL;
+  return asprintf(&p, "%s/state/%s/%lld", st->home, stack, (long long)version) < 0 ? NULL : p;
+}
+
+static int
+fsync_path(const char *path, int flags)
+{
+  int fd = open(path, flags | O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+int
+berth_state_begin(berth_store *st, const char *stack, char **tmpdir_out, berth_error **err)
+{
+  if (berth_stack_validate_name(stack, err) < 0)
+    return BERTH_EINVAL;
+  cleanup_free char *base = NULL, *dir = stack_dir(st, stack);
+  char *tmp = NULL;
+  if (dir == NULL || asprintf(&base, "%s/state", st->home) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if ((mkdir(base, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST))
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "create state directory %s", dir);
+  if (asprintf(&tmp, "%s/.tmp-XXXXXX", dir) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (mkdtemp(tmp) == NULL) {
+    int saved = errno;
+    free(tmp);
+    return berth_error_set_errno(err, BERTH_EINTERNAL, saved, "create temporary state directory in %s", dir);
+  }
+  *tmpdir_out = tmp;
+  return 0;
+}
+
+void
+berth_state_abort(const char *tmpdir)
+{
+  if (tmpdir != NULL)
+    store_remove_tree(tmpdir);
+}
+
+/* fsyncs every file and directory under dirfd (consumed), counting files and bytes; symlinks are counted, never
+ * followed. */
+static int
+sync_tree(int dirfd, int depth, tree_stats *ts)
+{
+  DIR *d = fdopendir(dirfd);
+  if (d == NULL) {
+    close(dirfd);
+    return -1;
+  }
+  int rc = depth > STATE_MAX_DEPTH ? (errno = ELOOP, -1) : 0;
+  struct dirent *de;
+  while (rc == 0 && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    struct stat sb;
+    if (fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+      rc = -1;
+      break;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+      int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      rc = sub < 0 ? -1 : sync_tree(sub, depth + 1, ts);
+    } else if (S_ISREG(sb.st_mode)) {
+      int fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      rc = fd < 0 || fsync(fd) < 0 ? -1 : 0;
+      if (fd >= 0)
+        close(fd);
+      ts->files++;
+      ts->bytes += sb.st_size;
+    } else if (S_ISLNK(sb.st_mode)) {
+      ts->files++;
+    }
+  }
+  if (rc == 0 && fsync(dirfd) < 0)
+    rc = -1;
+  int saved = errno;
+  closedir(d);
+  errno = saved;
+  return rc;
+}
+
+static int
+stack_keep_versions(berth_store *st, const char *stack, int *keep, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st, "SELECT keep_versions FROM stacks WHERE name = ?1", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, stack);
+  int src = sqlite3_step(stmt);
+  *keep = src == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : BERTH_DEFAULT_KEEP_VERSIONS;
+  sqlite3_finalize(stmt);
+  if (src != SQLITE_ROW && src != SQLITE_DONE)
+    return store_db_error(st, src, err, "read stack");
+  if (*keep <= 0)
+    *keep = BERTH_DEFAULT_KEEP_VERSIONS;
+  return 0;
+}
+
+static int
+next_version(berth_store *st, const char *stack, int64_t *out, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st, "SELECT COALESCE(MAX(version), 0) + 1 FROM state_versions WHERE stack = ?1", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, stack);
+  int src = sqlite3_step(stmt);
+  *out = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  return src == SQLITE_ROW ? 0 : store_db_error(st, src, err, "read state versions");
+}
+
+static int
+record_version(berth_store *st, const char *stack, int64_t version, const char *task_id, const tree_stats *ts,
+               berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "INSERT INTO state_versions (stack, version, task_id, created_at, bytes, files)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, stack);
+  sqlite3_bind_int64(stmt, 2, version);
+  store_bind_text(stmt, 3, task_id);
+  sqlite3_bind_int64(stmt, 4, berth_now_ms());
+  sqlite3_bind_int64(stmt, 5, ts->bytes);
+  sqlite3_bind_int64(stmt, 6, (int64_t)ts->files);
+  int src = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  return src == SQLITE_DONE ? 0 : store_db_error(st, src, err, "record state version");
+}
+
+/* Deletes the rows of versions beyond the newest `keep`; their numbers go to *pruned for removal after commit. */
+static int
+prune_rows(berth_store *st, const char *stack, int keep, int64_t **pruned, size_t *n, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "DELETE FROM state_versions WHERE stack = ?1 AND version IN (SELECT version FROM state_versions"
+                    " WHERE stack = ?1 ORDER BY version DESC LIMIT -1 OFFSET ?2) RETURNING version",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, stack);
+  sqlite3_bind_int(stmt, 2, keep);
+  int src;
+  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+    int64_t *nv = realloc(*pruned, (*n + 1) * sizeof *nv);
+    if (nv == NULL) {
+      sqlite3_finalize(stmt);
+      return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    }
+    *pruned = nv;
+    nv[(*n)++] = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  return src == SQLITE_DONE ? 0 : store_db_error(st, src, err, "prune state versions");
+}
+
+int
+berth_state_commit(berth_store *st, const char *stack, const char *task_id, const char *tmpdir, int keep,
+                   int64_t *version_out, berth_error **err)
+{
+  cleanup_free char *dir = stack_dir(st, stack), *prefix = NULL, *final = NULL;
+  cleanup_free int64_t *pruned = NULL;
+  size_t n_pruned = 0;
+  tree_stats ts = { 0, 0 };
+  int64_t version = 0;
+  if (dir == NULL || asprintf(&prefix, "%s/.tmp-", dir) < 0) {
+    berth_state_abort(tmpdir);
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  if (tmpdir == NULL || strncmp(tmpdir, prefix, strlen(prefix)) != 0 || strchr(tmpdir + strlen(prefix), '/'))
+    return berth_error_set(err, BERTH_EINVAL, "%s is not a temporary state directory of stack `%s`",
+                           tmpdir ? tmpdir : "(null)", stack);
+  int fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || sync_tree(fd, 0, &ts) < 0) {
+    int saved = errno;
+    berth_state_abort(tmpdir);
+    return berth_error_set_errno(err, BERTH_EINTERNAL, saved, "save state of stack `%s`", stack);
+  }
+  if (berth_store_begin(st, err) < 0) {
+    berth_state_abort(tmpdir);
+    return berth_error_wrap(err, "save state of stack `%s`", stack);
+  }
+  int rc = keep > 0 ? 0 : stack_keep_versions(st, stack, &keep, err);
+  if (rc == 0)
+    rc = next_version(st, stack, &version, err);
+  if (rc == 0 && (final = berth_state_version_path(st, stack, version)) == NULL)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0) {
+    store_remove_tree(final); /* an unrecorded leftover of a crash, never a visible version */
+    if (rename(tmpdir, final) < 0 || fsync_path(dir, O_DIRECTORY) < 0)
+      rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "save state of stack `%s` as version %lld", stack,
+                                 (long long)version);
+  }
+  if (rc == 0)
+    rc = record_version(st, stack, version, task_id, &ts, err);
+  if (rc == 0)
+    rc = prune_rows(st, stack, keep, &pruned, &n_pruned, err);
+  if (rc == 0)
+    rc = berth_store_commit(st, err);
+  else
+    berth_store_rollback(st);
+  if (rc < 0) {
+    berth_state_abort(tmpdir);
+    if (final)
+      store_remove_tree(final);
+    return rc;
+  }
+  for (size_t i = 0; i < n_pruned; i++) {
+    cleanup_free char *old = berth_state_version_path(st, stack, pruned[i]);
+    if (old)
+      store_remove_tree(old);
+  }
+  if (version_out)
+    *version_out = version;
+  return 0;
+}
+
+int
+berth_state_latest(berth_store *st, const char *stack, char **dir_out, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  *dir_out = NULL;
+  if (store_prepare(st, "SELECT MAX(version) FROM state_versions WHERE stack = ?1", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, stack);
+  int src = sqlite3_step(stmt);
+  bool none = src != SQLITE_ROW || sqlite3_column_type(stmt, 0) == SQLITE_NULL;
+  int64_t version = none ? 0 : sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  if (src != SQLITE_ROW)
+    return store_db_error(st, src, err, "read state versions");
+  if (none)
+    return 0;
+  char *path = berth_state_version_path(st, stack, version);
+  if (path == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  struct stat sb;
+  if (lstat(path, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+    berth_error_set(err, BERTH_EINTERNAL, "state version %lld of stack `%s` is missing (%s)", (long long)version, stack,
+                    path);
+    free(path);
+    return BERTH_EINTERNAL;
+  }
+  *dir_out = path;
+  return 0;
+}
+
+int
+berth_state_list(berth_store *st, const char *stack, berth_state_version **out, size_t *n, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "SELECT version, task_id, created_at, bytes, files FROM state_versions WHERE stack = ?1"
+                    " ORDER BY version DESC",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, stack);
+  berth_state_version *v = NULL;
+  size_t count = 0;
+  bool oom = false;
+  int src;
+  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+    berth_state_version *nv = realloc(v, (count + 1) * sizeof *nv);
+    if (nv == NULL) {
+      oom = true;
+      break;
+    }
+    v = nv;
+    v[count].version = sqlite3_column_int64(stmt, 0);
+    v[count].task_id = store_col_strdup(stmt, 1, &oom);
+    v[count].created_at = sqlite3_column_int64(stmt, 2);
+    v[count].bytes = sqlite3_column_int64(stmt, 3);
+    v[count].files = (size_t)sqlite3_column_int64(stmt, 4);
+    count++;
+  }
+  sqlite3_finalize(stmt);
+  if (oom || (src != SQLITE_DONE && src != SQLITE_ROW)) {
+    berth_state_versions_free(v, count);
+    return oom ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
+               : store_db_error(st, src, err, "list state versions");
+  }
+  *out = v;
+  *n = count;
+  return 0;
+}
+
+void
+berth_state_versions_free(berth_state_version *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free(v[i].task_id);
+  free(v);
+}

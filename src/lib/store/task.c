@@ -1,0 +1,496 @@
+/* Tasks in the store: submission, lookup, listing and durable state transitions. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/cleanup.h"
+#include "store_int.h"
+
+#define TASK_ID_LEN 26
+#define TASK_PREFIX_MIN 4
+
+#define TASK_COLS                                                                                                      \
+  "seq, id, stack, command, actor, triggered_by, state, reason, exit_code, skip_init, env, secret_env,"                \
+  " container_id, blocked_by, supervisor_pid, created_at, started_at, finished_at"
+
+static const char *const states[]
+    = { "QUEUED", "PREPARING", "INITIALIZING", "PERFORMING", "FINISHED", "FAILED", "CANCELED", "STOPPED" };
+
+/* The contract's graph: from -> the states it may move to. */
+static const struct {
+  const char *from;
+  const char *to[4];
+} edges[] = {
+  { "QUEUED", { "PREPARING", "CANCELED", "FAILED" } },
+  { "PREPARING", { "INITIALIZING", "PERFORMING", "STOPPED", "FAILED" } },
+  { "INITIALIZING", { "PERFORMING", "STOPPED", "FAILED" } },
+  { "PERFORMING", { "FINISHED", "FAILED" } },
+};
+
+bool
+berth_task_state_is_valid(const char *state)
+{
+  for (size_t i = 0; state && i < sizeof states / sizeof states[0]; i++)
+    if (strcmp(state, states[i]) == 0)
+      return true;
+  return false;
+}
+
+bool
+berth_task_state_is_terminal(const char *state)
+{
+  return state != NULL
+         && (strcmp(state, "FINISHED") == 0 || strcmp(state, "FAILED") == 0 || strcmp(state, "CANCELED") == 0
+             || strcmp(state, "STOPPED") == 0);
+}
+
+static bool
+edge_allowed(const char *from, const char *to)
+{
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+    if (strcmp(edges[i].from, from) == 0)
+      for (size_t j = 0; j < 4 && edges[i].to[j]; j++)
+        if (strcmp(edges[i].to[j], to) == 0)
+          return true;
+  return false;
+}
+
+void
+berth_task_free(berth_task *t)
+{
+  if (t == NULL)
+    return;
+  free(t->id);
+  free(t->stack);
+  free(t->command);
+  free(t->actor);
+  free(t->triggered_by);
+  free(t->state);
+  free(t->reason);
+  berth_kv_array_free(t->env, t->n_env);
+  berth_kv_array_free(t->secret_env, t->n_secret_env);
+  free(t->container_id);
+  free(t->blocked_by);
+  for (size_t i = 0; i < t->n_history; i++) {
+    free(t->history[i].state);
+    free(t->history[i].actor);
+    free(t->history[i].note);
+  }
+  free(t->history);
+  free(t);
+}
+
+void
+berth_tasks_free(berth_task **v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    berth_task_free(v[i]);
+  free(v);
+}
+
+/* 48 bits of milliseconds then 80 random bits, Crockford base32, lowercase: sortable by submission time. */
+static void
+make_task_id(char out[TASK_ID_LEN + 1])
+{
+  static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  uint64_t ms = (uint64_t)berth_now_ms();
+  for (int i = 9; i >= 0; i--) {
+    out[i] = alphabet[ms & 31];
+    ms >>= 5;
+  }
+  unsigned char rnd[10];
+  randombytes_buf(rnd, sizeof rnd);
+  for (int i = 0; i < 16; i++) {
+    int bit = i * 5, v = 0;
+    for (int b = 0; b < 5; b++)
+      v = (v << 1) | ((rnd[(bit + b) / 8] >> (7 - (bit + b) % 8)) & 1);
+    out[10 + i] = alphabet[v];
+  }
+  out[TASK_ID_LEN] = '\0';
+}
+
+static int
+step_done(berth_store *st, sqlite3_stmt *stmt, const char *what, berth_error **err)
+{
+  int src = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (src != SQLITE_DONE && src != SQLITE_ROW)
+    return store_db_error(st, src, err, what);
+  return 0;
+}
+
+static int
+add_transition(berth_store *st, int64_t seq, const char *state, int64_t at, const char *actor, const char *note,
+               berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "INSERT INTO task_transitions (task_seq, n, state, at, actor, note) VALUES (?1,"
+                    " (SELECT COALESCE(MAX(n), -1) + 1 FROM task_transitions WHERE task_seq = ?1), ?2, ?3, ?4, ?5)",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  sqlite3_bind_int64(stmt, 1, seq);
+  store_bind_text(stmt, 2, state);
+  sqlite3_bind_int64(stmt, 3, at);
+  store_bind_text(stmt, 4, actor ? actor : "berth");
+  store_bind_text(stmt, 5, note);
+  return step_done(st, stmt, "record task transition", err);
+}
+
+static int
+insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, berth_error **err)
+{
+  cleanup_free char *env = NULL, *secret = NULL;
+  if (store_kv_encode(st, t->env, t->n_env, false, &env, err) < 0
+      || store_kv_encode(st, t->secret_env, t->n_secret_env, true, &secret, err) < 0)
+    return BERTH_EINTERNAL;
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
+                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?9)",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, id);
+  store_bind_text(stmt, 2, t->stack);
+  store_bind_text(stmt, 3, t->command);
+  store_bind_text(stmt, 4, t->actor);
+  store_bind_text(stmt, 5, t->triggered_by);
+  sqlite3_bind_int(stmt, 6, t->skip_init);
+  store_bind_text(stmt, 7, env);
+  store_bind_text(stmt, 8, secret);
+  sqlite3_bind_int64(stmt, 9, now);
+  return step_done(st, stmt, "insert task", err);
+}
+
+int
+berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
+{
+  if (t->stack == NULL || t->command == NULL || t->actor == NULL)
+    return berth_error_set(err, BERTH_EINVAL, "a task needs a stack, a command and an actor");
+  char id[TASK_ID_LEN + 1];
+  make_task_id(id);
+  int64_t now = berth_now_ms(), found = 0;
+  if (berth_store_begin(st, err) < 0)
+    return berth_error_wrap(err, "submit task on stack `%s`", t->stack);
+  sqlite3_stmt *stmt = NULL;
+  int rc = store_prepare(st, "SELECT 1 FROM stacks WHERE name = ?1", &stmt, err);
+  if (rc == 0) {
+    store_bind_text(stmt, 1, t->stack);
+    int src = sqlite3_step(stmt);
+    found = src == SQLITE_ROW;
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+      rc = store_db_error(st, src, err, "read stack");
+    sqlite3_finalize(stmt);
+  }
+  if (rc == 0 && !found)
+    rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%.80s` does not exist", t->stack);
+  if (rc == 0)
+    rc = insert_task(st, t, id, now, err);
+  int64_t seq = sqlite3_last_insert_rowid(st->db);
+  if (rc == 0)
+    rc = add_transition(st, seq, "QUEUED", now, t->actor, "submitted", err);
+  if (rc < 0) {
+    berth_store_rollback(st);
+    return rc;
+  }
+  if (berth_store_commit(st, err) < 0)
+    return berth_error_wrap(err, "submit task on stack `%s`", t->stack);
+  char *nid = strdup(id);
+  char *nstate = t->state ? NULL : strdup("QUEUED");
+  if (nid == NULL || (t->state == NULL && nstate == NULL)) {
+    free(nid);
+    free(nstate);
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  free(t->id);
+  t->id = nid;
+  if (nstate)
+    t->state = nstate;
+  t->seq = seq;
+  t->created_at = now;
+  t->exit_code = -1;
+  return 0;
+}
+
+/* Reads one row of TASK_COLS; secrets are decrypted only when with_secrets. */
+static int
+read_task(berth_store *st, sqlite3_stmt *stmt, bool with_secrets, berth_task **out, berth_error **err)
+{
+  berth_task *t = calloc(1, sizeof *t);
+  bool oom = t == NULL;
+  if (oom)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  t->seq = sqlite3_column_int64(stmt, 0);
+  t->id = store_col_strdup(stmt, 1, &oom);
+  t->stack = store_col_strdup(stmt, 2, &oom);
+  t->command = store_col_strdup(stmt, 3, &oom);
+  t->actor = store_col_strdup(stmt, 4, &oom);
+  t->triggered_by = store_col_strdup(stmt, 5, &oom);
+  t->state = store_col_strdup(stmt, 6, &oom);
+  t->reason = store_col_strdup(stmt, 7, &oom);
+  t->exit_code = sqlite3_column_int(stmt, 8);
+  t->skip_init = sqlite3_column_int(stmt, 9) != 0;
+  int rc = store_kv_decode(st, (const char *)sqlite3_column_text(stmt, 10), false, &t->env, &t->n_env, err);
+  if (rc == 0 && with_secrets && sqlite3_column_type(stmt, 11) != SQLITE_NULL)
+    rc = store_kv_decode(st, (const char *)sqlite3_column_text(stmt, 11), true, &t->secret_env, &t->n_secret_env, err);
+  t->container_id = store_col_strdup(stmt, 12, &oom);
+  t->blocked_by = store_col_strdup(stmt, 13, &oom);
+  t->supervisor_pid = sqlite3_column_int(stmt, 14);
+  t->created_at = sqlite3_column_int64(stmt, 15);
+  t->started_at = sqlite3_column_int64(stmt, 16);
+  t->finished_at = sqlite3_column_int64(stmt, 17);
+  if (rc == 0 && oom)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc < 0) {
+    berth_task_free(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
+
+static int
+read_history(berth_store *st, berth_task *t, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st, "SELECT state, at, actor, note FROM task_transitions WHERE task_seq = ?1 ORDER BY n", &stmt,
+                    err)
+      < 0)
+    return BERTH_EINTERNAL;
+  sqlite3_bind_int64(stmt, 1, t->seq);
+  int rc = 0, src;
+  bool oom = false;
+  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+    berth_transition *nh = realloc(t->history, (t->n_history + 1) * sizeof *nh);
+    if (nh == NULL) {
+      oom = true;
+      break;
+    }
+    t->history = nh;
+    berth_transition *h = &nh[t->n_history++];
+    h->state = store_col_strdup(stmt, 0, &oom);
+    h->at = sqlite3_column_int64(stmt, 1);
+    h->actor = store_col_strdup(stmt, 2, &oom);
+    h->note = store_col_strdup(stmt, 3, &oom);
+  }
+  if (oom)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  else if (src != SQLITE_DONE)
+    rc = store_db_error(st, src, err, "read task history");
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+/* Exact id first, then a unique prefix. */
+static int
+find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, berth_error **err)
+{
+  char prefix[TASK_ID_LEN + 1];
+  size_t len = id ? strlen(id) : 0;
+  bool ok = len >= TASK_PREFIX_MIN && len <= TASK_ID_LEN;
+  for (size_t i = 0; ok && i < len; i++) {
+    prefix[i] = (char)tolower((unsigned char)id[i]);
+    ok = isalnum((unsigned char)prefix[i]);
+  }
+  if (!ok)
+    return berth_error_set(err, BERTH_ENOTFOUND, "task `%.40s` does not exist", id ? id : "");
+  prefix[len] = '\0';
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st, "SELECT " TASK_COLS " FROM tasks WHERE substr(id, 1, ?2) = ?1 ORDER BY id = ?1 DESC LIMIT 2",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, prefix);
+  sqlite3_bind_int(stmt, 2, (int)len);
+  int rc, src = sqlite3_step(stmt);
+  if (src == SQLITE_DONE)
+    rc = berth_error_set(err, BERTH_ENOTFOUND, "task `%s` does not exist", id);
+  else if (src != SQLITE_ROW)
+    rc = store_db_error(st, src, err, "read task");
+  else if (len < TASK_ID_LEN && sqlite3_step(stmt) == SQLITE_ROW)
+    rc = berth_error_set(err, BERTH_EINVAL, "task id prefix `%s` is ambiguous (give more characters)", id);
+  else {
+    sqlite3_reset(stmt);
+    sqlite3_step(stmt);
+    rc = read_task(st, stmt, with_secrets, out, err);
+  }
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+int
+berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_error **err)
+{
+  berth_task *t = NULL;
+  int rc = find_task(st, id, true, &t, err);
+  if (rc < 0)
+    return rc;
+  if (read_history(st, t, err) < 0) {
+    berth_task_free(t);
+    return BERTH_EINTERNAL;
+  }
+  *out = t;
+  return 0;
+}
+
+static int
+collect_tasks(berth_store *st, sqlite3_stmt *stmt, berth_task ***out, size_t *n, berth_error **err)
+{
+  berth_task **v = NULL;
+  size_t count = 0;
+  int rc = 0, src;
+  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+    berth_task **nv = realloc(v, (count + 1) * sizeof *nv);
+    if (nv == NULL) {
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+      break;
+    }
+    v = nv;
+    if ((rc = read_task(st, stmt, false, &v[count], err)) < 0)
+      break;
+    count++;
+  }
+  if (rc == 0 && src != SQLITE_DONE)
+    rc = store_db_error(st, src, err, "list tasks");
+  sqlite3_finalize(stmt);
+  if (rc < 0) {
+    berth_tasks_free(v, count);
+    return rc;
+  }
+  *out = v;
+  *n = count;
+  return 0;
+}
+
+int
+berth_store_task_list(berth_store *st, const berth_task_filter *f, berth_task ***out, size_t *n, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "SELECT " TASK_COLS " FROM tasks WHERE (?1 IS NULL OR stack = ?1) AND (?2 IS NULL OR state = ?2)"
+                    " ORDER BY seq DESC LIMIT ?3",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, f ? f->stack : NULL);
+  store_bind_text(stmt, 2, f ? f->state : NULL);
+  sqlite3_bind_int(stmt, 3, f && f->limit > 0 ? f->limit : -1);
+  return collect_tasks(st, stmt, out, n, err);
+}
+
+int
+berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***out, size_t *n, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "SELECT " TASK_COLS
+                    " FROM tasks WHERE (?1 IS NULL OR stack = ?1) AND state NOT IN " STORE_TERMINAL_SQL " ORDER BY seq",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, stack);
+  return collect_tasks(st, stmt, out, n, err);
+}
+
+static int
+update_task_state(berth_store *st, const char *id, const char *state, const char *reason, int exit_code, int64_t now,
+                  berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st,
+                    "UPDATE tasks SET state = ?2, reason = COALESCE(?3, reason),"
+                    " exit_code = CASE WHEN ?4 >= 0 THEN ?4 ELSE exit_code END,"
+                    " started_at = CASE WHEN started_at = 0 AND ?6 = 0 THEN ?5 ELSE started_at END,"
+                    " finished_at = CASE WHEN ?6 = 1 THEN ?5 ELSE finished_at END WHERE id = ?1",
+                    &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, id);
+  store_bind_text(stmt, 2, state);
+  store_bind_text(stmt, 3, reason);
+  sqlite3_bind_int(stmt, 4, exit_code);
+  sqlite3_bind_int64(stmt, 5, now);
+  sqlite3_bind_int(stmt, 6, berth_task_state_is_terminal(state));
+  return step_done(st, stmt, "update task state", err);
+}
+
+int
+berth_store_task_transition(berth_store *st, const char *id, const char *state, const char *actor, const char *note,
+                            const char *reason, int exit_code, berth_error **err)
+{
+  if (!berth_task_state_is_valid(state))
+    return berth_error_set(err, BERTH_EINVAL, "unknown task state `%.32s`", state ? state : "");
+  if (berth_store_begin(st, err) < 0)
+    return berth_error_wrap(err, "move task %s to %s", id, state);
+  berth_task *t = NULL;
+  int rc = find_task(st, id, false, &t, err);
+  int64_t now = berth_now_ms();
+  if (rc == 0 && berth_task_state_is_terminal(t->state))
+    rc = berth_error_set(err, BERTH_EBUSY, "task %s is already %s; it cannot become %s", t->id, t->state, state);
+  else if (rc == 0 && strcmp(t->state, "PERFORMING") == 0 && strcmp(state, "STOPPED") == 0)
+    rc = berth_error_set(err, BERTH_EBUSY,
+                         "task %s is PERFORMING and cannot be stopped (only its run or idle timeout ends it)", t->id);
+  else if (rc == 0 && !edge_allowed(t->state, state))
+    rc = berth_error_set(err, BERTH_EBUSY, "task %s is %s; it cannot become %s", t->id, t->state, state);
+  if (rc == 0)
+    rc = update_task_state(st, t->id, state, reason, exit_code, now, err);
+  if (rc == 0)
+    rc = add_transition(st, t->seq, state, now, actor, note, err);
+  berth_task_free(t);
+  if (rc < 0) {
+    berth_store_rollback(st);
+    return rc;
+  }
+  if (berth_store_commit(st, err) < 0)
+    return berth_error_wrap(err, "move task %s to %s", id, state);
+  return 0;
+}
+
+/* UPDATE tasks SET <col> = value WHERE id = ?; ENOTFOUND when no row matched. */
+static int
+set_column(berth_store *st, const char *sql, const char *id, const char *text, int num, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store_prepare(st, sql, &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  store_bind_text(stmt, 1, id);
+  if (text)
+    store_bind_text(stmt, 2, text);
+  else
+    sqlite3_bind_int(stmt, 2, num);
+  int rc = step_done(st, stmt, "update task", err);
+  if (rc == 0 && sqlite3_changes(st->db) == 0)
+    rc = berth_error_set(err, BERTH_ENOTFOUND, "task `%.40s` does not exist", id ? id : "");
+  return rc;
+}
+
+int
+berth_store_task_set_container(berth_store *st, const char *id, const char *container_id, berth_error **err)
+{
+  if (container_id == NULL)
+    return set_column(st, "UPDATE tasks SET container_id = NULL WHERE id = ?1 AND ?2 = 0", id, NULL, 0, err);
+  return set_column(st, "UPDATE tasks SET container_id = ?2 WHERE id = ?1", id, container_id, 0, err);
+}
+
+int
+berth_store_task_set_supervisor(berth_store *st, const char *id, int pid, berth_error **err)
+{
+  return set_column(st, "UPDATE tasks SET supervisor_pid = ?2 WHERE id = ?1", id, NULL, pid, err);
+}
+
+int
+berth_store_task_set_blocked_by(berth_store *st, const char *id, const char *blocker, berth_error **err)
+{
+  if (blocker == NULL)
+    return set_column(st, "UPDATE tasks SET blocked_by = NULL WHERE id = ?1 AND ?2 = 0", id, NULL, 0, err);
+  return set_column(st, "UPDATE tasks SET blocked_by = ?2 WHERE id = ?1", id, blocker, 0, err);
+}
+
+int
+berth_store_task_forget_secrets(berth_store *st, const char *id, berth_error **err)
+{
+  return set_column(st, "UPDATE tasks SET secret_env = NULL WHERE id = ?1 AND ?2 = 0", id, NULL, 0, err);
+}
