@@ -1,10 +1,525 @@
-/* Placeholder until the real command lands in this file. */
+/* berth task run | list | show | logs */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berth/buf.h"
+#include "berth/docker.h"
+#include "berth/parse.h"
+#include "berth/store.h"
+#include "berth/task_json.h"
+#include "berth/task_log.h"
+#include "berth/task_queue.h"
+#include "berth/task_runner.h"
 #include "cli.h"
+
+static volatile sig_atomic_t stop_following;
+
+static void
+on_sigint(int sig)
+{
+  (void)sig;
+  stop_following = 1;
+}
+
+static char *
+current_user(void)
+{
+  struct passwd *pw = getpwuid(getuid());
+  if (pw != NULL)
+    return strdup(pw->pw_name);
+  char *s = NULL;
+  if (asprintf(&s, "uid%u", (unsigned)getuid()) < 0)
+    return NULL;
+  return s;
+}
+
+static int
+open_store(berth_store **st)
+{
+  berth_error *err = NULL;
+  char *home = berth_home_default();
+  int rc = berth_store_open(home, st, &err);
+  free(home);
+  if (rc < 0)
+    return cli_fail(err);
+  return 0;
+}
+
+static void
+print_json(cJSON *j)
+{
+  char *s = cJSON_Print(j);
+  if (s)
+    printf("%s\n", s);
+  free(s);
+}
+
+/* ---- following a task log ---- */
+
+typedef struct follow_out {
+  bool split; /* stdout records to stdout, everything else to stderr (task run); else all to stdout (logs) */
+  bool stdout_to_stderr;
+} follow_out;
+
+static int
+write_fd(int fd, const char *data, size_t len)
+{
+  while (len > 0) {
+    ssize_t w = write(fd, data, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -1;
+    data += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+static int
+on_record(void *ud, int kind, int phase, const char *data, size_t len)
+{
+  (void)phase;
+  follow_out *fo = ud;
+  int fd = 1;
+  if (fo->split && (kind != BERTH_LOG_STDOUT || fo->stdout_to_stderr))
+    fd = 2;
+  write_fd(fd, data, len);
+  return 0; /* a closed terminal must not stop anything */
+}
+
+/* Prints the task's log; with follow, until the task ends (or Ctrl-C). Returns 0, 130 when interrupted, or 125. */
+static int
+follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
+{
+  berth_error *err = NULL;
+  char *path = berth_task_log_path(berth_store_home(st), id);
+  berth_log_reader *r = NULL;
+  if (path == NULL || berth_log_reader_open(path, &r, &err) < 0) {
+    free(path);
+    return cli_fail(err);
+  }
+  free(path);
+  int rc = 0;
+  int idle_rounds = 0;
+  for (;;) {
+    int n = berth_log_reader_read(r, on_record, fo, &err);
+    if (n < 0) {
+      rc = cli_fail(err);
+      break;
+    }
+    if (!follow)
+      break;
+    if (stop_following) {
+      fprintf(stderr, "berth: stopped following task %s; it goes on (berth task logs %s --follow)\n", id, id);
+      rc = 130;
+      break;
+    }
+    if (n > 0) {
+      idle_rounds = 0;
+      continue;
+    }
+    /* nothing new: has the task ended? (read once more after that to get the last records) */
+    berth_task *t = NULL;
+    if (berth_store_task_get(st, id, &t, &err) < 0) {
+      rc = cli_fail(err);
+      break;
+    }
+    bool done = berth_task_state_is_terminal(t->state);
+    berth_task_free(t);
+    if (done) {
+      berth_log_reader_read(r, on_record, fo, &err);
+      berth_error_clear(&err);
+      break;
+    }
+    if (++idle_rounds % 40 == 0) { /* every ~2 s: a dead supervisor must not leave us waiting forever */
+      berth_queue_sweep(st, NULL, &err);
+      berth_error_clear(&err);
+    }
+    usleep(50000);
+  }
+  berth_log_reader_close(r);
+  return rc;
+}
+
+/* ---- task run ---- */
+
+static void
+run_usage(FILE *f)
+{
+  fprintf(f, "usage: berth task run STACK [--skip-init] [--env K=V]... [--secret-env K[=V]]... [--detach] [--json] "
+             "-- COMMAND...\n\n"
+             "Runs COMMAND (words joined with spaces, run as sh -c) in a fresh container of STACK's image.\n"
+             "The command's stdout goes to stdout, byte for byte; its stderr, hook output and berth's notes to "
+             "stderr.\n"
+             "Exit status: 0 finished; the command's status when it failed; 124 timeout; 125 berth could not run "
+             "it.\n"
+             "Ctrl-C stops following, never the task. --secret-env K reads the value from berth's environment.\n");
+}
+
+/* Starts the supervisor as a daemon (double fork, new session); returns once it is launched. */
+static int
+spawn_supervisor(const char *home, const char *id, berth_error **err)
+{
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "find the berth executable");
+  self[n] = '\0';
+  pid_t pid = fork();
+  if (pid < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "start the task supervisor");
+  if (pid == 0) {
+    setsid();
+    if (fork() != 0)
+      _exit(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+      dup2(fd, 0);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      if (fd > 2)
+        close(fd);
+    }
+    execl(self, "berth", "__supervise", "--home", home, id, (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return 0;
+}
+
+static int
+task_run(int argc, char **argv)
+{
+  static const struct option opts[] = { { "skip-init", no_argument, NULL, 's' },
+                                        { "env", required_argument, NULL, 'e' },
+                                        { "secret-env", required_argument, NULL, 'S' },
+                                        { "detach", no_argument, NULL, 'd' },
+                                        { "json", no_argument, NULL, 'j' },
+                                        { "help", no_argument, NULL, 'h' },
+                                        { 0 } };
+  berth_task t = { .exit_code = -1 };
+  bool detach = false, json = false;
+  berth_error *err = NULL;
+  int c, rc = 0;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    char *k = NULL, *v = NULL;
+    switch (c) {
+    case 's':
+      t.skip_init = true;
+      break;
+    case 'e':
+    case 'S':
+      if ((c == 'e' ? berth_parse_env_pair(optarg, &k, &v, &err) : berth_parse_secret_env_pair(optarg, &k, &v, &err))
+          < 0) {
+        berth_kv_array_free(t.env, t.n_env);
+        berth_kv_array_free(t.secret_env, t.n_secret_env);
+        return cli_fail(err);
+      }
+      if (c == 'e')
+        berth_kv_set(&t.env, &t.n_env, k, v);
+      else
+        berth_kv_set(&t.secret_env, &t.n_secret_env, k, v);
+      if (v)
+        explicit_bzero(v, strlen(v));
+      free(k);
+      free(v);
+      break;
+    case 'd':
+      detach = true;
+      break;
+    case 'j':
+      json = true;
+      break;
+    case 'h':
+      run_usage(stdout);
+      return 0;
+    default:
+      return cli_usage_error("task run: unknown option (see 'berth task run --help')");
+    }
+  }
+  if (optind >= argc)
+    rc = cli_usage_error("task run: which stack? (berth task run STACK -- COMMAND...)");
+  const char *stack_name = rc ? NULL : argv[optind++];
+  berth_buf cmd;
+  berth_buf_init(&cmd, 1u << 20);
+  for (int i = optind; rc == 0 && i < argc; i++) {
+    if (i == optind && strcmp(argv[i], "--") == 0)
+      continue;
+    if (cmd.len > 0)
+      berth_buf_append(&cmd, " ", 1);
+    if (berth_buf_append(&cmd, argv[i], strlen(argv[i])) < 0)
+      rc = cli_usage_error("task run: the command is longer than 1 MiB");
+  }
+  if (rc == 0) {
+    bool blank = true;
+    for (size_t i = 0; i < cmd.len; i++)
+      blank = blank && (cmd.data[i] == ' ' || cmd.data[i] == '\t' || cmd.data[i] == '\n');
+    if (blank)
+      rc = cli_usage_error("task run: the command is empty (berth task run %s -- COMMAND...)", stack_name);
+  }
+  berth_store *st = NULL;
+  berth_stack *s = NULL;
+  berth_docker *d = NULL;
+  if (rc == 0 && berth_stack_validate_name(stack_name, &err) < 0)
+    rc = cli_fail(err);
+  if (rc == 0)
+    rc = open_store(&st);
+  if (rc == 0 && berth_store_stack_get(st, stack_name, &s, &err) < 0)
+    rc = cli_fail(err);
+  /* fail at submit, with nothing recorded, when Docker cannot run it anyway */
+  if (rc == 0 && (berth_docker_new(NULL, &d, &err) < 0 || berth_docker_ping(d, &err) < 0))
+    rc = cli_fail(err);
+  if (rc == 0 && s->pull_policy && strcmp(s->pull_policy, "never") == 0
+      && berth_docker_image_inspect(d, s->image, NULL, &err) < 0) {
+    berth_error_wrap(&err, "stack %s (pull policy never)", s->name);
+    rc = cli_fail(err);
+  }
+  if (rc == 0) {
+    t.stack = (char *)stack_name;
+    t.command = cmd.data;
+    t.actor = current_user();
+    if (berth_store_task_create(st, &t, &err) < 0 || spawn_supervisor(berth_store_home(st), t.id, &err) < 0)
+      rc = cli_fail(err);
+    t.stack = NULL;
+    t.command = NULL;
+  }
+  if (rc == 0 && detach) {
+    printf("%s\n", t.id);
+  } else if (rc == 0) {
+    fprintf(stderr, "berth: task %s submitted on stack %s\n", t.id, stack_name);
+    struct sigaction sa = { .sa_handler = on_sigint };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    follow_out fo = { .split = true, .stdout_to_stderr = json };
+    rc = follow_task(st, t.id, true, &fo);
+    if (rc == 0) {
+      berth_task *fin = NULL;
+      if (berth_store_task_get(st, t.id, &fin, &err) < 0) {
+        rc = cli_fail(err);
+      } else {
+        rc = berth_task_exit_status(fin->state, fin->reason, fin->exit_code);
+        if (json) {
+          cJSON *j = berth_task_to_json(fin);
+          print_json(j);
+          cJSON_Delete(j);
+        } else if (rc != 0 && rc != fin->exit_code) {
+          fprintf(stderr, "berth: task %s %s: %s\n", fin->id, fin->state, fin->reason ? fin->reason : "");
+        }
+        berth_task_free(fin);
+      }
+    }
+  }
+  berth_buf_free(&cmd);
+  free(t.id);
+  free(t.actor);
+  berth_kv_array_free(t.env, t.n_env);
+  berth_kv_array_free(t.secret_env, t.n_secret_env);
+  berth_stack_free(s);
+  berth_docker_free(d);
+  berth_store_close(st);
+  return rc;
+}
+
+/* ---- list, show, logs ---- */
+
+static int
+task_list(int argc, char **argv)
+{
+  static const struct option opts[]
+      = { { "stack", required_argument, NULL, 's' }, { "state", required_argument, NULL, 't' },
+          { "limit", required_argument, NULL, 'l' }, { "json", no_argument, NULL, 'j' },
+          { "help", no_argument, NULL, 'h' },        { 0 } };
+  berth_task_filter f = { 0 };
+  bool json = false;
+  berth_error *err = NULL;
+  int c;
+  int64_t limit = 0;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    if (c == 's')
+      f.stack = optarg;
+    else if (c == 't') {
+      if (!berth_task_state_is_valid(optarg))
+        return cli_usage_error("task list: unknown state `%s`", optarg);
+      f.state = optarg;
+    } else if (c == 'l') {
+      if (berth_parse_int64(optarg, 1, 1000000, &limit, &err) < 0)
+        return cli_fail(err);
+      f.limit = (int)limit;
+    } else if (c == 'j')
+      json = true;
+    else if (c == 'h') {
+      printf("usage: berth task list [--stack S] [--state S] [--limit N] [--json]\n");
+      return 0;
+    } else
+      return cli_usage_error("task list: unknown option (see 'berth task list --help')");
+  }
+  if (optind < argc)
+    return cli_usage_error("task list: unexpected argument `%s`", argv[optind]);
+  berth_store *st = NULL;
+  int rc = open_store(&st);
+  if (rc)
+    return rc;
+  berth_task **v = NULL;
+  size_t n = 0;
+  if (berth_store_task_list(st, &f, &v, &n, &err) < 0) {
+    berth_store_close(st);
+    return cli_fail(err);
+  }
+  if (json) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "tasks");
+    for (size_t i = 0; i < n; i++)
+      cJSON_AddItemToArray(arr, berth_task_to_json(v[i]));
+    print_json(o);
+    cJSON_Delete(o);
+  } else {
+    printf("%-26s  %-16s  %-12s  %4s  %-24s  %s\n", "ID", "STACK", "STATE", "EXIT", "CREATED", "COMMAND");
+    for (size_t i = 0; i < n; i++) {
+      char *created = berth_time_iso(v[i]->created_at);
+      char code[16] = "-";
+      if (v[i]->exit_code >= 0)
+        snprintf(code, sizeof code, "%d", v[i]->exit_code);
+      printf("%-26s  %-16s  %-12s  %4s  %-24s  %.60s\n", v[i]->id, v[i]->stack, v[i]->state, code,
+             created ? created : "-", v[i]->command);
+      free(created);
+    }
+  }
+  berth_tasks_free(v, n);
+  berth_store_close(st);
+  return 0;
+}
+
+static int
+task_show(int argc, char **argv)
+{
+  bool json = false;
+  const char *id = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = true;
+    else if (strcmp(argv[i], "--help") == 0) {
+      printf("usage: berth task show ID [--json]\n");
+      return 0;
+    } else if (argv[i][0] == '-')
+      return cli_usage_error("task show: unknown option `%s`", argv[i]);
+    else if (id == NULL)
+      id = argv[i];
+    else
+      return cli_usage_error("task show: unexpected argument `%s`", argv[i]);
+  }
+  if (id == NULL)
+    return cli_usage_error("task show: which task? (berth task show ID)");
+  berth_store *st = NULL;
+  int rc = open_store(&st);
+  if (rc)
+    return rc;
+  berth_error *err = NULL;
+  berth_task *t = NULL;
+  if (berth_store_task_get(st, id, &t, &err) < 0) {
+    berth_store_close(st);
+    return cli_fail(err);
+  }
+  if (json) {
+    cJSON *j = berth_task_to_json(t);
+    print_json(j);
+    cJSON_Delete(j);
+  } else {
+    printf("id:          %s\nstack:       %s\ncommand:     %s\nstate:       %s\n", t->id, t->stack, t->command,
+           t->state);
+    if (t->reason)
+      printf("reason:      %s\n", t->reason);
+    if (t->exit_code >= 0)
+      printf("exit code:   %d\n", t->exit_code);
+    printf("actor:       %s\n", t->actor ? t->actor : "-");
+    if (t->blocked_by)
+      printf("blocked by:  %s\n", t->blocked_by);
+    printf("history:\n");
+    for (size_t i = 0; i < t->n_history; i++) {
+      char *at = berth_time_iso(t->history[i].at);
+      printf("  %-24s  %-12s  %-10s  %s\n", at ? at : "-", t->history[i].state,
+             t->history[i].actor ? t->history[i].actor : "-", t->history[i].note ? t->history[i].note : "");
+      free(at);
+    }
+  }
+  berth_task_free(t);
+  berth_store_close(st);
+  return 0;
+}
+
+static int
+task_logs(int argc, char **argv)
+{
+  bool follow = false;
+  const char *id = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0)
+      follow = true;
+    else if (strcmp(argv[i], "--help") == 0) {
+      printf("usage: berth task logs ID [--follow]\n\nPrints the stored (redacted) log of a task: every phase, in "
+             "order.\nWith --follow, keeps printing until the task ends; Ctrl-C stops following only.\n");
+      return 0;
+    } else if (argv[i][0] == '-')
+      return cli_usage_error("task logs: unknown option `%s`", argv[i]);
+    else if (id == NULL)
+      id = argv[i];
+    else
+      return cli_usage_error("task logs: unexpected argument `%s`", argv[i]);
+  }
+  if (id == NULL)
+    return cli_usage_error("task logs: which task? (berth task logs ID)");
+  berth_store *st = NULL;
+  int rc = open_store(&st);
+  if (rc)
+    return rc;
+  berth_error *err = NULL;
+  berth_task *t = NULL;
+  if (berth_store_task_get(st, id, &t, &err) < 0) {
+    berth_store_close(st);
+    return cli_fail(err);
+  }
+  struct sigaction sa = { .sa_handler = on_sigint };
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  follow_out fo = { .split = false };
+  rc = follow_task(st, t->id, follow, &fo);
+  berth_task_free(t);
+  berth_store_close(st);
+  return rc;
+}
 
 int
 cmd_task(int argc, char **argv)
 {
-  (void) argc;
-  (void) argv;
-  return cli_usage_error("'task' is not available in this build yet");
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    FILE *f = argc < 2 ? stderr : stdout;
+    fprintf(f, "usage: berth task run|list|show|logs ...\n\n"
+               "  run STACK [--skip-init] [--env K=V]... [--secret-env K[=V]]... [--detach] [--json] -- COMMAND...\n"
+               "  list [--stack S] [--state S] [--limit N] [--json]\n"
+               "  show ID [--json]\n"
+               "  logs ID [--follow]\n");
+    return argc < 2 ? 125 : 0;
+  }
+  if (strcmp(argv[1], "run") == 0)
+    return task_run(argc - 1, argv + 1);
+  if (strcmp(argv[1], "list") == 0)
+    return task_list(argc - 1, argv + 1);
+  if (strcmp(argv[1], "show") == 0)
+    return task_show(argc - 1, argv + 1);
+  if (strcmp(argv[1], "logs") == 0)
+    return task_logs(argc - 1, argv + 1);
+  return cli_usage_error("task: unknown subcommand `%s` (see 'berth task --help')", argv[1]);
 }

@@ -1,0 +1,33 @@
+/* Coordination between berth processes sharing one store: who supervises a task, whose turn it is on a stack, and
+ * the sweep of what crashed supervisors left behind.
+ *
+ * Liveness is an flock(2) on BERTH_HOME/run/task-<id>.lock held by the task's supervisor for its whole life: the
+ * kernel drops it the instant that process dies (SIGKILL, power loss), so there is no lease to wait out. The turn on
+ * a stack is an flock on BERTH_HOME/run/stack-<name>.lock, taken only by the oldest active task of the stack. */
+#ifndef BERTH_TASK_QUEUE_H
+#define BERTH_TASK_QUEUE_H
+
+#include <stdbool.h>
+
+#include "berth/docker.h"
+#include "berth/error.h"
+#include "berth/store.h"
+
+/* Takes the liveness lock of a task (blocking for at most a few seconds). Returns the fd to keep open. */
+int berth_task_hold(const char *home, const char *task_id, int *fd_out, berth_error **err);
+/* True while some process holds the task's liveness lock. */
+bool berth_task_is_supervised(const char *home, const char *task_id);
+
+typedef void (*berth_queue_note_fn)(void *userdata, const char *blocker_id);
+/* Waits until task t is the oldest active task of its stack and takes the stack lock (fd returned). While waiting,
+ * records the blocking task (blocked_by) and calls note when it changes; tasks ahead whose supervisor died are
+ * failed with reason "executor interrupted" (and their containers removed when d is non-NULL). Stops early with
+ * BERTH_EBUSY when the task was ended by someone else (e.g. canceled). */
+int berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, berth_queue_note_fn note,
+                          void *userdata, int *stack_fd_out, berth_error **err);
+
+/* Fails every active task whose supervisor is gone ("executor interrupted") and removes every container of this
+ * store whose task is not supervised. Best effort when Docker is unreachable (tasks are still failed). */
+int berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err);
+
+#endif

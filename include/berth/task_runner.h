@@ -1,0 +1,25 @@
+/* Runs one task end to end, in the supervisor process: QUEUED -> PREPARING -> INITIALIZING -> PERFORMING ->
+ * FINISHED | FAILED, with every transition durable, output redacted into the task log, persisted paths copied back
+ * and the container removed in every outcome. */
+#ifndef BERTH_TASK_RUNNER_H
+#define BERTH_TASK_RUNNER_H
+
+#include "berth/error.h"
+#include "berth/store.h"
+
+#define BERTH_DEFAULT_RUNNER_IMAGE "berth/runner:latest"
+#define BERTH_WORKSPACE_DIR "/mnt/workspace"
+#define BERTH_SOURCE_DIR "/mnt/workspace/source"
+
+/* Admin defaults applied when a stack leaves a limit at 0. */
+#define BERTH_DEFAULT_MEMORY (2LL << 30)
+#define BERTH_DEFAULT_PIDS 1024
+
+/* Supervises task_id to its end. Returns 0 when the task reached a terminal state (whatever it is), <0 when the
+ * supervisor itself could not work (store unreadable, task already supervised ...). */
+int berth_task_supervise(berth_store *st, const char *task_id, berth_error **err);
+
+/* The CLI's exit status for a finished task record (DESIGN.md: 0, the command's status, 124, 125). */
+int berth_task_exit_status(const char *state, const char *reason, int exit_code);
+
+#endif

@@ -1,0 +1,201 @@
+/* Stored task logs: append-only record files that readers can follow while they grow. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "berth/buf.h"
+#include "berth/task_log.h"
+
+struct berth_task_log {
+  int fd;
+  char *path;
+};
+
+struct berth_log_reader {
+  char *path;
+  int fd;
+  berth_buf pending; /* a partial record carried to the next read */
+};
+
+const char *
+berth_phase_name(int phase)
+{
+  switch (phase) {
+  case BERTH_PHASE_QUEUED:
+    return "queued";
+  case BERTH_PHASE_PREPARING:
+    return "preparing";
+  case BERTH_PHASE_INITIALIZING:
+    return "initializing";
+  case BERTH_PHASE_PERFORMING:
+    return "performing";
+  case BERTH_PHASE_FINISHING:
+    return "finishing";
+  default:
+    return "?";
+  }
+}
+
+char *
+berth_task_log_path(const char *home, const char *task_id)
+{
+  char *p = NULL;
+  if (asprintf(&p, "%s/logs/%s.log", home, task_id) < 0)
+    return NULL;
+  return p;
+}
+
+int
+berth_task_log_create(const char *home, const char *task_id, berth_task_log **out, berth_error **err)
+{
+  char *dir = NULL;
+  if (asprintf(&dir, "%s/logs", home) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    int rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "create the log directory %s", dir);
+    free(dir);
+    return rc;
+  }
+  free(dir);
+  berth_task_log *l = calloc(1, sizeof *l);
+  if (l == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  l->path = berth_task_log_path(home, task_id);
+  l->fd = l->path ? open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+  if (l->fd < 0) {
+    int rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open the task log %s", l->path ? l->path : "?");
+    free(l->path);
+    free(l);
+    return rc;
+  }
+  *out = l;
+  return 0;
+}
+
+static int
+write_all(int fd, const struct iovec *iov, int n)
+{
+  struct iovec v[2];
+  memcpy(v, iov, sizeof(struct iovec) * (size_t)n);
+  int i = 0;
+  while (i < n) {
+    ssize_t w = writev(fd, v + i, n - i);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    while (i < n && (size_t)w >= v[i].iov_len) {
+      w -= (ssize_t)v[i].iov_len;
+      i++;
+    }
+    if (i < n) {
+      v[i].iov_base = (char *)v[i].iov_base + w;
+      v[i].iov_len -= (size_t)w;
+    }
+  }
+  return 0;
+}
+
+int
+berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, size_t len, berth_error **err)
+{
+  while (len > 0) {
+    size_t n = len > BERTH_LOG_RECORD_MAX ? BERTH_LOG_RECORD_MAX : len;
+    unsigned char hdr[6] = { (unsigned char)kind,      (unsigned char)phase,    (unsigned char)(n >> 24),
+                             (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };
+    struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *)data, n } };
+    if (write_all(l->fd, iov, 2) < 0)
+      return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "write the task log %s", l->path);
+    data += n;
+    len -= n;
+  }
+  return 0;
+}
+
+void
+berth_task_log_close(berth_task_log *l)
+{
+  if (l == NULL)
+    return;
+  if (l->fd >= 0) {
+    fsync(l->fd);
+    close(l->fd);
+  }
+  free(l->path);
+  free(l);
+}
+
+int
+berth_log_reader_open(const char *path, berth_log_reader **out, berth_error **err)
+{
+  berth_log_reader *r = calloc(1, sizeof *r);
+  if (r == NULL || (r->path = strdup(path)) == NULL) {
+    free(r);
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  r->fd = -1;
+  berth_buf_init(&r->pending, BERTH_LOG_RECORD_MAX + 6);
+  *out = r;
+  return 0;
+}
+
+int
+berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *userdata, berth_error **err)
+{
+  if (r->fd < 0) {
+    r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0)
+      return errno == ENOENT ? 0 : berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open the task log %s", r->path);
+  }
+  int records = 0;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(r->fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "read the task log %s", r->path);
+    if (n == 0)
+      break;
+    if (berth_buf_append(&r->pending, buf, (size_t)n) < 0 && r->pending.len == 0)
+      return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", r->path);
+    /* deliver whole records; keep a partial one */
+    size_t off = 0;
+    while (r->pending.len - off >= 6) {
+      const unsigned char *h = (const unsigned char *)r->pending.data + off;
+      size_t len = ((size_t)h[2] << 24) | ((size_t)h[3] << 16) | ((size_t)h[4] << 8) | h[5];
+      if (len > BERTH_LOG_RECORD_MAX || h[0] < 1 || h[0] > 3)
+        return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", r->path);
+      if (r->pending.len - off - 6 < len)
+        break;
+      int rc = fn(userdata, h[0], h[1], r->pending.data + off + 6, len);
+      if (rc < 0)
+        return berth_error_set(err, BERTH_EINTERNAL, "stopped reading the task log");
+      records++;
+      off += 6 + len;
+    }
+    if (off > 0) {
+      memmove(r->pending.data, r->pending.data + off, r->pending.len - off);
+      r->pending.len -= off;
+    }
+  }
+  return records;
+}
+
+void
+berth_log_reader_close(berth_log_reader *r)
+{
+  if (r == NULL)
+    return;
+  if (r->fd >= 0)
+    close(r->fd);
+  berth_buf_free(&r->pending);
+  free(r->path);
+  free(r);
+}

@@ -1,0 +1,239 @@
+/* Cross-process coordination with flock(2): liveness of supervisors, FIFO turns per stack, the crash sweep. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berth/task_queue.h"
+
+#define NEW_TASK_GRACE_MS 15000 /* a task just submitted may not have its supervisor yet */
+
+static char *
+lock_path(const char *home, const char *kind, const char *name)
+{
+  char *dir = NULL, *p = NULL;
+  if (asprintf(&dir, "%s/run", home) < 0)
+    return NULL;
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    free(dir);
+    return NULL;
+  }
+  if (asprintf(&p, "%s/%s-%s.lock", dir, kind, name) < 0)
+    p = NULL;
+  free(dir);
+  return p;
+}
+
+static int
+open_lock(const char *home, const char *kind, const char *name, berth_error **err)
+{
+  char *p = lock_path(home, kind, name);
+  if (p == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "cannot create the lock directory in %s", home);
+  int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open the lock file %s", p);
+  free(p);
+  return fd;
+}
+
+int
+berth_task_hold(const char *home, const char *task_id, int *fd_out, berth_error **err)
+{
+  int fd = open_lock(home, "task", task_id, err);
+  if (fd < 0)
+    return BERTH_EINTERNAL;
+  /* a prober may hold it for an instant: retry briefly */
+  for (int i = 0; i < 200; i++) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      *fd_out = fd;
+      return 0;
+    }
+    usleep(10000);
+  }
+  close(fd);
+  return berth_error_set(err, BERTH_EBUSY, "task %s is already supervised by another process", task_id);
+}
+
+bool
+berth_task_is_supervised(const char *home, const char *task_id)
+{
+  char *p = lock_path(home, "task", task_id);
+  if (p == NULL)
+    return true; /* cannot tell: assume alive, never fail a live task */
+  int fd = open(p, O_RDWR | O_CLOEXEC);
+  free(p);
+  if (fd < 0)
+    return false;
+  bool held = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+  close(fd); /* releases our probe lock if we got it */
+  return held;
+}
+
+static void
+remove_task_containers(berth_store *st, berth_docker *d, const char *task_id)
+{
+  if (d == NULL)
+    return;
+  char label_task[128], label_inst[160];
+  snprintf(label_task, sizeof label_task, "berth.task=%s", task_id);
+  snprintf(label_inst, sizeof label_inst, "berth.instance=%s", berth_store_instance_id(st));
+  const char *labels[] = { label_task, label_inst };
+  cJSON *list = NULL;
+  berth_error *err = NULL;
+  if (berth_docker_container_list(d, labels, 2, &list, &err) == 0) {
+    cJSON *it;
+    cJSON_ArrayForEach(it, list)
+    {
+      cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "Id");
+      if (cJSON_IsString(id))
+        berth_docker_container_remove(d, id->valuestring, &err);
+      berth_error_clear(&err);
+    }
+  }
+  berth_error_free(err);
+  cJSON_Delete(list);
+}
+
+static bool
+task_is_orphan(berth_store *st, const berth_task *t)
+{
+  if (berth_task_is_supervised(berth_store_home(st), t->id))
+    return false;
+  if (t->supervisor_pid == 0 && berth_now_ms() - t->created_at < NEW_TASK_GRACE_MS)
+    return false;
+  return true;
+}
+
+static void
+fail_orphan(berth_store *st, berth_docker *d, const berth_task *t)
+{
+  berth_error *err = NULL;
+  berth_store_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted", -1, &err);
+  berth_error_free(err);
+  err = NULL;
+  berth_store_task_forget_secrets(st, t->id, &err);
+  berth_error_free(err);
+  remove_task_containers(st, d, t->id);
+}
+
+int
+berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err)
+{
+  berth_task **tasks = NULL;
+  size_t n = 0;
+  int rc = berth_store_task_list_active(st, NULL, &tasks, &n, err);
+  if (rc < 0)
+    return rc;
+  for (size_t i = 0; i < n; i++)
+    if (task_is_orphan(st, tasks[i]))
+      fail_orphan(st, d, tasks[i]);
+  berth_tasks_free(tasks, n);
+  if (d == NULL)
+    return 0;
+  /* containers of this store whose task is over or unsupervised */
+  char label_inst[160];
+  snprintf(label_inst, sizeof label_inst, "berth.instance=%s", berth_store_instance_id(st));
+  const char *labels[] = { "berth.managed=true", label_inst };
+  cJSON *list = NULL;
+  berth_error *derr = NULL;
+  if (berth_docker_container_list(d, labels, 2, &list, &derr) < 0) {
+    berth_error_free(derr);
+    return 0;
+  }
+  cJSON *it;
+  cJSON_ArrayForEach(it, list)
+  {
+    cJSON *labels_j = cJSON_GetObjectItemCaseSensitive(it, "Labels");
+    cJSON *task = cJSON_GetObjectItemCaseSensitive(labels_j, "berth.task");
+    cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "Id");
+    if (!cJSON_IsString(task) || !cJSON_IsString(id))
+      continue;
+    berth_task *t = NULL;
+    berth_error *terr = NULL;
+    bool leftover = berth_store_task_get(st, task->valuestring, &t, &terr) < 0 || berth_task_state_is_terminal(t->state)
+                    || task_is_orphan(st, t);
+    if (leftover && t != NULL && !berth_task_state_is_terminal(t->state))
+      fail_orphan(st, NULL, t);
+    if (leftover)
+      berth_docker_container_remove(d, id->valuestring, &derr);
+    berth_error_clear(&derr);
+    berth_error_free(terr);
+    berth_task_free(t);
+  }
+  cJSON_Delete(list);
+  return 0;
+}
+
+int
+berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, berth_queue_note_fn note, void *userdata,
+                      int *stack_fd_out, berth_error **err)
+{
+  const char *home = berth_store_home(st);
+  char *last_blocker = NULL;
+  int rc = 0;
+  for (;;) {
+    berth_task **active = NULL;
+    size_t n = 0;
+    rc = berth_store_task_list_active(st, t->stack, &active, &n, err);
+    if (rc < 0)
+      break;
+    const berth_task *blocker = NULL;
+    bool still_active = false;
+    for (size_t i = 0; i < n; i++) {
+      if (strcmp(active[i]->id, t->id) == 0) {
+        still_active = true;
+        break;
+      }
+      if (task_is_orphan(st, active[i])) {
+        fail_orphan(st, d, active[i]);
+        continue;
+      }
+      if (blocker == NULL)
+        blocker = active[i];
+    }
+    if (!still_active) {
+      berth_tasks_free(active, n);
+      rc = berth_error_set(err, BERTH_EBUSY, "task %s was ended while it waited", t->id);
+      break;
+    }
+    if (blocker == NULL) {
+      berth_tasks_free(active, n);
+      int fd = open_lock(home, "stack", t->stack, err);
+      if (fd < 0) {
+        rc = BERTH_EINTERNAL;
+        break;
+      }
+      /* the previous holder may still be cleaning up after its final transition: wait for its lock */
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        berth_error *e2 = NULL;
+        berth_store_task_set_blocked_by(st, t->id, NULL, &e2);
+        berth_error_free(e2);
+        *stack_fd_out = fd;
+        rc = 0;
+        break;
+      }
+      close(fd);
+      usleep(20000);
+      continue;
+    }
+    if (last_blocker == NULL || strcmp(last_blocker, blocker->id) != 0) {
+      free(last_blocker);
+      last_blocker = strdup(blocker->id);
+      berth_error *e2 = NULL;
+      berth_store_task_set_blocked_by(st, t->id, blocker->id, &e2);
+      berth_error_free(e2);
+      if (note)
+        note(userdata, blocker->id);
+    }
+    berth_tasks_free(active, n);
+    usleep(50000);
+  }
+  free(last_blocker);
+  return rc;
+}

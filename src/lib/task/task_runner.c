@@ -1,0 +1,815 @@
+/* The life of one task inside its supervisor process. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berth/buf.h"
+#include "berth/cleanup.h"
+#include "berth/docker.h"
+#include "berth/redactor.h"
+#include "berth/task_log.h"
+#include "berth/task_queue.h"
+#include "berth/task_runner.h"
+#include "berth/workspace.h"
+
+#define PERSIST_CAP (256u * 1024u * 1024u)
+#define PASSWD_CAP (4u * 1024u * 1024u)
+#define PULL_ATTEMPTS 4
+
+typedef struct runner {
+  berth_store *st;
+  berth_docker *d;
+  berth_task *t;
+  berth_stack *s;
+  berth_task_log *log;
+  berth_secrets *secrets;
+  berth_redactor *out, *err; /* one per output stream */
+  int phase;
+  char *container;
+  char *workdir;
+  unsigned uid, gid;
+  bool uploaded;
+  int64_t deadline_ms; /* run timeout */
+  int64_t idle_ms;     /* idle timeout */
+  int64_t last_output_ms;
+  const char *timeout_kind; /* set when a timeout fired */
+} runner;
+
+/* ---- log sinks ---- */
+
+static int
+sink_stdout(void *ud, const char *data, size_t len)
+{
+  runner *r = ud;
+  berth_error *e = NULL;
+  int rc = berth_task_log_write(r->log, BERTH_LOG_STDOUT, r->phase, data, len, &e);
+  berth_error_free(e);
+  return rc;
+}
+
+static int
+sink_stderr(void *ud, const char *data, size_t len)
+{
+  runner *r = ud;
+  berth_error *e = NULL;
+  int rc = berth_task_log_write(r->log, BERTH_LOG_STDERR, r->phase, data, len, &e);
+  berth_error_free(e);
+  return rc;
+}
+
+/* A line of berth's own, redacted like everything else (it may echo a command or a daemon error). */
+static void note(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void
+note(runner *r, const char *fmt, ...)
+{
+  char *msg = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vasprintf(&msg, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  size_t rlen = 0;
+  char *red = r->secrets ? berth_secrets_redact_string(r->secrets, msg, (size_t)n, &rlen) : NULL;
+  const char *text = red ? red : msg;
+  size_t tlen = red ? rlen : (size_t)n;
+  berth_buf line;
+  berth_buf_init(&line, tlen + 2);
+  berth_buf_append(&line, text, tlen);
+  berth_buf_append(&line, "\n", 1);
+  berth_error *e = NULL;
+  berth_task_log_write(r->log, BERTH_LOG_NOTE, r->phase, line.data, line.len, &e);
+  berth_error_free(e);
+  berth_buf_free(&line);
+  free(red);
+  free(msg);
+}
+
+static int
+transition(runner *r, const char *state, int phase, const char *note_text, const char *reason, int exit_code,
+           berth_error **err)
+{
+  char *red = NULL;
+  if (r->secrets && note_text)
+    red = berth_secrets_redact_string(r->secrets, note_text, strlen(note_text), NULL);
+  if (r->secrets && reason) {
+    char *rr = berth_secrets_redact_string(r->secrets, reason, strlen(reason), NULL);
+    int rc = berth_store_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, rr ? rr : reason,
+                                         exit_code, err);
+    free(rr);
+    free(red);
+    r->phase = phase;
+    return rc;
+  }
+  int rc = berth_store_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, reason, exit_code, err);
+  free(red);
+  r->phase = phase;
+  return rc;
+}
+
+/* ---- secrets ---- */
+
+static int
+setup_secrets(runner *r, berth_error **err)
+{
+  r->secrets = berth_secrets_new(0, err);
+  if (r->secrets == NULL)
+    return BERTH_EINTERNAL;
+  const berth_kv *sets[2] = { r->s->secret_env, r->t->secret_env };
+  size_t counts[2] = { r->s->n_secret_env, r->t->n_secret_env };
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; i < counts[k]; i++) {
+      const char *v = sets[k][i].value ? sets[k][i].value : "";
+      int rc = berth_secrets_add_value(r->secrets, sets[k][i].key, v, strlen(v), err);
+      if (rc < 0)
+        return rc;
+      if (rc == 1)
+        note(r, "warning: secret variable %s is too short to be masked in the output", sets[k][i].key);
+    }
+  r->out = berth_redactor_new(r->secrets, sink_stdout, r, err);
+  if (r->out == NULL)
+    return BERTH_EINTERNAL;
+  r->err = berth_redactor_new(r->secrets, sink_stderr, r, err);
+  if (r->err == NULL)
+    return BERTH_EINTERNAL;
+  return 0;
+}
+
+/* ---- exec ---- */
+
+static int
+on_exec_output(void *ud, int stream, const char *data, size_t len)
+{
+  runner *r = ud;
+  r->last_output_ms = berth_now_ms();
+  berth_error *e = NULL;
+  int rc = berth_redactor_feed(stream == BERTH_STREAM_STDOUT ? r->out : r->err, data, len, &e);
+  berth_error_free(e);
+  return rc;
+}
+
+static int
+on_exec_tick(void *ud)
+{
+  runner *r = ud;
+  int64_t now = berth_now_ms();
+  if (now >= r->deadline_ms) {
+    r->timeout_kind = "run";
+    return 1;
+  }
+  if (r->idle_ms > 0 && now - r->last_output_ms >= r->idle_ms) {
+    r->timeout_kind = "idle";
+    return 1;
+  }
+  return 0;
+}
+
+/* Runs argv in the container's working directory, streaming output. *exit_code gets its status. */
+static int
+run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
+{
+  cleanup_free char *eid = NULL;
+  int rc = berth_docker_exec_create(r->d, r->container, argv, NULL, r->workdir, NULL, &eid, err);
+  if (rc < 0)
+    return rc;
+  r->last_output_ms = berth_now_ms();
+  rc = berth_docker_exec_start(r->d, eid, on_exec_output, r, on_exec_tick, r, err);
+  berth_error *fe = NULL;
+  berth_redactor_flush(r->out, &fe);
+  berth_error_clear(&fe);
+  berth_redactor_flush(r->err, &fe);
+  berth_error_free(fe);
+  if (rc == 1)
+    return BERTH_ETIMEOUT;
+  if (rc < 0)
+    return rc;
+  berth_exec_state es;
+  rc = berth_docker_exec_inspect(r->d, eid, &es, err);
+  if (rc == BERTH_ENOTFOUND) {
+    berth_error_clear(err);
+    return berth_error_set(err, BERTH_EDOCKER, "the container was removed while the command ran");
+  }
+  if (rc < 0)
+    return rc;
+  *exit_code = es.has_exit_code ? es.exit_code : -1;
+  return 0;
+}
+
+/* A phase script: sources the environment exported by earlier phases, runs each command in this shell (so their
+ * exports stay), stops at the first failure, and saves the exported environment for the next phase. It lives in
+ * /dev/shm (memory) when the container has it. */
+#define ENV_PROLOGUE                                                                                                   \
+  "__berth_env=/dev/shm/.berth-env; { [ -d /dev/shm ] && [ -w /dev/shm ]; } || __berth_env=/tmp/.berth-env\n"          \
+  "if [ -r \"$__berth_env\" ]; then . \"$__berth_env\"; fi\n"
+
+static char *
+phase_script(const berth_strv *a, const berth_strv *b)
+{
+  berth_buf s;
+  berth_buf_init(&s, 16u << 20);
+  berth_buf_append(&s, ENV_PROLOGUE, strlen(ENV_PROLOGUE));
+  const berth_strv *lists[2] = { a, b };
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; lists[k] && i < lists[k]->n; i++)
+      berth_buf_printf(&s, "{ %s\n} || exit $?\n", lists[k]->v[i]);
+  berth_buf_printf(&s, "umask 077; export -p > \"$__berth_env\"\n");
+  return berth_buf_steal(&s);
+}
+
+/* Runs a hook/init list as one exec; returns BERTH_ETIMEOUT, <0 docker trouble, else 0 with *status. */
+static int
+run_phase_list(runner *r, const char *label, const berth_strv *a, const berth_strv *b, int *status, berth_error **err)
+{
+  size_t n = (a ? a->n : 0) + (b ? b->n : 0);
+  *status = 0;
+  if (n == 0)
+    return 0;
+  note(r, "==> %s (%zu command%s)", label, n, n == 1 ? "" : "s");
+  cleanup_free char *script = phase_script(a, b);
+  const char *argv[] = { "sh", "-c", script, NULL };
+  return run_exec(r, argv, status, err);
+}
+
+/* ---- image, container ---- */
+
+static void
+on_pull_progress(void *ud, const char *status, const char *id)
+{
+  runner *r = ud;
+  if (id == NULL) /* only the summary lines; per-layer progress would flood the log */
+    note(r, "pull: %s", status);
+}
+
+static int
+resolve_image(runner *r, berth_error **err)
+{
+  const char *img = r->s->image;
+  const char *policy = r->s->pull_policy ? r->s->pull_policy : "if-not-present";
+  bool present = berth_docker_image_inspect(r->d, img, NULL, err) == 0;
+  if (!present && (*err)->code != BERTH_ENOTFOUND)
+    return (*err)->code;
+  berth_error_clear(err);
+  if (strcmp(policy, "never") == 0) {
+    if (!present)
+      return berth_error_set(err, BERTH_ENOTFOUND, "image `%s` is not present and the pull policy is never", img);
+    note(r, "image %s is present (pull policy never)", img);
+    return 0;
+  }
+  if (present && strcmp(policy, "if-not-present") == 0) {
+    note(r, "image %s is present", img);
+    return 0;
+  }
+  for (int attempt = 1;; attempt++) {
+    bool transient = false;
+    note(r, "pulling %s (attempt %d of %d)", img, attempt, PULL_ATTEMPTS);
+    int rc = berth_docker_image_pull(r->d, img, on_pull_progress, r, &transient, err);
+    if (rc == 0)
+      return 0;
+    if (!transient || attempt == PULL_ATTEMPTS) {
+      if (present && strcmp(policy, "always") == 0 && transient) {
+        note(r, "warning: %s; using the local image", (*err)->msg);
+        berth_error_clear(err);
+        return 0;
+      }
+      return rc;
+    }
+    note(r, "pull failed (%s); retrying in %d s", (*err)->msg, 1 << (attempt - 1));
+    berth_error_clear(err);
+    sleep(1u << (attempt - 1));
+  }
+}
+
+static void
+add_env(cJSON *arr, const char *k, const char *v)
+{
+  char *s = NULL;
+  if (asprintf(&s, "%s=%s", k, v ? v : "") >= 0) {
+    cJSON_AddItemToArray(arr, cJSON_CreateString(s));
+    explicit_bzero(s, strlen(s));
+    free(s);
+  }
+}
+
+static cJSON *
+container_body(runner *r)
+{
+  const berth_stack *s = r->s;
+  cJSON *b = cJSON_CreateObject();
+  cJSON_AddStringToObject(b, "Image", s->image);
+  cJSON *ep = cJSON_AddArrayToObject(b, "Entrypoint");
+  cJSON_AddItemToArray(ep, cJSON_CreateString("/bin/sh"));
+  cJSON_AddItemToArray(ep, cJSON_CreateString("-c"));
+  cJSON *cmd = cJSON_AddArrayToObject(b, "Cmd");
+  /* berth's keep-alive: the image's ENTRYPOINT/CMD are ignored; commands run as execs */
+  cJSON_AddItemToArray(cmd, cJSON_CreateString("trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"));
+  cJSON *env = cJSON_AddArrayToObject(b, "Env");
+  for (size_t i = 0; i < s->n_env; i++)
+    add_env(env, s->env[i].key, s->env[i].value);
+  for (size_t i = 0; i < r->t->n_env; i++)
+    add_env(env, r->t->env[i].key, r->t->env[i].value);
+  for (size_t i = 0; i < s->n_secret_env; i++)
+    add_env(env, s->secret_env[i].key, s->secret_env[i].value);
+  for (size_t i = 0; i < r->t->n_secret_env; i++)
+    add_env(env, r->t->secret_env[i].key, r->t->secret_env[i].value);
+  add_env(env, "BERTH_TASK_ID", r->t->id);
+  add_env(env, "BERTH_STACK", s->name);
+  add_env(env, "BERTH_TRIGGERED_BY", r->t->triggered_by ? r->t->triggered_by : r->t->actor);
+  add_env(env, "BERTH_RUN_TYPE", "TASK");
+  add_env(env, "BERTH_WORKSPACE", BERTH_WORKSPACE_DIR);
+  cJSON *labels = cJSON_AddObjectToObject(b, "Labels");
+  cJSON_AddStringToObject(labels, "berth.managed", "true");
+  cJSON_AddStringToObject(labels, "berth.task", r->t->id);
+  cJSON_AddStringToObject(labels, "berth.stack", s->name);
+  cJSON_AddStringToObject(labels, "berth.instance", berth_store_instance_id(r->st));
+  cJSON_AddBoolToObject(b, "Tty", 0);
+  cJSON_AddBoolToObject(b, "OpenStdin", 0);
+  cJSON_AddBoolToObject(b, "AttachStdout", 0);
+  cJSON_AddBoolToObject(b, "AttachStderr", 0);
+  cJSON *hc = cJSON_AddObjectToObject(b, "HostConfig");
+  cJSON_AddStringToObject(hc, "NetworkMode", s->network && strcmp(s->network, "bridge") == 0 ? "bridge" : "none");
+  cJSON *cd = cJSON_AddArrayToObject(hc, "CapDrop");
+  cJSON_AddItemToArray(cd, cJSON_CreateString("ALL"));
+  cJSON *so = cJSON_AddArrayToObject(hc, "SecurityOpt");
+  cJSON_AddItemToArray(so, cJSON_CreateString("no-new-privileges"));
+  int64_t mem = s->memory_bytes > 0 ? s->memory_bytes : BERTH_DEFAULT_MEMORY;
+  cJSON_AddNumberToObject(hc, "Memory", (double)mem);
+  cJSON_AddNumberToObject(hc, "MemorySwap", (double)mem); /* equal to Memory: no swap */
+  cJSON_AddNumberToObject(hc, "PidsLimit", (double)(s->pids > 0 ? s->pids : BERTH_DEFAULT_PIDS));
+  if (s->nano_cpus > 0)
+    cJSON_AddNumberToObject(hc, "NanoCpus", (double)s->nano_cpus);
+  cJSON_AddBoolToObject(hc, "Init", 1);
+  cJSON_AddBoolToObject(hc, "Privileged", 0);
+  cJSON_AddBoolToObject(hc, "AutoRemove", 0);
+  cJSON *lc = cJSON_AddObjectToObject(hc, "LogConfig");
+  cJSON_AddStringToObject(lc, "Type", "none");
+  return b;
+}
+
+/* ---- the image user: the workspace must belong to it ---- */
+
+static int
+passwd_sink(void *ud, const char *data, size_t len)
+{
+  return berth_buf_append(ud, data, len);
+}
+
+/* Looks `name` up in the container's /etc/passwd (read with GET archive, before start). */
+static bool
+lookup_passwd(runner *r, const char *name, unsigned *uid, unsigned *gid)
+{
+  berth_buf tar;
+  berth_buf_init(&tar, PASSWD_CAP);
+  berth_error *e = NULL;
+  bool found = false;
+  if (berth_docker_archive_get(r->d, r->container, "/etc/passwd", passwd_sink, &tar, &e) == 0 && tar.len > 0) {
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    struct archive_entry *ent;
+    if (archive_read_open_memory(a, tar.data, tar.len) == ARCHIVE_OK
+        && archive_read_next_header(a, &ent) == ARCHIVE_OK) {
+      berth_buf text;
+      berth_buf_init(&text, PASSWD_CAP);
+      char chunk[8192];
+      ssize_t n;
+      while ((n = archive_read_data(a, chunk, sizeof chunk)) > 0)
+        berth_buf_append(&text, chunk, (size_t)n);
+      char *save = NULL;
+      for (char *line = text.data ? strtok_r(text.data, "\n", &save) : NULL; line && !found;
+           line = strtok_r(NULL, "\n", &save)) {
+        char *f[7] = { 0 };
+        char *p = line;
+        for (int i = 0; i < 7 && p; i++) {
+          f[i] = p;
+          p = strchr(p, ':');
+          if (p)
+            *p++ = '\0';
+        }
+        if (f[0] && f[3] && strcmp(f[0], name) == 0) {
+          *uid = (unsigned)strtoul(f[2], NULL, 10);
+          *gid = (unsigned)strtoul(f[3], NULL, 10);
+          found = true;
+        }
+      }
+      berth_buf_free(&text);
+    }
+    archive_read_free(a);
+  }
+  berth_error_free(e);
+  berth_buf_free(&tar);
+  return found;
+}
+
+static void
+resolve_user(runner *r, const cJSON *image)
+{
+  const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(image, "Config");
+  const cJSON *u = cJSON_GetObjectItemCaseSensitive(cfg, "User");
+  r->uid = r->gid = 0;
+  if (!cJSON_IsString(u) || u->valuestring[0] == '\0')
+    return;
+  char user[256];
+  snprintf(user, sizeof user, "%s", u->valuestring);
+  char *group = strchr(user, ':');
+  if (group)
+    *group++ = '\0';
+  char *end = NULL;
+  unsigned long v = strtoul(user, &end, 10);
+  bool numeric = end && *end == '\0' && user[0];
+  if (numeric) {
+    r->uid = (unsigned)v;
+    r->gid = (unsigned)v;
+  } else if (!lookup_passwd(r, user, &r->uid, &r->gid)) {
+    note(r, "warning: user `%s` of image %s not found in its /etc/passwd; the workspace belongs to root", user,
+         r->s->image);
+    return;
+  }
+  if (group) {
+    unsigned long g = strtoul(group, &end, 10);
+    if (end && *end == '\0')
+      r->gid = (unsigned)g;
+  }
+}
+
+/* ---- workspace ---- */
+
+static void
+on_ws_warning(void *ud, const char *msg)
+{
+  note(ud, "warning: %s", msg);
+}
+
+static ssize_t
+ws_produce(void *ud, char *buf, size_t len, berth_error **err)
+{
+  return berth_ws_stream_read(ud, buf, len, err);
+}
+
+static int
+upload_workspace(runner *r, berth_error **err)
+{
+  cleanup_free char *state_dir = NULL;
+  int rc = berth_state_latest(r->st, r->s->name, &state_dir, err);
+  if (rc < 0)
+    return rc;
+  berth_ws_opts o = { .project_dir = r->s->project_dir,
+                      .prefix = BERTH_SOURCE_DIR + 1,
+                      .overlay_dir = state_dir,
+                      .overlay_subdir = r->s->subdir,
+                      .uid = r->uid,
+                      .gid = r->gid,
+                      .warn = on_ws_warning,
+                      .warn_userdata = r };
+  berth_ws_stream *ws = NULL;
+  rc = berth_ws_stream_open(&o, &ws, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_docker_archive_put(r->d, r->container, "/", false, ws_produce, ws, err);
+  if (rc == 0) {
+    note(r, "workspace uploaded: %llu entries, %llu bytes%s", (unsigned long long)berth_ws_stream_entries(ws),
+         (unsigned long long)berth_ws_stream_bytes(ws), state_dir ? " (with persisted state)" : "");
+    r->uploaded = true;
+  }
+  berth_ws_stream_free(ws);
+  return rc;
+}
+
+/* Copies the persisted paths back into a new state version; nothing is written unless the whole version is. */
+static void
+persist_state(runner *r)
+{
+  if (!r->uploaded || r->s->persist.n == 0)
+    return;
+  berth_error *e = NULL;
+  char *tmp = NULL;
+  if (berth_state_begin(r->st, r->s->name, &tmp, &e) < 0) {
+    note(r, "warning: cannot save persisted paths: %s", e->msg);
+    berth_error_free(e);
+    return;
+  }
+  size_t saved = 0;
+  bool failed = false;
+  for (size_t i = 0; i < r->s->persist.n && !failed; i++) {
+    const char *p = r->s->persist.v[i];
+    cleanup_free char *src = NULL, *dest = NULL;
+    const char *slash = strrchr(p, '/');
+    if (asprintf(&src, "%s/%s", r->workdir, p) < 0
+        || asprintf(&dest, "%s/%.*s", tmp, slash ? (int)(slash - p) : 0, p) < 0)
+      break;
+    berth_buf tar;
+    berth_buf_init(&tar, PERSIST_CAP);
+    int rc = berth_docker_archive_get(r->d, r->container, src, passwd_sink, &tar, &e);
+    if (rc == BERTH_ENOTFOUND) {
+      note(r, "persisted path %s does not exist yet", p);
+      berth_error_clear(&e);
+    } else if (rc < 0) {
+      note(r, "warning: cannot copy back %s: %s", p, e->msg);
+      berth_error_clear(&e);
+      failed = true;
+    } else {
+      /* dest is inside our own temp dir; create it with its parents */
+      for (char *q = dest + strlen(tmp) + 1; *q; q++)
+        if (*q == '/') {
+          *q = '\0';
+          mkdir(dest, 0700);
+          *q = '/';
+        }
+      mkdir(dest, 0700);
+      if (berth_tar_extract_mem(tar.data, tar.len, dest, PERSIST_CAP, &e) < 0) {
+        note(r, "warning: cannot save %s: %s", p, e->msg);
+        berth_error_clear(&e);
+        failed = true;
+      } else {
+        saved++;
+      }
+    }
+    berth_buf_free(&tar);
+  }
+  if (failed || saved == 0) {
+    berth_state_abort(tmp);
+  } else {
+    int64_t version = 0;
+    int keep = r->s->keep_versions > 0 ? r->s->keep_versions : BERTH_DEFAULT_KEEP_VERSIONS;
+    if (berth_state_commit(r->st, r->s->name, r->t->id, tmp, keep, &version, &e) < 0) {
+      note(r, "warning: cannot save persisted paths: %s", e->msg);
+      berth_error_clear(&e);
+    } else {
+      note(r, "persisted %zu path%s as state version %lld", saved, saved == 1 ? "" : "s", (long long)version);
+    }
+  }
+  free(tmp);
+}
+
+/* ---- phases ---- */
+
+typedef struct outcome {
+  const char *state; /* FINISHED or FAILED */
+  char *reason;      /* owned */
+  int exit_code;
+} outcome;
+
+static void set_failure(outcome *o, int exit_code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void
+set_failure(outcome *o, int exit_code, const char *fmt, ...)
+{
+  if (o->reason != NULL)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&o->reason, fmt, ap) < 0)
+    o->reason = NULL;
+  va_end(ap);
+  o->state = "FAILED";
+  o->exit_code = exit_code;
+}
+
+static void
+fail_from_error(runner *r, outcome *o, int rc, berth_error *e)
+{
+  if (rc == BERTH_ETIMEOUT) {
+    note(r, "%s timeout reached: stopping the task",
+         r->timeout_kind && strcmp(r->timeout_kind, "idle") == 0 ? "idle (no output)" : "run");
+    set_failure(o, 124, "timeout");
+  } else {
+    note(r, "error: %s", e ? e->msg : "unknown error");
+    set_failure(o, -1, "%s", e ? e->msg : "error");
+  }
+}
+
+static void
+perform(runner *r, outcome *o)
+{
+  berth_error *e = NULL;
+  int status = 0;
+  int rc = transition(r, "PERFORMING", BERTH_PHASE_PERFORMING, NULL, NULL, -1, &e);
+  if (rc < 0) {
+    fail_from_error(r, o, rc, e);
+    berth_error_free(e);
+    return;
+  }
+  rc = run_phase_list(r, "before_perform hooks", &r->s->before_perform, NULL, &status, &e);
+  if (rc < 0) {
+    fail_from_error(r, o, rc, e);
+    berth_error_clear(&e);
+    return;
+  }
+  if (status != 0) {
+    note(r, "before_perform hooks failed with status %d", status);
+    set_failure(o, status, "before_perform hook exited with status %d", status);
+    return;
+  }
+  note(r, "==> performing: %s", r->t->command);
+  const char *argv[] = { "sh", "-c", ENV_PROLOGUE "exec sh -c \"$0\"", r->t->command, NULL };
+  rc = run_exec(r, argv, &status, &e);
+  if (rc < 0) {
+    fail_from_error(r, o, rc, e);
+    berth_error_clear(&e);
+    return;
+  }
+  if (status != 0) {
+    note(r, "command exited with status %d", status);
+    set_failure(o, status, "command exited with status %d", status);
+  }
+  int cmd_status = status;
+  rc = run_phase_list(r, "after_perform hooks", &r->s->after_perform, NULL, &status, &e);
+  if (rc < 0) {
+    fail_from_error(r, o, rc, e);
+    berth_error_clear(&e);
+    return;
+  }
+  if (status != 0 && cmd_status == 0) {
+    note(r, "after_perform hooks failed with status %d", status);
+    set_failure(o, status, "after_perform hook exited with status %d", status);
+  }
+}
+
+static void
+run_task(runner *r, outcome *o)
+{
+  berth_error *e = NULL;
+  int status = 0;
+  int rc = transition(r, "PREPARING", BERTH_PHASE_PREPARING, NULL, NULL, -1, &e);
+  if (rc == 0)
+    rc = resolve_image(r, &e);
+  cJSON *image = NULL;
+  if (rc == 0)
+    rc = berth_docker_image_inspect(r->d, r->s->image, &image, &e);
+  if (rc == 0) {
+    cJSON *body = container_body(r);
+    char name[96];
+    snprintf(name, sizeof name, "berth-%s", r->t->id);
+    rc = berth_docker_container_create(r->d, name, body, &r->container, &e);
+    cJSON_Delete(body);
+  }
+  if (rc == 0) {
+    berth_error *se = NULL;
+    berth_store_task_set_container(r->st, r->t->id, r->container, &se);
+    berth_error_free(se);
+    note(r, "container %.12s created from %s", r->container, r->s->image);
+    resolve_user(r, image);
+    rc = transition(r, "INITIALIZING", BERTH_PHASE_INITIALIZING, NULL, NULL, -1, &e);
+  }
+  cJSON_Delete(image);
+  if (rc == 0)
+    rc = upload_workspace(r, &e);
+  if (rc == 0)
+    rc = berth_docker_container_start(r->d, r->container, &e);
+  if (rc == 0 && !r->t->skip_init) {
+    rc = run_phase_list(r, "initialization: before_init hooks and init commands", &r->s->before_init, &r->s->init,
+                        &status, &e);
+    if (rc == 0 && status != 0) {
+      note(r, "initialization failed with status %d", status);
+      set_failure(o, -1, "initialization failed with status %d", status);
+      return;
+    }
+  } else if (rc == 0) {
+    note(r, "initialization skipped (--skip-init)");
+  }
+  if (rc < 0) {
+    fail_from_error(r, o, rc, e);
+    berth_error_free(e);
+    return;
+  }
+  perform(r, o);
+}
+
+static void
+finish(runner *r, outcome *o)
+{
+  berth_error *e = NULL;
+  r->phase = BERTH_PHASE_FINISHING;
+  if (r->container != NULL) {
+    berth_container_state cs;
+    memset(&cs, 0, sizeof cs);
+    bool running = berth_docker_container_inspect(r->d, r->container, &cs, NULL, &e) == 0 && cs.running;
+    berth_error_clear(&e);
+    /* after_run hooks always run once the container exists: bring a killed (timed out) container back for them */
+    if (!running && r->uploaded && r->s->after_run.n > 0 && berth_docker_container_start(r->d, r->container, &e) == 0)
+      running = true;
+    berth_error_clear(&e);
+    if (cs.oom_killed && o->reason != NULL)
+      note(r, "the container ran out of memory (OOM killed)");
+    if (r->s->after_run.n > 0 && running) {
+      int status = 0;
+      /* after_run hooks get a fresh run timeout budget of their own: they must run even after a timeout */
+      int64_t saved_deadline = r->deadline_ms;
+      r->deadline_ms = berth_now_ms() + (r->s->timeout_ms > 0 ? r->s->timeout_ms : BERTH_DEFAULT_TIMEOUT_MS);
+      int rc = run_phase_list(r, "after_run hooks", &r->s->after_run, NULL, &status, &e);
+      r->deadline_ms = saved_deadline;
+      if (rc < 0)
+        note(r, "after_run hooks did not complete: %s", e ? e->msg : "timeout");
+      else if (status != 0)
+        note(r, "after_run hooks failed with status %d", status);
+      berth_error_clear(&e);
+    } else if (r->s->after_run.n > 0) {
+      note(r, "after_run hooks skipped: the container is no longer running");
+    }
+    persist_state(r);
+    if (berth_docker_container_remove(r->d, r->container, &e) < 0) {
+      note(r, "warning: cannot remove container %.12s now (%s); it is swept later", r->container, e->msg);
+      berth_error_clear(&e);
+    }
+  }
+  if (o->state == NULL)
+    o->state = "FINISHED", o->exit_code = 0;
+  note(r, "==> %s%s%s", o->state, o->reason ? ": " : "", o->reason ? o->reason : "");
+  if (transition(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code, &e) < 0)
+    berth_error_free(e);
+}
+
+static void
+kill_on_timeout(runner *r, const outcome *o)
+{
+  if (r->container != NULL && o->reason != NULL && strcmp(o->reason, "timeout") == 0) {
+    berth_error *e = NULL;
+    berth_docker_container_kill(r->d, r->container, "SIGKILL", &e);
+    berth_error_free(e);
+  }
+}
+
+int
+berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
+{
+  runner r = { .st = st, .phase = BERTH_PHASE_QUEUED };
+  int hold_fd = -1, stack_fd = -1;
+  int rc = berth_task_hold(berth_store_home(st), task_id, &hold_fd, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_store_task_set_supervisor(st, task_id, (int)getpid(), err);
+  if (rc == 0)
+    rc = berth_store_task_get(st, task_id, &r.t, err);
+  if (rc == 0)
+    rc = berth_task_log_create(berth_store_home(st), task_id, &r.log, err);
+  if (rc < 0) {
+    close(hold_fd);
+    return rc;
+  }
+  outcome o = { 0 };
+  berth_error *e = NULL;
+  rc = berth_store_stack_get(st, r.t->stack, &r.s, &e);
+  if (rc == 0)
+    rc = setup_secrets(&r, &e);
+  if (rc == 0)
+    rc = berth_docker_new(NULL, &r.d, &e);
+  if (rc == 0) {
+    berth_error *se = NULL;
+    berth_queue_sweep(st, r.d, &se);
+    berth_error_free(se);
+    rc = berth_queue_wait_turn(st, r.d, r.t, NULL, NULL, &stack_fd, &e);
+    if (rc == BERTH_EBUSY) { /* ended while queued (canceled): nothing more to do */
+      berth_error_free(e);
+      goto out;
+    }
+  }
+  if (rc < 0) {
+    fail_from_error(&r, &o, rc, e);
+    berth_error_clear(&e);
+  } else {
+    r.workdir = r.s->subdir && r.s->subdir[0] ? NULL : strdup(BERTH_SOURCE_DIR);
+    if (r.workdir == NULL && asprintf(&r.workdir, "%s/%s", BERTH_SOURCE_DIR, r.s->subdir) < 0)
+      r.workdir = NULL;
+    r.idle_ms = r.s->idle_timeout_ms > 0 ? r.s->idle_timeout_ms : BERTH_DEFAULT_IDLE_TIMEOUT_MS;
+    r.deadline_ms = berth_now_ms() + (r.s->timeout_ms > 0 ? r.s->timeout_ms : BERTH_DEFAULT_TIMEOUT_MS);
+    run_task(&r, &o);
+    kill_on_timeout(&r, &o);
+  }
+  finish(&r, &o);
+out : {
+  berth_error *fe = NULL;
+  berth_store_task_forget_secrets(st, task_id, &fe);
+  berth_error_free(fe);
+}
+  free(o.reason);
+  free(r.container);
+  free(r.workdir);
+  berth_redactor_free(r.out);
+  berth_redactor_free(r.err);
+  berth_secrets_free(r.secrets);
+  berth_task_log_close(r.log);
+  berth_docker_free(r.d);
+  berth_stack_free(r.s);
+  berth_task_free(r.t);
+  if (stack_fd >= 0)
+    close(stack_fd);
+  close(hold_fd);
+  return 0;
+}
+
+int
+berth_task_exit_status(const char *state, const char *reason, int exit_code)
+{
+  if (strcmp(state, "FINISHED") == 0)
+    return 0;
+  if (strcmp(state, "FAILED") == 0 && reason && strcmp(reason, "timeout") == 0)
+    return 124;
+  if (strcmp(state, "FAILED") == 0 && exit_code > 0)
+    return exit_code;
+  return 125;
+}
