@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "berth/task_log.h"
 #include "berth/task_queue.h"
 #include "berth/task_runner.h"
+#include "berth/task_submit.h"
 #include "cli.h"
 
 static volatile sig_atomic_t stop_following;
@@ -166,38 +166,6 @@ run_usage(FILE *f)
              "Ctrl-C stops following, never the task. --secret-env K reads the value from berth's environment.\n");
 }
 
-/* Starts the supervisor as a daemon (double fork, new session); returns once it is launched. */
-static int
-spawn_supervisor(const char *home, const char *id, berth_error **err)
-{
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n < 0)
-    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "find the berth executable");
-  self[n] = '\0';
-  pid_t pid = fork();
-  if (pid < 0)
-    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "start the task supervisor");
-  if (pid == 0) {
-    setsid();
-    if (fork() != 0)
-      _exit(0);
-    int fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-      dup2(fd, 0);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      if (fd > 2)
-        close(fd);
-    }
-    execl(self, "berth", "__supervise", "--home", home, id, (char *)NULL);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return 0;
-}
-
 static int
 task_run(int argc, char **argv)
 {
@@ -262,38 +230,26 @@ task_run(int argc, char **argv)
     if (berth_buf_append(&cmd, argv[i], strlen(argv[i])) < 0)
       rc = cli_usage_error("task run: the command is longer than 1 MiB");
   }
-  if (rc == 0) {
-    bool blank = true;
-    for (size_t i = 0; i < cmd.len; i++)
-      blank = blank && (cmd.data[i] == ' ' || cmd.data[i] == '\t' || cmd.data[i] == '\n');
-    if (blank)
-      rc = cli_usage_error("task run: the command is empty (berth task run %s -- COMMAND...)", stack_name);
-  }
   berth_store *st = NULL;
-  berth_stack *s = NULL;
-  berth_docker *d = NULL;
-  if (rc == 0 && berth_stack_validate_name(stack_name, &err) < 0)
-    rc = cli_fail(err);
+  berth_task *sub = NULL;
   if (rc == 0)
     rc = open_store(&st);
-  if (rc == 0 && berth_store_stack_get(st, stack_name, &s, &err) < 0)
-    rc = cli_fail(err);
-  /* fail at submit, with nothing recorded, when Docker cannot run it anyway */
-  if (rc == 0 && (berth_docker_new(NULL, &d, &err) < 0 || berth_docker_ping(d, &err) < 0))
-    rc = cli_fail(err);
-  if (rc == 0 && s->pull_policy && strcmp(s->pull_policy, "never") == 0
-      && berth_docker_image_inspect(d, s->image, NULL, &err) < 0) {
-    berth_error_wrap(&err, "stack %s (pull policy never)", s->name);
-    rc = cli_fail(err);
-  }
   if (rc == 0) {
-    t.stack = (char *)stack_name;
-    t.command = cmd.data;
-    t.actor = current_user();
-    if (berth_store_task_create(st, &t, &err) < 0 || spawn_supervisor(berth_store_home(st), t.id, &err) < 0)
+    char *actor = current_user();
+    berth_submit req = { .stack = stack_name,
+                         .command = cmd.data,
+                         .skip_init = t.skip_init,
+                         .env = t.env,
+                         .n_env = t.n_env,
+                         .secret_env = t.secret_env,
+                         .n_secret_env = t.n_secret_env,
+                         .actor = actor };
+    if (berth_task_submit(st, &req, &sub, &err) < 0)
       rc = cli_fail(err);
-    t.stack = NULL;
-    t.command = NULL;
+    else
+      t.id = strdup(sub->id);
+    free(actor);
+    berth_task_free(sub);
   }
   if (rc == 0 && detach) {
     printf("%s\n", t.id);
@@ -324,11 +280,8 @@ task_run(int argc, char **argv)
   }
   berth_buf_free(&cmd);
   free(t.id);
-  free(t.actor);
   berth_kv_array_free(t.env, t.n_env);
   berth_kv_array_free(t.secret_env, t.n_secret_env);
-  berth_stack_free(s);
-  berth_docker_free(d);
   berth_store_close(st);
   return rc;
 }

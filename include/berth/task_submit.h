@@ -1,0 +1,33 @@
+/* Submitting a task: every check that can fail before anything runs, then the durable QUEUED record, then a
+ * supervisor process that owns the task to its end. Shared by the CLI (local mode) and the HTTP server. */
+#ifndef BERTH_TASK_SUBMIT_H
+#define BERTH_TASK_SUBMIT_H
+
+#include <stdbool.h>
+
+#include "berth/error.h"
+#include "berth/store.h"
+
+typedef struct berth_submit {
+  const char *stack;
+  const char *command; /* joined command line, run as sh -c */
+  bool skip_init;
+  const berth_kv *env;
+  size_t n_env;
+  const berth_kv *secret_env;
+  size_t n_secret_env;
+  const char *actor;        /* the OS user (local mode) or the API key's name */
+  const char *role;         /* "admin", "writer", "reader"; NULL in local mode (the store's owner) */
+  const char *triggered_by; /* NULL = actor */
+  bool die_with_parent;     /* server mode: the supervisor ends with the server (a restart fails it) */
+} berth_submit;
+
+/* Checks (stack exists, command not empty, stack lock, image allowlist, task policies, Docker reachable, image
+ * present under pull policy never), records the task QUEUED and starts its supervisor. *out (optional) gets the
+ * new task record. Refusals are BERTH_EINVAL / BERTH_ENOTFOUND / BERTH_EDENIED / BERTH_EDOCKER with one line. */
+int berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err);
+
+/* Starts `berth __supervise` for task_id as a daemon process. */
+int berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_parent, berth_error **err);
+
+#endif

@@ -1,0 +1,123 @@
+/* Task submission: refuse early, record durably, hand over to a supervisor process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "berth/docker.h"
+#include "berth/task_submit.h"
+
+int
+berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_parent, berth_error **err)
+{
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "find the berth executable");
+  self[n] = '\0';
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "start the supervisor of task %s", task_id);
+  if (pid == 0) {
+    if (die_with_parent) {
+      /* a direct child that dies with the server: a server crash leaves the task to the restart sweep */
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent)
+        _exit(1);
+    } else {
+      setsid();
+      if (fork() != 0)
+        _exit(0);
+    }
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+      dup2(fd, 0);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      if (fd > 2)
+        close(fd);
+    }
+    execl(self, "berth", "__supervise", "--home", home, task_id, (char *)NULL);
+    _exit(127);
+  }
+  if (!die_with_parent) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+      ;
+  }
+  return 0;
+}
+
+static bool
+blank(const char *s)
+{
+  for (; s && *s; s++)
+    if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+      return false;
+  return true;
+}
+
+int
+berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err)
+{
+  int rc = berth_stack_validate_name(req->stack, err);
+  if (rc < 0)
+    return rc;
+  if (req->command == NULL || blank(req->command))
+    return berth_error_set(err, BERTH_EINVAL, "the command is empty (berth task run %s -- COMMAND...)", req->stack);
+  berth_stack *s = NULL;
+  rc = berth_store_stack_get(st, req->stack, &s, err);
+  if (rc < 0)
+    return rc;
+  if (s->lock_owner != NULL && (req->actor == NULL || strcmp(s->lock_owner, req->actor) != 0)) {
+    rc = berth_error_set(err, BERTH_EDENIED, "stack `%s` is locked by %s%s%s", s->name, s->lock_owner,
+                         s->lock_note ? ": " : "", s->lock_note ? s->lock_note : "");
+    berth_stack_free(s);
+    return rc;
+  }
+  /* fail at submit, with nothing recorded, when Docker cannot run it anyway */
+  berth_docker *d = NULL;
+  rc = berth_docker_new(NULL, &d, err);
+  if (rc == 0)
+    rc = berth_docker_ping(d, err);
+  if (rc == 0 && s->pull_policy && strcmp(s->pull_policy, "never") == 0) {
+    rc = berth_docker_image_inspect(d, s->image, NULL, err);
+    if (rc < 0)
+      berth_error_wrap(err, "stack %s (pull policy never)", s->name);
+  }
+  berth_docker_free(d);
+  if (rc < 0) {
+    berth_stack_free(s);
+    return rc;
+  }
+  berth_task t = { .exit_code = -1, .skip_init = req->skip_init };
+  t.stack = s->name;
+  t.command = (char *)req->command;
+  t.actor = (char *)req->actor;
+  t.triggered_by = (char *)req->triggered_by;
+  t.env = (berth_kv *)req->env;
+  t.n_env = req->n_env;
+  t.secret_env = (berth_kv *)req->secret_env;
+  t.n_secret_env = req->n_secret_env;
+  rc = berth_store_task_create(st, &t, err);
+  if (rc == 0) {
+    rc = berth_supervisor_spawn(berth_store_home(st), t.id, req->die_with_parent, err);
+    if (rc < 0) {
+      berth_error *e2 = NULL;
+      berth_store_task_transition(st, t.id, "FAILED", "berth", "could not start its supervisor", "executor interrupted",
+                                  -1, &e2);
+      berth_error_free(e2);
+    }
+  }
+  if (rc == 0 && out != NULL)
+    rc = berth_store_task_get(st, t.id, out, err);
+  free(t.id);
+  berth_stack_free(s);
+  return rc;
+}
