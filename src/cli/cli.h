@@ -10,6 +10,11 @@
 int cmd_doctor(int argc, char **argv);
 int cmd_stack(int argc, char **argv);
 int cmd_task(int argc, char **argv);
+int cmd_image(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 int cmd_supervise(int argc, char **argv); /* internal: the background supervisor of one task */
 
 /* Prints "berth: <msg>" on stderr (the message passes the process-wide redactor when one is set) and returns the
@@ -17,5 +22,14 @@ int cmd_supervise(int argc, char **argv); /* internal: the background supervisor
 int cli_fail(berth_error *err);
 /* Prints "berth: <fmt>" on stderr and returns 125. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+struct berth_store;
+struct cJSON;
+/* The local actor: the OS user's name. Caller frees. */
+char *cli_current_user(void);
+/* Opens the store at BERTH_HOME (or the default); on failure prints the one line and returns the exit code. */
+int cli_open_store(struct berth_store **st);
+/* Prints j, indented, and a newline on stdout. */
+void cli_print_json(const struct cJSON *j);
 
 #endif

@@ -30,39 +30,6 @@ on_sigint(int sig)
   stop_following = 1;
 }
 
-static char *
-current_user(void)
-{
-  struct passwd *pw = getpwuid(getuid());
-  if (pw != NULL)
-    return strdup(pw->pw_name);
-  char *s = NULL;
-  if (asprintf(&s, "uid%u", (unsigned)getuid()) < 0)
-    return NULL;
-  return s;
-}
-
-static int
-open_store(berth_store **st)
-{
-  berth_error *err = NULL;
-  char *home = berth_home_default();
-  int rc = berth_store_open(home, st, &err);
-  free(home);
-  if (rc < 0)
-    return cli_fail(err);
-  return 0;
-}
-
-static void
-print_json(cJSON *j)
-{
-  char *s = cJSON_Print(j);
-  if (s)
-    printf("%s\n", s);
-  free(s);
-}
-
 /* ---- following a task log ---- */
 
 typedef struct follow_out {
@@ -233,9 +200,9 @@ task_run(int argc, char **argv)
   berth_store *st = NULL;
   berth_task *sub = NULL;
   if (rc == 0)
-    rc = open_store(&st);
+    rc = cli_open_store(&st);
   if (rc == 0) {
-    char *actor = current_user();
+    char *actor = cli_current_user();
     berth_submit req = { .stack = stack_name,
                          .command = cmd.data,
                          .skip_init = t.skip_init,
@@ -269,7 +236,7 @@ task_run(int argc, char **argv)
         rc = berth_task_exit_status(fin->state, fin->reason, fin->exit_code);
         if (json) {
           cJSON *j = berth_task_to_json(fin);
-          print_json(j);
+          cli_print_json(j);
           cJSON_Delete(j);
         } else if (rc != 0 && rc != fin->exit_code) {
           fprintf(stderr, "berth: task %s %s: %s\n", fin->id, fin->state, fin->reason ? fin->reason : "");
@@ -323,7 +290,7 @@ task_list(int argc, char **argv)
   if (optind < argc)
     return cli_usage_error("task list: unexpected argument `%s`", argv[optind]);
   berth_store *st = NULL;
-  int rc = open_store(&st);
+  int rc = cli_open_store(&st);
   if (rc)
     return rc;
   berth_task **v = NULL;
@@ -337,7 +304,7 @@ task_list(int argc, char **argv)
     cJSON *arr = cJSON_AddArrayToObject(o, "tasks");
     for (size_t i = 0; i < n; i++)
       cJSON_AddItemToArray(arr, berth_task_to_json(v[i]));
-    print_json(o);
+    cli_print_json(o);
     cJSON_Delete(o);
   } else {
     printf("%-26s  %-16s  %-12s  %4s  %-24s  %s\n", "ID", "STACK", "STATE", "EXIT", "CREATED", "COMMAND");
@@ -377,7 +344,7 @@ task_show(int argc, char **argv)
   if (id == NULL)
     return cli_usage_error("task show: which task? (berth task show ID)");
   berth_store *st = NULL;
-  int rc = open_store(&st);
+  int rc = cli_open_store(&st);
   if (rc)
     return rc;
   berth_error *err = NULL;
@@ -388,7 +355,7 @@ task_show(int argc, char **argv)
   }
   if (json) {
     cJSON *j = berth_task_to_json(t);
-    print_json(j);
+    cli_print_json(j);
     cJSON_Delete(j);
   } else {
     printf("id:          %s\nstack:       %s\ncommand:     %s\nstate:       %s\n", t->id, t->stack, t->command,
@@ -435,7 +402,7 @@ task_logs(int argc, char **argv)
   if (id == NULL)
     return cli_usage_error("task logs: which task? (berth task logs ID)");
   berth_store *st = NULL;
-  int rc = open_store(&st);
+  int rc = cli_open_store(&st);
   if (rc)
     return rc;
   berth_error *err = NULL;

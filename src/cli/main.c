@@ -13,6 +13,11 @@ static const struct {
   { "doctor", cmd_doctor, "Docker reachable? API version, store, runner image" },
   { "stack", cmd_stack, "create, update, show, list, delete stacks; stack state" },
   { "task", cmd_task, "run, list, show, logs tasks" },
+  { "image", cmd_image, "image allowlist: allow, deny, remove, list, check" },
+  { "policy", cmd_policy, "task policies: add, list, remove, test" },
+  { "audit", cmd_audit, "the audit trail: list, verify" },
+  { "serve", cmd_serve, "the HTTP API server" },
+  { "key", cmd_key, "API keys: create, list, revoke" },
   { "__supervise", cmd_supervise, NULL },
 };
 

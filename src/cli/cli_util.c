@@ -1,0 +1,44 @@
+/* Small helpers shared by the CLI commands. */
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "berth/store.h"
+#include "cli.h"
+
+char *
+cli_current_user(void)
+{
+  struct passwd *pw = getpwuid(getuid());
+  if (pw != NULL)
+    return strdup(pw->pw_name);
+  char *s = NULL;
+  if (asprintf(&s, "uid%u", (unsigned) getuid()) < 0)
+    return NULL;
+  return s;
+}
+
+int
+cli_open_store(berth_store **st)
+{
+  berth_error *err = NULL;
+  char *home = berth_home_default();
+  int rc = berth_store_open(home, st, &err);
+  free(home);
+  if (rc < 0)
+    return cli_fail(err);
+  return 0;
+}
+
+void
+cli_print_json(const cJSON *j)
+{
+  char *s = cJSON_Print(j);
+  if (s)
+    printf("%s\n", s);
+  free(s);
+}

@@ -1,0 +1,10 @@
+/* Placeholder until the real command lands in this file. */
+#include "cli.h"
+
+int
+cmd_image(int argc, char **argv)
+{
+  (void) argc;
+  (void) argv;
+  return cli_usage_error("'image' is not available in this build yet");
+}
