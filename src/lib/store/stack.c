@@ -121,6 +121,9 @@ validate_env(const berth_kv *kv, size_t n, const char *what, berth_error **err)
   for (size_t i = 0; i < n; i++) {
     if (!berth_env_name_valid(kv[i].key))
       return berth_error_set(err, BERTH_EINVAL, "%s name `%.64s` is invalid", what, kv[i].key);
+    if (strncmp(kv[i].key, "BERTH_", 6) == 0)
+      return berth_error_set(err, BERTH_EINVAL, "%s name `%.64s` is reserved (berth sets the BERTH_* variables)", what,
+                             kv[i].key);
     for (size_t j = 0; j < i; j++)
       if (strcmp(kv[i].key, kv[j].key) == 0)
         return berth_error_set(err, BERTH_EINVAL, "%s `%s` is given twice", what, kv[i].key);
