@@ -147,8 +147,12 @@ task_run(int argc, char **argv)
   bool detach = false, json = false;
   berth_error *err = NULL;
   int c, rc = 0;
+  /* options may come before or after STACK; everything after `--` is the command */
+  int dd = 1;
+  while (dd < argc && strcmp(argv[dd], "--") != 0)
+    dd++;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+  while ((c = getopt_long(dd, argv, "", opts, NULL)) != -1) {
     char *k = NULL, *v = NULL;
     switch (c) {
     case 's':
@@ -184,13 +188,13 @@ task_run(int argc, char **argv)
       return cli_usage_error("task run: unknown option (see 'berth task run --help')");
     }
   }
-  if (optind >= argc)
+  if (optind >= dd)
     rc = cli_usage_error("task run: which stack? (berth task run STACK -- COMMAND...)");
   const char *stack_name = rc ? NULL : argv[optind++];
   berth_buf cmd;
   berth_buf_init(&cmd, 1u << 20);
   for (int i = optind; rc == 0 && i < argc; i++) {
-    if (i == optind && strcmp(argv[i], "--") == 0)
+    if (i == dd)
       continue;
     if (cmd.len > 0)
       berth_buf_append(&cmd, " ", 1);
