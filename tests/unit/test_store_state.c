@@ -33,6 +33,7 @@ setup(void **state)
   berth_store *st = NULL;
   berth_error *err = NULL;
   assert_int_equal(berth_store_open(home, &st, &err), 0);
+  free(home);
   berth_stack *s = berth_stack_new();
   s->name = strdup("tf");
   s->image = strdup("alpine");
