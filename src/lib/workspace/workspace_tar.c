@@ -258,7 +258,8 @@ walker_push(ws_walker *w, char *rel, char *proj, char *ovl, berth_error **err)
         return rc;
     }
   }
-  qsort(l->kids, l->n, sizeof *l->kids, cmp_child);
+  if (l->n > 1)
+    qsort(l->kids, l->n, sizeof *l->kids, cmp_child);
   size_t o = 0;
   for (size_t i = 0; i < l->n; i++) {
     if (o > 0 && strcmp(l->kids[o - 1].name, l->kids[i].name) == 0) {
@@ -792,9 +793,9 @@ berth_ws_stream_open(const berth_ws_opts *o, berth_ws_stream **out, berth_error 
     berth_error_set(err, BERTH_EINTERNAL, "out of memory");
     goto fail;
   }
-  /* pax restricted: plain ustar headers unless a long name needs a pax record; names are bytes, as on disk */
+  /* pax restricted: plain ustar headers unless a long or non-ASCII name needs a pax record. (Not hdrcharset=BINARY:
+   * libarchive would then add a pax record to every entry.) */
   if (archive_write_set_format_pax_restricted(s->a) != ARCHIVE_OK
-      || archive_write_set_options(s->a, "hdrcharset=BINARY") < ARCHIVE_WARN
       || archive_write_open(s->a, s, NULL, ws_write_cb, NULL) != ARCHIVE_OK) {
     ws_archive_err(s, "open", ws_name(s), err);
     goto fail;
