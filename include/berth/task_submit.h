@@ -4,6 +4,7 @@
 #define BERTH_TASK_SUBMIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "berth/error.h"
 #include "berth/store.h"
@@ -26,6 +27,10 @@ typedef struct berth_submit {
  * present under pull policy never), records the task QUEUED and starts its supervisor. *out (optional) gets the
  * new task record. Refusals are BERTH_EINVAL / BERTH_ENOTFOUND / BERTH_EDENIED / BERTH_EDOCKER with one line. */
 int berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err);
+
+/* The workspace caps in force (0 = the built-in defaults): the admin may lower or raise them with the environment
+ * of the berth process, BERTH_WORKSPACE_MAX_BYTES and BERTH_WORKSPACE_MAX_ENTRIES. */
+void berth_workspace_caps(uint64_t *max_bytes, uint64_t *max_entries);
 
 /* Starts `berth __supervise` for task_id as a daemon process. */
 int berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_parent, berth_error **err);

@@ -66,6 +66,10 @@ berth_task_to_json(const berth_task *t)
     cJSON_AddStringToObject(senv, t->secret_env[i].key, "***");
   add_str(o, "container_id", t->container_id);
   add_str(o, "blocked_by", t->blocked_by);
+  if (t->supervisor_pid > 0)
+    cJSON_AddNumberToObject(o, "supervisor_pid", t->supervisor_pid);
+  else
+    cJSON_AddNullToObject(o, "supervisor_pid");
   add_time(o, "created_at", t->created_at);
   add_time(o, "started_at", t->started_at);
   add_time(o, "finished_at", t->finished_at);

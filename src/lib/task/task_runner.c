@@ -18,6 +18,7 @@
 #include "berth/task_log.h"
 #include "berth/task_queue.h"
 #include "berth/task_runner.h"
+#include "berth/task_submit.h"
 #include "berth/workspace.h"
 
 #define PERSIST_CAP (256u * 1024u * 1024u)
@@ -467,6 +468,7 @@ upload_workspace(runner *r, berth_error **err)
                       .gid = r->gid,
                       .warn = on_ws_warning,
                       .warn_userdata = r };
+  berth_workspace_caps(&o.max_bytes, &o.max_entries);
   berth_ws_stream *ws = NULL;
   rc = berth_ws_stream_open(&o, &ws, err);
   if (rc < 0)

@@ -11,6 +11,7 @@
 
 #include "berth/docker.h"
 #include "berth/task_submit.h"
+#include "berth/workspace.h"
 
 int
 berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_parent, berth_error **err)
@@ -54,6 +55,15 @@ berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_pare
   return 0;
 }
 
+void
+berth_workspace_caps(uint64_t *max_bytes, uint64_t *max_entries)
+{
+  const char *b = getenv("BERTH_WORKSPACE_MAX_BYTES");
+  const char *e = getenv("BERTH_WORKSPACE_MAX_ENTRIES");
+  *max_bytes = b && *b ? strtoull(b, NULL, 10) : 0;
+  *max_entries = e && *e ? strtoull(e, NULL, 10) : 0;
+}
+
 static bool
 blank(const char *s)
 {
@@ -78,6 +88,17 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   if (s->lock_owner != NULL && (req->actor == NULL || strcmp(s->lock_owner, req->actor) != 0)) {
     rc = berth_error_set(err, BERTH_EDENIED, "stack `%s` is locked by %s%s%s", s->name, s->lock_owner,
                          s->lock_note ? ": " : "", s->lock_note ? s->lock_note : "");
+    berth_stack_free(s);
+    return rc;
+  }
+  /* the workspace: readable, within the caps (a scan, nothing is read from the files) */
+  berth_ws_opts wo = { .project_dir = s->project_dir, .prefix = "mnt/workspace/source" };
+  berth_workspace_caps(&wo.max_bytes, &wo.max_entries);
+  berth_ws_stream *ws = NULL;
+  rc = berth_ws_stream_open(&wo, &ws, err);
+  berth_ws_stream_free(ws);
+  if (rc < 0) {
+    berth_error_wrap(err, "stack %s", s->name);
     berth_stack_free(s);
     return rc;
   }

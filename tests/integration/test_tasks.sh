@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Tasks end to end through the real berth binary and the real daemon: output streams, exit statuses, env, hooks,
+# timeouts, persisted state, logs, following, clean-up after crashes, and every bad input.
+. "$(dirname "$0")/lib.sh"
+S=$(stack_name main)
+proj=$T_TMP/proj
+mkdir -p "$proj/sub/dir"
+echo hello >"$proj/README"
+echo nested >"$proj/sub/dir/file"
+ln -s /etc/hostname "$proj/link-out"
+ln -s README "$proj/link-in"
+
+"$BERTH" stack create "$S" --image berth/busybox:latest --project-dir "$proj" \
+  --before-init 'echo before-init-ran >&2; export FROM_HOOK=hook' --init 'export FROM_INIT=init; echo init-ran >&2' \
+  --before-perform 'echo before-perform-ran >&2' --after-perform 'echo after-perform-ran >&2' \
+  --after-run 'echo after-run-ran >&2' --env PLAIN=plain-value --timeout 60s --idle-timeout 30s \
+  --persist out/state.json --keep-versions 2 >/dev/null
+check "stack create with every hook" test $? -eq 0
+
+# stdout is the command's stdout, byte for byte; everything else goes to stderr
+rc=$(run "$T_TMP/o1" "$T_TMP/e1" "$S" -- 'printf "\000\001\377bin\r\n"; echo to-err >&2')
+check "exit 0 when the command succeeds" test "$rc" -eq 0
+printf '\000\001\377bin\r\n' >"$T_TMP/want1"
+check "stdout carries exactly the command's bytes" cmp "$T_TMP/o1" "$T_TMP/want1"
+check "the command's stderr is on stderr" grep -q to-err "$T_TMP/e1"
+for h in before-init-ran init-ran before-perform-ran after-perform-ran after-run-ran; do
+  check "hook output on stderr: $h" grep -q "$h" "$T_TMP/e1"
+done
+check "hooks run in order" sh -c "grep -n -e before-init-ran -e init-ran -e before-perform-ran -e to-err \
+  -e after-perform-ran -e after-run-ran '$T_TMP/e1' | cut -d: -f2 | tr '\n' ' ' | \
+  grep -q 'before-init-ran init-ran before-perform-ran to-err after-perform-ran after-run-ran'"
+
+for code in 1 3 42; do
+  rc=$(run "$T_TMP/o" "$T_TMP/e" "$S" -- "exit $code")
+  check "berth exits with the command's status $code" test "$rc" -eq "$code"
+done
+id=$(last_task "$S")
+check "a failed command: FAILED with its status as the reason" \
+  sh -c "test \"\$('$BERTH' task show $id --json | python3 -c 'import json,sys; t=json.load(sys.stdin); print(t[\"state\"], t[\"exit_code\"], t[\"reason\"])')\" = 'FAILED 42 command exited with status 42'"
+
+export IT_TASK_SECRET=task-secret-value-0987
+rc=$(run "$T_TMP/o2" "$T_TMP/e2" "$S" --env TASKVAR=tv --secret-env IT_TASK_SECRET -- \
+  'echo "$PLAIN $TASKVAR $FROM_HOOK $FROM_INIT $BERTH_STACK $BERTH_RUN_TYPE $BERTH_WORKSPACE"; echo "s=$IT_TASK_SECRET"; id -u; pwd')
+check "env run" test "$rc" -eq 0
+check "stack env, task env, hook and init exports and BERTH_* reach the command" \
+  grep -qx "plain-value tv hook init $S TASK /mnt/workspace" "$T_TMP/o2"
+check "a task secret is masked" grep -qx 's=\*\*\*' "$T_TMP/o2"
+check "the secret is not in the store in clear" sh -c "! grep -rqa task-secret-value-0987 '$BERTH_HOME'"
+
+rc=$(run "$T_TMP/o3" "$T_TMP/e3" "$S" -- 'ls -la; test -L link-out && readlink link-out; cat sub/dir/file; stat -c %u README')
+check "workspace task" test "$rc" -eq 0
+check "a symlink out of the workspace is stored as a symlink" grep -qx /etc/hostname "$T_TMP/o3"
+check "nested files arrive" grep -qx nested "$T_TMP/o3"
+
+rc=$(run "$T_TMP/o4" "$T_TMP/e4" "$S" --skip-init -- 'echo "[$FROM_HOOK$FROM_INIT]"')
+check "--skip-init skips before_init and init" sh -c "test $rc -eq 0 && grep -qx '\[\]' '$T_TMP/o4' && ! grep -q init-ran '$T_TMP/e4'"
+
+rc=$(run "$T_TMP/o5" "$T_TMP/e5" "$S" -- 'exit 4')
+check "after_run hooks run when the command fails" sh -c "test $rc -eq 4 && grep -q after-run-ran '$T_TMP/e5'"
+
+# persisted state: versions, keep-versions, overlay on the next task
+for n in 1 2 3; do
+  run "$T_TMP/o" "$T_TMP/e" "$S" -- "mkdir -p out; echo '{\"n\": $n}' > out/state.json" >/dev/null
+done
+rc=$(run "$T_TMP/o6" "$T_TMP/e6" "$S" -- 'cat out/state.json')
+check "the persisted file of the last task is overlaid on the next" grep -q '"n": 3' "$T_TMP/o6"
+"$BERTH" stack state "$S" --json >"$T_TMP/state.json"
+check "stack state keeps only the last 2 versions" \
+  python3 -c "import json; d=json.load(open('$T_TMP/state.json')); v=d.get('versions', d); assert len(v)==2, v"
+
+# init failure: 125, FAILED, nothing left
+S2=$(stack_name badinit)
+"$BERTH" stack create "$S2" --image berth/busybox:latest --project-dir "$proj" --init 'exit 9' >/dev/null
+rc=$(run "$T_TMP/o7" "$T_TMP/e7" "$S2" -- 'echo never')
+check "a failing init command: exit 125" test "$rc" -eq 125
+check "... and the command did not run" sh -c "! grep -q never '$T_TMP/o7'"
+check "... and the reason says initialization failed" grep -q 'initialization failed' "$T_TMP/e7"
+
+# idle timeout: no output for 3 s
+S3=$(stack_name idle)
+"$BERTH" stack create "$S3" --image berth/busybox:latest --project-dir "$proj" --idle-timeout 3s >/dev/null
+start=$(date +%s)
+rc=$(run "$T_TMP/o8" "$T_TMP/e8" "$S3" -- 'echo tick; sleep 120')
+took=$(($(date +%s) - start))
+check "idle timeout: exit 124" test "$rc" -eq 124
+check "idle timeout fired in time (${took}s for 3s)" test "$took" -lt 20
+check "idle timeout: reason timeout" test "$(task_field "$(last_task "$S3")" reason)" = timeout
+
+# logs: every phase, in order; history in show
+id=$(last_task "$S")
+"$BERTH" task logs "$id" >"$T_TMP/logs" 2>&1
+check "task logs shows the command output" grep -q '"n": 3' "$T_TMP/logs"
+check "task logs shows the phases" sh -c "grep -q initialization '$T_TMP/logs' && grep -q FINISHED '$T_TMP/logs'"
+"$BERTH" task show "$id" --json >"$T_TMP/show.json"
+check "history goes QUEUED PREPARING INITIALIZING PERFORMING FINISHED" python3 -c "
+import json; h=[x['state'] for x in json.load(open('$T_TMP/show.json'))['history']]
+assert h == ['QUEUED','PREPARING','INITIALIZING','PERFORMING','FINISHED'], h"
+
+# Ctrl-C stops following, never the task
+"$BERTH" task run "$S" -- 'sleep 3; echo survived' >"$T_TMP/o9" 2>"$T_TMP/e9" </dev/null &
+follower=$!
+sleep 1.5
+kill -INT $follower
+wait $follower
+rc=$?
+check "Ctrl-C: the follower exits 130" test "$rc" -eq 130
+id=$(last_task "$S")
+for _ in $(seq 1 60); do
+  st=$(task_field "$id" state)
+  [ "$st" = FINISHED ] || [ "$st" = FAILED ] && break
+  sleep 0.5
+done
+check "Ctrl-C: the task went on and finished" test "$(task_field "$id" state)" = FINISHED
+"$BERTH" task logs "$id" >"$T_TMP/logs9" 2>&1
+check "Ctrl-C: its output is in the log" grep -q survived "$T_TMP/logs9"
+
+# a supervisor killed mid-task: the task becomes FAILED "executor interrupted", its container is removed
+id=$("$BERTH" task run "$S" --detach -- 'sleep 60')
+for _ in $(seq 1 100); do
+  [ "$(task_field "$id" state)" = PERFORMING ] && break
+  sleep 0.2
+done
+pid=$(task_field "$id" supervisor_pid)
+kill -KILL "$pid"
+rc=$(run "$T_TMP/o10" "$T_TMP/e10" "$S" -- 'echo next')
+check "after a supervisor crash the next task runs" test "$rc" -eq 0
+check "the crashed task is FAILED: executor interrupted" \
+  sh -c "test \"\$('$BERTH' task show $id --json | python3 -c 'import json,sys; t=json.load(sys.stdin); print(t[\"state\"]+\"/\"+t[\"reason\"])')\" = 'FAILED/executor interrupted'"
+check "the crashed task's container is gone" test "$(docker ps -aq --filter label=berth.task="$id" | wc -l)" -eq 0
+
+# Docker lost mid-task (a proxy socket that the test kills), then back
+python3 "$(dirname "$0")/docker_proxy.py" "$T_TMP/proxy.sock" &
+proxy=$!
+for _ in $(seq 1 50); do [ -S "$T_TMP/proxy.sock" ] && break; sleep 0.1; done
+DOCKER_HOST=unix://$T_TMP/proxy.sock "$BERTH" task run "$S" -- 'echo started; sleep 4; echo finished' \
+  >"$T_TMP/o11" 2>"$T_TMP/e11" </dev/null &
+runner=$!
+sleep 2.5
+kill -KILL $proxy
+wait $proxy 2>/dev/null
+wait $runner
+rc=$?
+id=$(last_task "$S")
+check "Docker lost mid-task: exit 125" test "$rc" -eq 125
+lost_state=$(task_field "$id" state)
+lost_reason=$(task_field "$id" reason)
+check "Docker lost mid-task: FAILED with a Docker reason ($lost_reason)" \
+  sh -c "test '$lost_state' = FAILED && echo '$lost_reason' | grep -qi docker"
+run "$T_TMP/o" "$T_TMP/e" "$S" -- true >/dev/null
+check "once Docker is back, its container is removed" test "$(docker ps -aq --filter label=berth.task="$id" | wc -l)" -eq 0
+
+# bad input: one clear line on stderr, exit 125, nothing recorded
+bad() { # bad "what" args...
+  local what=$1
+  shift
+  local before after
+  before=$("$BERTH" task list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))' 2>/dev/null || echo x)
+  "$BERTH" "$@" >"$T_TMP/bo" 2>"$T_TMP/be" </dev/null
+  local rc=$?
+  after=$("$BERTH" task list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))' 2>/dev/null || echo x)
+  if [ "$rc" -eq 125 ] && [ "$(wc -l <"$T_TMP/be")" -eq 1 ] && [ "$before" = "$after" ]; then
+    ok "bad input: $what -> 125, one line: $(cat "$T_TMP/be")"
+  else
+    fail "bad input: $what (rc=$rc, $(wc -l <"$T_TMP/be") lines, tasks $before -> $after): $(head -c 300 "$T_TMP/be")"
+  fi
+}
+bad "unknown stack" task run "$(stack_name nope)" -- true
+bad "stack name with a space" task run "a b" -- true
+bad "stack name with a slash" task run "a/b" -- true
+bad "empty command" task run "$S" --
+bad "blank command" task run "$S" -- "   "
+bad "invalid --env" task run "$S" --env NOEQUALS -- true
+bad "invalid duration" stack create "$(stack_name d)" --image berth/busybox:latest --timeout 5parsecs
+bad "invalid size" stack create "$(stack_name m)" --image berth/busybox:latest --memory lots
+bad "project dir that is a file" stack create "$(stack_name f)" --image berth/busybox:latest --project-dir "$proj/README"
+S4=$(stack_name gone)
+mkdir -p "$T_TMP/gone"
+"$BERTH" stack create "$S4" --image berth/busybox:latest --project-dir "$T_TMP/gone" >/dev/null
+rmdir "$T_TMP/gone"
+bad "project dir removed after create" task run "$S4" -- true
+mkdir -p "$T_TMP/locked"
+chmod 000 "$T_TMP/locked"
+S5=$(stack_name unreadable)
+"$BERTH" stack update "$S4" --project-dir "$proj" >/dev/null 2>&1
+if [ "$(id -u)" -ne 0 ]; then
+  "$BERTH" stack create "$S5" --image berth/busybox:latest --project-dir "$T_TMP/locked" >/dev/null 2>&1
+  check "an unreadable project dir is refused" test $? -eq 125
+fi
+chmod 755 "$T_TMP/locked"
+S6=$(stack_name never)
+"$BERTH" stack create "$S6" --image berth/not-here:nope --pull never >/dev/null
+bad "image missing under pull policy never" task run "$S6" -- true
+S7=$(stack_name big)
+mkdir -p "$T_TMP/big"
+for i in $(seq 1 30); do echo $i >"$T_TMP/big/f$i"; done
+"$BERTH" stack create "$S7" --image berth/busybox:latest --project-dir "$T_TMP/big" >/dev/null
+BERTH_WORKSPACE_MAX_ENTRIES=10 bad "workspace over the entry cap" task run "$S7" -- true
+BERTH_WORKSPACE_MAX_BYTES=20 bad "workspace over the size cap" task run "$S7" -- true
+DOCKER_HOST=unix://$T_TMP/no.sock bad "Docker unreachable at submit" task run "$S" -- true
+BERTH_HOME=$proj/README bad "a store that is a file" task run "$S" -- true
+mkdir -p "$T_TMP/corrupt"
+head -c 8192 /dev/urandom >"$T_TMP/corrupt/berth.db"
+BERTH_HOME=$T_TMP/corrupt bad "a corrupt store" task run "$S" -- true
+
+check "no container of these stacks is left" test "$(docker ps -aq --filter label=berth.managed=true --filter label=berth.instance | xargs -r docker inspect -f '{{index .Config.Labels "berth.stack"}}' | grep -c "^it-$$-")" -eq 0
+finish
