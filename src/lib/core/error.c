@@ -59,7 +59,7 @@ one_line(char *s)
       *s = ' ';
 }
 
-static int
+__attribute__((format(printf, 4, 0))) static int
 error_vset(berth_error **err, int code, const char *suffix, const char *fmt, va_list ap)
 {
   if (err == NULL || *err != NULL)
