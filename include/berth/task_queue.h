@@ -26,6 +26,10 @@ typedef void (*berth_queue_note_fn)(void *userdata, const char *blocker_id);
 int berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, berth_queue_note_fn note,
                           void *userdata, int *stack_fd_out, berth_error **err);
 
+/* Waits for one of the max_parallel global worker slots (flock on BERTH_HOME/run/slot-N.lock) and returns its fd.
+ * Stops early with BERTH_EBUSY when the task was ended meanwhile. */
+int berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel, int *slot_fd_out, berth_error **err);
+
 /* Fails every active task whose supervisor is gone ("executor interrupted") and removes every container of this
  * store whose task is not supervised. Best effort when Docker is unreachable (tasks are still failed). */
 int berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err);

@@ -14,6 +14,10 @@
 /* Admin defaults applied when a stack leaves a limit at 0. */
 #define BERTH_DEFAULT_MEMORY (2LL << 30)
 #define BERTH_DEFAULT_PIDS 1024
+#define BERTH_DEFAULT_MAX_PARALLEL 4
+
+/* The global limit on tasks running at once across all stacks of a store. */
+int berth_max_parallel_tasks(const char *home);
 
 /* Supervises task_id to its end. Returns 0 when the task reached a terminal state (whatever it is), <0 when the
  * supervisor itself could not work (store unreadable, task already supervised ...). */

@@ -28,6 +28,13 @@ typedef struct berth_submit {
  * new task record. Refusals are BERTH_EINVAL / BERTH_ENOTFOUND / BERTH_EDENIED / BERTH_EDOCKER with one line. */
 int berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err);
 
+/* Cancels a task: QUEUED -> CANCELED; PREPARING/INITIALIZING -> STOPPED (its supervisor then removes the
+ * container); PERFORMING is refused (BERTH_EBUSY "performing cannot be stopped"); a finished task is BERTH_EBUSY.
+ * Only the task's actor or an admin may cancel (BERTH_EDENIED). *state_out (optional, caller frees) gets the new
+ * state. */
+int berth_task_cancel(berth_store *st, const char *id, const char *actor, bool is_admin, char **state_out,
+                      berth_error **err);
+
 /* The workspace caps in force (0 = the built-in defaults): the admin may lower or raise them with the environment
  * of the berth process, BERTH_WORKSPACE_MAX_BYTES and BERTH_WORKSPACE_MAX_ENTRIES. */
 void berth_workspace_caps(uint64_t *max_bytes, uint64_t *max_entries);

@@ -25,6 +25,8 @@ static const char usage_main[] = "usage: berth stack COMMAND [ARGS...]\n"
                                  "  list [--json]                        list stacks\n"
                                  "  delete NAME                          delete a stack and its state versions\n"
                                  "  state NAME [--json]                  list the stack's persisted state versions\n"
+                                 "  lock NAME [--note TEXT]              only you may start tasks until you unlock\n"
+                                 "  unlock NAME [--force]                release your lock (--force: an admin)\n"
                                  "\n"
                                  "Run 'berth stack COMMAND --help' for a command's flags.\n";
 
@@ -725,6 +727,54 @@ cmd_state(int argc, char **argv)
   return 0;
 }
 
+static int
+cmd_lock(int argc, char **argv, bool lock)
+{
+  static const struct option opts[] = { { "note", required_argument, NULL, 'n' },
+                                        { "force", no_argument, NULL, 'f' },
+                                        { "help", no_argument, NULL, 'h' },
+                                        { 0 } };
+  const char *note = NULL;
+  bool force = false;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'n' && lock)
+      note = optarg;
+    else if (c == 'f' && !lock)
+      force = true;
+    else if (c == 'h') {
+      printf(lock ? "usage: berth stack lock NAME [--note TEXT]\n\nWhile locked only you can start tasks on the "
+                    "stack; the lock never expires.\n"
+                  : "usage: berth stack unlock NAME [--force]\n\nThe owner unlocks; an admin may --force.\n");
+      return 0;
+    } else
+      return cli_usage_error("stack %s: unknown option (see 'berth stack %s --help')", argv[0], argv[0]);
+  }
+  if (optind != argc - 1)
+    return cli_usage_error("stack %s: usage: berth stack %s NAME", argv[0], argv[0]);
+  const char *name = argv[optind];
+  berth_error *err = NULL;
+  if (berth_stack_validate_name(name, &err) < 0)
+    return cli_fail(err);
+  berth_store *st = NULL;
+  int rc = cli_open_store(&st);
+  if (rc)
+    return rc;
+  char *actor = cli_current_user();
+  if (lock)
+    rc = berth_store_stack_lock(st, name, actor, note, &err);
+  else
+    rc = berth_store_stack_unlock(st, name, actor, force, &err);
+  if (rc < 0)
+    rc = cli_fail(err);
+  else
+    printf("%s stack %s\n", lock ? "locked" : "unlocked", name);
+  free(actor);
+  berth_store_close(st);
+  return rc;
+}
+
 int
 cmd_stack(int argc, char **argv)
 {
@@ -749,5 +799,9 @@ cmd_stack(int argc, char **argv)
     return cmd_delete(argc - 1, argv + 1);
   if (strcmp(sub, "state") == 0)
     return cmd_state(argc - 1, argv + 1);
+  if (strcmp(sub, "lock") == 0)
+    return cmd_lock(argc - 1, argv + 1, true);
+  if (strcmp(sub, "unlock") == 0)
+    return cmd_lock(argc - 1, argv + 1, false);
   return cli_usage_error("unknown command 'stack %s' (see 'berth stack --help')", sub);
 }

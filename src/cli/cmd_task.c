@@ -425,6 +425,34 @@ task_logs(int argc, char **argv)
   return rc;
 }
 
+static int
+task_cancel(int argc, char **argv)
+{
+  if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+    printf("usage: berth task cancel ID\n\nQUEUED -> CANCELED; PREPARING/INITIALIZING -> STOPPED (container removed);\n"
+           "a PERFORMING task cannot be stopped. Only the task's actor or an admin may cancel.\n");
+    return 0;
+  }
+  if (argc != 2 || argv[1][0] == '-')
+    return cli_usage_error("task cancel: usage: berth task cancel ID");
+  berth_store *st = NULL;
+  int rc = cli_open_store(&st);
+  if (rc)
+    return rc;
+  berth_error *err = NULL;
+  char *actor = cli_current_user();
+  char *state = NULL;
+  /* local mode: the OS user owns the store and acts as its admin */
+  if (berth_task_cancel(st, argv[1], actor, true, &state, &err) < 0)
+    rc = cli_fail(err);
+  else
+    printf("task %s %s\n", argv[1], state);
+  free(state);
+  free(actor);
+  berth_store_close(st);
+  return rc;
+}
+
 int
 cmd_task(int argc, char **argv)
 {
@@ -434,7 +462,8 @@ cmd_task(int argc, char **argv)
                "  run STACK [--skip-init] [--env K=V]... [--secret-env K[=V]]... [--detach] [--json] -- COMMAND...\n"
                "  list [--stack S] [--state S] [--limit N] [--json]\n"
                "  show ID [--json]\n"
-               "  logs ID [--follow]\n");
+               "  logs ID [--follow]\n"
+               "  cancel ID\n");
     return argc < 2 ? 125 : 0;
   }
   if (strcmp(argv[1], "run") == 0)
@@ -445,5 +474,7 @@ cmd_task(int argc, char **argv)
     return task_show(argc - 1, argv + 1);
   if (strcmp(argv[1], "logs") == 0)
     return task_logs(argc - 1, argv + 1);
+  if (strcmp(argv[1], "cancel") == 0)
+    return task_cancel(argc - 1, argv + 1);
   return cli_usage_error("task: unknown subcommand `%s` (see 'berth task --help')", argv[1]);
 }

@@ -237,3 +237,35 @@ berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, ber
   free(last_blocker);
   return rc;
 }
+
+int
+berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel, int *slot_fd_out, berth_error **err)
+{
+  const char *home = berth_store_home(st);
+  if (max_parallel < 1)
+    max_parallel = 1;
+  for (unsigned round = 0;; round++) {
+    for (int i = 0; i < max_parallel; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "%d", i);
+      int fd = open_lock(home, "slot", name, err);
+      if (fd < 0)
+        return BERTH_EINTERNAL;
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        *slot_fd_out = fd;
+        return 0;
+      }
+      close(fd);
+    }
+    if (round % 10 == 0) { /* every ~0.5 s: still wanted? */
+      berth_task *cur = NULL;
+      berth_error *e = NULL;
+      bool ended = berth_store_task_get(st, t->id, &cur, &e) == 0 && berth_task_state_is_terminal(cur->state);
+      berth_task_free(cur);
+      berth_error_free(e);
+      if (ended)
+        return berth_error_set(err, BERTH_EBUSY, "task %s was ended while it waited", t->id);
+    }
+    usleep(50000);
+  }
+}

@@ -41,6 +41,8 @@ typedef struct runner {
   int64_t deadline_ms; /* run timeout */
   int64_t idle_ms;     /* idle timeout */
   int64_t last_output_ms;
+  int64_t last_state_check_ms;
+  bool stopped;             /* someone moved the task to STOPPED */
   const char *timeout_kind; /* set when a timeout fired */
 } runner;
 
@@ -157,11 +159,30 @@ on_exec_output(void *ud, int stream, const char *data, size_t len)
   return rc;
 }
 
+/* True once the task was stopped from outside (berth task cancel); checked at most once a second. */
+static bool
+stop_requested(runner *r, bool force)
+{
+  int64_t now = berth_now_ms();
+  if (r->stopped || (!force && now - r->last_state_check_ms < 1000))
+    return r->stopped;
+  r->last_state_check_ms = now;
+  berth_task *t = NULL;
+  berth_error *e = NULL;
+  if (berth_store_task_get(r->st, r->t->id, &t, &e) == 0 && strcmp(t->state, "STOPPED") == 0)
+    r->stopped = true;
+  berth_error_free(e);
+  berth_task_free(t);
+  return r->stopped;
+}
+
 static int
 on_exec_tick(void *ud)
 {
   runner *r = ud;
   int64_t now = berth_now_ms();
+  if (r->phase != BERTH_PHASE_PERFORMING && stop_requested(r, false))
+    return 1;
   if (now >= r->deadline_ms) {
     r->timeout_kind = "run";
     return 1;
@@ -188,6 +209,8 @@ run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
   berth_error_clear(&fe);
   berth_redactor_flush(r->err, &fe);
   berth_error_free(fe);
+  if (rc == 1 && r->stopped)
+    return berth_error_set(err, BERTH_EBUSY, "stopped on request");
   if (rc == 1)
     return BERTH_ETIMEOUT;
   if (rc < 0)
@@ -575,6 +598,11 @@ set_failure(outcome *o, int exit_code, const char *fmt, ...)
 static void
 fail_from_error(runner *r, outcome *o, int rc, berth_error *e)
 {
+  if (stop_requested(r, true)) {
+    note(r, "stop requested: stopping the task");
+    o->state = "STOPPED";
+    return;
+  }
   if (rc == BERTH_ETIMEOUT) {
     note(r, "%s timeout reached: stopping the task",
          r->timeout_kind && strcmp(r->timeout_kind, "idle") == 0 ? "idle (no output)" : "run");
@@ -730,7 +758,8 @@ finish(runner *r, outcome *o)
 static void
 kill_on_timeout(runner *r, const outcome *o)
 {
-  if (r->container != NULL && o->reason != NULL && strcmp(o->reason, "timeout") == 0) {
+  if (r->container != NULL
+      && ((o->reason != NULL && strcmp(o->reason, "timeout") == 0) || (o->state && strcmp(o->state, "STOPPED") == 0))) {
     berth_error *e = NULL;
     berth_docker_container_kill(r->d, r->container, "SIGKILL", &e);
     berth_error_free(e);
@@ -741,7 +770,7 @@ int
 berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
 {
   runner r = { .st = st, .phase = BERTH_PHASE_QUEUED };
-  int hold_fd = -1, stack_fd = -1;
+  int hold_fd = -1, stack_fd = -1, slot_fd = -1;
   int rc = berth_task_hold(berth_store_home(st), task_id, &hold_fd, err);
   if (rc < 0)
     return rc;
@@ -766,6 +795,8 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
     berth_queue_sweep(st, r.d, &se);
     berth_error_free(se);
     rc = berth_queue_wait_turn(st, r.d, r.t, NULL, NULL, &stack_fd, &e);
+    if (rc == 0)
+      rc = berth_queue_wait_slot(st, r.t, berth_max_parallel_tasks(berth_store_home(st)), &slot_fd, &e);
     if (rc == BERTH_EBUSY) { /* ended while queued (canceled): nothing more to do */
       berth_error_free(e);
       goto out;
@@ -799,10 +830,21 @@ out : {
   berth_docker_free(r.d);
   berth_stack_free(r.s);
   berth_task_free(r.t);
+  if (slot_fd >= 0)
+    close(slot_fd);
   if (stack_fd >= 0)
     close(stack_fd);
   close(hold_fd);
   return 0;
+}
+
+int
+berth_max_parallel_tasks(const char *home)
+{
+  (void)home;
+  const char *v = getenv("BERTH_MAX_PARALLEL_TASKS");
+  int n = v && *v ? atoi(v) : 0;
+  return n > 0 ? n : BERTH_DEFAULT_MAX_PARALLEL;
 }
 
 int

@@ -142,3 +142,43 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   berth_stack_free(s);
   return rc;
 }
+
+int
+berth_task_cancel(berth_store *st, const char *id, const char *actor, bool is_admin, char **state_out,
+                  berth_error **err)
+{
+  for (int attempt = 0; attempt < 3; attempt++) {
+    berth_task *t = NULL;
+    int rc = berth_store_task_get(st, id, &t, err);
+    if (rc < 0)
+      return rc;
+    const char *target = NULL;
+    if (!is_admin && (actor == NULL || t->actor == NULL || strcmp(actor, t->actor) != 0))
+      rc = berth_error_set(err, BERTH_EDENIED, "task %s belongs to %s: only its actor or an admin may cancel it", t->id,
+                           t->actor ? t->actor : "?");
+    else if (berth_task_state_is_terminal(t->state))
+      rc = berth_error_set(err, BERTH_EBUSY, "task %s is already %s", t->id, t->state);
+    else if (strcmp(t->state, "PERFORMING") == 0)
+      rc = berth_error_set(err, BERTH_EBUSY, "task %s is performing: performing cannot be stopped", t->id);
+    else
+      target = strcmp(t->state, "QUEUED") == 0 ? "CANCELED" : "STOPPED";
+    if (rc < 0) {
+      berth_task_free(t);
+      return rc;
+    }
+    char note[160];
+    snprintf(note, sizeof note, "%s by %s", strcmp(target, "CANCELED") == 0 ? "canceled" : "stopped",
+             actor ? actor : "?");
+    rc = berth_store_task_transition(st, t->id, target, actor, note, note, -1, err);
+    berth_task_free(t);
+    if (rc == 0) {
+      if (state_out)
+        *state_out = strdup(target);
+      return 0;
+    }
+    if (rc != BERTH_EBUSY)
+      return rc;
+    berth_error_clear(err); /* the task moved on meanwhile: look again */
+  }
+  return berth_error_set(err, BERTH_EBUSY, "task %s keeps changing state; try again", id);
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of berth on a fresh Debian bookworm machine: installs what is missing, starts (or reuses) a
+# Docker daemon, builds the images offline, then builds berth twice (warnings as errors; ASan+UBSan) and runs the
+# unit, integration and acceptance tests against the real daemon.
+#   ci/test.sh            everything
+#   ci/test.sh --quick    one build, no sanitizer pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+ci/install-deps.sh
+step "docker daemon and images"
+ci/build-images.sh
+
+step "build (warnings as errors)"
+cmake -S . -B build -DBERTH_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+
+step "unit and integration tests"
+ctest --test-dir build --output-on-failure --timeout 900
+
+step "acceptance scripts (../shared/acceptance)"
+ci/acceptance.sh build/berth
+
+if [ $quick -eq 0 ]; then
+  step "ASan+UBSan build of the tests"
+  cmake -S . -B build-asan -DBERTH_SANITIZE=ON -DBERTH_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build build-asan -j"$(nproc)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure --timeout 900
+
+  step "libFuzzer targets (clang), a short run each"
+  ci/fuzz.sh 20
+fi
