@@ -20,6 +20,7 @@
 #include "berth/task_runner.h"
 #include "berth/task_submit.h"
 #include "cli.h"
+#include "render.h"
 
 static volatile sig_atomic_t stop_following;
 
@@ -311,16 +312,11 @@ task_list(int argc, char **argv)
     cli_print_json(o);
     cJSON_Delete(o);
   } else {
-    printf("%-26s  %-16s  %-12s  %4s  %-24s  %s\n", "ID", "STACK", "STATE", "EXIT", "CREATED", "COMMAND");
-    for (size_t i = 0; i < n; i++) {
-      char *created = berth_time_iso(v[i]->created_at);
-      char code[16] = "-";
-      if (v[i]->exit_code >= 0)
-        snprintf(code, sizeof code, "%d", v[i]->exit_code);
-      printf("%-26s  %-16s  %-12s  %4s  %-24s  %.60s\n", v[i]->id, v[i]->stack, v[i]->state, code,
-             created ? created : "-", v[i]->command);
-      free(created);
-    }
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+      cJSON_AddItemToArray(arr, berth_task_to_json(v[i]));
+    cli_render_task_list(arr);
+    cJSON_Delete(arr);
   }
   berth_tasks_free(v, n);
   berth_store_close(st);
@@ -357,28 +353,12 @@ task_show(int argc, char **argv)
     berth_store_close(st);
     return cli_fail(err);
   }
-  if (json) {
-    cJSON *j = berth_task_to_json(t);
+  cJSON *j = berth_task_to_json(t);
+  if (json)
     cli_print_json(j);
-    cJSON_Delete(j);
-  } else {
-    printf("id:          %s\nstack:       %s\ncommand:     %s\nstate:       %s\n", t->id, t->stack, t->command,
-           t->state);
-    if (t->reason)
-      printf("reason:      %s\n", t->reason);
-    if (t->exit_code >= 0)
-      printf("exit code:   %d\n", t->exit_code);
-    printf("actor:       %s\n", t->actor ? t->actor : "-");
-    if (t->blocked_by)
-      printf("blocked by:  %s\n", t->blocked_by);
-    printf("history:\n");
-    for (size_t i = 0; i < t->n_history; i++) {
-      char *at = berth_time_iso(t->history[i].at);
-      printf("  %-24s  %-12s  %-10s  %s\n", at ? at : "-", t->history[i].state,
-             t->history[i].actor ? t->history[i].actor : "-", t->history[i].note ? t->history[i].note : "");
-      free(at);
-    }
-  }
+  else
+    cli_render_task(j);
+  cJSON_Delete(j);
   berth_task_free(t);
   berth_store_close(st);
   return 0;
