@@ -1,10 +1,190 @@
-/* Placeholder until the real command lands in this file. */
+/* berth key create | list | revoke: API keys for server mode, managed directly on the local store. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "berth/apikey.h"
+#include "berth/store.h"
 #include "cli.h"
+
+/* The audit record of a key change (attributed to the local user). */
+static void
+key_audit(berth_store *st, const char *actor, const char *action, const char *name, const char *outcome)
+{
+  (void)st;
+  (void)actor;
+  (void)action;
+  (void)name;
+  (void)outcome;
+}
+
+static const char key_usage[]
+    = "usage: berth key create NAME --role admin|writer|reader [--stack S]...\n"
+      "       berth key list [--all] [--json]\n"
+      "       berth key revoke NAME\n\n"
+      "API keys authenticate callers of `berth serve` (Authorization: Bearer KEY). `create` prints the key ONCE on\n"
+      "stdout; only a salted argon2id hash is stored. --stack limits a reader or writer key to the named stacks.\n"
+      "These commands work on the local store (BERTH_HOME), so the first admin key needs no server.\n";
+
+static int
+key_create(int argc, char **argv)
+{
+  static const struct option opts[] = { { "role", required_argument, NULL, 'r' },
+                                        { "stack", required_argument, NULL, 's' },
+                                        { "help", no_argument, NULL, 'h' },
+                                        { 0 } };
+  const char *role = NULL;
+  berth_strv stacks = { 0 };
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'r')
+      role = optarg;
+    else if (c == 's')
+      berth_strv_push(&stacks, optarg);
+    else if (c == 'h') {
+      fputs(key_usage, stdout);
+      berth_strv_clear(&stacks);
+      return 0;
+    } else {
+      berth_strv_clear(&stacks);
+      return cli_usage_error("key create: unknown option (see 'berth key --help')");
+    }
+  }
+  if (optind >= argc || optind + 1 < argc || role == NULL) {
+    berth_strv_clear(&stacks);
+    return cli_usage_error("key create: usage: berth key create NAME --role admin|writer|reader [--stack S]...");
+  }
+  const char *name = argv[optind];
+  berth_store *st = NULL;
+  int rc = cli_open_store(&st);
+  if (rc) {
+    berth_strv_clear(&stacks);
+    return rc;
+  }
+  char *actor = cli_current_user();
+  char *secret = NULL;
+  berth_error *err = NULL;
+  if (berth_apikey_create(st, name, role, (const char *const *)stacks.v, stacks.n, actor, &secret, &err) < 0) {
+    key_audit(st, actor, "key.create", name, "failed");
+    rc = cli_fail(err);
+  } else {
+    key_audit(st, actor, "key.create", name, "ok");
+    fprintf(stderr, "berth: API key `%s` (%s) created; it is shown once, store it now:\n", name, role);
+    printf("%s\n", secret);
+    sodium_memzero(secret, strlen(secret));
+    free(secret);
+  }
+  free(actor);
+  berth_strv_clear(&stacks);
+  berth_store_close(st);
+  return rc;
+}
+
+static void
+print_key_table(const cJSON *keys)
+{
+  printf("%-20s  %-12s  %-6s  %-24s  %-24s  %s\n", "NAME", "ID", "ROLE", "CREATED", "LAST USED", "STACKS");
+  const cJSON *k;
+  cJSON_ArrayForEach(k, keys)
+  {
+    const cJSON *lu = cJSON_GetObjectItemCaseSensitive(k, "last_used_at");
+    const cJSON *rv = cJSON_GetObjectItemCaseSensitive(k, "revoked_at");
+    const cJSON *stx = cJSON_GetObjectItemCaseSensitive(k, "stacks");
+    char stacks[512] = "*";
+    size_t off = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, stx)
+    {
+      int w = snprintf(stacks + off, sizeof stacks - off, "%s%s", off ? "," : "", s->valuestring);
+      if (w < 0 || (size_t)w >= sizeof stacks - off)
+        break;
+      off += (size_t)w;
+    }
+    printf("%-20s  %-12s  %-6s  %-24s  %-24s  %s%s\n",
+           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "name")),
+           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "id")),
+           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "role")),
+           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "created_at")),
+           cJSON_IsString(lu) ? lu->valuestring : "never", stacks, cJSON_IsString(rv) ? " (revoked)" : "");
+  }
+}
+
+static int
+key_list(int argc, char **argv)
+{
+  bool json = false, all = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = true;
+    else if (strcmp(argv[i], "--all") == 0)
+      all = true;
+    else if (strcmp(argv[i], "--help") == 0) {
+      fputs(key_usage, stdout);
+      return 0;
+    } else
+      return cli_usage_error("key list: unexpected argument `%s`", argv[i]);
+  }
+  berth_store *st = NULL;
+  int rc = cli_open_store(&st);
+  if (rc)
+    return rc;
+  berth_error *err = NULL;
+  cJSON *j = berth_apikey_list_json(st, all, &err);
+  berth_store_close(st);
+  if (j == NULL)
+    return cli_fail(err);
+  if (json)
+    cli_print_json(j);
+  else
+    print_key_table(cJSON_GetObjectItemCaseSensitive(j, "keys"));
+  cJSON_Delete(j);
+  return 0;
+}
+
+static int
+key_revoke(int argc, char **argv)
+{
+  if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+    fputs(key_usage, stdout);
+    return 0;
+  }
+  if (argc != 2 || argv[1][0] == '-')
+    return cli_usage_error("key revoke: usage: berth key revoke NAME");
+  berth_store *st = NULL;
+  int rc = cli_open_store(&st);
+  if (rc)
+    return rc;
+  char *actor = cli_current_user();
+  berth_error *err = NULL;
+  if (berth_apikey_revoke(st, argv[1], &err) < 0) {
+    key_audit(st, actor, "key.revoke", argv[1], "failed");
+    rc = cli_fail(err);
+  } else {
+    key_audit(st, actor, "key.revoke", argv[1], "ok");
+    fprintf(stderr, "berth: API key `%s` revoked\n", argv[1]);
+  }
+  free(actor);
+  berth_store_close(st);
+  return rc;
+}
 
 int
 cmd_key(int argc, char **argv)
 {
-  (void) argc;
-  (void) argv;
-  return cli_usage_error("'key' is not available in this build yet");
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(key_usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 125 : 0;
+  }
+  if (strcmp(argv[1], "create") == 0)
+    return key_create(argc - 1, argv + 1);
+  if (strcmp(argv[1], "list") == 0)
+    return key_list(argc - 1, argv + 1);
+  if (strcmp(argv[1], "revoke") == 0)
+    return key_revoke(argc - 1, argv + 1);
+  return cli_usage_error("key: unknown subcommand `%s` (see 'berth key --help')", argv[1]);
 }
