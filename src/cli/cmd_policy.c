@@ -1,10 +1,421 @@
-/* Placeholder until the real command lands in this file. */
+/* `berth policy`: task policies (add FILE, list, remove NAME, test STACK -- COMMAND). Local mode: the OS user, as
+ * admin. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "berth/audit.h"
+#include "berth/buf.h"
+#include "berth/cleanup.h"
+#include "berth/parse.h"
+#include "berth/policy.h"
+#include "berth/store.h"
 #include "cli.h"
+
+static const char usage_main[]
+    = "usage: berth policy COMMAND [ARGS...]\n"
+      "\n"
+      "commands:\n"
+      "  add FILE                 add the rule(s) in a JSON file ('-' = stdin); a rule with an existing name\n"
+      "                           replaces it\n"
+      "  list [--json]            list the rules\n"
+      "  remove NAME              remove a rule\n"
+      "  test STACK [--actor A] [--role reader|writer|admin] [--at TIME] [--json] -- COMMAND...\n"
+      "                           show the decision for a task and every matching rule (records nothing);\n"
+      "                           exit 0 allowed, 1 denied, 125 bad input\n"
+      "\n"
+      "A rule: {\"name\", \"command\" (PCRE2), \"actors\", \"roles\", \"stacks\" (globs), \"labels\" (globs),\n"
+      "         \"when\": {\"weekdays\": [\"sat\", \"sun\"], \"hours\": \"09-17\"} (UTC), \"decision\": "
+      "\"deny\"|\"allow\",\n"
+      "         \"message\"}. Any matching deny wins. See docs/governance.md.\n";
+
+enum { OPT_JSON = 256, OPT_HELP, OPT_ACTOR, OPT_ROLE, OPT_AT };
+
+static const struct option options[] = {
+  { "json", no_argument, NULL, OPT_JSON },         { "help", no_argument, NULL, OPT_HELP },
+  { "actor", required_argument, NULL, OPT_ACTOR }, { "role", required_argument, NULL, OPT_ROLE },
+  { "at", required_argument, NULL, OPT_AT },       { NULL, 0, NULL, 0 },
+};
+
+typedef struct policy_args {
+  bool json;
+  const char *actor, *role, *at;
+  const char *arg;
+} policy_args;
+
+/* Parses flags (only those `allowed` lists as letters: j=json a=actor r=role t=at) and exactly `want` positional
+ * args. Returns -1 when help was printed, else 0 or an exit code. */
+static int
+parse_args(int argc, char **argv, const char *cmd, const char *usage, const char *allowed, int want, policy_args *pa)
+{
+  int opt;
+  optind = 0;
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+    const char *bad = argv[optind > 0 ? optind - 1 : 0];
+    if (opt == OPT_HELP) {
+      fputs(usage, stdout);
+      return -1;
+    }
+    if (opt == ':')
+      return cli_usage_error("flag `%s` needs a value (see 'berth policy %s --help')", bad, cmd);
+    if (opt == OPT_JSON && strchr(allowed, 'j'))
+      pa->json = true;
+    else if (opt == OPT_ACTOR && strchr(allowed, 'a'))
+      pa->actor = optarg;
+    else if (opt == OPT_ROLE && strchr(allowed, 'r'))
+      pa->role = optarg;
+    else if (opt == OPT_AT && strchr(allowed, 't'))
+      pa->at = optarg;
+    else
+      return cli_usage_error("unknown flag `%s` for 'berth policy %s' (see 'berth policy %s --help')", bad, cmd, cmd);
+  }
+  int nargs = argc - optind;
+  if (nargs < want)
+    return cli_usage_error("'berth policy %s' needs %s (see 'berth policy %s --help')", cmd,
+                           strcmp(cmd, "add") == 0    ? "a FILE"
+                           : strcmp(cmd, "test") == 0 ? "a STACK"
+                                                      : "a NAME",
+                           cmd);
+  if (nargs > want)
+    return cli_usage_error("unexpected argument `%s` for 'berth policy %s'", argv[optind + want], cmd);
+  if (want)
+    pa->arg = argv[optind];
+  return 0;
+}
+
+static void
+audit_failure(berth_store *st, const char *actor, const char *action, const char *target, const cJSON *args,
+              const berth_error *failure)
+{
+  cleanup_free char *outcome = NULL;
+  if (asprintf(&outcome, "%s: %s", failure->code == BERTH_EDENIED ? "denied" : "failed", failure->msg) < 0)
+    return;
+  berth_error *err = NULL;
+  if (berth_audit_append(st, actor, action, target, args, outcome, &err) < 0) {
+    fprintf(stderr, "berth: warning: could not record the failure in the audit trail: %s\n", err->msg);
+    berth_error_free(err);
+  }
+}
+
+/* Reads a policy file (or stdin for "-") with the policy size cap. */
+static char *
+read_policy_file(const char *path, berth_error **err)
+{
+  cleanup_close int fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    berth_error_set_errno(err, BERTH_EINVAL, errno, "policy file %s cannot be read", path);
+    return NULL;
+  }
+  berth_buf b;
+  berth_buf_init(&b, BERTH_POLICY_MAX_TEXT);
+  char chunk[8192];
+  for (;;) {
+    ssize_t r = read(fd, chunk, sizeof chunk);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      berth_error_set_errno(err, BERTH_EINVAL, errno, "policy file %s cannot be read", path);
+      break;
+    }
+    if (r == 0) {
+      if (berth_buf_append(&b, "", 0) < 0)
+        break;
+      if (b.data == NULL || strlen(b.data) != b.len) {
+        berth_error_set(err, BERTH_EINVAL, "policy file %s is empty or contains a NUL byte", path);
+        break;
+      }
+      return berth_buf_steal(&b);
+    }
+    if (berth_buf_append(&b, chunk, (size_t)r) < 0) {
+      berth_error_set(err, BERTH_EINVAL, "policy file %s is larger than 1 MiB", path);
+      break;
+    }
+  }
+  berth_buf_free(&b);
+  return NULL;
+}
+
+/* The rule names in a validated policy text, comma-separated, and as a JSON array. */
+static char *
+rule_names(const char *text, cJSON **names_out)
+{
+  cJSON *root = cJSON_Parse(text);
+  cJSON *names = cJSON_CreateArray();
+  berth_buf b;
+  berth_buf_init(&b, 64 * 1024);
+  const cJSON *it = cJSON_IsArray(root) ? root->child : root;
+  for (; it != NULL; it = cJSON_IsArray(root) ? it->next : NULL) {
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "name");
+    if (cJSON_IsString(n)) {
+      berth_buf_printf(&b, "%s%s", b.len ? ", " : "", n->valuestring);
+      cJSON_AddItemToArray(names, cJSON_CreateString(n->valuestring));
+    }
+  }
+  cJSON_Delete(root);
+  *names_out = names;
+  berth_buf_append(&b, "", 0);
+  return berth_buf_steal(&b);
+}
+
+static int
+cmd_add(int argc, char **argv)
+{
+  policy_args pa = { 0 };
+  int rc = parse_args(argc, argv, "add",
+                      "usage: berth policy add FILE\n\n"
+                      "Adds the rule(s) in FILE ('-' = stdin): one JSON rule object or an array of them.\n"
+                      "Every rule is checked before any is stored; a rule with an existing name replaces it.\n",
+                      "", 1, &pa);
+  if (rc != 0)
+    return rc < 0 ? 0 : rc;
+  berth_error *err = NULL;
+  cleanup_free char *text = read_policy_file(pa.arg, &err);
+  size_t n = 0;
+  if (text == NULL)
+    return cli_fail(err);
+  if (berth_policy_validate_json(text, &n, &err) < 0) {
+    berth_error_wrap(&err, "policy file %s", pa.arg);
+    return cli_fail(err);
+  }
+  cleanup_free char *actor = cli_current_user();
+  if (actor == NULL)
+    return cli_usage_error("cannot tell the current user");
+  berth_store *st = NULL;
+  if ((rc = cli_open_store(&st)) != 0)
+    return rc;
+  cJSON *names = NULL;
+  cleanup_free char *target = rule_names(text, &names);
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "file", pa.arg);
+  cJSON_AddItemToObject(args, "rules", names);
+  size_t added = 0;
+  if (berth_store_begin(st, &err) < 0 || berth_policy_add_json(st, text, actor, &added, &err) < 0) {
+    berth_store_rollback(st);
+    audit_failure(st, actor, "policy.add", target, args, err);
+    rc = cli_fail(err);
+  } else if (berth_audit_append(st, actor, "policy.add", target, args, "ok", &err) < 0
+             || berth_store_commit(st, &err) < 0) {
+    berth_store_rollback(st);
+    rc = cli_fail(err);
+  } else {
+    printf("added %zu policy rule%s: %s\n", added, added == 1 ? "" : "s", target ? target : "");
+  }
+  cJSON_Delete(args);
+  berth_store_close(st);
+  return rc;
+}
+
+static int
+cmd_remove(int argc, char **argv)
+{
+  policy_args pa = { 0 };
+  int rc = parse_args(argc, argv, "remove", "usage: berth policy remove NAME\n\nRemoves the policy rule NAME.\n", "", 1,
+                      &pa);
+  if (rc != 0)
+    return rc < 0 ? 0 : rc;
+  cleanup_free char *actor = cli_current_user();
+  if (actor == NULL)
+    return cli_usage_error("cannot tell the current user");
+  berth_store *st = NULL;
+  if ((rc = cli_open_store(&st)) != 0)
+    return rc;
+  berth_error *err = NULL;
+  if (berth_store_begin(st, &err) < 0 || berth_policy_remove(st, pa.arg, &err) < 0) {
+    berth_store_rollback(st);
+    audit_failure(st, actor, "policy.remove", pa.arg, NULL, err);
+    rc = cli_fail(err);
+  } else if (berth_audit_append(st, actor, "policy.remove", pa.arg, NULL, "ok", &err) < 0
+             || berth_store_commit(st, &err) < 0) {
+    berth_store_rollback(st);
+    rc = cli_fail(err);
+  } else {
+    printf("removed policy rule %s\n", pa.arg);
+  }
+  berth_store_close(st);
+  return rc;
+}
+
+/* "command=..., stacks=[...]": the conditions of a rule, for the table. */
+static char *
+conditions(const cJSON *rule)
+{
+  cJSON *c = cJSON_Duplicate(rule, true);
+  cJSON_DeleteItemFromObjectCaseSensitive(c, "name");
+  cJSON_DeleteItemFromObjectCaseSensitive(c, "decision");
+  cJSON_DeleteItemFromObjectCaseSensitive(c, "message");
+  char *s = c && c->child ? cJSON_PrintUnformatted(c) : strdup("(always)");
+  cJSON_Delete(c);
+  return s;
+}
+
+static int
+cmd_list(int argc, char **argv)
+{
+  policy_args pa = { 0 };
+  int rc
+      = parse_args(argc, argv, "list", "usage: berth policy list [--json]\n\nLists the policy rules.\n", "j", 0, &pa);
+  if (rc != 0)
+    return rc < 0 ? 0 : rc;
+  berth_store *st = NULL;
+  if ((rc = cli_open_store(&st)) != 0)
+    return rc;
+  berth_error *err = NULL;
+  cJSON *list = berth_policy_list_json(st, &err);
+  berth_store_close(st);
+  if (list == NULL)
+    return cli_fail(err);
+  const cJSON *pols = cJSON_GetObjectItemCaseSensitive(list, "policies");
+  if (pa.json) {
+    cli_print_json(list);
+  } else if (cJSON_GetArraySize(pols) == 0) {
+    printf("no policy rules: every task is allowed\n");
+  } else {
+    printf("%-24s %-8s %s\n", "NAME", "DECISION", "CONDITIONS / MESSAGE");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, pols)
+    {
+      const cJSON *rule = cJSON_GetObjectItemCaseSensitive(p, "rule");
+      const cJSON *msg = cJSON_GetObjectItemCaseSensitive(rule, "message");
+      cleanup_free char *cond = conditions(rule);
+      printf("%-24s %-8s %s\n", cJSON_GetObjectItemCaseSensitive(p, "name")->valuestring,
+             cJSON_GetObjectItemCaseSensitive(rule, "decision")->valuestring, cond ? cond : "?");
+      if (cJSON_IsString(msg))
+        printf("%-24s %-8s message: %s\n", "", "", msg->valuestring);
+    }
+  }
+  cJSON_Delete(list);
+  return 0;
+}
+
+static void
+print_result(const berth_policy_result *r, bool json)
+{
+  if (json) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "decision", r->denied ? "deny" : "allow");
+    if (r->rule)
+      cJSON_AddStringToObject(j, "rule", r->rule);
+    else
+      cJSON_AddNullToObject(j, "rule");
+    if (r->message)
+      cJSON_AddStringToObject(j, "message", r->message);
+    else
+      cJSON_AddNullToObject(j, "message");
+    cJSON *m = cJSON_AddArrayToObject(j, "matched");
+    for (size_t i = 0; i < r->n_matched; i++)
+      cJSON_AddItemToArray(m, cJSON_CreateString(r->matched[i]));
+    cli_print_json(j);
+    cJSON_Delete(j);
+    return;
+  }
+  if (r->denied)
+    printf("decision: deny (rule %s): %s\n", r->rule, r->message);
+  else if (r->rule)
+    printf("decision: allow (rule %s; no rule denies it)\n", r->rule);
+  else
+    printf("decision: allow (no rule denies it)\n");
+  printf("matching rules:%s\n", r->n_matched ? "" : " none");
+  for (size_t i = 0; i < r->n_matched; i++)
+    printf("  %s\n", r->matched[i]);
+}
+
+static int
+cmd_test(int argc, char **argv)
+{
+  int dash = 0;
+  for (int i = 1; i < argc && dash == 0; i++)
+    if (strcmp(argv[i], "--") == 0)
+      dash = i;
+  policy_args pa = { 0 };
+  static const char usage[]
+      = "usage: berth policy test STACK [--actor A] [--role reader|writer|admin] [--at TIME] [--json] -- COMMAND...\n"
+        "\n"
+        "Evaluates the stored policies for a task on STACK (its labels come from the store) and prints the decision\n"
+        "and every matching rule. Records nothing. --actor defaults to the current user, --role to admin (the local\n"
+        "owner), --at to now (YYYY-MM-DD[THH:MM[:SS]Z], UTC, or a duration ago).\n"
+        "Exit status: 0 allowed, 1 denied, 125 bad input.\n";
+  int rc = parse_args(dash ? dash : argc, argv, "test", usage, "jart", 1, &pa);
+  if (rc != 0)
+    return rc < 0 ? 0 : rc;
+  if (dash == 0 || dash + 1 >= argc)
+    return cli_usage_error("'berth policy test' needs -- COMMAND... (see 'berth policy test --help')");
+  if (pa.role && strcmp(pa.role, "reader") != 0 && strcmp(pa.role, "writer") != 0 && strcmp(pa.role, "admin") != 0)
+    return cli_usage_error("--role must be reader, writer or admin");
+  berth_error *err = NULL;
+  int64_t now = berth_now_ms();
+  if (pa.at && berth_audit_parse_time(pa.at, now, &now, &err) < 0) {
+    berth_error_wrap(&err, "--at");
+    return cli_fail(err);
+  }
+  berth_buf cmd;
+  berth_buf_init(&cmd, 1024 * 1024);
+  for (int i = dash + 1; i < argc; i++)
+    if (berth_buf_printf(&cmd, "%s%s", i > dash + 1 ? " " : "", argv[i]) < 0) {
+      berth_buf_free(&cmd);
+      return cli_usage_error("the command is longer than 1 MiB");
+    }
+  cleanup_free char *me = cli_current_user();
+  berth_store *st = NULL;
+  berth_stack *s = NULL;
+  if ((rc = cli_open_store(&st)) != 0) {
+    berth_buf_free(&cmd);
+    return rc;
+  }
+  berth_policy_result res = { 0 };
+  if (berth_store_stack_get(st, pa.arg, &s, &err) < 0) {
+    rc = cli_fail(err);
+    goto out;
+  }
+  berth_policy_input in = {
+    .stack = s->name,
+    .labels = (const char *const *)s->labels.v,
+    .n_labels = s->labels.n,
+    .command = cmd.data ? cmd.data : "",
+    .actor = pa.actor ? pa.actor : me,
+    .role = pa.role,
+    .now_ms = now,
+  };
+  if (berth_policy_evaluate(st, &in, &res, &err) < 0) {
+    rc = cli_fail(err);
+    goto out;
+  }
+  print_result(&res, pa.json);
+  rc = res.denied ? 1 : 0;
+out:
+  berth_policy_result_clear(&res);
+  berth_stack_free(s);
+  berth_store_close(st);
+  berth_buf_free(&cmd);
+  return rc;
+}
 
 int
 cmd_policy(int argc, char **argv)
 {
-  (void) argc;
-  (void) argv;
-  return cli_usage_error("'policy' is not available in this build yet");
+  if (argc < 2) {
+    fputs(usage_main, stderr);
+    return 125;
+  }
+  const char *sub = argv[1];
+  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+    fputs(usage_main, stdout);
+    return 0;
+  }
+  if (strcmp(sub, "add") == 0)
+    return cmd_add(argc - 1, argv + 1);
+  if (strcmp(sub, "list") == 0)
+    return cmd_list(argc - 1, argv + 1);
+  if (strcmp(sub, "remove") == 0)
+    return cmd_remove(argc - 1, argv + 1);
+  if (strcmp(sub, "test") == 0)
+    return cmd_test(argc - 1, argv + 1);
+  return cli_usage_error("unknown command 'berth policy %s' (see 'berth policy --help')", sub);
 }

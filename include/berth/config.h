@@ -1,0 +1,57 @@
+/* Admin configuration: BERTH_HOME/config.json (optional; a missing file means every default).
+ *
+ * {
+ *   "allowed_pull_policies": ["if-not-present", "never"],   default: all three
+ *   "min_secret_length": 4,                                   1..1024, default 4
+ *   "max_parallel_tasks": 4,                                  1..1024, default 4 (tasks running at once, all stacks)
+ *   "default_memory": "2g",                                   size string or bytes, >= 6 MiB, default 2 GiB
+ *   "default_pids": 1024,                                     1..4194304, default 1024
+ *   "default_cpus": "1.5",                                    string or number, 0 = no limit (default)
+ *   "allow_host_network": false,                              default false
+ *   "builtin_patterns": true,                                 default true (the redactor's built-in token formats)
+ *   "redaction_patterns": {"corp-token": "corp_[A-Za-z0-9]{20}"}   admin PCRE2 patterns, by name
+ * }
+ * Unknown keys are errors (a typo must not silently weaken a setting). Every error is one line naming the key and
+ * the file, e.g. "config /x/config.json: key `default_pids` must be an integer from 1 to 4194304".
+ *
+ * Ownership: berth_config owns its strings; release with berth_config_clear. */
+#ifndef BERTH_CONFIG_H
+#define BERTH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "berth/error.h"
+
+/* Largest config file accepted (bytes). */
+#define BERTH_CONFIG_MAX_BYTES (1024 * 1024)
+
+typedef struct berth_config {
+  char **allowed_pull_policies; /* default: all three */
+  size_t n_allowed_pull_policies;
+  size_t min_secret_length;  /* default 4 */
+  int max_parallel_tasks;    /* global limit on tasks running at once across stacks; default 4 */
+  int64_t default_memory;    /* bytes, default 2 GiB */
+  int64_t default_pids;      /* default 1024 */
+  int64_t default_nano_cpus; /* 0 = no limit */
+  bool allow_host_network;   /* default false */
+  bool builtin_patterns;     /* default true */
+  char **pattern_names;      /* admin redaction patterns (PCRE2), validated */
+  char **patterns;
+  size_t n_patterns;
+} berth_config;
+
+/* Fills *out with the defaults (never fails except out of memory). */
+int berth_config_defaults(berth_config *out, berth_error **err);
+/* Loads home/config.json over the defaults. On error *out is left cleared. */
+int berth_config_load(const char *home, berth_config *out, berth_error **err);
+/* The same from a text; `origin` names it in messages (e.g. the file path). */
+int berth_config_parse(const char *text, const char *origin, berth_config *out, berth_error **err);
+void berth_config_clear(berth_config *c);
+
+/* BERTH_EINVAL for a policy that is not always|if-not-present|never; BERTH_EDENIED
+ * "pull policy `always` is not allowed by the admin config (allowed: if-not-present, never)". */
+int berth_config_check_pull_policy(const berth_config *c, const char *policy, berth_error **err);
+
+#endif

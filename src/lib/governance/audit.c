@@ -1,0 +1,442 @@
+/* The audit trail: a hash chain of records in the store, its verification, and its listing. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "berth/audit.h"
+#include "berth/buf.h"
+#include "berth/cleanup.h"
+#include "berth/parse.h"
+#include "gov_int.h"
+
+#define HASH_HEX (crypto_hash_sha256_BYTES * 2 + 1)
+/* The canonical encoding is bounded by the field caps: 4 capped fields, the args and the numbers. */
+#define CANON_MAX (4 * (BERTH_AUDIT_FIELD_MAX + 16) + BERTH_AUDIT_ARGS_MAX + 256)
+
+typedef struct audit_record {
+  int64_t id, at;
+  const char *actor, *action, *target, *args, *outcome;
+} audit_record;
+
+static int
+canon_field(berth_buf *b, const char *s)
+{
+  if (s == NULL)
+    return berth_buf_append(b, "~\n", 2);
+  size_t n = strlen(s);
+  if (berth_buf_printf(b, "%zu:", n) < 0 || berth_buf_append(b, s, n) < 0)
+    return -1;
+  return berth_buf_append(b, "\n", 1);
+}
+
+/* hash_hex = hex(SHA-256(prev || canonical(rec))); prev is 32 raw bytes. */
+static int
+record_hash(const unsigned char prev[crypto_hash_sha256_BYTES], const audit_record *rec, char hash_hex[HASH_HEX],
+            unsigned char raw[crypto_hash_sha256_BYTES])
+{
+  berth_buf b;
+  berth_buf_init(&b, CANON_MAX + 64);
+  char id[32], at[32];
+  snprintf(id, sizeof id, "%lld", (long long)rec->id);
+  snprintf(at, sizeof at, "%lld", (long long)rec->at);
+  int rc = 0;
+  if (berth_buf_append(&b, "berth-audit-v1\n", 15) < 0 || canon_field(&b, id) < 0 || canon_field(&b, at) < 0
+      || canon_field(&b, rec->actor) < 0 || canon_field(&b, rec->action) < 0 || canon_field(&b, rec->target) < 0
+      || canon_field(&b, rec->args) < 0 || canon_field(&b, rec->outcome) < 0)
+    rc = -1;
+  if (rc == 0) {
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    crypto_hash_sha256_update(&h, prev, crypto_hash_sha256_BYTES);
+    crypto_hash_sha256_update(&h, (const unsigned char *)b.data, b.len);
+    crypto_hash_sha256_final(&h, raw);
+    sodium_bin2hex(hash_hex, HASH_HEX, raw, crypto_hash_sha256_BYTES);
+  }
+  berth_buf_free(&b);
+  return rc;
+}
+
+static int
+hex_to_raw(const char *hex, unsigned char raw[crypto_hash_sha256_BYTES])
+{
+  size_t bin_len = 0;
+  if (hex == NULL || strlen(hex) != crypto_hash_sha256_BYTES * 2)
+    return -1;
+  if (sodium_hex2bin(raw, crypto_hash_sha256_BYTES, hex, strlen(hex), NULL, &bin_len, NULL) != 0
+      || bin_len != crypto_hash_sha256_BYTES)
+    return -1;
+  return 0;
+}
+
+/* Copies s, cut to BERTH_AUDIT_FIELD_MAX bytes (ending in "...") and made one line. */
+static char *
+capped(const char *s)
+{
+  if (s == NULL)
+    return NULL;
+  size_t n = strlen(s);
+  bool cut = n > BERTH_AUDIT_FIELD_MAX;
+  if (cut)
+    n = BERTH_AUDIT_FIELD_MAX - 3;
+  char *c = malloc(n + 4);
+  if (c == NULL)
+    return NULL;
+  memcpy(c, s, n);
+  strcpy(c + n, cut ? "..." : "");
+  for (char *p = c; *p; p++)
+    if (*p == '\n' || *p == '\r')
+      *p = ' ';
+  return c;
+}
+
+static char *
+args_text(const cJSON *args)
+{
+  if (args == NULL)
+    return NULL;
+  char *t = cJSON_PrintUnformatted(args);
+  if (t == NULL || strlen(t) <= BERTH_AUDIT_ARGS_MAX)
+    return t;
+  size_t n = strlen(t);
+  free(t);
+  if (asprintf(&t, "{\"truncated\":true,\"bytes\":%zu}", n) < 0)
+    return NULL;
+  return t;
+}
+
+/* Reads the head (last id and raw hash); without a head, continues from the newest record if any. */
+static int
+read_head(berth_store *st, int64_t *last_id, unsigned char prev[crypto_hash_sha256_BYTES], berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  memset(prev, 0, crypto_hash_sha256_BYTES);
+  *last_id = 0;
+  if (gov_prepare(st,
+                  "SELECT last_id, last_hash FROM audit_head WHERE k = 1"
+                  " UNION ALL SELECT id, hash FROM (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1)",
+                  &stmt, "append audit record", err)
+      < 0)
+    return BERTH_EINTERNAL;
+  int step = sqlite3_step(stmt);
+  int rc = 0;
+  if (step == SQLITE_ROW) {
+    *last_id = sqlite3_column_int64(stmt, 0);
+    if (hex_to_raw((const char *)sqlite3_column_text(stmt, 1), prev) < 0)
+      rc = berth_error_set(err, BERTH_EINTERNAL,
+                           "append audit record: the stored chain head is corrupt"
+                           " (run 'berth audit verify')");
+  } else if (step != SQLITE_DONE) {
+    rc = gov_db_error(st, "append audit record", err);
+  }
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+static int
+insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (gov_prepare(st,
+                  "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                  &stmt, "append audit record", err)
+      < 0)
+    return BERTH_EINTERNAL;
+  sqlite3_bind_int64(stmt, 1, rec->id);
+  sqlite3_bind_int64(stmt, 2, rec->at);
+  sqlite3_bind_text(stmt, 3, rec->actor, -1, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 4, rec->action, -1, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 5, rec->target, -1, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 6, rec->args, -1, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 7, rec->outcome, -1, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 8, hash, -1, SQLITE_STATIC);
+  int step = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (step != SQLITE_DONE)
+    return gov_db_error(st, "append audit record", err);
+  if (gov_prepare(st,
+                  "INSERT INTO audit_head (k, last_id, last_hash) VALUES (1, ?1, ?2)"
+                  " ON CONFLICT (k) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+                  &stmt, "append audit record", err)
+      < 0)
+    return BERTH_EINTERNAL;
+  sqlite3_bind_int64(stmt, 1, rec->id);
+  sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
+  step = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (step != SQLITE_DONE)
+    return gov_db_error(st, "append audit record", err);
+  return 0;
+}
+
+int
+berth_audit_append(berth_store *st, const char *actor, const char *action, const char *target, const cJSON *args,
+                   const char *outcome, berth_error **err)
+{
+  if (actor == NULL || *actor == '\0' || action == NULL || *action == '\0' || outcome == NULL || *outcome == '\0')
+    return berth_error_set(err, BERTH_EINVAL, "append audit record: actor, action and outcome are required");
+  if (sodium_init() < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "append audit record: libsodium failed to initialize");
+  cleanup_free char *c_actor = capped(actor);
+  cleanup_free char *c_action = capped(action);
+  cleanup_free char *c_target = capped(target);
+  cleanup_free char *c_outcome = capped(outcome);
+  cleanup_free char *c_args = args_text(args);
+  if (!c_actor || !c_action || (target && !c_target) || !c_outcome || (args && !c_args))
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  bool owned = false;
+  int rc;
+  if ((rc = gov_ensure_schema(st, err)) < 0 || (rc = gov_tx_begin(st, &owned, err)) < 0)
+    return rc;
+  unsigned char prev[crypto_hash_sha256_BYTES], raw[crypto_hash_sha256_BYTES];
+  audit_record rec = { 0, berth_now_ms(), c_actor, c_action, c_target, c_args, c_outcome };
+  char hash[HASH_HEX];
+  if ((rc = read_head(st, &rec.id, prev, err)) < 0)
+    goto fail;
+  rec.id++;
+  if (record_hash(prev, &rec, hash, raw) < 0) {
+    rc = berth_error_set(err, BERTH_EINTERNAL, "append audit record: record too large");
+    goto fail;
+  }
+  if ((rc = insert_record(st, &rec, hash, err)) < 0)
+    goto fail;
+  return gov_tx_commit(st, owned, err);
+fail:
+  gov_tx_rollback(st, owned);
+  return rc;
+}
+
+/* ---- verification ---- */
+
+typedef struct verify_state {
+  int64_t expect_id, first_bad, count;
+  unsigned char prev[crypto_hash_sha256_BYTES];
+  char last_hash[HASH_HEX];
+  char why[160];
+} verify_state;
+
+static void
+mark_bad(verify_state *v, int64_t id, const char *why)
+{
+  if (v->first_bad != 0)
+    return;
+  v->first_bad = id;
+  snprintf(v->why, sizeof v->why, "%s", why);
+}
+
+static void
+verify_row(verify_state *v, sqlite3_stmt *stmt)
+{
+  audit_record rec = {
+    sqlite3_column_int64(stmt, 0),
+    sqlite3_column_int64(stmt, 1),
+    (const char *)sqlite3_column_text(stmt, 2),
+    (const char *)sqlite3_column_text(stmt, 3),
+    (const char *)sqlite3_column_text(stmt, 4),
+    (const char *)sqlite3_column_text(stmt, 5),
+    (const char *)sqlite3_column_text(stmt, 6),
+  };
+  const char *stored = (const char *)sqlite3_column_text(stmt, 7);
+  v->count++;
+  if (rec.id != v->expect_id) {
+    mark_bad(v, v->expect_id < rec.id ? v->expect_id : rec.id,
+             v->expect_id < rec.id ? "record is missing (ids jump past it)" : "record id is out of sequence");
+    v->expect_id = rec.id;
+  }
+  v->expect_id++;
+  char hash[HASH_HEX];
+  unsigned char raw[crypto_hash_sha256_BYTES];
+  if (record_hash(v->prev, &rec, hash, raw) < 0) {
+    mark_bad(v, rec.id, "record is too large");
+    return;
+  }
+  if (stored == NULL || strcmp(stored, hash) != 0)
+    mark_bad(v, rec.id, "hash mismatch: the record or the one before it was changed");
+  /* continue the chain from the stored hash, so one edit is reported once, at the record that was changed */
+  if (hex_to_raw(stored, v->prev) < 0)
+    memcpy(v->prev, raw, sizeof raw);
+  snprintf(v->last_hash, sizeof v->last_hash, "%s", stored ? stored : "");
+}
+
+static int
+verify_head(berth_store *st, verify_state *v, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (gov_prepare(st, "SELECT last_id, last_hash FROM audit_head WHERE k = 1", &stmt, "verify audit trail", err) < 0)
+    return BERTH_EINTERNAL;
+  int step = sqlite3_step(stmt);
+  int64_t last_seen = v->expect_id - 1;
+  if (step == SQLITE_ROW) {
+    int64_t head_id = sqlite3_column_int64(stmt, 0);
+    const char *head_hash = (const char *)sqlite3_column_text(stmt, 1);
+    if (head_id > last_seen)
+      mark_bad(v, last_seen + 1, "record is missing (the newest records were removed)");
+    else if (head_id < last_seen)
+      mark_bad(v, head_id + 1, "record was added outside berth (after the recorded head)");
+    else if (head_hash == NULL || strcmp(head_hash, v->last_hash) != 0)
+      mark_bad(v, last_seen, "hash does not match the recorded head");
+  } else if (step == SQLITE_DONE) {
+    if (v->count > 0)
+      mark_bad(v, last_seen, "the recorded head of the chain is missing");
+  } else {
+    sqlite3_finalize(stmt);
+    return gov_db_error(st, "verify audit trail", err);
+  }
+  sqlite3_finalize(stmt);
+  return 0;
+}
+
+int
+berth_audit_verify_detail(berth_store *st, int64_t *first_bad, int64_t *count, char **why, char **head_hash,
+                          berth_error **err)
+{
+  if (why)
+    *why = NULL;
+  if (head_hash)
+    *head_hash = NULL;
+  if (sodium_init() < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "verify audit trail: libsodium failed to initialize");
+  sqlite3_stmt *stmt = NULL;
+  if (gov_ensure_schema(st, err) < 0
+      || gov_prepare(st, "SELECT id, at, actor, action, target, args, outcome, hash FROM audit_log ORDER BY id", &stmt,
+                     "verify audit trail", err)
+             < 0)
+    return err && *err ? (*err)->code : BERTH_EINTERNAL;
+  /* one read transaction: a concurrent append cannot slip between the records and the head */
+  sqlite3_exec(berth_store_db(st), "SAVEPOINT audit_verify", NULL, NULL, NULL);
+  verify_state v = { .expect_id = 1 };
+  int step;
+  while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
+    verify_row(&v, stmt);
+  sqlite3_finalize(stmt);
+  int rc = step == SQLITE_DONE ? verify_head(st, &v, err) : gov_db_error(st, "verify audit trail", err);
+  sqlite3_exec(berth_store_db(st), "RELEASE audit_verify", NULL, NULL, NULL);
+  if (rc < 0)
+    return rc;
+  *first_bad = v.first_bad;
+  *count = v.count;
+  if ((why && v.first_bad && (*why = strdup(v.why)) == NULL)
+      || (head_hash && (*head_hash = strdup(v.last_hash)) == NULL)) {
+    if (why) {
+      free(*why);
+      *why = NULL;
+    }
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  return 0;
+}
+
+int
+berth_audit_verify(berth_store *st, int64_t *first_bad, int64_t *count, berth_error **err)
+{
+  return berth_audit_verify_detail(st, first_bad, count, NULL, NULL, err);
+}
+
+/* ---- listing ---- */
+
+static bool
+add_record_json(cJSON *list, sqlite3_stmt *stmt)
+{
+  cJSON *r = cJSON_CreateObject();
+  if (r == NULL || !cJSON_AddItemToArray(list, r))
+    return false;
+  char when[64];
+  int64_t at = sqlite3_column_int64(stmt, 1);
+  const char *target = (const char *)sqlite3_column_text(stmt, 4);
+  const char *args = (const char *)sqlite3_column_text(stmt, 5);
+  cJSON *aj = args ? cJSON_Parse(args) : cJSON_CreateNull();
+  if (aj == NULL)
+    aj = cJSON_CreateString(args); /* never hide what was stored */
+  if (aj == NULL || !cJSON_AddNumberToObject(r, "id", (double)sqlite3_column_int64(stmt, 0))
+      || !cJSON_AddNumberToObject(r, "at", (double)at)
+      || !cJSON_AddStringToObject(r, "time", berth_format_time(at, when, sizeof when))
+      || !cJSON_AddStringToObject(r, "actor", (const char *)sqlite3_column_text(stmt, 2))
+      || !cJSON_AddStringToObject(r, "action", (const char *)sqlite3_column_text(stmt, 3))
+      || !(target ? cJSON_AddStringToObject(r, "target", target) : cJSON_AddNullToObject(r, "target"))
+      || !cJSON_AddItemToObject(r, "args", aj)
+      || !cJSON_AddStringToObject(r, "outcome", (const char *)sqlite3_column_text(stmt, 6))
+      || !cJSON_AddStringToObject(r, "hash", (const char *)sqlite3_column_text(stmt, 7)))
+    return false;
+  return true;
+}
+
+cJSON *
+berth_audit_list_json(berth_store *st, int64_t since_ms, berth_error **err)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (gov_ensure_schema(st, err) < 0
+      || gov_prepare(st,
+                     "SELECT id, at, actor, action, target, args, outcome, hash FROM audit_log WHERE at >= ?1"
+                     " ORDER BY id",
+                     &stmt, "list audit records", err)
+             < 0)
+    return NULL;
+  sqlite3_bind_int64(stmt, 1, since_ms);
+  cJSON *root = cJSON_CreateObject();
+  cJSON *list = root ? cJSON_AddArrayToObject(root, "records") : NULL;
+  int step = SQLITE_DONE;
+  bool oom = list == NULL;
+  while (!oom && (step = sqlite3_step(stmt)) == SQLITE_ROW)
+    oom = !add_record_json(list, stmt);
+  if (oom || step != SQLITE_DONE) {
+    if (oom)
+      berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    else
+      gov_db_error(st, "list audit records", err);
+    cJSON_Delete(root);
+    root = NULL;
+  }
+  sqlite3_finalize(stmt);
+  return root;
+}
+
+/* ---- time arguments ---- */
+
+int
+berth_audit_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, berth_error **err)
+{
+  if (s == NULL || *s == '\0')
+    return berth_error_set(err, BERTH_EINVAL, "empty time");
+  int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+  if (strlen(s) <= 32 && sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10) {
+    const char *rest = s + n;
+    int m = 0;
+    if (*rest == 'T' || *rest == ' ') {
+      if (sscanf(rest + 1, "%2d:%2d%n", &h, &mi, &m) != 2 || m != 5)
+        goto bad_date;
+      rest += 1 + m;
+      if (*rest == ':') {
+        if (sscanf(rest + 1, "%2d%n", &sec, &m) != 1 || m != 2)
+          goto bad_date;
+        rest += 1 + m;
+      }
+      if (*rest == 'Z')
+        rest++;
+    }
+    if (*rest != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
+      goto bad_date;
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec };
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != d)
+      goto bad_date;
+    *out_ms = (int64_t)t * 1000;
+    return 0;
+  bad_date:
+    return berth_error_set(err, BERTH_EINVAL, "time `%.64s` is not YYYY-MM-DD[THH:MM[:SS][Z]] (UTC)", s);
+  }
+  int64_t ago = 0;
+  berth_error *perr = NULL;
+  if (berth_parse_duration_ms(s, &ago, &perr) < 0) {
+    berth_error_free(perr);
+    return berth_error_set(
+        err, BERTH_EINVAL,
+        "time `%.64s` is neither a date (YYYY-MM-DD[THH:MM[:SS]Z], UTC) nor a duration ago (90m, 2d)", s);
+  }
+  *out_ms = now_ms - ago;
+  return 0;
+}

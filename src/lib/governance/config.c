@@ -1,0 +1,340 @@
+/* Admin configuration (BERTH_HOME/config.json): defaults, parsing, validation. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "berth/cleanup.h"
+#include "berth/config.h"
+#include "berth/parse.h"
+#include "berth/redactor.h"
+
+#define MAX_PATTERNS 256
+#define MIN_MEMORY (6LL * 1024 * 1024) /* Docker refuses less */
+
+static const char *const pull_policies[] = { "always", "if-not-present", "never" };
+
+void
+berth_config_clear(berth_config *c)
+{
+  if (c == NULL)
+    return;
+  for (size_t i = 0; i < c->n_allowed_pull_policies; i++)
+    free(c->allowed_pull_policies[i]);
+  free(c->allowed_pull_policies);
+  for (size_t i = 0; i < c->n_patterns; i++) {
+    free(c->pattern_names[i]);
+    free(c->patterns[i]);
+  }
+  free(c->pattern_names);
+  free(c->patterns);
+  memset(c, 0, sizeof *c);
+}
+
+static int
+set_pull_policies(berth_config *c, const char *const *v, size_t n, berth_error **err)
+{
+  char **p = calloc(n ? n : 1, sizeof *p);
+  if (p == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  for (size_t i = 0; i < n; i++)
+    if ((p[i] = strdup(v[i])) == NULL) {
+      for (size_t k = 0; k < i; k++)
+        free(p[k]);
+      free(p);
+      return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    }
+  for (size_t i = 0; i < c->n_allowed_pull_policies; i++)
+    free(c->allowed_pull_policies[i]);
+  free(c->allowed_pull_policies);
+  c->allowed_pull_policies = p;
+  c->n_allowed_pull_policies = n;
+  return 0;
+}
+
+int
+berth_config_defaults(berth_config *out, berth_error **err)
+{
+  memset(out, 0, sizeof *out);
+  out->min_secret_length = 4;
+  out->max_parallel_tasks = 4;
+  out->default_memory = 2LL * 1024 * 1024 * 1024;
+  out->default_pids = 1024;
+  out->default_nano_cpus = 0;
+  out->allow_host_network = false;
+  out->builtin_patterns = true;
+  return set_pull_policies(out, pull_policies, 3, err);
+}
+
+static int
+key_fail(berth_error **err, const char *origin, const char *key, const char *what)
+{
+  return berth_error_set(err, BERTH_EINVAL, "config %s: key `%s` %s", origin, key, what);
+}
+
+static int
+get_int(const cJSON *v, const char *origin, const char *key, int64_t min, int64_t max, int64_t *out, berth_error **err)
+{
+  char what[128];
+  snprintf(what, sizeof what, "must be an integer from %lld to %lld", (long long)min, (long long)max);
+  if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)min
+      || v->valuedouble > (double)max)
+    return key_fail(err, origin, key, what);
+  *out = (int64_t)v->valuedouble;
+  return 0;
+}
+
+static int
+get_bool(const cJSON *v, const char *origin, const char *key, bool *out, berth_error **err)
+{
+  if (!cJSON_IsBool(v))
+    return key_fail(err, origin, key, "must be true or false");
+  *out = cJSON_IsTrue(v);
+  return 0;
+}
+
+static int
+get_memory(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  const char *bad = "must be a size (\"512m\", \"2g\") or a number of bytes, at least 6 MiB";
+  int64_t bytes = 0;
+  if (cJSON_IsString(v)) {
+    berth_error *perr = NULL;
+    if (berth_parse_size(v->valuestring, &bytes, &perr) < 0) {
+      berth_error_free(perr);
+      return key_fail(err, origin, "default_memory", bad);
+    }
+  } else if (get_int(v, origin, "default_memory", MIN_MEMORY, INT64_C(1) << 50, &bytes, err) < 0) {
+    berth_error_clear(err);
+    return key_fail(err, origin, "default_memory", bad);
+  }
+  if (bytes < MIN_MEMORY)
+    return key_fail(err, origin, "default_memory", bad);
+  c->default_memory = bytes;
+  return 0;
+}
+
+static int
+get_cpus(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  char buf[64];
+  const char *s = NULL;
+  if (cJSON_IsString(v))
+    s = v->valuestring;
+  else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1024) {
+    snprintf(buf, sizeof buf, "%.9f", v->valuedouble);
+    s = buf;
+  }
+  berth_error *perr = NULL;
+  if (s == NULL || berth_parse_cpus(s, &c->default_nano_cpus, &perr) < 0) {
+    berth_error_free(perr);
+    return key_fail(err, origin, "default_cpus", "must be a number of cpus such as \"1.5\" (0 = no limit)");
+  }
+  return 0;
+}
+
+static int
+get_pull_policies(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  const char *bad = "must be a non-empty array of \"always\", \"if-not-present\", \"never\"";
+  if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0 || cJSON_GetArraySize(v) > 3)
+    return key_fail(err, origin, "allowed_pull_policies", bad);
+  const char *chosen[3];
+  size_t n = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, v)
+  {
+    const char *known = NULL;
+    for (size_t k = 0; k < 3 && cJSON_IsString(it); k++)
+      if (strcmp(it->valuestring, pull_policies[k]) == 0)
+        known = pull_policies[k];
+    for (size_t k = 0; k < n && known; k++)
+      if (chosen[k] == known)
+        known = NULL;
+    if (known == NULL)
+      return key_fail(err, origin, "allowed_pull_policies", bad);
+    chosen[n++] = known;
+  }
+  return set_pull_policies(c, chosen, n, err);
+}
+
+static int
+get_patterns(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  if (!cJSON_IsObject(v))
+    return key_fail(err, origin, "redaction_patterns", "must be an object {\"name\": \"PCRE2 pattern\", ...}");
+  int n = cJSON_GetArraySize(v);
+  if (n > MAX_PATTERNS)
+    return key_fail(err, origin, "redaction_patterns", "has more than 256 patterns");
+  c->pattern_names = calloc((size_t)n + 1, sizeof *c->pattern_names);
+  c->patterns = calloc((size_t)n + 1, sizeof *c->patterns);
+  if (c->pattern_names == NULL || c->patterns == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  berth_secrets *probe = berth_secrets_new(0, err);
+  if (probe == NULL)
+    return BERTH_EINTERNAL;
+  int rc = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, v)
+  {
+    if (!cJSON_IsString(it) || it->valuestring[0] == '\0') {
+      rc = berth_error_set(err, BERTH_EINVAL,
+                           "config %s: key `redaction_patterns.%s` must be a non-empty PCRE2 pattern", origin,
+                           it->string);
+      break;
+    }
+    if (berth_secrets_add_pattern(probe, it->string, it->valuestring, err) < 0) {
+      rc = berth_error_wrap(err, "config %s: key `redaction_patterns.%s`", origin, it->string);
+      break;
+    }
+    c->pattern_names[c->n_patterns] = strdup(it->string);
+    c->patterns[c->n_patterns] = strdup(it->valuestring);
+    c->n_patterns++;
+    if (c->pattern_names[c->n_patterns - 1] == NULL || c->patterns[c->n_patterns - 1] == NULL) {
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+      break;
+    }
+  }
+  berth_secrets_free(probe);
+  return rc;
+}
+
+static int
+apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **err)
+{
+  const char *k = it->string;
+  int64_t n = 0;
+  int rc;
+  if (strcmp(k, "allowed_pull_policies") == 0)
+    return get_pull_policies(it, origin, c, err);
+  if (strcmp(k, "min_secret_length") == 0) {
+    if ((rc = get_int(it, origin, k, 1, 1024, &n, err)) == 0)
+      c->min_secret_length = (size_t)n;
+    return rc;
+  }
+  if (strcmp(k, "max_parallel_tasks") == 0) {
+    if ((rc = get_int(it, origin, k, 1, 1024, &n, err)) == 0)
+      c->max_parallel_tasks = (int)n;
+    return rc;
+  }
+  if (strcmp(k, "default_memory") == 0)
+    return get_memory(it, origin, c, err);
+  if (strcmp(k, "default_pids") == 0)
+    return get_int(it, origin, k, 1, 4194304, &c->default_pids, err);
+  if (strcmp(k, "default_cpus") == 0)
+    return get_cpus(it, origin, c, err);
+  if (strcmp(k, "allow_host_network") == 0)
+    return get_bool(it, origin, k, &c->allow_host_network, err);
+  if (strcmp(k, "builtin_patterns") == 0)
+    return get_bool(it, origin, k, &c->builtin_patterns, err);
+  if (strcmp(k, "redaction_patterns") == 0)
+    return get_patterns(it, origin, c, err);
+  return berth_error_set(err, BERTH_EINVAL,
+                         "config %s: unknown key `%.100s` (known: allowed_pull_policies, min_secret_length, "
+                         "max_parallel_tasks, default_memory, default_pids, default_cpus, allow_host_network, "
+                         "builtin_patterns, redaction_patterns)",
+                         origin, k);
+}
+
+int
+berth_config_parse(const char *text, const char *origin, berth_config *out, berth_error **err)
+{
+  int rc = berth_config_defaults(out, err);
+  if (rc < 0)
+    return rc;
+  size_t len = strnlen(text, BERTH_CONFIG_MAX_BYTES + 1);
+  if (len > BERTH_CONFIG_MAX_BYTES) {
+    berth_config_clear(out);
+    return berth_error_set(err, BERTH_EINVAL, "config %s is larger than 1 MiB", origin);
+  }
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+  if (root == NULL || !cJSON_IsObject(root)) {
+    size_t off = root == NULL && end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+    cJSON_Delete(root);
+    berth_config_clear(out);
+    if (off)
+      return berth_error_set(err, BERTH_EINVAL, "config %s is not valid JSON (near byte %zu)", origin, off);
+    return berth_error_set(err, BERTH_EINVAL, "config %s must be a JSON object", origin);
+  }
+  const cJSON *it;
+  cJSON_ArrayForEach(it, root)
+  {
+    for (const cJSON *prev = root->child; prev != it && rc == 0; prev = prev->next)
+      if (strcmp(prev->string, it->string) == 0)
+        rc = berth_error_set(err, BERTH_EINVAL, "config %s: key `%.100s` appears twice", origin, it->string);
+    if (rc == 0)
+      rc = apply_key(it, origin, out, err);
+    if (rc < 0)
+      break;
+  }
+  cJSON_Delete(root);
+  if (rc < 0)
+    berth_config_clear(out);
+  return rc;
+}
+
+int
+berth_config_load(const char *home, berth_config *out, berth_error **err)
+{
+  memset(out, 0, sizeof *out);
+  cleanup_free char *path = NULL;
+  if (home == NULL || asprintf(&path, "%s/config.json", home) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "config: no BERTH_HOME");
+  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return berth_config_defaults(out, err);
+    return berth_error_set_errno(err, BERTH_EINVAL, errno, "config %s cannot be read", path);
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+    return berth_error_set(err, BERTH_EINVAL, "config %s is not a regular file", path);
+  if (sb.st_size > BERTH_CONFIG_MAX_BYTES)
+    return berth_error_set(err, BERTH_EINVAL, "config %s is larger than 1 MiB", path);
+  cleanup_free char *text = malloc((size_t)sb.st_size + 1);
+  if (text == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  size_t got = 0;
+  while (got < (size_t)sb.st_size) {
+    ssize_t r = read(fd, text + got, (size_t)sb.st_size - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return berth_error_set_errno(err, BERTH_EINVAL, errno, "config %s cannot be read", path);
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  text[got] = '\0';
+  if (strlen(text) != got)
+    return berth_error_set(err, BERTH_EINVAL, "config %s contains a NUL byte", path);
+  return berth_config_parse(text, path, out, err);
+}
+
+int
+berth_config_check_pull_policy(const berth_config *c, const char *policy, berth_error **err)
+{
+  bool known = false;
+  for (size_t k = 0; k < 3 && policy; k++)
+    known = known || strcmp(policy, pull_policies[k]) == 0;
+  if (!known)
+    return berth_error_set(err, BERTH_EINVAL, "pull policy `%.64s` is not one of always, if-not-present, never",
+                           policy ? policy : "");
+  for (size_t i = 0; i < c->n_allowed_pull_policies; i++)
+    if (strcmp(c->allowed_pull_policies[i], policy) == 0)
+      return 0;
+  char allowed[64] = "";
+  for (size_t i = 0; i < c->n_allowed_pull_policies; i++) {
+    strncat(allowed, i ? ", " : "", sizeof allowed - strlen(allowed) - 1);
+    strncat(allowed, c->allowed_pull_policies[i], sizeof allowed - strlen(allowed) - 1);
+  }
+  return berth_error_set(err, BERTH_EDENIED, "pull policy `%s` is not allowed by the admin config (allowed: %s)",
+                         policy, allowed);
+}
