@@ -97,6 +97,7 @@ glob_segment(const char *p, size_t pn, const char *s, size_t sn)
       if (p[pi] == '?') {
         ok = true;
       } else if (p[pi] == '[') {
+        next = pi;
         int m = class_match(p, pn, &next, s[si]);
         ok = m < 0 ? s[si] == '[' : m == 1;
         if (m < 0)
