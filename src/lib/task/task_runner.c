@@ -644,6 +644,9 @@ perform(runner *r, outcome *o)
     berth_error_clear(&e);
     return;
   }
+  if (status == 137)
+    note(r, "the command was killed (SIGKILL); if it reached the memory limit of %lld MiB, it ran out of memory",
+         (long long)((r->s->memory_bytes > 0 ? r->s->memory_bytes : BERTH_DEFAULT_MEMORY) >> 20));
   if (status != 0) {
     note(r, "command exited with status %d", status);
     set_failure(o, status, "command exited with status %d", status);
