@@ -1,0 +1,140 @@
+/* /v1/images (allowlist rules, check) and /v1/policies. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/allowlist.h"
+#include "berth/policy.h"
+#include "server.h"
+
+int
+api_image_rules(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  cJSON *j = berth_allowlist_list_json(r->st, &err);
+  return j ? srv_ok(out, 200, j) : srv_fail(out, err);
+}
+
+/* POST /v1/images/rules {"pattern": "...", "kind": "allow"|"deny"}: 201 when added, 200 when it already existed. */
+int
+api_image_rule_add(srv_req *r, srv_resp *out)
+{
+  static const char *const allowed[] = { "pattern", "kind", NULL };
+  berth_error *err = NULL;
+  cJSON *body = NULL;
+  const char *pattern = NULL, *kind = NULL;
+  int rc = srv_json_object(r->body, r->body_len, &body, &err);
+  if (rc == 0)
+    rc = srv_json_only(body, allowed, "image rule", &err);
+  if (rc == 0)
+    rc = srv_json_string(body, "pattern", true, &pattern, &err);
+  if (rc == 0)
+    rc = srv_json_string(body, "kind", true, &kind, &err);
+  if (rc == 0 && strcmp(kind, "allow") != 0 && strcmp(kind, "deny") != 0)
+    rc = berth_error_set(&err, BERTH_EINVAL, "field `kind` must be allow or deny");
+  if (rc == 0 && strlen(pattern) > BERTH_ALLOWLIST_PATTERN_MAX)
+    rc = berth_error_set(&err, BERTH_EINVAL, "field `pattern` is longer than %d bytes", BERTH_ALLOWLIST_PATTERN_MAX);
+  int added = -1;
+  if (rc == 0)
+    rc = added = berth_allowlist_add(r->st, kind, pattern, r->key->name, &err);
+  if (body)
+    srv_audit(r, kind && strcmp(kind, "deny") == 0 ? "image.deny" : "image.allow", pattern ? pattern : "-", body,
+              rc < 0 ? err : NULL);
+  cJSON_Delete(body);
+  if (rc < 0)
+    return srv_fail(out, err);
+  cJSON *j = berth_allowlist_list_json(r->st, &err);
+  return j ? srv_ok(out, added == 0 ? 201 : 200, j) : srv_fail(out, err);
+}
+
+/* DELETE /v1/images/rules?pattern=... (patterns hold slashes, so they travel in the query). */
+int
+api_image_rule_remove(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  const char *pattern = srv_query(r, "pattern");
+  if (pattern == NULL)
+    return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `pattern` is required");
+  int rc = berth_allowlist_remove(r->st, pattern, &err);
+  srv_audit(r, "image.remove", pattern, NULL, rc < 0 ? err : NULL);
+  if (rc < 0)
+    return srv_fail(out, err);
+  cJSON *j = berth_allowlist_list_json(r->st, &err);
+  return j ? srv_ok(out, 200, j) : srv_fail(out, err);
+}
+
+int
+api_image_check(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  const char *ref = srv_query(r, "ref");
+  if (ref == NULL)
+    return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `ref` is required");
+  berth_image_decision d = { 0 };
+  if (berth_allowlist_check(r->st, ref, &d, &err) < 0)
+    return srv_fail(out, err);
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "ref", ref);
+  cJSON_AddBoolToObject(j, "allowed", d.allowed);
+  cJSON_AddStringToObject(j, "normalized", d.normalized ? d.normalized : "");
+  if (d.pattern)
+    cJSON_AddStringToObject(j, "pattern", d.pattern);
+  else
+    cJSON_AddNullToObject(j, "pattern");
+  cJSON_AddStringToObject(j, "kind", d.kind ? d.kind : "default");
+  cJSON_AddStringToObject(j, "reason", d.reason ? d.reason : "");
+  berth_image_decision_clear(&d);
+  return srv_ok(out, 200, j);
+}
+
+int
+api_policy_list(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  cJSON *j = berth_policy_list_json(r->st, &err);
+  return j ? srv_ok(out, 200, j) : srv_fail(out, err);
+}
+
+/* POST /v1/policies: the body is a policy file (one rule object or an array of rules). */
+int
+api_policy_add(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  size_t added = 0;
+  int rc = 0;
+  if (r->body_len == 0)
+    rc = berth_error_set(&err, BERTH_EINVAL, "the request needs a policy (a JSON rule or an array of rules)");
+  char *text = NULL;
+  if (rc == 0 && (text = strndup(r->body, r->body_len)) == NULL)
+    rc = berth_error_set(&err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0 && strlen(text) != r->body_len)
+    rc = berth_error_set(&err, BERTH_EINVAL, "the policy holds a NUL byte");
+  if (rc == 0)
+    rc = berth_policy_add_json(r->st, text, r->key->name, &added, &err);
+  cJSON *args = text ? cJSON_Parse(text) : NULL;
+  srv_audit(r, "policy.add", "-", args, rc < 0 ? err : NULL);
+  cJSON_Delete(args);
+  free(text);
+  if (rc < 0)
+    return srv_fail(out, err);
+  cJSON *j = berth_policy_list_json(r->st, &err);
+  if (j == NULL)
+    return srv_fail(out, err);
+  cJSON_AddNumberToObject(j, "added", (double)added);
+  return srv_ok(out, 201, j);
+}
+
+/* DELETE /v1/policies/{name} or /v1/policies?name=... */
+int
+api_policy_remove(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  const char *name = r->args[0] ? r->args[0] : srv_query(r, "name");
+  if (name == NULL)
+    return srv_fail_status(out, 400, BERTH_EINVAL, "which policy? (DELETE /v1/policies/NAME)");
+  int rc = berth_policy_remove(r->st, name, &err);
+  srv_audit(r, "policy.remove", name, NULL, rc < 0 ? err : NULL);
+  if (rc < 0)
+    return srv_fail(out, err);
+  cJSON *j = berth_policy_list_json(r->st, &err);
+  return j ? srv_ok(out, 200, j) : srv_fail(out, err);
+}

@@ -1,0 +1,198 @@
+/* GET /, GET /v1/doctor, GET /v1/audit, /v1/keys, and the audit helper every state-changing handler uses. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "berth/audit.h"
+#include "berth/docker.h"
+#include "berth/task_runner.h"
+#include "server.h"
+
+void
+srv_audit(srv_req *r, const char *action, const char *target, const cJSON *args, const berth_error *e)
+{
+  char outcome[600];
+  if (e == NULL)
+    snprintf(outcome, sizeof outcome, "ok");
+  else
+    snprintf(outcome, sizeof outcome, "%s: %.500s", e->code == BERTH_EDENIED ? "denied" : "failed",
+             e->msg ? e->msg : "");
+  berth_error *err = NULL;
+  if (r->st == NULL
+      || berth_audit_append(r->st, r->key ? r->key->name : "anonymous", action, target, args, outcome, &err) < 0) {
+    fprintf(stderr, "berth: could not record %s on %s in the audit trail: %s\n", action, target ? target : "-",
+            err ? err->msg : "no store");
+    berth_error_free(err);
+  }
+}
+
+int
+api_root(srv_req *r, srv_resp *out)
+{
+  (void)r;
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "name", "berth");
+  cJSON_AddStringToObject(j, "version", BERTH_VERSION);
+  cJSON_AddStringToObject(j, "api", "/v1");
+  return srv_ok(out, 200, j);
+}
+
+static const char *
+json_str(const cJSON *o, const char *key)
+{
+  const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+  return s ? s : "?";
+}
+
+/* The same document as `berth doctor --json`, about the server's host. */
+int
+api_doctor(srv_req *r, srv_resp *out)
+{
+  cJSON *o = cJSON_CreateObject();
+  cJSON *dj = cJSON_AddObjectToObject(o, "docker");
+  berth_error *err = NULL;
+  berth_docker *d = NULL;
+  cJSON *ver = NULL, *info = NULL;
+  bool image_present = false;
+  int rc = berth_docker_new(NULL, &d, &err);
+  if (rc == 0) {
+    cJSON_AddStringToObject(dj, "host", berth_docker_host(d));
+    rc = berth_docker_ping(d, &err);
+  }
+  if (rc == 0)
+    rc = berth_docker_version(d, &ver, &err);
+  if (rc == 0)
+    rc = berth_docker_info(d, &info, &err);
+  if (rc == 0) {
+    berth_error *ierr = NULL;
+    image_present = berth_docker_image_inspect(d, BERTH_DEFAULT_RUNNER_IMAGE, NULL, &ierr) == 0;
+    berth_error_free(ierr);
+  }
+  cJSON_AddBoolToObject(dj, "reachable", rc == 0);
+  if (rc == 0) {
+    cJSON_AddStringToObject(dj, "server_version", json_str(ver, "Version"));
+    cJSON_AddStringToObject(dj, "server_api_version", json_str(ver, "ApiVersion"));
+    cJSON_AddStringToObject(dj, "min_api_version", json_str(ver, "MinAPIVersion"));
+    cJSON_AddStringToObject(dj, "api_version", berth_docker_api_version(d));
+    cJSON_AddStringToObject(dj, "storage_driver", json_str(info, "Driver"));
+    cJSON_AddStringToObject(dj, "os", json_str(info, "OperatingSystem"));
+  } else {
+    cJSON_AddStringToObject(dj, "error", err && err->msg ? err->msg : "unreachable");
+  }
+  cJSON *ij = cJSON_AddObjectToObject(o, "runner_image");
+  cJSON_AddStringToObject(ij, "ref", BERTH_DEFAULT_RUNNER_IMAGE);
+  if (rc == 0)
+    cJSON_AddBoolToObject(ij, "present", image_present);
+  else
+    cJSON_AddNullToObject(ij, "present");
+  cJSON *sj = cJSON_AddObjectToObject(o, "store");
+  cJSON_AddStringToObject(sj, "home", r->srv->home);
+  bool exists = access(r->srv->home, F_OK) == 0;
+  cJSON_AddBoolToObject(sj, "exists", exists);
+  cJSON_AddBoolToObject(sj, "writable", exists && access(r->srv->home, W_OK) == 0);
+  cJSON_AddBoolToObject(o, "ok", rc == 0);
+  berth_error_free(err);
+  cJSON_Delete(ver);
+  cJSON_Delete(info);
+  berth_docker_free(d);
+  /* a report, not a failure: the body says what is wrong (the CLI exits non-zero on ok=false) */
+  return srv_ok(out, 200, o);
+}
+
+int
+api_audit(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  int64_t since = 0;
+  const char *s = srv_query(r, "since");
+  if (s && berth_audit_parse_time(s, berth_now_ms(), &since, &err) < 0)
+    return srv_fail(out, err);
+  cJSON *j = berth_audit_list_json(r->st, since, &err);
+  if (j == NULL)
+    return srv_fail(out, err);
+  return srv_ok(out, 200, j);
+}
+
+int
+api_key_list(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  cJSON *j = berth_apikey_list_json(r->st, srv_truthy(srv_query(r, "all")), &err);
+  if (j == NULL)
+    return srv_fail(out, err);
+  return srv_ok(out, 200, j);
+}
+
+int
+api_key_create(srv_req *r, srv_resp *out)
+{
+  static const char *const allowed[] = { "name", "role", "stacks", NULL };
+  berth_error *err = NULL;
+  cJSON *body = NULL;
+  const char *name = NULL, *role = NULL;
+  const char *stacks[BERTH_APIKEY_MAX_STACKS];
+  size_t n = 0;
+  int rc = srv_json_object(r->body, r->body_len, &body, &err);
+  if (rc == 0)
+    rc = srv_json_only(body, allowed, "key", &err);
+  if (rc == 0)
+    rc = srv_json_string(body, "name", true, &name, &err);
+  if (rc == 0)
+    rc = srv_json_string(body, "role", true, &role, &err);
+  const cJSON *sa = body ? cJSON_GetObjectItemCaseSensitive(body, "stacks") : NULL;
+  if (rc == 0 && sa && !cJSON_IsNull(sa)) {
+    const cJSON *e;
+    if (!cJSON_IsArray(sa))
+      rc = berth_error_set(&err, BERTH_EINVAL, "field `stacks` must be an array of stack names");
+    cJSON_ArrayForEach(e, sa)
+    {
+      if (rc < 0)
+        break;
+      if (!cJSON_IsString(e))
+        rc = berth_error_set(&err, BERTH_EINVAL, "field `stacks` must be an array of stack names");
+      else if (n >= BERTH_APIKEY_MAX_STACKS)
+        rc = berth_error_set(&err, BERTH_EINVAL, "field `stacks`: at most %d stacks", BERTH_APIKEY_MAX_STACKS);
+      else
+        stacks[n++] = e->valuestring;
+    }
+  }
+  char *secret = NULL;
+  if (rc == 0)
+    rc = berth_apikey_create(r->st, name, role, stacks, n, r->key->name, &secret, &err);
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "role", role ? role : "");
+  if (name)
+    srv_audit(r, "key.create", name, args, rc < 0 ? err : NULL);
+  cJSON_Delete(args);
+  if (rc < 0) {
+    cJSON_Delete(body);
+    return srv_fail(out, err);
+  }
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "name", name);
+  cJSON_AddStringToObject(j, "role", role);
+  cJSON *a = cJSON_AddArrayToObject(j, "stacks");
+  for (size_t i = 0; i < n; i++)
+    cJSON_AddItemToArray(a, cJSON_CreateString(stacks[i]));
+  cJSON_AddStringToObject(j, "key", secret);
+  sodium_memzero(secret, strlen(secret));
+  free(secret);
+  cJSON_Delete(body);
+  return srv_ok(out, 201, j);
+}
+
+int
+api_key_revoke(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  int rc = berth_apikey_revoke(r->st, r->args[0], &err);
+  srv_audit(r, "key.revoke", r->args[0], NULL, rc < 0 ? err : NULL);
+  if (rc < 0)
+    return srv_fail(out, err);
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "revoked", r->args[0]);
+  return srv_ok(out, 200, j);
+}

@@ -1,0 +1,181 @@
+/* /v1/stacks: list, create, get, patch, delete, lock and unlock. Secret values are always "***" in answers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+int
+api_stack_list(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  berth_stack **v = NULL;
+  size_t n = 0;
+  if (berth_store_stack_list(r->st, &v, &n, &err) < 0)
+    return srv_fail(out, err);
+  cJSON *o = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(o, "stacks");
+  for (size_t i = 0; i < n; i++)
+    if (berth_apikey_allows_stack(r->key, v[i]->name))
+      cJSON_AddItemToArray(arr, berth_stack_to_json(v[i]));
+  berth_stacks_free(v, n);
+  return srv_ok(out, 200, o);
+}
+
+/* The audit arguments of a stack change: the body with secret values masked. */
+static cJSON *
+masked_args(const cJSON *body)
+{
+  cJSON *a = body ? cJSON_Duplicate(body, true) : NULL;
+  cJSON *se = a ? cJSON_GetObjectItemCaseSensitive(a, "secret_env") : NULL;
+  cJSON *e;
+  cJSON_ArrayForEach(e, se)
+  {
+    if (cJSON_IsString(e))
+      cJSON_SetValuestring(e, "***");
+  }
+  return a;
+}
+
+int
+api_stack_create(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  cJSON *body = NULL;
+  berth_stack *s = berth_stack_new();
+  int rc = s ? srv_json_object(r->body, r->body_len, &body, &err)
+             : berth_error_set(&err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0)
+    rc = srv_stack_apply_json(s, body, true, &err);
+  if (rc == 0)
+    rc = berth_store_stack_create(r->st, s, &err);
+  cJSON *args = masked_args(body);
+  const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "name"));
+  if (body)
+    srv_audit(r, "stack.create", nm ? nm : "-", args, rc < 0 ? err : NULL);
+  cJSON_Delete(args);
+  cJSON_Delete(body);
+  if (rc < 0) {
+    berth_stack_free(s);
+    return srv_fail(out, err);
+  }
+  berth_stack *got = NULL;
+  if (berth_store_stack_get(r->st, s->name, &got, &err) < 0) {
+    berth_stack_free(s);
+    return srv_fail(out, err);
+  }
+  if (asprintf(&out->location, "/v1/stacks/%s", s->name) < 0)
+    out->location = NULL;
+  berth_stack_free(s);
+  srv_ok(out, 201, berth_stack_to_json(got));
+  berth_stack_free(got);
+  return 0;
+}
+
+int
+api_stack_get(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  berth_stack *s = NULL;
+  if (srv_check_stack(r, r->args[0], &err) < 0 || berth_store_stack_get(r->st, r->args[0], &s, &err) < 0)
+    return srv_fail(out, err);
+  srv_ok(out, 200, berth_stack_to_json(s));
+  berth_stack_free(s);
+  return 0;
+}
+
+int
+api_stack_patch(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  cJSON *body = NULL;
+  berth_stack *s = NULL;
+  int rc = srv_json_object(r->body, r->body_len, &body, &err);
+  if (rc == 0)
+    rc = berth_store_stack_get(r->st, r->args[0], &s, &err);
+  if (rc == 0)
+    rc = srv_stack_apply_json(s, body, false, &err);
+  if (rc == 0)
+    rc = berth_store_stack_update(r->st, s, &err);
+  cJSON *args = masked_args(body);
+  srv_audit(r, "stack.update", r->args[0], args, rc < 0 ? err : NULL);
+  cJSON_Delete(args);
+  cJSON_Delete(body);
+  berth_stack_free(s);
+  s = NULL;
+  if (rc < 0 || berth_store_stack_get(r->st, r->args[0], &s, &err) < 0)
+    return srv_fail(out, err);
+  srv_ok(out, 200, berth_stack_to_json(s));
+  berth_stack_free(s);
+  return 0;
+}
+
+int
+api_stack_delete(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  int rc = berth_store_stack_delete(r->st, r->args[0], &err);
+  srv_audit(r, "stack.delete", r->args[0], NULL, rc < 0 ? err : NULL);
+  if (rc < 0)
+    return srv_fail(out, err);
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "deleted", r->args[0]);
+  return srv_ok(out, 200, j);
+}
+
+static int
+stack_answer(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  berth_stack *s = NULL;
+  if (berth_store_stack_get(r->st, r->args[0], &s, &err) < 0)
+    return srv_fail(out, err);
+  srv_ok(out, 200, berth_stack_to_json(s));
+  berth_stack_free(s);
+  return 0;
+}
+
+/* POST /v1/stacks/{name}/lock {"note": "..."} (body optional): the lock belongs to the key's name. */
+int
+api_stack_lock(srv_req *r, srv_resp *out)
+{
+  static const char *const allowed[] = { "note", NULL };
+  berth_error *err = NULL;
+  cJSON *body = NULL;
+  const char *note = NULL;
+  int rc = srv_check_stack(r, r->args[0], &err);
+  if (rc == 0 && r->body_len > 0) {
+    rc = srv_json_object(r->body, r->body_len, &body, &err);
+    if (rc == 0)
+      rc = srv_json_only(body, allowed, "lock", &err);
+    if (rc == 0)
+      rc = srv_json_string(body, "note", false, &note, &err);
+  }
+  if (rc == 0)
+    rc = berth_store_stack_lock(r->st, r->args[0], r->key->name, note, &err);
+  srv_audit(r, "stack.lock", r->args[0], body, rc < 0 ? err : NULL);
+  cJSON_Delete(body);
+  if (rc < 0)
+    return srv_fail(out, err);
+  return stack_answer(r, out);
+}
+
+/* DELETE /v1/stacks/{name}/lock[?force=1]: the owner unlocks; force (another key's lock) is for admins. */
+int
+api_stack_unlock(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  bool force = srv_truthy(srv_query(r, "force"));
+  int rc = srv_check_stack(r, r->args[0], &err);
+  if (rc == 0 && force && r->role < SRV_ROLE_ADMIN)
+    rc = berth_error_set(&err, BERTH_EDENIED, "API key `%s`: only an admin may force an unlock", r->key->name);
+  if (rc == 0)
+    rc = berth_store_stack_unlock(r->st, r->args[0], r->key->name, force, &err);
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddBoolToObject(args, "force", force);
+  srv_audit(r, "stack.unlock", r->args[0], args, rc < 0 ? err : NULL);
+  cJSON_Delete(args);
+  if (rc < 0)
+    return srv_fail(out, err);
+  return stack_answer(r, out);
+}

@@ -1,0 +1,90 @@
+/* Path splitting and route matching for the HTTP API (pure functions over untrusted bytes; fuzzed). */
+#include <string.h>
+
+#include "server.h"
+
+int
+srv_role_level(const char *role)
+{
+  if (role == NULL)
+    return SRV_ROLE_NONE;
+  if (strcmp(role, "reader") == 0)
+    return SRV_ROLE_READER;
+  if (strcmp(role, "writer") == 0)
+    return SRV_ROLE_WRITER;
+  if (strcmp(role, "admin") == 0)
+    return SRV_ROLE_ADMIN;
+  return SRV_ROLE_NONE;
+}
+
+int
+srv_path_split(const char *path, char segs[][SRV_SEGMENT_MAX + 1], size_t max)
+{
+  if (path == NULL || path[0] != '/')
+    return -1;
+  size_t n = 0;
+  const char *p = path + 1;
+  if (*p == '\0')
+    return 0;
+  for (;;) {
+    const char *end = strchr(p, '/');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == 0)
+      return end == NULL && n > 0 ? (int)n : -1; /* "a//b" or "/" inside; a single trailing "/" is fine */
+    if (len > SRV_SEGMENT_MAX || n >= max)
+      return -1;
+    for (size_t i = 0; i < len; i++)
+      if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+        return -1;
+    memcpy(segs[n], p, len);
+    segs[n][len] = '\0';
+    n++;
+    if (end == NULL)
+      return (int)n;
+    p = end + 1;
+    if (*p == '\0')
+      return (int)n;
+  }
+}
+
+/* Does pattern ("a/STAR/b", STAR being `*`) match segs? Captures `*` segments into args. */
+static bool
+pattern_match(const char *pattern, char segs[][SRV_SEGMENT_MAX + 1], size_t nseg, const char **args, size_t max_args)
+{
+  size_t i = 0, na = 0;
+  const char *p = pattern;
+  while (*p) {
+    const char *end = strchr(p, '/');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (i >= nseg)
+      return false;
+    if (len == 1 && p[0] == '*') {
+      if (na < max_args)
+        args[na++] = segs[i];
+    } else if (strlen(segs[i]) != len || memcmp(segs[i], p, len) != 0) {
+      return false;
+    }
+    i++;
+    p = end ? end + 1 : p + len;
+  }
+  return i == nseg;
+}
+
+const srv_route *
+srv_route_match(const srv_route *table, size_t n, const char *method, char segs[][SRV_SEGMENT_MAX + 1], size_t nseg,
+                const char **args, size_t max_args, bool *path_known)
+{
+  *path_known = false;
+  for (size_t i = 0; i < n; i++) {
+    const char *tmp[4] = { NULL };
+    if (!pattern_match(table[i].pattern, segs, nseg, tmp, 4))
+      continue;
+    *path_known = true;
+    if (strcmp(table[i].method, method) != 0)
+      continue;
+    for (size_t k = 0; k < max_args && k < 4; k++)
+      args[k] = tmp[k];
+    return &table[i];
+  }
+  return NULL;
+}

@@ -1,0 +1,696 @@
+/* berth serve: listeners, libmicrohttpd plumbing, authentication, dispatch, and the SIGTERM shutdown. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "berth/buf.h"
+#include "berth/docker.h"
+#include "berth/task_queue.h"
+#include "server.h"
+
+/* ---- the route table: every endpoint, with the least role that may call it ---- */
+static const srv_route routes[] = {
+  { "GET", "", SRV_ROLE_NONE, api_root },
+  { "GET", "v1", SRV_ROLE_NONE, api_root },
+  { "GET", "v1/doctor", SRV_ROLE_READER, api_doctor },
+  { "GET", "v1/stacks", SRV_ROLE_READER, api_stack_list },
+  { "POST", "v1/stacks", SRV_ROLE_ADMIN, api_stack_create },
+  { "GET", "v1/stacks/*", SRV_ROLE_READER, api_stack_get },
+  { "PATCH", "v1/stacks/*", SRV_ROLE_ADMIN, api_stack_patch },
+  { "DELETE", "v1/stacks/*", SRV_ROLE_ADMIN, api_stack_delete },
+  { "POST", "v1/stacks/*/lock", SRV_ROLE_WRITER, api_stack_lock },
+  { "DELETE", "v1/stacks/*/lock", SRV_ROLE_WRITER, api_stack_unlock },
+  { "POST", "v1/stacks/*/tasks", SRV_ROLE_WRITER, api_task_create },
+  { "GET", "v1/tasks", SRV_ROLE_READER, api_task_list },
+  { "GET", "v1/tasks/*", SRV_ROLE_READER, api_task_get },
+  { "POST", "v1/tasks/*/cancel", SRV_ROLE_WRITER, api_task_cancel },
+  { "GET", "v1/tasks/*/logs", SRV_ROLE_READER, api_task_logs },
+  { "GET", "v1/images/rules", SRV_ROLE_READER, api_image_rules },
+  { "POST", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_add },
+  { "DELETE", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_remove },
+  { "GET", "v1/images/check", SRV_ROLE_READER, api_image_check },
+  { "GET", "v1/policies", SRV_ROLE_READER, api_policy_list },
+  { "POST", "v1/policies", SRV_ROLE_ADMIN, api_policy_add },
+  { "DELETE", "v1/policies", SRV_ROLE_ADMIN, api_policy_remove },
+  { "DELETE", "v1/policies/*", SRV_ROLE_ADMIN, api_policy_remove },
+  { "GET", "v1/audit", SRV_ROLE_ADMIN, api_audit },
+  { "GET", "v1/keys", SRV_ROLE_ADMIN, api_key_list },
+  { "POST", "v1/keys", SRV_ROLE_ADMIN, api_key_create },
+  { "DELETE", "v1/keys/*", SRV_ROLE_ADMIN, api_key_revoke },
+};
+
+static const char *const role_names[] = { "none", "reader", "writer", "admin" };
+
+/* ---- per-thread store ---- */
+
+static void
+close_thread_store(void *p)
+{
+  berth_store_close(p);
+}
+
+berth_store *
+srv_store(srv_ctx *s, berth_error **err)
+{
+  berth_store *st = pthread_getspecific(s->store_key);
+  if (st != NULL)
+    return st;
+  if (berth_store_open(s->home, &st, err) < 0)
+    return NULL;
+  pthread_setspecific(s->store_key, st);
+  return st;
+}
+
+/* ---- responses ---- */
+
+int
+srv_ok(srv_resp *out, int status, cJSON *j)
+{
+  out->status = status;
+  out->json = j;
+  return 0;
+}
+
+static cJSON *
+error_body(int code, const char *msg)
+{
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "error", berth_error_name(code));
+  cJSON_AddStringToObject(j, "message", msg ? msg : "unknown error");
+  return j;
+}
+
+int
+srv_fail(srv_resp *out, berth_error *err)
+{
+  int code = err ? err->code : BERTH_EINTERNAL;
+  out->status = berth_error_http_status(code);
+  cJSON_Delete(out->json);
+  out->json = error_body(code, err ? err->msg : NULL);
+  berth_error_free(err);
+  return 0;
+}
+
+int
+srv_fail_status(srv_resp *out, int status, int code, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  out->status = status;
+  cJSON_Delete(out->json);
+  out->json = error_body(code, msg);
+  return 0;
+}
+
+const char *
+srv_query(srv_req *r, const char *name)
+{
+  if (r->conn == NULL)
+    return NULL;
+  const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+  if (v && strlen(v) > SRV_QUERY_VALUE_MAX)
+    return NULL;
+  return v;
+}
+
+int
+srv_check_stack(srv_req *r, const char *stack, berth_error **err)
+{
+  if (r->key == NULL || berth_apikey_allows_stack(r->key, stack))
+    return 0;
+  return berth_error_set(err, BERTH_EDENIED, "API key `%s` may not act on stack `%s`", r->key->name, stack);
+}
+
+static ssize_t
+stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void)pos;
+  ssize_t n = srv_stream_read(cls, buf, max);
+  if (n == -1)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n < 0)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  return n;
+}
+
+static void
+stream_free(void *cls)
+{
+  srv_stream_free(cls);
+}
+
+static enum MHD_Result
+queue(struct MHD_Connection *c, srv_resp *rs)
+{
+  struct MHD_Response *resp = NULL;
+  if (rs->stream) {
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, rs->stream, stream_free);
+    if (resp == NULL)
+      srv_stream_free(rs->stream);
+    rs->stream = NULL;
+    /* a quiet task must not look like an idle client */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
+  } else {
+    char *text = rs->json ? cJSON_PrintUnformatted(rs->json) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    if (text) {
+      text[len] = '\n'; /* replaces the NUL: the body is the JSON and a newline */
+      len++;
+    }
+    resp = MHD_create_response_from_buffer(len, text ? text : (void *)"",
+                                           text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+      free(text);
+  }
+  if (resp == NULL)
+    return MHD_NO;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rs->content_type ? rs->content_type : "application/json");
+  MHD_add_response_header(resp, "Cache-Control", "no-store");
+  if (rs->location)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rs->location);
+  if (rs->status == 401)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"berth\"");
+  enum MHD_Result ret = MHD_queue_response(c, (unsigned int)rs->status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static enum MHD_Result queue_error(struct MHD_Connection *c, int status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static enum MHD_Result
+queue_error(struct MHD_Connection *c, int status, int code, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  srv_resp rs = { .status = status, .json = error_body(code, msg) };
+  enum MHD_Result r = queue(c, &rs);
+  cJSON_Delete(rs.json);
+  return r;
+}
+
+/* ---- one request ---- */
+
+typedef struct conn_state {
+  berth_buf body;
+  bool too_big;
+  bool answered; /* an early answer (413, 408) was queued */
+  int64_t started;
+} conn_state;
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+  (void)cls;
+  (void)c;
+  (void)toe;
+  conn_state *cs = *con_cls;
+  if (cs) {
+    berth_buf_free(&cs->body);
+    free(cs);
+  }
+  *con_cls = NULL;
+}
+
+/* The bearer token of the request, or NULL. */
+static const char *
+bearer(struct MHD_Connection *c)
+{
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+    return NULL;
+  h += 7;
+  while (*h == ' ')
+    h++;
+  return *h ? h : NULL;
+}
+
+static enum MHD_Result
+dispatch(srv_ctx *srv, struct MHD_Connection *c, const char *url, const char *method, conn_state *cs)
+{
+  char segs[SRV_MAX_SEGMENTS][SRV_SEGMENT_MAX + 1];
+  int nseg = srv_path_split(url, segs, SRV_MAX_SEGMENTS);
+  if (nseg < 0)
+    return queue_error(c, 404, BERTH_ENOTFOUND, "no such endpoint");
+  srv_req r = { .srv = srv, .method = method, .conn = c, .conn_fd = -1 };
+  bool path_known = false;
+  const srv_route *route
+      = srv_route_match(routes, sizeof routes / sizeof routes[0], method, segs, (size_t)nseg, r.args, 4, &path_known);
+  if (route == NULL && path_known)
+    return queue_error(c, 405, BERTH_EINVAL, "method %.16s is not allowed on %.300s", method, url);
+  if (route == NULL)
+    return queue_error(c, 404, BERTH_ENOTFOUND, "no such endpoint: %.16s %.300s", method, url);
+  if (atomic_load(&srv->stopping))
+    return queue_error(c, 503, BERTH_EBUSY, "the server is shutting down");
+  berth_error *err = NULL;
+  srv_resp rs = { 0 };
+  berth_apikey *key = NULL;
+  if (route->min_role > SRV_ROLE_NONE) {
+    r.st = srv_store(srv, &err);
+    if (r.st == NULL) {
+      srv_fail(&rs, err);
+      goto send;
+    }
+    const char *token = bearer(c);
+    if (token == NULL) {
+      srv_fail_status(&rs, 401, BERTH_EDENIED, "an API key is required (Authorization: Bearer KEY)");
+      goto send;
+    }
+    if (berth_apikey_authenticate(r.st, srv->keys, token, &key, &err) < 0) {
+      if (err->code == BERTH_EDENIED) {
+        berth_error_free(err);
+        srv_fail_status(&rs, 401, BERTH_EDENIED, "invalid API key");
+      } else
+        srv_fail(&rs, err);
+      goto send;
+    }
+    r.key = key;
+    r.role = srv_role_level(key->role);
+    if (r.role < route->min_role) {
+      berth_error *denied = NULL;
+      berth_error_set(&denied, BERTH_EDENIED, "API key `%s` is a %s key; %s %s needs the %s role", key->name, key->role,
+                      method, url, role_names[route->min_role]);
+      if (strcmp(method, "GET") != 0)
+        srv_audit(&r, "request", url, NULL, denied);
+      srv_fail(&rs, denied);
+      goto send;
+    }
+  }
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci)
+    r.conn_fd = ci->connect_fd;
+  r.body = cs->body.data;
+  r.body_len = cs->body.len;
+  route->fn(&r, &rs);
+send:;
+  enum MHD_Result ret = queue(c, &rs);
+  cJSON_Delete(rs.json);
+  free(rs.location);
+  berth_apikey_free(key);
+  return ret;
+}
+
+static enum MHD_Result
+on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+          const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+  (void)version;
+  srv_ctx *srv = cls;
+  conn_state *cs = *con_cls;
+  if (cs == NULL) {
+    cs = calloc(1, sizeof *cs);
+    if (cs == NULL)
+      return MHD_NO;
+    berth_buf_init(&cs->body, SRV_BODY_MAX);
+    cs->started = berth_now_ms();
+    *con_cls = cs;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > SRV_BODY_MAX) {
+      cs->answered = true;
+      return queue_error(c, 413, BERTH_EINVAL, "the request body is larger than %u bytes", SRV_BODY_MAX);
+    }
+    return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    if (!cs->answered && !cs->too_big && berth_buf_append(&cs->body, upload_data, *upload_data_size) < 0) {
+      cs->too_big = true;
+      berth_buf_free(&cs->body);
+    }
+    *upload_data_size = 0;
+    if (!cs->answered && berth_now_ms() - cs->started > SRV_REQUEST_MAX_MS) {
+      cs->answered = true;
+      return queue_error(c, 408, BERTH_ETIMEOUT, "the request body took longer than %d s to arrive",
+                         SRV_REQUEST_MAX_MS / 1000);
+    }
+    return MHD_YES;
+  }
+  if (cs->answered)
+    return MHD_YES;
+  if (cs->too_big)
+    return queue_error(c, 413, BERTH_EINVAL, "the request body is larger than %u bytes", SRV_BODY_MAX);
+  return dispatch(srv, c, url, method, cs);
+}
+
+/* ---- listeners ---- */
+
+typedef struct listener {
+  char *spec;
+  char *unix_path; /* removed at exit */
+  int fd;
+  bool tls;
+  struct MHD_Daemon *d;
+} listener;
+
+static int
+listen_unix(listener *l, const char *path, berth_error **err)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  if (strlen(path) >= sizeof sa.sun_path)
+    return berth_error_set(err, BERTH_EINVAL, "socket path %s is too long", path);
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "create a socket for %s", path);
+  /* a socket file left by a crash is replaced; one with a live server behind it is not */
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+    close(fd);
+    return berth_error_set(err, BERTH_EBUSY, "another server already listens on %s", path);
+  }
+  close(fd);
+  unlink(path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  mode_t old = umask(0117);
+  int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  umask(old);
+  if (rc < 0 || listen(fd, 128) < 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    return berth_error_set_errno(err, BERTH_EINTERNAL, e, "listen on %s", path);
+  }
+  l->fd = fd;
+  l->unix_path = strdup(path);
+  return 0;
+}
+
+static int
+listen_tcp(listener *l, const char *hostport, berth_error **err)
+{
+  char host[256];
+  const char *colon = strrchr(hostport, ':');
+  if (colon == NULL || colon == hostport || (size_t)(colon - hostport) >= sizeof host || colon[1] == '\0')
+    return berth_error_set(err, BERTH_EINVAL, "listen address `tcp:%s` needs HOST:PORT", hostport);
+  memcpy(host, hostport, (size_t)(colon - hostport));
+  host[colon - hostport] = '\0';
+  if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+    memmove(host, host + 1, strlen(host));
+    host[strlen(host) - 1] = '\0';
+  }
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+  int g = getaddrinfo(host, colon + 1, &hints, &ai);
+  if (g != 0)
+    return berth_error_set(err, BERTH_EINVAL, "listen address `tcp:%s`: %s", hostport, gai_strerror(g));
+  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd >= 0)
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    freeaddrinfo(ai);
+    return berth_error_set_errno(err, e == EADDRINUSE ? BERTH_EBUSY : BERTH_EINTERNAL, e, "listen on tcp:%s", hostport);
+  }
+  freeaddrinfo(ai);
+  /* report the real port (port 0 asks the kernel for a free one) */
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char addr[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else {
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+  }
+  free(l->spec);
+  if (asprintf(&l->spec, ss.ss_family == AF_INET6 ? "tcp:[%s]:%d" : "tcp:%s:%d", addr, port) < 0)
+    l->spec = NULL;
+  l->fd = fd;
+  return 0;
+}
+
+static char *
+read_file(const char *path, berth_error **err)
+{
+  FILE *f = fopen(path, "re");
+  if (f == NULL) {
+    berth_error_set_errno(err, BERTH_EINVAL, errno, "read %s", path);
+    return NULL;
+  }
+  berth_buf b;
+  berth_buf_init(&b, 1u << 20);
+  char chunk[4096];
+  size_t n;
+  int rc = 0;
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = berth_buf_append(&b, chunk, n);
+  fclose(f);
+  if (rc < 0 || b.data == NULL) {
+    berth_buf_free(&b);
+    berth_error_set(err, BERTH_EINVAL, "read %s: empty or larger than 1 MiB", path);
+    return NULL;
+  }
+  return berth_buf_steal(&b);
+}
+
+static int
+start_listener(srv_ctx *srv, listener *l, const char *cert, const char *key, berth_error **err)
+{
+  unsigned int flags
+      = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  if (l->tls)
+    flags |= MHD_USE_TLS;
+  struct MHD_OptionItem opts[] = {
+    { MHD_OPTION_LISTEN_SOCKET, l->fd, NULL },
+    { MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONN_MEMORY, NULL },
+    { MHD_OPTION_CONNECTION_TIMEOUT, SRV_CONN_TIMEOUT_S, NULL },
+    { MHD_OPTION_CONNECTION_LIMIT, SRV_CONN_LIMIT, NULL },
+    { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
+    { l->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert },
+    { l->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)key },
+    { MHD_OPTION_END, 0, NULL },
+  };
+  l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+  if (l->d == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "start the HTTP server on %s", l->spec);
+  return 0;
+}
+
+/* ---- shutdown ---- */
+
+static volatile sig_atomic_t got_signal;
+
+static void
+on_signal(int sig)
+{
+  got_signal = sig;
+}
+
+static void
+reap(void)
+{
+  while (waitpid(-1, NULL, WNOHANG) > 0)
+    ;
+}
+
+static bool
+is_my_child(int pid)
+{
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  int ppid = 0;
+  char state = 0;
+  return p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 && ppid == getpid() && state != 'Z';
+}
+
+/* Kills the supervisors this server started whose task is not PERFORMING (all of them when all). Returns how many
+ * supervisors of this server are still alive. */
+static int
+kill_supervisors(berth_store *st, bool all)
+{
+  berth_task **v = NULL;
+  size_t n = 0;
+  berth_error *err = NULL;
+  if (berth_store_task_list_active(st, NULL, &v, &n, &err) < 0) {
+    berth_error_free(err);
+    return 0;
+  }
+  int alive = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i]->supervisor_pid <= 0 || !is_my_child(v[i]->supervisor_pid))
+      continue;
+    if (all || strcmp(v[i]->state, "PERFORMING") != 0) {
+      fprintf(stderr, "berth: shutting down: task %s (%s) is interrupted\n", v[i]->id, v[i]->state);
+      kill(v[i]->supervisor_pid, SIGKILL);
+    } else
+      alive++;
+  }
+  berth_tasks_free(v, n);
+  return alive;
+}
+
+static void
+sweep(berth_store *st)
+{
+  berth_docker *d = NULL;
+  berth_error *err = NULL;
+  if (berth_docker_new(NULL, &d, &err) < 0)
+    berth_error_clear(&err);
+  if (berth_queue_sweep(st, d, &err) < 0) {
+    fprintf(stderr, "berth: sweep: %s\n", err->msg);
+    berth_error_clear(&err);
+  }
+  berth_docker_free(d);
+}
+
+static void
+sleep_ms(long ms)
+{
+  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+  nanosleep(&ts, NULL);
+}
+
+/* SIGTERM: no new connections or tasks; PERFORMING tasks get the grace period; the rest are interrupted. */
+static void
+shutdown_tasks(srv_ctx *srv, berth_store *st, int64_t grace_ms)
+{
+  int64_t deadline = berth_now_ms() + grace_ms;
+  int alive = kill_supervisors(st, false);
+  if (alive > 0)
+    fprintf(stderr, "berth: waiting up to %lld s for %d performing task(s) to finish\n", (long long)(grace_ms / 1000),
+            alive);
+  while (alive > 0 && berth_now_ms() < deadline) {
+    sleep_ms(100);
+    reap();
+    alive = kill_supervisors(st, false);
+  }
+  kill_supervisors(st, true);
+  srv_spawner_free(srv->spawner); /* its end takes any supervisor left with it (PR_SET_PDEATHSIG) */
+  srv->spawner = NULL;
+  for (int i = 0; i < 50; i++) {
+    reap();
+    sleep_ms(20);
+  }
+  sweep(st);
+}
+
+int
+srv_run(const srv_options *o, berth_error **err)
+{
+  srv_ctx srv = { 0 };
+  listener *ls = NULL;
+  size_t nl = 0;
+  char *cert = NULL, *key = NULL;
+  berth_store *st = NULL;
+  int rc = 0;
+  srv.home = strdup(o->home);
+  atomic_init(&srv.stopping, false);
+  pthread_key_create(&srv.store_key, close_thread_store);
+  if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+    rc = berth_error_set(err, BERTH_EINVAL, "--tls-cert and --tls-key go together");
+  if (rc == 0 && o->tls_cert) {
+    if ((cert = read_file(o->tls_cert, err)) == NULL || (key = read_file(o->tls_key, err)) == NULL)
+      rc = BERTH_EINVAL;
+  }
+  if (rc == 0)
+    rc = berth_store_open(o->home, &st, err);
+  if (rc == 0)
+    rc = berth_apikey_cache_new(&srv.keys, err);
+  if (rc == 0) {
+    /* restart recovery, as in local mode: tasks whose supervisor died with a previous server are failed */
+    sweep(st);
+    rc = srv_spawner_start(o->home, &srv.spawner, err);
+  }
+  size_t want = o->n_listen ? o->n_listen : 1;
+  ls = calloc(want, sizeof *ls);
+  for (size_t i = 0; rc == 0 && i < want; i++) {
+    char *def = NULL;
+    const char *spec = o->n_listen ? o->listen[i] : NULL;
+    if (spec == NULL && asprintf(&def, "unix:%s/berth.sock", o->home) >= 0)
+      spec = def;
+    listener *l = &ls[nl++];
+    l->fd = -1;
+    l->spec = strdup(spec);
+    if (strncmp(spec, "unix:", 5) == 0)
+      rc = listen_unix(l, spec + 5, err);
+    else if (strncmp(spec, "tcp:", 4) == 0) {
+      rc = listen_tcp(l, spec + 4, err);
+      l->tls = cert != NULL;
+    } else
+      rc = berth_error_set(err, BERTH_EINVAL, "listen address `%s`: use unix:PATH or tcp:HOST:PORT", spec);
+    free(def);
+    if (rc == 0)
+      rc = start_listener(&srv, l, cert, key, err);
+    if (rc == 0)
+      fprintf(stderr, "berth: listening on %s%s\n", l->spec, l->tls ? " (TLS)" : "");
+  }
+  if (rc == 0) {
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGHUP, SIG_IGN);
+    while (!got_signal) {
+      sleep_ms(100);
+      reap();
+    }
+    fprintf(stderr, "berth: %s: shutting down (grace %lld s)\n", got_signal == SIGINT ? "SIGINT" : "SIGTERM",
+            (long long)(o->grace_ms / 1000));
+    atomic_store(&srv.stopping, true);
+    for (size_t i = 0; i < nl; i++) {
+      if (ls[i].d) {
+        MHD_socket s = MHD_quiesce_daemon(ls[i].d);
+        if (s != MHD_INVALID_SOCKET)
+          close(s);
+        ls[i].fd = -1;
+      }
+      if (ls[i].unix_path)
+        unlink(ls[i].unix_path);
+    }
+    srv_spawner_close(srv.spawner);
+    shutdown_tasks(&srv, st, o->grace_ms);
+  }
+  for (size_t i = 0; i < nl; i++) {
+    if (ls[i].d)
+      MHD_stop_daemon(ls[i].d);
+    else if (ls[i].fd >= 0)
+      close(ls[i].fd);
+    if (ls[i].unix_path && rc < 0 && ls[i].fd >= 0)
+      unlink(ls[i].unix_path);
+    free(ls[i].unix_path);
+    free(ls[i].spec);
+  }
+  free(ls);
+  srv_spawner_free(srv.spawner);
+  berth_apikey_cache_free(srv.keys);
+  berth_store_close(st);
+  pthread_key_delete(srv.store_key);
+  free(srv.home);
+  if (key)
+    explicit_bzero(key, strlen(key));
+  free(key);
+  free(cert);
+  return rc;
+}

@@ -1,0 +1,192 @@
+/* berth serve: the HTTP API front end (internal interfaces between the server's files).
+ *
+ * Threads: libmicrohttpd runs one thread per connection; each such thread opens its own store handle on first use
+ * (srv_store), closed when the thread ends. Task submissions are handed to ONE long-lived spawner thread, because
+ * a supervisor started with die_with_parent gets PR_SET_PDEATHSIG, which fires when the *thread* that forked it
+ * ends: a connection thread would take its supervisors down with it when the client disconnects. */
+#ifndef BERTH_SERVER_H
+#define BERTH_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+#include "berth/apikey.h"
+#include "berth/error.h"
+#include "berth/store.h"
+#include "berth/task_submit.h"
+
+/* ---- limits (hard caps fixed here; requests beyond them get a 4xx) ---- */
+#define SRV_BODY_MAX (2u << 20)     /* request body; a policy text may be 1 MiB */
+#define SRV_CONN_MEMORY (64u << 10) /* request line + headers per connection (MHD answers 414/431 above) */
+#define SRV_CONN_TIMEOUT_S 30       /* idle connection (slow client) timeout */
+#define SRV_REQUEST_MAX_MS 60000    /* a whole request body must arrive within this */
+#define SRV_CONN_LIMIT 512          /* concurrent connections per listener */
+#define SRV_MAX_SEGMENTS 8          /* path segments after /v1 */
+#define SRV_SEGMENT_MAX 256         /* bytes in one path segment */
+#define SRV_QUERY_VALUE_MAX 1024    /* bytes in one query value */
+#define SRV_MAX_ENV 256             /* env / secret_env entries in a request */
+#define SRV_MAX_LIST 256            /* entries in a list field (init, hooks, persist, labels, stacks) */
+
+/* ---- roles ---- */
+enum { SRV_ROLE_NONE = 0, SRV_ROLE_READER = 1, SRV_ROLE_WRITER = 2, SRV_ROLE_ADMIN = 3 };
+int srv_role_level(const char *role);
+
+/* ---- routing (http_route.c; no libmicrohttpd in it, so it is fuzzed alone) ---- */
+struct srv_req;
+struct srv_resp;
+typedef int (*srv_handler)(struct srv_req *r, struct srv_resp *out);
+typedef struct srv_route {
+  const char *method;
+  const char *pattern; /* "v1/stacks/STAR/lock": path segments; a `*` segment captures one */
+  int min_role;        /* SRV_ROLE_NONE: no key needed */
+  srv_handler fn;
+} srv_route;
+
+/* Splits a decoded path into segments. Returns the count, or -1 when the path does not start with "/", has an
+ * empty or oversized segment, more than max segments, or a control byte. A single trailing "/" is allowed. */
+int srv_path_split(const char *path, char segs[][SRV_SEGMENT_MAX + 1], size_t max);
+/* Finds the route for method + segments. Returns the route, or NULL with *path_known set when some route has the
+ * path with another method (405), else 404. args[] gets the captured segments (pointers into segs). */
+const srv_route *srv_route_match(const srv_route *table, size_t n, const char *method, char segs[][SRV_SEGMENT_MAX + 1],
+                                 size_t nseg, const char **args, size_t max_args, bool *path_known);
+
+/* ---- request input (api_input.c; no libmicrohttpd) ---- */
+/* Parses a body that must be one JSON object (a 400 message otherwise). *out is the caller's. */
+int srv_json_object(const char *body, size_t len, cJSON **out, berth_error **err);
+/* Checks that every key of o is in allowed (NULL-terminated): BERTH_EINVAL "unknown field `x`". */
+int srv_json_only(const cJSON *o, const char *const *allowed, const char *what, berth_error **err);
+/* Optional typed fields: absent -> 0 and *out untouched; wrong type -> BERTH_EINVAL naming the field. */
+int srv_json_string(const cJSON *o, const char *key, bool required, const char **out, berth_error **err);
+int srv_json_bool(const cJSON *o, const char *key, bool *out, berth_error **err);
+
+typedef struct srv_task_request {
+  const char *command; /* points into the JSON */
+  bool skip_init;
+  berth_kv *env;
+  size_t n_env;
+  berth_kv *secret_env;
+  size_t n_secret_env;
+} srv_task_request;
+/* {"command": "...", "skip_init": false, "env": {...}, "secret_env": {...}}; anything else is a 400. */
+int srv_task_request_parse(const cJSON *o, srv_task_request *out, berth_error **err);
+void srv_task_request_clear(srv_task_request *r);
+/* Applies a stack JSON (the form of berth_stack_to_json, plus "memory", "timeout", "idle_timeout" as strings) to
+ * s. create: "name" and "image" are required. A secret_env value "***" keeps the current value; null removes a
+ * key (PATCH). Read-only fields (lock, created_at, updated_at) are ignored. Validates the result. */
+int srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **err);
+
+/* Query values: decoded by libmicrohttpd; these check them. */
+int srv_parse_limit(const char *v, int *out, berth_error **err);
+bool srv_truthy(const char *v); /* "1", "true", "yes" */
+
+/* ---- the server context ---- */
+typedef struct srv_spawner srv_spawner;
+
+typedef struct srv_ctx {
+  char *home;
+  berth_apikey_cache *keys;
+  pthread_key_t store_key; /* per-thread berth_store*, closed by the key's destructor */
+  srv_spawner *spawner;
+  atomic_bool stopping; /* SIGTERM seen: no new work, followers end */
+} srv_ctx;
+
+/* The calling thread's store handle (opened on first use). NULL with *err on failure. */
+berth_store *srv_store(srv_ctx *s, berth_error **err);
+
+/* ---- one request, as the handlers see it ---- */
+typedef struct srv_req {
+  srv_ctx *srv;
+  berth_store *st;
+  const char *method;
+  const char *args[4];     /* captured path segments */
+  const berth_apikey *key; /* NULL only on routes with min_role NONE */
+  int role;                /* SRV_ROLE_* of key */
+  const char *body;
+  size_t body_len;
+  void *conn; /* struct MHD_Connection *, for query values */
+  int conn_fd;
+} srv_req;
+
+typedef struct srv_stream srv_stream;
+typedef struct srv_resp {
+  int status;
+  cJSON *json;              /* the body, owned; NULL with a stream */
+  char *location;           /* optional Location header, owned */
+  srv_stream *stream;       /* a chunked log stream, owned */
+  const char *content_type; /* static; NULL = application/json */
+} srv_resp;
+
+/* Query value by name (NULL when absent). */
+const char *srv_query(srv_req *r, const char *name);
+/* Fills out with the error body for err (status from the one table) and frees err. Returns 0. */
+int srv_fail(srv_resp *out, berth_error *err);
+/* An error with an explicit HTTP status (for HTTP-level errors: 401, 404 route, 405, 413 ...). Returns 0. */
+int srv_fail_status(srv_resp *out, int status, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* 200 with j (consumed). Returns 0. */
+int srv_ok(srv_resp *out, int status, cJSON *j);
+/* BERTH_EDENIED when the key may not act on stack. */
+int srv_check_stack(srv_req *r, const char *stack, berth_error **err);
+/* Appends an audit record attributed to the key, outcome "ok" (e NULL), "denied: ..." or "failed: ..." (best
+ * effort: a failure to record is logged on stderr, never fatal). */
+void srv_audit(srv_req *r, const char *action, const char *target, const cJSON *args, const berth_error *e);
+
+/* ---- handlers ---- */
+int api_root(srv_req *r, srv_resp *out);
+int api_doctor(srv_req *r, srv_resp *out);
+int api_stack_list(srv_req *r, srv_resp *out);
+int api_stack_create(srv_req *r, srv_resp *out);
+int api_stack_get(srv_req *r, srv_resp *out);
+int api_stack_patch(srv_req *r, srv_resp *out);
+int api_stack_delete(srv_req *r, srv_resp *out);
+int api_stack_lock(srv_req *r, srv_resp *out);
+int api_stack_unlock(srv_req *r, srv_resp *out);
+int api_task_create(srv_req *r, srv_resp *out);
+int api_task_list(srv_req *r, srv_resp *out);
+int api_task_get(srv_req *r, srv_resp *out);
+int api_task_cancel(srv_req *r, srv_resp *out);
+int api_task_logs(srv_req *r, srv_resp *out);
+int api_image_rules(srv_req *r, srv_resp *out);
+int api_image_rule_add(srv_req *r, srv_resp *out);
+int api_image_rule_remove(srv_req *r, srv_resp *out);
+int api_image_check(srv_req *r, srv_resp *out);
+int api_policy_list(srv_req *r, srv_resp *out);
+int api_policy_add(srv_req *r, srv_resp *out);
+int api_policy_remove(srv_req *r, srv_resp *out);
+int api_audit(srv_req *r, srv_resp *out);
+int api_key_list(srv_req *r, srv_resp *out);
+int api_key_create(srv_req *r, srv_resp *out);
+int api_key_revoke(srv_req *r, srv_resp *out);
+
+/* ---- log streams (api_logs.c) ---- */
+/* The content of a stream response: called by the HTTP layer until it returns <0 (-1 end, -2 error). Blocks (in the
+ * connection's own thread) while the task is running and has nothing new. */
+ssize_t srv_stream_read(srv_stream *s, char *buf, size_t max);
+void srv_stream_free(srv_stream *s);
+
+/* ---- the server (server.c) ---- */
+typedef struct srv_options {
+  const char *home;
+  const char *const *listen; /* specs; none = unix:$BERTH_HOME/berth.sock */
+  size_t n_listen;
+  const char *tls_cert, *tls_key; /* PEM files; both or neither */
+  int64_t grace_ms;               /* SIGTERM: how long PERFORMING tasks may take to finish */
+} srv_options;
+/* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */
+int srv_run(const srv_options *o, berth_error **err);
+
+/* ---- the spawner thread (spawner.c) ---- */
+int srv_spawner_start(const char *home, srv_spawner **out, berth_error **err);
+/* Runs berth_task_submit in the spawner thread and waits for it. BERTH_EBUSY once the spawner is closed. */
+int srv_spawner_submit(srv_spawner *sp, const berth_submit *req, berth_task **out, berth_error **err);
+/* Refuses new submissions (the thread stays: its children's lives are tied to it). */
+void srv_spawner_close(srv_spawner *sp);
+/* Ends the thread (its remaining supervisors get SIGKILL from the kernel) and frees. Accepts NULL. */
+void srv_spawner_free(srv_spawner *sp);
+
+#endif
