@@ -61,29 +61,32 @@ fi
 
 mb=$(python3 -c "print($size_mib*1024*1024/1e6)")
 rows=()
-printf '%-6s %-22s %10s %12s %s\n' values tool MB/s peak_RSS_MiB notes
+printf '%-6s %-22s %10s %10s %12s %s\n' values tool MB/s cpu_MB/s peak_RSS_MiB notes
 for n in 10 100 1000; do
   res=$("$bench" "$log" "$values" "$n")
-  mbps=$(sed -n 's/.*MBps=\([0-9]*\).*/\1/p' <<<"$res")
+  mbps=$(sed -n 's/.* MBps=\([0-9]*\).*/\1/p' <<<"$res")
+  cmbps=$(sed -n 's/.*cpu_MBps=\([0-9]*\).*/\1/p' <<<"$res")
   rss=$(sed -n 's/.*peak_rss_kib=\([0-9]*\).*/\1/p' <<<"$res")
   lits=$(sed -n 's/.*literals=\([0-9]*\).*/\1/p' <<<"$res")
   build_s=$(sed -n 's/.*build_s=\([0-9.]*\).*/\1/p' <<<"$res")
   masks=$(sed -n 's/.*masks=\([0-9]*\).*/\1/p' <<<"$res")
   rss_mib=$(python3 -c "print(round($rss/1024,1))")
-  printf '%-6s %-22s %10s %12s %s\n' "$n" berth "$mbps" "$rss_mib" "$lits strings, build ${build_s}s, $masks masks"
+  printf '%-6s %-22s %10s %10s %12s %s\n' "$n" berth "$mbps" "$cmbps" "$rss_mib" \
+    "$lits strings, build ${build_s}s, $masks masks"
 
   # perl baseline: one alternation of the quoted values (raw values only), line by line.
   head -n "$n" "$values" >"$work/v$n.txt"
   t0=$(date +%s.%N)
-  VALS=$work/v$n.txt /usr/bin/time -f '%M' -o "$work/perl.rss" perl -pe \
+  VALS=$work/v$n.txt /usr/bin/time -f '%M %U %S' -o "$work/perl.rss" perl -pe \
     'BEGIN { open my $f, "<", $ENV{VALS} or die; chomp(my @v = <$f>); my $a = join "|", map { quotemeta } @v; $re = qr/$a/ } s/$re/***/g' \
     <"$log" >/dev/null
   t1=$(date +%s.%N)
-  prss=$(cat "$work/perl.rss")
+  read -r prss pu ps <"$work/perl.rss"
   pmbps=$(python3 -c "print(round($mb/($t1-$t0)))")
+  pcmbps=$(python3 -c "print(round($mb/max($pu+$ps,0.01)))")
   prss_mib=$(python3 -c "print(round($prss/1024,1))")
-  printf '%-6s %-22s %10s %12s\n' "$n" "perl -pe alternation" "$pmbps" "$prss_mib"
-  rows+=("| $n | $mbps | $rss_mib | $lits | $build_s | $pmbps | $prss_mib |")
+  printf '%-6s %-22s %10s %10s %12s\n' "$n" "perl -pe alternation" "$pmbps" "$pcmbps" "$prss_mib"
+  rows+=("| $n | $mbps | $cmbps | $rss_mib | $lits | $build_s | $pmbps | $pcmbps | $prss_mib |")
 done
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
@@ -97,8 +100,11 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo "of the quoted raw values, run on the same file in the same run. MB = 10^6 bytes. Peak RSS is the whole"
   echo "process (getrusage / \`/usr/bin/time\`). Machine: $cpu, $(nproc) cores. $(date -u +%Y-%m-%d)."
   echo
-  echo "| values | berth MB/s | berth peak RSS MiB | berth strings | matcher build s | perl MB/s | perl peak RSS MiB |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  echo "Load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) (MB/s is wall clock; CPU MB/s divides by"
+  echo "user+sys time, steadier when the machine is shared)."
+  echo
+  echo "| values | berth MB/s | berth CPU MB/s | berth peak RSS MiB | berth strings | matcher build s | perl MB/s | perl CPU MB/s | perl peak RSS MiB |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
   echo "Reference numbers from the issue (same kind of input, 10 / 100 / 1000 values, without encoded forms):"
