@@ -10,6 +10,7 @@
 #include "berth/apikey.h"
 #include "berth/store.h"
 #include "cli.h"
+#include "client.h"
 
 /* The audit record of a key change (attributed to the local user). */
 static void
@@ -85,9 +86,10 @@ key_create(int argc, char **argv)
   return rc;
 }
 
-static void
-print_key_table(const cJSON *keys)
+void
+key_render_list(const cJSON *j)
 {
+  const cJSON *keys = cJSON_GetObjectItemCaseSensitive(j, "keys");
   printf("%-20s  %-12s  %-6s  %-24s  %-24s  %s\n", "NAME", "ID", "ROLE", "CREATED", "LAST USED", "STACKS");
   const cJSON *k;
   cJSON_ArrayForEach(k, keys)
@@ -141,7 +143,7 @@ key_list(int argc, char **argv)
   if (json)
     cli_print_json(j);
   else
-    print_key_table(cJSON_GetObjectItemCaseSensitive(j, "keys"));
+    key_render_list(j);
   cJSON_Delete(j);
   return 0;
 }

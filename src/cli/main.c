@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "client.h"
 
 static const struct {
   const char *name;
@@ -55,6 +56,8 @@ cli_usage_error(const char *fmt, ...)
 int
 main(int argc, char **argv)
 {
+  if (client_wanted(&argc, &argv))
+    return client_main(argc, argv);
   if (argc < 2) {
     usage(stderr);
     return 125;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/parse.h"
 #include "berth/task_log.h"
 #include "server.h"
 
@@ -28,8 +29,9 @@ struct srv_stream {
   int conn_fd;
   bool follow;
   bool raw;
-  bool ended;   /* the task is terminal and the file was read to its end after that */
-  bool saw_end; /* terminal state seen: one last read, then end */
+  int64_t offset; /* records format: start at this file offset (a client resuming a cut stream) */
+  bool ended;     /* the task is terminal and the file was read to its end after that */
+  bool saw_end;   /* terminal state seen: one last read, then end */
   /* raw format: where we are in the record framing */
   unsigned char hdr[6];
   size_t hdr_len;
@@ -107,6 +109,8 @@ srv_stream_read(srv_stream *s, char *buf, size_t max)
       s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
       if (s->fd < 0 && errno != ENOENT)
         return -2;
+      if (s->fd >= 0 && s->offset > 0 && lseek(s->fd, (off_t)s->offset, SEEK_SET) < 0)
+        return -2;
     }
     while (s->fd >= 0) {
       ssize_t n = read(s->fd, buf, max);
@@ -160,6 +164,16 @@ api_task_logs(srv_req *r, srv_resp *out)
     berth_task_free(t);
     return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `format` must be raw or records");
   }
+  int64_t offset = 0;
+  const char *off = srv_query(r, "offset");
+  if (off && berth_parse_int64(off, 0, INT64_C(1) << 50, &offset, &err) < 0) {
+    berth_task_free(t);
+    return srv_fail(out, err);
+  }
+  if (offset > 0 && (format == NULL || strcmp(format, "records") != 0)) {
+    berth_task_free(t);
+    return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `offset` needs format=records");
+  }
   srv_stream *s = calloc(1, sizeof *s);
   if (s == NULL) {
     berth_task_free(t);
@@ -168,6 +182,7 @@ api_task_logs(srv_req *r, srv_resp *out)
   s->srv = r->srv;
   s->fd = -1;
   s->conn_fd = r->conn_fd;
+  s->offset = offset;
   s->follow = srv_truthy(srv_query(r, "follow"));
   s->raw = format == NULL || strcmp(format, "raw") == 0;
   s->task_id = strdup(t->id);
