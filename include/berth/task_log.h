@@ -28,7 +28,12 @@ char *berth_task_log_path(const char *home, const char *task_id);
 
 typedef struct berth_task_log berth_task_log;
 int berth_task_log_create(const char *home, const char *task_id, berth_task_log **out, berth_error **err);
+/* Appends a record. Records are buffered (up to BERTH_LOG_BUFFER bytes) to keep system calls few on big outputs;
+ * berth_task_log_flush makes them visible to readers (the runner flushes at least every 100 ms while output
+ * streams, and after every note). */
 int berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, size_t len, berth_error **err);
+int berth_task_log_flush(berth_task_log *l, berth_error **err);
+#define BERTH_LOG_BUFFER (256u * 1024u)
 void berth_task_log_close(berth_task_log *l);
 
 /* Incremental reader: call berth_task_log_read repeatedly; it reads what is there now and hands every whole

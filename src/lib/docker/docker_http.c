@@ -159,8 +159,10 @@ setup_handle(berth_docker *d, CURL *c, bool stream)
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
   if (!stream)
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* ordinary calls answer in well under this */
-  else
+  else {
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 0L);
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024L); /* fewer, larger reads for big streams */
+  }
 }
 
 int

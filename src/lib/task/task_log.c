@@ -14,6 +14,8 @@
 struct berth_task_log {
   int fd;
   char *path;
+  char *buf; /* pending records, BERTH_LOG_BUFFER bytes */
+  size_t len;
 };
 
 struct berth_log_reader {
@@ -66,10 +68,12 @@ berth_task_log_create(const char *home, const char *task_id, berth_task_log **ou
   if (l == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   l->path = berth_task_log_path(home, task_id);
-  l->fd = l->path ? open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+  l->buf = malloc(BERTH_LOG_BUFFER);
+  l->fd = l->buf == NULL ? -1 : l->path ? open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
   if (l->fd < 0) {
     int rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open the task log %s", l->path ? l->path : "?");
     free(l->path);
+    free(l->buf);
     free(l);
     return rc;
   }
@@ -103,15 +107,41 @@ write_all(int fd, const struct iovec *iov, int n)
 }
 
 int
+berth_task_log_flush(berth_task_log *l, berth_error **err)
+{
+  if (l->len == 0)
+    return 0;
+  struct iovec iov[1] = { { l->buf, l->len } };
+  l->len = 0;
+  if (write_all(l->fd, iov, 1) < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "write the task log %s", l->path);
+  return 0;
+}
+
+int
 berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, size_t len, berth_error **err)
 {
   while (len > 0) {
     size_t n = len > BERTH_LOG_RECORD_MAX ? BERTH_LOG_RECORD_MAX : len;
     unsigned char hdr[6] = { (unsigned char)kind,      (unsigned char)phase,    (unsigned char)(n >> 24),
                              (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };
-    struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *)data, n } };
-    if (write_all(l->fd, iov, 2) < 0)
-      return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "write the task log %s", l->path);
+    if (l->len + sizeof hdr + n <= BERTH_LOG_BUFFER) {
+      memcpy(l->buf + l->len, hdr, sizeof hdr);
+      memcpy(l->buf + l->len + sizeof hdr, data, n);
+      l->len += sizeof hdr + n;
+    } else {
+      if (berth_task_log_flush(l, err) < 0)
+        return BERTH_EINTERNAL;
+      struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *)data, n } };
+      if (sizeof hdr + n > BERTH_LOG_BUFFER / 2) {
+        if (write_all(l->fd, iov, 2) < 0)
+          return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "write the task log %s", l->path);
+      } else {
+        memcpy(l->buf, hdr, sizeof hdr);
+        memcpy(l->buf + sizeof hdr, data, n);
+        l->len = sizeof hdr + n;
+      }
+    }
     data += n;
     len -= n;
   }
@@ -124,10 +154,14 @@ berth_task_log_close(berth_task_log *l)
   if (l == NULL)
     return;
   if (l->fd >= 0) {
+    berth_error *e = NULL;
+    berth_task_log_flush(l, &e);
+    berth_error_free(e);
     fsync(l->fd);
     close(l->fd);
   }
   free(l->path);
+  free(l->buf);
   free(l);
 }
 

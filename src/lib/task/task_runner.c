@@ -42,6 +42,7 @@ typedef struct runner {
   int64_t idle_ms;     /* idle timeout */
   int64_t last_output_ms;
   int64_t last_state_check_ms;
+  int64_t last_flush_ms;
   bool stopped;             /* someone moved the task to STOPPED */
   const char *timeout_kind; /* set when a timeout fired */
 } runner;
@@ -90,6 +91,7 @@ note(runner *r, const char *fmt, ...)
   berth_buf_append(&line, "\n", 1);
   berth_error *e = NULL;
   berth_task_log_write(r->log, BERTH_LOG_NOTE, r->phase, line.data, line.len, &e);
+  berth_task_log_flush(r->log, &e);
   berth_error_free(e);
   berth_buf_free(&line);
   free(red);
@@ -181,6 +183,12 @@ on_exec_tick(void *ud)
 {
   runner *r = ud;
   int64_t now = berth_now_ms();
+  if (now - r->last_flush_ms >= 100) { /* live output: never more than ~100 ms behind */
+    berth_error *fe = NULL;
+    berth_task_log_flush(r->log, &fe);
+    berth_error_free(fe);
+    r->last_flush_ms = now;
+  }
   if (r->phase != BERTH_PHASE_PERFORMING && stop_requested(r, false))
     return 1;
   if (now >= r->deadline_ms) {
@@ -208,6 +216,8 @@ run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
   berth_redactor_flush(r->out, &fe);
   berth_error_clear(&fe);
   berth_redactor_flush(r->err, &fe);
+  berth_error_clear(&fe);
+  berth_task_log_flush(r->log, &fe);
   berth_error_free(fe);
   if (rc == 1 && r->stopped)
     return berth_error_set(err, BERTH_EBUSY, "stopped on request");
