@@ -8,7 +8,14 @@
 
 /* ISO 8601 UTC with milliseconds ("2026-11-25T08:01:02.345Z"), or NULL for 0. Caller frees. */
 char *berth_time_iso(int64_t unix_ms);
+struct berth_secrets;
 /* A new object; the caller owns it (cJSON_Delete). */
 cJSON *berth_task_to_json(const berth_task *t);
+/* The same, with the command text passed through `redact` (built-in patterns and the stack's secret values): a
+ * command typed with a secret in it is shown masked. redact may be NULL. */
+cJSON *berth_task_to_json_redacted(const berth_task *t, struct berth_secrets *redact);
+/* A secret set for displaying records: the built-in patterns plus the secret values of every stack (stack NULL) or
+ * of one stack. NULL on failure. The caller frees it with berth_secrets_free. */
+struct berth_secrets *berth_display_secrets(berth_store *st, const char *stack);
 
 #endif

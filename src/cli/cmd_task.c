@@ -13,6 +13,7 @@
 #include "berth/buf.h"
 #include "berth/docker.h"
 #include "berth/parse.h"
+#include "berth/redactor.h"
 #include "berth/store.h"
 #include "berth/task_json.h"
 #include "berth/task_log.h"
@@ -240,7 +241,9 @@ task_run(int argc, char **argv)
       } else {
         rc = berth_task_exit_status(fin->state, fin->reason, fin->exit_code);
         if (json) {
-          cJSON *j = berth_task_to_json(fin);
+          berth_secrets *shown = berth_display_secrets(st, fin->stack);
+          cJSON *j = berth_task_to_json_redacted(fin, shown);
+          berth_secrets_free(shown);
           cli_print_json(j);
           cJSON_Delete(j);
         } else if (rc != 0 && rc != fin->exit_code) {
@@ -304,21 +307,23 @@ task_list(int argc, char **argv)
     berth_store_close(st);
     return cli_fail(err);
   }
+  berth_secrets *shown = berth_display_secrets(st, f.stack);
   if (json) {
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "tasks");
     for (size_t i = 0; i < n; i++)
-      cJSON_AddItemToArray(arr, berth_task_to_json(v[i]));
+      cJSON_AddItemToArray(arr, berth_task_to_json_redacted(v[i], shown));
     cli_print_json(o);
     cJSON_Delete(o);
   } else {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++)
-      cJSON_AddItemToArray(arr, berth_task_to_json(v[i]));
+      cJSON_AddItemToArray(arr, berth_task_to_json_redacted(v[i], shown));
     cli_render_task_list(arr);
     cJSON_Delete(arr);
   }
   berth_tasks_free(v, n);
+  berth_secrets_free(shown);
   berth_store_close(st);
   return 0;
 }
@@ -353,7 +358,9 @@ task_show(int argc, char **argv)
     berth_store_close(st);
     return cli_fail(err);
   }
-  cJSON *j = berth_task_to_json(t);
+  berth_secrets *shown = berth_display_secrets(st, t->stack);
+  cJSON *j = berth_task_to_json_redacted(t, shown);
+  berth_secrets_free(shown);
   if (json)
     cli_print_json(j);
   else

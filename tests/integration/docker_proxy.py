@@ -1,14 +1,40 @@
 #!/usr/bin/env python3
-"""A transparent proxy for the Docker socket, for fault injection: the tests point DOCKER_HOST at it and kill it
-mid-task to make the daemon vanish, something a real daemon can't be asked to do on demand.
-usage: docker_proxy.py LISTEN_SOCKET [UPSTREAM_SOCKET]"""
+"""A proxy for the Docker socket, for fault injection: the tests point DOCKER_HOST at it and kill it mid-task to
+make the daemon vanish, or make it answer container creation with an error that echoes the request's environment
+(as some daemon errors do), things a real daemon can't be asked to do on demand.
+usage: docker_proxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--echo-env-on-create]"""
+import json
 import os
 import socket
 import sys
 import threading
 
-listen_path = sys.argv[1]
-upstream = sys.argv[2] if len(sys.argv) > 2 else "/var/run/docker.sock"
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+listen_path = args[0]
+upstream = args[1] if len(args) > 1 else "/var/run/docker.sock"
+echo_env = "--echo-env-on-create" in sys.argv
+
+
+def read_request(c):
+    """Reads one HTTP request (headers + Content-Length body); returns (head, body) or None."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = c.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v.strip())
+    while len(body) < length:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head, body
 
 
 def pipe(a, b):
@@ -27,6 +53,30 @@ def pipe(a, b):
             pass
 
 
+def maybe_fail_create(c):
+    """Answers POST .../containers/create with a 500 echoing the Env; forwards everything else."""
+    req = read_request(c)
+    if req is None:
+        c.close()
+        return
+    head, body = req
+    if b"/containers/create" in head.split(b"\r\n")[0]:
+        env = json.loads(body or b"{}").get("Env", [])
+        msg = json.dumps({"message": "invalid environment: " + " ".join(env)}).encode()
+        c.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(msg) + msg)
+        c.close()
+        return
+    # one request per connection, so that every request passes through here
+    lines = [l for l in head.split(b"\r\n") if not l.lower().startswith(b"connection:")]
+    head = b"\r\n".join(lines + [b"Connection: close"])
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    u.connect(upstream)
+    u.sendall(head + b"\r\n\r\n" + body)
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+
+
 def serve():
     if os.path.exists(listen_path):
         os.unlink(listen_path)
@@ -35,6 +85,9 @@ def serve():
     srv.listen(64)
     while True:
         c, _ = srv.accept()
+        if echo_env:
+            threading.Thread(target=maybe_fail_create, args=(c,), daemon=True).start()
+            continue
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             u.connect(upstream)

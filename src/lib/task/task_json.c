@@ -1,8 +1,10 @@
 /* JSON views of tasks. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "berth/redactor.h"
 #include "berth/task_json.h"
 
 char *
@@ -10,12 +12,12 @@ berth_time_iso(int64_t ms)
 {
   if (ms <= 0)
     return NULL;
-  time_t secs = (time_t)(ms / 1000);
+  time_t secs = (time_t) (ms / 1000);
   struct tm tm;
   gmtime_r(&secs, &tm);
   char *s = NULL;
   if (asprintf(&s, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-               tm.tm_min, tm.tm_sec, (int)(ms % 1000))
+               tm.tm_min, tm.tm_sec, (int) (ms % 1000))
       < 0)
     return NULL;
   return s;
@@ -41,14 +43,59 @@ add_str(cJSON *o, const char *key, const char *v)
     cJSON_AddNullToObject(o, key);
 }
 
+static void
+add_secrets_of(berth_secrets *s, const berth_stack *stack)
+{
+  for (size_t i = 0; i < stack->n_secret_env; i++) {
+    const char *v = stack->secret_env[i].value ? stack->secret_env[i].value : "";
+    berth_error *e = NULL;
+    berth_secrets_add_value(s, stack->secret_env[i].key, v, strlen(v), &e);
+    berth_error_free(e);
+  }
+}
+
+berth_secrets *
+berth_display_secrets(berth_store *st, const char *stack)
+{
+  berth_error *e = NULL;
+  berth_secrets *s = berth_secrets_new(0, &e);
+  berth_error_free(e);
+  if (s == NULL)
+    return NULL;
+  e = NULL;
+  if (stack != NULL) {
+    berth_stack *one = NULL;
+    if (berth_store_stack_get(st, stack, &one, &e) == 0)
+      add_secrets_of(s, one);
+    berth_stack_free(one);
+  } else {
+    berth_stack **all = NULL;
+    size_t n = 0;
+    if (berth_store_stack_list(st, &all, &n, &e) == 0)
+      for (size_t i = 0; i < n; i++)
+        add_secrets_of(s, all[i]);
+    berth_stacks_free(all, n);
+  }
+  berth_error_free(e);
+  return s;
+}
+
 cJSON *
 berth_task_to_json(const berth_task *t)
 {
+  return berth_task_to_json_redacted(t, NULL);
+}
+
+cJSON *
+berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
+{
   cJSON *o = cJSON_CreateObject();
   add_str(o, "id", t->id);
-  cJSON_AddNumberToObject(o, "seq", (double)t->seq);
+  cJSON_AddNumberToObject(o, "seq", (double) t->seq);
   add_str(o, "stack", t->stack);
-  add_str(o, "command", t->command);
+  char *cmd = redact && t->command ? berth_secrets_redact_string(redact, t->command, strlen(t->command), NULL) : NULL;
+  add_str(o, "command", cmd ? cmd : t->command);
+  free(cmd);
   add_str(o, "state", t->state);
   add_str(o, "reason", t->reason);
   if (t->exit_code >= 0)

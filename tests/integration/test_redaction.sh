@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Secrets never leak, end to end through a real container: live output, stored logs, task records, berth's own
+# messages (including a Docker error that echoes the environment), and the store's files.
+. "$(dirname "$0")/lib.sh"
+S=$(stack_name red)
+SECRET='Zq9-stack-Secret/with+base64=chars'
+export IT_SECRET_TASK='task-Secret-value-31337'
+"$BERTH" stack create "$S" --image berth/busybox:latest --secret-env "STACK_SECRET=$SECRET" \
+  --secret-env SHORT=abc >/dev/null
+check "stack with secrets" test $? -eq 0
+
+cmd='a=${STACK_SECRET%??????????????????}; b=${STACK_SECRET#"$a"};
+printf "%s" "$a"; sleep 0.7; printf "%s\n" "$b";
+echo "whole $STACK_SECRET"; env | grep SECRET;
+printf "%s" "$STACK_SECRET" | base64; printf "user:%s" "$STACK_SECRET" | base64; printf "xy:%s" "$STACK_SECRET" | base64;
+echo "err $IT_SECRET_TASK" >&2;
+echo "::add-mask::runtime-Generated-5150"; echo "later runtime-Generated-5150" >&2;
+echo "short $SHORT";
+echo "aws AKIAIOSFODNN7EXAMPLE"; echo done'
+rc=$(run "$T_TMP/out" "$T_TMP/err" "$S" --secret-env IT_SECRET_TASK -- "$cmd")
+check "the task ran" test "$rc" -eq 0
+check "output is there" grep -q done "$T_TMP/out"
+id=$(last_task "$S")
+"$BERTH" task logs "$id" >"$T_TMP/logs" 2>&1
+"$BERTH" task show "$id" --json >"$T_TMP/show" 2>&1
+b64=$(printf %s "$SECRET" | base64 -w0)
+b64u=$(printf 'user:%s' "$SECRET" | base64 -w0 | cut -c 8-30)
+b64x=$(printf 'xy:%s' "$SECRET" | base64 -w0 | cut -c 6-30)
+for f in out err logs show; do
+  for s in "$SECRET" "$IT_SECRET_TASK" AKIAIOSFODNN7EXAMPLE "$b64" "$b64u" "$b64x" "${SECRET:0:16}"; do
+    check "$f: no trace of ${s:0:5}..." sh -c "! grep -qF -- '$s' '$T_TMP/$f'"
+  done
+done
+for f in out err logs; do
+  check "$f: no trace of the runtime mask" sh -c "! grep -qF runtime-Generated-5150 '$T_TMP/$f'"
+done
+check "masked values show as ***" grep -q 'whole \*\*\*' "$T_TMP/out"
+check "the add-mask line shows ***" grep -qF '::add-mask::***' "$T_TMP/out"
+check "a secret split by a pause is masked whole" sh -c "head -n 1 '$T_TMP/out' | grep -qx '\*\*\*'"
+check "a too-short secret is named in a warning" grep -q 'SHORT' "$T_TMP/err"
+check "... and its value is not in the warning" sh -c "! grep 'warning' '$T_TMP/err' | grep -q abc"
+check "no secret in the store's files" sh -c "! grep -rqaF -e '$SECRET' -e '$IT_SECRET_TASK' '$BERTH_HOME'"
+
+# a daemon error that echoes the environment: the message is redacted everywhere
+python3 "$(dirname "$0")/docker_proxy.py" "$T_TMP/echo.sock" --echo-env-on-create &
+proxy=$!
+for _ in $(seq 1 50); do [ -S "$T_TMP/echo.sock" ] && break; sleep 0.1; done
+rc=$(DOCKER_HOST=unix://$T_TMP/echo.sock run "$T_TMP/out2" "$T_TMP/err2" "$S" --secret-env IT_SECRET_TASK -- true)
+kill $proxy
+wait $proxy 2>/dev/null
+id=$(last_task "$S")
+"$BERTH" task show "$id" --json >"$T_TMP/show2"
+"$BERTH" task logs "$id" >"$T_TMP/logs2" 2>&1
+check "a Docker error: exit 125" test "$rc" -eq 125
+check "the Docker error is reported" grep -q 'invalid environment' "$T_TMP/err2"
+for f in err2 show2 logs2; do
+  check "$f: the echoed secrets are masked" sh -c "! grep -qF -e '$SECRET' -e '$IT_SECRET_TASK' '$T_TMP/$f' && grep -qF 'STACK_SECRET=***' '$T_TMP/$f'"
+done
+finish
