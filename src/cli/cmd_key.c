@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "berth/apikey.h"
+#include "berth/audit.h"
 #include "berth/store.h"
 #include "cli.h"
 #include "client.h"
@@ -16,11 +17,11 @@
 static void
 key_audit(berth_store *st, const char *actor, const char *action, const char *name, const char *outcome)
 {
-  (void)st;
-  (void)actor;
-  (void)action;
-  (void)name;
-  (void)outcome;
+  berth_error *err = NULL;
+  if (berth_audit_append(st, actor ? actor : "unknown", action, name, NULL, outcome, &err) < 0) {
+    fprintf(stderr, "berth: warning: could not record %s in the audit trail: %s\n", action, err->msg);
+    berth_error_free(err);
+  }
 }
 
 static const char key_usage[]

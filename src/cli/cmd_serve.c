@@ -9,12 +9,14 @@
 #include "cli.h"
 
 static const char serve_usage[]
-    = "usage: berth serve [--listen unix:PATH|tcp:HOST:PORT]... [--tls-cert FILE --tls-key FILE] [--grace DUR]\n\n"
+    = "usage: berth serve [--listen unix:PATH|tcp:HOST:PORT]... [--tls-cert FILE --tls-key FILE] [--grace DUR]\n"
+      "                   [--client-timeout DUR]\n\n"
       "Serves the HTTP API (docs/http-api.md) on each --listen address (default unix:$BERTH_HOME/berth.sock).\n"
       "Callers authenticate with API keys (berth key create). tcp:HOST:0 picks a free port (printed on stderr).\n"
       "With --tls-cert/--tls-key (PEM), TCP listeners speak HTTPS.\n"
       "SIGTERM: stop accepting, let PERFORMING tasks finish for up to --grace (default 60s), record the rest as\n"
-      "interrupted. A restart fails tasks left by a crash (executor interrupted) and removes their containers.\n";
+      "interrupted. --client-timeout (default 30s) closes connections idle that long (slow clients).\n"
+      "A restart fails tasks left by a crash (executor interrupted) and removes their containers.\n";
 
 int
 cmd_serve(int argc, char **argv)
@@ -43,6 +45,10 @@ cmd_serve(int argc, char **argv)
       break;
     case 'g':
       if (berth_parse_duration_ms(optarg, &o.grace_ms, &err) < 0)
+        return cli_fail(err);
+      break;
+    case 't':
+      if (berth_parse_duration_ms(optarg, &o.client_timeout_ms, &err) < 0)
         return cli_fail(err);
       break;
     case 'h':

@@ -515,7 +515,7 @@ read_file(const char *path, berth_error **err)
 }
 
 static int
-start_listener(srv_ctx *srv, listener *l, const char *cert, const char *key, berth_error **err)
+start_listener(srv_ctx *srv, listener *l, const char *cert, const char *key, unsigned timeout_s, berth_error **err)
 {
   unsigned int flags
       = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -524,7 +524,7 @@ start_listener(srv_ctx *srv, listener *l, const char *cert, const char *key, ber
   struct MHD_OptionItem opts[] = {
     { MHD_OPTION_LISTEN_SOCKET, l->fd, NULL },
     { MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONN_MEMORY, NULL },
-    { MHD_OPTION_CONNECTION_TIMEOUT, SRV_CONN_TIMEOUT_S, NULL },
+    { MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL },
     { MHD_OPTION_CONNECTION_LIMIT, SRV_CONN_LIMIT, NULL },
     { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
     { l->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert },
@@ -692,7 +692,9 @@ srv_run(const srv_options *o, berth_error **err)
       rc = berth_error_set(err, BERTH_EINVAL, "listen address `%s`: use unix:PATH or tcp:HOST:PORT", spec);
     free(def);
     if (rc == 0)
-      rc = start_listener(&srv, l, cert, key, err);
+      rc = start_listener(
+          &srv, l, cert, key,
+          o->client_timeout_ms > 0 ? (unsigned)((o->client_timeout_ms + 999) / 1000) : SRV_CONN_TIMEOUT_S, err);
     if (rc == 0)
       fprintf(stderr, "berth: listening on %s%s\n", l->spec, l->tls ? " (TLS)" : "");
   }

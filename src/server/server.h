@@ -176,6 +176,7 @@ typedef struct srv_options {
   size_t n_listen;
   const char *tls_cert, *tls_key; /* PEM files; both or neither */
   int64_t grace_ms;               /* SIGTERM: how long PERFORMING tasks may take to finish */
+  int64_t client_timeout_ms;      /* idle connection timeout (0 = SRV_CONN_TIMEOUT_S) */
 } srv_options;
 /* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */
 int srv_run(const srv_options *o, berth_error **err);
