@@ -21,10 +21,13 @@ static const char serve_usage[]
 int
 cmd_serve(int argc, char **argv)
 {
-  static const struct option opts[]
-      = { { "listen", required_argument, NULL, 'l' },  { "tls-cert", required_argument, NULL, 'c' },
-          { "tls-key", required_argument, NULL, 'k' }, { "grace", required_argument, NULL, 'g' },
-          { "help", no_argument, NULL, 'h' },          { 0 } };
+  static const struct option opts[] = { { "listen", required_argument, NULL, 'l' },
+                                        { "tls-cert", required_argument, NULL, 'c' },
+                                        { "tls-key", required_argument, NULL, 'k' },
+                                        { "grace", required_argument, NULL, 'g' },
+                                        { "client-timeout", required_argument, NULL, 't' },
+                                        { "help", no_argument, NULL, 'h' },
+                                        { 0 } };
   const char *listen[16];
   srv_options o = { .listen = listen, .grace_ms = 60000 };
   berth_error *err = NULL;

@@ -119,7 +119,7 @@ api_policy_add(srv_req *r, srv_resp *out)
   cJSON *j = berth_policy_list_json(r->st, &err);
   if (j == NULL)
     return srv_fail(out, err);
-  cJSON_AddNumberToObject(j, "added", (double)added);
+  cJSON_AddNumberToObject(j, "added", (double) added);
   return srv_ok(out, 201, j);
 }
 

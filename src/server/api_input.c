@@ -12,11 +12,13 @@ srv_json_object(const char *body, size_t len, cJSON **out, berth_error **err)
 {
   if (body == NULL || len == 0)
     return berth_error_set(err, BERTH_EINVAL, "the request needs a JSON object body");
+  if (memchr(body, '\0', len) != NULL)
+    return berth_error_set(err, BERTH_EINVAL, "the request body holds a NUL byte");
   const char *end = NULL;
   cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, false);
   if (j == NULL) {
     const char *at = cJSON_GetErrorPtr();
-    size_t off = at && at >= body && at <= body + len ? (size_t)(at - body) : 0;
+    size_t off = at && at >= body && at <= body + len ? (size_t) (at - body) : 0;
     return berth_error_set(err, BERTH_EINVAL, "the request body is not valid JSON (near byte %zu)", off);
   }
   /* nothing but whitespace may follow the value */
@@ -24,7 +26,7 @@ srv_json_object(const char *body, size_t len, cJSON **out, berth_error **err)
     if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
       cJSON_Delete(j);
       return berth_error_set(err, BERTH_EINVAL, "the request body has bytes after the JSON value (at byte %zu)",
-                             (size_t)(p - body));
+                             (size_t) (p - body));
     }
   if (!cJSON_IsObject(j)) {
     cJSON_Delete(j);
@@ -189,11 +191,11 @@ json_int(const cJSON *o, const char *key, int64_t min, int64_t max, int64_t *dst
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   if (v == NULL)
     return 0;
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble || v->valuedouble < (double)min
-      || v->valuedouble > (double)max)
+  if (!cJSON_IsNumber(v) || v->valuedouble != (double) (int64_t) v->valuedouble || v->valuedouble < (double) min
+      || v->valuedouble > (double) max)
     return berth_error_set(err, BERTH_EINVAL, "field `%s` must be a whole number from %lld to %lld", key,
-                           (long long)min, (long long)max);
-  *dst = (int64_t)v->valuedouble;
+                           (long long) min, (long long) max);
+  *dst = (int64_t) v->valuedouble;
   return 0;
 }
 
@@ -270,7 +272,7 @@ srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **
   v = s->keep_versions;
   if ((rc = json_int(o, "keep_versions", 1, BERTH_MAX_KEEP_VERSIONS, &v, err)) < 0)
     return rc;
-  s->keep_versions = (int)v;
+  s->keep_versions = (int) v;
   return berth_stack_validate(s, err);
 }
 
@@ -282,7 +284,7 @@ srv_parse_limit(const char *v, int *out, berth_error **err)
     return 0;
   if (berth_parse_int64(v, 1, 1000000, &n, err) < 0)
     return berth_error_wrap(err, "query parameter `limit`");
-  *out = (int)n;
+  *out = (int) n;
   return 0;
 }
 

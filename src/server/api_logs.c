@@ -64,16 +64,16 @@ strip_headers(srv_stream *s, char *buf, size_t n)
       s->payload_left -= take;
       continue;
     }
-    s->hdr[s->hdr_len++] = (unsigned char)buf[in++];
+    s->hdr[s->hdr_len++] = (unsigned char) buf[in++];
     if (s->hdr_len == 6) {
-      size_t len = ((size_t)s->hdr[2] << 24) | ((size_t)s->hdr[3] << 16) | ((size_t)s->hdr[4] << 8) | s->hdr[5];
+      size_t len = ((size_t) s->hdr[2] << 24) | ((size_t) s->hdr[3] << 16) | ((size_t) s->hdr[4] << 8) | s->hdr[5];
       if (s->hdr[0] < 1 || s->hdr[0] > 3 || len > BERTH_LOG_RECORD_MAX)
         return -1;
       s->payload_left = len;
       s->hdr_len = 0;
     }
   }
-  return (ssize_t)out;
+  return (ssize_t) out;
 }
 
 static bool
@@ -109,7 +109,7 @@ srv_stream_read(srv_stream *s, char *buf, size_t max)
       s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
       if (s->fd < 0 && errno != ENOENT)
         return -2;
-      if (s->fd >= 0 && s->offset > 0 && lseek(s->fd, (off_t)s->offset, SEEK_SET) < 0)
+      if (s->fd >= 0 && s->offset > 0 && lseek(s->fd, (off_t) s->offset, SEEK_SET) < 0)
         return -2;
     }
     while (s->fd >= 0) {
@@ -122,7 +122,7 @@ srv_stream_read(srv_stream *s, char *buf, size_t max)
         break;
       if (!s->raw)
         return n;
-      ssize_t m = strip_headers(s, buf, (size_t)n);
+      ssize_t m = strip_headers(s, buf, (size_t) n);
       if (m < 0)
         return -2;
       if (m > 0)

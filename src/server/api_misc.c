@@ -32,7 +32,7 @@ srv_audit(srv_req *r, const char *action, const char *target, const cJSON *args,
 int
 api_root(srv_req *r, srv_resp *out)
 {
-  (void)r;
+  (void) r;
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "name", "berth");
   cJSON_AddStringToObject(j, "version", BERTH_VERSION);

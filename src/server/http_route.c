@@ -28,22 +28,22 @@ srv_path_split(const char *path, char segs[][SRV_SEGMENT_MAX + 1], size_t max)
     return 0;
   for (;;) {
     const char *end = strchr(p, '/');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
+    size_t len = end ? (size_t) (end - p) : strlen(p);
     if (len == 0)
-      return end == NULL && n > 0 ? (int)n : -1; /* "a//b" or "/" inside; a single trailing "/" is fine */
+      return end == NULL && n > 0 ? (int) n : -1; /* "a//b" or "/" inside; a single trailing "/" is fine */
     if (len > SRV_SEGMENT_MAX || n >= max)
       return -1;
     for (size_t i = 0; i < len; i++)
-      if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+      if ((unsigned char) p[i] < 0x20 || p[i] == 0x7f)
         return -1;
     memcpy(segs[n], p, len);
     segs[n][len] = '\0';
     n++;
     if (end == NULL)
-      return (int)n;
+      return (int) n;
     p = end + 1;
     if (*p == '\0')
-      return (int)n;
+      return (int) n;
   }
 }
 
@@ -55,7 +55,7 @@ pattern_match(const char *pattern, char segs[][SRV_SEGMENT_MAX + 1], size_t nseg
   const char *p = pattern;
   while (*p) {
     const char *end = strchr(p, '/');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
+    size_t len = end ? (size_t) (end - p) : strlen(p);
     if (i >= nseg)
       return false;
     if (len == 1 && p[0] == '*') {

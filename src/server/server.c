@@ -53,7 +53,7 @@ mhd_load(berth_error **err)
   if (h == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "load libmicrohttpd (libmicrohttpd.so.12): %s", dlerror());
 #define MHD_LOAD(name)                                                                                                 \
-  if ((*(void **)&mhd.name = dlsym(h, #name)) == NULL)                                                                 \
+  if ((*(void **) &mhd.name = dlsym(h, #name)) == NULL)                                                                \
     return berth_error_set(err, BERTH_EINTERNAL, "libmicrohttpd has no %s", #name);
   MHD_FUNCS(MHD_LOAD)
   return 0;
@@ -189,7 +189,7 @@ srv_check_stack(srv_req *r, const char *stack, berth_error **err)
 static ssize_t
 stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
-  (void)pos;
+  (void) pos;
   ssize_t n = srv_stream_read(cls, buf, max);
   if (n == -1)
     return MHD_CONTENT_READER_END_OF_STREAM;
@@ -214,7 +214,7 @@ queue(struct MHD_Connection *c, srv_resp *rs)
       srv_stream_free(rs->stream);
     rs->stream = NULL;
     /* a quiet task must not look like an idle client */
-    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int) 0);
   } else {
     char *text = rs->json ? cJSON_PrintUnformatted(rs->json) : NULL;
     size_t len = text ? strlen(text) : 0;
@@ -222,7 +222,7 @@ queue(struct MHD_Connection *c, srv_resp *rs)
       text[len] = '\n'; /* replaces the NUL: the body is the JSON and a newline */
       len++;
     }
-    resp = MHD_create_response_from_buffer(len, text ? text : (void *)"",
+    resp = MHD_create_response_from_buffer(len, text ? text : (void *) "",
                                            text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (resp == NULL)
       free(text);
@@ -235,7 +235,7 @@ queue(struct MHD_Connection *c, srv_resp *rs)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rs->location);
   if (rs->status == 401)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"berth\"");
-  enum MHD_Result ret = MHD_queue_response(c, (unsigned int)rs->status, resp);
+  enum MHD_Result ret = MHD_queue_response(c, (unsigned int) rs->status, resp);
   MHD_destroy_response(resp);
   return ret;
 }
@@ -262,15 +262,16 @@ typedef struct conn_state {
   berth_buf body;
   bool too_big;
   bool answered; /* an early answer (413, 408) was queued */
+  uint64_t received;
   int64_t started;
 } conn_state;
 
 static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-  (void)cls;
-  (void)c;
-  (void)toe;
+  (void) cls;
+  (void) c;
+  (void) toe;
   conn_state *cs = *con_cls;
   if (cs) {
     berth_buf_free(&cs->body);
@@ -302,7 +303,7 @@ dispatch(srv_ctx *srv, struct MHD_Connection *c, const char *url, const char *me
   srv_req r = { .srv = srv, .method = method, .conn = c, .conn_fd = -1 };
   bool path_known = false;
   const srv_route *route
-      = srv_route_match(routes, sizeof routes / sizeof routes[0], method, segs, (size_t)nseg, r.args, 4, &path_known);
+      = srv_route_match(routes, sizeof routes / sizeof routes[0], method, segs, (size_t) nseg, r.args, 4, &path_known);
   if (route == NULL && path_known)
     return queue_error(c, 405, BERTH_EINVAL, "method %.16s is not allowed on %.300s", method, url);
   if (route == NULL)
@@ -361,7 +362,7 @@ static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
           const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-  (void)version;
+  (void) version;
   srv_ctx *srv = cls;
   conn_state *cs = *con_cls;
   if (cs == NULL) {
@@ -372,18 +373,30 @@ on_access(void *cls, struct MHD_Connection *c, const char *url, const char *meth
     cs->started = berth_now_ms();
     *con_cls = cs;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > SRV_BODY_MAX) {
-      cs->answered = true;
-      return queue_error(c, 413, BERTH_EINVAL, "the request body is larger than %u bytes", SRV_BODY_MAX);
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+    if (len > SRV_BODY_MAX) {
+      /* answer before the body when the client waits for it (Expect: 100-continue) or the body is absurd; else
+       * read and drop it, so the client sees the answer instead of a reset */
+      cs->too_big = true;
+      if (expect != NULL || len > SRV_DRAIN_MAX) {
+        cs->answered = true;
+        return queue_error(c, 413, BERTH_EINVAL, "the request body is larger than %u bytes", SRV_BODY_MAX);
+      }
     }
     return MHD_YES;
   }
   if (*upload_data_size > 0) {
+    cs->received += *upload_data_size;
     if (!cs->answered && !cs->too_big && berth_buf_append(&cs->body, upload_data, *upload_data_size) < 0) {
       cs->too_big = true;
       berth_buf_free(&cs->body);
     }
     *upload_data_size = 0;
+    if (!cs->answered && cs->received > SRV_DRAIN_MAX) {
+      cs->answered = true;
+      return queue_error(c, 413, BERTH_EINVAL, "the request body is larger than %u bytes", SRV_BODY_MAX);
+    }
     if (!cs->answered && berth_now_ms() - cs->started > SRV_REQUEST_MAX_MS) {
       cs->answered = true;
       return queue_error(c, 408, BERTH_ETIMEOUT, "the request body took longer than %d s to arrive",
@@ -419,7 +432,7 @@ listen_unix(listener *l, const char *path, berth_error **err)
   if (fd < 0)
     return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "create a socket for %s", path);
   /* a socket file left by a crash is replaced; one with a live server behind it is not */
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+  if (connect(fd, (struct sockaddr *) &sa, sizeof sa) == 0) {
     close(fd);
     return berth_error_set(err, BERTH_EBUSY, "another server already listens on %s", path);
   }
@@ -427,7 +440,7 @@ listen_unix(listener *l, const char *path, berth_error **err)
   unlink(path);
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   mode_t old = umask(0117);
-  int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *) &sa, sizeof sa);
   umask(old);
   if (rc < 0 || listen(fd, 128) < 0) {
     int e = errno;
@@ -445,9 +458,9 @@ listen_tcp(listener *l, const char *hostport, berth_error **err)
 {
   char host[256];
   const char *colon = strrchr(hostport, ':');
-  if (colon == NULL || colon == hostport || (size_t)(colon - hostport) >= sizeof host || colon[1] == '\0')
+  if (colon == NULL || colon == hostport || (size_t) (colon - hostport) >= sizeof host || colon[1] == '\0')
     return berth_error_set(err, BERTH_EINVAL, "listen address `tcp:%s` needs HOST:PORT", hostport);
-  memcpy(host, hostport, (size_t)(colon - hostport));
+  memcpy(host, hostport, (size_t) (colon - hostport));
   host[colon - hostport] = '\0';
   if (host[0] == '[' && host[strlen(host) - 1] == ']') {
     memmove(host, host + 1, strlen(host));
@@ -474,13 +487,13 @@ listen_tcp(listener *l, const char *hostport, berth_error **err)
   socklen_t sl = sizeof ss;
   char addr[INET6_ADDRSTRLEN] = "?";
   int port = 0;
-  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+  if (getsockname(fd, (struct sockaddr *) &ss, &sl) == 0) {
     if (ss.ss_family == AF_INET) {
-      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+      inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, addr, sizeof addr);
+      port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
     } else {
-      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &ss)->sin6_addr, addr, sizeof addr);
+      port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
     }
   }
   free(l->spec);
@@ -526,9 +539,9 @@ start_listener(srv_ctx *srv, listener *l, const char *cert, const char *key, uns
     { MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONN_MEMORY, NULL },
     { MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL },
     { MHD_OPTION_CONNECTION_LIMIT, SRV_CONN_LIMIT, NULL },
-    { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
-    { l->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert },
-    { l->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)key },
+    { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t) on_completed, NULL },
+    { l->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *) cert },
+    { l->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *) key },
     { MHD_OPTION_END, 0, NULL },
   };
   l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
@@ -627,7 +640,7 @@ shutdown_tasks(srv_ctx *srv, berth_store *st, int64_t grace_ms)
   int64_t deadline = berth_now_ms() + grace_ms;
   int alive = kill_supervisors(st, false);
   if (alive > 0)
-    fprintf(stderr, "berth: waiting up to %lld s for %d performing task(s) to finish\n", (long long)(grace_ms / 1000),
+    fprintf(stderr, "berth: waiting up to %lld s for %d performing task(s) to finish\n", (long long) (grace_ms / 1000),
             alive);
   while (alive > 0 && berth_now_ms() < deadline) {
     sleep_ms(100);
@@ -694,7 +707,7 @@ srv_run(const srv_options *o, berth_error **err)
     if (rc == 0)
       rc = start_listener(
           &srv, l, cert, key,
-          o->client_timeout_ms > 0 ? (unsigned)((o->client_timeout_ms + 999) / 1000) : SRV_CONN_TIMEOUT_S, err);
+          o->client_timeout_ms > 0 ? (unsigned) ((o->client_timeout_ms + 999) / 1000) : SRV_CONN_TIMEOUT_S, err);
     if (rc == 0)
       fprintf(stderr, "berth: listening on %s%s\n", l->spec, l->tls ? " (TLS)" : "");
   }
@@ -709,7 +722,7 @@ srv_run(const srv_options *o, berth_error **err)
       reap();
     }
     fprintf(stderr, "berth: %s: shutting down (grace %lld s)\n", got_signal == SIGINT ? "SIGINT" : "SIGTERM",
-            (long long)(o->grace_ms / 1000));
+            (long long) (o->grace_ms / 1000));
     atomic_store(&srv.stopping, true);
     for (size_t i = 0; i < nl; i++) {
       if (ls[i].d) {

@@ -23,6 +23,7 @@
 
 /* ---- limits (hard caps fixed here; requests beyond them get a 4xx) ---- */
 #define SRV_BODY_MAX (2u << 20)     /* request body; a policy text may be 1 MiB */
+#define SRV_DRAIN_MAX (16u << 20)   /* a too large body is read and dropped up to this, then the connection closed */
 #define SRV_CONN_MEMORY (64u << 10) /* request line + headers per connection (MHD answers 414/431 above) */
 #define SRV_CONN_TIMEOUT_S 30       /* idle connection (slow client) timeout */
 #define SRV_REQUEST_MAX_MS 60000    /* a whole request body must arrive within this */

@@ -193,7 +193,7 @@ berth_apikey_create(berth_store *st, const char *name, const char *role, const c
     sqlite3_bind_text(stmt, 6, actor, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 7, berth_now_ms());
     int s = sqlite3_step(stmt);
-    if (s == SQLITE_CONSTRAINT)
+    if ((s & 0xff) == SQLITE_CONSTRAINT)
       rc = berth_error_set(err, BERTH_EBUSY, "API key `%s` already exists (revoke it first)", name);
     else if (s != SQLITE_DONE)
       rc = db_error(st, "create API key", err);

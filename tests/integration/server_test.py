@@ -1,0 +1,718 @@
+"""Integration test of `berth serve`: a real server on a Unix socket and on 127.0.0.1 (a free port), real Docker.
+
+Every JSON answer is validated against docs/openapi.yaml. Prints "N passed, N failed"; exits 1 on any failure.
+Run by tests/integration/test_server.sh (BERTH = the binary, BERTH_SRC = the source tree).
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import server_openapi  # noqa: E402
+
+BERTH = os.environ["BERTH"]
+SRC = os.environ.get("BERTH_SRC", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+SPEC = server_openapi.Spec(os.path.join(SRC, "docs", "openapi.yaml"))
+TMP = tempfile.mkdtemp(prefix="berth-srv-test.")
+HOME = os.path.join(TMP, "home")
+SOCK = os.path.join(TMP, "berth.sock")
+ENV = dict(os.environ, BERTH_HOME=HOME)
+ENV.pop("BERTH_SERVER", None)
+ENV.pop("BERTH_API_KEY", None)
+RUN_ID = str(os.getpid())
+
+passes = 0
+fails = 0
+lock = threading.Lock()
+
+
+def check(what, cond, detail=""):
+    global passes, fails
+    with lock:
+        if cond:
+            passes += 1
+            print("ok   - %s" % what)
+        else:
+            fails += 1
+            print("FAIL - %s%s" % (what, (": " + str(detail)[:600]) if detail else ""))
+    return cond
+
+
+def berth(*args, env=None, timeout=120, stdin=subprocess.DEVNULL):
+    e = dict(ENV)
+    if env:
+        e.update(env)
+    p = subprocess.run([BERTH, *args], env=e, capture_output=True, timeout=timeout, stdin=stdin)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+class UnixConn(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+class Server:
+    def __init__(self, *extra):
+        self.log = open(os.path.join(TMP, "serve.log"), "ab")
+        self.errpath = os.path.join(TMP, "serve-%d.err" % time.time_ns())
+        self.proc = subprocess.Popen([BERTH, "serve", "--listen", "unix:" + SOCK, "--listen", "tcp:127.0.0.1:0", *extra],
+                                     env=ENV, stdout=self.log, stderr=open(self.errpath, "wb"))
+        self.port = None
+        for _ in range(100):
+            with open(self.errpath, errors="replace") as f:
+                m = re.search(r"listening on tcp:127\.0\.0\.1:(\d+)", f.read())
+            if m and os.path.exists(SOCK):
+                self.port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        if self.port is None:
+            raise RuntimeError("the server did not start: " + open(self.errpath).read())
+
+    def stderr(self):
+        with open(self.errpath, errors="replace") as f:
+            return f.read()
+
+    def conn(self, transport="unix", timeout=60):
+        if transport == "unix":
+            return UnixConn(SOCK, timeout=timeout)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def url(self, transport="unix"):
+        return "unix:" + SOCK if transport == "unix" else "http://127.0.0.1:%d" % self.port
+
+
+SRV = None
+schema_problems = []
+
+
+def req(method, path, key=None, body=None, transport="unix", raw=None, headers=None, validate=True):
+    """One request; returns (status, json-or-None, raw bytes, headers)."""
+    c = SRV.conn(transport)
+    h = dict(headers or {})
+    if key:
+        h["Authorization"] = "Bearer " + key
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if data is not None:
+        h.setdefault("Content-Type", "application/json")
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    payload = r.read()
+    ctype = r.getheader("Content-Type", "")
+    c.close()
+    j = None
+    if ctype.startswith("application/json"):
+        try:
+            j = json.loads(payload)
+        except ValueError:
+            pass
+    if validate:
+        for p in SPEC.check_response(method, path, r.status, ctype, payload):
+            schema_problems.append(p)
+    return r.status, j, payload, r
+
+
+def wait_task(key, tid, states=("FINISHED", "FAILED", "CANCELED", "STOPPED"), timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st, j, _, _ = req("GET", "/v1/tasks/" + tid, key)
+        if st == 200 and j["state"] in states:
+            return j
+        time.sleep(0.1)
+    return None
+
+
+def containers_of(tid):
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=berth.task=" + tid], capture_output=True)
+    return out.stdout.decode().split()
+
+
+def setup():
+    os.makedirs(HOME)
+    proj = os.path.join(TMP, "proj")
+    os.makedirs(proj)
+    with open(os.path.join(proj, "f"), "w") as f:
+        f.write("x\n")
+    for s in ("s1", "s2", "s3", "s4"):
+        rc, _, err = berth("stack", "create", "t%s-%s" % (RUN_ID, s), "--image", "berth/runner:latest",
+                           "--project-dir", proj)
+        assert rc == 0, err
+    keys = {}
+    for name, role, extra in (("adm", "admin", []), ("w1", "writer", []), ("w2", "writer", []),
+                              ("wa", "writer", ["--stack", "t%s-s1" % RUN_ID]), ("rd", "reader", [])):
+        rc, out, err = berth("key", "create", name, "--role", role, *extra)
+        assert rc == 0, err
+        keys[name] = out.strip().splitlines()[-1]
+    return keys
+
+
+def S(n):
+    return "t%s-s%d" % (RUN_ID, n)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+def test_keys(keys):
+    rc, out, _ = berth("key", "list", "--json")
+    check("key list --json works locally", rc == 0 and '"adm"' in out)
+    check("key list never shows a secret", all(k not in out for k in keys.values()) and "$argon2" not in out)
+    db = open(os.path.join(HOME, "berth.db"), "rb").read()
+    check("the store holds no key in clear, only argon2id hashes",
+          all(k.encode() not in db for k in keys.values()) and b"$argon2id$" in db)
+    rc, out, err = berth("key", "create", "adm", "--role", "admin")
+    check("a second live key with the same name is refused", rc != 0 and "already exists" in err, err)
+    rc, _, err = berth("key", "create", "x", "--role", "root")
+    check("an unknown role is refused", rc == 125 and "role" in err, err)
+
+
+def role_matrix(keys, transport):
+    """Every endpoint against no key, a bad key, reader, writer and admin."""
+    s1 = S(1)
+    bad_secret = keys["rd"][:-4] + ("AAAA" if not keys["rd"].endswith("AAAA") else "BBBB")
+    # (method, path, body, least role); bodies chosen so an allowed call changes nothing (400/404) or is harmless
+    R, W, A = 1, 2, 3
+    eps = [
+        ("GET", "/v1/doctor", None, R),
+        ("GET", "/v1/stacks", None, R),
+        ("POST", "/v1/stacks", {"name": "bad name!", "image": "x"}, A),
+        ("GET", "/v1/stacks/" + s1, None, R),
+        ("PATCH", "/v1/stacks/no-such-stack", {"labels": []}, A),
+        ("DELETE", "/v1/stacks/no-such-stack", None, A),
+        ("POST", "/v1/stacks/no-such-stack/lock", None, W),
+        ("DELETE", "/v1/stacks/no-such-stack/lock", None, W),
+        ("POST", "/v1/stacks/%s/tasks" % s1, {"command": "   "}, W),
+        ("GET", "/v1/tasks", None, R),
+        ("GET", "/v1/tasks/zzzzzzzzzzzz", None, R),
+        ("POST", "/v1/tasks/zzzzzzzzzzzz/cancel", None, W),
+        ("GET", "/v1/tasks/zzzzzzzzzzzz/logs", None, R),
+        ("GET", "/v1/images/rules", None, R),
+        ("POST", "/v1/images/rules", {"pattern": "x", "kind": "maybe"}, A),
+        ("DELETE", "/v1/images/rules?pattern=docker.io/no/such:rule", None, A),
+        ("GET", "/v1/images/check?ref=berth/runner:latest", None, R),
+        ("GET", "/v1/policies", None, R),
+        ("POST", "/v1/policies", {"name": "p", "decision": "perhaps"}, A),
+        ("DELETE", "/v1/policies/no-such-policy", None, A),
+        ("GET", "/v1/audit", None, A),
+        ("GET", "/v1/keys", None, A),
+        ("POST", "/v1/keys", {"name": "k", "role": "emperor"}, A),
+        ("DELETE", "/v1/keys/no-such-key", None, A),
+    ]
+    callers = [("no key", None, 0), ("a malformed key", "not-a-key", 0), ("a wrong secret", bad_secret, 0),
+               ("reader", keys["rd"], R), ("writer", keys["w1"], W), ("admin", keys["adm"], A)]
+    wrong = []
+    for method, path, body, need in eps:
+        for cname, key, level in callers:
+            st, j, payload, _ = req(method, path, key, body, transport)
+            if level == 0:
+                ok = st == 401 and j and j.get("error") == "denied"
+            elif level < need:
+                ok = st == 403 and j and j.get("error") == "denied"
+            else:
+                ok = st not in (401, 403) and st < 500
+            if not ok:
+                wrong.append("%s %s as %s -> %s %s" % (method, path, cname, st, payload[:120]))
+    check("role matrix over %d endpoints x %d callers (%s)" % (len(eps), len(callers), transport), not wrong,
+          "; ".join(wrong[:5]))
+
+
+def test_scope_and_secrets(keys):
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(2), keys["wa"], {"command": "true"})
+    check("a writer scoped to stack A is refused on stack B (403)", st == 403 and j["error"] == "denied", j)
+    st, j, _, _ = req("GET", "/v1/stacks", keys["wa"])
+    check("a scoped key lists only its stacks", st == 200 and [s["name"] for s in j["stacks"]] == [S(1)], j)
+    st, j, _, _ = req("GET", "/v1/stacks/" + S(2), keys["wa"])
+    check("a scoped key cannot read another stack", st == 403, st)
+    # secrets: a stack created through the API with a secret; readers see ***
+    body = {"name": "t%s-sec" % RUN_ID, "image": "berth/runner:latest", "env": {"PLAIN": "visible"},
+            "secret_env": {"TOKEN": "hunter2-s3cr3t-value"}, "memory": "512m", "timeout": "10m"}
+    st, j, _, r = req("POST", "/v1/stacks", keys["adm"], body)
+    check("an admin creates a stack through the API (201, Location)",
+          st == 201 and r.getheader("Location") == "/v1/stacks/" + body["name"] and j["memory_bytes"] == 512 << 20, j)
+    for who in ("rd", "w1", "adm"):
+        st, j, payload, _ = req("GET", "/v1/stacks/" + body["name"], keys[who])
+        check("%s sees the secret key but never its value" % who,
+              st == 200 and j["secret_env"] == {"TOKEN": "***"} and b"hunter2" not in payload, payload[:200])
+    st, j, _, _ = req("PATCH", "/v1/stacks/" + body["name"], keys["adm"], {"secret_env": {"TOKEN": "***"},
+                                                                           "labels": ["x"]})
+    check("PATCH keeps a secret given as ***", st == 200 and j["labels"] == ["x"], j)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % body["name"], keys["w1"],
+                      {"command": "echo token=$TOKEN task=$TSEC", "secret_env": {"TSEC": "t4sk-s3cr3t-value"}})
+    tid = j["id"]
+    check("task secret values are *** in the answer", st == 201 and j["secret_env"] == {"TSEC": "***"}, j)
+    fin = wait_task(keys["rd"], tid)
+    st, _, payload, _ = req("GET", "/v1/tasks/%s/logs" % tid, keys["rd"])
+    check("a reader's log shows *** for secrets", fin and fin["state"] == "FINISHED" and b"token=***" in payload
+          and b"hunter2" not in payload and b"t4sk" not in payload, payload[-300:])
+    st, _, payload, _ = req("GET", "/v1/audit", keys["adm"])
+    check("audit records never hold secret values", b"hunter2" not in payload and b"t4sk" not in payload)
+    st, j, _, _ = req("DELETE", "/v1/stacks/" + body["name"], keys["adm"])
+    check("an admin deletes a stack", st == 200 and j == {"deleted": body["name"]}, j)
+
+
+def test_locks(keys):
+    s = S(3)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/lock" % s, keys["w1"], {"note": "maintenance"})
+    check("writer w1 locks a stack", st == 200 and j["lock"]["owner"] == "w1" and j["lock"]["note"] == "maintenance", j)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/lock" % s, keys["w2"])
+    check("writer w2 cannot take w1's lock (409)", st == 409 and j["error"] == "busy", j)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % s, keys["w2"], {"command": "true"})
+    check("w2 cannot run on w1's locked stack (403)", st == 403 and "locked by w1" in j["message"], j)
+    st, j, _, _ = req("DELETE", "/v1/stacks/%s/lock" % s, keys["w2"])
+    check("w2 cannot unlock w1's lock", st == 403, j)
+    st, j, _, _ = req("DELETE", "/v1/stacks/%s/lock?force=1" % s, keys["w2"])
+    check("a writer cannot force an unlock", st == 403, j)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % s, keys["w1"], {"command": "echo owner-runs"})
+    check("the lock owner runs tasks", st == 201, j)
+    if st == 201:
+        fin = wait_task(keys["w1"], j["id"])
+        check("  ...to FINISHED", fin and fin["state"] == "FINISHED", fin)
+    st, j, _, _ = req("DELETE", "/v1/stacks/%s/lock" % s, keys["adm"])
+    check("an admin without force=1 does not unlock another key's lock", st == 403, j)
+    st, j, _, _ = req("DELETE", "/v1/stacks/%s/lock?force=1" % s, keys["adm"])
+    check("an admin force-unlocks", st == 200 and j["lock"] is None, j)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/lock" % s, keys["w2"])
+    st2, j2, _, _ = req("DELETE", "/v1/stacks/%s/lock" % s, keys["w2"])
+    check("w2 locks and unlocks its own lock", st == 200 and st2 == 200 and j2["lock"] is None, (j, j2))
+
+
+def test_concurrency(keys):
+    """20 clients over 4 stacks at once; inside each container the task records its start and end on the shared
+    kernel clock (/proc/uptime); no two tasks of one stack may overlap."""
+    cmd = "read a b < /proc/uptime; echo START $a; sleep 0.3; read a b < /proc/uptime; echo END $a"
+    results = [None] * 20
+    errors = []
+
+    def client(i):
+        try:
+            transport = "unix" if i % 2 else "tcp"
+            key = keys["w1"] if i % 3 else keys["w2"]
+            st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(1 + i % 4), key, {"command": cmd}, transport)
+            if st != 201:
+                errors.append("submit %d -> %s %s" % (i, st, j))
+                return
+            # follow the log to its end, as a CI job would
+            c = SRV.conn(transport, timeout=300)
+            c.request("GET", "/v1/tasks/%s/logs?follow=1" % j["id"], headers={"Authorization": "Bearer " + key})
+            out = c.getresponse().read().decode()
+            c.close()
+            results[i] = (S(1 + i % 4), j["id"], out)
+        except Exception as e:  # noqa: BLE001
+            errors.append("client %d: %r" % (i, e))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check("20 concurrent clients submitted and followed their tasks (%.1f s)" % (time.time() - t0), not errors,
+          errors[:3])
+    spans = {}
+    bad = []
+    for r in results:
+        if r is None:
+            continue
+        stack, tid, out = r
+        m1, m2 = re.search(r"START ([0-9.]+)", out), re.search(r"END ([0-9.]+)", out)
+        if not (m1 and m2 and "==> FINISHED" in out):
+            bad.append((tid, out[-200:]))
+            continue
+        spans.setdefault(stack, []).append((float(m1.group(1)), float(m2.group(1)), tid))
+    check("every task's followed log ends with its whole output", not bad and sum(map(len, spans.values())) == 20, bad[:2])
+    overlaps = []
+    for stack, v in spans.items():
+        v.sort()
+        for a, b in zip(v, v[1:]):
+            if b[0] < a[1]:
+                overlaps.append((stack, a, b))
+    check("serialization holds: no two tasks of one stack overlapped", not overlaps and len(spans) == 4, overlaps[:2])
+
+
+def test_followers(keys):
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(2), keys["w1"],
+                      {"command": "for i in $(seq 1 300); do echo line-$i; done; sleep 1; echo end; echo err >&2"})
+    tid = j["id"]
+    outs = [None, None]
+
+    def follower(n):
+        c = SRV.conn("unix" if n == 0 else "tcp", timeout=120)
+        c.request("GET", "/v1/tasks/%s/logs?follow=1" % tid, headers={"Authorization": "Bearer " + keys["rd"]})
+        r = c.getresponse()
+        outs[n] = (r.status, r.getheader("Transfer-Encoding"), r.read())
+        c.close()
+
+    ts = [threading.Thread(target=follower, args=(n,)) for n in (0, 1)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    check("a follower gets a chunked stream", outs[0] and outs[0][0] == 200 and outs[0][1] == "chunked", outs[0][:2])
+    check("two followers (unix + tcp) receive identical bytes", outs[0] and outs[1] and outs[0][2] == outs[1][2])
+    check("followers end when the task ends, with its last line", outs[0] and b"\nend\n" in outs[0][2])
+    st, j, _, _ = req("GET", "/v1/tasks/" + tid, keys["rd"])
+    check("  ...and the task is terminal by then", j["state"] == "FINISHED", j["state"])
+    # the records format carries kinds: stdout (1) and stderr (2) records
+    st, _, payload, r = req("GET", "/v1/tasks/%s/logs?format=records" % tid, keys["rd"])
+    kinds = set()
+    off = 0
+    while off + 6 <= len(payload):
+        ln = int.from_bytes(payload[off + 2:off + 6], "big")
+        kinds.add(payload[off])
+        off += 6 + ln
+    check("format=records frames every record with its kind", off == len(payload) and {1, 2, 3} <= kinds, kinds)
+
+
+def raw_exchange(data, transport="tcp", read_timeout=10, hold=0):
+    s = socket.socket(socket.AF_UNIX if transport == "unix" else socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(read_timeout)
+    s.connect(SOCK if transport == "unix" else ("127.0.0.1", SRV.port))
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+    time.sleep(hold)
+    buf = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+    except (socket.timeout, OSError):
+        pass
+    s.close()
+    return buf
+
+
+def status_of(resp):
+    m = re.match(rb"HTTP/1\.[01] (\d+)", resp)
+    return int(m.group(1)) if m else None
+
+
+def test_bad_requests(keys):
+    adm, w = keys["adm"], keys["w1"]
+    p = "/v1/stacks/%s/tasks" % S(4)
+    # a task that must not be disturbed by anything below
+    st, j, _, _ = req("POST", p, w, {"command": "for i in $(seq 1 30); do echo tick-$i; sleep 0.1; done"})
+    victim = j["id"]
+    cases = [
+        ("malformed JSON", dict(raw=b"{not json"), 400),
+        ("a JSON array instead of an object", dict(raw=b"[1,2]"), 400),
+        ("trailing garbage after JSON", dict(raw=b'{"command": "true"} x'), 400),
+        ("command of the wrong type", dict(body={"command": 5}), 400),
+        ("skip_init of the wrong type", dict(body={"command": "true", "skip_init": "yes"}), 400),
+        ("env of the wrong type", dict(body={"command": "true", "env": ["A=1"]}), 400),
+        ("an env value of the wrong type", dict(body={"command": "true", "env": {"A": 1}}), 400),
+        ("a bad env name", dict(body={"command": "true", "env": {"1A": "x"}}), 400),
+        ("an unknown field", dict(body={"command": "true", "comand": "x"}), 400),
+        ("no body", dict(raw=b""), 400),
+        ("deeply nested JSON", dict(raw=b"[" * 5000 + b"]" * 5000), 400),
+        ("a NUL byte in JSON", dict(raw=b'{"command": "tr\x00ue"}'), 400),
+    ]
+    for what, kw, want in cases:
+        st, j, payload, _ = req("POST", p, adm, **kw)
+        check("%s -> %d JSON error" % (what, want), st == want and j and j["error"] == "invalid", (st, payload[:160]))
+    big = b'{"command": "' + b"x" * (3 << 20) + b'"}'
+    st, j, _, _ = req("POST", p, adm, raw=big)
+    check("a 3 MiB body (Content-Length) -> 413 JSON", st == 413 and j and j["error"] == "invalid", st)
+    chunked = b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n" % (
+        p.encode(), adm.encode())
+    chunk = b"x" * 65536
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(48)) + b"0\r\n\r\n"
+    resp = raw_exchange(chunked + body)
+    check("a 3 MiB chunked body -> 413", status_of(resp) == 413, resp[:120])
+    resp = raw_exchange(b"GET /v1/tasks HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n")
+    check("200 KB of headers -> 4xx", status_of(resp) is not None and 400 <= status_of(resp) < 500, resp[:100])
+    resp = raw_exchange(b"GET /" + b"a" * 200000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    check("a 200 KB request line -> 4xx", status_of(resp) is not None and 400 <= status_of(resp) < 500, resp[:100])
+    resp = raw_exchange(b"BLAH\r\n\r\n")
+    st, _, _, _ = req("GET", "/")
+    check("a garbage request line -> 4xx or closed, and the server goes on",
+          (resp == b"" or 400 <= (status_of(resp) or 0) < 500) and st == 200, resp[:100])
+    st, j, _, _ = req("GET", "/v1/nothing-here", adm, validate=False)
+    check("an unknown path -> 404 not_found", st == 404 and j["error"] == "not_found", j)
+    st, j, _, _ = req("PUT", "/v1/tasks", adm, validate=False)
+    check("a wrong method -> 405", st == 405 and j["error"] == "invalid", j)
+    st, j, _, _ = req("GET", "/v1/tasks?limit=abc", adm, validate=False)
+    check("a bad query value -> 400", st == 400 and j["error"] == "invalid", j)
+    st, j, _, _ = req("GET", "/v1/tasks?state=SLEEPING", adm, validate=False)
+    check("an unknown state filter -> 400", st == 400, j)
+    st, j, _, r = req("GET", "/v1/tasks", "berth_000000000000_" + "A" * 43)
+    check("an unknown key -> 401 with WWW-Authenticate", st == 401 and r.getheader("WWW-Authenticate"), j)
+    st, j, _, _ = req("GET", "/v1/tasks", None, headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    check("a non-Bearer authorization -> 401", st == 401, j)
+    # slow clients: 40 connections trickle half a request; the server keeps answering others, and drops them
+    slow = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", SRV.port))
+        s.sendall(b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        slow.append(s)
+    t0 = time.time()
+    st, j, _, _ = req("GET", "/v1/tasks?limit=1", keys["rd"])
+    check("slow clients do not block others (answer in %.0f ms)" % ((time.time() - t0) * 1000), st == 200)
+    time.sleep(3.5)  # the server runs with --client-timeout 2s
+    closed = 0
+    for s in slow:
+        s.settimeout(2)
+        try:
+            d = s.recv(100)
+            closed += 1 if d == b"" or d.startswith(b"HTTP/1.1 4") else 0
+        except OSError:
+            closed += 1
+        s.close()
+    check("idle slow clients are disconnected after the client timeout (%d/40)" % closed, closed == 40)
+    fin = wait_task(keys["rd"], victim)
+    st, _, payload, _ = req("GET", "/v1/tasks/%s/logs" % victim, keys["rd"])
+    check("a task running meanwhile was not disturbed", fin and fin["state"] == "FINISHED" and b"tick-30" in payload,
+          fin)
+
+
+def test_cli_client(keys):
+    env = {"BERTH_SERVER": SRV.url("unix"), "BERTH_API_KEY": keys["w1"]}
+    rc, out, err = berth("task", "run", S(1), "--", "echo to-stdout; echo to-stderr >&2; exit 3", env=env)
+    check("client task run: exit status of the command (3)", rc == 3, (rc, err))
+    check("client task run: stdout carries exactly the command's stdout", out == "to-stdout\n", repr(out))
+    check("client task run: stderr has the rest", "to-stderr" in err and "submitted on stack" in err, err)
+    rc, out, err = berth("task", "run", S(1), "--json", "--", "echo j", env=env)
+    check("client task run --json prints the final record", rc == 0 and json.loads(out)["state"] == "FINISHED", out)
+    rc, out, err = berth("--server", SRV.url("tcp"), "task", "run", S(2), "--detach", "--", "sleep 0.5",
+                         env={"BERTH_API_KEY": keys["w1"]})
+    tid = out.strip()
+    check("--server URL (tcp) with --detach prints the id", rc == 0 and len(tid) == 26, (rc, out, err))
+    wait_task(keys["w1"], tid)
+    for args in (["task", "show", tid], ["task", "show", tid, "--json"], ["task", "list", "--stack", S(2)],
+                 ["task", "logs", tid], ["stack", "show", S(2)], ["stack", "list"], ["stack", "show", S(1), "--json"]):
+        r_local = berth(*args)
+        r_client = berth(*args, env=env)
+        check("`berth %s` is the same locally and through the server" % " ".join(args[:2] + args[3:]),
+              r_local == r_client, (r_local[1][:300], r_client[1][:300], r_client[2]))
+    rc_l, out_l, _ = berth("doctor")
+    rc_c, out_c, _ = berth("doctor", env=env)
+    check("`berth doctor` is the same locally and through the server", (rc_l, out_l) == (rc_c, out_c), (out_l, out_c))
+    rc, out, err = berth("task", "show", "zzzzzzzzzz", env=env)
+    rc2, out2, err2 = berth("task", "show", "zzzzzzzzzz")
+    check("an unknown task: same message and exit code", (rc, err) == (rc2, err2), (rc, err, rc2, err2))
+    rc, out, err = berth("task", "run", S(2), "--", "true", env={"BERTH_SERVER": SRV.url("tcp"),
+                                                                  "BERTH_API_KEY": keys["wa"]})
+    check("client: a scoped writer refused on another stack exits 125", rc == 125 and "may not act" in err, err)
+    rc, out, err = berth("task", "list", env={"BERTH_SERVER": SRV.url("tcp"), "BERTH_API_KEY": "nope"})
+    check("client: a bad key exits non-zero with one line", rc != 0 and "invalid API key" in err, err)
+    rc, out, err = berth("task", "list", env={"BERTH_SERVER": "unix:" + os.path.join(TMP, "nothing.sock"),
+                                              "BERTH_API_KEY": "x"})
+    check("client: no server -> one clear line", rc != 0 and "cannot talk to the berth server" in err, err)
+    # cancel: a queued task behind a running one
+    rc, t1, _ = berth("task", "run", S(3), "--detach", "--", "sleep 3", env=env)
+    rc, t2, _ = berth("task", "run", S(3), "--detach", "--", "echo never", env=env)
+    rc, out, err = berth("task", "cancel", t2.strip(), env={"BERTH_SERVER": SRV.url("unix"),
+                                                            "BERTH_API_KEY": keys["w2"]})
+    check("client: a writer cannot cancel another key's task", rc == 125 and rc != 0, (rc, out, err))
+    rc, out, err = berth("task", "cancel", t2.strip(), env=env)
+    check("client: the owner cancels its queued task", rc == 0 and out.strip() == "task %s CANCELED" % t2.strip(),
+          (out, err))
+    # Ctrl-C stops following only
+    p = subprocess.Popen([BERTH, "task", "run", S(4), "--", "sleep 4; echo done-after-ctrl-c"],
+                         env=dict(ENV, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    t0 = time.time()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    check("client: Ctrl-C stops following at once (exit 130)", p.returncode == 130 and time.time() - t0 < 3,
+          (p.returncode, err[-300:]))
+    m = re.search(rb"task ([0-9a-z]{26}) submitted", err)
+    fin = wait_task(keys["w1"], m.group(1).decode()) if m else None
+    check("  ...and the task goes on to FINISHED", fin and fin["state"] == "FINISHED", fin)
+    wait_task(keys["w1"], t1.strip())
+
+
+def test_keys_api(keys):
+    st, j, _, _ = req("POST", "/v1/keys", keys["adm"], {"name": "api-made", "role": "reader"})
+    check("an admin creates a key through the API; the answer holds it once", st == 201 and j["key"].startswith("berth_"),
+          j)
+    newkey = j["key"] if st == 201 else ""
+    st, j2, _, _ = req("GET", "/v1/stacks", newkey)
+    check("  ...and it works", st == 200)
+    st, j3, payload, _ = req("GET", "/v1/keys", keys["adm"])
+    names = [k["name"] for k in j3["keys"]]
+    check("key list shows last use, never a secret",
+          "api-made" in names and newkey.encode() not in payload and
+          next(k for k in j3["keys"] if k["name"] == "api-made")["last_used_at"] is not None, j3)
+    st, _, _, _ = req("DELETE", "/v1/keys/api-made", keys["adm"])
+    st2, j4, _, _ = req("GET", "/v1/stacks", newkey)
+    check("a revoked key is refused on the next request", st == 200 and st2 == 401, (st, st2))
+    st, j, _, _ = req("POST", "/v1/images/rules", keys["adm"], {"pattern": "berth/*:latest", "kind": "allow"})
+    st2, j2, _, _ = req("GET", "/v1/images/check?ref=berth/busybox:latest", keys["rd"])
+    st3, _, _, _ = req("DELETE", "/v1/images/rules?pattern=berth/*:latest", keys["adm"])
+    check("image rules through the API (add, check, remove)", st == 201 and j2["allowed"] is True and st3 == 200,
+          (st, j2, st3))
+    pol = {"name": "no-destroy", "command": "^terraform\\s+destroy\\b", "decision": "deny", "message": "no destroy"}
+    st, j, _, _ = req("POST", "/v1/policies", keys["adm"], pol)
+    st2, j2, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(1), keys["w1"], {"command": "terraform destroy -auto-approve"})
+    st3, _, _, _ = req("DELETE", "/v1/policies/no-destroy", keys["adm"])
+    check("policies through the API deny a task (403) and are removed", st == 201 and st2 == 403 and
+          "no destroy" in j2["message"] and st3 == 200, (st, j2, st3))
+    st, j, _, _ = req("GET", "/v1/audit", keys["adm"])
+    acts = {(r["actor"], r["action"]) for r in j["records"]}
+    check("the audit trail attributes actions to keys", {("w1", "task.submit"), ("w1", "stack.lock"),
+                                                         ("adm", "key.create"), ("adm", "policy.add")} <= acts, acts)
+    st, j, _, _ = req("GET", "/v1/tasks?limit=1", keys["rd"])
+    check("tasks record triggered_by key:NAME", j["tasks"][0]["triggered_by"].startswith("key:"), j["tasks"][0])
+
+
+def test_restart(keys):
+    global SRV
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(1), keys["w1"], {"command": "sleep 30"})
+    tid = j["id"]
+    st, j2, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(1), keys["w1"], {"command": "echo queued-behind"})
+    queued = j2["id"]
+    wait_task(keys["w1"], tid, states=("PERFORMING",), timeout=60)
+    SRV.proc.kill()
+    SRV.proc.wait()
+    SRV = Server("--client-timeout", "2s")
+    fin = wait_task(keys["w1"], tid, timeout=30)
+    check("after a SIGKILL the interrupted task is FAILED `executor interrupted`",
+          fin and fin["state"] == "FAILED" and fin["reason"] == "executor interrupted", fin)
+    time.sleep(0.5)
+    check("  ...and no container is left", containers_of(tid) == [], containers_of(tid))
+    fin2 = wait_task(keys["w1"], queued, timeout=30)
+    check("  ...a task queued behind it is FAILED too (its supervisor died with the server)",
+          fin2 and fin2["state"] == "FAILED", fin2)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(1), keys["w1"], {"command": "echo after-restart"})
+    fin3 = wait_task(keys["w1"], j["id"], timeout=60) if st == 201 else None
+    check("the queue goes on after the restart", fin3 and fin3["state"] == "FINISHED", fin3)
+
+
+def test_sigterm(keys):
+    global SRV
+    SRV.proc.kill()
+    SRV.proc.wait()
+    SRV = Server("--grace", "20s")
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(2), keys["w1"], {"command": "sleep 2; echo graceful"})
+    perf = j["id"]
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(2), keys["w1"], {"command": "echo never-started"})
+    queued = j["id"]
+    wait_task(keys["w1"], perf, states=("PERFORMING",), timeout=60)
+    t0 = time.time()
+    SRV.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    try:
+        c = SRV.conn("tcp", timeout=2)
+        c.request("GET", "/")
+        c.getresponse()
+        accepting = True
+    except OSError:
+        accepting = False
+    check("after SIGTERM the server stops accepting", not accepting)
+    rc = SRV.proc.wait(timeout=40)
+    took = time.time() - t0
+    check("SIGTERM: the server exits 0 once the performing task is done (%.1f s)" % took, rc == 0 and took < 15, rc)
+    SRV = Server("--client-timeout", "2s")
+    a = wait_task(keys["w1"], perf, timeout=10)
+    b = wait_task(keys["w1"], queued, timeout=10)
+    check("  ...the PERFORMING task finished within the grace period", a and a["state"] == "FINISHED", a)
+    check("  ...the task that had not started is recorded as interrupted",
+          b and b["state"] == "FAILED" and b["reason"] == "executor interrupted", b)
+    # grace exceeded
+    SRV.proc.kill()
+    SRV.proc.wait()
+    SRV = Server("--grace", "1s")
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(2), keys["w1"], {"command": "sleep 60"})
+    long_id = j["id"]
+    wait_task(keys["w1"], long_id, states=("PERFORMING",), timeout=60)
+    SRV.proc.send_signal(signal.SIGTERM)
+    rc = SRV.proc.wait(timeout=30)
+    rc2, out, _ = berth("task", "show", long_id, "--json")
+    t = json.loads(out) if rc2 == 0 else {}
+    check("a task still performing after the grace period is FAILED `executor interrupted`",
+          rc == 0 and t.get("state") == "FAILED" and t.get("reason") == "executor interrupted", (rc, t))
+    check("  ...and its container is removed", containers_of(long_id) == [], containers_of(long_id))
+    SRV = Server("--client-timeout", "2s")
+
+
+def test_tls(keys):
+    cert, key = os.path.join(TMP, "cert.pem"), os.path.join(TMP, "key.pem")
+    if shutil.which("openssl") is None:
+        check("TLS (skipped: no openssl)", True)
+        return
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   capture_output=True, check=True)
+    log = os.path.join(TMP, "tls.err")
+    p = subprocess.Popen([BERTH, "serve", "--listen", "tcp:127.0.0.1:0", "--tls-cert", cert, "--tls-key", key],
+                         env=ENV, stderr=open(log, "wb"))
+    port = None
+    for _ in range(100):
+        m = re.search(r"listening on tcp:127\.0\.0\.1:(\d+) \(TLS\)", open(log).read())
+        if m:
+            port = int(m.group(1))
+            break
+        time.sleep(0.05)
+    try:
+        rc, out, err = berth("task", "list", "--limit", "1", "--json",
+                             env={"BERTH_SERVER": "https://127.0.0.1:%d" % port, "BERTH_API_KEY": keys["rd"],
+                                  "BERTH_SERVER_CA": cert})
+        check("TLS: the CLI talks HTTPS with the server's certificate", rc == 0 and '"tasks"' in out, (rc, err))
+        rc, out, err = berth("task", "list", env={"BERTH_SERVER": "https://127.0.0.1:%d" % port,
+                                                  "BERTH_API_KEY": keys["rd"]})
+        check("TLS: an unknown certificate is refused by the client", rc != 0, (rc, err))
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def main():
+    global SRV
+    keys = setup()
+    test_keys(keys)
+    SRV = Server("--client-timeout", "2s")
+    try:
+        st, j, _, _ = req("GET", "/")
+        check("GET / answers without a key", st == 200 and j["name"] == "berth", j)
+        role_matrix(keys, "unix")
+        role_matrix(keys, "tcp")
+        test_scope_and_secrets(keys)
+        test_locks(keys)
+        test_followers(keys)
+        test_concurrency(keys)
+        test_bad_requests(keys)
+        test_cli_client(keys)
+        test_keys_api(keys)
+        test_restart(keys)
+        test_sigterm(keys)
+        test_tls(keys)
+        check("every JSON answer matched docs/openapi.yaml (%d problems)" % len(schema_problems), not schema_problems,
+              schema_problems[:5])
+    finally:
+        if SRV and SRV.proc.poll() is None:
+            SRV.proc.terminate()
+            try:
+                SRV.proc.wait(timeout=70)
+            except subprocess.TimeoutExpired:
+                SRV.proc.kill()
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=berth.stack=" + S(1)], capture_output=True)
+        for n in range(1, 5):
+            ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=berth.stack=" + S(n)],
+                                 capture_output=True).stdout.decode().split()
+            if ids:
+                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        del left
+        shutil.rmtree(TMP, ignore_errors=True)
+    print("%d passed, %d failed" % (passes, fails))
+    sys.exit(1 if fails else 0)
+
+
+if __name__ == "__main__":
+    main()
