@@ -37,6 +37,8 @@ typedef struct berth_config {
   int64_t default_nano_cpus; /* 0 = no limit */
   bool allow_host_network;   /* default false */
   bool builtin_patterns;     /* default true */
+  uint64_t workspace_max_bytes;   /* 0 = the built-in default (2 GiB) */
+  uint64_t workspace_max_entries; /* 0 = the built-in default (200,000) */
   char **pattern_names;      /* admin redaction patterns (PCRE2), validated */
   char **patterns;
   size_t n_patterns;

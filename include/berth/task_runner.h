@@ -16,8 +16,10 @@
 #define BERTH_DEFAULT_PIDS 1024
 #define BERTH_DEFAULT_MAX_PARALLEL 4
 
-/* The global limit on tasks running at once across all stacks of a store. */
-int berth_max_parallel_tasks(const char *home);
+/* The global limit on tasks running at once across all stacks of a store: BERTH_MAX_PARALLEL_TASKS, else
+ * config.json's max_parallel_tasks, else 4. */
+struct berth_config;
+int berth_max_parallel_tasks(const struct berth_config *cfg);
 
 /* Supervises task_id to its end. Returns 0 when the task reached a terminal state (whatever it is), <0 when the
  * supervisor itself could not work (store unreadable, task already supervised ...). */

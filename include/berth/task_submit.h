@@ -35,9 +35,10 @@ int berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out
 int berth_task_cancel(berth_store *st, const char *id, const char *actor, bool is_admin, char **state_out,
                       berth_error **err);
 
-/* The workspace caps in force (0 = the built-in defaults): the admin may lower or raise them with the environment
- * of the berth process, BERTH_WORKSPACE_MAX_BYTES and BERTH_WORKSPACE_MAX_ENTRIES. */
-void berth_workspace_caps(uint64_t *max_bytes, uint64_t *max_entries);
+/* The workspace caps in force (0 = the built-in defaults): config.json's workspace_max_bytes/_entries, overridden
+ * by the environment of the berth process, BERTH_WORKSPACE_MAX_BYTES and BERTH_WORKSPACE_MAX_ENTRIES. */
+struct berth_config;
+void berth_workspace_caps(const struct berth_config *cfg, uint64_t *max_bytes, uint64_t *max_entries);
 
 /* Starts `berth __supervise` for task_id as a daemon process. */
 int berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_parent, berth_error **err);

@@ -11,7 +11,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/actions.h"
 #include "berth/cleanup.h"
+#include "berth/config.h"
 #include "berth/parse.h"
 #include "berth/store.h"
 #include "cli.h"
@@ -394,6 +396,20 @@ bad_flag(int opt, const char *cmd, char **argv, int idx)
 }
 
 /* Opens the store at BERTH_HOME (or its default). */
+/* The admin's config may restrict the pull policies stacks can choose. */
+static int
+check_admin_config(berth_store *st, const berth_stack *s, berth_error **err)
+{
+  berth_config cfg;
+  int rc = berth_config_load(berth_store_home(st), &cfg, err);
+  if (rc < 0)
+    return rc;
+  if (s->pull_policy)
+    rc = berth_config_check_pull_policy(&cfg, s->pull_policy, err);
+  berth_config_clear(&cfg);
+  return rc;
+}
+
 static int
 open_store(berth_store **st, berth_error **err)
 {
@@ -461,10 +477,18 @@ cmd_edit(int argc, char **argv, bool is_update)
     rc = cli_fail(err);
     goto out;
   }
-  if ((!is_update && open_store(&st, &err) < 0)
-      || (is_update ? berth_store_stack_update(st, s, &err) : berth_store_stack_create(st, s, &err)) < 0) {
+  if ((!is_update && open_store(&st, &err) < 0) || check_admin_config(st, s, &err) < 0) {
     rc = cli_fail(err);
     goto out;
+  }
+  {
+    char *actor = cli_current_user();
+    int wrc = is_update ? berth_action_stack_update(st, s, actor, &err) : berth_action_stack_create(st, s, actor, &err);
+    free(actor);
+    if (wrc < 0) {
+      rc = cli_fail(err);
+      goto out;
+    }
   }
   printf("%s stack %s\n", is_update ? "updated" : "created", s->name);
 out:
@@ -661,10 +685,13 @@ cmd_delete(int argc, char **argv)
   if (berth_stack_validate_name(name, &err) < 0)
     return cli_fail(err);
   berth_store *st = NULL;
-  if (open_store(&st, &err) < 0 || berth_store_stack_delete(st, name, &err) < 0) {
+  char *actor = cli_current_user();
+  if (open_store(&st, &err) < 0 || berth_action_stack_delete(st, name, actor, &err) < 0) {
+    free(actor);
     berth_store_close(st);
     return cli_fail(err);
   }
+  free(actor);
   berth_store_close(st);
   printf("deleted stack %s\n", name);
   return 0;
@@ -763,9 +790,9 @@ cmd_lock(int argc, char **argv, bool lock)
     return rc;
   char *actor = cli_current_user();
   if (lock)
-    rc = berth_store_stack_lock(st, name, actor, note, &err);
+    rc = berth_action_stack_lock(st, name, actor, note, &err);
   else
-    rc = berth_store_stack_unlock(st, name, actor, force, &err);
+    rc = berth_action_stack_unlock(st, name, actor, force, &err);
   if (rc < 0)
     rc = cli_fail(err);
   else

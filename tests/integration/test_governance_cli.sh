@@ -52,7 +52,11 @@ one_line "bad reference message" "$err"
 run "allow ubuntu" 0 image allow ubuntu
 has "allow prints normalized" "$out" "allowed docker.io/library/ubuntu:latest"
 has "tagless note" "$err" "covers only the latest tag"
+run "the default image stays allowed" 0 image check berth/runner:latest
+run "deny the default image" 0 image deny 'docker.io/berth/**'
 has "default image note" "$err" "default runner image docker.io/berth/runner:latest is not allowed"
+run "remove that deny" 0 image remove 'docker.io/berth/**'
+run "the default image is allowed again" 0 image check berth/runner:latest
 run "ubuntu allowed" 0 image check docker.io/library/ubuntu:latest
 has "deciding pattern" "$out" "matched allow pattern \`docker.io/library/ubuntu:latest\`"
 run "other tag denied" 1 image check ubuntu:22.04

@@ -481,7 +481,17 @@ berth_allowlist_decide(const char *const *patterns, const char *const *kinds, si
       goto out;
     }
   }
-  rc = decision_set(out, false, normalized, NULL, "default", "no allow pattern matches it", err);
+  /* berth's own runner image stays usable unless a deny entry names it: adding allow entries for other images
+   * must not break every stack on the default image */
+  rc = decide_default(&r, normalized, repo, default_image, out, err);
+  if (rc == 0 && !out->allowed) {
+    berth_image_decision_clear(out);
+    rc = decision_set(out, false, normalized, NULL, "default", "no allow pattern matches it", err);
+  } else if (rc == 0) {
+    berth_image_decision_clear(out);
+    rc = decision_set(out, true, normalized, NULL, "default", "berth's default runner image (no deny pattern matches it)",
+                      err);
+  }
 out:
   berth_image_ref_clear(&r);
   return rc;

@@ -223,6 +223,16 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
       c->max_parallel_tasks = (int)n;
     return rc;
   }
+  if (strcmp(k, "workspace_max_bytes") == 0) {
+    if ((rc = get_int(it, origin, k, 1, INT64_MAX, &n, err)) == 0)
+      c->workspace_max_bytes = (uint64_t) n;
+    return rc;
+  }
+  if (strcmp(k, "workspace_max_entries") == 0) {
+    if ((rc = get_int(it, origin, k, 1, 100000000, &n, err)) == 0)
+      c->workspace_max_entries = (uint64_t) n;
+    return rc;
+  }
   if (strcmp(k, "default_memory") == 0)
     return get_memory(it, origin, c, err);
   if (strcmp(k, "default_pids") == 0)
@@ -238,7 +248,7 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
   return berth_error_set(err, BERTH_EINVAL,
                          "config %s: unknown key `%.100s` (known: allowed_pull_policies, min_secret_length, "
                          "max_parallel_tasks, default_memory, default_pids, default_cpus, allow_host_network, "
-                         "builtin_patterns, redaction_patterns)",
+                         "builtin_patterns, redaction_patterns, workspace_max_bytes, workspace_max_entries)",
                          origin, k);
 }
 

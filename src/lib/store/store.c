@@ -124,12 +124,26 @@ exec_sql(berth_store *st, const char *sql, berth_error **err, const char *what)
 int
 berth_store_begin(berth_store *st, berth_error **err)
 {
-  return exec_sql(st, "BEGIN IMMEDIATE", err, "begin store transaction");
+  if (st->tx_depth > 0 && !sqlite3_get_autocommit(st->db)) {
+    st->tx_depth++; /* join the caller's transaction: the change and, say, its audit record commit together */
+    return 0;
+  }
+  int rc = exec_sql(st, "BEGIN IMMEDIATE", err, "begin store transaction");
+  if (rc == 0)
+    st->tx_depth = 1;
+  return rc;
 }
 
 int
 berth_store_commit(berth_store *st, berth_error **err)
 {
+  if (st->tx_depth > 1) {
+    st->tx_depth--;
+    return 0;
+  }
+  st->tx_depth = 0;
+  if (sqlite3_get_autocommit(st->db)) /* an inner rollback ended it: the whole unit failed */
+    return berth_error_set(err, BERTH_EINTERNAL, "commit store transaction: it was rolled back");
   int rc = exec_sql(st, "COMMIT", err, "commit store transaction");
   if (rc < 0)
     berth_store_rollback(st);
@@ -139,6 +153,14 @@ berth_store_commit(berth_store *st, berth_error **err)
 void
 berth_store_rollback(berth_store *st)
 {
+  /* a rollback at any depth ends the whole transaction; the outer commit then reports it */
+  if (st->tx_depth > 1) {
+    st->tx_depth--;
+    if (!sqlite3_get_autocommit(st->db))
+      sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return;
+  }
+  st->tx_depth = 0;
   if (!sqlite3_get_autocommit(st->db))
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }

@@ -11,6 +11,7 @@ struct berth_store {
   char *db_path;
   char *instance_id;
   sqlite3 *db;
+  int tx_depth; /* nested berth_store_begin calls join the outermost transaction */
   bool have_key;
   unsigned char key[crypto_secretbox_KEYBYTES]; /* loaded on first use from BERTH_HOME/secret.key */
 };

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/actions.h"
 #include "berth/task_queue.h"
 
 #define NEW_TASK_GRACE_MS 15000 /* a task just submitted may not have its supervisor yet */
@@ -114,7 +115,7 @@ static void
 fail_orphan(berth_store *st, berth_docker *d, const berth_task *t)
 {
   berth_error *err = NULL;
-  berth_store_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted", -1, &err);
+  berth_action_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted", -1, &err);
   berth_error_free(err);
   err = NULL;
   berth_store_task_forget_secrets(st, t->id, &err);

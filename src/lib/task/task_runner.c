@@ -11,7 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/actions.h"
+#include "berth/allowlist.h"
 #include "berth/buf.h"
+#include "berth/config.h"
 #include "berth/cleanup.h"
 #include "berth/docker.h"
 #include "berth/redactor.h"
@@ -27,6 +30,7 @@
 
 typedef struct runner {
   berth_store *st;
+  berth_config cfg;
   berth_docker *d;
   berth_task *t;
   berth_stack *s;
@@ -107,14 +111,14 @@ transition(runner *r, const char *state, int phase, const char *note_text, const
     red = berth_secrets_redact_string(r->secrets, note_text, strlen(note_text), NULL);
   if (r->secrets && reason) {
     char *rr = berth_secrets_redact_string(r->secrets, reason, strlen(reason), NULL);
-    int rc = berth_store_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, rr ? rr : reason,
+    int rc = berth_action_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, rr ? rr : reason,
                                          exit_code, err);
     free(rr);
     free(red);
     r->phase = phase;
     return rc;
   }
-  int rc = berth_store_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, reason, exit_code, err);
+  int rc = berth_action_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, reason, exit_code, err);
   free(red);
   r->phase = phase;
   return rc;
@@ -125,9 +129,14 @@ transition(runner *r, const char *state, int phase, const char *note_text, const
 static int
 setup_secrets(runner *r, berth_error **err)
 {
-  r->secrets = berth_secrets_new(0, err);
+  r->secrets = berth_secrets_new(r->cfg.min_secret_length, err);
   if (r->secrets == NULL)
     return BERTH_EINTERNAL;
+  int prc = berth_secrets_use_builtin(r->secrets, r->cfg.builtin_patterns, err);
+  for (size_t i = 0; prc == 0 && i < r->cfg.n_patterns; i++)
+    prc = berth_secrets_add_pattern(r->secrets, r->cfg.pattern_names[i], r->cfg.patterns[i], err);
+  if (prc < 0)
+    return prc;
   const berth_kv *sets[2] = { r->s->secret_env, r->t->secret_env };
   size_t counts[2] = { r->s->n_secret_env, r->t->n_secret_env };
   for (int k = 0; k < 2; k++)
@@ -321,6 +330,20 @@ resolve_image(runner *r, berth_error **err)
   }
 }
 
+/* The allowlist again, right before anything is pulled or created: the rules may have changed since submit. */
+static int
+check_image_allowed(runner *r, berth_error **err)
+{
+  berth_image_decision dec;
+  int rc = berth_allowlist_check(r->st, r->s->image, &dec, err);
+  if (rc < 0)
+    return rc;
+  if (!dec.allowed)
+    rc = berth_error_set(err, BERTH_EDENIED, "%s", dec.reason ? dec.reason : "image not allowed");
+  berth_image_decision_clear(&dec);
+  return rc;
+}
+
 static void
 add_env(cJSON *arr, const char *k, const char *v)
 {
@@ -373,7 +396,7 @@ container_body(runner *r)
   cJSON_AddItemToArray(cd, cJSON_CreateString("ALL"));
   cJSON *so = cJSON_AddArrayToObject(hc, "SecurityOpt");
   cJSON_AddItemToArray(so, cJSON_CreateString("no-new-privileges"));
-  int64_t mem = s->memory_bytes > 0 ? s->memory_bytes : BERTH_DEFAULT_MEMORY;
+  int64_t mem = s->memory_bytes > 0 ? s->memory_bytes : r->cfg.default_memory;
   cJSON_AddNumberToObject(hc, "Memory", (double)mem);
   cJSON_AddNumberToObject(hc, "MemorySwap", (double)mem); /* equal to Memory: no swap */
   cJSON_AddNumberToObject(hc, "PidsLimit", (double)(s->pids > 0 ? s->pids : BERTH_DEFAULT_PIDS));
@@ -501,7 +524,7 @@ upload_workspace(runner *r, berth_error **err)
                       .gid = r->gid,
                       .warn = on_ws_warning,
                       .warn_userdata = r };
-  berth_workspace_caps(&o.max_bytes, &o.max_entries);
+  berth_workspace_caps(&r->cfg, &o.max_bytes, &o.max_entries);
   berth_ws_stream *ws = NULL;
   rc = berth_ws_stream_open(&o, &ws, err);
   if (rc < 0)
@@ -681,6 +704,8 @@ run_task(runner *r, outcome *o)
   int status = 0;
   int rc = transition(r, "PREPARING", BERTH_PHASE_PREPARING, NULL, NULL, -1, &e);
   if (rc == 0)
+    rc = check_image_allowed(r, &e);
+  if (rc == 0)
     rc = resolve_image(r, &e);
   cJSON *image = NULL;
   if (rc == 0)
@@ -798,7 +823,14 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
   }
   outcome o = { 0 };
   berth_error *e = NULL;
-  rc = berth_store_stack_get(st, r.t->stack, &r.s, &e);
+  rc = berth_config_load(berth_store_home(st), &r.cfg, &e);
+  if (rc < 0) { /* a broken config.json: the task fails with the reason, on defaults for the rest */
+    berth_error *de = NULL;
+    berth_config_defaults(&r.cfg, &de);
+    berth_error_free(de);
+  }
+  if (rc == 0)
+    rc = berth_store_stack_get(st, r.t->stack, &r.s, &e);
   if (rc == 0)
     rc = setup_secrets(&r, &e);
   if (rc == 0)
@@ -809,7 +841,7 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
     berth_error_free(se);
     rc = berth_queue_wait_turn(st, r.d, r.t, NULL, NULL, &stack_fd, &e);
     if (rc == 0)
-      rc = berth_queue_wait_slot(st, r.t, berth_max_parallel_tasks(berth_store_home(st)), &slot_fd, &e);
+      rc = berth_queue_wait_slot(st, r.t, berth_max_parallel_tasks(&r.cfg), &slot_fd, &e);
     if (rc == BERTH_EBUSY) { /* ended while queued (canceled): nothing more to do */
       berth_error_free(e);
       goto out;
@@ -843,6 +875,7 @@ out : {
   berth_docker_free(r.d);
   berth_stack_free(r.s);
   berth_task_free(r.t);
+  berth_config_clear(&r.cfg);
   if (slot_fd >= 0)
     close(slot_fd);
   if (stack_fd >= 0)
@@ -852,12 +885,13 @@ out : {
 }
 
 int
-berth_max_parallel_tasks(const char *home)
+berth_max_parallel_tasks(const berth_config *cfg)
 {
-  (void)home;
   const char *v = getenv("BERTH_MAX_PARALLEL_TASKS");
   int n = v && *v ? atoi(v) : 0;
-  return n > 0 ? n : BERTH_DEFAULT_MAX_PARALLEL;
+  if (n > 0)
+    return n;
+  return cfg && cfg->max_parallel_tasks > 0 ? cfg->max_parallel_tasks : BERTH_DEFAULT_MAX_PARALLEL;
 }
 
 int

@@ -9,7 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "berth/actions.h"
+#include "berth/allowlist.h"
+#include "berth/audit.h"
+#include "berth/config.h"
 #include "berth/docker.h"
+#include "berth/policy.h"
+#include "berth/redactor.h"
+#include "berth/task_json.h"
 #include "berth/task_submit.h"
 #include "berth/workspace.h"
 
@@ -56,12 +63,76 @@ berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_pare
 }
 
 void
-berth_workspace_caps(uint64_t *max_bytes, uint64_t *max_entries)
+berth_workspace_caps(const berth_config *cfg, uint64_t *max_bytes, uint64_t *max_entries)
 {
   const char *b = getenv("BERTH_WORKSPACE_MAX_BYTES");
   const char *e = getenv("BERTH_WORKSPACE_MAX_ENTRIES");
-  *max_bytes = b && *b ? strtoull(b, NULL, 10) : 0;
-  *max_entries = e && *e ? strtoull(e, NULL, 10) : 0;
+  *max_bytes = b && *b ? strtoull(b, NULL, 10) : (cfg ? cfg->workspace_max_bytes : 0);
+  *max_entries = e && *e ? strtoull(e, NULL, 10) : (cfg ? cfg->workspace_max_entries : 0);
+}
+
+/* Checks that need the admin's rules: image allowlist, pull policy restriction, task policies. A refusal is
+ * recorded in the audit trail. */
+static int
+governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s, const berth_submit *req,
+                  berth_error **err)
+{
+  berth_image_decision dec;
+  int rc = berth_allowlist_check(st, s->image, &dec, err);
+  if (rc < 0)
+    return berth_error_wrap(err, "stack %s", s->name);
+  if (!dec.allowed)
+    rc = berth_error_set(err, BERTH_EDENIED, "stack %s: %s", s->name, dec.reason ? dec.reason : "image not allowed");
+  berth_image_decision_clear(&dec);
+  if (rc == 0 && s->pull_policy)
+    rc = berth_config_check_pull_policy(cfg, s->pull_policy, err);
+  if (rc == 0) {
+    berth_policy_input in = { .stack = s->name,
+                              .labels = (const char *const *) s->labels.v,
+                              .n_labels = s->labels.n,
+                              .command = req->command,
+                              .actor = req->actor,
+                              .role = req->role,
+                              .now_ms = 0 };
+    berth_policy_result pr;
+    memset(&pr, 0, sizeof pr);
+    rc = berth_policy_evaluate(st, &in, &pr, err);
+    if (rc == 0 && pr.denied)
+      rc = berth_error_set(err, BERTH_EDENIED, "denied by policy `%s`: %s", pr.rule ? pr.rule : "?",
+                           pr.message ? pr.message : "no message");
+    berth_policy_result_clear(&pr);
+  }
+  if (rc == BERTH_EDENIED) {
+    berth_secrets *shown = berth_display_secrets(st, s->name);
+    char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
+    berth_action_denied(st, req->actor, "task.submit", s->name, (*err)->msg, cmd ? cmd : "(not shown)");
+    free(cmd);
+    berth_secrets_free(shown);
+  }
+  return rc;
+}
+
+/* The submission's audit arguments: stack, command as shown, variable names (never values). */
+static cJSON *
+submit_args(berth_store *st, const berth_submit *req)
+{
+  cJSON *a = cJSON_CreateObject();
+  cJSON_AddStringToObject(a, "stack", req->stack);
+  berth_secrets *shown = berth_display_secrets(st, req->stack);
+  char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
+  cJSON_AddStringToObject(a, "command", cmd ? cmd : "(not shown)");
+  free(cmd);
+  berth_secrets_free(shown);
+  cJSON_AddBoolToObject(a, "skip_init", req->skip_init);
+  cJSON *env = cJSON_AddArrayToObject(a, "env");
+  for (size_t i = 0; i < req->n_env; i++)
+    cJSON_AddItemToArray(env, cJSON_CreateString(req->env[i].key));
+  cJSON *senv = cJSON_AddArrayToObject(a, "secret_env");
+  for (size_t i = 0; i < req->n_secret_env; i++)
+    cJSON_AddItemToArray(senv, cJSON_CreateString(req->secret_env[i].key));
+  if (req->role)
+    cJSON_AddStringToObject(a, "role", req->role);
+  return a;
 }
 
 static bool
@@ -81,19 +152,34 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     return rc;
   if (req->command == NULL || blank(req->command))
     return berth_error_set(err, BERTH_EINVAL, "the command is empty (berth task run %s -- COMMAND...)", req->stack);
-  berth_stack *s = NULL;
-  rc = berth_store_stack_get(st, req->stack, &s, err);
+  berth_config cfg;
+  rc = berth_config_load(berth_store_home(st), &cfg, err);
   if (rc < 0)
     return rc;
+  berth_stack *s = NULL;
+  rc = berth_store_stack_get(st, req->stack, &s, err);
+  if (rc < 0) {
+    berth_config_clear(&cfg);
+    return rc;
+  }
   if (s->lock_owner != NULL && (req->actor == NULL || strcmp(s->lock_owner, req->actor) != 0)) {
     rc = berth_error_set(err, BERTH_EDENIED, "stack `%s` is locked by %s%s%s", s->name, s->lock_owner,
                          s->lock_note ? ": " : "", s->lock_note ? s->lock_note : "");
+    berth_action_denied(st, req->actor, "task.submit", s->name, (*err)->msg, NULL);
     berth_stack_free(s);
+    berth_config_clear(&cfg);
+    return rc;
+  }
+  rc = governance_checks(st, &cfg, s, req, err);
+  if (rc < 0) {
+    berth_stack_free(s);
+    berth_config_clear(&cfg);
     return rc;
   }
   /* the workspace: readable, within the caps (a scan, nothing is read from the files) */
   berth_ws_opts wo = { .project_dir = s->project_dir, .prefix = "mnt/workspace/source" };
-  berth_workspace_caps(&wo.max_bytes, &wo.max_entries);
+  berth_workspace_caps(&cfg, &wo.max_bytes, &wo.max_entries);
+  berth_config_clear(&cfg);
   berth_ws_stream *ws = NULL;
   rc = berth_ws_stream_open(&wo, &ws, err);
   berth_ws_stream_free(ws);
@@ -126,12 +212,23 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   t.n_env = req->n_env;
   t.secret_env = (berth_kv *)req->secret_env;
   t.n_secret_env = req->n_secret_env;
-  rc = berth_store_task_create(st, &t, err);
+  rc = berth_store_begin(st, err);
+  if (rc == 0) {
+    rc = berth_store_task_create(st, &t, err);
+    cJSON *args = rc == 0 ? submit_args(st, req) : NULL;
+    if (rc == 0)
+      rc = berth_audit_append(st, req->actor, "task.submit", t.id, args, "ok", err);
+    cJSON_Delete(args);
+    if (rc < 0)
+      berth_store_rollback(st);
+    else
+      rc = berth_store_commit(st, err);
+  }
   if (rc == 0) {
     rc = berth_supervisor_spawn(berth_store_home(st), t.id, req->die_with_parent, err);
     if (rc < 0) {
       berth_error *e2 = NULL;
-      berth_store_task_transition(st, t.id, "FAILED", "berth", "could not start its supervisor", "executor interrupted",
+      berth_action_task_transition(st, t.id, "FAILED", "berth", "could not start its supervisor", "executor interrupted",
                                   -1, &e2);
       berth_error_free(e2);
     }
@@ -139,6 +236,7 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   if (rc == 0 && out != NULL)
     rc = berth_store_task_get(st, t.id, out, err);
   free(t.id);
+  free(t.state);
   berth_stack_free(s);
   return rc;
 }
@@ -169,7 +267,7 @@ berth_task_cancel(berth_store *st, const char *id, const char *actor, bool is_ad
     char note[160];
     snprintf(note, sizeof note, "%s by %s", strcmp(target, "CANCELED") == 0 ? "canceled" : "stopped",
              actor ? actor : "?");
-    rc = berth_store_task_transition(st, t->id, target, actor, note, note, -1, err);
+    rc = berth_action_task_transition(st, t->id, target, actor, note, note, -1, err);
     berth_task_free(t);
     if (rc == 0) {
       if (state_out)

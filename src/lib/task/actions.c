@@ -1,0 +1,124 @@
+/* State-changing actions with their audit records, committed together. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "berth/actions.h"
+#include "berth/audit.h"
+
+/* Runs the audit append inside the transaction the caller opened; rolls back on failure. */
+static int
+finish_audited(berth_store *st, int rc, const char *actor, const char *action, const char *target, cJSON *args,
+               berth_error **err)
+{
+  if (rc == 0)
+    rc = berth_audit_append(st, actor, action, target, args, "ok", err);
+  cJSON_Delete(args);
+  if (rc < 0) {
+    berth_store_rollback(st);
+    return rc;
+  }
+  return berth_store_commit(st, err);
+}
+
+static int
+stack_write(berth_store *st, const berth_stack *s, const char *actor, bool update, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc < 0)
+    return rc;
+  rc = update ? berth_store_stack_update(st, s, err) : berth_store_stack_create(st, s, err);
+  return finish_audited(st, rc, actor, update ? "stack.update" : "stack.create", s->name,
+                        rc == 0 ? berth_stack_to_json(s) : NULL, err);
+}
+
+int
+berth_action_stack_create(berth_store *st, const berth_stack *s, const char *actor, berth_error **err)
+{
+  return stack_write(st, s, actor, false, err);
+}
+
+int
+berth_action_stack_update(berth_store *st, const berth_stack *s, const char *actor, berth_error **err)
+{
+  return stack_write(st, s, actor, true, err);
+}
+
+int
+berth_action_stack_delete(berth_store *st, const char *name, const char *actor, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_store_stack_delete(st, name, err);
+  return finish_audited(st, rc, actor, "stack.delete", name, NULL, err);
+}
+
+int
+berth_action_stack_lock(berth_store *st, const char *name, const char *actor, const char *note, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_store_stack_lock(st, name, actor, note, err);
+  cJSON *args = cJSON_CreateObject();
+  if (note)
+    cJSON_AddStringToObject(args, "note", note);
+  return finish_audited(st, rc, actor, "stack.lock", name, args, err);
+}
+
+int
+berth_action_stack_unlock(berth_store *st, const char *name, const char *actor, bool force, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_store_stack_unlock(st, name, actor, force, err);
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddBoolToObject(args, "force", force);
+  return finish_audited(st, rc, actor, "stack.unlock", name, args, err);
+}
+
+int
+berth_action_task_transition(berth_store *st, const char *id, const char *state, const char *actor, const char *note,
+                             const char *reason, int exit_code, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_store_task_transition(st, id, state, actor, note, reason, exit_code, err);
+  char action[32] = "task.";
+  for (size_t i = 0; state[i] && i < sizeof action - 6; i++)
+    action[5 + i] = (char) tolower((unsigned char) state[i]), action[6 + i] = '\0';
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "state", state);
+  if (note)
+    cJSON_AddStringToObject(args, "note", note);
+  if (reason)
+    cJSON_AddStringToObject(args, "reason", reason);
+  if (exit_code >= 0)
+    cJSON_AddNumberToObject(args, "exit_code", exit_code);
+  return finish_audited(st, rc, actor ? actor : "berth", action, id, args, err);
+}
+
+void
+berth_action_denied(berth_store *st, const char *actor, const char *action, const char *target, const char *message,
+                    const char *command_shown)
+{
+  cJSON *args = NULL;
+  if (command_shown) {
+    args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "command", command_shown);
+  }
+  char *outcome = NULL;
+  if (asprintf(&outcome, "denied: %s", message ? message : "") < 0)
+    outcome = NULL;
+  berth_error *e = NULL;
+  berth_audit_append(st, actor, action, target, args, outcome ? outcome : "denied", &e);
+  berth_error_free(e);
+  free(outcome);
+  cJSON_Delete(args);
+}
