@@ -25,7 +25,7 @@ static volatile int stop_following;
 static void
 on_sigint(int sig)
 {
-  (void)sig;
+  (void) sig;
   stop_following = 1;
 }
 
@@ -64,7 +64,7 @@ write_all(int fd, const char *data, size_t len)
     if (w < 0)
       return -1;
     data += w;
-    len -= (size_t)w;
+    len -= (size_t) w;
   }
   return 0;
 }
@@ -116,14 +116,14 @@ static int
 on_log_bytes(void *ud, const char *data, size_t len)
 {
   follow_state *f = ud;
-  f->offset += (long long)len;
+  f->offset += (long long) len;
   while (len > 0) {
     if (f->left == 0) {
-      f->hdr[f->hdr_len++] = (unsigned char)*data++;
+      f->hdr[f->hdr_len++] = (unsigned char) *data++;
       len--;
       if (f->hdr_len == LOG_HDR) {
         f->kind = f->hdr[0];
-        f->left = ((size_t)f->hdr[2] << 24) | ((size_t)f->hdr[3] << 16) | ((size_t)f->hdr[4] << 8) | f->hdr[5];
+        f->left = ((size_t) f->hdr[2] << 24) | ((size_t) f->hdr[3] << 16) | ((size_t) f->hdr[4] << 8) | f->hdr[5];
         f->hdr_len = 0;
       }
       continue;
@@ -475,19 +475,19 @@ render_stack(const cJSON *s)
   printf("subdir:         %s\n", str(s, "subdir") ? str(s, "subdir") : "-");
   printf("network:        %s\n", str(s, "network"));
   printf("pull policy:    %s\n", str(s, "pull_policy"));
-  printf("memory:         %s\n", mem > 0 ? berth_format_size((int64_t)mem, b1, sizeof b1) : "default");
-  printf("cpus:           %s\n", ncpu > 0 ? berth_format_cpus((int64_t)ncpu, b1, sizeof b1) : "default");
+  printf("memory:         %s\n", mem > 0 ? berth_format_size((int64_t) mem, b1, sizeof b1) : "default");
+  printf("cpus:           %s\n", ncpu > 0 ? berth_format_cpus((int64_t) ncpu, b1, sizeof b1) : "default");
   if (pids > 0)
-    printf("pids:           %lld\n", (long long)pids);
+    printf("pids:           %lld\n", (long long) pids);
   else
     printf("pids:           default\n");
   printf("timeout:        %s\n",
-         berth_format_duration((int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "timeout_ms")), b1,
+         berth_format_duration((int64_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "timeout_ms")), b1,
                                sizeof b1));
   printf("idle timeout:   %s\n",
-         berth_format_duration((int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "idle_timeout_ms")),
+         berth_format_duration((int64_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "idle_timeout_ms")),
                                b1, sizeof b1));
-  printf("keep versions:  %d\n", (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "keep_versions")));
+  printf("keep versions:  %d\n", (int) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "keep_versions")));
   const cJSON *e, *persist = cJSON_GetObjectItemCaseSensitive(s, "persist"),
                   *labels = cJSON_GetObjectItemCaseSensitive(s, "labels");
   printf("persist:       ");
@@ -526,8 +526,8 @@ render_stack_list(const cJSON *j)
   int wn = 4, wi = 5;
   cJSON_ArrayForEach(s, stacks)
   {
-    wn = (int)strlen(str(s, "name")) > wn ? (int)strlen(str(s, "name")) : wn;
-    wi = (int)strlen(str(s, "image")) > wi ? (int)strlen(str(s, "image")) : wi;
+    wn = (int) strlen(str(s, "name")) > wn ? (int) strlen(str(s, "name")) : wn;
+    wi = (int) strlen(str(s, "image")) > wi ? (int) strlen(str(s, "image")) : wi;
   }
   printf("%-*s  %-*s  %-7s  %-6s  %s\n", wn, "NAME", wi, "IMAGE", "NETWORK", "LOCKED", "LABELS");
   cJSON_ArrayForEach(s, stacks)
@@ -644,7 +644,7 @@ render_audit(const cJSON *j)
   {
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(r, "args");
     printf("%-6lld %-20s %-14s %-16s %-30s %s\n",
-           (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "id")), str(r, "time"), str(r, "actor"),
+           (long long) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "id")), str(r, "time"), str(r, "actor"),
            str(r, "action"), str(r, "target") ? str(r, "target") : "-", str(r, "outcome"));
     if (args != NULL && !cJSON_IsNull(args)) {
       char *a = cJSON_PrintUnformatted(args);

@@ -163,7 +163,7 @@ client_request_raw(client_conn *c, const char *method, const char *path, const c
   curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
   if (body) {
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
   }
   CURLcode cc = curl_easy_perform(c->curl);
   curl_slist_free_all(hdr);
@@ -219,10 +219,10 @@ on_stream(char *data, size_t size, size_t n, void *ud)
 static int
 on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
-  (void)a;
-  (void)b;
-  (void)c;
-  (void)d;
+  (void) a;
+  (void) b;
+  (void) c;
+  (void) d;
   stream_ctx *s = ud;
   return s->stop && *s->stop ? 1 : 0;
 }

@@ -71,7 +71,7 @@ key_create(int argc, char **argv)
   char *actor = cli_current_user();
   char *secret = NULL;
   berth_error *err = NULL;
-  if (berth_apikey_create(st, name, role, (const char *const *)stacks.v, stacks.n, actor, &secret, &err) < 0) {
+  if (berth_apikey_create(st, name, role, (const char *const *) stacks.v, stacks.n, actor, &secret, &err) < 0) {
     key_audit(st, actor, "key.create", name, "failed");
     rc = cli_fail(err);
   } else {
@@ -104,9 +104,9 @@ key_render_list(const cJSON *j)
     cJSON_ArrayForEach(s, stx)
     {
       int w = snprintf(stacks + off, sizeof stacks - off, "%s%s", off ? "," : "", s->valuestring);
-      if (w < 0 || (size_t)w >= sizeof stacks - off)
+      if (w < 0 || (size_t) w >= sizeof stacks - off)
         break;
-      off += (size_t)w;
+      off += (size_t) w;
     }
     printf("%-20s  %-12s  %-6s  %-24s  %-24s  %s%s\n",
            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "name")),

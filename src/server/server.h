@@ -1,7 +1,7 @@
 /* berth serve: the HTTP API front end (internal interfaces between the server's files).
  *
  * Threads: libmicrohttpd runs one thread per connection; each such thread opens its own store handle on first use
- * (srv_store), closed when the thread ends. Task submissions are handed to ONE long-lived spawner thread, because
+ * (srv_store), closed when the thread ends. Task submissions are handed to long-lived spawner threads, because
  * a supervisor started with die_with_parent gets PR_SET_PDEATHSIG, which fires when the *thread* that forked it
  * ends: a connection thread would take its supervisors down with it when the client disconnects. */
 #ifndef BERTH_SERVER_H

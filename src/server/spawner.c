@@ -1,8 +1,8 @@
-/* The spawner: one long-lived thread that runs every task submission of the server.
+/* The spawner: a few long-lived threads that run every task submission of the server.
  *
  * Supervisors are started with die_with_parent (PR_SET_PDEATHSIG), and the kernel sends that signal when the
  * THREAD that forked the child exits, not the process. Connection threads come and go with their clients, so they
- * must never fork a supervisor; this thread lives as long as the server, so a server crash (and only that) takes
+ * must never fork a supervisor; these threads live as long as the server, so a server crash (and only that) takes
  * the supervisors down, and the restart sweep records their tasks as interrupted. */
 #include <pthread.h>
 #include <signal.h>
@@ -20,9 +20,12 @@ typedef struct job {
   struct job *next;
 } job;
 
+#define SPAWNER_THREADS 4 /* submissions check Docker and fsync the store: a few run side by side */
+
 struct srv_spawner {
   char *home;
-  pthread_t thread;
+  pthread_t threads[SPAWNER_THREADS];
+  size_t n_threads;
   pthread_mutex_t mu;
   pthread_cond_t cond; /* jobs queued, job done, or closing */
   job *head, *tail;
@@ -74,9 +77,12 @@ srv_spawner_start(const char *home, srv_spawner **out, berth_error **err)
   sigset_t none, old;
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, &old);
-  int e = pthread_create(&sp->thread, NULL, spawner_main, sp);
+  int e = 0;
+  for (size_t i = 0; i < SPAWNER_THREADS && e == 0; i++)
+    if ((e = pthread_create(&sp->threads[i], NULL, spawner_main, sp)) == 0)
+      sp->n_threads++;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (e != 0) {
+  if (sp->n_threads == 0) {
     free(sp->home);
     free(sp);
     return berth_error_set_errno(err, BERTH_EINTERNAL, e, "start the task spawner thread");
@@ -132,7 +138,8 @@ srv_spawner_free(srv_spawner *sp)
   sp->ending = true;
   pthread_cond_broadcast(&sp->cond);
   pthread_mutex_unlock(&sp->mu);
-  pthread_join(sp->thread, NULL);
+  for (size_t i = 0; i < sp->n_threads; i++)
+    pthread_join(sp->threads[i], NULL);
   pthread_mutex_destroy(&sp->mu);
   pthread_cond_destroy(&sp->cond);
   free(sp->home);

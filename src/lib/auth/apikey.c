@@ -239,11 +239,11 @@ row_to_key(sqlite3_stmt *stmt)
   berth_apikey *k = calloc(1, sizeof *k);
   if (k == NULL)
     return NULL;
-  const char *cb = (const char *)sqlite3_column_text(stmt, 4);
-  k->id = strdup((const char *)sqlite3_column_text(stmt, 0));
-  k->name = strdup((const char *)sqlite3_column_text(stmt, 1));
-  k->role = strdup((const char *)sqlite3_column_text(stmt, 2));
-  stacks_parse((const char *)sqlite3_column_text(stmt, 3), &k->stacks);
+  const char *cb = (const char *) sqlite3_column_text(stmt, 4);
+  k->id = strdup((const char *) sqlite3_column_text(stmt, 0));
+  k->name = strdup((const char *) sqlite3_column_text(stmt, 1));
+  k->role = strdup((const char *) sqlite3_column_text(stmt, 2));
+  stacks_parse((const char *) sqlite3_column_text(stmt, 3), &k->stacks);
   k->created_by = cb ? strdup(cb) : NULL;
   k->created_at = sqlite3_column_int64(stmt, 5);
   k->last_used_at = sqlite3_column_int64(stmt, 6);
@@ -366,7 +366,8 @@ berth_apikey_cache_free(berth_apikey_cache *c)
 static void
 mac_of(const berth_apikey_cache *c, const char *s, unsigned char out[crypto_generichash_BYTES])
 {
-  crypto_generichash(out, crypto_generichash_BYTES, (const unsigned char *)s, strlen(s), c->mac_key, sizeof c->mac_key);
+  crypto_generichash(out, crypto_generichash_BYTES, (const unsigned char *) s, strlen(s), c->mac_key,
+                     sizeof c->mac_key);
 }
 
 /* Returns the entry index whose id, key MAC and hash MAC all match, or -1. Caller holds mu. */
@@ -379,7 +380,7 @@ cache_find(berth_apikey_cache *c, const char *id, const unsigned char *mac, cons
       continue;
     if (sodium_memcmp(e->mac, mac, crypto_generichash_BYTES) == 0
         && sodium_memcmp(e->hash_mac, hash_mac, crypto_generichash_BYTES) == 0)
-      return (int)i;
+      return (int) i;
   }
   return -1;
 }
@@ -401,7 +402,7 @@ cache_insert(berth_apikey_cache *c, const char *id, const unsigned char *mac, co
   memcpy(e->mac, mac, crypto_generichash_BYTES);
   memcpy(e->hash_mac, hash_mac, crypto_generichash_BYTES);
   e->used = true;
-  return (int)slot;
+  return (int) slot;
 }
 
 /* "berth_<12 hex>_<43 base64url>" -> id; false for anything else. */
@@ -448,14 +449,17 @@ berth_apikey_authenticate(berth_store *st, berth_apikey_cache *cache, const char
   char id[ID_HEX + 1];
   if (token == NULL || !parse_token(token, id))
     return berth_error_set(err, BERTH_EDENIED, "invalid API key");
-  int rc = ensure_schema(st, err);
-  if (rc < 0)
-    return rc;
+  int rc = 0;
   char sql[256];
   snprintf(sql, sizeof sql, "%s WHERE id = ? AND revoked_at = 0", select_cols);
   sqlite3_stmt *stmt = NULL;
-  if (sqlite3_prepare_v2(berth_store_db(st), sql, -1, &stmt, NULL) != SQLITE_OK)
-    return db_error(st, "look up API key", err);
+  /* the table exists on every store that has keys: create it only when the lookup cannot be prepared */
+  if (sqlite3_prepare_v2(berth_store_db(st), sql, -1, &stmt, NULL) != SQLITE_OK) {
+    if ((rc = ensure_schema(st, err)) < 0)
+      return rc;
+    if (sqlite3_prepare_v2(berth_store_db(st), sql, -1, &stmt, NULL) != SQLITE_OK)
+      return db_error(st, "look up API key", err);
+  }
   sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
   int s = sqlite3_step(stmt);
   if (s != SQLITE_ROW) {
@@ -465,7 +469,7 @@ berth_apikey_authenticate(berth_store *st, berth_apikey_cache *cache, const char
     return rc;
   }
   berth_apikey *k = row_to_key(stmt);
-  char *hash = strdup((const char *)sqlite3_column_text(stmt, 8));
+  char *hash = strdup((const char *) sqlite3_column_text(stmt, 8));
   sqlite3_finalize(stmt);
   if (k == NULL || hash == NULL) {
     berth_apikey_free(k);
