@@ -1,8 +1,10 @@
-/* /v1/stacks: list, create, get, patch, delete, lock and unlock. Secret values are always "***" in answers. */
+/* /v1/stacks: list, create, get, patch, delete, lock and unlock. Secret values are always "***" in answers.
+ * Changes go through berth_action_* (the change and its audit record commit together); refusals are audited here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/actions.h"
 #include "server.h"
 
 int
@@ -48,11 +50,11 @@ api_stack_create(srv_req *r, srv_resp *out)
   if (rc == 0)
     rc = srv_stack_apply_json(s, body, true, &err);
   if (rc == 0)
-    rc = berth_store_stack_create(r->st, s, &err);
+    rc = berth_action_stack_create(r->st, s, r->key->name, &err);
   cJSON *args = masked_args(body);
   const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "name"));
-  if (body)
-    srv_audit(r, "stack.create", nm ? nm : "-", args, rc < 0 ? err : NULL);
+  if (body && rc < 0)
+    srv_audit(r, "stack.create", nm ? nm : "-", args, err);
   cJSON_Delete(args);
   cJSON_Delete(body);
   if (rc < 0) {
@@ -96,9 +98,10 @@ api_stack_patch(srv_req *r, srv_resp *out)
   if (rc == 0)
     rc = srv_stack_apply_json(s, body, false, &err);
   if (rc == 0)
-    rc = berth_store_stack_update(r->st, s, &err);
+    rc = berth_action_stack_update(r->st, s, r->key->name, &err);
   cJSON *args = masked_args(body);
-  srv_audit(r, "stack.update", r->args[0], args, rc < 0 ? err : NULL);
+  if (rc < 0)
+    srv_audit(r, "stack.update", r->args[0], args, err);
   cJSON_Delete(args);
   cJSON_Delete(body);
   berth_stack_free(s);
@@ -114,8 +117,9 @@ int
 api_stack_delete(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
-  int rc = berth_store_stack_delete(r->st, r->args[0], &err);
-  srv_audit(r, "stack.delete", r->args[0], NULL, rc < 0 ? err : NULL);
+  int rc = berth_action_stack_delete(r->st, r->args[0], r->key->name, &err);
+  if (rc < 0)
+    srv_audit(r, "stack.delete", r->args[0], NULL, err);
   if (rc < 0)
     return srv_fail(out, err);
   cJSON *j = cJSON_CreateObject();
@@ -152,8 +156,9 @@ api_stack_lock(srv_req *r, srv_resp *out)
       rc = srv_json_string(body, "note", false, &note, &err);
   }
   if (rc == 0)
-    rc = berth_store_stack_lock(r->st, r->args[0], r->key->name, note, &err);
-  srv_audit(r, "stack.lock", r->args[0], body, rc < 0 ? err : NULL);
+    rc = berth_action_stack_lock(r->st, r->args[0], r->key->name, note, &err);
+  if (rc < 0)
+    srv_audit(r, "stack.lock", r->args[0], body, err);
   cJSON_Delete(body);
   if (rc < 0)
     return srv_fail(out, err);
@@ -170,10 +175,11 @@ api_stack_unlock(srv_req *r, srv_resp *out)
   if (rc == 0 && force && r->role < SRV_ROLE_ADMIN)
     rc = berth_error_set(&err, BERTH_EDENIED, "API key `%s`: only an admin may force an unlock", r->key->name);
   if (rc == 0)
-    rc = berth_store_stack_unlock(r->st, r->args[0], r->key->name, force, &err);
+    rc = berth_action_stack_unlock(r->st, r->args[0], r->key->name, force, &err);
   cJSON *args = cJSON_CreateObject();
   cJSON_AddBoolToObject(args, "force", force);
-  srv_audit(r, "stack.unlock", r->args[0], args, rc < 0 ? err : NULL);
+  if (rc < 0)
+    srv_audit(r, "stack.unlock", r->args[0], args, err);
   cJSON_Delete(args);
   if (rc < 0)
     return srv_fail(out, err);

@@ -26,7 +26,13 @@ api_task_create(srv_req *r, srv_resp *out)
   if (asprintf(&triggered, "key:%s", r->key->name) < 0)
     triggered = NULL;
   berth_task *t = NULL;
-  if (rc == 0) {
+  if (rc < 0) {
+    /* refused here, before berth_task_submit (which records its own outcomes, denials included) */
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "triggered_by", triggered ? triggered : "");
+    srv_audit(r, "task.submit", stack, args, err);
+    cJSON_Delete(args);
+  } else {
     berth_submit req = { .stack = stack,
                          .command = tr.command,
                          .skip_init = tr.skip_init,
@@ -40,14 +46,6 @@ api_task_create(srv_req *r, srv_resp *out)
                          .die_with_parent = true };
     rc = srv_spawner_submit(r->srv->spawner, &req, &t, &err);
   }
-  cJSON *args = cJSON_CreateObject();
-  if (tr.command)
-    cJSON_AddStringToObject(args, "command", tr.command);
-  if (t)
-    cJSON_AddStringToObject(args, "task", t->id);
-  cJSON_AddStringToObject(args, "triggered_by", triggered ? triggered : "");
-  srv_audit(r, "task.submit", stack, args, rc < 0 ? err : NULL);
-  cJSON_Delete(args);
   free(triggered);
   srv_task_request_clear(&tr);
   cJSON_Delete(body);
@@ -127,7 +125,8 @@ api_task_cancel(srv_req *r, srv_resp *out)
   int rc = get_scoped(r, &t, &err);
   if (rc == 0)
     rc = berth_task_cancel(r->st, t->id, r->key->name, r->role >= SRV_ROLE_ADMIN, &state, &err);
-  srv_audit(r, "task.cancel", t ? t->id : r->args[0], NULL, rc < 0 ? err : NULL);
+  if (rc < 0) /* a cancel that happens is recorded with its transition */
+    srv_audit(r, "task.cancel", t ? t->id : r->args[0], NULL, err);
   free(state);
   if (rc == 0) {
     char *id = strdup(t->id);
