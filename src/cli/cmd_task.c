@@ -28,7 +28,7 @@ static volatile sig_atomic_t stop_following;
 static void
 on_sigint(int sig)
 {
-  (void)sig;
+  (void) sig;
   stop_following = 1;
 }
 
@@ -49,7 +49,7 @@ write_fd(int fd, const char *data, size_t len)
     if (w < 0)
       return -1;
     data += w;
-    len -= (size_t)w;
+    len -= (size_t) w;
   }
   return 0;
 }
@@ -57,7 +57,7 @@ write_fd(int fd, const char *data, size_t len)
 static int
 on_record(void *ud, int kind, int phase, const char *data, size_t len)
 {
-  (void)phase;
+  (void) phase;
   follow_out *fo = ud;
   int fd = 1;
   if (fo->split && (kind != BERTH_LOG_STDOUT || fo->stdout_to_stderr))
@@ -103,7 +103,8 @@ follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
       rc = cli_fail(err);
       break;
     }
-    bool done = berth_task_state_is_terminal(t->state);
+    /* done when the task ended and its supervisor finished cleaning up (its last notes are in the log then) */
+    bool done = berth_task_state_is_terminal(t->state) && !berth_task_is_supervised(berth_store_home(st), id);
     berth_task_free(t);
     if (done) {
       berth_log_reader_read(r, on_record, fo, &err);
@@ -286,7 +287,7 @@ task_list(int argc, char **argv)
     } else if (c == 'l') {
       if (berth_parse_int64(optarg, 1, 1000000, &limit, &err) < 0)
         return cli_fail(err);
-      f.limit = (int)limit;
+      f.limit = (int) limit;
     } else if (c == 'j')
       json = true;
     else if (c == 'h') {

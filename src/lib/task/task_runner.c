@@ -86,9 +86,9 @@ note(runner *r, const char *fmt, ...)
   if (n < 0)
     return;
   size_t rlen = 0;
-  char *red = r->secrets ? berth_secrets_redact_string(r->secrets, msg, (size_t)n, &rlen) : NULL;
+  char *red = r->secrets ? berth_secrets_redact_string(r->secrets, msg, (size_t) n, &rlen) : NULL;
   const char *text = red ? red : msg;
-  size_t tlen = red ? rlen : (size_t)n;
+  size_t tlen = red ? rlen : (size_t) n;
   berth_buf line;
   berth_buf_init(&line, tlen + 2);
   berth_buf_append(&line, text, tlen);
@@ -112,7 +112,7 @@ transition(runner *r, const char *state, int phase, const char *note_text, const
   if (r->secrets && reason) {
     char *rr = berth_secrets_redact_string(r->secrets, reason, strlen(reason), NULL);
     int rc = berth_action_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, rr ? rr : reason,
-                                         exit_code, err);
+                                          exit_code, err);
     free(rr);
     free(red);
     r->phase = phase;
@@ -326,7 +326,11 @@ resolve_image(runner *r, berth_error **err)
     }
     note(r, "pull failed (%s); retrying in %d s", (*err)->msg, 1 << (attempt - 1));
     berth_error_clear(err);
-    sleep(1u << (attempt - 1));
+    for (int waited = 0; waited < (10 << (attempt - 1)); waited++) {
+      if (stop_requested(r, false))
+        return berth_error_set(err, BERTH_EBUSY, "stopped on request");
+      usleep(100000);
+    }
   }
 }
 
@@ -397,11 +401,11 @@ container_body(runner *r)
   cJSON *so = cJSON_AddArrayToObject(hc, "SecurityOpt");
   cJSON_AddItemToArray(so, cJSON_CreateString("no-new-privileges"));
   int64_t mem = s->memory_bytes > 0 ? s->memory_bytes : r->cfg.default_memory;
-  cJSON_AddNumberToObject(hc, "Memory", (double)mem);
-  cJSON_AddNumberToObject(hc, "MemorySwap", (double)mem); /* equal to Memory: no swap */
-  cJSON_AddNumberToObject(hc, "PidsLimit", (double)(s->pids > 0 ? s->pids : BERTH_DEFAULT_PIDS));
+  cJSON_AddNumberToObject(hc, "Memory", (double) mem);
+  cJSON_AddNumberToObject(hc, "MemorySwap", (double) mem); /* equal to Memory: no swap */
+  cJSON_AddNumberToObject(hc, "PidsLimit", (double) (s->pids > 0 ? s->pids : BERTH_DEFAULT_PIDS));
   if (s->nano_cpus > 0)
-    cJSON_AddNumberToObject(hc, "NanoCpus", (double)s->nano_cpus);
+    cJSON_AddNumberToObject(hc, "NanoCpus", (double) s->nano_cpus);
   cJSON_AddBoolToObject(hc, "Init", 1);
   cJSON_AddBoolToObject(hc, "Privileged", 0);
   cJSON_AddBoolToObject(hc, "AutoRemove", 0);
@@ -437,7 +441,7 @@ lookup_passwd(runner *r, const char *name, unsigned *uid, unsigned *gid)
       char chunk[8192];
       ssize_t n;
       while ((n = archive_read_data(a, chunk, sizeof chunk)) > 0)
-        berth_buf_append(&text, chunk, (size_t)n);
+        berth_buf_append(&text, chunk, (size_t) n);
       char *save = NULL;
       for (char *line = text.data ? strtok_r(text.data, "\n", &save) : NULL; line && !found;
            line = strtok_r(NULL, "\n", &save)) {
@@ -450,8 +454,8 @@ lookup_passwd(runner *r, const char *name, unsigned *uid, unsigned *gid)
             *p++ = '\0';
         }
         if (f[0] && f[3] && strcmp(f[0], name) == 0) {
-          *uid = (unsigned)strtoul(f[2], NULL, 10);
-          *gid = (unsigned)strtoul(f[3], NULL, 10);
+          *uid = (unsigned) strtoul(f[2], NULL, 10);
+          *gid = (unsigned) strtoul(f[3], NULL, 10);
           found = true;
         }
       }
@@ -481,8 +485,8 @@ resolve_user(runner *r, const cJSON *image)
   unsigned long v = strtoul(user, &end, 10);
   bool numeric = end && *end == '\0' && user[0];
   if (numeric) {
-    r->uid = (unsigned)v;
-    r->gid = (unsigned)v;
+    r->uid = (unsigned) v;
+    r->gid = (unsigned) v;
   } else if (!lookup_passwd(r, user, &r->uid, &r->gid)) {
     note(r, "warning: user `%s` of image %s not found in its /etc/passwd; the workspace belongs to root", user,
          r->s->image);
@@ -491,7 +495,7 @@ resolve_user(runner *r, const cJSON *image)
   if (group) {
     unsigned long g = strtoul(group, &end, 10);
     if (end && *end == '\0')
-      r->gid = (unsigned)g;
+      r->gid = (unsigned) g;
   }
 }
 
@@ -531,8 +535,8 @@ upload_workspace(runner *r, berth_error **err)
     return rc;
   rc = berth_docker_archive_put(r->d, r->container, "/", false, ws_produce, ws, err);
   if (rc == 0) {
-    note(r, "workspace uploaded: %llu entries, %llu bytes%s", (unsigned long long)berth_ws_stream_entries(ws),
-         (unsigned long long)berth_ws_stream_bytes(ws), state_dir ? " (with persisted state)" : "");
+    note(r, "workspace uploaded: %llu entries, %llu bytes%s", (unsigned long long) berth_ws_stream_entries(ws),
+         (unsigned long long) berth_ws_stream_bytes(ws), state_dir ? " (with persisted state)" : "");
     r->uploaded = true;
   }
   berth_ws_stream_free(ws);
@@ -559,7 +563,7 @@ persist_state(runner *r)
     cleanup_free char *src = NULL, *dest = NULL;
     const char *slash = strrchr(p, '/');
     if (asprintf(&src, "%s/%s", r->workdir, p) < 0
-        || asprintf(&dest, "%s/%.*s", tmp, slash ? (int)(slash - p) : 0, p) < 0)
+        || asprintf(&dest, "%s/%.*s", tmp, slash ? (int) (slash - p) : 0, p) < 0)
       break;
     berth_buf tar;
     berth_buf_init(&tar, PERSIST_CAP);
@@ -599,7 +603,7 @@ persist_state(runner *r)
       note(r, "warning: cannot save persisted paths: %s", e->msg);
       berth_error_clear(&e);
     } else {
-      note(r, "persisted %zu path%s as state version %lld", saved, saved == 1 ? "" : "s", (long long)version);
+      note(r, "persisted %zu path%s as state version %lld", saved, saved == 1 ? "" : "s", (long long) version);
     }
   }
   free(tmp);
@@ -679,7 +683,7 @@ perform(runner *r, outcome *o)
   }
   if (status == 137)
     note(r, "the command was killed (SIGKILL); if it reached the memory limit of %lld MiB, it ran out of memory",
-         (long long)((r->s->memory_bytes > 0 ? r->s->memory_bytes : BERTH_DEFAULT_MEMORY) >> 20));
+         (long long) ((r->s->memory_bytes > 0 ? r->s->memory_bytes : BERTH_DEFAULT_MEMORY) >> 20));
   if (status != 0) {
     note(r, "command exited with status %d", status);
     set_failure(o, status, "command exited with status %d", status);
@@ -812,7 +816,7 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
   int rc = berth_task_hold(berth_store_home(st), task_id, &hold_fd, err);
   if (rc < 0)
     return rc;
-  rc = berth_store_task_set_supervisor(st, task_id, (int)getpid(), err);
+  rc = berth_store_task_set_supervisor(st, task_id, (int) getpid(), err);
   if (rc == 0)
     rc = berth_store_task_get(st, task_id, &r.t, err);
   if (rc == 0)
