@@ -281,7 +281,8 @@ test_data_cases(void **state)
 {
   (void)state;
   char dir[4096];
-  snprintf(dir, sizeof dir, "%s/redact", src_dir_data());
+  if (snprintf(dir, sizeof dir, "%s/redact", src_dir_data()) >= (int) sizeof dir)
+    fail_msg("test data path too long");
   DIR *d = opendir(dir);
   if (d == NULL)
     fail_msg("no case directory %s", dir);
@@ -292,7 +293,8 @@ test_data_cases(void **state)
     if (n < 5 || strcmp(de->d_name + n - 5, ".json") != 0)
       continue;
     char path[8192];
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int) sizeof path)
+      continue;
     total += run_case_file(path);
   }
   closedir(d);

@@ -341,8 +341,8 @@ test_validation(void **state)
                               "-lead",
                               ".hidden",
                               "x\n",
-                              "this-name-is-way-too-long-for-a-stack-"
-                              "name-0123456789012345678901234567" };
+                              ("this-name-is-way-too-long-for-a-stack-"
+                               "name-0123456789012345678901234567") };
   for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
     assert_int_equal(berth_stack_validate_name(bad_names[i], &err), BERTH_EINVAL);
     assert_non_null(strstr(err->msg, "stack name"));

@@ -521,7 +521,7 @@ upload_workspace(runner *r, berth_error **err)
   if (rc < 0)
     return rc;
   berth_ws_opts o = { .project_dir = r->s->project_dir,
-                      .prefix = BERTH_SOURCE_DIR + 1,
+                      .prefix = &BERTH_SOURCE_DIR[1],
                       .overlay_dir = state_dir,
                       .overlay_subdir = r->s->subdir,
                       .uid = r->uid,
