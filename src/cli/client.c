@@ -756,6 +756,10 @@ client_main(int argc, char **argv)
     rc = cmd_audit_client(c, sub_argc, sub);
   else if (strcmp(cmd, "key") == 0)
     rc = cmd_key_client(c, sub_argc, sub);
+  else if (strcmp(cmd, "image") == 0)
+    rc = client_image(c, sub_argc, sub);
+  else if (strcmp(cmd, "policy") == 0)
+    rc = client_policy(c, sub_argc, sub);
   else
     rc = cli_usage_error("`berth %s` is not available against a server yet (use the HTTP API: docs/http-api.md)", cmd);
   client_conn_free(c);

@@ -14,7 +14,8 @@ api_image_rules(srv_req *r, srv_resp *out)
   return j ? srv_ok(out, 200, j) : srv_fail(out, err);
 }
 
-/* POST /v1/images/rules {"pattern": "...", "kind": "allow"|"deny"}: 201 when added, 200 when it already existed. */
+/* POST /v1/images/rules {"pattern": "...", "kind": "allow"|"deny"}: 201 when added, 200 when it already existed;
+ * the answer is the rule list plus "pattern" (the normalized form) and "added". */
 int
 api_image_rule_add(srv_req *r, srv_resp *out)
 {
@@ -43,7 +44,14 @@ api_image_rule_add(srv_req *r, srv_resp *out)
   if (rc < 0)
     return srv_fail(out, err);
   cJSON *j = berth_allowlist_list_json(r->st, &err);
-  return j ? srv_ok(out, added == 0 ? 201 : 200, j) : srv_fail(out, err);
+  if (j == NULL)
+    return srv_fail(out, err);
+  char *norm = berth_allowlist_normalize_pattern(pattern, &err);
+  berth_error_clear(&err);
+  cJSON_AddStringToObject(j, "pattern", norm ? norm : pattern);
+  cJSON_AddBoolToObject(j, "added", added == 0);
+  free(norm);
+  return srv_ok(out, added == 0 ? 201 : 200, j);
 }
 
 /* DELETE /v1/images/rules?pattern=... (patterns hold slashes, so they travel in the query). */

@@ -538,6 +538,40 @@ def test_cli_client(keys):
     wait_task(keys["w1"], t1.strip())
 
 
+def test_cli_governance(keys):
+    env = {"BERTH_SERVER": SRV.url("tcp"), "BERTH_API_KEY": keys["adm"]}
+    r1 = berth("image", "allow", "berth/*", env=env)
+    check("client image allow prints the normalized rule", r1[0] == 0 and r1[1] == "allowed docker.io/berth/*:latest\n",
+          r1)
+    r_local, r_client = berth("image", "allow", "berth/*"), berth("image", "allow", "berth/*", env=env)
+    check("client and local agree on an existing rule", r_local == r_client and "already exists" in r_client[1],
+          (r_local, r_client))
+    for args in (["image", "list"], ["image", "list", "--json"], ["image", "check", "berth/busybox:latest"],
+                 ["image", "check", "alpine", "--json"], ["image", "check", "alpine"], ["policy", "list"]):
+        a, b = berth(*args), berth(*args, env=env)
+        check("`berth %s` is the same locally and through the server" % " ".join(args), a == b, (a, b))
+    pol = os.path.join(TMP, "pol.json")
+    with open(pol, "w") as f:
+        json.dump([{"name": "no-destroy", "command": "^terraform\\s+destroy", "decision": "deny", "message": "no"},
+                   {"name": "weekend", "stacks": ["prod-*"], "when": {"weekdays": ["sat"]}, "decision": "deny"}], f)
+    r = berth("policy", "add", pol, env=env)
+    check("client policy add", r[0] == 0 and r[1] == "added 2 policy rules: no-destroy, weekend\n", r)
+    a, b = berth("policy", "list"), berth("policy", "list", env=env)
+    check("`berth policy list` with rules is the same locally and through the server", a == b and "weekend" in a[1],
+          (a, b))
+    with open(pol, "w") as f:
+        f.write('{"name": "bad", "decision": "maybe"}')
+    a, b = berth("policy", "add", pol), berth("policy", "add", pol, env=env)
+    check("a bad policy file: same message and exit code", (a[0], a[2]) == (b[0], b[2]) and a[0] != 0, (a, b))
+    for name in ("no-destroy", "weekend"):
+        r = berth("policy", "remove", name, env=env)
+        check("client policy remove %s" % name, r[0] == 0 and r[1] == "removed policy rule %s\n" % name, r)
+    r = berth("image", "remove", "berth/*", env=env)
+    check("client image remove", r[0] == 0 and r[1] == "removed image rule docker.io/berth/*:latest\n", r)
+    r = berth("image", "allow", "berth/*", env={"BERTH_SERVER": SRV.url("tcp"), "BERTH_API_KEY": keys["w1"]})
+    check("client image allow as a writer is refused (125)", r[0] == 125 and "admin" in r[2], r)
+
+
 def test_keys_api(keys):
     st, j, _, _ = req("POST", "/v1/keys", keys["adm"], {"name": "api-made", "role": "reader"})
     check("an admin creates a key through the API; the answer holds it once", st == 201 and j["key"].startswith("berth_"),
@@ -689,6 +723,7 @@ def main():
         test_concurrency(keys)
         test_bad_requests(keys)
         test_cli_client(keys)
+        test_cli_governance(keys)
         test_keys_api(keys)
         test_restart(keys)
         test_sigterm(keys)
