@@ -2,17 +2,25 @@
 """A proxy for the Docker socket, for fault injection: the tests point DOCKER_HOST at it and kill it mid-task to
 make the daemon vanish, or make it answer container creation with an error that echoes the request's environment
 (as some daemon errors do), things a real daemon can't be asked to do on demand.
-usage: docker_proxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--echo-env-on-create]"""
+With --record FILE it appends every request's line and headers to FILE (to check what berth sends).
+usage: docker_proxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--echo-env-on-create] [--record FILE]"""
 import json
 import os
 import socket
 import sys
 import threading
 
-args = [a for a in sys.argv[1:] if not a.startswith("--")]
+argv = sys.argv[1:]
+record = None
+if "--record" in argv:
+    i = argv.index("--record")
+    record = argv[i + 1]
+    del argv[i:i + 2]
+args = [a for a in argv if not a.startswith("--")]
 listen_path = args[0]
 upstream = args[1] if len(args) > 1 else "/var/run/docker.sock"
-echo_env = "--echo-env-on-create" in sys.argv
+echo_env = "--echo-env-on-create" in argv
+record_lock = threading.Lock()
 
 
 def read_request(c):
@@ -60,7 +68,10 @@ def maybe_fail_create(c):
         c.close()
         return
     head, body = req
-    if b"/containers/create" in head.split(b"\r\n")[0]:
+    if record:
+        with record_lock, open(record, "ab") as f:
+            f.write(head + b"\r\n\r\n")
+    if echo_env and b"/containers/create" in head.split(b"\r\n")[0]:
         env = json.loads(body or b"{}").get("Env", [])
         msg = json.dumps({"message": "invalid environment: " + " ".join(env)}).encode()
         c.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
@@ -85,7 +96,7 @@ def serve():
     srv.listen(64)
     while True:
         c, _ = srv.accept()
-        if echo_env:
+        if echo_env or record:
             threading.Thread(target=maybe_fail_create, args=(c,), daemon=True).start()
             continue
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
