@@ -40,18 +40,15 @@ api_image_rule_add(srv_req *r, srv_resp *out)
   if (body)
     srv_audit(r, kind && strcmp(kind, "deny") == 0 ? "image.deny" : "image.allow", pattern ? pattern : "-", body,
               rc < 0 ? err : NULL);
-  cJSON_Delete(body);
-  if (rc < 0)
-    return srv_fail(out, err);
-  cJSON *j = berth_allowlist_list_json(r->st, &err);
-  if (j == NULL)
-    return srv_fail(out, err);
-  char *norm = berth_allowlist_normalize_pattern(pattern, &err);
-  berth_error_clear(&err);
-  cJSON_AddStringToObject(j, "pattern", norm ? norm : pattern);
-  cJSON_AddBoolToObject(j, "added", added == 0);
+  char *norm = rc >= 0 ? berth_allowlist_normalize_pattern(pattern, &err) : NULL; /* 1: the rule was there */
+  cJSON *j = norm ? berth_allowlist_list_json(r->st, &err) : NULL;
+  if (j) {
+    cJSON_AddStringToObject(j, "pattern", norm);
+    cJSON_AddBoolToObject(j, "added", added == 0);
+  }
   free(norm);
-  return srv_ok(out, added == 0 ? 201 : 200, j);
+  cJSON_Delete(body); /* pattern and kind point into it */
+  return j ? srv_ok(out, added == 0 ? 201 : 200, j) : srv_fail(out, err);
 }
 
 /* DELETE /v1/images/rules?pattern=... (patterns hold slashes, so they travel in the query). */

@@ -744,6 +744,13 @@ def main():
             if ids:
                 subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
         del left
+        # a server that crashed or reported a sanitizer error fails the test, with its stderr shown
+        for name in sorted(os.listdir(TMP)):
+            if name.startswith("serve-") and name.endswith(".err"):
+                text = open(os.path.join(TMP, name), errors="replace").read()
+                if "Sanitizer" in text or "runtime error" in text:
+                    at = max(0, min(i for i in (text.find("Sanitizer"), text.find("runtime error")) if i >= 0) - 200)
+                    check("server log %s is free of sanitizer reports" % name, False, text[at:at + 4000])
         shutil.rmtree(TMP, ignore_errors=True)
     print("%d passed, %d failed" % (passes, fails))
     sys.exit(1 if fails else 0)
