@@ -553,11 +553,13 @@ start_listener(srv_ctx *srv, listener *l, const char *cert, const char *key, uns
 /* ---- shutdown ---- */
 
 static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t n_signals; /* a second SIGTERM/SIGINT ends the grace period at once */
 
 static void
 on_signal(int sig)
 {
   got_signal = sig;
+  n_signals++;
 }
 
 static void
@@ -642,7 +644,7 @@ shutdown_tasks(srv_ctx *srv, berth_store *st, int64_t grace_ms)
   if (alive > 0)
     fprintf(stderr, "berth: waiting up to %lld s for %d performing task(s) to finish\n", (long long) (grace_ms / 1000),
             alive);
-  while (alive > 0 && berth_now_ms() < deadline) {
+  while (alive > 0 && berth_now_ms() < deadline && n_signals < 2) {
     sleep_ms(100);
     reap();
     alive = kill_supervisors(st, false);
@@ -742,7 +744,7 @@ srv_run(const srv_options *o, berth_error **err)
       MHD_stop_daemon(ls[i].d);
     else if (ls[i].fd >= 0)
       close(ls[i].fd);
-    if (ls[i].unix_path && rc < 0 && ls[i].fd >= 0)
+    if (ls[i].unix_path && rc < 0) /* ours (a shutdown removed it already, when it stopped accepting) */
       unlink(ls[i].unix_path);
     free(ls[i].unix_path);
     free(ls[i].spec);
