@@ -15,60 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dlfcn.h>
 #include <microhttpd.h>
 
 #include "berth/buf.h"
 #include "berth/docker.h"
 #include "berth/task_queue.h"
 #include "server.h"
-
-/* ---- libmicrohttpd, bound at run time ----
- * The build links the berth executable against libberth's dependencies only, so the server resolves the few
- * libmicrohttpd functions it calls from the installed shared library when it starts (same ABI, same header). */
-#define MHD_FUNCS(X)                                                                                                   \
-  X(MHD_start_daemon)                                                                                                  \
-  X(MHD_stop_daemon)                                                                                                   \
-  X(MHD_quiesce_daemon)                                                                                                \
-  X(MHD_create_response_from_callback)                                                                                 \
-  X(MHD_create_response_from_buffer)                                                                                   \
-  X(MHD_add_response_header)                                                                                           \
-  X(MHD_queue_response)                                                                                                \
-  X(MHD_destroy_response)                                                                                              \
-  X(MHD_lookup_connection_value)                                                                                       \
-  X(MHD_get_connection_info)                                                                                           \
-  X(MHD_set_connection_option)
-
-#define MHD_FIELD(name) __typeof__(name) *name;
-static struct {
-  MHD_FUNCS(MHD_FIELD)
-} mhd; /* written once by mhd_load, before any thread starts; read-only afterwards */
-
-static int
-mhd_load(berth_error **err)
-{
-  if (mhd.MHD_start_daemon != NULL)
-    return 0;
-  void *h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
-  if (h == NULL)
-    return berth_error_set(err, BERTH_EINTERNAL, "load libmicrohttpd (libmicrohttpd.so.12): %s", dlerror());
-#define MHD_LOAD(name)                                                                                                 \
-  if ((*(void **) &mhd.name = dlsym(h, #name)) == NULL)                                                                \
-    return berth_error_set(err, BERTH_EINTERNAL, "libmicrohttpd has no %s", #name);
-  MHD_FUNCS(MHD_LOAD)
-  return 0;
-}
-#define MHD_start_daemon mhd.MHD_start_daemon
-#define MHD_stop_daemon mhd.MHD_stop_daemon
-#define MHD_quiesce_daemon mhd.MHD_quiesce_daemon
-#define MHD_create_response_from_callback mhd.MHD_create_response_from_callback
-#define MHD_create_response_from_buffer mhd.MHD_create_response_from_buffer
-#define MHD_add_response_header mhd.MHD_add_response_header
-#define MHD_queue_response mhd.MHD_queue_response
-#define MHD_destroy_response mhd.MHD_destroy_response
-#define MHD_lookup_connection_value mhd.MHD_lookup_connection_value
-#define MHD_get_connection_info mhd.MHD_get_connection_info
-#define MHD_set_connection_option mhd.MHD_set_connection_option
 
 /* ---- the route table: every endpoint, with the least role that may call it ---- */
 static const srv_route routes[] = {
@@ -677,8 +629,6 @@ srv_run(const srv_options *o, berth_error **err)
     if ((cert = read_file(o->tls_cert, err)) == NULL || (key = read_file(o->tls_key, err)) == NULL)
       rc = BERTH_EINVAL;
   }
-  if (rc == 0)
-    rc = mhd_load(err);
   if (rc == 0)
     rc = berth_store_open(o->home, &st, err);
   if (rc == 0)
