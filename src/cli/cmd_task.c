@@ -329,36 +329,48 @@ task_list(int argc, char **argv)
   return 0;
 }
 
+/* Parses `ID [FLAG]` for show and logs (FLAG: the one boolean option, alias may be NULL), then opens the store and
+ * loads the task. Returns 0 with *st and *t set, -1 after printing help, or an exit status. */
+static int
+one_task_args(int argc, char **argv, const char *flag, const char *alias, bool *flag_set, const char *help,
+              berth_store **st, berth_task **t)
+{
+  const char *id = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], flag) == 0 || (alias && strcmp(argv[i], alias) == 0))
+      *flag_set = true;
+    else if (strcmp(argv[i], "--help") == 0) {
+      fputs(help, stdout);
+      return -1;
+    } else if (argv[i][0] == '-')
+      return cli_usage_error("task %s: unknown option `%s`", argv[0], argv[i]);
+    else if (id == NULL)
+      id = argv[i];
+    else
+      return cli_usage_error("task %s: unexpected argument `%s`", argv[0], argv[i]);
+  }
+  if (id == NULL)
+    return cli_usage_error("task %s: which task? (berth task %s ID)", argv[0], argv[0]);
+  int rc = cli_open_store(st);
+  if (rc)
+    return rc;
+  berth_error *err = NULL;
+  if (berth_store_task_get(*st, id, t, &err) < 0) {
+    berth_store_close(*st);
+    return cli_fail(err);
+  }
+  return 0;
+}
+
 static int
 task_show(int argc, char **argv)
 {
   bool json = false;
-  const char *id = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--json") == 0)
-      json = true;
-    else if (strcmp(argv[i], "--help") == 0) {
-      printf("usage: berth task show ID [--json]\n");
-      return 0;
-    } else if (argv[i][0] == '-')
-      return cli_usage_error("task show: unknown option `%s`", argv[i]);
-    else if (id == NULL)
-      id = argv[i];
-    else
-      return cli_usage_error("task show: unexpected argument `%s`", argv[i]);
-  }
-  if (id == NULL)
-    return cli_usage_error("task show: which task? (berth task show ID)");
   berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc)
-    return rc;
-  berth_error *err = NULL;
   berth_task *t = NULL;
-  if (berth_store_task_get(st, id, &t, &err) < 0) {
-    berth_store_close(st);
-    return cli_fail(err);
-  }
+  int rc = one_task_args(argc, argv, "--json", NULL, &json, "usage: berth task show ID [--json]\n", &st, &t);
+  if (rc)
+    return rc < 0 ? 0 : rc;
   berth_secrets *shown = berth_display_secrets(st, t->stack);
   cJSON *j = berth_task_to_json_redacted(t, shown);
   berth_secrets_free(shown);
@@ -376,33 +388,15 @@ static int
 task_logs(int argc, char **argv)
 {
   bool follow = false;
-  const char *id = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0)
-      follow = true;
-    else if (strcmp(argv[i], "--help") == 0) {
-      printf("usage: berth task logs ID [--follow]\n\nPrints the stored (redacted) log of a task: every phase, in "
-             "order.\nWith --follow, keeps printing until the task ends; Ctrl-C stops following only.\n");
-      return 0;
-    } else if (argv[i][0] == '-')
-      return cli_usage_error("task logs: unknown option `%s`", argv[i]);
-    else if (id == NULL)
-      id = argv[i];
-    else
-      return cli_usage_error("task logs: unexpected argument `%s`", argv[i]);
-  }
-  if (id == NULL)
-    return cli_usage_error("task logs: which task? (berth task logs ID)");
   berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc)
-    return rc;
-  berth_error *err = NULL;
   berth_task *t = NULL;
-  if (berth_store_task_get(st, id, &t, &err) < 0) {
-    berth_store_close(st);
-    return cli_fail(err);
-  }
+  int rc = one_task_args(argc, argv, "--follow", "-f", &follow,
+                         "usage: berth task logs ID [--follow]\n\nPrints the stored (redacted) log of a task: every "
+                         "phase, in order.\nWith --follow, keeps printing until the task ends; Ctrl-C stops "
+                         "following only.\n",
+                         &st, &t);
+  if (rc)
+    return rc < 0 ? 0 : rc;
   struct sigaction sa = { .sa_handler = on_sigint };
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);

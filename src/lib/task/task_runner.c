@@ -28,6 +28,13 @@
 #define PASSWD_CAP (4u * 1024u * 1024u)
 #define PULL_ATTEMPTS 4
 
+struct runner;
+/* One per output stream: what a redactor hands on goes to the log as that stream's records. */
+typedef struct stream_sink {
+  struct runner *r;
+  int kind; /* BERTH_LOG_STDOUT or BERTH_LOG_STDERR */
+} stream_sink;
+
 typedef struct runner {
   berth_store *st;
   berth_config cfg;
@@ -37,6 +44,7 @@ typedef struct runner {
   berth_task_log *log;
   berth_secrets *secrets;
   berth_redactor *out, *err; /* one per output stream */
+  stream_sink out_sink, err_sink;
   int phase;
   char *container;
   char *workdir;
@@ -54,21 +62,11 @@ typedef struct runner {
 /* ---- log sinks ---- */
 
 static int
-sink_stdout(void *ud, const char *data, size_t len)
+sink_to_log(void *ud, const char *data, size_t len)
 {
-  runner *r = ud;
+  stream_sink *ss = ud;
   berth_error *e = NULL;
-  int rc = berth_task_log_write(r->log, BERTH_LOG_STDOUT, r->phase, data, len, &e);
-  berth_error_free(e);
-  return rc;
-}
-
-static int
-sink_stderr(void *ud, const char *data, size_t len)
-{
-  runner *r = ud;
-  berth_error *e = NULL;
-  int rc = berth_task_log_write(r->log, BERTH_LOG_STDERR, r->phase, data, len, &e);
+  int rc = berth_task_log_write(ss->r->log, ss->kind, ss->r->phase, data, len, &e);
   berth_error_free(e);
   return rc;
 }
@@ -148,10 +146,12 @@ setup_secrets(runner *r, berth_error **err)
       if (rc == 1)
         note(r, "warning: secret variable %s is too short to be masked in the output", sets[k][i].key);
     }
-  r->out = berth_redactor_new(r->secrets, sink_stdout, r, err);
+  r->out_sink = (stream_sink){ .r = r, .kind = BERTH_LOG_STDOUT };
+  r->err_sink = (stream_sink){ .r = r, .kind = BERTH_LOG_STDERR };
+  r->out = berth_redactor_new(r->secrets, sink_to_log, &r->out_sink, err);
   if (r->out == NULL)
     return BERTH_EINTERNAL;
-  r->err = berth_redactor_new(r->secrets, sink_stderr, r, err);
+  r->err = berth_redactor_new(r->secrets, sink_to_log, &r->err_sink, err);
   if (r->err == NULL)
     return BERTH_EINTERNAL;
   return 0;
