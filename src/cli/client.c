@@ -84,9 +84,10 @@ has_flag(int argc, char **argv, const char *flag)
   return false;
 }
 
-/* A GET whose answer is printed as JSON (--json) or handed to render. */
+/* A GET whose answer is printed as JSON (--json) or handed to render; the exit status is status(answer), or 0. */
 static int
-get_and_show(client_conn *c, const char *path, bool json, void (*render)(const cJSON *))
+get_and_show_status(client_conn *c, const char *path, bool json, void (*render)(const cJSON *),
+                    int (*status)(const cJSON *))
 {
   berth_error *err = NULL;
   cJSON *j = NULL;
@@ -96,8 +97,15 @@ get_and_show(client_conn *c, const char *path, bool json, void (*render)(const c
     cli_print_json(j);
   else
     render(j);
+  int rc = status ? status(j) : 0;
   cJSON_Delete(j);
-  return 0;
+  return rc;
+}
+
+static int
+get_and_show(client_conn *c, const char *path, bool json, void (*render)(const cJSON *))
+{
+  return get_and_show_status(c, path, json, render, NULL);
 }
 
 /* ---- following a log: records ([kind][phase][len:4][bytes]) split to stdout / stderr, as local mode does ---- */
@@ -442,103 +450,35 @@ task_cancel(client_conn *c, int argc, char **argv)
 /* ---- stack ---- */
 
 static void
-print_strv(const char *title, const cJSON *a)
-{
-  if (cJSON_GetArraySize(a) == 0)
-    return;
-  printf("%s:\n", title);
-  int i = 0;
-  const cJSON *e;
-  cJSON_ArrayForEach(e, a) printf("  %d. %s\n", ++i, e->valuestring ? e->valuestring : "");
-}
-
-static const char *
-fmt_time_iso(const char *iso, char *buf, size_t len)
-{
-  /* "2026-11-25T08:01:02.345Z" -> "2026-11-25T08:01:02Z" (the local renderer's form) */
-  if (iso == NULL || strlen(iso) < 19)
-    return "-";
-  snprintf(buf, len, "%.19sZ", iso);
-  return buf;
-}
-
-static void
-render_stack(const cJSON *s)
-{
-  char b1[64], b2[64];
-  double mem = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "memory_bytes"));
-  double ncpu = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "nano_cpus"));
-  double pids = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "pids"));
-  printf("name:           %s\n", str(s, "name"));
-  printf("image:          %s\n", str(s, "image"));
-  printf("project dir:    %s\n", str(s, "project_dir") ? str(s, "project_dir") : "(none: empty workspace)");
-  printf("subdir:         %s\n", str(s, "subdir") ? str(s, "subdir") : "-");
-  printf("network:        %s\n", str(s, "network"));
-  printf("pull policy:    %s\n", str(s, "pull_policy"));
-  printf("memory:         %s\n", mem > 0 ? berth_format_size((int64_t) mem, b1, sizeof b1) : "default");
-  printf("cpus:           %s\n", ncpu > 0 ? berth_format_cpus((int64_t) ncpu, b1, sizeof b1) : "default");
-  if (pids > 0)
-    printf("pids:           %lld\n", (long long) pids);
-  else
-    printf("pids:           default\n");
-  printf("timeout:        %s\n",
-         berth_format_duration((int64_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "timeout_ms")), b1,
-                               sizeof b1));
-  printf("idle timeout:   %s\n",
-         berth_format_duration((int64_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "idle_timeout_ms")),
-                               b1, sizeof b1));
-  printf("keep versions:  %d\n", (int) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "keep_versions")));
-  const cJSON *e, *persist = cJSON_GetObjectItemCaseSensitive(s, "persist"),
-                  *labels = cJSON_GetObjectItemCaseSensitive(s, "labels");
-  printf("persist:       ");
-  cJSON_ArrayForEach(e, persist) printf(" %s", e->valuestring);
-  printf("%s\nlabels:        ", cJSON_GetArraySize(persist) ? "" : " -");
-  cJSON_ArrayForEach(e, labels) printf(" %s", e->valuestring);
-  printf("%s\n", cJSON_GetArraySize(labels) ? "" : " -");
-  const cJSON *lock = cJSON_GetObjectItemCaseSensitive(s, "lock");
-  if (cJSON_IsObject(lock))
-    printf("locked:         by %s since %s%s%s\n", str(lock, "owner"),
-           fmt_time_iso(str(lock, "locked_at"), b1, sizeof b1), str(lock, "note") ? ": " : "",
-           str(lock, "note") ? str(lock, "note") : "");
-  else
-    printf("locked:         no\n");
-  printf("created:        %s\n", fmt_time_iso(str(s, "created_at"), b1, sizeof b1));
-  printf("updated:        %s\n", fmt_time_iso(str(s, "updated_at"), b2, sizeof b2));
-  const cJSON *env = cJSON_GetObjectItemCaseSensitive(s, "env"),
-              *senv = cJSON_GetObjectItemCaseSensitive(s, "secret_env");
-  if (cJSON_GetArraySize(env))
-    printf("env:\n");
-  cJSON_ArrayForEach(e, env) printf("  %s=%s\n", e->string, e->valuestring);
-  if (cJSON_GetArraySize(senv))
-    printf("secret env:\n");
-  cJSON_ArrayForEach(e, senv) printf("  %s=***\n", e->string);
-  print_strv("before init", cJSON_GetObjectItemCaseSensitive(s, "before_init"));
-  print_strv("init", cJSON_GetObjectItemCaseSensitive(s, "init"));
-  print_strv("before perform", cJSON_GetObjectItemCaseSensitive(s, "before_perform"));
-  print_strv("after perform", cJSON_GetObjectItemCaseSensitive(s, "after_perform"));
-  print_strv("after run", cJSON_GetObjectItemCaseSensitive(s, "after_run"));
-}
-
-static void
 render_stack_list(const cJSON *j)
 {
-  const cJSON *stacks = cJSON_GetObjectItemCaseSensitive(j, "stacks"), *s;
-  int wn = 4, wi = 5;
-  cJSON_ArrayForEach(s, stacks)
-  {
-    wn = (int) strlen(str(s, "name")) > wn ? (int) strlen(str(s, "name")) : wn;
-    wi = (int) strlen(str(s, "image")) > wi ? (int) strlen(str(s, "image")) : wi;
-  }
-  printf("%-*s  %-*s  %-7s  %-6s  %s\n", wn, "NAME", wi, "IMAGE", "NETWORK", "LOCKED", "LABELS");
-  cJSON_ArrayForEach(s, stacks)
-  {
-    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(s, "labels"), *l;
-    printf("%-*s  %-*s  %-7s  %-6s  ", wn, str(s, "name"), wi, str(s, "image"), str(s, "network"),
-           cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "lock")) ? "yes" : "no");
-    int i = 0;
-    cJSON_ArrayForEach(l, labels) printf("%s%s", i++ ? "," : "", l->valuestring);
-    printf("%s\n", i ? "" : "-");
-  }
+  cli_render_stack_list(cJSON_GetObjectItemCaseSensitive(j, "stacks"));
+}
+
+/* `berth stack create|update`: cmd_stack.c's parser gives the body; the server applies it. */
+static int
+stack_edit_client(client_conn *c, int argc, char **argv, bool is_update)
+{
+  const char *name = NULL;
+  cJSON *body = NULL, *j = NULL;
+  int rc = stack_edit_body(argc, argv, is_update, &name, &body);
+  if (rc != 0)
+    return rc < 0 ? 0 : rc;
+  berth_error *err = NULL;
+  char *en = client_escape(name), *path = NULL;
+  if (en == NULL || asprintf(&path, is_update ? "/v1/stacks/%s" : "/v1/stacks", en) < 0)
+    path = NULL;
+  if (path == NULL)
+    rc = cli_usage_error("out of memory");
+  else if (client_request(c, is_update ? "PATCH" : "POST", path, body, &j, &err) < 0)
+    rc = cli_fail(err);
+  else
+    printf("%s stack %s\n", is_update ? "updated" : "created", name);
+  stack_body_free(body);
+  cJSON_Delete(j);
+  free(en);
+  free(path);
+  return rc;
 }
 
 static int
@@ -550,8 +490,11 @@ cmd_stack_client(client_conn *c, int argc, char **argv)
   bool json = has_flag(argc - 1, argv + 1, "--json");
   if (strcmp(sub, "list") == 0)
     return get_and_show(c, "/v1/stacks", json, render_stack_list);
+  if (strcmp(sub, "create") == 0 || strcmp(sub, "update") == 0)
+    return stack_edit_client(c, argc - 1, argv + 1, strcmp(sub, "update") == 0);
   int rc = 0;
-  if (strcmp(sub, "show") != 0 && strcmp(sub, "lock") != 0 && strcmp(sub, "unlock") != 0 && strcmp(sub, "delete") != 0)
+  if (strcmp(sub, "show") != 0 && strcmp(sub, "lock") != 0 && strcmp(sub, "unlock") != 0 && strcmp(sub, "delete") != 0
+      && strcmp(sub, "state") != 0)
     return cli_usage_error("stack %s is not available against a server (use the HTTP API: docs/http-api.md)", sub);
   const char *name = NULL;
   const char *note = NULL;
@@ -567,7 +510,10 @@ cmd_stack_client(client_conn *c, int argc, char **argv)
   berth_error *err = NULL;
   cJSON *j = NULL;
   if (en == NULL
-      || asprintf(&path, "/v1/stacks/%s%s%s", en, strcmp(sub, "lock") == 0 || strcmp(sub, "unlock") == 0 ? "/lock" : "",
+      || asprintf(&path, "/v1/stacks/%s%s%s", en,
+                  strcmp(sub, "lock") == 0 || strcmp(sub, "unlock") == 0 ? "/lock"
+                  : strcmp(sub, "state") == 0                            ? "/state"
+                                                                         : "",
                   has_flag(argc, argv, "--force") ? "?force=1" : "")
              < 0)
     path = NULL;
@@ -575,7 +521,9 @@ cmd_stack_client(client_conn *c, int argc, char **argv)
   if (path == NULL)
     return cli_usage_error("out of memory");
   if (strcmp(sub, "show") == 0) {
-    rc = get_and_show(c, path, json, render_stack);
+    rc = get_and_show(c, path, json, cli_render_stack);
+  } else if (strcmp(sub, "state") == 0) {
+    rc = get_and_show(c, path, json, cli_render_stack_state);
   } else if (strcmp(sub, "lock") == 0) {
     cJSON *body = cJSON_CreateObject();
     if (note)
@@ -634,39 +582,29 @@ cmd_doctor_client(client_conn *c, int argc, char **argv)
 static void
 render_audit(const cJSON *j)
 {
-  const cJSON *records = cJSON_GetObjectItemCaseSensitive(j, "records"), *r;
-  if (cJSON_GetArraySize(records) == 0) {
-    printf("no audit records\n");
-    return;
-  }
-  printf("%-6s %-20s %-14s %-16s %-30s %s\n", "ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME");
-  cJSON_ArrayForEach(r, records)
-  {
-    const cJSON *args = cJSON_GetObjectItemCaseSensitive(r, "args");
-    printf("%-6lld %-20s %-14s %-16s %-30s %s\n",
-           (long long) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "id")), str(r, "time"), str(r, "actor"),
-           str(r, "action"), str(r, "target") ? str(r, "target") : "-", str(r, "outcome"));
-    if (args != NULL && !cJSON_IsNull(args)) {
-      char *a = cJSON_PrintUnformatted(args);
-      if (a)
-        printf("%-6s args: %s\n", "", a);
-      free(a);
-    }
-  }
+  cli_render_audit(cJSON_GetObjectItemCaseSensitive(j, "records"));
 }
 
 static int
 cmd_audit_client(client_conn *c, int argc, char **argv)
 {
   const char *since = NULL;
+  bool verify = false;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--since") == 0 && i + 1 < argc)
+    if (strcmp(argv[i], "verify") == 0 && !verify)
+      verify = true;
+    else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc)
       since = argv[++i];
     else if (strncmp(argv[i], "--since=", 8) == 0)
       since = argv[i] + 8;
     else if (strcmp(argv[i], "--json") != 0)
       return cli_usage_error("audit: `%s` is not available against a server", argv[i]);
   }
+  if (verify && since)
+    return cli_usage_error("'berth audit verify' always checks the whole trail (no --since)");
+  if (verify) /* exit 0 intact, 1 broken, as local mode */
+    return get_and_show_status(c, "/v1/audit/verify", has_flag(argc, argv, "--json"), cli_render_audit_verify,
+                               cli_audit_verify_exit_status);
   char *es = since ? client_escape(since) : NULL, *path = NULL;
   if (asprintf(&path, "/v1/audit%s%s", es ? "?since=" : "", es ? es : "") < 0)
     path = NULL;

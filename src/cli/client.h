@@ -4,10 +4,13 @@
 #define BERTH_CLI_CLIENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
+#include "berth/buf.h"
 #include "berth/error.h"
+#include "berth/store.h"
 
 /* True when the command line should go to a server: a leading `--server URL` (stripped from argv; it sets
  * BERTH_SERVER for client_main) or BERTH_SERVER in the environment. `serve` and the internal supervisor always run
@@ -18,6 +21,31 @@ int client_main(int argc, char **argv);
 
 /* `berth key list`'s table, over {"keys": [...]} (cmd_key.c; shared by local and client mode). */
 void key_render_list(const cJSON *j);
+
+/* `berth policy test`'s command line (cmd_policy.c; shared by local and client mode). Returns 0 with *out filled,
+ * -1 when --help was printed, or the exit code after printing the one-line error. Clear *out in every case. */
+typedef struct policy_test_req {
+  const char *stack, *actor, *role; /* actor, role: NULL when not given */
+  bool json, at_given;
+  int64_t at_ms; /* --at, or now */
+  berth_buf command;
+} policy_test_req;
+int policy_test_parse(int argc, char **argv, policy_test_req *out);
+void policy_test_req_clear(policy_test_req *r);
+
+/* `berth stack create|update`'s command line (cmd_stack.c; shared by local and client mode): the same flags,
+ * checks and one-line errors in both modes. Returns 0 with *body = the stack fields the flags set, as the JSON of
+ * POST /v1/stacks (create: with "name") or PATCH /v1/stacks/{name}; -1 when --help was printed; or the exit code
+ * after printing the error. *name points into argv. Secret values are in *body: wipe them with
+ * stack_body_free. */
+int stack_edit_body(int argc, char **argv, bool is_update, const char **name, cJSON **body);
+void stack_body_free(cJSON *body);
+/* The host checks of a stack after a change, shared by local mode and the server (which checks on its own host
+ * whatever the caller sent): when project_dir_changed, s->project_dir must be an existing readable directory and
+ * is made absolute (realpath); when subdir_changed, s->subdir is normalized; after either, the subdir must be a
+ * directory under the project dir. With home, the admin config (home/config.json) must allow s->pull_policy. */
+int stack_check_host(berth_stack *s, const char *home, bool project_dir_changed, bool subdir_changed,
+                     berth_error **err);
 
 /* ---- HTTP (client_http.c) ---- */
 typedef struct client_conn client_conn;

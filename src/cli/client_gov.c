@@ -15,6 +15,7 @@
 #include "berth/policy.h"
 #include "cli.h"
 #include "client.h"
+#include "render.h"
 
 static const char *
 str(const cJSON *o, const char *key)
@@ -262,6 +263,43 @@ render_policies(const cJSON *list)
   }
 }
 
+/* `berth policy test`: the same command line as local mode (cmd_policy.c's parser); POST /v1/policies/test records
+ * nothing. Exit 0 allowed, 1 denied. */
+static int
+policy_test_client(client_conn *c, int argc, char **argv)
+{
+  policy_test_req t;
+  int rc = policy_test_parse(argc, argv, &t);
+  if (rc != 0) {
+    policy_test_req_clear(&t);
+    return rc < 0 ? 0 : rc;
+  }
+  char at[64];
+  berth_error *err = NULL;
+  cJSON *body = cJSON_CreateObject(), *j = NULL;
+  cJSON_AddStringToObject(body, "stack", t.stack);
+  cJSON_AddStringToObject(body, "command", t.command.data ? t.command.data : "");
+  if (t.actor)
+    cJSON_AddStringToObject(body, "actor", t.actor);
+  if (t.role)
+    cJSON_AddStringToObject(body, "role", t.role);
+  if (t.at_given)
+    cJSON_AddStringToObject(body, "at", berth_format_time(t.at_ms, at, sizeof at));
+  if (client_request(c, "POST", "/v1/policies/test", body, &j, &err) < 0) {
+    rc = cli_fail(err);
+  } else {
+    if (t.json)
+      cli_print_json(j);
+    else
+      cli_render_policy_result(j);
+    rc = strcmp(str(j, "decision") ? str(j, "decision") : "deny", "allow") == 0 ? 0 : 1;
+  }
+  cJSON_Delete(body);
+  cJSON_Delete(j);
+  policy_test_req_clear(&t);
+  return rc;
+}
+
 int
 client_policy(client_conn *c, int argc, char **argv)
 {
@@ -300,6 +338,8 @@ client_policy(client_conn *c, int argc, char **argv)
     printf("removed policy rule %s\n", arg);
     return 0;
   }
+  if (strcmp(sub, "test") == 0)
+    return policy_test_client(c, argc - 1, argv + 1);
   if (strcmp(sub, "add") != 0)
     return cli_usage_error("policy %s is not available against a server (use the HTTP API: docs/http-api.md)", sub);
   if ((rc = positional(argc - 1, argv + 1, "policy add", 1, NULL, &arg)) != 0)

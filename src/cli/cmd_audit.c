@@ -7,9 +7,9 @@
 #include <cjson/cJSON.h>
 
 #include "berth/audit.h"
-#include "berth/cleanup.h"
 #include "berth/store.h"
 #include "cli.h"
+#include "render.h"
 
 static const char usage_main[]
     = "usage: berth audit [--since TIME] [--json]\n"
@@ -28,33 +28,6 @@ static const struct option options[] = {
   { NULL, 0, NULL, 0 },
 };
 
-static void
-print_table(const cJSON *records)
-{
-  if (cJSON_GetArraySize(records) == 0) {
-    printf("no audit records\n");
-    return;
-  }
-  printf("%-6s %-20s %-14s %-16s %-30s %s\n", "ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME");
-  const cJSON *r;
-  cJSON_ArrayForEach(r, records)
-  {
-    const cJSON *target = cJSON_GetObjectItemCaseSensitive(r, "target");
-    const cJSON *args = cJSON_GetObjectItemCaseSensitive(r, "args");
-    printf("%-6lld %-20s %-14s %-16s %-30s %s\n", (long long)cJSON_GetObjectItemCaseSensitive(r, "id")->valuedouble,
-           cJSON_GetObjectItemCaseSensitive(r, "time")->valuestring,
-           cJSON_GetObjectItemCaseSensitive(r, "actor")->valuestring,
-           cJSON_GetObjectItemCaseSensitive(r, "action")->valuestring,
-           cJSON_IsString(target) ? target->valuestring : "-",
-           cJSON_GetObjectItemCaseSensitive(r, "outcome")->valuestring);
-    if (args != NULL && !cJSON_IsNull(args)) {
-      cleanup_free char *a = cJSON_PrintUnformatted(args);
-      if (a)
-        printf("%-6s args: %s\n", "", a);
-    }
-  }
-}
-
 static int
 cmd_verify(bool json)
 {
@@ -63,33 +36,17 @@ cmd_verify(bool json)
   if (rc != 0)
     return rc;
   berth_error *err = NULL;
-  int64_t first_bad = 0, count = 0;
-  cleanup_free char *why = NULL;
-  cleanup_free char *head = NULL;
-  rc = berth_audit_verify_detail(st, &first_bad, &count, &why, &head, &err);
+  cJSON *j = cli_audit_verify_json(st, &err);
   berth_store_close(st);
-  if (rc < 0)
+  if (j == NULL)
     return cli_fail(err);
-  if (json) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddBoolToObject(j, "intact", first_bad == 0);
-    cJSON_AddNumberToObject(j, "records", (double)count);
-    if (first_bad) {
-      cJSON_AddNumberToObject(j, "first_bad", (double)first_bad);
-      cJSON_AddStringToObject(j, "problem", why ? why : "");
-    } else {
-      cJSON_AddStringToObject(j, "head", head ? head : "");
-    }
+  if (json)
     cli_print_json(j);
-    cJSON_Delete(j);
-  } else if (first_bad == 0) {
-    printf("audit trail intact: %lld record%s, head %s\n", (long long)count, count == 1 ? "" : "s",
-           head && *head ? head : "(empty)");
-  } else {
-    printf("audit trail BROKEN: record %lld: %s (%lld records)\n", (long long)first_bad, why ? why : "",
-           (long long)count);
-  }
-  return first_bad == 0 ? 0 : 1;
+  else
+    cli_render_audit_verify(j);
+  rc = cli_audit_verify_exit_status(j);
+  cJSON_Delete(j);
+  return rc;
 }
 
 int
@@ -144,7 +101,7 @@ cmd_audit(int argc, char **argv)
   if (json)
     cli_print_json(list);
   else
-    print_table(cJSON_GetObjectItemCaseSensitive(list, "records"));
+    cli_render_audit(cJSON_GetObjectItemCaseSensitive(list, "records"));
   cJSON_Delete(list);
   return 0;
 }

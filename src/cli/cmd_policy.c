@@ -18,6 +18,8 @@
 #include "berth/policy.h"
 #include "berth/store.h"
 #include "cli.h"
+#include "client.h"
+#include "render.h"
 
 static const char usage_main[]
     = "usage: berth policy COMMAND [ARGS...]\n"
@@ -134,7 +136,7 @@ read_policy_file(const char *path, berth_error **err)
       }
       return berth_buf_steal(&b);
     }
-    if (berth_buf_append(&b, chunk, (size_t)r) < 0) {
+    if (berth_buf_append(&b, chunk, (size_t) r) < 0) {
       berth_error_set(err, BERTH_EINVAL, "policy file %s is larger than 1 MiB", path);
       break;
     }
@@ -295,105 +297,101 @@ cmd_list(int argc, char **argv)
   return 0;
 }
 
-static void
-print_result(const berth_policy_result *r, bool json)
-{
-  if (json) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "decision", r->denied ? "deny" : "allow");
-    if (r->rule)
-      cJSON_AddStringToObject(j, "rule", r->rule);
-    else
-      cJSON_AddNullToObject(j, "rule");
-    if (r->message)
-      cJSON_AddStringToObject(j, "message", r->message);
-    else
-      cJSON_AddNullToObject(j, "message");
-    cJSON *m = cJSON_AddArrayToObject(j, "matched");
-    for (size_t i = 0; i < r->n_matched; i++)
-      cJSON_AddItemToArray(m, cJSON_CreateString(r->matched[i]));
-    cli_print_json(j);
-    cJSON_Delete(j);
-    return;
-  }
-  if (r->denied)
-    printf("decision: deny (rule %s): %s\n", r->rule, r->message);
-  else if (r->rule)
-    printf("decision: allow (rule %s; no rule denies it)\n", r->rule);
-  else
-    printf("decision: allow (no rule denies it)\n");
-  printf("matching rules:%s\n", r->n_matched ? "" : " none");
-  for (size_t i = 0; i < r->n_matched; i++)
-    printf("  %s\n", r->matched[i]);
-}
+static const char test_usage[]
+    = "usage: berth policy test STACK [--actor A] [--role reader|writer|admin] [--at TIME] [--json] -- COMMAND...\n"
+      "\n"
+      "Evaluates the stored policies for a task on STACK (its labels come from the store) and prints the decision\n"
+      "and every matching rule. Records nothing. --actor defaults to the current user, --role to admin (the local\n"
+      "owner), --at to now (YYYY-MM-DD[THH:MM[:SS]Z], UTC, or a duration ago).\n"
+      "Exit status: 0 allowed, 1 denied, 125 bad input.\n";
 
-static int
-cmd_test(int argc, char **argv)
+int
+policy_test_parse(int argc, char **argv, policy_test_req *out)
 {
   int dash = 0;
   for (int i = 1; i < argc && dash == 0; i++)
     if (strcmp(argv[i], "--") == 0)
       dash = i;
   policy_args pa = { 0 };
-  static const char usage[]
-      = "usage: berth policy test STACK [--actor A] [--role reader|writer|admin] [--at TIME] [--json] -- COMMAND...\n"
-        "\n"
-        "Evaluates the stored policies for a task on STACK (its labels come from the store) and prints the decision\n"
-        "and every matching rule. Records nothing. --actor defaults to the current user, --role to admin (the local\n"
-        "owner), --at to now (YYYY-MM-DD[THH:MM[:SS]Z], UTC, or a duration ago).\n"
-        "Exit status: 0 allowed, 1 denied, 125 bad input.\n";
-  int rc = parse_args(dash ? dash : argc, argv, "test", usage, "jart", 1, &pa);
+  memset(out, 0, sizeof *out);
+  berth_buf_init(&out->command, 1024 * 1024);
+  int rc = parse_args(dash ? dash : argc, argv, "test", test_usage, "jart", 1, &pa);
   if (rc != 0)
-    return rc < 0 ? 0 : rc;
+    return rc;
   if (dash == 0 || dash + 1 >= argc)
     return cli_usage_error("'berth policy test' needs -- COMMAND... (see 'berth policy test --help')");
   if (pa.role && strcmp(pa.role, "reader") != 0 && strcmp(pa.role, "writer") != 0 && strcmp(pa.role, "admin") != 0)
     return cli_usage_error("--role must be reader, writer or admin");
   berth_error *err = NULL;
-  int64_t now = berth_now_ms();
-  if (pa.at && berth_audit_parse_time(pa.at, now, &now, &err) < 0) {
+  out->at_ms = berth_now_ms();
+  if (pa.at && berth_audit_parse_time(pa.at, out->at_ms, &out->at_ms, &err) < 0) {
     berth_error_wrap(&err, "--at");
     return cli_fail(err);
   }
-  berth_buf cmd;
-  berth_buf_init(&cmd, 1024 * 1024);
   for (int i = dash + 1; i < argc; i++)
-    if (berth_buf_printf(&cmd, "%s%s", i > dash + 1 ? " " : "", argv[i]) < 0) {
-      berth_buf_free(&cmd);
+    if (berth_buf_printf(&out->command, "%s%s", i > dash + 1 ? " " : "", argv[i]) < 0)
       return cli_usage_error("the command is longer than 1 MiB");
-    }
+  out->stack = pa.arg;
+  out->actor = pa.actor;
+  out->role = pa.role;
+  out->at_given = pa.at != NULL;
+  out->json = pa.json;
+  return 0;
+}
+
+void
+policy_test_req_clear(policy_test_req *r)
+{
+  berth_buf_free(&r->command);
+}
+
+static int
+cmd_test(int argc, char **argv)
+{
+  policy_test_req t;
+  int rc = policy_test_parse(argc, argv, &t);
+  if (rc != 0) {
+    policy_test_req_clear(&t);
+    return rc < 0 ? 0 : rc;
+  }
+  berth_error *err = NULL;
   cleanup_free char *me = cli_current_user();
   berth_store *st = NULL;
   berth_stack *s = NULL;
   if ((rc = cli_open_store(&st)) != 0) {
-    berth_buf_free(&cmd);
+    policy_test_req_clear(&t);
     return rc;
   }
   berth_policy_result res = { 0 };
-  if (berth_store_stack_get(st, pa.arg, &s, &err) < 0) {
+  if (berth_store_stack_get(st, t.stack, &s, &err) < 0) {
     rc = cli_fail(err);
     goto out;
   }
   berth_policy_input in = {
     .stack = s->name,
-    .labels = (const char *const *)s->labels.v,
+    .labels = (const char *const *) s->labels.v,
     .n_labels = s->labels.n,
-    .command = cmd.data ? cmd.data : "",
-    .actor = pa.actor ? pa.actor : me,
-    .role = pa.role,
-    .now_ms = now,
+    .command = t.command.data ? t.command.data : "",
+    .actor = t.actor ? t.actor : me,
+    .role = t.role,
+    .now_ms = t.at_ms,
   };
   if (berth_policy_evaluate(st, &in, &res, &err) < 0) {
     rc = cli_fail(err);
     goto out;
   }
-  print_result(&res, pa.json);
+  cJSON *j = cli_policy_result_json(&res);
+  if (t.json)
+    cli_print_json(j);
+  else
+    cli_render_policy_result(j);
+  cJSON_Delete(j);
   rc = res.denied ? 1 : 0;
 out:
   berth_policy_result_clear(&res);
   berth_stack_free(s);
   berth_store_close(st);
-  berth_buf_free(&cmd);
+  policy_test_req_clear(&t);
   return rc;
 }
 

@@ -17,6 +17,8 @@
 #include "berth/parse.h"
 #include "berth/store.h"
 #include "cli.h"
+#include "client.h"
+#include "render.h"
 
 static const char usage_main[] = "usage: berth stack COMMAND [ARGS...]\n"
                                  "\n"
@@ -318,28 +320,55 @@ apply_env(berth_kv **kv, size_t *n, const berth_kv *add, size_t n_add, const ber
   return 0;
 }
 
-/* Applies the edit to s and checks the file system parts (project dir, subdir). */
-static int
-apply_edit(stack_edit *e, berth_stack *s, berth_error **err)
+int
+stack_check_host(berth_stack *s, const char *home, bool project_dir_changed, bool subdir_changed, berth_error **err)
 {
   int rc = 0;
-  if (e->image && (rc = replace_str(&s->image, e->image, err)) < 0)
-    return rc;
-  if (e->project_dir) {
+  if (project_dir_changed && s->project_dir) {
     char *abs = NULL;
-    if (*e->project_dir && (rc = resolve_project_dir(e->project_dir, &abs, err)) < 0)
+    if ((rc = resolve_project_dir(s->project_dir, &abs, err)) < 0)
       return rc;
     free(s->project_dir);
     s->project_dir = abs;
   }
-  if (e->subdir) {
+  if (subdir_changed && s->subdir) {
     char *norm = NULL;
-    if (*e->subdir && (rc = berth_parse_relative_path("subdir", e->subdir, &norm, err)) < 0)
+    if ((rc = berth_parse_relative_path("subdir", s->subdir, &norm, err)) < 0)
       return rc;
     free(s->subdir);
     s->subdir = norm;
   }
-  if ((e->network && (rc = replace_str(&s->network, e->network, err)) < 0)
+  if (s->subdir && (subdir_changed || project_dir_changed)) {
+    if (s->project_dir == NULL)
+      return berth_error_set(err, BERTH_EINVAL, "--subdir needs a project dir (--project-dir DIR)");
+    cleanup_free char *path = NULL;
+    struct stat sb;
+    if (asprintf(&path, "%s/%s", s->project_dir, s->subdir) < 0)
+      return oom(err);
+    if (stat(path, &sb) < 0 || !S_ISDIR(sb.st_mode))
+      return berth_error_set(err, BERTH_EINVAL, "subdir `%s` is not a directory under %s", s->subdir, s->project_dir);
+  }
+  if (home == NULL)
+    return 0;
+  /* the admin's config may restrict the pull policies stacks can choose */
+  berth_config cfg;
+  if ((rc = berth_config_load(home, &cfg, err)) < 0)
+    return rc;
+  if (s->pull_policy)
+    rc = berth_config_check_pull_policy(&cfg, s->pull_policy, err);
+  berth_config_clear(&cfg);
+  return rc;
+}
+
+/* Applies the edit to s (the file system parts are checked by stack_check_host). */
+static int
+apply_edit(stack_edit *e, berth_stack *s, berth_error **err)
+{
+  int rc = 0;
+  if ((e->image && (rc = replace_str(&s->image, e->image, err)) < 0)
+      || (e->project_dir && (rc = replace_str(&s->project_dir, *e->project_dir ? e->project_dir : NULL, err)) < 0)
+      || (e->subdir && (rc = replace_str(&s->subdir, *e->subdir ? e->subdir : NULL, err)) < 0)
+      || (e->network && (rc = replace_str(&s->network, e->network, err)) < 0)
       || (e->pull && (rc = replace_str(&s->pull_policy, e->pull, err)) < 0))
     return rc;
   if (e->memory_given)
@@ -353,7 +382,7 @@ apply_edit(stack_edit *e, berth_stack *s, berth_error **err)
   if (e->idle_given)
     s->idle_timeout_ms = e->idle;
   if (e->keep_given)
-    s->keep_versions = (int)e->keep;
+    s->keep_versions = (int) e->keep;
   for (int i = 0; i < N_LISTS; i++)
     if (e->list_given[i]) {
       berth_strv *dst = stack_list(s, i);
@@ -371,16 +400,6 @@ apply_edit(stack_edit *e, berth_stack *s, berth_error **err)
     berth_kv_unset(&s->secret_env, &s->n_secret_env, e->env[i].key);
   for (size_t i = 0; i < e->n_secret; i++)
     berth_kv_unset(&s->env, &s->n_env, e->secret[i].key);
-  if (s->subdir && (e->subdir || e->project_dir)) {
-    if (s->project_dir == NULL)
-      return berth_error_set(err, BERTH_EINVAL, "--subdir needs a project dir (--project-dir DIR)");
-    cleanup_free char *path = NULL;
-    struct stat sb;
-    if (asprintf(&path, "%s/%s", s->project_dir, s->subdir) < 0)
-      return oom(err);
-    if (stat(path, &sb) < 0 || !S_ISDIR(sb.st_mode))
-      return berth_error_set(err, BERTH_EINVAL, "subdir `%s` is not a directory under %s", s->subdir, s->project_dir);
-  }
   return 0;
 }
 
@@ -395,21 +414,6 @@ bad_flag(int opt, const char *cmd, char **argv, int idx)
   return cli_usage_error("unknown flag `%s` for 'berth stack %s' (see 'berth stack %s --help')", arg, cmd, cmd);
 }
 
-/* Opens the store at BERTH_HOME (or its default). */
-/* The admin's config may restrict the pull policies stacks can choose. */
-static int
-check_admin_config(berth_store *st, const berth_stack *s, berth_error **err)
-{
-  berth_config cfg;
-  int rc = berth_config_load(berth_store_home(st), &cfg, err);
-  if (rc < 0)
-    return rc;
-  if (s->pull_policy)
-    rc = berth_config_check_pull_policy(&cfg, s->pull_policy, err);
-  berth_config_clear(&cfg);
-  return rc;
-}
-
 static int
 open_store(berth_store **st, berth_error **err)
 {
@@ -419,47 +423,50 @@ open_store(berth_store **st, berth_error **err)
   return berth_store_open(home, st, err);
 }
 
+/* The create/update command line into e: 0, -1 when --help was printed, or the exit code after the error. */
 static int
-cmd_edit(int argc, char **argv, bool is_update)
+edit_parse(int argc, char **argv, bool is_update, stack_edit *e, const char **name)
 {
   const char *cmd = is_update ? "update" : "create";
-  stack_edit e = { .is_update = is_update };
   berth_error *err = NULL;
-  berth_stack *s = NULL;
-  berth_store *st = NULL;
-  int opt, rc = 0;
+  int opt;
   optind = 0;
   opterr = 0;
   while ((opt = getopt_long(argc, argv, ":", edit_options, NULL)) != -1) {
     if (opt == OPT_HELP) {
       printf("usage: berth stack %s NAME%s [FLAGS...]\n\nflags:\n%s%s", cmd, is_update ? "" : " --image REF",
              flags_help, is_update ? update_extra_help : "");
-      goto out;
+      return -1;
     }
-    if (opt == '?' || opt == ':') {
-      rc = bad_flag(opt, cmd, argv, optind);
-      goto out;
-    }
-    if (parse_edit_flag(opt, optarg, &e, &err) < 0) {
-      rc = cli_fail(err);
-      goto out;
-    }
+    if (opt == '?' || opt == ':')
+      return bad_flag(opt, cmd, argv, optind);
+    if (parse_edit_flag(opt, optarg, e, &err) < 0)
+      return cli_fail(err);
   }
-  if (optind >= argc) {
-    rc = cli_usage_error("'berth stack %s' needs a stack NAME (see 'berth stack %s --help')", cmd, cmd);
-    goto out;
-  }
-  if (optind + 1 < argc) {
-    rc = cli_usage_error("unexpected argument `%s` for 'berth stack %s'", argv[optind + 1], cmd);
-    goto out;
-  }
-  const char *name = argv[optind];
-  if (berth_stack_validate_name(name, &err) < 0) {
-    rc = cli_fail(err);
-    goto out;
-  }
-  if (!is_update && e.image == NULL) {
-    rc = cli_usage_error("'berth stack create' needs --image REF");
+  if (optind >= argc)
+    return cli_usage_error("'berth stack %s' needs a stack NAME (see 'berth stack %s --help')", cmd, cmd);
+  if (optind + 1 < argc)
+    return cli_usage_error("unexpected argument `%s` for 'berth stack %s'", argv[optind + 1], cmd);
+  *name = argv[optind];
+  if (berth_stack_validate_name(*name, &err) < 0)
+    return cli_fail(err);
+  if (!is_update && e->image == NULL)
+    return cli_usage_error("'berth stack create' needs --image REF");
+  return 0;
+}
+
+static int
+cmd_edit(int argc, char **argv, bool is_update)
+{
+  stack_edit e = { .is_update = is_update };
+  berth_error *err = NULL;
+  berth_stack *s = NULL;
+  berth_store *st = NULL;
+  const char *name = NULL;
+  cleanup_free char *home = berth_home_default();
+  int rc = edit_parse(argc, argv, is_update, &e, &name);
+  if (rc != 0) {
+    rc = rc < 0 ? 0 : rc;
     goto out;
   }
   if (!is_update) {
@@ -473,11 +480,13 @@ cmd_edit(int argc, char **argv, bool is_update)
     goto out;
   }
   /* everything is checked before the store is opened for a create, so a bad flag leaves nothing behind */
-  if (apply_edit(&e, s, &err) < 0 || berth_stack_validate(s, &err) < 0) {
-    rc = cli_fail(err);
+  if (home == NULL || apply_edit(&e, s, &err) < 0
+      || stack_check_host(s, NULL, e.project_dir != NULL, e.subdir != NULL, &err) < 0
+      || berth_stack_validate(s, &err) < 0 || stack_check_host(s, home, false, false, &err) < 0) {
+    rc = cli_fail(err ? err : (oom(&err), err));
     goto out;
   }
-  if ((!is_update && open_store(&st, &err) < 0) || check_admin_config(st, s, &err) < 0) {
+  if (!is_update && open_store(&st, &err) < 0) {
     rc = cli_fail(err);
     goto out;
   }
@@ -496,6 +505,103 @@ out:
   berth_stack_free(s);
   berth_store_close(st);
   return rc;
+}
+
+static const char *const list_fields[N_LISTS]
+    = { "init", "before_init", "before_perform", "after_perform", "after_run", "persist", "labels" };
+
+/* {"K": "V"} into o[field]: the variables to unset first (null), then those to set, in apply_env's order. */
+static void
+add_env(cJSON *o, const char *field, const berth_kv *kv, size_t n, const berth_strv *unset)
+{
+  if (n == 0 && unset->n == 0)
+    return;
+  cJSON *env = cJSON_AddObjectToObject(o, field);
+  for (size_t i = 0; env && i < unset->n + n; i++)
+    cJSON_AddItemToObject(env, i < unset->n ? unset->v[i] : kv[i - unset->n].key,
+                          i < unset->n ? cJSON_CreateNull() : cJSON_CreateString(kv[i - unset->n].value));
+}
+
+/* The local checks that need no store: the project dir is resolved on this host, the subdir normalized. */
+static int
+edit_json(const stack_edit *e, const char *name, cJSON *o, berth_error **err)
+{
+  int rc = 0;
+  if (!e->is_update)
+    cJSON_AddStringToObject(o, "name", name);
+  if (e->image)
+    cJSON_AddStringToObject(o, "image", e->image);
+  if (e->project_dir) {
+    cleanup_free char *abs = NULL;
+    if (*e->project_dir && (rc = resolve_project_dir(e->project_dir, &abs, err)) < 0)
+      return rc;
+    cJSON_AddItemToObject(o, "project_dir", abs ? cJSON_CreateString(abs) : cJSON_CreateNull());
+  }
+  if (e->subdir) {
+    cleanup_free char *norm = NULL;
+    if (*e->subdir && (rc = berth_parse_relative_path("subdir", e->subdir, &norm, err)) < 0)
+      return rc;
+    cJSON_AddItemToObject(o, "subdir", norm ? cJSON_CreateString(norm) : cJSON_CreateNull());
+  }
+  if (e->network)
+    cJSON_AddStringToObject(o, "network", e->network);
+  if (e->pull)
+    cJSON_AddStringToObject(o, "pull_policy", e->pull);
+  const struct {
+    bool given;
+    const char *field;
+    int64_t v;
+  } nums[] = { { e->memory_given, "memory_bytes", e->memory },
+               { e->cpus_given, "nano_cpus", e->cpus },
+               { e->pids_given, "pids", e->pids },
+               { e->timeout_given, "timeout_ms", e->timeout },
+               { e->idle_given, "idle_timeout_ms", e->idle },
+               { e->keep_given, "keep_versions", e->keep } };
+  for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+    if (nums[i].given)
+      cJSON_AddNumberToObject(o, nums[i].field, (double) nums[i].v);
+  for (int i = 0; i < N_LISTS; i++) {
+    cJSON *a = e->list_given[i] ? cJSON_AddArrayToObject(o, list_fields[i]) : NULL;
+    for (size_t k = 0; a && k < e->lists[i].n; k++)
+      cJSON_AddItemToArray(a, cJSON_CreateString(e->lists[i].v[k]));
+  }
+  add_env(o, "env", e->env, e->n_env, &e->unset_env);
+  add_env(o, "secret_env", e->secret, e->n_secret, &e->unset_secret);
+  return 0;
+}
+
+int
+stack_edit_body(int argc, char **argv, bool is_update, const char **name, cJSON **body)
+{
+  stack_edit e = { .is_update = is_update };
+  berth_error *err = NULL;
+  *body = NULL;
+  int rc = edit_parse(argc, argv, is_update, &e, name);
+  if (rc == 0) {
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+      oom(&err);
+    if (o == NULL || edit_json(&e, *name, o, &err) < 0) {
+      stack_body_free(o);
+      rc = cli_fail(err);
+    } else {
+      *body = o;
+    }
+  }
+  edit_free(&e);
+  return rc;
+}
+
+void
+stack_body_free(cJSON *body)
+{
+  cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(body, "secret_env"))
+  {
+    if (cJSON_IsString(e))
+      explicit_bzero(e->valuestring, strlen(e->valuestring));
+  }
+  cJSON_Delete(body);
 }
 
 /* Parses [--json] [--help] and the expected number of positional args (0 or 1). */
@@ -529,74 +635,6 @@ parse_read_args(int argc, char **argv, const char *cmd, const char *usage, int w
   return 0;
 }
 
-static void
-print_json(cJSON *j)
-{
-  char *text = j ? cJSON_Print(j) : NULL;
-  if (text)
-    printf("%s\n", text);
-  free(text);
-  cJSON_Delete(j);
-}
-
-static void
-print_list(const char *title, const berth_strv *v)
-{
-  if (v->n == 0)
-    return;
-  printf("%s:\n", title);
-  for (size_t i = 0; i < v->n; i++)
-    printf("  %zu. %s\n", i + 1, v->v[i]);
-}
-
-static void
-print_stack(const berth_stack *s)
-{
-  char b1[64], b2[64];
-  printf("name:           %s\n", s->name);
-  printf("image:          %s\n", s->image);
-  printf("project dir:    %s\n", s->project_dir ? s->project_dir : "(none: empty workspace)");
-  printf("subdir:         %s\n", s->subdir ? s->subdir : "-");
-  printf("network:        %s\n", s->network);
-  printf("pull policy:    %s\n", s->pull_policy);
-  printf("memory:         %s\n", s->memory_bytes ? berth_format_size(s->memory_bytes, b1, sizeof b1) : "default");
-  printf("cpus:           %s\n", s->nano_cpus ? berth_format_cpus(s->nano_cpus, b1, sizeof b1) : "default");
-  if (s->pids)
-    printf("pids:           %lld\n", (long long)s->pids);
-  else
-    printf("pids:           default\n");
-  printf("timeout:        %s\n", berth_format_duration(s->timeout_ms, b1, sizeof b1));
-  printf("idle timeout:   %s\n", berth_format_duration(s->idle_timeout_ms, b1, sizeof b1));
-  printf("keep versions:  %d\n", s->keep_versions);
-  printf("persist:       ");
-  for (size_t i = 0; i < s->persist.n; i++)
-    printf(" %s", s->persist.v[i]);
-  printf("%s\nlabels:        ", s->persist.n ? "" : " -");
-  for (size_t i = 0; i < s->labels.n; i++)
-    printf(" %s", s->labels.v[i]);
-  printf("%s\n", s->labels.n ? "" : " -");
-  if (s->lock_owner)
-    printf("locked:         by %s since %s%s%s\n", s->lock_owner, berth_format_time(s->locked_at, b1, sizeof b1),
-           s->lock_note ? ": " : "", s->lock_note ? s->lock_note : "");
-  else
-    printf("locked:         no\n");
-  printf("created:        %s\n", berth_format_time(s->created_at, b1, sizeof b1));
-  printf("updated:        %s\n", berth_format_time(s->updated_at, b2, sizeof b2));
-  if (s->n_env)
-    printf("env:\n");
-  for (size_t i = 0; i < s->n_env; i++)
-    printf("  %s=%s\n", s->env[i].key, s->env[i].value);
-  if (s->n_secret_env)
-    printf("secret env:\n");
-  for (size_t i = 0; i < s->n_secret_env; i++)
-    printf("  %s=***\n", s->secret_env[i].key);
-  print_list("before init", &s->before_init);
-  print_list("init", &s->init);
-  print_list("before perform", &s->before_perform);
-  print_list("after perform", &s->after_perform);
-  print_list("after run", &s->after_run);
-}
-
 static const char show_usage[] = "usage: berth stack show NAME [--json]\n\n"
                                  "Shows one stack; secret values are printed as ***.\n";
 static const char list_usage[] = "usage: berth stack list [--json]\n\n"
@@ -624,10 +662,12 @@ cmd_show(int argc, char **argv)
     berth_store_close(st);
     return cli_fail(err);
   }
+  cJSON *j = berth_stack_to_json(s);
   if (json)
-    print_json(berth_stack_to_json(s));
+    cli_print_json(j);
   else
-    print_stack(s);
+    cli_render_stack(j);
+  cJSON_Delete(j);
   berth_stack_free(s);
   berth_store_close(st);
   return 0;
@@ -648,26 +688,14 @@ cmd_list(int argc, char **argv)
     berth_store_close(st);
     return cli_fail(err);
   }
-  if (json) {
-    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "stacks");
-    for (size_t i = 0; i < n; i++)
-      cJSON_AddItemToArray(arr, berth_stack_to_json(v[i]));
-    print_json(o);
-  } else {
-    int wn = 4, wi = 5;
-    for (size_t i = 0; i < n; i++) {
-      wn = (int)strlen(v[i]->name) > wn ? (int)strlen(v[i]->name) : wn;
-      wi = (int)strlen(v[i]->image) > wi ? (int)strlen(v[i]->image) : wi;
-    }
-    printf("%-*s  %-*s  %-7s  %-6s  %s\n", wn, "NAME", wi, "IMAGE", "NETWORK", "LOCKED", "LABELS");
-    for (size_t i = 0; i < n; i++) {
-      printf("%-*s  %-*s  %-7s  %-6s  ", wn, v[i]->name, wi, v[i]->image, v[i]->network,
-             v[i]->lock_owner ? "yes" : "no");
-      for (size_t l = 0; l < v[i]->labels.n; l++)
-        printf("%s%s", l ? "," : "", v[i]->labels.v[l]);
-      printf("%s\n", v[i]->labels.n ? "" : "-");
-    }
-  }
+  cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "stacks");
+  for (size_t i = 0; i < n; i++)
+    cJSON_AddItemToArray(arr, berth_stack_to_json(v[i]));
+  if (json)
+    cli_print_json(o);
+  else
+    cli_render_stack_list(arr);
+  cJSON_Delete(o);
   berth_stacks_free(v, n);
   berth_store_close(st);
   return 0;
@@ -710,45 +738,18 @@ cmd_state(int argc, char **argv)
     return cli_fail(err);
   berth_store *st = NULL;
   berth_stack *s = NULL;
-  berth_state_version *v = NULL;
-  size_t n = 0;
+  cJSON *j = NULL;
   if (open_store(&st, &err) < 0 || berth_store_stack_get(st, name, &s, &err) < 0
-      || berth_state_list(st, name, &v, &n, &err) < 0) {
+      || (j = cli_stack_state_json(st, s, &err)) == NULL) {
     berth_stack_free(s);
     berth_store_close(st);
     return cli_fail(err);
   }
-  char b1[64], b2[64];
-  if (json) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "stack", name);
-    cJSON *persist = cJSON_AddArrayToObject(o, "persist");
-    for (size_t i = 0; i < s->persist.n; i++)
-      cJSON_AddItemToArray(persist, cJSON_CreateString(s->persist.v[i]));
-    cJSON *arr = cJSON_AddArrayToObject(o, "versions");
-    for (size_t i = 0; i < n; i++) {
-      cJSON *e = cJSON_CreateObject();
-      cleanup_free char *path = berth_state_version_path(st, name, v[i].version);
-      cJSON_AddNumberToObject(e, "version", (double)v[i].version);
-      v[i].task_id ? cJSON_AddStringToObject(e, "task_id", v[i].task_id) : cJSON_AddNullToObject(e, "task_id");
-      cJSON_AddStringToObject(e, "created_at", berth_format_time(v[i].created_at, b1, sizeof b1));
-      cJSON_AddNumberToObject(e, "files", (double)v[i].files);
-      cJSON_AddNumberToObject(e, "bytes", (double)v[i].bytes);
-      cJSON_AddStringToObject(e, "path", path ? path : "");
-      cJSON_AddItemToArray(arr, e);
-    }
-    print_json(o);
-  } else if (n == 0) {
-    printf("no state versions for stack %s yet%s\n", name,
-           s->persist.n ? "" : " (it persists no paths; see --persist)");
-  } else {
-    printf("%-7s  %-26s  %-20s  %5s  %s\n", "VERSION", "TASK", "CREATED", "FILES", "SIZE");
-    for (size_t i = 0; i < n; i++)
-      printf("%-7lld  %-26s  %-20s  %5zu  %s\n", (long long)v[i].version, v[i].task_id ? v[i].task_id : "-",
-             berth_format_time(v[i].created_at, b1, sizeof b1), v[i].files,
-             berth_format_size(v[i].bytes, b2, sizeof b2));
-  }
-  berth_state_versions_free(v, n);
+  if (json)
+    cli_print_json(j);
+  else
+    cli_render_stack_state(j);
+  cJSON_Delete(j);
   berth_stack_free(s);
   berth_store_close(st);
   return 0;

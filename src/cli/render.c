@@ -1,7 +1,10 @@
 /* Human renderers over JSON records. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "berth/audit.h"
+#include "berth/parse.h"
 #include "berth/task_runner.h"
 #include "render.h"
 
@@ -62,4 +65,256 @@ int
 cli_task_exit_status(const cJSON *t)
 {
   return berth_task_exit_status(str(t, "state", "FAILED"), str(t, "reason", NULL), num(t, "exit_code", -1));
+}
+
+/* ---- stacks ---- */
+
+/* "2026-11-25T08:01:02.345Z" (the API's form) -> "2026-11-25T08:01:02Z" (the human form). */
+static const char *
+human_time(const char *iso, char *buf, size_t len)
+{
+  if (iso == NULL || strlen(iso) < 19)
+    return "-";
+  snprintf(buf, len, "%.19sZ", iso);
+  return buf;
+}
+
+static int64_t
+num64(const cJSON *o, const char *key)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsNumber(v) ? (int64_t) v->valuedouble : 0;
+}
+
+static void
+print_numbered(const char *title, const cJSON *a)
+{
+  if (cJSON_GetArraySize(a) == 0)
+    return;
+  printf("%s:\n", title);
+  int i = 0;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, a) printf("  %d. %s\n", ++i, cJSON_IsString(e) ? e->valuestring : "");
+}
+
+/* " a b" for ["a", "b"], " -" for []: the persist and labels lines. */
+static void
+print_words(const cJSON *a)
+{
+  const cJSON *e;
+  cJSON_ArrayForEach(e, a) printf(" %s", cJSON_IsString(e) ? e->valuestring : "");
+  printf("%s\n", cJSON_GetArraySize(a) ? "" : " -");
+}
+
+void
+cli_render_stack(const cJSON *s)
+{
+  char b1[64], b2[64];
+  int64_t mem = num64(s, "memory_bytes"), ncpu = num64(s, "nano_cpus"), pids = num64(s, "pids");
+  printf("name:           %s\n", str(s, "name", ""));
+  printf("image:          %s\n", str(s, "image", ""));
+  printf("project dir:    %s\n", str(s, "project_dir", "(none: empty workspace)"));
+  printf("subdir:         %s\n", str(s, "subdir", "-"));
+  printf("network:        %s\n", str(s, "network", ""));
+  printf("pull policy:    %s\n", str(s, "pull_policy", ""));
+  printf("memory:         %s\n", mem > 0 ? berth_format_size(mem, b1, sizeof b1) : "default");
+  printf("cpus:           %s\n", ncpu > 0 ? berth_format_cpus(ncpu, b1, sizeof b1) : "default");
+  if (pids > 0)
+    printf("pids:           %lld\n", (long long) pids);
+  else
+    printf("pids:           default\n");
+  printf("timeout:        %s\n", berth_format_duration(num64(s, "timeout_ms"), b1, sizeof b1));
+  printf("idle timeout:   %s\n", berth_format_duration(num64(s, "idle_timeout_ms"), b1, sizeof b1));
+  printf("keep versions:  %d\n", num(s, "keep_versions", 0));
+  printf("persist:       ");
+  print_words(cJSON_GetObjectItemCaseSensitive(s, "persist"));
+  printf("labels:        ");
+  print_words(cJSON_GetObjectItemCaseSensitive(s, "labels"));
+  const cJSON *lock = cJSON_GetObjectItemCaseSensitive(s, "lock");
+  if (cJSON_IsObject(lock))
+    printf("locked:         by %s since %s%s%s\n", str(lock, "owner", "?"),
+           human_time(str(lock, "locked_at", NULL), b1, sizeof b1), str(lock, "note", NULL) ? ": " : "",
+           str(lock, "note", ""));
+  else
+    printf("locked:         no\n");
+  printf("created:        %s\n", human_time(str(s, "created_at", NULL), b1, sizeof b1));
+  printf("updated:        %s\n", human_time(str(s, "updated_at", NULL), b2, sizeof b2));
+  const cJSON *e, *env = cJSON_GetObjectItemCaseSensitive(s, "env"),
+                  *senv = cJSON_GetObjectItemCaseSensitive(s, "secret_env");
+  if (cJSON_GetArraySize(env))
+    printf("env:\n");
+  cJSON_ArrayForEach(e, env) printf("  %s=%s\n", e->string, cJSON_IsString(e) ? e->valuestring : "");
+  if (cJSON_GetArraySize(senv))
+    printf("secret env:\n");
+  cJSON_ArrayForEach(e, senv) printf("  %s=***\n", e->string); /* never the value, whatever the record holds */
+  print_numbered("before init", cJSON_GetObjectItemCaseSensitive(s, "before_init"));
+  print_numbered("init", cJSON_GetObjectItemCaseSensitive(s, "init"));
+  print_numbered("before perform", cJSON_GetObjectItemCaseSensitive(s, "before_perform"));
+  print_numbered("after perform", cJSON_GetObjectItemCaseSensitive(s, "after_perform"));
+  print_numbered("after run", cJSON_GetObjectItemCaseSensitive(s, "after_run"));
+}
+
+void
+cli_render_stack_list(const cJSON *stacks)
+{
+  const cJSON *s;
+  int wn = 4, wi = 5;
+  cJSON_ArrayForEach(s, stacks)
+  {
+    int ln = (int) strlen(str(s, "name", "")), li = (int) strlen(str(s, "image", ""));
+    wn = ln > wn ? ln : wn;
+    wi = li > wi ? li : wi;
+  }
+  printf("%-*s  %-*s  %-7s  %-6s  %s\n", wn, "NAME", wi, "IMAGE", "NETWORK", "LOCKED", "LABELS");
+  cJSON_ArrayForEach(s, stacks)
+  {
+    printf("%-*s  %-*s  %-7s  %-6s  ", wn, str(s, "name", ""), wi, str(s, "image", ""), str(s, "network", ""),
+           cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "lock")) ? "yes" : "no");
+    const cJSON *l;
+    int i = 0;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(s, "labels"))
+        printf("%s%s", i++ ? "," : "", cJSON_IsString(l) ? l->valuestring : "");
+    printf("%s\n", i ? "" : "-");
+  }
+}
+
+cJSON *
+cli_stack_state_json(berth_store *st, const berth_stack *s, berth_error **err)
+{
+  berth_state_version *v = NULL;
+  size_t n = 0;
+  if (berth_state_list(st, s->name, &v, &n, err) < 0)
+    return NULL;
+  char b1[64];
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "stack", s->name);
+  cJSON *persist = cJSON_AddArrayToObject(o, "persist");
+  for (size_t i = 0; i < s->persist.n; i++)
+    cJSON_AddItemToArray(persist, cJSON_CreateString(s->persist.v[i]));
+  cJSON *arr = cJSON_AddArrayToObject(o, "versions");
+  for (size_t i = 0; i < n; i++) {
+    cJSON *e = cJSON_CreateObject();
+    char *path = berth_state_version_path(st, s->name, v[i].version);
+    cJSON_AddNumberToObject(e, "version", (double) v[i].version);
+    v[i].task_id ? cJSON_AddStringToObject(e, "task_id", v[i].task_id) : cJSON_AddNullToObject(e, "task_id");
+    cJSON_AddStringToObject(e, "created_at", berth_format_time(v[i].created_at, b1, sizeof b1));
+    cJSON_AddNumberToObject(e, "files", (double) v[i].files);
+    cJSON_AddNumberToObject(e, "bytes", (double) v[i].bytes);
+    cJSON_AddStringToObject(e, "path", path ? path : "");
+    free(path);
+    cJSON_AddItemToArray(arr, e);
+  }
+  berth_state_versions_free(v, n);
+  return o;
+}
+
+void
+cli_render_stack_state(const cJSON *state)
+{
+  const cJSON *versions = cJSON_GetObjectItemCaseSensitive(state, "versions"), *v;
+  if (cJSON_GetArraySize(versions) == 0) {
+    printf("no state versions for stack %s yet%s\n", str(state, "stack", "?"),
+           cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(state, "persist"))
+               ? ""
+               : " (it persists no paths; see --persist)");
+    return;
+  }
+  char b[64];
+  printf("%-7s  %-26s  %-20s  %5s  %s\n", "VERSION", "TASK", "CREATED", "FILES", "SIZE");
+  cJSON_ArrayForEach(v, versions) printf(
+      "%-7lld  %-26s  %-20s  %5lld  %s\n", (long long) num64(v, "version"), str(v, "task_id", "-"),
+      str(v, "created_at", "-"), (long long) num64(v, "files"), berth_format_size(num64(v, "bytes"), b, sizeof b));
+}
+
+/* ---- policy test, audit ---- */
+
+cJSON *
+cli_policy_result_json(const berth_policy_result *r)
+{
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "decision", r->denied ? "deny" : "allow");
+  r->rule ? cJSON_AddStringToObject(j, "rule", r->rule) : cJSON_AddNullToObject(j, "rule");
+  r->message ? cJSON_AddStringToObject(j, "message", r->message) : cJSON_AddNullToObject(j, "message");
+  cJSON *m = cJSON_AddArrayToObject(j, "matched");
+  for (size_t i = 0; i < r->n_matched; i++)
+    cJSON_AddItemToArray(m, cJSON_CreateString(r->matched[i]));
+  return j;
+}
+
+void
+cli_render_policy_result(const cJSON *r)
+{
+  const cJSON *matched = cJSON_GetObjectItemCaseSensitive(r, "matched"), *m;
+  if (strcmp(str(r, "decision", "deny"), "allow") != 0)
+    printf("decision: deny (rule %s): %s\n", str(r, "rule", "?"), str(r, "message", ""));
+  else if (str(r, "rule", NULL))
+    printf("decision: allow (rule %s; no rule denies it)\n", str(r, "rule", ""));
+  else
+    printf("decision: allow (no rule denies it)\n");
+  printf("matching rules:%s\n", cJSON_GetArraySize(matched) ? "" : " none");
+  cJSON_ArrayForEach(m, matched) printf("  %s\n", cJSON_IsString(m) ? m->valuestring : "");
+}
+
+void
+cli_render_audit(const cJSON *records)
+{
+  if (cJSON_GetArraySize(records) == 0) {
+    printf("no audit records\n");
+    return;
+  }
+  printf("%-6s %-20s %-14s %-16s %-30s %s\n", "ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME");
+  const cJSON *r;
+  cJSON_ArrayForEach(r, records)
+  {
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(r, "args");
+    printf("%-6lld %-20s %-14s %-16s %-30s %s\n", (long long) num64(r, "id"), str(r, "time", ""), str(r, "actor", ""),
+           str(r, "action", ""), str(r, "target", "-"), str(r, "outcome", ""));
+    if (args != NULL && !cJSON_IsNull(args)) {
+      char *a = cJSON_PrintUnformatted(args);
+      if (a)
+        printf("%-6s args: %s\n", "", a);
+      free(a);
+    }
+  }
+}
+
+cJSON *
+cli_audit_verify_json(berth_store *st, berth_error **err)
+{
+  int64_t first_bad = 0, count = 0;
+  char *why = NULL, *head = NULL;
+  if (berth_audit_verify_detail(st, &first_bad, &count, &why, &head, err) < 0)
+    return NULL;
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "intact", first_bad == 0);
+  cJSON_AddNumberToObject(j, "records", (double) count);
+  if (first_bad) {
+    cJSON_AddNumberToObject(j, "first_bad", (double) first_bad);
+    cJSON_AddStringToObject(j, "problem", why ? why : "");
+  } else {
+    cJSON_AddStringToObject(j, "head", head ? head : "");
+  }
+  free(why);
+  free(head);
+  return j;
+}
+
+void
+cli_render_audit_verify(const cJSON *v)
+{
+  int64_t count = num64(v, "records");
+  if (cli_audit_verify_exit_status(v) == 0) {
+    const char *head = str(v, "head", "");
+    printf("audit trail intact: %lld record%s, head %s\n", (long long) count, count == 1 ? "" : "s",
+           *head ? head : "(empty)");
+  } else {
+    printf("audit trail BROKEN: record %lld: %s (%lld records)\n", (long long) num64(v, "first_bad"),
+           str(v, "problem", ""), (long long) count);
+  }
+}
+
+int
+cli_audit_verify_exit_status(const cJSON *v)
+{
+  return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "intact")) ? 0 : 1;
 }

@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "berth/allowlist.h"
+#include "berth/audit.h"
 #include "berth/policy.h"
+#include "../cli/render.h"
 #include "server.h"
 
 int
@@ -142,4 +144,58 @@ api_policy_remove(srv_req *r, srv_resp *out)
     return srv_fail(out, err);
   cJSON *j = berth_policy_list_json(r->st, &err);
   return j ? srv_ok(out, 200, j) : srv_fail(out, err);
+}
+
+/* POST /v1/policies/test {"stack", "command", "actor"?, "role"?, "at"?}: the decision of the stored policies for such
+ * a task, as `berth policy test` prints it. A dry run for readers: it records nothing, changes nothing. actor and role
+ * default to the key's own; the stack's labels come from the store; "at" takes the forms of --at. */
+int
+api_policy_test(srv_req *r, srv_resp *out)
+{
+  static const char *const allowed[] = { "stack", "command", "actor", "role", "at", NULL };
+  berth_error *err = NULL;
+  cJSON *body = NULL;
+  const char *stack = NULL, *command = NULL, *actor = NULL, *role = NULL, *at = NULL;
+  int64_t now = berth_now_ms();
+  berth_stack *s = NULL;
+  berth_policy_result res = { 0 };
+  int rc = srv_json_object(r->body, r->body_len, &body, &err);
+  if (rc == 0
+      && ((rc = srv_json_only(body, allowed, "policy test", &err)) < 0
+          || (rc = srv_json_string(body, "stack", true, &stack, &err)) < 0
+          || (rc = srv_json_string(body, "command", true, &command, &err)) < 0
+          || (rc = srv_json_string(body, "actor", false, &actor, &err)) < 0
+          || (rc = srv_json_string(body, "role", false, &role, &err)) < 0
+          || (rc = srv_json_string(body, "at", false, &at, &err)) < 0))
+    goto out;
+  if (rc == 0 && strlen(command) > BERTH_POLICY_MAX_TEXT)
+    rc = berth_error_set(&err, BERTH_EINVAL, "field `command` is longer than 1 MiB");
+  if (rc == 0 && role && srv_role_level(role) == SRV_ROLE_NONE)
+    rc = berth_error_set(&err, BERTH_EINVAL, "field `role` must be reader, writer or admin");
+  if (rc == 0 && at && berth_audit_parse_time(at, now, &now, &err) < 0)
+    rc = berth_error_wrap(&err, "field `at`");
+  if (rc == 0 && (rc = berth_stack_validate_name(stack, &err)) == 0 && (rc = srv_check_stack(r, stack, &err)) == 0)
+    rc = berth_store_stack_get(r->st, stack, &s, &err);
+  if (rc == 0) {
+    berth_policy_input in = {
+      .stack = s->name,
+      .labels = (const char *const *) s->labels.v,
+      .n_labels = s->labels.n,
+      .command = command,
+      .actor = actor ? actor : r->key->name,
+      .role = role ? role : r->key->role,
+      .now_ms = now,
+    };
+    rc = berth_policy_evaluate(r->st, &in, &res, &err);
+  }
+out:
+  cJSON_Delete(body);
+  berth_stack_free(s);
+  if (rc < 0) {
+    berth_policy_result_clear(&res);
+    return srv_fail(out, err);
+  }
+  srv_ok(out, 200, cli_policy_result_json(&res));
+  berth_policy_result_clear(&res);
+  return 0;
 }

@@ -78,9 +78,11 @@ srv_json_bool(const cJSON *o, const char *key, bool *out, berth_error **err)
   return 0;
 }
 
-/* {"K": "V", ...} into kv (merged: a null value removes the key; keep_masked: "***" keeps the current value). */
+/* {"K": "V", ...} into kv (merged: a null value removes the key, which must be set on stack when stack is given;
+ * keep_masked: "***" keeps the current value). */
 static int
-json_env(const cJSON *o, const char *key, bool keep_masked, berth_kv **kv, size_t *n, berth_error **err)
+json_env(const cJSON *o, const char *key, bool keep_masked, const char *stack, berth_kv **kv, size_t *n,
+         berth_error **err)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   if (v == NULL || cJSON_IsNull(v))
@@ -95,7 +97,9 @@ json_env(const cJSON *o, const char *key, bool keep_masked, berth_kv **kv, size_
     if (!berth_env_name_valid(e->string))
       return berth_error_set(err, BERTH_EINVAL, "field `%s`: `%.64s` is not a valid variable name", key, e->string);
     if (cJSON_IsNull(e)) {
-      berth_kv_unset(kv, n, e->string);
+      if (berth_kv_unset(kv, n, e->string) == 0 && stack)
+        return berth_error_set(err, BERTH_EINVAL, "%s `%.64s` is not set on stack `%s`",
+                               strcmp(key, "env") == 0 ? "env" : "secret env", e->string, stack);
       continue;
     }
     if (!cJSON_IsString(e))
@@ -119,9 +123,9 @@ srv_task_request_parse(const cJSON *o, srv_task_request *out, berth_error **err)
   if (rc == 0)
     rc = srv_json_bool(o, "skip_init", &out->skip_init, err);
   if (rc == 0)
-    rc = json_env(o, "env", false, &out->env, &out->n_env, err);
+    rc = json_env(o, "env", false, NULL, &out->env, &out->n_env, err);
   if (rc == 0)
-    rc = json_env(o, "secret_env", false, &out->secret_env, &out->n_secret_env, err);
+    rc = json_env(o, "secret_env", false, NULL, &out->secret_env, &out->n_secret_env, err);
   if (rc < 0)
     srv_task_request_clear(out);
   return rc;
@@ -254,8 +258,8 @@ srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **
       || (rc = json_strv(o, "before_perform", &s->before_perform, err)) < 0
       || (rc = json_strv(o, "after_perform", &s->after_perform, err)) < 0
       || (rc = json_strv(o, "after_run", &s->after_run, err)) < 0
-      || (rc = json_env(o, "env", false, &s->env, &s->n_env, err)) < 0
-      || (rc = json_env(o, "secret_env", true, &s->secret_env, &s->n_secret_env, err)) < 0
+      || (rc = json_env(o, "env", false, s->name, &s->env, &s->n_env, err)) < 0
+      || (rc = json_env(o, "secret_env", true, s->name, &s->secret_env, &s->n_secret_env, err)) < 0
       || (rc = json_str_field(o, "network", false, &s->network, err)) < 0
       || (rc = json_int(o, "memory_bytes", 0, INT64_C(1) << 50, &s->memory_bytes, err)) < 0
       || (rc = json_parsed(o, "memory", berth_parse_size, &s->memory_bytes, err)) < 0
@@ -272,6 +276,18 @@ srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **
   v = s->keep_versions;
   if ((rc = json_int(o, "keep_versions", 1, BERTH_MAX_KEEP_VERSIONS, &v, err)) < 0)
     return rc;
+  /* a variable moved between plain and secret: the one given last wins, as in `berth stack update` */
+  const cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "env"))
+  {
+    if (cJSON_IsString(e))
+      berth_kv_unset(&s->secret_env, &s->n_secret_env, e->string);
+  }
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "secret_env"))
+  {
+    if (cJSON_IsString(e))
+      berth_kv_unset(&s->env, &s->n_env, e->string);
+  }
   s->keep_versions = (int) v;
   return berth_stack_validate(s, err);
 }

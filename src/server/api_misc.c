@@ -9,6 +9,7 @@
 #include "berth/audit.h"
 #include "berth/docker.h"
 #include "berth/task_runner.h"
+#include "../cli/render.h"
 #include "server.h"
 
 void
@@ -114,6 +115,15 @@ api_audit(srv_req *r, srv_resp *out)
   if (j == NULL)
     return srv_fail(out, err);
   return srv_ok(out, 200, j);
+}
+
+/* GET /v1/audit/verify: walks the hash chain (admin; `berth audit verify`). 200 whether intact or not. */
+int
+api_audit_verify(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  cJSON *j = cli_audit_verify_json(r->st, &err);
+  return j ? srv_ok(out, 200, j) : srv_fail(out, err);
 }
 
 int

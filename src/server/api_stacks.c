@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "berth/actions.h"
+#include "../cli/client.h"
+#include "../cli/render.h"
 #include "server.h"
 
 int
@@ -39,6 +41,18 @@ masked_args(const cJSON *body)
   return a;
 }
 
+/* What the CLI checks on its host, checked again here on the server's: the project dir and subdir, and the admin
+ * config's pull policies (stack_check_host, shared with local mode). */
+static int
+host_checks(srv_req *r, berth_stack *s, const cJSON *body, berth_error **err)
+{
+  if (stack_check_host(s, r->srv->home, cJSON_HasObjectItem(body, "project_dir"), cJSON_HasObjectItem(body, "subdir"),
+                       err)
+      < 0)
+    return -1;
+  return berth_stack_validate(s, err);
+}
+
 int
 api_stack_create(srv_req *r, srv_resp *out)
 {
@@ -49,6 +63,8 @@ api_stack_create(srv_req *r, srv_resp *out)
              : berth_error_set(&err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0)
     rc = srv_stack_apply_json(s, body, true, &err);
+  if (rc == 0)
+    rc = host_checks(r, s, body, &err);
   if (rc == 0)
     rc = berth_action_stack_create(r->st, s, r->key->name, &err);
   cJSON *args = masked_args(body);
@@ -98,6 +114,8 @@ api_stack_patch(srv_req *r, srv_resp *out)
   if (rc == 0)
     rc = srv_stack_apply_json(s, body, false, &err);
   if (rc == 0)
+    rc = host_checks(r, s, body, &err);
+  if (rc == 0)
     rc = berth_action_stack_update(r->st, s, r->key->name, &err);
   cJSON *args = masked_args(body);
   if (rc < 0)
@@ -111,6 +129,22 @@ api_stack_patch(srv_req *r, srv_resp *out)
   srv_ok(out, 200, berth_stack_to_json(s));
   berth_stack_free(s);
   return 0;
+}
+
+/* GET /v1/stacks/{name}/state: the persisted state versions, newest first (`berth stack state`). */
+int
+api_stack_state(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  berth_stack *s = NULL;
+  cJSON *j = NULL;
+  if (srv_check_stack(r, r->args[0], &err) < 0 || berth_store_stack_get(r->st, r->args[0], &s, &err) < 0
+      || (j = cli_stack_state_json(r->st, s, &err)) == NULL) {
+    berth_stack_free(s);
+    return srv_fail(out, err);
+  }
+  berth_stack_free(s);
+  return srv_ok(out, 200, j);
 }
 
 int

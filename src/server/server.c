@@ -32,6 +32,7 @@ static const srv_route routes[] = {
   { "GET", "v1/stacks/*", SRV_ROLE_READER, api_stack_get },
   { "PATCH", "v1/stacks/*", SRV_ROLE_ADMIN, api_stack_patch },
   { "DELETE", "v1/stacks/*", SRV_ROLE_ADMIN, api_stack_delete },
+  { "GET", "v1/stacks/*/state", SRV_ROLE_READER, api_stack_state },
   { "POST", "v1/stacks/*/lock", SRV_ROLE_WRITER, api_stack_lock },
   { "DELETE", "v1/stacks/*/lock", SRV_ROLE_WRITER, api_stack_unlock },
   { "POST", "v1/stacks/*/tasks", SRV_ROLE_WRITER, api_task_create },
@@ -47,7 +48,9 @@ static const srv_route routes[] = {
   { "POST", "v1/policies", SRV_ROLE_ADMIN, api_policy_add },
   { "DELETE", "v1/policies", SRV_ROLE_ADMIN, api_policy_remove },
   { "DELETE", "v1/policies/*", SRV_ROLE_ADMIN, api_policy_remove },
+  { "POST", "v1/policies/test", SRV_ROLE_READER, api_policy_test }, /* a dry run: records nothing */
   { "GET", "v1/audit", SRV_ROLE_ADMIN, api_audit },
+  { "GET", "v1/audit/verify", SRV_ROLE_ADMIN, api_audit_verify },
   { "GET", "v1/keys", SRV_ROLE_ADMIN, api_key_list },
   { "POST", "v1/keys", SRV_ROLE_ADMIN, api_key_create },
   { "DELETE", "v1/keys/*", SRV_ROLE_ADMIN, api_key_revoke },
