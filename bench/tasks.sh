@@ -12,6 +12,7 @@ IMG=berth/busybox:latest
 ws=$WORK/ws
 mkdir -p "$ws"
 for i in $(seq 1 200); do head -c 2048 /dev/urandom >"$ws/file$i.txt"; done
+"$BERTH" image allow "docker.io/berth/busybox:*" >/dev/null
 "$BERTH" stack create bench --image "$IMG" --project-dir "$ws" --init true >/dev/null
 cid=""
 trap 'docker rm -f $cid >/dev/null 2>&1; rm -rf "$WORK"' EXIT
