@@ -194,6 +194,7 @@ def role_matrix(keys, transport):
         ("DELETE", "/v1/stacks/no-such-stack", None, A),
         ("POST", "/v1/stacks/no-such-stack/lock", None, W),
         ("DELETE", "/v1/stacks/no-such-stack/lock", None, W),
+        ("GET", "/v1/stacks/%s/state" % s1, None, R),
         ("POST", "/v1/stacks/%s/tasks" % s1, {"command": "   "}, W),
         ("GET", "/v1/tasks", None, R),
         ("GET", "/v1/tasks/zzzzzzzzzzzz", None, R),
@@ -206,7 +207,9 @@ def role_matrix(keys, transport):
         ("GET", "/v1/policies", None, R),
         ("POST", "/v1/policies", {"name": "p", "decision": "perhaps"}, A),
         ("DELETE", "/v1/policies/no-such-policy", None, A),
+        ("POST", "/v1/policies/test", {"stack": "no-such-stack", "command": "true"}, R),
         ("GET", "/v1/audit", None, A),
+        ("GET", "/v1/audit/verify", None, A),
         ("GET", "/v1/keys", None, A),
         ("POST", "/v1/keys", {"name": "k", "role": "emperor"}, A),
         ("DELETE", "/v1/keys/no-such-key", None, A),
@@ -572,6 +575,162 @@ def test_cli_governance(keys):
     check("client image allow as a writer is refused (125)", r[0] == 125 and "admin" in r[2], r)
 
 
+def test_cli_stack_edit(keys):
+    """stack create/update/show/list/state through the server: the same output and exit codes as local mode, the
+    same stored fields; secret values only in request bodies."""
+    env = {"BERTH_SERVER": SRV.url("unix"), "BERTH_API_KEY": keys["adm"]}
+    proj = os.path.join(TMP, "proj-edit")
+    os.makedirs(os.path.join(proj, "sub"))
+    c, l = "t%s-ec" % RUN_ID, "t%s-el" % RUN_ID
+    secret = "s3cr3t-edit-%s" % RUN_ID
+    flags = ["--image", "berth/runner:latest", "--project-dir", "proj-edit", "--subdir", "sub/", "--env", "A=1",
+             "--secret-env", "TOKEN=" + secret, "--secret-env", "FROMENV", "--memory", "512m", "--cpus", "1.5",
+             "--pids", "100", "--timeout", "10m", "--idle-timeout", "90s", "--pull", "never", "--persist", "out",
+             "--label", "x", "--label", "y", "--init", "echo init", "--after-run", "echo bye", "--keep-versions", "3"]
+    cwd_env = {"FROMENV": "from-env-" + secret}
+
+    def run(*args, client=False):
+        p = subprocess.run([BERTH, *args], env=dict(ENV, **cwd_env, **(env if client else {})), cwd=TMP,
+                           capture_output=True, timeout=120)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+    def same(a, b, name_a, name_b):
+        return (a[0], a[1].replace(name_a, "N"), a[2].replace(name_a, "N")) == \
+               (b[0], b[1].replace(name_b, "N"), b[2].replace(name_b, "N"))
+
+    def show_without_times(name, client=False):
+        rc, out, err = run("stack", "show", name, client=client)
+        return rc, "".join(x for x in out.splitlines(True) if not x.startswith(("created:", "updated:"))) \
+            .replace(name, "N"), err
+
+    rc_c = run("stack", "create", c, *flags, client=True)
+    rc_l = run("stack", "create", l, *flags)
+    check("client stack create: the same output and exit code as local", same(rc_c, rc_l, c, l) and rc_c[0] == 0,
+          (rc_c, rc_l))
+    check("client and local create store the same fields", show_without_times(c) == show_without_times(l),
+          (show_without_times(c), show_without_times(l)))
+    st, j, payload, _ = req("GET", "/v1/stacks/" + c, keys["adm"])
+    check("  ...a project dir resolved to its real path, the subdir normalized, secrets ***",
+          st == 200 and j["project_dir"] == os.path.realpath(proj) and j["subdir"] == "sub"
+          and j["secret_env"] == {"TOKEN": "***", "FROMENV": "***"} and secret.encode() not in payload, j)
+    for args in (["stack", "show", c], ["stack", "show", c, "--json"], ["stack", "list"], ["stack", "list", "--json"]):
+        a, b = run(*args), run(*args, client=True)
+        check("`berth %s` is the same locally and through the server" % " ".join(args).replace(c, "NEW"), a == b,
+              (a[1][:300], b[1][:300], b[2]))
+    upd = ["--env", "TOKEN=now-plain", "--unset-env", "A", "--secret-env", "B=" + secret, "--label", "",
+           "--subdir", "", "--memory", "1g", "--before-perform", "echo a", "--before-perform", "echo b"]
+    rc_c, rc_l = run("stack", "update", c, *upd, client=True), run("stack", "update", l, *upd)
+    check("client stack update: the same output and exit code as local", same(rc_c, rc_l, c, l) and rc_c[0] == 0,
+          (rc_c, rc_l))
+    check("client and local update leave the same fields (a key moved from secret to plain)",
+          show_without_times(c) == show_without_times(l) and "TOKEN=now-plain" in show_without_times(c)[1],
+          (show_without_times(c), show_without_times(l)))
+    bad = [(["update", "{}", "--unset-env", "NOPE"], "is not set"),
+           (["update", "{}", "--unset-secret-env", "A"], "is not set"),
+           (["update", "{}", "--subdir", "nosuch"], "not a directory"),
+           (["update", "{}", "--project-dir", "/no/such/dir"], "does not exist"),
+           (["update", "{}", "--memory", "lots"], "--memory"),
+           (["update", "{}", "--timeout", "0s"], "positive"),
+           (["update", "{}", "--network", "host"], "network"),
+           (["update", "{}", "--bogus"], "unknown flag"),
+           (["update", "{}", "--image"], "needs a value"),
+           (["update", "{}", "extra"], "unexpected argument"),
+           (["create", "{}", "--image", "berth/runner:latest"], "already exists"),
+           (["create", "t%s-none" % RUN_ID], "needs --image"),
+           (["create", "bad name!", "--image", "x"], "invalid"),
+           (["update", "t%s-missing" % RUN_ID, "--label", "x"], "does not exist"),
+           (["create", "t%s-x" % RUN_ID, "--image", "x", "--unset-env", "A"], "only for")]
+    wrong = []
+    for args, what in bad:
+        a = run("stack", *[x.replace("{}", l) for x in args])
+        b = run("stack", *[x.replace("{}", c) for x in args], client=True)
+        if not (same(a, b, l, c) and a[0] != 0 and what in a[2]):
+            wrong.append((args, a, b))
+    check("%d bad create/update command lines: the same one-line error and exit code in both modes" % len(bad),
+          not wrong, wrong[:3])
+    check("  ...and they changed nothing", show_without_times(c) == show_without_times(l))
+    rc, out, err = berth("stack", "update", c, "--label", "z",
+                         env={"BERTH_SERVER": SRV.url("unix"), "BERTH_API_KEY": keys["w1"]})
+    check("client stack update as a writer is refused (125)", rc == 125 and "admin" in err, (rc, err))
+    st, _, payload, _ = req("GET", "/v1/audit", keys["adm"])
+    logs = open(os.path.join(TMP, "serve.log"), "rb").read() + SRV.stderr().encode()
+    check("no secret value in the audit trail or the server's output",
+          secret.encode() not in payload and secret.encode() not in logs and b'"stack.update"' in payload)
+    # state: a task through the client writes a persisted path
+    env_w = {"BERTH_SERVER": SRV.url("unix"), "BERTH_API_KEY": keys["w1"]}
+    for a in ([], ["--json"]):
+        x, y = run("stack", "state", c, *a), run("stack", "state", c, *a, client=True)
+        check("`berth stack state %s` (no versions) is the same locally and through the server" % " ".join(a),
+              x == y and x[0] == 0, (x, y))
+    rc, out, err = berth("task", "run", c, "--", "mkdir -p out && echo kept > out/f", env=env_w)
+    check("a task through the client persists a path", rc == 0, (rc, err))
+    for a in ([], ["--json"]):
+        x, y = run("stack", "state", c, *a), run("stack", "state", c, *a, client=True)
+        check("`berth stack state %s` (one version) is the same locally and through the server" % " ".join(a),
+              x == y and x[0] == 0 and ("VERSION" in x[1] or '"version"' in x[1]), (x, y))
+    st, j, _, _ = req("GET", "/v1/stacks/%s/state" % S(2), keys["wa"])
+    check("a scoped key cannot read another stack's state (403)", st == 403, (st, j))
+    x, y = run("stack", "state", "t%s-missing" % RUN_ID), run("stack", "state", "t%s-missing" % RUN_ID, client=True)
+    check("state of an unknown stack: the same error and exit code", x == y and x[0] != 0, (x, y))
+    for n in (c, l):
+        berth("stack", "delete", n)
+
+
+def test_cli_policy_test_and_verify(keys):
+    env = {"BERTH_SERVER": SRV.url("tcp"), "BERTH_API_KEY": keys["rd"]}
+    pol = os.path.join(TMP, "pol-test.json")
+    with open(pol, "w") as f:
+        json.dump([{"name": "no-destroy", "command": "^terraform\\s+destroy", "decision": "deny", "message": "no"},
+                   {"name": "writers-ok", "roles": ["writer"], "decision": "allow"},
+                   {"name": "night", "when": {"hours": "22-06"}, "stacks": ["t%s-*" % RUN_ID],
+                    "decision": "deny", "message": "not at night"}], f)
+    assert berth("policy", "add", pol)[0] == 0
+    _, before, _, _ = req("GET", "/v1/audit", keys["adm"])
+    cases = [["--actor", "bob", "--role", "writer", "--", "terraform", "destroy"],
+             ["--actor", "bob", "--role", "writer", "--at", "2024-05-01T12:00Z", "--", "terraform", "plan"],
+             ["--actor", "bob", "--role", "writer", "--at", "2024-05-01T23:00Z", "--", "terraform", "plan"],
+             ["--actor", "bob", "--role", "admin", "--json", "--at", "2024-05-01T12:00Z", "--", "echo", "hi"],
+             ["--actor", "bob", "--role", "writer", "--json", "--", "terraform", "destroy", "-auto-approve"]]
+    for extra in cases:
+        a = berth("policy", "test", S(1), *extra)
+        b = berth("policy", "test", S(1), *extra, env=env)
+        check("`berth policy test %s` is the same locally and through the server (exit %d)"
+              % (" ".join(extra), a[0]), a == b and a[0] in (0, 1), (a, b))
+    bad = [["--role", "root", "--", "true"], ["--at", "yesterday-ish", "--", "true"], ["--"], [],
+           ["--bogus", "--", "true"]]
+    for extra in bad:
+        a, b = berth("policy", "test", S(1), *extra), berth("policy", "test", S(1), *extra, env=env)
+        check("bad `policy test %s`: the same error and exit code" % " ".join(extra), a == b and a[0] == 125, (a, b))
+    a = berth("policy", "test", "t%s-missing" % RUN_ID, "--", "true")
+    b = berth("policy", "test", "t%s-missing" % RUN_ID, "--", "true", env=env)
+    check("policy test on an unknown stack: the same error and exit code", a == b and a[0] != 0, (a, b))
+    rc, out, err = berth("policy", "test", S(1), "--json", "--at", "2024-05-01T12:00Z", "--", "terraform", "plan",
+                         env=env)
+    check("policy test defaults to the key's role (a reader: no writers-ok match)",
+          rc == 0 and json.loads(out)["matched"] == [], (rc, out, err))
+    rc, out, err = berth("policy", "test", S(2), "--", "true", env={"BERTH_SERVER": SRV.url("tcp"),
+                                                                    "BERTH_API_KEY": keys["wa"]})
+    check("policy test: a scoped key refused on another stack (125)", rc == 125 and "may not act" in err, (rc, err))
+    _, after, _, _ = req("GET", "/v1/audit", keys["adm"])
+    check("policy test records nothing", before == after)
+    st, j, _, _ = req("POST", "/v1/policies/test", keys["rd"], {"stack": S(1), "command": "x", "role": "root"})
+    check("POST /v1/policies/test with a bad role: 400", st == 400 and j["error"] == "invalid", j)
+    st, j, _, _ = req("POST", "/v1/policies/test", keys["rd"], {"stack": S(1), "command": 3})
+    check("POST /v1/policies/test with a number for command: 400", st == 400 and "command" in j["message"], j)
+    for name in ("no-destroy", "writers-ok", "night"):
+        berth("policy", "remove", name)
+    # audit verify
+    adm = {"BERTH_SERVER": SRV.url("unix"), "BERTH_API_KEY": keys["adm"]}
+    for a in ([], ["--json"]):
+        x, y = berth("audit", "verify", *a), berth("audit", "verify", *a, env=adm)
+        check("`berth audit verify %s` is the same locally and through the server" % " ".join(a),
+              x == y and x[0] == 0 and ("intact" in x[1]), (x, y))
+    x, y = berth("audit", "verify", "--since", "1h"), berth("audit", "verify", "--since", "1h", env=adm)
+    check("audit verify --since: the same error in both modes", x == y and x[0] == 125, (x, y))
+    rc, out, err = berth("audit", "verify", env={"BERTH_SERVER": SRV.url("unix"), "BERTH_API_KEY": keys["w1"]})
+    check("client audit verify as a writer is refused (125)", rc == 125 and "admin" in err, (rc, err))
+
+
 def test_keys_api(keys):
     st, j, _, _ = req("POST", "/v1/keys", keys["adm"], {"name": "api-made", "role": "reader"})
     check("an admin creates a key through the API; the answer holds it once", st == 201 and j["key"].startswith("berth_"),
@@ -724,6 +883,8 @@ def main():
         test_bad_requests(keys)
         test_cli_client(keys)
         test_cli_governance(keys)
+        test_cli_stack_edit(keys)
+        test_cli_policy_test_and_verify(keys)
         test_keys_api(keys)
         test_restart(keys)
         test_sigterm(keys)
