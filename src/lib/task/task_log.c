@@ -157,7 +157,8 @@ berth_task_log_close(berth_task_log *l)
     berth_error *e = NULL;
     berth_task_log_flush(l, &e);
     berth_error_free(e);
-    fsync(l->fd);
+    /* no fsync: the log goes through the page cache like any log file; the task record (SQLite, synchronous=FULL)
+     * is what must survive a power loss, and an fsync of a 1 GiB log would hold the task's end for seconds */
     close(l->fd);
   }
   free(l->path);
