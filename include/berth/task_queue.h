@@ -33,5 +33,10 @@ int berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel
 /* Fails every active task whose supervisor is gone ("executor interrupted") and removes every container of this
  * store whose task is not supervised. Best effort when Docker is unreachable (tasks are still failed). */
 int berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err);
+/* The same, unless some berth process of this store swept less than interval_ms ago (a burst of supervisors
+ * starting at once sweeps once; each still checks the task ahead of it while it waits). */
+int berth_queue_sweep_if_due(berth_store *st, berth_docker *d, int64_t interval_ms, berth_error **err);
+/* Makes the next berth_queue_sweep_if_due sweep (e.g. a container could not be removed because Docker was away). */
+void berth_queue_sweep_request(const char *home);
 
 #endif

@@ -85,7 +85,7 @@ static int
 write_all(int fd, const struct iovec *iov, int n)
 {
   struct iovec v[2];
-  memcpy(v, iov, sizeof(struct iovec) * (size_t)n);
+  memcpy(v, iov, sizeof(struct iovec) * (size_t) n);
   int i = 0;
   while (i < n) {
     ssize_t w = writev(fd, v + i, n - i);
@@ -94,13 +94,13 @@ write_all(int fd, const struct iovec *iov, int n)
         continue;
       return -1;
     }
-    while (i < n && (size_t)w >= v[i].iov_len) {
-      w -= (ssize_t)v[i].iov_len;
+    while (i < n && (size_t) w >= v[i].iov_len) {
+      w -= (ssize_t) v[i].iov_len;
       i++;
     }
     if (i < n) {
-      v[i].iov_base = (char *)v[i].iov_base + w;
-      v[i].iov_len -= (size_t)w;
+      v[i].iov_base = (char *) v[i].iov_base + w;
+      v[i].iov_len -= (size_t) w;
     }
   }
   return 0;
@@ -123,8 +123,8 @@ berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, s
 {
   while (len > 0) {
     size_t n = len > BERTH_LOG_RECORD_MAX ? BERTH_LOG_RECORD_MAX : len;
-    unsigned char hdr[6] = { (unsigned char)kind,      (unsigned char)phase,    (unsigned char)(n >> 24),
-                             (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };
+    unsigned char hdr[6] = { (unsigned char) kind,      (unsigned char) phase,    (unsigned char) (n >> 24),
+                             (unsigned char) (n >> 16), (unsigned char) (n >> 8), (unsigned char) n };
     if (l->len + sizeof hdr + n <= BERTH_LOG_BUFFER) {
       memcpy(l->buf + l->len, hdr, sizeof hdr);
       memcpy(l->buf + l->len + sizeof hdr, data, n);
@@ -132,7 +132,7 @@ berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, s
     } else {
       if (berth_task_log_flush(l, err) < 0)
         return BERTH_EINTERNAL;
-      struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *)data, n } };
+      struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *) data, n } };
       if (sizeof hdr + n > BERTH_LOG_BUFFER / 2) {
         if (write_all(l->fd, iov, 2) < 0)
           return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "write the task log %s", l->path);
@@ -198,13 +198,13 @@ berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *userdat
       return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "read the task log %s", r->path);
     if (n == 0)
       break;
-    if (berth_buf_append(&r->pending, buf, (size_t)n) < 0 && r->pending.len == 0)
+    if (berth_buf_append(&r->pending, buf, (size_t) n) < 0 && r->pending.len == 0)
       return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", r->path);
     /* deliver whole records; keep a partial one */
     size_t off = 0;
     while (r->pending.len - off >= 6) {
-      const unsigned char *h = (const unsigned char *)r->pending.data + off;
-      size_t len = ((size_t)h[2] << 24) | ((size_t)h[3] << 16) | ((size_t)h[4] << 8) | h[5];
+      const unsigned char *h = (const unsigned char *) r->pending.data + off;
+      size_t len = ((size_t) h[2] << 24) | ((size_t) h[3] << 16) | ((size_t) h[4] << 8) | h[5];
       if (len > BERTH_LOG_RECORD_MAX || h[0] < 1 || h[0] > 3)
         return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", r->path);
       if (r->pending.len - off - 6 < len)

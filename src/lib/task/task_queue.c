@@ -115,7 +115,8 @@ static void
 fail_orphan(berth_store *st, berth_docker *d, const berth_task *t)
 {
   berth_error *err = NULL;
-  berth_action_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted", -1, &err);
+  berth_action_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted", -1,
+                               &err);
   berth_error_free(err);
   err = NULL;
   berth_store_task_forget_secrets(st, t->id, &err);
@@ -171,6 +172,32 @@ berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err)
   return 0;
 }
 
+/* Waits (about one second at most) for the supervisor of task id to let go of its liveness lock, without touching
+ * the store: a cheap non-blocking flock probe every 20 ms. Returns true when the lock was free (the supervisor
+ * ended, or has not started yet), false when it is still held after the wait. */
+static bool
+wait_for_supervisor(const char *home, const char *id)
+{
+  char *p = lock_path(home, "task", id);
+  int fd = p ? open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+  free(p);
+  if (fd < 0) {
+    usleep(50000);
+    return true;
+  }
+  bool released = false;
+  for (int round = 0; round < 50 && !released; round++) {
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+      flock(fd, LOCK_UN);
+      released = true;
+    } else {
+      usleep(20000);
+    }
+  }
+  close(fd);
+  return released;
+}
+
 int
 berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, berth_queue_note_fn note, void *userdata,
                       int *stack_fd_out, berth_error **err)
@@ -191,12 +218,13 @@ berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, ber
         still_active = true;
         break;
       }
+      if (blocker != NULL)
+        continue; /* only the first task ahead matters; the ones behind it wait for it too */
       if (task_is_orphan(st, active[i])) {
         fail_orphan(st, d, active[i]);
         continue;
       }
-      if (blocker == NULL)
-        blocker = active[i];
+      blocker = active[i];
     }
     if (!still_active) {
       berth_tasks_free(active, n);
@@ -232,8 +260,10 @@ berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, ber
       if (note)
         note(userdata, blocker->id);
     }
+    bool released = wait_for_supervisor(home, blocker->id);
     berth_tasks_free(active, n);
-    usleep(50000);
+    if (released)
+      usleep(20000); /* its supervisor is not (or not yet) running: look again shortly, without spinning */
   }
   free(last_blocker);
   return rc;
@@ -269,4 +299,32 @@ berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel, in
     }
     usleep(50000);
   }
+}
+
+int
+berth_queue_sweep_if_due(berth_store *st, berth_docker *d, int64_t interval_ms, berth_error **err)
+{
+  char *p = lock_path(berth_store_home(st), "sweep", "stamp");
+  if (p == NULL)
+    return berth_queue_sweep(st, d, err);
+  struct stat sb;
+  int64_t now = berth_now_ms();
+  bool due
+      = stat(p, &sb) < 0 || now - ((int64_t) sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000) >= interval_ms;
+  if (due) {
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0)
+      close(fd);
+  }
+  free(p);
+  return due ? berth_queue_sweep(st, d, err) : 0;
+}
+
+void
+berth_queue_sweep_request(const char *home)
+{
+  char *p = lock_path(home, "sweep", "stamp");
+  if (p != NULL)
+    unlink(p);
+  free(p);
 }

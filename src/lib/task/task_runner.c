@@ -787,6 +787,7 @@ finish(runner *r, outcome *o)
     persist_state(r);
     if (berth_docker_container_remove(r->d, r->container, &e) < 0) {
       note(r, "warning: cannot remove container %.12s now (%s); it is swept later", r->container, e->msg);
+      berth_queue_sweep_request(berth_store_home(r->st));
       berth_error_clear(&e);
     }
   }
@@ -834,14 +835,10 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
     berth_error_free(de);
   }
   if (rc == 0)
-    rc = berth_store_stack_get(st, r.t->stack, &r.s, &e);
-  if (rc == 0)
-    rc = setup_secrets(&r, &e);
-  if (rc == 0)
     rc = berth_docker_new(NULL, &r.d, &e);
   if (rc == 0) {
     berth_error *se = NULL;
-    berth_queue_sweep(st, r.d, &se);
+    berth_queue_sweep_if_due(st, r.d, 10000, &se);
     berth_error_free(se);
     rc = berth_queue_wait_turn(st, r.d, r.t, NULL, NULL, &stack_fd, &e);
     if (rc == 0)
@@ -851,6 +848,11 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
       goto out;
     }
   }
+  /* the stack as it is when the task starts, not when it was submitted */
+  if (rc == 0)
+    rc = berth_store_stack_get(st, r.t->stack, &r.s, &e);
+  if (rc == 0)
+    rc = setup_secrets(&r, &e);
   if (rc < 0) {
     fail_from_error(&r, &o, rc, e);
     berth_error_clear(&e);

@@ -51,7 +51,7 @@ berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_pare
       if (fd > 2)
         close(fd);
     }
-    execl(self, "berth", "__supervise", "--home", home, task_id, (char *)NULL);
+    execl(self, "berth", "__supervise", "--home", home, task_id, (char *) NULL);
     _exit(127);
   }
   if (!die_with_parent) {
@@ -205,12 +205,12 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   }
   berth_task t = { .exit_code = -1, .skip_init = req->skip_init };
   t.stack = s->name;
-  t.command = (char *)req->command;
-  t.actor = (char *)req->actor;
-  t.triggered_by = (char *)req->triggered_by;
-  t.env = (berth_kv *)req->env;
+  t.command = (char *) req->command;
+  t.actor = (char *) req->actor;
+  t.triggered_by = (char *) req->triggered_by;
+  t.env = (berth_kv *) req->env;
   t.n_env = req->n_env;
-  t.secret_env = (berth_kv *)req->secret_env;
+  t.secret_env = (berth_kv *) req->secret_env;
   t.n_secret_env = req->n_secret_env;
   rc = berth_store_begin(st, err);
   if (rc == 0) {
@@ -228,8 +228,8 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     rc = berth_supervisor_spawn(berth_store_home(st), t.id, req->die_with_parent, err);
     if (rc < 0) {
       berth_error *e2 = NULL;
-      berth_action_task_transition(st, t.id, "FAILED", "berth", "could not start its supervisor", "executor interrupted",
-                                  -1, &e2);
+      berth_action_task_transition(st, t.id, "FAILED", "berth", "could not start its supervisor",
+                                   "executor interrupted", -1, &e2);
       berth_error_free(e2);
     }
   }
