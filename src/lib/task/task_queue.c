@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -172,9 +174,16 @@ berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err)
   return 0;
 }
 
-/* Waits (about one second at most) for the supervisor of task id to let go of its liveness lock, without touching
- * the store: a cheap non-blocking flock probe every 20 ms. Returns true when the lock was free (the supervisor
- * ended, or has not started yet), false when it is still held after the wait. */
+static void
+on_alarm(int sig)
+{
+  (void) sig; /* only there to interrupt a blocking flock */
+}
+
+/* Waits, one second at most, for the supervisor of task id to let go of its liveness lock: a blocking flock
+ * (no CPU while waiting) cut short by a one-shot SIGALRM, so the caller re-reads the store once a second (it may
+ * have been canceled meanwhile). Returns true when the lock was free (the supervisor ended, or has not started
+ * yet), false when it is still held. Only for single-threaded supervisor processes (it uses SIGALRM). */
 static bool
 wait_for_supervisor(const char *home, const char *id)
 {
@@ -185,15 +194,21 @@ wait_for_supervisor(const char *home, const char *id)
     usleep(50000);
     return true;
   }
-  bool released = false;
-  for (int round = 0; round < 50 && !released; round++) {
-    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-      flock(fd, LOCK_UN);
-      released = true;
-    } else {
-      usleep(20000);
-    }
+  if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    flock(fd, LOCK_UN);
+    close(fd);
+    return true;
   }
+  struct sigaction sa = { .sa_handler = on_alarm }, old;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, &old); /* no SA_RESTART: the alarm interrupts flock */
+  struct itimerval it = { .it_value = { .tv_sec = 1 } }, stop = { 0 };
+  setitimer(ITIMER_REAL, &it, NULL);
+  bool released = flock(fd, LOCK_SH) == 0;
+  setitimer(ITIMER_REAL, &stop, NULL);
+  sigaction(SIGALRM, &old, NULL);
+  if (released)
+    flock(fd, LOCK_UN);
   close(fd);
   return released;
 }
