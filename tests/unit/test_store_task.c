@@ -18,9 +18,9 @@
 static int
 rm_entry(const char *p, const struct stat *sb, int t, struct FTW *f)
 {
-  (void)sb;
-  (void)t;
-  (void)f;
+  (void) sb;
+  (void) t;
+  (void) f;
   return remove(p);
 }
 
@@ -68,8 +68,8 @@ submit(berth_store *st, const char *stack, const char *command)
 {
   berth_task t = { 0 };
   berth_error *err = NULL;
-  t.stack = (char *)stack;
-  t.command = (char *)command;
+  t.stack = (char *) stack;
+  t.command = (char *) command;
   t.actor = "alice";
   t.triggered_by = "ci";
   berth_kv *env = NULL;
@@ -132,7 +132,7 @@ test_create_get_list(void **state)
   char prefix[27];
   snprintf(prefix, sizeof prefix, "%.20s", b);
   for (char *p = prefix; *p; p++)
-    *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    *p = (char) (*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
   assert_int_equal(berth_store_task_get(st, prefix, &t, &err), 0);
   assert_string_equal(t->id, b);
   berth_task_free(t);
@@ -190,15 +190,18 @@ test_create_get_list(void **state)
   /* container, supervisor, blocker */
   assert_int_equal(berth_store_task_set_container(st, a, "c0ffee", &err), 0);
   assert_int_equal(berth_store_task_set_supervisor(st, a, 4242, &err), 0);
-  assert_int_equal(berth_store_task_set_blocked_by(st, c, a, &err), 0);
   assert_int_equal(berth_store_task_get(st, a, &t, &err), 0);
   assert_string_equal(t->container_id, "c0ffee");
   assert_int_equal(t->supervisor_pid, 4242);
   berth_task_free(t);
+  /* blocked_by is derived: c waits for a (same stack, older, unfinished); b is canceled and waits for nothing */
   assert_int_equal(berth_store_task_get(st, c, &t, &err), 0);
   assert_string_equal(t->blocked_by, a);
   berth_task_free(t);
-  assert_int_equal(berth_store_task_set_blocked_by(st, c, NULL, &err), 0);
+  assert_int_equal(berth_store_task_get(st, b, &t, &err), 0);
+  assert_null(t->blocked_by);
+  berth_task_free(t);
+  assert_int_equal(berth_store_task_transition(st, a, "STOPPED", "me", NULL, NULL, -1, &err), 0);
   assert_int_equal(berth_store_task_get(st, c, &t, &err), 0);
   assert_null(t->blocked_by);
   berth_task_free(t);
@@ -322,7 +325,7 @@ test_concurrent_transitions(void **state)
       }
       berth_store_close(cst);
       int out[2] = { wins, other };
-      if (write(pipes[p][1], out, sizeof out) != (ssize_t)sizeof out)
+      if (write(pipes[p][1], out, sizeof out) != (ssize_t) sizeof out)
         _exit(98);
       _exit(0);
     }

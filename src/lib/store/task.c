@@ -10,9 +10,14 @@
 #define TASK_ID_LEN 26
 #define TASK_PREFIX_MIN 4
 
+/* blocked_by is derived when read: a QUEUED task is blocked by the oldest unfinished task ahead of it on its stack
+ * (kept out of the table, so a queue of waiting tasks writes nothing while it waits) */
 #define TASK_COLS                                                                                                      \
   "seq, id, stack, command, actor, triggered_by, state, reason, exit_code, skip_init, env, secret_env,"                \
-  " container_id, blocked_by, supervisor_pid, created_at, started_at, finished_at"
+  " container_id,"                                                                                                     \
+  " CASE WHEN tasks.state = 'QUEUED' THEN (SELECT b.id FROM tasks b WHERE b.stack = tasks.stack"                       \
+  " AND b.seq < tasks.seq AND b.state NOT IN " STORE_TERMINAL_SQL " ORDER BY b.seq LIMIT 1) END,"                      \
+  " supervisor_pid, created_at, started_at, finished_at"
 
 static const char *const states[]
     = { "QUEUED", "PREPARING", "INITIALIZING", "PERFORMING", "FINISHED", "FAILED", "CANCELED", "STOPPED" };
@@ -94,7 +99,7 @@ static void
 make_task_id(char out[TASK_ID_LEN + 1])
 {
   static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
-  uint64_t ms = (uint64_t)berth_now_ms();
+  uint64_t ms = (uint64_t) berth_now_ms();
   for (int i = 9; i >= 0; i--) {
     out[i] = alphabet[ms & 31];
     ms >>= 5;
@@ -233,9 +238,9 @@ read_task(berth_store *st, sqlite3_stmt *stmt, bool with_secrets, berth_task **o
   t->reason = store_col_strdup(stmt, 7, &oom);
   t->exit_code = sqlite3_column_int(stmt, 8);
   t->skip_init = sqlite3_column_int(stmt, 9) != 0;
-  int rc = store_kv_decode(st, (const char *)sqlite3_column_text(stmt, 10), false, &t->env, &t->n_env, err);
+  int rc = store_kv_decode(st, (const char *) sqlite3_column_text(stmt, 10), false, &t->env, &t->n_env, err);
   if (rc == 0 && with_secrets && sqlite3_column_type(stmt, 11) != SQLITE_NULL)
-    rc = store_kv_decode(st, (const char *)sqlite3_column_text(stmt, 11), true, &t->secret_env, &t->n_secret_env, err);
+    rc = store_kv_decode(st, (const char *) sqlite3_column_text(stmt, 11), true, &t->secret_env, &t->n_secret_env, err);
   t->container_id = store_col_strdup(stmt, 12, &oom);
   t->blocked_by = store_col_strdup(stmt, 13, &oom);
   t->supervisor_pid = sqlite3_column_int(stmt, 14);
@@ -292,8 +297,8 @@ find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, 
   size_t len = id ? strlen(id) : 0;
   bool ok = len >= TASK_PREFIX_MIN && len <= TASK_ID_LEN;
   for (size_t i = 0; ok && i < len; i++) {
-    prefix[i] = (char)tolower((unsigned char)id[i]);
-    ok = isalnum((unsigned char)prefix[i]);
+    prefix[i] = (char) tolower((unsigned char) id[i]);
+    ok = isalnum((unsigned char) prefix[i]);
   }
   if (!ok)
     return berth_error_set(err, BERTH_ENOTFOUND, "task `%.40s` does not exist", id ? id : "");
@@ -304,7 +309,7 @@ find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, 
       < 0)
     return BERTH_EINTERNAL;
   store_bind_text(stmt, 1, prefix);
-  sqlite3_bind_int(stmt, 2, (int)len);
+  sqlite3_bind_int(stmt, 2, (int) len);
   int rc, src = sqlite3_step(stmt);
   if (src == SQLITE_DONE)
     rc = berth_error_set(err, BERTH_ENOTFOUND, "task `%s` does not exist", id);

@@ -255,9 +255,6 @@ berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, ber
       }
       /* the previous holder may still be cleaning up after its final transition: wait for its lock */
       if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-        berth_error *e2 = NULL;
-        berth_store_task_set_blocked_by(st, t->id, NULL, &e2);
-        berth_error_free(e2);
         *stack_fd_out = fd;
         rc = 0;
         break;
@@ -267,11 +264,9 @@ berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, ber
       continue;
     }
     if (last_blocker == NULL || strcmp(last_blocker, blocker->id) != 0) {
+      /* nothing is written: readers derive blocked_by from the queue itself */
       free(last_blocker);
       last_blocker = strdup(blocker->id);
-      berth_error *e2 = NULL;
-      berth_store_task_set_blocked_by(st, t->id, blocker->id, &e2);
-      berth_error_free(e2);
       if (note)
         note(userdata, blocker->id);
     }
