@@ -180,10 +180,11 @@ on_alarm(int sig)
   (void) sig; /* only there to interrupt a blocking flock */
 }
 
-/* Waits, one second at most, for the supervisor of task id to let go of its liveness lock: a blocking flock
- * (no CPU while waiting) cut short by a one-shot SIGALRM, so the caller re-reads the store once a second (it may
- * have been canceled meanwhile). Returns true when the lock was free (the supervisor ended, or has not started
- * yet), false when it is still held. Only for single-threaded supervisor processes (it uses SIGALRM). */
+/* Waits, five seconds at most, for the supervisor of task id to let go of its liveness lock: a blocking flock
+ * (no CPU while waiting) cut short by a one-shot SIGALRM, so the caller re-reads the store now and then (it may
+ * have been canceled meanwhile; a crash of the task ahead releases the lock at once). Returns true when the lock was
+ * free (the supervisor ended, or has not started yet), false when it is still held. Only for single-threaded supervisor
+ * processes (it uses SIGALRM). */
 static bool
 wait_for_supervisor(const char *home, const char *id)
 {
@@ -202,7 +203,7 @@ wait_for_supervisor(const char *home, const char *id)
   struct sigaction sa = { .sa_handler = on_alarm }, old;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGALRM, &sa, &old); /* no SA_RESTART: the alarm interrupts flock */
-  struct itimerval it = { .it_value = { .tv_sec = 1 } }, stop = { 0 };
+  struct itimerval it = { .it_value = { .tv_sec = 5 } }, stop = { 0 };
   setitimer(ITIMER_REAL, &it, NULL);
   bool released = flock(fd, LOCK_SH) == 0;
   setitimer(ITIMER_REAL, &stop, NULL);
@@ -226,6 +227,8 @@ berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, ber
     rc = berth_store_task_list_active(st, t->stack, &active, &n, err);
     if (rc < 0)
       break;
+    /* FIFO: I may run once no unfinished task is ahead of me on the stack. Meanwhile I wait for the task just
+     * ahead of me (not the first one): each completion then wakes exactly one waiter. */
     const berth_task *blocker = NULL;
     bool still_active = false;
     for (size_t i = 0; i < n; i++) {
@@ -233,8 +236,6 @@ berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, ber
         still_active = true;
         break;
       }
-      if (blocker != NULL)
-        continue; /* only the first task ahead matters; the ones behind it wait for it too */
       if (task_is_orphan(st, active[i])) {
         fail_orphan(st, d, active[i]);
         continue;
