@@ -1,7 +1,7 @@
 # Shared helpers for the benchmark scripts (sourced).
 set -euo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD:-$SRC/build}
+BUILD=${BUILD:-$([ -d "$SRC/build-bench" ] && echo "$SRC/build-bench" || echo "$SRC/build")}
 BERTH=${BERTH:-$BUILD/berth}
 SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
 API=${DOCKER_API:-v1.41}
