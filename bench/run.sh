@@ -23,7 +23,7 @@ done
   echo "Every number here was measured by \`bench/run.sh\` on this project's machines (2 cores, 24 GiB, Debian"
   echo "bookworm, dockerd 20.10 from Debian) side by side with the baseline the issue names, in the same run."
   echo "Benchmarks are never timed tests: CI does not run them. Sections are rewritten by their own scripts."
-  for f in docker tasks redact queue server; do
+  for f in summary docker tasks redact queue server; do
     if [ -f "$SRC/docs/benchmarks-$f.md" ]; then
       echo
       sed 's/^# /## /' "$SRC/docs/benchmarks-$f.md"

@@ -66,6 +66,12 @@ cid=$(keepalive_container)
 for i in 1 2 3; do
   timed d docker exec "$cid" sh -c "$gen" >/dev/null
   echo "$d_s $d_kib" >>"$WORK/out-cli.txt"
+  body=$(python3 -c 'import json,sys; print(json.dumps({"AttachStdout":True,"AttachStderr":True,"Cmd":["sh","-c",sys.argv[1]]}))' "$gen")
+  eid=$(dcurl -H 'Content-Type: application/json' -d "$body" "http://localhost/$API/containers/$cid/exec" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
+  timed u curl -sS --unix-socket "$SOCK" -H 'Content-Type: application/json' -d '{"Detach":false,"Tty":false}' \
+    -o /dev/null "http://localhost/$API/exec/$eid/start"
+  echo "$u_s $u_kib" >>"$WORK/out-curl.txt"
 done
 
 {
@@ -97,6 +103,9 @@ PY
   s=$(cut -d' ' -f1 "$WORK/out-cli.txt" | median)
   kib=$(cut -d' ' -f2 "$WORK/out-cli.txt" | sort -n | tail -n 1)
   echo "| docker exec | $s | $(mbps "$SIZE" "$s") | $((kib / 1024)) |"
+  s=$(cut -d' ' -f1 "$WORK/out-curl.txt" | median)
+  kib=$(cut -d' ' -f2 "$WORK/out-curl.txt" | sort -n | tail -n 1)
+  echo "| curl on the socket (raw frames to /dev/null: what the daemon can deliver) | $s | $(mbps "$SIZE" "$s") | $((kib / 1024)) |"
   echo
   echo "Target: at least 1.5x the docker CLI's throughput; berth's peak RSS under 32 MiB."
 } >"$OUT"
