@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "berth/docker.h"
+#include "berth/doctor.h"
 #include "berth/store.h"
 #include "cli.h"
 
@@ -40,73 +40,32 @@ cmd_doctor(int argc, char **argv)
   if (optind < argc)
     return cli_usage_error("doctor: unexpected argument `%s`", argv[optind]);
 
-  cJSON *out = cJSON_CreateObject();
-  cJSON *dj = cJSON_AddObjectToObject(out, "docker");
-  berth_error *err = NULL;
-  berth_docker *d = NULL;
-  int rc = berth_docker_new(NULL, &d, &err);
-  cJSON *ver = NULL, *info = NULL;
-  bool image_present = false;
-  if (rc == 0) {
-    cJSON_AddStringToObject(dj, "host", berth_docker_host(d));
-    rc = berth_docker_ping(d, &err);
-  }
-  if (rc == 0)
-    rc = berth_docker_version(d, &ver, &err);
-  if (rc == 0)
-    rc = berth_docker_info(d, &info, &err);
-  if (rc == 0) {
-    berth_error *ierr = NULL;
-    image_present = berth_docker_image_inspect(d, DEFAULT_RUNNER_IMAGE, NULL, &ierr) == 0;
-    berth_error_free(ierr);
-  }
-  cJSON_AddBoolToObject(dj, "reachable", rc == 0);
-  if (rc == 0) {
-    cJSON_AddStringToObject(dj, "server_version", json_str(ver, "Version") ? json_str(ver, "Version") : "?");
-    cJSON_AddStringToObject(dj, "server_api_version", json_str(ver, "ApiVersion") ? json_str(ver, "ApiVersion") : "?");
-    cJSON_AddStringToObject(dj, "min_api_version",
-                            json_str(ver, "MinAPIVersion") ? json_str(ver, "MinAPIVersion") : "?");
-    cJSON_AddStringToObject(dj, "api_version", berth_docker_api_version(d));
-    cJSON_AddStringToObject(dj, "storage_driver", json_str(info, "Driver") ? json_str(info, "Driver") : "?");
-    cJSON_AddStringToObject(dj, "os", json_str(info, "OperatingSystem") ? json_str(info, "OperatingSystem") : "?");
-  } else {
-    cJSON_AddStringToObject(dj, "error", err->msg);
-  }
-  cJSON *ij = cJSON_AddObjectToObject(out, "runner_image");
-  cJSON_AddStringToObject(ij, "ref", DEFAULT_RUNNER_IMAGE);
-  if (rc == 0)
-    cJSON_AddBoolToObject(ij, "present", image_present);
-  else
-    cJSON_AddNullToObject(ij, "present");
-
   char *home = berth_home_default();
-  cJSON *sj = cJSON_AddObjectToObject(out, "store");
-  cJSON_AddStringToObject(sj, "home", home ? home : "?");
-  bool exists = home && access(home, F_OK) == 0;
-  cJSON_AddBoolToObject(sj, "exists", exists);
-  cJSON_AddBoolToObject(sj, "writable", exists && access(home, W_OK) == 0);
-  cJSON_AddBoolToObject(out, "ok", rc == 0);
-
+  berth_error *err = NULL;
+  cJSON *out = berth_doctor_report(home, &err);
+  const cJSON *dj = cJSON_GetObjectItemCaseSensitive(out, "docker");
+  bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "ok"));
+  const cJSON *present
+      = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "runner_image"), "present");
+  bool image_present = cJSON_IsTrue(present);
+  bool exists
+      = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "store"), "exists"));
   if (json) {
-    char *s = cJSON_Print(out);
-    printf("%s\n", s);
-    free(s);
+    cli_print_json(out);
   } else {
-    if (rc == 0) {
-      printf("docker   ok    %s: Docker %s, API %s negotiated (server %s, min %s), storage %s\n", berth_docker_host(d),
-             json_str(ver, "Version"), berth_docker_api_version(d), json_str(ver, "ApiVersion"),
-             json_str(ver, "MinAPIVersion"), json_str(info, "Driver"));
+    if (ok) {
+      printf("docker   ok    %s: Docker %s, API %s negotiated (server %s, min %s), storage %s\n", json_str(dj, "host"),
+             json_str(dj, "server_version"), json_str(dj, "api_version"), json_str(dj, "server_api_version"),
+             json_str(dj, "min_api_version"), json_str(dj, "storage_driver"));
       printf("image    %-5s %s %s\n", image_present ? "ok" : "miss", DEFAULT_RUNNER_IMAGE,
              image_present ? "is present" : "is not present (build it: ci/build-images.sh)");
     }
     printf("store    %-5s %s%s\n", exists ? "ok" : "new", home ? home : "?", exists ? "" : " (created on first use)");
   }
   free(home);
-  cJSON_Delete(ver);
-  cJSON_Delete(info);
   cJSON_Delete(out);
-  berth_docker_free(d);
-  if (rc < 0)
+  if (!ok)
     return cli_fail(err);
+  berth_error_free(err);
   return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "berth/audit.h"
 #include "berth/docker.h"
+#include "berth/doctor.h"
 #include "berth/task_runner.h"
 #include "../cli/render.h"
 #include "server.h"
@@ -41,64 +42,11 @@ api_root(srv_req *r, srv_resp *out)
   return srv_ok(out, 200, j);
 }
 
-static const char *
-json_str(const cJSON *o, const char *key)
-{
-  const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-  return s ? s : "?";
-}
-
 /* The same document as `berth doctor --json`, about the server's host. */
 int
 api_doctor(srv_req *r, srv_resp *out)
 {
-  cJSON *o = cJSON_CreateObject();
-  cJSON *dj = cJSON_AddObjectToObject(o, "docker");
-  berth_error *err = NULL;
-  berth_docker *d = NULL;
-  cJSON *ver = NULL, *info = NULL;
-  bool image_present = false;
-  int rc = berth_docker_new(NULL, &d, &err);
-  if (rc == 0) {
-    cJSON_AddStringToObject(dj, "host", berth_docker_host(d));
-    rc = berth_docker_ping(d, &err);
-  }
-  if (rc == 0)
-    rc = berth_docker_version(d, &ver, &err);
-  if (rc == 0)
-    rc = berth_docker_info(d, &info, &err);
-  if (rc == 0) {
-    berth_error *ierr = NULL;
-    image_present = berth_docker_image_inspect(d, BERTH_DEFAULT_RUNNER_IMAGE, NULL, &ierr) == 0;
-    berth_error_free(ierr);
-  }
-  cJSON_AddBoolToObject(dj, "reachable", rc == 0);
-  if (rc == 0) {
-    cJSON_AddStringToObject(dj, "server_version", json_str(ver, "Version"));
-    cJSON_AddStringToObject(dj, "server_api_version", json_str(ver, "ApiVersion"));
-    cJSON_AddStringToObject(dj, "min_api_version", json_str(ver, "MinAPIVersion"));
-    cJSON_AddStringToObject(dj, "api_version", berth_docker_api_version(d));
-    cJSON_AddStringToObject(dj, "storage_driver", json_str(info, "Driver"));
-    cJSON_AddStringToObject(dj, "os", json_str(info, "OperatingSystem"));
-  } else {
-    cJSON_AddStringToObject(dj, "error", err && err->msg ? err->msg : "unreachable");
-  }
-  cJSON *ij = cJSON_AddObjectToObject(o, "runner_image");
-  cJSON_AddStringToObject(ij, "ref", BERTH_DEFAULT_RUNNER_IMAGE);
-  if (rc == 0)
-    cJSON_AddBoolToObject(ij, "present", image_present);
-  else
-    cJSON_AddNullToObject(ij, "present");
-  cJSON *sj = cJSON_AddObjectToObject(o, "store");
-  cJSON_AddStringToObject(sj, "home", r->srv->home);
-  bool exists = access(r->srv->home, F_OK) == 0;
-  cJSON_AddBoolToObject(sj, "exists", exists);
-  cJSON_AddBoolToObject(sj, "writable", exists && access(r->srv->home, W_OK) == 0);
-  cJSON_AddBoolToObject(o, "ok", rc == 0);
-  berth_error_free(err);
-  cJSON_Delete(ver);
-  cJSON_Delete(info);
-  berth_docker_free(d);
+  cJSON *o = berth_doctor_report(r->srv->home, NULL);
   /* a report, not a failure: the body says what is wrong (the CLI exits non-zero on ok=false) */
   return srv_ok(out, 200, o);
 }
