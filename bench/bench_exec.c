@@ -12,8 +12,8 @@
 static int
 discard(void *ud, int stream, const char *data, size_t len)
 {
-  (void)stream, (void)data;
-  *(unsigned long long *)ud += len;
+  (void) stream, (void) data;
+  *(unsigned long long *) ud += len;
   return 0;
 }
 
@@ -38,10 +38,10 @@ main(int argc, char **argv)
     return 1;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("bytes=%llu seconds=%.3f mbps=%.1f maxrss_kib=%ld\n", bytes, secs, (double)bytes / secs / 1e6, ru.ru_maxrss);
+  printf("bytes=%llu seconds=%.3f mbps=%.1f maxrss_kib=%ld\n", bytes, secs, (double) bytes / secs / 1e6, ru.ru_maxrss);
   free(eid);
   berth_docker_free(d);
   return 0;

@@ -34,7 +34,7 @@ now(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 int
@@ -44,13 +44,13 @@ main(int argc, char **argv)
     fprintf(stderr, "usage: bench_redact LOG VALUES N [--no-builtin] [--chunk BYTES]\n");
     return 2;
   }
-  size_t want = (size_t)strtoul(argv[3], NULL, 10), chunk = 32 * 1024;
+  size_t want = (size_t) strtoul(argv[3], NULL, 10), chunk = 32 * 1024;
   bool builtin = true;
   for (int i = 4; i < argc; i++) {
     if (strcmp(argv[i], "--no-builtin") == 0)
       builtin = false;
     else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
-      chunk = (size_t)strtoul(argv[++i], NULL, 10);
+      chunk = (size_t) strtoul(argv[++i], NULL, 10);
   }
   berth_error *err = NULL;
   berth_secrets *s = berth_secrets_new(0, &err);
@@ -93,8 +93,8 @@ main(int argc, char **argv)
     ssize_t got = read(fd, buf, chunk);
     if (got <= 0)
       break;
-    in += (unsigned long long)got;
-    if (berth_redactor_feed(r, buf, (size_t)got, &err) < 0) {
+    in += (unsigned long long) got;
+    if (berth_redactor_feed(r, buf, (size_t) got, &err) < 0) {
       fprintf(stderr, "%s\n", err->msg);
       return 1;
     }
@@ -107,12 +107,12 @@ main(int argc, char **argv)
   getrusage(RUSAGE_SELF, &ru);
   /* CPU time (user + sys of the scan, like scan_s) is steadier than wall time on a shared machine. */
   double cpu
-      = (double)(ru.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru.ru_stime.tv_sec - ru0.ru_stime.tv_sec)
-        + (double)(ru.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+      = (double) (ru.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru.ru_stime.tv_sec - ru0.ru_stime.tv_sec)
+        + (double) (ru.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
   printf("values=%zu literals=%zu in_bytes=%llu out_bytes=%llu masks=%llu build_s=%.3f scan_s=%.3f MBps=%.0f "
          "cpu_MBps=%.0f peak_rss_kib=%ld\n",
-         n, berth_secrets_literal_count(s), in, c.bytes, c.masks, t1 - t0, t2 - t1, (double)in / (t2 - t1) / 1e6,
-         (double)in / cpu / 1e6, ru.ru_maxrss);
+         n, berth_secrets_literal_count(s), in, c.bytes, c.masks, t1 - t0, t2 - t1, (double) in / (t2 - t1) / 1e6,
+         (double) in / cpu / 1e6, ru.ru_maxrss);
   berth_redactor_free(r);
   berth_secrets_free(s);
   free(buf);

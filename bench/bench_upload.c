@@ -34,11 +34,11 @@ main(int argc, char **argv)
     return 1;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("entries=%llu bytes=%llu seconds=%.3f maxrss_kib=%ld\n", (unsigned long long)berth_ws_stream_entries(ws),
-         (unsigned long long)berth_ws_stream_bytes(ws), secs, ru.ru_maxrss);
+  printf("entries=%llu bytes=%llu seconds=%.3f maxrss_kib=%ld\n", (unsigned long long) berth_ws_stream_entries(ws),
+         (unsigned long long) berth_ws_stream_bytes(ws), secs, ru.ru_maxrss);
   berth_ws_stream_free(ws);
   berth_docker_free(d);
   return 0;

@@ -54,7 +54,7 @@ redact(const values *v, const uint8_t *text, size_t len, uint32_t seed, berth_bu
       if (n > len - pos)
         n = len - pos;
     }
-    if (berth_redactor_feed(r, (const char *)text + pos, n, &err) < 0)
+    if (berth_redactor_feed(r, (const char *) text + pos, n, &err) < 0)
       abort();
     pos += n;
   }
@@ -71,7 +71,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 3)
     return 0;
-  values v = { .n = (size_t)(data[0] % 4) + 1 };
+  values v = { .n = (size_t) (data[0] % 4) + 1 };
   size_t p = 1;
   for (size_t i = 0; i < v.n; i++) {
     if (p >= size)
@@ -80,13 +80,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (p + l > size)
       return 0;
     for (size_t k = 0; k < l; k++)
-      v.val[i][k] = data[p + k] == '*' ? '+' : (char)data[p + k];
+      v.val[i][k] = data[p + k] == '*' ? '+' : (char) data[p + k];
     v.len[i] = l;
     p += l;
   }
   if (p + 2 > size)
     return 0;
-  uint32_t seed = (uint32_t)data[p] << 8 | data[p + 1] | 1u;
+  uint32_t seed = (uint32_t) data[p] << 8 | data[p + 1] | 1u;
   p += 2;
   berth_buf one, many;
   berth_buf_init(&one, 1 << 24);

@@ -21,17 +21,17 @@ static char fuzz_root[PATH_MAX];
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-  (void)st;
-  (void)flag;
-  (void)ftw;
+  (void) st;
+  (void) flag;
+  (void) ftw;
   return remove(path);
 }
 
 static int
 check_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-  (void)flag;
-  (void)ftw;
+  (void) flag;
+  (void) ftw;
   if (S_ISREG(st->st_mode)) {
     if ((st->st_mode & 077) != 0 || st->st_uid != geteuid()) {
       fprintf(stderr, "fuzz_tar_extract: `%s` has mode %o uid %u\n", path, st->st_mode & 07777, st->st_uid);

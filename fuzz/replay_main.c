@@ -17,8 +17,8 @@ replay_file(const char *path)
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-  size_t got = n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
+  uint8_t *buf = malloc(n > 0 ? (size_t) n : 1);
+  size_t got = n > 0 ? fread(buf, 1, (size_t) n, f) : 0;
   fclose(f);
   LLVMFuzzerTestOneInput(buf, got);
   free(buf);

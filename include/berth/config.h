@@ -30,16 +30,16 @@
 typedef struct berth_config {
   char **allowed_pull_policies; /* default: all three */
   size_t n_allowed_pull_policies;
-  size_t min_secret_length;  /* default 4 */
-  int max_parallel_tasks;    /* global limit on tasks running at once across stacks; default 4 */
-  int64_t default_memory;    /* bytes, default 2 GiB */
-  int64_t default_pids;      /* default 1024 */
-  int64_t default_nano_cpus; /* 0 = no limit */
-  bool allow_host_network;   /* default false */
-  bool builtin_patterns;     /* default true */
+  size_t min_secret_length;       /* default 4 */
+  int max_parallel_tasks;         /* global limit on tasks running at once across stacks; default 4 */
+  int64_t default_memory;         /* bytes, default 2 GiB */
+  int64_t default_pids;           /* default 1024 */
+  int64_t default_nano_cpus;      /* 0 = no limit */
+  bool allow_host_network;        /* default false */
+  bool builtin_patterns;          /* default true */
   uint64_t workspace_max_bytes;   /* 0 = the built-in default (2 GiB) */
   uint64_t workspace_max_entries; /* 0 = the built-in default (200,000) */
-  char **pattern_names;      /* admin redaction patterns (PCRE2), validated */
+  char **pattern_names;           /* admin redaction patterns (PCRE2), validated */
   char **patterns;
   size_t n_patterns;
 } berth_config;

@@ -32,8 +32,8 @@ cmd_supervise(int argc, char **argv)
     FILE *f = fopen(path, "w");
     struct rusage ru;
     if (f != NULL && getrusage(RUSAGE_SELF, &ru) == 0)
-      fprintf(f, "%ld %ld.%06ld %ld.%06ld\n", ru.ru_maxrss, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
-              (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
+      fprintf(f, "%ld %ld.%06ld %ld.%06ld\n", ru.ru_maxrss, (long) ru.ru_utime.tv_sec, (long) ru.ru_utime.tv_usec,
+              (long) ru.ru_stime.tv_sec, (long) ru.ru_stime.tv_usec);
     if (f != NULL)
       fclose(f);
   }

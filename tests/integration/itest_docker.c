@@ -25,7 +25,7 @@ now_s(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+  return (double) ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static berth_docker *
@@ -60,8 +60,8 @@ start_container(berth_docker *d, int64_t memory, const char *name)
   cJSON_AddNumberToObject(hc, "PidsLimit", 256);
   cJSON_AddBoolToObject(hc, "Init", 1);
   if (memory) {
-    cJSON_AddNumberToObject(hc, "Memory", (double)memory);
-    cJSON_AddNumberToObject(hc, "MemorySwap", (double)memory);
+    cJSON_AddNumberToObject(hc, "Memory", (double) memory);
+    cJSON_AddNumberToObject(hc, "MemorySwap", (double) memory);
   }
   char *id = NULL;
   berth_error *err = NULL;
@@ -114,7 +114,7 @@ run_exec(berth_docker *d, const char *id, const char *script, capture *c, berth_
 static void
 test_ping_version_info(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   assert_int_equal(berth_docker_ping(d, &err), 0);
@@ -133,7 +133,7 @@ test_ping_version_info(void **state)
 static void
 test_unreachable(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = NULL;
   berth_error *err = NULL;
   assert_int_equal(berth_docker_new("unix:///nonexistent/docker.sock", &d, &err), 0);
@@ -167,7 +167,7 @@ test_unreachable(void **state)
 static void
 test_image_inspect_and_pull_errors(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   cJSON *img = NULL;
@@ -194,11 +194,11 @@ test_image_inspect_and_pull_errors(void **state)
 static void
 test_container_lifecycle(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   char name[64];
-  snprintf(name, sizeof name, "berth-itest-%d", (int)getpid());
+  snprintf(name, sizeof name, "berth-itest-%d", (int) getpid());
   char *id = start_container(d, 0, name);
 
   berth_container_state st;
@@ -242,7 +242,7 @@ test_container_lifecycle(void **state)
 static void
 test_exec_exit_codes(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   char *id = start_container(d, 0, NULL);
@@ -288,7 +288,7 @@ test_exec_exit_codes(void **state)
 static void
 test_exec_oom(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   char *id = start_container(d, 16 * 1024 * 1024, NULL);
@@ -338,7 +338,7 @@ test_exec_oom(void **state)
 static int
 sweep_leftovers(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   const char *labels[] = { "berth.test=itest_docker" };
@@ -378,7 +378,7 @@ seq_sink(void *ud, int stream, const char *data, size_t len)
       s->next[stream]++;
       s->cur[stream] = 0;
     } else if (ch >= '0' && ch <= '9') {
-      s->cur[stream] = s->cur[stream] * 10 + (uint64_t)(ch - '0');
+      s->cur[stream] = s->cur[stream] * 10 + (uint64_t) (ch - '0');
     } else {
       s->bad = true;
     }
@@ -389,7 +389,7 @@ seq_sink(void *ud, int stream, const char *data, size_t len)
 static void
 test_exec_large_output(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   char *id = start_container(d, 0, NULL);
@@ -431,7 +431,7 @@ remove_later(void *arg)
 static void
 test_container_removed_mid_exec(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   char *id = start_container(d, 0, NULL);
@@ -470,14 +470,14 @@ typedef struct memtar {
 static ssize_t
 memtar_read(void *ud, char *buf, size_t len, berth_error **err)
 {
-  (void)err;
+  (void) err;
   memtar *m = ud;
   size_t n = m->len - m->pos < len ? m->len - m->pos : len;
   if (n > 7)
     n = 7; /* tiny pieces: chunked upload of many small reads */
   memcpy(buf, m->data + m->pos, n);
   m->pos += n;
-  return (ssize_t)n;
+  return (ssize_t) n;
 }
 
 static int
@@ -489,7 +489,7 @@ buf_sink(void *ud, const char *data, size_t len)
 static void
 test_archive_put_get(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker *d = client();
   berth_error *err = NULL;
   char *id = start_container(d, 0, NULL);

@@ -30,9 +30,9 @@ load_json(const char *env, const char *rel)
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)n + 1);
+  char *text = malloc((size_t) n + 1);
   assert_non_null(text);
-  assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+  assert_int_equal(fread(text, 1, (size_t) n, f), (size_t) n);
   text[n] = '\0';
   fclose(f);
   cJSON *j = cJSON_Parse(text);
@@ -54,7 +54,7 @@ str_or_null(const cJSON *o, const char *k)
 static void
 test_normalize_table(void **state)
 {
-  (void)state;
+  (void) state;
   cJSON *all = load_json("BERTH_TEST_DATA", "allowlist/cases.json");
   const cJSON *c;
   int n = 0;
@@ -82,7 +82,7 @@ test_normalize_table(void **state)
 static void
 test_invalid_patterns(void **state)
 {
-  (void)state;
+  (void) state;
   cJSON *all = load_json("BERTH_TEST_DATA", "allowlist/cases.json");
   const cJSON *c;
   cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(all, "invalid_patterns"))
@@ -121,11 +121,11 @@ run_decide_case(const cJSON *c)
 {
   const char *name = str_or_null(c, "name"), *image = str_or_null(c, "image");
   const cJSON *rules = cJSON_GetObjectItemCaseSensitive(c, "rules");
-  size_t n = (size_t)cJSON_GetArraySize(rules);
+  size_t n = (size_t) cJSON_GetArraySize(rules);
   const char *pats[16], *kinds[16];
   assert_true(n <= 16);
   for (size_t i = 0; i < n; i++) {
-    const cJSON *r = cJSON_GetArrayItem(rules, (int)i);
+    const cJSON *r = cJSON_GetArrayItem(rules, (int) i);
     kinds[i] = cJSON_GetArrayItem(r, 0)->valuestring;
     pats[i] = cJSON_GetArrayItem(r, 1)->valuestring;
   }
@@ -152,7 +152,7 @@ run_decide_case(const cJSON *c)
 static void
 test_decide_table(void **state)
 {
-  (void)state;
+  (void) state;
   cJSON *all = load_json("BERTH_TEST_DATA", "allowlist/cases.json");
   const cJSON *c;
   int n = 0;
@@ -198,18 +198,18 @@ gitlab_difference(int line)
 static void
 test_gitlab_vectors(void **state)
 {
-  (void)state;
+  (void) state;
   cJSON *all = load_json("BERTH_PEER_VECTORS", "gitlab-allowed-images.json");
   const cJSON *c;
   size_t rows = 0, differ = 0;
   cJSON_ArrayForEach(c, all)
   {
     const cJSON *pats = cJSON_GetObjectItemCaseSensitive(c, "patterns");
-    size_t n = (size_t)cJSON_GetArraySize(pats);
+    size_t n = (size_t) cJSON_GetArraySize(pats);
     const char *p[8], *k[8];
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++) {
-      p[i] = cJSON_GetArrayItem(pats, (int)i)->valuestring;
+      p[i] = cJSON_GetArrayItem(pats, (int) i)->valuestring;
       k[i] = "allow";
     }
     const char *source = str_or_null(c, "source"), *image = str_or_null(c, "image");

@@ -113,13 +113,13 @@ test_append_verify(void **state)
   const cJSON *recs = cJSON_GetObjectItemCaseSensitive(list, "records");
   assert_int_equal(cJSON_GetArraySize(recs), N_RECORDS);
   const cJSON *r1 = cJSON_GetArrayItem(recs, 0);
-  assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(r1, "id")->valuedouble, 1);
+  assert_int_equal((int) cJSON_GetObjectItemCaseSensitive(r1, "id")->valuedouble, 1);
   assert_string_equal(cJSON_GetObjectItemCaseSensitive(r1, "actor")->valuestring, "alice");
   assert_string_equal(cJSON_GetObjectItemCaseSensitive(r1, "action")->valuestring, "stack.update");
   assert_string_equal(cJSON_GetObjectItemCaseSensitive(r1, "target")->valuestring, "stack-1");
   assert_string_equal(cJSON_GetObjectItemCaseSensitive(r1, "outcome")->valuestring, "ok");
   assert_int_equal(
-      (int)cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r1, "args"), "i")->valuedouble, 1);
+      (int) cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r1, "args"), "i")->valuedouble, 1);
   assert_int_equal(strlen(cJSON_GetObjectItemCaseSensitive(r1, "hash")->valuestring), 64);
   assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(recs, 3), "target")));
   assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(recs, 2), "args")));
@@ -150,17 +150,17 @@ static void
 check_tamper(const char *sql_fmt, int64_t record, int64_t want_bad, const char *want_why)
 {
   fixture *f = NULL;
-  setup((void **)&f);
+  setup((void **) &f);
   append_n(f->st, N_RECORDS);
   char sql[1024];
   snprintf(sql, sizeof sql, "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; ");
   size_t off = strlen(sql);
   /* sql_fmt uses ID where the record id goes (not a printf format: -Wformat-nonliteral) */
   char id[32];
-  snprintf(id, sizeof id, "%lld", (long long)record);
+  snprintf(id, sizeof id, "%lld", (long long) record);
   for (const char *p = sql_fmt; *p && off + 32 < sizeof sql;) {
     if (strncmp(p, "ID", 2) == 0) {
-      off += (size_t)snprintf(sql + off, sizeof sql - off, "%s", id);
+      off += (size_t) snprintf(sql + off, sizeof sql - off, "%s", id);
       p += 2;
     } else {
       sql[off++] = *p++;
@@ -173,7 +173,7 @@ check_tamper(const char *sql_fmt, int64_t record, int64_t want_bad, const char *
   char *why = NULL;
   int64_t bad = verify(f->st, &count, &why);
   if (bad != want_bad)
-    fail_msg("after `%s`: first bad record %lld, want %lld (%s)", sql + off, (long long)bad, (long long)want_bad,
+    fail_msg("after `%s`: first bad record %lld, want %lld (%s)", sql + off, (long long) bad, (long long) want_bad,
              why ? why : "intact");
   if (want_why && (why == NULL || strstr(why, want_why) == NULL))
     fail_msg("after `%s`: problem `%s`, want `%s`", sql + off, why ? why : "", want_why);
@@ -185,7 +185,7 @@ check_tamper(const char *sql_fmt, int64_t record, int64_t want_bad, const char *
 static void
 test_edit_each_field(void **state)
 {
-  (void)state;
+  (void) state;
   static const char *const edits[] = {
     "UPDATE audit_log SET at = at + 1 WHERE id = ID",
     "UPDATE audit_log SET actor = 'mallory' WHERE id = ID",
@@ -209,7 +209,7 @@ test_edit_each_field(void **state)
 static void
 test_ids_and_deletes(void **state)
 {
-  (void)state;
+  (void) state;
   check_tamper("DELETE FROM audit_log WHERE id = ID", 5, 5, "missing");
   check_tamper("DELETE FROM audit_log WHERE id = ID", 1, 1, "missing");
   check_tamper("DELETE FROM audit_log WHERE id = ID", N_RECORDS, N_RECORDS, "newest records were removed");
@@ -307,7 +307,7 @@ test_caps(void **state)
 static void
 test_parse_time(void **state)
 {
-  (void)state;
+  (void) state;
   int64_t now = 1714989600000LL, t = 0; /* 2024-05-06T10:00:00Z */
   berth_error *err = NULL;
   assert_int_equal(berth_audit_parse_time("2024-05-06", now, &t, &err), 0);

@@ -18,7 +18,7 @@ static char home[256];
 static int
 setup(void **state)
 {
-  (void)state;
+  (void) state;
   snprintf(home, sizeof home, "/tmp/berth-test-config-XXXXXX");
   return mkdtemp(home) ? 0 : -1;
 }
@@ -26,7 +26,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-  (void)state;
+  (void) state;
   char cmd[512];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
   return system(cmd) == 0 ? 0 : -1;
@@ -46,7 +46,7 @@ write_config(const char *text)
 static void
 test_defaults(void **state)
 {
-  (void)state;
+  (void) state;
   berth_config c;
   berth_error *err = NULL;
   assert_int_equal(berth_config_load(home, &c, &err), 0);
@@ -71,7 +71,7 @@ test_defaults(void **state)
 static void
 test_all_keys(void **state)
 {
-  (void)state;
+  (void) state;
   write_config(
       "{\"allowed_pull_policies\": [\"if-not-present\", \"never\"], \"min_secret_length\": 8,"
       " \"max_parallel_tasks\": 2, \"default_memory\": \"512m\", \"default_pids\": 256,"
@@ -111,7 +111,7 @@ test_all_keys(void **state)
 static void
 test_bad_values(void **state)
 {
-  (void)state;
+  (void) state;
   static const struct {
     const char *text;
     const char *want;

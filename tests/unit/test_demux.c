@@ -27,7 +27,7 @@ collect(void *ud, int stream, const char *data, size_t len)
 static void
 frame(berth_buf *b, uint8_t type, const char *payload, uint32_t len)
 {
-  uint8_t h[8] = { type, 0, 0, 0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len };
+  uint8_t h[8] = { type, 0, 0, 0, (uint8_t) (len >> 24), (uint8_t) (len >> 16), (uint8_t) (len >> 8), (uint8_t) len };
   berth_buf_append(b, h, 8);
   berth_buf_append(b, payload, len);
 }
@@ -49,8 +49,8 @@ build_stream(berth_buf *in, berth_buf *want_out, berth_buf *want_err)
   size_t big = 300000;
   char *p = malloc(big);
   for (size_t i = 0; i < big; i++)
-    p[i] = (char)(i * 7 + 3);
-  frame(in, 2, p, (uint32_t)big);
+    p[i] = (char) (i * 7 + 3);
+  frame(in, 2, p, (uint32_t) big);
   berth_buf_append(want_err, p, big);
   frame(in, 0, "stdin-as-stdout", 15);
   berth_buf_append(want_out, "stdin-as-stdout", 15);
@@ -88,44 +88,44 @@ check_chunking(size_t (*next)(size_t pos, void *st), void *st)
 static size_t
 one_byte(size_t pos, void *st)
 {
-  (void)pos, (void)st;
+  (void) pos, (void) st;
   return 1;
 }
 
 static size_t
 random_size(size_t pos, void *st)
 {
-  (void)pos;
+  (void) pos;
   unsigned *seed = st;
   int r = rand_r(seed);
-  return (r % 3 == 0) ? (size_t)(r % 9 + 1) : (size_t)(r % 70000 + 1);
+  return (r % 3 == 0) ? (size_t) (r % 9 + 1) : (size_t) (r % 70000 + 1);
 }
 
 static size_t
 whole(size_t pos, void *st)
 {
-  (void)pos, (void)st;
+  (void) pos, (void) st;
   return SIZE_MAX;
 }
 
 static void
 test_one_shot(void **state)
 {
-  (void)state;
+  (void) state;
   check_chunking(whole, NULL);
 }
 
 static void
 test_byte_by_byte(void **state)
 {
-  (void)state;
+  (void) state;
   check_chunking(one_byte, NULL);
 }
 
 static void
 test_random_chunkings(void **state)
 {
-  (void)state;
+  (void) state;
   for (unsigned seed = 1; seed <= 200; seed++) {
     unsigned s = seed;
     check_chunking(random_size, &s);
@@ -154,7 +154,7 @@ expect_error(const char *bytes, size_t len, const char *needle)
 static void
 test_bad_streams(void **state)
 {
-  (void)state;
+  (void) state;
   expect_error("\x07\0\0\0\0\0\0\x01x", 9, "unknown stream type 7");
   expect_error("\x01\0\x01\0\0\0\0\x01x", 9, "malformed header");
   expect_error("\x01\0\0\0\0\x10\0\0", 8, "exceeds the cap");
@@ -168,14 +168,14 @@ test_bad_streams(void **state)
 static int
 refuse(void *ud, int stream, const char *data, size_t len)
 {
-  (void)ud, (void)stream, (void)data, (void)len;
+  (void) ud, (void) stream, (void) data, (void) len;
   return -1;
 }
 
 static void
 test_sink_abort(void **state)
 {
-  (void)state;
+  (void) state;
   berth_demux d;
   berth_demux_init(&d, 0);
   berth_error *err = NULL;

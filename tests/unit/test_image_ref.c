@@ -43,7 +43,7 @@ expect_bad(const char *in, const char *why)
 static void
 test_normalize(void **state)
 {
-  (void)state;
+  (void) state;
   static const char *d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
   char buf[256], want[256];
   expect_norm("ubuntu", "docker.io/library/ubuntu:latest");
@@ -68,7 +68,7 @@ test_normalize(void **state)
 static void
 test_invalid(void **state)
 {
-  (void)state;
+  (void) state;
   expect_bad("", "empty");
   expect_bad("Ubuntu", "lowercase");
   expect_bad("ubuntu:", "malformed tag");
@@ -94,14 +94,14 @@ fake_env(const char *name)
 static char *
 no_env(const char *name)
 {
-  (void)name;
+  (void) name;
   return NULL;
 }
 
 static void
 test_endpoint(void **state)
 {
-  (void)state;
+  (void) state;
   berth_docker_endpoint ep;
   berth_error *err = NULL;
   assert_int_equal(berth_docker_endpoint_parse(NULL, no_env, &ep, &err), 0);
@@ -140,7 +140,7 @@ test_endpoint(void **state)
 static void
 test_version_cmp(void **state)
 {
-  (void)state;
+  (void) state;
   assert_true(berth_docker_version_cmp("1.41", "1.45") < 0);
   assert_true(berth_docker_version_cmp("1.45", "1.41") > 0);
   assert_true(berth_docker_version_cmp("1.9", "1.10") < 0);

@@ -37,7 +37,7 @@ dur_bad(const char *s)
 static void
 test_durations(void **state)
 {
-  (void)state;
+  (void) state;
   assert_int_equal(dur("90s"), 90000);
   assert_int_equal(dur("7m"), 420000);
   assert_int_equal(dur("1h30m"), 5400000);
@@ -85,7 +85,7 @@ size_bad(const char *s)
 static void
 test_sizes(void **state)
 {
-  (void)state;
+  (void) state;
   assert_int_equal(size("512m"), 512LL << 20);
   assert_int_equal(size("1g"), 1LL << 30);
   assert_int_equal(size("64MiB"), 64LL << 20);
@@ -109,7 +109,7 @@ test_sizes(void **state)
 static void
 test_cpus_and_ints(void **state)
 {
-  (void)state;
+  (void) state;
   int64_t v;
   berth_error *err = NULL;
   assert_int_equal(berth_parse_cpus("1.5", &v, &err), 0);
@@ -139,7 +139,7 @@ test_cpus_and_ints(void **state)
 static void
 test_env_pairs(void **state)
 {
-  (void)state;
+  (void) state;
   char *k = NULL, *v = NULL;
   berth_error *err = NULL;
   assert_int_equal(berth_parse_env_pair("TF_VAR_x=a=b", &k, &v, &err), 0);
@@ -182,7 +182,7 @@ test_env_pairs(void **state)
 static void
 test_relative_paths(void **state)
 {
-  (void)state;
+  (void) state;
   char *n = NULL;
   berth_error *err = NULL;
   assert_int_equal(berth_parse_relative_path("subdir", "infra/prod/", &n, &err), 0);
@@ -204,7 +204,7 @@ test_relative_paths(void **state)
 static void
 test_formatting(void **state)
 {
-  (void)state;
+  (void) state;
   char b[64];
   assert_string_equal(berth_format_duration(4200000, b, sizeof b), "1h10m");
   assert_string_equal(berth_format_duration(420000, b, sizeof b), "7m");

@@ -34,9 +34,9 @@ read_data(const char *rel)
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)n + 1);
+  char *text = malloc((size_t) n + 1);
   assert_non_null(text);
-  assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+  assert_int_equal(fread(text, 1, (size_t) n, f), (size_t) n);
   text[n] = '\0';
   fclose(f);
   return text;
@@ -45,7 +45,7 @@ read_data(const char *rel)
 static void
 test_invalid_files(void **state)
 {
-  (void)state;
+  (void) state;
   char *text = read_data("policy/invalid.json");
   cJSON *cases = cJSON_Parse(text);
   free(text);
@@ -74,7 +74,7 @@ test_invalid_files(void **state)
 static void
 test_examples_valid(void **state)
 {
-  (void)state;
+  (void) state;
   char *text = read_data("policy/examples.json");
   berth_error *err = NULL;
   size_t n = 0;
@@ -116,7 +116,7 @@ static const char *const prod_labels[] = { "prod", "pci-dss" };
 static void
 test_conditions(void **state)
 {
-  (void)state;
+  (void) state;
   char *ex = read_data("policy/examples.json");
   char rule[128], m[512];
   berth_policy_input in = {
@@ -171,7 +171,7 @@ test_conditions(void **state)
 static void
 test_actors_and_wrap(void **state)
 {
-  (void)state;
+  (void) state;
   const char *rules = "[{\"name\":\"night\",\"when\":{\"hours\":\"22-06\"},\"actors\":[\"bob\"],\"decision\":\"deny\"},"
                       " {\"name\":\"all\",\"decision\":\"allow\"}]";
   char rule[128], m[512];
@@ -198,7 +198,7 @@ test_actors_and_wrap(void **state)
 static void
 test_deny_wins(void **state)
 {
-  (void)state;
+  (void) state;
   char rule[128], m[512];
   berth_policy_input in = { .stack = "s", .command = "terraform apply", .actor = "a", .now_ms = MON_10H };
   /* allow first, deny second: the deny decides; the first matching deny is the deciding rule */
@@ -220,7 +220,7 @@ test_deny_wins(void **state)
 static void
 test_regex_fails_closed(void **state)
 {
-  (void)state;
+  (void) state;
   /* catastrophic backtracking must be an error (the task is refused), never a silent "no match" */
   const char *rules = "{\"name\":\"evil\",\"command\":\"^(\\\\w+\\\\s?)*$\",\"decision\":\"deny\"}";
   char cmd[200];

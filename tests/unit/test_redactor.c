@@ -113,7 +113,7 @@ static void
 assert_bytes_equal(const char *what, const char *exp, size_t elen, const char *got, size_t glen)
 {
   if (elen != glen || memcmp(exp, got, elen) != 0)
-    fail_msg("%s:\n expected [%.*s] (%zu bytes)\n got      [%.*s] (%zu bytes)", what, (int)elen, exp, elen, (int)glen,
+    fail_msg("%s:\n expected [%.*s] (%zu bytes)\n got      [%.*s] (%zu bytes)", what, (int) elen, exp, elen, (int) glen,
              got, glen);
 }
 
@@ -148,8 +148,8 @@ read_file(const char *path, size_t *len)
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  size_t got = fread(b, 1, (size_t)n, f);
+  char *b = malloc((size_t) n + 1);
+  size_t got = fread(b, 1, (size_t) n, f);
   fclose(f);
   b[got] = 0;
   if (len)
@@ -165,7 +165,7 @@ hex_decode(const char *h, size_t *len)
   for (size_t i = 0; i < n; i++) {
     unsigned v;
     sscanf(h + 2 * i, "%2x", &v);
-    o[i] = (char)v;
+    o[i] = (char) v;
   }
   o[n] = 0;
   *len = n;
@@ -230,7 +230,7 @@ run_case_file(const char *path)
     setup su = { 0 };
     const cJSON *secrets = cJSON_GetObjectItemCaseSensitive(c, "secrets");
     const cJSON *secrets_hex = cJSON_GetObjectItemCaseSensitive(c, "secrets_hex");
-    size_t ns = (size_t)cJSON_GetArraySize(secrets) + (size_t)cJSON_GetArraySize(secrets_hex);
+    size_t ns = (size_t) cJSON_GetArraySize(secrets) + (size_t) cJSON_GetArraySize(secrets_hex);
     su.vals = calloc(ns + 1, sizeof *su.vals);
     su.lens = calloc(ns + 1, sizeof *su.lens);
     const cJSON *v;
@@ -245,10 +245,10 @@ run_case_file(const char *path)
       su.n++;
     }
     const cJSON *ml = cJSON_GetObjectItemCaseSensitive(c, "min_len");
-    su.min_len = cJSON_IsNumber(ml) ? (size_t)ml->valueint : 0;
+    su.min_len = cJSON_IsNumber(ml) ? (size_t) ml->valueint : 0;
     su.builtin = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "builtin"));
     const cJSON *pats = cJSON_GetObjectItemCaseSensitive(c, "patterns");
-    size_t np = (size_t)cJSON_GetArraySize(pats);
+    size_t np = (size_t) cJSON_GetArraySize(pats);
     su.pats = calloc(np + 1, sizeof *su.pats);
     su.pat_names = calloc(np + 1, sizeof *su.pat_names);
     cJSON_ArrayForEach(v, pats)
@@ -264,7 +264,7 @@ run_case_file(const char *path)
     free(in);
     free(exp);
     for (size_t i = 0; i < su.n; i++)
-      free((void *)su.vals[i]);
+      free((void *) su.vals[i]);
     free(su.vals);
     free(su.lens);
     free(su.pats);
@@ -279,7 +279,7 @@ run_case_file(const char *path)
 static void
 test_data_cases(void **state)
 {
-  (void)state;
+  (void) state;
   char dir[4096];
   if (snprintf(dir, sizeof dir, "%s/redact", src_dir_data()) >= (int) sizeof dir)
     fail_msg("test data path too long");
@@ -307,7 +307,7 @@ test_data_cases(void **state)
 static void
 test_property_chunking(void **state)
 {
-  (void)state;
+  (void) state;
   static const char alphabet[] = "abc\n\r d=/";
   for (int round = 0; round < 300; round++) {
     setup su = { 0 };
@@ -346,11 +346,11 @@ test_property_chunking(void **state)
     free(many);
     for (size_t i = 0; i < su.n; i++)
       if (memmem(one, ol, vals[i], lens[i]) != NULL)
-        fail_msg("value %zu (%.*s) leaked in [%.*s]", i, (int)lens[i], vals[i], (int)ol, one);
+        fail_msg("value %zu (%.*s) leaked in [%.*s]", i, (int) lens[i], vals[i], (int) ol, one);
     free(one);
     free(in);
     for (size_t i = 0; i < su.n; i++)
-      free((void *)vals[i]);
+      free((void *) vals[i]);
   }
 }
 
@@ -359,7 +359,7 @@ test_property_chunking(void **state)
 static void
 test_short_value_and_errors(void **state)
 {
-  (void)state;
+  (void) state;
   berth_error *err = NULL;
   berth_secrets *s = berth_secrets_new(0, &err);
   assert_int_equal(berth_secrets_add_value(s, "SHORT", "abc", 3, &err), 1);
@@ -387,7 +387,7 @@ test_short_value_and_errors(void **state)
 static void
 test_add_mask_shared(void **state)
 {
-  (void)state;
+  (void) state;
   berth_error *err = NULL;
   berth_secrets *s = berth_secrets_new(0, &err);
   berth_buf out1, out2;
@@ -426,7 +426,7 @@ test_add_mask_shared(void **state)
 static void
 test_long_lines(void **state)
 {
-  (void)state;
+  (void) state;
   size_t len = 3 * BERTH_REDACT_LINE_MAX + 1000;
   char *in = malloc(len);
   memset(in, '.', len);
@@ -467,16 +467,16 @@ test_long_lines(void **state)
 static int
 failing_sink(void *ud, const char *data, size_t len)
 {
-  (void)ud;
-  (void)data;
-  (void)len;
+  (void) ud;
+  (void) data;
+  (void) len;
   return -1;
 }
 
 static void
 test_sink_abort(void **state)
 {
-  (void)state;
+  (void) state;
   berth_error *err = NULL;
   berth_secrets *s = berth_secrets_new(0, &err);
   berth_redactor *r = berth_redactor_new(s, failing_sink, NULL, &err);
@@ -603,7 +603,7 @@ run_peer_file(const char *file, int *ran, int *skipped)
     if (!cJSON_IsArray(secrets))
       secrets = cJSON_GetObjectItemCaseSensitive(c, "secrets");
     setup su = { 0 };
-    size_t ns = (size_t)cJSON_GetArraySize(secrets);
+    size_t ns = (size_t) cJSON_GetArraySize(secrets);
     su.vals = calloc(ns + 1, sizeof *su.vals);
     su.lens = calloc(ns + 1, sizeof *su.lens);
     su.min_len = 1; /* peers' vectors use short needles; the minimum length is tested separately */
@@ -616,7 +616,7 @@ run_peer_file(const char *file, int *ran, int *skipped)
     berth_buf in;
     berth_buf_init(&in, 1 << 24);
     const cJSON *ch;
-    size_t *cuts = calloc((size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(c, "chunks")) + 1, sizeof *cuts);
+    size_t *cuts = calloc((size_t) cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(c, "chunks")) + 1, sizeof *cuts);
     size_t ncuts = 0;
     cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(c, "chunks"))
     {
@@ -641,7 +641,7 @@ run_peer_file(const char *file, int *ran, int *skipped)
       const char *ours = strstr(o, "***"), *theirs = strstr(exp, "***");
       assert_non_null(ours);
       assert_non_null(theirs);
-      assert_true(ours - o <= theirs - exp && memcmp(o, exp, (size_t)(ours - o)) == 0);
+      assert_true(ours - o <= theirs - exp && memcmp(o, exp, (size_t) (ours - o)) == 0);
       free(o);
       (*ran)++;
       goto next;
@@ -669,7 +669,7 @@ run_peer_file(const char *file, int *ran, int *skipped)
 static void
 test_peer_vectors(void **state)
 {
-  (void)state;
+  (void) state;
   int ran = 0, skipped = 0;
   run_peer_file("buildkite-redact.json", &ran, &skipped);
   run_peer_file("gitlab-mask.json", &ran, &skipped);
@@ -682,7 +682,7 @@ test_peer_vectors(void **state)
 static void
 test_peer_fuzz_corpus(void **state)
 {
-  (void)state;
+  (void) state;
   char *path = peer_path("buildkite-fuzz-corpus.json");
   char *text = read_file(path, NULL);
   assert_non_null(text);
@@ -722,7 +722,7 @@ test_peer_fuzz_corpus(void **state)
       /* `*` is our replacement: a needle made of `*` trivially "appears" in it. */
       if (lens[i] > 0 && strspn(vals[i], "*") != lens[i] && memmem(o, ol, vals[i], lens[i]) != NULL)
         fail_msg("%s: secret leaked", cJSON_GetObjectItemCaseSensitive(c, "source")->valuestring);
-      free((void *)vals[i]);
+      free((void *) vals[i]);
     }
     free(o);
     berth_buf_free(&in);

@@ -21,9 +21,9 @@
 static int
 rm_entry(const char *p, const struct stat *sb, int t, struct FTW *f)
 {
-  (void)sb;
-  (void)t;
-  (void)f;
+  (void) sb;
+  (void) t;
+  (void) f;
   return remove(p);
 }
 
@@ -67,8 +67,8 @@ slurp(const char *path, size_t *n)
   fseek(f, 0, SEEK_END);
   long len = ftell(f);
   fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)len + 1);
-  *n = fread(buf, 1, (size_t)len, f);
+  char *buf = malloc((size_t) len + 1);
+  *n = fread(buf, 1, (size_t) len, f);
   fclose(f);
   return buf;
 }
@@ -168,7 +168,7 @@ static void
 test_open_creates_and_reopens(void **state)
 {
   char *home = NULL;
-  assert_true(asprintf(&home, "%s/nested/deeper", (char *)*state) > 0);
+  assert_true(asprintf(&home, "%s/nested/deeper", (char *) *state) > 0);
   berth_store *st = open_ok(home);
   assert_string_equal(berth_store_home(st), home);
   char *id = strdup(berth_store_instance_id(st));
@@ -519,7 +519,7 @@ test_lock_and_delete(void **state)
   free(tmp);
   assert_int_equal(berth_store_stack_delete(st, "locky", &err), 0);
   char path[512];
-  snprintf(path, sizeof path, "%s/state/locky", (char *)*state);
+  snprintf(path, sizeof path, "%s/state/locky", (char *) *state);
   assert_int_equal(access(path, F_OK), -1);
   /* the task record is kept */
   berth_task *got = NULL;

@@ -19,9 +19,9 @@
 static int
 rm_entry(const char *p, const struct stat *sb, int t, struct FTW *f)
 {
-  (void)sb;
-  (void)t;
-  (void)f;
+  (void) sb;
+  (void) t;
+  (void) f;
   return remove(p);
 }
 
@@ -149,8 +149,8 @@ test_commit_list_latest_prune(void **state)
   assert_int_equal(v[0].version, 5);
   assert_int_equal(v[2].version, 3);
   assert_string_equal(v[0].task_id, "task-x");
-  assert_int_equal(v[0].files, 3);                               /* two files and a symlink */
-  assert_int_equal(v[0].bytes, (int64_t)strlen("serial 5") + 2); /* symlinks count no bytes */
+  assert_int_equal(v[0].files, 3);                                /* two files and a symlink */
+  assert_int_equal(v[0].bytes, (int64_t) strlen("serial 5") + 2); /* symlinks count no bytes */
   assert_true(v[0].created_at > 0);
   berth_state_versions_free(v, n);
   char *old = berth_state_version_path(st, "tf", 2);
@@ -161,7 +161,7 @@ test_commit_list_latest_prune(void **state)
   /* symlinks are kept as symlinks */
   char link[1024], target[64] = "";
   snprintf(link, sizeof link, "%s/link", kept);
-  assert_int_equal(readlink(link, target, sizeof target - 1), (ssize_t)strlen("terraform.tfstate"));
+  assert_int_equal(readlink(link, target, sizeof target - 1), (ssize_t) strlen("terraform.tfstate"));
   free(kept);
   assert_int_equal(count_entries(st, ".tmp-"), 0);
 

@@ -25,9 +25,9 @@
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-  (void)st;
-  (void)flag;
-  (void)ftw;
+  (void) st;
+  (void) flag;
+  (void) ftw;
   return remove(path);
 }
 
@@ -53,7 +53,7 @@ put_file(const char *root, const char *rel, const char *data, size_t len, mode_t
   snprintf(path, sizeof path, "%s/%s", root, rel);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
   assert_true(fd >= 0);
-  assert_int_equal(write(fd, data, len), (ssize_t)len);
+  assert_int_equal(write(fd, data, len), (ssize_t) len);
   close(fd);
   chmod(path, mode);
 }
@@ -109,7 +109,7 @@ stream_all(const berth_ws_opts *o, size_t step, size_t *len_out)
   char *out = malloc(cap);
   unsigned seed = 7;
   for (;;) {
-    size_t want = step ? step : 1 + (size_t)(rand_r(&seed) % 70000);
+    size_t want = step ? step : 1 + (size_t) (rand_r(&seed) % 70000);
     if (len + want > cap) {
       cap = (len + want) * 2;
       out = realloc(out, cap);
@@ -119,7 +119,7 @@ stream_all(const berth_ws_opts *o, size_t step, size_t *len_out)
       fail_msg("read: %s", err->msg);
     if (n == 0)
       break;
-    len += (size_t)n;
+    len += (size_t) n;
   }
   berth_ws_stream_free(s);
   *len_out = len;
@@ -163,7 +163,7 @@ parse_tar(const char *buf, size_t len)
     assert_true(l->n < 128);
     tar_ent *t = &l->e[l->n++];
     snprintf(t->name, sizeof t->name, "%s", archive_entry_pathname(e));
-    t->type = (int)archive_entry_filetype(e);
+    t->type = (int) archive_entry_filetype(e);
     t->size = archive_entry_size(e);
     t->mode = archive_entry_perm(e);
     t->uid = archive_entry_uid(e);
@@ -171,8 +171,8 @@ parse_tar(const char *buf, size_t len)
     t->mtime = archive_entry_mtime(e);
     snprintf(t->link, sizeof t->link, "%s", archive_entry_symlink(e) ? archive_entry_symlink(e) : "");
     snprintf(t->uname, sizeof t->uname, "%s", archive_entry_uname(e) ? archive_entry_uname(e) : "");
-    t->data = malloc((size_t)t->size + 1);
-    ssize_t got = t->size > 0 ? archive_read_data(a, t->data, (size_t)t->size) : 0;
+    t->data = malloc((size_t) t->size + 1);
+    ssize_t got = t->size > 0 ? archive_read_data(a, t->data, (size_t) t->size) : 0;
     assert_int_equal(got, t->size);
   }
   assert_int_equal(r, ARCHIVE_EOF);
@@ -205,7 +205,7 @@ make_tree(char **outside_out)
   size_t big = 300 * 1024 + 17;
   char *data = malloc(big);
   for (size_t i = 0; i < big; i++)
-    data[i] = (char)(i * 31 + (i >> 9));
+    data[i] = (char) (i * 31 + (i >> 9));
   put_file(root, "big.bin", data, big, 0644);
   free(data);
   put_link(root, "out", "../../etc/passwd");
@@ -240,18 +240,18 @@ expect_file(const tar_list *l, const char *root, const char *rel, unsigned mode)
   assert_int_equal(t->uid, 1983);
   assert_int_equal(t->gid, 1984);
   assert_string_equal(t->uname, "");
-  char *want = malloc((size_t)st.st_size + 1);
+  char *want = malloc((size_t) st.st_size + 1);
   int fd = open(path, O_RDONLY);
-  assert_int_equal(read(fd, want, (size_t)st.st_size + 1), st.st_size);
+  assert_int_equal(read(fd, want, (size_t) st.st_size + 1), st.st_size);
   close(fd);
-  assert_memory_equal(t->data, want, (size_t)st.st_size);
+  assert_memory_equal(t->data, want, (size_t) st.st_size);
   free(want);
 }
 
 static void
 test_round_trip(void **state)
 {
-  (void)state;
+  (void) state;
   char *root = make_tree(NULL);
   warnings w = { 0 };
   berth_ws_opts o = { .project_dir = root,
@@ -286,7 +286,7 @@ test_round_trip(void **state)
     "mnt/workspace/source/out",
   };
   size_t n = sizeof order / sizeof order[0];
-  assert_int_equal(l->n, (int)n);
+  assert_int_equal(l->n, (int) n);
   for (size_t i = 0; i < n; i++)
     assert_string_equal(l->e[i].name, order[i]);
 
@@ -332,7 +332,7 @@ test_round_trip(void **state)
 static void
 test_chunked_reads_identical(void **state)
 {
-  (void)state;
+  (void) state;
   char *root = make_tree(NULL);
   berth_ws_opts o = { .project_dir = root, .prefix = "mnt/workspace/source", .uid = 1, .gid = 1 };
   size_t l1, l2, l3, l4;
@@ -357,7 +357,7 @@ test_chunked_reads_identical(void **state)
 static void
 test_special_files_skipped(void **state)
 {
-  (void)state;
+  (void) state;
   char *root = mktemp_dir();
   put_dir(root, "x");
   char path[4096];
@@ -399,7 +399,7 @@ expect_open_fails(const berth_ws_opts *o, int code, const char *needle1, const c
 static void
 test_caps_fail_at_open(void **state)
 {
-  (void)state;
+  (void) state;
   char *root = mktemp_dir();
   put_dir(root, "d");
   for (int i = 0; i < 5; i++) {
@@ -433,7 +433,7 @@ test_caps_fail_at_open(void **state)
 static void
 test_bad_project_dirs(void **state)
 {
-  (void)state;
+  (void) state;
   char *root = mktemp_dir();
   char missing[4200], file[4200];
   snprintf(missing, sizeof missing, "%s/nope", root);
@@ -480,7 +480,7 @@ check_unreadable_as_nobody(const char *project, const char *needle1, const char 
 static void
 test_unreadable(void **state)
 {
-  (void)state;
+  (void) state;
   char *root = mktemp_dir();
   chmod(root, 0755);
   put_dir(root, "closed");
@@ -502,7 +502,7 @@ test_unreadable(void **state)
 static void
 test_overlay(void **state)
 {
-  (void)state;
+  (void) state;
   char *root = mktemp_dir();
   char *ovl = mktemp_dir();
   put_file(root, "main.tf", "resource", 8, 0644);
@@ -596,7 +596,7 @@ test_overlay(void **state)
 static void
 test_empty_workspace(void **state)
 {
-  (void)state;
+  (void) state;
   berth_ws_opts o = { .project_dir = NULL, .prefix = "/mnt/workspace/source", .uid = 1983, .gid = 1983 };
   size_t len;
   char *tar = stream_all(&o, 100, &len);
@@ -627,8 +627,8 @@ open_and_read(berth_ws_opts *o, char *buf, size_t first, size_t *got)
   berth_error *err = NULL;
   assert_int_equal(berth_ws_stream_open(o, &s, &err), 0);
   ssize_t n = berth_ws_stream_read(s, buf, first, &err);
-  assert_int_equal(n, (ssize_t)first);
-  *got = (size_t)n;
+  assert_int_equal(n, (ssize_t) first);
+  *got = (size_t) n;
   return s;
 }
 
@@ -638,7 +638,7 @@ finish(berth_ws_stream *s, char *buf, size_t cap, size_t *len)
   berth_error *err = NULL;
   ssize_t n;
   while ((n = berth_ws_stream_read(s, buf + *len, 777, &err)) > 0) {
-    *len += (size_t)n;
+    *len += (size_t) n;
     assert_true(*len + 777 < cap);
   }
   assert_int_equal(n, 0);
@@ -648,7 +648,7 @@ finish(berth_ws_stream *s, char *buf, size_t cap, size_t *len)
 static void
 test_files_changing_while_streamed(void **state)
 {
-  (void)state;
+  (void) state;
   char *root = mktemp_dir();
   size_t big = 256 * 1024;
   char *data = malloc(big);

@@ -35,7 +35,7 @@ write_file(const char *path, size_t size, const char *block, size_t block_len)
     _exit(2);
   for (size_t done = 0; done < size;) {
     size_t n = size - done < block_len ? size - done : block_len;
-    if (write(fd, block, n) != (ssize_t)n)
+    if (write(fd, block, n) != (ssize_t) n)
       _exit(2);
     done += n;
   }
@@ -56,7 +56,7 @@ build_tree(const char *root)
     size_t bl = 1 << 20;
     char *block = malloc(bl);
     for (size_t i = 0; i < bl; i++)
-      block[i] = (char)(i * 7 + (i >> 11));
+      block[i] = (char) (i * 7 + (i >> 11));
     mkdir(root, 0755);
     char path[4096];
     for (int d = 0; d < DIRS; d++) {
@@ -90,7 +90,7 @@ peak_rss_kib(void)
 static void
 test_big_workspace_bounded_memory(void **state)
 {
-  (void)state;
+  (void) state;
   const char *root = getenv("BERTH_WS_BIG_DIR");
   if (root == NULL || *root == '\0')
     skip();
@@ -112,8 +112,8 @@ test_big_workspace_bounded_memory(void **state)
   uint64_t total = 0;
   ssize_t n;
   while ((n = berth_ws_stream_read(s, buf, sizeof buf, &err)) > 0) {
-    assert_int_equal(write(out, buf, (size_t)n), n);
-    total += (uint64_t)n;
+    assert_int_equal(write(out, buf, (size_t) n), n);
+    total += (uint64_t) n;
   }
   assert_int_equal(n, 0);
   clock_gettime(CLOCK_MONOTONIC, &t2);
@@ -122,13 +122,13 @@ test_big_workspace_bounded_memory(void **state)
   close(out);
   long after = peak_rss_kib();
 
-  double scan_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-  double stream_s = (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9;
-  printf("workspace: %llu entries, %llu file bytes, tar %llu bytes\n", (unsigned long long)entries,
-         (unsigned long long)bytes, (unsigned long long)total);
+  double scan_s = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double stream_s = (double) (t2.tv_sec - t1.tv_sec) + (double) (t2.tv_nsec - t1.tv_nsec) / 1e9;
+  printf("workspace: %llu entries, %llu file bytes, tar %llu bytes\n", (unsigned long long) entries,
+         (unsigned long long) bytes, (unsigned long long) total);
   printf("scan %.3f s, stream %.3f s (%.0f MiB/s), peak RSS %ld KiB before open, %ld KiB after (+%ld KiB)\n", scan_s,
-         stream_s, (double)total / (1 << 20) / stream_s, before, after, after - before);
-  assert_int_equal(bytes, (uint64_t)BIG_FILES * BIG_SIZE + (uint64_t)SMALL_FILES * SMALL_SIZE);
+         stream_s, (double) total / (1 << 20) / stream_s, before, after, after - before);
+  assert_int_equal(bytes, (uint64_t) BIG_FILES * BIG_SIZE + (uint64_t) SMALL_FILES * SMALL_SIZE);
   assert_int_equal(entries, DIRS + BIG_FILES + SMALL_FILES + 1); /* + the .built marker */
   assert_true(total > bytes);
   assert_true(after - before < 16 * 1024); /* memory does not grow with the workspace */

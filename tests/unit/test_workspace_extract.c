@@ -23,9 +23,9 @@
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-  (void)st;
-  (void)flag;
-  (void)ftw;
+  (void) st;
+  (void) flag;
+  (void) ftw;
   return remove(path);
 }
 
@@ -98,15 +98,15 @@ build_tar(const tar_spec *spec, size_t *len)
       archive_entry_set_filetype(e, AE_IFREG);
       archive_entry_copy_hardlink(e, spec->data);
     } else {
-      archive_entry_set_filetype(e, (unsigned)spec->type);
+      archive_entry_set_filetype(e, (unsigned) spec->type);
     }
     if (spec->type == AE_IFLNK)
       archive_entry_copy_symlink(e, spec->data);
     size_t n = spec->type == AE_IFREG && spec->data ? strlen(spec->data) : 0;
-    archive_entry_set_size(e, (la_int64_t)n);
+    archive_entry_set_size(e, (la_int64_t) n);
     assert_true(archive_write_header(a, e) >= ARCHIVE_WARN);
     if (n > 0)
-      assert_int_equal(archive_write_data(a, spec->data, n), (la_ssize_t)n);
+      assert_int_equal(archive_write_data(a, spec->data, n), (la_ssize_t) n);
   }
   archive_entry_free(e);
   assert_int_equal(archive_write_close(a), ARCHIVE_OK);
@@ -145,10 +145,10 @@ slurp_at(const char *dir, const char *rel, struct stat *st)
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", dir, rel);
   assert_int_equal(lstat(path, st), 0);
-  char *data = calloc(1, (size_t)st->st_size + 1);
+  char *data = calloc(1, (size_t) st->st_size + 1);
   int fd = open(path, O_RDONLY | O_NOFOLLOW);
   assert_true(fd >= 0);
-  assert_int_equal(read(fd, data, (size_t)st->st_size), st->st_size);
+  assert_int_equal(read(fd, data, (size_t) st->st_size), st->st_size);
   close(fd);
   return data;
 }
@@ -156,7 +156,7 @@ slurp_at(const char *dir, const char *rel, struct stat *st)
 static void
 test_extracts_files_dirs_symlinks(void **state)
 {
-  (void)state;
+  (void) state;
   const tar_spec spec[] = {
     { AE_IFDIR, "./", NULL, 0755 },
     { AE_IFREG, "./terraform.tfstate", "{\"version\": 4}", 0644 },
@@ -207,7 +207,7 @@ test_extracts_files_dirs_symlinks(void **state)
 static void
 test_refuses_escapes(void **state)
 {
-  (void)state;
+  (void) state;
   const tar_spec dotdot[] = { { AE_IFREG, "../x", "evil", 0 }, { 0, NULL, NULL, 0 } };
   expect_refused(dotdot, 0, "`../x` contains `..`");
   const tar_spec inner[] = { { AE_IFREG, "a/../../x", "evil", 0 }, { 0, NULL, NULL, 0 } };
@@ -244,7 +244,7 @@ test_refuses_escapes(void **state)
 static void
 test_refuses_other_types_and_caps(void **state)
 {
-  (void)state;
+  (void) state;
   const tar_spec fifo[] = { { AE_IFIFO, "p", NULL, 0 }, { 0, NULL, NULL, 0 } };
   expect_refused(fifo, 0, "`p` is not a file, directory or symlink");
   const tar_spec hard[] = { { AE_IFREG, "a", "x", 0 }, { 1, "b", "a", 0 }, { 0, NULL, NULL, 0 } };
@@ -276,7 +276,7 @@ test_refuses_other_types_and_caps(void **state)
 static void
 test_round_trip_with_producer(void **state)
 {
-  (void)state;
+  (void) state;
   sandbox src, b;
   sandbox_make(&src);
   char p[600];
@@ -296,7 +296,7 @@ test_round_trip_with_producer(void **state)
   size_t len = 0;
   ssize_t n;
   while ((n = berth_ws_stream_read(s, buf + len, 4096, &err)) > 0)
-    len += (size_t)n;
+    len += (size_t) n;
   assert_int_equal(n, 0);
   berth_ws_stream_free(s);
   sandbox_make(&b);

@@ -56,7 +56,7 @@ berth_buf_printf(berth_buf *b, const char *fmt, ...)
   va_end(ap);
   if (n < 0)
     return -1;
-  int rc = berth_buf_append(b, s, (size_t)n);
+  int rc = berth_buf_append(b, s, (size_t) n);
   free(s);
   return rc;
 }

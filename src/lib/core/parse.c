@@ -14,7 +14,7 @@
 static int
 bad_value(berth_error **err, const char *what, const char *s, const char *hint)
 {
-  int n = (int)strnlen(s, VALUE_SHOW_MAX);
+  int n = (int) strnlen(s, VALUE_SHOW_MAX);
   return berth_error_set(err, BERTH_EINVAL, "invalid %s `%.*s%s`%s%s", what, n, s, s[n] ? "..." : "", hint ? " " : "",
                          hint ? hint : "");
 }
@@ -25,7 +25,7 @@ read_digits(const char **p, int64_t *v)
 {
   int n = 0;
   int64_t acc = 0;
-  while (isdigit((unsigned char)**p)) {
+  while (isdigit((unsigned char) **p)) {
     if (__builtin_mul_overflow(acc, 10, &acc) || __builtin_add_overflow(acc, **p - '0', &acc))
       return -1;
     (*p)++;
@@ -65,7 +65,7 @@ berth_parse_duration_ms(const char *s, int64_t *out, berth_error **err)
     if (nd == 0)
       return bad_value(err, "duration", s, hint);
     size_t ulen = 0;
-    while (isalpha((unsigned char)p[ulen]))
+    while (isalpha((unsigned char) p[ulen]))
       ulen++;
     int64_t mult = 0;
     for (size_t i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++)
@@ -106,7 +106,7 @@ read_decimal(const char **p, int64_t *ip, int64_t *frac_nano)
   (*p)++;
   int64_t scale = 100000000;
   int nf = 0;
-  while (isdigit((unsigned char)**p)) {
+  while (isdigit((unsigned char) **p)) {
     if (nf == 9)
       return -1;
     *frac_nano += (**p - '0') * scale;
@@ -130,7 +130,7 @@ berth_parse_size(const char *s, int64_t *out, berth_error **err)
   if (sl >= sizeof suffix)
     return bad_value(err, "size", s, hint);
   for (size_t i = 0; i <= sl; i++)
-    suffix[i] = (char)tolower((unsigned char)p[i]);
+    suffix[i] = (char) tolower((unsigned char) p[i]);
   int64_t mult = 0;
   for (size_t i = 0; i < sizeof size_units / sizeof size_units[0]; i++)
     if (strcmp(suffix, size_units[i].suffix) == 0)
@@ -141,7 +141,7 @@ berth_parse_size(const char *s, int64_t *out, berth_error **err)
   if (__builtin_mul_overflow(ip, mult, &bytes))
     return bad_value(err, "size", s, "(too large)");
   /* frac < 1e9 and mult <= 2^40: the product needs more than 64 bits; long double holds it exactly enough */
-  int64_t fb = (int64_t)((long double)frac * (long double)mult / 1e9L);
+  int64_t fb = (int64_t) ((long double) frac * (long double) mult / 1e9L);
   if (__builtin_add_overflow(bytes, fb, &bytes))
     return bad_value(err, "size", s, "(too large)");
   *out = bytes;
@@ -182,8 +182,8 @@ berth_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, berth_e
   if (neg)
     v = -v;
   if (v < min || v > max)
-    return berth_error_set(err, BERTH_EINVAL, "number `%s` is out of range (%lld to %lld)", s, (long long)min,
-                           (long long)max);
+    return berth_error_set(err, BERTH_EINVAL, "number `%s` is out of range (%lld to %lld)", s, (long long) min,
+                           (long long) max);
   *out = v;
   return 0;
 }
@@ -191,10 +191,10 @@ berth_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, berth_e
 bool
 berth_env_name_valid(const char *name)
 {
-  if (name == NULL || !(isalpha((unsigned char)name[0]) || name[0] == '_'))
+  if (name == NULL || !(isalpha((unsigned char) name[0]) || name[0] == '_'))
     return false;
   for (const char *p = name; *p; p++)
-    if (!(isalnum((unsigned char)*p) || *p == '_'))
+    if (!(isalnum((unsigned char) *p) || *p == '_'))
       return false;
   return strlen(name) <= 256;
 }
@@ -202,12 +202,12 @@ berth_env_name_valid(const char *name)
 static int
 split_env(const char *s, const char *eq, char **key_out, char **value_out, const char *value, berth_error **err)
 {
-  size_t klen = eq ? (size_t)(eq - s) : strlen(s);
+  size_t klen = eq ? (size_t) (eq - s) : strlen(s);
   char *key = strndup(s, klen);
   if (key == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (!berth_env_name_valid(key)) {
-    int n = (int)strnlen(key, VALUE_SHOW_MAX);
+    int n = (int) strnlen(key, VALUE_SHOW_MAX);
     berth_error_set(err, BERTH_EINVAL,
                     "invalid environment variable name `%.*s` (use letters, digits and '_', not starting with a "
                     "digit)",
@@ -256,7 +256,7 @@ berth_parse_relative_path(const char *what, const char *s, char **norm_out, bert
   if (s == NULL || *s == '\0')
     return berth_error_set(err, BERTH_EINVAL, "%s must not be empty", what);
   size_t len = strlen(s);
-  int n = (int)(len > VALUE_SHOW_MAX ? VALUE_SHOW_MAX : len);
+  int n = (int) (len > VALUE_SHOW_MAX ? VALUE_SHOW_MAX : len);
   if (len > 4096)
     return berth_error_set(err, BERTH_EINVAL, "%s `%.*s...` is too long", what, n, s);
   if (s[0] == '/')
@@ -269,7 +269,7 @@ berth_parse_relative_path(const char *what, const char *s, char **norm_out, bert
     while (*p == '/')
       p++;
     const char *e = strchrnul(p, '/');
-    size_t cl = (size_t)(e - p);
+    size_t cl = (size_t) (e - p);
     if (cl == 0)
       break;
     if ((cl == 1 && p[0] == '.') || (cl == 2 && p[0] == '.' && p[1] == '.')) {
@@ -277,7 +277,7 @@ berth_parse_relative_path(const char *what, const char *s, char **norm_out, bert
       return berth_error_set(err, BERTH_EINVAL, "%s `%.*s` must not contain '.' or '..' components", what, n, s);
     }
     for (size_t i = 0; i < cl; i++)
-      if ((unsigned char)p[i] < 0x20) {
+      if ((unsigned char) p[i] < 0x20) {
         free(norm);
         return berth_error_set(err, BERTH_EINVAL, "%s contains a control character", what);
       }
@@ -303,13 +303,13 @@ berth_format_duration(int64_t ms, char *buf, size_t len)
   size_t off = 0;
   buf[0] = '\0';
   if (h && off < len)
-    off += (size_t)snprintf(buf + off, len - off, "%lldh", (long long)h);
+    off += (size_t) snprintf(buf + off, len - off, "%lldh", (long long) h);
   if (m && off < len)
-    off += (size_t)snprintf(buf + off, len - off, "%lldm", (long long)m);
+    off += (size_t) snprintf(buf + off, len - off, "%lldm", (long long) m);
   if (s && off < len)
-    off += (size_t)snprintf(buf + off, len - off, "%llds", (long long)s);
+    off += (size_t) snprintf(buf + off, len - off, "%llds", (long long) s);
   if (r && off < len)
-    snprintf(buf + off, len - off, "%lldms", (long long)r);
+    snprintf(buf + off, len - off, "%lldms", (long long) r);
   return buf;
 }
 
@@ -322,15 +322,15 @@ berth_format_size(int64_t bytes, char *buf, size_t len)
     if (bytes < unit)
       continue;
     if (bytes % unit == 0) {
-      snprintf(buf, len, "%lld%s", (long long)(bytes / unit), names[i]);
+      snprintf(buf, len, "%lld%s", (long long) (bytes / unit), names[i]);
       return buf;
     }
     if ((bytes % unit) * 10 % unit == 0) {
-      snprintf(buf, len, "%lld.%lld%s", (long long)(bytes / unit), (long long)((bytes % unit) * 10 / unit), names[i]);
+      snprintf(buf, len, "%lld.%lld%s", (long long) (bytes / unit), (long long) ((bytes % unit) * 10 / unit), names[i]);
       return buf;
     }
   }
-  snprintf(buf, len, "%lldB", (long long)bytes);
+  snprintf(buf, len, "%lldB", (long long) bytes);
   return buf;
 }
 
@@ -338,13 +338,13 @@ char *
 berth_format_cpus(int64_t nano, char *buf, size_t len)
 {
   int64_t frac = nano % 1000000000;
-  int n = snprintf(buf, len, "%lld", (long long)(nano / 1000000000));
-  if (frac != 0 && n > 0 && (size_t)n < len) {
+  int n = snprintf(buf, len, "%lld", (long long) (nano / 1000000000));
+  if (frac != 0 && n > 0 && (size_t) n < len) {
     char f[16];
-    snprintf(f, sizeof f, "%09lld", (long long)frac);
+    snprintf(f, sizeof f, "%09lld", (long long) frac);
     for (int i = 8; i > 0 && f[i] == '0'; i--)
       f[i] = '\0';
-    snprintf(buf + n, len - (size_t)n, ".%s", f);
+    snprintf(buf + n, len - (size_t) n, ".%s", f);
   }
   return buf;
 }
@@ -352,7 +352,7 @@ berth_format_cpus(int64_t nano, char *buf, size_t len)
 char *
 berth_format_time(int64_t unix_ms, char *buf, size_t len)
 {
-  time_t t = (time_t)(unix_ms / 1000);
+  time_t t = (time_t) (unix_ms / 1000);
   struct tm tm;
   if (unix_ms <= 0 || gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
     snprintf(buf, len, "-");

@@ -45,7 +45,7 @@ endpoint_tcp(const char *host, const char *hostport, char *(*get)(const char *),
   const char *colon = memchr(hostport, ':', n);
   if (hostport[0] == '[')
     colon = strstr(hostport, "]:") ? strstr(hostport, "]:") + 1 : NULL;
-  if (asprintf(&ep->base_url, "%s://%.*s%s", ep->tls ? "https" : "http", (int)n, hostport,
+  if (asprintf(&ep->base_url, "%s://%.*s%s", ep->tls ? "https" : "http", (int) n, hostport,
                colon ? "" : (ep->tls ? ":2376" : ":2375"))
       < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");

@@ -91,13 +91,13 @@ on_read(char *buf, size_t size, size_t n, void *ud)
       berth_error_free(e);
     return CURL_READFUNC_ABORT;
   }
-  return (size_t)got;
+  return (size_t) got;
 }
 
 static int
 on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
-  (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+  (void) dltotal, (void) dlnow, (void) ultotal, (void) ulnow;
   xfer *x = ud;
   if (x->rq->tick != NULL && x->rq->tick(x->rq->tick_userdata) != 0) {
     x->rs->aborted = true;
@@ -184,9 +184,9 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
 
   char *url = NULL;
   if (rq->unversioned || d->api_version[0] == '\0')
-    url = NULL, (void)asprintf(&url, "%s%s", d->ep.base_url, rq->path);
+    url = NULL, (void) asprintf(&url, "%s%s", d->ep.base_url, rq->path);
   else
-    (void)asprintf(&url, "%s/v%s%s", d->ep.base_url, d->api_version, rq->path);
+    (void) asprintf(&url, "%s/v%s%s", d->ep.base_url, d->api_version, rq->path);
   if (url == NULL) {
     if (rq->stream)
       curl_easy_cleanup(c);
@@ -213,7 +213,7 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
     curl_easy_setopt(c, CURLOPT_READDATA, &x);
   } else if (strcmp(rq->method, "POST") == 0) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(rq->body ? rq->body_len : 0));
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) (rq->body ? rq->body_len : 0));
   } else if (strcmp(rq->method, "GET") != 0) {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
   }
@@ -299,7 +299,7 @@ docker_resp_json(const docker_resp *rs, cJSON **out, berth_error **err, const ch
 int
 berth_docker_version_cmp(const char *a, const char *b)
 {
-  unsigned long amaj = strtoul(a, (char **)&a, 10), bmaj = strtoul(b, (char **)&b, 10);
+  unsigned long amaj = strtoul(a, (char **) &a, 10), bmaj = strtoul(b, (char **) &b, 10);
   if (amaj != bmaj)
     return amaj < bmaj ? -1 : 1;
   unsigned long amin = *a == '.' ? strtoul(a + 1, NULL, 10) : 0;

@@ -73,10 +73,10 @@ registry_auth_header(const char *domain)
         && sodium_base642bin(raw, alen, auth->valuestring, alen, "\n\r ", &rawlen, NULL, sodium_base64_VARIANT_ORIGINAL)
                == 0) {
       raw[rawlen] = '\0';
-      char *colon = strchr((char *)raw, ':');
+      char *colon = strchr((char *) raw, ':');
       if (colon) {
         *colon = '\0';
-        cJSON_AddStringToObject(out, "username", (char *)raw);
+        cJSON_AddStringToObject(out, "username", (char *) raw);
         cJSON_AddStringToObject(out, "password", colon + 1);
         have = true;
       }
@@ -95,7 +95,7 @@ registry_auth_header(const char *domain)
     size_t b64len = sodium_base64_encoded_len(jl, sodium_base64_VARIANT_URLSAFE);
     char *b64 = json ? malloc(b64len) : NULL;
     if (b64) {
-      sodium_bin2base64(b64, b64len, (unsigned char *)json, jl, sodium_base64_VARIANT_URLSAFE);
+      sodium_bin2base64(b64, b64len, (unsigned char *) json, jl, sodium_base64_VARIANT_URLSAFE);
       if (asprintf(&header, "X-Registry-Auth: %s", b64) < 0)
         header = NULL;
       sodium_memzero(b64, b64len);

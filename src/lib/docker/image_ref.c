@@ -55,21 +55,21 @@ valid_domain(const char *s, size_t n)
       return false;
   } else {
     colon = memchr(s, ':', n);
-    size_t hn = colon ? (size_t)(colon - s) : n;
+    size_t hn = colon ? (size_t) (colon - s) : n;
     if (hn == 0)
       return false;
     for (size_t i = 0; i < hn; i++)
-      if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+      if (!isalnum((unsigned char) s[i]) && s[i] != '-' && s[i] != '.')
         return false;
     if (s[0] == '-' || s[0] == '.' || s[hn - 1] == '-' || s[hn - 1] == '.')
       return false;
   }
   if (colon != NULL) {
-    size_t pn = (size_t)(s + n - colon - 1);
+    size_t pn = (size_t) (s + n - colon - 1);
     if (pn == 0 || pn > 5)
       return false;
     for (size_t i = 1; i <= pn; i++)
-      if (!isdigit((unsigned char)colon[i]))
+      if (!isdigit((unsigned char) colon[i]))
         return false;
   }
   return true;
@@ -79,10 +79,10 @@ static bool
 valid_tag(const char *t)
 {
   size_t n = strlen(t);
-  if (n == 0 || n > 128 || !(isalnum((unsigned char)t[0]) || t[0] == '_'))
+  if (n == 0 || n > 128 || !(isalnum((unsigned char) t[0]) || t[0] == '_'))
     return false;
   for (size_t i = 1; i < n; i++)
-    if (!isalnum((unsigned char)t[i]) && t[i] != '_' && t[i] != '.' && t[i] != '-')
+    if (!isalnum((unsigned char) t[i]) && t[i] != '_' && t[i] != '.' && t[i] != '-')
       return false;
   return true;
 }
@@ -100,7 +100,7 @@ valid_digest(const char *d)
   if (hn < 32)
     return false;
   for (const char *p = colon + 1; *p; p++)
-    if (!isxdigit((unsigned char)*p) || isupper((unsigned char)*p))
+    if (!isxdigit((unsigned char) *p) || isupper((unsigned char) *p))
       return false;
   if (strncmp(d, "sha256:", 7) == 0 && hn != 64)
     return false;
@@ -136,7 +136,7 @@ berth_image_ref_parse(const char *s, berth_image_ref *out, berth_error **err)
   if (n > REF_MAX)
     return ref_fail(out, err, s, "longer than 512 characters");
   for (size_t i = 0; i < n; i++)
-    if (isspace((unsigned char)s[i]) || iscntrl((unsigned char)s[i]))
+    if (isspace((unsigned char) s[i]) || iscntrl((unsigned char) s[i]))
       return ref_fail(out, err, s, "contains whitespace or control characters");
 
   char *work = strdup(s);
@@ -167,10 +167,10 @@ berth_image_ref_parse(const char *s, berth_image_ref *out, berth_error **err)
   const char *domain = "docker.io";
   char *path = name;
   if (first_slash != NULL) {
-    size_t fl = (size_t)(first_slash - name);
+    size_t fl = (size_t) (first_slash - name);
     bool is_domain = memchr(name, '.', fl) || memchr(name, ':', fl) || (fl == 9 && strncmp(name, "localhost", 9) == 0);
     for (size_t i = 0; i < fl && !is_domain; i++)
-      if (isupper((unsigned char)name[i]))
+      if (isupper((unsigned char) name[i]))
         is_domain = true;
     if (is_domain) {
       *first_slash = '\0';
@@ -187,10 +187,10 @@ berth_image_ref_parse(const char *s, berth_image_ref *out, berth_error **err)
   /* validate the path components */
   for (char *p = path;;) {
     char *e = strchr(p, '/');
-    size_t cn = e ? (size_t)(e - p) : strlen(p);
+    size_t cn = e ? (size_t) (e - p) : strlen(p);
     bool upper = false;
     for (size_t i = 0; i < cn; i++)
-      upper = upper || isupper((unsigned char)p[i]);
+      upper = upper || isupper((unsigned char) p[i]);
     if (upper) {
       free(work);
       return ref_fail(out, err, s, "repository name must be lowercase");

@@ -20,14 +20,14 @@ demux_parse_header(berth_demux *d, berth_error **err)
     return berth_error_set(err, BERTH_EDOCKER, "exec stream carried a daemon error frame");
   if (type != BERTH_STREAM_STDOUT && type != BERTH_STREAM_STDERR)
     return berth_error_set(err, BERTH_EDOCKER, "exec stream has an unknown stream type %u in frame %llu",
-                           (unsigned)d->hdr[0], (unsigned long long)d->frames + 1);
+                           (unsigned) d->hdr[0], (unsigned long long) d->frames + 1);
   if (d->hdr[1] || d->hdr[2] || d->hdr[3])
     return berth_error_set(err, BERTH_EDOCKER, "exec stream frame %llu has a malformed header",
-                           (unsigned long long)d->frames + 1);
-  uint64_t len = ((uint64_t)d->hdr[4] << 24) | ((uint64_t)d->hdr[5] << 16) | ((uint64_t)d->hdr[6] << 8) | d->hdr[7];
+                           (unsigned long long) d->frames + 1);
+  uint64_t len = ((uint64_t) d->hdr[4] << 24) | ((uint64_t) d->hdr[5] << 16) | ((uint64_t) d->hdr[6] << 8) | d->hdr[7];
   if (len > d->max_frame)
     return berth_error_set(err, BERTH_EDOCKER, "exec stream frame of %llu bytes exceeds the cap of %llu bytes",
-                           (unsigned long long)len, (unsigned long long)d->max_frame);
+                           (unsigned long long) len, (unsigned long long) d->max_frame);
   d->stream = type;
   d->remaining = len;
   d->hdr_len = 0;
@@ -55,7 +55,7 @@ berth_demux_feed(berth_demux *d, const char *data, size_t len, berth_stream_sink
         return rc;
       continue; /* zero-length frames fall through to the next header */
     }
-    size_t take = d->remaining < len ? (size_t)d->remaining : len;
+    size_t take = d->remaining < len ? (size_t) d->remaining : len;
     int rc = sink(userdata, d->stream, data, take);
     if (rc < 0)
       return berth_error_set(err, rc, "exec output consumer stopped");
@@ -71,6 +71,6 @@ berth_demux_finish(const berth_demux *d, berth_error **err)
 {
   if (d->hdr_len != 0 || d->remaining != 0)
     return berth_error_set(err, BERTH_EDOCKER, "exec stream ended inside a frame (%llu payload bytes missing)",
-                           (unsigned long long)d->remaining);
+                           (unsigned long long) d->remaining);
   return 0;
 }

@@ -64,7 +64,7 @@ class_match(const char *p, size_t pn, size_t *pi, char c)
   size_t first = i;
   for (; i < pn && (p[i] != ']' || i == first); i++) {
     if (i + 2 < pn && p[i + 1] == '-' && p[i + 2] != ']') {
-      if ((unsigned char)c >= (unsigned char)p[i] && (unsigned char)c <= (unsigned char)p[i + 2])
+      if ((unsigned char) c >= (unsigned char) p[i] && (unsigned char) c <= (unsigned char) p[i + 2])
         hit = true;
       i += 2;
     } else if (p[i] == c) {
@@ -132,7 +132,7 @@ split_segments(const char *s, seg *out, size_t max)
   size_t n = 0;
   for (const char *p = s;;) {
     const char *e = strchr(p, '/');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
+    size_t len = e ? (size_t) (e - p) : strlen(p);
     if (n == max)
       return SIZE_MAX;
     out[n++] = (seg){ p, len };
@@ -206,14 +206,14 @@ check_glob(const char *s, size_t n, const char *extra)
       if (j >= n)
         return "unclosed `[`";
       for (size_t k = i + 1; k < j; k++)
-        if (!isalnum((unsigned char)s[k]) && !strchr("._-!^", s[k]))
+        if (!isalnum((unsigned char) s[k]) && !strchr("._-!^", s[k]))
           return "bad character in `[...]`";
       i = j;
       continue;
     }
     if (c == ']' || c == '!' || c == '^')
       return "`]`, `!` and `^` are only allowed inside `[...]`";
-    if (isalnum((unsigned char)c) || c == '*' || c == '?' || strchr(extra, c))
+    if (isalnum((unsigned char) c) || c == '*' || c == '?' || strchr(extra, c))
       continue;
     return "bad character";
   }
@@ -236,13 +236,13 @@ valid_digest(const char *d)
   if (colon == NULL || colon == d)
     return false;
   for (const char *p = d; p < colon; p++)
-    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p)) && !strchr("+._-", *p))
+    if (!(islower((unsigned char) *p) || isdigit((unsigned char) *p)) && !strchr("+._-", *p))
       return false;
   size_t hn = strlen(colon + 1);
   if (hn < 32 || (strncmp(d, "sha256:", 7) == 0 && hn != 64))
     return false;
   for (const char *p = colon + 1; *p; p++)
-    if (!isxdigit((unsigned char)*p) || isupper((unsigned char)*p))
+    if (!isxdigit((unsigned char) *p) || isupper((unsigned char) *p))
       return false;
   return true;
 }
@@ -274,7 +274,7 @@ check_name_segments(const char *pattern, const char *name, bool first_is_registr
       return pattern_fail(out, err, pattern, "empty path segment");
     bool registry = i == 0 && first_is_registry;
     for (size_t k = 0; k < segs[i].n && !registry; k++)
-      if (isupper((unsigned char)segs[i].p[k]))
+      if (isupper((unsigned char) segs[i].p[k]))
         return pattern_fail(out, err, pattern, "repository names are lowercase");
     const char *why = check_glob(segs[i].p, segs[i].n, registry ? ".-:" : "._-");
     if (why)
@@ -321,7 +321,7 @@ parse_pattern(const char *pattern, image_pattern *out, berth_error **err)
   if (*work == '\0')
     return pattern_fail(out, err, pattern, "no image name");
   char *first_slash = strchr(work, '/');
-  size_t fl = first_slash ? (size_t)(first_slash - work) : strlen(work);
+  size_t fl = first_slash ? (size_t) (first_slash - work) : strlen(work);
   bool double_star_first = fl == 2 && work[0] == '*' && work[1] == '*';
   bool registry = first_slash != NULL && !double_star_first && is_registry_segment(work, fl);
   int rc = check_name_segments(pattern, work, registry, out, err);
@@ -489,8 +489,8 @@ berth_allowlist_decide(const char *const *patterns, const char *const *kinds, si
     rc = decision_set(out, false, normalized, NULL, "default", "no allow pattern matches it", err);
   } else if (rc == 0) {
     berth_image_decision_clear(out);
-    rc = decision_set(out, true, normalized, NULL, "default", "berth's default runner image (no deny pattern matches it)",
-                      err);
+    rc = decision_set(out, true, normalized, NULL, "default",
+                      "berth's default runner image (no deny pattern matches it)", err);
   }
 out:
   berth_image_ref_clear(&r);
@@ -565,8 +565,8 @@ berth_allowlist_check(berth_store *st, const char *ref, berth_image_decision *ou
   rule_set rs;
   if (load_rules(st, &rs, err) < 0)
     return berth_error_wrap(err, "check image `%.200s`", ref ? ref : "");
-  int rc = berth_allowlist_decide((const char *const *)rs.patterns, (const char *const *)rs.kinds, rs.n, ref, NULL, out,
-                                  err);
+  int rc = berth_allowlist_decide((const char *const *) rs.patterns, (const char *const *) rs.kinds, rs.n, ref, NULL,
+                                  out, err);
   rule_set_clear(&rs);
   return rc;
 }
@@ -603,7 +603,7 @@ berth_allowlist_add(berth_store *st, const char *kind, const char *pattern, cons
   sqlite3_bind_text(stmt, 1, norm, -1, SQLITE_STATIC);
   int step = sqlite3_step(stmt);
   if (step == SQLITE_ROW) {
-    bool same = strcmp((const char *)sqlite3_column_text(stmt, 0), kind) == 0;
+    bool same = strcmp((const char *) sqlite3_column_text(stmt, 0), kind) == 0;
     const char *other = strcmp(kind, "allow") == 0 ? "a deny" : "an allow";
     sqlite3_finalize(stmt);
     if (same) {
@@ -676,10 +676,10 @@ berth_allowlist_list_json(berth_store *st, berth_error **err)
   while (!oom && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
     cJSON *r = cJSON_CreateObject();
     if (r == NULL || !cJSON_AddItemToArray(rules, r)
-        || !cJSON_AddStringToObject(r, "pattern", (const char *)sqlite3_column_text(stmt, 0))
-        || !cJSON_AddStringToObject(r, "kind", (const char *)sqlite3_column_text(stmt, 1))
-        || !cJSON_AddStringToObject(r, "actor", (const char *)sqlite3_column_text(stmt, 2))
-        || !cJSON_AddNumberToObject(r, "created_at", (double)sqlite3_column_int64(stmt, 3)))
+        || !cJSON_AddStringToObject(r, "pattern", (const char *) sqlite3_column_text(stmt, 0))
+        || !cJSON_AddStringToObject(r, "kind", (const char *) sqlite3_column_text(stmt, 1))
+        || !cJSON_AddStringToObject(r, "actor", (const char *) sqlite3_column_text(stmt, 2))
+        || !cJSON_AddNumberToObject(r, "created_at", (double) sqlite3_column_int64(stmt, 3)))
       oom = true;
   }
   if (oom || step != SQLITE_DONE) {

@@ -42,8 +42,8 @@ record_hash(const unsigned char prev[crypto_hash_sha256_BYTES], const audit_reco
   berth_buf b;
   berth_buf_init(&b, CANON_MAX + 64);
   char id[32], at[32];
-  snprintf(id, sizeof id, "%lld", (long long)rec->id);
-  snprintf(at, sizeof at, "%lld", (long long)rec->at);
+  snprintf(id, sizeof id, "%lld", (long long) rec->id);
+  snprintf(at, sizeof at, "%lld", (long long) rec->at);
   int rc = 0;
   if (berth_buf_append(&b, "berth-audit-v1\n", 15) < 0 || canon_field(&b, id) < 0 || canon_field(&b, at) < 0
       || canon_field(&b, rec->actor) < 0 || canon_field(&b, rec->action) < 0 || canon_field(&b, rec->target) < 0
@@ -53,7 +53,7 @@ record_hash(const unsigned char prev[crypto_hash_sha256_BYTES], const audit_reco
     crypto_hash_sha256_state h;
     crypto_hash_sha256_init(&h);
     crypto_hash_sha256_update(&h, prev, crypto_hash_sha256_BYTES);
-    crypto_hash_sha256_update(&h, (const unsigned char *)b.data, b.len);
+    crypto_hash_sha256_update(&h, (const unsigned char *) b.data, b.len);
     crypto_hash_sha256_final(&h, raw);
     sodium_bin2hex(hash_hex, HASH_HEX, raw, crypto_hash_sha256_BYTES);
   }
@@ -126,7 +126,7 @@ read_head(berth_store *st, int64_t *last_id, unsigned char prev[crypto_hash_sha2
   int rc = 0;
   if (step == SQLITE_ROW) {
     *last_id = sqlite3_column_int64(stmt, 0);
-    if (hex_to_raw((const char *)sqlite3_column_text(stmt, 1), prev) < 0)
+    if (hex_to_raw((const char *) sqlite3_column_text(stmt, 1), prev) < 0)
       rc = berth_error_set(err, BERTH_EINTERNAL,
                            "append audit record: the stored chain head is corrupt"
                            " (run 'berth audit verify')");
@@ -235,13 +235,13 @@ verify_row(verify_state *v, sqlite3_stmt *stmt)
   audit_record rec = {
     sqlite3_column_int64(stmt, 0),
     sqlite3_column_int64(stmt, 1),
-    (const char *)sqlite3_column_text(stmt, 2),
-    (const char *)sqlite3_column_text(stmt, 3),
-    (const char *)sqlite3_column_text(stmt, 4),
-    (const char *)sqlite3_column_text(stmt, 5),
-    (const char *)sqlite3_column_text(stmt, 6),
+    (const char *) sqlite3_column_text(stmt, 2),
+    (const char *) sqlite3_column_text(stmt, 3),
+    (const char *) sqlite3_column_text(stmt, 4),
+    (const char *) sqlite3_column_text(stmt, 5),
+    (const char *) sqlite3_column_text(stmt, 6),
   };
-  const char *stored = (const char *)sqlite3_column_text(stmt, 7);
+  const char *stored = (const char *) sqlite3_column_text(stmt, 7);
   v->count++;
   if (rec.id != v->expect_id) {
     mark_bad(v, v->expect_id < rec.id ? v->expect_id : rec.id,
@@ -273,7 +273,7 @@ verify_head(berth_store *st, verify_state *v, berth_error **err)
   int64_t last_seen = v->expect_id - 1;
   if (step == SQLITE_ROW) {
     int64_t head_id = sqlite3_column_int64(stmt, 0);
-    const char *head_hash = (const char *)sqlite3_column_text(stmt, 1);
+    const char *head_hash = (const char *) sqlite3_column_text(stmt, 1);
     if (head_id > last_seen)
       mark_bad(v, last_seen + 1, "record is missing (the newest records were removed)");
     else if (head_id < last_seen)
@@ -347,20 +347,20 @@ add_record_json(cJSON *list, sqlite3_stmt *stmt)
     return false;
   char when[64];
   int64_t at = sqlite3_column_int64(stmt, 1);
-  const char *target = (const char *)sqlite3_column_text(stmt, 4);
-  const char *args = (const char *)sqlite3_column_text(stmt, 5);
+  const char *target = (const char *) sqlite3_column_text(stmt, 4);
+  const char *args = (const char *) sqlite3_column_text(stmt, 5);
   cJSON *aj = args ? cJSON_Parse(args) : cJSON_CreateNull();
   if (aj == NULL)
     aj = cJSON_CreateString(args); /* never hide what was stored */
-  if (aj == NULL || !cJSON_AddNumberToObject(r, "id", (double)sqlite3_column_int64(stmt, 0))
-      || !cJSON_AddNumberToObject(r, "at", (double)at)
+  if (aj == NULL || !cJSON_AddNumberToObject(r, "id", (double) sqlite3_column_int64(stmt, 0))
+      || !cJSON_AddNumberToObject(r, "at", (double) at)
       || !cJSON_AddStringToObject(r, "time", berth_format_time(at, when, sizeof when))
-      || !cJSON_AddStringToObject(r, "actor", (const char *)sqlite3_column_text(stmt, 2))
-      || !cJSON_AddStringToObject(r, "action", (const char *)sqlite3_column_text(stmt, 3))
+      || !cJSON_AddStringToObject(r, "actor", (const char *) sqlite3_column_text(stmt, 2))
+      || !cJSON_AddStringToObject(r, "action", (const char *) sqlite3_column_text(stmt, 3))
       || !(target ? cJSON_AddStringToObject(r, "target", target) : cJSON_AddNullToObject(r, "target"))
       || !cJSON_AddItemToObject(r, "args", aj)
-      || !cJSON_AddStringToObject(r, "outcome", (const char *)sqlite3_column_text(stmt, 6))
-      || !cJSON_AddStringToObject(r, "hash", (const char *)sqlite3_column_text(stmt, 7)))
+      || !cJSON_AddStringToObject(r, "outcome", (const char *) sqlite3_column_text(stmt, 6))
+      || !cJSON_AddStringToObject(r, "hash", (const char *) sqlite3_column_text(stmt, 7)))
     return false;
   return true;
 }
@@ -422,9 +422,9 @@ berth_audit_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, berth_err
       goto bad_date;
     struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec };
     time_t t = timegm(&tm);
-    if (t == (time_t)-1 || tm.tm_mday != d)
+    if (t == (time_t) -1 || tm.tm_mday != d)
       goto bad_date;
-    *out_ms = (int64_t)t * 1000;
+    *out_ms = (int64_t) t * 1000;
     return 0;
   bad_date:
     return berth_error_set(err, BERTH_EINVAL, "time `%.64s` is not YYYY-MM-DD[THH:MM[:SS][Z]] (UTC)", s);

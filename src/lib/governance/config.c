@@ -82,11 +82,11 @@ static int
 get_int(const cJSON *v, const char *origin, const char *key, int64_t min, int64_t max, int64_t *out, berth_error **err)
 {
   char what[128];
-  snprintf(what, sizeof what, "must be an integer from %lld to %lld", (long long)min, (long long)max);
-  if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)min
-      || v->valuedouble > (double)max)
+  snprintf(what, sizeof what, "must be an integer from %lld to %lld", (long long) min, (long long) max);
+  if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double) min
+      || v->valuedouble > (double) max)
     return key_fail(err, origin, key, what);
-  *out = (int64_t)v->valuedouble;
+  *out = (int64_t) v->valuedouble;
   return 0;
 }
 
@@ -172,8 +172,8 @@ get_patterns(const cJSON *v, const char *origin, berth_config *c, berth_error **
   int n = cJSON_GetArraySize(v);
   if (n > MAX_PATTERNS)
     return key_fail(err, origin, "redaction_patterns", "has more than 256 patterns");
-  c->pattern_names = calloc((size_t)n + 1, sizeof *c->pattern_names);
-  c->patterns = calloc((size_t)n + 1, sizeof *c->patterns);
+  c->pattern_names = calloc((size_t) n + 1, sizeof *c->pattern_names);
+  c->patterns = calloc((size_t) n + 1, sizeof *c->patterns);
   if (c->pattern_names == NULL || c->patterns == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   berth_secrets *probe = berth_secrets_new(0, err);
@@ -215,12 +215,12 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
     return get_pull_policies(it, origin, c, err);
   if (strcmp(k, "min_secret_length") == 0) {
     if ((rc = get_int(it, origin, k, 1, 1024, &n, err)) == 0)
-      c->min_secret_length = (size_t)n;
+      c->min_secret_length = (size_t) n;
     return rc;
   }
   if (strcmp(k, "max_parallel_tasks") == 0) {
     if ((rc = get_int(it, origin, k, 1, 1024, &n, err)) == 0)
-      c->max_parallel_tasks = (int)n;
+      c->max_parallel_tasks = (int) n;
     return rc;
   }
   if (strcmp(k, "workspace_max_bytes") == 0) {
@@ -266,7 +266,7 @@ berth_config_parse(const char *text, const char *origin, berth_config *out, bert
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
   if (root == NULL || !cJSON_IsObject(root)) {
-    size_t off = root == NULL && end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+    size_t off = root == NULL && end && end >= text && end <= text + len ? (size_t) (end - text) : 0;
     cJSON_Delete(root);
     berth_config_clear(out);
     if (off)
@@ -308,19 +308,19 @@ berth_config_load(const char *home, berth_config *out, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "config %s is not a regular file", path);
   if (sb.st_size > BERTH_CONFIG_MAX_BYTES)
     return berth_error_set(err, BERTH_EINVAL, "config %s is larger than 1 MiB", path);
-  cleanup_free char *text = malloc((size_t)sb.st_size + 1);
+  cleanup_free char *text = malloc((size_t) sb.st_size + 1);
   if (text == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   size_t got = 0;
-  while (got < (size_t)sb.st_size) {
-    ssize_t r = read(fd, text + got, (size_t)sb.st_size - got);
+  while (got < (size_t) sb.st_size) {
+    ssize_t r = read(fd, text + got, (size_t) sb.st_size - got);
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0)
       return berth_error_set_errno(err, BERTH_EINVAL, errno, "config %s cannot be read", path);
     if (r == 0)
       break;
-    got += (size_t)r;
+    got += (size_t) r;
   }
   text[got] = '\0';
   if (strlen(text) != got)

@@ -103,7 +103,7 @@ gov_column_dup(sqlite3_stmt *stmt, int col, bool *oom)
   const unsigned char *t = sqlite3_column_text(stmt, col);
   if (t == NULL)
     return NULL;
-  char *s = strdup((const char *)t);
+  char *s = strdup((const char *) t);
   if (s == NULL)
     *oom = true;
   return s;

@@ -100,10 +100,10 @@ static bool
 valid_rule_name(const char *s)
 {
   size_t n = strlen(s);
-  if (n == 0 || n > 63 || !isalnum((unsigned char)s[0]))
+  if (n == 0 || n > 63 || !isalnum((unsigned char) s[0]))
     return false;
   for (size_t i = 1; i < n; i++)
-    if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+    if (!isalnum((unsigned char) s[i]) && !strchr("_.-", s[i]))
       return false;
   return true;
 }
@@ -138,7 +138,7 @@ parse_list(const cJSON *obj, const char *field, str_list *out, const char *name,
     return rule_fail(err, name, idx, "field `%s` is empty (leave it out to match everything)", field);
   if (n > MAX_LIST)
     return rule_fail(err, name, idx, "field `%s` has more than 256 entries", field);
-  if ((out->v = calloc((size_t)n, sizeof *out->v)) == NULL)
+  if ((out->v = calloc((size_t) n, sizeof *out->v)) == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   const cJSON *it;
   cJSON_ArrayForEach(it, a)
@@ -179,7 +179,7 @@ static int
 parse_hour_range(const char *s, uint32_t *mask)
 {
   int a, b, end = 0;
-  if (sscanf(s, "%2d-%2d%n", &a, &b, &end) != 2 || (size_t)end != strlen(s) || !isdigit((unsigned char)s[0]))
+  if (sscanf(s, "%2d-%2d%n", &a, &b, &end) != 2 || (size_t) end != strlen(s) || !isdigit((unsigned char) s[0]))
     return -1;
   if (a < 0 || a > 23 || b < 0 || b > 24 || a == b || (a == 0 && b == 0))
     return -1;
@@ -238,12 +238,12 @@ parse_command(const cJSON *obj, policy_rule *r, const char *name, size_t idx, be
     return rule_fail(err, name, idx, "field `command` must be a non-empty PCRE2 pattern of at most 4096 bytes");
   int code;
   PCRE2_SIZE off;
-  r->command = pcre2_compile((PCRE2_SPTR)c->valuestring, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+  r->command = pcre2_compile((PCRE2_SPTR) c->valuestring, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
   if (r->command == NULL) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(code, msg, sizeof msg);
     char detail[400];
-    snprintf(detail, sizeof detail, "offset %zu: %s", (size_t)off, (const char *)msg);
+    snprintf(detail, sizeof detail, "offset %zu: %s", (size_t) off, (const char *) msg);
     return rule_fail(err, name, idx, "field `command` is not a valid regex: %s", detail);
   }
   return 0;
@@ -317,18 +317,18 @@ parse_text(const char *text, rule_vec *rv, berth_error **err)
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
   if (root == NULL) {
-    size_t off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+    size_t off = end && end >= text && end <= text + len ? (size_t) (end - text) : 0;
     return berth_error_set(err, BERTH_EINVAL, "policy is not valid JSON (near byte %zu)", off);
   }
   for (const char *p = end; p && p < text + len; p++)
-    if (!isspace((unsigned char)*p)) {
+    if (!isspace((unsigned char) *p)) {
       cJSON_Delete(root);
       return berth_error_set(err, BERTH_EINVAL, "policy has trailing data after the JSON value (byte %zu)",
-                             (size_t)(p - text));
+                             (size_t) (p - text));
     }
   int rc = 0;
   bool array = cJSON_IsArray(root);
-  size_t n = array ? (size_t)cJSON_GetArraySize(root) : 1;
+  size_t n = array ? (size_t) cJSON_GetArraySize(root) : 1;
   if (!array && !cJSON_IsObject(root))
     rc = berth_error_set(err, BERTH_EINVAL, "policy must be a rule object or an array of rule objects");
   else if (n == 0)
@@ -338,7 +338,7 @@ parse_text(const char *text, rule_vec *rv, berth_error **err)
   else if ((rv->v = calloc(n, sizeof *rv->v)) == NULL)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   for (size_t i = 0; rc == 0 && i < n; i++) {
-    rc = parse_rule(array ? cJSON_GetArrayItem(root, (int)i) : root, i, &rv->v[i], err);
+    rc = parse_rule(array ? cJSON_GetArrayItem(root, (int) i) : root, i, &rv->v[i], err);
     rv->n = i + 1;
     for (size_t k = 0; rc == 0 && k < i; k++)
       if (strcmp(rv->v[k].name, rv->v[i].name) == 0)
@@ -397,7 +397,7 @@ command_matches(const policy_rule *r, const char *command, berth_error **err)
   }
   pcre2_set_match_limit(mc, MATCH_LIMIT);
   const char *s = command ? command : "";
-  int m = pcre2_match(r->command, (PCRE2_SPTR)s, strlen(s), 0, 0, md, mc);
+  int m = pcre2_match(r->command, (PCRE2_SPTR) s, strlen(s), 0, 0, md, mc);
   pcre2_match_data_free(md);
   pcre2_match_context_free(mc);
   if (m >= 0)
@@ -407,7 +407,7 @@ command_matches(const policy_rule *r, const char *command, berth_error **err)
   PCRE2_UCHAR msg[256];
   pcre2_get_error_message(m, msg, sizeof msg);
   return berth_error_set(err, BERTH_EINTERNAL, "policy rule `%s`: command regex failed: %s", r->name,
-                         (const char *)msg);
+                         (const char *) msg);
 }
 
 static int
@@ -439,10 +439,10 @@ evaluate_rules(const rule_vec *rv, const berth_policy_input *in, berth_policy_re
 {
   memset(out, 0, sizeof *out);
   int64_t now = in->now_ms ? in->now_ms : berth_now_ms();
-  time_t secs = (time_t)(now / 1000);
+  time_t secs = (time_t) (now / 1000);
   struct tm tm;
   if (gmtime_r(&secs, &tm) == NULL)
-    return berth_error_set(err, BERTH_EINVAL, "policy: time %lld is out of range", (long long)now);
+    return berth_error_set(err, BERTH_EINVAL, "policy: time %lld is out of range", (long long) now);
   const policy_rule *deciding_deny = NULL, *first_allow = NULL;
   if (rv->n && (out->matched = calloc(rv->n, sizeof *out->matched)) == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
@@ -511,8 +511,8 @@ load_rules(berth_store *st, rule_vec *rv, berth_error **err)
       rv->v = nv;
       cap = nc;
     }
-    const char *name = (const char *)sqlite3_column_text(stmt, 0);
-    cJSON *j = cJSON_Parse((const char *)sqlite3_column_text(stmt, 1));
+    const char *name = (const char *) sqlite3_column_text(stmt, 0);
+    cJSON *j = cJSON_Parse((const char *) sqlite3_column_text(stmt, 1));
     if (j == NULL) {
       rc = berth_error_set(err, BERTH_EINTERNAL, "stored policy `%s` is not valid JSON", name ? name : "?");
       break;
@@ -630,12 +630,12 @@ berth_policy_list_json(berth_store *st, berth_error **err)
   bool oom = list == NULL;
   while (!oom && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
     cJSON *p = cJSON_CreateObject();
-    cJSON *rule = cJSON_Parse((const char *)sqlite3_column_text(stmt, 1));
+    cJSON *rule = cJSON_Parse((const char *) sqlite3_column_text(stmt, 1));
     if (p == NULL || rule == NULL || !cJSON_AddItemToArray(list, p)
-        || !cJSON_AddStringToObject(p, "name", (const char *)sqlite3_column_text(stmt, 0))
+        || !cJSON_AddStringToObject(p, "name", (const char *) sqlite3_column_text(stmt, 0))
         || !cJSON_AddItemToObject(p, "rule", rule)
-        || !cJSON_AddStringToObject(p, "actor", (const char *)sqlite3_column_text(stmt, 2))
-        || !cJSON_AddNumberToObject(p, "created_at", (double)sqlite3_column_int64(stmt, 3)))
+        || !cJSON_AddStringToObject(p, "actor", (const char *) sqlite3_column_text(stmt, 2))
+        || !cJSON_AddNumberToObject(p, "created_at", (double) sqlite3_column_int64(stmt, 3)))
       oom = true;
   }
   if (oom || step != SQLITE_DONE) {

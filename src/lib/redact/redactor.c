@@ -120,8 +120,8 @@ static int
 on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void *ctx)
 {
   berth_redactor *r = ctx;
-  (void)from;
-  (void)flags;
+  (void) from;
+  (void) flags;
   uint64_t end = r->win_start + to;
   if (end <= r->report_after)
     return 0;
@@ -171,13 +171,13 @@ scan(berth_redactor *r, uint64_t ws, uint64_t we, uint64_t report_after, size_t 
   r->win_start = ws;
   r->report_after = report_after;
   r->id_min = id_min;
-  hs_error_t rc = hs_scan(r->db, r->hist + (ws - r->base), (unsigned)(we - ws), 0, r->scratch, on_match, r);
+  hs_error_t rc = hs_scan(r->db, r->hist + (ws - r->base), (unsigned) (we - ws), 0, r->scratch, on_match, r);
   if (r->oom) {
     r->oom = false;
     return berth_error_set(err, BERTH_EINTERNAL, "redact output: out of memory");
   }
   if (rc != HS_SUCCESS)
-    return berth_error_set(err, BERTH_EINTERNAL, "redact output: scan failed (vectorscan error %d)", (int)rc);
+    return berth_error_set(err, BERTH_EINTERNAL, "redact output: scan failed (vectorscan error %d)", (int) rc);
   return 0;
 }
 
@@ -246,9 +246,9 @@ static int
 run_pattern(berth_redactor *r, const redact_pattern *pat, uint64_t ss, uint64_t se)
 {
   const char *subj = r->hist + (ss - r->base);
-  size_t len = (size_t)(se - ss), off = 0;
+  size_t len = (size_t) (se - ss), off = 0;
   while (off <= len) {
-    int rc = pcre2_match(pat->code, (PCRE2_SPTR)subj, len, off, 0, r->s->md, r->s->mctx);
+    int rc = pcre2_match(pat->code, (PCRE2_SPTR) subj, len, off, 0, r->s->md, r->s->mctx);
     if (rc <= 0)
       break; /* no match, or a match/depth limit: best effort, documented */
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->s->md);
@@ -265,8 +265,8 @@ static int
 find(berth_redactor *r, pcre2_code *code, uint64_t ss, uint64_t se, size_t off, size_t *ms, size_t *me)
 {
   const char *subj = r->hist + (ss - r->base);
-  size_t len = (size_t)(se - ss);
-  if (off > len || pcre2_match(code, (PCRE2_SPTR)subj, len, off, 0, r->s->md, r->s->mctx) <= 0)
+  size_t len = (size_t) (se - ss);
+  if (off > len || pcre2_match(code, (PCRE2_SPTR) subj, len, off, 0, r->s->md, r->s->mctx) <= 0)
     return 0;
   PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->s->md);
   *ms = ov[0];
@@ -329,7 +329,7 @@ pem_continue(berth_redactor *r, uint64_t ss, uint64_t se)
     r->pem_open = false;
     return iv_add(r, r->pem_end, ss + ee) < 0 ? -1 : 0;
   }
-  if (pem_body_line(p, (size_t)(se - ss))) {
+  if (pem_body_line(p, (size_t) (se - ss))) {
     uint64_t te = trim_newline(p, ss, se);
     if (iv_add(r, r->pem_end, te > r->pem_end ? te : r->pem_end) < 0)
       return -1;
@@ -361,7 +361,7 @@ add_mask_line(berth_redactor *r, uint64_t ss, uint64_t se, bool cut, berth_error
     return berth_error_set(err, BERTH_EINTERNAL, "redact output: out of memory");
   size_t before = r->s->nlits;
   berth_error *aerr = NULL;
-  int rc = berth_secrets_add_value(r->s, "::add-mask::", p + (vs - ss), (size_t)(ve - vs), &aerr);
+  int rc = berth_secrets_add_value(r->s, "::add-mask::", p + (vs - ss), (size_t) (ve - vs), &aerr);
   if (rc < 0 && rc != BERTH_EINVAL) {
     berth_error_free(aerr);
     return berth_error_set(err, BERTH_EINTERNAL, "redact output: out of memory");
@@ -423,7 +423,7 @@ check_add_mask(berth_redactor *r, uint64_t upto)
     r->seg_am = AM_NO;
     return;
   }
-  size_t have = (size_t)(upto - r->seg_start);
+  size_t have = (size_t) (upto - r->seg_start);
   size_t n = have < ADD_MASK_LEN ? have : ADD_MASK_LEN;
   if (memcmp(r->hist + (r->seg_start - r->base), ADD_MASK, n) != 0)
     r->seg_am = AM_NO;
@@ -441,8 +441,8 @@ walk(berth_redactor *r, uint64_t from, berth_error **err)
     uint64_t room = BERTH_REDACT_LINE_MAX - (pos - r->seg_start);
     uint64_t avail = r->fed - pos, n = avail < room ? avail : room;
     const char *p = r->hist + (pos - r->base);
-    const char *nlp = memchr(p, '\n', (size_t)n);
-    uint64_t end = nlp ? pos + (uint64_t)(nlp - p) + 1 : pos + n;
+    const char *nlp = memchr(p, '\n', (size_t) n);
+    uint64_t end = nlp ? pos + (uint64_t) (nlp - p) + 1 : pos + n;
     bool cut = !nlp && end - r->seg_start == BERTH_REDACT_LINE_MAX;
     check_add_mask(r, end);
     while (hi < r->nhits && r->hits[hi].end - 1 < end)
@@ -485,7 +485,7 @@ emit(berth_redactor *r, uint64_t lim, berth_error **err)
     if (r->iv_head < r->iv_n && r->ivs[r->iv_head].s < stop)
       stop = r->ivs[r->iv_head].s;
     if (stop > r->emitted) {
-      if (r->sink(r->userdata, r->hist + (r->emitted - r->base), (size_t)(stop - r->emitted)) < 0)
+      if (r->sink(r->userdata, r->hist + (r->emitted - r->base), (size_t) (stop - r->emitted)) < 0)
         goto aborted;
       r->in_red = false;
       r->emitted = stop;
@@ -521,16 +521,16 @@ process(berth_redactor *r, const char *data, size_t len, berth_error **err)
     keep = ctx;
   if (keep < r->base)
     keep = r->base;
-  size_t live = (size_t)(r->fed - keep);
+  size_t live = (size_t) (r->fed - keep);
   if (keep > r->base && (live + len > r->hist_cap || keep - r->base >= live)) {
     memmove(r->hist, r->hist + (keep - r->base), live);
     r->base = keep;
   }
   /* Structural bound: a line, the longest literal, one piece. Past this something is wrong; refuse to grow. */
-  size_t hard = 2 * ((size_t)BERTH_REDACT_LINE_MAX + r->maxlen + PIECE);
-  if ((size_t)(r->fed - r->base) + len > hard)
+  size_t hard = 2 * ((size_t) BERTH_REDACT_LINE_MAX + r->maxlen + PIECE);
+  if ((size_t) (r->fed - r->base) + len > hard)
     return berth_error_set(err, BERTH_EINTERNAL, "redact output: held-back data exceeds %zu bytes", hard);
-  if (ensure_hist(r, (size_t)(r->fed - r->base) + len) < 0)
+  if (ensure_hist(r, (size_t) (r->fed - r->base) + len) < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "redact output: out of memory");
   memcpy(r->hist + (r->fed - r->base), data, len);
   uint64_t old = r->fed;

@@ -75,17 +75,17 @@ compile_pattern(berth_secrets *s, redact_pattern *p, const char *name, const cha
   int ec;
   PCRE2_SIZE eoff;
   p->code
-      = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, PCRE2_NEVER_UTF | PCRE2_NEVER_UCP, &ec, &eoff, NULL);
+      = pcre2_compile((PCRE2_SPTR) regex, PCRE2_ZERO_TERMINATED, PCRE2_NEVER_UTF | PCRE2_NEVER_UCP, &ec, &eoff, NULL);
   if (p->code == NULL) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(ec, msg, sizeof msg);
     return berth_error_set(err, BERTH_EINVAL, "compile redaction pattern `%s`: %s at offset %zu", name,
-                           (const char *)msg, (size_t)eoff);
+                           (const char *) msg, (size_t) eoff);
   }
   /* JIT is an optimisation; without it (no JIT on this CPU) the interpreter gives the same results. */
-  (void)pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE);
+  (void) pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE);
   int g = pcre2_substring_number_from_name(p->code, (PCRE2_SPTR) "mask");
-  p->mask_group = g > 0 ? (uint32_t)g : 0;
+  p->mask_group = g > 0 ? (uint32_t) g : 0;
   uint32_t caps = 0;
   pcre2_pattern_info(p->code, PCRE2_INFO_CAPTURECOUNT, &caps);
   if (caps + 1 > s->md_pairs) {
@@ -180,10 +180,10 @@ hash_bytes(const char *p, size_t len)
 {
   uint64_t h = 1469598103934665603ULL; /* FNV-1a */
   for (size_t i = 0; i < len; i++) {
-    h ^= (unsigned char)p[i];
+    h ^= (unsigned char) p[i];
     h *= 1099511628211ULL;
   }
-  return (size_t)h;
+  return (size_t) h;
 }
 
 static int
@@ -270,7 +270,7 @@ add_base64_core(berth_secrets *s, const unsigned char *v, size_t len, size_t ali
   for (size_t j = first; j < end; j++) {
     size_t bit = 6 * j - 8 * align; /* bit offset inside the value */
     size_t byte = bit / 8, off = bit % 8;
-    unsigned w = (unsigned)v[byte] << 8 | (byte + 1 < len ? v[byte + 1] : 0);
+    unsigned w = (unsigned) v[byte] << 8 | (byte + 1 < len ? v[byte + 1] : 0);
     out[j - first] = b64_alphabet[(w >> (10 - off)) & 63];
   }
   int rc = add_literal(s, out, end - first, true);
@@ -287,7 +287,7 @@ add_base64_full(berth_secrets *s, const unsigned char *v, size_t len)
     return -1;
   size_t o = 0;
   for (size_t i = 0; i < len; i += 3) {
-    unsigned w = (unsigned)v[i] << 16 | (i + 1 < len ? (unsigned)v[i + 1] << 8 : 0) | (i + 2 < len ? v[i + 2] : 0);
+    unsigned w = (unsigned) v[i] << 16 | (i + 1 < len ? (unsigned) v[i + 1] << 8 : 0) | (i + 2 < len ? v[i + 2] : 0);
     out[o++] = b64_alphabet[(w >> 18) & 63];
     out[o++] = b64_alphabet[(w >> 12) & 63];
     out[o++] = i + 1 < len ? b64_alphabet[(w >> 6) & 63] : '=';
@@ -311,7 +311,7 @@ add_url_encoded(berth_secrets *s, const unsigned char *v, size_t len)
     unsigned char c = v[i];
     if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
         || c == '~') {
-      out[o++] = (char)c;
+      out[o++] = (char) c;
     } else {
       out[o++] = '%';
       out[o++] = hex[c >> 4];
@@ -363,9 +363,9 @@ add_json_escaped(berth_secrets *s, const unsigned char *v, size_t len)
       memcpy(out + o, esc, 2);
       o += 2;
     } else if (c < 0x20 || c == 0x7f) {
-      o += (size_t)snprintf(out + o, 7, "\\u%04x", c);
+      o += (size_t) snprintf(out + o, 7, "\\u%04x", c);
     } else {
-      out[o++] = (char)c;
+      out[o++] = (char) c;
     }
   }
   int rc = add_literal(s, out, o, true);
@@ -387,15 +387,15 @@ add_lines(berth_secrets *s, const char *v, size_t len)
   size_t floor = s->min_len > 8 ? s->min_len : 8;
   const char *p = v, *end = v + len;
   while (p < end) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *nl = memchr(p, '\n', (size_t) (end - p));
     const char *le = nl ? nl : end;
     const char *a = p, *b = le;
-    while (a < b && is_space((unsigned char)*a))
+    while (a < b && is_space((unsigned char) *a))
       a++;
-    while (b > a && is_space((unsigned char)b[-1]))
+    while (b > a && is_space((unsigned char) b[-1]))
       b--;
-    if ((size_t)(b - a) >= floor && !((size_t)(b - a) >= 5 && memcmp(a, "-----", 5) == 0))
-      if (add_literal(s, a, (size_t)(b - a), true) < 0)
+    if ((size_t) (b - a) >= floor && !((size_t) (b - a) >= 5 && memcmp(a, "-----", 5) == 0))
+      if (add_literal(s, a, (size_t) (b - a), true) < 0)
         return -1;
     p = nl ? nl + 1 : end;
   }
@@ -405,7 +405,7 @@ add_lines(berth_secrets *s, const char *v, size_t len)
 static int
 add_forms(berth_secrets *s, const char *value, size_t len)
 {
-  const unsigned char *v = (const unsigned char *)value;
+  const unsigned char *v = (const unsigned char *) value;
   if (add_literal(s, value, len, false) < 0)
     return -1;
   for (size_t a = 0; a < 3; a++)
@@ -471,7 +471,7 @@ berth_secrets_add_pattern(berth_secrets *s, const char *name, const char *pcre2_
 int
 berth_secrets_use_builtin(berth_secrets *s, bool on, berth_error **err)
 {
-  (void)err;
+  (void) err;
   if (s->use_builtin != on) {
     s->use_builtin = on;
     s->gen++;
@@ -510,7 +510,7 @@ redact_secrets_db(berth_secrets *s, hs_database_t **db, size_t *maxlen, berth_er
       expr[k] = s->lit[i] + off;
       lens[k] = s->lit_len[i] - off;
       flags[k] = 0;
-      ids[k] = (unsigned)i;
+      ids[k] = (unsigned) i;
       if (s->lit_len[i] > maxl)
         maxl = s->lit_len[i];
       k++;
@@ -526,9 +526,9 @@ redact_secrets_db(berth_secrets *s, hs_database_t **db, size_t *maxlen, berth_er
     }
     hs_compile_error_t *cerr = NULL;
     n = k;
-    hs_error_t rc = n == 0
-                        ? HS_SUCCESS
-                        : hs_compile_lit_multi(expr, flags, ids, lens, (unsigned)n, HS_MODE_BLOCK, NULL, &s->db, &cerr);
+    hs_error_t rc
+        = n == 0 ? HS_SUCCESS
+                 : hs_compile_lit_multi(expr, flags, ids, lens, (unsigned) n, HS_MODE_BLOCK, NULL, &s->db, &cerr);
     free(expr);
     free(lens);
     free(flags);

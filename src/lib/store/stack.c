@@ -77,12 +77,12 @@ berth_stacks_free(berth_stack **v, size_t n)
 int
 berth_stack_validate_name(const char *name, berth_error **err)
 {
-  bool ok = name != NULL && isalnum((unsigned char)name[0]) && strlen(name) <= STACK_NAME_MAX;
+  bool ok = name != NULL && isalnum((unsigned char) name[0]) && strlen(name) <= STACK_NAME_MAX;
   for (const char *p = name; ok && *p; p++)
-    ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-';
+    ok = isalnum((unsigned char) *p) || *p == '_' || *p == '.' || *p == '-';
   if (ok)
     return 0;
-  int n = name ? (int)strnlen(name, 80) : 0;
+  int n = name ? (int) strnlen(name, 80) : 0;
   return berth_error_set(err, BERTH_EINVAL,
                          "stack name `%.*s%s` is invalid (use letters, digits, '_', '.' and '-', starting with a "
                          "letter or digit, at most %d characters)",
@@ -157,7 +157,7 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
   if (s->image == NULL || s->image[0] == '\0')
     return berth_error_set(err, BERTH_EINVAL, "stack `%s` needs an image (--image REF)", s->name);
   for (const char *p = s->image; *p; p++)
-    if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p) || p - s->image >= IMAGE_MAX)
+    if (isspace((unsigned char) *p) || iscntrl((unsigned char) *p) || p - s->image >= IMAGE_MAX)
       return berth_error_set(err, BERTH_EINVAL, "image `%.64s` is not a valid image reference", s->image);
   if (s->project_dir != NULL && s->project_dir[0] != '/')
     return berth_error_set(err, BERTH_EINVAL, "project dir `%.64s` must be an absolute path", s->project_dir);
@@ -188,7 +188,7 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
     const char *l = s->labels.v[i];
     bool ok = *l != '\0' && strlen(l) <= LABEL_MAX;
     for (const char *p = l; ok && *p; p++)
-      ok = !iscntrl((unsigned char)*p);
+      ok = !iscntrl((unsigned char) *p);
     if (!ok)
       return berth_error_set(err, BERTH_EINVAL, "label `%.64s` is invalid (1 to %d printable characters)", l,
                              LABEL_MAX);
@@ -248,11 +248,11 @@ read_stack(berth_store *st, sqlite3_stmt *stmt, berth_stack **out, berth_error *
   s->subdir = store_col_strdup(stmt, 3, &oom);
   int rc = 0;
   for (int i = 0; i < 5 && rc == 0; i++)
-    rc = store_strv_decode((const char *)sqlite3_column_text(stmt, 4 + i), lists[i], err);
+    rc = store_strv_decode((const char *) sqlite3_column_text(stmt, 4 + i), lists[i], err);
   if (rc == 0)
-    rc = store_kv_decode(st, (const char *)sqlite3_column_text(stmt, 9), false, &s->env, &s->n_env, err);
+    rc = store_kv_decode(st, (const char *) sqlite3_column_text(stmt, 9), false, &s->env, &s->n_env, err);
   if (rc == 0)
-    rc = store_kv_decode(st, (const char *)sqlite3_column_text(stmt, 10), true, &s->secret_env, &s->n_secret_env, err);
+    rc = store_kv_decode(st, (const char *) sqlite3_column_text(stmt, 10), true, &s->secret_env, &s->n_secret_env, err);
   s->network = store_col_strdup(stmt, 11, &oom);
   s->memory_bytes = sqlite3_column_int64(stmt, 12);
   s->nano_cpus = sqlite3_column_int64(stmt, 13);
@@ -261,9 +261,9 @@ read_stack(berth_store *st, sqlite3_stmt *stmt, berth_stack **out, berth_error *
   s->idle_timeout_ms = sqlite3_column_int64(stmt, 16);
   s->pull_policy = store_col_strdup(stmt, 17, &oom);
   if (rc == 0)
-    rc = store_strv_decode((const char *)sqlite3_column_text(stmt, 18), &s->persist, err);
+    rc = store_strv_decode((const char *) sqlite3_column_text(stmt, 18), &s->persist, err);
   if (rc == 0)
-    rc = store_strv_decode((const char *)sqlite3_column_text(stmt, 19), &s->labels, err);
+    rc = store_strv_decode((const char *) sqlite3_column_text(stmt, 19), &s->labels, err);
   s->keep_versions = sqlite3_column_int(stmt, 20);
   s->lock_owner = store_col_strdup(stmt, 21, &oom);
   s->lock_note = store_col_strdup(stmt, 22, &oom);
@@ -553,12 +553,12 @@ berth_stack_to_json(const berth_stack *s)
   cJSON_AddItemToObject(o, "env", env_json(s->env, s->n_env, false));
   cJSON_AddItemToObject(o, "secret_env", env_json(s->secret_env, s->n_secret_env, true));
   cJSON_AddStringToObject(o, "network", s->network);
-  cJSON_AddNumberToObject(o, "memory_bytes", (double)s->memory_bytes);
+  cJSON_AddNumberToObject(o, "memory_bytes", (double) s->memory_bytes);
   cJSON_AddRawToObject(o, "cpus", berth_format_cpus(s->nano_cpus, cpus, sizeof cpus));
-  cJSON_AddNumberToObject(o, "nano_cpus", (double)s->nano_cpus);
-  cJSON_AddNumberToObject(o, "pids", (double)s->pids);
-  cJSON_AddNumberToObject(o, "timeout_ms", (double)s->timeout_ms);
-  cJSON_AddNumberToObject(o, "idle_timeout_ms", (double)s->idle_timeout_ms);
+  cJSON_AddNumberToObject(o, "nano_cpus", (double) s->nano_cpus);
+  cJSON_AddNumberToObject(o, "pids", (double) s->pids);
+  cJSON_AddNumberToObject(o, "timeout_ms", (double) s->timeout_ms);
+  cJSON_AddNumberToObject(o, "idle_timeout_ms", (double) s->idle_timeout_ms);
   cJSON_AddStringToObject(o, "pull_policy", s->pull_policy);
   cJSON_AddItemToObject(o, "persist", strv_json(&s->persist));
   cJSON_AddItemToObject(o, "labels", strv_json(&s->labels));

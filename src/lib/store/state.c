@@ -33,7 +33,7 @@ char *
 berth_state_version_path(berth_store *st, const char *stack, int64_t version)
 {
   char *p = NULL;
-  return asprintf(&p, "%s/state/%s/%lld", st->home, stack, (long long)version) < 0 ? NULL : p;
+  return asprintf(&p, "%s/state/%s/%lld", st->home, stack, (long long) version) < 0 ? NULL : p;
 }
 
 static int
@@ -164,7 +164,7 @@ record_version(berth_store *st, const char *stack, int64_t version, const char *
   store_bind_text(stmt, 3, task_id);
   sqlite3_bind_int64(stmt, 4, berth_now_ms());
   sqlite3_bind_int64(stmt, 5, ts->bytes);
-  sqlite3_bind_int64(stmt, 6, (int64_t)ts->files);
+  sqlite3_bind_int64(stmt, 6, (int64_t) ts->files);
   int src = sqlite3_step(stmt);
   sqlite3_finalize(stmt);
   return src == SQLITE_DONE ? 0 : store_db_error(st, src, err, "record state version");
@@ -232,7 +232,7 @@ berth_state_commit(berth_store *st, const char *stack, const char *task_id, cons
     store_remove_tree(final); /* an unrecorded leftover of a crash, never a visible version */
     if (rename(tmpdir, final) < 0 || fsync_path(dir, O_DIRECTORY) < 0)
       rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "save state of stack `%s` as version %lld", stack,
-                                 (long long)version);
+                                 (long long) version);
   }
   if (rc == 0)
     rc = record_version(st, stack, version, task_id, &ts, err);
@@ -279,8 +279,8 @@ berth_state_latest(berth_store *st, const char *stack, char **dir_out, berth_err
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   struct stat sb;
   if (lstat(path, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-    berth_error_set(err, BERTH_EINTERNAL, "state version %lld of stack `%s` is missing (%s)", (long long)version, stack,
-                    path);
+    berth_error_set(err, BERTH_EINTERNAL, "state version %lld of stack `%s` is missing (%s)", (long long) version,
+                    stack, path);
     free(path);
     return BERTH_EINTERNAL;
   }
@@ -314,7 +314,7 @@ berth_state_list(berth_store *st, const char *stack, berth_state_version **out, 
     v[count].task_id = store_col_strdup(stmt, 1, &oom);
     v[count].created_at = sqlite3_column_int64(stmt, 2);
     v[count].bytes = sqlite3_column_int64(stmt, 3);
-    v[count].files = (size_t)sqlite3_column_int64(stmt, 4);
+    v[count].files = (size_t) sqlite3_column_int64(stmt, 4);
     count++;
   }
   sqlite3_finalize(stmt);

@@ -46,7 +46,7 @@ berth_now_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 char *
@@ -100,7 +100,7 @@ store_col_strdup(sqlite3_stmt *stmt, int col, bool *oom)
   const unsigned char *s = sqlite3_column_text(stmt, col);
   if (s == NULL)
     return NULL;
-  char *d = strdup((const char *)s);
+  char *d = strdup((const char *) s);
   if (d == NULL)
     *oom = true;
   return d;
@@ -276,7 +276,7 @@ configure(berth_store *st, berth_error **err)
   if (store_prepare(st, "PRAGMA journal_mode = WAL", &stmt, err) < 0)
     return BERTH_EINTERNAL;
   int rc = sqlite3_step(stmt);
-  bool wal = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(stmt, 0), "wal") == 0;
+  bool wal = rc == SQLITE_ROW && strcmp((const char *) sqlite3_column_text(stmt, 0), "wal") == 0;
   sqlite3_finalize(stmt);
   if (rc != SQLITE_ROW)
     return store_db_error(st, rc, err, "open store");
@@ -363,9 +363,9 @@ berth_store_db(berth_store *st)
 static int
 remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
-  (void)sb;
-  (void)type;
-  (void)ftw;
+  (void) sb;
+  (void) type;
+  (void) ftw;
   return remove(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 

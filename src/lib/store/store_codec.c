@@ -115,7 +115,7 @@ create_key(berth_store *st, const char *path, berth_error **err)
     return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "create secret key %s", path);
   unsigned char key[crypto_secretbox_KEYBYTES];
   crypto_secretbox_keygen(key);
-  int ok = fchmod(fd, 0600) == 0 && write(fd, key, sizeof key) == (ssize_t)sizeof key && fsync(fd) == 0;
+  int ok = fchmod(fd, 0600) == 0 && write(fd, key, sizeof key) == (ssize_t) sizeof key && fsync(fd) == 0;
   int saved = errno;
   sodium_memzero(key, sizeof key);
   if (!ok) {
@@ -152,13 +152,13 @@ load_key(berth_store *st, berth_error **err)
     if (fd < 0)
       return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open secret key %s", path);
     struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size != (off_t)sizeof st->key)
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size != (off_t) sizeof st->key)
       return berth_error_set(err, BERTH_EINTERNAL, "secret key %s is damaged (expected %zu bytes)", path,
                              sizeof st->key);
     if (sb.st_mode & 077)
       return berth_error_set(err, BERTH_EINTERNAL, "secret key %s is readable by others (mode %03o; expected 600)",
-                             path, (unsigned)(sb.st_mode & 0777));
-    if (read(fd, st->key, sizeof st->key) != (ssize_t)sizeof st->key)
+                             path, (unsigned) (sb.st_mode & 0777));
+    if (read(fd, st->key, sizeof st->key) != (ssize_t) sizeof st->key)
       return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "read secret key %s", path);
     st->have_key = true;
     return 0;
@@ -183,7 +183,7 @@ store_seal(berth_store *st, const char *plain, char **out, berth_error **err)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   }
   randombytes_buf(box, crypto_secretbox_NONCEBYTES);
-  crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, (const unsigned char *)plain, plen, box, st->key);
+  crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, (const unsigned char *) plain, plen, box, st->key);
   strcpy(text, SEAL_PREFIX);
   sodium_bin2base64(text + strlen(SEAL_PREFIX), b64len, box, blen, sodium_base64_VARIANT_ORIGINAL);
   *out = text;
@@ -211,7 +211,7 @@ store_unseal(berth_store *st, const char *sealed, char **out, berth_error **err)
   char *plain = malloc(plen + 1);
   if (plain == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  if (crypto_secretbox_open_easy((unsigned char *)plain, box + crypto_secretbox_NONCEBYTES,
+  if (crypto_secretbox_open_easy((unsigned char *) plain, box + crypto_secretbox_NONCEBYTES,
                                  blen - crypto_secretbox_NONCEBYTES, box, st->key)
       != 0) {
     free(plain);

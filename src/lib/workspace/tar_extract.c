@@ -123,7 +123,7 @@ tx_write_all(int fd, const char *b, size_t n)
     if (w < 0)
       return -1;
     b += w;
-    n -= (size_t)w;
+    n -= (size_t) w;
   }
   return 0;
 }
@@ -132,9 +132,9 @@ static int
 tx_file(tx_ctx *c, int dir, const tx_path *p, struct archive_entry *e, berth_error **err)
 {
   if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0
-      && (uint64_t)archive_entry_size(e) > c->max_bytes - c->bytes)
+      && (uint64_t) archive_entry_size(e) > c->max_bytes - c->bytes)
     return berth_error_set(err, BERTH_EINVAL, "archive entry `%s` (%lld bytes) is over the cap of %llu bytes", p->shown,
-                           (long long)archive_entry_size(e), (unsigned long long)c->max_bytes);
+                           (long long) archive_entry_size(e), (unsigned long long) c->max_bytes);
   if (tx_clear(dir, p, err) < 0)
     return -1;
   mode_t mode = (archive_entry_perm(e) & 0100) ? 0700 : 0600;
@@ -148,16 +148,16 @@ tx_file(tx_ctx *c, int dir, const tx_path *p, struct archive_entry *e, berth_err
     if (n < 0)
       return berth_error_set(err, BERTH_EINVAL, "read archive entry `%s`: %s", p->shown,
                              archive_error_string(c->a) ? archive_error_string(c->a) : "corrupt archive");
-    if ((uint64_t)n > c->max_bytes - c->bytes)
+    if ((uint64_t) n > c->max_bytes - c->bytes)
       return berth_error_set(err, BERTH_EINVAL, "archive entry `%s` is over the cap of %llu bytes", p->shown,
-                             (unsigned long long)c->max_bytes);
-    c->bytes += (uint64_t)n;
-    if (tx_write_all(fd, c->chunk, (size_t)n) < 0)
+                             (unsigned long long) c->max_bytes);
+    c->bytes += (uint64_t) n;
+    if (tx_write_all(fd, c->chunk, (size_t) n) < 0)
       return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "write `%s`", p->shown);
   }
   if (archive_entry_mtime_is_set(e)) {
     struct timespec ts[2] = { { 0, UTIME_OMIT }, { archive_entry_mtime(e), 0 } };
-    (void)futimens(fd, ts); /* best effort: a timestamp is no reason to lose state */
+    (void) futimens(fd, ts); /* best effort: a timestamp is no reason to lose state */
   }
   int rc = close(fd);
   fd = -1;
@@ -181,7 +181,7 @@ tx_check_target(const tx_path *p, const char *target, berth_error **err)
   bool named = false;
   for (const char *s = target; *s;) {
     const char *end = strchrnul(s, '/');
-    size_t n = (size_t)(end - s);
+    size_t n = (size_t) (end - s);
     if (n == 2 && s[0] == '.' && s[1] == '.') {
       if (named)
         return berth_error_set(err, BERTH_EINVAL, "archive symlink `%s` has `..` after a name in its target `%s`",

@@ -127,7 +127,7 @@ normalize_rel(const char *in, const char *what, char **out, berth_error **err)
   const char *p = in != NULL ? in : "";
   while (*p) {
     const char *end = strchrnul(p, '/');
-    size_t n = (size_t)(end - p);
+    size_t n = (size_t) (end - p);
     if (n == 2 && p[0] == '.' && p[1] == '.') {
       berth_buf_free(&b);
       return berth_error_set(err, BERTH_EINVAL, "%s `%s` must not contain `..`", what, in);
@@ -147,7 +147,7 @@ normalize_rel(const char *in, const char *what, char **out, berth_error **err)
 static int
 cmp_child(const void *x, const void *y)
 {
-  return strcmp(((const ws_child *)x)->name, ((const ws_child *)y)->name);
+  return strcmp(((const ws_child *) x)->name, ((const ws_child *) y)->name);
 }
 
 static int
@@ -155,7 +155,7 @@ level_add(ws_level *l, const char *name, int which, uint64_t list_cap, berth_err
 {
   if (l->n >= list_cap)
     return berth_error_set(err, BERTH_EINVAL, "directory `%s` has more than %llu entries, over the cap",
-                           *l->rel ? l->rel : ".", (unsigned long long)(list_cap - 1));
+                           *l->rel ? l->rel : ".", (unsigned long long) (list_cap - 1));
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 16;
     ws_child *k = realloc(l->kids, cap * sizeof *k);
@@ -249,7 +249,7 @@ walker_push(ws_walker *w, char *rel, char *proj, char *ovl, berth_error **err)
     const char *sub = w->ovl_sub;
     if (rl == 0 || (strncmp(sub, rel, rl) == 0 && sub[rl] == '/')) {
       const char *start = rl == 0 ? sub : sub + rl + 1;
-      char *next = strndup(start, (size_t)(strchrnul(start, '/') - start));
+      char *next = strndup(start, (size_t) (strchrnul(start, '/') - start));
       if (next == NULL)
         return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
       int rc = level_add(l, next, 2, w->list_cap, err);
@@ -479,7 +479,7 @@ ws_scan(berth_ws_stream *s, berth_error **err)
     }
     s->scan_entries++;
     if (w.kind == WS_REG) {
-      s->scan_bytes += (uint64_t)w.st.st_size;
+      s->scan_bytes += (uint64_t) w.st.st_size;
       int fd = open(w.host, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
       if (fd < 0 && errno != ENOENT) {
         rc = berth_error_set_errno(err, BERTH_EINVAL, errno, "workspace file `%s` is not readable", w.host);
@@ -498,11 +498,11 @@ ws_scan(berth_ws_stream *s, berth_error **err)
     return berth_error_wrap(err, "scan workspace `%s`", ws_name(s));
   if (s->scan_entries > s->max_entries)
     return berth_error_set(err, BERTH_EINVAL, "workspace `%s` has %s%llu entries, over the cap of %llu", ws_name(s),
-                           truncated ? "at least " : "", (unsigned long long)s->scan_entries,
-                           (unsigned long long)s->max_entries);
+                           truncated ? "at least " : "", (unsigned long long) s->scan_entries,
+                           (unsigned long long) s->max_entries);
   if (s->scan_bytes > s->max_bytes)
     return berth_error_set(err, BERTH_EINVAL, "workspace `%s` has %llu bytes of files, over the cap of %llu bytes",
-                           ws_name(s), (unsigned long long)s->scan_bytes, (unsigned long long)s->max_bytes);
+                           ws_name(s), (unsigned long long) s->scan_bytes, (unsigned long long) s->max_bytes);
   return 0;
 }
 
@@ -514,7 +514,7 @@ ws_write_cb(struct archive *a, void *ud, const void *buf, size_t n)
     archive_set_error(a, ENOMEM, "workspace tar buffer over its cap");
     return -1;
   }
-  return (la_ssize_t)n;
+  return (la_ssize_t) n;
 }
 
 static int
@@ -588,18 +588,18 @@ ws_emit_file(berth_ws_stream *s, const char *name, berth_error **err)
     ws_warnf(s->warn, s->warn_userdata, "skipping `%s` (changed while the workspace was read)", rel);
     return 0;
   }
-  if (s->bytes + (uint64_t)st.st_size > s->max_bytes) {
+  if (s->bytes + (uint64_t) st.st_size > s->max_bytes) {
     close(fd);
     return berth_error_set(err, BERTH_EINVAL, "workspace `%s` grew over the cap of %llu bytes while uploaded (at `%s`)",
-                           ws_name(s), (unsigned long long)s->max_bytes, rel);
+                           ws_name(s), (unsigned long long) s->max_bytes, rel);
   }
   if (ws_header(s, name, &st, NULL, err) < 0) {
     close(fd);
     return -1;
   }
-  s->bytes += (uint64_t)st.st_size;
+  s->bytes += (uint64_t) st.st_size;
   s->fd = fd;
-  s->file_size = s->remaining = (uint64_t)st.st_size;
+  s->file_size = s->remaining = (uint64_t) st.st_size;
   s->short_read = false;
   if (s->remaining > 0) {
     s->state = ST_DATA;
@@ -627,7 +627,7 @@ ws_step_entry(berth_ws_stream *s, berth_error **err)
   }
   if (++s->entries > s->max_entries)
     return berth_error_set(err, BERTH_EINVAL, "workspace `%s` grew over the cap of %llu entries while uploaded",
-                           ws_name(s), (unsigned long long)s->max_entries);
+                           ws_name(s), (unsigned long long) s->max_entries);
   cleanup_free char *name = ws_archive_name(s, s->walker.rel, s->walker.kind == WS_DIR);
   if (name == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
@@ -645,7 +645,7 @@ ws_step_entry(berth_ws_stream *s, berth_error **err)
 static int
 ws_step_data(berth_ws_stream *s, berth_error **err)
 {
-  size_t want = s->remaining < WS_CHUNK ? (size_t)s->remaining : WS_CHUNK;
+  size_t want = s->remaining < WS_CHUNK ? (size_t) s->remaining : WS_CHUNK;
   ssize_t n = 0;
   if (!s->short_read) {
     do
@@ -657,21 +657,21 @@ ws_step_data(berth_ws_stream *s, berth_error **err)
       s->short_read = true;
       ws_warnf(s->warn, s->warn_userdata,
                "file `%s` shrank while the workspace was uploaded; padded with zeros to its %llu bytes", s->walker.rel,
-               (unsigned long long)s->file_size);
+               (unsigned long long) s->file_size);
     }
   }
   if (s->short_read) {
     memset(s->chunk, 0, want);
-    n = (ssize_t)want;
+    n = (ssize_t) want;
   }
-  if (archive_write_data(s->a, s->chunk, (size_t)n) < 0)
+  if (archive_write_data(s->a, s->chunk, (size_t) n) < 0)
     return ws_archive_err(s, "write data of", s->walker.rel, err);
-  s->remaining -= (uint64_t)n;
+  s->remaining -= (uint64_t) n;
   if (s->remaining == 0) {
     struct stat st;
-    if (!s->short_read && fstat(s->fd, &st) == 0 && (uint64_t)st.st_size != s->file_size)
+    if (!s->short_read && fstat(s->fd, &st) == 0 && (uint64_t) st.st_size != s->file_size)
       ws_warnf(s->warn, s->warn_userdata, "file `%s` changed size while the workspace was uploaded; cut at %llu bytes",
-               s->walker.rel, (unsigned long long)s->file_size);
+               s->walker.rel, (unsigned long long) s->file_size);
     close(s->fd);
     s->fd = -1;
     s->state = ST_ENTRIES;
@@ -723,7 +723,7 @@ ws_prefix_dirs(berth_ws_stream *s, berth_error **err)
       k++;
       if (k >= 2 || ncomp == 1) {
         char *d = NULL;
-        if (asprintf(&d, "%.*s/", (int)(p - s->prefix), s->prefix) < 0)
+        if (asprintf(&d, "%.*s/", (int) (p - s->prefix), s->prefix) < 0)
           return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
         s->prefix_dirs[s->n_prefix++] = d;
       }
@@ -848,7 +848,7 @@ berth_ws_stream_read(berth_ws_stream *s, char *buf, size_t len, berth_error **er
       return s->fail_code;
     }
   }
-  return (ssize_t)done;
+  return (ssize_t) done;
 }
 
 void
