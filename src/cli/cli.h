@@ -3,6 +3,7 @@
 #define BERTH_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "berth/error.h"
 
@@ -29,6 +30,8 @@ struct cJSON;
 char *cli_current_user(void);
 /* Opens the store at BERTH_HOME (or the default); on failure prints the one line and returns the exit code. */
 int cli_open_store(struct berth_store **st);
+/* Writes all of data to fd (retrying on EINTR and short writes); -1 on error. */
+int cli_write_all(int fd, const char *data, size_t len);
 /* Prints j, indented, and a newline on stdout. */
 void cli_print_json(const struct cJSON *j);
 

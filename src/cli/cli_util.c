@@ -1,4 +1,5 @@
 /* Small helpers shared by the CLI commands. */
+#include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,4 +42,19 @@ cli_print_json(const cJSON *j)
   if (s)
     printf("%s\n", s);
   free(s);
+}
+
+int
+cli_write_all(int fd, const char *data, size_t len)
+{
+  while (len > 0) {
+    ssize_t w = write(fd, data, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -1;
+    data += w;
+    len -= (size_t) w;
+  }
+  return 0;
 }

@@ -54,21 +54,6 @@ client_wanted(int *argc, char ***argv)
          && strcmp(v[1], "-h") != 0 && strcmp(v[1], "help") != 0 && strcmp(v[1], "--version") != 0;
 }
 
-static int
-write_all(int fd, const char *data, size_t len)
-{
-  while (len > 0) {
-    ssize_t w = write(fd, data, len);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0)
-      return -1;
-    data += w;
-    len -= (size_t) w;
-  }
-  return 0;
-}
-
 static const char *
 str(const cJSON *o, const char *key)
 {
@@ -137,7 +122,7 @@ on_log_bytes(void *ud, const char *data, size_t len)
       continue;
     }
     size_t take = len < f->left ? len : f->left;
-    write_all(!f->split || (f->kind == 1 && !f->stdout_to_stderr) ? 1 : 2, data, take);
+    cli_write_all(!f->split || (f->kind == 1 && !f->stdout_to_stderr) ? 1 : 2, data, take);
     data += take;
     len -= take;
     f->left -= take;

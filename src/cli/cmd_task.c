@@ -40,21 +40,6 @@ typedef struct follow_out {
 } follow_out;
 
 static int
-write_fd(int fd, const char *data, size_t len)
-{
-  while (len > 0) {
-    ssize_t w = write(fd, data, len);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0)
-      return -1;
-    data += w;
-    len -= (size_t) w;
-  }
-  return 0;
-}
-
-static int
 on_record(void *ud, int kind, int phase, const char *data, size_t len)
 {
   (void) phase;
@@ -62,7 +47,7 @@ on_record(void *ud, int kind, int phase, const char *data, size_t len)
   int fd = 1;
   if (fo->split && (kind != BERTH_LOG_STDOUT || fo->stdout_to_stderr))
     fd = 2;
-  write_fd(fd, data, len);
+  cli_write_all(fd, data, len);
   return 0; /* a closed terminal must not stop anything */
 }
 
