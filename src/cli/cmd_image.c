@@ -69,21 +69,6 @@ parse_args(int argc, char **argv, const char *cmd, const char *usage, int want, 
   return 0;
 }
 
-/* Records a failed attempt (best effort: the failure itself is what the user sees). */
-static void
-audit_failure(berth_store *st, const char *actor, const char *action, const char *target, const cJSON *args,
-              const berth_error *failure)
-{
-  cleanup_free char *outcome = NULL;
-  if (asprintf(&outcome, "%s: %s", failure->code == BERTH_EDENIED ? "denied" : "failed", failure->msg) < 0)
-    return;
-  berth_error *err = NULL;
-  if (berth_audit_append(st, actor, action, target, args, outcome, &err) < 0) {
-    fprintf(stderr, "berth: warning: could not record the failure in the audit trail: %s\n", err->msg);
-    berth_error_free(err);
-  }
-}
-
 static bool
 default_image_allowed(berth_store *st)
 {
@@ -149,7 +134,7 @@ cmd_change(int argc, char **argv, const char *kind)
           = kind ? berth_allowlist_add(st, kind, pattern, actor, &err) : berth_allowlist_remove(st, pattern, &err))
              < 0) {
     berth_store_rollback(st);
-    audit_failure(st, actor, action, norm, args, err);
+    cli_audit_failure(st, actor, action, norm, args, err);
     rc = cli_fail(err);
     goto out;
   }

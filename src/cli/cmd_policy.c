@@ -93,20 +93,6 @@ parse_args(int argc, char **argv, const char *cmd, const char *usage, const char
   return 0;
 }
 
-static void
-audit_failure(berth_store *st, const char *actor, const char *action, const char *target, const cJSON *args,
-              const berth_error *failure)
-{
-  cleanup_free char *outcome = NULL;
-  if (asprintf(&outcome, "%s: %s", failure->code == BERTH_EDENIED ? "denied" : "failed", failure->msg) < 0)
-    return;
-  berth_error *err = NULL;
-  if (berth_audit_append(st, actor, action, target, args, outcome, &err) < 0) {
-    fprintf(stderr, "berth: warning: could not record the failure in the audit trail: %s\n", err->msg);
-    berth_error_free(err);
-  }
-}
-
 /* Reads a policy file (or stdin for "-") with the policy size cap. */
 static char *
 read_policy_file(const char *path, berth_error **err)
@@ -201,7 +187,7 @@ cmd_add(int argc, char **argv)
   size_t added = 0;
   if (berth_store_begin(st, &err) < 0 || berth_policy_add_json(st, text, actor, &added, &err) < 0) {
     berth_store_rollback(st);
-    audit_failure(st, actor, "policy.add", target, args, err);
+    cli_audit_failure(st, actor, "policy.add", target, args, err);
     rc = cli_fail(err);
   } else if (berth_audit_append(st, actor, "policy.add", target, args, "ok", &err) < 0
              || berth_store_commit(st, &err) < 0) {
@@ -232,7 +218,7 @@ cmd_remove(int argc, char **argv)
   berth_error *err = NULL;
   if (berth_store_begin(st, &err) < 0 || berth_policy_remove(st, pa.arg, &err) < 0) {
     berth_store_rollback(st);
-    audit_failure(st, actor, "policy.remove", pa.arg, NULL, err);
+    cli_audit_failure(st, actor, "policy.remove", pa.arg, NULL, err);
     rc = cli_fail(err);
   } else if (berth_audit_append(st, actor, "policy.remove", pa.arg, NULL, "ok", &err) < 0
              || berth_store_commit(st, &err) < 0) {

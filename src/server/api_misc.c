@@ -9,6 +9,7 @@
 #include "berth/audit.h"
 #include "berth/docker.h"
 #include "berth/doctor.h"
+#include "berth/actions.h"
 #include "berth/task_runner.h"
 #include "../cli/render.h"
 #include "server.h"
@@ -16,15 +17,9 @@
 void
 srv_audit(srv_req *r, const char *action, const char *target, const cJSON *args, const berth_error *e)
 {
-  char outcome[600];
-  if (e == NULL)
-    snprintf(outcome, sizeof outcome, "ok");
-  else
-    snprintf(outcome, sizeof outcome, "%s: %.500s", e->code == BERTH_EDENIED ? "denied" : "failed",
-             e->msg ? e->msg : "");
   berth_error *err = NULL;
   if (r->st == NULL
-      || berth_audit_append(r->st, r->key ? r->key->name : "anonymous", action, target, args, outcome, &err) < 0) {
+      || berth_action_record(r->st, r->key ? r->key->name : "anonymous", action, target, args, e, &err) < 0) {
     fprintf(stderr, "berth: could not record %s on %s in the audit trail: %s\n", action, target ? target : "-",
             err ? err->msg : "no store");
     berth_error_free(err);

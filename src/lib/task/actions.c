@@ -122,3 +122,21 @@ berth_action_denied(berth_store *st, const char *actor, const char *action, cons
   free(outcome);
   cJSON_Delete(args);
 }
+
+int
+berth_action_record(berth_store *st, const char *actor, const char *action, const char *target, const cJSON *args,
+                    const berth_error *failure, berth_error **err)
+{
+  char *outcome = NULL;
+  if (failure == NULL)
+    outcome = strdup("ok");
+  else if (asprintf(&outcome, "%s: %.500s", failure->code == BERTH_EDENIED ? "denied" : "failed",
+                    failure->msg ? failure->msg : "")
+           < 0)
+    outcome = NULL;
+  if (outcome == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  int rc = berth_audit_append(st, actor, action, target, args, outcome, err);
+  free(outcome);
+  return rc;
+}
