@@ -91,7 +91,7 @@ int berth_docker_container_list(berth_docker *d, const char *const *labels, size
 int berth_docker_exec_create(berth_docker *d, const char *container, const char *const *cmd, const char *const *env,
                              const char *workdir, const char *user, char **exec_id, berth_error **err);
 
-/* Called about every 100 ms while an exec streams (and on every output chunk): return non-zero to abort it. */
+/* Called after every read and at least every 10 ms while an exec streams: return non-zero to abort it. */
 typedef int (*berth_exec_tick_fn)(void *userdata);
 /* Starts an exec (Tty=false) and streams its demultiplexed output to sink until it ends. Blocks; no timeout (use
  * tick to abort: then BERTH_ETIMEOUT-free abort error code is returned as set by the caller via *err, see .c).

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "berth/error.h"
 
@@ -50,7 +51,8 @@ int berth_secrets_add_value(berth_secrets *s, const char *name, const char *valu
 /* Adds an admin pattern. It is compiled in byte mode (no UTF) and JIT-compiled when the platform supports it; a bad
  * pattern gives BERTH_EINVAL with a message naming the pattern and the offset of the error. If the pattern has a
  * named group `mask`, only that group is replaced; otherwise the whole match is. Patterns match within one line
- * (see BERTH_REDACT_LINE_MAX). Admin patterns are applied to every line, so each line is held back until its end. */
+ * (see BERTH_REDACT_LINE_MAX). A line is held back from where a match of a pattern could still begin, until the
+ * pattern cannot match there any more or the line ends. */
 int berth_secrets_add_pattern(berth_secrets *s, const char *name, const char *pcre2_pattern, berth_error **err);
 
 /* Turns the built-in patterns on or off (on by default): AWS access key ids, GitHub, GitLab and Slack tokens, JWTs,
@@ -72,9 +74,11 @@ berth_redactor *berth_redactor_new(berth_secrets *s, berth_redact_sink sink, voi
  * not task output (berth's own messages, audit arguments): the lines then pass as any other text. */
 void berth_redactor_set_add_mask(berth_redactor *r, bool on);
 
-/* Filters `len` bytes. Bytes that could still be part of a secret are held back (at most the longest literal form,
- * or the current line, up to BERTH_REDACT_LINE_MAX, while a pattern may apply to it). Returns 0, or <0 if the sink
- * aborted or memory ran out. */
+/* Filters `len` bytes. Only bytes that could still become part of a secret are held back: the longest suffix that
+ * is the beginning of a literal form or of a built-in pattern's anchor, and, in the current line, from the start of
+ * a pattern match that more bytes could complete (PCRE2 hard partial matching), an `::add-mask::` line or an open
+ * PEM block. Every other byte reaches the sink during this call. Returns 0, or <0 if the sink aborted or memory ran
+ * out. */
 int berth_redactor_feed(berth_redactor *r, const char *data, size_t len, berth_error **err);
 
 /* End of stream: emits everything held back. The redactor may then be fed a new stream. */
@@ -85,5 +89,21 @@ void berth_redactor_free(berth_redactor *r);
 /* One-shot for short strings (error messages, audit args, JSON responses). `::add-mask::` lines are not honoured.
  * Returns a new NUL-terminated string the caller frees (length in *out_len if not NULL), or NULL if out of memory. */
 char *berth_secrets_redact_string(berth_secrets *s, const char *in, size_t len, size_t *out_len);
+
+/* A reorder window in front of several streams' redactors (a task's stdout and stderr). The Docker daemon copies
+ * the two streams independently, so output printed just after an `::add-mask::` line on one stream can arrive before
+ * it on the other. The window registers `::add-mask::` values in the shared set the moment their line arrives, and
+ * hands each piece to its stream's redactor only `delay_ms` later (in arrival order), so such a value also covers
+ * what the sibling stream printed at the same moment. At most 8 MiB wait; past that the oldest pieces leave early.
+ * The redactors and the set are borrowed; same threading rules as above. */
+typedef struct berth_outwin berth_outwin;
+berth_outwin *berth_outwin_new(berth_secrets *s, berth_redactor *const *rs, size_t n, int64_t delay_ms,
+                               berth_error **err);
+/* Queues `len` bytes of stream index `stream` (0 .. n-1) that arrived at now_ms. */
+int berth_outwin_push(berth_outwin *w, size_t stream, const char *data, size_t len, int64_t now_ms,
+                      berth_error **err);
+/* Feeds every piece older than delay_ms (all of them when `all`) to its redactor. Returns how many, or <0. */
+int berth_outwin_release(berth_outwin *w, int64_t now_ms, bool all, berth_error **err);
+void berth_outwin_free(berth_outwin *w);
 
 #endif

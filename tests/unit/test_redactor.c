@@ -396,17 +396,19 @@ test_add_mask_shared(void **state)
   berth_redactor *r1 = berth_redactor_new(s, sink_buf, &out1, &err);
   berth_redactor *r2 = berth_redactor_new(s, sink_buf, &out2, &err);
   const char *a = "before hunter22 x\n::add-mask::hunter22\r\nafter hunter22 ";
+  /* Nothing known yet can begin with these bytes but the `t` (it may begin the anchor `token=`): they leave at once. */
   assert_int_equal(berth_redactor_feed(r2, "stderr: hunt", 12, &err), 0);
+  assert_int_equal(out2.len, 11);
   assert_int_equal(berth_redactor_feed(r1, a, strlen(a), &err), 0);
-  assert_int_equal(berth_redactor_feed(r2, "er22 and aHVudGVyMjI= end\n", 26, &err), 0);
+  assert_int_equal(berth_redactor_feed(r2, "er22 and hunter22 and aHVudGVyMjI= end\n", 39, &err), 0);
   assert_int_equal(berth_redactor_flush(r1, &err), 0);
   assert_int_equal(berth_redactor_flush(r2, &err), 0);
   berth_buf_append(&out1, "", 0);
   berth_buf_append(&out2, "", 0);
   /* Earlier output is not recalled; the line itself and everything after are masked. */
   assert_string_equal(out1.data, "before hunter22 x\n::add-mask::***\r\nafter *** ");
-  /* The sibling stream masks it from then on, including what it still held back. */
-  assert_string_equal(out2.data, "stderr: *** and *** end\n");
+  /* The sibling stream masks it from then on; what it released before the value was registered stays released. */
+  assert_string_equal(out2.data, "stderr: hun*** and *** and *** end\n");
   /* redact_string does not honour add-mask, but masks known values. */
   char *o = berth_secrets_redact_string(s, "::add-mask::zzzzzz hunter22", 27, NULL);
   assert_string_equal(o, "::add-mask::zzzzzz ***");

@@ -165,6 +165,48 @@ setup_handle(berth_docker *d, CURL *c, bool stream)
   }
 }
 
+/* A stream whose caller must act while it is quiet (flush live output, check timeouts): libcurl's progress callback
+ * runs only about once a second on an idle transfer, so the transfer is driven here and the tick runs after every
+ * read and at least every TICK_MS. */
+#define TICK_MS 10
+static CURLcode
+perform_ticking(CURL *c, xfer *x)
+{
+  CURLM *m = curl_multi_init();
+  if (m == NULL || curl_multi_add_handle(m, c) != CURLM_OK) {
+    curl_multi_cleanup(m);
+    return CURLE_OUT_OF_MEMORY;
+  }
+  CURLcode cc = CURLE_OK;
+  for (;;) {
+    int running = 0;
+    if (curl_multi_perform(m, &running) != CURLM_OK) {
+      cc = CURLE_RECV_ERROR;
+      break;
+    }
+    if (running == 0) {
+      int left = 0;
+      CURLMsg *msg;
+      while ((msg = curl_multi_info_read(m, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE)
+          cc = msg->data.result;
+      break;
+    }
+    if (x->rq->tick(x->rq->tick_userdata) != 0) {
+      x->rs->aborted = true;
+      cc = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    if (curl_multi_poll(m, NULL, 0, TICK_MS, NULL) != CURLM_OK) {
+      cc = CURLE_RECV_ERROR;
+      break;
+    }
+  }
+  curl_multi_remove_handle(m, c);
+  curl_multi_cleanup(m);
+  return cc;
+}
+
 int
 docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_error **err)
 {
@@ -221,7 +263,7 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
-  if (rq->tick != NULL) {
+  if (rq->tick != NULL && !rq->stream) {
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
@@ -229,7 +271,7 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
   if (rq->stream)
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L); /* hijacked exec streams are closed by the daemon anyway */
 
-  CURLcode cc = curl_easy_perform(c);
+  CURLcode cc = rq->stream && rq->tick != NULL ? perform_ticking(c, &x) : curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
   int rc = 0;
   if (cc == CURLE_COULDNT_CONNECT

@@ -38,6 +38,10 @@ struct berth_secrets {
   size_t *hash; /* open addressing, index+1 (0 = empty) */
   size_t hash_cap;
   size_t max_lit_len;
+  /* Every proper prefix of every literal, keyed by (hash, length): what the redactor must hold back at the end of
+   * what it has seen (the longest suffix that is the beginning of some literal). Open addressing, grown at half. */
+  struct redact_prefix *pfx;
+  size_t pfx_n, pfx_cap;
 
   redact_pattern builtin[REDACT_PAT_COUNT_MAX];
   size_t nbuiltin;
@@ -70,6 +74,10 @@ redact_lit_off(const berth_secrets *s, size_t i)
     off++;
   return off;
 }
+
+/* The length of the longest suffix of p[0, n) that a literal (or, with the built-in patterns on, an anchor) could
+ * still complete: the bytes a redactor must hold back. 0 when no byte of the suffix can begin a match. */
+size_t redact_hold_len(const berth_secrets *s, const char *p, size_t n);
 
 /* Returns the matcher for the current generation (compiling it if needed). *db may be NULL (nothing to match). */
 int redact_secrets_db(berth_secrets *s, hs_database_t **db, size_t *maxlen, berth_error **err);

@@ -5,7 +5,10 @@
  *   2. segments: lines (cut every BERTH_REDACT_LINE_MAX bytes) are walked; a completed line is handed to the
  *      patterns its anchors flagged, to the admin patterns, to the PEM block tracker and to `::add-mask::`;
  *   3. emit: matches are merged into intervals (overlapping or touching ones become one) and bytes are emitted up
- *      to the first position a future match could still start at.
+ *      to the first position a future match could still start at: the longest suffix that is the beginning of a
+ *      literal or an anchor (a prefix table, not a fixed window), the start of a partial pattern match in the open
+ *      line, an open `::add-mask::` line or PEM block. A byte nothing can continue leaves with the write that brought
+ *      it.
  * Every decision depends only on stream positions and content, never on where a chunk ended. */
 #include <stdlib.h>
 #include <string.h>
@@ -496,19 +499,66 @@ aborted:
   return berth_error_set(err, BERTH_EINTERNAL, "redact output: the output sink failed");
 }
 
-/* The first position that a match not seen yet could still cover. */
-static uint64_t
-emit_limit(const berth_redactor *r)
+/* One pattern over the open segment [ss, se), in hard partial mode: a match that reaches the end of what was seen
+ * could still grow, so it is held from its start; a complete match that stops before the end is final and masked
+ * now (the completed line finds it again). `whole`: hold from any match's start (the PEM block decides at the end of
+ * the line). Lowers *hold to the first position the pattern may still cover. */
+static int
+pattern_hold(berth_redactor *r, const redact_pattern *pat, bool whole, uint64_t ss, uint64_t se, uint64_t *hold)
 {
-  uint64_t lim = r->scanned;
-  if (r->maxlen > 1)
-    lim = lim + 1 > r->maxlen ? lim + 1 - r->maxlen : 0;
-  bool hold_seg = r->seg_flags != 0 || r->s->nadmin > 0 || r->seg_am != AM_NO || r->am_rest;
-  if (hold_seg && r->seg_start < lim)
-    lim = r->seg_start;
+  const char *subj = r->hist + (ss - r->base);
+  size_t len = (size_t) (se - ss), off = 0;
+  while (off <= len && ss + off < *hold) {
+    int rc = pcre2_match(pat->code, (PCRE2_SPTR) subj, len, off, PCRE2_PARTIAL_HARD, r->s->md, r->s->mctx);
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->s->md);
+    if (rc == PCRE2_ERROR_PARTIAL || (rc > 0 && whole)) {
+      if (ss + ov[0] < *hold)
+        *hold = ss + ov[0];
+      return 0;
+    }
+    if (rc == PCRE2_ERROR_NOMATCH)
+      return 0;
+    if (rc <= 0) { /* a match or depth limit: keep the line back, as the completed line decides */
+      *hold = ss;
+      return 0;
+    }
+    PCRE2_SIZE gs = ov[2 * pat->mask_group], ge = ov[2 * pat->mask_group + 1];
+    if (gs != PCRE2_UNSET && ge > gs && iv_add(r, ss + gs, ss + ge) < 0)
+      return -1;
+    off = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+  }
+  return 0;
+}
+
+/* The first position that a match not seen yet could still cover: the longest suffix that could begin a literal or
+ * an anchor, the open line while a pattern could still match in it (from where that match would start), a line
+ * that may be `::add-mask::`, an open PEM block. Every byte before it can never be part of a match. */
+static int
+emit_limit(berth_redactor *r, uint64_t *out, berth_error **err)
+{
+  berth_secrets *s = r->s;
+  uint64_t from = r->emitted > r->base ? r->emitted : r->base;
+  uint64_t lim = r->fed - redact_hold_len(s, r->hist + (from - r->base), (size_t) (r->fed - from));
+  uint64_t ss = r->seg_start, se = r->fed;
+  if (ss < se) {
+    if (r->am_rest || r->seg_am != AM_NO) {
+      if (ss < lim)
+        lim = ss;
+    } else {
+      for (size_t i = 0; s->use_builtin && r->seg_flags != 0 && i < s->nbuiltin; i++)
+        if ((r->seg_flags & (1u << i)) && pattern_hold(r, &s->builtin[i], i == REDACT_PAT_PEM, ss, se, &lim) < 0)
+          goto oom;
+      for (size_t i = 0; i < s->nadmin; i++)
+        if (pattern_hold(r, &s->admin[i], false, ss, se, &lim) < 0)
+          goto oom;
+    }
+  }
   if (r->pem_open && r->pem_end < lim)
     lim = r->pem_end;
-  return lim;
+  *out = lim;
+  return 0;
+oom:
+  return berth_error_set(err, BERTH_EINTERNAL, "redact output: out of memory");
 }
 
 static int
@@ -548,7 +598,10 @@ process(berth_redactor *r, const char *data, size_t len, berth_error **err)
     return -1;
   if (r->supp_id != SIZE_MAX && scan(r, r->supp_from, r->fed, 0, r->supp_id, err) < 0)
     return -1;
-  return emit(r, emit_limit(r), err);
+  uint64_t lim = r->emitted;
+  if (emit_limit(r, &lim, err) < 0)
+    return -1;
+  return emit(r, lim, err);
 }
 
 berth_redactor *

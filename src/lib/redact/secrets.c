@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "redact/redact_int.h"
 
@@ -83,7 +84,7 @@ compile_pattern(berth_secrets *s, redact_pattern *p, const char *name, const cha
                            (const char *) msg, (size_t) eoff);
   }
   /* JIT is an optimisation; without it (no JIT on this CPU) the interpreter gives the same results. */
-  (void) pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE);
+  (void) pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
   int g = pcre2_substring_number_from_name(p->code, (PCRE2_SPTR) "mask");
   p->mask_group = g > 0 ? (uint32_t) g : 0;
   uint32_t caps = 0;
@@ -153,6 +154,7 @@ berth_secrets_free(berth_secrets *s)
   free(s->lit);
   free(s->lit_len);
   free(s->hash);
+  free(s->pfx);
   for (size_t i = 0; i < s->nbuiltin; i++) {
     free(s->builtin[i].name);
     pcre2_code_free(s->builtin[i].code);
@@ -205,6 +207,79 @@ hash_grow(berth_secrets *s)
   return 0;
 }
 
+/* ---- prefixes: what may be held back ----
+ * A polynomial hash H(b0..bk-1) = sum bi * B^(k-1-i) (mod 2^64) can be extended at either end: forward for the
+ * prefixes of a literal (H = H*B + c), backward for the suffixes of the output seen so far (H = c*B^(k-1) + H). A hit
+ * is confirmed with memcmp, so a collision costs time, never a wrong answer. */
+#define PFX_B 0x100000001b3ULL
+
+struct redact_prefix {
+  uint64_t h;
+  uint32_t len; /* 0: empty slot */
+  uint32_t id;  /* the literal it is a prefix of */
+};
+
+static size_t
+pfx_slot(uint64_t h, size_t len, size_t cap)
+{
+  uint64_t k = h ^ ((uint64_t) len * 0x9e3779b97f4a7c15ULL);
+  k ^= k >> 29;
+  return (size_t) k & (cap - 1);
+}
+
+static bool
+pfx_find(const berth_secrets *s, uint64_t h, const char *p, size_t len)
+{
+  if (s->pfx_cap == 0)
+    return false;
+  for (size_t j = pfx_slot(h, len, s->pfx_cap); s->pfx[j].len != 0; j = (j + 1) & (s->pfx_cap - 1))
+    if (s->pfx[j].h == h && s->pfx[j].len == len && memcmp(s->lit[s->pfx[j].id], p, len) == 0)
+      return true;
+  return false;
+}
+
+static void
+pfx_put(struct redact_prefix *t, size_t cap, struct redact_prefix e)
+{
+  size_t j = pfx_slot(e.h, e.len, cap);
+  while (t[j].len != 0)
+    j = (j + 1) & (cap - 1);
+  t[j] = e;
+}
+
+/* Registers the proper prefixes of literal `id` (its full form is a match, found by the matcher). */
+static int
+pfx_add_literal(berth_secrets *s, size_t id)
+{
+  const char *p = s->lit[id];
+  size_t len = s->lit_len[id];
+  if (len > UINT32_MAX || id > UINT32_MAX)
+    return -1;
+  if ((s->pfx_n + len) * 2 > s->pfx_cap) {
+    size_t cap = s->pfx_cap ? s->pfx_cap : 1024;
+    while ((s->pfx_n + len) * 2 > cap)
+      cap *= 2;
+    struct redact_prefix *t = calloc(cap, sizeof *t);
+    if (t == NULL)
+      return -1;
+    for (size_t i = 0; i < s->pfx_cap; i++)
+      if (s->pfx[i].len != 0)
+        pfx_put(t, cap, s->pfx[i]);
+    free(s->pfx);
+    s->pfx = t;
+    s->pfx_cap = cap;
+  }
+  uint64_t h = 0;
+  for (size_t k = 1; k < len; k++) {
+    h = h * PFX_B + (unsigned char) p[k - 1];
+    if (pfx_find(s, h, p, k))
+      continue; /* the same bytes begin an earlier literal */
+    pfx_put(s->pfx, s->pfx_cap, (struct redact_prefix){ h, (uint32_t) k, (uint32_t) id });
+    s->pfx_n++;
+  }
+  return 0;
+}
+
 /* Derived forms (encodings, lines) of a very short value would match ordinary text: they need at least this many
  * bytes even when an admin lowers the minimum length. */
 #define DERIVED_MIN 4
@@ -246,6 +321,10 @@ add_literal(berth_secrets *s, const char *p, size_t len, bool derived)
   memcpy(copy, p, len);
   s->lit[s->nlits] = copy;
   s->lit_len[s->nlits] = len;
+  if (pfx_add_literal(s, s->nlits) < 0) {
+    free(copy);
+    return -1;
+  }
   s->hash[j] = ++s->nlits;
   if (len > s->max_lit_len)
     s->max_lit_len = len;
@@ -477,6 +556,41 @@ berth_secrets_use_builtin(berth_secrets *s, bool on, berth_error **err)
     s->gen++;
   }
   return 0;
+}
+
+static size_t
+anchor_hold_len(const char *p, size_t n)
+{
+  size_t best = 0;
+  for (size_t i = 0; i < NANCHORS; i++) {
+    const char *a = builtin_anchors[i].lit;
+    size_t alen = strlen(a);
+    for (size_t k = alen - 1 < n ? alen - 1 : n; k > best; k--) {
+      const char *suf = p + n - k;
+      if (builtin_anchors[i].caseless ? strncasecmp(suf, a, k) == 0 : memcmp(suf, a, k) == 0) {
+        best = k;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+size_t
+redact_hold_len(const berth_secrets *s, const char *p, size_t n)
+{
+  size_t best = s->use_builtin ? anchor_hold_len(p, n) : 0;
+  size_t max = s->max_lit_len > 0 ? s->max_lit_len - 1 : 0;
+  if (max > n)
+    max = n;
+  uint64_t h = 0, pw = 1;
+  for (size_t k = 1; k <= max; k++) {
+    h += (unsigned char) p[n - k] * pw;
+    pw *= PFX_B;
+    if (k > best && pfx_find(s, h, p + n - k, k))
+      best = k;
+  }
+  return best;
 }
 
 int

@@ -27,6 +27,7 @@
 #define PERSIST_CAP (256u * 1024u * 1024u)
 #define PASSWD_CAP (4u * 1024u * 1024u)
 #define PULL_ATTEMPTS 4
+#define REORDER_MS 30 /* how long output waits for the sibling stream's `::add-mask::` (docs/security.md) */
 
 struct runner;
 /* One per output stream: what a redactor hands on goes to the log as that stream's records. */
@@ -44,6 +45,7 @@ typedef struct runner {
   berth_task_log *log;
   berth_secrets *secrets;
   berth_redactor *out, *err; /* one per output stream */
+  berth_outwin *win;         /* in front of both: the daemon may swap the streams' order */
   stream_sink out_sink, err_sink;
   int phase;
   char *container;
@@ -154,7 +156,9 @@ setup_secrets(runner *r, berth_error **err)
   r->err = berth_redactor_new(r->secrets, sink_to_log, &r->err_sink, err);
   if (r->err == NULL)
     return BERTH_EINTERNAL;
-  return 0;
+  berth_redactor *rs[2] = { r->out, r->err };
+  r->win = berth_outwin_new(r->secrets, rs, 2, REORDER_MS, err);
+  return r->win == NULL ? BERTH_EINTERNAL : 0;
 }
 
 /* ---- exec ---- */
@@ -165,7 +169,7 @@ on_exec_output(void *ud, int stream, const char *data, size_t len)
   runner *r = ud;
   r->last_output_ms = berth_now_ms();
   berth_error *e = NULL;
-  int rc = berth_redactor_feed(stream == BERTH_STREAM_STDOUT ? r->out : r->err, data, len, &e);
+  int rc = berth_outwin_push(r->win, stream == BERTH_STREAM_STDOUT ? 0 : 1, data, len, r->last_output_ms, &e);
   berth_error_free(e);
   return rc;
 }
@@ -192,12 +196,14 @@ on_exec_tick(void *ud)
 {
   runner *r = ud;
   int64_t now = berth_now_ms();
-  if (now - r->last_flush_ms >= 100) { /* live output: never more than ~100 ms behind */
-    berth_error *fe = NULL;
+  /* live output: what the window releases is written at once (the tick runs at least every 10 ms) */
+  berth_error *fe = NULL;
+  int released = berth_outwin_release(r->win, now, false, &fe);
+  if (released != 0 || now - r->last_flush_ms >= 100) {
     berth_task_log_flush(r->log, &fe);
-    berth_error_free(fe);
     r->last_flush_ms = now;
   }
+  berth_error_free(fe);
   if (r->phase != BERTH_PHASE_PERFORMING && stop_requested(r, false))
     return 1;
   if (now >= r->deadline_ms) {
@@ -222,6 +228,8 @@ run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
   r->last_output_ms = berth_now_ms();
   rc = berth_docker_exec_start(r->d, eid, on_exec_output, r, on_exec_tick, r, err);
   berth_error *fe = NULL;
+  berth_outwin_release(r->win, 0, true, &fe);
+  berth_error_clear(&fe);
   berth_redactor_flush(r->out, &fe);
   berth_error_clear(&fe);
   berth_redactor_flush(r->err, &fe);
@@ -874,6 +882,7 @@ out : {
   free(o.reason);
   free(r.container);
   free(r.workdir);
+  berth_outwin_free(r.win);
   berth_redactor_free(r.out);
   berth_redactor_free(r.err);
   berth_secrets_free(r.secrets);
