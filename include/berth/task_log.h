@@ -44,4 +44,10 @@ int berth_log_reader_open(const char *path, berth_log_reader **out, berth_error 
 int berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *userdata, berth_error **err);
 void berth_log_reader_close(berth_log_reader *r);
 
+/* Waits at most timeout_ms for the log file at `path` to grow: wakes at the writer's next write (inotify on the file
+ * once it exists; before that, a short sleep). *watch starts as -1; berth_log_watch_close releases it. Followers call
+ * this instead of sleeping, so new records reach them within milliseconds. Returns 1 if it grew, 0 otherwise. */
+int berth_log_wait(int *watch, const char *path, int timeout_ms);
+void berth_log_watch_close(int *watch);
+
 #endif

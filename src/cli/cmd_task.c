@@ -64,7 +64,8 @@ follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
   }
   free(path);
   int rc = 0;
-  int idle_rounds = 0;
+  int idle_rounds = 0, watch = -1;
+  char *wpath = berth_task_log_path(berth_store_home(st), id);
   for (;;) {
     int n = berth_log_reader_read(r, on_record, fo, &err);
     if (n < 0) {
@@ -100,8 +101,14 @@ follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
       berth_queue_sweep(st, NULL, &err);
       berth_error_clear(&err);
     }
-    usleep(50000);
+    /* the next write wakes us at once; the state is looked at again after 50 ms of quiet */
+    if (wpath != NULL)
+      berth_log_wait(&watch, wpath, 50);
+    else
+      usleep(50000);
   }
+  berth_log_watch_close(&watch);
+  free(wpath);
   berth_log_reader_close(r);
   return rc;
 }

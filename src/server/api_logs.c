@@ -27,6 +27,7 @@ struct srv_stream {
   char *path;
   int fd;
   int conn_fd;
+  int watch; /* inotify on the log file: a write wakes the follower */
   bool follow;
   bool raw;
   int64_t offset; /* records format: start at this file offset (a client resuming a cut stream) */
@@ -45,6 +46,7 @@ srv_stream_free(srv_stream *s)
     return;
   if (s->fd >= 0)
     close(s->fd);
+  berth_log_watch_close(&s->watch);
   free(s->task_id);
   free(s->path);
   free(s);
@@ -143,8 +145,7 @@ srv_stream_read(srv_stream *s, char *buf, size_t max)
         continue;
       }
     }
-    struct timespec ts = { 0, POLL_MS * 1000000L };
-    nanosleep(&ts, NULL);
+    berth_log_wait(&s->watch, s->path, POLL_MS);
   }
 }
 
@@ -181,6 +182,7 @@ api_task_logs(srv_req *r, srv_resp *out)
   }
   s->srv = r->srv;
   s->fd = -1;
+  s->watch = -1;
   s->conn_fd = r->conn_fd;
   s->offset = offset;
   s->follow = srv_truthy(srv_query(r, "follow"));

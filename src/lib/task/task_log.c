@@ -4,8 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth/buf.h"
@@ -233,4 +236,39 @@ berth_log_reader_close(berth_log_reader *r)
   berth_buf_free(&r->pending);
   free(r->path);
   free(r);
+}
+
+int
+berth_log_wait(int *watch, const char *path, int timeout_ms)
+{
+  if (*watch < 0) {
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd >= 0 && inotify_add_watch(fd, path, IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF) < 0) {
+      close(fd);
+      fd = -1;
+    }
+    if (fd < 0) { /* no file yet (or no inotify): look again soon */
+      struct timespec ts = { 0, (long) (timeout_ms < 20 ? timeout_ms : 20) * 1000000L };
+      nanosleep(&ts, NULL);
+      return 0;
+    }
+    *watch = fd;
+    return 1; /* it may have grown between the caller's last read and the watch */
+  }
+  struct pollfd p = { .fd = *watch, .events = POLLIN };
+  int n = poll(&p, 1, timeout_ms);
+  if (n <= 0)
+    return 0;
+  char ev[4096];
+  while (read(*watch, ev, sizeof ev) > 0)
+    ;
+  return 1;
+}
+
+void
+berth_log_watch_close(int *watch)
+{
+  if (*watch >= 0)
+    close(*watch);
+  *watch = -1;
 }
