@@ -354,6 +354,119 @@ test_property_chunking(void **state)
   }
 }
 
+/* ---- property test: live output without partial leaks ----
+ * After every write, what left the redactor is a prefix of the final output (a byte released early would be one
+ * that a later write turns into `***`: a partial leak), and when the write ended with a byte that no needle or
+ * pattern can contain (space, newline, dot), everything fed so far has left. */
+
+static void
+test_property_live(void **state)
+{
+  (void) state;
+  static const char alphabet[] = "abcqxy \n.";
+  const char *pat_names[] = { "q-code" }, *pats[] = { "q[a-c]{3}" };
+  for (int round = 0; round < 400; round++) {
+    setup su = { 0 };
+    const char *vals[6];
+    size_t lens[6];
+    su.n = 1 + rnd() % 5;
+    su.vals = vals;
+    su.lens = lens;
+    su.builtin = round % 2 == 0;
+    if (round % 3 == 0) {
+      su.pat_names = pat_names;
+      su.pats = pats;
+      su.npats = 1;
+    }
+    for (size_t i = 0; i < su.n; i++) {
+      size_t l = 4 + rnd() % 10;
+      char *v = malloc(l);
+      for (size_t k = 0; k < l; k++)
+        v[k] = alphabet[rnd() % 3]; /* "abc": values overlap and prefix each other */
+      vals[i] = v;
+      lens[i] = l;
+    }
+    size_t len = rnd() % 300;
+    char *in = malloc(len + 1);
+    for (size_t k = 0; k < len;) {
+      if (rnd() % 4 == 0) {
+        size_t vi = rnd() % su.n, upto = rnd() % 3 == 0 ? rnd() % lens[vi] : lens[vi]; /* whole or a prefix */
+        for (size_t j = 0; j < upto && k < len; j++)
+          in[k++] = vals[vi][j];
+      } else {
+        in[k++] = alphabet[rnd() % (sizeof alphabet - 1)];
+      }
+    }
+    size_t final_len;
+    char *final = run_chunks(&su, in, len, NULL, 0, &final_len);
+    berth_secrets *set = make_set(&su);
+    berth_buf out;
+    berth_buf_init(&out, 1 << 20);
+    berth_error *err = NULL;
+    berth_redactor *r = berth_redactor_new(set, sink_buf, &out, &err);
+    for (size_t at = 0; at < len;) {
+      size_t n = 1 + rnd() % 12;
+      if (n > len - at)
+        n = len - at;
+      assert_int_equal(berth_redactor_feed(r, in + at, n, &err), 0);
+      at += n;
+      if (out.len > final_len || memcmp(out.data, final, out.len) != 0)
+        fail_msg("round %d: released [%.*s] after %zu bytes, final output [%.*s]", round, (int) out.len, out.data, at,
+                 (int) final_len, final);
+      char last = in[at - 1];
+      if (last == ' ' || last == '\n' || last == '.') {
+        size_t want_len;
+        char *want = berth_secrets_redact_string(set, in, at, &want_len);
+        if (out.len != want_len || memcmp(out.data, want, want_len) != 0)
+          fail_msg("round %d: after %zu bytes ending in %#x, released [%.*s], expected [%.*s]", round, at, last,
+                   (int) out.len, out.data, (int) want_len, want);
+        free(want);
+      }
+    }
+    berth_redactor_free(r);
+    berth_secrets_free(set);
+    berth_buf_free(&out);
+    free(final);
+    free(in);
+    for (size_t i = 0; i < su.n; i++)
+      free((void *) vals[i]);
+  }
+}
+
+/* A partial line leaves at once unless it is the beginning of a secret; the completed secret is masked. */
+static void
+test_live_partial_line(void **state)
+{
+  (void) state;
+  const char *vals[] = { "hunter2-secret" };
+  size_t lens[] = { 14 };
+  setup su = { .vals = vals, .lens = lens, .n = 1, .builtin = true };
+  berth_secrets *set = make_set(&su);
+  berth_buf out;
+  berth_buf_init(&out, 1 << 20);
+  berth_error *err = NULL;
+  berth_redactor *r = berth_redactor_new(set, sink_buf, &out, &err);
+  assert_int_equal(berth_redactor_feed(r, "Still creating... [10s elapsed]\n", 32, &err), 0);
+  assert_int_equal(out.len, 32);
+  assert_int_equal(berth_redactor_feed(r, "progress 50%", 12, &err), 0);
+  assert_int_equal(out.len, 44);
+  assert_int_equal(berth_redactor_feed(r, " pw=hunter2-se", 14, &err), 0);
+  assert_int_equal(out.len, 48); /* " pw=" left; "hunter2-se" may still become the secret */
+  assert_int_equal(berth_redactor_feed(r, "cret ok", 7, &err), 0);
+  berth_buf_append(&out, "", 0);
+  assert_string_equal(out.data, "Still creating... [10s elapsed]\nprogress 50% pw=*** ok");
+  /* a built-in pattern in an open line: held from the start of its possible match only */
+  out.len = 0;
+  assert_int_equal(berth_redactor_feed(r, "\nlogin with token=abc", 22, &err), 0);
+  assert_int_equal(out.len, 12); /* "\nlogin with " */
+  assert_int_equal(berth_redactor_feed(r, "def next\n", 9, &err), 0);
+  berth_buf_append(&out, "", 0);
+  assert_string_equal(out.data, "\nlogin with token=*** next\n");
+  berth_redactor_free(r);
+  berth_secrets_free(set);
+  berth_buf_free(&out);
+}
+
 /* ---- API behaviour ---- */
 
 static void
@@ -742,6 +855,8 @@ main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_data_cases),
     cmocka_unit_test(test_property_chunking),
+    cmocka_unit_test(test_property_live),
+    cmocka_unit_test(test_live_partial_line),
     cmocka_unit_test(test_short_value_and_errors),
     cmocka_unit_test(test_add_mask_shared),
     cmocka_unit_test(test_long_lines),
