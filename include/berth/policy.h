@@ -1,6 +1,6 @@
 /* Task policies: admin rules, added from JSON files, that allow or deny a task before it is queued.
  *
- * A rule (DESIGN.md "Task policy files"; a file holds one rule object or an array of them):
+ * A rule (docs/governance.md "Task policies"; a file holds one rule object or an array of them):
  *   name      required, [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, unique in the store (adding a rule again replaces it)
  *   command   PCRE2 pattern searched in the task's command (anchor it with ^ yourself)
  *   actors    array of actor names (exact)

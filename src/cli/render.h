@@ -13,7 +13,7 @@
 void cli_render_task_list(const cJSON *tasks);
 /* `berth task show`: one task object with its history. */
 void cli_render_task(const cJSON *task);
-/* The exit status of `berth task run` for a final task object (DESIGN.md: 0, the command's status, 124, 125). */
+/* The exit status of `berth task run` for a final task object (docs/contract.md: 0, the command's status, 124, 125). */
 int cli_task_exit_status(const cJSON *task);
 
 /* `berth stack show`: one stack object (berth_stack_to_json's form). Secret values are printed as *** whatever the
