@@ -52,6 +52,9 @@ typedef struct berth_policy_result {
 } berth_policy_result;
 
 void berth_policy_result_clear(berth_policy_result *r);
+/* `berth policy test` and POST /v1/policies/test: {"decision": "allow"|"deny", "rule", "message", "matched": [...]}.
+ * A new object the caller owns (NULL only on out of memory). */
+struct cJSON *berth_policy_result_to_json(const berth_policy_result *r);
 
 /* Parses and validates a policy text (one rule or an array) without a store; *n_rules gets the number of rules.
  * BERTH_EINVAL with one line naming the rule and the field, and for a bad regex its offset. */
