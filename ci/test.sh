@@ -11,6 +11,9 @@ quick=0
 
 step() { printf '\n=== %s\n' "$*"; }
 
+step "layers: the CLI and the server never include each other"
+ci/check-layers.sh
+
 step "dependencies"
 ci/install-deps.sh
 step "docker daemon and images"
