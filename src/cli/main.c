@@ -67,7 +67,7 @@ cli_main(int argc, char **argv, cli_command_fn serve)
     return 0;
   }
   if (strcmp(argv[1], "--version") == 0) {
-    printf("berth %s\n", BERTH_VERSION);
+    printf("berth %s (commit %s)\n", BERTH_VERSION, BERTH_COMMIT);
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
