@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "berth_commit.h" /* generated: BERTH_COMMIT */
 #include "cli.h"
 #include "client.h"
 
