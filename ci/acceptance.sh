@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the user-level acceptance scripts from ../shared/acceptance against a built berth binary.
+# Runs the user-level acceptance scripts from ../shared/acceptance against a built berth binary. They live beside
+# the project's CI checkout, not in this repository: without them this prints one line and exits 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BERTH=$(cd "$(dirname "${1:-build/berth}")" && pwd)/$(basename "${1:-build/berth}")

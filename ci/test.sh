@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of berth on a fresh Debian bookworm machine: installs what is missing, starts (or reuses) a
 # Docker daemon, builds the images offline, then builds berth twice (warnings as errors; ASan+UBSan) and runs the
-# unit, integration and acceptance tests against the real daemon.
+# unit and integration tests against the real daemon, and the acceptance scripts where CI has them.
 #   ci/test.sh            everything
 #   ci/test.sh --quick    one build, no sanitizer pass
 set -euo pipefail
@@ -10,6 +10,9 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 step() { printf '\n=== %s\n' "$*"; }
+
+step "layers: the CLI and the server never include each other"
+ci/check-layers.sh
 
 step "dependencies"
 ci/install-deps.sh
@@ -23,7 +26,7 @@ cmake --build build -j"$(nproc)"
 step "unit and integration tests"
 ctest --test-dir build --output-on-failure --timeout 900
 
-step "acceptance scripts (../shared/acceptance)"
+step "acceptance scripts (../shared/acceptance, beside CI's checkout; skipped when absent)"
 ci/acceptance.sh build/berth
 
 if [ $quick -eq 0 ]; then

@@ -43,6 +43,9 @@ int berth_audit_verify_detail(berth_store *st, int64_t *first_bad, int64_t *coun
 /* {"records":[{"id","at","time","actor","action","target","args","outcome","hash"}]}, oldest first, with
  * at >= since_ms (0 = all). NULL on error. */
 struct cJSON *berth_audit_list_json(berth_store *st, int64_t since_ms, berth_error **err);
+/* `berth audit verify` and GET /v1/audit/verify: {"intact": true, "records", "head"} or {"intact": false,
+ * "records", "first_bad", "problem"}. A new object the caller owns; NULL with *err on store errors. */
+struct cJSON *berth_audit_verify_json(berth_store *st, berth_error **err);
 
 /* A point in time for --since / --at: "2024-05-01", "2024-05-01T12:00[:00][Z]" (UTC), or a duration ago ("90m",
  * "1h30m", "7d"). */

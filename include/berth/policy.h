@@ -1,6 +1,6 @@
 /* Task policies: admin rules, added from JSON files, that allow or deny a task before it is queued.
  *
- * A rule (DESIGN.md "Task policy files"; a file holds one rule object or an array of them):
+ * A rule (docs/governance.md "Task policies"; a file holds one rule object or an array of them):
  *   name      required, [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, unique in the store (adding a rule again replaces it)
  *   command   PCRE2 pattern searched in the task's command (anchor it with ^ yourself)
  *   actors    array of actor names (exact)
@@ -52,6 +52,9 @@ typedef struct berth_policy_result {
 } berth_policy_result;
 
 void berth_policy_result_clear(berth_policy_result *r);
+/* `berth policy test` and POST /v1/policies/test: {"decision": "allow"|"deny", "rule", "message", "matched": [...]}.
+ * A new object the caller owns (NULL only on out of memory). */
+struct cJSON *berth_policy_result_to_json(const berth_policy_result *r);
 
 /* Parses and validates a policy text (one rule or an array) without a store; *n_rules gets the number of rules.
  * BERTH_EINVAL with one line naming the rule and the field, and for a bad regex its offset. */

@@ -18,4 +18,9 @@ cJSON *berth_task_to_json_redacted(const berth_task *t, struct berth_secrets *re
  * of one stack. NULL on failure. The caller frees it with berth_secrets_free. */
 struct berth_secrets *berth_display_secrets(berth_store *st, const char *stack);
 
+/* `berth stack state` and GET /v1/stacks/{name}/state: {"stack", "persist": [...], "versions": [{"version",
+ * "task_id", "created_at", "files", "bytes", "path"}]}, newest version first. A new object the caller owns; NULL
+ * with *err on failure. */
+cJSON *berth_stack_state_json(berth_store *st, const berth_stack *s, berth_error **err);
+
 #endif

@@ -25,7 +25,7 @@ int berth_max_parallel_tasks(const struct berth_config *cfg);
  * supervisor itself could not work (store unreadable, task already supervised ...). */
 int berth_task_supervise(berth_store *st, const char *task_id, berth_error **err);
 
-/* The CLI's exit status for a finished task record (DESIGN.md: 0, the command's status, 124, 125). */
+/* The CLI's exit status for a finished task record (docs/contract.md: 0, the command's status, 124, 125). */
 int berth_task_exit_status(const char *state, const char *reason, int exit_code);
 
 #endif

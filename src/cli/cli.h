@@ -14,9 +14,14 @@ int cmd_task(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
-int cmd_serve(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_supervise(int argc, char **argv); /* internal: the background supervisor of one task */
+
+/* The berth command line: dispatches argv[1] to its command and returns the exit status. `serve` goes to serve,
+ * the HTTP front end's entry point, which the program's main passes in (src/main.c): the CLI and the server never
+ * include each other. */
+typedef int (*cli_command_fn)(int argc, char **argv);
+int cli_main(int argc, char **argv, cli_command_fn serve);
 
 /* Prints "berth: <msg>" on stderr (the message passes the process-wide redactor when one is set) and returns the
  * exit code mapped from err's code. Frees err. */

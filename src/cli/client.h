@@ -40,13 +40,6 @@ void policy_test_req_clear(policy_test_req *r);
  * stack_body_free. */
 int stack_edit_body(int argc, char **argv, bool is_update, const char **name, cJSON **body);
 void stack_body_free(cJSON *body);
-/* The host checks of a stack after a change, shared by local mode and the server (which checks on its own host
- * whatever the caller sent): when project_dir_changed, s->project_dir must be an existing readable directory and
- * is made absolute (realpath); when subdir_changed, s->subdir is normalized; after either, the subdir must be a
- * directory under the project dir. With home, the admin config (home/config.json) must allow s->pull_policy. */
-int stack_check_host(berth_stack *s, const char *home, bool project_dir_changed, bool subdir_changed,
-                     berth_error **err);
-
 /* ---- HTTP (client_http.c) ---- */
 typedef struct client_conn client_conn;
 

@@ -36,7 +36,7 @@ cmd_verify(bool json)
   if (rc != 0)
     return rc;
   berth_error *err = NULL;
-  cJSON *j = cli_audit_verify_json(st, &err);
+  cJSON *j = berth_audit_verify_json(st, &err);
   berth_store_close(st);
   if (j == NULL)
     return cli_fail(err);

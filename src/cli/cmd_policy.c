@@ -366,7 +366,7 @@ cmd_test(int argc, char **argv)
     rc = cli_fail(err);
     goto out;
   }
-  cJSON *j = cli_policy_result_json(&res);
+  cJSON *j = berth_policy_result_to_json(&res);
   if (t.json)
     cli_print_json(j);
   else

@@ -15,7 +15,9 @@
 #include "berth/cleanup.h"
 #include "berth/config.h"
 #include "berth/parse.h"
+#include "berth/stack_host.h"
 #include "berth/store.h"
+#include "berth/task_json.h"
 #include "cli.h"
 #include "client.h"
 #include "render.h"
@@ -265,37 +267,6 @@ parse_edit_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
   }
 }
 
-/* The project dir must exist, be a directory and be readable; it is stored absolute (realpath). */
-static int
-resolve_project_dir(const char *dir, char **out, berth_error **err)
-{
-  char *abs = realpath(dir, NULL);
-  if (abs == NULL) {
-    if (errno == ENOENT)
-      return berth_error_set(err, BERTH_EINVAL, "project dir `%s` does not exist", dir);
-    return berth_error_set_errno(err, BERTH_EINVAL, errno, "project dir `%s` cannot be resolved", dir);
-  }
-  struct stat sb;
-  int rc = 0;
-  if (stat(abs, &sb) < 0)
-    rc = berth_error_set_errno(err, BERTH_EINVAL, errno, "project dir `%s`", dir);
-  else if (!S_ISDIR(sb.st_mode))
-    rc = berth_error_set(err, BERTH_EINVAL, "project dir `%s` is not a directory", dir);
-  else {
-    DIR *d = opendir(abs);
-    if (d == NULL || access(abs, R_OK | X_OK) < 0)
-      rc = berth_error_set_errno(err, BERTH_EINVAL, errno, "project dir `%s` is not readable", dir);
-    if (d)
-      closedir(d);
-  }
-  if (rc < 0) {
-    free(abs);
-    return rc;
-  }
-  *out = abs;
-  return 0;
-}
-
 static int
 replace_str(char **dst, const char *src, berth_error **err)
 {
@@ -320,47 +291,7 @@ apply_env(berth_kv **kv, size_t *n, const berth_kv *add, size_t n_add, const ber
   return 0;
 }
 
-int
-stack_check_host(berth_stack *s, const char *home, bool project_dir_changed, bool subdir_changed, berth_error **err)
-{
-  int rc = 0;
-  if (project_dir_changed && s->project_dir) {
-    char *abs = NULL;
-    if ((rc = resolve_project_dir(s->project_dir, &abs, err)) < 0)
-      return rc;
-    free(s->project_dir);
-    s->project_dir = abs;
-  }
-  if (subdir_changed && s->subdir) {
-    char *norm = NULL;
-    if ((rc = berth_parse_relative_path("subdir", s->subdir, &norm, err)) < 0)
-      return rc;
-    free(s->subdir);
-    s->subdir = norm;
-  }
-  if (s->subdir && (subdir_changed || project_dir_changed)) {
-    if (s->project_dir == NULL)
-      return berth_error_set(err, BERTH_EINVAL, "--subdir needs a project dir (--project-dir DIR)");
-    cleanup_free char *path = NULL;
-    struct stat sb;
-    if (asprintf(&path, "%s/%s", s->project_dir, s->subdir) < 0)
-      return oom(err);
-    if (stat(path, &sb) < 0 || !S_ISDIR(sb.st_mode))
-      return berth_error_set(err, BERTH_EINVAL, "subdir `%s` is not a directory under %s", s->subdir, s->project_dir);
-  }
-  if (home == NULL)
-    return 0;
-  /* the admin's config may restrict the pull policies stacks can choose */
-  berth_config cfg;
-  if ((rc = berth_config_load(home, &cfg, err)) < 0)
-    return rc;
-  if (s->pull_policy)
-    rc = berth_config_check_pull_policy(&cfg, s->pull_policy, err);
-  berth_config_clear(&cfg);
-  return rc;
-}
-
-/* Applies the edit to s (the file system parts are checked by stack_check_host). */
+/* Applies the edit to s (the file system parts are checked by berth_stack_check_host). */
 static int
 apply_edit(stack_edit *e, berth_stack *s, berth_error **err)
 {
@@ -481,8 +412,8 @@ cmd_edit(int argc, char **argv, bool is_update)
   }
   /* everything is checked before the store is opened for a create, so a bad flag leaves nothing behind */
   if (home == NULL || apply_edit(&e, s, &err) < 0
-      || stack_check_host(s, NULL, e.project_dir != NULL, e.subdir != NULL, &err) < 0
-      || berth_stack_validate(s, &err) < 0 || stack_check_host(s, home, false, false, &err) < 0) {
+      || berth_stack_check_host(s, NULL, e.project_dir != NULL, e.subdir != NULL, &err) < 0
+      || berth_stack_validate(s, &err) < 0 || berth_stack_check_host(s, home, false, false, &err) < 0) {
     rc = cli_fail(err ? err : (oom(&err), err));
     goto out;
   }
@@ -533,7 +464,7 @@ edit_json(const stack_edit *e, const char *name, cJSON *o, berth_error **err)
     cJSON_AddStringToObject(o, "image", e->image);
   if (e->project_dir) {
     cleanup_free char *abs = NULL;
-    if (*e->project_dir && (rc = resolve_project_dir(e->project_dir, &abs, err)) < 0)
+    if (*e->project_dir && (rc = berth_stack_resolve_project_dir(e->project_dir, &abs, err)) < 0)
       return rc;
     cJSON_AddItemToObject(o, "project_dir", abs ? cJSON_CreateString(abs) : cJSON_CreateNull());
   }
@@ -740,7 +671,7 @@ cmd_state(int argc, char **argv)
   berth_stack *s = NULL;
   cJSON *j = NULL;
   if (open_store(&st, &err) < 0 || berth_store_stack_get(st, name, &s, &err) < 0
-      || (j = cli_stack_state_json(st, s, &err)) == NULL) {
+      || (j = berth_stack_state_json(st, s, &err)) == NULL) {
     berth_stack_free(s);
     berth_store_close(st);
     return cli_fail(err);

@@ -1,8 +1,9 @@
-/* berth: entry point and subcommand dispatch. */
+/* The berth command line: subcommand dispatch. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "berth_commit.h" /* generated: BERTH_COMMIT */
 #include "cli.h"
 #include "client.h"
 
@@ -17,7 +18,7 @@ static const struct {
   { "image", cmd_image, "image allowlist: allow, deny, remove, list, check" },
   { "policy", cmd_policy, "task policies: add, list, remove, test" },
   { "audit", cmd_audit, "the audit trail: list, verify" },
-  { "serve", cmd_serve, "the HTTP API server" },
+  { "serve", NULL, "the HTTP API server" }, /* the server front end's, passed to cli_main */
   { "key", cmd_key, "API keys: create, list, revoke" },
   { "__supervise", cmd_supervise, NULL },
 };
@@ -54,7 +55,7 @@ cli_usage_error(const char *fmt, ...)
 }
 
 int
-main(int argc, char **argv)
+cli_main(int argc, char **argv, cli_command_fn serve)
 {
   if (client_wanted(&argc, &argv))
     return client_main(argc, argv);
@@ -67,11 +68,11 @@ main(int argc, char **argv)
     return 0;
   }
   if (strcmp(argv[1], "--version") == 0) {
-    printf("berth %s\n", BERTH_VERSION);
+    printf("berth %s (commit %s)\n", BERTH_VERSION, BERTH_COMMIT);
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(argv[1], commands[i].name) == 0)
-      return commands[i].fn(argc - 1, argv + 1);
+      return (commands[i].fn ? commands[i].fn : serve)(argc - 1, argv + 1);
   return cli_usage_error("unknown command '%s' (see 'berth --help')", argv[1]);
 }

@@ -178,36 +178,6 @@ cli_render_stack_list(const cJSON *stacks)
   }
 }
 
-cJSON *
-cli_stack_state_json(berth_store *st, const berth_stack *s, berth_error **err)
-{
-  berth_state_version *v = NULL;
-  size_t n = 0;
-  if (berth_state_list(st, s->name, &v, &n, err) < 0)
-    return NULL;
-  char b1[64];
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "stack", s->name);
-  cJSON *persist = cJSON_AddArrayToObject(o, "persist");
-  for (size_t i = 0; i < s->persist.n; i++)
-    cJSON_AddItemToArray(persist, cJSON_CreateString(s->persist.v[i]));
-  cJSON *arr = cJSON_AddArrayToObject(o, "versions");
-  for (size_t i = 0; i < n; i++) {
-    cJSON *e = cJSON_CreateObject();
-    char *path = berth_state_version_path(st, s->name, v[i].version);
-    cJSON_AddNumberToObject(e, "version", (double) v[i].version);
-    v[i].task_id ? cJSON_AddStringToObject(e, "task_id", v[i].task_id) : cJSON_AddNullToObject(e, "task_id");
-    cJSON_AddStringToObject(e, "created_at", berth_format_time(v[i].created_at, b1, sizeof b1));
-    cJSON_AddNumberToObject(e, "files", (double) v[i].files);
-    cJSON_AddNumberToObject(e, "bytes", (double) v[i].bytes);
-    cJSON_AddStringToObject(e, "path", path ? path : "");
-    free(path);
-    cJSON_AddItemToArray(arr, e);
-  }
-  berth_state_versions_free(v, n);
-  return o;
-}
-
 void
 cli_render_stack_state(const cJSON *state)
 {
@@ -227,19 +197,6 @@ cli_render_stack_state(const cJSON *state)
 }
 
 /* ---- policy test, audit ---- */
-
-cJSON *
-cli_policy_result_json(const berth_policy_result *r)
-{
-  cJSON *j = cJSON_CreateObject();
-  cJSON_AddStringToObject(j, "decision", r->denied ? "deny" : "allow");
-  r->rule ? cJSON_AddStringToObject(j, "rule", r->rule) : cJSON_AddNullToObject(j, "rule");
-  r->message ? cJSON_AddStringToObject(j, "message", r->message) : cJSON_AddNullToObject(j, "message");
-  cJSON *m = cJSON_AddArrayToObject(j, "matched");
-  for (size_t i = 0; i < r->n_matched; i++)
-    cJSON_AddItemToArray(m, cJSON_CreateString(r->matched[i]));
-  return j;
-}
 
 void
 cli_render_policy_result(const cJSON *r)
@@ -276,27 +233,6 @@ cli_render_audit(const cJSON *records)
       free(a);
     }
   }
-}
-
-cJSON *
-cli_audit_verify_json(berth_store *st, berth_error **err)
-{
-  int64_t first_bad = 0, count = 0;
-  char *why = NULL, *head = NULL;
-  if (berth_audit_verify_detail(st, &first_bad, &count, &why, &head, err) < 0)
-    return NULL;
-  cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "intact", first_bad == 0);
-  cJSON_AddNumberToObject(j, "records", (double) count);
-  if (first_bad) {
-    cJSON_AddNumberToObject(j, "first_bad", (double) first_bad);
-    cJSON_AddStringToObject(j, "problem", why ? why : "");
-  } else {
-    cJSON_AddStringToObject(j, "head", head ? head : "");
-  }
-  free(why);
-  free(head);
-  return j;
 }
 
 void

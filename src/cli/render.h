@@ -13,7 +13,7 @@
 void cli_render_task_list(const cJSON *tasks);
 /* `berth task show`: one task object with its history. */
 void cli_render_task(const cJSON *task);
-/* The exit status of `berth task run` for a final task object (DESIGN.md: 0, the command's status, 124, 125). */
+/* The exit status of `berth task run` for a final task object (docs/contract.md: 0, the command's status, 124, 125). */
 int cli_task_exit_status(const cJSON *task);
 
 /* `berth stack show`: one stack object (berth_stack_to_json's form). Secret values are printed as *** whatever the
@@ -21,25 +21,14 @@ int cli_task_exit_status(const cJSON *task);
 void cli_render_stack(const cJSON *stack);
 /* `berth stack list`: a table of stack objects (the "stacks" array). */
 void cli_render_stack_list(const cJSON *stacks);
-/* `berth stack state`: the object of cli_stack_state_json (GET /v1/stacks/{name}/state). */
+/* `berth stack state`: the object of berth_stack_state_json (GET /v1/stacks/{name}/state). */
 void cli_render_stack_state(const cJSON *state);
-/* `berth policy test`: {"decision", "rule", "message", "matched"} (cli_policy_result_json). */
+/* `berth policy test`: {"decision", "rule", "message", "matched"} (berth_policy_result_to_json). */
 void cli_render_policy_result(const cJSON *result);
 /* `berth audit`: a table of audit records (the "records" array of berth_audit_list_json). */
 void cli_render_audit(const cJSON *records);
-/* `berth audit verify`: the object of cli_audit_verify_json; its exit status is 0 intact, 1 broken. */
+/* `berth audit verify`: the object of berth_audit_verify_json; its exit status is 0 intact, 1 broken. */
 void cli_render_audit_verify(const cJSON *verify);
 int cli_audit_verify_exit_status(const cJSON *verify);
-
-/* ---- the records: built the same way by local mode and by the server (src/server), so that both render, and
- * answer --json, from the same object. Each returns a new object the caller deletes; NULL with *err on failure. ---- */
-
-/* {"stack", "persist": [...], "versions": [{"version", "task_id", "created_at", "files", "bytes", "path"}]}, newest
- * version first. */
-cJSON *cli_stack_state_json(berth_store *st, const berth_stack *s, berth_error **err);
-/* {"intact", "records", "head"} or {"intact": false, "records", "first_bad", "problem"}. */
-cJSON *cli_audit_verify_json(berth_store *st, berth_error **err);
-/* {"decision": "allow"|"deny", "rule", "message", "matched": [...]} (never NULL but on out of memory). */
-cJSON *cli_policy_result_json(const berth_policy_result *r);
 
 #endif

@@ -5,7 +5,6 @@
 #include "berth/allowlist.h"
 #include "berth/audit.h"
 #include "berth/policy.h"
-#include "../cli/render.h"
 #include "server.h"
 
 int
@@ -195,7 +194,7 @@ out:
     berth_policy_result_clear(&res);
     return srv_fail(out, err);
   }
-  srv_ok(out, 200, cli_policy_result_json(&res));
+  srv_ok(out, 200, berth_policy_result_to_json(&res));
   berth_policy_result_clear(&res);
   return 0;
 }

@@ -11,7 +11,6 @@
 #include "berth/doctor.h"
 #include "berth/actions.h"
 #include "berth/task_runner.h"
-#include "../cli/render.h"
 #include "server.h"
 
 void
@@ -65,7 +64,7 @@ int
 api_audit_verify(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
-  cJSON *j = cli_audit_verify_json(r->st, &err);
+  cJSON *j = berth_audit_verify_json(r->st, &err);
   return j ? srv_ok(out, 200, j) : srv_fail(out, err);
 }
 

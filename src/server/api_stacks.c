@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "berth/actions.h"
-#include "../cli/client.h"
-#include "../cli/render.h"
+#include "berth/stack_host.h"
+#include "berth/task_json.h"
 #include "server.h"
 
 int
@@ -42,12 +42,12 @@ masked_args(const cJSON *body)
 }
 
 /* What the CLI checks on its host, checked again here on the server's: the project dir and subdir, and the admin
- * config's pull policies (stack_check_host, shared with local mode). */
+ * config's pull policies (berth_stack_check_host, shared with local mode). */
 static int
 host_checks(srv_req *r, berth_stack *s, const cJSON *body, berth_error **err)
 {
-  if (stack_check_host(s, r->srv->home, cJSON_HasObjectItem(body, "project_dir"), cJSON_HasObjectItem(body, "subdir"),
-                       err)
+  if (berth_stack_check_host(s, r->srv->home, cJSON_HasObjectItem(body, "project_dir"),
+                             cJSON_HasObjectItem(body, "subdir"), err)
       < 0)
     return -1;
   return berth_stack_validate(s, err);
@@ -139,7 +139,7 @@ api_stack_state(srv_req *r, srv_resp *out)
   berth_stack *s = NULL;
   cJSON *j = NULL;
   if (srv_check_stack(r, r->args[0], &err) < 0 || berth_store_stack_get(r->st, r->args[0], &s, &err) < 0
-      || (j = cli_stack_state_json(r->st, s, &err)) == NULL) {
+      || (j = berth_stack_state_json(r->st, s, &err)) == NULL) {
     berth_stack_free(s);
     return srv_fail(out, err);
   }

@@ -184,6 +184,9 @@ typedef struct srv_options {
 } srv_options;
 /* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */
 int srv_run(const srv_options *o, berth_error **err);
+/* `berth serve [OPTIONS]` (serve_main.c): argv[0] is "serve". Parses the options, runs the server, and returns the
+ * process exit status. */
+int srv_main(int argc, char **argv);
 
 /* ---- the spawner thread (spawner.c) ---- */
 int srv_spawner_start(const char *home, srv_spawner **out, berth_error **err);

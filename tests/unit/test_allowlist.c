@@ -15,13 +15,14 @@
 
 #include "berth/allowlist.h"
 #include "berth/store.h"
+#include "peer_vectors.h"
 
+/* rel under dir; a dir of NULL is BERTH_TEST_DATA (tests/data/, set by ctest). */
 static cJSON *
-load_json(const char *env, const char *rel)
+load_json(const char *dir, const char *rel)
 {
-  const char *dir = getenv(env);
-  if (dir == NULL)
-    fail_msg("%s is not set (run through ctest)", env);
+  if (dir == NULL && (dir = getenv("BERTH_TEST_DATA")) == NULL)
+    fail_msg("BERTH_TEST_DATA is not set (run through ctest)");
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, rel);
   FILE *f = fopen(path, "rb");
@@ -55,7 +56,7 @@ static void
 test_normalize_table(void **state)
 {
   (void) state;
-  cJSON *all = load_json("BERTH_TEST_DATA", "allowlist/cases.json");
+  cJSON *all = load_json(NULL, "allowlist/cases.json");
   const cJSON *c;
   int n = 0;
   cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(all, "normalize"))
@@ -83,7 +84,7 @@ static void
 test_invalid_patterns(void **state)
 {
   (void) state;
-  cJSON *all = load_json("BERTH_TEST_DATA", "allowlist/cases.json");
+  cJSON *all = load_json(NULL, "allowlist/cases.json");
   const cJSON *c;
   cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(all, "invalid_patterns"))
   {
@@ -153,7 +154,7 @@ static void
 test_decide_table(void **state)
 {
   (void) state;
-  cJSON *all = load_json("BERTH_TEST_DATA", "allowlist/cases.json");
+  cJSON *all = load_json(NULL, "allowlist/cases.json");
   const cJSON *c;
   int n = 0;
   cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(all, "decide"))
@@ -199,7 +200,7 @@ static void
 test_gitlab_vectors(void **state)
 {
   (void) state;
-  cJSON *all = load_json("BERTH_PEER_VECTORS", "gitlab-allowed-images.json");
+  cJSON *all = load_json(peer_vectors_dir("GitLab Runner's allowed_images vectors"), "gitlab-allowed-images.json");
   const cJSON *c;
   size_t rows = 0, differ = 0;
   cJSON_ArrayForEach(c, all)

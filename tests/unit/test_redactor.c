@@ -14,6 +14,7 @@
 
 #include "berth/buf.h"
 #include "berth/redactor.h"
+#include "peer_vectors.h"
 
 /* ---- helpers ---- */
 
@@ -607,18 +608,6 @@ test_sink_abort(void **state)
 
 /* ---- peer vectors ---- */
 
-static char *
-peer_path(const char *file)
-{
-  const char *d = getenv("BERTH_PEER_VECTORS");
-  char *p = malloc(8192);
-  if (d != NULL)
-    snprintf(p, 8192, "%s/%s", d, file);
-  else /* the source tree's sibling: <src>/tests/unit/this.c -> <src>/../shared */
-    snprintf(p, 8192, "%s/../shared/reference/peer-vectors/%s", src_root(), file);
-  return p;
-}
-
 /* Cases where our contract differs from the peer on purpose (docs/security.md, "Peer test vectors"). */
 static const char *
 peer_skip_reason(const char *file, const cJSON *c)
@@ -699,10 +688,10 @@ peer_expected(const char *exp, const char *repl)
 static void
 run_peer_file(const char *file, int *ran, int *skipped)
 {
-  char *path = peer_path(file);
+  char *path = peer_vectors_path(file, "the redaction vectors of Buildkite, GitLab Runner and GitHub Actions");
   char *text = read_file(path, NULL);
   if (text == NULL)
-    fail_msg("peer vectors not found at %s (set BERTH_PEER_VECTORS)", path);
+    fail_msg("cannot read %s", path);
   cJSON *root = cJSON_Parse(text);
   const cJSON *c;
   cJSON_ArrayForEach(c, root)
@@ -798,9 +787,10 @@ static void
 test_peer_fuzz_corpus(void **state)
 {
   (void) state;
-  char *path = peer_path("buildkite-fuzz-corpus.json");
+  char *path = peer_vectors_path("buildkite-fuzz-corpus.json", "Buildkite's redactor fuzz corpus");
   char *text = read_file(path, NULL);
-  assert_non_null(text);
+  if (text == NULL)
+    fail_msg("cannot read %s", path);
   cJSON *root = cJSON_Parse(text);
   const cJSON *c;
   int n = 0;

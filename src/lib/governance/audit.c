@@ -440,3 +440,24 @@ berth_audit_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, berth_err
   *out_ms = now_ms - ago;
   return 0;
 }
+
+cJSON *
+berth_audit_verify_json(berth_store *st, berth_error **err)
+{
+  int64_t first_bad = 0, count = 0;
+  char *why = NULL, *head = NULL;
+  if (berth_audit_verify_detail(st, &first_bad, &count, &why, &head, err) < 0)
+    return NULL;
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "intact", first_bad == 0);
+  cJSON_AddNumberToObject(j, "records", (double) count);
+  if (first_bad) {
+    cJSON_AddNumberToObject(j, "first_bad", (double) first_bad);
+    cJSON_AddStringToObject(j, "problem", why ? why : "");
+  } else {
+    cJSON_AddStringToObject(j, "head", head ? head : "");
+  }
+  free(why);
+  free(head);
+  return j;
+}

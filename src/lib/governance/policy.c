@@ -649,3 +649,16 @@ berth_policy_list_json(berth_store *st, berth_error **err)
   sqlite3_finalize(stmt);
   return root;
 }
+
+cJSON *
+berth_policy_result_to_json(const berth_policy_result *r)
+{
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "decision", r->denied ? "deny" : "allow");
+  r->rule ? cJSON_AddStringToObject(j, "rule", r->rule) : cJSON_AddNullToObject(j, "rule");
+  r->message ? cJSON_AddStringToObject(j, "message", r->message) : cJSON_AddNullToObject(j, "message");
+  cJSON *m = cJSON_AddArrayToObject(j, "matched");
+  for (size_t i = 0; i < r->n_matched; i++)
+    cJSON_AddItemToArray(m, cJSON_CreateString(r->matched[i]));
+  return j;
+}

@@ -1,9 +1,10 @@
-/* JSON views of tasks. */
+/* JSON views of tasks and of a stack's state versions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "berth/parse.h"
 #include "berth/redactor.h"
 #include "berth/task_json.h"
 
@@ -131,5 +132,35 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
       cJSON_AddItemToArray(h, e);
     }
   }
+  return o;
+}
+
+cJSON *
+berth_stack_state_json(berth_store *st, const berth_stack *s, berth_error **err)
+{
+  berth_state_version *v = NULL;
+  size_t n = 0;
+  if (berth_state_list(st, s->name, &v, &n, err) < 0)
+    return NULL;
+  char b1[64];
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "stack", s->name);
+  cJSON *persist = cJSON_AddArrayToObject(o, "persist");
+  for (size_t i = 0; i < s->persist.n; i++)
+    cJSON_AddItemToArray(persist, cJSON_CreateString(s->persist.v[i]));
+  cJSON *arr = cJSON_AddArrayToObject(o, "versions");
+  for (size_t i = 0; i < n; i++) {
+    cJSON *e = cJSON_CreateObject();
+    char *path = berth_state_version_path(st, s->name, v[i].version);
+    cJSON_AddNumberToObject(e, "version", (double) v[i].version);
+    v[i].task_id ? cJSON_AddStringToObject(e, "task_id", v[i].task_id) : cJSON_AddNullToObject(e, "task_id");
+    cJSON_AddStringToObject(e, "created_at", berth_format_time(v[i].created_at, b1, sizeof b1));
+    cJSON_AddNumberToObject(e, "files", (double) v[i].files);
+    cJSON_AddNumberToObject(e, "bytes", (double) v[i].bytes);
+    cJSON_AddStringToObject(e, "path", path ? path : "");
+    free(path);
+    cJSON_AddItemToArray(arr, e);
+  }
+  berth_state_versions_free(v, n);
   return o;
 }

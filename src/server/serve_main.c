@@ -1,12 +1,12 @@
-/* berth serve: the HTTP API server (src/server/). */
+/* `berth serve`: the server front end's own command line. The berth binary hands the command to it (src/main.c);
+ * like the CLI, it prints errors as one `berth: ` line and maps them to exit statuses through the one table. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/server.h"
 #include "berth/parse.h"
-#include "cli.h"
+#include "server.h"
 
 static const char serve_usage[]
     = "usage: berth serve [--listen unix:PATH|tcp:HOST:PORT]... [--tls-cert FILE --tls-key FILE] [--grace DUR]\n"
@@ -18,8 +18,18 @@ static const char serve_usage[]
       "interrupted. --client-timeout (default 30s) closes connections idle that long (slow clients).\n"
       "A restart fails tasks left by a crash (executor interrupted) and removes their containers.\n";
 
+/* One `berth: ` line on stderr, and the exit status of err's code. Frees err. */
+static int
+fail(berth_error *err)
+{
+  int code = err ? err->code : BERTH_EINTERNAL;
+  fprintf(stderr, "berth: %s\n", err && err->msg ? err->msg : "unknown error");
+  berth_error_free(err);
+  return berth_error_exit_code(code);
+}
+
 int
-cmd_serve(int argc, char **argv)
+srv_main(int argc, char **argv)
 {
   static const struct option opts[] = { { "listen", required_argument, NULL, 'l' },
                                         { "tls-cert", required_argument, NULL, 'c' },
@@ -37,7 +47,7 @@ cmd_serve(int argc, char **argv)
     switch (c) {
     case 'l':
       if (o.n_listen >= sizeof listen / sizeof listen[0])
-        return cli_usage_error("serve: at most 16 --listen addresses");
+        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: at most 16 --listen addresses"), err));
       listen[o.n_listen++] = optarg;
       break;
     case 'c':
@@ -48,28 +58,28 @@ cmd_serve(int argc, char **argv)
       break;
     case 'g':
       if (berth_parse_duration_ms(optarg, &o.grace_ms, &err) < 0)
-        return cli_fail(err);
+        return fail(err);
       break;
     case 't':
       if (berth_parse_duration_ms(optarg, &o.client_timeout_ms, &err) < 0)
-        return cli_fail(err);
+        return fail(err);
       break;
     case 'h':
       fputs(serve_usage, stdout);
       return 0;
     default:
-      return cli_usage_error("serve: unknown option (see 'berth serve --help')");
+      return fail((berth_error_set(&err, BERTH_EINVAL, "serve: unknown option (see 'berth serve --help')"), err));
     }
   }
   if (optind < argc)
-    return cli_usage_error("serve: unexpected argument `%s`", argv[optind]);
+    return fail((berth_error_set(&err, BERTH_EINVAL, "serve: unexpected argument `%s`", argv[optind]), err));
   char *home = berth_home_default();
   if (home == NULL)
-    return cli_usage_error("serve: out of memory");
+    return fail((berth_error_set(&err, BERTH_EINTERNAL, "serve: out of memory"), err));
   o.home = home;
   int rc = srv_run(&o, &err);
   free(home);
   if (rc < 0)
-    return cli_fail(err);
+    return fail(err);
   return 0;
 }

@@ -1,0 +1,21 @@
+/* The checks of a stack that depend on the host berth runs on, not on the record alone: shared by `berth stack
+ * create|update` and the server's POST/PATCH /v1/stacks, which checks on its own host whatever the caller sent. */
+#ifndef BERTH_STACK_HOST_H
+#define BERTH_STACK_HOST_H
+
+#include <stdbool.h>
+
+#include "berth/error.h"
+#include "berth/store.h"
+
+/* The project dir must exist, be a directory and be readable. On success *out is its absolute path (realpath),
+ * owned by the caller. BERTH_EINVAL naming dir otherwise. */
+int berth_stack_resolve_project_dir(const char *dir, char **out, berth_error **err);
+
+/* After a change to s: when project_dir_changed, s->project_dir is resolved as above and replaced by its absolute
+ * path; when subdir_changed, s->subdir is normalized; after either, the subdir must be a directory under the
+ * project dir. With home (NULL: skipped), the admin config (home/config.json) must allow s->pull_policy. */
+int berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_changed, bool subdir_changed,
+                           berth_error **err);
+
+#endif
