@@ -35,6 +35,8 @@ int berth_task_log_write(berth_task_log *l, int kind, int phase, const char *dat
 int berth_task_log_flush(berth_task_log *l, berth_error **err);
 #define BERTH_LOG_BUFFER (256u * 1024u)
 void berth_task_log_close(berth_task_log *l);
+/* The errno of the first write to the log that failed (ENOSPC on a full disk), 0 if none did. */
+int berth_task_log_failed_errno(const berth_task_log *l);
 
 /* Incremental reader: call berth_task_log_read repeatedly; it reads what is there now and hands every whole
  * record to fn. Returns the number of records delivered, or <0. A missing file reads as empty. */

@@ -16,6 +16,7 @@
 #include "berth/redactor.h"
 #include "berth/store.h"
 #include "berth/task_json.h"
+#include "berth/task_follow.h"
 #include "berth/task_log.h"
 #include "berth/task_queue.h"
 #include "berth/task_runner.h"
@@ -56,61 +57,14 @@ static int
 follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
 {
   berth_error *err = NULL;
-  char *path = berth_task_log_path(berth_store_home(st), id);
-  berth_log_reader *r = NULL;
-  if (path == NULL || berth_log_reader_open(path, &r, &err) < 0) {
-    free(path);
+  int rc = berth_task_follow(st, id, follow, &stop_following, on_record, fo, &err);
+  if (rc < 0)
     return cli_fail(err);
+  if (rc == 1) {
+    fprintf(stderr, "berth: stopped following task %s; it goes on (berth task logs %s --follow)\n", id, id);
+    return 130;
   }
-  free(path);
-  int rc = 0;
-  int idle_rounds = 0, watch = -1;
-  char *wpath = berth_task_log_path(berth_store_home(st), id);
-  for (;;) {
-    int n = berth_log_reader_read(r, on_record, fo, &err);
-    if (n < 0) {
-      rc = cli_fail(err);
-      break;
-    }
-    if (!follow)
-      break;
-    if (stop_following) {
-      fprintf(stderr, "berth: stopped following task %s; it goes on (berth task logs %s --follow)\n", id, id);
-      rc = 130;
-      break;
-    }
-    if (n > 0) {
-      idle_rounds = 0;
-      continue;
-    }
-    /* nothing new: has the task ended? (read once more after that to get the last records) */
-    berth_task *t = NULL;
-    if (berth_store_task_get(st, id, &t, &err) < 0) {
-      rc = cli_fail(err);
-      break;
-    }
-    /* done when the task ended and its supervisor finished cleaning up (its last notes are in the log then) */
-    bool done = berth_task_state_is_terminal(t->state) && !berth_task_is_supervised(berth_store_home(st), id);
-    berth_task_free(t);
-    if (done) {
-      berth_log_reader_read(r, on_record, fo, &err);
-      berth_error_clear(&err);
-      break;
-    }
-    if (++idle_rounds % 40 == 0) { /* every ~2 s: a dead supervisor must not leave us waiting forever */
-      berth_queue_sweep(st, NULL, &err);
-      berth_error_clear(&err);
-    }
-    /* the next write wakes us at once; the state is looked at again after 50 ms of quiet */
-    if (wpath != NULL)
-      berth_log_wait(&watch, wpath, 50);
-    else
-      usleep(50000);
-  }
-  berth_log_watch_close(&watch);
-  free(wpath);
-  berth_log_reader_close(r);
-  return rc;
+  return 0;
 }
 
 /* ---- task run ---- */

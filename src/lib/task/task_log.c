@@ -19,6 +19,8 @@ struct berth_task_log {
   char *path;
   char *buf; /* pending records, BERTH_LOG_BUFFER bytes */
   size_t len;
+  int failed_errno; /* of the first write that failed; 0 while all went well */
+  off_t size;       /* bytes of whole records in the file: a failed write is cut back to this */
 };
 
 struct berth_log_reader {
@@ -80,6 +82,8 @@ berth_task_log_create(const char *home, const char *task_id, berth_task_log **ou
     free(l);
     return rc;
   }
+  struct stat sb;
+  l->size = fstat(l->fd, &sb) == 0 ? sb.st_size : 0;
   *out = l;
   return 0;
 }
@@ -109,15 +113,36 @@ write_all(int fd, const struct iovec *iov, int n)
   return 0;
 }
 
+/* A write that failed may have left part of a record: cut the file back to whole records, so that readers never see
+ * a torn one and later records (berth's notes once space is freed) still parse. */
+static int
+write_failed(berth_task_log *l, berth_error **err)
+{
+  int e = errno;
+  if (ftruncate(l->fd, l->size) < 0) { /* nothing better to do: the reader reports the file as corrupt */
+  }
+  if (l->failed_errno == 0)
+    l->failed_errno = e;
+  return berth_error_set_errno(err, BERTH_EINTERNAL, e, "write the task log %s", l->path);
+}
+
+int
+berth_task_log_failed_errno(const berth_task_log *l)
+{
+  return l->failed_errno;
+}
+
 int
 berth_task_log_flush(berth_task_log *l, berth_error **err)
 {
   if (l->len == 0)
     return 0;
   struct iovec iov[1] = { { l->buf, l->len } };
+  size_t n = l->len;
   l->len = 0;
   if (write_all(l->fd, iov, 1) < 0)
-    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "write the task log %s", l->path);
+    return write_failed(l, err);
+  l->size += (off_t) n;
   return 0;
 }
 
@@ -138,7 +163,8 @@ berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, s
       struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *) data, n } };
       if (sizeof hdr + n > BERTH_LOG_BUFFER / 2) {
         if (write_all(l->fd, iov, 2) < 0)
-          return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "write the task log %s", l->path);
+          return write_failed(l, err);
+        l->size += (off_t) (sizeof hdr + n);
       } else {
         memcpy(l->buf, hdr, sizeof hdr);
         memcpy(l->buf + sizeof hdr, data, n);

@@ -113,17 +113,33 @@ task_is_orphan(berth_store *st, const berth_task *t)
   return true;
 }
 
+static int
+fail_orphan_err(berth_store *st, berth_docker *d, const berth_task *t, berth_error **err)
+{
+  int rc = berth_action_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted",
+                                        -1, err);
+  berth_error *e = NULL;
+  berth_store_task_forget_secrets(st, t->id, &e);
+  berth_error_free(e);
+  remove_task_containers(st, d, t->id);
+  return rc;
+}
+
 static void
 fail_orphan(berth_store *st, berth_docker *d, const berth_task *t)
 {
   berth_error *err = NULL;
-  berth_action_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted", -1,
-                               &err);
+  fail_orphan_err(st, d, t, &err);
   berth_error_free(err);
-  err = NULL;
-  berth_store_task_forget_secrets(st, t->id, &err);
-  berth_error_free(err);
-  remove_task_containers(st, d, t->id);
+}
+
+int
+berth_queue_fail_if_orphan(berth_store *st, berth_docker *d, const berth_task *t, berth_error **err)
+{
+  if (berth_task_state_is_terminal(t->state) || !task_is_orphan(st, t))
+    return 0;
+  int rc = fail_orphan_err(st, d, t, err);
+  return rc < 0 ? rc : 1;
 }
 
 int

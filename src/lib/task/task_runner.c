@@ -22,6 +22,7 @@
 #include "berth/task_queue.h"
 #include "berth/task_runner.h"
 #include "berth/task_submit.h"
+#include "berth/reserve.h"
 #include "berth/workspace.h"
 
 #define PERSIST_CAP (256u * 1024u * 1024u)
@@ -58,10 +59,31 @@ typedef struct runner {
   int64_t last_state_check_ms;
   int64_t last_flush_ms;
   bool stopped;             /* someone moved the task to STOPPED */
+  bool log_failed;          /* a write to the task log failed (a full disk): the command is stopped */
   const char *timeout_kind; /* set when a timeout fired */
 } runner;
 
 /* ---- log sinks ---- */
+
+/* The output can't be recorded: stop the command, and free the disk reserve so that the task's end can be. */
+static void
+log_fault(runner *r)
+{
+  if (!r->log_failed)
+    berth_reserve_release(berth_store_home(r->st));
+  r->log_failed = true;
+}
+
+static int
+log_fault_error(runner *r, berth_error **err)
+{
+  int e = berth_task_log_failed_errno(r->log);
+  if (e == ENOSPC || e == EDQUOT)
+    return berth_error_set(err, BERTH_EINTERNAL,
+                           "no space left on the disk under BERTH_HOME (%s): the task's output could not be recorded",
+                           berth_store_home(r->st));
+  return berth_error_set_errno(err, BERTH_EINTERNAL, e, "the task's output could not be recorded in its log");
+}
 
 static int
 sink_to_log(void *ud, const char *data, size_t len)
@@ -70,6 +92,8 @@ sink_to_log(void *ud, const char *data, size_t len)
   berth_error *e = NULL;
   int rc = berth_task_log_write(ss->r->log, ss->kind, ss->r->phase, data, len, &e);
   berth_error_free(e);
+  if (rc < 0)
+    log_fault(ss->r);
   return rc;
 }
 
@@ -200,10 +224,13 @@ on_exec_tick(void *ud)
   berth_error *fe = NULL;
   int released = berth_outwin_release(r->win, now, false, &fe);
   if (released != 0 || now - r->last_flush_ms >= 100) {
-    berth_task_log_flush(r->log, &fe);
+    if (released < 0 || berth_task_log_flush(r->log, &fe) < 0)
+      log_fault(r);
     r->last_flush_ms = now;
   }
   berth_error_free(fe);
+  if (r->log_failed)
+    return 1;
   if (r->phase != BERTH_PHASE_PERFORMING && stop_requested(r, false))
     return 1;
   if (now >= r->deadline_ms) {
@@ -234,8 +261,13 @@ run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
   berth_error_clear(&fe);
   berth_redactor_flush(r->err, &fe);
   berth_error_clear(&fe);
-  berth_task_log_flush(r->log, &fe);
+  if (berth_task_log_flush(r->log, &fe) < 0)
+    log_fault(r);
   berth_error_free(fe);
+  if (r->log_failed) {
+    berth_error_clear(err);
+    return log_fault_error(r, err);
+  }
   if (rc == 1 && r->stopped)
     return berth_error_set(err, BERTH_EBUSY, "stopped on request");
   if (rc == 1)
@@ -836,6 +868,7 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
   }
   outcome o = { 0 };
   berth_error *e = NULL;
+  berth_reserve_ensure(berth_store_home(st));
   rc = berth_config_load(berth_store_home(st), &r.cfg, &e);
   if (rc < 0) { /* a broken config.json: the task fails with the reason, on defaults for the rest */
     berth_error *de = NULL;

@@ -1,0 +1,78 @@
+/* The follower: reads the log as it grows (woken by the writer through inotify), looks at the task record when the
+ * log is quiet, and checks the supervisor's liveness lock about once a second. */
+#include <stdlib.h>
+
+#include "berth/task_follow.h"
+#include "berth/task_queue.h"
+
+#define QUIET_MS 50        /* the record is read again after this much quiet */
+#define LIVENESS_ROUNDS 20 /* quiet rounds between liveness checks (~1 s) */
+
+/* Ended (record terminal, supervisor done) -> 1; still running -> 0; supervisor gone and the record could not be
+ * updated -> <0. */
+static int
+task_done(berth_store *st, const char *id, bool check_liveness, berth_error **err)
+{
+  berth_task *t = NULL;
+  int rc = berth_store_task_get(st, id, &t, err);
+  if (rc < 0)
+    return rc;
+  const char *home = berth_store_home(st);
+  /* done when the task ended and its supervisor finished cleaning up (its last notes are in the log then) */
+  if (berth_task_state_is_terminal(t->state)) {
+    rc = !berth_task_is_supervised(home, id);
+  } else if (check_liveness) {
+    berth_error *e = NULL;
+    rc = berth_queue_fail_if_orphan(st, NULL, t, &e);
+    if (rc < 0)
+      rc = berth_error_set(err, BERTH_EINTERNAL,
+                           "task %s: its supervisor is gone and the task's record could not be updated: %s", id,
+                           e ? e->msg : "unknown error");
+    berth_error_free(e);
+  }
+  berth_task_free(t);
+  return rc;
+}
+
+int
+berth_task_follow(berth_store *st, const char *id, bool follow, const volatile sig_atomic_t *stop,
+                  berth_log_record_fn fn, void *userdata, berth_error **err)
+{
+  char *path = berth_task_log_path(berth_store_home(st), id);
+  berth_log_reader *r = NULL;
+  if (path == NULL || berth_log_reader_open(path, &r, err) < 0) {
+    free(path);
+    return path == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : BERTH_EINTERNAL;
+  }
+  int rc = 0, quiet = 0, watch = -1;
+  for (;;) {
+    int n = berth_log_reader_read(r, fn, userdata, err);
+    if (n < 0 || !follow) {
+      rc = n < 0 ? n : 0;
+      break;
+    }
+    if (stop != NULL && *stop) {
+      rc = 1;
+      break;
+    }
+    if (n > 0) {
+      quiet = 0;
+      continue;
+    }
+    int done = task_done(st, id, ++quiet % LIVENESS_ROUNDS == 0, err);
+    if (done != 0) {
+      if (done > 0) { /* read once more: the last records were written before the final transition */
+        berth_error *e = NULL;
+        berth_log_reader_read(r, fn, userdata, &e);
+        berth_error_free(e);
+      }
+      rc = done < 0 ? done : 0;
+      break;
+    }
+    berth_log_wait(&watch, path, QUIET_MS); /* the next write wakes us at once */
+  }
+  berth_log_watch_close(&watch);
+  berth_log_reader_close(r);
+  free(path);
+  return rc;
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Faults that must end cleanly, through the real binary and a real container:
+#   - the disk under BERTH_HOME fills up while a task prints: the task ends FAILED with a reason naming the full
+#     disk, the follower exits 125 with that line, and berth works again once space is back;
+#   - a supervisor killed with SIGKILL: the follower notices within seconds, says why, and exits.
+# The full disk is a small tmpfs mounted for this test (needs root; skipped with one line otherwise).
+. "$(dirname "$0")/lib.sh"
+S=$(stack_name faults)
+
+# ---- a dead supervisor (on the ordinary store) ----
+"$BERTH" stack create "$S" --image berth/busybox:latest >/dev/null
+check "stack created" test $? -eq 0
+id=$("$BERTH" task run "$S" --detach -- 'echo started; sleep 60' 2>/dev/null)
+for _ in $(seq 1 100); do
+  [ "$(task_field "$id" state)" = PERFORMING ] && break
+  sleep 0.1
+done
+pid=$(task_field "$id" supervisor_pid)
+check "the task is PERFORMING under a supervisor (pid ${pid:-none})" test -n "$pid"
+"$BERTH" task logs "$id" --follow >"$T_TMP/dead.out" 2>"$T_TMP/dead.err" </dev/null &
+follower=$!
+sleep 0.5
+kill -9 "$pid" 2>/dev/null
+start=$(date +%s%N)
+timeout 30 tail --pid="$follower" -f /dev/null
+wait "$follower"
+rc=$?
+took=$((($(date +%s%N) - start) / 1000000))
+check "a follower of a task whose supervisor was killed returns within 5 s (${took} ms)" test "$took" -le 5000
+check "  ...after printing what the task printed" grep -q started "$T_TMP/dead.out"
+check "  ...and the task is FAILED: executor interrupted" \
+  test "$(task_field "$id" state) $(task_field "$id" reason)" = "FAILED executor interrupted"
+
+# ---- a full disk ----
+if [ "$(id -u)" -ne 0 ] || ! mkdir -p "$T_TMP/small" || ! mount -t tmpfs -o size=12m tmpfs "$T_TMP/small" 2>/dev/null; then
+  echo "skip - full-disk checks: cannot mount a tmpfs here (needs root)"
+  finish
+  exit $?
+fi
+trap 'umount -l "$T_TMP/small" 2>/dev/null; t_cleanup' EXIT
+export BERTH_HOME=$T_TMP/small/home
+mkdir -p "$BERTH_HOME"
+"$BERTH" image allow 'docker.io/berth/busybox:*' >/dev/null 2>&1
+"$BERTH" stack create "$S" --image berth/busybox:latest >/dev/null
+check "a stack on a 12 MiB BERTH_HOME" test $? -eq 0
+rc=$(run "$T_TMP/ok1.out" "$T_TMP/ok1.err" "$S" -- 'echo warm')
+check "a first task runs there (rc=$rc)" test "$rc" -eq 0
+# leave about 2 MiB free, then print 8 MiB
+avail=$(df -k --output=avail "$T_TMP/small" | tail -n 1)
+fallocate -l $(((avail - 2048) * 1024)) "$T_TMP/small/filler"
+check "the disk is nearly full" test "$(df -k --output=avail "$T_TMP/small" | tail -n 1)" -le 2100
+start=$(date +%s)
+rc=$(timeout 120 "$BERTH" task run "$S" -- 'i=0; while [ $i -lt 80 ]; do head -c 102400 /dev/zero | tr "\0" x; echo; i=$((i+1)); done; echo never-here' \
+  >"$T_TMP/full.out" 2>"$T_TMP/full.err" </dev/null; echo $?)
+check "a task whose output fills the disk ends, exit 125 (rc=$rc, $(($(date +%s) - start)) s)" test "$rc" -eq 125
+check "  ...the follower says the disk is full" grep -qi "no space left" "$T_TMP/full.err"
+fid=$("$BERTH" task list --stack "$S" --limit 1 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["tasks"][0]["id"])')
+check "  ...the record is FAILED" test "$(task_field "$fid" state)" = FAILED
+check "  ...with a reason naming the full disk" sh -c "'$BERTH' task show '$fid' --json | grep -qi 'no space left'"
+check "  ...and its container is removed" test "$(docker ps -aq --filter "label=berth.task=$fid" | wc -l)" -eq 0
+rm -f "$T_TMP/small/filler"
+rc=$(run "$T_TMP/ok2.out" "$T_TMP/ok2.err" "$S" -- 'echo back')
+check "once space is back, the next task runs (rc=$rc)" test "$rc" -eq 0
+check "  ...and prints" grep -qx back "$T_TMP/ok2.out"
+check "task list works" "$BERTH" task list --stack "$S"
+finish
