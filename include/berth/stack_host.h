@@ -18,4 +18,9 @@ int berth_stack_resolve_project_dir(const char *dir, char **out, berth_error **e
 int berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_changed, bool subdir_changed,
                            berth_error **err);
 
+/* A stack whose image the allowlist refuses can be saved (an admin may allow it later), but its tasks are refused at
+ * submit: this says so, as a line for the user ("the allowlist refuses image X: ...; its tasks will be refused until
+ * an admin allows it"), or NULL when the image is allowed or the allowlist can't be read. Caller frees. */
+char *berth_stack_image_warning(berth_store *st, const berth_stack *s);
+
 #endif

@@ -457,8 +457,13 @@ stack_edit_client(client_conn *c, int argc, char **argv, bool is_update)
     rc = cli_usage_error("out of memory");
   else if (client_request(c, is_update ? "PATCH" : "POST", path, body, &j, &err) < 0)
     rc = cli_fail(err);
-  else
+  else {
     printf("%s stack %s\n", is_update ? "updated" : "created", name);
+    cJSON *w;
+    cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(j, "warnings"))
+    if (cJSON_IsString(w))
+      fprintf(stderr, "berth: warning: %s\n", w->valuestring);
+  }
   stack_body_free(body);
   cJSON_Delete(j);
   free(en);

@@ -431,6 +431,12 @@ cmd_edit(int argc, char **argv, bool is_update)
     }
   }
   printf("%s stack %s\n", is_update ? "updated" : "created", s->name);
+  {
+    char *w = berth_stack_image_warning(st, s);
+    if (w != NULL)
+      fprintf(stderr, "berth: warning: %s\n", w);
+    free(w);
+  }
 out:
   edit_free(&e);
   berth_stack_free(s);

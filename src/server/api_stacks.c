@@ -9,6 +9,20 @@
 #include "berth/task_json.h"
 #include "server.h"
 
+/* The stack as saved, with `warnings` (e.g. an image the allowlist refuses) when there are any. */
+static cJSON *
+stack_json_warned(berth_store *st, const berth_stack *s)
+{
+  cJSON *j = berth_stack_to_json(s);
+  char *w = j ? berth_stack_image_warning(st, s) : NULL;
+  if (w != NULL) {
+    cJSON *arr = cJSON_AddArrayToObject(j, "warnings");
+    cJSON_AddItemToArray(arr, cJSON_CreateString(w));
+    free(w);
+  }
+  return j;
+}
+
 int
 api_stack_list(srv_req *r, srv_resp *out)
 {
@@ -85,7 +99,7 @@ api_stack_create(srv_req *r, srv_resp *out)
   if (asprintf(&out->location, "/v1/stacks/%s", s->name) < 0)
     out->location = NULL;
   berth_stack_free(s);
-  srv_ok(out, 201, berth_stack_to_json(got));
+  srv_ok(out, 201, stack_json_warned(r->st, got));
   berth_stack_free(got);
   return 0;
 }
@@ -126,7 +140,7 @@ api_stack_patch(srv_req *r, srv_resp *out)
   s = NULL;
   if (rc < 0 || berth_store_stack_get(r->st, r->args[0], &s, &err) < 0)
     return srv_fail(out, err);
-  srv_ok(out, 200, berth_stack_to_json(s));
+  srv_ok(out, 200, stack_json_warned(r->st, s));
   berth_stack_free(s);
   return 0;
 }

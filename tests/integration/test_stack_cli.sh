@@ -246,5 +246,13 @@ bad "show after delete" stack show envsecret
 bad "create of an existing stack" stack create web.prod-1 --image alpine
 check "  ...says it exists" grep -q 'already exists' "$TMP/bad.err"
 
+bad "an image reference with capitals, as at run time" stack create caps --image 'Berth/BusyBox'
+check "  ...says repository names are lowercase" grep -q 'must be lowercase' "$TMP/bad.err"
+bad "update to such a reference" stack update web.prod-1 --image 'UP'
+"$BERTH" stack create denied --image 'docker.io/evil/img:1' >"$TMP/denied.out" 2>"$TMP/denied.err"
+check "a stack whose image the allowlist refuses is created (exit 0)" test $? -eq 0
+check "  ...with one warning line saying its tasks will be refused" \
+  sh -c "test \$(wc -l <'$TMP/denied.err') -eq 1 && grep -q '^berth: warning: .*will be refused until an admin allows it' '$TMP/denied.err'"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "berth/cleanup.h"
+#include "berth/image_ref.h"
 #include "berth/parse.h"
 #include "store_int.h"
 
@@ -159,6 +160,11 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
   for (const char *p = s->image; *p; p++)
     if (isspace((unsigned char) *p) || iscntrl((unsigned char) *p) || p - s->image >= IMAGE_MAX)
       return berth_error_set(err, BERTH_EINVAL, "image `%.64s` is not a valid image reference", s->image);
+  /* the same parser the runner and the allowlist use: what is accepted here can be pulled and matched later */
+  berth_image_ref ref;
+  if (berth_image_ref_parse(s->image, &ref, err) < 0)
+    return BERTH_EINVAL;
+  berth_image_ref_clear(&ref);
   if (s->project_dir != NULL && s->project_dir[0] != '/')
     return berth_error_set(err, BERTH_EINVAL, "project dir `%.64s` must be an absolute path", s->project_dir);
   if (s->subdir != NULL && validate_path("subdir", s->subdir, err) < 0)

@@ -11,6 +11,7 @@
 #include "berth/cleanup.h"
 #include "berth/config.h"
 #include "berth/parse.h"
+#include "berth/allowlist.h"
 #include "berth/stack_host.h"
 
 int
@@ -82,4 +83,22 @@ berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_change
     rc = berth_config_check_pull_policy(&cfg, s->pull_policy, err);
   berth_config_clear(&cfg);
   return rc;
+}
+
+char *
+berth_stack_image_warning(berth_store *st, const berth_stack *s)
+{
+  berth_image_decision dec;
+  berth_error *err = NULL;
+  char *w = NULL;
+  if (berth_allowlist_check(st, s->image, &dec, &err) < 0) {
+    berth_error_free(err);
+    return NULL;
+  }
+  if (!dec.allowed
+      && asprintf(&w, "%s; tasks of stack %s will be refused until an admin allows it",
+                  dec.reason ? dec.reason : "the allowlist refuses this image", s->name) < 0)
+    w = NULL;
+  berth_image_decision_clear(&dec);
+  return w;
 }
