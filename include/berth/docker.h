@@ -46,6 +46,8 @@ const char *berth_docker_host(const berth_docker *d);
 
 /* Pings the daemon and negotiates the API version (done lazily by every call; explicit for doctor). */
 int berth_docker_ping(berth_docker *d, berth_error **err);
+/* Whether the daemon answers /_ping right now (berth_docker_ping negotiates once and then trusts the answer). */
+bool berth_docker_alive(berth_docker *d);
 const char *berth_docker_api_version(const berth_docker *d); /* NULL before negotiation */
 /* Compares "1.41"-style versions: <0, 0, >0. */
 int berth_docker_version_cmp(const char *a, const char *b);
@@ -83,6 +85,16 @@ typedef struct berth_container_state {
 } berth_container_state;
 int berth_docker_container_inspect(berth_docker *d, const char *id, berth_container_state *st, cJSON **raw,
                                    berth_error **err);
+/* What the daemon's event log says happened to a container between since_s and until_s (Unix seconds, inclusive):
+ * out-of-memory kills by the kernel (any process in it, exec children included) and kills through the API (`docker
+ * kill`/`stop`, the daemon shutting down), with the last kill's signal number. */
+typedef struct berth_container_events {
+  int oom;
+  int kill;
+  int kill_signal;
+} berth_container_events;
+int berth_docker_container_events(berth_docker *d, const char *id, int64_t since_s, int64_t until_s,
+                                  berth_container_events *out, berth_error **err);
 /* Containers (all states) carrying every label in labels ("k" or "k=v"); *out is the JSON array. */
 int berth_docker_container_list(berth_docker *d, const char *const *labels, size_t n_labels, cJSON **out,
                                 berth_error **err);

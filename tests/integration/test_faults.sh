@@ -31,6 +31,30 @@ check "  ...after printing what the task printed" grep -q started "$T_TMP/dead.o
 check "  ...and the task is FAILED: executor interrupted" \
   test "$(task_field "$id" state) $(task_field "$id" reason)" = "FAILED executor interrupted"
 
+# ---- why a command was killed, with certainty ----
+K=$(stack_name kills)
+"$BERTH" stack create "$K" --image berth/busybox:latest --memory 32m >/dev/null
+rc=$(run "$T_TMP/oom.out" "$T_TMP/oom.err" "$K" -- 'head -c 300m /dev/zero | tail')
+kid=$(last_task "$K")
+check "a command over the memory limit: exit 137 (rc=$rc)" test "$rc" -eq 137
+check "  ...the reason says it ran out of memory, with the limit ($(task_field "$kid" reason))" \
+  sh -c "'$BERTH' task show '$kid' --json | grep -q 'ran out of memory (limit 32 MiB)'"
+rc=$(run "$T_TMP/k9.out" "$T_TMP/k9.err" "$K" -- 'kill -9 $$')
+kid=$(last_task "$K")
+check "a command that SIGKILLs itself: exit 137 (rc=$rc)" test "$rc" -eq 137
+check "  ...the reason says it was killed from inside, not for memory ($(task_field "$kid" reason))" \
+  sh -c "'$BERTH' task show '$kid' --json | grep -q 'from inside the container, not for memory'"
+kid=$("$BERTH" task run "$K" --detach -- 'sleep 30' 2>/dev/null)
+for _ in $(seq 1 100); do
+  [ "$(task_field "$kid" state)" = PERFORMING ] && break
+  sleep 0.1
+done
+sleep 0.5
+docker kill "$(task_field "$kid" container_id)" >/dev/null 2>&1
+"$BERTH" task logs "$kid" --follow >/dev/null 2>&1 </dev/null
+check "a container killed with docker kill: the reason says so ($(task_field "$kid" reason))" \
+  sh -c "'$BERTH' task show '$kid' --json | grep -q 'killed through the Docker API'"
+
 # ---- a full disk ----
 if [ "$(id -u)" -ne 0 ] || ! mkdir -p "$T_TMP/small" || ! mount -t tmpfs -o size=12m tmpfs "$T_TMP/small" 2>/dev/null; then
   echo "skip - full-disk checks: cannot mount a tmpfs here (needs root)"

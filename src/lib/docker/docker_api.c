@@ -50,6 +50,19 @@ berth_docker_ping(berth_docker *d, berth_error **err)
   return docker_negotiate(d, err);
 }
 
+bool
+berth_docker_alive(berth_docker *d)
+{
+  docker_req rq = { .method = "GET", .path = "/_ping", .unversioned = true };
+  docker_resp rs;
+  docker_resp_init(&rs);
+  berth_error *e = NULL;
+  bool alive = docker_perform(d, &rq, &rs, &e) == 0 && rs.status == 200;
+  berth_error_free(e);
+  docker_resp_clear(&rs);
+  return alive;
+}
+
 /* An ordinary call: negotiates, performs, checks the status against `ok` (or any 2xx when ok == 0), parses JSON
  * into *json when json != NULL. */
 static int
@@ -287,4 +300,55 @@ berth_docker_container_list(berth_docker *d, const char *const *labels, size_t n
   }
   *out = j;
   return 0;
+}
+
+int
+berth_docker_container_events(berth_docker *d, const char *id, int64_t since_s, int64_t until_s,
+                              berth_container_events *out, berth_error **err)
+{
+  int rc = docker_negotiate(d, err);
+  if (rc < 0)
+    return rc;
+  cJSON *filters = cJSON_CreateObject();
+  cJSON_AddItemToArray(cJSON_AddArrayToObject(filters, "container"), cJSON_CreateString(id));
+  cJSON *evs = cJSON_AddArrayToObject(filters, "event");
+  cJSON_AddItemToArray(evs, cJSON_CreateString("oom"));
+  cJSON_AddItemToArray(evs, cJSON_CreateString("kill"));
+  cleanup_free char *fj = cJSON_PrintUnformatted(filters);
+  cJSON_Delete(filters);
+  cleanup_free char *fe = fj ? escape(fj) : NULL;
+  cleanup_free char *path = NULL;
+  if (fe == NULL
+      || asprintf(&path, "/events?since=%lld&until=%lld&filters=%s", (long long) since_s, (long long) until_s, fe) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  /* with `until` in the past the daemon sends what it has (one JSON object per line) and ends the answer */
+  docker_req rq = { .method = "GET", .path = path };
+  docker_resp rs;
+  docker_resp_init(&rs);
+  rc = docker_perform(d, &rq, &rs, err);
+  if (rc == 0 && rs.status != 200)
+    rc = docker_status_error(&rs, err, "read the container's events");
+  if (rc == 0) {
+    memset(out, 0, sizeof *out);
+    const char *p = rs.body.data, *end = p ? p + rs.body.len : NULL;
+    while (p != NULL && p < end) {
+      const char *nl = memchr(p, '\n', (size_t) (end - p));
+      const char *le = nl ? nl : end;
+      cJSON *ev = cJSON_ParseWithLength(p, (size_t) (le - p));
+      const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "Action"));
+      if (action != NULL && strcmp(action, "oom") == 0)
+        out->oom++;
+      if (action != NULL && strcmp(action, "kill") == 0) {
+        out->kill++;
+        cJSON *attrs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "Actor"), "Attributes");
+        const char *sig = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(attrs, "signal"));
+        if (sig != NULL)
+          out->kill_signal = atoi(sig);
+      }
+      cJSON_Delete(ev);
+      p = nl ? nl + 1 : end;
+    }
+  }
+  docker_resp_clear(&rs);
+  return rc;
 }

@@ -58,6 +58,7 @@ typedef struct runner {
   int64_t last_output_ms;
   int64_t last_state_check_ms;
   int64_t last_flush_ms;
+  int64_t exec_started_s; /* of the last exec: where the daemon's event log is read from */
   bool stopped;             /* someone moved the task to STOPPED */
   bool log_failed;          /* a write to the task log failed (a full disk): the command is stopped */
   const char *timeout_kind; /* set when a timeout fired */
@@ -253,6 +254,7 @@ run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
   if (rc < 0)
     return rc;
   r->last_output_ms = berth_now_ms();
+  r->exec_started_s = (int64_t) time(NULL);
   rc = berth_docker_exec_start(r->d, eid, on_exec_output, r, on_exec_tick, r, err);
   berth_error *fe = NULL;
   berth_outwin_release(r->win, 0, true, &fe);
@@ -272,13 +274,25 @@ run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
     return berth_error_set(err, BERTH_EBUSY, "stopped on request");
   if (rc == 1)
     return BERTH_ETIMEOUT;
+  if (rc == BERTH_EDOCKER && !berth_docker_alive(r->d))
+    return berth_error_wrap(err, "the Docker daemon stopped while the command ran");
   if (rc < 0)
     return rc;
   berth_exec_state es;
   rc = berth_docker_exec_inspect(r->d, eid, &es, err);
-  if (rc == BERTH_ENOTFOUND) {
+  if (rc == BERTH_ENOTFOUND) { /* the exec is gone: with its container, or with the daemon that knew it */
     berth_error_clear(err);
-    return berth_error_set(err, BERTH_EDOCKER, "the container was removed while the command ran");
+    berth_container_state cs;
+    int crc = berth_docker_container_inspect(r->d, r->container, &cs, NULL, err);
+    berth_error_clear(err);
+    if (crc == BERTH_ENOTFOUND)
+      return berth_error_set(err, BERTH_EDOCKER, "the container was removed while the command ran");
+    return berth_error_set(err, BERTH_EDOCKER, "the Docker daemon restarted while the command ran (its container %s)",
+                           crc == 0 && !cs.running ? "was stopped" : "lost the command");
+  }
+  if (rc == BERTH_EDOCKER && !berth_docker_alive(r->d)) {
+    berth_error_clear(err);
+    return berth_error_set(err, BERTH_EDOCKER, "the Docker daemon stopped while the command ran");
   }
   if (rc < 0)
     return rc;
@@ -690,6 +704,36 @@ fail_from_error(runner *r, outcome *o, int rc, berth_error *e)
   }
 }
 
+/* Why a command died of SIGKILL, from what the daemon recorded since its exec started: the memory limit (the kernel's
+ * OOM killer), a kill through the Docker API (docker kill/stop, the daemon stopping), else something inside the
+ * container. Worded as a guess only when the event log can't be read. Caller frees. */
+static char *
+kill_reason(runner *r)
+{
+  long long mib = (long long) ((r->s->memory_bytes > 0 ? r->s->memory_bytes : BERTH_DEFAULT_MEMORY) >> 20);
+  berth_container_events ev;
+  berth_error *e = NULL;
+  char *why = NULL;
+  int rc = -1;
+  if (r->container != NULL)
+    rc = berth_docker_container_events(r->d, r->container, r->exec_started_s - 1, (int64_t) time(NULL) + 1, &ev, &e);
+  if (rc < 0)
+    rc = asprintf(&why, "was killed (SIGKILL); it may have reached the memory limit of %lld MiB (the daemon's event "
+                        "log could not be read: %s)", mib, e ? e->msg : "no container");
+  else if (ev.oom > 0)
+    rc = asprintf(&why, "ran out of memory (limit %lld MiB) and was killed", mib);
+  else if (ev.kill > 0 && !berth_docker_alive(r->d))
+    rc = asprintf(&why, "was killed: the Docker daemon stopped (it killed the container with signal %d)",
+                  ev.kill_signal);
+  else if (ev.kill > 0)
+    rc = asprintf(&why, "was killed through the Docker API (docker kill/stop, signal %d)", ev.kill_signal);
+  else
+    rc = asprintf(&why, "was killed (SIGKILL) from inside the container, not for memory (the daemon reported no "
+                        "out-of-memory kill)");
+  berth_error_free(e);
+  return rc < 0 ? NULL : why;
+}
+
 static void
 perform(runner *r, outcome *o)
 {
@@ -721,10 +765,12 @@ perform(runner *r, outcome *o)
     berth_error_clear(&e);
     return;
   }
-  if (status == 137)
-    note(r, "the command was killed (SIGKILL); if it reached the memory limit of %lld MiB, it ran out of memory",
-         (long long) ((r->s->memory_bytes > 0 ? r->s->memory_bytes : BERTH_DEFAULT_MEMORY) >> 20));
-  if (status != 0) {
+  if (status == 137) {
+    char *why = kill_reason(r);
+    note(r, "the command %s", why ? why : "was killed (SIGKILL)");
+    set_failure(o, status, "command %s (exit status 137)", why ? why : "was killed (SIGKILL)");
+    free(why);
+  } else if (status != 0) {
     note(r, "command exited with status %d", status);
     set_failure(o, status, "command exited with status %d", status);
   }
