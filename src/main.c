@@ -3,8 +3,17 @@
 #include "cli/cli.h"
 #include "server/server.h"
 
+/* How either front end starts a task's supervisor: this program again, with the CLI's internal command. */
+static const char *const supervise_argv[] = { "/proc/self/exe", "__supervise", NULL };
+
+static int
+serve(int argc, char **argv)
+{
+  return srv_main(argc, argv, supervise_argv);
+}
+
 int
 main(int argc, char **argv)
 {
-  return cli_main(argc, argv, srv_main);
+  return cli_main(argc, argv, serve, supervise_argv);
 }

@@ -21,6 +21,9 @@ typedef struct berth_submit {
   const char *role;         /* "admin", "writer", "reader"; NULL in local mode (the store's owner) */
   const char *triggered_by; /* NULL = actor */
   bool die_with_parent;     /* server mode: the supervisor ends with the server (a restart fails it) */
+  /* The front end's command that supervises one task, argv[0] an executable path, NULL-terminated; berth appends
+   * "--home HOME TASK_ID". libberth knows no command names. NULL: no supervisor is started here. */
+  const char *const *supervisor_argv;
 } berth_submit;
 
 /* Checks (stack exists, command not empty, stack lock, image allowlist, task policies, Docker reachable, image
@@ -40,7 +43,9 @@ int berth_task_cancel(berth_store *st, const char *id, const char *actor, bool i
 struct berth_config;
 void berth_workspace_caps(const struct berth_config *cfg, uint64_t *max_bytes, uint64_t *max_entries);
 
-/* Starts `berth __supervise` for task_id as a daemon process. */
-int berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_parent, berth_error **err);
+/* Starts argv_prefix + "--home HOME TASK_ID" as the task's supervisor: a daemon (double fork, own session), or with
+ * die_with_parent a direct child that the kernel kills when this thread's process dies. */
+int berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
+                           berth_error **err);
 
 #endif

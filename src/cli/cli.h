@@ -21,7 +21,9 @@ int cmd_supervise(int argc, char **argv); /* internal: the background supervisor
  * the HTTP front end's entry point, which the program's main passes in (src/main.c): the CLI and the server never
  * include each other. */
 typedef int (*cli_command_fn)(int argc, char **argv);
-int cli_main(int argc, char **argv, cli_command_fn serve);
+int cli_main(int argc, char **argv, cli_command_fn serve, const char *const *supervisor_argv);
+/* The command that supervises one task (berth_submit.supervisor_argv), as cli_main was given it. */
+const char *const *cli_supervisor_argv(void);
 
 /* Prints "berth: <msg>" on stderr (the message passes the process-wide redactor when one is set) and returns the
  * exit code mapped from err's code. Frees err. */

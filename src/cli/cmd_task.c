@@ -163,7 +163,8 @@ task_run(int argc, char **argv)
                          .n_env = t.n_env,
                          .secret_env = t.secret_env,
                          .n_secret_env = t.n_secret_env,
-                         .actor = actor };
+                         .actor = actor,
+                         .supervisor_argv = cli_supervisor_argv() };
     if (berth_task_submit(st, &req, &sub, &err) < 0)
       rc = cli_fail(err);
     else

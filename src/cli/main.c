@@ -54,9 +54,18 @@ cli_usage_error(const char *fmt, ...)
   return 125;
 }
 
-int
-cli_main(int argc, char **argv, cli_command_fn serve)
+static const char *const *supervisor_argv_given;
+
+const char *const *
+cli_supervisor_argv(void)
 {
+  return supervisor_argv_given;
+}
+
+int
+cli_main(int argc, char **argv, cli_command_fn serve, const char *const *supervisor_argv)
+{
+  supervisor_argv_given = supervisor_argv;
   if (client_wanted(&argc, &argv))
     return client_main(argc, argv);
   if (argc < 2) {

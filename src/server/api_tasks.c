@@ -43,7 +43,8 @@ api_task_create(srv_req *r, srv_resp *out)
                          .actor = r->key->name,
                          .role = r->key->role,
                          .triggered_by = triggered,
-                         .die_with_parent = true };
+                         .die_with_parent = true,
+                         .supervisor_argv = r->srv->supervisor_argv };
     rc = srv_spawner_submit(r->srv->spawner, &req, &t, &err);
   }
   free(triggered);

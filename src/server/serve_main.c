@@ -29,7 +29,7 @@ fail(berth_error *err)
 }
 
 int
-srv_main(int argc, char **argv)
+srv_main(int argc, char **argv, const char *const *supervisor_argv)
 {
   static const struct option opts[] = { { "listen", required_argument, NULL, 'l' },
                                         { "tls-cert", required_argument, NULL, 'c' },
@@ -39,7 +39,7 @@ srv_main(int argc, char **argv)
                                         { "help", no_argument, NULL, 'h' },
                                         { 0 } };
   const char *listen[16];
-  srv_options o = { .listen = listen, .grace_ms = 60000 };
+  srv_options o = { .listen = listen, .grace_ms = 60000, .supervisor_argv = supervisor_argv };
   berth_error *err = NULL;
   int c;
   optind = 1;

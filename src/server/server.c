@@ -624,6 +624,7 @@ srv_run(const srv_options *o, berth_error **err)
   berth_store *st = NULL;
   int rc = 0;
   srv.home = strdup(o->home);
+  srv.supervisor_argv = o->supervisor_argv;
   atomic_init(&srv.stopping, false);
   pthread_key_create(&srv.store_key, close_thread_store);
   if ((o->tls_cert == NULL) != (o->tls_key == NULL))

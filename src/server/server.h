@@ -91,6 +91,7 @@ typedef struct srv_spawner srv_spawner;
 
 typedef struct srv_ctx {
   char *home;
+  const char *const *supervisor_argv; /* how to start a task's supervisor (from the program's main) */
   berth_apikey_cache *keys;
   pthread_key_t store_key; /* per-thread berth_store*, closed by the key's destructor */
   srv_spawner *spawner;
@@ -181,12 +182,13 @@ typedef struct srv_options {
   const char *tls_cert, *tls_key; /* PEM files; both or neither */
   int64_t grace_ms;               /* SIGTERM: how long PERFORMING tasks may take to finish */
   int64_t client_timeout_ms;      /* idle connection timeout (0 = SRV_CONN_TIMEOUT_S) */
+  const char *const *supervisor_argv; /* berth_submit.supervisor_argv for the tasks this server submits */
 } srv_options;
 /* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */
 int srv_run(const srv_options *o, berth_error **err);
 /* `berth serve [OPTIONS]` (serve_main.c): argv[0] is "serve". Parses the options, runs the server, and returns the
  * process exit status. */
-int srv_main(int argc, char **argv);
+int srv_main(int argc, char **argv, const char *const *supervisor_argv);
 
 /* ---- the spawner thread (spawner.c) ---- */
 int srv_spawner_start(const char *home, srv_spawner **out, berth_error **err);

@@ -21,17 +21,25 @@
 #include "berth/workspace.h"
 
 int
-berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_parent, berth_error **err)
+berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
+                       berth_error **err)
 {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n < 0)
-    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "find the berth executable");
-  self[n] = '\0';
+  size_t n = 0;
+  while (argv_prefix[n] != NULL)
+    n++;
+  const char **argv = calloc(n + 4, sizeof *argv);
+  if (argv == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "start the supervisor of task %s: out of memory", task_id);
+  memcpy(argv, argv_prefix, n * sizeof *argv);
+  argv[n] = "--home";
+  argv[n + 1] = home;
+  argv[n + 2] = task_id;
   pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid < 0)
+  if (pid < 0) {
+    free(argv);
     return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "start the supervisor of task %s", task_id);
+  }
   if (pid == 0) {
     if (die_with_parent) {
       /* a direct child that dies with the server: a server crash leaves the task to the restart sweep */
@@ -51,9 +59,10 @@ berth_supervisor_spawn(const char *home, const char *task_id, bool die_with_pare
       if (fd > 2)
         close(fd);
     }
-    execl(self, "berth", "__supervise", "--home", home, task_id, (char *) NULL);
+    execv(argv[0], (char *const *) argv);
     _exit(127);
   }
+  free(argv);
   if (!die_with_parent) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -224,8 +233,8 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     else
       rc = berth_store_commit(st, err);
   }
-  if (rc == 0) {
-    rc = berth_supervisor_spawn(berth_store_home(st), t.id, req->die_with_parent, err);
+  if (rc == 0 && req->supervisor_argv != NULL) { /* none: the task waits in the queue for a host to claim it */
+    rc = berth_supervisor_spawn(req->supervisor_argv, berth_store_home(st), t.id, req->die_with_parent, err);
     if (rc < 0) {
       berth_error *e2 = NULL;
       berth_action_task_transition(st, t.id, "FAILED", "berth", "could not start its supervisor",
