@@ -24,6 +24,13 @@
 
 #include "berth/error.h"
 
+/* The built-in defaults, the one place they are written: berth_config_defaults() puts them in a berth_config, and
+ * everything else reads the loaded config (a stack's limit of 0 means the config's default). */
+#define BERTH_DEFAULT_MEMORY (2LL << 30)
+#define BERTH_DEFAULT_PIDS 1024
+#define BERTH_DEFAULT_MAX_PARALLEL 4
+#define BERTH_DEFAULT_MIN_SECRET_LENGTH 4
+
 /* Largest config file accepted (bytes). */
 #define BERTH_CONFIG_MAX_BYTES (1024 * 1024)
 

@@ -11,10 +11,6 @@
 #define BERTH_WORKSPACE_DIR "/mnt/workspace"
 #define BERTH_SOURCE_DIR "/mnt/workspace/source"
 
-/* Admin defaults applied when a stack leaves a limit at 0. */
-#define BERTH_DEFAULT_MEMORY (2LL << 30)
-#define BERTH_DEFAULT_PIDS 1024
-#define BERTH_DEFAULT_MAX_PARALLEL 4
 
 /* The global limit on tasks running at once across all stacks of a store: BERTH_MAX_PARALLEL_TASKS, else
  * config.json's max_parallel_tasks, else 4. */

@@ -202,5 +202,23 @@ mkdir -p "$T_TMP/corrupt"
 head -c 8192 /dev/urandom >"$T_TMP/corrupt/berth.db"
 BERTH_HOME=$T_TMP/corrupt bad "a corrupt store" task run "$S" -- true
 
+# the admin's defaults (config.json) are what a stack without limits gets, read from one place
+L=$(stack_name limits)
+cp "$BERTH_HOME/config.json" "$T_TMP/config.saved" 2>/dev/null
+printf '{"default_pids": 77, "default_cpus": "0.5", "default_memory": "96m"}\n' >"$BERTH_HOME/config.json"
+"$BERTH" image allow 'docker.io/berth/busybox:*' >/dev/null 2>&1
+"$BERTH" stack create "$L" --image berth/busybox:latest >/dev/null
+lid=$("$BERTH" task run "$L" --detach -- 'sleep 5' 2>/dev/null)
+for _ in $(seq 1 100); do
+  [ "$(task_field "$lid" state)" = PERFORMING ] && break
+  sleep 0.1
+done
+limits=$(docker inspect -f '{{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}' "$(task_field "$lid" container_id)" 2>&1)
+check "config.json's default_pids, default_cpus and default_memory reach the container ($limits)" \
+  test "$limits" = "77 500000000 100663296"
+"$BERTH" task logs "$lid" --follow >/dev/null 2>&1
+rm -f "$BERTH_HOME/config.json"
+[ -f "$T_TMP/config.saved" ] && cp "$T_TMP/config.saved" "$BERTH_HOME/config.json"
+
 check "no container of these stacks is left" test "$(docker ps -aq --filter label=berth.managed=true --filter label=berth.instance | xargs -r docker inspect -f '{{index .Config.Labels "berth.stack"}}' | grep -c "^it-$$-")" -eq 0
 finish

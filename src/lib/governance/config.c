@@ -62,10 +62,10 @@ int
 berth_config_defaults(berth_config *out, berth_error **err)
 {
   memset(out, 0, sizeof *out);
-  out->min_secret_length = 4;
-  out->max_parallel_tasks = 4;
-  out->default_memory = 2LL * 1024 * 1024 * 1024;
-  out->default_pids = 1024;
+  out->min_secret_length = BERTH_DEFAULT_MIN_SECRET_LENGTH;
+  out->max_parallel_tasks = BERTH_DEFAULT_MAX_PARALLEL;
+  out->default_memory = BERTH_DEFAULT_MEMORY;
+  out->default_pids = BERTH_DEFAULT_PIDS;
   out->default_nano_cpus = 0;
   out->allow_host_network = false;
   out->builtin_patterns = true;

@@ -457,9 +457,10 @@ container_body(runner *r)
   int64_t mem = s->memory_bytes > 0 ? s->memory_bytes : r->cfg.default_memory;
   cJSON_AddNumberToObject(hc, "Memory", (double) mem);
   cJSON_AddNumberToObject(hc, "MemorySwap", (double) mem); /* equal to Memory: no swap */
-  cJSON_AddNumberToObject(hc, "PidsLimit", (double) (s->pids > 0 ? s->pids : BERTH_DEFAULT_PIDS));
-  if (s->nano_cpus > 0)
-    cJSON_AddNumberToObject(hc, "NanoCpus", (double) s->nano_cpus);
+  cJSON_AddNumberToObject(hc, "PidsLimit", (double) (s->pids > 0 ? s->pids : r->cfg.default_pids));
+  int64_t cpus = s->nano_cpus > 0 ? s->nano_cpus : r->cfg.default_nano_cpus;
+  if (cpus > 0)
+    cJSON_AddNumberToObject(hc, "NanoCpus", (double) cpus);
   cJSON_AddBoolToObject(hc, "Init", 1);
   cJSON_AddBoolToObject(hc, "Privileged", 0);
   cJSON_AddBoolToObject(hc, "AutoRemove", 0);
@@ -710,7 +711,7 @@ fail_from_error(runner *r, outcome *o, int rc, berth_error *e)
 static char *
 kill_reason(runner *r)
 {
-  long long mib = (long long) ((r->s->memory_bytes > 0 ? r->s->memory_bytes : BERTH_DEFAULT_MEMORY) >> 20);
+  long long mib = (long long) ((r->s->memory_bytes > 0 ? r->s->memory_bytes : r->cfg.default_memory) >> 20);
   berth_container_events ev;
   berth_error *e = NULL;
   char *why = NULL;
