@@ -13,7 +13,11 @@ typedef struct berth_buf {
 } berth_buf;
 
 void berth_buf_init(berth_buf *b, size_t max);
-/* Returns 0, or -1 when the cap would be exceeded or memory is exhausted (b is unchanged then). */
+/* Failures (b is unchanged then): the cap would be exceeded, or memory ran out. Callers that only need "it failed"
+ * test < 0; callers that tell the user test for BERTH_BUF_TOO_BIG. */
+#define BERTH_BUF_NOMEM (-1)
+#define BERTH_BUF_TOO_BIG (-2)
+/* Returns 0, BERTH_BUF_TOO_BIG or BERTH_BUF_NOMEM. */
 int berth_buf_append(berth_buf *b, const void *data, size_t len);
 int berth_buf_printf(berth_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void berth_buf_reset(berth_buf *b);

@@ -24,7 +24,8 @@ typedef struct berth_error {
   char *msg; /* one line, no trailing newline; never contains a raw secret once redacted by the caller */
 } berth_error;
 
-/* Sets *err (if err != NULL and *err == NULL) and returns code. Never fails (falls back to a static message). */
+/* Sets *err (if err != NULL and *err == NULL) and returns code. Never fails: without memory, *err is a static
+ * "out of memory" error (BERTH_EINTERNAL) that berth_error_free and berth_error_wrap leave alone. */
 int berth_error_set(berth_error **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Like berth_error_set, with ": strerror(errnum)" appended. */
 int berth_error_set_errno(berth_error **err, int code, int errnum, const char *fmt, ...)

@@ -122,8 +122,12 @@ read_policy_file(const char *path, berth_error **err)
       }
       return berth_buf_steal(&b);
     }
-    if (berth_buf_append(&b, chunk, (size_t) r) < 0) {
-      berth_error_set(err, BERTH_EINVAL, "policy file %s is larger than 1 MiB", path);
+    int arc = berth_buf_append(&b, chunk, (size_t) r);
+    if (arc < 0) {
+      if (arc == BERTH_BUF_TOO_BIG)
+        berth_error_set(err, BERTH_EINVAL, "policy file %s is larger than 1 MiB", path);
+      else
+        berth_error_set(err, BERTH_EINTERNAL, "read policy file %s: out of memory", path);
       break;
     }
   }

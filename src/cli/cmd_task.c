@@ -147,8 +147,9 @@ task_run(int argc, char **argv)
       continue;
     if (cmd.len > 0)
       berth_buf_append(&cmd, " ", 1);
-    if (berth_buf_append(&cmd, argv[i], strlen(argv[i])) < 0)
-      rc = cli_usage_error("task run: the command is longer than 1 MiB");
+    int arc = berth_buf_append(&cmd, argv[i], strlen(argv[i]));
+    if (arc < 0)
+      rc = cli_usage_error(arc == BERTH_BUF_TOO_BIG ? "task run: the command is longer than 1 MiB" : "out of memory");
   }
   berth_store *st = NULL;
   berth_task *sub = NULL;

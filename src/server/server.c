@@ -216,6 +216,7 @@ queue_error(struct MHD_Connection *c, int status, int code, const char *fmt, ...
 typedef struct conn_state {
   berth_buf body;
   bool too_big;
+  bool oom; /* the body could not be kept: out of memory */
   bool answered; /* an early answer (413, 408) was queued */
   uint64_t received;
   int64_t started;
@@ -343,9 +344,13 @@ on_access(void *cls, struct MHD_Connection *c, const char *url, const char *meth
   }
   if (*upload_data_size > 0) {
     cs->received += *upload_data_size;
-    if (!cs->answered && !cs->too_big && berth_buf_append(&cs->body, upload_data, *upload_data_size) < 0) {
-      cs->too_big = true;
-      berth_buf_free(&cs->body);
+    if (!cs->answered && !cs->too_big && !cs->oom) {
+      int arc = berth_buf_append(&cs->body, upload_data, *upload_data_size);
+      if (arc < 0) {
+        cs->too_big = arc == BERTH_BUF_TOO_BIG;
+        cs->oom = arc != BERTH_BUF_TOO_BIG;
+        berth_buf_free(&cs->body);
+      }
     }
     *upload_data_size = 0;
     if (!cs->answered && cs->received > SRV_DRAIN_MAX) {
@@ -363,6 +368,8 @@ on_access(void *cls, struct MHD_Connection *c, const char *url, const char *meth
     return MHD_YES;
   if (cs->too_big)
     return queue_error(c, 413, BERTH_EINVAL, "the request body is larger than %u bytes", SRV_BODY_MAX);
+  if (cs->oom)
+    return queue_error(c, 503, BERTH_EINTERNAL, "out of memory reading the request body");
   return dispatch(srv, c, url, method, cs);
 }
 

@@ -19,7 +19,7 @@ static int
 buf_reserve(berth_buf *b, size_t extra)
 {
   if (extra > b->max || b->len > b->max - extra)
-    return -1;
+    return BERTH_BUF_TOO_BIG;
   size_t need = b->len + extra + 1;
   if (need <= b->cap)
     return 0;
@@ -28,7 +28,7 @@ buf_reserve(berth_buf *b, size_t extra)
     cap *= 2;
   char *p = realloc(b->data, cap);
   if (p == NULL)
-    return -1;
+    return BERTH_BUF_NOMEM;
   b->data = p;
   b->cap = cap;
   return 0;
@@ -37,8 +37,9 @@ buf_reserve(berth_buf *b, size_t extra)
 int
 berth_buf_append(berth_buf *b, const void *data, size_t len)
 {
-  if (buf_reserve(b, len) < 0)
-    return -1;
+  int rc = buf_reserve(b, len);
+  if (rc < 0)
+    return rc;
   if (len)
     memcpy(b->data + b->len, data, len);
   b->len += len;
@@ -55,7 +56,7 @@ berth_buf_printf(berth_buf *b, const char *fmt, ...)
   int n = vasprintf(&s, fmt, ap);
   va_end(ap);
   if (n < 0)
-    return -1;
+    return BERTH_BUF_NOMEM;
   int rc = berth_buf_append(b, s, (size_t) n);
   free(s);
   return rc;

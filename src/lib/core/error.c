@@ -50,6 +50,11 @@ berth_error_name(int code)
   return error_table[table_index(code)].name;
 }
 
+/* When there is no memory for an error, *err still gets one: this static value (never freed, never rewritten), as
+ * libgit2 does, so that no failure ever leaves *err NULL. */
+static char oom_msg[] = "out of memory";
+static berth_error oom_error = { BERTH_EINTERNAL, oom_msg };
+
 /* Turns embedded newlines into spaces so every message stays one line. */
 static void
 one_line(char *s)
@@ -65,8 +70,10 @@ error_vset(berth_error **err, int code, const char *suffix, const char *fmt, va_
   if (err == NULL || *err != NULL)
     return code;
   berth_error *e = calloc(1, sizeof *e);
-  if (e == NULL)
+  if (e == NULL) {
+    *err = &oom_error;
     return code;
+  }
   char *msg = NULL;
   if (vasprintf(&msg, fmt, ap) < 0)
     msg = NULL;
@@ -77,8 +84,11 @@ error_vset(berth_error **err, int code, const char *suffix, const char *fmt, va_
       msg = joined;
     }
   }
-  if (msg == NULL)
-    msg = strdup("out of memory");
+  if (msg == NULL) {
+    free(e);
+    *err = &oom_error;
+    return code;
+  }
   /* strip trailing whitespace; keep one line */
   if (msg != NULL) {
     size_t n = strlen(msg);
@@ -117,6 +127,8 @@ berth_error_wrap(berth_error **err, const char *fmt, ...)
 {
   if (err == NULL || *err == NULL)
     return BERTH_EINTERNAL;
+  if (*err == &oom_error)
+    return oom_error.code;
   char *ctx = NULL;
   va_list ap;
   va_start(ap, fmt);
@@ -137,7 +149,7 @@ berth_error_wrap(berth_error **err, const char *fmt, ...)
 void
 berth_error_free(berth_error *err)
 {
-  if (err == NULL)
+  if (err == NULL || err == &oom_error)
     return;
   free(err->msg);
   free(err);

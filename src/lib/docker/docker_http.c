@@ -71,10 +71,13 @@ on_body(char *buf, size_t size, size_t n, void *ud)
     berth_buf_append(&x->rs->body, buf, room);
     return len; /* keep the head of an oversized error body, drop the rest */
   }
-  if (berth_buf_append(&x->rs->body, buf, len) < 0) {
+  int arc = berth_buf_append(&x->rs->body, buf, len);
+  if (arc == BERTH_BUF_TOO_BIG) {
     x->too_big = true;
     return 0;
   }
+  if (arc < 0)
+    return 0; /* out of memory: libcurl ends the transfer with a write error */
   return len;
 }
 
