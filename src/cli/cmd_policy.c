@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/role.h"
 #include "berth/audit.h"
 #include "berth/buf.h"
 #include "berth/cleanup.h"
@@ -310,8 +311,8 @@ policy_test_parse(int argc, char **argv, policy_test_req *out)
     return rc;
   if (dash == 0 || dash + 1 >= argc)
     return cli_usage_error("'berth policy test' needs -- COMMAND... (see 'berth policy test --help')");
-  if (pa.role && strcmp(pa.role, "reader") != 0 && strcmp(pa.role, "writer") != 0 && strcmp(pa.role, "admin") != 0)
-    return cli_usage_error("--role must be reader, writer or admin");
+  if (pa.role && berth_role_parse(pa.role) == BERTH_ROLE_NONE)
+    return cli_usage_error("--role must be one of " BERTH_ROLE_NAMES);
   berth_error *err = NULL;
   out->at_ms = berth_now_ms();
   if (pa.at && berth_audit_parse_time(pa.at, out->at_ms, &out->at_ms, &err) < 0) {

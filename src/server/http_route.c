@@ -1,20 +1,13 @@
 /* Path splitting and route matching for the HTTP API (pure functions over untrusted bytes; fuzzed). */
 #include <string.h>
 
+#include "berth/role.h"
 #include "server.h"
 
 int
 srv_role_level(const char *role)
 {
-  if (role == NULL)
-    return SRV_ROLE_NONE;
-  if (strcmp(role, "reader") == 0)
-    return SRV_ROLE_READER;
-  if (strcmp(role, "writer") == 0)
-    return SRV_ROLE_WRITER;
-  if (strcmp(role, "admin") == 0)
-    return SRV_ROLE_ADMIN;
-  return SRV_ROLE_NONE;
+  return (int) berth_role_parse(role);
 }
 
 int

@@ -56,7 +56,6 @@ static const srv_route routes[] = {
   { "DELETE", "v1/keys/*", SRV_ROLE_ADMIN, api_key_revoke },
 };
 
-static const char *const role_names[] = { "none", "reader", "writer", "admin" };
 
 /* ---- per-thread store ---- */
 
@@ -293,7 +292,7 @@ dispatch(srv_ctx *srv, struct MHD_Connection *c, const char *url, const char *me
     if (r.role < route->min_role) {
       berth_error *denied = NULL;
       berth_error_set(&denied, BERTH_EDENIED, "API key `%s` is a %s key; %s %s needs the %s role", key->name, key->role,
-                      method, url, role_names[route->min_role]);
+                      method, url, berth_role_name((berth_role) route->min_role));
       if (strcmp(method, "GET") != 0)
         srv_audit(&r, "request", url, NULL, denied);
       srv_fail(&rs, denied);

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/role.h"
 #include "berth/apikey.h"
 #include "berth/error.h"
 #include "berth/store.h"
@@ -35,7 +36,12 @@
 #define SRV_MAX_LIST 256            /* entries in a list field (init, hooks, persist, labels, stacks) */
 
 /* ---- roles ---- */
-enum { SRV_ROLE_NONE = 0, SRV_ROLE_READER = 1, SRV_ROLE_WRITER = 2, SRV_ROLE_ADMIN = 3 };
+enum {
+  SRV_ROLE_NONE = BERTH_ROLE_NONE,
+  SRV_ROLE_READER = BERTH_ROLE_READER,
+  SRV_ROLE_WRITER = BERTH_ROLE_WRITER,
+  SRV_ROLE_ADMIN = BERTH_ROLE_ADMIN
+};
 int srv_role_level(const char *role);
 
 /* ---- routing (http_route.c; no libmicrohttpd in it, so it is fuzzed alone) ---- */

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "berth/role.h"
 #include "berth/apikey.h"
 #include "berth/task_json.h"
 
@@ -78,7 +79,7 @@ berth_apikey_free(berth_apikey *k)
 bool
 berth_apikey_role_valid(const char *role)
 {
-  return role && (strcmp(role, "reader") == 0 || strcmp(role, "writer") == 0 || strcmp(role, "admin") == 0);
+  return berth_role_parse(role) != BERTH_ROLE_NONE;
 }
 
 bool
@@ -144,7 +145,7 @@ berth_apikey_create(berth_store *st, const char *name, const char *role, const c
   if (!berth_apikey_role_valid(role))
     return berth_error_set(err, BERTH_EINVAL, "API key role `%.32s` is invalid (admin, writer or reader)",
                            role ? role : "");
-  if (n_stacks > 0 && strcmp(role, "admin") == 0)
+  if (n_stacks > 0 && berth_role_parse(role) == BERTH_ROLE_ADMIN)
     return berth_error_set(err, BERTH_EINVAL, "API key `%s`: an admin key cannot be limited to stacks", name);
   if (n_stacks > BERTH_APIKEY_MAX_STACKS)
     return berth_error_set(err, BERTH_EINVAL, "API key `%s`: at most %d stacks", name, BERTH_APIKEY_MAX_STACKS);

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/role.h"
 #include "berth/cleanup.h"
 #include "berth/policy.h"
 #include "gov_int.h"
@@ -284,9 +285,8 @@ parse_rule(const cJSON *obj, size_t idx, policy_rule *r, berth_error **err)
       || (rc = parse_when(obj, r, name, idx, err)) < 0)
     return rc;
   for (size_t i = 0; i < r->roles.n; i++)
-    if (strcmp(r->roles.v[i], "reader") != 0 && strcmp(r->roles.v[i], "writer") != 0
-        && strcmp(r->roles.v[i], "admin") != 0)
-      return rule_fail(err, name, idx, "field `roles`: `%s` is not a role (reader, writer, admin)", r->roles.v[i]);
+    if (berth_role_parse(r->roles.v[i]) == BERTH_ROLE_NONE)
+      return rule_fail(err, name, idx, "field `roles`: `%s` is not a role (" BERTH_ROLE_NAMES ")", r->roles.v[i]);
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(obj, "decision");
   if (!cJSON_IsString(d) || (strcmp(d->valuestring, "deny") != 0 && strcmp(d->valuestring, "allow") != 0))
     return rule_fail(err, name, idx, "field `decision` must be \"deny\" or \"allow\"");
