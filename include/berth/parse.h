@@ -47,7 +47,9 @@ char *berth_format_duration(int64_t ms, char *buf, size_t len);
 char *berth_format_size(int64_t bytes, char *buf, size_t len);
 /* 1500000000 -> "1.5" */
 char *berth_format_cpus(int64_t nano, char *buf, size_t len);
-/* Unix ms -> "2024-05-01T12:00:00Z" (UTC). */
+/* THE time format of berth's output (API, --json, audit, tables): ISO 8601 UTC with milliseconds,
+ * unix ms -> "2024-05-01T12:00:00.000Z" ("-" for 0 or a buffer shorter than BERTH_TIME_LEN). */
+#define BERTH_TIME_LEN 32
 char *berth_format_time(int64_t unix_ms, char *buf, size_t len);
 
 #endif

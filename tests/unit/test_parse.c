@@ -219,7 +219,7 @@ test_formatting(void **state)
   assert_string_equal(berth_format_cpus(2000000000, b, sizeof b), "2");
   assert_string_equal(berth_format_cpus(1000000, b, sizeof b), "0.001");
   assert_string_equal(berth_format_time(0, b, sizeof b), "-");
-  assert_string_equal(berth_format_time(86400000, b, sizeof b), "1970-01-02T00:00:00Z");
+  assert_string_equal(berth_format_time(86400000, b, sizeof b), "1970-01-02T00:00:00.000Z");
   /* round trips */
   int64_t v;
   berth_error *err = NULL;

@@ -354,7 +354,10 @@ berth_format_time(int64_t unix_ms, char *buf, size_t len)
 {
   time_t t = (time_t) (unix_ms / 1000);
   struct tm tm;
-  if (unix_ms <= 0 || gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+  if (unix_ms <= 0 || gmtime_r(&t, &tm) == NULL
+      || snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (unix_ms % 1000))
+             >= (int) len)
     snprintf(buf, len, "-");
   return buf;
 }

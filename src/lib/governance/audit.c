@@ -402,7 +402,7 @@ berth_audit_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, berth_err
 {
   if (s == NULL || *s == '\0')
     return berth_error_set(err, BERTH_EINVAL, "empty time");
-  int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+  int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, n = 0;
   if (strlen(s) <= 32 && sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10) {
     const char *rest = s + n;
     int m = 0;
@@ -414,6 +414,11 @@ berth_audit_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, berth_err
         if (sscanf(rest + 1, "%2d%n", &sec, &m) != 1 || m != 2)
           goto bad_date;
         rest += 1 + m;
+        if (*rest == '.') { /* milliseconds, as berth prints times */
+          if (sscanf(rest + 1, "%3d%n", &ms, &m) != 1 || m != 3)
+            goto bad_date;
+          rest += 1 + m;
+        }
       }
       if (*rest == 'Z')
         rest++;
@@ -424,10 +429,10 @@ berth_audit_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, berth_err
     time_t t = timegm(&tm);
     if (t == (time_t) -1 || tm.tm_mday != d)
       goto bad_date;
-    *out_ms = (int64_t) t * 1000;
+    *out_ms = (int64_t) t * 1000 + ms;
     return 0;
   bad_date:
-    return berth_error_set(err, BERTH_EINVAL, "time `%.64s` is not YYYY-MM-DD[THH:MM[:SS][Z]] (UTC)", s);
+    return berth_error_set(err, BERTH_EINVAL, "time `%.64s` is not YYYY-MM-DD[THH:MM[:SS[.mmm]][Z]] (UTC)", s);
   }
   int64_t ago = 0;
   berth_error *perr = NULL;

@@ -11,17 +11,8 @@
 char *
 berth_time_iso(int64_t ms)
 {
-  if (ms <= 0)
-    return NULL;
-  time_t secs = (time_t) (ms / 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char *s = NULL;
-  if (asprintf(&s, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-               tm.tm_min, tm.tm_sec, (int) (ms % 1000))
-      < 0)
-    return NULL;
-  return s;
+  char buf[BERTH_TIME_LEN];
+  return ms > 0 ? strdup(berth_format_time(ms, buf, sizeof buf)) : NULL;
 }
 
 static void
