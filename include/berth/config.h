@@ -49,7 +49,20 @@ typedef struct berth_config {
   char **pattern_names;           /* admin redaction patterns (PCRE2), validated */
   char **patterns;
   size_t n_patterns;
+  struct berth_cred_helper *cred_helpers; /* "credential_helpers": named host commands (docs/credentials.md) */
+  size_t n_cred_helpers;
 } berth_config;
+
+/* A credential helper: a host command run before a task's initialization, with the task's context as JSON on its
+ * stdin; it prints {"env": {...}, "expires_at": "..."} and those values become the task's secret env. */
+typedef struct berth_cred_helper {
+  char *name;
+  char **argv; /* NULL-terminated; argv[0] an absolute path */
+  size_t argc;
+  int64_t timeout_ms; /* default 30 s */
+} berth_cred_helper;
+/* The helper called name in cfg, or NULL. */
+const berth_cred_helper *berth_config_cred_helper(const berth_config *cfg, const char *name);
 
 /* Fills *out with the defaults (never fails except out of memory). */
 int berth_config_defaults(berth_config *out, berth_error **err);

@@ -34,7 +34,23 @@ berth_config_clear(berth_config *c)
   }
   free(c->pattern_names);
   free(c->patterns);
+  for (size_t i = 0; i < c->n_cred_helpers; i++) {
+    free(c->cred_helpers[i].name);
+    for (size_t k = 0; k < c->cred_helpers[i].argc; k++)
+      free(c->cred_helpers[i].argv[k]);
+    free(c->cred_helpers[i].argv);
+  }
+  free(c->cred_helpers);
   memset(c, 0, sizeof *c);
+}
+
+const berth_cred_helper *
+berth_config_cred_helper(const berth_config *cfg, const char *name)
+{
+  for (size_t i = 0; cfg != NULL && name != NULL && i < cfg->n_cred_helpers; i++)
+    if (strcmp(cfg->cred_helpers[i].name, name) == 0)
+      return &cfg->cred_helpers[i];
+  return NULL;
 }
 
 static int
@@ -205,6 +221,76 @@ get_patterns(const cJSON *v, const char *origin, berth_config *c, berth_error **
   return rc;
 }
 
+#define CRED_TIMEOUT_MS 30000
+#define CRED_TIMEOUT_MAX_MS (10 * 60 * 1000)
+
+static int
+get_cred_helper(const cJSON *h, const char *origin, berth_cred_helper *out, berth_error **err)
+{
+  const char *name = h->string;
+  out->timeout_ms = CRED_TIMEOUT_MS;
+  if ((out->name = strdup(name)) == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (!cJSON_IsObject(h))
+    return berth_error_set(err, BERTH_EINVAL, "config %s: key `credential_helpers.%.64s` must be an object "
+                           "{\"command\": [\"/path\", \"arg\"...], \"timeout\": \"30s\"}", origin, name);
+  const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(h, "command");
+  int n = cJSON_GetArraySize(cmd);
+  if (!cJSON_IsArray(cmd) || n < 1 || n > 64)
+    return berth_error_set(err, BERTH_EINVAL, "config %s: key `credential_helpers.%.64s.command` must be an array of "
+                           "1 to 64 strings", origin, name);
+  if ((out->argv = calloc((size_t) n + 1, sizeof *out->argv)) == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  const cJSON *a;
+  cJSON_ArrayForEach(a, cmd)
+  {
+    if (!cJSON_IsString(a))
+      return berth_error_set(err, BERTH_EINVAL, "config %s: key `credential_helpers.%.64s.command` must be an array "
+                             "of strings", origin, name);
+    if ((out->argv[out->argc++] = strdup(a->valuestring)) == NULL)
+      return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  if (out->argv[0][0] != '/')
+    return berth_error_set(err, BERTH_EINVAL, "config %s: credential helper `%.64s`: the command `%.128s` must be an "
+                           "absolute path", origin, name, out->argv[0]);
+  const cJSON *to = cJSON_GetObjectItemCaseSensitive(h, "timeout");
+  if (to != NULL) {
+    berth_error *e = NULL;
+    if (!cJSON_IsString(to) || berth_parse_duration_ms(to->valuestring, &out->timeout_ms, &e) < 0
+        || out->timeout_ms <= 0 || out->timeout_ms > CRED_TIMEOUT_MAX_MS) {
+      berth_error_free(e);
+      return berth_error_set(err, BERTH_EINVAL, "config %s: key `credential_helpers.%.64s.timeout` must be a "
+                             "duration from 1s to 10m such as \"30s\"", origin, name);
+    }
+  }
+  const cJSON *k;
+  cJSON_ArrayForEach(k, h)
+  if (strcmp(k->string, "command") != 0 && strcmp(k->string, "timeout") != 0)
+    return berth_error_set(err, BERTH_EINVAL, "config %s: credential helper `%.64s`: unknown key `%.64s` (known: "
+                           "command, timeout)", origin, name, k->string);
+  return 0;
+}
+
+static int
+get_cred_helpers(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  if (!cJSON_IsObject(v))
+    return key_fail(err, origin, "credential_helpers", "must be an object {\"NAME\": {\"command\": [...]}, ...}");
+  int n = cJSON_GetArraySize(v);
+  if (n > 64)
+    return key_fail(err, origin, "credential_helpers", "has more than 64 helpers");
+  if ((c->cred_helpers = calloc((size_t) n + 1, sizeof *c->cred_helpers)) == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  const cJSON *h;
+  cJSON_ArrayForEach(h, v)
+  {
+    int rc = get_cred_helper(h, origin, &c->cred_helpers[c->n_cred_helpers++], err);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
 static int
 apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **err)
 {
@@ -245,10 +331,13 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
     return get_bool(it, origin, k, &c->builtin_patterns, err);
   if (strcmp(k, "redaction_patterns") == 0)
     return get_patterns(it, origin, c, err);
+  if (strcmp(k, "credential_helpers") == 0)
+    return get_cred_helpers(it, origin, c, err);
   return berth_error_set(err, BERTH_EINVAL,
                          "config %s: unknown key `%.100s` (known: allowed_pull_policies, min_secret_length, "
                          "max_parallel_tasks, default_memory, default_pids, default_cpus, allow_host_network, "
-                         "builtin_patterns, redaction_patterns, workspace_max_bytes, workspace_max_entries)",
+                         "builtin_patterns, redaction_patterns, workspace_max_bytes, workspace_max_entries, "
+                         "credential_helpers)",
                          origin, k);
 }
 
