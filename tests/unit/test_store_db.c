@@ -1,0 +1,345 @@
+/* The store layer: nested transactions, rollback on error, the schema version (newer stores refused), and a store
+ * made by berth 0.1.0 (tests/data/store/schema-v1.sql) migrated up with every record still readable. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "berth/allowlist.h"
+#include "berth/apikey.h"
+#include "berth/audit.h"
+#include "berth/store.h"
+#include "store/db.h"
+#include "store_helpers.h"
+
+static int
+setup_home(void **state)
+{
+  *state = make_home("berth-test-store-db");
+  return 0;
+}
+
+static int
+teardown_home(void **state)
+{
+  rm_tree(*state);
+  free(*state);
+  return 0;
+}
+
+static void
+create_stack(berth_store *st, const char *name)
+{
+  berth_stack *s = berth_stack_new();
+  s->name = strdup(name);
+  s->image = strdup("berth/busybox:latest");
+  berth_error *err = NULL;
+  if (berth_store_stack_create(st, s, &err) != 0)
+    fail_msg("create %s: %s", name, err->msg);
+  berth_stack_free(s);
+}
+
+static bool
+stack_exists(berth_store *st, const char *name)
+{
+  berth_stack *s = NULL;
+  berth_error *err = NULL;
+  int rc = berth_store_stack_get(st, name, &s, &err);
+  berth_stack_free(s);
+  if (rc == BERTH_ENOTFOUND) {
+    berth_error_free(err);
+    return false;
+  }
+  if (rc != 0)
+    fail_msg("get %s: %s", name, err->msg);
+  return true;
+}
+
+static int64_t
+audit_count(berth_store *st)
+{
+  int64_t bad = -1, count = -1;
+  berth_error *err = NULL;
+  if (berth_audit_verify(st, &bad, &count, &err) != 0)
+    fail_msg("verify: %s", err->msg);
+  assert_int_equal(bad, 0);
+  return count;
+}
+
+static void
+test_inner_rollback_keeps_outer(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "outer");
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  assert_int_equal(db_tx_depth(store_db(st)), 2);
+  create_stack(st, "inner");
+  assert_true(stack_exists(st, "inner")); /* visible inside */
+  berth_store_rollback(st);
+  assert_false(stack_exists(st, "inner"));
+  assert_true(stack_exists(st, "outer"));
+  /* a second inner unit after the first was undone still works and is kept */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "inner-2");
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_int_equal(db_tx_depth(store_db(st)), 0);
+  berth_store_close(st);
+
+  st = open_ok(*state); /* durable: another open sees exactly the committed work */
+  assert_true(stack_exists(st, "outer"));
+  assert_true(stack_exists(st, "inner-2"));
+  assert_false(stack_exists(st, "inner"));
+  /* an inner commit is undone by an outer rollback */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "gone");
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  berth_store_rollback(st);
+  assert_false(stack_exists(st, "gone"));
+  berth_store_rollback(st); /* nothing open: a no-op */
+  berth_store_close(st);
+}
+
+static void
+test_rollback_on_error(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  /* a change, its audit record, then a failure: all of it goes */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "web");
+  assert_int_equal(berth_audit_append(st, "alice", "stack.create", "web", NULL, "ok", &err), 0);
+  berth_stack *dup = berth_stack_new();
+  dup->name = strdup("web");
+  dup->image = strdup("berth/busybox:latest");
+  assert_int_equal(berth_store_stack_create(st, dup, &err), BERTH_EBUSY);
+  assert_string_equal(err->msg, "stack `web` already exists");
+  berth_error_clear(&err);
+  berth_stack_free(dup);
+  berth_store_rollback(st);
+  assert_false(stack_exists(st, "web"));
+  assert_int_equal(audit_count(st), 0);
+
+  /* an engine error inside a savepoint: one line naming the store; the outer unit goes on and commits */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "kept");
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  assert_true(db_exec(store_db(st), "INSERT INTO no_such_table VALUES (1)", &err) < 0);
+  assert_non_null(strstr(err->msg, "/berth.db: no such table: no_such_table"));
+  assert_null(strchr(err->msg, '\n'));
+  assert_int_equal(berth_error_exit_code(err->code), 125);
+  berth_error_clear(&err);
+  berth_store_rollback(st);
+  assert_int_equal(berth_audit_append(st, "alice", "stack.create", "kept", NULL, "ok", &err), 0);
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_true(stack_exists(st, "kept"));
+  assert_int_equal(audit_count(st), 1);
+  /* committing with nothing open is an error, not a crash */
+  assert_true(berth_store_commit(st, &err) < 0);
+  berth_error_clear(&err);
+  berth_store_close(st);
+}
+
+static void
+test_statements(void **state)
+{
+  berth_store *st = open_ok(*state);
+  db_conn *c = store_db(st);
+  berth_error *err = NULL;
+  db_stmt *s = NULL;
+  /* every bind kind round-trips through the engine, NULL included */
+  static const unsigned char blob[] = { 0, 1, 2, 0xff, 0 };
+  assert_int_equal(db_prepare(c, "SELECT ?, ?, ?, ?", &s, &err), 0);
+  db_bind_int64(s, 1, INT64_C(-9007199254740993));
+  db_bind_text(s, 2, "tëxt");
+  db_bind_blob(s, 3, blob, sizeof blob);
+  db_bind_null(s, 4);
+  assert_int_equal(db_step(s, &err), DB_ROW);
+  assert_true(db_column_int64(s, 0) == INT64_C(-9007199254740993));
+  assert_string_equal(db_column_text(s, 1), "tëxt");
+  size_t n = 0;
+  const void *p = db_column_blob(s, 2, &n);
+  assert_int_equal(n, sizeof blob);
+  assert_memory_equal(p, blob, sizeof blob);
+  assert_true(db_column_is_null(s, 3));
+  assert_false(db_column_is_null(s, 0));
+  assert_null(db_column_text(s, 3));
+  assert_int_equal(db_step(s, &err), DB_DONE);
+  db_finalize(s);
+  /* a statement that does not parse names the store */
+  assert_true(db_prepare(c, "SELEC 1", &s, &err) < 0);
+  assert_null(s);
+  assert_non_null(strstr(err->msg, "store "));
+  berth_error_clear(&err);
+  berth_store_close(st);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_store_info info;
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_info_get(st, &info, &err), 0);
+  int known = info.schema_version_known;
+  create_stack(st, "web");
+  berth_store_close(st);
+  /* as a newer berth would leave it */
+  store_shell(*state, "INSERT INTO schema_version (version, applied_at) VALUES (99, 1); CREATE TABLE future (x TEXT)");
+  char want[256];
+  snprintf(want, sizeof want, "%s/berth.db has schema version 99, newer than this berth knows (%d); use a newer berth",
+           (const char *) *state, known);
+  expect_open_error(*state, want);
+  /* refused means untouched: the newer schema is still there, and the older one opens again once it is gone */
+  store_shell(*state, "DELETE FROM schema_version WHERE version = 99; DROP TABLE future");
+  st = open_ok(*state);
+  assert_true(stack_exists(st, "web"));
+  berth_store_close(st);
+}
+
+/* The fixture: loaded into berth.db exactly as berth 0.1.0 left it, with its secret key. */
+static void
+load_fixture(const char *home)
+{
+  const char *data = getenv("BERTH_TEST_DATA");
+  assert_non_null(data);
+  char path[512];
+  snprintf(path, sizeof path, "%s/store/schema-v1.sql", data);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  char *sql = calloc(1, 1 << 20);
+  size_t n = fread(sql, 1, (1 << 20) - 1, f);
+  fclose(f);
+  assert_true(n > 0);
+  store_shell(home, sql);
+  free(sql);
+  snprintf(path, sizeof path, "%s/store/secret.key", data);
+  unsigned char key[64];
+  int in = open(path, O_RDONLY);
+  assert_true(in >= 0);
+  assert_int_equal(read(in, key, sizeof key), 32);
+  close(in);
+  snprintf(path, sizeof path, "%s/secret.key", home);
+  int out = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  assert_true(out >= 0);
+  assert_int_equal(write(out, key, 32), 32);
+  close(out);
+}
+
+/* Every kind of record in the fixture, read through the store as berth shows it; audit and keys may have grown. */
+static void
+check_fixture_records(berth_store *st, int64_t audit_records, int api_keys)
+{
+  berth_error *err = NULL;
+  berth_stack *web = NULL, *db = NULL;
+  assert_int_equal(berth_store_stack_get(st, "web", &web, &err), 0);
+  assert_string_equal(web->image, "berth/busybox:latest");
+  assert_string_equal(berth_kv_get(web->env, web->n_env, "A"), "1");
+  assert_string_equal(berth_kv_get(web->secret_env, web->n_secret_env, "TOKEN"), "fixture-secret");
+  assert_int_equal(web->persist.n, 1);
+  assert_string_equal(web->persist.v[0], "out.txt");
+  assert_string_equal(web->pull_policy, "never");
+  assert_int_equal(berth_store_stack_get(st, "db", &db, &err), 0);
+  assert_string_equal(db->lock_owner, "root");
+  assert_string_equal(db->lock_note, "maintenance");
+  assert_int_equal(db->keep_versions, 3);
+  berth_stack_free(web);
+  berth_stack_free(db);
+
+  berth_task *t = NULL;
+  assert_int_equal(berth_store_task_get(st, "01m8vvf1n24tcbac8be0dav9rr", &t, &err), 0);
+  assert_string_equal(t->state, "FAILED");
+  assert_int_equal(t->exit_code, 3);
+  assert_string_equal(t->reason, "command exited with status 3");
+  assert_int_equal(t->n_history, 5);
+  assert_string_equal(t->history[0].state, "QUEUED");
+  assert_string_equal(t->history[4].note, "command exited with status 3");
+  berth_task_free(t);
+  assert_int_equal(berth_store_task_get(st, "01m8vvf15x", &t, &err), 0); /* by prefix */
+  assert_string_equal(t->state, "FINISHED");
+  assert_string_equal(berth_kv_get(t->env, t->n_env, "X"), "1");
+  berth_task_free(t);
+
+  berth_state_version *v = NULL;
+  size_t n = 0;
+  assert_int_equal(berth_state_list(st, "web", &v, &n, &err), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(v[0].version, 2);
+  assert_string_equal(v[0].task_id, "01m8vvf1n24tcbac8be0dav9rr");
+  assert_int_equal(v[0].bytes, 6);
+  berth_state_versions_free(v, n);
+
+  assert_int_equal(audit_count(st), audit_records);
+  assert_int_equal(berth_allowlist_count(st, &err), 3);
+  cJSON *keys = berth_apikey_list_json(st, true, &err);
+  assert_non_null(keys);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(keys, "keys")), api_keys);
+  cJSON_Delete(keys);
+}
+
+static void
+test_migrate_from_v1(void **state)
+{
+  const char *home = *state;
+  load_fixture(home);
+  berth_store *st = open_ok(home);
+  berth_store_info info;
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_info_get(st, &info, &err), 0);
+  assert_int_equal(info.schema_version_at_open, 1);
+  assert_int_equal(info.schema_version, info.schema_version_known);
+  assert_true(info.schema_version > 1);
+  assert_int_equal(info.stacks, 2);
+  assert_int_equal(info.tasks, 2);
+  assert_int_equal(info.audit_records, 21);
+  assert_int_equal(info.api_keys, 2);
+  assert_true(info.size_bytes > 0);
+  check_fixture_records(st, 21, 2);
+
+  /* the migrated store takes new records the way a new one does */
+  berth_task t = { .stack = "web", .command = "echo again", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(st, &t, &err), 0);
+  assert_int_equal(t.seq, 3);
+  free(t.id);
+  free(t.state);
+  assert_int_equal(berth_audit_append(st, "bob", "task.submit", "web", NULL, "ok", &err), 0);
+  assert_int_equal(audit_count(st), 22);
+  char *secret = NULL;
+  assert_int_equal(berth_apikey_create(st, "ci", "reader", NULL, 0, "bob", &secret, &err), BERTH_EBUSY);
+  berth_error_clear(&err);
+  assert_int_equal(berth_apikey_create(st, "old", "reader", NULL, 0, "bob", &secret, &err), 0); /* revoked name */
+  free(secret);
+  berth_store_close(st);
+
+  /* opened again: already at the newest version, nothing migrated twice */
+  st = open_ok(home);
+  assert_int_equal(berth_store_info_get(st, &info, &err), 0);
+  assert_int_equal(info.schema_version_at_open, info.schema_version_known);
+  check_fixture_records(st, 22, 3);
+  berth_store_close(st);
+}
+
+int
+main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_rollback_on_error, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_statements, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup_home, teardown_home),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
