@@ -16,6 +16,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 int cmd_supervise(int argc, char **argv); /* internal: the background supervisor of one task */
 
 /* Prints "berth: <msg>" on stderr (the message passes the process-wide redactor when one is set) and returns the

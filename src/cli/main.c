@@ -19,6 +19,7 @@ static const struct {
   { "audit", cmd_audit, "the audit trail: list, verify" },
   { "serve", cmd_serve, "the HTTP API server" },
   { "key", cmd_key, "API keys: create, list, revoke" },
+  { "store", cmd_store, "the store: info, migrate" },
   { "__supervise", cmd_supervise, NULL },
 };
 

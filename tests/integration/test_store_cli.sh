@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `berth store info` and `berth store migrate` with the real binary: a new store, a store made by berth 0.1.0
+# (tests/data/store/schema-v1.sql, loaded with the sqlite3 shell) migrated up with its records intact, and a store
+# from a newer berth refused with one line. Needs no Docker daemon.
+set -u
+BERTH=${BERTH:?set BERTH to the berth binary}
+SRC=${BERTH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+TMP=$(mktemp -d /tmp/berth-store-cli-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+unset BERTH_SERVER XDG_DATA_HOME
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
+# expect NAME WANT_EXIT ARGS...: runs berth; stdout in $out, stderr in $err
+expect() {
+  local name=$1 want=$2
+  shift 2
+  out=$("$BERTH" "$@" 2>"$TMP/err")
+  local rc=$?
+  err=$(cat "$TMP/err")
+  if [ "$rc" -eq "$want" ]; then ok "$name"; else not_ok "$name: exit $rc, want $want (stdout: $out) (stderr: $err)"; fi
+}
+same() { # same NAME GOT WANT
+  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got \`$2\`, want \`$3\`"; fi
+}
+json() { # json FIELD.PATH: reads $out
+  printf '%s' "$out" | python3 -c "import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1].split('.'): v=v[k]
+print(v)" "$1"
+}
+
+# --- a new store ------------------------------------------------------------------------------------------
+export BERTH_HOME=$TMP/new
+expect "migrate creates a store" 0 store migrate
+same "migrate says it created it" "$out" "store $BERTH_HOME/berth.db created at schema version 2"
+expect "migrate again" 0 store migrate
+same "already up to date" "$out" "store $BERTH_HOME/berth.db is at schema version 2 (up to date)"
+expect "stack create" 0 stack create web --image berth/busybox:latest
+expect "info --json" 0 store info --json
+same "engine" "$(json engine)" "sqlite"
+same "location" "$(json location)" "$BERTH_HOME/berth.db"
+same "schema version" "$(json schema_version)" "2"
+same "stacks counted" "$(json counts.stacks)" "1"
+same "audit record of the create counted" "$(json counts.audit_records)" "1"
+same "no tasks" "$(json counts.tasks)" "0"
+[ "$(json size_bytes)" -gt 0 ] && ok "size is positive" || not_ok "size is positive: $(json size_bytes)"
+expect "info" 0 store info
+printf '%s\n' "$out" | grep -qx 'schema version:  2 (this berth knows up to 2)' && ok "info text: schema" \
+  || not_ok "info text: schema: $out"
+printf '%s\n' "$out" | grep -qx 'stacks:          1' && ok "info text: stacks" || not_ok "info text: stacks: $out"
+
+# --- a store made by berth 0.1.0 ----------------------------------------------------------------------------
+export BERTH_HOME=$TMP/old
+mkdir -p "$BERTH_HOME"
+sqlite3 "$BERTH_HOME/berth.db" <"$SRC/tests/data/store/schema-v1.sql"
+install -m 600 "$SRC/tests/data/store/secret.key" "$BERTH_HOME/secret.key"
+expect "migrate the old store" 0 store migrate --json
+same "from 1" "$(json from)" "1"
+same "to 2" "$(json to)" "2"
+same "an older berth would refuse it now" "$(sqlite3 "$BERTH_HOME/berth.db" 'PRAGMA user_version')" "2"
+expect "info on the migrated store" 0 store info --json
+same "its stacks" "$(json counts.stacks)" "2"
+same "its tasks" "$(json counts.tasks)" "2"
+same "its audit records" "$(json counts.audit_records)" "21"
+same "its API keys" "$(json counts.api_keys)" "2"
+expect "its audit chain verifies" 0 audit verify
+expect "its failed task is still there" 0 task show 01m8vvf1n24tcbac8be0dav9rr --json
+same "with its exit code" "$(json exit_code)" "3"
+
+# --- a store from a newer berth -----------------------------------------------------------------------------
+sqlite3 "$BERTH_HOME/berth.db" "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)"
+expect "a newer store is refused" 125 store info
+same "in one line naming both versions" "$err" \
+  "berth: store $BERTH_HOME/berth.db has schema version 7, newer than this berth knows (2); use a newer berth"
+expect "by every command" 125 stack list
+expect "migrate refuses it too" 125 store migrate
+same "left as it was" "$(sqlite3 "$BERTH_HOME/berth.db" 'SELECT max(version) FROM schema_version')" "7"
+
+# --- bad input ------------------------------------------------------------------------------------------------
+expect "no subcommand" 125 store
+expect "unknown subcommand" 125 store vacuum
+same "one line" "$err" "berth: unknown command 'berth store vacuum' (see 'berth store --help')"
+expect "help" 0 store --help
+
+echo "# $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
