@@ -1,6 +1,7 @@
 /* The store: stacks, tasks and their transitions, stack state versions (and, through their own modules, governance
- * records and API keys). The engine is SQLite in BERTH_HOME/berth.db; which engine, and how it is reached, stays
- * behind this header (no engine type is part of the API).
+ * records and API keys). The engine is SQLite in BERTH_HOME/berth.db, or PostgreSQL when BERTH_STORE holds a
+ * postgresql:// URL or libpq key=value settings; which engine, and how it is reached, stays behind this header (no
+ * engine type is part of the API). BERTH_HOME holds the secret key, logs and state versions with either engine.
  *
  * Each process opens its own handle (berth_store_open); many processes share one store concurrently. Read-modify-
  * write operations run in write transactions, so they serialize across processes (busy timeout ~10 s). Every
@@ -26,7 +27,9 @@ typedef struct berth_store berth_store;
 char *berth_home_default(void);
 
 /* Opens (creating dirs mode 0700 + berth.db; WAL; synchronous=FULL; busy_timeout 10 s; foreign keys;
- * secure_delete) and migrates the schema to the newest version this binary knows. A store that is unwritable,
+ * secure_delete; or connecting to the PostgreSQL server in BERTH_STORE) and migrates the schema to the newest
+ * version this binary knows. Messages name a PostgreSQL store by its URL without the password, and never contain
+ * the password. A store that is unwritable,
  * corrupt, or has a newer schema gives ONE clear line, e.g. "store /x/berth.db is not a berth store (file is not a
  * database)" or "store /x/berth.db has schema version 5, newer than this berth knows (2); use a newer berth",
  * code BERTH_EINTERNAL. */
@@ -44,13 +47,13 @@ void berth_store_rollback(berth_store *st);
 
 /* What `berth store info` shows. The strings belong to the store and live until berth_store_close. */
 typedef struct berth_store_info {
-  const char *engine;         /* "sqlite" */
-  const char *location;       /* the database file */
+  const char *engine;         /* "sqlite" | "postgresql" */
+  const char *location;       /* the database file, or the URL without its password */
   int schema_version;         /* now (after the migrations done at open) */
   int schema_version_at_open; /* before them; 0 for a store created by this open */
   int schema_version_known;   /* the newest this binary knows */
   int64_t stacks, tasks, audit_records, api_keys;
-  int64_t size_bytes; /* -1 when unknown */
+  int64_t size_bytes; /* -1 when unknown; PostgreSQL: the whole database */
 } berth_store_info;
 int berth_store_info_get(berth_store *st, berth_store_info *out, berth_error **err);
 /* Current time in unix milliseconds (CLOCK_REALTIME). */

@@ -1,5 +1,10 @@
-/* The store layer: nested transactions, rollback on error, the schema version (newer stores refused), and a store
- * made by berth 0.1.0 (tests/data/store/schema-v1.sql) migrated up with every record still readable. */
+/* The store layer: nested transactions, rollback on error, the schema version (newer stores refused), concurrent
+ * audit appenders, and a store made by berth 0.1.0 (tests/data/store/schema-v1.sql) migrated up with every record
+ * still readable.
+ *
+ * Run as `test_store_db postgresql` (ctest label postgresql) the same tests run on PostgreSQL: each in a database
+ * of its own made on the server in BERTH_TEST_PG (ci/start-postgres.sh prints one), plus the bad connection strings.
+ * Without BERTH_TEST_PG that run is skipped. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -21,10 +29,59 @@
 #include "store/db.h"
 #include "store_helpers.h"
 
+#define SKIP_EXIT 77 /* ctest SKIP_RETURN_CODE */
+
+static bool on_pg;      /* the engine under test */
+static int n_databases; /* databases made on the PostgreSQL server so far */
+static char pg_db[64];  /* the current test's database */
+
+/* Runs one statement on the server in BERTH_TEST_PG (the maintenance connection, not the store's). */
+static void
+pg_admin(const char *sql)
+{
+  PGconn *pg = PQconnectdb(getenv("BERTH_TEST_PG"));
+  if (PQstatus(pg) != CONNECTION_OK)
+    fail_msg("BERTH_TEST_PG: %s", PQerrorMessage(pg));
+  PGresult *res = PQexec(pg, sql);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    fail_msg("`%s`: %s", sql, PQerrorMessage(pg));
+  PQclear(res);
+  PQfinish(pg);
+}
+
+/* BERTH_TEST_PG's settings with another dbname, as libpq key=value settings (caller frees). */
+static char *
+pg_conninfo_for(const char *db)
+{
+  PQconninfoOption *opts = PQconninfoParse(getenv("BERTH_TEST_PG"), NULL);
+  assert_non_null(opts);
+  char *out = strdup("");
+  for (PQconninfoOption *o = opts; o->keyword; o++) {
+    const char *v = strcmp(o->keyword, "dbname") == 0 ? db : o->val;
+    if (v == NULL || *v == '\0')
+      continue;
+    char *next = NULL;
+    assert_true(asprintf(&next, "%s%s%s='%s'", out, *out ? " " : "", o->keyword, v) > 0);
+    free(out);
+    out = next;
+  }
+  PQconninfoFree(opts);
+  return out;
+}
+
 static int
 setup_home(void **state)
 {
   *state = make_home("berth-test-store-db");
+  if (on_pg) {
+    snprintf(pg_db, sizeof pg_db, "berth_t%d_%d", (int) getpid(), ++n_databases);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", pg_db);
+    pg_admin(sql);
+    char *conninfo = pg_conninfo_for(pg_db);
+    setenv("BERTH_STORE", conninfo, 1);
+    free(conninfo);
+  }
   return 0;
 }
 
@@ -33,6 +90,12 @@ teardown_home(void **state)
 {
   rm_tree(*state);
   free(*state);
+  if (on_pg) {
+    unsetenv("BERTH_STORE");
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", pg_db);
+    pg_admin(sql);
+  }
   return 0;
 }
 
@@ -137,7 +200,9 @@ test_rollback_on_error(void **state)
   create_stack(st, "kept");
   assert_int_equal(berth_store_begin(st, &err), 0);
   assert_true(db_exec(store_db(st), "INSERT INTO no_such_table VALUES (1)", &err) < 0);
-  assert_non_null(strstr(err->msg, "/berth.db: no such table: no_such_table"));
+  const char *want = on_pg ? "relation \"no_such_table\" does not exist" : "/berth.db: no such table: no_such_table";
+  if (strstr(err->msg, want) == NULL || strncmp(err->msg, "store ", 6) != 0)
+    fail_msg("unexpected: %s", err->msg);
   assert_null(strchr(err->msg, '\n'));
   assert_int_equal(berth_error_exit_code(err->code), 125);
   berth_error_clear(&err);
@@ -159,16 +224,26 @@ test_statements(void **state)
   db_conn *c = store_db(st);
   berth_error *err = NULL;
   db_stmt *s = NULL;
-  /* every bind kind round-trips through the engine, NULL included */
+  /* every bind kind round-trips through the engine, NULL included (the table's DDL is the one engine-specific bit) */
+  assert_int_equal(db_exec(c,
+                           on_pg ? "CREATE TABLE kinds (i BIGINT, t TEXT, b BYTEA, n TEXT)"
+                                 : "CREATE TABLE kinds (i INTEGER, t TEXT, b BLOB, n TEXT)",
+                           &err),
+                   0);
   static const unsigned char blob[] = { 0, 1, 2, 0xff, 0 };
-  assert_int_equal(db_prepare(c, "SELECT ?, ?, ?, ?", &s, &err), 0);
+  assert_int_equal(db_prepare(c, "INSERT INTO kinds (i, t, b, n) VALUES (?, ?, ?, ?)", &s, &err), 0);
   db_bind_int64(s, 1, INT64_C(-9007199254740993));
-  db_bind_text(s, 2, "tëxt");
+  db_bind_text(s, 2, "tëxt with a ? and 'quotes'");
   db_bind_blob(s, 3, blob, sizeof blob);
   db_bind_null(s, 4);
+  int64_t changes = 0;
+  assert_int_equal(db_run(s, &changes, &err), 0);
+  assert_int_equal(changes, 1);
+  assert_int_equal(db_prepare(c, "SELECT i, t, b, n FROM kinds WHERE t <> '?' AND i = ?", &s, &err), 0);
+  db_bind_int64(s, 1, INT64_C(-9007199254740993));
   assert_int_equal(db_step(s, &err), DB_ROW);
   assert_true(db_column_int64(s, 0) == INT64_C(-9007199254740993));
-  assert_string_equal(db_column_text(s, 1), "tëxt");
+  assert_string_equal(db_column_text(s, 1), "tëxt with a ? and 'quotes'");
   size_t n = 0;
   const void *p = db_column_blob(s, 2, &n);
   assert_int_equal(n, sizeof blob);
@@ -177,10 +252,13 @@ test_statements(void **state)
   assert_false(db_column_is_null(s, 0));
   assert_null(db_column_text(s, 3));
   assert_int_equal(db_step(s, &err), DB_DONE);
+  /* reset runs it again with the same bindings */
+  db_reset(s);
+  assert_int_equal(db_step(s, &err), DB_ROW);
   db_finalize(s);
   /* a statement that does not parse names the store */
-  assert_true(db_prepare(c, "SELEC 1", &s, &err) < 0);
-  assert_null(s);
+  assert_true(db_prepare(c, "SELEC 1", &s, &err) < 0 || db_step(s, &err) < 0);
+  db_finalize(s);
   assert_non_null(strstr(err->msg, "store "));
   berth_error_clear(&err);
   berth_store_close(st);
@@ -194,18 +272,63 @@ test_newer_schema_refused(void **state)
   berth_error *err = NULL;
   assert_int_equal(berth_store_info_get(st, &info, &err), 0);
   int known = info.schema_version_known;
+  char *location = strdup(info.location);
   create_stack(st, "web");
-  berth_store_close(st);
   /* as a newer berth would leave it */
-  store_shell(*state, "INSERT INTO schema_version (version, applied_at) VALUES (99, 1); CREATE TABLE future (x TEXT)");
-  char want[256];
-  snprintf(want, sizeof want, "%s/berth.db has schema version 99, newer than this berth knows (%d); use a newer berth",
-           (const char *) *state, known);
+  assert_int_equal(
+      db_exec(store_db(st),
+              "INSERT INTO schema_version (version, applied_at) VALUES (99, 1); CREATE TABLE future (x TEXT)", &err),
+      0);
+  berth_store_close(st);
+  char want[512];
+  snprintf(want, sizeof want, "store %s has schema version 99, newer than this berth knows (%d); use a newer berth",
+           location, known);
   expect_open_error(*state, want);
-  /* refused means untouched: the newer schema is still there, and the older one opens again once it is gone */
+  expect_open_error(*state, want); /* refused means untouched: still there the second time */
+  free(location);
+  if (on_pg)
+    return;
+  /* and the older schema opens again once the newer one is gone */
   store_shell(*state, "DELETE FROM schema_version WHERE version = 99; DROP TABLE future");
   st = open_ok(*state);
   assert_true(stack_exists(st, "web"));
+  berth_store_close(st);
+}
+
+#define APPENDERS 4
+#define APPENDS 25
+
+/* Four processes, each with its own connection, append at once: one linear chain that verifies. */
+static void
+test_concurrent_appenders(void **state)
+{
+  berth_store_close(open_ok(*state)); /* created before the race */
+  pid_t pids[APPENDERS];
+  for (int p = 0; p < APPENDERS; p++) {
+    pids[p] = fork();
+    assert_true(pids[p] >= 0);
+    if (pids[p] == 0) {
+      berth_store *st = NULL;
+      berth_error *err = NULL;
+      int rc = berth_store_open(*state, &st, &err);
+      for (int i = 0; rc == 0 && i < APPENDS; i++) {
+        char target[32];
+        snprintf(target, sizeof target, "appender-%d-%d", p, i);
+        rc = berth_audit_append(st, "race", "test.append", target, NULL, "ok", &err);
+      }
+      if (rc < 0)
+        fprintf(stderr, "appender %d: %s\n", p, err->msg);
+      berth_store_close(st);
+      _exit(rc < 0 ? 1 : 0);
+    }
+  }
+  for (int p = 0; p < APPENDERS; p++) {
+    int status = 0;
+    assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  berth_store *st = open_ok(*state);
+  assert_int_equal(audit_count(st), APPENDERS * APPENDS);
   berth_store_close(st);
 }
 
@@ -331,15 +454,64 @@ test_migrate_from_v1(void **state)
   berth_store_close(st);
 }
 
+#define PASSWORD "Sekr1t-pw-0f-the-store"
+
+/* expect_bad_store BERTH_STORE NEEDLE: opening fails with one line containing needle and never the password. */
+static void
+expect_bad_store(const char *home, const char *url, const char *needle)
+{
+  setenv("BERTH_STORE", url, 1);
+  berth_store *st = NULL;
+  berth_error *err = NULL;
+  assert_true(berth_store_open(home, &st, &err) < 0);
+  if (strstr(err->msg, needle) == NULL || strstr(err->msg, PASSWORD) != NULL || strchr(err->msg, '\n'))
+    fail_msg("BERTH_STORE=%s: expected `%s` and no password in: %s", url, needle, err->msg);
+  assert_int_equal(berth_error_exit_code(err->code), 125);
+  berth_error_free(err);
+}
+
+static void
+test_bad_connection_strings(void **state)
+{
+  char *info = pg_conninfo_for("no_such_database");
+  char *url = NULL;
+  assert_true(asprintf(&url, "%s password='" PASSWORD "'", info) > 0);
+  expect_bad_store(*state, url, "does not exist");
+  expect_bad_store(*state, url, "cannot be opened");
+  free(url);
+  free(info);
+  expect_bad_store(*state, "postgresql://bob:" PASSWORD "@/berth?host=/nonexistent-dir&port=1",
+                   "store postgresql://bob@/berth?host=/nonexistent-dir&port=1 cannot be opened");
+  expect_bad_store(*state, "postgresql://bob:" PASSWORD "@127.0.0.1:1/berth",
+                   "store postgresql://bob@127.0.0.1:1/berth cannot be opened");
+  expect_bad_store(*state, "host=/nonexistent-dir password" PASSWORD, "not a valid PostgreSQL connection string");
+  expect_bad_store(*state, "sqlite:///tmp/x.db", "BERTH_STORE must be a postgresql:// URL");
+  unsetenv("BERTH_STORE");
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_rollback_on_error, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_statements, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_concurrent_appenders, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup_home, teardown_home),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  const struct CMUnitTest pg_only[] = {
+    cmocka_unit_test_setup_teardown(test_bad_connection_strings, setup_home, teardown_home),
+  };
+  on_pg = argc > 1 && strcmp(argv[1], "postgresql") == 0;
+  unsetenv("BERTH_STORE");
+  if (!on_pg)
+    return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+  if (getenv("BERTH_TEST_PG") == NULL || *getenv("BERTH_TEST_PG") == '\0') {
+    printf("skipped: set BERTH_TEST_PG to a PostgreSQL server (ci/start-postgres.sh prints one)\n");
+    return SKIP_EXIT;
+  }
+  /* the fixture is a SQLite file: its migration is the SQLite run's */
+  int failed = _cmocka_run_group_tests("postgresql", tests, sizeof tests / sizeof tests[0] - 1, NULL, NULL);
+  return failed + cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);
 }

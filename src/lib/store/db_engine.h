@@ -71,4 +71,10 @@ void db_close(db_conn *c); /* accepts NULL */
  * secure_delete. A file that is not a database, or cannot be written, gives one line naming the path. */
 int db_sqlite_open(const char *path, db_conn **out, berth_error **err);
 
+/* engine_pg.c: connects with a libpq URL or key=value string; refuses a server older than 12 or a read-only
+ * standby. Messages name the store by a URL without its password, and never contain the password. */
+int db_pg_open(const char *conninfo, db_conn **out, berth_error **err);
+/* A postgresql:// or postgres:// URL, or key=value settings (what BERTH_STORE may hold). */
+bool db_pg_conninfo_looks_valid(const char *conninfo);
+
 #endif

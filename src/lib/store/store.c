@@ -125,6 +125,21 @@ open_sqlite(berth_store *st, berth_error **err)
   return db_sqlite_open(path, &st->db, err);
 }
 
+/* BERTH_STORE picks PostgreSQL; BERTH_HOME still holds the secret key, the logs and the state versions. */
+static int
+open_engine(berth_store *st, berth_error **err)
+{
+  const char *url = getenv("BERTH_STORE");
+  if (url == NULL || *url == '\0')
+    return open_sqlite(st, err);
+  if (!db_pg_conninfo_looks_valid(url))
+    return berth_error_set(err, BERTH_EINVAL,
+                           "BERTH_STORE must be a postgresql:// URL or libpq key=value settings (or be unset for"
+                           " the SQLite store in BERTH_HOME)");
+  int rc = mkdir_p(st->home, 0700, err);
+  return rc < 0 ? rc : db_pg_open(url, &st->db, err);
+}
+
 int
 berth_store_open(const char *home, berth_store **out, berth_error **err)
 {
@@ -137,7 +152,7 @@ berth_store_open(const char *home, berth_store **out, berth_error **err)
     free(st);
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   }
-  int rc = open_sqlite(st, err);
+  int rc = open_engine(st, err);
   if (rc == 0)
     rc = store_schema_migrate(st->db, &st->schema_from, &st->schema_to, err);
   if (rc == 0)
