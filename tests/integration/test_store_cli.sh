@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `berth store info` and `berth store migrate` with the real binary: a new store, a store made by berth 0.1.0
 # (tests/data/store/schema-v1.sql, loaded with the sqlite3 shell) migrated up with its records intact, and a store
-# from a newer berth refused with one line. Needs no Docker daemon.
+# from a newer berth refused with one line; with BERTH_TEST_PG, the same on PostgreSQL. Needs no Docker daemon.
 set -u
 BERTH=${BERTH:?set BERTH to the berth binary}
 SRC=${BERTH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -21,6 +21,9 @@ expect() {
   local rc=$?
   err=$(cat "$TMP/err")
   if [ "$rc" -eq "$want" ]; then ok "$name"; else not_ok "$name: exit $rc, want $want (stdout: $out) (stderr: $err)"; fi
+}
+has_line() { # has_line NAME TEXT LINE
+  if printf '%s\n' "$2" | grep -qxF -- "$3"; then ok "$1"; else not_ok "$1: no line \`$3\` in: $2"; fi
 }
 same() { # same NAME GOT WANT
   if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got \`$2\`, want \`$3\`"; fi
@@ -45,11 +48,10 @@ same "schema version" "$(json schema_version)" "2"
 same "stacks counted" "$(json counts.stacks)" "1"
 same "audit record of the create counted" "$(json counts.audit_records)" "1"
 same "no tasks" "$(json counts.tasks)" "0"
-[ "$(json size_bytes)" -gt 0 ] && ok "size is positive" || not_ok "size is positive: $(json size_bytes)"
+if [ "$(json size_bytes)" -gt 0 ]; then ok "size is positive"; else not_ok "size is positive: $(json size_bytes)"; fi
 expect "info" 0 store info
-printf '%s\n' "$out" | grep -qx 'schema version:  2 (this berth knows up to 2)' && ok "info text: schema" \
-  || not_ok "info text: schema: $out"
-printf '%s\n' "$out" | grep -qx 'stacks:          1' && ok "info text: stacks" || not_ok "info text: stacks: $out"
+has_line "info text: schema" "$out" 'schema version:  2 (this berth knows up to 2)'
+has_line "info text: stacks" "$out" 'stacks:          1'
 
 # --- a store made by berth 0.1.0 ----------------------------------------------------------------------------
 export BERTH_HOME=$TMP/old
@@ -77,6 +79,48 @@ same "in one line naming both versions" "$err" \
 expect "by every command" 125 stack list
 expect "migrate refuses it too" 125 store migrate
 same "left as it was" "$(sqlite3 "$BERTH_HOME/berth.db" 'SELECT max(version) FROM schema_version')" "7"
+
+# --- PostgreSQL, when a server is given (ci/start-postgres.sh) ------------------------------------------------
+if [ -n "${BERTH_TEST_PG:-}" ]; then
+  db=berth_cli_$$
+  psql -X -q "$BERTH_TEST_PG" -c "CREATE DATABASE $db" >/dev/null
+  case $BERTH_TEST_PG in
+  postgres://* | postgresql://*) # the same URL with the database replaced
+    conninfo=$(python3 -c 'import sys,urllib.parse as u
+p=u.urlsplit(sys.argv[1]); print(p.scheme + "://" + p.netloc + "/" + sys.argv[2] + ("?" + p.query if p.query else ""))' \
+      "$BERTH_TEST_PG" "$db") ;;
+  *) conninfo="$BERTH_TEST_PG dbname=$db" ;; # key=value settings: the last dbname wins
+  esac
+  export BERTH_HOME=$TMP/pg BERTH_STORE=$conninfo
+  expect "pg: migrate creates the schema" 0 store migrate
+  migrated=$out
+  expect "pg: stack create" 0 stack create web --image berth/busybox:latest --secret-env TOKEN=pg-secret-value
+  expect "pg: audit verify" 0 audit verify
+  expect "pg: info --json" 0 store info --json
+  same "pg: engine" "$(json engine)" "postgresql"
+  loc=$(json location)
+  case $loc in
+  "postgresql://"*"/$db?"*) ok "pg: location is a URL naming the database ($loc)" ;;
+  *) not_ok "pg: location is a URL naming the database: $loc" ;;
+  esac
+  same "pg: migrate said it created it" "$migrated" "store $loc created at schema version 2"
+  same "pg: stacks" "$(json counts.stacks)" "1"
+  same "pg: audit records" "$(json counts.audit_records)" "1"
+  if ! grep -rqF pg-secret-value "$BERTH_HOME" && ! pg_dump "$conninfo" | grep -qF pg-secret-value; then
+    ok "pg: the secret is sealed in the database too"
+  else
+    not_ok "pg: the secret is sealed in the database too"
+  fi
+  export BERTH_STORE="postgresql://bob:Sekr1t-Passw0rd@/$db?host=/nonexistent-dir&port=1"
+  expect "pg: unreachable server" 125 store info
+  same "pg: one line, no password" "$err" "berth: store postgresql://bob@/$db?host=/nonexistent-dir&port=1 cannot be \
+opened (connection to server on socket \"/nonexistent-dir/.s.PGSQL.1\" failed: No such file or directory Is the \
+server running locally and accepting connections on that socket?)"
+  unset BERTH_STORE
+  psql -X -q "$BERTH_TEST_PG" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
+else
+  echo "# skipped the PostgreSQL part: BERTH_TEST_PG is not set (ci/start-postgres.sh prints one)"
+fi
 
 # --- bad input ------------------------------------------------------------------------------------------------
 expect "no subcommand" 125 store

@@ -35,18 +35,22 @@ static bool on_pg;      /* the engine under test */
 static int n_databases; /* databases made on the PostgreSQL server so far */
 static char pg_db[64];  /* the current test's database */
 
-/* Runs one statement on the server in BERTH_TEST_PG (the maintenance connection, not the store's). */
-static void
+/* Runs one statement on the server in BERTH_TEST_PG (a maintenance connection, not the store's); returns the first
+ * column of its first row as a number (0 when there is none). */
+static int64_t
 pg_admin(const char *sql)
 {
   PGconn *pg = PQconnectdb(getenv("BERTH_TEST_PG"));
   if (PQstatus(pg) != CONNECTION_OK)
     fail_msg("BERTH_TEST_PG: %s", PQerrorMessage(pg));
   PGresult *res = PQexec(pg, sql);
-  if (PQresultStatus(res) != PGRES_COMMAND_OK)
+  ExecStatusType st = PQresultStatus(res);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
     fail_msg("`%s`: %s", sql, PQerrorMessage(pg));
+  int64_t v = st == PGRES_TUPLES_OK && PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
   PQclear(res);
   PQfinish(pg);
+  return v;
 }
 
 /* BERTH_TEST_PG's settings with another dbname, as libpq key=value settings (caller frees). */
@@ -489,6 +493,62 @@ test_bad_connection_strings(void **state)
   unsetenv("BERTH_STORE");
 }
 
+/* The server ends the store's connection (as a restart would): the operation under way fails in one line, the
+ * next one reconnects; a transaction that was open is gone, not half-written. */
+static void
+kill_backend(berth_store *st)
+{
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  assert_int_equal(db_prepare(store_db(st), "SELECT pg_backend_pid()", &s, &err), 0);
+  assert_int_equal(db_step(s, &err), DB_ROW);
+  int64_t pid = db_column_int64(s, 0);
+  db_finalize(s);
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", (long long) pid);
+  pg_admin(sql);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %lld", (long long) pid);
+  for (int i = 0; i < 100 && pg_admin(sql) > 0; i++)
+    usleep(50000);
+}
+
+static void
+expect_lost(int rc, berth_error **err)
+{
+  assert_true(rc < 0);
+  if (strstr((*err)->msg, "the connection was lost") == NULL || strchr((*err)->msg, '\n'))
+    fail_msg("unexpected: %s", (*err)->msg);
+  berth_error_clear(err);
+}
+
+static void
+test_connection_lost(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  berth_stack **v = NULL;
+  size_t n = 0;
+  kill_backend(st);
+  expect_lost(berth_store_stack_list(st, &v, &n, &err), &err);
+  assert_int_equal(berth_store_stack_list(st, &v, &n, &err), 0); /* reconnected */
+  berth_stacks_free(v, n);
+
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "half");
+  kill_backend(st);
+  berth_stack *s = berth_stack_new();
+  s->name = strdup("other");
+  s->image = strdup("berth/busybox:latest");
+  expect_lost(berth_store_stack_create(st, s, &err), &err);
+  berth_stack_free(s);
+  berth_store_rollback(st);
+  assert_int_equal(db_tx_depth(store_db(st)), 0);
+  assert_false(stack_exists(st, "half"));
+  create_stack(st, "after");
+  assert_true(stack_exists(st, "after"));
+  berth_store_close(st);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -502,6 +562,7 @@ main(int argc, char **argv)
   };
   const struct CMUnitTest pg_only[] = {
     cmocka_unit_test_setup_teardown(test_bad_connection_strings, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_connection_lost, setup_home, teardown_home),
   };
   on_pg = argc > 1 && strcmp(argv[1], "postgresql") == 0;
   unsetenv("BERTH_STORE");

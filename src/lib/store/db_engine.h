@@ -15,6 +15,7 @@ typedef enum {
   DB_FAIL_CORRUPT,  /* damaged */
   DB_FAIL_READONLY, /* cannot be written */
   DB_FAIL_CONNECT,  /* cannot be reached or opened */
+  DB_FAIL_LOST,     /* the connection broke; the next operation outside a transaction makes a new one */
   DB_FAIL_NOMEM,
 } db_fail_kind;
 

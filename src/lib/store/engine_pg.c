@@ -84,12 +84,12 @@ static db_fail_kind
 kind_of(const char *sqlstate, PGconn *pg)
 {
   if (sqlstate == NULL)
-    return PQstatus(pg) == CONNECTION_BAD ? DB_FAIL_CONNECT : DB_FAIL_OTHER;
+    return PQstatus(pg) == CONNECTION_BAD ? DB_FAIL_LOST : DB_FAIL_OTHER;
   if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "55P03") == 0)
     return DB_FAIL_BUSY; /* serialization failure, deadlock, lock not available */
   if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0
       || strcmp(sqlstate, "57P03") == 0)
-    return DB_FAIL_CONNECT; /* connection exceptions, server shutting down or starting */
+    return DB_FAIL_LOST; /* connection exceptions, server shutting down or starting */
   if (strcmp(sqlstate, "25006") == 0)
     return DB_FAIL_READONLY;
   if (strcmp(sqlstate, "XX001") == 0 || strcmp(sqlstate, "XX002") == 0)
@@ -472,9 +472,11 @@ db_pg_open(const char *conninfo, db_conn **out, berth_error **err)
   int rc = 0;
   if (pc->pg == NULL)
     rc = db_fail(&pc->base, DB_FAIL_NOMEM, NULL, err);
-  else if (PQstatus(pc->pg) != CONNECTION_OK)
-    rc = fail(&pc->base, NULL, err);
-  else {
+  else if (PQstatus(pc->pg) != CONNECTION_OK) {
+    char *msg = scrub(PQerrorMessage(pc->pg), pc->password);
+    rc = db_fail(&pc->base, DB_FAIL_CONNECT, msg ? msg : "out of memory", err);
+    free(msg);
+  } else {
     PQsetNoticeProcessor(pc->pg, ignore_notice, NULL);
     rc = check_server(pc, err);
   }
