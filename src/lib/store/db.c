@@ -248,13 +248,15 @@ savepoint(db_conn *c, savepoint_op op, int level, berth_error **err)
 static int
 begin(db_conn *c, const char *outer_sql, berth_error **err)
 {
-  if (c->depth > 0 && c->ops->in_transaction(c)) {
+  if (c->depth > 0) {
+    /* never start afresh under a caller who thinks its transaction is open: its work would be split in two */
+    if (!c->ops->in_transaction(c))
+      return berth_error_set(err, BERTH_EINTERNAL, "store %s rolled back the enclosing transaction", c->label);
     if (savepoint(c, SP_OPEN, c->depth + 1, err) < 0)
       return err && *err ? (*err)->code : BERTH_EINTERNAL;
     c->depth++;
     return 0;
   }
-  c->depth = 0; /* the engine ended an outer transaction on its own: start afresh */
   for (int attempt = 0;; attempt++) {
     berth_error *e = NULL;
     int rc = db_exec(c, outer_sql, &e);
