@@ -10,7 +10,8 @@
 #   when run as root, a system user `berthpg` (created if missing) runs initdb and pg_ctl through runuser.
 # - The server listens ONLY on a Unix socket in that directory (listen_addresses = ''; the socket mode 0700, so
 #   only its owner and root connect). A role named after the calling user owns the database berth_test, so the URL
-#   needs no user name and no password.
+#   needs no user name and no password. One more role, berth_pw (password berth-test-pw), must give its password
+#   (scram-sha-256), for the tests of passwords: wrong ones refused, PGPASSFILE used, none ever echoed.
 # - A server already running from that directory is reused; the system-wide cluster (/var/lib/postgresql,
 #   /var/run/postgresql) is never touched, and nothing is killed by name.
 # Progress goes to stderr, so `url=$(ci/start-postgres.sh | tail -n1)` is the URL.
@@ -80,6 +81,12 @@ init_cluster() {
   say "initdb in $DATA"
   as_owner "$PG_BIN/initdb" -D "$DATA" --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
     || die "initdb failed (see $DIR/initdb.log)"
+  { # the first matching line wins: berth_pw must authenticate, everyone else on the socket is trusted
+    echo "local all berth_pw scram-sha-256"
+    cat "$DATA/pg_hba.conf"
+  } >"$DIR/pg_hba.conf.new"
+  as_owner cp "$DIR/pg_hba.conf.new" "$DATA/pg_hba.conf"
+  rm -f "$DIR/pg_hba.conf.new"
   cat >>"$DATA/postgresql.conf" <<EOF
 # ci/start-postgres.sh: a throwaway test server, reachable only through the Unix socket in $DIR
 listen_addresses = ''
@@ -103,6 +110,9 @@ create_db() {
   local psql=(as_owner psql -X -q -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d postgres)
   if [ "$me" != "$SERVER_USER" ] && [ -z "$("${psql[@]}" -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$me'")" ]; then
     "${psql[@]}" -c "CREATE ROLE \"$me\" LOGIN SUPERUSER" >&2
+  fi
+  if [ -z "$("${psql[@]}" -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'berth_pw'")" ]; then
+    "${psql[@]}" -c "CREATE ROLE berth_pw LOGIN CREATEDB PASSWORD 'berth-test-pw'" >&2
   fi
   if [ -z "$("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
     "${psql[@]}" -c "CREATE DATABASE $DB OWNER \"$me\"" >&2

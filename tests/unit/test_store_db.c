@@ -493,6 +493,53 @@ test_bad_connection_strings(void **state)
   unsetenv("BERTH_STORE");
 }
 
+/* With the berth_pw role of ci/start-postgres.sh (password auth): a wrong password is one line without it, the
+ * right one is found through PGPASSFILE; and a database that only takes reads is refused as not writable. */
+static void
+test_passwords_and_read_only(void **state)
+{
+  if (pg_admin("SELECT count(*) FROM pg_roles WHERE rolname = 'berth_pw'") == 0) {
+    printf("skipped: no role berth_pw on the server (ci/start-postgres.sh makes it)\n");
+    skip();
+  }
+  char sql[256], *info = NULL, *url = NULL;
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s_pw OWNER berth_pw", pg_db);
+  pg_admin(sql);
+  char db[80];
+  snprintf(db, sizeof db, "%s_pw", pg_db);
+  info = pg_conninfo_for(db);
+  assert_true(asprintf(&url, "%s user='berth_pw' password='" PASSWORD "'", info) > 0);
+  expect_bad_store(*state, url, "password authentication failed for user \"berth_pw\"");
+  free(url);
+
+  char *passfile = NULL;
+  assert_true(asprintf(&passfile, "%s/pgpass", (const char *) *state) > 0);
+  FILE *f = fopen(passfile, "w");
+  assert_non_null(f);
+  fputs("*:*:*:berth_pw:berth-test-pw\n", f);
+  fclose(f);
+  chmod(passfile, 0600);
+  setenv("PGPASSFILE", passfile, 1);
+  assert_true(asprintf(&url, "%s user='berth_pw'", info) > 0);
+  setenv("BERTH_STORE", url, 1);
+  berth_store *st = open_ok(*state);
+  create_stack(st, "with-passfile");
+  berth_store_close(st);
+  unsetenv("PGPASSFILE");
+  free(url);
+  free(passfile);
+
+  snprintf(sql, sizeof sql, "ALTER DATABASE %s SET default_transaction_read_only = on", pg_db);
+  pg_admin(sql);
+  free(info);
+  info = pg_conninfo_for(pg_db);
+  expect_bad_store(*state, info, "is not writable (cannot execute CREATE TABLE in a read-only transaction)");
+  free(info);
+  unsetenv("BERTH_STORE");
+  snprintf(sql, sizeof sql, "DROP DATABASE %s_pw WITH (FORCE)", pg_db);
+  pg_admin(sql);
+}
+
 /* The server ends the store's connection (as a restart would): the operation under way fails in one line, the
  * next one reconnects; a transaction that was open is gone, not half-written. */
 static void
@@ -563,6 +610,7 @@ main(int argc, char **argv)
   const struct CMUnitTest pg_only[] = {
     cmocka_unit_test_setup_teardown(test_bad_connection_strings, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_connection_lost, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_passwords_and_read_only, setup_home, teardown_home),
   };
   on_pg = argc > 1 && strcmp(argv[1], "postgresql") == 0;
   unsetenv("BERTH_STORE");
