@@ -56,6 +56,23 @@ typedef struct berth_store_info {
   int64_t size_bytes; /* -1 when unknown; PostgreSQL: the whole database */
 } berth_store_info;
 int berth_store_info_get(berth_store *st, berth_store_info *out, berth_error **err);
+
+/* Copies every record of st (stacks, tasks and their transitions, state versions, image rules, policies, the audit
+ * chain, API keys, the instance id) into the EMPTY PostgreSQL database at to_url (a postgresql:// URL or libpq
+ * key=value settings): the schema is created there, then all rows are written in one transaction, read from one
+ * snapshot of st. A target holding any table is refused (BERTH_EBUSY) and left as it was. Files stay where they are:
+ * the copy is used with the same BERTH_HOME (secret key, logs, state version directories). The report names the
+ * target (its URL without the password) and each table with its row count (the table names are static). */
+#define BERTH_STORE_TABLES_MAX 16
+typedef struct berth_store_copy_report {
+  char target[1024];
+  size_t n;
+  struct {
+    const char *table;
+    int64_t rows;
+  } tables[BERTH_STORE_TABLES_MAX];
+} berth_store_copy_report;
+int berth_store_copy(berth_store *st, const char *to_url, berth_store_copy_report *report, berth_error **err);
 /* Current time in unix milliseconds (CLOCK_REALTIME). */
 int64_t berth_now_ms(void);
 

@@ -117,6 +117,33 @@ p=u.urlsplit(sys.argv[1]); print(p.scheme + "://" + p.netloc + "/" + sys.argv[2]
 opened (connection to server on socket \"/nonexistent-dir/.s.PGSQL.1\" failed: No such file or directory Is the \
 server running locally and accepting connections on that socket?)"
   unset BERTH_STORE
+
+  # the 0.1.0 store (migrated above) moves up to PostgreSQL with its whole history
+  copydb=${db}_copy
+  psql -X -q "$BERTH_TEST_PG" -c "CREATE DATABASE $copydb" >/dev/null
+  case $conninfo in
+  postgres*) target=${conninfo/\/$db/\/$copydb} ;;
+  *) target="$conninfo dbname=$copydb" ;;
+  esac
+  export BERTH_HOME=$TMP/old
+  sqlite3 "$BERTH_HOME/berth.db" "DELETE FROM schema_version WHERE version = 7" # undo the newer-berth test
+  expect "pg: store copy" 0 store copy --to "$target" --json
+  same "pg: copied the audit chain" "$(json rows.audit_log)" "21"
+  same "pg: copied the transitions" "$(json rows.task_transitions)" "10"
+  expect "pg: a second copy is refused" 125 store copy --to "$target"
+  case $err in *"is not empty"*) ok "pg: ...because the target is not empty" ;; *) not_ok "pg: not empty: $err" ;; esac
+  expect "verify on SQLite" 0 audit verify
+  on_sqlite=$out
+  BERTH_STORE=$target expect "pg: info on the copy" 0 store info --json
+  same "pg: ...which is on PostgreSQL" "$(json engine)" "postgresql"
+  same "pg: ...with every audit record" "$(json counts.audit_records)" "21"
+  BERTH_STORE=$target expect "pg: audit verify on the copy" 0 audit verify
+  same "pg: the same chain, the same head" "$out" "$on_sqlite"
+  BERTH_STORE=$target expect "pg: the failed task on the copy" 0 task show 01m8vvf1n24tcbac8be0dav9rr --json
+  same "pg: with its exit code" "$(json exit_code)" "3"
+  BERTH_STORE=$target expect "pg: its stacks" 0 stack show web --json
+  same "pg: with the secret still readable (masked)" "$(json secret_env.TOKEN)" "***"
+  psql -X -q "$BERTH_TEST_PG" -c "DROP DATABASE $copydb WITH (FORCE)" >/dev/null
   psql -X -q "$BERTH_TEST_PG" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
 else
   echo "# skipped the PostgreSQL part: BERTH_TEST_PG is not set (ci/start-postgres.sh prints one)"

@@ -540,6 +540,79 @@ test_passwords_and_read_only(void **state)
   pg_admin(sql);
 }
 
+/* Every row of a table as text, in key order: equal digests mean equal records, byte for byte. */
+static char *
+table_digest(berth_store *st, const char *table)
+{
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT * FROM %s ORDER BY 1, 2", table);
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  if (db_prepare(store_db(st), sql, &s, &err) < 0)
+    fail_msg("%s", err->msg);
+  char *out = strdup("");
+  while (db_step(s, &err) == DB_ROW)
+    for (int i = 0; i < db_column_count(s); i++) {
+      const char *v = db_column_text(s, i);
+      char *next = NULL;
+      assert_true(asprintf(&next, "%s%s=%s%c", out, db_column_name(s, i), v ? v : "<null>",
+                           i + 1 < db_column_count(s) ? '|' : '\n')
+                  > 0);
+      free(out);
+      out = next;
+    }
+  assert_null(err);
+  db_finalize(s);
+  return out;
+}
+
+/* berth store copy: the 0.1.0 fixture, migrated on SQLite, copied into an empty PostgreSQL database: every row
+ * equal, the audit chain verifies with the same head, new records continue the sequences; a second copy into the
+ * now non-empty database is refused. */
+static void
+test_copy_to_postgresql(void **state)
+{
+  char *target = strdup(getenv("BERTH_STORE"));
+  unsetenv("BERTH_STORE");
+  load_fixture(*state);
+  berth_store *from = open_ok(*state);
+  berth_store_copy_report report;
+  berth_error *err = NULL;
+  if (berth_store_copy(from, target, &report, &err) < 0)
+    fail_msg("copy: %s", err->msg);
+  assert_int_equal(report.n, 10);
+  assert_string_equal(report.tables[7].table, "audit_log");
+  assert_int_equal(report.tables[7].rows, 21);
+  assert_int_equal(berth_store_copy(from, target, &report, &err), BERTH_EBUSY);
+  assert_non_null(strstr(err->msg, "is not empty"));
+  berth_error_clear(&err);
+
+  setenv("BERTH_STORE", target, 1);
+  berth_store *to = open_ok(*state);
+  const char *names[] = { "meta",        "stacks",        "tasks",     "task_transitions", "state_versions",
+                          "image_rules", "task_policies", "audit_log", "audit_head",       "api_keys" };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char *a = table_digest(from, names[i]), *b = table_digest(to, names[i]);
+    assert_true(strlen(a) > 0); /* every table of the fixture has rows */
+    if (strcmp(a, b) != 0)
+      fail_msg("table %s differs:\n%s\nvs\n%s", names[i], a, b);
+    free(a);
+    free(b);
+  }
+  assert_string_equal(berth_store_instance_id(to), berth_store_instance_id(from));
+  check_fixture_records(to, 21, 2);
+  berth_task t = { .stack = "web", .command = "echo copied", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(to, &t, &err), 0);
+  assert_int_equal(t.seq, 3);
+  free(t.id);
+  free(t.state);
+  assert_int_equal(berth_allowlist_add(to, "allow", "docker.io/library/alpine:*", "bob", &err), 0);
+  assert_int_equal(berth_allowlist_count(to, &err), 4);
+  berth_store_close(to);
+  berth_store_close(from);
+  free(target);
+}
+
 /* The server ends the store's connection (as a restart would): the operation under way fails in one line, the
  * next one reconnects; a transaction that was open is gone, not half-written. */
 static void
@@ -611,6 +684,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_bad_connection_strings, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_connection_lost, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_passwords_and_read_only, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_copy_to_postgresql, setup_home, teardown_home),
   };
   on_pg = argc > 1 && strcmp(argv[1], "postgresql") == 0;
   unsetenv("BERTH_STORE");

@@ -209,6 +209,30 @@ db_column_strdup(db_stmt *s, int col, bool *oom)
 }
 
 int
+db_column_count(db_stmt *s)
+{
+  return s->conn->ops->column_count(s);
+}
+
+const char *
+db_column_name(db_stmt *s, int col)
+{
+  return s->conn->ops->column_name(s, col);
+}
+
+db_type
+db_column_type(db_stmt *s, int col)
+{
+  return s->conn->ops->column_type(s, col);
+}
+
+int
+db_sync_identity(db_conn *c, const char *table, const char *column, berth_error **err)
+{
+  return c->ops->sync_identity ? c->ops->sync_identity(c, table, column, err) : 0;
+}
+
+int
 db_run(db_stmt *s, int64_t *changes, berth_error **err)
 {
   int rc = db_step(s, err);

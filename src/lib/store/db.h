@@ -56,6 +56,11 @@ const char *db_column_text(db_stmt *s, int col);
 const void *db_column_blob(db_stmt *s, int col, size_t *len);
 /* A copy of a text column (NULL for SQL NULL); sets *oom on allocation failure. */
 char *db_column_strdup(db_stmt *s, int col, bool *oom);
+/* For code that moves rows it does not know (store copy): the row's shape and each value's kind. */
+typedef enum { DB_TYPE_NULL, DB_TYPE_INT, DB_TYPE_TEXT, DB_TYPE_BLOB } db_type;
+int db_column_count(db_stmt *s);
+const char *db_column_name(db_stmt *s, int col);
+db_type db_column_type(db_stmt *s, int col);
 
 /* Steps once (a row of RETURNING is fine), stores the changed row count in *changes (may be NULL), finalizes s. */
 int db_run(db_stmt *s, int64_t *changes, berth_error **err);
@@ -70,6 +75,10 @@ int db_begin_read(db_conn *c, berth_error **err);
 int db_commit(db_conn *c, berth_error **err);
 void db_rollback(db_conn *c);
 int db_tx_depth(const db_conn *c);
+
+/* After rows were inserted with explicit values into an identity column (tasks.seq, ...), the next generated value
+ * follows the largest one (PostgreSQL: setval on the column's sequence; SQLite does this on its own). */
+int db_sync_identity(db_conn *c, const char *table, const char *column, berth_error **err);
 
 /* Bytes the store occupies (SQLite: the database file and its WAL; PostgreSQL: the database); -1 if unknown. */
 int64_t db_size_bytes(db_conn *c);

@@ -38,6 +38,11 @@ struct db_ops {
   int64_t (*column_int64)(db_stmt *s, int col);
   const char *(*column_text)(db_stmt *s, int col);
   const void *(*column_blob)(db_stmt *s, int col, size_t *len);
+  int (*column_count)(db_stmt *s);
+  const char *(*column_name)(db_stmt *s, int col);
+  db_type (*column_type)(db_stmt *s, int col);
+  /* may be NULL when the engine keeps identity columns in step by itself */
+  int (*sync_identity)(db_conn *c, const char *table, const char *column, berth_error **err);
   /* false when the engine ended the transaction on its own (SQLite does on some I/O errors) */
   bool (*in_transaction)(db_conn *c);
   int64_t (*size_bytes)(db_conn *c);

@@ -334,6 +334,51 @@ pg_col_blob(db_stmt *base, int col, size_t *len)
 }
 
 static int
+pg_column_count(db_stmt *base)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  return s->res ? PQnfields(s->res) : 0;
+}
+
+static const char *
+pg_column_name(db_stmt *base, int col)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  return s->res ? PQfname(s->res, col) : NULL;
+}
+
+/* By the column's type OID (pg_type.h): the integers and booleans, bytea, and everything else as text. */
+static db_type
+pg_column_type(db_stmt *base, int col)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  if (pg_is_null(base, col))
+    return DB_TYPE_NULL;
+  switch (PQftype(s->res, col)) {
+  case 16: /* bool */
+  case 20: /* int8 */
+  case 21: /* int2 */
+  case 23: /* int4 */
+    return DB_TYPE_INT;
+  case 17: /* bytea */
+    return DB_TYPE_BLOB;
+  default:
+    return DB_TYPE_TEXT;
+  }
+}
+
+static int
+pg_sync_identity(db_conn *c, const char *table, const char *column, berth_error **err)
+{
+  char sql[256];
+  /* table and column come from berth's own list of tables, never from input */
+  snprintf(sql, sizeof sql,
+           "SELECT setval(pg_get_serial_sequence('%s', '%s'), COALESCE(MAX(%s), 0) + 1, false) FROM %s", table, column,
+           column, table);
+  return pg_exec(c, sql, err);
+}
+
+static int
 query_int(db_conn *c, const char *sql, int64_t *out, berth_error **err)
 {
   PGresult *res = PQexec(handle(c), sql);
@@ -386,6 +431,10 @@ static const struct db_ops pg_ops = {
   .column_int64 = pg_col_int64,
   .column_text = pg_col_text,
   .column_blob = pg_col_blob,
+  .column_count = pg_column_count,
+  .column_name = pg_column_name,
+  .column_type = pg_column_type,
+  .sync_identity = pg_sync_identity,
   .in_transaction = pg_in_transaction,
   .size_bytes = pg_size_bytes,
   .probe = pg_probe,

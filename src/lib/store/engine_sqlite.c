@@ -179,6 +179,33 @@ sq_blob(db_stmt *s, int col, size_t *len)
   return p;
 }
 
+static int
+sq_column_count(db_stmt *s)
+{
+  return sqlite3_column_count(raw(s));
+}
+
+static const char *
+sq_column_name(db_stmt *s, int col)
+{
+  return sqlite3_column_name(raw(s), col);
+}
+
+static db_type
+sq_column_type(db_stmt *s, int col)
+{
+  switch (sqlite3_column_type(raw(s), col)) {
+  case SQLITE_INTEGER:
+    return DB_TYPE_INT;
+  case SQLITE_BLOB:
+    return DB_TYPE_BLOB;
+  case SQLITE_NULL:
+    return DB_TYPE_NULL;
+  default:
+    return DB_TYPE_TEXT; /* text, and the floats berth never stores */
+  }
+}
+
 static bool
 sq_in_transaction(db_conn *c)
 {
@@ -256,6 +283,10 @@ static const struct db_ops sqlite_ops = {
   .column_int64 = sq_int64,
   .column_text = sq_text,
   .column_blob = sq_blob,
+  .column_count = sq_column_count,
+  .column_name = sq_column_name,
+  .column_type = sq_column_type,
+  .sync_identity = NULL,
   .in_transaction = sq_in_transaction,
   .size_bytes = sq_size_bytes,
   .probe = sq_probe,
