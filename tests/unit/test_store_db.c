@@ -215,6 +215,13 @@ test_rollback_on_error(void **state)
   assert_int_equal(berth_store_commit(st, &err), 0);
   assert_true(stack_exists(st, "kept"));
   assert_int_equal(audit_count(st), 1);
+  /* a write inside a read snapshot is refused up front */
+  assert_int_equal(db_begin_read(store_db(st), &err), 0);
+  assert_true(berth_store_begin(st, &err) < 0);
+  assert_non_null(strstr(err->msg, "a write cannot start inside a read snapshot"));
+  berth_error_clear(&err);
+  berth_store_rollback(st);
+  assert_int_equal(db_tx_depth(store_db(st)), 0);
   /* committing with nothing open is an error, not a crash */
   assert_true(berth_store_commit(st, &err) < 0);
   berth_error_clear(&err);

@@ -43,6 +43,7 @@ db_conn_init(db_conn *c, const struct db_ops *ops, const char *label)
 {
   c->ops = ops;
   c->depth = 0;
+  c->read_only = false;
   c->label = strdup(label);
   return c->label ? 0 : -1;
 }
@@ -270,12 +271,14 @@ savepoint(db_conn *c, savepoint_op op, int level, berth_error **err)
 }
 
 static int
-begin(db_conn *c, const char *outer_sql, berth_error **err)
+begin(db_conn *c, bool read, berth_error **err)
 {
   if (c->depth > 0) {
     /* never start afresh under a caller who thinks its transaction is open: its work would be split in two */
     if (!c->ops->in_transaction(c))
       return berth_error_set(err, BERTH_EINTERNAL, "store %s rolled back the enclosing transaction", c->label);
+    if (!read && c->read_only) /* SQLite could only fail the upgrade later, PostgreSQL refuses the writes */
+      return berth_error_set(err, BERTH_EINTERNAL, "store %s: a write cannot start inside a read snapshot", c->label);
     if (savepoint(c, SP_OPEN, c->depth + 1, err) < 0)
       return err && *err ? (*err)->code : BERTH_EINTERNAL;
     c->depth++;
@@ -283,9 +286,10 @@ begin(db_conn *c, const char *outer_sql, berth_error **err)
   }
   for (int attempt = 0;; attempt++) {
     berth_error *e = NULL;
-    int rc = db_exec(c, outer_sql, &e);
+    int rc = db_exec(c, read ? c->ops->begin_read_sql : c->ops->begin_sql, &e);
     if (rc == 0) {
       c->depth = 1;
+      c->read_only = read;
       return 0;
     }
     if (rc != BERTH_EBUSY || attempt >= BUSY_RETRIES) {
@@ -303,13 +307,13 @@ begin(db_conn *c, const char *outer_sql, berth_error **err)
 int
 db_begin(db_conn *c, berth_error **err)
 {
-  return begin(c, c->ops->begin_sql, err);
+  return begin(c, false, err);
 }
 
 int
 db_begin_read(db_conn *c, berth_error **err)
 {
-  return begin(c, c->ops->begin_read_sql, err);
+  return begin(c, true, err);
 }
 
 int

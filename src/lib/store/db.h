@@ -68,8 +68,8 @@ int db_run(db_stmt *s, int64_t *changes, berth_error **err);
 /* Transactions nest: the outermost begin opens a write transaction (SQLite BEGIN IMMEDIATE, so read-modify-write
  * serializes across processes; a busy begin is retried), an inner begin opens a savepoint. An inner rollback undoes
  * only its own work and keeps the outer transaction; commit of the outermost makes all of it durable at once.
- * begin_read opens a read snapshot at the outermost level (a savepoint when nested). rollback at depth 0 is a
- * no-op, so "commit failed, roll back" is always safe. */
+ * begin_read opens a read snapshot at the outermost level (a savepoint when nested); a write begun inside a read
+ * snapshot is refused. rollback at depth 0 is a no-op, so "commit failed, roll back" is always safe. */
 int db_begin(db_conn *c, berth_error **err);
 int db_begin_read(db_conn *c, berth_error **err);
 int db_commit(db_conn *c, berth_error **err);

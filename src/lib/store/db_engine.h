@@ -56,8 +56,9 @@ struct db_ops {
 
 struct db_conn {
   const struct db_ops *ops;
-  char *label; /* for messages: a path, or a URL without its password */
-  int depth;   /* 0 outside a transaction; n = outermost + (n - 1) savepoints */
+  char *label;    /* for messages: a path, or a URL without its password */
+  int depth;      /* 0 outside a transaction; n = outermost + (n - 1) savepoints */
+  bool read_only; /* the outermost is a read snapshot (db_begin_read) */
 };
 
 struct db_stmt {
