@@ -149,6 +149,16 @@ else
   echo "# skipped the PostgreSQL part: BERTH_TEST_PG is not set (ci/start-postgres.sh prints one)"
 fi
 
+# --- berth serve --store ----------------------------------------------------------------------------------------
+export BERTH_HOME=$TMP/serve
+expect "serve --store reaches the store" 125 serve --store "postgresql://bob:Sekr1t-serve@/x?host=/nonexistent&port=1" \
+  --listen "unix:$TMP/serve.sock"
+case $err in
+*"postgresql://bob@/x?host=/nonexistent&port=1 cannot be opened"*) ok "serve --store: one line naming the URL" ;;
+*) not_ok "serve --store: one line naming the URL: $err" ;;
+esac
+case $err in *Sekr1t-serve*) not_ok "serve --store: password shown" ;; *) ok "serve --store: no password" ;; esac
+
 # --- bad input ------------------------------------------------------------------------------------------------
 expect "no subcommand" 125 store
 expect "unknown subcommand" 125 store vacuum
