@@ -18,8 +18,9 @@
 
 #define PG_MAX_PARAMS 64
 #define PG_MIN_SERVER 120000 /* identity columns, EXECUTE FUNCTION triggers */
-/* pg_advisory_xact_lock key of berth's write transactions ("berth" in ASCII) */
-#define WRITE_LOCK_SQL "BEGIN; SELECT pg_advisory_xact_lock(431316168808)"
+/* berth's write transactions: one advisory lock (key: "berth" in ASCII), waited for as long as SQLite's busy
+ * timeout; a timeout is 55P03, busy, which db.c retries at begin */
+#define WRITE_LOCK_SQL "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(431316168808)"
 
 typedef struct pg_conn {
   db_conn base;
