@@ -19,6 +19,10 @@ ci/install-deps.sh
 step "docker daemon and images"
 ci/build-images.sh
 
+step "postgresql server (the store's tests run on both engines)"
+BERTH_TEST_PG=$(ci/start-postgres.sh | tail -n1)
+export BERTH_TEST_PG
+
 step "build (warnings as errors)"
 cmake -S . -B build -DBERTH_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"

@@ -1,8 +1,11 @@
-/* The embedded store: stacks, tasks and their transitions, stack state versions. SQLite in BERTH_HOME/berth.db.
+/* The store: stacks, tasks and their transitions, stack state versions (and, through their own modules, governance
+ * records and API keys). The engine is SQLite in BERTH_HOME/berth.db, or PostgreSQL when BERTH_STORE holds a
+ * postgresql:// URL or libpq key=value settings; which engine, and how it is reached, stays behind this header (no
+ * engine type is part of the API). BERTH_HOME holds the secret key, logs and state versions with either engine.
  *
  * Each process opens its own handle (berth_store_open); many processes share one store concurrently. Read-modify-
- * write operations run in BEGIN IMMEDIATE transactions, so they serialize across processes (busy timeout ~10 s).
- * Every transition is durable (WAL, synchronous=FULL) when the call returns.
+ * write operations run in write transactions, so they serialize across processes (busy timeout ~10 s). Every
+ * transition is durable (SQLite: WAL, synchronous=FULL) when the call returns.
  *
  * Ownership: everything returned through an `out` pointer belongs to the caller and is released with the matching
  * free function (berth_stack_free, berth_task_free, berth_stacks_free, ...). Inputs are never retained. */
@@ -12,8 +15,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <sqlite3.h>
 
 #include "berth/error.h"
 
@@ -26,18 +27,52 @@ typedef struct berth_store berth_store;
 char *berth_home_default(void);
 
 /* Opens (creating dirs mode 0700 + berth.db; WAL; synchronous=FULL; busy_timeout 10 s; foreign keys;
- * secure_delete) and migrates the schema. A store that is unwritable or corrupt gives ONE clear line, e.g.
- * "store /x/berth.db is not a berth store (file is not a database)", code BERTH_EINTERNAL. */
+ * secure_delete; or connecting to the PostgreSQL server in BERTH_STORE) and migrates the schema to the newest
+ * version this binary knows. Messages name a PostgreSQL store by its URL without the password, and never contain
+ * the password. A store that is unwritable,
+ * corrupt, or has a newer schema gives ONE clear line, e.g. "store /x/berth.db is not a berth store (file is not a
+ * database)" or "store /x/berth.db has schema version 5, newer than this berth knows (2); use a newer berth",
+ * code BERTH_EINTERNAL. */
 int berth_store_open(const char *home, berth_store **out, berth_error **err);
 void berth_store_close(berth_store *st); /* accepts NULL */
 const char *berth_store_home(const berth_store *st);
 const char *berth_store_instance_id(const berth_store *st); /* random id made at creation; the berth.instance label */
-sqlite3 *berth_store_db(berth_store *st);                   /* for other store modules (audit, locks) */
 
-/* Local helpers for other store modules: BEGIN IMMEDIATE / COMMIT / ROLLBACK with one-line errors. */
+/* Transactions that nest: the outermost begin opens a write transaction, an inner one a savepoint. An inner
+ * rollback undoes only its own part; the outermost commit makes everything durable together (a change and its
+ * audit record). rollback with nothing open is a no-op, so "commit failed, roll back" is safe. */
 int berth_store_begin(berth_store *st, berth_error **err);
 int berth_store_commit(berth_store *st, berth_error **err);
 void berth_store_rollback(berth_store *st);
+
+/* What `berth store info` shows. The strings belong to the store and live until berth_store_close. */
+typedef struct berth_store_info {
+  const char *engine;         /* "sqlite" | "postgresql" */
+  const char *location;       /* the database file, or the URL without its password */
+  int schema_version;         /* now (after the migrations done at open) */
+  int schema_version_at_open; /* before them; 0 for a store created by this open */
+  int schema_version_known;   /* the newest this binary knows */
+  int64_t stacks, tasks, audit_records, api_keys;
+  int64_t size_bytes; /* -1 when unknown; PostgreSQL: the whole database */
+} berth_store_info;
+int berth_store_info_get(berth_store *st, berth_store_info *out, berth_error **err);
+
+/* Copies every record of st (stacks, tasks and their transitions, state versions, image rules, policies, the audit
+ * chain, API keys, the instance id) into the EMPTY PostgreSQL database at to_url (a postgresql:// URL or libpq
+ * key=value settings): the schema is created there, then all rows are written in one transaction, read from one
+ * snapshot of st. A target holding any table is refused (BERTH_EBUSY) and left as it was. Files stay where they are:
+ * the copy is used with the same BERTH_HOME (secret key, logs, state version directories). The report names the
+ * target (its URL without the password) and each table with its row count (the table names are static). */
+#define BERTH_STORE_TABLES_MAX 16
+typedef struct berth_store_copy_report {
+  char target[1024];
+  size_t n;
+  struct {
+    const char *table;
+    int64_t rows;
+  } tables[BERTH_STORE_TABLES_MAX];
+} berth_store_copy_report;
+int berth_store_copy(berth_store *st, const char *to_url, berth_store_copy_report *report, berth_error **err);
 /* Current time in unix milliseconds (CLOCK_REALTIME). */
 int64_t berth_now_ms(void);
 

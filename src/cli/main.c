@@ -20,6 +20,7 @@ static const struct {
   { "audit", cmd_audit, "the audit trail: list, verify" },
   { "serve", NULL, "the HTTP API server" }, /* the server front end's, passed to cli_main */
   { "key", cmd_key, "API keys: create, list, revoke" },
+  { "store", cmd_store, "the store: info, migrate" },
   { "__supervise", cmd_supervise, NULL },
 };
 

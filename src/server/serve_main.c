@@ -10,13 +10,15 @@
 
 static const char serve_usage[]
     = "usage: berth serve [--listen unix:PATH|tcp:HOST:PORT]... [--tls-cert FILE --tls-key FILE] [--grace DUR]\n"
-      "                   [--client-timeout DUR]\n\n"
+      "                   [--client-timeout DUR] [--store URL]\n\n"
       "Serves the HTTP API (docs/http-api.md) on each --listen address (default unix:$BERTH_HOME/berth.sock).\n"
       "Callers authenticate with API keys (berth key create). tcp:HOST:0 picks a free port (printed on stderr).\n"
       "With --tls-cert/--tls-key (PEM), TCP listeners speak HTTPS.\n"
       "SIGTERM: stop accepting, let PERFORMING tasks finish for up to --grace (default 60s), record the rest as\n"
       "interrupted. --client-timeout (default 30s) closes connections idle that long (slow clients).\n"
-      "A restart fails tasks left by a crash (executor interrupted) and removes their containers.\n";
+      "A restart fails tasks left by a crash (executor interrupted) and removes their containers.\n"
+      "--store URL: the PostgreSQL store (as BERTH_STORE, which it overrides, for the server and its tasks); put a\n"
+      "password in PGPASSFILE rather than in the URL, which other users can read in the process list.\n";
 
 /* One `berth: ` line on stderr, and the exit status of err's code. Frees err. */
 static int
@@ -36,6 +38,7 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
                                         { "tls-key", required_argument, NULL, 'k' },
                                         { "grace", required_argument, NULL, 'g' },
                                         { "client-timeout", required_argument, NULL, 't' },
+                                        { "store", required_argument, NULL, 's' },
                                         { "help", no_argument, NULL, 'h' },
                                         { 0 } };
   const char *listen[16];
@@ -63,6 +66,10 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
     case 't':
       if (berth_parse_duration_ms(optarg, &o.client_timeout_ms, &err) < 0)
         return fail(err);
+      break;
+    case 's': /* the environment carries it to every store the server and its supervisors open */
+      if (setenv("BERTH_STORE", optarg, 1) < 0)
+        return fail((berth_error_set(&err, BERTH_EINTERNAL, "serve: out of memory"), err));
       break;
     case 'h':
       fputs(serve_usage, stdout);

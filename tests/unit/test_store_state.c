@@ -15,15 +15,7 @@
 #include <cmocka.h>
 
 #include "berth/store.h"
-
-static int
-rm_entry(const char *p, const struct stat *sb, int t, struct FTW *f)
-{
-  (void) sb;
-  (void) t;
-  (void) f;
-  return remove(p);
-}
+#include "store_helpers.h"
 
 static int
 setup(void **state)
@@ -50,7 +42,7 @@ teardown(void **state)
   berth_store *st = *state;
   char *home = strdup(berth_store_home(st));
   berth_store_close(st);
-  nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  rm_tree(home);
   free(home);
   return 0;
 }

@@ -14,25 +14,7 @@
 #include <cmocka.h>
 
 #include "berth/store.h"
-
-static int
-rm_entry(const char *p, const struct stat *sb, int t, struct FTW *f)
-{
-  (void) sb;
-  (void) t;
-  (void) f;
-  return remove(p);
-}
-
-static berth_store *
-open_ok(const char *home)
-{
-  berth_store *st = NULL;
-  berth_error *err = NULL;
-  if (berth_store_open(home, &st, &err) != 0)
-    fail_msg("open %s: %s", home, err->msg);
-  return st;
-}
+#include "store_helpers.h"
 
 static int
 setup(void **state)
@@ -57,7 +39,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-  nftw(*state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  rm_tree(*state);
   free(*state);
   return 0;
 }

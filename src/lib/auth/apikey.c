@@ -10,6 +10,7 @@
 #include "berth/role.h"
 #include "berth/apikey.h"
 #include "berth/task_json.h"
+#include "store/db.h"
 
 #define KEY_PREFIX "berth_"
 #define ID_BYTES 6
@@ -21,47 +22,6 @@
 #define HASH_MEMLIMIT (19u << 20)
 #define CACHE_MAX 1024
 #define LAST_USED_EVERY_MS 60000
-
-static const char schema_sql[]
-    = "CREATE TABLE IF NOT EXISTS api_keys ("
-      " id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, stacks TEXT NOT NULL DEFAULT '[]',"
-      " hash TEXT NOT NULL, created_by TEXT, created_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL DEFAULT 0,"
-      " revoked_at INTEGER NOT NULL DEFAULT 0);"
-      "CREATE UNIQUE INDEX IF NOT EXISTS api_keys_live_name ON api_keys (name) WHERE revoked_at = 0;";
-
-static int
-db_error(berth_store *st, const char *what, berth_error **err)
-{
-  sqlite3 *db = berth_store_db(st);
-  int code = sqlite3_errcode(db);
-  if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-    return berth_error_set(err, BERTH_EBUSY, "%s: the store is busy (%s)", what, sqlite3_errmsg(db));
-  return berth_error_set(err, BERTH_EINTERNAL, "%s: store error: %s", what, sqlite3_errmsg(db));
-}
-
-static int
-ensure_schema(berth_store *st, berth_error **err)
-{
-  sqlite3 *db = berth_store_db(st);
-  sqlite3_stmt *stmt = NULL;
-  int have = 0;
-  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('api_keys', 'api_keys_live_name')", -1,
-                         &stmt, NULL)
-          == SQLITE_OK
-      && sqlite3_step(stmt) == SQLITE_ROW)
-    have = sqlite3_column_int(stmt, 0);
-  sqlite3_finalize(stmt);
-  if (have == 2)
-    return 0;
-  char *msg = NULL;
-  if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
-    int rc = berth_error_set(err, BERTH_EINTERNAL, "create the API key table in the store: %s",
-                             msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    return rc;
-  }
-  return 0;
-}
 
 void
 berth_apikey_free(berth_apikey *k)
@@ -175,31 +135,27 @@ berth_apikey_create(berth_store *st, const char *name, const char *role, const c
     return berth_error_set(err, BERTH_EINTERNAL, "hash API key `%s`: out of memory", name);
   }
   char *stx = stacks_text(stacks, n_stacks);
-  sqlite3 *db = berth_store_db(st);
-  sqlite3_stmt *stmt = NULL;
-  rc = ensure_schema(st, err);
-  if (rc == 0
-      && sqlite3_prepare_v2(db,
-                            "INSERT INTO api_keys (id, name, role, stacks, hash, created_by, created_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            -1, &stmt, NULL)
-             != SQLITE_OK)
-    rc = db_error(st, "create API key", err);
+  db_stmt *stmt = NULL;
+  int64_t added = 0;
+  /* a live key with the same name conflicts with the partial unique index on name */
+  rc = db_prepare(store_db(st),
+                  "INSERT INTO api_keys (id, name, role, stacks, hash, created_by, created_at)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                  &stmt, err);
   if (rc == 0) {
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, role, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 4, stx ? stx : "[]", -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 5, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 6, actor, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 7, berth_now_ms());
-    int s = sqlite3_step(stmt);
-    if ((s & 0xff) == SQLITE_CONSTRAINT)
-      rc = berth_error_set(err, BERTH_EBUSY, "API key `%s` already exists (revoke it first)", name);
-    else if (s != SQLITE_DONE)
-      rc = db_error(st, "create API key", err);
+    db_bind_text(stmt, 1, id);
+    db_bind_text(stmt, 2, name);
+    db_bind_text(stmt, 3, role);
+    db_bind_text(stmt, 4, stx ? stx : "[]");
+    db_bind_text(stmt, 5, hash);
+    db_bind_text(stmt, 6, actor);
+    db_bind_int64(stmt, 7, berth_now_ms());
+    rc = db_run(stmt, &added, err);
   }
-  sqlite3_finalize(stmt);
+  if (rc < 0)
+    berth_error_wrap(err, "create API key `%s`", name);
+  else if (added == 0)
+    rc = berth_error_set(err, BERTH_EBUSY, "API key `%s` already exists (revoke it first)", name);
   free(stx);
   if (rc < 0) {
     sodium_memzero(key, strlen(key));
@@ -213,43 +169,38 @@ berth_apikey_create(berth_store *st, const char *name, const char *role, const c
 int
 berth_apikey_revoke(berth_store *st, const char *name, berth_error **err)
 {
-  int rc = ensure_schema(st, err);
-  if (rc < 0)
-    return rc;
-  sqlite3_stmt *stmt = NULL;
-  if (sqlite3_prepare_v2(berth_store_db(st), "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at = 0", -1,
-                         &stmt, NULL)
-      != SQLITE_OK)
-    return db_error(st, "revoke API key", err);
-  sqlite3_bind_int64(stmt, 1, berth_now_ms());
-  sqlite3_bind_text(stmt, 2, name ? name : "", -1, SQLITE_STATIC);
-  if (sqlite3_step(stmt) != SQLITE_DONE)
-    rc = db_error(st, "revoke API key", err);
-  else if (sqlite3_changes(berth_store_db(st)) == 0)
-    rc = berth_error_set(err, BERTH_ENOTFOUND, "no API key `%.64s`", name ? name : "");
-  sqlite3_finalize(stmt);
-  return rc;
+  db_stmt *stmt = NULL;
+  int64_t revoked = 0;
+  if (db_prepare(store_db(st), "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at = 0", &stmt, err) < 0)
+    return berth_error_wrap(err, "revoke API key");
+  db_bind_int64(stmt, 1, berth_now_ms());
+  db_bind_text(stmt, 2, name ? name : "");
+  if (db_run(stmt, &revoked, err) < 0)
+    return berth_error_wrap(err, "revoke API key");
+  if (revoked == 0)
+    return berth_error_set(err, BERTH_ENOTFOUND, "no API key `%.64s`", name ? name : "");
+  return 0;
 }
 
 static const char select_cols[] = "SELECT id, name, role, stacks, created_by, created_at, last_used_at, revoked_at,"
                                   " hash FROM api_keys";
 
 static berth_apikey *
-row_to_key(sqlite3_stmt *stmt)
+row_to_key(db_stmt *stmt)
 {
   berth_apikey *k = calloc(1, sizeof *k);
   if (k == NULL)
     return NULL;
-  const char *cb = (const char *) sqlite3_column_text(stmt, 4);
-  k->id = strdup((const char *) sqlite3_column_text(stmt, 0));
-  k->name = strdup((const char *) sqlite3_column_text(stmt, 1));
-  k->role = strdup((const char *) sqlite3_column_text(stmt, 2));
-  stacks_parse((const char *) sqlite3_column_text(stmt, 3), &k->stacks);
-  k->created_by = cb ? strdup(cb) : NULL;
-  k->created_at = sqlite3_column_int64(stmt, 5);
-  k->last_used_at = sqlite3_column_int64(stmt, 6);
-  k->revoked_at = sqlite3_column_int64(stmt, 7);
-  if (k->id == NULL || k->name == NULL || k->role == NULL) {
+  bool oom = false;
+  k->id = db_column_strdup(stmt, 0, &oom);
+  k->name = db_column_strdup(stmt, 1, &oom);
+  k->role = db_column_strdup(stmt, 2, &oom);
+  stacks_parse(db_column_text(stmt, 3), &k->stacks);
+  k->created_by = db_column_strdup(stmt, 4, &oom);
+  k->created_at = db_column_int64(stmt, 5);
+  k->last_used_at = db_column_int64(stmt, 6);
+  k->revoked_at = db_column_int64(stmt, 7);
+  if (oom || k->id == NULL || k->name == NULL || k->role == NULL) {
     berth_apikey_free(k);
     return NULL;
   }
@@ -292,31 +243,29 @@ berth_apikey_to_json(const berth_apikey *k)
 cJSON *
 berth_apikey_list_json(berth_store *st, bool include_revoked, berth_error **err)
 {
-  if (ensure_schema(st, err) < 0)
-    return NULL;
   char sql[256];
   snprintf(sql, sizeof sql, "%s%s ORDER BY name, created_at", select_cols,
            include_revoked ? "" : " WHERE revoked_at = 0");
-  sqlite3_stmt *stmt = NULL;
-  if (sqlite3_prepare_v2(berth_store_db(st), sql, -1, &stmt, NULL) != SQLITE_OK) {
-    db_error(st, "list API keys", err);
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), sql, &stmt, err) < 0) {
+    berth_error_wrap(err, "list API keys");
     return NULL;
   }
   cJSON *o = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(o, "keys");
   int s;
-  while ((s = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while ((s = db_step(stmt, err)) == DB_ROW) {
     berth_apikey *k = row_to_key(stmt);
     if (k)
       cJSON_AddItemToArray(arr, berth_apikey_to_json(k));
     berth_apikey_free(k);
   }
-  if (s != SQLITE_DONE) {
-    db_error(st, "list API keys", err);
+  if (s != DB_DONE) {
+    berth_error_wrap(err, "list API keys");
     cJSON_Delete(o);
     o = NULL;
   }
-  sqlite3_finalize(stmt);
+  db_finalize(stmt);
   return o;
 }
 
@@ -433,14 +382,12 @@ parse_token(const char *token, char id[ID_HEX + 1])
 static void
 touch_last_used(berth_store *st, const char *id, int64_t now)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (sqlite3_prepare_v2(berth_store_db(st), "UPDATE api_keys SET last_used_at = ? WHERE id = ?", -1, &stmt, NULL)
-      == SQLITE_OK) {
-    sqlite3_bind_int64(stmt, 1, now);
-    sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
-    sqlite3_step(stmt); /* best effort: a busy store must not refuse the request */
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), "UPDATE api_keys SET last_used_at = ? WHERE id = ?", &stmt, NULL) == 0) {
+    db_bind_int64(stmt, 1, now);
+    db_bind_text(stmt, 2, id);
+    db_run(stmt, NULL, NULL); /* best effort: a busy store must not refuse the request */
   }
-  sqlite3_finalize(stmt);
 }
 
 int
@@ -453,25 +400,21 @@ berth_apikey_authenticate(berth_store *st, berth_apikey_cache *cache, const char
   int rc = 0;
   char sql[256];
   snprintf(sql, sizeof sql, "%s WHERE id = ? AND revoked_at = 0", select_cols);
-  sqlite3_stmt *stmt = NULL;
-  /* the table exists on every store that has keys: create it only when the lookup cannot be prepared */
-  if (sqlite3_prepare_v2(berth_store_db(st), sql, -1, &stmt, NULL) != SQLITE_OK) {
-    if ((rc = ensure_schema(st, err)) < 0)
-      return rc;
-    if (sqlite3_prepare_v2(berth_store_db(st), sql, -1, &stmt, NULL) != SQLITE_OK)
-      return db_error(st, "look up API key", err);
-  }
-  sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-  int s = sqlite3_step(stmt);
-  if (s != SQLITE_ROW) {
-    rc = s == SQLITE_DONE ? berth_error_set(err, BERTH_EDENIED, "invalid API key")
-                          : db_error(st, "look up API key", err);
-    sqlite3_finalize(stmt);
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), sql, &stmt, err) < 0)
+    return berth_error_wrap(err, "look up API key");
+  db_bind_text(stmt, 1, id);
+  int s = db_step(stmt, err);
+  if (s != DB_ROW) {
+    rc = s == DB_DONE ? berth_error_set(err, BERTH_EDENIED, "invalid API key")
+                      : berth_error_wrap(err, "look up API key");
+    db_finalize(stmt);
     return rc;
   }
   berth_apikey *k = row_to_key(stmt);
-  char *hash = strdup((const char *) sqlite3_column_text(stmt, 8));
-  sqlite3_finalize(stmt);
+  bool oom = false;
+  char *hash = db_column_strdup(stmt, 8, &oom);
+  db_finalize(stmt);
   if (k == NULL || hash == NULL) {
     berth_apikey_free(k);
     free(hash);

@@ -521,13 +521,12 @@ static int
 load_rules(berth_store *st, rule_set *rs, berth_error **err)
 {
   memset(rs, 0, sizeof *rs);
-  sqlite3_stmt *stmt = NULL;
-  if (gov_ensure_schema(st, err) < 0
-      || gov_prepare(st, "SELECT pattern, kind FROM image_rules ORDER BY id", &stmt, "read image rules", err) < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), "SELECT pattern, kind FROM image_rules ORDER BY id", &stmt, err) < 0)
     return err && *err ? (*err)->code : BERTH_EINTERNAL;
   int rc = 0, step;
   size_t cap = 0;
-  while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while ((step = db_step(stmt, err)) == DB_ROW) {
     if (rs->n == cap) {
       size_t nc = cap ? cap * 2 : 16;
       char **np = realloc(rs->patterns, nc * sizeof *np);
@@ -542,17 +541,17 @@ load_rules(berth_store *st, rule_set *rs, berth_error **err)
       cap = nc;
     }
     bool oom = false;
-    rs->patterns[rs->n] = gov_column_dup(stmt, 0, &oom);
-    rs->kinds[rs->n] = gov_column_dup(stmt, 1, &oom);
+    rs->patterns[rs->n] = db_column_strdup(stmt, 0, &oom);
+    rs->kinds[rs->n] = db_column_strdup(stmt, 1, &oom);
     rs->n++;
     if (oom) {
       rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
       break;
     }
   }
-  if (rc == 0 && step != SQLITE_DONE)
-    rc = gov_db_error(st, "read image rules", err);
-  sqlite3_finalize(stmt);
+  if (rc == 0 && step != DB_DONE)
+    rc = berth_error_wrap(err, "read image rules");
+  db_finalize(stmt);
   if (rc < 0)
     rule_set_clear(rs);
   return rc;
@@ -574,12 +573,11 @@ berth_allowlist_check(berth_store *st, const char *ref, berth_image_decision *ou
 int
 berth_allowlist_count(berth_store *st, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (gov_ensure_schema(st, err) < 0
-      || gov_prepare(st, "SELECT count(*) FROM image_rules", &stmt, "count image rules", err) < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), "SELECT count(*) FROM image_rules", &stmt, err) < 0)
     return err && *err ? (*err)->code : BERTH_EINTERNAL;
-  int rc = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : gov_db_error(st, "count image rules", err);
-  sqlite3_finalize(stmt);
+  int rc = db_step(stmt, err) == DB_ROW ? (int) db_column_int64(stmt, 0) : berth_error_wrap(err, "count image rules");
+  db_finalize(stmt);
   return rc;
 }
 
@@ -593,49 +591,48 @@ berth_allowlist_add(berth_store *st, const char *kind, const char *pattern, cons
   cleanup_free char *norm = berth_allowlist_normalize_pattern(pattern, err);
   if (norm == NULL)
     return BERTH_EINVAL;
-  bool owned = false;
-  sqlite3_stmt *stmt = NULL;
+  db_stmt *stmt = NULL;
   int rc;
-  if ((rc = gov_ensure_schema(st, err)) < 0 || (rc = gov_tx_begin(st, &owned, err)) < 0)
+  if ((rc = db_begin(store_db(st), err)) < 0)
     return rc;
-  if ((rc = gov_prepare(st, "SELECT kind FROM image_rules WHERE pattern = ?1", &stmt, "add image rule", err)) < 0)
+  if ((rc = db_prepare(store_db(st), "SELECT kind FROM image_rules WHERE pattern = ?", &stmt, err)) < 0)
     goto fail;
-  sqlite3_bind_text(stmt, 1, norm, -1, SQLITE_STATIC);
-  int step = sqlite3_step(stmt);
-  if (step == SQLITE_ROW) {
-    bool same = strcmp((const char *) sqlite3_column_text(stmt, 0), kind) == 0;
+  db_bind_text(stmt, 1, norm);
+  int step = db_step(stmt, err);
+  if (step == DB_ROW) {
+    bool same = strcmp(db_column_text(stmt, 0), kind) == 0;
     const char *other = strcmp(kind, "allow") == 0 ? "a deny" : "an allow";
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     if (same) {
-      gov_tx_rollback(st, owned);
+      db_rollback(store_db(st));
       return 1;
     }
     rc = berth_error_set(err, BERTH_EBUSY, "image pattern `%s` is already %s rule (remove it first)", norm, other);
     goto fail;
   }
-  sqlite3_finalize(stmt);
+  db_finalize(stmt);
   stmt = NULL;
-  if (step != SQLITE_DONE) {
-    rc = gov_db_error(st, "add image rule", err);
+  if (step != DB_DONE) {
+    rc = berth_error_wrap(err, "add image rule");
     goto fail;
   }
-  if ((rc = gov_prepare(st, "INSERT INTO image_rules (pattern, kind, actor, created_at) VALUES (?1, ?2, ?3, ?4)", &stmt,
-                        "add image rule", err))
+  if ((rc = db_prepare(store_db(st), "INSERT INTO image_rules (pattern, kind, actor, created_at) VALUES (?, ?, ?, ?)",
+                       &stmt, err))
       < 0)
     goto fail;
-  sqlite3_bind_text(stmt, 1, norm, -1, SQLITE_STATIC);
-  sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC);
-  sqlite3_bind_text(stmt, 3, actor, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(stmt, 4, berth_now_ms());
-  step = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  if (step != SQLITE_DONE) {
-    rc = gov_db_error(st, "add image rule", err);
+  db_bind_text(stmt, 1, norm);
+  db_bind_text(stmt, 2, kind);
+  db_bind_text(stmt, 3, actor);
+  db_bind_int64(stmt, 4, berth_now_ms());
+  step = db_step(stmt, err);
+  db_finalize(stmt);
+  if (step != DB_DONE) {
+    rc = berth_error_wrap(err, "add image rule");
     goto fail;
   }
-  return gov_tx_commit(st, owned, err);
+  return db_commit(store_db(st), err);
 fail:
-  gov_tx_rollback(st, owned);
+  db_rollback(store_db(st));
   return rc;
 }
 
@@ -645,17 +642,15 @@ berth_allowlist_remove(berth_store *st, const char *pattern, berth_error **err)
   cleanup_free char *norm = berth_allowlist_normalize_pattern(pattern, err);
   if (norm == NULL)
     return BERTH_EINVAL;
-  sqlite3_stmt *stmt = NULL;
+  db_stmt *stmt = NULL;
   int rc;
-  if ((rc = gov_ensure_schema(st, err)) < 0
-      || (rc = gov_prepare(st, "DELETE FROM image_rules WHERE pattern = ?1", &stmt, "remove image rule", err)) < 0)
+  if ((rc = db_prepare(store_db(st), "DELETE FROM image_rules WHERE pattern = ?", &stmt, err)) < 0)
     return rc;
-  sqlite3_bind_text(stmt, 1, norm, -1, SQLITE_STATIC);
-  int step = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  if (step != SQLITE_DONE)
-    return gov_db_error(st, "remove image rule", err);
-  if (sqlite3_changes(berth_store_db(st)) == 0)
+  db_bind_text(stmt, 1, norm);
+  int64_t removed = 0;
+  if (db_run(stmt, &removed, err) < 0)
+    return berth_error_wrap(err, "remove image rule");
+  if (removed == 0)
     return berth_error_set(err, BERTH_ENOTFOUND, "no image rule `%s`", norm);
   return 0;
 }
@@ -663,33 +658,29 @@ berth_allowlist_remove(berth_store *st, const char *pattern, berth_error **err)
 cJSON *
 berth_allowlist_list_json(berth_store *st, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (gov_ensure_schema(st, err) < 0
-      || gov_prepare(st, "SELECT pattern, kind, actor, created_at FROM image_rules ORDER BY id", &stmt,
-                     "list image rules", err)
-             < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), "SELECT pattern, kind, actor, created_at FROM image_rules ORDER BY id", &stmt, err) < 0)
     return NULL;
   cJSON *root = cJSON_CreateObject();
   cJSON *rules = root ? cJSON_AddArrayToObject(root, "rules") : NULL;
-  int step = SQLITE_DONE;
+  int step = DB_DONE;
   bool oom = rules == NULL;
-  while (!oom && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while (!oom && (step = db_step(stmt, err)) == DB_ROW) {
     cJSON *r = cJSON_CreateObject();
-    if (r == NULL || !cJSON_AddItemToArray(rules, r)
-        || !cJSON_AddStringToObject(r, "pattern", (const char *) sqlite3_column_text(stmt, 0))
-        || !cJSON_AddStringToObject(r, "kind", (const char *) sqlite3_column_text(stmt, 1))
-        || !cJSON_AddStringToObject(r, "actor", (const char *) sqlite3_column_text(stmt, 2))
-        || !cJSON_AddNumberToObject(r, "created_at", (double) sqlite3_column_int64(stmt, 3)))
+    if (r == NULL || !cJSON_AddItemToArray(rules, r) || !cJSON_AddStringToObject(r, "pattern", db_column_text(stmt, 0))
+        || !cJSON_AddStringToObject(r, "kind", db_column_text(stmt, 1))
+        || !cJSON_AddStringToObject(r, "actor", db_column_text(stmt, 2))
+        || !cJSON_AddNumberToObject(r, "created_at", (double) db_column_int64(stmt, 3)))
       oom = true;
   }
-  if (oom || step != SQLITE_DONE) {
+  if (oom || step != DB_DONE) {
     if (oom)
       berth_error_set(err, BERTH_EINTERNAL, "out of memory");
     else
-      gov_db_error(st, "list image rules", err);
+      berth_error_wrap(err, "list image rules");
     cJSON_Delete(root);
     root = NULL;
   }
-  sqlite3_finalize(stmt);
+  db_finalize(stmt);
   return root;
 }

@@ -113,64 +113,64 @@ args_text(const cJSON *args)
 static int
 read_head(berth_store *st, int64_t *last_id, unsigned char prev[crypto_hash_sha256_BYTES], berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
+  db_stmt *stmt = NULL;
   memset(prev, 0, crypto_hash_sha256_BYTES);
   *last_id = 0;
-  if (gov_prepare(st,
-                  "SELECT last_id, last_hash FROM audit_head WHERE k = 1"
-                  " UNION ALL SELECT id, hash FROM (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1)",
-                  &stmt, "append audit record", err)
+  if (db_prepare(store_db(st),
+                 "SELECT last_id, last_hash FROM audit_head WHERE k = 1"
+                 " UNION ALL SELECT id, hash FROM (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS newest",
+                 &stmt, err)
       < 0)
-    return BERTH_EINTERNAL;
-  int step = sqlite3_step(stmt);
+    return berth_error_wrap(err, "append audit record");
+  int step = db_step(stmt, err);
   int rc = 0;
-  if (step == SQLITE_ROW) {
-    *last_id = sqlite3_column_int64(stmt, 0);
-    if (hex_to_raw((const char *) sqlite3_column_text(stmt, 1), prev) < 0)
+  if (step == DB_ROW) {
+    *last_id = db_column_int64(stmt, 0);
+    if (hex_to_raw(db_column_text(stmt, 1), prev) < 0)
       rc = berth_error_set(err, BERTH_EINTERNAL,
                            "append audit record: the stored chain head is corrupt"
                            " (run 'berth audit verify')");
-  } else if (step != SQLITE_DONE) {
-    rc = gov_db_error(st, "append audit record", err);
+  } else if (step != DB_DONE) {
+    rc = berth_error_wrap(err, "append audit record");
   }
-  sqlite3_finalize(stmt);
+  db_finalize(stmt);
   return rc;
 }
 
 static int
 insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (gov_prepare(st,
-                  "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                  &stmt, "append audit record", err)
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st),
+                 "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 &stmt, err)
       < 0)
-    return BERTH_EINTERNAL;
-  sqlite3_bind_int64(stmt, 1, rec->id);
-  sqlite3_bind_int64(stmt, 2, rec->at);
-  sqlite3_bind_text(stmt, 3, rec->actor, -1, SQLITE_STATIC);
-  sqlite3_bind_text(stmt, 4, rec->action, -1, SQLITE_STATIC);
-  sqlite3_bind_text(stmt, 5, rec->target, -1, SQLITE_STATIC);
-  sqlite3_bind_text(stmt, 6, rec->args, -1, SQLITE_STATIC);
-  sqlite3_bind_text(stmt, 7, rec->outcome, -1, SQLITE_STATIC);
-  sqlite3_bind_text(stmt, 8, hash, -1, SQLITE_STATIC);
-  int step = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  if (step != SQLITE_DONE)
-    return gov_db_error(st, "append audit record", err);
-  if (gov_prepare(st,
-                  "INSERT INTO audit_head (k, last_id, last_hash) VALUES (1, ?1, ?2)"
-                  " ON CONFLICT (k) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
-                  &stmt, "append audit record", err)
+    return berth_error_wrap(err, "append audit record");
+  db_bind_int64(stmt, 1, rec->id);
+  db_bind_int64(stmt, 2, rec->at);
+  db_bind_text(stmt, 3, rec->actor);
+  db_bind_text(stmt, 4, rec->action);
+  db_bind_text(stmt, 5, rec->target);
+  db_bind_text(stmt, 6, rec->args);
+  db_bind_text(stmt, 7, rec->outcome);
+  db_bind_text(stmt, 8, hash);
+  int step = db_step(stmt, err);
+  db_finalize(stmt);
+  if (step != DB_DONE)
+    return berth_error_wrap(err, "append audit record");
+  if (db_prepare(store_db(st),
+                 "INSERT INTO audit_head (k, last_id, last_hash) VALUES (1, ?, ?)"
+                 " ON CONFLICT (k) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+                 &stmt, err)
       < 0)
-    return BERTH_EINTERNAL;
-  sqlite3_bind_int64(stmt, 1, rec->id);
-  sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
-  step = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  if (step != SQLITE_DONE)
-    return gov_db_error(st, "append audit record", err);
+    return berth_error_wrap(err, "append audit record");
+  db_bind_int64(stmt, 1, rec->id);
+  db_bind_text(stmt, 2, hash);
+  step = db_step(stmt, err);
+  db_finalize(stmt);
+  if (step != DB_DONE)
+    return berth_error_wrap(err, "append audit record");
   return 0;
 }
 
@@ -189,10 +189,11 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
   cleanup_free char *c_args = args_text(args);
   if (!c_actor || !c_action || (target && !c_target) || !c_outcome || (args && !c_args))
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  bool owned = false;
   int rc;
-  if ((rc = gov_ensure_schema(st, err)) < 0 || (rc = gov_tx_begin(st, &owned, err)) < 0)
-    return rc;
+  /* inside the caller's transaction when there is one (the change and its record commit together); the chain
+   * head is read and written in one write transaction, so appenders are serialized */
+  if ((rc = db_begin(store_db(st), err)) < 0)
+    return berth_error_wrap(err, "append audit record");
   unsigned char prev[crypto_hash_sha256_BYTES], raw[crypto_hash_sha256_BYTES];
   audit_record rec = { 0, berth_now_ms(), c_actor, c_action, c_target, c_args, c_outcome };
   char hash[HASH_HEX];
@@ -205,9 +206,9 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
   }
   if ((rc = insert_record(st, &rec, hash, err)) < 0)
     goto fail;
-  return gov_tx_commit(st, owned, err);
+  return db_commit(store_db(st), err);
 fail:
-  gov_tx_rollback(st, owned);
+  db_rollback(store_db(st));
   return rc;
 }
 
@@ -230,18 +231,13 @@ mark_bad(verify_state *v, int64_t id, const char *why)
 }
 
 static void
-verify_row(verify_state *v, sqlite3_stmt *stmt)
+verify_row(verify_state *v, db_stmt *stmt)
 {
   audit_record rec = {
-    sqlite3_column_int64(stmt, 0),
-    sqlite3_column_int64(stmt, 1),
-    (const char *) sqlite3_column_text(stmt, 2),
-    (const char *) sqlite3_column_text(stmt, 3),
-    (const char *) sqlite3_column_text(stmt, 4),
-    (const char *) sqlite3_column_text(stmt, 5),
-    (const char *) sqlite3_column_text(stmt, 6),
+    db_column_int64(stmt, 0), db_column_int64(stmt, 1), db_column_text(stmt, 2), db_column_text(stmt, 3),
+    db_column_text(stmt, 4),  db_column_text(stmt, 5),  db_column_text(stmt, 6),
   };
-  const char *stored = (const char *) sqlite3_column_text(stmt, 7);
+  const char *stored = db_column_text(stmt, 7);
   v->count++;
   if (rec.id != v->expect_id) {
     mark_bad(v, v->expect_id < rec.id ? v->expect_id : rec.id,
@@ -266,28 +262,28 @@ verify_row(verify_state *v, sqlite3_stmt *stmt)
 static int
 verify_head(berth_store *st, verify_state *v, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (gov_prepare(st, "SELECT last_id, last_hash FROM audit_head WHERE k = 1", &stmt, "verify audit trail", err) < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), "SELECT last_id, last_hash FROM audit_head WHERE k = 1", &stmt, err) < 0)
     return BERTH_EINTERNAL;
-  int step = sqlite3_step(stmt);
+  int step = db_step(stmt, err);
   int64_t last_seen = v->expect_id - 1;
-  if (step == SQLITE_ROW) {
-    int64_t head_id = sqlite3_column_int64(stmt, 0);
-    const char *head_hash = (const char *) sqlite3_column_text(stmt, 1);
+  if (step == DB_ROW) {
+    int64_t head_id = db_column_int64(stmt, 0);
+    const char *head_hash = db_column_text(stmt, 1);
     if (head_id > last_seen)
       mark_bad(v, last_seen + 1, "record is missing (the newest records were removed)");
     else if (head_id < last_seen)
       mark_bad(v, head_id + 1, "record was added outside berth (after the recorded head)");
     else if (head_hash == NULL || strcmp(head_hash, v->last_hash) != 0)
       mark_bad(v, last_seen, "hash does not match the recorded head");
-  } else if (step == SQLITE_DONE) {
+  } else if (step == DB_DONE) {
     if (v->count > 0)
       mark_bad(v, last_seen, "the recorded head of the chain is missing");
   } else {
-    sqlite3_finalize(stmt);
-    return gov_db_error(st, "verify audit trail", err);
+    db_finalize(stmt);
+    return berth_error_wrap(err, "verify audit trail");
   }
-  sqlite3_finalize(stmt);
+  db_finalize(stmt);
   return 0;
 }
 
@@ -301,21 +297,23 @@ berth_audit_verify_detail(berth_store *st, int64_t *first_bad, int64_t *count, c
     *head_hash = NULL;
   if (sodium_init() < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "verify audit trail: libsodium failed to initialize");
-  sqlite3_stmt *stmt = NULL;
-  if (gov_ensure_schema(st, err) < 0
-      || gov_prepare(st, "SELECT id, at, actor, action, target, args, outcome, hash FROM audit_log ORDER BY id", &stmt,
-                     "verify audit trail", err)
-             < 0)
-    return err && *err ? (*err)->code : BERTH_EINTERNAL;
-  /* one read transaction: a concurrent append cannot slip between the records and the head */
-  sqlite3_exec(berth_store_db(st), "SAVEPOINT audit_verify", NULL, NULL, NULL);
+  db_stmt *stmt = NULL;
+  /* one read snapshot: a concurrent append cannot slip between the records and the head */
+  if (db_begin_read(store_db(st), err) < 0)
+    return berth_error_wrap(err, "verify audit trail");
+  if (db_prepare(store_db(st), "SELECT id, at, actor, action, target, args, outcome, hash FROM audit_log ORDER BY id",
+                 &stmt, err)
+      < 0) {
+    db_rollback(store_db(st));
+    return berth_error_wrap(err, "verify audit trail");
+  }
   verify_state v = { .expect_id = 1 };
   int step;
-  while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
+  while ((step = db_step(stmt, err)) == DB_ROW)
     verify_row(&v, stmt);
-  sqlite3_finalize(stmt);
-  int rc = step == SQLITE_DONE ? verify_head(st, &v, err) : gov_db_error(st, "verify audit trail", err);
-  sqlite3_exec(berth_store_db(st), "RELEASE audit_verify", NULL, NULL, NULL);
+  db_finalize(stmt);
+  int rc = step == DB_DONE ? verify_head(st, &v, err) : berth_error_wrap(err, "verify audit trail");
+  db_rollback(store_db(st)); /* read only: nothing to keep */
   if (rc < 0)
     return rc;
   *first_bad = v.first_bad;
@@ -340,27 +338,26 @@ berth_audit_verify(berth_store *st, int64_t *first_bad, int64_t *count, berth_er
 /* ---- listing ---- */
 
 static bool
-add_record_json(cJSON *list, sqlite3_stmt *stmt)
+add_record_json(cJSON *list, db_stmt *stmt)
 {
   cJSON *r = cJSON_CreateObject();
   if (r == NULL || !cJSON_AddItemToArray(list, r))
     return false;
   char when[64];
-  int64_t at = sqlite3_column_int64(stmt, 1);
-  const char *target = (const char *) sqlite3_column_text(stmt, 4);
-  const char *args = (const char *) sqlite3_column_text(stmt, 5);
+  int64_t at = db_column_int64(stmt, 1);
+  const char *target = db_column_text(stmt, 4);
+  const char *args = db_column_text(stmt, 5);
   cJSON *aj = args ? cJSON_Parse(args) : cJSON_CreateNull();
   if (aj == NULL)
     aj = cJSON_CreateString(args); /* never hide what was stored */
-  if (aj == NULL || !cJSON_AddNumberToObject(r, "id", (double) sqlite3_column_int64(stmt, 0))
+  if (aj == NULL || !cJSON_AddNumberToObject(r, "id", (double) db_column_int64(stmt, 0))
       || !cJSON_AddNumberToObject(r, "at", (double) at)
       || !cJSON_AddStringToObject(r, "time", berth_format_time(at, when, sizeof when))
-      || !cJSON_AddStringToObject(r, "actor", (const char *) sqlite3_column_text(stmt, 2))
-      || !cJSON_AddStringToObject(r, "action", (const char *) sqlite3_column_text(stmt, 3))
+      || !cJSON_AddStringToObject(r, "actor", db_column_text(stmt, 2))
+      || !cJSON_AddStringToObject(r, "action", db_column_text(stmt, 3))
       || !(target ? cJSON_AddStringToObject(r, "target", target) : cJSON_AddNullToObject(r, "target"))
-      || !cJSON_AddItemToObject(r, "args", aj)
-      || !cJSON_AddStringToObject(r, "outcome", (const char *) sqlite3_column_text(stmt, 6))
-      || !cJSON_AddStringToObject(r, "hash", (const char *) sqlite3_column_text(stmt, 7)))
+      || !cJSON_AddItemToObject(r, "args", aj) || !cJSON_AddStringToObject(r, "outcome", db_column_text(stmt, 6))
+      || !cJSON_AddStringToObject(r, "hash", db_column_text(stmt, 7)))
     return false;
   return true;
 }
@@ -368,30 +365,30 @@ add_record_json(cJSON *list, sqlite3_stmt *stmt)
 cJSON *
 berth_audit_list_json(berth_store *st, int64_t since_ms, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (gov_ensure_schema(st, err) < 0
-      || gov_prepare(st,
-                     "SELECT id, at, actor, action, target, args, outcome, hash FROM audit_log WHERE at >= ?1"
-                     " ORDER BY id",
-                     &stmt, "list audit records", err)
-             < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st),
+                 "SELECT id, at, actor, action, target, args, outcome, hash FROM audit_log WHERE at >= ? ORDER BY id",
+                 &stmt, err)
+      < 0) {
+    berth_error_wrap(err, "list audit records");
     return NULL;
-  sqlite3_bind_int64(stmt, 1, since_ms);
+  }
+  db_bind_int64(stmt, 1, since_ms);
   cJSON *root = cJSON_CreateObject();
   cJSON *list = root ? cJSON_AddArrayToObject(root, "records") : NULL;
-  int step = SQLITE_DONE;
+  int step = DB_DONE;
   bool oom = list == NULL;
-  while (!oom && (step = sqlite3_step(stmt)) == SQLITE_ROW)
+  while (!oom && (step = db_step(stmt, err)) == DB_ROW)
     oom = !add_record_json(list, stmt);
-  if (oom || step != SQLITE_DONE) {
+  if (oom || step != DB_DONE) {
     if (oom)
       berth_error_set(err, BERTH_EINTERNAL, "out of memory");
     else
-      gov_db_error(st, "list audit records", err);
+      berth_error_wrap(err, "list audit records");
     cJSON_Delete(root);
     root = NULL;
   }
-  sqlite3_finalize(stmt);
+  db_finalize(stmt);
   return root;
 }
 

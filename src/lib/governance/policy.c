@@ -494,13 +494,12 @@ static int
 load_rules(berth_store *st, rule_vec *rv, berth_error **err)
 {
   memset(rv, 0, sizeof *rv);
-  sqlite3_stmt *stmt = NULL;
-  if (gov_ensure_schema(st, err) < 0
-      || gov_prepare(st, "SELECT name, rule FROM task_policies ORDER BY id", &stmt, "read task policies", err) < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), "SELECT name, rule FROM task_policies ORDER BY id", &stmt, err) < 0)
     return err && *err ? (*err)->code : BERTH_EINTERNAL;
   int rc = 0, step;
   size_t cap = 0;
-  while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while (rc == 0 && (step = db_step(stmt, err)) == DB_ROW) {
     if (rv->n == cap) {
       size_t nc = cap ? cap * 2 : 16;
       policy_rule *nv = realloc(rv->v, nc * sizeof *nv);
@@ -511,8 +510,8 @@ load_rules(berth_store *st, rule_vec *rv, berth_error **err)
       rv->v = nv;
       cap = nc;
     }
-    const char *name = (const char *) sqlite3_column_text(stmt, 0);
-    cJSON *j = cJSON_Parse((const char *) sqlite3_column_text(stmt, 1));
+    const char *name = db_column_text(stmt, 0);
+    cJSON *j = cJSON_Parse(db_column_text(stmt, 1));
     if (j == NULL) {
       rc = berth_error_set(err, BERTH_EINTERNAL, "stored policy `%s` is not valid JSON", name ? name : "?");
       break;
@@ -527,9 +526,9 @@ load_rules(berth_store *st, rule_vec *rv, berth_error **err)
       rc = BERTH_EINTERNAL;
     }
   }
-  if (rc == 0 && step != SQLITE_DONE)
-    rc = gov_db_error(st, "read task policies", err);
-  sqlite3_finalize(stmt);
+  if (rc == 0 && step != DB_DONE)
+    rc = berth_error_wrap(err, "read task policies");
+  db_finalize(stmt);
   if (rc < 0)
     rules_clear(rv);
   return rc;
@@ -558,15 +557,14 @@ berth_policy_add_json(berth_store *st, const char *json_text, const char *actor,
   int rc = parse_text(json_text, &rv, err);
   if (rc < 0)
     return rc;
-  bool owned = false;
-  sqlite3_stmt *stmt = NULL;
-  if ((rc = gov_ensure_schema(st, err)) < 0 || (rc = gov_tx_begin(st, &owned, err)) < 0)
+  db_stmt *stmt = NULL;
+  if ((rc = db_begin(store_db(st), err)) < 0)
     goto out;
-  rc = gov_prepare(st,
-                   "INSERT INTO task_policies (name, rule, actor, created_at) VALUES (?1, ?2, ?3, ?4)"
-                   " ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, actor = excluded.actor,"
-                   " created_at = excluded.created_at",
-                   &stmt, "add policy", err);
+  rc = db_prepare(store_db(st),
+                  "INSERT INTO task_policies (name, rule, actor, created_at) VALUES (?, ?, ?, ?)"
+                  " ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, actor = excluded.actor,"
+                  " created_at = excluded.created_at",
+                  &stmt, err);
   int64_t now = berth_now_ms();
   for (size_t i = 0; rc == 0 && i < rv.n; i++) {
     char *text = cJSON_PrintUnformatted(rv.v[i].json);
@@ -574,20 +572,20 @@ berth_policy_add_json(berth_store *st, const char *json_text, const char *actor,
       rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
       break;
     }
-    sqlite3_reset(stmt);
-    sqlite3_bind_text(stmt, 1, rv.v[i].name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, text, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, actor, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 4, now);
-    if (sqlite3_step(stmt) != SQLITE_DONE)
-      rc = gov_db_error(st, "add policy", err);
+    db_reset(stmt);
+    db_bind_text(stmt, 1, rv.v[i].name);
+    db_bind_text(stmt, 2, text);
+    db_bind_text(stmt, 3, actor);
+    db_bind_int64(stmt, 4, now);
+    if (db_step(stmt, err) != DB_DONE)
+      rc = berth_error_wrap(err, "add policy");
     free(text);
   }
-  sqlite3_finalize(stmt);
+  db_finalize(stmt);
   if (rc == 0)
-    rc = gov_tx_commit(st, owned, err);
+    rc = db_commit(store_db(st), err);
   else
-    gov_tx_rollback(st, owned);
+    db_rollback(store_db(st));
   if (rc == 0 && added)
     *added = rv.n;
 out:
@@ -600,17 +598,15 @@ berth_policy_remove(berth_store *st, const char *name, berth_error **err)
 {
   if (name == NULL || !valid_rule_name(name))
     return berth_error_set(err, BERTH_EINVAL, "policy name `%.100s` is invalid", name ? name : "");
-  sqlite3_stmt *stmt = NULL;
+  db_stmt *stmt = NULL;
   int rc;
-  if ((rc = gov_ensure_schema(st, err)) < 0
-      || (rc = gov_prepare(st, "DELETE FROM task_policies WHERE name = ?1", &stmt, "remove policy", err)) < 0)
+  if ((rc = db_prepare(store_db(st), "DELETE FROM task_policies WHERE name = ?", &stmt, err)) < 0)
     return rc;
-  sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-  int step = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  if (step != SQLITE_DONE)
-    return gov_db_error(st, "remove policy", err);
-  if (sqlite3_changes(berth_store_db(st)) == 0)
+  db_bind_text(stmt, 1, name);
+  int64_t removed = 0;
+  if (db_run(stmt, &removed, err) < 0)
+    return berth_error_wrap(err, "remove policy");
+  if (removed == 0)
     return berth_error_set(err, BERTH_ENOTFOUND, "no policy `%s`", name);
   return 0;
 }
@@ -618,35 +614,31 @@ berth_policy_remove(berth_store *st, const char *name, berth_error **err)
 cJSON *
 berth_policy_list_json(berth_store *st, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (gov_ensure_schema(st, err) < 0
-      || gov_prepare(st, "SELECT name, rule, actor, created_at FROM task_policies ORDER BY id", &stmt, "list policies",
-                     err)
-             < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(store_db(st), "SELECT name, rule, actor, created_at FROM task_policies ORDER BY id", &stmt, err) < 0)
     return NULL;
   cJSON *root = cJSON_CreateObject();
   cJSON *list = root ? cJSON_AddArrayToObject(root, "policies") : NULL;
-  int step = SQLITE_DONE;
+  int step = DB_DONE;
   bool oom = list == NULL;
-  while (!oom && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while (!oom && (step = db_step(stmt, err)) == DB_ROW) {
     cJSON *p = cJSON_CreateObject();
-    cJSON *rule = cJSON_Parse((const char *) sqlite3_column_text(stmt, 1));
+    cJSON *rule = cJSON_Parse(db_column_text(stmt, 1));
     if (p == NULL || rule == NULL || !cJSON_AddItemToArray(list, p)
-        || !cJSON_AddStringToObject(p, "name", (const char *) sqlite3_column_text(stmt, 0))
-        || !cJSON_AddItemToObject(p, "rule", rule)
-        || !cJSON_AddStringToObject(p, "actor", (const char *) sqlite3_column_text(stmt, 2))
-        || !cJSON_AddNumberToObject(p, "created_at", (double) sqlite3_column_int64(stmt, 3)))
+        || !cJSON_AddStringToObject(p, "name", db_column_text(stmt, 0)) || !cJSON_AddItemToObject(p, "rule", rule)
+        || !cJSON_AddStringToObject(p, "actor", db_column_text(stmt, 2))
+        || !cJSON_AddNumberToObject(p, "created_at", (double) db_column_int64(stmt, 3)))
       oom = true;
   }
-  if (oom || step != SQLITE_DONE) {
+  if (oom || step != DB_DONE) {
     if (oom)
       berth_error_set(err, BERTH_EINTERNAL, "out of memory");
     else
-      gov_db_error(st, "list policies", err);
+      berth_error_wrap(err, "list policies");
     cJSON_Delete(root);
     root = NULL;
   }
-  sqlite3_finalize(stmt);
+  db_finalize(stmt);
   return root;
 }
 

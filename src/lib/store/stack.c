@@ -202,20 +202,20 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
   return 0;
 }
 
-/* Binds ?1..?21 in STACK_USER_COLS order. Encoded strings are owned by the statement (SQLITE_TRANSIENT). */
+/* Binds parameters 1..21 in STACK_USER_COLS order (the statement keeps copies). */
 static int
-bind_stack(berth_store *st, sqlite3_stmt *stmt, const berth_stack *s, berth_error **err)
+bind_stack(berth_store *st, db_stmt *stmt, const berth_stack *s, berth_error **err)
 {
   const berth_strv *lists[] = { &s->init, &s->before_init, &s->before_perform, &s->after_perform, &s->after_run };
-  store_bind_text(stmt, 1, s->name);
-  store_bind_text(stmt, 2, s->image);
-  store_bind_text(stmt, 3, s->project_dir);
-  store_bind_text(stmt, 4, s->subdir);
+  db_bind_text(stmt, 1, s->name);
+  db_bind_text(stmt, 2, s->image);
+  db_bind_text(stmt, 3, s->project_dir);
+  db_bind_text(stmt, 4, s->subdir);
   for (int i = 0; i < 5; i++) {
     cleanup_free char *text = store_strv_encode(lists[i]);
     if (text == NULL)
       return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-    store_bind_text(stmt, 5 + i, text);
+    db_bind_text(stmt, 5 + i, text);
   }
   cleanup_free char *env = NULL, *secret = NULL, *persist = NULL, *labels = NULL;
   if (store_kv_encode(st, s->env, s->n_env, false, &env, err) < 0
@@ -225,57 +225,57 @@ bind_stack(berth_store *st, sqlite3_stmt *stmt, const berth_stack *s, berth_erro
   labels = store_strv_encode(&s->labels);
   if (persist == NULL || labels == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  store_bind_text(stmt, 10, env);
-  store_bind_text(stmt, 11, secret);
-  store_bind_text(stmt, 12, s->network);
-  sqlite3_bind_int64(stmt, 13, s->memory_bytes);
-  sqlite3_bind_int64(stmt, 14, s->nano_cpus);
-  sqlite3_bind_int64(stmt, 15, s->pids);
-  sqlite3_bind_int64(stmt, 16, s->timeout_ms);
-  sqlite3_bind_int64(stmt, 17, s->idle_timeout_ms);
-  store_bind_text(stmt, 18, s->pull_policy);
-  store_bind_text(stmt, 19, persist);
-  store_bind_text(stmt, 20, labels);
-  sqlite3_bind_int(stmt, 21, s->keep_versions);
+  db_bind_text(stmt, 10, env);
+  db_bind_text(stmt, 11, secret);
+  db_bind_text(stmt, 12, s->network);
+  db_bind_int64(stmt, 13, s->memory_bytes);
+  db_bind_int64(stmt, 14, s->nano_cpus);
+  db_bind_int64(stmt, 15, s->pids);
+  db_bind_int64(stmt, 16, s->timeout_ms);
+  db_bind_int64(stmt, 17, s->idle_timeout_ms);
+  db_bind_text(stmt, 18, s->pull_policy);
+  db_bind_text(stmt, 19, persist);
+  db_bind_text(stmt, 20, labels);
+  db_bind_int64(stmt, 21, s->keep_versions);
   return 0;
 }
 
 static int
-read_stack(berth_store *st, sqlite3_stmt *stmt, berth_stack **out, berth_error **err)
+read_stack(berth_store *st, db_stmt *stmt, berth_stack **out, berth_error **err)
 {
   berth_stack *s = calloc(1, sizeof *s);
   bool oom = s == NULL;
   if (oom)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   berth_strv *lists[] = { &s->init, &s->before_init, &s->before_perform, &s->after_perform, &s->after_run };
-  s->name = store_col_strdup(stmt, 0, &oom);
-  s->image = store_col_strdup(stmt, 1, &oom);
-  s->project_dir = store_col_strdup(stmt, 2, &oom);
-  s->subdir = store_col_strdup(stmt, 3, &oom);
+  s->name = db_column_strdup(stmt, 0, &oom);
+  s->image = db_column_strdup(stmt, 1, &oom);
+  s->project_dir = db_column_strdup(stmt, 2, &oom);
+  s->subdir = db_column_strdup(stmt, 3, &oom);
   int rc = 0;
   for (int i = 0; i < 5 && rc == 0; i++)
-    rc = store_strv_decode((const char *) sqlite3_column_text(stmt, 4 + i), lists[i], err);
+    rc = store_strv_decode(db_column_text(stmt, 4 + i), lists[i], err);
   if (rc == 0)
-    rc = store_kv_decode(st, (const char *) sqlite3_column_text(stmt, 9), false, &s->env, &s->n_env, err);
+    rc = store_kv_decode(st, db_column_text(stmt, 9), false, &s->env, &s->n_env, err);
   if (rc == 0)
-    rc = store_kv_decode(st, (const char *) sqlite3_column_text(stmt, 10), true, &s->secret_env, &s->n_secret_env, err);
-  s->network = store_col_strdup(stmt, 11, &oom);
-  s->memory_bytes = sqlite3_column_int64(stmt, 12);
-  s->nano_cpus = sqlite3_column_int64(stmt, 13);
-  s->pids = sqlite3_column_int64(stmt, 14);
-  s->timeout_ms = sqlite3_column_int64(stmt, 15);
-  s->idle_timeout_ms = sqlite3_column_int64(stmt, 16);
-  s->pull_policy = store_col_strdup(stmt, 17, &oom);
+    rc = store_kv_decode(st, db_column_text(stmt, 10), true, &s->secret_env, &s->n_secret_env, err);
+  s->network = db_column_strdup(stmt, 11, &oom);
+  s->memory_bytes = db_column_int64(stmt, 12);
+  s->nano_cpus = db_column_int64(stmt, 13);
+  s->pids = db_column_int64(stmt, 14);
+  s->timeout_ms = db_column_int64(stmt, 15);
+  s->idle_timeout_ms = db_column_int64(stmt, 16);
+  s->pull_policy = db_column_strdup(stmt, 17, &oom);
   if (rc == 0)
-    rc = store_strv_decode((const char *) sqlite3_column_text(stmt, 18), &s->persist, err);
+    rc = store_strv_decode(db_column_text(stmt, 18), &s->persist, err);
   if (rc == 0)
-    rc = store_strv_decode((const char *) sqlite3_column_text(stmt, 19), &s->labels, err);
-  s->keep_versions = sqlite3_column_int(stmt, 20);
-  s->lock_owner = store_col_strdup(stmt, 21, &oom);
-  s->lock_note = store_col_strdup(stmt, 22, &oom);
-  s->locked_at = sqlite3_column_int64(stmt, 23);
-  s->created_at = sqlite3_column_int64(stmt, 24);
-  s->updated_at = sqlite3_column_int64(stmt, 25);
+    rc = store_strv_decode(db_column_text(stmt, 19), &s->labels, err);
+  s->keep_versions = (int) db_column_int64(stmt, 20);
+  s->lock_owner = db_column_strdup(stmt, 21, &oom);
+  s->lock_note = db_column_strdup(stmt, 22, &oom);
+  s->locked_at = db_column_int64(stmt, 23);
+  s->created_at = db_column_int64(stmt, 24);
+  s->updated_at = db_column_int64(stmt, 25);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {
@@ -286,29 +286,45 @@ read_stack(berth_store *st, sqlite3_stmt *stmt, berth_stack **out, berth_error *
   return 0;
 }
 
+/* Runs an INSERT or UPDATE of every user column (bound in STACK_USER_COLS order), then the time (created_at and
+ * updated_at for an insert; updated_at and the name to match for an update); *changes says whether a row was
+ * written. */
+static int
+write_stack(berth_store *st, const char *sql, bool update, const berth_stack *s, int64_t *changes, berth_error **err)
+{
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, sql, &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  int rc = bind_stack(st, stmt, s, err);
+  if (rc < 0) {
+    db_finalize(stmt);
+    return rc;
+  }
+  int64_t now = berth_now_ms();
+  db_bind_int64(stmt, 22, now);
+  if (update)
+    db_bind_text(stmt, 23, s->name);
+  else
+    db_bind_int64(stmt, 23, now);
+  return db_run(stmt, changes, err);
+}
+
 int
 berth_store_stack_create(berth_store *st, const berth_stack *s, berth_error **err)
 {
   if (berth_stack_validate(s, err) < 0)
     return BERTH_EINVAL;
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "INSERT INTO stacks (" STACK_USER_COLS ", created_at, updated_at) VALUES (?1, ?2, ?3, ?4,"
-                    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?22)",
-                    &stmt, err)
-      < 0)
-    return BERTH_EINTERNAL;
-  int rc = bind_stack(st, stmt, s, err);
-  if (rc == 0) {
-    sqlite3_bind_int64(stmt, 22, berth_now_ms());
-    int src = sqlite3_step(stmt);
-    if (src == SQLITE_CONSTRAINT_PRIMARYKEY)
-      rc = berth_error_set(err, BERTH_EBUSY, "stack `%s` already exists", s->name);
-    else if (src != SQLITE_DONE)
-      rc = store_db_error(st, src, err, "create stack");
-  }
-  sqlite3_finalize(stmt);
-  return rc;
+  int64_t added = 0;
+  int rc = write_stack(st,
+                       "INSERT INTO stacks (" STACK_USER_COLS ", created_at, updated_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                       " ON CONFLICT (name) DO NOTHING",
+                       false, s, &added, err);
+  if (rc < 0)
+    return berth_error_wrap(err, "create stack `%s`", s->name);
+  if (added == 0)
+    return berth_error_set(err, BERTH_EBUSY, "stack `%s` already exists", s->name);
+  return 0;
 }
 
 int
@@ -316,65 +332,57 @@ berth_store_stack_update(berth_store *st, const berth_stack *s, berth_error **er
 {
   if (berth_stack_validate(s, err) < 0)
     return BERTH_EINVAL;
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "UPDATE stacks SET image = ?2, project_dir = ?3, subdir = ?4, init = ?5, before_init = ?6,"
-                    " before_perform = ?7, after_perform = ?8, after_run = ?9, env = ?10, secret_env = ?11,"
-                    " network = ?12, memory_bytes = ?13, nano_cpus = ?14, pids = ?15, timeout_ms = ?16,"
-                    " idle_timeout_ms = ?17, pull_policy = ?18, persist = ?19, labels = ?20, keep_versions = ?21,"
-                    " updated_at = ?22 WHERE name = ?1",
-                    &stmt, err)
-      < 0)
-    return BERTH_EINTERNAL;
-  int rc = bind_stack(st, stmt, s, err);
-  if (rc == 0) {
-    sqlite3_bind_int64(stmt, 22, berth_now_ms());
-    int src = sqlite3_step(stmt);
-    if (src != SQLITE_DONE)
-      rc = store_db_error(st, src, err, "update stack");
-    else if (sqlite3_changes(st->db) == 0)
-      rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%s` does not exist", s->name);
-  }
-  sqlite3_finalize(stmt);
-  return rc;
+  int64_t changed = 0;
+  int rc = write_stack(st,
+                       "UPDATE stacks SET name = ?, image = ?, project_dir = ?, subdir = ?, init = ?, before_init = ?,"
+                       " before_perform = ?, after_perform = ?, after_run = ?, env = ?, secret_env = ?,"
+                       " network = ?, memory_bytes = ?, nano_cpus = ?, pids = ?, timeout_ms = ?,"
+                       " idle_timeout_ms = ?, pull_policy = ?, persist = ?, labels = ?, keep_versions = ?,"
+                       " updated_at = ? WHERE name = ?",
+                       true, s, &changed, err);
+  if (rc < 0)
+    return berth_error_wrap(err, "update stack `%s`", s->name);
+  if (changed == 0)
+    return berth_error_set(err, BERTH_ENOTFOUND, "stack `%s` does not exist", s->name);
+  return 0;
 }
 
 int
 berth_store_stack_get(berth_store *st, const char *name, berth_stack **out, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "SELECT " STACK_USER_COLS ", lock_owner, lock_note, locked_at, created_at, updated_at"
-                    " FROM stacks WHERE name = ?1",
-                    &stmt, err)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "SELECT " STACK_USER_COLS ", lock_owner, lock_note, locked_at, created_at, updated_at"
+                 " FROM stacks WHERE name = ?",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, name);
-  int rc = 0, src = sqlite3_step(stmt);
-  if (src == SQLITE_ROW)
+  db_bind_text(stmt, 1, name);
+  int rc = 0, src = db_step(stmt, err);
+  if (src == DB_ROW)
     rc = read_stack(st, stmt, out, err);
-  else if (src == SQLITE_DONE)
+  else if (src == DB_DONE)
     rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%.80s` does not exist", name ? name : "");
   else
-    rc = store_db_error(st, src, err, "read stack");
-  sqlite3_finalize(stmt);
+    rc = berth_error_wrap(err, "read stack");
+  db_finalize(stmt);
   return rc;
 }
 
 int
 berth_store_stack_list(berth_store *st, berth_stack ***out, size_t *n, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "SELECT " STACK_USER_COLS ", lock_owner, lock_note, locked_at, created_at, updated_at"
-                    " FROM stacks ORDER BY name",
-                    &stmt, err)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "SELECT " STACK_USER_COLS ", lock_owner, lock_note, locked_at, created_at, updated_at"
+                 " FROM stacks ORDER BY name",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
   berth_stack **v = NULL;
   size_t count = 0;
   int rc = 0, src;
-  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while ((src = db_step(stmt, err)) == DB_ROW) {
     berth_stack **nv = realloc(v, (count + 1) * sizeof *nv);
     if (nv == NULL) {
       rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
@@ -385,9 +393,9 @@ berth_store_stack_list(berth_store *st, berth_stack ***out, size_t *n, berth_err
       break;
     count++;
   }
-  if (rc == 0 && src != SQLITE_DONE)
-    rc = store_db_error(st, src, err, "list stacks");
-  sqlite3_finalize(stmt);
+  if (rc == 0 && src != DB_DONE)
+    rc = berth_error_wrap(err, "list stacks");
+  db_finalize(stmt);
   if (rc < 0) {
     berth_stacks_free(v, count);
     return rc;
@@ -402,20 +410,20 @@ static int
 query_text_int(berth_store *st, const char *sql, const char *arg, int64_t dflt, int64_t *out, char **text_out,
                berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st, sql, &stmt, err) < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, sql, &stmt, err) < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, arg);
-  int rc = 0, src = sqlite3_step(stmt);
+  db_bind_text(stmt, 1, arg);
+  int rc = 0, src = db_step(stmt, err);
   bool oom = false;
   *out = dflt;
-  if (src == SQLITE_ROW) {
-    *out = sqlite3_column_int64(stmt, 0);
+  if (src == DB_ROW) {
+    *out = db_column_int64(stmt, 0);
     if (text_out)
-      *text_out = store_col_strdup(stmt, 1, &oom);
-  } else if (src != SQLITE_DONE)
-    rc = store_db_error(st, src, err, "query store");
-  sqlite3_finalize(stmt);
+      *text_out = db_column_strdup(stmt, 1, &oom);
+  } else if (src != DB_DONE)
+    rc = berth_error_wrap(err, "query store");
+  db_finalize(stmt);
   if (oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   return rc;
@@ -428,21 +436,21 @@ berth_store_stack_delete(berth_store *st, const char *name, berth_error **err)
   cleanup_free char *active_id = NULL, *state_dir = NULL;
   if (berth_store_begin(st, err) < 0)
     return berth_error_wrap(err, "delete stack `%s`", name);
-  int rc = query_text_int(st, "SELECT 1 FROM stacks WHERE name = ?1", name, 0, &found, NULL, err);
+  int rc = query_text_int(st, "SELECT 1 FROM stacks WHERE name = ?", name, 0, &found, NULL, err);
   if (rc == 0 && !found)
     rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%.80s` does not exist", name);
   if (rc == 0)
     rc = query_text_int(
-        st, "SELECT 1, id FROM tasks WHERE stack = ?1 AND state NOT IN " STORE_TERMINAL_SQL " ORDER BY seq LIMIT 1",
+        st, "SELECT 1, id FROM tasks WHERE stack = ? AND state NOT IN " STORE_TERMINAL_SQL " ORDER BY seq LIMIT 1",
         name, 0, &active, &active_id, err);
   if (rc == 0 && active)
     rc = berth_error_set(err, BERTH_EBUSY, "stack `%s` has an active task %s; wait for it or cancel it first", name,
                          active_id ? active_id : "");
   int64_t dummy;
   if (rc == 0)
-    rc = query_text_int(st, "DELETE FROM state_versions WHERE stack = ?1", name, 0, &dummy, NULL, err);
+    rc = query_text_int(st, "DELETE FROM state_versions WHERE stack = ?", name, 0, &dummy, NULL, err);
   if (rc == 0)
-    rc = query_text_int(st, "DELETE FROM stacks WHERE name = ?1", name, 0, &dummy, NULL, err);
+    rc = query_text_int(st, "DELETE FROM stacks WHERE name = ?", name, 0, &dummy, NULL, err);
   if (rc < 0) {
     berth_store_rollback(st);
     return rc;
@@ -465,18 +473,16 @@ berth_store_stack_lock(berth_store *st, const char *name, const char *owner, con
   if (rc == 0 && s->lock_owner && strcmp(s->lock_owner, owner) != 0)
     rc = berth_error_set(err, BERTH_EBUSY, "stack `%s` is locked by %s", name, s->lock_owner);
   if (rc == 0) {
-    sqlite3_stmt *stmt = NULL;
-    rc = store_prepare(st, "UPDATE stacks SET lock_owner = ?2, lock_note = ?3, locked_at = ?4 WHERE name = ?1", &stmt,
-                       err);
+    db_stmt *stmt = NULL;
+    rc = db_prepare(st->db, "UPDATE stacks SET lock_owner = ?, lock_note = ?, locked_at = ? WHERE name = ?", &stmt,
+                    err);
     if (rc == 0) {
-      store_bind_text(stmt, 1, name);
-      store_bind_text(stmt, 2, owner);
-      store_bind_text(stmt, 3, note);
-      sqlite3_bind_int64(stmt, 4, s->lock_owner ? s->locked_at : berth_now_ms());
-      int src = sqlite3_step(stmt);
-      if (src != SQLITE_DONE)
-        rc = store_db_error(st, src, err, "lock stack");
-      sqlite3_finalize(stmt);
+      db_bind_text(stmt, 1, owner);
+      db_bind_text(stmt, 2, note);
+      db_bind_int64(stmt, 3, s->lock_owner ? s->locked_at : berth_now_ms());
+      db_bind_text(stmt, 4, name);
+      if ((rc = db_run(stmt, NULL, err)) < 0)
+        berth_error_wrap(err, "lock stack `%s`", name);
     }
   }
   berth_stack_free(s);
@@ -501,8 +507,8 @@ berth_store_stack_unlock(berth_store *st, const char *name, const char *actor, b
                          name, s->lock_owner);
   if (rc == 0 && s->lock_owner) {
     int64_t dummy;
-    rc = query_text_int(st, "UPDATE stacks SET lock_owner = NULL, lock_note = NULL, locked_at = 0 WHERE name = ?1",
-                        name, 0, &dummy, NULL, err);
+    rc = query_text_int(st, "UPDATE stacks SET lock_owner = NULL, lock_note = NULL, locked_at = 0 WHERE name = ?", name,
+                        0, &dummy, NULL, err);
   }
   berth_stack_free(s);
   if (rc < 0) {

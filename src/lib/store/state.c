@@ -121,15 +121,15 @@ sync_tree(int dirfd, int depth, tree_stats *ts)
 static int
 stack_keep_versions(berth_store *st, const char *stack, int *keep, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st, "SELECT keep_versions FROM stacks WHERE name = ?1", &stmt, err) < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT keep_versions FROM stacks WHERE name = ?", &stmt, err) < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, stack);
-  int src = sqlite3_step(stmt);
-  *keep = src == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : BERTH_DEFAULT_KEEP_VERSIONS;
-  sqlite3_finalize(stmt);
-  if (src != SQLITE_ROW && src != SQLITE_DONE)
-    return store_db_error(st, src, err, "read stack");
+  db_bind_text(stmt, 1, stack);
+  int src = db_step(stmt, err);
+  *keep = src == DB_ROW ? (int) db_column_int64(stmt, 0) : BERTH_DEFAULT_KEEP_VERSIONS;
+  db_finalize(stmt);
+  if (src != DB_ROW && src != DB_DONE)
+    return berth_error_wrap(err, "read stack");
   if (*keep <= 0)
     *keep = BERTH_DEFAULT_KEEP_VERSIONS;
   return 0;
@@ -138,63 +138,64 @@ stack_keep_versions(berth_store *st, const char *stack, int *keep, berth_error *
 static int
 next_version(berth_store *st, const char *stack, int64_t *out, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st, "SELECT COALESCE(MAX(version), 0) + 1 FROM state_versions WHERE stack = ?1", &stmt, err) < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT COALESCE(MAX(version), 0) + 1 FROM state_versions WHERE stack = ?", &stmt, err) < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, stack);
-  int src = sqlite3_step(stmt);
-  *out = sqlite3_column_int64(stmt, 0);
-  sqlite3_finalize(stmt);
-  return src == SQLITE_ROW ? 0 : store_db_error(st, src, err, "read state versions");
+  db_bind_text(stmt, 1, stack);
+  int src = db_step(stmt, err);
+  *out = src == DB_ROW ? db_column_int64(stmt, 0) : 0;
+  db_finalize(stmt);
+  return src == DB_ROW ? 0 : berth_error_wrap(err, "read state versions");
 }
 
 static int
 record_version(berth_store *st, const char *stack, int64_t version, const char *task_id, const tree_stats *ts,
                berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "INSERT INTO state_versions (stack, version, task_id, created_at, bytes, files)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    &stmt, err)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "INSERT INTO state_versions (stack, version, task_id, created_at, bytes, files)"
+                 " VALUES (?, ?, ?, ?, ?, ?)",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, stack);
-  sqlite3_bind_int64(stmt, 2, version);
-  store_bind_text(stmt, 3, task_id);
-  sqlite3_bind_int64(stmt, 4, berth_now_ms());
-  sqlite3_bind_int64(stmt, 5, ts->bytes);
-  sqlite3_bind_int64(stmt, 6, (int64_t) ts->files);
-  int src = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  return src == SQLITE_DONE ? 0 : store_db_error(st, src, err, "record state version");
+  db_bind_text(stmt, 1, stack);
+  db_bind_int64(stmt, 2, version);
+  db_bind_text(stmt, 3, task_id);
+  db_bind_int64(stmt, 4, berth_now_ms());
+  db_bind_int64(stmt, 5, ts->bytes);
+  db_bind_int64(stmt, 6, (int64_t) ts->files);
+  int src = db_step(stmt, err);
+  db_finalize(stmt);
+  return src == DB_DONE ? 0 : berth_error_wrap(err, "record state version");
 }
 
 /* Deletes the rows of versions beyond the newest `keep`; their numbers go to *pruned for removal after commit. */
 static int
 prune_rows(berth_store *st, const char *stack, int keep, int64_t **pruned, size_t *n, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "DELETE FROM state_versions WHERE stack = ?1 AND version IN (SELECT version FROM state_versions"
-                    " WHERE stack = ?1 ORDER BY version DESC LIMIT -1 OFFSET ?2) RETURNING version",
-                    &stmt, err)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "DELETE FROM state_versions WHERE stack = ? AND version <= (SELECT version FROM state_versions"
+                 " WHERE stack = ? ORDER BY version DESC LIMIT 1 OFFSET ?) RETURNING version",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, stack);
-  sqlite3_bind_int(stmt, 2, keep);
+  db_bind_text(stmt, 1, stack);
+  db_bind_text(stmt, 2, stack);
+  db_bind_int64(stmt, 3, keep);
   int src;
-  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while ((src = db_step(stmt, err)) == DB_ROW) {
     int64_t *nv = realloc(*pruned, (*n + 1) * sizeof *nv);
     if (nv == NULL) {
-      sqlite3_finalize(stmt);
+      db_finalize(stmt);
       return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
     }
     *pruned = nv;
-    nv[(*n)++] = sqlite3_column_int64(stmt, 0);
+    nv[(*n)++] = db_column_int64(stmt, 0);
   }
-  sqlite3_finalize(stmt);
-  return src == SQLITE_DONE ? 0 : store_db_error(st, src, err, "prune state versions");
+  db_finalize(stmt);
+  return src == DB_DONE ? 0 : berth_error_wrap(err, "prune state versions");
 }
 
 int
@@ -261,17 +262,17 @@ berth_state_commit(berth_store *st, const char *stack, const char *task_id, cons
 int
 berth_state_latest(berth_store *st, const char *stack, char **dir_out, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
+  db_stmt *stmt = NULL;
   *dir_out = NULL;
-  if (store_prepare(st, "SELECT MAX(version) FROM state_versions WHERE stack = ?1", &stmt, err) < 0)
+  if (db_prepare(st->db, "SELECT MAX(version) FROM state_versions WHERE stack = ?", &stmt, err) < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, stack);
-  int src = sqlite3_step(stmt);
-  bool none = src != SQLITE_ROW || sqlite3_column_type(stmt, 0) == SQLITE_NULL;
-  int64_t version = none ? 0 : sqlite3_column_int64(stmt, 0);
-  sqlite3_finalize(stmt);
-  if (src != SQLITE_ROW)
-    return store_db_error(st, src, err, "read state versions");
+  db_bind_text(stmt, 1, stack);
+  int src = db_step(stmt, err);
+  bool none = src != DB_ROW || db_column_is_null(stmt, 0);
+  int64_t version = none ? 0 : db_column_int64(stmt, 0);
+  db_finalize(stmt);
+  if (src != DB_ROW)
+    return berth_error_wrap(err, "read state versions");
   if (none)
     return 0;
   char *path = berth_state_version_path(st, stack, version);
@@ -291,37 +292,36 @@ berth_state_latest(berth_store *st, const char *stack, char **dir_out, berth_err
 int
 berth_state_list(berth_store *st, const char *stack, berth_state_version **out, size_t *n, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "SELECT version, task_id, created_at, bytes, files FROM state_versions WHERE stack = ?1"
-                    " ORDER BY version DESC",
-                    &stmt, err)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "SELECT version, task_id, created_at, bytes, files FROM state_versions WHERE stack = ?"
+                 " ORDER BY version DESC",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, stack);
+  db_bind_text(stmt, 1, stack);
   berth_state_version *v = NULL;
   size_t count = 0;
   bool oom = false;
   int src;
-  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while ((src = db_step(stmt, err)) == DB_ROW) {
     berth_state_version *nv = realloc(v, (count + 1) * sizeof *nv);
     if (nv == NULL) {
       oom = true;
       break;
     }
     v = nv;
-    v[count].version = sqlite3_column_int64(stmt, 0);
-    v[count].task_id = store_col_strdup(stmt, 1, &oom);
-    v[count].created_at = sqlite3_column_int64(stmt, 2);
-    v[count].bytes = sqlite3_column_int64(stmt, 3);
-    v[count].files = (size_t) sqlite3_column_int64(stmt, 4);
+    v[count].version = db_column_int64(stmt, 0);
+    v[count].task_id = db_column_strdup(stmt, 1, &oom);
+    v[count].created_at = db_column_int64(stmt, 2);
+    v[count].bytes = db_column_int64(stmt, 3);
+    v[count].files = (size_t) db_column_int64(stmt, 4);
     count++;
   }
-  sqlite3_finalize(stmt);
-  if (oom || (src != SQLITE_DONE && src != SQLITE_ROW)) {
+  db_finalize(stmt);
+  if (oom || (src != DB_DONE && src != DB_ROW)) {
     berth_state_versions_free(v, count);
-    return oom ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
-               : store_db_error(st, src, err, "list state versions");
+    return oom ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : berth_error_wrap(err, "list state versions");
   }
   *out = v;
   *n = count;

@@ -5,26 +5,23 @@
 #include <sodium.h>
 
 #include "berth/store.h"
+#include "db.h"
 
 struct berth_store {
   char *home;
-  char *db_path;
   char *instance_id;
-  sqlite3 *db;
-  int tx_depth; /* nested berth_store_begin calls join the outermost transaction */
+  db_conn *db;
+  int schema_from, schema_to; /* the schema version found at open, and the one after migrating */
   bool have_key;
   unsigned char key[crypto_secretbox_KEYBYTES]; /* loaded on first use from BERTH_HOME/secret.key */
 };
 
 #define STORE_TERMINAL_SQL "('FINISHED','FAILED','CANCELED','STOPPED')"
 
-/* Sets *err from the db's last error: "<what>: <sqlite message>"; a corrupt/not-a-db file says so plainly. */
-int store_db_error(berth_store *st, int rc, berth_error **err, const char *what);
-/* Prepares sql; on failure sets *err. */
-int store_prepare(berth_store *st, const char *sql, sqlite3_stmt **out, berth_error **err);
-/* A copy of a text column, NULL for SQL NULL. Sets *oom on allocation failure. */
-char *store_col_strdup(sqlite3_stmt *stmt, int col, bool *oom);
-int store_bind_text(sqlite3_stmt *stmt, int idx, const char *s); /* NULL binds SQL NULL */
+/* schema.c: the newest schema version this binary knows, and bringing a store up to it in one transaction (a newer
+ * store is refused with one line naming both versions). *from is the version found, *to the version after. */
+int store_schema_latest(void);
+int store_schema_migrate(db_conn *c, int *from, int *to, berth_error **err);
 
 /* Secret values: "v1:" + base64(nonce || crypto_secretbox(value)). */
 int store_seal(berth_store *st, const char *plain, char **out, berth_error **err);

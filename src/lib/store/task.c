@@ -116,58 +116,57 @@ make_task_id(char out[TASK_ID_LEN + 1])
 }
 
 static int
-step_done(berth_store *st, sqlite3_stmt *stmt, const char *what, berth_error **err)
+add_transition(berth_store *st, int64_t seq, const char *state, int64_t at, const char *actor, const char *note,
+               berth_error **err)
 {
-  int src = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  if (src != SQLITE_DONE && src != SQLITE_ROW)
-    return store_db_error(st, src, err, what);
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "INSERT INTO task_transitions (task_seq, n, state, at, actor, note) SELECT ?,"
+                 " COALESCE(MAX(n), -1) + 1, ?, ?, ?, ? FROM task_transitions WHERE task_seq = ?",
+                 &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  db_bind_int64(stmt, 1, seq);
+  db_bind_text(stmt, 2, state);
+  db_bind_int64(stmt, 3, at);
+  db_bind_text(stmt, 4, actor ? actor : "berth");
+  db_bind_text(stmt, 5, note);
+  db_bind_int64(stmt, 6, seq);
+  if (db_run(stmt, NULL, err) < 0)
+    return berth_error_wrap(err, "record task transition");
   return 0;
 }
 
 static int
-add_transition(berth_store *st, int64_t seq, const char *state, int64_t at, const char *actor, const char *note,
-               berth_error **err)
-{
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "INSERT INTO task_transitions (task_seq, n, state, at, actor, note) VALUES (?1,"
-                    " (SELECT COALESCE(MAX(n), -1) + 1 FROM task_transitions WHERE task_seq = ?1), ?2, ?3, ?4, ?5)",
-                    &stmt, err)
-      < 0)
-    return BERTH_EINTERNAL;
-  sqlite3_bind_int64(stmt, 1, seq);
-  store_bind_text(stmt, 2, state);
-  sqlite3_bind_int64(stmt, 3, at);
-  store_bind_text(stmt, 4, actor ? actor : "berth");
-  store_bind_text(stmt, 5, note);
-  return step_done(st, stmt, "record task transition", err);
-}
-
-static int
-insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, berth_error **err)
+insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t *seq, berth_error **err)
 {
   cleanup_free char *env = NULL, *secret = NULL;
   if (store_kv_encode(st, t->env, t->n_env, false, &env, err) < 0
       || store_kv_encode(st, t->secret_env, t->n_secret_env, true, &secret, err) < 0)
     return BERTH_EINTERNAL;
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
-                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?9)",
-                    &stmt, err)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
+                 " created_at) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?) RETURNING seq",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, id);
-  store_bind_text(stmt, 2, t->stack);
-  store_bind_text(stmt, 3, t->command);
-  store_bind_text(stmt, 4, t->actor);
-  store_bind_text(stmt, 5, t->triggered_by);
-  sqlite3_bind_int(stmt, 6, t->skip_init);
-  store_bind_text(stmt, 7, env);
-  store_bind_text(stmt, 8, secret);
-  sqlite3_bind_int64(stmt, 9, now);
-  return step_done(st, stmt, "insert task", err);
+  db_bind_text(stmt, 1, id);
+  db_bind_text(stmt, 2, t->stack);
+  db_bind_text(stmt, 3, t->command);
+  db_bind_text(stmt, 4, t->actor);
+  db_bind_text(stmt, 5, t->triggered_by);
+  db_bind_int64(stmt, 6, t->skip_init);
+  db_bind_text(stmt, 7, env);
+  db_bind_text(stmt, 8, secret);
+  db_bind_int64(stmt, 9, now);
+  int rc = db_step(stmt, err);
+  if (rc == DB_ROW)
+    *seq = db_column_int64(stmt, 0);
+  db_finalize(stmt);
+  if (rc < 0)
+    return berth_error_wrap(err, "insert task");
+  return rc == DB_ROW ? 0 : berth_error_set(err, BERTH_EINTERNAL, "insert task: the store returned no sequence number");
 }
 
 int
@@ -177,24 +176,23 @@ berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "a task needs a stack, a command and an actor");
   char id[TASK_ID_LEN + 1];
   make_task_id(id);
-  int64_t now = berth_now_ms(), found = 0;
+  int64_t now = berth_now_ms(), found = 0, seq = 0;
   if (berth_store_begin(st, err) < 0)
     return berth_error_wrap(err, "submit task on stack `%s`", t->stack);
-  sqlite3_stmt *stmt = NULL;
-  int rc = store_prepare(st, "SELECT 1 FROM stacks WHERE name = ?1", &stmt, err);
+  db_stmt *stmt = NULL;
+  int rc = db_prepare(st->db, "SELECT 1 FROM stacks WHERE name = ?", &stmt, err);
   if (rc == 0) {
-    store_bind_text(stmt, 1, t->stack);
-    int src = sqlite3_step(stmt);
-    found = src == SQLITE_ROW;
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-      rc = store_db_error(st, src, err, "read stack");
-    sqlite3_finalize(stmt);
+    db_bind_text(stmt, 1, t->stack);
+    int src = db_step(stmt, err);
+    found = src == DB_ROW;
+    if (src < 0)
+      rc = berth_error_wrap(err, "read stack");
+    db_finalize(stmt);
   }
   if (rc == 0 && !found)
     rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%.80s` does not exist", t->stack);
   if (rc == 0)
-    rc = insert_task(st, t, id, now, err);
-  int64_t seq = sqlite3_last_insert_rowid(st->db);
+    rc = insert_task(st, t, id, now, &seq, err);
   if (rc == 0)
     rc = add_transition(st, seq, "QUEUED", now, t->actor, "submitted", err);
   if (rc < 0) {
@@ -222,31 +220,31 @@ berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
 
 /* Reads one row of TASK_COLS; secrets are decrypted only when with_secrets. */
 static int
-read_task(berth_store *st, sqlite3_stmt *stmt, bool with_secrets, berth_task **out, berth_error **err)
+read_task(berth_store *st, db_stmt *stmt, bool with_secrets, berth_task **out, berth_error **err)
 {
   berth_task *t = calloc(1, sizeof *t);
   bool oom = t == NULL;
   if (oom)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  t->seq = sqlite3_column_int64(stmt, 0);
-  t->id = store_col_strdup(stmt, 1, &oom);
-  t->stack = store_col_strdup(stmt, 2, &oom);
-  t->command = store_col_strdup(stmt, 3, &oom);
-  t->actor = store_col_strdup(stmt, 4, &oom);
-  t->triggered_by = store_col_strdup(stmt, 5, &oom);
-  t->state = store_col_strdup(stmt, 6, &oom);
-  t->reason = store_col_strdup(stmt, 7, &oom);
-  t->exit_code = sqlite3_column_int(stmt, 8);
-  t->skip_init = sqlite3_column_int(stmt, 9) != 0;
-  int rc = store_kv_decode(st, (const char *) sqlite3_column_text(stmt, 10), false, &t->env, &t->n_env, err);
-  if (rc == 0 && with_secrets && sqlite3_column_type(stmt, 11) != SQLITE_NULL)
-    rc = store_kv_decode(st, (const char *) sqlite3_column_text(stmt, 11), true, &t->secret_env, &t->n_secret_env, err);
-  t->container_id = store_col_strdup(stmt, 12, &oom);
-  t->blocked_by = store_col_strdup(stmt, 13, &oom);
-  t->supervisor_pid = sqlite3_column_int(stmt, 14);
-  t->created_at = sqlite3_column_int64(stmt, 15);
-  t->started_at = sqlite3_column_int64(stmt, 16);
-  t->finished_at = sqlite3_column_int64(stmt, 17);
+  t->seq = db_column_int64(stmt, 0);
+  t->id = db_column_strdup(stmt, 1, &oom);
+  t->stack = db_column_strdup(stmt, 2, &oom);
+  t->command = db_column_strdup(stmt, 3, &oom);
+  t->actor = db_column_strdup(stmt, 4, &oom);
+  t->triggered_by = db_column_strdup(stmt, 5, &oom);
+  t->state = db_column_strdup(stmt, 6, &oom);
+  t->reason = db_column_strdup(stmt, 7, &oom);
+  t->exit_code = (int) db_column_int64(stmt, 8);
+  t->skip_init = (int) db_column_int64(stmt, 9) != 0;
+  int rc = store_kv_decode(st, db_column_text(stmt, 10), false, &t->env, &t->n_env, err);
+  if (rc == 0 && with_secrets && !db_column_is_null(stmt, 11))
+    rc = store_kv_decode(st, db_column_text(stmt, 11), true, &t->secret_env, &t->n_secret_env, err);
+  t->container_id = db_column_strdup(stmt, 12, &oom);
+  t->blocked_by = db_column_strdup(stmt, 13, &oom);
+  t->supervisor_pid = (int) db_column_int64(stmt, 14);
+  t->created_at = db_column_int64(stmt, 15);
+  t->started_at = db_column_int64(stmt, 16);
+  t->finished_at = db_column_int64(stmt, 17);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {
@@ -260,15 +258,15 @@ read_task(berth_store *st, sqlite3_stmt *stmt, bool with_secrets, berth_task **o
 static int
 read_history(berth_store *st, berth_task *t, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st, "SELECT state, at, actor, note FROM task_transitions WHERE task_seq = ?1 ORDER BY n", &stmt,
-                    err)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT state, at, actor, note FROM task_transitions WHERE task_seq = ? ORDER BY n", &stmt,
+                 err)
       < 0)
     return BERTH_EINTERNAL;
-  sqlite3_bind_int64(stmt, 1, t->seq);
+  db_bind_int64(stmt, 1, t->seq);
   int rc = 0, src;
   bool oom = false;
-  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while ((src = db_step(stmt, err)) == DB_ROW) {
     berth_transition *nh = realloc(t->history, (t->n_history + 1) * sizeof *nh);
     if (nh == NULL) {
       oom = true;
@@ -276,16 +274,16 @@ read_history(berth_store *st, berth_task *t, berth_error **err)
     }
     t->history = nh;
     berth_transition *h = &nh[t->n_history++];
-    h->state = store_col_strdup(stmt, 0, &oom);
-    h->at = sqlite3_column_int64(stmt, 1);
-    h->actor = store_col_strdup(stmt, 2, &oom);
-    h->note = store_col_strdup(stmt, 3, &oom);
+    h->state = db_column_strdup(stmt, 0, &oom);
+    h->at = db_column_int64(stmt, 1);
+    h->actor = db_column_strdup(stmt, 2, &oom);
+    h->note = db_column_strdup(stmt, 3, &oom);
   }
   if (oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  else if (src != SQLITE_DONE)
-    rc = store_db_error(st, src, err, "read task history");
-  sqlite3_finalize(stmt);
+  else if (src != DB_DONE)
+    rc = berth_error_wrap(err, "read task history");
+  db_finalize(stmt);
   return rc;
 }
 
@@ -303,27 +301,30 @@ find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, 
   if (!ok)
     return berth_error_set(err, BERTH_ENOTFOUND, "task `%.40s` does not exist", id ? id : "");
   prefix[len] = '\0';
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st, "SELECT " TASK_COLS " FROM tasks WHERE substr(id, 1, ?2) = ?1 ORDER BY id = ?1 DESC LIMIT 2",
-                    &stmt, err)
+  db_stmt *stmt = NULL;
+  /* ids are 26 characters: a shorter prefix can never be an exact match, so any second row makes it ambiguous */
+  if (db_prepare(st->db, "SELECT " TASK_COLS " FROM tasks WHERE substr(id, 1, ?) = ? ORDER BY seq LIMIT 2", &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, prefix);
-  sqlite3_bind_int(stmt, 2, (int) len);
-  int rc, src = sqlite3_step(stmt);
-  if (src == SQLITE_DONE)
+  db_bind_int64(stmt, 1, (int64_t) len);
+  db_bind_text(stmt, 2, prefix);
+  berth_task *t = NULL;
+  int rc, src = db_step(stmt, err);
+  if (src == DB_DONE)
     rc = berth_error_set(err, BERTH_ENOTFOUND, "task `%s` does not exist", id);
-  else if (src != SQLITE_ROW)
-    rc = store_db_error(st, src, err, "read task");
-  else if (len < TASK_ID_LEN && sqlite3_step(stmt) == SQLITE_ROW)
-    rc = berth_error_set(err, BERTH_EINVAL, "task id prefix `%s` is ambiguous (give more characters)", id);
-  else {
-    sqlite3_reset(stmt);
-    sqlite3_step(stmt);
-    rc = read_task(st, stmt, with_secrets, out, err);
+  else if (src < 0)
+    rc = berth_error_wrap(err, "read task");
+  else if ((rc = read_task(st, stmt, with_secrets, &t, err)) == 0 && (src = db_step(stmt, err)) != DB_DONE)
+    rc = src == DB_ROW
+             ? berth_error_set(err, BERTH_EINVAL, "task id prefix `%s` is ambiguous (give more characters)", id)
+             : berth_error_wrap(err, "read task");
+  db_finalize(stmt);
+  if (rc < 0) {
+    berth_task_free(t);
+    return rc;
   }
-  sqlite3_finalize(stmt);
-  return rc;
+  *out = t;
+  return 0;
 }
 
 int
@@ -342,12 +343,12 @@ berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_er
 }
 
 static int
-collect_tasks(berth_store *st, sqlite3_stmt *stmt, berth_task ***out, size_t *n, berth_error **err)
+collect_tasks(berth_store *st, db_stmt *stmt, berth_task ***out, size_t *n, berth_error **err)
 {
   berth_task **v = NULL;
   size_t count = 0;
   int rc = 0, src;
-  while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while ((src = db_step(stmt, err)) == DB_ROW) {
     berth_task **nv = realloc(v, (count + 1) * sizeof *nv);
     if (nv == NULL) {
       rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
@@ -358,9 +359,9 @@ collect_tasks(berth_store *st, sqlite3_stmt *stmt, berth_task ***out, size_t *n,
       break;
     count++;
   }
-  if (rc == 0 && src != SQLITE_DONE)
-    rc = store_db_error(st, src, err, "list tasks");
-  sqlite3_finalize(stmt);
+  if (rc == 0 && src != DB_DONE)
+    rc = berth_error_wrap(err, "list tasks");
+  db_finalize(stmt);
   if (rc < 0) {
     berth_tasks_free(v, count);
     return rc;
@@ -370,56 +371,75 @@ collect_tasks(berth_store *st, sqlite3_stmt *stmt, berth_task ***out, size_t *n,
   return 0;
 }
 
+/* SELECT TASK_COLS with the optional filters as clauses (never `? IS NULL`, whose type an engine cannot infer). */
+static int
+list_tasks(berth_store *st, const char *stack, const char *state, bool active, int limit, bool newest_first,
+           berth_task ***out, size_t *n, berth_error **err)
+{
+  char *sql = NULL;
+  if (asprintf(&sql, "SELECT " TASK_COLS " FROM tasks WHERE 1 = 1%s%s%s ORDER BY seq %s%s",
+               stack ? " AND stack = ?" : "", state ? " AND state = ?" : "",
+               active ? " AND state NOT IN " STORE_TERMINAL_SQL : "", newest_first ? "DESC" : "ASC",
+               limit > 0 ? " LIMIT ?" : "")
+      < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  db_stmt *stmt = NULL;
+  int rc = db_prepare(st->db, sql, &stmt, err);
+  free(sql);
+  if (rc < 0)
+    return berth_error_wrap(err, "list tasks");
+  int idx = 1;
+  if (stack)
+    db_bind_text(stmt, idx++, stack);
+  if (state)
+    db_bind_text(stmt, idx++, state);
+  if (limit > 0)
+    db_bind_int64(stmt, idx, limit);
+  return collect_tasks(st, stmt, out, n, err);
+}
+
 int
 berth_store_task_list(berth_store *st, const berth_task_filter *f, berth_task ***out, size_t *n, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "SELECT " TASK_COLS " FROM tasks WHERE (?1 IS NULL OR stack = ?1) AND (?2 IS NULL OR state = ?2)"
-                    " ORDER BY seq DESC LIMIT ?3",
-                    &stmt, err)
-      < 0)
-    return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, f ? f->stack : NULL);
-  store_bind_text(stmt, 2, f ? f->state : NULL);
-  sqlite3_bind_int(stmt, 3, f && f->limit > 0 ? f->limit : -1);
-  return collect_tasks(st, stmt, out, n, err);
+  return list_tasks(st, f ? f->stack : NULL, f ? f->state : NULL, false, f ? f->limit : 0, true, out, n, err);
 }
 
 int
 berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***out, size_t *n, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "SELECT " TASK_COLS
-                    " FROM tasks WHERE (?1 IS NULL OR stack = ?1) AND state NOT IN " STORE_TERMINAL_SQL " ORDER BY seq",
-                    &stmt, err)
-      < 0)
-    return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, stack);
-  return collect_tasks(st, stmt, out, n, err);
+  return list_tasks(st, stack, NULL, true, 0, false, out, n, err);
 }
 
+/* reason and exit_code are kept when NULL / < 0; started_at is set once, on leaving QUEUED for a state that is not
+ * terminal; finished_at on reaching a terminal state. */
 static int
 update_task_state(berth_store *st, const char *id, const char *state, const char *reason, int exit_code, int64_t now,
                   berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st,
-                    "UPDATE tasks SET state = ?2, reason = COALESCE(?3, reason),"
-                    " exit_code = CASE WHEN ?4 >= 0 THEN ?4 ELSE exit_code END,"
-                    " started_at = CASE WHEN started_at = 0 AND ?6 = 0 THEN ?5 ELSE started_at END,"
-                    " finished_at = CASE WHEN ?6 = 1 THEN ?5 ELSE finished_at END WHERE id = ?1",
-                    &stmt, err)
+  bool terminal = berth_task_state_is_terminal(state);
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), exit_code = COALESCE(?, exit_code),"
+                 " started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END,"
+                 " finished_at = COALESCE(?, finished_at) WHERE id = ?",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, id);
-  store_bind_text(stmt, 2, state);
-  store_bind_text(stmt, 3, reason);
-  sqlite3_bind_int(stmt, 4, exit_code);
-  sqlite3_bind_int64(stmt, 5, now);
-  sqlite3_bind_int(stmt, 6, berth_task_state_is_terminal(state));
-  return step_done(st, stmt, "update task state", err);
+  db_bind_text(stmt, 1, state);
+  db_bind_text(stmt, 2, reason);
+  if (exit_code >= 0)
+    db_bind_int64(stmt, 3, exit_code);
+  else
+    db_bind_null(stmt, 3);
+  db_bind_int64(stmt, 4, terminal ? 0 : now);
+  if (terminal)
+    db_bind_int64(stmt, 5, now);
+  else
+    db_bind_null(stmt, 5);
+  db_bind_text(stmt, 6, id);
+  if (db_run(stmt, NULL, err) < 0)
+    return berth_error_wrap(err, "update task state");
+  return 0;
 }
 
 int
@@ -454,48 +474,49 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
   return 0;
 }
 
-/* UPDATE tasks SET <col> = value WHERE id = ?; ENOTFOUND when no row matched. */
+/* sql: UPDATE tasks SET <col> = ? WHERE id = ?, with the value (text, or num when text is NULL and !null); ENOTFOUND
+ * when no row matched. */
 static int
-set_column(berth_store *st, const char *sql, const char *id, const char *text, int num, berth_error **err)
+set_column(berth_store *st, const char *sql, const char *id, const char *text, int num, bool null, berth_error **err)
 {
-  sqlite3_stmt *stmt = NULL;
-  if (store_prepare(st, sql, &stmt, err) < 0)
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, sql, &stmt, err) < 0)
     return BERTH_EINTERNAL;
-  store_bind_text(stmt, 1, id);
   if (text)
-    store_bind_text(stmt, 2, text);
+    db_bind_text(stmt, 1, text);
+  else if (null)
+    db_bind_null(stmt, 1);
   else
-    sqlite3_bind_int(stmt, 2, num);
-  int rc = step_done(st, stmt, "update task", err);
-  if (rc == 0 && sqlite3_changes(st->db) == 0)
-    rc = berth_error_set(err, BERTH_ENOTFOUND, "task `%.40s` does not exist", id ? id : "");
-  return rc;
+    db_bind_int64(stmt, 1, num);
+  db_bind_text(stmt, 2, id);
+  int64_t changed = 0;
+  if (db_run(stmt, &changed, err) < 0)
+    return berth_error_wrap(err, "update task %.40s", id ? id : "");
+  if (changed == 0)
+    return berth_error_set(err, BERTH_ENOTFOUND, "task `%.40s` does not exist", id ? id : "");
+  return 0;
 }
 
 int
 berth_store_task_set_container(berth_store *st, const char *id, const char *container_id, berth_error **err)
 {
-  if (container_id == NULL)
-    return set_column(st, "UPDATE tasks SET container_id = NULL WHERE id = ?1 AND ?2 = 0", id, NULL, 0, err);
-  return set_column(st, "UPDATE tasks SET container_id = ?2 WHERE id = ?1", id, container_id, 0, err);
+  return set_column(st, "UPDATE tasks SET container_id = ? WHERE id = ?", id, container_id, 0, true, err);
 }
 
 int
 berth_store_task_set_supervisor(berth_store *st, const char *id, int pid, berth_error **err)
 {
-  return set_column(st, "UPDATE tasks SET supervisor_pid = ?2 WHERE id = ?1", id, NULL, pid, err);
+  return set_column(st, "UPDATE tasks SET supervisor_pid = ? WHERE id = ?", id, NULL, pid, false, err);
 }
 
 int
 berth_store_task_set_blocked_by(berth_store *st, const char *id, const char *blocker, berth_error **err)
 {
-  if (blocker == NULL)
-    return set_column(st, "UPDATE tasks SET blocked_by = NULL WHERE id = ?1 AND ?2 = 0", id, NULL, 0, err);
-  return set_column(st, "UPDATE tasks SET blocked_by = ?2 WHERE id = ?1", id, blocker, 0, err);
+  return set_column(st, "UPDATE tasks SET blocked_by = ? WHERE id = ?", id, blocker, 0, true, err);
 }
 
 int
 berth_store_task_forget_secrets(berth_store *st, const char *id, berth_error **err)
 {
-  return set_column(st, "UPDATE tasks SET secret_env = NULL WHERE id = ?1 AND ?2 = 0", id, NULL, 0, err);
+  return set_column(st, "UPDATE tasks SET secret_env = ? WHERE id = ?", id, NULL, 0, true, err);
 }

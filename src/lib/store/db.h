@@ -1,0 +1,86 @@
+/* Private to libberth: the ONE way modules reach the store's database. Every module's SQL (stacks, tasks, state
+ * versions, governance, API keys) goes through these calls; only the engines (engine_sqlite.c, and later
+ * engine_pg.c) include an engine's headers.
+ *
+ * SQL is written in a dialect both engines run: `?` placeholders (an engine may rewrite them to `$n`), each `?`
+ * bound on its own (no `?1` reuse); `INSERT ... ON CONFLICT ... DO NOTHING/UPDATE` instead of `INSERT OR ...`;
+ * `RETURNING` instead of last-insert-rowid; no engine-only functions; columns typed INTEGER (64-bit), TEXT, BLOB.
+ * Schema text that cannot be shared (identity columns, triggers) lives in schema.c, one variant per engine.
+ *
+ * Errors: every failing call sets *err to one line naming the store (a path, or a URL without its password) and
+ * returns a berth_code: BERTH_EBUSY for a busy store or a serialization failure, BERTH_EINTERNAL otherwise. Callers
+ * add what they were doing with berth_error_wrap(). */
+#ifndef BERTH_STORE_DB_H
+#define BERTH_STORE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "berth/error.h"
+#include "berth/store.h"
+
+typedef struct db_conn db_conn;
+typedef struct db_stmt db_stmt;
+
+enum { DB_DONE = 0, DB_ROW = 1 };
+
+/* The connection of an open store (owned by the store; valid until berth_store_close). */
+db_conn *store_db(berth_store *st);
+const char *db_engine_name(const db_conn *c); /* "sqlite" or "postgresql" */
+const char *db_label(const db_conn *c);       /* the store's path or password-free URL, for messages */
+
+/* Runs SQL without parameters or results (one or more statements; DDL, migrations). */
+int db_exec(db_conn *c, const char *sql, berth_error **err);
+
+/* Statements. Binding never fails on its own: a bind that cannot be done (out of memory) makes the next step fail.
+ * Indexes count from 1 (the n-th `?`); columns from 0. Text and blob values are copied. */
+int db_prepare(db_conn *c, const char *sql, db_stmt **out, berth_error **err);
+void db_bind_int64(db_stmt *s, int idx, int64_t v);
+void db_bind_text(db_stmt *s, int idx, const char *v); /* NULL binds SQL NULL */
+void db_bind_blob(db_stmt *s, int idx, const void *p, size_t n);
+void db_bind_null(db_stmt *s, int idx);
+/* DB_ROW, DB_DONE, or <0 with *err set. A busy store is retried when that is safe (the statement runs alone, and
+ * nothing was read from it yet). */
+int db_step(db_stmt *s, berth_error **err);
+/* Back to before the first step; bindings are kept. */
+void db_reset(db_stmt *s);
+void db_finalize(db_stmt *s); /* accepts NULL */
+/* Rows inserted, updated or deleted by the statement's last run (valid after DB_DONE, or a row of RETURNING). */
+int64_t db_changes(const db_stmt *s);
+
+/* Column values of the current row; NULL reads as 0 / NULL. Text and blobs are valid until the next step. */
+bool db_column_is_null(db_stmt *s, int col);
+int64_t db_column_int64(db_stmt *s, int col);
+const char *db_column_text(db_stmt *s, int col);
+const void *db_column_blob(db_stmt *s, int col, size_t *len);
+/* A copy of a text column (NULL for SQL NULL); sets *oom on allocation failure. */
+char *db_column_strdup(db_stmt *s, int col, bool *oom);
+/* For code that moves rows it does not know (store copy): the row's shape and each value's kind. */
+typedef enum { DB_TYPE_NULL, DB_TYPE_INT, DB_TYPE_TEXT, DB_TYPE_BLOB } db_type;
+int db_column_count(db_stmt *s);
+const char *db_column_name(db_stmt *s, int col);
+db_type db_column_type(db_stmt *s, int col);
+
+/* Steps once (a row of RETURNING is fine), stores the changed row count in *changes (may be NULL), finalizes s. */
+int db_run(db_stmt *s, int64_t *changes, berth_error **err);
+
+/* Transactions nest: the outermost begin opens a write transaction (SQLite BEGIN IMMEDIATE, so read-modify-write
+ * serializes across processes; a busy begin is retried), an inner begin opens a savepoint. An inner rollback undoes
+ * only its own work and keeps the outer transaction; commit of the outermost makes all of it durable at once.
+ * begin_read opens a read snapshot at the outermost level (a savepoint when nested); a write begun inside a read
+ * snapshot is refused. rollback at depth 0 is a no-op, so "commit failed, roll back" is always safe. */
+int db_begin(db_conn *c, berth_error **err);
+int db_begin_read(db_conn *c, berth_error **err);
+int db_commit(db_conn *c, berth_error **err);
+void db_rollback(db_conn *c);
+int db_tx_depth(const db_conn *c);
+
+/* After rows were inserted with explicit values into an identity column (tasks.seq, ...), the next generated value
+ * follows the largest one (PostgreSQL: setval on the column's sequence; SQLite does this on its own). */
+int db_sync_identity(db_conn *c, const char *table, const char *column, berth_error **err);
+
+/* Bytes the store occupies (SQLite: the database file and its WAL; PostgreSQL: the database); -1 if unknown. */
+int64_t db_size_bytes(db_conn *c);
+
+#endif

@@ -1,0 +1,539 @@
+/* The shared engine: PostgreSQL through libpq, chosen with BERTH_STORE=postgresql://... (or a key=value conninfo;
+ * PGPASSFILE, sslmode and the other libpq settings work as libpq documents them).
+ *
+ * Write transactions take one transaction-scoped advisory lock, so they serialize across connections and hosts the
+ * way BEGIN IMMEDIATE does on SQLite: a read-modify-write (the audit chain's head, a transition's check) never races
+ * another writer. `?` placeholders are rewritten to `$n`; values go as text (blobs as binary) and the server infers
+ * their types from where they are used. The password, when there is one, never appears in a message: the store is
+ * named by a URL rebuilt without it, and libpq's messages are scrubbed of it. The only file that includes
+ * <libpq-fe.h>. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "db_engine.h"
+
+#define PG_MAX_PARAMS 64
+#define PG_MIN_SERVER 120000 /* identity columns, EXECUTE FUNCTION triggers */
+/* berth's write transactions: one advisory lock (key: "berth" in ASCII), waited for as long as SQLite's busy
+ * timeout; a timeout is 55P03, busy, which db.c retries at begin */
+#define WRITE_LOCK_SQL "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(431316168808)"
+
+typedef struct pg_conn {
+  db_conn base;
+  PGconn *pg;
+  char *password; /* only to scrub it from messages; wiped on close */
+} pg_conn;
+
+typedef struct pg_stmt {
+  db_stmt base;
+  char *sql; /* with $n placeholders */
+  int nparams;
+  char *values[PG_MAX_PARAMS];
+  int lengths[PG_MAX_PARAMS];
+  int formats[PG_MAX_PARAMS];
+  PGresult *res;
+  int row; /* the current row; -1 before the first */
+  int64_t changes;
+  unsigned char *blob; /* the last blob column read (PQunescapeBytea) */
+} pg_stmt;
+
+static PGconn *
+handle(db_conn *c)
+{
+  return ((pg_conn *) c)->pg;
+}
+
+static void
+ignore_notice(void *arg, const char *message)
+{
+  (void) arg; /* "relation already exists, skipping" and the like: the library never prints */
+  (void) message;
+}
+
+/* A copy of msg on one line, runs of blanks made one, without trailing space, with every occurrence of the password
+ * replaced by ***. */
+static char *
+scrub(const char *msg, const char *password)
+{
+  size_t n = strlen(msg), pl = password ? strlen(password) : 0;
+  char *out = malloc(n * 3 + 1), *o = out;
+  if (out == NULL)
+    return NULL;
+  for (const char *p = msg; *p;) {
+    if (pl > 0 && strncmp(p, password, pl) == 0) {
+      memcpy(o, "***", 3);
+      o += 3;
+      p += pl;
+      continue;
+    }
+    char ch = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+    if (ch != ' ' || (o > out && o[-1] != ' ')) /* libpq's lines and indents become single spaces */
+      *o++ = ch;
+    p++;
+  }
+  while (o > out && o[-1] == ' ')
+    o--;
+  *o = '\0';
+  return out;
+}
+
+static db_fail_kind
+kind_of(const char *sqlstate, PGconn *pg)
+{
+  if (sqlstate == NULL)
+    return PQstatus(pg) == CONNECTION_BAD ? DB_FAIL_LOST : DB_FAIL_OTHER;
+  if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "55P03") == 0)
+    return DB_FAIL_BUSY; /* serialization failure, deadlock, lock not available */
+  if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0
+      || strcmp(sqlstate, "57P03") == 0)
+    return DB_FAIL_LOST; /* connection exceptions, server shutting down or starting */
+  if (strcmp(sqlstate, "25006") == 0)
+    return DB_FAIL_READONLY;
+  if (strcmp(sqlstate, "XX001") == 0 || strcmp(sqlstate, "XX002") == 0)
+    return DB_FAIL_CORRUPT;
+  return DB_FAIL_OTHER;
+}
+
+/* One line from a failed result (or the connection's last error when res is NULL). */
+static int
+fail(db_conn *c, const PGresult *res, berth_error **err)
+{
+  pg_conn *pc = (pg_conn *) c;
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  char *msg = scrub(primary ? primary : PQerrorMessage(pc->pg), pc->password);
+  int rc = db_fail(c, kind_of(state, pc->pg), msg ? msg : "out of memory", err);
+  free(msg);
+  return rc;
+}
+
+/* Before sending anything outside a transaction: a connection that was lost is re-made (nothing can be half done). */
+static void
+reconnect_if_lost(db_conn *c)
+{
+  if (PQstatus(handle(c)) == CONNECTION_BAD && c->depth == 0)
+    PQreset(handle(c));
+}
+
+static void
+pg_close(db_conn *c)
+{
+  pg_conn *pc = (pg_conn *) c;
+  PQfinish(pc->pg);
+  if (pc->password) {
+    sodium_memzero(pc->password, strlen(pc->password));
+    free(pc->password);
+  }
+  free(c->label);
+  free(pc);
+}
+
+static bool
+pg_in_transaction(db_conn *c)
+{
+  PGTransactionStatusType t = PQtransactionStatus(handle(c));
+  return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
+static int
+pg_exec(db_conn *c, const char *sql, berth_error **err)
+{
+  reconnect_if_lost(c);
+  PGresult *res = PQexec(handle(c), sql);
+  ExecStatusType st = PQresultStatus(res);
+  int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : fail(c, res, err);
+  PQclear(res);
+  /* a failed outermost BEGIN (say, the write lock timed out) must not leave a transaction behind */
+  if (rc < 0 && c->depth == 0 && pg_in_transaction(c))
+    PQclear(PQexec(handle(c), "ROLLBACK"));
+  return rc;
+}
+
+/* `?` -> `$n`, outside string literals, quoted identifiers and comments. */
+static char *
+rewrite_placeholders(const char *sql, int *nparams)
+{
+  size_t n = strlen(sql);
+  char *out = malloc(n * 4 + 1), *o = out;
+  int count = 0;
+  char quote = 0;
+  if (out == NULL)
+    return NULL;
+  for (const char *p = sql; *p; p++) {
+    if (quote) {
+      if (*p == quote)
+        quote = 0; /* a doubled quote re-opens at once: the next character starts it again */
+    } else if (*p == '\'' || *p == '"') {
+      quote = *p;
+    } else if (p[0] == '-' && p[1] == '-') {
+      const char *e = strchr(p, '\n');
+      size_t len = e ? (size_t) (e - p) : strlen(p);
+      memcpy(o, p, len);
+      o += len;
+      p += len - 1;
+      continue;
+    } else if (*p == '?') {
+      o += sprintf(o, "$%d", ++count);
+      continue;
+    }
+    *o++ = *p;
+  }
+  *o = '\0';
+  *nparams = count;
+  return out;
+}
+
+static void
+clear_result(pg_stmt *s)
+{
+  PQclear(s->res);
+  s->res = NULL;
+  s->row = -1;
+  if (s->blob)
+    PQfreemem(s->blob);
+  s->blob = NULL;
+}
+
+static int
+pg_prepare(db_conn *c, const char *sql, db_stmt **out, berth_error **err)
+{
+  pg_stmt *s = calloc(1, sizeof *s);
+  if (s == NULL || (s->sql = rewrite_placeholders(sql, &s->nparams)) == NULL) {
+    free(s);
+    return db_fail(c, DB_FAIL_NOMEM, NULL, err);
+  }
+  if (s->nparams > PG_MAX_PARAMS) {
+    free(s->sql);
+    free(s);
+    return db_fail(c, DB_FAIL_OTHER, "too many parameters in one statement", err);
+  }
+  s->row = -1;
+  *out = &s->base;
+  return 0;
+}
+
+static void
+pg_finalize(db_stmt *base)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  clear_result(s);
+  for (int i = 0; i < PG_MAX_PARAMS; i++)
+    free(s->values[i]);
+  free(s->sql);
+  free(s);
+}
+
+static void
+pg_reset(db_stmt *base)
+{
+  clear_result((pg_stmt *) base);
+}
+
+static int
+pg_bind(db_stmt *base, int idx, db_bind_kind kind, int64_t i, const void *p, size_t n)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  if (idx < 1 || idx > PG_MAX_PARAMS)
+    return -1;
+  int k = idx - 1;
+  free(s->values[k]);
+  s->values[k] = NULL;
+  s->lengths[k] = 0;
+  s->formats[k] = 0;
+  if (kind == DB_BIND_NULL)
+    return 0;
+  if (kind == DB_BIND_INT64) {
+    char num[24];
+    snprintf(num, sizeof num, "%lld", (long long) i);
+    return (s->values[k] = strdup(num)) ? 0 : -1;
+  }
+  if (n > (size_t) 0x7fffffff || (s->values[k] = malloc(n + 1)) == NULL)
+    return -1;
+  memcpy(s->values[k], p ? p : "", n);
+  s->values[k][n] = '\0';
+  s->lengths[k] = (int) n;
+  s->formats[k] = kind == DB_BIND_BLOB; /* binary, so bytes pass as they are */
+  return 0;
+}
+
+static int
+pg_step(db_stmt *base, berth_error **err)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  if (s->res == NULL) {
+    reconnect_if_lost(base->conn);
+    s->res = PQexecParams(handle(base->conn), s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths,
+                          s->formats, 0);
+    ExecStatusType st = PQresultStatus(s->res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      int rc = fail(base->conn, s->res, err);
+      clear_result(s);
+      return rc;
+    }
+    const char *tuples = PQcmdTuples(s->res);
+    s->changes = tuples && *tuples ? strtoll(tuples, NULL, 10) : 0;
+    s->row = -1;
+  }
+  if (s->blob) {
+    PQfreemem(s->blob);
+    s->blob = NULL;
+  }
+  if (PQresultStatus(s->res) == PGRES_TUPLES_OK && s->row + 1 < PQntuples(s->res)) {
+    s->row++;
+    return DB_ROW;
+  }
+  return DB_DONE;
+}
+
+static int64_t
+pg_changes(const db_stmt *s)
+{
+  return ((const pg_stmt *) s)->changes;
+}
+
+static bool
+pg_is_null(db_stmt *base, int col)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  return s->res == NULL || s->row < 0 || col >= PQnfields(s->res) || PQgetisnull(s->res, s->row, col);
+}
+
+static const char *
+pg_col_text(db_stmt *base, int col)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  return pg_is_null(base, col) ? NULL : PQgetvalue(s->res, s->row, col);
+}
+
+static int64_t
+pg_col_int64(db_stmt *base, int col)
+{
+  const char *t = pg_col_text(base, col);
+  if (t == NULL)
+    return 0;
+  if (strcmp(t, "t") == 0 || strcmp(t, "f") == 0) /* a boolean expression */
+    return *t == 't';
+  return strtoll(t, NULL, 10);
+}
+
+static const void *
+pg_col_blob(db_stmt *base, int col, size_t *len)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  const char *t = pg_col_text(base, col);
+  *len = 0;
+  if (t == NULL)
+    return NULL;
+  if (s->blob)
+    PQfreemem(s->blob);
+  s->blob = PQunescapeBytea((const unsigned char *) t, len);
+  return s->blob;
+}
+
+static int
+pg_column_count(db_stmt *base)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  return s->res ? PQnfields(s->res) : 0;
+}
+
+static const char *
+pg_column_name(db_stmt *base, int col)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  return s->res ? PQfname(s->res, col) : NULL;
+}
+
+/* By the column's type OID (pg_type.h): the integers and booleans, bytea, and everything else as text. */
+static db_type
+pg_column_type(db_stmt *base, int col)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  if (pg_is_null(base, col))
+    return DB_TYPE_NULL;
+  switch (PQftype(s->res, col)) {
+  case 16: /* bool */
+  case 20: /* int8 */
+  case 21: /* int2 */
+  case 23: /* int4 */
+    return DB_TYPE_INT;
+  case 17: /* bytea */
+    return DB_TYPE_BLOB;
+  default:
+    return DB_TYPE_TEXT;
+  }
+}
+
+static int
+pg_sync_identity(db_conn *c, const char *table, const char *column, berth_error **err)
+{
+  char sql[256];
+  /* table and column come from berth's own list of tables, never from input */
+  snprintf(sql, sizeof sql,
+           "SELECT setval(pg_get_serial_sequence('%s', '%s'), COALESCE(MAX(%s), 0) + 1, false) FROM %s", table, column,
+           column, table);
+  return pg_exec(c, sql, err);
+}
+
+static int
+query_int(db_conn *c, const char *sql, int64_t *out, berth_error **err)
+{
+  PGresult *res = PQexec(handle(c), sql);
+  int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : fail(c, res, err);
+  *out = rc == 0 && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+  PQclear(res);
+  return rc;
+}
+
+static int64_t
+pg_size_bytes(db_conn *c)
+{
+  int64_t n = -1;
+  return query_int(c, "SELECT pg_database_size(current_database())", &n, NULL) == 0 ? n : -1;
+}
+
+static int
+pg_probe(db_conn *c, int64_t *tables, bool *has_schema_version, int *legacy_version, berth_error **err)
+{
+  int64_t sv = 0;
+  if (query_int(c,
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+                " AND table_type = 'BASE TABLE'",
+                tables, err)
+          < 0
+      || query_int(c,
+                   "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+                   " AND table_name = 'schema_version'",
+                   &sv, err)
+             < 0)
+    return BERTH_EINTERNAL;
+  *has_schema_version = sv > 0;
+  *legacy_version = 0; /* no berth before schema_version ever ran on PostgreSQL */
+  return 0;
+}
+
+static const struct db_ops pg_ops = {
+  .name = "postgresql",
+  .begin_sql = WRITE_LOCK_SQL,
+  .begin_read_sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+  .close = pg_close,
+  .exec = pg_exec,
+  .prepare = pg_prepare,
+  .finalize = pg_finalize,
+  .reset = pg_reset,
+  .bind = pg_bind,
+  .step = pg_step,
+  .changes = pg_changes,
+  .column_is_null = pg_is_null,
+  .column_int64 = pg_col_int64,
+  .column_text = pg_col_text,
+  .column_blob = pg_col_blob,
+  .column_count = pg_column_count,
+  .column_name = pg_column_name,
+  .column_type = pg_column_type,
+  .sync_identity = pg_sync_identity,
+  .in_transaction = pg_in_transaction,
+  .size_bytes = pg_size_bytes,
+  .probe = pg_probe,
+  .mark_version = NULL,
+};
+
+bool
+db_pg_conninfo_looks_valid(const char *conninfo)
+{
+  return conninfo != NULL
+         && (strncmp(conninfo, "postgresql://", 13) == 0 || strncmp(conninfo, "postgres://", 11) == 0
+             || strchr(conninfo, '=') != NULL);
+}
+
+/* postgresql://user@host:port/dbname, or postgresql://user@/dbname?host=/dir&port=N for a socket; no password. */
+static char *
+make_label(const PQconninfoOption *opts, char **password)
+{
+  const char *user = NULL, *host = NULL, *port = NULL, *db = NULL;
+  for (const PQconninfoOption *o = opts; o->keyword; o++) {
+    const char *v = o->val && *o->val ? o->val : NULL;
+    if (strcmp(o->keyword, "user") == 0)
+      user = v;
+    else if (strcmp(o->keyword, "host") == 0)
+      host = v;
+    else if (strcmp(o->keyword, "port") == 0)
+      port = v;
+    else if (strcmp(o->keyword, "dbname") == 0)
+      db = v;
+    else if (strcmp(o->keyword, "password") == 0 && v)
+      *password = strdup(v);
+  }
+  char *label = NULL;
+  bool socket = host && host[0] == '/';
+  int n = asprintf(&label, "postgresql://%s%s%s%s%s/%s%s%s%s%s", user ? user : "", user ? "@" : "",
+                   host && !socket ? host : "", port && !socket ? ":" : "", port && !socket ? port : "", db ? db : "",
+                   socket ? "?host=" : "", socket ? host : "", socket && port ? "&port=" : "",
+                   socket && port ? port : "");
+  return n < 0 ? NULL : label;
+}
+
+/* The server must be able to take writes, and be new enough for the schema. */
+static int
+check_server(pg_conn *pc, berth_error **err)
+{
+  db_conn *c = &pc->base;
+  int version = PQserverVersion(pc->pg);
+  if (version < PG_MIN_SERVER) {
+    char detail[96];
+    snprintf(detail, sizeof detail, "server version %d.%d is too old; berth needs PostgreSQL 12 or newer",
+             version / 10000, version % 10000);
+    return db_fail(c, DB_FAIL_CONNECT, detail, err);
+  }
+  int64_t standby = 0;
+  if (query_int(c, "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END", &standby, err) < 0)
+    return BERTH_EINTERNAL;
+  if (standby)
+    return db_fail(c, DB_FAIL_READONLY, "the server is a read-only standby", err);
+  return 0;
+}
+
+int
+db_pg_open(const char *conninfo, db_conn **out, berth_error **err)
+{
+  char *perr = NULL;
+  PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+  if (opts == NULL) {
+    PQfreemem(perr); /* it may quote the string, password included */
+    return berth_error_set(err, BERTH_EINVAL,
+                           "BERTH_STORE is not a valid PostgreSQL connection string (a postgresql:// URL or libpq"
+                           " key=value settings)");
+  }
+  pg_conn *pc = calloc(1, sizeof *pc);
+  char *label = pc ? make_label(opts, &pc->password) : NULL;
+  PQconninfoFree(opts);
+  if (pc == NULL || label == NULL || db_conn_init(&pc->base, &pg_ops, label) < 0) {
+    free(label);
+    if (pc)
+      pg_close(&pc->base);
+    return berth_error_set(err, BERTH_EINTERNAL, "open store: out of memory");
+  }
+  free(label);
+  pc->pg = PQconnectdb(conninfo);
+  int rc = 0;
+  if (pc->pg == NULL)
+    rc = db_fail(&pc->base, DB_FAIL_NOMEM, NULL, err);
+  else if (PQstatus(pc->pg) != CONNECTION_OK) {
+    char *msg = scrub(PQerrorMessage(pc->pg), pc->password);
+    rc = db_fail(&pc->base, DB_FAIL_CONNECT, msg ? msg : "out of memory", err);
+    free(msg);
+  } else {
+    PQsetNoticeProcessor(pc->pg, ignore_notice, NULL);
+    rc = check_server(pc, err);
+  }
+  if (rc < 0) {
+    pg_close(&pc->base);
+    return rc;
+  }
+  *out = &pc->base;
+  return 0;
+}

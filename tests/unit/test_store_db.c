@@ -1,0 +1,707 @@
+/* The store layer: nested transactions, rollback on error, the schema version (newer stores refused), concurrent
+ * audit appenders, and a store made by berth 0.1.0 (tests/data/store/schema-v1.sql) migrated up with every record
+ * still readable.
+ *
+ * Run as `test_store_db postgresql` (ctest label postgresql) the same tests run on PostgreSQL: each in a database
+ * of its own made on the server in BERTH_TEST_PG (ci/start-postgres.sh prints one), plus the bad connection strings.
+ * Without BERTH_TEST_PG that run is skipped. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "berth/allowlist.h"
+#include "berth/apikey.h"
+#include "berth/audit.h"
+#include "berth/store.h"
+#include "store/db.h"
+#include "store_helpers.h"
+
+#define SKIP_EXIT 77 /* ctest SKIP_RETURN_CODE */
+
+static bool on_pg;      /* the engine under test */
+static int n_databases; /* databases made on the PostgreSQL server so far */
+static char pg_db[64];  /* the current test's database */
+
+/* Runs one statement on the server in BERTH_TEST_PG (a maintenance connection, not the store's); returns the first
+ * column of its first row as a number (0 when there is none). */
+static int64_t
+pg_admin(const char *sql)
+{
+  PGconn *pg = PQconnectdb(getenv("BERTH_TEST_PG"));
+  if (PQstatus(pg) != CONNECTION_OK)
+    fail_msg("BERTH_TEST_PG: %s", PQerrorMessage(pg));
+  PGresult *res = PQexec(pg, sql);
+  ExecStatusType st = PQresultStatus(res);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    fail_msg("`%s`: %s", sql, PQerrorMessage(pg));
+  int64_t v = st == PGRES_TUPLES_OK && PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+  PQclear(res);
+  PQfinish(pg);
+  return v;
+}
+
+/* BERTH_TEST_PG's settings with another dbname, as libpq key=value settings (caller frees). */
+static char *
+pg_conninfo_for(const char *db)
+{
+  PQconninfoOption *opts = PQconninfoParse(getenv("BERTH_TEST_PG"), NULL);
+  assert_non_null(opts);
+  char *out = strdup("");
+  for (PQconninfoOption *o = opts; o->keyword; o++) {
+    const char *v = strcmp(o->keyword, "dbname") == 0 ? db : o->val;
+    if (v == NULL || *v == '\0')
+      continue;
+    char *next = NULL;
+    assert_true(asprintf(&next, "%s%s%s='%s'", out, *out ? " " : "", o->keyword, v) > 0);
+    free(out);
+    out = next;
+  }
+  PQconninfoFree(opts);
+  return out;
+}
+
+static int
+setup_home(void **state)
+{
+  *state = make_home("berth-test-store-db");
+  if (on_pg) {
+    snprintf(pg_db, sizeof pg_db, "berth_t%d_%d", (int) getpid(), ++n_databases);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", pg_db);
+    pg_admin(sql);
+    char *conninfo = pg_conninfo_for(pg_db);
+    setenv("BERTH_STORE", conninfo, 1);
+    free(conninfo);
+  }
+  return 0;
+}
+
+static int
+teardown_home(void **state)
+{
+  rm_tree(*state);
+  free(*state);
+  if (on_pg) {
+    unsetenv("BERTH_STORE");
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", pg_db);
+    pg_admin(sql);
+  }
+  return 0;
+}
+
+static void
+create_stack(berth_store *st, const char *name)
+{
+  berth_stack *s = berth_stack_new();
+  s->name = strdup(name);
+  s->image = strdup("berth/busybox:latest");
+  berth_error *err = NULL;
+  if (berth_store_stack_create(st, s, &err) != 0)
+    fail_msg("create %s: %s", name, err->msg);
+  berth_stack_free(s);
+}
+
+static bool
+stack_exists(berth_store *st, const char *name)
+{
+  berth_stack *s = NULL;
+  berth_error *err = NULL;
+  int rc = berth_store_stack_get(st, name, &s, &err);
+  berth_stack_free(s);
+  if (rc == BERTH_ENOTFOUND) {
+    berth_error_free(err);
+    return false;
+  }
+  if (rc != 0)
+    fail_msg("get %s: %s", name, err->msg);
+  return true;
+}
+
+static int64_t
+audit_count(berth_store *st)
+{
+  int64_t bad = -1, count = -1;
+  berth_error *err = NULL;
+  if (berth_audit_verify(st, &bad, &count, &err) != 0)
+    fail_msg("verify: %s", err->msg);
+  assert_int_equal(bad, 0);
+  return count;
+}
+
+static void
+test_inner_rollback_keeps_outer(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "outer");
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  assert_int_equal(db_tx_depth(store_db(st)), 2);
+  create_stack(st, "inner");
+  assert_true(stack_exists(st, "inner")); /* visible inside */
+  berth_store_rollback(st);
+  assert_false(stack_exists(st, "inner"));
+  assert_true(stack_exists(st, "outer"));
+  /* a second inner unit after the first was undone still works and is kept */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "inner-2");
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_int_equal(db_tx_depth(store_db(st)), 0);
+  berth_store_close(st);
+
+  st = open_ok(*state); /* durable: another open sees exactly the committed work */
+  assert_true(stack_exists(st, "outer"));
+  assert_true(stack_exists(st, "inner-2"));
+  assert_false(stack_exists(st, "inner"));
+  /* an inner commit is undone by an outer rollback */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "gone");
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  berth_store_rollback(st);
+  assert_false(stack_exists(st, "gone"));
+  berth_store_rollback(st); /* nothing open: a no-op */
+  berth_store_close(st);
+}
+
+static void
+test_rollback_on_error(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  /* a change, its audit record, then a failure: all of it goes */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "web");
+  assert_int_equal(berth_audit_append(st, "alice", "stack.create", "web", NULL, "ok", &err), 0);
+  berth_stack *dup = berth_stack_new();
+  dup->name = strdup("web");
+  dup->image = strdup("berth/busybox:latest");
+  assert_int_equal(berth_store_stack_create(st, dup, &err), BERTH_EBUSY);
+  assert_string_equal(err->msg, "stack `web` already exists");
+  berth_error_clear(&err);
+  berth_stack_free(dup);
+  berth_store_rollback(st);
+  assert_false(stack_exists(st, "web"));
+  assert_int_equal(audit_count(st), 0);
+
+  /* an engine error inside a savepoint: one line naming the store; the outer unit goes on and commits */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "kept");
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  assert_true(db_exec(store_db(st), "INSERT INTO no_such_table VALUES (1)", &err) < 0);
+  const char *want = on_pg ? "relation \"no_such_table\" does not exist" : "/berth.db: no such table: no_such_table";
+  if (strstr(err->msg, want) == NULL || strncmp(err->msg, "store ", 6) != 0)
+    fail_msg("unexpected: %s", err->msg);
+  assert_null(strchr(err->msg, '\n'));
+  assert_int_equal(berth_error_exit_code(err->code), 125);
+  berth_error_clear(&err);
+  berth_store_rollback(st);
+  assert_int_equal(berth_audit_append(st, "alice", "stack.create", "kept", NULL, "ok", &err), 0);
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_true(stack_exists(st, "kept"));
+  assert_int_equal(audit_count(st), 1);
+  /* a write inside a read snapshot is refused up front */
+  assert_int_equal(db_begin_read(store_db(st), &err), 0);
+  assert_true(berth_store_begin(st, &err) < 0);
+  assert_non_null(strstr(err->msg, "a write cannot start inside a read snapshot"));
+  berth_error_clear(&err);
+  berth_store_rollback(st);
+  assert_int_equal(db_tx_depth(store_db(st)), 0);
+  /* committing with nothing open is an error, not a crash */
+  assert_true(berth_store_commit(st, &err) < 0);
+  berth_error_clear(&err);
+  berth_store_close(st);
+}
+
+static void
+test_statements(void **state)
+{
+  berth_store *st = open_ok(*state);
+  db_conn *c = store_db(st);
+  berth_error *err = NULL;
+  db_stmt *s = NULL;
+  /* every bind kind round-trips through the engine, NULL included (the table's DDL is the one engine-specific bit) */
+  assert_int_equal(db_exec(c,
+                           on_pg ? "CREATE TABLE kinds (i BIGINT, t TEXT, b BYTEA, n TEXT)"
+                                 : "CREATE TABLE kinds (i INTEGER, t TEXT, b BLOB, n TEXT)",
+                           &err),
+                   0);
+  static const unsigned char blob[] = { 0, 1, 2, 0xff, 0 };
+  assert_int_equal(db_prepare(c, "INSERT INTO kinds (i, t, b, n) VALUES (?, ?, ?, ?)", &s, &err), 0);
+  db_bind_int64(s, 1, INT64_C(-9007199254740993));
+  db_bind_text(s, 2, "tëxt with a ? and 'quotes'");
+  db_bind_blob(s, 3, blob, sizeof blob);
+  db_bind_null(s, 4);
+  int64_t changes = 0;
+  assert_int_equal(db_run(s, &changes, &err), 0);
+  assert_int_equal(changes, 1);
+  assert_int_equal(db_prepare(c, "SELECT i, t, b, n FROM kinds WHERE t <> '?' AND i = ?", &s, &err), 0);
+  db_bind_int64(s, 1, INT64_C(-9007199254740993));
+  assert_int_equal(db_step(s, &err), DB_ROW);
+  assert_true(db_column_int64(s, 0) == INT64_C(-9007199254740993));
+  assert_string_equal(db_column_text(s, 1), "tëxt with a ? and 'quotes'");
+  size_t n = 0;
+  const void *p = db_column_blob(s, 2, &n);
+  assert_int_equal(n, sizeof blob);
+  assert_memory_equal(p, blob, sizeof blob);
+  assert_true(db_column_is_null(s, 3));
+  assert_false(db_column_is_null(s, 0));
+  assert_null(db_column_text(s, 3));
+  assert_int_equal(db_step(s, &err), DB_DONE);
+  /* reset runs it again with the same bindings */
+  db_reset(s);
+  assert_int_equal(db_step(s, &err), DB_ROW);
+  db_finalize(s);
+  /* a statement that does not parse names the store */
+  assert_true(db_prepare(c, "SELEC 1", &s, &err) < 0 || db_step(s, &err) < 0);
+  db_finalize(s);
+  assert_non_null(strstr(err->msg, "store "));
+  berth_error_clear(&err);
+  berth_store_close(st);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_store_info info;
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_info_get(st, &info, &err), 0);
+  int known = info.schema_version_known;
+  char *location = strdup(info.location);
+  create_stack(st, "web");
+  /* as a newer berth would leave it */
+  assert_int_equal(
+      db_exec(store_db(st),
+              "INSERT INTO schema_version (version, applied_at) VALUES (99, 1); CREATE TABLE future (x TEXT)", &err),
+      0);
+  berth_store_close(st);
+  char want[512];
+  snprintf(want, sizeof want, "store %s has schema version 99, newer than this berth knows (%d); use a newer berth",
+           location, known);
+  expect_open_error(*state, want);
+  expect_open_error(*state, want); /* refused means untouched: still there the second time */
+  free(location);
+  if (on_pg)
+    return;
+  /* and the older schema opens again once the newer one is gone */
+  store_shell(*state, "DELETE FROM schema_version WHERE version = 99; DROP TABLE future");
+  st = open_ok(*state);
+  assert_true(stack_exists(st, "web"));
+  berth_store_close(st);
+}
+
+#define APPENDERS 4
+#define APPENDS 25
+
+/* Four processes, each with its own connection, append at once: one linear chain that verifies. */
+static void
+test_concurrent_appenders(void **state)
+{
+  berth_store_close(open_ok(*state)); /* created before the race */
+  pid_t pids[APPENDERS];
+  for (int p = 0; p < APPENDERS; p++) {
+    pids[p] = fork();
+    assert_true(pids[p] >= 0);
+    if (pids[p] == 0) {
+      berth_store *st = NULL;
+      berth_error *err = NULL;
+      int rc = berth_store_open(*state, &st, &err);
+      for (int i = 0; rc == 0 && i < APPENDS; i++) {
+        char target[32];
+        snprintf(target, sizeof target, "appender-%d-%d", p, i);
+        rc = berth_audit_append(st, "race", "test.append", target, NULL, "ok", &err);
+      }
+      if (rc < 0)
+        fprintf(stderr, "appender %d: %s\n", p, err->msg);
+      berth_store_close(st);
+      _exit(rc < 0 ? 1 : 0);
+    }
+  }
+  for (int p = 0; p < APPENDERS; p++) {
+    int status = 0;
+    assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  berth_store *st = open_ok(*state);
+  assert_int_equal(audit_count(st), APPENDERS * APPENDS);
+  berth_store_close(st);
+}
+
+/* The fixture: loaded into berth.db exactly as berth 0.1.0 left it, with its secret key. */
+static void
+load_fixture(const char *home)
+{
+  const char *data = getenv("BERTH_TEST_DATA");
+  assert_non_null(data);
+  char path[512];
+  snprintf(path, sizeof path, "%s/store/schema-v1.sql", data);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  char *sql = calloc(1, 1 << 20);
+  size_t n = fread(sql, 1, (1 << 20) - 1, f);
+  fclose(f);
+  assert_true(n > 0);
+  store_shell(home, sql);
+  free(sql);
+  snprintf(path, sizeof path, "%s/store/secret.key", data);
+  unsigned char key[64];
+  int in = open(path, O_RDONLY);
+  assert_true(in >= 0);
+  assert_int_equal(read(in, key, sizeof key), 32);
+  close(in);
+  snprintf(path, sizeof path, "%s/secret.key", home);
+  int out = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  assert_true(out >= 0);
+  assert_int_equal(write(out, key, 32), 32);
+  close(out);
+}
+
+/* Every kind of record in the fixture, read through the store as berth shows it; audit and keys may have grown. */
+static void
+check_fixture_records(berth_store *st, int64_t audit_records, int api_keys)
+{
+  berth_error *err = NULL;
+  berth_stack *web = NULL, *db = NULL;
+  assert_int_equal(berth_store_stack_get(st, "web", &web, &err), 0);
+  assert_string_equal(web->image, "berth/busybox:latest");
+  assert_string_equal(berth_kv_get(web->env, web->n_env, "A"), "1");
+  assert_string_equal(berth_kv_get(web->secret_env, web->n_secret_env, "TOKEN"), "fixture-secret");
+  assert_int_equal(web->persist.n, 1);
+  assert_string_equal(web->persist.v[0], "out.txt");
+  assert_string_equal(web->pull_policy, "never");
+  assert_int_equal(berth_store_stack_get(st, "db", &db, &err), 0);
+  assert_string_equal(db->lock_owner, "root");
+  assert_string_equal(db->lock_note, "maintenance");
+  assert_int_equal(db->keep_versions, 3);
+  berth_stack_free(web);
+  berth_stack_free(db);
+
+  berth_task *t = NULL;
+  assert_int_equal(berth_store_task_get(st, "01m8vvf1n24tcbac8be0dav9rr", &t, &err), 0);
+  assert_string_equal(t->state, "FAILED");
+  assert_int_equal(t->exit_code, 3);
+  assert_string_equal(t->reason, "command exited with status 3");
+  assert_int_equal(t->n_history, 5);
+  assert_string_equal(t->history[0].state, "QUEUED");
+  assert_string_equal(t->history[4].note, "command exited with status 3");
+  berth_task_free(t);
+  assert_int_equal(berth_store_task_get(st, "01m8vvf15x", &t, &err), 0); /* by prefix */
+  assert_string_equal(t->state, "FINISHED");
+  assert_string_equal(berth_kv_get(t->env, t->n_env, "X"), "1");
+  berth_task_free(t);
+
+  berth_state_version *v = NULL;
+  size_t n = 0;
+  assert_int_equal(berth_state_list(st, "web", &v, &n, &err), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(v[0].version, 2);
+  assert_string_equal(v[0].task_id, "01m8vvf1n24tcbac8be0dav9rr");
+  assert_int_equal(v[0].bytes, 6);
+  berth_state_versions_free(v, n);
+
+  assert_int_equal(audit_count(st), audit_records);
+  assert_int_equal(berth_allowlist_count(st, &err), 3);
+  cJSON *keys = berth_apikey_list_json(st, true, &err);
+  assert_non_null(keys);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(keys, "keys")), api_keys);
+  cJSON_Delete(keys);
+}
+
+static void
+test_migrate_from_v1(void **state)
+{
+  const char *home = *state;
+  load_fixture(home);
+  berth_store *st = open_ok(home);
+  berth_store_info info;
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_info_get(st, &info, &err), 0);
+  assert_int_equal(info.schema_version_at_open, 1);
+  assert_int_equal(info.schema_version, info.schema_version_known);
+  assert_true(info.schema_version > 1);
+  assert_int_equal(info.stacks, 2);
+  assert_int_equal(info.tasks, 2);
+  assert_int_equal(info.audit_records, 21);
+  assert_int_equal(info.api_keys, 2);
+  assert_true(info.size_bytes > 0);
+  check_fixture_records(st, 21, 2);
+
+  /* the migrated store takes new records the way a new one does */
+  berth_task t = { .stack = "web", .command = "echo again", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(st, &t, &err), 0);
+  assert_int_equal(t.seq, 3);
+  free(t.id);
+  free(t.state);
+  assert_int_equal(berth_audit_append(st, "bob", "task.submit", "web", NULL, "ok", &err), 0);
+  assert_int_equal(audit_count(st), 22);
+  char *secret = NULL;
+  assert_int_equal(berth_apikey_create(st, "ci", "reader", NULL, 0, "bob", &secret, &err), BERTH_EBUSY);
+  berth_error_clear(&err);
+  assert_int_equal(berth_apikey_create(st, "old", "reader", NULL, 0, "bob", &secret, &err), 0); /* revoked name */
+  free(secret);
+  berth_store_close(st);
+
+  /* opened again: already at the newest version, nothing migrated twice */
+  st = open_ok(home);
+  assert_int_equal(berth_store_info_get(st, &info, &err), 0);
+  assert_int_equal(info.schema_version_at_open, info.schema_version_known);
+  check_fixture_records(st, 22, 3);
+  berth_store_close(st);
+}
+
+#define PASSWORD "Sekr1t-pw-0f-the-store"
+
+/* expect_bad_store BERTH_STORE NEEDLE: opening fails with one line containing needle and never the password. */
+static void
+expect_bad_store(const char *home, const char *url, const char *needle)
+{
+  setenv("BERTH_STORE", url, 1);
+  berth_store *st = NULL;
+  berth_error *err = NULL;
+  assert_true(berth_store_open(home, &st, &err) < 0);
+  if (strstr(err->msg, needle) == NULL || strstr(err->msg, PASSWORD) != NULL || strchr(err->msg, '\n'))
+    fail_msg("BERTH_STORE=%s: expected `%s` and no password in: %s", url, needle, err->msg);
+  assert_int_equal(berth_error_exit_code(err->code), 125);
+  berth_error_free(err);
+}
+
+static void
+test_bad_connection_strings(void **state)
+{
+  char *info = pg_conninfo_for("no_such_database");
+  char *url = NULL;
+  assert_true(asprintf(&url, "%s password='" PASSWORD "'", info) > 0);
+  expect_bad_store(*state, url, "does not exist");
+  expect_bad_store(*state, url, "cannot be opened");
+  free(url);
+  free(info);
+  expect_bad_store(*state, "postgresql://bob:" PASSWORD "@/berth?host=/nonexistent-dir&port=1",
+                   "store postgresql://bob@/berth?host=/nonexistent-dir&port=1 cannot be opened");
+  expect_bad_store(*state, "postgresql://bob:" PASSWORD "@127.0.0.1:1/berth",
+                   "store postgresql://bob@127.0.0.1:1/berth cannot be opened");
+  expect_bad_store(*state, "host=/nonexistent-dir password" PASSWORD, "not a valid PostgreSQL connection string");
+  expect_bad_store(*state, "sqlite:///tmp/x.db", "BERTH_STORE must be a postgresql:// URL");
+  unsetenv("BERTH_STORE");
+}
+
+/* With the berth_pw role of ci/start-postgres.sh (password auth): a wrong password is one line without it, the
+ * right one is found through PGPASSFILE; and a database that only takes reads is refused as not writable. */
+static void
+test_passwords_and_read_only(void **state)
+{
+  if (pg_admin("SELECT count(*) FROM pg_roles WHERE rolname = 'berth_pw'") == 0) {
+    printf("skipped: no role berth_pw on the server (ci/start-postgres.sh makes it)\n");
+    skip();
+  }
+  char sql[256], *info = NULL, *url = NULL;
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s_pw OWNER berth_pw", pg_db);
+  pg_admin(sql);
+  char db[80];
+  snprintf(db, sizeof db, "%s_pw", pg_db);
+  info = pg_conninfo_for(db);
+  assert_true(asprintf(&url, "%s user='berth_pw' password='" PASSWORD "'", info) > 0);
+  expect_bad_store(*state, url, "password authentication failed for user \"berth_pw\"");
+  free(url);
+
+  char *passfile = NULL;
+  assert_true(asprintf(&passfile, "%s/pgpass", (const char *) *state) > 0);
+  FILE *f = fopen(passfile, "w");
+  assert_non_null(f);
+  fputs("*:*:*:berth_pw:berth-test-pw\n", f);
+  fclose(f);
+  chmod(passfile, 0600);
+  setenv("PGPASSFILE", passfile, 1);
+  assert_true(asprintf(&url, "%s user='berth_pw'", info) > 0);
+  setenv("BERTH_STORE", url, 1);
+  berth_store *st = open_ok(*state);
+  create_stack(st, "with-passfile");
+  berth_store_close(st);
+  unsetenv("PGPASSFILE");
+  free(url);
+  free(passfile);
+
+  snprintf(sql, sizeof sql, "ALTER DATABASE %s SET default_transaction_read_only = on", pg_db);
+  pg_admin(sql);
+  free(info);
+  info = pg_conninfo_for(pg_db);
+  expect_bad_store(*state, info, "is not writable (cannot execute CREATE TABLE in a read-only transaction)");
+  free(info);
+  unsetenv("BERTH_STORE");
+  snprintf(sql, sizeof sql, "DROP DATABASE %s_pw WITH (FORCE)", pg_db);
+  pg_admin(sql);
+}
+
+/* Every row of a table as text, in key order: equal digests mean equal records, byte for byte. */
+static char *
+table_digest(berth_store *st, const char *table)
+{
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT * FROM %s ORDER BY 1, 2", table);
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  if (db_prepare(store_db(st), sql, &s, &err) < 0)
+    fail_msg("%s", err->msg);
+  char *out = strdup("");
+  while (db_step(s, &err) == DB_ROW)
+    for (int i = 0; i < db_column_count(s); i++) {
+      const char *v = db_column_text(s, i);
+      char *next = NULL;
+      assert_true(asprintf(&next, "%s%s=%s%c", out, db_column_name(s, i), v ? v : "<null>",
+                           i + 1 < db_column_count(s) ? '|' : '\n')
+                  > 0);
+      free(out);
+      out = next;
+    }
+  assert_null(err);
+  db_finalize(s);
+  return out;
+}
+
+/* berth store copy: the 0.1.0 fixture, migrated on SQLite, copied into an empty PostgreSQL database: every row
+ * equal, the audit chain verifies with the same head, new records continue the sequences; a second copy into the
+ * now non-empty database is refused. */
+static void
+test_copy_to_postgresql(void **state)
+{
+  char *target = strdup(getenv("BERTH_STORE"));
+  unsetenv("BERTH_STORE");
+  load_fixture(*state);
+  berth_store *from = open_ok(*state);
+  berth_store_copy_report report;
+  berth_error *err = NULL;
+  if (berth_store_copy(from, target, &report, &err) < 0)
+    fail_msg("copy: %s", err->msg);
+  assert_int_equal(report.n, 10);
+  assert_string_equal(report.tables[7].table, "audit_log");
+  assert_int_equal(report.tables[7].rows, 21);
+  assert_int_equal(berth_store_copy(from, target, &report, &err), BERTH_EBUSY);
+  assert_non_null(strstr(err->msg, "is not empty"));
+  berth_error_clear(&err);
+
+  setenv("BERTH_STORE", target, 1);
+  berth_store *to = open_ok(*state);
+  const char *names[] = { "meta",        "stacks",        "tasks",     "task_transitions", "state_versions",
+                          "image_rules", "task_policies", "audit_log", "audit_head",       "api_keys" };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char *a = table_digest(from, names[i]), *b = table_digest(to, names[i]);
+    assert_true(strlen(a) > 0); /* every table of the fixture has rows */
+    if (strcmp(a, b) != 0)
+      fail_msg("table %s differs:\n%s\nvs\n%s", names[i], a, b);
+    free(a);
+    free(b);
+  }
+  assert_string_equal(berth_store_instance_id(to), berth_store_instance_id(from));
+  check_fixture_records(to, 21, 2);
+  berth_task t = { .stack = "web", .command = "echo copied", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(to, &t, &err), 0);
+  assert_int_equal(t.seq, 3);
+  free(t.id);
+  free(t.state);
+  assert_int_equal(berth_allowlist_add(to, "allow", "docker.io/library/alpine:*", "bob", &err), 0);
+  assert_int_equal(berth_allowlist_count(to, &err), 4);
+  berth_store_close(to);
+  berth_store_close(from);
+  free(target);
+}
+
+/* The server ends the store's connection (as a restart would): the operation under way fails in one line, the
+ * next one reconnects; a transaction that was open is gone, not half-written. */
+static void
+kill_backend(berth_store *st)
+{
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  assert_int_equal(db_prepare(store_db(st), "SELECT pg_backend_pid()", &s, &err), 0);
+  assert_int_equal(db_step(s, &err), DB_ROW);
+  int64_t pid = db_column_int64(s, 0);
+  db_finalize(s);
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", (long long) pid);
+  pg_admin(sql);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %lld", (long long) pid);
+  for (int i = 0; i < 100 && pg_admin(sql) > 0; i++)
+    usleep(50000);
+}
+
+static void
+expect_lost(int rc, berth_error **err)
+{
+  assert_true(rc < 0);
+  if (strstr((*err)->msg, "the connection was lost") == NULL || strchr((*err)->msg, '\n'))
+    fail_msg("unexpected: %s", (*err)->msg);
+  berth_error_clear(err);
+}
+
+static void
+test_connection_lost(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  berth_stack **v = NULL;
+  size_t n = 0;
+  kill_backend(st);
+  expect_lost(berth_store_stack_list(st, &v, &n, &err), &err);
+  assert_int_equal(berth_store_stack_list(st, &v, &n, &err), 0); /* reconnected */
+  berth_stacks_free(v, n);
+
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "half");
+  kill_backend(st);
+  berth_stack *s = berth_stack_new();
+  s->name = strdup("other");
+  s->image = strdup("berth/busybox:latest");
+  expect_lost(berth_store_stack_create(st, s, &err), &err);
+  berth_stack_free(s);
+  berth_store_rollback(st);
+  assert_int_equal(db_tx_depth(store_db(st)), 0);
+  assert_false(stack_exists(st, "half"));
+  create_stack(st, "after");
+  assert_true(stack_exists(st, "after"));
+  berth_store_close(st);
+}
+
+int
+main(int argc, char **argv)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_rollback_on_error, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_statements, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_concurrent_appenders, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup_home, teardown_home),
+  };
+  const struct CMUnitTest pg_only[] = {
+    cmocka_unit_test_setup_teardown(test_bad_connection_strings, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_connection_lost, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_passwords_and_read_only, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_copy_to_postgresql, setup_home, teardown_home),
+  };
+  on_pg = argc > 1 && strcmp(argv[1], "postgresql") == 0;
+  unsetenv("BERTH_STORE");
+  if (!on_pg)
+    return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+  if (getenv("BERTH_TEST_PG") == NULL || *getenv("BERTH_TEST_PG") == '\0') {
+    printf("skipped: set BERTH_TEST_PG to a PostgreSQL server (ci/start-postgres.sh prints one)\n");
+    return SKIP_EXIT;
+  }
+  /* the fixture is a SQLite file: its migration is the SQLite run's */
+  int failed = _cmocka_run_group_tests("postgresql", tests, sizeof tests / sizeof tests[0] - 1, NULL, NULL);
+  return failed + cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);
+}
