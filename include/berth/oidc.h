@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "berth/error.h"
+#include "berth/store.h"
 
 /* The longest a task token lives, whatever the run timeout (the issue of a token is capped at this). */
 #define BERTH_OIDC_MAX_TTL_MS (60LL * 60 * 1000)
@@ -62,5 +63,16 @@ cJSON *berth_oidc_task_claims(const berth_oidc_task *t);
 
 /* An audience is a non-empty string of printable ASCII without spaces, at most 256 bytes. */
 int berth_oidc_audience_check(const char *aud, berth_error **err);
+
+/* ---- the keys in the store (src/lib/store/oidc_keys.c) ---- */
+/* Every key kept (the active one and those still published), oldest first; private keys unsealed. */
+int berth_store_oidc_keys(berth_store *st, berth_oidc_key **out, size_t *n, berth_error **err);
+void berth_oidc_keys_free(berth_oidc_key *keys, size_t n);
+/* Makes fresh the active key: the previous one is retired and stays published for BERTH_OIDC_MAX_TTL_MS. One
+ * transaction. */
+int berth_store_oidc_rotate(berth_store *st, const berth_oidc_key *fresh, int64_t now_ms, berth_error **err);
+/* The active key, made on first use (alg NULL = ES256). */
+int berth_store_oidc_signing_key(berth_store *st, const char *alg, int64_t now_ms, berth_oidc_key *out,
+                                 berth_error **err);
 
 #endif

@@ -119,6 +119,9 @@ typedef struct berth_stack {
   berth_strv persist;      /* relative paths under the working dir */
   berth_strv labels;
   int keep_versions; /* state versions kept, default 10 */
+  berth_strv oidc_audiences; /* each task gets an OIDC token for these audiences (none: no token) */
+  char *oidc_aws_role;       /* with a token: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE for the AWS SDKs */
+  berth_strv credentials;    /* credential helpers (config.json) run before initialization */
   char *lock_owner;  /* NULL when unlocked (the lock CLI is a later issue) */
   char *lock_note;
   int64_t locked_at;

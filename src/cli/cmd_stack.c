@@ -56,7 +56,10 @@ static const char flags_help[]
       "  --pull always|if-not-present|never   image pull policy (default if-not-present)\n"
       "  --persist PATH              path (relative to the working dir) kept across tasks (repeatable)\n"
       "  --label L                   label (repeatable)\n"
-      "  --keep-versions N           state versions kept (default 10)\n";
+      "  --keep-versions N           state versions kept (default 10)\n"
+      "  --oidc-audience AUD         each task gets an OIDC identity token for AUD (repeatable; docs/credentials.md)\n"
+      "  --oidc-aws-role ARN         with a token: AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE for the AWS SDKs\n"
+      "  --credentials NAME          credential helper from config.json run before initialization (repeatable)\n";
 
 static const char update_extra_help[]
     = "  --unset-env K               remove a variable (repeatable)\n"
@@ -86,6 +89,9 @@ enum {
   OPT_PERSIST,
   OPT_LABEL,
   OPT_KEEP_VERSIONS,
+  OPT_OIDC_AUDIENCE,
+  OPT_OIDC_AWS_ROLE,
+  OPT_CREDENTIALS,
   OPT_UNSET_ENV,
   OPT_UNSET_SECRET_ENV,
   OPT_JSON,
@@ -113,6 +119,9 @@ static const struct option edit_options[] = {
   { "persist", required_argument, NULL, OPT_PERSIST },
   { "label", required_argument, NULL, OPT_LABEL },
   { "keep-versions", required_argument, NULL, OPT_KEEP_VERSIONS },
+  { "oidc-audience", required_argument, NULL, OPT_OIDC_AUDIENCE },
+  { "oidc-aws-role", required_argument, NULL, OPT_OIDC_AWS_ROLE },
+  { "credentials", required_argument, NULL, OPT_CREDENTIALS },
   { "unset-env", required_argument, NULL, OPT_UNSET_ENV },
   { "unset-secret-env", required_argument, NULL, OPT_UNSET_SECRET_ENV },
   { "help", no_argument, NULL, OPT_HELP },
@@ -126,22 +135,23 @@ static const struct option read_options[] = {
 };
 
 /* The list flags: which option fills which field of the stack. */
-#define N_LISTS 7
-static const int list_opts[N_LISTS]
-    = { OPT_INIT, OPT_BEFORE_INIT, OPT_BEFORE_PERFORM, OPT_AFTER_PERFORM, OPT_AFTER_RUN, OPT_PERSIST, OPT_LABEL };
+#define N_LISTS 9
+static const int list_opts[N_LISTS] = { OPT_INIT,         OPT_BEFORE_INIT, OPT_BEFORE_PERFORM,
+                                        OPT_AFTER_PERFORM, OPT_AFTER_RUN,   OPT_PERSIST,
+                                        OPT_LABEL,         OPT_OIDC_AUDIENCE, OPT_CREDENTIALS };
 
 static berth_strv *
 stack_list(berth_stack *s, int idx)
 {
-  berth_strv *lists[N_LISTS]
-      = { &s->init, &s->before_init, &s->before_perform, &s->after_perform, &s->after_run, &s->persist, &s->labels };
+  berth_strv *lists[N_LISTS] = { &s->init,    &s->before_init, &s->before_perform, &s->after_perform,  &s->after_run,
+                                 &s->persist, &s->labels,      &s->oidc_audiences, &s->credentials };
   return lists[idx];
 }
 
 /* What the user asked to change: NULL / false means "not given". */
 typedef struct stack_edit {
   bool is_update;
-  const char *image, *project_dir, *subdir, *network, *pull;
+  const char *image, *project_dir, *subdir, *network, *pull, *aws_role;
   bool memory_given, cpus_given, pids_given, timeout_given, idle_given, keep_given;
   int64_t memory, cpus, pids, timeout, idle, keep;
   bool list_given[N_LISTS];
@@ -252,6 +262,9 @@ parse_edit_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
   case OPT_PULL:
     e->pull = arg;
     return 0;
+  case OPT_OIDC_AWS_ROLE:
+    e->aws_role = arg;
+    return 0;
   case OPT_ENV:
     return set_kv(&e->env, &e->n_env, arg, false, err);
   case OPT_SECRET_ENV:
@@ -300,7 +313,8 @@ apply_edit(stack_edit *e, berth_stack *s, berth_error **err)
       || (e->project_dir && (rc = replace_str(&s->project_dir, *e->project_dir ? e->project_dir : NULL, err)) < 0)
       || (e->subdir && (rc = replace_str(&s->subdir, *e->subdir ? e->subdir : NULL, err)) < 0)
       || (e->network && (rc = replace_str(&s->network, e->network, err)) < 0)
-      || (e->pull && (rc = replace_str(&s->pull_policy, e->pull, err)) < 0))
+      || (e->pull && (rc = replace_str(&s->pull_policy, e->pull, err)) < 0)
+      || (e->aws_role && (rc = replace_str(&s->oidc_aws_role, *e->aws_role ? e->aws_role : NULL, err)) < 0))
     return rc;
   if (e->memory_given)
     s->memory_bytes = e->memory;
@@ -445,7 +459,8 @@ out:
 }
 
 static const char *const list_fields[N_LISTS]
-    = { "init", "before_init", "before_perform", "after_perform", "after_run", "persist", "labels" };
+    = { "init", "before_init", "before_perform", "after_perform", "after_run", "persist", "labels", "oidc_audiences",
+        "credentials" };
 
 /* {"K": "V"} into o[field]: the variables to unset first (null), then those to set, in apply_env's order. */
 static void
@@ -484,6 +499,8 @@ edit_json(const stack_edit *e, const char *name, cJSON *o, berth_error **err)
     cJSON_AddStringToObject(o, "network", e->network);
   if (e->pull)
     cJSON_AddStringToObject(o, "pull_policy", e->pull);
+  if (e->aws_role)
+    cJSON_AddItemToObject(o, "oidc_aws_role", *e->aws_role ? cJSON_CreateString(e->aws_role) : cJSON_CreateNull());
   const struct {
     bool given;
     const char *field;

@@ -235,7 +235,8 @@ srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **
           "secret_env",   "network",        "memory_bytes",  "memory",    "cpus",
           "nano_cpus",    "pids",           "timeout_ms",    "timeout",   "idle_timeout_ms",
           "idle_timeout", "pull_policy",    "persist",       "labels",    "keep_versions",
-          "lock",         "created_at",     "updated_at",    NULL };
+          "lock",         "created_at",     "updated_at",    "oidc_audiences", "oidc_aws_role",
+          "credentials",  "warnings",       NULL };
   int rc = srv_json_only(o, allowed, "stack", err);
   if (rc < 0)
     return rc;
@@ -271,7 +272,10 @@ srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **
       || (rc = json_int(o, "idle_timeout_ms", 0, INT64_C(1) << 40, &s->idle_timeout_ms, err)) < 0
       || (rc = json_parsed(o, "idle_timeout", berth_parse_duration_ms, &s->idle_timeout_ms, err)) < 0
       || (rc = json_str_field(o, "pull_policy", false, &s->pull_policy, err)) < 0
-      || (rc = json_strv(o, "persist", &s->persist, err)) < 0 || (rc = json_strv(o, "labels", &s->labels, err)) < 0)
+      || (rc = json_strv(o, "persist", &s->persist, err)) < 0 || (rc = json_strv(o, "labels", &s->labels, err)) < 0
+      || (rc = json_strv(o, "oidc_audiences", &s->oidc_audiences, err)) < 0
+      || (rc = json_str_field(o, "oidc_aws_role", true, &s->oidc_aws_role, err)) < 0
+      || (rc = json_strv(o, "credentials", &s->credentials, err)) < 0)
     return rc;
   v = s->keep_versions;
   if ((rc = json_int(o, "keep_versions", 1, BERTH_MAX_KEEP_VERSIONS, &v, err)) < 0)

@@ -41,6 +41,7 @@ berth_config_clear(berth_config *c)
     free(c->cred_helpers[i].argv);
   }
   free(c->cred_helpers);
+  free(c->oidc_issuer);
   memset(c, 0, sizeof *c);
 }
 
@@ -333,11 +334,19 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
     return get_patterns(it, origin, c, err);
   if (strcmp(k, "credential_helpers") == 0)
     return get_cred_helpers(it, origin, c, err);
+  if (strcmp(k, "oidc_issuer") == 0) {
+    const char *u = cJSON_GetStringValue(it);
+    if (u == NULL || (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0) || strlen(u) > 512
+        || strpbrk(u, " \t\r\n\"") != NULL || u[strlen(u) - 1] == '/')
+      return key_fail(err, origin, "oidc_issuer", "must be an http(s) URL without a trailing slash");
+    free(c->oidc_issuer);
+    return (c->oidc_issuer = strdup(u)) == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : 0;
+  }
   return berth_error_set(err, BERTH_EINVAL,
                          "config %s: unknown key `%.100s` (known: allowed_pull_policies, min_secret_length, "
                          "max_parallel_tasks, default_memory, default_pids, default_cpus, allow_host_network, "
                          "builtin_patterns, redaction_patterns, workspace_max_bytes, workspace_max_entries, "
-                         "credential_helpers)",
+                         "credential_helpers, oidc_issuer)",
                          origin, k);
 }
 

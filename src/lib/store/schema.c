@@ -114,6 +114,19 @@ static const migration migrations[] = {
     " hash TEXT NOT NULL, created_by TEXT, created_at BIGINT NOT NULL, last_used_at BIGINT NOT NULL DEFAULT 0,"
     " revoked_at BIGINT NOT NULL DEFAULT 0);"
     "CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at = 0;" },
+  { 3, "workload identity: stacks' OIDC audiences, AWS role and credential helpers; the issuer's signing keys",
+    "ALTER TABLE stacks ADD COLUMN oidc_audiences TEXT NOT NULL DEFAULT '[]';"
+    "ALTER TABLE stacks ADD COLUMN oidc_aws_role TEXT;"
+    "ALTER TABLE stacks ADD COLUMN credentials TEXT NOT NULL DEFAULT '[]';"
+    "CREATE TABLE oidc_keys ("
+    " kid TEXT PRIMARY KEY, alg TEXT NOT NULL, private_key TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " retired_at INTEGER NOT NULL DEFAULT 0, publish_until INTEGER NOT NULL DEFAULT 0);",
+    "ALTER TABLE stacks ADD COLUMN oidc_audiences TEXT NOT NULL DEFAULT '[]';"
+    "ALTER TABLE stacks ADD COLUMN oidc_aws_role TEXT;"
+    "ALTER TABLE stacks ADD COLUMN credentials TEXT NOT NULL DEFAULT '[]';"
+    "CREATE TABLE oidc_keys ("
+    " kid TEXT PRIMARY KEY, alg TEXT NOT NULL, private_key TEXT NOT NULL, created_at BIGINT NOT NULL,"
+    " retired_at BIGINT NOT NULL DEFAULT 0, publish_until BIGINT NOT NULL DEFAULT 0);" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

@@ -8,6 +8,7 @@
 
 #include "berth/cleanup.h"
 #include "berth/image_ref.h"
+#include "berth/oidc.h"
 #include "berth/parse.h"
 #include "store_int.h"
 
@@ -21,8 +22,8 @@
 #define STACK_USER_COLS                                                                                                \
   "name, image, project_dir, subdir, init, before_init, before_perform, after_perform, after_run, env, secret_env,"    \
   " network, memory_bytes, nano_cpus, pids, timeout_ms, idle_timeout_ms, pull_policy, persist, labels,"                \
-  " keep_versions"
-#define STACK_N_USER_COLS 21
+  " keep_versions, oidc_audiences, oidc_aws_role, credentials"
+#define STACK_N_USER_COLS 24
 
 berth_stack *
 berth_stack_new(void)
@@ -61,6 +62,9 @@ berth_stack_free(berth_stack *s)
   free(s->network);
   free(s->pull_policy);
   berth_strv_clear(&s->persist);
+  berth_strv_clear(&s->oidc_audiences);
+  berth_strv_clear(&s->credentials);
+  free(s->oidc_aws_role);
   berth_strv_clear(&s->labels);
   free(s->lock_owner);
   free(s->lock_note);
@@ -165,6 +169,21 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
   if (berth_image_ref_parse(s->image, &ref, err) < 0)
     return BERTH_EINVAL;
   berth_image_ref_clear(&ref);
+  if (s->oidc_audiences.n > 16)
+    return berth_error_set(err, BERTH_EINVAL, "stack `%s`: at most 16 OIDC audiences", s->name);
+  for (size_t i = 0; i < s->oidc_audiences.n; i++)
+    if (berth_oidc_audience_check(s->oidc_audiences.v[i], err) < 0)
+      return BERTH_EINVAL;
+  if (s->oidc_aws_role != NULL && s->oidc_audiences.n == 0)
+    return berth_error_set(err, BERTH_EINVAL, "stack `%s`: --oidc-aws-role needs an OIDC audience (--oidc-audience)",
+                           s->name);
+  if (s->oidc_aws_role != NULL && strncmp(s->oidc_aws_role, "arn:", 4) != 0)
+    return berth_error_set(err, BERTH_EINVAL, "stack `%s`: --oidc-aws-role `%.64s` is not an ARN (arn:...)", s->name,
+                           s->oidc_aws_role);
+  for (size_t i = 0; i < s->credentials.n; i++)
+    if (berth_stack_validate_name(s->credentials.v[i], NULL) < 0)
+      return berth_error_set(err, BERTH_EINVAL, "stack `%s`: `%.64s` is not a credential helper name", s->name,
+                             s->credentials.v[i]);
   if (s->project_dir != NULL && s->project_dir[0] != '/')
     return berth_error_set(err, BERTH_EINVAL, "project dir `%.64s` must be an absolute path", s->project_dir);
   if (s->subdir != NULL && validate_path("subdir", s->subdir, err) < 0)
@@ -237,6 +256,12 @@ bind_stack(berth_store *st, db_stmt *stmt, const berth_stack *s, berth_error **e
   db_bind_text(stmt, 19, persist);
   db_bind_text(stmt, 20, labels);
   db_bind_int64(stmt, 21, s->keep_versions);
+  cleanup_free char *auds = store_strv_encode(&s->oidc_audiences), *creds = store_strv_encode(&s->credentials);
+  if (auds == NULL || creds == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  db_bind_text(stmt, 22, auds);
+  db_bind_text(stmt, 23, s->oidc_aws_role);
+  db_bind_text(stmt, 24, creds);
   return 0;
 }
 
@@ -271,11 +296,16 @@ read_stack(berth_store *st, db_stmt *stmt, berth_stack **out, berth_error **err)
   if (rc == 0)
     rc = store_strv_decode(db_column_text(stmt, 19), &s->labels, err);
   s->keep_versions = (int) db_column_int64(stmt, 20);
-  s->lock_owner = db_column_strdup(stmt, 21, &oom);
-  s->lock_note = db_column_strdup(stmt, 22, &oom);
-  s->locked_at = db_column_int64(stmt, 23);
-  s->created_at = db_column_int64(stmt, 24);
-  s->updated_at = db_column_int64(stmt, 25);
+  if (rc == 0)
+    rc = store_strv_decode(db_column_text(stmt, 21), &s->oidc_audiences, err);
+  s->oidc_aws_role = db_column_strdup(stmt, 22, &oom);
+  if (rc == 0)
+    rc = store_strv_decode(db_column_text(stmt, 23), &s->credentials, err);
+  s->lock_owner = db_column_strdup(stmt, 24, &oom);
+  s->lock_note = db_column_strdup(stmt, 25, &oom);
+  s->locked_at = db_column_int64(stmt, 26);
+  s->created_at = db_column_int64(stmt, 27);
+  s->updated_at = db_column_int64(stmt, 28);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {
@@ -301,11 +331,11 @@ write_stack(berth_store *st, const char *sql, bool update, const berth_stack *s,
     return rc;
   }
   int64_t now = berth_now_ms();
-  db_bind_int64(stmt, 22, now);
+  db_bind_int64(stmt, STACK_N_USER_COLS + 1, now);
   if (update)
-    db_bind_text(stmt, 23, s->name);
+    db_bind_text(stmt, STACK_N_USER_COLS + 2, s->name);
   else
-    db_bind_int64(stmt, 23, now);
+    db_bind_int64(stmt, STACK_N_USER_COLS + 2, now);
   return db_run(stmt, changes, err);
 }
 
@@ -317,7 +347,7 @@ berth_store_stack_create(berth_store *st, const berth_stack *s, berth_error **er
   int64_t added = 0;
   int rc = write_stack(st,
                        "INSERT INTO stacks (" STACK_USER_COLS ", created_at, updated_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                        " ON CONFLICT (name) DO NOTHING",
                        false, s, &added, err);
   if (rc < 0)
@@ -338,7 +368,7 @@ berth_store_stack_update(berth_store *st, const berth_stack *s, berth_error **er
                        " before_perform = ?, after_perform = ?, after_run = ?, env = ?, secret_env = ?,"
                        " network = ?, memory_bytes = ?, nano_cpus = ?, pids = ?, timeout_ms = ?,"
                        " idle_timeout_ms = ?, pull_policy = ?, persist = ?, labels = ?, keep_versions = ?,"
-                       " updated_at = ? WHERE name = ?",
+                       " oidc_audiences = ?, oidc_aws_role = ?, credentials = ?, updated_at = ? WHERE name = ?",
                        true, s, &changed, err);
   if (rc < 0)
     return berth_error_wrap(err, "update stack `%s`", s->name);
@@ -575,6 +605,10 @@ berth_stack_to_json(const berth_stack *s)
   cJSON_AddItemToObject(o, "persist", strv_json(&s->persist));
   cJSON_AddItemToObject(o, "labels", strv_json(&s->labels));
   cJSON_AddNumberToObject(o, "keep_versions", s->keep_versions);
+  cJSON_AddItemToObject(o, "oidc_audiences", strv_json(&s->oidc_audiences));
+  s->oidc_aws_role ? cJSON_AddStringToObject(o, "oidc_aws_role", s->oidc_aws_role)
+                   : cJSON_AddNullToObject(o, "oidc_aws_role");
+  cJSON_AddItemToObject(o, "credentials", strv_json(&s->credentials));
   if (s->lock_owner) {
     cJSON *lock = cJSON_AddObjectToObject(o, "lock");
     cJSON_AddStringToObject(lock, "owner", s->lock_owner);

@@ -10,6 +10,7 @@
 
 #include "berth/cleanup.h"
 #include "berth/config.h"
+#include "berth/credhelper.h"
 #include "berth/parse.h"
 #include "berth/allowlist.h"
 #include "berth/stack_host.h"
@@ -81,6 +82,9 @@ berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_change
     return rc;
   if (s->pull_policy)
     rc = berth_config_check_pull_policy(&cfg, s->pull_policy, err);
+  /* the credential helpers it names exist here and can be run */
+  for (size_t i = 0; rc == 0 && i < s->credentials.n; i++)
+    rc = berth_cred_helper_check(&cfg, s->credentials.v[i], err);
   berth_config_clear(&cfg);
   return rc;
 }

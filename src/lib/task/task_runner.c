@@ -23,6 +23,7 @@
 #include "berth/task_runner.h"
 #include "berth/task_submit.h"
 #include "berth/reserve.h"
+#include "task_identity.h"
 #include "berth/workspace.h"
 
 #define PERSIST_CAP (256u * 1024u * 1024u)
@@ -47,6 +48,7 @@ typedef struct runner {
   berth_secrets *secrets;
   berth_redactor *out, *err; /* one per output stream */
   berth_outwin *win;         /* in front of both: the daemon may swap the streams' order */
+  task_identity ident;       /* OIDC token and credential helpers' values (secrets) */
   stream_sink out_sink, err_sink;
   int phase;
   char *container;
@@ -245,12 +247,13 @@ on_exec_tick(void *ud)
   return 0;
 }
 
-/* Runs argv in the container's working directory, streaming output. *exit_code gets its status. */
+/* Runs argv in the container's working directory, streaming output. *exit_code gets its status. env (NULL or
+ * NULL-terminated "K=V") is the exec's own: it is not part of the container's configuration. */
 static int
-run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
+run_exec_env(runner *r, const char *const *argv, const char *const *env, int *exit_code, berth_error **err)
 {
   cleanup_free char *eid = NULL;
-  int rc = berth_docker_exec_create(r->d, r->container, argv, NULL, r->workdir, NULL, &eid, err);
+  int rc = berth_docker_exec_create(r->d, r->container, argv, env, r->workdir, NULL, &eid, err);
   if (rc < 0)
     return rc;
   r->last_output_ms = berth_now_ms();
@@ -298,6 +301,12 @@ run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
     return rc;
   *exit_code = es.has_exit_code ? es.exit_code : -1;
   return 0;
+}
+
+static int
+run_exec(runner *r, const char *const *argv, int *exit_code, berth_error **err)
+{
+  return run_exec_env(r, argv, NULL, exit_code, err);
 }
 
 /* A phase script: sources the environment exported by earlier phases, runs each command in this shell (so their
@@ -434,6 +443,13 @@ container_body(runner *r)
     add_env(env, s->secret_env[i].key, s->secret_env[i].value);
   for (size_t i = 0; i < r->t->n_secret_env; i++)
     add_env(env, r->t->secret_env[i].key, r->t->secret_env[i].value);
+  if (r->ident.token != NULL) {
+    add_env(env, "BERTH_OIDC_TOKEN_FILE", BERTH_OIDC_TOKEN_PATH);
+    if (s->oidc_aws_role != NULL) {
+      add_env(env, "AWS_WEB_IDENTITY_TOKEN_FILE", BERTH_OIDC_TOKEN_PATH);
+      add_env(env, "AWS_ROLE_ARN", s->oidc_aws_role);
+    }
+  }
   add_env(env, "BERTH_TASK_ID", r->t->id);
   add_env(env, "BERTH_STACK", s->name);
   add_env(env, "BERTH_TRIGGERED_BY", r->t->triggered_by ? r->t->triggered_by : r->t->actor);
@@ -788,6 +804,86 @@ perform(runner *r, outcome *o)
   }
 }
 
+/* ---- workload identity ---- */
+
+/* Before the container exists: the OIDC token and the credential helpers' values (all secrets from here on). */
+static int
+prepare_identity(runner *r, berth_error **err)
+{
+  if (r->s->oidc_audiences.n == 0 && r->s->credentials.n == 0)
+    return 0;
+  int rc = task_identity_prepare(r->st, &r->cfg, r->s, r->t, r->secrets, &r->ident, err);
+  /* what the helpers printed on stderr, through the redactor like every line of ours */
+  const char *p = r->ident.notes.data, *end = p ? p + r->ident.notes.len : NULL;
+  while (p != NULL && p < end) {
+    const char *nl = memchr(p, '\n', (size_t) (end - p));
+    size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+    note(r, "%.*s", (int) n, p);
+    p += n + 1;
+  }
+  if (rc == 0 && r->ident.token != NULL)
+    note(r, "identity: an OIDC token for %zu audience%s (%s in the container)", r->s->oidc_audiences.n,
+         r->s->oidc_audiences.n == 1 ? "" : "s", BERTH_OIDC_TOKEN_PATH);
+  if (rc == 0 && r->s->credentials.n > 0)
+    note(r, "identity: %zu credential helper%s gave %zu secret variable%s", r->s->credentials.n,
+         r->s->credentials.n == 1 ? "" : "s", r->ident.n_env, r->ident.n_env == 1 ? "" : "s");
+  return rc;
+}
+
+/* After the container started: the token file on its memory filesystem, and the helpers' variables in the
+ * environment every phase sources. Both travel in the exec's own environment: never in argv, never in the
+ * container's configuration. */
+static int
+install_identity(runner *r, berth_error **err)
+{
+  if (r->ident.token == NULL && r->ident.n_env == 0)
+    return 0;
+  const char **env = calloc(r->ident.n_env + 2, sizeof *env);
+  berth_buf script;
+  berth_buf_init(&script, 64 * 1024);
+  berth_buf_append(&script, ENV_PROLOGUE, strlen(ENV_PROLOGUE));
+  berth_buf_printf(&script, "umask 077\n");
+  size_t k = 0;
+  int rc = env == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : 0;
+  if (rc == 0 && r->ident.token != NULL) {
+    char *kv = NULL;
+    if (asprintf(&kv, "BERTH_OIDC_TOKEN=%s", r->ident.token) < 0)
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    else
+      env[k++] = kv;
+    berth_buf_printf(&script,
+                     "{ [ -d /dev/shm ] && [ -w /dev/shm ]; } || { echo 'berth: the container has no writable /dev/shm "
+                     "for the identity token' >&2; exit 3; }\n"
+                     "mkdir -p %s && printf %%s \"$BERTH_OIDC_TOKEN\" > %s || exit 3\nunset BERTH_OIDC_TOKEN\n",
+                     BERTH_OIDC_TOKEN_DIR, BERTH_OIDC_TOKEN_PATH);
+  }
+  for (size_t i = 0; rc == 0 && i < r->ident.n_env; i++) {
+    char *kv = NULL;
+    if (asprintf(&kv, "%s=%s", r->ident.env[i].key, r->ident.env[i].value) < 0) {
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+      break;
+    }
+    env[k++] = kv;
+    berth_buf_printf(&script, "export %s\n", r->ident.env[i].key);
+  }
+  berth_buf_printf(&script, "export -p > \"$__berth_env\"\n");
+  int status = 0;
+  if (rc == 0) {
+    const char *argv[] = { "sh", "-c", script.data, NULL };
+    rc = run_exec_env(r, argv, env, &status, err);
+  }
+  if (rc == 0 && status != 0)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "the task's identity could not be installed in the container "
+                         "(status %d)", status);
+  for (size_t i = 0; i < k; i++) {
+    explicit_bzero((char *) env[i], strlen(env[i]));
+    free((char *) env[i]);
+  }
+  free(env);
+  berth_buf_free(&script);
+  return rc;
+}
+
 static void
 run_task(runner *r, outcome *o)
 {
@@ -798,6 +894,8 @@ run_task(runner *r, outcome *o)
     rc = check_image_allowed(r, &e);
   if (rc == 0)
     rc = resolve_image(r, &e);
+  if (rc == 0)
+    rc = prepare_identity(r, &e);
   cJSON *image = NULL;
   if (rc == 0)
     rc = berth_docker_image_inspect(r->d, r->s->image, &image, &e);
@@ -821,6 +919,8 @@ run_task(runner *r, outcome *o)
     rc = upload_workspace(r, &e);
   if (rc == 0)
     rc = berth_docker_container_start(r->d, r->container, &e);
+  if (rc == 0)
+    rc = install_identity(r, &e);
   if (rc == 0 && !r->t->skip_init) {
     rc = run_phase_list(r, "initialization: before_init hooks and init commands", &r->s->before_init, &r->s->init,
                         &status, &e);
@@ -962,6 +1062,7 @@ out : {
   free(o.reason);
   free(r.container);
   free(r.workdir);
+  task_identity_clear(&r.ident);
   berth_outwin_free(r.win);
   berth_redactor_free(r.out);
   berth_redactor_free(r.err);
