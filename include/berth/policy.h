@@ -40,6 +40,7 @@ typedef struct berth_policy_input {
   const char *command; /* the joined command, as run by sh -c */
   const char *actor;
   const char *role; /* NULL role = local owner, counts as "admin" */
+  bool identity;    /* the task carries a workload identity (its stack has OIDC audiences or credential helpers) */
   int64_t now_ms;   /* 0 = berth_now_ms() */
 } berth_policy_input;
 

@@ -365,6 +365,7 @@ cmd_test(int argc, char **argv)
     .command = t.command.data ? t.command.data : "",
     .actor = t.actor ? t.actor : me,
     .role = t.role,
+    .identity = s->oidc_audiences.n > 0 || s->credentials.n > 0,
     .now_ms = t.at_ms,
   };
   if (berth_policy_evaluate(st, &in, &res, &err) < 0) {

@@ -21,6 +21,7 @@ static const struct {
   { "serve", NULL, "the HTTP API server" }, /* the server front end's, passed to cli_main */
   { "key", cmd_key, "API keys: create, list, revoke" },
   { "store", cmd_store, "the store: info, migrate" },
+  { "oidc", cmd_oidc, "the OIDC issuer: rotate, jwks, config" },
   { "__supervise", cmd_supervise, NULL },
 };
 

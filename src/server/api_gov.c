@@ -170,7 +170,7 @@ api_policy_test(srv_req *r, srv_resp *out)
   if (rc == 0 && strlen(command) > BERTH_POLICY_MAX_TEXT)
     rc = berth_error_set(&err, BERTH_EINVAL, "field `command` is longer than 1 MiB");
   if (rc == 0 && role && srv_role_level(role) == SRV_ROLE_NONE)
-    rc = berth_error_set(&err, BERTH_EINVAL, "field `role` must be reader, writer or admin");
+    rc = berth_error_set(&err, BERTH_EINVAL, "field `role` must be one of " BERTH_ROLE_NAMES);
   if (rc == 0 && at && berth_audit_parse_time(at, now, &now, &err) < 0)
     rc = berth_error_wrap(&err, "field `at`");
   if (rc == 0 && (rc = berth_stack_validate_name(stack, &err)) == 0 && (rc = srv_check_stack(r, stack, &err)) == 0)
@@ -183,6 +183,7 @@ api_policy_test(srv_req *r, srv_resp *out)
       .command = command,
       .actor = actor ? actor : r->key->name,
       .role = role ? role : r->key->role,
+      .identity = s->oidc_audiences.n > 0 || s->credentials.n > 0,
       .now_ms = now,
     };
     rc = berth_policy_evaluate(r->st, &in, &res, &err);

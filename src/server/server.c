@@ -54,6 +54,9 @@ static const srv_route routes[] = {
   { "GET", "v1/keys", SRV_ROLE_ADMIN, api_key_list },
   { "POST", "v1/keys", SRV_ROLE_ADMIN, api_key_create },
   { "DELETE", "v1/keys/*", SRV_ROLE_ADMIN, api_key_revoke },
+  { "GET", ".well-known/openid-configuration", SRV_ROLE_NONE, api_oidc_discovery }, /* a cloud reads these */
+  { "GET", ".well-known/jwks.json", SRV_ROLE_NONE, api_oidc_jwks },
+  { "POST", "v1/oidc/rotate", SRV_ROLE_ADMIN, api_oidc_rotate },
 };
 
 

@@ -173,6 +173,9 @@ int api_audit_verify(srv_req *r, srv_resp *out);
 int api_key_list(srv_req *r, srv_resp *out);
 int api_key_create(srv_req *r, srv_resp *out);
 int api_key_revoke(srv_req *r, srv_resp *out);
+int api_oidc_discovery(srv_req *r, srv_resp *out);
+int api_oidc_jwks(srv_req *r, srv_resp *out);
+int api_oidc_rotate(srv_req *r, srv_resp *out);
 
 /* ---- log streams (api_logs.c) ---- */
 /* The content of a stream response: called by the HTTP layer until it returns <0 (-1 end, -2 error). Blocks (in the

@@ -36,6 +36,7 @@ typedef struct policy_rule {
   char *name;
   pcre2_code *command;
   str_list actors, roles, stacks, labels;
+  int identity;      /* -1 any; 0 tasks without a workload identity; 1 tasks with one */
   unsigned weekdays; /* bit d = weekday d (0 = sunday); 0 = any */
   uint32_t hours;    /* bit h = hour h UTC; 0 = any */
   bool deny;
@@ -251,7 +252,7 @@ parse_command(const cJSON *obj, policy_rule *r, const char *name, size_t idx, be
 }
 
 static const char *const known_fields[]
-    = { "name", "command", "actors", "roles", "stacks", "labels", "when", "decision", "message", NULL };
+    = { "name", "command", "actors", "roles", "stacks", "labels", "identity", "when", "decision", "message", NULL };
 
 static int
 parse_rule(const cJSON *obj, size_t idx, policy_rule *r, berth_error **err)
@@ -284,6 +285,11 @@ parse_rule(const cJSON *obj, size_t idx, policy_rule *r, berth_error **err)
       || (rc = parse_list(obj, "labels", &r->labels, name, idx, err)) < 0
       || (rc = parse_when(obj, r, name, idx, err)) < 0)
     return rc;
+  const cJSON *idn = cJSON_GetObjectItemCaseSensitive(obj, "identity");
+  if (idn != NULL && !cJSON_IsBool(idn))
+    return rule_fail(err, name, idx, "field `identity` must be true (tasks with an OIDC token or credential helpers) "
+                     "or false (tasks without)");
+  r->identity = idn == NULL ? -1 : cJSON_IsTrue(idn);
   for (size_t i = 0; i < r->roles.n; i++)
     if (berth_role_parse(r->roles.v[i]) == BERTH_ROLE_NONE)
       return rule_fail(err, name, idx, "field `roles`: `%s` is not a role (" BERTH_ROLE_NAMES ")", r->roles.v[i]);
@@ -427,6 +433,8 @@ rule_matches(const policy_rule *r, const berth_policy_input *in, const struct tm
     if (!any)
       return 0;
   }
+  if (r->identity >= 0 && r->identity != (int) in->identity)
+    return 0;
   if (r->weekdays && !(r->weekdays & (1u << tm->tm_wday)))
     return 0;
   if (r->hours && !(r->hours & (1u << tm->tm_hour)))

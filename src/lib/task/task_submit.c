@@ -102,6 +102,7 @@ governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s
                               .command = req->command,
                               .actor = req->actor,
                               .role = req->role,
+                              .identity = s->oidc_audiences.n > 0 || s->credentials.n > 0,
                               .now_ms = 0 };
     berth_policy_result pr;
     memset(&pr, 0, sizeof pr);
