@@ -23,8 +23,8 @@ typedef struct berth_cred_result {
 } berth_cred_result;
 
 /* Runs helper h with input on stdin, within its timeout. On failure (could not start, non-zero exit, killed, timed
- * out, output that is not the expected JSON, credentials already expired at now_ms) returns BERTH_EINVAL or
- * BERTH_ETIMEOUT with one line naming the helper; the line never contains what the helper printed on stdout.
+ * out, output that is not the expected JSON, credentials already expired at now_ms) returns BERTH_EINVAL with one
+ * line naming the helper; the line never contains what the helper printed on stdout.
  * out->err_text is filled in either case. */
 int berth_cred_helper_run(const berth_cred_helper *h, const char *input, int64_t now_ms, berth_cred_result *out,
                           berth_error **err);

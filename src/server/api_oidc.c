@@ -27,7 +27,8 @@ api_oidc_jwks(srv_req *r, srv_resp *out)
   berth_error *err = NULL;
   berth_oidc_key *keys = NULL;
   size_t n = 0;
-  if (berth_store_oidc_keys(r->st, &keys, &n, &err) < 0)
+  berth_store *st = srv_store(r->srv, &err); /* an unauthenticated route: the store is not opened for it */
+  if (st == NULL || berth_store_oidc_keys(st, &keys, &n, &err) < 0)
     return srv_fail(out, err);
   cJSON *j = berth_oidc_jwks(keys, n, berth_now_ms(), &err);
   berth_oidc_keys_free(keys, n);

@@ -214,7 +214,7 @@ berth_cred_helper_run(const berth_cred_helper *h, const char *input, int64_t wal
   int rc = 0;
   char took[32];
   if (timed_out)
-    rc = berth_error_set(err, BERTH_ETIMEOUT, "credential helper `%s` timed out after %s", h->name,
+    rc = berth_error_set(err, BERTH_EINVAL, "credential helper `%s` timed out after %s", h->name,
                          berth_format_duration(h->timeout_ms, took, sizeof took));
   else if (WIFSIGNALED(status))
     rc = berth_error_set(err, BERTH_EINVAL, "credential helper `%s` was killed by signal %d", h->name,
