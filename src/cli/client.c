@@ -650,6 +650,35 @@ cmd_key_client(client_conn *c, int argc, char **argv)
   return cli_usage_error("key: usage: berth key create NAME --role R [--stack S]... | list | revoke NAME");
 }
 
+/* `berth oidc jwks|config|rotate` against a server: the documents it publishes, rotation (admin). */
+static int
+client_oidc(client_conn *c, int argc, char **argv)
+{
+  const char *sub = argc >= 2 ? argv[1] : "";
+  const char *path = strcmp(sub, "jwks") == 0     ? "/.well-known/jwks.json"
+                     : strcmp(sub, "config") == 0 ? "/.well-known/openid-configuration"
+                     : strcmp(sub, "rotate") == 0 ? "/v1/oidc/rotate"
+                                                  : NULL;
+  if (path == NULL || argc > 2)
+    return cli_usage_error("oidc: through a server, `berth oidc jwks|config|rotate` (see 'berth oidc --help')");
+  berth_error *err = NULL;
+  cJSON *j = NULL;
+  if (client_request(c, strcmp(sub, "rotate") == 0 ? "POST" : "GET", path, NULL, &j, &err) < 0)
+    return cli_fail(err);
+  if (strcmp(sub, "rotate") == 0) {
+    printf("new OIDC signing key %s (%s); the previous one stays published for 1 h\n",
+           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "kid")),
+           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "alg")));
+  } else {
+    char *s = cJSON_Print(j);
+    if (s != NULL)
+      printf("%s\n", s);
+    free(s);
+  }
+  cJSON_Delete(j);
+  return 0;
+}
+
 int
 client_main(int argc, char **argv)
 {
@@ -689,6 +718,8 @@ client_main(int argc, char **argv)
     rc = client_image(c, sub_argc, sub);
   else if (strcmp(cmd, "policy") == 0)
     rc = client_policy(c, sub_argc, sub);
+  else if (strcmp(cmd, "oidc") == 0)
+    rc = client_oidc(c, sub_argc, sub);
   else
     rc = cli_usage_error("`berth %s` is not available against a server yet (use the HTTP API: docs/http-api.md)", cmd);
   client_conn_free(c);
