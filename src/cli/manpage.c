@@ -64,8 +64,12 @@ roff_flag(const cli_flag *f)
   fputs(".TP\n.B ", stdout);
   roff(f->name);
   if (f->arg) {
-    fputs(" \\fI", stdout);
-    roff(f->arg);
+    fputs(" \\fI\\%", stdout); /* no hyphens inside a value; a long list of choices may break after a | */
+    for (const char *c = f->arg; *c; c++) {
+      roff_text(c, 1);
+      if (*c == '|')
+        fputs("\\:", stdout);
+    }
     fputs("\\fR", stdout);
   }
   putchar('\n');
