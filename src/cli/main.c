@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "client.h"
 #include "command_table.h"
+#include "style.h"
 
 /* The command groups, in the order `berth --help` lists them; their subcommands and flags are in command_table.c.
  * A NULL help hides a command. */
@@ -52,7 +53,9 @@ int
 cli_fail(berth_error *err)
 {
   int code = err ? err->code : BERTH_EINTERNAL;
-  fprintf(stderr, "berth: %s\n", err && err->msg ? err->msg : "unknown error");
+  bool styled = cli_styled(2);
+  fprintf(stderr, "%sberth:%s %s\n", cli_sgr(2, CLI_STYLE_ERROR), styled ? CLI_SGR_RESET : "",
+          err && err->msg ? err->msg : "unknown error");
   berth_error_free(err);
   return berth_error_exit_code(code);
 }
@@ -62,7 +65,8 @@ cli_usage_error(const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  fputs("berth: ", stderr);
+  bool styled = cli_styled(2);
+  fprintf(stderr, "%sberth:%s ", cli_sgr(2, CLI_STYLE_ERROR), styled ? CLI_SGR_RESET : "");
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
