@@ -90,6 +90,14 @@ for group in "${!group_flags[@]}"; do
     esac
   done
 done
+# every group `berth --help` lists has its entries in the table (else it would have no completions and no flags in
+# its man page): a new group is one line in main.c plus its subcommands in command_table.c
+for group in $("$BERTH" --help | sed -n '/^commands:/,/^$/p' | awk 'NF > 1 {print $1}'); do
+  if [ -z "${group_flags[$group]+set}" ]; then
+    not_ok "group '$group' has no entries in src/cli/command_table.c"
+    drift=1
+  fi
+done
 [ $drift -eq 0 ] && ok "the command table and every --help name the same flags (${#group_flags[@]} groups)"
 
 echo "$pass passed, $fail failed"
