@@ -50,6 +50,32 @@ bash -c 'source "$1"; complete -p berth' _ "$tmp/bash" | grep -q -- '-F _berth b
 if command -v zsh >/dev/null 2>&1; then
   zsh -n "$tmp/zsh" && ok "zsh: the script parses" || not_ok "zsh -n"
   head -n 1 "$tmp/zsh" | grep -qx '#compdef berth' && ok "zsh: #compdef berth" || not_ok "zsh: no #compdef line"
+  # an interactive zsh on a pseudo-terminal (zpty), with the script as _berth in its fpath, gets TAB after LINE
+  mkdir -p "$tmp/fpath"
+  cp "$tmp/zsh" "$tmp/fpath/_berth"
+  cat >"$tmp/zpty.zsh" <<'EOF'
+zmodload zsh/zpty
+zpty z 'TERM=dumb zsh -f -i'
+zpty -w z "fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D; PS1='%% '; berth() {}"
+zpty -w z 'zstyle ":completion:*" list-prompt ""; echo READY'
+out=""
+while zpty -r -t z line; do out+=$line; [[ $out == *READY*READY* ]] && break; done
+zpty -n -w z "$2"$'\t'
+sleep 1
+out=""
+while zpty -r -t z line; do out+=$line; done
+print -r -- "$out"
+zpty -d z
+EOF
+  expect_zsh() { # expect_zsh LINE REGEX: what the terminal shows after TAB matches REGEX
+    local got
+    got=$(timeout 30 zsh -f "$tmp/zpty.zsh" "$tmp/fpath" "$1" 2>&1 | tr -d '\r')
+    grep -qE -- "$2" <<<"$got" && ok "zsh: '$1' TAB" || not_ok "zsh: '$1' TAB: $(tail -n 3 <<<"$got" | tr '\n' ' ')"
+  }
+  expect_zsh 'berth au' 'berth audit $'
+  expect_zsh 'berth stack create x --netw' 'berth stack create x --network $'
+  expect_zsh 'berth stack create x --network ' '^bridge +none'
+  expect_zsh 'berth task ' '^run +-- run a command in a fresh container'
 else
   echo "skip - zsh not installed (ci/install-deps.sh installs it)"
 fi
