@@ -15,9 +15,7 @@ int cmd_image(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_key(int argc, char **argv);
-int cmd_completion(int argc, char **argv); /* berth completion bash|zsh|fish (completion.c) */
-int cmd_supervise(int argc, char **argv);  /* internal: the background supervisor of one task */
-int cmd_man(int argc, char **argv);        /* internal: berth __man [GROUP] prints a man page (manpage.c) */
+int cmd_supervise(int argc, char **argv); /* internal: the background supervisor of one task */
 
 /* The berth command line: dispatches argv[1] to its command and returns the exit status. `serve` goes to serve,
  * the HTTP front end's entry point, which the program's main passes in (src/main.c): the CLI and the server never

@@ -47,13 +47,15 @@ client_wanted(int *argc, char ***argv)
     *argc -= 1;
     v = *argv;
   }
+  /* internal commands (man pages) and completion scripts are the program's own, whatever the server */
+  if (*argc >= 2 && (strncmp(v[1], "__", 2) == 0 || strcmp(v[1], "completion") == 0))
+    return false;
   const char *s = getenv("BERTH_SERVER");
   if (s == NULL || *s == '\0' || *argc < 2)
     return false;
-  /* always local: the server itself, its supervisors, internal commands, completions and help */
-  return strcmp(v[1], "serve") != 0 && strncmp(v[1], "__", 2) != 0 && strcmp(v[1], "completion") != 0
-         && strcmp(v[1], "--help") != 0 && strcmp(v[1], "-h") != 0 && strcmp(v[1], "help") != 0
-         && strcmp(v[1], "--version") != 0;
+  /* always local: the server itself, its supervisors, and help */
+  return strcmp(v[1], "serve") != 0 && strcmp(v[1], "__supervise") != 0 && strcmp(v[1], "--help") != 0
+         && strcmp(v[1], "-h") != 0 && strcmp(v[1], "help") != 0 && strcmp(v[1], "--version") != 0;
 }
 
 static const char *

@@ -35,6 +35,11 @@ typedef struct cli_subcommand {
   const cli_flag *flags[3];
 } cli_subcommand;
 
+/* The commands of the table's own: `berth completion bash|zsh|fish` (completion.c) and the internal
+ * `berth __man [GROUP | --list]` that prints a man page (manpage.c). */
+int cmd_completion(int argc, char **argv);
+int cmd_man(int argc, char **argv);
+
 /* The options that come before the command (`berth --server URL task list`). */
 extern const cli_flag cli_global_flags[];
 
