@@ -53,9 +53,8 @@ int
 cli_fail(berth_error *err)
 {
   int code = err ? err->code : BERTH_EINTERNAL;
-  bool styled = cli_styled(2);
-  fprintf(stderr, "%sberth:%s %s\n", cli_sgr(2, CLI_STYLE_ERROR), styled ? CLI_SGR_RESET : "",
-          err && err->msg ? err->msg : "unknown error");
+  cli_error_prefix();
+  fprintf(stderr, "%s\n", err && err->msg ? err->msg : "unknown error");
   berth_error_free(err);
   return berth_error_exit_code(code);
 }
@@ -65,8 +64,7 @@ cli_usage_error(const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  bool styled = cli_styled(2);
-  fprintf(stderr, "%sberth:%s ", cli_sgr(2, CLI_STYLE_ERROR), styled ? CLI_SGR_RESET : "");
+  cli_error_prefix();
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
@@ -74,7 +72,7 @@ cli_usage_error(const char *fmt, ...)
 }
 
 /* Takes --no-color out of the options before the command (`berth --no-color --server URL task list`): it is
- * NO_COLOR for this process, which every styled output reads (cli_style). */
+ * NO_COLOR for this process, which every styled output reads (cli_styled). */
 static void
 take_no_color(int *argc, char **argv)
 {

@@ -31,6 +31,15 @@ cli_sgr(int fd, cli_style s)
 }
 
 void
+cli_error_prefix(void)
+{
+  if (cli_styled(2))
+    fprintf(stderr, "%sberth:%s ", cli_sgr(2, CLI_STYLE_ERROR), CLI_SGR_RESET);
+  else
+    fputs("berth: ", stderr);
+}
+
+void
 cli_note(const char *fmt, ...)
 {
   va_list ap;

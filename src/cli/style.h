@@ -23,6 +23,8 @@ typedef enum {
 const char *cli_sgr(int fd, cli_style s);
 #define CLI_SGR_RESET "\033[0m"
 
+/* Prints the "berth: " that starts an error line on stderr, red on a terminal. */
+void cli_error_prefix(void);
 /* Prints "berth: <fmt>" and a newline on stderr, dim on a terminal: a note of the command line's own. */
 void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
