@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Debian package on a clean machine: ci/package.sh builds berth_*.deb; a clean Debian bookworm image is made
 # offline (runner-image/build.sh clean: mmdebstrap minbase plus exactly the packages the .deb's Depends names, and
-# man-db to read man pages; cached by the hash of that list), and in a container of it, without network, `dpkg -i`
-# installs the package; then berth --version, berth doctor (no Docker in there: it must still print its report),
-# man -w, bash completion, the berth user, /var/lib/berth, the unit and a purge are checked.
+# man-db to read man pages; cached by the hash of that list), and in a container of it, without network,
+# `apt-get install ./berth_*.deb` installs the package. Then: berth --version, berth doctor (no Docker in there: it
+# must still print its report), man -w, bash completion, the berth user, /var/lib/berth, the unit, a reinstall
+# with dpkg -i and a purge.
 set -u
 src=${BERTH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${BERTH_BUILD_DIR:-$src/build}
@@ -78,7 +79,7 @@ check() { # check NAME command...
   shift
   if out=$("$@" 2>&1); then say ok "$name"; else say FAIL "$name: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; fi
 }
-check "dpkg -i installs the package offline" dpkg -i /pkg/berth.deb
+check "apt-get install ./berth_*.deb installs it offline" env DEBIAN_FRONTEND=noninteractive apt-get install -y /pkg/berth.deb
 check "berth is /usr/bin/berth" test "$(command -v berth)" = /usr/bin/berth
 v=$(berth --version 2>&1)
 case "$v" in "berth "*" (commit "*")") say ok "berth --version: $v" ;; *) say FAIL "berth --version: $v" ;; esac
