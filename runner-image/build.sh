@@ -3,8 +3,11 @@
 #   berth/runner:latest   Debian bookworm minbase (mmdebstrap from the Debian mirror) + packages.txt, user berth
 #                         (uid/gid 1983) as USER, /mnt/workspace owned by it, the host's terraform when present.
 #   berth/busybox:latest  busybox-static with /bin/sh and its applets, for fast tests.
+#   berth/debian-clean:latest  (target `clean`, not part of `all`) Debian bookworm minbase + $BERTH_CLEAN_PACKAGES
+#                         and nothing else, man pages kept: a clean machine to install berth's .deb on
+#                         (tests/integration/test_package.sh).
 #
-#   runner-image/build.sh [--force] [all|runner|busybox]
+#   runner-image/build.sh [--force] [all|runner|busybox|clean]
 #
 # An image whose label berth.inputs-hash equals the hash of its inputs (this script, the Dockerfile, packages.txt,
 # the terraform or busybox binary) is up to date and not rebuilt; --force rebuilds anyway. Needs root (mmdebstrap,
@@ -14,12 +17,16 @@
 #   BERTH_IMAGE_OUT                                    work directory (default runner-image/.out, gitignored)
 #   BERTH_TERRAFORM                                    terraform binary to copy in (default /usr/local/bin/terraform)
 #   BERTH_RUNNER_TAG, BERTH_BUSYBOX_TAG                image names (default berth/runner:latest, berth/busybox:latest)
+#   BERTH_CLEAN_TAG, BERTH_CLEAN_PACKAGES              the clean image's name (default berth/debian-clean:latest) and
+#                                                      the packages it gets (comma-separated; part of its hash)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=${BERTH_IMAGE_OUT:-$here/.out}
 RUNNER_TAG=${BERTH_RUNNER_TAG:-berth/runner:latest}
 BUSYBOX_TAG=${BERTH_BUSYBOX_TAG:-berth/busybox:latest}
+CLEAN_TAG=${BERTH_CLEAN_TAG:-berth/debian-clean:latest}
+CLEAN_PACKAGES=${BERTH_CLEAN_PACKAGES:-}
 HASH_LABEL=berth.inputs-hash
 SUITE=bookworm
 BERTH_UID=1983
@@ -37,12 +44,12 @@ what=all
 for arg in "$@"; do
   case "$arg" in
   --force) force=1 ;;
-  all | runner | busybox) what=$arg ;;
+  all | runner | busybox | clean) what=$arg ;;
   -h | --help)
     awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
     exit 0
     ;;
-  *) die "unknown argument '$arg' (usage: build.sh [--force] [all|runner|busybox])" ;;
+  *) die "unknown argument '$arg' (usage: build.sh [--force] [all|runner|busybox|clean])" ;;
   esac
 done
 
@@ -107,6 +114,17 @@ host_uris() {
   } | grep -E '^(https?|file)://' || true
 }
 
+# Sets mirror and security: the Debian mirrors the images are made from (and whose URLs they keep in sources.list).
+pick_mirrors() {
+  mirror=${BERTH_DEBIAN_MIRROR:-$(host_uris | grep -E '/debian/?$' | head -n 1)}
+  mirror=${mirror:-http://deb.debian.org/debian}
+  security=${BERTH_DEBIAN_SECURITY_MIRROR:-$(host_uris | grep -E '/debian-security/?$' | head -n 1)}
+  security=${security:-http://deb.debian.org/debian-security}
+  case "$mirror $security" in
+  *://*@*) die "a mirror URL carries credentials; they would be baked into the image (set BERTH_DEBIAN_MIRROR)" ;;
+  esac
+}
+
 build_runner() {
   local tf_sha=none hash have start mirror security pkgs ctx
   [ -x "$TERRAFORM" ] && tf_sha=$(cached_sha "$TERRAFORM")
@@ -122,13 +140,7 @@ build_runner() {
   command -v mmdebstrap >/dev/null 2>&1 || die "mmdebstrap not found (run ci/install-deps.sh)"
   [ "$(id -u)" -eq 0 ] || die "building $RUNNER_TAG needs root (mmdebstrap and file ownership)"
 
-  mirror=${BERTH_DEBIAN_MIRROR:-$(host_uris | grep -E '/debian/?$' | head -n 1)}
-  mirror=${mirror:-http://deb.debian.org/debian}
-  security=${BERTH_DEBIAN_SECURITY_MIRROR:-$(host_uris | grep -E '/debian-security/?$' | head -n 1)}
-  security=${security:-http://deb.debian.org/debian-security}
-  case "$mirror $security" in
-  *://*@*) die "a mirror URL carries credentials; they would be baked into the image (set BERTH_DEBIAN_MIRROR)" ;;
-  esac
+  pick_mirrors
   pkgs=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$here/packages.txt" | grep -v '^$' | paste -sd, -)
 
   start=$SECONDS
@@ -201,6 +213,39 @@ build_busybox() {
   say "built $BUSYBOX_TAG in $((SECONDS - start))s (inputs ${hash:0:12})"
 }
 
+# A clean Debian: minbase and the packages asked for, nothing of the host, man pages and docs kept (a package
+# installed on it is checked as a user would see it). No user is added: the package under test makes its own.
+build_clean() {
+  local hash have start mirror security ctx
+  hash=$({
+    echo "clean $SUITE packages=$CLEAN_PACKAGES"
+    sha "$here/build.sh" "$here/clean.Dockerfile"
+  } | sha)
+  have=$(current_hash "$CLEAN_TAG")
+  if [ "$force" -eq 0 ] && [ "$have" = "$hash" ]; then
+    say "$CLEAN_TAG up to date (inputs ${hash:0:12})"
+    return
+  fi
+  command -v mmdebstrap >/dev/null 2>&1 || die "mmdebstrap not found (run ci/install-deps.sh)"
+  [ "$(id -u)" -eq 0 ] || die "building $CLEAN_TAG needs root (mmdebstrap and file ownership)"
+  pick_mirrors
+  start=$SECONDS
+  ctx=$out/clean
+  rm -rf "$ctx"
+  mkdir -p "$ctx"
+  say "building $CLEAN_TAG (packages: ${CLEAN_PACKAGES:-none}; mirror: $mirror)"
+  # shellcheck disable=SC2016
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    mmdebstrap --quiet --variant=minbase ${CLEAN_PACKAGES:+--include="$CLEAN_PACKAGES"} \
+    --customize-hook='rm -f "$1"/var/log/*.log "$1"/var/log/apt/*.log "$1"/var/cache/debconf/*-old' \
+    "$SUITE" "$ctx/rootfs.tar" \
+    "deb $mirror $SUITE main" "deb $mirror $SUITE-updates main" "deb $security $SUITE-security main" ||
+    die "mmdebstrap failed for $CLEAN_TAG (is $mirror reachable?)"
+  docker_build "$CLEAN_TAG" "$ctx" "$here/clean.Dockerfile" "$hash"
+  rm -rf "$ctx"
+  say "built $CLEAN_TAG in $((SECONDS - start))s (inputs ${hash:0:12})"
+}
+
 case "$what" in
 all)
   build_busybox
@@ -208,4 +253,5 @@ all)
   ;;
 runner) build_runner ;;
 busybox) build_busybox ;;
+clean) build_clean ;;
 esac

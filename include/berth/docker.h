@@ -58,8 +58,10 @@ int berth_docker_info(berth_docker *d, cJSON **out, berth_error **err);
 
 /* Images. inspect: BERTH_ENOTFOUND when missing; *out may be NULL to only test presence. */
 int berth_docker_image_inspect(berth_docker *d, const char *ref, cJSON **out, berth_error **err);
-/* Progress lines of a pull ("Pulling fs layer"...), for display. */
-typedef void (*berth_pull_progress_fn)(void *userdata, const char *status, const char *id);
+/* Progress lines of a pull ("Pulling fs layer"...), for display: the layer id (NULL on lines about the whole
+ * image) and progressDetail's current and total bytes (-1 when the line has none). */
+typedef void (*berth_pull_progress_fn)(void *userdata, const char *status, const char *id, int64_t current,
+                                       int64_t total);
 /* Pulls ref (always with an explicit tag or digest), auth from ~/.docker/config.json `auths` (DOCKER_CONFIG dir
  * honoured). Errors inside the 200 JSON stream are reported. *transient is set to true when retrying may help
  * (connection trouble, 5xx, timeouts), false for not found / denied / bad reference. */

@@ -18,6 +18,7 @@ int berth_task_hold(const char *home, const char *task_id, int *fd_out, berth_er
 /* True while some process holds the task's liveness lock. */
 bool berth_task_is_supervised(const char *home, const char *task_id);
 
+/* Says what a waiting task waits for: blocker_id is the task ahead of it on its stack, or NULL for a free slot. */
 typedef void (*berth_queue_note_fn)(void *userdata, const char *blocker_id);
 /* Waits until task t is the oldest active task of its stack and takes the stack lock (fd returned). While waiting,
  * records the blocking task (blocked_by) and calls note when it changes; tasks ahead whose supervisor died are
@@ -26,9 +27,11 @@ typedef void (*berth_queue_note_fn)(void *userdata, const char *blocker_id);
 int berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, berth_queue_note_fn note,
                           void *userdata, int *stack_fd_out, berth_error **err);
 
-/* Waits for one of the max_parallel global worker slots (flock on BERTH_HOME/run/slot-N.lock) and returns its fd.
- * Stops early with BERTH_EBUSY when the task was ended meanwhile. */
-int berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel, int *slot_fd_out, berth_error **err);
+/* Waits for one of the max_parallel global worker slots (flock on BERTH_HOME/run/slot-N.lock) and returns its fd;
+ * calls note (with NULL) once when every slot is taken and it has to wait. Stops early with BERTH_EBUSY when the
+ * task was ended meanwhile. */
+int berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel, berth_queue_note_fn note,
+                          void *userdata, int *slot_fd_out, berth_error **err);
 
 /* Fails every active task whose supervisor is gone ("executor interrupted") and removes every container of this
  * store whose task is not supervised. Best effort when Docker is unreachable (tasks are still failed). */

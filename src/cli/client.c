@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "client.h"
 #include "render.h"
+#include "style.h"
 
 #define LOG_HDR 6
 #define FOLLOW_RETRIES 30 /* a follow cut short (server restart) is resumed for up to ~30 s */
@@ -46,6 +47,9 @@ client_wanted(int *argc, char ***argv)
     *argc -= 1;
     v = *argv;
   }
+  /* internal commands (man pages) and completion scripts are the program's own, whatever the server */
+  if (*argc >= 2 && (strncmp(v[1], "__", 2) == 0 || strcmp(v[1], "completion") == 0))
+    return false;
   const char *s = getenv("BERTH_SERVER");
   if (s == NULL || *s == '\0' || *argc < 2)
     return false;
@@ -104,6 +108,7 @@ typedef struct follow_state {
   size_t left;
   int kind;
   long long offset; /* bytes of the log received, to resume after a cut */
+  cli_log_out out;  /* notes styled on a terminal */
 } follow_state;
 
 static int
@@ -123,7 +128,7 @@ on_log_bytes(void *ud, const char *data, size_t len)
       continue;
     }
     size_t take = len < f->left ? len : f->left;
-    cli_write_all(!f->split || (f->kind == 1 && !f->stdout_to_stderr) ? 1 : 2, data, take);
+    cli_log_out_write(&f->out, !f->split || (f->kind == 1 && !f->stdout_to_stderr) ? 1 : 2, f->kind, data, take);
     data += take;
     len -= take;
     f->left -= take;
@@ -151,7 +156,7 @@ is_terminal(const cJSON *t)
 
 /* Follows the task's log until the task ends (0), Ctrl-C (130) or a failure (exit code). */
 static int
-follow(client_conn *c, const char *id, bool follow_on, follow_state *f)
+follow_stream(client_conn *c, const char *id, bool follow_on, follow_state *f)
 {
   struct sigaction sa = { .sa_handler = on_sigint };
   sigaction(SIGINT, &sa, NULL);
@@ -193,6 +198,15 @@ follow(client_conn *c, const char *id, bool follow_on, follow_state *f)
   }
   free(eid);
   return 0;
+}
+
+static int
+follow(client_conn *c, const char *id, bool follow_on, follow_state *f)
+{
+  cli_log_out_init(&f->out);
+  int rc = follow_stream(c, id, follow_on, f);
+  cli_log_out_finish(&f->out);
+  return rc;
 }
 
 /* ---- task ---- */
@@ -285,7 +299,7 @@ task_run(client_conn *c, int argc, char **argv)
     free(id);
     return 0;
   }
-  fprintf(stderr, "berth: task %s submitted on stack %s\n", id, stack);
+  cli_note("task %s submitted on stack %s", id, stack);
   follow_state f = { .split = true, .stdout_to_stderr = json };
   rc = follow(c, id, true, &f);
   if (rc == 0) {

@@ -14,7 +14,7 @@ static const char oidc_usage[]
     = "usage: berth oidc rotate [--alg ES256|RS256]\n"
       "       berth oidc jwks\n"
       "       berth oidc config [--issuer URL]\n\n"
-      "berth signs an OpenID Connect token for every task of a stack with --oidc-audience.\n"
+      "berth signs an OpenID Connect token for every task of a stack with an OIDC audience.\n"
       "  rotate   makes a new signing key (admin); the old one stays published until its tokens have expired (1 h)\n"
       "  jwks     prints the published public keys (JSON Web Key Set), e.g. for static hosting\n"
       "  config   prints the discovery document (/.well-known/openid-configuration) for the issuer URL\n"

@@ -23,6 +23,7 @@
 #include "berth/task_submit.h"
 #include "cli.h"
 #include "render.h"
+#include "style.h"
 
 static volatile sig_atomic_t stop_following;
 
@@ -38,6 +39,7 @@ on_sigint(int sig)
 typedef struct follow_out {
   bool split; /* stdout records to stdout, everything else to stderr (task run); else all to stdout (logs) */
   bool stdout_to_stderr;
+  cli_log_out out; /* notes styled on a terminal */
 } follow_out;
 
 static int
@@ -48,7 +50,7 @@ on_record(void *ud, int kind, int phase, const char *data, size_t len)
   int fd = 1;
   if (fo->split && (kind != BERTH_LOG_STDOUT || fo->stdout_to_stderr))
     fd = 2;
-  cli_write_all(fd, data, len);
+  cli_log_out_write(&fo->out, fd, kind, data, len);
   return 0; /* a closed terminal must not stop anything */
 }
 
@@ -57,7 +59,9 @@ static int
 follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
 {
   berth_error *err = NULL;
+  cli_log_out_init(&fo->out);
   int rc = berth_task_follow(st, id, follow, &stop_following, on_record, fo, &err);
+  cli_log_out_finish(&fo->out);
   if (rc < 0)
     return cli_fail(err);
   if (rc == 1) {
@@ -176,7 +180,7 @@ task_run(int argc, char **argv)
   if (rc == 0 && detach) {
     printf("%s\n", t.id);
   } else if (rc == 0) {
-    fprintf(stderr, "berth: task %s submitted on stack %s\n", t.id, stack_name);
+    cli_note("task %s submitted on stack %s", t.id, stack_name);
     struct sigaction sa = { .sa_handler = on_sigint };
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

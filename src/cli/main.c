@@ -1,20 +1,21 @@
 /* The berth command line: subcommand dispatch. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "berth_commit.h" /* generated: BERTH_COMMIT */
 #include "cli.h"
 #include "client.h"
+#include "command_table.h"
+#include "style.h"
 
-static const struct {
-  const char *name;
-  int (*fn)(int argc, char **argv);
-  const char *help;
-} commands[] = {
+/* The command groups, in the order `berth --help` lists them; their subcommands and flags are in command_table.c.
+ * A NULL help hides a command. */
+static const cli_group commands[] = {
   { "doctor", cmd_doctor, "Docker reachable? API version, store, runner image" },
-  { "stack", cmd_stack, "create, update, show, list, delete stacks; stack state" },
-  { "task", cmd_task, "run, list, show, logs tasks" },
+  { "stack", cmd_stack, "create, update, show, list, delete, lock stacks; stack state" },
+  { "task", cmd_task, "run, list, show, follow, cancel tasks" },
   { "image", cmd_image, "image allowlist: allow, deny, remove, list, check" },
   { "policy", cmd_policy, "task policies: add, list, remove, test" },
   { "audit", cmd_audit, "the audit trail: list, verify" },
@@ -23,15 +24,30 @@ static const struct {
   { "store", cmd_store, "the store: info, migrate" },
   { "oidc", cmd_oidc, "the OIDC issuer: rotate, jwks, config" },
   { "__supervise", cmd_supervise, NULL },
+  { "completion", cmd_completion, "print a shell completion script: bash, zsh, fish" },
+  { "__man", cmd_man, NULL },
 };
+
+const cli_group *
+cli_groups(size_t *n)
+{
+  *n = sizeof commands / sizeof commands[0];
+  return commands;
+}
 
 static void
 usage(FILE *out)
 {
-  fprintf(out, "usage: berth COMMAND [ARGS...]\n\ncommands:\n");
+  fprintf(out, "usage: berth [OPTIONS] COMMAND [ARGS...]\n\ncommands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (commands[i].help)
-      fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+      fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+  fprintf(out, "\noptions:\n");
+  for (const cli_flag *f = cli_global_flags; f->name; f++) {
+    char spec[64];
+    snprintf(spec, sizeof spec, "%s%s%s", f->name, f->arg ? " " : "", f->arg ? f->arg : "");
+    fprintf(out, "  %-14s %s\n", spec, f->help);
+  }
   fprintf(out, "\nRun 'berth COMMAND --help' for a command's options.\n");
 }
 
@@ -39,7 +55,8 @@ int
 cli_fail(berth_error *err)
 {
   int code = err ? err->code : BERTH_EINTERNAL;
-  fprintf(stderr, "berth: %s\n", err && err->msg ? err->msg : "unknown error");
+  cli_error_prefix();
+  fprintf(stderr, "%s\n", err && err->msg ? err->msg : "unknown error");
   berth_error_free(err);
   return berth_error_exit_code(code);
 }
@@ -49,11 +66,30 @@ cli_usage_error(const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  fputs("berth: ", stderr);
+  cli_error_prefix();
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
   return 125;
+}
+
+/* Takes --no-color out of the options before the command (`berth --no-color --server URL task list`): it is
+ * NO_COLOR for this process, which every styled output reads (cli_styled). */
+static void
+take_no_color(int *argc, char **argv)
+{
+  int i = 1;
+  while (i < *argc && argv[i][0] == '-') {
+    if (strcmp(argv[i], "--no-color") == 0) {
+      setenv("NO_COLOR", "1", 1);
+      memmove(&argv[i], &argv[i + 1], (size_t) (*argc - i) * sizeof *argv); /* argv[argc] is NULL */
+      (*argc)--;
+    } else if (strcmp(argv[i], "--server") == 0) {
+      i += 2;
+    } else {
+      i++;
+    }
+  }
 }
 
 static const char *const *supervisor_argv_given;
@@ -68,6 +104,7 @@ int
 cli_main(int argc, char **argv, cli_command_fn serve, const char *const *supervisor_argv)
 {
   supervisor_argv_given = supervisor_argv;
+  take_no_color(&argc, argv);
   if (client_wanted(&argc, &argv))
     return client_main(argc, argv);
   if (argc < 2) {

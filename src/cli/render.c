@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "berth/audit.h"
 #include "berth/parse.h"
@@ -22,19 +23,87 @@ num(const cJSON *o, const char *key, int dflt)
   return cJSON_IsNumber(v) ? v->valueint : dflt;
 }
 
+/* "2026-11-25T08:01:02.345Z" (the records' form, fraction optional) -> Unix ms; -1 when it is not one. */
+static int64_t
+iso_ms(const char *iso)
+{
+  struct tm tm = { 0 };
+  int ms = 0, used = 0;
+  if (iso == NULL
+      || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                &tm.tm_sec, &used)
+             != 6)
+    return -1;
+  if (iso[used] == '.' && sscanf(iso + used, ".%3d", &ms) != 1)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  time_t t = timegm(&tm);
+  return t == (time_t) -1 ? -1 : (int64_t) t * 1000 + ms;
+}
+
+/* How long ago, as a person says it: "just now", "42 s ago", "3 min ago", "5 h ago", "2 days ago", past a month
+ * the date. */
+static const char *
+human_ago(int64_t then_ms, int64_t now_ms, const char *iso, char *buf, size_t len)
+{
+  int64_t s = (now_ms - then_ms) / 1000;
+  if (then_ms < 0)
+    return "-";
+  if (s < 5)
+    snprintf(buf, len, "just now");
+  else if (s < 60)
+    snprintf(buf, len, "%lld s ago", (long long) s);
+  else if (s < 3600)
+    snprintf(buf, len, "%lld min ago", (long long) (s / 60));
+  else if (s < 48 * 3600)
+    snprintf(buf, len, "%lld h ago", (long long) (s / 3600));
+  else if (s < 30 * 86400)
+    snprintf(buf, len, "%lld days ago", (long long) (s / 86400));
+  else
+    snprintf(buf, len, "%.10s", iso);
+  return buf;
+}
+
+/* A task's duration, to the precision that matters: "0.4s", "42s", "3m05s", "1h20m". */
+static const char *
+human_duration(int64_t ms, char *buf, size_t len)
+{
+  if (ms < 0)
+    ms = 0;
+  int64_t s = ms / 1000;
+  if (ms < 10000)
+    snprintf(buf, len, "%.1fs", (double) ms / 1000.0);
+  else if (s < 60)
+    snprintf(buf, len, "%llds", (long long) s);
+  else if (s < 3600)
+    snprintf(buf, len, "%lldm%02llds", (long long) (s / 60), (long long) (s % 60));
+  else
+    snprintf(buf, len, "%lldh%02lldm", (long long) (s / 3600), (long long) (s / 60 % 60));
+  return buf;
+}
+
 void
 cli_render_task_list(const cJSON *tasks)
 {
-  printf("%-26s  %-16s  %-12s  %4s  %-24s  %s\n", "ID", "STACK", "STATE", "EXIT", "CREATED", "COMMAND");
+  int64_t now = berth_now_ms();
+  printf("%-26s  %-16s  %-12s  %4s  %-12s  %8s  %s\n", "ID", "STACK", "STATE", "EXIT", "CREATED", "DURATION",
+         "COMMAND");
   const cJSON *t;
   cJSON_ArrayForEach(t, tasks)
   {
-    char code[16] = "-";
+    char code[16] = "-", ago[32], took[32] = "-";
     int ec = num(t, "exit_code", -1);
     if (ec >= 0)
       snprintf(code, sizeof code, "%d", ec);
-    printf("%-26s  %-16s  %-12s  %4s  %-24s  %.60s\n", str(t, "id", "?"), str(t, "stack", "?"), str(t, "state", "?"),
-           code, str(t, "created_at", "-"), str(t, "command", ""));
+    /* from the start to the end, or to now while it runs */
+    int64_t started = iso_ms(str(t, "started_at", NULL)), finished = iso_ms(str(t, "finished_at", NULL));
+    if (started >= 0)
+      human_duration((finished >= 0 ? finished : now) - started, took, sizeof took);
+    const char *created = str(t, "created_at", NULL);
+    printf("%-26s  %-16s  %-12s  %4s  %-12s  %8s  %.60s\n", str(t, "id", "?"), str(t, "stack", "?"),
+           str(t, "state", "?"), code, human_ago(iso_ms(created), now, created, ago, sizeof ago), took,
+           str(t, "command", ""));
   }
 }
 

@@ -3,12 +3,15 @@
 make the daemon vanish, or make it answer container creation with an error that echoes the request's environment
 (as some daemon errors do), things a real daemon can't be asked to do on demand.
 With --record FILE it appends every request's line and headers to FILE (to check what berth sends).
-usage: docker_proxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--echo-env-on-create] [--record FILE]"""
+With --fake-pull it answers image pulls itself with a slow progress stream of two 4 MiB layers (the image must
+already be present in the real daemon), to watch the progress a real registry would send.
+usage: docker_proxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--echo-env-on-create] [--fake-pull] [--record FILE]"""
 import json
 import os
 import socket
 import sys
 import threading
+import time
 
 argv = sys.argv[1:]
 record = None
@@ -20,6 +23,7 @@ args = [a for a in argv if not a.startswith("--")]
 listen_path = args[0]
 upstream = args[1] if len(args) > 1 else "/var/run/docker.sock"
 echo_env = "--echo-env-on-create" in argv
+fake_pull = "--fake-pull" in argv
 record_lock = threading.Lock()
 
 
@@ -71,6 +75,8 @@ def maybe_fail_create(c):
     if record:
         with record_lock, open(record, "ab") as f:
             f.write(head + b"\r\n\r\n")
+    if fake_pull and b"/images/create" in head.split(b"\r\n")[0]:
+        return answer_pull(c)
     if echo_env and b"/containers/create" in head.split(b"\r\n")[0]:
         env = json.loads(body or b"{}").get("Env", [])
         msg = json.dumps({"message": "invalid environment: " + " ".join(env)}).encode()
@@ -88,6 +94,32 @@ def maybe_fail_create(c):
     threading.Thread(target=pipe, args=(u, c), daemon=True).start()
 
 
+def answer_pull(c):
+    """A pull's JSON progress stream, chunked, over about four seconds: two layers downloading 1 MiB at a time."""
+    mib = 1 << 20
+    events = [{"status": "Pulling from berth/busybox", "id": "latest"}]
+    events += [{"status": "Pulling fs layer", "progressDetail": {}, "id": l} for l in ("aaaa", "bbbb")]
+    for step in range(1, 5):
+        for l in ("aaaa", "bbbb"):
+            events.append({"status": "Downloading", "progressDetail": {"current": step * mib, "total": 4 * mib},
+                           "id": l})
+        events.append(None)  # a pause
+    for l in ("aaaa", "bbbb"):
+        events += [{"status": "Download complete", "progressDetail": {}, "id": l},
+                   {"status": "Pull complete", "progressDetail": {}, "id": l}]
+    events += [{"status": "Digest: sha256:" + "0" * 64}, {"status": "Status: Image is up to date"}]
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+              b"Connection: close\r\n\r\n")
+    for e in events:
+        if e is None:
+            time.sleep(1.0)
+            continue
+        line = json.dumps(e).encode() + b"\r\n"
+        c.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+    c.sendall(b"0\r\n\r\n")
+    c.close()
+
+
 def serve():
     if os.path.exists(listen_path):
         os.unlink(listen_path)
@@ -96,7 +128,7 @@ def serve():
     srv.listen(64)
     while True:
         c, _ = srv.accept()
-        if echo_env or record:
+        if echo_env or record or fake_pull:
             threading.Thread(target=maybe_fail_create, args=(c,), daemon=True).start()
             continue
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

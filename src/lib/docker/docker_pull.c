@@ -130,8 +130,13 @@ pull_handle_line(pull_state *ps, const char *line, size_t len)
     ps->error = strdup(cJSON_IsString(ed) ? ed->valuestring : e->valuestring);
   cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
   cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+  const cJSON *detail = cJSON_GetObjectItemCaseSensitive(j, "progressDetail");
+  const cJSON *cur = cJSON_GetObjectItemCaseSensitive(detail, "current");
+  const cJSON *tot = cJSON_GetObjectItemCaseSensitive(detail, "total");
   if (ps->progress && cJSON_IsString(st))
-    ps->progress(ps->userdata, st->valuestring, cJSON_IsString(id) ? id->valuestring : NULL);
+    ps->progress(ps->userdata, st->valuestring, cJSON_IsString(id) ? id->valuestring : NULL,
+                 cJSON_IsNumber(cur) && cur->valuedouble >= 0 ? (int64_t) cur->valuedouble : -1,
+                 cJSON_IsNumber(tot) && tot->valuedouble >= 0 ? (int64_t) tot->valuedouble : -1);
   cJSON_Delete(j);
 }
 

@@ -297,7 +297,8 @@ berth_queue_wait_turn(berth_store *st, berth_docker *d, const berth_task *t, ber
 }
 
 int
-berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel, int *slot_fd_out, berth_error **err)
+berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel, berth_queue_note_fn note, void *userdata,
+                      int *slot_fd_out, berth_error **err)
 {
   const char *home = berth_store_home(st);
   if (max_parallel < 1)
@@ -315,6 +316,8 @@ berth_queue_wait_slot(berth_store *st, const berth_task *t, int max_parallel, in
       }
       close(fd);
     }
+    if (round == 0 && note)
+      note(userdata, NULL);
     if (round % 10 == 0) { /* every ~0.5 s: still wanted? */
       berth_task *cur = NULL;
       berth_error *e = NULL;

@@ -25,6 +25,7 @@
 #include "berth/reserve.h"
 #include "task_identity.h"
 #include "berth/workspace.h"
+#include "pull_progress.h"
 
 #define PERSIST_CAP (256u * 1024u * 1024u)
 #define PASSWD_CAP (4u * 1024u * 1024u)
@@ -344,14 +345,43 @@ run_phase_list(runner *r, const char *label, const berth_strv *a, const berth_st
   return run_exec(r, argv, status, err);
 }
 
-/* ---- image, container ---- */
+/* ---- waiting ---- */
 
+/* A queued task says what it waits for, once per thing it waits for (berth_queue_note_fn). */
 static void
-on_pull_progress(void *ud, const char *status, const char *id)
+queue_note(void *ud, const char *blocker_id)
 {
   runner *r = ud;
-  if (id == NULL) /* only the summary lines; per-layer progress would flood the log */
-    note(r, "pull: %s", status);
+  int max = berth_max_parallel_tasks(&r->cfg);
+  if (blocker_id)
+    note(r, "queued: waiting for task %s, ahead of this one on stack %s, to end", blocker_id, r->t->stack);
+  else
+    note(r,
+         "queued: waiting for a free slot: %d task%s already running, the most this host runs at once "
+         "(max_parallel_tasks)",
+         max, max == 1 ? " is" : "s are");
+}
+
+/* ---- image, container ---- */
+
+typedef struct pull_watch {
+  runner *r;
+  berth_pull_progress progress;
+} pull_watch;
+
+/* The pull's own summary lines as they come; the layers' progress summed up every few seconds (a line per layer
+ * event would flood the log), and once more when the summary lines begin. */
+static void
+on_pull_progress(void *ud, const char *status, const char *id, int64_t current, int64_t total)
+{
+  pull_watch *w = ud;
+  char line[128];
+  if (id != NULL)
+    berth_pull_progress_add(&w->progress, status, id, current, total);
+  if (berth_pull_progress_line(&w->progress, berth_now_ms(), id == NULL, line, sizeof line))
+    note(w->r, "pull: %s", line);
+  if (id == NULL)
+    note(w->r, "pull: %s", status);
 }
 
 static int
@@ -376,7 +406,9 @@ resolve_image(runner *r, berth_error **err)
   for (int attempt = 1;; attempt++) {
     bool transient = false;
     note(r, "pulling %s (attempt %d of %d)", img, attempt, PULL_ATTEMPTS);
-    int rc = berth_docker_image_pull(r->d, img, on_pull_progress, r, &transient, err);
+    pull_watch w = { .r = r };
+    berth_pull_progress_init(&w.progress);
+    int rc = berth_docker_image_pull(r->d, img, on_pull_progress, &w, &transient, err);
     if (rc == 0)
       return 0;
     if (!transient || attempt == PULL_ATTEMPTS) {
@@ -1028,9 +1060,9 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
     berth_error *se = NULL;
     berth_queue_sweep_if_due(st, r.d, 10000, &se);
     berth_error_free(se);
-    rc = berth_queue_wait_turn(st, r.d, r.t, NULL, NULL, &stack_fd, &e);
+    rc = berth_queue_wait_turn(st, r.d, r.t, queue_note, &r, &stack_fd, &e);
     if (rc == 0)
-      rc = berth_queue_wait_slot(st, r.t, berth_max_parallel_tasks(&r.cfg), &slot_fd, &e);
+      rc = berth_queue_wait_slot(st, r.t, berth_max_parallel_tasks(&r.cfg), queue_note, &r, &slot_fd, &e);
     if (rc == BERTH_EBUSY) { /* ended while queued (canceled): nothing more to do */
       berth_error_free(e);
       goto out;
