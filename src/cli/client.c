@@ -53,6 +53,10 @@ client_wanted(int *argc, char ***argv)
   const char *s = getenv("BERTH_SERVER");
   if (s == NULL || *s == '\0' || *argc < 2)
     return false;
+  /* a command's help is one text, whatever the mode: the command's own (it touches no store) */
+  for (int i = 2; i < *argc && strcmp(v[i], "--") != 0; i++)
+    if (strcmp(v[i], "--help") == 0 || strcmp(v[i], "-h") == 0)
+      return false;
   /* always local: the server itself, its supervisors, the store's own administration, and help */
   return strcmp(v[1], "serve") != 0 && strcmp(v[1], "__supervise") != 0 && strcmp(v[1], "store") != 0
          && strcmp(v[1], "--help") != 0 && strcmp(v[1], "-h") != 0 && strcmp(v[1], "help") != 0
