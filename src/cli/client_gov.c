@@ -64,10 +64,7 @@ render_rules(const cJSON *list)
   printf("%-6s %-50s %-16s %s\n", "KIND", "PATTERN", "BY", "ADDED");
   cJSON_ArrayForEach(r, rules)
   {
-    char when[64];
-    berth_format_time((int64_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "created_at")), when,
-                      sizeof when);
-    printf("%-6s %-50s %-16s %s\n", str(r, "kind"), str(r, "pattern"), str(r, "actor"), when);
+    printf("%-6s %-50s %-16s %s\n", str(r, "kind"), str(r, "pattern"), str(r, "actor"), str(r, "created_at"));
   }
 }
 

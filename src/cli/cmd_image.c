@@ -186,11 +186,10 @@ cmd_list(int argc, char **argv)
     const cJSON *r;
     cJSON_ArrayForEach(r, rules)
     {
-      char when[64];
-      berth_format_time((int64_t) cJSON_GetObjectItemCaseSensitive(r, "created_at")->valuedouble, when, sizeof when);
       printf("%-6s %-50s %-16s %s\n", cJSON_GetObjectItemCaseSensitive(r, "kind")->valuestring,
              cJSON_GetObjectItemCaseSensitive(r, "pattern")->valuestring,
-             cJSON_GetObjectItemCaseSensitive(r, "actor")->valuestring, when);
+             cJSON_GetObjectItemCaseSensitive(r, "actor")->valuestring,
+             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "created_at")));
     }
   }
   cJSON_Delete(list);

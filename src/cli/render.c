@@ -293,7 +293,7 @@ cli_render_audit(const cJSON *records)
   cJSON_ArrayForEach(r, records)
   {
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(r, "args");
-    printf("%-6lld %-20s %-14s %-16s %-30s %s\n", (long long) num64(r, "id"), str(r, "time", ""), str(r, "actor", ""),
+    printf("%-6lld %-20s %-14s %-16s %-30s %s\n", (long long) num64(r, "id"), str(r, "at", ""), str(r, "actor", ""),
            str(r, "action", ""), str(r, "target", "-"), str(r, "outcome", ""));
     if (args != NULL && !cJSON_IsNull(args)) {
       char *a = cJSON_PrintUnformatted(args);

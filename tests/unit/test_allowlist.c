@@ -314,7 +314,11 @@ test_store_rules(void **state)
   assert_string_equal(str_or_null(r0, "pattern"), "docker.io/library/ubuntu:*");
   assert_string_equal(str_or_null(r0, "kind"), "allow");
   assert_string_equal(str_or_null(r0, "actor"), "alice");
-  assert_true(cJSON_GetObjectItemCaseSensitive(r0, "created_at")->valuedouble > 1e12);
+  /* the one time format: ISO 8601 UTC with milliseconds */
+  const char *created = str_or_null(r0, "created_at");
+  assert_non_null(created);
+  assert_int_equal(strlen(created), 24);
+  assert_true(created[4] == '-' && created[10] == 'T' && created[19] == '.' && created[23] == 'Z');
   cJSON_Delete(list);
 
   /* remove by any spelling of the same pattern */

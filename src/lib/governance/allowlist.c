@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/parse.h"
 #include "berth/allowlist.h"
 #include "berth/cleanup.h"
 #include "berth/image_ref.h"
@@ -666,11 +667,12 @@ berth_allowlist_list_json(berth_store *st, berth_error **err)
   int step = DB_DONE;
   bool oom = rules == NULL;
   while (!oom && (step = db_step(stmt, err)) == DB_ROW) {
+    char when[BERTH_TIME_LEN];
     cJSON *r = cJSON_CreateObject();
     if (r == NULL || !cJSON_AddItemToArray(rules, r) || !cJSON_AddStringToObject(r, "pattern", db_column_text(stmt, 0))
         || !cJSON_AddStringToObject(r, "kind", db_column_text(stmt, 1))
         || !cJSON_AddStringToObject(r, "actor", db_column_text(stmt, 2))
-        || !cJSON_AddNumberToObject(r, "created_at", (double) db_column_int64(stmt, 3)))
+        || !cJSON_AddStringToObject(r, "created_at", berth_format_time(db_column_int64(stmt, 3), when, sizeof when)))
       oom = true;
   }
   if (oom || step != DB_DONE) {

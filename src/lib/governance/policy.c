@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/parse.h"
 #include "berth/role.h"
 #include "berth/cleanup.h"
 #include "berth/policy.h"
@@ -630,12 +631,13 @@ berth_policy_list_json(berth_store *st, berth_error **err)
   int step = DB_DONE;
   bool oom = list == NULL;
   while (!oom && (step = db_step(stmt, err)) == DB_ROW) {
+    char when[BERTH_TIME_LEN];
     cJSON *p = cJSON_CreateObject();
     cJSON *rule = cJSON_Parse(db_column_text(stmt, 1));
     if (p == NULL || rule == NULL || !cJSON_AddItemToArray(list, p)
         || !cJSON_AddStringToObject(p, "name", db_column_text(stmt, 0)) || !cJSON_AddItemToObject(p, "rule", rule)
         || !cJSON_AddStringToObject(p, "actor", db_column_text(stmt, 2))
-        || !cJSON_AddNumberToObject(p, "created_at", (double) db_column_int64(stmt, 3)))
+        || !cJSON_AddStringToObject(p, "created_at", berth_format_time(db_column_int64(stmt, 3), when, sizeof when)))
       oom = true;
   }
   if (oom || step != DB_DONE) {
