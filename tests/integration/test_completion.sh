@@ -54,22 +54,27 @@ if command -v zsh >/dev/null 2>&1; then
   mkdir -p "$tmp/fpath"
   cp "$tmp/zsh" "$tmp/fpath/_berth"
   cat >"$tmp/zpty.zsh" <<'EOF'
-zmodload zsh/zpty
+zmodload zsh/zpty zsh/datetime
 zpty z 'TERM=dumb zsh -f -i'
 zpty -w z "fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D; PS1='%% '; berth() {}"
 zpty -w z 'zstyle ":completion:*" list-prompt ""; echo READY'
-out=""
-while zpty -r -t z line; do out+=$line; [[ $out == *READY*READY* ]] && break; done
+# a loaded machine can be slow to start zsh and compinit: wait for READY (twice: the echo, then its output)
+out=""; deadline=$(( EPOCHREALTIME + 30 ))
+while (( EPOCHREALTIME < deadline )); do
+  if zpty -r -t z line; then out+=$line; [[ $out == *READY*READY* ]] && break; else sleep 0.05; fi
+done
 zpty -n -w z "$2"$'\t'
-sleep 1
-out=""
-while zpty -r -t z line; do out+=$line; done
+# then collect what TAB shows until the terminal has been quiet for a second (at most 15 s)
+out=""; deadline=$(( EPOCHREALTIME + 15 )); quiet=0
+while (( EPOCHREALTIME < deadline )); do
+  if zpty -r -t z line; then out+=$line; quiet=0; else sleep 0.1; (( quiet++ )); (( quiet >= 10 && ${#out} > 0 )) && break; fi
+done
 print -r -- "$out"
 zpty -d z
 EOF
   expect_zsh() { # expect_zsh LINE REGEX: what the terminal shows after TAB matches REGEX
     local got
-    got=$(timeout 30 zsh -f "$tmp/zpty.zsh" "$tmp/fpath" "$1" 2>&1 | tr -d '\r')
+    got=$(timeout 60 zsh -f "$tmp/zpty.zsh" "$tmp/fpath" "$1" 2>&1 | tr -d '\r')
     grep -qE -- "$2" <<<"$got" && ok "zsh: '$1' TAB" || not_ok "zsh: '$1' TAB: $(tail -n 3 <<<"$got" | tr '\n' ' ')"
   }
   expect_zsh 'berth au' 'berth audit $'
