@@ -90,8 +90,8 @@ api_task_list(srv_req *r, srv_resp *out)
   return srv_ok(out, 200, o);
 }
 
-static int
-get_scoped(srv_req *r, berth_task **t, berth_error **err)
+int
+srv_task_get_scoped(srv_req *r, berth_task **t, berth_error **err)
 {
   if (berth_store_task_get(r->st, r->args[0], t, err) < 0)
     return -1;
@@ -108,7 +108,7 @@ api_task_get(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
   berth_task *t = NULL;
-  if (get_scoped(r, &t, &err) < 0)
+  if (srv_task_get_scoped(r, &t, &err) < 0)
     return srv_fail(out, err);
   srv_ok(out, 200, berth_task_to_json(t));
   berth_task_free(t);
@@ -122,7 +122,7 @@ api_task_cancel(srv_req *r, srv_resp *out)
   berth_error *err = NULL;
   berth_task *t = NULL;
   char *state = NULL;
-  int rc = get_scoped(r, &t, &err);
+  int rc = srv_task_get_scoped(r, &t, &err);
   if (rc == 0)
     rc = berth_task_cancel(r->st, t->id, r->key->name, r->role >= SRV_ROLE_ADMIN, &state, &err);
   if (rc < 0) /* a cancel that happens is recorded with its transition */

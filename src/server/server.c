@@ -40,6 +40,7 @@ static const srv_route routes[] = {
   { "GET", "v1/tasks/*", SRV_ROLE_READER, api_task_get },
   { "POST", "v1/tasks/*/cancel", SRV_ROLE_WRITER, api_task_cancel },
   { "GET", "v1/tasks/*/logs", SRV_ROLE_READER, api_task_logs },
+  { "GET", "v1/tasks/*/events", SRV_ROLE_READER, api_task_events },
   { "GET", "v1/images/rules", SRV_ROLE_READER, api_image_rules },
   { "POST", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_add },
   { "DELETE", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_remove },
@@ -133,6 +134,12 @@ srv_query(srv_req *r, const char *name)
   return v;
 }
 
+const char *
+srv_header(srv_req *r, const char *name)
+{
+  return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
 int
 srv_check_stack(srv_req *r, const char *stack, berth_error **err)
 {
@@ -141,11 +148,17 @@ srv_check_stack(srv_req *r, const char *stack, berth_error **err)
   return berth_error_set(err, BERTH_EDENIED, "API key `%s` may not act on stack `%s`", r->key->name, stack);
 }
 
+typedef struct stream_cls {
+  void *stream;
+  const srv_stream_ops *ops;
+} stream_cls;
+
 static ssize_t
 stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
   (void) pos;
-  ssize_t n = srv_stream_read(cls, buf, max);
+  stream_cls *sc = cls;
+  ssize_t n = sc->ops->read(sc->stream, buf, max);
   if (n == -1)
     return MHD_CONTENT_READER_END_OF_STREAM;
   if (n < 0)
@@ -156,7 +169,9 @@ stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 static void
 stream_free(void *cls)
 {
-  srv_stream_free(cls);
+  stream_cls *sc = cls;
+  sc->ops->free(sc->stream);
+  free(sc);
 }
 
 static enum MHD_Result
@@ -164,9 +179,15 @@ queue(struct MHD_Connection *c, srv_resp *rs)
 {
   struct MHD_Response *resp = NULL;
   if (rs->stream) {
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, rs->stream, stream_free);
-    if (resp == NULL)
-      srv_stream_free(rs->stream);
+    stream_cls *sc = malloc(sizeof *sc);
+    if (sc != NULL) {
+      *sc = (stream_cls){ rs->stream, rs->stream_ops };
+      resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, sc, stream_free);
+    }
+    if (resp == NULL) {
+      rs->stream_ops->free(rs->stream);
+      free(sc);
+    }
     rs->stream = NULL;
     /* a quiet task must not look like an idle client */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int) 0);
@@ -188,6 +209,8 @@ queue(struct MHD_Connection *c, srv_resp *rs)
   MHD_add_response_header(resp, "Cache-Control", "no-store");
   if (rs->location)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rs->location);
+  for (const char *const *h = rs->headers; h && h[0] && h[1]; h += 2)
+    MHD_add_response_header(resp, h[0], h[1]);
   if (rs->status == 401)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"berth\"");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned int) rs->status, resp);

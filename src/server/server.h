@@ -114,17 +114,27 @@ typedef struct srv_req {
   int conn_fd;
 } srv_req;
 
-typedef struct srv_stream srv_stream;
+/* A streamed (chunked) body: the HTTP layer calls read until it returns <0 (-1 end, -2 error), then free. read
+ * blocks (in the connection's own thread) while there is nothing new. */
+typedef struct srv_stream_ops {
+  ssize_t (*read)(void *stream, char *buf, size_t max);
+  void (*free)(void *stream);
+} srv_stream_ops;
+
 typedef struct srv_resp {
   int status;
-  cJSON *json;              /* the body, owned; NULL with a stream */
-  char *location;           /* optional Location header, owned */
-  srv_stream *stream;       /* a chunked log stream, owned */
-  const char *content_type; /* static; NULL = application/json */
+  cJSON *json;    /* the body, owned; NULL with a stream */
+  char *location; /* optional Location header, owned */
+  void *stream;   /* a streamed body, owned (freed with stream_ops->free) */
+  const srv_stream_ops *stream_ops;
+  const char *content_type;   /* static; NULL = application/json */
+  const char *const *headers; /* static extra headers: name, value, ..., NULL */
 } srv_resp;
 
 /* Query value by name (NULL when absent). */
 const char *srv_query(srv_req *r, const char *name);
+/* Request header by name (NULL when absent). */
+const char *srv_header(srv_req *r, const char *name);
 /* Fills out with the error body for err (status from the one table) and frees err. Returns 0. */
 int srv_fail(srv_resp *out, berth_error *err);
 /* An error with an explicit HTTP status (for HTTP-level errors: 401, 404 route, 405, 413 ...). Returns 0. */
@@ -133,6 +143,8 @@ int srv_fail_status(srv_resp *out, int status, int code, const char *fmt, ...) _
 int srv_ok(srv_resp *out, int status, cJSON *j);
 /* BERTH_EDENIED when the key may not act on stack. */
 int srv_check_stack(srv_req *r, const char *stack, berth_error **err);
+/* The task r->args[0] names (an id or a unique prefix), when the key may act on its stack. *t is the caller's. */
+int srv_task_get_scoped(srv_req *r, berth_task **t, berth_error **err);
 /* Appends an audit record attributed to the key, outcome "ok" (e NULL), "denied: ..." or "failed: ..." (best
  * effort: a failure to record is logged on stderr, never fatal). */
 void srv_audit(srv_req *r, const char *action, const char *target, const cJSON *args, const berth_error *e);
@@ -167,11 +179,30 @@ int api_key_list(srv_req *r, srv_resp *out);
 int api_key_create(srv_req *r, srv_resp *out);
 int api_key_revoke(srv_req *r, srv_resp *out);
 
-/* ---- log streams (api_logs.c) ---- */
-/* The content of a stream response: called by the HTTP layer until it returns <0 (-1 end, -2 error). Blocks (in the
- * connection's own thread) while the task is running and has nothing new. */
-ssize_t srv_stream_read(srv_stream *s, char *buf, size_t max);
-void srv_stream_free(srv_stream *s);
+int api_task_events(srv_req *r, srv_resp *out);
+
+/* ---- following a task's log file (api_logs.c): the log stream and the event stream (api_events.c) ---- */
+typedef struct srv_follow {
+  srv_ctx *srv;
+  char *task_id;
+  char *path;
+  int fd;
+  int conn_fd;
+  int watch;          /* inotify on the log file: a write wakes the follower */
+  int64_t offset;     /* where the first read starts */
+  int64_t last_check; /* when the task was last read from the store */
+  bool saw_end;       /* terminal state seen: one last read, then end */
+  berth_task *task;   /* as of the last check (with history); owned */
+} srv_follow;
+/* Sets f up to follow the log of task t (which f copies) from offset. Returns 0 or BERTH_EINTERNAL. */
+int srv_follow_init(srv_follow *f, srv_req *r, const berth_task *t, int64_t offset, berth_error **err);
+void srv_follow_clear(srv_follow *f);
+/* Reads what is written now: >0 bytes, 0 at the end of what is written (or no file yet), -2 error. */
+ssize_t srv_follow_read(srv_follow *f, char *buf, size_t max);
+/* At the end of what is written: waits (at most ~50 ms) for the log to grow, re-reading the task from the store
+ * every 100 ms (f->task). Returns 1: read again; 0: the task has ended and the file was read to its end after that
+ * (or the server is stopping); -2: the client has gone. */
+int srv_follow_wait(srv_follow *f);
 
 /* ---- the server (server.c) ---- */
 typedef struct srv_options {
