@@ -86,6 +86,26 @@ int srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_erro
 int srv_parse_limit(const char *v, int *out, berth_error **err);
 bool srv_truthy(const char *v); /* "1", "true", "yes" */
 
+/* ---- browser sessions (session.c): the web UI's sign-in ---- */
+#define SRV_SESSION_MAX 4096                 /* sessions held at once */
+#define SRV_SESSION_TTL_MS (8 * 3600 * 1000) /* a session (and its cookie) lasts 8 hours */
+#define SRV_SESSION_TOKEN_LEN 43             /* base64url of 32 random bytes: the session id and the CSRF token */
+#define SRV_SESSION_COOKIE "berth_session"
+#define SRV_SESSION_COOKIE_TLS "__Host-berth_session" /* under TLS: Secure, host-only, Path=/ enforced by browsers */
+typedef struct srv_sessions srv_sessions;
+int srv_sessions_new(srv_sessions **out, berth_error **err);
+void srv_sessions_free(srv_sessions *ss); /* wipes the keys; accepts NULL */
+/* Opens a session for an API key already verified: fills the new session id and CSRF token, and its expiry. */
+int srv_session_create(srv_sessions *ss, const char *key, char id[SRV_SESSION_TOKEN_LEN + 1],
+                       char csrf[SRV_SESSION_TOKEN_LEN + 1], int64_t *expires, berth_error **err);
+/* The live session with this id: 0 with *key (a copy the caller wipes and frees), its CSRF token and expiry
+ * (expires may be NULL); -1 when there is none (unknown, ended or expired). */
+int srv_session_get(srv_sessions *ss, const char *id, char **key, char csrf[SRV_SESSION_TOKEN_LEN + 1],
+                    int64_t *expires);
+void srv_session_end(srv_sessions *ss, const char *id);
+/* Constant-time check of a presented X-CSRF-Token against the session's. */
+bool srv_csrf_ok(const char *presented, const char *csrf);
+
 /* ---- the server context ---- */
 typedef struct srv_spawner srv_spawner;
 
@@ -94,6 +114,7 @@ typedef struct srv_ctx {
   berth_apikey_cache *keys;
   pthread_key_t store_key; /* per-thread berth_store*, closed by the key's destructor */
   srv_spawner *spawner;
+  srv_sessions *sessions;
   atomic_bool stopping; /* SIGTERM seen: no new work, followers end */
 } srv_ctx;
 
@@ -112,6 +133,10 @@ typedef struct srv_req {
   size_t body_len;
   void *conn; /* struct MHD_Connection *, for query values */
   int conn_fd;
+  bool tls;                             /* the listener speaks HTTPS */
+  const char *session;                  /* the session id when authenticated by its cookie, else NULL */
+  char csrf[SRV_SESSION_TOKEN_LEN + 1]; /* its CSRF token */
+  int64_t session_expires;
 } srv_req;
 
 /* A streamed (chunked) body: the HTTP layer calls read until it returns <0 (-1 end, -2 error), then free. read
@@ -129,6 +154,7 @@ typedef struct srv_resp {
   const srv_stream_ops *stream_ops;
   const char *content_type;   /* static; NULL = application/json */
   const char *const *headers; /* static extra headers: name, value, ..., NULL */
+  char *set_cookie;           /* optional Set-Cookie header, owned */
 } srv_resp;
 
 /* Query value by name (NULL when absent). */
@@ -180,6 +206,9 @@ int api_key_create(srv_req *r, srv_resp *out);
 int api_key_revoke(srv_req *r, srv_resp *out);
 
 int api_task_events(srv_req *r, srv_resp *out);
+int api_session_create(srv_req *r, srv_resp *out);
+int api_session_get(srv_req *r, srv_resp *out);
+int api_session_delete(srv_req *r, srv_resp *out);
 
 /* ---- following a task's log file (api_logs.c): the log stream and the event stream (api_events.c) ---- */
 typedef struct srv_follow {
@@ -203,6 +232,27 @@ ssize_t srv_follow_read(srv_follow *f, char *buf, size_t max);
  * every 100 ms (f->task). Returns 1: read again; 0: the task has ended and the file was read to its end after that
  * (or the server is stopping); -2: the client has gone. */
 int srv_follow_wait(srv_follow *f);
+
+/* ---- the web UI (ui_static.c; the files are embedded at build time by cmake/embed_ui.cmake) ---- */
+typedef struct srv_asset {
+  const char *path; /* "/" for index.html, else "/name.<hash>.ext" */
+  const char *content_type;
+  const unsigned char *data;
+  size_t len;
+  const unsigned char *gz; /* gzip -n -9 of data, NULL when not smaller */
+  size_t gz_len;
+  const char *etag, *gz_etag; /* strong: "<sha-256 prefix>" and "<prefix>-gz" */
+  bool immutable;             /* a content-hashed name: cached for a year */
+} srv_asset;
+extern const srv_asset srv_ui_assets[];
+extern const size_t srv_ui_n_assets;
+/* The asset for a GET/HEAD of url, or NULL (then the request goes to the API). "/" is the UI only for a client that
+ * accepts text/html (a browser); others get the API's identity document there. */
+const srv_asset *srv_ui_find(const char *url, const char *accept);
+/* Does an If-None-Match header value match etag (weak comparison, as RFC 9110 says for If-None-Match)? */
+bool srv_etag_match(const char *if_none_match, const char *etag);
+/* Does an Accept-Encoding header value accept gzip (q > 0)? */
+bool srv_accepts_gzip(const char *accept_encoding);
 
 /* ---- the server (server.c) ---- */
 typedef struct srv_options {
