@@ -866,6 +866,33 @@ def test_tls(keys):
         p.wait()
 
 
+def run_suite(tests):
+    """For the suites that reuse this set-up (sse_test.py, ui_server_test.py): a store with stacks and keys, one
+    server, each test(keys), the OpenAPI check of every JSON answer; prints the count and exits."""
+    global SRV
+    keys = setup()
+    SRV = Server()
+    try:
+        for t in tests:
+            t(keys)
+        check("every JSON answer matched docs/openapi.yaml (%d problems)" % len(schema_problems), not schema_problems,
+              schema_problems[:5])
+    finally:
+        SRV.proc.terminate()
+        try:
+            SRV.proc.wait(timeout=70)
+        except subprocess.TimeoutExpired:
+            SRV.proc.kill()
+        for n in range(1, 5):
+            ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=berth.stack=" + S(n)],
+                                 capture_output=True).stdout.decode().split()
+            if ids:
+                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        shutil.rmtree(TMP, ignore_errors=True)
+    print("%d passed, %d failed" % (passes, fails))
+    sys.exit(1 if fails else 0)
+
+
 def main():
     global SRV
     keys = setup()

@@ -7,8 +7,6 @@ Run by tests/integration/test_sse.sh. Prints "N passed, N failed"; exits 1 on an
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -171,29 +169,5 @@ def test_live(keys):
     T.check("a key scoped to another stack is refused (403)", st == 403, st)
 
 
-def main():
-    keys = T.setup()
-    T.SRV = T.Server()
-    try:
-        test_sse(keys)
-        test_live(keys)
-        T.check("every JSON answer matched docs/openapi.yaml (%d problems)" % len(T.schema_problems),
-                not T.schema_problems, T.schema_problems[:5])
-    finally:
-        T.SRV.proc.terminate()
-        try:
-            T.SRV.proc.wait(timeout=70)
-        except subprocess.TimeoutExpired:
-            T.SRV.proc.kill()
-        for n in (1, 2):
-            ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=berth.stack=" + T.S(n)],
-                                 capture_output=True).stdout.decode().split()
-            if ids:
-                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
-        shutil.rmtree(T.TMP, ignore_errors=True)
-    print("%d passed, %d failed" % (T.passes, T.fails))
-    sys.exit(1 if T.fails else 0)
-
-
 if __name__ == "__main__":
-    main()
+    T.run_suite([test_sse, test_live])

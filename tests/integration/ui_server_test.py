@@ -7,8 +7,6 @@ import gzip
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -170,25 +168,5 @@ def test_paging(keys):
     T.check("paging with limit and offset lists each task once, newest first", got == ids[::-1], (got, ids))
 
 
-def main():
-    keys = T.setup()
-    T.SRV = T.Server()
-    try:
-        test_static()
-        test_session(keys)
-        test_paging(keys)
-        T.check("every JSON answer matched docs/openapi.yaml (%d problems)" % len(T.schema_problems),
-                not T.schema_problems, T.schema_problems[:5])
-    finally:
-        T.SRV.proc.terminate()
-        try:
-            T.SRV.proc.wait(timeout=70)
-        except subprocess.TimeoutExpired:
-            T.SRV.proc.kill()
-        shutil.rmtree(T.TMP, ignore_errors=True)
-    print("%d passed, %d failed" % (T.passes, T.fails))
-    sys.exit(1 if T.fails else 0)
-
-
 if __name__ == "__main__":
-    main()
+    T.run_suite([lambda keys: test_static(), test_session, test_paging])
