@@ -43,6 +43,13 @@ function add(el, children) {
   }
 }
 
+// Replaces el's children (null/false children are skipped, strings become text nodes).
+function fill(el, ...children) {
+  el.replaceChildren();
+  add(el, children);
+  return el;
+}
+
 function main() {
   return document.getElementById('main');
 }
@@ -190,7 +197,7 @@ function signIn() {
     location.hash = '#/stacks';
   }, field('API key', key, 'berth_…, from `berth key create`. It is exchanged for a session cookie and not kept.'),
   h('button', { type: 'submit' }, 'Sign in'));
-  main().replaceChildren(h('section', { class: 'signin' }, h('h1', {}, 'Sign in to berth'), f));
+  fill(main(), h('section', { class: 'signin' }, h('h1', {}, 'Sign in to berth'), f));
   key.focus();
 }
 
@@ -208,7 +215,7 @@ async function stacksScreen() {
       s.lock.note ? [' — ', h('q', {}, s.lock.note)] : null, ' ', when(s.lock.locked_at)] : h('span', { class: 'muted' }, 'unlocked')),
     h('td', {}, last[i] ? [taskLink(last[i].id), ' ', badge(last[i].state)] : h('span', { class: 'muted' }, 'none')),
     h('td', { class: 'num' }, String(queue[s.name] || 0))));
-  main().replaceChildren(h('h1', {}, 'Stacks'),
+  fill(main(), h('h1', {}, 'Stacks'),
     stacks.stacks.length === 0 ? h('p', {}, 'No stacks yet (berth stack create).') :
       h('table', {}, h('caption', { class: 'sr-only' }, 'Stacks'),
         h('thead', {}, h('tr', {}, ['Stack', 'Image', 'Lock', 'Last task', 'Queued'].map((c) => h('th', { scope: 'col' }, c)))),
@@ -289,8 +296,8 @@ async function stackScreen(name) {
   const head = h('p', { class: 'meta' });
   async function refreshStack() {
     const s = await api('GET', '/v1/stacks/' + enc(name));
-    head.replaceChildren('Image ', h('code', {}, s.image));
-    lockSlot.replaceChildren(lockBox(s, refreshStack) || '');
+    fill(head, 'Image ', h('code', {}, s.image));
+    fill(lockSlot, lockBox(s, refreshStack));
   }
   async function refreshTasks() {
     const j = await api('GET', '/v1/tasks?stack=' + enc(name) + '&limit=' + (PAGE + 1) + '&offset=' + page * PAGE +
@@ -304,7 +311,7 @@ async function stackScreen(name) {
       h('td', {}, when(t.created_at)),
       h('td', { class: 'num' }, duration(t)),
       h('td', { class: 'num' }, t.exit_code === null ? '—' : String(t.exit_code))));
-    table.replaceChildren(
+    fill(table,
       h('table', {}, h('caption', { class: 'sr-only' }, 'Tasks of ' + name),
         h('thead', {}, h('tr', {}, ['ID', 'State', 'Command', 'Triggered by', 'Triggered at', 'Duration', 'Exit code']
           .map((c) => h('th', { scope: 'col' }, c)))),
@@ -318,18 +325,18 @@ async function stackScreen(name) {
     h('option', { value: '' }, 'All states'), STATES.map((s) => h('option', { value: s }, s)));
   filter.value = state;
   const versions = h('div');
-  main().replaceChildren(h('h1', {}, 'Stack ', h('span', { class: 'mono' }, name)), head,
+  fill(main(), h('h1', {}, 'Stack ', h('span', { class: 'mono' }, name)), head,
     can('writer') ? runForm(name) : null, lockSlot,
     h('section', {}, h('h2', {}, 'Tasks'), h('div', { class: 'toolbar' }, field('Filter by state', filter)), table),
     h('section', {}, h('h2', {}, 'Persisted state versions'), versions));
   await Promise.all([refreshStack(), refreshTasks()]);
   api('GET', '/v1/stacks/' + enc(name) + '/state').then((j) => {
-    versions.replaceChildren(j.versions.length === 0 ? h('p', { class: 'muted' }, 'None.') :
+    fill(versions, j.versions.length === 0 ? h('p', { class: 'muted' }, 'None.') :
       h('table', {}, h('thead', {}, h('tr', {}, ['Version', 'Task', 'Created', 'Files', 'Bytes'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, j.versions.map((v) => h('tr', {}, h('td', { class: 'num' }, String(v.version)),
           h('td', {}, v.task_id ? taskLink(v.task_id) : '—'), h('td', {}, when(v.created_at)),
           h('td', { class: 'num' }, String(v.files)), h('td', { class: 'num' }, String(v.bytes)))))));
-  }).catch((e) => versions.replaceChildren(errorBox(e)));
+  }).catch((e) => fill(versions, errorBox(e)));
   const timer = setInterval(() => refreshTasks().catch(() => {}), 3000);
   leave.push(() => clearInterval(timer));
 }
@@ -346,13 +353,23 @@ class LogView {
     this.timer = null;
     this.follow = true;
     this.auto = false; // a scroll this code made
+    this.lastTop = 0;
+    // follow stops when the user scrolls up, and starts again at the end; a resize (which moves scrollTop too)
+    // changes nothing
     box.addEventListener('scroll', () => {
+      const top = box.scrollTop;
+      const up = top < this.lastTop - 2;
+      this.lastTop = top;
       if (this.auto) {
         this.auto = false;
         return;
       }
-      const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 8;
-      if (this.follow !== atEnd) this.setFollow(atEnd);
+      const atEnd = top + box.clientHeight >= box.scrollHeight - 8;
+      if (this.follow && up && !atEnd) this.setFollow(false);
+      else if (!this.follow && atEnd) this.setFollow(true);
+    });
+    window.addEventListener('resize', () => {
+      if (this.follow) this.scroll();
     });
     this.onfollow = null;
   }
@@ -442,7 +459,7 @@ async function taskScreen(id) {
   async function refresh() {
     task = await api('GET', '/v1/tasks/' + enc(id));
     const t = task;
-    info.replaceChildren(
+    fill(info,
       h('h1', {}, 'Task ', h('span', { class: 'mono' }, t.id), ' ', badge(t.state)),
       h('dl', { class: 'facts' },
         h('dt', {}, 'Stack'), h('dd', {}, stackLink(t.stack)),
@@ -456,9 +473,9 @@ async function taskScreen(id) {
         t.state === 'QUEUED' && t.blocked_by ? [h('dt', {}, 'Waiting for'), h('dd', {}, taskLink(t.blocked_by))] : null),
       h('div', { class: 'actions' }, cancelBox(t, refresh),
         h('a', { href: '/v1/tasks/' + enc(t.id) + '/logs', download: 'task-' + t.id + '.log', class: 'button' }, 'Download raw log')));
-    tl.replaceChildren(h('h2', {}, 'State timeline'), timeline(t.history));
+    fill(tl, h('h2', {}, 'State timeline'), timeline(t.history));
   }
-  main().replaceChildren(info, tl, h('section', {}, h('h2', {}, 'Log'),
+  fill(main(), info, tl, h('section', {}, h('h2', {}, 'Log'),
     h('div', { class: 'toolbar' }, h('div', { class: 'field check' }, follow, h('label', { for: followId }, 'Follow')), live),
     logBox));
   await refresh();
@@ -511,14 +528,14 @@ async function auditScreen() {
     const j = await api('GET', '/v1/audit?since=' + enc(since.value));
     const rows = j.records.filter((r) => (!actor.value || r.actor.includes(actor.value)) &&
       (!action.value || r.action.includes(action.value))).reverse();
-    out.replaceChildren(h('table', {}, h('caption', { class: 'sr-only' }, 'Audit records'),
+    fill(out, h('table', {}, h('caption', { class: 'sr-only' }, 'Audit records'),
       h('thead', {}, h('tr', {}, ['#', 'Time', 'Actor', 'Action', 'Target', 'Outcome'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, rows.map((r) => h('tr', {}, h('td', { class: 'num' }, String(r.id)), h('td', {}, when(r.time || r.at)),
         h('td', {}, r.actor), h('td', { class: 'mono' }, r.action), h('td', { class: 'mono' }, r.target || ''),
         h('td', { class: r.outcome === 'ok' ? '' : 'error' }, r.outcome))))));
     return rows.length + ' records';
   }
-  main().replaceChildren(h('h1', {}, 'Audit trail'),
+  fill(main(), h('h1', {}, 'Audit trail'),
     form('Filter the audit trail', load, h('div', { class: 'row' }, field('Since (2026-05-01, 90m, 24h)', since),
       field('Actor contains', actor), field('Action contains', action)), h('button', { type: 'submit' }, 'Show')),
     h('section', { class: 'card' }, h('h2', {}, 'Integrity'), form('Verify the audit trail', async () => {
@@ -537,21 +554,21 @@ async function adminScreen() {
   const keys = h('div');
   async function loadRules() {
     const j = await api('GET', '/v1/images/rules');
-    rules.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, ['Pattern', 'Kind', 'By', 'Added', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    fill(rules, h('table', {}, h('thead', {}, h('tr', {}, ['Pattern', 'Kind', 'By', 'Added', ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, j.rules.map((r) => h('tr', {}, h('td', { class: 'mono' }, r.pattern), h('td', {}, r.kind), h('td', {}, r.actor),
         h('td', {}, when(r.created_at)), h('td', {}, h('button', { type: 'button', 'aria-label': 'Remove rule ' + r.pattern,
           onclick: () => api('DELETE', '/v1/images/rules?pattern=' + enc(r.pattern)).then(loadRules).catch((e) => say(e.message, 'error')) }, 'Remove')))))));
   }
   async function loadPolicies() {
     const j = await api('GET', '/v1/policies');
-    pols.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Rule', 'By', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    fill(pols, h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Rule', 'By', ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, j.policies.map((p) => h('tr', {}, h('td', {}, p.name), h('td', {}, h('code', {}, JSON.stringify(p.rule))),
         h('td', {}, p.actor), h('td', {}, h('button', { type: 'button', 'aria-label': 'Remove policy ' + p.name,
           onclick: () => api('DELETE', '/v1/policies/' + enc(p.name)).then(loadPolicies).catch((e) => say(e.message, 'error')) }, 'Remove')))))));
   }
   async function loadKeys() {
     const j = await api('GET', '/v1/keys');
-    keys.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Role', 'Stacks', 'Created', 'Last used', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    fill(keys, h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Role', 'Stacks', 'Created', 'Last used', ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, j.keys.map((k) => h('tr', {}, h('td', {}, k.name), h('td', {}, k.role), h('td', {}, (k.stacks || []).join(', ') || 'all'),
         h('td', {}, when(k.created_at)), h('td', {}, when(k.last_used_at)),
         h('td', {}, k.name === me.name ? h('span', { class: 'muted' }, 'you') : h('button', { type: 'button', class: 'danger', 'aria-label': 'Revoke key ' + k.name,
@@ -567,7 +584,7 @@ async function adminScreen() {
   const krole = h('select', { name: 'role' }, ['reader', 'writer', 'admin'].map((r) => h('option', { value: r }, r)));
   const kstacks = h('input', { type: 'text', name: 'stacks' });
   const secret = h('div', { 'aria-live': 'polite' });
-  main().replaceChildren(h('h1', {}, 'Administration'),
+  fill(main(), h('h1', {}, 'Administration'),
     h('section', { class: 'card' }, h('h2', {}, 'Image allowlist'), rules,
       form('Add an image rule', async () => {
         await api('POST', '/v1/images/rules', { pattern: pattern.value, kind: kind.value });
@@ -599,7 +616,7 @@ async function adminScreen() {
       form('Create a key', async () => {
         const stacks = kstacks.value.split(',').map((s) => s.trim()).filter(Boolean);
         const k = await api('POST', '/v1/keys', { name: kname.value, role: krole.value, stacks: stacks });
-        secret.replaceChildren(h('p', {}, 'The key, shown this once — store it now:'), h('code', { class: 'secret' }, k.key));
+        fill(secret, h('p', {}, 'The key, shown this once — store it now:'), h('code', { class: 'secret' }, k.key));
         kname.value = '';
         await loadKeys();
       }, h('div', { class: 'row' }, field('Name', kname), field('Role', krole), field('Stacks (comma-separated; empty: all)', kstacks)),
@@ -615,7 +632,7 @@ function renderNav() {
     nav.replaceChildren();
     return;
   }
-  nav.replaceChildren(h('a', { href: '#/stacks', class: 'brand' }, 'berth'),
+  fill(nav, h('a', { href: '#/stacks', class: 'brand' }, 'berth'),
     h('a', { href: '#/stacks' }, 'Stacks'),
     can('admin') ? h('a', { href: '#/audit' }, 'Audit') : null,
     can('admin') ? h('a', { href: '#/admin' }, 'Admin') : null,
@@ -661,7 +678,7 @@ async function route() {
     else if (parts[0] === 'admin') await adminScreen();
     else await stacksScreen();
   } catch (e) {
-    main().replaceChildren(errorBox(e));
+    fill(main(), errorBox(e));
   }
   const h1 = main().querySelector('h1');
   if (h1) {
@@ -671,7 +688,7 @@ async function route() {
 }
 
 function boot() {
-  document.body.replaceChildren(
+  fill(document.body, 
     h('a', { href: '#main', class: 'skip', onclick: (ev) => {
       ev.preventDefault();
       main().focus();
