@@ -18,6 +18,16 @@ const PHASES = {
 
 let me = null; // {name, role, stacks, csrf_token}
 let leave = []; // cleanups of the current screen (timers, event sources)
+let routeGen = 0; // counts navigations: a screen still loading when the user moved on must not draw
+
+function alive(gen) {
+  return gen === routeGen;
+}
+
+function onLeave(gen, fn) {
+  if (alive(gen)) leave.push(fn);
+  else fn();
+}
 
 // ---- DOM helpers ----
 
@@ -202,12 +212,14 @@ function signIn() {
 }
 
 async function stacksScreen() {
+  const gen = routeGen;
   const [stacks, queued] = await Promise.all([api('GET', '/v1/stacks'),
     api('GET', '/v1/tasks?state=QUEUED&limit=1000')]);
   const queue = {};
   for (const t of queued.tasks) queue[t.stack] = (queue[t.stack] || 0) + 1;
   const last = await Promise.all(stacks.stacks.map((s) =>
     api('GET', '/v1/tasks?limit=1&stack=' + enc(s.name)).then((j) => j.tasks[0] || null)));
+  if (!alive(gen)) return;
   const rows = stacks.stacks.map((s, i) => h('tr', {},
     h('td', {}, stackLink(s.name)),
     h('td', { class: 'mono' }, s.image),
@@ -282,6 +294,7 @@ function hashQuery() {
 }
 
 async function stackScreen(name) {
+  const gen = routeGen;
   const q = hashQuery();
   const state = STATES.includes(q.get('state')) ? q.get('state') : '';
   const page = Math.max(0, parseInt(q.get('page') || '0', 10) || 0);
@@ -326,9 +339,10 @@ async function stackScreen(name) {
   filter.value = state;
   const versions = h('div');
   fill(main(), h('h1', {}, 'Stack ', h('span', { class: 'mono' }, name)), head,
-    can('writer') ? runForm(name) : null, lockSlot,
-    h('section', {}, h('h2', {}, 'Tasks'), h('div', { class: 'toolbar' }, field('Filter by state', filter)), table),
-    h('section', {}, h('h2', {}, 'Persisted state versions'), versions));
+    h('div', { class: 'stack-grid' },
+      h('div', {}, h('section', {}, h('h2', {}, 'Tasks'), h('div', { class: 'toolbar' }, field('Filter by state', filter)), table),
+        h('section', {}, h('h2', {}, 'Persisted state versions'), versions)),
+      h('aside', {}, can('writer') ? runForm(name) : null, lockSlot)));
   await Promise.all([refreshStack(), refreshTasks()]);
   api('GET', '/v1/stacks/' + enc(name) + '/state').then((j) => {
     fill(versions, j.versions.length === 0 ? h('p', { class: 'muted' }, 'None.') :
@@ -338,7 +352,7 @@ async function stackScreen(name) {
           h('td', { class: 'num' }, String(v.files)), h('td', { class: 'num' }, String(v.bytes)))))));
   }).catch((e) => fill(versions, errorBox(e)));
   const timer = setInterval(() => refreshTasks().catch(() => {}), 3000);
-  leave.push(() => clearInterval(timer));
+  onLeave(gen, () => clearInterval(timer));
 }
 
 // ---- the task page: header, timeline, live log ----
@@ -443,6 +457,7 @@ function cancelBox(t, refresh) {
 }
 
 async function taskScreen(id) {
+  const gen = routeGen;
   const info = h('div');
   const tl = h('div');
   const logBox = h('div', { class: 'logbox', role: 'log', 'aria-label': 'Task log', tabindex: 0 });
@@ -479,6 +494,7 @@ async function taskScreen(id) {
     h('div', { class: 'toolbar' }, h('div', { class: 'field check' }, follow, h('label', { for: followId }, 'Follow')), live),
     logBox));
   await refresh();
+  if (!alive(gen)) return;
   // the live log: the browser resumes a cut stream itself (Last-Event-ID), the server sends each byte once
   const es = new EventSource('/v1/tasks/' + enc(id) + '/events');
   let pendingRefresh = null;
@@ -509,7 +525,7 @@ async function taskScreen(id) {
   const ticker = setInterval(() => {
     if (task && !TERMINAL.includes(task.state)) soon();
   }, 5000);
-  leave.push(() => {
+  onLeave(gen, () => {
     es.close();
     clearInterval(ticker);
     if (pendingRefresh) clearTimeout(pendingRefresh);
@@ -654,6 +670,7 @@ async function signOut() {
 async function route() {
   for (const f of leave) f();
   leave = [];
+  const gen = ++routeGen;
   say('');
   const path = location.hash.replace(/^#/, '').split('?')[0] || '/stacks';
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
@@ -678,8 +695,9 @@ async function route() {
     else if (parts[0] === 'admin') await adminScreen();
     else await stacksScreen();
   } catch (e) {
-    fill(main(), errorBox(e));
+    if (alive(gen)) fill(main(), errorBox(e));
   }
+  if (!alive(gen)) return;
   const h1 = main().querySelector('h1');
   if (h1) {
     h1.tabIndex = -1;
