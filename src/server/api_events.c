@@ -79,93 +79,14 @@ put_str(sse_stream *s, const char *str)
   return put(s, str, strlen(str));
 }
 
-/* Length of the valid UTF-8 sequence at p[0..n): >0; 0 when invalid; -1 when p ends before it could complete. */
-static int
-utf8_seq(const unsigned char *p, size_t n)
-{
-  unsigned char c = p[0];
-  int len;
-  unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xc2 && c <= 0xdf)
-    len = 2;
-  else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    if (c == 0xe0)
-      lo = 0xa0;
-    if (c == 0xed)
-      hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    if (c == 0xf0)
-      lo = 0x90;
-    if (c == 0xf4)
-      hi = 0x8f;
-  } else
-    return 0;
-  for (int i = 1; i < len; i++) {
-    if ((size_t) i >= n)
-      return -1;
-    if (p[i] < (i == 1 ? lo : 0x80) || p[i] > (i == 1 ? hi : 0xbf))
-      return 0;
-  }
-  return len;
-}
-
-/* How many of p[0..n) to send now when more of the record follows: n, less a UTF-8 character cut at the end. */
-static size_t
-utf8_cut(const unsigned char *p, size_t n)
-{
-  for (size_t k = 1; k <= 3 && k <= n; k++) {
-    if ((p[n - k] & 0xc0) == 0x80)
-      continue; /* a continuation byte: look further back */
-    return utf8_seq(p + n - k, k) < 0 ? n - k : n;
-  }
-  return n;
-}
-
-/* Appends p[0..n) as the inside of a JSON string: control bytes (ESC included) as \u00XX, invalid UTF-8 as U+FFFD,
- * so the data line holds no CR or LF and is always valid JSON. */
+/* Appends p[0..n) as the inside of a JSON string (sse_text.c). */
 static int
 put_json_text(sse_stream *s, const unsigned char *p, size_t n)
 {
-  char esc[8];
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = p[i];
-    size_t run = i;
-    while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
-      run++;
-    if (run > i) {
-      if (put(s, (const char *) p + i, run - i) < 0)
-        return -1;
-      i = run;
-      continue;
-    }
-    int rc;
-    if (c == '"' || c == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char) c;
-      rc = put(s, esc, 2);
-      i++;
-    } else if (c < 0x20) {
-      snprintf(esc, sizeof esc, "\\u%04x", c);
-      rc = put(s, esc, 6);
-      i++;
-    } else {
-      int len = utf8_seq(p + i, n - i);
-      if (len > 0) {
-        rc = put(s, (const char *) p + i, (size_t) len);
-        i += (size_t) len;
-      } else {
-        rc = put_str(s, "\xef\xbf\xbd");
-        i++;
-      }
-    }
-    if (rc < 0)
-      return -1;
-  }
+  ssize_t w = srv_json_text(s->out + s->out_len, OUT_MAX - s->out_len, p, n);
+  if (w < 0)
+    return -1;
+  s->out_len += (size_t) w;
   return 0;
 }
 
@@ -203,7 +124,7 @@ add_cut(cJSON *o, const char *key, const char *v)
   char buf[NOTE_MAX + 1];
   size_t n = strlen(v);
   if (n > NOTE_MAX)
-    n = utf8_cut((const unsigned char *) v, NOTE_MAX);
+    n = srv_utf8_cut((const unsigned char *) v, NOTE_MAX);
   memcpy(buf, v, n);
   buf[n] = '\0';
   cJSON_AddStringToObject(o, key, buf);
@@ -297,7 +218,7 @@ next_log_event(sse_stream *s)
       if (take > PIECE_MAX)
         take = PIECE_MAX;
       const unsigned char *p = (const unsigned char *) s->in + s->in_off;
-      size_t send = utf8_cut(p, take);
+      size_t send = srv_utf8_cut(p, take);
       if (take < s->payload_left)
         take = send;
       else if (s->carry_len + take - send >= sizeof s->carry)

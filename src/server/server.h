@@ -233,6 +233,14 @@ ssize_t srv_follow_read(srv_follow *f, char *buf, size_t max);
  * (or the server is stopping); -2: the client has gone. */
 int srv_follow_wait(srv_follow *f);
 
+/* ---- task output in events (sse_text.c) ---- */
+/* How many of p[0..n) to send when more bytes follow: n, less a UTF-8 character cut at the end. */
+size_t srv_utf8_cut(const unsigned char *p, size_t n);
+/* Writes p[0..n) as the inside of a JSON string into out: control bytes (ESC included) as \u00XX, `"` and `\`
+ * escaped, bytes that are not UTF-8 as U+FFFD; never a CR or LF. Returns the length, or -1 when cap is too small
+ * (at most 6 * n is needed). */
+ssize_t srv_json_text(char *out, size_t cap, const unsigned char *p, size_t n);
+
 /* ---- the web UI (ui_static.c; the files are embedded at build time by cmake/embed_ui.cmake) ---- */
 typedef struct srv_asset {
   const char *path; /* "/" for index.html, else "/name.<hash>.ext" */
