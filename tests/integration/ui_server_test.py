@@ -4,10 +4,15 @@ headers) and the sign-in (session cookie, CSRF token, roles, revocation, sign-ou
 Reuses server_test.py's server, store and keys. Run by tests/integration/test_ui_server.sh.
 """
 import gzip
+import http.client
 import json
 import os
 import re
+import shutil
+import ssl
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_test as T  # noqa: E402
@@ -155,6 +160,51 @@ def test_session(keys):
     T.check("a made-up session id: 401", r.status == 401, r.status)
 
 
+def test_tls_cookie(keys):
+    """Under TLS the cookie is Secure and __Host- prefixed (browsers then refuse it from plain HTTP or a subdomain)."""
+    if shutil.which("openssl") is None:
+        T.check("TLS cookie (skipped: no openssl)", True)
+        return
+    cert, key = os.path.join(T.TMP, "ui-cert.pem"), os.path.join(T.TMP, "ui-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   capture_output=True, check=True)
+    log = os.path.join(T.TMP, "ui-tls.err")
+    p = subprocess.Popen([T.BERTH, "serve", "--listen", "tcp:127.0.0.1:0", "--tls-cert", cert, "--tls-key", key],
+                         env=T.ENV, stderr=open(log, "wb"))
+    try:
+        port = None
+        for _ in range(100):
+            m = re.search(r"listening on tcp:127\.0\.0\.1:(\d+) \(TLS\)", open(log).read())
+            if m:
+                port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        ctx = ssl.create_default_context(cafile=cert)
+
+        def call(method, path, headers, body=None):
+            c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+            c.request(method, path, body=body, headers=headers)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            return r
+
+        r = call("POST", "/v1/session", {"Content-Type": "application/json"}, json.dumps({"key": keys["rd"]}))
+        sc = r.getheader("Set-Cookie", "")
+        m = re.match(r"__Host-berth_session=([A-Za-z0-9_-]{43});", sc)
+        T.check("under TLS the cookie is __Host-berth_session, Secure, HttpOnly, SameSite=Strict", r.status == 201 and m
+                and "; Secure" in sc and "HttpOnly" in sc and "SameSite=Strict" in sc, sc)
+        if m:
+            ok = call("GET", "/v1/session", {"Cookie": "__Host-berth_session=" + m.group(1)})
+            plain = call("GET", "/v1/session", {"Cookie": "berth_session=" + m.group(1)})
+            T.check("  ...it authenticates under that name only", ok.status == 200 and plain.status == 401,
+                    (ok.status, plain.status))
+    finally:
+        p.terminate()
+        p.wait()
+
+
 def test_paging(keys):
     ids = []
     for i in range(3):
@@ -169,4 +219,4 @@ def test_paging(keys):
 
 
 if __name__ == "__main__":
-    T.run_suite([lambda keys: test_static(), test_session, test_paging])
+    T.run_suite([lambda keys: test_static(), test_session, test_tls_cookie, test_paging])
