@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import ssl
 import subprocess
 import sys
@@ -162,24 +161,12 @@ def test_session(keys):
 
 def test_tls_cookie(keys):
     """Under TLS the cookie is Secure and __Host- prefixed (browsers then refuse it from plain HTTP or a subdomain)."""
-    if shutil.which("openssl") is None:
+    tls = T.tls_server()
+    if tls is None:
         T.check("TLS cookie (skipped: no openssl)", True)
         return
-    cert, key = os.path.join(T.TMP, "ui-cert.pem"), os.path.join(T.TMP, "ui-key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   capture_output=True, check=True)
-    log = os.path.join(T.TMP, "ui-tls.err")
-    p = subprocess.Popen([T.BERTH, "serve", "--listen", "tcp:127.0.0.1:0", "--tls-cert", cert, "--tls-key", key],
-                         env=T.ENV, stderr=open(log, "wb"))
+    p, port, cert = tls
     try:
-        port = None
-        for _ in range(100):
-            m = re.search(r"listening on tcp:127\.0\.0\.1:(\d+) \(TLS\)", open(log).read())
-            if m:
-                port = int(m.group(1))
-                break
-            time.sleep(0.05)
         ctx = ssl.create_default_context(cafile=cert)
 
         def call(method, path, headers, body=None):

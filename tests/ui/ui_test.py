@@ -522,6 +522,7 @@ def main():
                                  capture_output=True).stdout.decode().split()
             if ids:
                 subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        T.check_sanitizer_reports()
         subprocess.run(["rm", "-rf", T.TMP])
     print("%d passed, %d failed; screenshots in %s" % (T.passes, T.fails, SHOTS))
     sys.exit(1 if T.fails else 0)
