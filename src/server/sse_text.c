@@ -60,9 +60,13 @@ srv_json_text(char *out, size_t cap, const unsigned char *p, size_t n)
     const char *add = esc;
     size_t len;
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      /* a run of plain ASCII, copied at once (most output is) */
+      size_t run = i + 1;
+      while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+        run++;
       add = (const char *) p + i;
-      len = 1;
-      i++;
+      len = run - i;
+      i = run;
     } else if (c == '"' || c == '\\') {
       esc[0] = '\\';
       esc[1] = (char) c;
