@@ -311,19 +311,26 @@ resume_at(sse_stream *s, int64_t offset, berth_error **err)
   int fd = open(s->f.path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return berth_error_set(err, BERTH_EINVAL, "offset %lld is past the end of the log", (long long) offset);
-  int64_t at = 0;
+  /* walk the record headers up to offset, reading the file a buffer at a time (s->in, not used yet) */
+  int64_t at = 0, base = 0;
+  size_t have = 0; /* s->in holds the file's bytes [base, base + have) */
   int rc = 0;
   while (rc == 0 && at < offset) {
-    unsigned char h[6];
-    if (pread(fd, h, sizeof h, (off_t) at) != (ssize_t) sizeof h) {
-      rc = berth_error_set(err, BERTH_EINVAL, "offset %lld is past the end of the log", (long long) offset);
-      break;
+    if (at + 6 > base + (int64_t) have) {
+      ssize_t n = pread(fd, s->in, IN_MAX, (off_t) at);
+      base = at;
+      have = n > 0 ? (size_t) n : 0;
+      if (have < 6) {
+        rc = berth_error_set(err, BERTH_EINVAL, "offset %lld is past the end of the log", (long long) offset);
+        break;
+      }
     }
-    if (offset < at + 6) {
+    const unsigned char *h = (const unsigned char *) s->in + (at - base);
+    int64_t len = ((int64_t) h[2] << 24) | ((int64_t) h[3] << 16) | ((int64_t) h[4] << 8) | h[5];
+    if (offset < at + 6 || h[0] < 1 || h[0] > 3 || len > BERTH_LOG_RECORD_MAX) {
       rc = berth_error_set(err, BERTH_EINVAL, "offset %lld is not an event id of this log", (long long) offset);
       break;
     }
-    int64_t len = ((int64_t) h[2] << 24) | ((int64_t) h[3] << 16) | ((int64_t) h[4] << 8) | h[5];
     if (offset < at + 6 + len) {
       s->kind = h[0];
       s->phase = h[1];
