@@ -351,7 +351,10 @@ async function stackScreen(name) {
           h('td', {}, v.task_id ? taskLink(v.task_id) : '—'), h('td', {}, when(v.created_at)),
           h('td', { class: 'num' }, String(v.files)), h('td', { class: 'num' }, String(v.bytes)))))));
   }).catch((e) => fill(versions, errorBox(e)));
-  const timer = setInterval(() => refreshTasks().catch(() => {}), 3000);
+  // the list refreshes itself, but not under the keyboard: redrawing would take the focus from a row's link
+  const timer = setInterval(() => {
+    if (!table.contains(document.activeElement)) refreshTasks().catch(() => {});
+  }, 3000);
   onLeave(gen, () => clearInterval(timer));
 }
 
