@@ -44,7 +44,9 @@ typedef struct sse_stream {
    * sent with the next record's bytes; its offset is the resume point meanwhile, so a resumed stream reads it again */
   unsigned char carry[4];
   size_t carry_len;
-  char *out; /* the formatted events not yet handed to the HTTP layer */
+  int carry_kind, carry_phase;
+  int64_t carry_end; /* the file offset after it */
+  char *out;         /* the formatted events not yet handed to the HTTP layer */
   size_t out_len, out_off;
   size_t sent_history; /* transitions sent */
   bool started, done;
@@ -193,6 +195,19 @@ put_log(sse_stream *s, const unsigned char *p, size_t n, int64_t id)
   return 0;
 }
 
+/* The held-back bytes as an event of their own, in their own stream (as U+FFFD: they never became a character). */
+static int
+flush_carry(sse_stream *s)
+{
+  int kind = s->kind, phase = s->phase;
+  s->kind = s->carry_kind;
+  s->phase = s->carry_phase;
+  int rc = put_log(s, (const unsigned char *) s->in, 0, s->carry_end);
+  s->kind = kind;
+  s->phase = phase;
+  return rc;
+}
+
 /* Formats the next log event from what is written now. 1: one event is in out; 0: nothing new; -2: error. */
 static int
 next_log_event(sse_stream *s)
@@ -223,12 +238,19 @@ next_log_event(sse_stream *s)
         take = send;
       else if (s->carry_len + take - send >= sizeof s->carry)
         send = take; /* not one character: send it as it is */
+      if (take > 0 && s->carry_len > 0 && (s->carry_kind != s->kind || s->carry_phase != s->phase)) {
+        /* the next bytes are another stream's: the cut character goes alone */
+        return flush_carry(s) < 0 ? -2 : 1;
+      }
       if (take > 0) {
         bool emit = send > 0 || s->carry_len > 0;
         if (emit && put_log(s, p, send, s->pos + (int64_t) send) < 0)
           return -2;
         memcpy(s->carry + s->carry_len, p + send, take - send); /* the end of the record: a cut character */
         s->carry_len += take - send;
+        s->carry_kind = s->kind;
+        s->carry_phase = s->phase;
+        s->carry_end = s->pos + (int64_t) take;
         s->in_off += take;
         s->pos += (int64_t) take;
         s->payload_left -= take;
@@ -288,8 +310,7 @@ sse_read(void *p, char *buf, size_t max)
       if (!s->f.saw_end) /* the server is stopping: no `end`, the client comes back */
         continue;
       /* a character cut at the very end is sent as it is (U+FFFD) */
-      if (s->carry_len > 0
-          && put_log(s, (const unsigned char *) s->in, 0, resume_point(s) + (int64_t) s->carry_len) < 0)
+      if (s->carry_len > 0 && flush_carry(s) < 0)
         return -2;
       if (put_end(s) < 0)
         return -2;

@@ -144,6 +144,28 @@ def test_sse(keys):
     T.check("an unknown task: 404", st2 == 404, st2)
 
 
+def test_cut_characters(keys):
+    """Characters cut between two records (the runner writes what each read returned) arrive whole, and resuming at
+    any id of the stream gives exactly the rest."""
+    cmd = ("printf 'a\\342\\202'; sleep 0.4; printf '\\254b\\n'; "        # € cut after 2 bytes
+           "printf 'c\\342'; sleep 0.4; echo err >&2; sleep 0.4; printf 'd\\n'")  # cut, then another stream
+    st, j, _, _ = T.req("POST", "/v1/stacks/%s/tasks" % T.S(3), keys["w1"], {"command": cmd, "skip_init": True})
+    tid = j["id"]
+    full = list(Events(keys["rd"], tid))
+    text = texts(full)
+    T.check("a character cut between two records arrives whole", "a\u20acb\n" in text, repr(text[-80:]))
+    T.check("a cut followed by another stream's bytes: U+FFFD, then the rest in order",
+            "c\ufffderr\nd\n" in text, repr(text[-80:]))
+    bad = []
+    for k, e in enumerate(full):
+        if "id" not in e:
+            continue
+        rest = texts(list(Events(keys["rd"], tid, last_id=e["id"])))
+        if texts(full[:k + 1]) + rest != text:
+            bad.append(e["id"])
+    T.check("resuming at every id of the stream gives exactly the rest", not bad, bad[:5])
+
+
 def test_live(keys):
     """A running task's events arrive while it runs (new bytes within 500 ms of being written)."""
     st, j, _, _ = T.req("POST", "/v1/stacks/%s/tasks" % T.S(2), keys["w1"],
@@ -170,4 +192,4 @@ def test_live(keys):
 
 
 if __name__ == "__main__":
-    T.run_suite([test_sse, test_live])
+    T.run_suite([test_sse, test_cut_characters, test_live])
