@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install every Debian package berth needs to build, test, fuzz and benchmark.
+# Install every Debian package berth needs to build, test, fuzz and benchmark (and to drive the web UI in a real
+# browser: tests/ui/).
 # Idempotent: packages already present are skipped by apt-get.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ PKGS=(
   docker.io mmdebstrap busybox-static
   zsh fish groff-base man-db
   curl jq python3 perl procps iproute2 hyperfine time
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

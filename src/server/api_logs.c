@@ -11,6 +11,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,40 +23,127 @@
 #define POLL_MS 50
 #define STATE_CHECK_MS 100
 
-struct srv_stream {
-  srv_ctx *srv;
-  char *task_id;
-  char *path;
-  int fd;
-  int conn_fd;
-  int watch; /* inotify on the log file: a write wakes the follower */
+typedef struct log_stream {
+  srv_follow f;
   bool follow;
+  bool started;
   bool raw;
-  int64_t offset; /* records format: start at this file offset (a client resuming a cut stream) */
-  bool ended;     /* the task is terminal and the file was read to its end after that */
-  bool saw_end;   /* terminal state seen: one last read, then end */
+  bool ended; /* read to the end (after the task ended, when following) */
   /* raw format: where we are in the record framing */
   unsigned char hdr[6];
   size_t hdr_len;
   size_t payload_left;
-};
+} log_stream;
+
+int
+srv_follow_init(srv_follow *f, srv_req *r, const berth_task *t, int64_t offset, berth_error **err)
+{
+  *f = (srv_follow){ .srv = r->srv, .fd = -1, .conn_fd = r->conn_fd, .watch = -1, .offset = offset };
+  f->task_id = strdup(t->id);
+  f->path = berth_task_log_path(r->srv->home, t->id);
+  if (f->task_id == NULL || f->path == NULL) {
+    srv_follow_clear(f);
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  return 0;
+}
 
 void
-srv_stream_free(srv_stream *s)
+srv_follow_clear(srv_follow *f)
 {
+  if (f->fd >= 0)
+    close(f->fd);
+  f->fd = -1;
+  berth_log_watch_close(&f->watch);
+  berth_task_free(f->task);
+  f->task = NULL;
+  free(f->task_id);
+  free(f->path);
+  f->task_id = f->path = NULL;
+}
+
+ssize_t
+srv_follow_read(srv_follow *f, char *buf, size_t max)
+{
+  if (f->fd < 0) {
+    f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0)
+      return errno == ENOENT ? 0 : -2;
+    if (f->offset > 0 && lseek(f->fd, (off_t) f->offset, SEEK_SET) < 0)
+      return -2;
+  }
+  for (;;) {
+    ssize_t n = read(f->fd, buf, max);
+    if (n < 0 && errno == EINTR)
+      continue;
+    return n < 0 ? -2 : n;
+  }
+}
+
+void
+srv_follow_yield(void)
+{
+  /* raising one's own nice needs no privilege; the thread ends with its connection */
+  setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), SRV_FOLLOWER_NICE);
+}
+
+static bool
+client_gone(int fd)
+{
+  if (fd < 0)
+    return false;
+  struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Re-reads the task; true when it is terminal (or can no longer be read). */
+static bool
+task_terminal(srv_follow *f)
+{
+  berth_error *err = NULL;
+  berth_store *st = srv_store(f->srv, &err);
+  berth_task *t = NULL;
+  if (st == NULL || berth_store_task_get(st, f->task_id, &t, &err) < 0) {
+    berth_error_free(err);
+    return true;
+  }
+  berth_task_free(f->task);
+  f->task = t;
+  return berth_task_state_is_terminal(t->state);
+}
+
+int
+srv_follow_wait(srv_follow *f)
+{
+  if (f->saw_end || atomic_load(&f->srv->stopping))
+    return 0;
+  if (client_gone(f->conn_fd))
+    return -2;
+  int64_t now = berth_now_ms();
+  if (now - f->last_check >= STATE_CHECK_MS) {
+    f->last_check = now;
+    if (task_terminal(f)) {
+      f->saw_end = true; /* read once more: the last records were written before the final transition */
+      return 1;
+    }
+  }
+  berth_log_wait(&f->watch, f->path, POLL_MS);
+  return 1;
+}
+
+static void
+log_stream_free(void *p)
+{
+  log_stream *s = p;
   if (s == NULL)
     return;
-  if (s->fd >= 0)
-    close(s->fd);
-  berth_log_watch_close(&s->watch);
-  free(s->task_id);
-  free(s->path);
+  srv_follow_clear(&s->f);
   free(s);
 }
 
 /* Raw format: strips the 6-byte headers from buf[0..n) in place; returns the payload byte count, -1 if corrupt. */
 static ssize_t
-strip_headers(srv_stream *s, char *buf, size_t n)
+strip_headers(log_stream *s, char *buf, size_t n)
 {
   size_t in = 0, out = 0;
   while (in < n) {
@@ -78,50 +167,18 @@ strip_headers(srv_stream *s, char *buf, size_t n)
   return (ssize_t) out;
 }
 
-static bool
-client_gone(int fd)
+static ssize_t
+log_stream_read(void *p, char *buf, size_t max)
 {
-  if (fd < 0)
-    return false;
-  struct pollfd p = { .fd = fd, .events = POLLRDHUP };
-  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
-static bool
-task_terminal(srv_stream *s)
-{
-  berth_error *err = NULL;
-  berth_store *st = srv_store(s->srv, &err);
-  berth_task *t = NULL;
-  bool done
-      = st == NULL || berth_store_task_get(st, s->task_id, &t, &err) < 0 || berth_task_state_is_terminal(t->state);
-  berth_task_free(t);
-  berth_error_free(err);
-  return done;
-}
-
-ssize_t
-srv_stream_read(srv_stream *s, char *buf, size_t max)
-{
-  int64_t last_check = 0;
+  log_stream *s = p;
+  if (!s->started && s->follow)
+    srv_follow_yield();
+  s->started = true;
   for (;;) {
     if (s->ended)
       return -1;
-    if (s->fd < 0) {
-      s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
-      if (s->fd < 0 && errno != ENOENT)
-        return -2;
-      if (s->fd >= 0 && s->offset > 0 && lseek(s->fd, (off_t) s->offset, SEEK_SET) < 0)
-        return -2;
-    }
-    while (s->fd >= 0) {
-      ssize_t n = read(s->fd, buf, max);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return -2;
-      if (n == 0)
-        break;
+    ssize_t n;
+    while ((n = srv_follow_read(&s->f, buf, max)) > 0) {
       if (!s->raw)
         return n;
       ssize_t m = strip_headers(s, buf, (size_t) n);
@@ -130,36 +187,26 @@ srv_stream_read(srv_stream *s, char *buf, size_t max)
       if (m > 0)
         return m;
     }
-    /* at the end of what is written now */
-    if (!s->follow || s->saw_end || atomic_load(&s->srv->stopping)) {
-      s->ended = true;
-      return -1;
-    }
-    if (client_gone(s->conn_fd))
+    if (n < 0)
       return -2;
-    int64_t now = berth_now_ms();
-    if (now - last_check >= STATE_CHECK_MS) {
-      last_check = now;
-      if (task_terminal(s)) {
-        s->saw_end = true; /* read once more: the last records were written before the final transition */
-        continue;
-      }
-    }
-    berth_log_wait(&s->watch, s->path, POLL_MS);
+    /* at the end of what is written now */
+    int w = s->follow ? srv_follow_wait(&s->f) : 0;
+    if (w < 0)
+      return -2;
+    if (w == 0)
+      s->ended = true;
   }
 }
+
+static const srv_stream_ops log_stream_ops = { log_stream_read, log_stream_free };
 
 int
 api_task_logs(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
   berth_task *t = NULL;
-  if (berth_store_task_get(r->st, r->args[0], &t, &err) < 0)
+  if (srv_task_get_scoped(r, &t, &err) < 0)
     return srv_fail(out, err);
-  if (srv_check_stack(r, t->stack, &err) < 0) {
-    berth_task_free(t);
-    return srv_fail(out, err);
-  }
   const char *format = srv_query(r, "format");
   if (format && strcmp(format, "raw") != 0 && strcmp(format, "records") != 0) {
     berth_task_free(t);
@@ -175,27 +222,18 @@ api_task_logs(srv_req *r, srv_resp *out)
     berth_task_free(t);
     return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `offset` needs format=records");
   }
-  srv_stream *s = calloc(1, sizeof *s);
-  if (s == NULL) {
+  log_stream *s = calloc(1, sizeof *s);
+  if (s == NULL || srv_follow_init(&s->f, r, t, offset, &err) < 0) {
+    free(s);
     berth_task_free(t);
-    return srv_fail_status(out, 500, BERTH_EINTERNAL, "out of memory");
+    return err ? srv_fail(out, err) : srv_fail_status(out, 500, BERTH_EINTERNAL, "out of memory");
   }
-  s->srv = r->srv;
-  s->fd = -1;
-  s->watch = -1;
-  s->conn_fd = r->conn_fd;
-  s->offset = offset;
+  berth_task_free(t);
   s->follow = srv_truthy(srv_query(r, "follow"));
   s->raw = format == NULL || strcmp(format, "raw") == 0;
-  s->task_id = strdup(t->id);
-  s->path = berth_task_log_path(r->srv->home, t->id);
-  berth_task_free(t);
-  if (s->task_id == NULL || s->path == NULL) {
-    srv_stream_free(s);
-    return srv_fail_status(out, 500, BERTH_EINTERNAL, "out of memory");
-  }
   out->status = 200;
   out->stream = s;
+  out->stream_ops = &log_stream_ops;
   out->content_type = s->raw ? "text/plain" : "application/vnd.berth.log-records";
   return 0;
 }

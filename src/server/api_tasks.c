@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/parse.h"
 #include "berth/task_json.h"
 #include "server.h"
 
@@ -68,12 +69,18 @@ api_task_list(srv_req *r, srv_resp *out)
     return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `state`: unknown state `%.32s`", f.state);
   if (srv_parse_limit(srv_query(r, "limit"), &f.limit, &err) < 0)
     return srv_fail(out, err);
+  int64_t offset = 0; /* paging: skip this many of the matching tasks */
+  const char *off = srv_query(r, "offset");
+  if (off && berth_parse_int64(off, 0, 1000000, &offset, &err) < 0)
+    return srv_fail(out, err);
   if (f.stack && srv_check_stack(r, f.stack, &err) < 0)
     return srv_fail(out, err);
   bool scoped = r->key->stacks.n > 0 && f.stack == NULL;
   int limit = f.limit;
   if (scoped)
     f.limit = 0; /* filter first, then cut */
+  else if (f.limit > 0)
+    f.limit += (int) offset;
   berth_task **v = NULL;
   size_t n = 0;
   if (berth_store_task_list(r->st, &f, &v, &n, &err) < 0)
@@ -84,6 +91,10 @@ api_task_list(srv_req *r, srv_resp *out)
   for (size_t i = 0; i < n && (limit <= 0 || added < limit); i++) {
     if (!berth_apikey_allows_stack(r->key, v[i]->stack))
       continue;
+    if (offset > 0) {
+      offset--;
+      continue;
+    }
     cJSON_AddItemToArray(arr, berth_task_to_json(v[i]));
     added++;
   }
@@ -91,8 +102,8 @@ api_task_list(srv_req *r, srv_resp *out)
   return srv_ok(out, 200, o);
 }
 
-static int
-get_scoped(srv_req *r, berth_task **t, berth_error **err)
+int
+srv_task_get_scoped(srv_req *r, berth_task **t, berth_error **err)
 {
   if (berth_store_task_get(r->st, r->args[0], t, err) < 0)
     return -1;
@@ -109,7 +120,7 @@ api_task_get(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
   berth_task *t = NULL;
-  if (get_scoped(r, &t, &err) < 0)
+  if (srv_task_get_scoped(r, &t, &err) < 0)
     return srv_fail(out, err);
   srv_ok(out, 200, berth_task_to_json(t));
   berth_task_free(t);
@@ -123,7 +134,7 @@ api_task_cancel(srv_req *r, srv_resp *out)
   berth_error *err = NULL;
   berth_task *t = NULL;
   char *state = NULL;
-  int rc = get_scoped(r, &t, &err);
+  int rc = srv_task_get_scoped(r, &t, &err);
   if (rc == 0)
     rc = berth_task_cancel(r->st, t->id, r->key->name, r->role >= SRV_ROLE_ADMIN, &state, &err);
   if (rc < 0) /* a cancel that happens is recorded with its transition */

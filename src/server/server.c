@@ -27,6 +27,9 @@ static const srv_route routes[] = {
   { "GET", "", SRV_ROLE_NONE, api_root },
   { "GET", "v1", SRV_ROLE_NONE, api_root },
   { "GET", "v1/doctor", SRV_ROLE_READER, api_doctor },
+  { "POST", "v1/session", SRV_ROLE_NONE, api_session_create }, /* checks the key in its body */
+  { "GET", "v1/session", SRV_ROLE_READER, api_session_get },
+  { "DELETE", "v1/session", SRV_ROLE_READER, api_session_delete },
   { "GET", "v1/stacks", SRV_ROLE_READER, api_stack_list },
   { "POST", "v1/stacks", SRV_ROLE_ADMIN, api_stack_create },
   { "GET", "v1/stacks/*", SRV_ROLE_READER, api_stack_get },
@@ -40,6 +43,7 @@ static const srv_route routes[] = {
   { "GET", "v1/tasks/*", SRV_ROLE_READER, api_task_get },
   { "POST", "v1/tasks/*/cancel", SRV_ROLE_WRITER, api_task_cancel },
   { "GET", "v1/tasks/*/logs", SRV_ROLE_READER, api_task_logs },
+  { "GET", "v1/tasks/*/events", SRV_ROLE_READER, api_task_events },
   { "GET", "v1/images/rules", SRV_ROLE_READER, api_image_rules },
   { "POST", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_add },
   { "DELETE", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_remove },
@@ -135,6 +139,12 @@ srv_query(srv_req *r, const char *name)
   return v;
 }
 
+const char *
+srv_header(srv_req *r, const char *name)
+{
+  return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
 int
 srv_check_stack(srv_req *r, const char *stack, berth_error **err)
 {
@@ -143,11 +153,17 @@ srv_check_stack(srv_req *r, const char *stack, berth_error **err)
   return berth_error_set(err, BERTH_EDENIED, "API key `%s` may not act on stack `%s`", r->key->name, stack);
 }
 
+typedef struct stream_cls {
+  void *stream;
+  const srv_stream_ops *ops;
+} stream_cls;
+
 static ssize_t
 stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
   (void) pos;
-  ssize_t n = srv_stream_read(cls, buf, max);
+  stream_cls *sc = cls;
+  ssize_t n = sc->ops->read(sc->stream, buf, max);
   if (n == -1)
     return MHD_CONTENT_READER_END_OF_STREAM;
   if (n < 0)
@@ -158,7 +174,9 @@ stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 static void
 stream_free(void *cls)
 {
-  srv_stream_free(cls);
+  stream_cls *sc = cls;
+  sc->ops->free(sc->stream);
+  free(sc);
 }
 
 static enum MHD_Result
@@ -166,9 +184,15 @@ queue(struct MHD_Connection *c, srv_resp *rs)
 {
   struct MHD_Response *resp = NULL;
   if (rs->stream) {
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, rs->stream, stream_free);
-    if (resp == NULL)
-      srv_stream_free(rs->stream);
+    stream_cls *sc = malloc(sizeof *sc);
+    if (sc != NULL) {
+      *sc = (stream_cls){ rs->stream, rs->stream_ops };
+      resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, sc, stream_free);
+    }
+    if (resp == NULL) {
+      rs->stream_ops->free(rs->stream);
+      free(sc);
+    }
     rs->stream = NULL;
     /* a quiet task must not look like an idle client */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int) 0);
@@ -188,11 +212,68 @@ queue(struct MHD_Connection *c, srv_resp *rs)
     return MHD_NO;
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rs->content_type ? rs->content_type : "application/json");
   MHD_add_response_header(resp, "Cache-Control", "no-store");
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
   if (rs->location)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rs->location);
+  if (rs->set_cookie)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, rs->set_cookie);
+  for (const char *const *h = rs->headers; h && h[0] && h[1]; h += 2)
+    MHD_add_response_header(resp, h[0], h[1]);
   if (rs->status == 401)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"berth\"");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned int) rs->status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+/* Every UI answer: no inline script or style, nothing from elsewhere, never in a frame. */
+#define UI_CSP                                                                                                         \
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; "   \
+  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+static const char *const ui_headers[] = {
+  "Content-Security-Policy",
+  UI_CSP,
+  "X-Content-Type-Options",
+  "nosniff",
+  "X-Frame-Options",
+  "DENY",
+  "Referrer-Policy",
+  "no-referrer",
+  "Cross-Origin-Opener-Policy",
+  "same-origin",
+  "Vary",
+  "Accept-Encoding",
+  NULL,
+};
+
+static enum MHD_Result
+queue_asset(struct MHD_Connection *c, const srv_asset *a)
+{
+  const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+  bool gz = a->gz != NULL && srv_accepts_gzip(ae);
+  const char *etag = gz ? a->gz_etag : a->etag;
+  bool fresh = srv_etag_match(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH), etag);
+  struct MHD_Response *resp = MHD_create_response_from_buffer(fresh ? 0
+                                                              : gz  ? a->gz_len
+                                                                    : a->len,
+                                                              (void *) (fresh ? NULL
+                                                                        : gz  ? a->gz
+                                                                              : a->data),
+                                                              MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  for (const char *const *h = ui_headers; h[0]; h += 2)
+    MHD_add_response_header(resp, h[0], h[1]);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+  /* hashed names never change; index.html is checked every time (a cheap 304), so a new build shows at once */
+  MHD_add_response_header(resp, "Cache-Control", a->immutable ? "public, max-age=31536000, immutable" : "no-cache");
+  if (!fresh) {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
+    if (gz)
+      MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+  }
+  enum MHD_Result ret = MHD_queue_response(c, fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
   MHD_destroy_response(resp);
   return ret;
 }
@@ -251,14 +332,76 @@ bearer(struct MHD_Connection *c)
   return *h ? h : NULL;
 }
 
-static enum MHD_Result
-dispatch(srv_ctx *srv, struct MHD_Connection *c, const char *url, const char *method, conn_state *cs)
+static bool
+is_read(const char *method)
 {
+  return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static int
+fail401(srv_resp *rs, const char *msg)
+{
+  srv_fail_status(rs, 401, BERTH_EDENIED, "%s", msg);
+  return -1;
+}
+
+/* Who is calling: the bearer key, else the key behind the session cookie (then a request that changes anything must
+ * carry the session's CSRF token). 0 with *key; -1 with the answer in rs. */
+static int
+authenticate(srv_ctx *srv, struct MHD_Connection *c, srv_req *r, berth_apikey **key, srv_resp *rs)
+{
+  berth_error *err = NULL;
+  const char *token = bearer(c);
+  char *session_key = NULL;
+  if (token == NULL) {
+    r->session = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, r->tls ? SRV_SESSION_COOKIE_TLS : SRV_SESSION_COOKIE);
+    if (r->session && srv_session_get(srv->sessions, r->session, &session_key, r->csrf, &r->session_expires) < 0)
+      return fail401(rs, "the session has ended: sign in again");
+    token = session_key;
+  }
+  if (token == NULL)
+    return fail401(rs, "an API key is required (Authorization: Bearer KEY)");
+  int rc = berth_apikey_authenticate(r->st, srv->keys, token, key, &err);
+  if (session_key) {
+    explicit_bzero(session_key, strlen(session_key));
+    free(session_key);
+  }
+  if (rc < 0) {
+    if (err->code != BERTH_EDENIED) {
+      srv_fail(rs, err);
+      return -1;
+    }
+    berth_error_free(err);
+    if (r->session) /* the key was revoked: the session ends with it */
+      srv_session_end(srv->sessions, r->session);
+    return fail401(rs, r->session ? "the session's API key is no longer valid" : "invalid API key");
+  }
+  if (r->session && !is_read(r->method)
+      && !srv_csrf_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token"), r->csrf)) {
+    berth_error *denied = NULL;
+    berth_error_set(&denied, BERTH_EDENIED, "a request made with a session cookie needs its X-CSRF-Token header");
+    r->key = *key;
+    srv_audit(r, "request", r->method, NULL, denied);
+    r->key = NULL;
+    srv_fail(rs, denied);
+    return -1;
+  }
+  return 0;
+}
+
+static enum MHD_Result
+dispatch(srv_ctx *srv, bool tls, struct MHD_Connection *c, const char *url, const char *method, conn_state *cs)
+{
+  if (is_read(method)) {
+    const srv_asset *a = srv_ui_find(url, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+    if (a != NULL)
+      return queue_asset(c, a);
+  }
   char segs[SRV_MAX_SEGMENTS][SRV_SEGMENT_MAX + 1];
   int nseg = srv_path_split(url, segs, SRV_MAX_SEGMENTS);
   if (nseg < 0)
     return queue_error(c, 404, BERTH_ENOTFOUND, "no such endpoint");
-  srv_req r = { .srv = srv, .method = method, .conn = c, .conn_fd = -1 };
+  srv_req r = { .srv = srv, .method = method, .conn = c, .conn_fd = -1, .tls = tls };
   bool path_known = false;
   const srv_route *route
       = srv_route_match(routes, sizeof routes / sizeof routes[0], method, segs, (size_t) nseg, r.args, 4, &path_known);
@@ -277,19 +420,8 @@ dispatch(srv_ctx *srv, struct MHD_Connection *c, const char *url, const char *me
       srv_fail(&rs, err);
       goto send;
     }
-    const char *token = bearer(c);
-    if (token == NULL) {
-      srv_fail_status(&rs, 401, BERTH_EDENIED, "an API key is required (Authorization: Bearer KEY)");
+    if (authenticate(srv, c, &r, &key, &rs) < 0)
       goto send;
-    }
-    if (berth_apikey_authenticate(r.st, srv->keys, token, &key, &err) < 0) {
-      if (err->code == BERTH_EDENIED) {
-        berth_error_free(err);
-        srv_fail_status(&rs, 401, BERTH_EDENIED, "invalid API key");
-      } else
-        srv_fail(&rs, err);
-      goto send;
-    }
     r.key = key;
     r.role = srv_role_level(key->role);
     if (r.role < route->min_role) {
@@ -312,16 +444,26 @@ send:;
   enum MHD_Result ret = queue(c, &rs);
   cJSON_Delete(rs.json);
   free(rs.location);
+  free(rs.set_cookie);
   berth_apikey_free(key);
   return ret;
 }
+
+typedef struct listener {
+  srv_ctx *srv;
+  char *spec;
+  char *unix_path; /* removed at exit */
+  int fd;
+  bool tls;
+  struct MHD_Daemon *d;
+} listener;
 
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
           const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
   (void) version;
-  srv_ctx *srv = cls;
+  listener *l = cls;
   conn_state *cs = *con_cls;
   if (cs == NULL) {
     cs = calloc(1, sizeof *cs);
@@ -372,18 +514,10 @@ on_access(void *cls, struct MHD_Connection *c, const char *url, const char *meth
     return queue_error(c, 413, BERTH_EINVAL, "the request body is larger than %u bytes", SRV_BODY_MAX);
   if (cs->oom)
     return queue_error(c, 503, BERTH_EINTERNAL, "out of memory reading the request body");
-  return dispatch(srv, c, url, method, cs);
+  return dispatch(l->srv, l->tls, c, url, method, cs);
 }
 
 /* ---- listeners ---- */
-
-typedef struct listener {
-  char *spec;
-  char *unix_path; /* removed at exit */
-  int fd;
-  bool tls;
-  struct MHD_Daemon *d;
-} listener;
 
 static int
 listen_unix(listener *l, const char *path, berth_error **err)
@@ -492,7 +626,7 @@ read_file(const char *path, berth_error **err)
 }
 
 static int
-start_listener(srv_ctx *srv, listener *l, const char *cert, const char *key, unsigned timeout_s, berth_error **err)
+start_listener(listener *l, const char *cert, const char *key, unsigned timeout_s, berth_error **err)
 {
   unsigned int flags
       = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -508,7 +642,7 @@ start_listener(srv_ctx *srv, listener *l, const char *cert, const char *key, uns
     { l->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *) key },
     { MHD_OPTION_END, 0, NULL },
   };
-  l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+  l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
   if (l->d == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "start the HTTP server on %s", l->spec);
   return 0;
@@ -646,6 +780,8 @@ srv_run(const srv_options *o, berth_error **err)
     rc = berth_store_open(o->home, &st, err);
   if (rc == 0)
     rc = berth_apikey_cache_new(&srv.keys, err);
+  if (rc == 0)
+    rc = srv_sessions_new(&srv.sessions, err);
   if (rc == 0) {
     /* restart recovery, as in local mode: tasks whose supervisor died with a previous server are failed */
     sweep(st);
@@ -659,6 +795,7 @@ srv_run(const srv_options *o, berth_error **err)
     if (spec == NULL && asprintf(&def, "unix:%s/berth.sock", o->home) >= 0)
       spec = def;
     listener *l = &ls[nl++];
+    l->srv = &srv;
     l->fd = -1;
     l->spec = strdup(spec);
     if (strncmp(spec, "unix:", 5) == 0)
@@ -671,7 +808,7 @@ srv_run(const srv_options *o, berth_error **err)
     free(def);
     if (rc == 0)
       rc = start_listener(
-          &srv, l, cert, key,
+          l, cert, key,
           o->client_timeout_ms > 0 ? (unsigned) ((o->client_timeout_ms + 999) / 1000) : SRV_CONN_TIMEOUT_S, err);
     if (rc == 0)
       fprintf(stderr, "berth: listening on %s%s\n", l->spec, l->tls ? " (TLS)" : "");
@@ -715,6 +852,7 @@ srv_run(const srv_options *o, berth_error **err)
   free(ls);
   srv_spawner_free(srv.spawner);
   berth_apikey_cache_free(srv.keys);
+  srv_sessions_free(srv.sessions);
   berth_store_close(st);
   pthread_key_delete(srv.store_key);
   free(srv.home);

@@ -92,6 +92,26 @@ int srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_erro
 int srv_parse_limit(const char *v, int *out, berth_error **err);
 bool srv_truthy(const char *v); /* "1", "true", "yes" */
 
+/* ---- browser sessions (session.c): the web UI's sign-in ---- */
+#define SRV_SESSION_MAX 4096                 /* sessions held at once */
+#define SRV_SESSION_TTL_MS (8 * 3600 * 1000) /* a session (and its cookie) lasts 8 hours */
+#define SRV_SESSION_TOKEN_LEN 43             /* base64url of 32 random bytes: the session id and the CSRF token */
+#define SRV_SESSION_COOKIE "berth_session"
+#define SRV_SESSION_COOKIE_TLS "__Host-berth_session" /* under TLS: Secure, host-only, Path=/ enforced by browsers */
+typedef struct srv_sessions srv_sessions;
+int srv_sessions_new(srv_sessions **out, berth_error **err);
+void srv_sessions_free(srv_sessions *ss); /* wipes the keys; accepts NULL */
+/* Opens a session for an API key already verified: fills the new session id and CSRF token, and its expiry. */
+int srv_session_create(srv_sessions *ss, const char *key, char id[SRV_SESSION_TOKEN_LEN + 1],
+                       char csrf[SRV_SESSION_TOKEN_LEN + 1], int64_t *expires, berth_error **err);
+/* The live session with this id: 0 with *key (a copy the caller wipes and frees), its CSRF token and expiry
+ * (expires may be NULL); -1 when there is none (unknown, ended or expired). */
+int srv_session_get(srv_sessions *ss, const char *id, char **key, char csrf[SRV_SESSION_TOKEN_LEN + 1],
+                    int64_t *expires);
+void srv_session_end(srv_sessions *ss, const char *id);
+/* Constant-time check of a presented X-CSRF-Token against the session's. */
+bool srv_csrf_ok(const char *presented, const char *csrf);
+
 /* ---- the server context ---- */
 typedef struct srv_spawner srv_spawner;
 
@@ -101,6 +121,7 @@ typedef struct srv_ctx {
   berth_apikey_cache *keys;
   pthread_key_t store_key; /* per-thread berth_store*, closed by the key's destructor */
   srv_spawner *spawner;
+  srv_sessions *sessions;
   atomic_bool stopping; /* SIGTERM seen: no new work, followers end */
 } srv_ctx;
 
@@ -119,19 +140,34 @@ typedef struct srv_req {
   size_t body_len;
   void *conn; /* struct MHD_Connection *, for query values */
   int conn_fd;
+  bool tls;                             /* the listener speaks HTTPS */
+  const char *session;                  /* the session id when authenticated by its cookie, else NULL */
+  char csrf[SRV_SESSION_TOKEN_LEN + 1]; /* its CSRF token */
+  int64_t session_expires;
 } srv_req;
 
-typedef struct srv_stream srv_stream;
+/* A streamed (chunked) body: the HTTP layer calls read until it returns <0 (-1 end, -2 error), then free. read
+ * blocks (in the connection's own thread) while there is nothing new. */
+typedef struct srv_stream_ops {
+  ssize_t (*read)(void *stream, char *buf, size_t max);
+  void (*free)(void *stream);
+} srv_stream_ops;
+
 typedef struct srv_resp {
   int status;
-  cJSON *json;              /* the body, owned; NULL with a stream */
-  char *location;           /* optional Location header, owned */
-  srv_stream *stream;       /* a chunked log stream, owned */
-  const char *content_type; /* static; NULL = application/json */
+  cJSON *json;    /* the body, owned; NULL with a stream */
+  char *location; /* optional Location header, owned */
+  void *stream;   /* a streamed body, owned (freed with stream_ops->free) */
+  const srv_stream_ops *stream_ops;
+  const char *content_type;   /* static; NULL = application/json */
+  const char *const *headers; /* static extra headers: name, value, ..., NULL */
+  char *set_cookie;           /* optional Set-Cookie header, owned */
 } srv_resp;
 
 /* Query value by name (NULL when absent). */
 const char *srv_query(srv_req *r, const char *name);
+/* Request header by name (NULL when absent). */
+const char *srv_header(srv_req *r, const char *name);
 /* Fills out with the error body for err (status from the one table) and frees err. Returns 0. */
 int srv_fail(srv_resp *out, berth_error *err);
 /* An error with an explicit HTTP status (for HTTP-level errors: 401, 404 route, 405, 413 ...). Returns 0. */
@@ -140,6 +176,8 @@ int srv_fail_status(srv_resp *out, int status, int code, const char *fmt, ...) _
 int srv_ok(srv_resp *out, int status, cJSON *j);
 /* BERTH_EDENIED when the key may not act on stack. */
 int srv_check_stack(srv_req *r, const char *stack, berth_error **err);
+/* The task r->args[0] names (an id or a unique prefix), when the key may act on its stack. *t is the caller's. */
+int srv_task_get_scoped(srv_req *r, berth_task **t, berth_error **err);
 /* Appends an audit record attributed to the key, outcome "ok" (e NULL), "denied: ..." or "failed: ..." (best
  * effort: a failure to record is logged on stderr, never fatal). */
 void srv_audit(srv_req *r, const char *action, const char *target, const cJSON *args, const berth_error *e);
@@ -177,11 +215,66 @@ int api_oidc_discovery(srv_req *r, srv_resp *out);
 int api_oidc_jwks(srv_req *r, srv_resp *out);
 int api_oidc_rotate(srv_req *r, srv_resp *out);
 
-/* ---- log streams (api_logs.c) ---- */
-/* The content of a stream response: called by the HTTP layer until it returns <0 (-1 end, -2 error). Blocks (in the
- * connection's own thread) while the task is running and has nothing new. */
-ssize_t srv_stream_read(srv_stream *s, char *buf, size_t max);
-void srv_stream_free(srv_stream *s);
+int api_task_events(srv_req *r, srv_resp *out);
+int api_session_create(srv_req *r, srv_resp *out);
+int api_session_get(srv_req *r, srv_resp *out);
+int api_session_delete(srv_req *r, srv_resp *out);
+
+/* ---- following a task's log file (api_logs.c): the log stream and the event stream (api_events.c) ---- */
+typedef struct srv_follow {
+  srv_ctx *srv;
+  char *task_id;
+  char *path;
+  int fd;
+  int conn_fd;
+  int watch;          /* inotify on the log file: a write wakes the follower */
+  int64_t offset;     /* where the first read starts */
+  int64_t last_check; /* when the task was last read from the store */
+  bool saw_end;       /* terminal state seen: one last read, then end */
+  berth_task *task;   /* as of the last check (with history); owned */
+} srv_follow;
+/* Sets f up to follow the log of task t (which f copies) from offset. Returns 0 or BERTH_EINTERNAL. */
+int srv_follow_init(srv_follow *f, srv_req *r, const berth_task *t, int64_t offset, berth_error **err);
+void srv_follow_clear(srv_follow *f);
+/* Reads what is written now: >0 bytes, 0 at the end of what is written (or no file yet), -2 error. */
+ssize_t srv_follow_read(srv_follow *f, char *buf, size_t max);
+/* At the end of what is written: waits (at most ~50 ms) for the log to grow, re-reading the task from the store
+ * every 100 ms (f->task). Returns 1: read again; 0: the task has ended and the file was read to its end after that
+ * (or the server is stopping); -2: the client has gone. */
+int srv_follow_wait(srv_follow *f);
+/* Lowers the calling (connection) thread's priority to SRV_FOLLOWER_NICE: a thread that only watches a task must
+ * never take the CPUs from tasks. */
+#define SRV_FOLLOWER_NICE 10
+void srv_follow_yield(void);
+
+/* ---- task output in events (sse_text.c) ---- */
+/* How many of p[0..n) to send when more bytes follow: n, less a UTF-8 character cut at the end. */
+size_t srv_utf8_cut(const unsigned char *p, size_t n);
+/* Writes p[0..n) as the inside of a JSON string into out: control bytes (ESC included) as \u00XX, `"` and `\`
+ * escaped, bytes that are not UTF-8 as U+FFFD; never a CR or LF. Returns the length, or -1 when cap is too small
+ * (at most 6 * n is needed). */
+ssize_t srv_json_text(char *out, size_t cap, const unsigned char *p, size_t n);
+
+/* ---- the web UI (ui_static.c; the files are embedded at build time by cmake/embed_ui.cmake) ---- */
+typedef struct srv_asset {
+  const char *path; /* "/" for index.html, else "/name.<hash>.ext" */
+  const char *content_type;
+  const unsigned char *data;
+  size_t len;
+  const unsigned char *gz; /* gzip -n -9 of data, NULL when not smaller */
+  size_t gz_len;
+  const char *etag, *gz_etag; /* strong: "<sha-256 prefix>" and "<prefix>-gz" */
+  bool immutable;             /* a content-hashed name: cached for a year */
+} srv_asset;
+extern const srv_asset srv_ui_assets[];
+extern const size_t srv_ui_n_assets;
+/* The asset for a GET/HEAD of url, or NULL (then the request goes to the API). "/" is the UI only for a client that
+ * accepts text/html (a browser); others get the API's identity document there. */
+const srv_asset *srv_ui_find(const char *url, const char *accept);
+/* Does an If-None-Match header value match etag (weak comparison, as RFC 9110 says for If-None-Match)? */
+bool srv_etag_match(const char *if_none_match, const char *etag);
+/* Does an Accept-Encoding header value accept gzip (q > 0)? */
+bool srv_accepts_gzip(const char *accept_encoding);
 
 /* ---- the server (server.c) ---- */
 typedef struct srv_options {

@@ -835,15 +835,16 @@ def test_sigterm(keys):
     SRV = Server("--client-timeout", "2s")
 
 
-def test_tls(keys):
+def tls_server():
+    """A second server speaking HTTPS with a fresh self-signed certificate: (process, port, cert path), or None
+    without openssl."""
     cert, key = os.path.join(TMP, "cert.pem"), os.path.join(TMP, "key.pem")
     if shutil.which("openssl") is None:
-        check("TLS (skipped: no openssl)", True)
-        return
+        return None
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                    capture_output=True, check=True)
-    log = os.path.join(TMP, "tls.err")
+    log = os.path.join(TMP, "tls-%d.err" % time.time_ns())
     p = subprocess.Popen([BERTH, "serve", "--listen", "tcp:127.0.0.1:0", "--tls-cert", cert, "--tls-key", key],
                          env=ENV, stderr=open(log, "wb"))
     port = None
@@ -853,6 +854,15 @@ def test_tls(keys):
             port = int(m.group(1))
             break
         time.sleep(0.05)
+    return p, port, cert
+
+
+def test_tls(keys):
+    tls = tls_server()
+    if tls is None:
+        check("TLS (skipped: no openssl)", True)
+        return
+    p, port, cert = tls
     try:
         rc, out, err = berth("task", "list", "--limit", "1", "--json",
                              env={"BERTH_SERVER": "https://127.0.0.1:%d" % port, "BERTH_API_KEY": keys["rd"],
@@ -864,6 +874,44 @@ def test_tls(keys):
     finally:
         p.terminate()
         p.wait()
+
+
+def check_sanitizer_reports():
+    """A server that crashed or reported a sanitizer error fails the test, with its stderr shown."""
+    for name in sorted(os.listdir(TMP)):
+        if name.startswith(("serve-", "tls-")) and name.endswith(".err"):
+            text = open(os.path.join(TMP, name), errors="replace").read()
+            if "Sanitizer" in text or "runtime error" in text:
+                at = max(0, min(i for i in (text.find("Sanitizer"), text.find("runtime error")) if i >= 0) - 200)
+                check("server log %s is free of sanitizer reports" % name, False, text[at:at + 4000])
+
+
+def run_suite(tests):
+    """For the suites that reuse this set-up (sse_test.py, ui_server_test.py): a store with stacks and keys, one
+    server, each test(keys), the OpenAPI check of every JSON answer; prints the count and exits."""
+    global SRV
+    keys = setup()
+    SRV = Server()
+    try:
+        for t in tests:
+            t(keys)
+        check("every JSON answer matched docs/openapi.yaml (%d problems)" % len(schema_problems), not schema_problems,
+              schema_problems[:5])
+    finally:
+        SRV.proc.terminate()
+        try:
+            SRV.proc.wait(timeout=70)
+        except subprocess.TimeoutExpired:
+            SRV.proc.kill()
+        for n in range(1, 5):
+            ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=berth.stack=" + S(n)],
+                                 capture_output=True).stdout.decode().split()
+            if ids:
+                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        check_sanitizer_reports()
+        shutil.rmtree(TMP, ignore_errors=True)
+    print("%d passed, %d failed" % (passes, fails))
+    sys.exit(1 if fails else 0)
 
 
 def main():
@@ -905,13 +953,7 @@ def main():
             if ids:
                 subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
         del left
-        # a server that crashed or reported a sanitizer error fails the test, with its stderr shown
-        for name in sorted(os.listdir(TMP)):
-            if name.startswith("serve-") and name.endswith(".err"):
-                text = open(os.path.join(TMP, name), errors="replace").read()
-                if "Sanitizer" in text or "runtime error" in text:
-                    at = max(0, min(i for i in (text.find("Sanitizer"), text.find("runtime error")) if i >= 0) - 200)
-                    check("server log %s is free of sanitizer reports" % name, False, text[at:at + 4000])
+        check_sanitizer_reports()
         shutil.rmtree(TMP, ignore_errors=True)
     print("%d passed, %d failed" % (passes, fails))
     sys.exit(1 if fails else 0)
