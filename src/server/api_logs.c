@@ -16,12 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/task_queue.h"
 #include "berth/parse.h"
 #include "berth/task_log.h"
 #include "server.h"
 
 #define POLL_MS 50
 #define STATE_CHECK_MS 100
+#define LIVENESS_CHECKS 10 /* about once a second */
 
 typedef struct log_stream {
   srv_follow f;
@@ -109,6 +111,13 @@ task_terminal(srv_follow *f)
   }
   berth_task_free(f->task);
   f->task = t;
+  if (!berth_task_state_is_terminal(t->state) && ++f->checks % LIVENESS_CHECKS == 0) {
+    /* a supervisor that died leaves its task to whoever looks: fail it now rather than follow it forever */
+    if (berth_queue_fail_if_orphan(st, NULL, t, &err) != 0) {
+      berth_error_free(err);
+      return true;
+    }
+  }
   return berth_task_state_is_terminal(t->state);
 }
 

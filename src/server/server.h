@@ -230,6 +230,7 @@ typedef struct srv_follow {
   int watch;          /* inotify on the log file: a write wakes the follower */
   int64_t offset;     /* where the first read starts */
   int64_t last_check; /* when the task was last read from the store */
+  int checks;         /* how many times: every LIVENESS_CHECKS-th also checks that its supervisor lives */
   bool saw_end;       /* terminal state seen: one last read, then end */
   berth_task *task;   /* as of the last check (with history); owned */
 } srv_follow;

@@ -31,6 +31,30 @@ check "  ...after printing what the task printed" grep -q started "$T_TMP/dead.o
 check "  ...and the task is FAILED: executor interrupted" \
   test "$(task_field "$id" state) $(task_field "$id" reason)" = "FAILED executor interrupted"
 
+# ...and over HTTP: the server's follower notices it too
+PORT=$((22000 + $$ % 20000))
+key=$("$BERTH" key create faults-it --role writer 2>/dev/null | tail -n 1)
+"$BERTH" serve --listen "tcp:127.0.0.1:$PORT" >"$T_TMP/serve.log" 2>&1 &
+SRV=$!
+for _ in $(seq 1 50); do curl -s "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+hid=$(BERTH_SERVER=http://127.0.0.1:$PORT BERTH_API_KEY=$key "$BERTH" task run "$S" --detach -- 'echo started; sleep 60' 2>/dev/null)
+for _ in $(seq 1 100); do
+  [ "$(task_field "$hid" state)" = PERFORMING ] && break
+  sleep 0.1
+done
+BERTH_SERVER=http://127.0.0.1:$PORT BERTH_API_KEY=$key "$BERTH" task logs "$hid" --follow >"$T_TMP/hdead.out" 2>&1 </dev/null &
+follower=$!
+sleep 0.5
+kill -9 "$(task_field "$hid" supervisor_pid)" 2>/dev/null
+start=$(date +%s%N)
+timeout 30 tail --pid="$follower" -f /dev/null
+took=$((($(date +%s%N) - start) / 1000000))
+check "an HTTP follower of a task whose supervisor was killed returns within 5 s (${took} ms)" test "$took" -le 5000
+check "  ...and the task is FAILED: executor interrupted" \
+  test "$(task_field "$hid" state) $(task_field "$hid" reason)" = "FAILED executor interrupted"
+kill "$SRV" 2>/dev/null
+wait "$SRV" 2>/dev/null
+
 # ---- why a command was killed, with certainty ----
 K=$(stack_name kills)
 "$BERTH" stack create "$K" --image berth/busybox:latest --memory 32m >/dev/null
