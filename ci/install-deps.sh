@@ -8,6 +8,7 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libcurl4-openssl-dev libcjson-dev libarchive-dev libpcre2-dev libsqlite3-dev
   libvectorscan-dev libcmocka-dev libmicrohttpd-dev libsodium-dev libssl-dev python3-jwt libpq-dev sqlite3 postgresql
+  prometheus
   docker.io mmdebstrap busybox-static
   zsh fish groff-base man-db
   curl jq python3 perl procps iproute2 hyperfine time

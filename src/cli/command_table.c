@@ -94,6 +94,7 @@ static const cli_flag serve_flags[] = {
   { "--client-timeout", "DUR", "close connections idle this long (default 30s)" },
   { "--store", "URL", "the PostgreSQL store (as BERTH_STORE, which it overrides)" },
   { "--public-url", "URL", "the issuer of tasks' OIDC tokens, published at /.well-known/" },
+  { "--metrics-listen", "ADDR", "an address serving only GET /metrics, without a key" },
   { NULL, NULL, NULL },
 };
 
@@ -169,7 +170,7 @@ static const cli_subcommand subcommands[] = {
   { "serve",
     NULL,
     "[--listen ADDR]... [--tls-cert FILE --tls-key FILE] [--grace DUR] [--client-timeout DUR] [--store URL]"
-    " [--public-url URL]",
+    " [--public-url URL] [--metrics-listen ADDR]",
     "serve the HTTP API",
     { serve_flags } },
 

@@ -10,7 +10,7 @@
 
 static const char serve_usage[]
     = "usage: berth serve [--listen unix:PATH|tcp:HOST:PORT]... [--tls-cert FILE --tls-key FILE] [--grace DUR]\n"
-      "                   [--client-timeout DUR] [--store URL] [--public-url URL]\n\n"
+      "                   [--client-timeout DUR] [--store URL] [--public-url URL] [--metrics-listen ADDR]\n\n"
       "Serves the HTTP API (docs/http-api.md) on each --listen address (default unix:$BERTH_HOME/berth.sock).\n"
       "Callers authenticate with API keys (berth key create). tcp:HOST:0 picks a free port (printed on stderr).\n"
       "With --tls-cert/--tls-key (PEM), TCP listeners speak HTTPS.\n"
@@ -20,7 +20,9 @@ static const char serve_usage[]
       "--store URL: the PostgreSQL store (as BERTH_STORE, which it overrides, for the server and its tasks); put a\n"
       "password in PGPASSFILE rather than in the URL, which other users can read in the process list.\n"
       "--public-url URL: the address clouds reach this server at; the issuer of tasks' OIDC tokens, published\n"
-      "unauthenticated at /.well-known/openid-configuration and /.well-known/jwks.json (docs/credentials.md).\n";
+      "unauthenticated at /.well-known/openid-configuration and /.well-known/jwks.json (docs/credentials.md).\n"
+      "--metrics-listen ADDR: one more address serving only GET /metrics, without a key (docs/metrics.md);\n"
+      "GET /metrics is also on every --listen address for reader keys.\n";
 
 /* One `berth: ` line on stderr, and the exit status of err's code. Frees err. */
 static int
@@ -42,6 +44,7 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
                                         { "client-timeout", required_argument, NULL, 't' },
                                         { "store", required_argument, NULL, 's' },
                                         { "public-url", required_argument, NULL, 'p' },
+                                        { "metrics-listen", required_argument, NULL, 'm' },
                                         { "help", no_argument, NULL, 'h' },
                                         { 0 } };
   const char *listen[16];
@@ -73,6 +76,9 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
     case 's': /* the environment carries it to every store the server and its supervisors open */
       if (setenv("BERTH_STORE", optarg, 1) < 0)
         return fail((berth_error_set(&err, BERTH_EINTERNAL, "serve: out of memory"), err));
+      break;
+    case 'm':
+      o.metrics_listen = optarg;
       break;
     case 'p': /* the issuer of tasks' OIDC tokens: the supervisors inherit it */
       if (strncmp(optarg, "https://", 8) != 0 && strncmp(optarg, "http://", 7) != 0)

@@ -61,6 +61,7 @@ static const srv_route routes[] = {
   { "GET", ".well-known/openid-configuration", SRV_ROLE_NONE, api_oidc_discovery }, /* a cloud reads these */
   { "GET", ".well-known/jwks.json", SRV_ROLE_NONE, api_oidc_jwks },
   { "POST", "v1/oidc/rotate", SRV_ROLE_ADMIN, api_oidc_rotate },
+  { "GET", "metrics", SRV_ROLE_READER, api_metrics }, /* also without a key on --metrics-listen */
 };
 
 
@@ -196,6 +197,10 @@ queue(struct MHD_Connection *c, srv_resp *rs)
     rs->stream = NULL;
     /* a quiet task must not look like an idle client */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int) 0);
+  } else if (rs->text != NULL) {
+    resp = MHD_create_response_from_buffer(strlen(rs->text), rs->text, MHD_RESPMEM_MUST_FREE);
+    if (resp != NULL)
+      rs->text = NULL;
   } else {
     char *text = rs->json ? cJSON_PrintUnformatted(rs->json) : NULL;
     size_t len = text ? strlen(text) : 0;
@@ -440,10 +445,13 @@ dispatch(srv_ctx *srv, bool tls, struct MHD_Connection *c, const char *url, cons
   r.body = cs->body.data;
   r.body_len = cs->body.len;
   route->fn(&r, &rs);
+  if (rs.status >= 500)
+    atomic_fetch_add(&srv->internal_errors, 1);
 send:;
   enum MHD_Result ret = queue(c, &rs);
   cJSON_Delete(rs.json);
   free(rs.location);
+  free(rs.text);
   free(rs.set_cookie);
   berth_apikey_free(key);
   return ret;
@@ -455,8 +463,26 @@ typedef struct listener {
   char *unix_path; /* removed at exit */
   int fd;
   bool tls;
+  bool metrics_only; /* --metrics-listen: GET /metrics without a key, nothing else */
   struct MHD_Daemon *d;
 } listener;
+
+/* A --metrics-listen address: the scrape endpoint alone, for a Prometheus that holds no API key. */
+static enum MHD_Result
+metrics_only(srv_ctx *srv, struct MHD_Connection *c, const char *url, const char *method)
+{
+  if (strcmp(url, "/metrics") != 0)
+    return queue_error(c, 404, BERTH_ENOTFOUND, "this address serves GET /metrics only");
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    return queue_error(c, 405, BERTH_EINVAL, "GET /metrics only");
+  srv_req r = { .srv = srv, .conn_fd = -1 };
+  srv_resp rs = { 0 };
+  api_metrics(&r, &rs);
+  enum MHD_Result ret = queue(c, &rs);
+  cJSON_Delete(rs.json);
+  free(rs.text);
+  return ret;
+}
 
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
@@ -514,6 +540,8 @@ on_access(void *cls, struct MHD_Connection *c, const char *url, const char *meth
     return queue_error(c, 413, BERTH_EINVAL, "the request body is larger than %u bytes", SRV_BODY_MAX);
   if (cs->oom)
     return queue_error(c, 503, BERTH_EINTERNAL, "out of memory reading the request body");
+  if (l->metrics_only)
+    return metrics_only(l->srv, c, url, method);
   return dispatch(l->srv, l->tls, c, url, method, cs);
 }
 
@@ -787,16 +815,18 @@ srv_run(const srv_options *o, berth_error **err)
     sweep(st);
     rc = srv_spawner_start(o->home, &srv.spawner, err);
   }
-  size_t want = o->n_listen ? o->n_listen : 1;
+  size_t want = (o->n_listen ? o->n_listen : 1) + (o->metrics_listen ? 1 : 0);
   ls = calloc(want, sizeof *ls);
   for (size_t i = 0; rc == 0 && i < want; i++) {
     char *def = NULL;
-    const char *spec = o->n_listen ? o->listen[i] : NULL;
+    bool metrics = o->metrics_listen != NULL && i == want - 1;
+    const char *spec = metrics ? o->metrics_listen : o->n_listen ? o->listen[i] : NULL;
     if (spec == NULL && asprintf(&def, "unix:%s/berth.sock", o->home) >= 0)
       spec = def;
     listener *l = &ls[nl++];
     l->srv = &srv;
     l->fd = -1;
+    l->metrics_only = metrics;
     l->spec = strdup(spec);
     if (strncmp(spec, "unix:", 5) == 0)
       rc = listen_unix(l, spec + 5, err);
@@ -811,7 +841,8 @@ srv_run(const srv_options *o, berth_error **err)
           l, cert, key,
           o->client_timeout_ms > 0 ? (unsigned) ((o->client_timeout_ms + 999) / 1000) : SRV_CONN_TIMEOUT_S, err);
     if (rc == 0)
-      fprintf(stderr, "berth: listening on %s%s\n", l->spec, l->tls ? " (TLS)" : "");
+      fprintf(stderr, "berth: listening on %s%s%s\n", l->spec, l->tls ? " (TLS)" : "",
+              l->metrics_only ? " (GET /metrics only, no key)" : "");
   }
   if (rc == 0) {
     struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };

@@ -123,6 +123,7 @@ typedef struct srv_ctx {
   srv_spawner *spawner;
   srv_sessions *sessions;
   atomic_bool stopping; /* SIGTERM seen: no new work, followers end */
+  atomic_ulong internal_errors; /* requests answered 5xx: the store or the disk failed (a metric) */
 } srv_ctx;
 
 /* The calling thread's store handle (opened on first use). NULL with *err on failure. */
@@ -162,6 +163,7 @@ typedef struct srv_resp {
   const char *content_type;   /* static; NULL = application/json */
   const char *const *headers; /* static extra headers: name, value, ..., NULL */
   char *set_cookie;           /* optional Set-Cookie header, owned */
+  char *text;                 /* a text body instead of json (metrics), owned */
 } srv_resp;
 
 /* Query value by name (NULL when absent). */
@@ -214,6 +216,7 @@ int api_key_revoke(srv_req *r, srv_resp *out);
 int api_oidc_discovery(srv_req *r, srv_resp *out);
 int api_oidc_jwks(srv_req *r, srv_resp *out);
 int api_oidc_rotate(srv_req *r, srv_resp *out);
+int api_metrics(srv_req *r, srv_resp *out);
 
 int api_task_events(srv_req *r, srv_resp *out);
 int api_session_create(srv_req *r, srv_resp *out);
@@ -281,6 +284,7 @@ bool srv_accepts_gzip(const char *accept_encoding);
 typedef struct srv_options {
   const char *home;
   const char *const *listen; /* specs; none = unix:$BERTH_HOME/berth.sock */
+  const char *metrics_listen; /* an extra tcp:/unix: address serving only GET /metrics, without a key; NULL = none */
   size_t n_listen;
   const char *tls_cert, *tls_key; /* PEM files; both or neither */
   int64_t grace_ms;               /* SIGTERM: how long PERFORMING tasks may take to finish */

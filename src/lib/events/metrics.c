@@ -1,0 +1,88 @@
+/* The Prometheus text exposition of a store's metrics (include/berth/metrics.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "berth/metrics.h"
+
+static const char *const states[]
+    = { "QUEUED", "PREPARING", "INITIALIZING", "PERFORMING", "FINISHED", "FAILED", "CANCELED", "STOPPED" };
+
+/* A label value: backslash, double quote and newline escaped. */
+static void
+label(berth_buf *b, const char *v)
+{
+  for (; v != NULL && *v; v++) {
+    if (*v == '\\' || *v == '"')
+      berth_buf_printf(b, "\\%c", *v);
+    else if (*v == '\n')
+      berth_buf_append(b, "\\n", 2);
+    else
+      berth_buf_append(b, v, 1);
+  }
+}
+
+static void
+head(berth_buf *b, const char *name, const char *type, const char *help)
+{
+  berth_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+histogram(berth_buf *b, const char *name, const char *help, const berth_histogram *h)
+{
+  head(b, name, "histogram", help);
+  for (int i = 0; i < BERTH_STATS_BUCKETS; i++)
+    berth_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, berth_stats_bucket_le[i], (unsigned long long) h->le[i]);
+  berth_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.3f\n%s_count %llu\n", name,
+                   (unsigned long long) h->count, name, h->sum, name, (unsigned long long) h->count);
+}
+
+int
+berth_metrics_render(berth_store *st, const berth_metrics_process *p, berth_buf *b, berth_error **err)
+{
+  berth_task_stats ts;
+  int rc = berth_store_task_stats(st, &ts, err);
+  if (rc < 0)
+    return rc;
+  head(b, "berth_build_info", "gauge", "The berth build answering (always 1).");
+  berth_buf_append(b, "berth_build_info{version=\"", 26);
+  label(b, p->version);
+  berth_buf_append(b, "\",commit=\"", 10);
+  label(b, p->commit);
+  berth_buf_append(b, "\"} 1\n", 5);
+
+  head(b, "berth_tasks", "gauge", "Tasks in the store by state.");
+  for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+    int64_t n = 0;
+    for (size_t k = 0; k < ts.n_states; k++)
+      if (strcmp(ts.by_state[k].label, states[i]) == 0)
+        n = ts.by_state[k].n;
+    berth_buf_printf(b, "berth_tasks{state=\"%s\"} %lld\n", states[i], (long long) n);
+  }
+
+  head(b, "berth_queue_depth", "gauge", "Queued tasks per stack (stacks with none are left out).");
+  for (size_t k = 0; k < ts.n_stacks; k++) {
+    berth_buf_append(b, "berth_queue_depth{stack=\"", 25);
+    label(b, ts.queued_by_stack[k].label);
+    berth_buf_printf(b, "\"} %lld\n", (long long) ts.queued_by_stack[k].n);
+  }
+
+  head(b, "berth_tasks_running", "gauge", "Tasks preparing, initializing or performing, by host and pool.");
+  berth_buf_append(b, "berth_tasks_running{host=\"", 26);
+  label(b, p->host);
+  berth_buf_printf(b, "\",pool=\"default\"} %lld\n", (long long) ts.running);
+
+  head(b, "berth_hosts", "gauge", "Hosts executing tasks, by state (one host: this one).");
+  berth_buf_append(b, "berth_hosts{state=\"alive\"} 1\n", 29);
+
+  histogram(b, "berth_task_wait_seconds", "Time from submission to the start of preparation.", &ts.wait);
+  histogram(b, "berth_task_duration_seconds", "Time from the start of preparation to the end, of ended tasks.",
+            &ts.duration);
+
+  head(b, "berth_store_errors_total", "counter", "Requests this process answered with a store error.");
+  berth_buf_printf(b, "berth_store_errors_total %llu\n", (unsigned long long) p->store_errors);
+  berth_task_stats_clear(&ts);
+  if (b->data == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "render the metrics: out of memory");
+  return 0;
+}

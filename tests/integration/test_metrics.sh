@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# GET /metrics through a real server and real tasks: Prometheus's own checker (promtool, from Debian's prometheus
+# package) accepts the exposition, its numbers move as tasks run and queue, it needs a reader key on the API
+# listeners and none on --metrics-listen, and no label carries a task id.
+. "$(dirname "$0")/lib.sh"
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "skip - promtool not installed (ci/install-deps.sh installs the prometheus package)"
+  finish
+  exit $?
+fi
+S=$(stack_name met)
+"$BERTH" stack create "$S" --image berth/busybox:latest >/dev/null
+PORT=$((23000 + $$ % 20000))
+MPORT=$((PORT + 1))
+reader=$("$BERTH" key create met-reader --role reader 2>/dev/null | tail -n 1)
+"$BERTH" serve --listen "tcp:127.0.0.1:$PORT" --metrics-listen "tcp:127.0.0.1:$MPORT" >"$T_TMP/serve.log" 2>&1 &
+SRV=$!
+trap 'kill $SRV 2>/dev/null; wait $SRV 2>/dev/null; t_cleanup' EXIT
+for _ in $(seq 1 50); do curl -s "http://127.0.0.1:$MPORT/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
+scrape() { curl -s "http://127.0.0.1:$MPORT/metrics"; }
+value() { # value FILE SERIES: the sample of that exact series
+  awk -v s="$2" '$1 == s { print $2; exit }' "$1"; }
+
+scrape >"$T_TMP/m0"
+check "promtool check metrics accepts the exposition" sh -c "promtool check metrics <'$T_TMP/m0'"
+check "the content type is the text format 0.0.4" sh -c \
+  "curl -s -o /dev/null -w '%{content_type}' http://127.0.0.1:$MPORT/metrics | grep -q 'text/plain; version=0.0.4'"
+check "build info names the version" grep -q '^berth_build_info{version="' "$T_TMP/m0"
+check "on an API listener, /metrics needs a key (401)" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")" = 401
+check "  ...a reader key is enough" test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $reader" \
+  "http://127.0.0.1:$PORT/metrics")" = 200
+check "the metrics address serves nothing else (404)" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/v1/stacks")" = 404
+
+f0=$(value "$T_TMP/m0" 'berth_tasks{state="FINISHED"}')
+run "$T_TMP/o" "$T_TMP/e" "$S" -- true >/dev/null
+scrape >"$T_TMP/m1"
+check "a finished task moves berth_tasks{state=\"FINISHED\"} (${f0:-?} -> $(value "$T_TMP/m1" 'berth_tasks{state="FINISHED"}'))" \
+  test "$(value "$T_TMP/m1" 'berth_tasks{state="FINISHED"}')" -eq $((f0 + 1))
+check "  ...and the duration histogram counts it" \
+  test "$(value "$T_TMP/m1" berth_task_duration_seconds_count)" -gt "$(value "$T_TMP/m0" berth_task_duration_seconds_count)"
+
+# one running, two queued behind it on the same stack
+first=$("$BERTH" task run "$S" --detach -- 'sleep 4' 2>/dev/null)
+"$BERTH" task run "$S" --detach -- true >/dev/null 2>&1
+"$BERTH" task run "$S" --detach -- true >/dev/null 2>&1
+for _ in $(seq 1 50); do [ "$(task_field "$first" state)" = PERFORMING ] && break; sleep 0.1; done
+scrape >"$T_TMP/m2"
+check "while one runs: berth_tasks_running is 1" sh -c "grep -q '^berth_tasks_running{host=\"[^\"]*\",pool=\"default\"} 1$' '$T_TMP/m2'"
+check "  ...and the stack's queue depth is 2" test "$(value "$T_TMP/m2" "berth_queue_depth{stack=\"$S\"}")" = 2
+check "  ...promtool still accepts it" sh -c "promtool check metrics <'$T_TMP/m2'"
+check "no label carries a task id" sh -c "! grep -q '$first' '$T_TMP/m2'"
+"$BERTH" task logs "$first" --follow >/dev/null 2>&1
+finish
