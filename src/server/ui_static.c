@@ -11,7 +11,9 @@ srv_ui_find(const char *url, const char *accept)
 {
   if (url == NULL || strncmp(url, "/v1", 3) == 0)
     return NULL;
-  if (strcmp(url, "/") == 0 && (accept == NULL || strstr(accept, "text/html") == NULL))
+  /* / is the web UI; an API client that asks for JSON there gets the identity document (always at /v1) */
+  if (strcmp(url, "/") == 0 && accept != NULL && strstr(accept, "application/json") != NULL
+      && strstr(accept, "text/html") == NULL)
     return NULL;
   for (size_t i = 0; i < srv_ui_n_assets; i++)
     if (strcmp(srv_ui_assets[i].path, url) == 0)

@@ -443,7 +443,7 @@ def test_bad_requests(keys):
     resp = raw_exchange(b"GET /" + b"a" * 200000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     check("a 200 KB request line -> 4xx", status_of(resp) is not None and 400 <= status_of(resp) < 500, resp[:100])
     resp = raw_exchange(b"BLAH\r\n\r\n")
-    st, _, _, _ = req("GET", "/")
+    st, _, _, _ = req("GET", "/v1")
     check("a garbage request line -> 4xx or closed, and the server goes on",
           (resp == b"" or 400 <= (status_of(resp) or 0) < 500) and st == 200, resp[:100])
     st, j, _, _ = req("GET", "/v1/nothing-here", adm, validate=False)
@@ -920,8 +920,10 @@ def main():
     test_keys(keys)
     SRV = Server("--client-timeout", "2s")
     try:
-        st, j, _, _ = req("GET", "/")
-        check("GET / answers without a key", st == 200 and j["name"] == "berth", j)
+        st, j, _, _ = req("GET", "/v1")
+        check("GET /v1 answers without a key", st == 200 and j["name"] == "berth", j)
+        st, j, _, _ = req("GET", "/", headers={"Accept": "application/json"})
+        check("GET / asking for JSON answers the same", st == 200 and j["name"] == "berth", j)
         role_matrix(keys, "unix")
         role_matrix(keys, "tcp")
         test_scope_and_secrets(keys)

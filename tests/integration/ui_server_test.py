@@ -40,9 +40,12 @@ def test_static():
     T.check("index.html is revalidated every time", r.getheader("Cache-Control") == "no-cache")
     T.check("the page has no inline script", not re.search(rb"<script(?![^>]*\bsrc=)", body)
             and b" on" not in body.lower().replace(b" one", b""), body[:300])
-    r2, body2 = get("/")
-    T.check("GET / from an API client is still the identity document", r2.status == 200
+    r2, body2 = get("/", {"Accept": "application/json"})
+    T.check("GET / asking for JSON is the identity document", r2.status == 200
             and json.loads(body2)["name"] == "berth")
+    r3, body3 = get("/")
+    T.check("GET / without preferences (curl) is the UI's page", r3.status == 200
+            and r3.getheader("Content-Type", "").startswith("text/html"), r3.getheader("Content-Type"))
     assets = re.findall(rb'(?:src|href)="(/[^"]+)"', body)
     T.check("scripts and styles have content-hashed names", len(assets) >= 2
             and all(re.match(rb"/[a-z]+\.[0-9a-f]{12}\.(js|css|svg)$", a) for a in assets), assets)

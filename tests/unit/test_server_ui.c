@@ -25,8 +25,9 @@ test_find(void **state)
 {
   (void) state;
   assert_ptr_equal(srv_ui_find("/", "text/html,application/xhtml+xml;q=0.9"), &srv_ui_assets[0]);
-  assert_null(srv_ui_find("/", "*/*")); /* curl, probes: the API's identity document */
-  assert_null(srv_ui_find("/", NULL));
+  assert_ptr_equal(srv_ui_find("/", "*/*"), &srv_ui_assets[0]); /* curl, a browser without preferences: the UI */
+  assert_ptr_equal(srv_ui_find("/", NULL), &srv_ui_assets[0]);
+  assert_null(srv_ui_find("/", "application/json")); /* an API client asking for JSON: the identity document */
   assert_ptr_equal(srv_ui_find("/app.0123456789ab.js", NULL), &srv_ui_assets[1]);
   assert_null(srv_ui_find("/app.js", NULL)); /* only hashed names */
   assert_null(srv_ui_find("/v1", "text/html"));
