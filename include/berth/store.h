@@ -1,7 +1,8 @@
 /* The store: stacks, tasks and their transitions, stack state versions (and, through their own modules, governance
  * records and API keys). The engine is SQLite in BERTH_HOME/berth.db, or PostgreSQL when BERTH_STORE holds a
  * postgresql:// URL or libpq key=value settings; which engine, and how it is reached, stays behind this header (no
- * engine type is part of the API). BERTH_HOME holds the secret key, logs and state versions with either engine.
+ * engine type is part of the API). On SQLite BERTH_HOME holds the secret key, logs and state versions; on PostgreSQL
+ * they are records of the store too, so any host that reaches the database can run and follow tasks.
  *
  * Each process opens its own handle (berth_store_open); many processes share one store concurrently. Read-modify-
  * write operations run in write transactions, so they serialize across processes (busy timeout ~10 s). Every
@@ -154,7 +155,7 @@ int berth_store_stack_unlock(berth_store *st, const char *name, const char *acto
 struct cJSON *berth_stack_to_json(const berth_stack *s);
 
 /* Secret values are NEVER stored in clear: they are encrypted at rest with libsodium crypto_secretbox using a random
- * key in BERTH_HOME/secret.key (mode 0600, created on first use). */
+ * key created on first use: BERTH_HOME/secret.key (mode 0600) on SQLite, the store's settings on PostgreSQL. */
 
 typedef struct berth_transition {
   char *state;

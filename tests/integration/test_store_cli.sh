@@ -10,6 +10,7 @@ trap 'rm -rf "$TMP"' EXIT
 unset BERTH_SERVER XDG_DATA_HOME
 pass=0
 fail=0
+LATEST=3 # the newest schema version (src/lib/store/schema.c)
 
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
@@ -37,20 +38,20 @@ print(v)" "$1"
 # --- a new store ------------------------------------------------------------------------------------------
 export BERTH_HOME=$TMP/new
 expect "migrate creates a store" 0 store migrate
-same "migrate says it created it" "$out" "store $BERTH_HOME/berth.db created at schema version 2"
+same "migrate says it created it" "$out" "store $BERTH_HOME/berth.db created at schema version $LATEST"
 expect "migrate again" 0 store migrate
-same "already up to date" "$out" "store $BERTH_HOME/berth.db is at schema version 2 (up to date)"
+same "already up to date" "$out" "store $BERTH_HOME/berth.db is at schema version $LATEST (up to date)"
 expect "stack create" 0 stack create web --image berth/busybox:latest
 expect "info --json" 0 store info --json
 same "engine" "$(json engine)" "sqlite"
 same "location" "$(json location)" "$BERTH_HOME/berth.db"
-same "schema version" "$(json schema_version)" "2"
+same "schema version" "$(json schema_version)" "$LATEST"
 same "stacks counted" "$(json counts.stacks)" "1"
 same "audit record of the create counted" "$(json counts.audit_records)" "1"
 same "no tasks" "$(json counts.tasks)" "0"
 if [ "$(json size_bytes)" -gt 0 ]; then ok "size is positive"; else not_ok "size is positive: $(json size_bytes)"; fi
 expect "info" 0 store info
-has_line "info text: schema" "$out" 'schema version:  2 (this berth knows up to 2)'
+has_line "info text: schema" "$out" "schema version:  $LATEST (this berth knows up to $LATEST)"
 has_line "info text: stacks" "$out" 'stacks:          1'
 
 # --- a store made by berth 0.1.0 ----------------------------------------------------------------------------
@@ -60,8 +61,8 @@ sqlite3 "$BERTH_HOME/berth.db" <"$SRC/tests/data/store/schema-v1.sql"
 install -m 600 "$SRC/tests/data/store/secret.key" "$BERTH_HOME/secret.key"
 expect "migrate the old store" 0 store migrate --json
 same "from 1" "$(json from)" "1"
-same "to 2" "$(json to)" "2"
-same "an older berth would refuse it now" "$(sqlite3 "$BERTH_HOME/berth.db" 'PRAGMA user_version')" "2"
+same "to the newest" "$(json to)" "$LATEST"
+same "an older berth would refuse it now" "$(sqlite3 "$BERTH_HOME/berth.db" 'PRAGMA user_version')" "$LATEST"
 expect "info on the migrated store" 0 store info --json
 same "its stacks" "$(json counts.stacks)" "2"
 same "its tasks" "$(json counts.tasks)" "2"
@@ -75,7 +76,7 @@ same "with its exit code" "$(json exit_code)" "3"
 sqlite3 "$BERTH_HOME/berth.db" "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)"
 expect "a newer store is refused" 125 store info
 same "in one line naming both versions" "$err" \
-  "berth: store $BERTH_HOME/berth.db has schema version 7, newer than this berth knows (2); use a newer berth"
+  "berth: store $BERTH_HOME/berth.db has schema version 7, newer than this berth knows ($LATEST); use a newer berth"
 expect "by every command" 125 stack list
 expect "migrate refuses it too" 125 store migrate
 same "left as it was" "$(sqlite3 "$BERTH_HOME/berth.db" 'SELECT max(version) FROM schema_version')" "7"
@@ -103,7 +104,7 @@ p=u.urlsplit(sys.argv[1]); print(p.scheme + "://" + p.netloc + "/" + sys.argv[2]
   "postgresql://"*"/$db?"*) ok "pg: location is a URL naming the database ($loc)" ;;
   *) not_ok "pg: location is a URL naming the database: $loc" ;;
   esac
-  same "pg: migrate said it created it" "$migrated" "store $loc created at schema version 2"
+  same "pg: migrate said it created it" "$migrated" "store $loc created at schema version $LATEST"
   same "pg: stacks" "$(json counts.stacks)" "1"
   same "pg: audit records" "$(json counts.audit_records)" "1"
   if ! grep -rqF pg-secret-value "$BERTH_HOME" && ! pg_dump "$conninfo" | grep -qF pg-secret-value; then

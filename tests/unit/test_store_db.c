@@ -587,13 +587,18 @@ test_copy_to_postgresql(void **state)
   berth_error *err = NULL;
   if (berth_store_copy(from, target, &report, &err) < 0)
     fail_msg("copy: %s", err->msg);
-  assert_int_equal(report.n, 10);
+  assert_int_equal(report.n, 11);
   assert_string_equal(report.tables[7].table, "audit_log");
+  assert_string_equal(report.tables[10].table, "settings");
   assert_int_equal(report.tables[7].rows, 21);
   assert_int_equal(berth_store_copy(from, target, &report, &err), BERTH_EBUSY);
   assert_non_null(strstr(err->msg, "is not empty"));
   berth_error_clear(&err);
 
+  /* the key went along into the store's settings: the copy unseals without BERTH_HOME/secret.key */
+  char key[512];
+  snprintf(key, sizeof key, "%s/secret.key", (const char *) *state);
+  assert_int_equal(unlink(key), 0);
   setenv("BERTH_STORE", target, 1);
   berth_store *to = open_ok(*state);
   const char *names[] = { "meta",        "stacks",        "tasks",     "task_transitions", "state_versions",
@@ -618,6 +623,43 @@ test_copy_to_postgresql(void **state)
   berth_store_close(to);
   berth_store_close(from);
   free(target);
+}
+
+/* The secret key lives in the store's settings: a second host (another BERTH_HOME) unseals what the first sealed,
+ * and no secret.key file is written on either. */
+static void
+test_secret_key_in_settings(void **state)
+{
+  berth_store *a = open_ok(*state);
+  berth_error *err = NULL;
+  berth_stack *s = berth_stack_new();
+  s->name = strdup("sealed");
+  s->image = strdup("berth/busybox:latest");
+  assert_int_equal(berth_kv_set(&s->secret_env, &s->n_secret_env, "TOKEN", "shared-secret"), 0);
+  if (berth_store_stack_create(a, s, &err) != 0)
+    fail_msg("create: %s", err->msg);
+  berth_stack_free(s);
+  char *other = make_home("berth-test-store-db-host2");
+  berth_store *b = open_ok(other);
+  berth_stack *got = NULL;
+  if (berth_store_stack_get(b, "sealed", &got, &err) != 0)
+    fail_msg("get on the second host: %s", err->msg);
+  assert_string_equal(berth_kv_get(got->secret_env, got->n_secret_env, "TOKEN"), "shared-secret");
+  berth_stack_free(got);
+  db_stmt *q = NULL;
+  assert_int_equal(db_prepare(store_db(a), "SELECT count(*) FROM settings WHERE key = 'secret_key'", &q, &err), 0);
+  assert_int_equal(db_step(q, &err), DB_ROW);
+  assert_int_equal(db_column_int64(q, 0), 1);
+  db_finalize(q);
+  char path[512];
+  snprintf(path, sizeof path, "%s/secret.key", (const char *) *state);
+  assert_int_not_equal(access(path, F_OK), 0);
+  snprintf(path, sizeof path, "%s/secret.key", other);
+  assert_int_not_equal(access(path, F_OK), 0);
+  berth_store_close(b);
+  berth_store_close(a);
+  rm_tree(other);
+  free(other);
 }
 
 /* The server ends the store's connection (as a restart would): the operation under way fails in one line, the
@@ -692,6 +734,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_connection_lost, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_passwords_and_read_only, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_copy_to_postgresql, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_secret_key_in_settings, setup_home, teardown_home),
   };
   on_pg = argc > 1 && strcmp(argv[1], "postgresql") == 0;
   unsetenv("BERTH_STORE");

@@ -17,7 +17,7 @@ static const struct {
 } tables[] = {
   { "meta", NULL },           { "stacks", NULL },      { "tasks", "seq" },        { "task_transitions", NULL },
   { "state_versions", NULL }, { "image_rules", "id" }, { "task_policies", "id" }, { "audit_log", NULL },
-  { "audit_head", NULL },     { "api_keys", NULL },
+  { "audit_head", NULL },     { "api_keys", NULL },    { "settings", NULL },
 };
 
 /* INSERT INTO table (c1, ...) VALUES (?, ...) for the columns of the source row. */
@@ -110,12 +110,12 @@ check_empty(db_conn *to, berth_error **err)
 }
 
 static int
-copy_all(db_conn *from, db_conn *to, berth_store_copy_report *report, berth_error **err)
+copy_all(berth_store *st, db_conn *to, berth_store_copy_report *report, berth_error **err)
 {
   int rc = db_exec(to, "DELETE FROM meta", err); /* the new schema's own instance id: the source's replaces it */
   for (size_t i = 0; rc == 0 && i < sizeof tables / sizeof tables[0]; i++) {
     int64_t rows = 0;
-    rc = copy_table(from, to, tables[i].name, &rows, err);
+    rc = copy_table(st->db, to, tables[i].name, &rows, err);
     if (rc == 0 && tables[i].identity)
       rc = db_sync_identity(to, tables[i].name, tables[i].identity, err);
     if (rc == 0 && report->n < BERTH_STORE_TABLES_MAX) {
@@ -123,7 +123,7 @@ copy_all(db_conn *from, db_conn *to, berth_store_copy_report *report, berth_erro
       report->tables[report->n++].rows = rows;
     }
   }
-  return rc;
+  return rc == 0 ? store_key_copy(st, to, err) : rc; /* SQLite keeps it in a file */
 }
 
 int
@@ -144,7 +144,7 @@ berth_store_copy(berth_store *st, const char *to_url, berth_store_copy_report *r
     rc = store_schema_migrate(to, &from_v, &to_v, err);
   if (rc == 0 && (rc = db_begin_read(st->db, err)) == 0) {
     if ((rc = db_begin(to, err)) == 0) {
-      rc = copy_all(st->db, to, report, err);
+      rc = copy_all(st, to, report, err);
       if (rc == 0)
         rc = db_commit(to, err);
       else
