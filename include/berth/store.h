@@ -225,14 +225,16 @@ int berth_store_task_set_supervisor(berth_store *st, const char *id, int pid, be
 int berth_store_task_set_blocked_by(berth_store *st, const char *id, const char *blocker, berth_error **err);
 int berth_store_task_forget_secrets(berth_store *st, const char *id, berth_error **err);
 
-/* Stack state versions (persisted paths). Files live under BERTH_HOME/state/<stack>/<version>/...
+/* Stack state versions (persisted paths). On SQLite files live under BERTH_HOME/state/<stack>/<version>/...; on
+ * PostgreSQL each version is one tar in the database (at most 128 MiB), and latest unpacks the newest into that
+ * same local path (afresh on each call), so any host runs with the stack's state.
  * begin: makes a temp dir BERTH_HOME/state/<stack>/.tmp-XXXXXX and returns its path (caller frees);
  * the caller writes files into it;
  * commit: fsync of every file and dir, atomic rename to the next version number, recorded in SQLite with the task id
  * and file count/bytes, then prune to the newest `keep` versions (keep <= 0: the stack's keep_versions). tmpdir is
  * consumed in every outcome (renamed, or removed on failure).
  * abort: removes tmpdir recursively (accepts NULL).
- * A version is never half-written: readers only see versions recorded in SQLite, whose dirs are complete. */
+ * A version is never half-written: readers only see versions recorded in the store, whose contents are complete. */
 int berth_state_begin(berth_store *st, const char *stack, char **tmpdir_out, berth_error **err);
 int berth_state_commit(berth_store *st, const char *stack, const char *task_id, const char *tmpdir, int keep,
                        int64_t *version_out, berth_error **err);

@@ -17,8 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
@@ -29,62 +27,16 @@
 #include "store/db.h"
 #include "store_helpers.h"
 
-#define SKIP_EXIT 77 /* ctest SKIP_RETURN_CODE */
-
 static bool on_pg;      /* the engine under test */
 static int n_databases; /* databases made on the PostgreSQL server so far */
 static char pg_db[64];  /* the current test's database */
-
-/* Runs one statement on the server in BERTH_TEST_PG (a maintenance connection, not the store's); returns the first
- * column of its first row as a number (0 when there is none). */
-static int64_t
-pg_admin(const char *sql)
-{
-  PGconn *pg = PQconnectdb(getenv("BERTH_TEST_PG"));
-  if (PQstatus(pg) != CONNECTION_OK)
-    fail_msg("BERTH_TEST_PG: %s", PQerrorMessage(pg));
-  PGresult *res = PQexec(pg, sql);
-  ExecStatusType st = PQresultStatus(res);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-    fail_msg("`%s`: %s", sql, PQerrorMessage(pg));
-  int64_t v = st == PGRES_TUPLES_OK && PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-  PQclear(res);
-  PQfinish(pg);
-  return v;
-}
-
-/* BERTH_TEST_PG's settings with another dbname, as libpq key=value settings (caller frees). */
-static char *
-pg_conninfo_for(const char *db)
-{
-  PQconninfoOption *opts = PQconninfoParse(getenv("BERTH_TEST_PG"), NULL);
-  assert_non_null(opts);
-  char *out = strdup("");
-  for (PQconninfoOption *o = opts; o->keyword; o++) {
-    const char *v = strcmp(o->keyword, "dbname") == 0 ? db : o->val;
-    if (v == NULL || *v == '\0')
-      continue;
-    char *next = NULL;
-    assert_true(asprintf(&next, "%s%s%s='%s'", out, *out ? " " : "", o->keyword, v) > 0);
-    free(out);
-    out = next;
-  }
-  PQconninfoFree(opts);
-  return out;
-}
 
 static int
 setup_home(void **state)
 {
   *state = make_home("berth-test-store-db");
   if (on_pg) {
-    snprintf(pg_db, sizeof pg_db, "berth_t%d_%d", (int) getpid(), ++n_databases);
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", pg_db);
-    pg_admin(sql);
-    char *conninfo = pg_conninfo_for(pg_db);
-    setenv("BERTH_STORE", conninfo, 1);
-    free(conninfo);
+    pg_test_db_create(pg_db, sizeof pg_db, ++n_databases);
   }
   return 0;
 }
@@ -95,10 +47,7 @@ teardown_home(void **state)
   rm_tree(*state);
   free(*state);
   if (on_pg) {
-    unsetenv("BERTH_STORE");
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", pg_db);
-    pg_admin(sql);
+    pg_test_db_drop(pg_db);
   }
   return 0;
 }
@@ -587,7 +536,7 @@ test_copy_to_postgresql(void **state)
   berth_error *err = NULL;
   if (berth_store_copy(from, target, &report, &err) < 0)
     fail_msg("copy: %s", err->msg);
-  assert_int_equal(report.n, 11);
+  assert_int_equal(report.n, 12);
   assert_string_equal(report.tables[7].table, "audit_log");
   assert_string_equal(report.tables[10].table, "settings");
   assert_int_equal(report.tables[7].rows, 21);
@@ -736,14 +685,9 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_copy_to_postgresql, setup_home, teardown_home),
     cmocka_unit_test_setup_teardown(test_secret_key_in_settings, setup_home, teardown_home),
   };
-  on_pg = argc > 1 && strcmp(argv[1], "postgresql") == 0;
-  unsetenv("BERTH_STORE");
+  on_pg = pg_test_wanted(argc, argv);
   if (!on_pg)
     return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
-  if (getenv("BERTH_TEST_PG") == NULL || *getenv("BERTH_TEST_PG") == '\0') {
-    printf("skipped: set BERTH_TEST_PG to a PostgreSQL server (ci/start-postgres.sh prints one)\n");
-    return SKIP_EXIT;
-  }
   /* the fixture is a SQLite file: its migration is the SQLite run's */
   int failed = _cmocka_run_group_tests("postgresql", tests, sizeof tests / sizeof tests[0] - 1, NULL, NULL);
   return failed + cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);

@@ -114,10 +114,17 @@ static const migration migrations[] = {
     " hash TEXT NOT NULL, created_by TEXT, created_at BIGINT NOT NULL, last_used_at BIGINT NOT NULL DEFAULT 0,"
     " revoked_at BIGINT NOT NULL DEFAULT 0);"
     "CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at = 0;" },
-  /* PostgreSQL keeps the secret key here, so every host that reaches the database can unseal; SQLite keeps
-   * BERTH_HOME/secret.key (the table exists on both so the schema stays one) */
-  { 3, "store settings", "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
-    "CREATE TABLE settings (key TEXT PRIMARY KEY, value BYTEA NOT NULL);" },
+  /* PostgreSQL keeps in the database what SQLite keeps as files in BERTH_HOME (the tables exist on both, so the
+   * schema stays one): the secret key, the contents of state versions (a tar each) */
+  { 3, "store settings and state version contents",
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE state_contents ("
+    " stack TEXT NOT NULL, version INTEGER NOT NULL, tar BLOB NOT NULL, PRIMARY KEY (stack, version),"
+    " FOREIGN KEY (stack, version) REFERENCES state_versions (stack, version) ON DELETE CASCADE);",
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value BYTEA NOT NULL);"
+    "CREATE TABLE state_contents ("
+    " stack TEXT NOT NULL, version BIGINT NOT NULL, tar BYTEA NOT NULL, PRIMARY KEY (stack, version),"
+    " FOREIGN KEY (stack, version) REFERENCES state_versions (stack, version) ON DELETE CASCADE);" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

@@ -17,7 +17,7 @@ static const struct {
 } tables[] = {
   { "meta", NULL },           { "stacks", NULL },      { "tasks", "seq" },        { "task_transitions", NULL },
   { "state_versions", NULL }, { "image_rules", "id" }, { "task_policies", "id" }, { "audit_log", NULL },
-  { "audit_head", NULL },     { "api_keys", NULL },    { "settings", NULL },
+  { "audit_head", NULL },     { "api_keys", NULL },    { "settings", NULL },      { "state_contents", NULL },
 };
 
 /* INSERT INTO table (c1, ...) VALUES (?, ...) for the columns of the source row. */
@@ -123,7 +123,10 @@ copy_all(berth_store *st, db_conn *to, berth_store_copy_report *report, berth_er
       report->tables[report->n++].rows = rows;
     }
   }
-  return rc == 0 ? store_key_copy(st, to, err) : rc; /* SQLite keeps it in a file */
+  /* what SQLite keeps as files */
+  if (rc == 0)
+    rc = store_key_copy(st, to, err);
+  return rc == 0 ? store_state_copy_contents(st, to, err) : rc;
 }
 
 int

@@ -2,6 +2,8 @@
 #ifndef BERTH_STORE_INT_H
 #define BERTH_STORE_INT_H
 
+#include <string.h>
+
 #include <sodium.h>
 
 #include "berth/store.h"
@@ -17,6 +19,14 @@ struct berth_store {
   char key_origin[256];                         /* where it came from, for messages */
 };
 
+/* SQLite keeps the secret key, state version contents and task logs as files in BERTH_HOME; PostgreSQL keeps them
+ * in the database, so every host that reaches it can run and follow tasks. */
+static inline bool
+store_is_sqlite(berth_store *st)
+{
+  return strcmp(db_engine_name(st->db), "sqlite") == 0;
+}
+
 #define STORE_TERMINAL_SQL "('FINISHED','FAILED','CANCELED','STOPPED')"
 
 /* schema.c: the newest schema version this binary knows, and bringing a store up to it in one transaction (a newer
@@ -31,6 +41,10 @@ int store_key_load(berth_store *st, berth_error **err);
 /* store copy: writes st's key into the settings of the target `to` (inside its open transaction). A SQLite store
  * without a secret.key yet has no key to carry, and nothing is written. */
 int store_key_copy(berth_store *st, db_conn *to, berth_error **err);
+
+/* store copy from SQLite: the files of every state version, packed into the target's state_contents (inside its
+ * open transaction). Versions whose directory is missing are left without contents, as they were. */
+int store_state_copy_contents(berth_store *st, db_conn *to, berth_error **err);
 
 /* Secret values: "v1:" + base64(nonce || crypto_secretbox(value)). */
 int store_seal(berth_store *st, const char *plain, char **out, berth_error **err);

@@ -16,12 +16,6 @@
 
 #define KEY_SETTING "secret_key"
 
-static bool
-key_in_settings(berth_store *st)
-{
-  return strcmp(db_engine_name(st->db), "sqlite") != 0;
-}
-
 static int
 create_key_file(berth_store *st, const char *path, berth_error **err)
 {
@@ -146,7 +140,7 @@ store_key_load(berth_store *st, berth_error **err)
 {
   if (st->have_key)
     return 0;
-  if (key_in_settings(st))
+  if (!store_is_sqlite(st))
     return load_key_setting(st, err);
   return load_key_file(st, true, err) < 0 ? BERTH_EINTERNAL : 0;
 }
@@ -154,7 +148,7 @@ store_key_load(berth_store *st, berth_error **err)
 int
 store_key_copy(berth_store *st, db_conn *to, berth_error **err)
 {
-  int rc = st->have_key ? 1 : key_in_settings(st) ? read_key_setting(st, err) : load_key_file(st, false, err);
+  int rc = st->have_key ? 1 : !store_is_sqlite(st) ? read_key_setting(st, err) : load_key_file(st, false, err);
   if (rc <= 0) /* the settings themselves are copied as a table; a SQLite store that never sealed has no key */
     return rc < 0 ? berth_error_wrap(err, "copy the secret key") : 0;
   return insert_key_setting(to, st->key, sizeof st->key, err) < 0 ? berth_error_wrap(err, "copy the secret key") : 0;
