@@ -1,18 +1,15 @@
 /* GET /v1/tasks/{id}/logs[?follow=1][&format=raw|records]: the stored task log, streamed (chunked) while the task
  * runs, ending when it ends.
  *
- * The log file (task_log.h) is append-only and a byte, once written, never changes, so the stream forwards the file
- * as it grows, at most one buffer at a time: a follower costs a file descriptor and MHD's buffer, however large the
- * log. format=records sends the file's own records ([kind][phase][len:4 BE][bytes], so a client can split stdout
- * from the rest); format=raw (the default) sends the payloads only, as `berth task logs` prints them. Every follower
- * reads the same file, so two followers receive identical bytes. */
-#include <errno.h>
-#include <fcntl.h>
+ * The log (task_log.h) is append-only and a byte, once written, never changes, so the stream forwards the record
+ * stream as it grows, through the log reader (a file, or chunks in a PostgreSQL store), at most one buffer at a
+ * time: a follower costs a reader and MHD's buffer, however large the log. format=records sends the log's own records
+ * ([kind][phase][len:4 BE][bytes], so a client can split stdout from the rest); format=raw (the default) sends the
+ * payloads only, as `berth task logs` prints them. Every follower reads the same log, so two followers receive
+ * identical bytes. */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "berth/parse.h"
 #include "berth/task_log.h"
@@ -24,13 +21,11 @@
 struct srv_stream {
   srv_ctx *srv;
   char *task_id;
-  char *path;
-  int fd;
+  berth_log_reader *log; /* opened at the first read, on the thread that streams */
   int conn_fd;
-  int watch; /* inotify on the log file: a write wakes the follower */
   bool follow;
   bool raw;
-  int64_t offset; /* records format: start at this file offset (a client resuming a cut stream) */
+  int64_t offset; /* records format: start at this offset in the record stream (a client resuming a cut stream) */
   bool ended;     /* the task is terminal and the file was read to its end after that */
   bool saw_end;   /* terminal state seen: one last read, then end */
   /* raw format: where we are in the record framing */
@@ -44,11 +39,8 @@ srv_stream_free(srv_stream *s)
 {
   if (s == NULL)
     return;
-  if (s->fd >= 0)
-    close(s->fd);
-  berth_log_watch_close(&s->watch);
+  berth_log_reader_close(s->log);
   free(s->task_id);
-  free(s->path);
   free(s);
 }
 
@@ -107,17 +99,19 @@ srv_stream_read(srv_stream *s, char *buf, size_t max)
   for (;;) {
     if (s->ended)
       return -1;
-    if (s->fd < 0) {
-      s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
-      if (s->fd < 0 && errno != ENOENT)
+    if (s->log == NULL) {
+      berth_error *err = NULL;
+      berth_store *st = srv_store(s->srv, &err);
+      if (st == NULL || berth_log_reader_open(st, s->task_id, &s->log, &err) < 0
+          || berth_log_reader_seek(s->log, s->offset, &err) < 0) {
+        berth_error_free(err);
         return -2;
-      if (s->fd >= 0 && s->offset > 0 && lseek(s->fd, (off_t) s->offset, SEEK_SET) < 0)
-        return -2;
+      }
     }
-    while (s->fd >= 0) {
-      ssize_t n = read(s->fd, buf, max);
-      if (n < 0 && errno == EINTR)
-        continue;
+    for (;;) {
+      berth_error *err = NULL;
+      ssize_t n = berth_log_reader_read_bytes(s->log, buf, max, &err);
+      berth_error_free(err);
       if (n < 0)
         return -2;
       if (n == 0)
@@ -145,7 +139,7 @@ srv_stream_read(srv_stream *s, char *buf, size_t max)
         continue;
       }
     }
-    berth_log_wait(&s->watch, s->path, POLL_MS);
+    berth_log_wait(s->log, POLL_MS);
   }
 }
 
@@ -181,16 +175,13 @@ api_task_logs(srv_req *r, srv_resp *out)
     return srv_fail_status(out, 500, BERTH_EINTERNAL, "out of memory");
   }
   s->srv = r->srv;
-  s->fd = -1;
-  s->watch = -1;
   s->conn_fd = r->conn_fd;
   s->offset = offset;
   s->follow = srv_truthy(srv_query(r, "follow"));
   s->raw = format == NULL || strcmp(format, "raw") == 0;
   s->task_id = strdup(t->id);
-  s->path = berth_task_log_path(r->srv->home, t->id);
   berth_task_free(t);
-  if (s->task_id == NULL || s->path == NULL) {
+  if (s->task_id == NULL) {
     srv_stream_free(s);
     return srv_fail_status(out, 500, BERTH_EINTERNAL, "out of memory");
   }

@@ -154,5 +154,40 @@ pg_test_wanted(int argc, char **argv)
   }
   return on_pg;
 }
+/* The engine a store test runs on (`prog postgresql`: PostgreSQL), and the database of the current test there. */
+static bool on_pg;
+static int n_databases;
+static char pg_db[64];
+
+/* setup/teardown of a test on either engine: *state is a new empty BERTH_HOME; on PostgreSQL BERTH_STORE names a new
+ * database of the test's own. */
+static inline int
+engine_setup(void **state)
+{
+  if (on_pg)
+    pg_test_db_create(pg_db, sizeof pg_db, ++n_databases);
+  *state = make_home("berth-test-store");
+  return 0;
+}
+
+static inline int
+engine_teardown(void **state)
+{
+  rm_tree(*state);
+  free(*state);
+  if (on_pg)
+    pg_test_db_drop(pg_db);
+  return 0;
+}
+
+/* main() of a test that runs on both engines: `tests` on the one chosen by argv, then `pg_only` on PostgreSQL. */
+#define ENGINE_TESTS_MAIN(argc, argv, tests, pg_only)                                                                  \
+  do {                                                                                                                 \
+    on_pg = pg_test_wanted(argc, argv);                                                                                \
+    if (!on_pg)                                                                                                        \
+      return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);                                                 \
+    return cmocka_run_group_tests_name("postgresql", tests, NULL, NULL)                                                \
+           + cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);                                      \
+  } while (0)
 
 #endif

@@ -24,33 +24,9 @@
 #include "berth/apikey.h"
 #include "berth/audit.h"
 #include "berth/store.h"
+#include "berth/task_log.h"
 #include "store/db.h"
 #include "store_helpers.h"
-
-static bool on_pg;      /* the engine under test */
-static int n_databases; /* databases made on the PostgreSQL server so far */
-static char pg_db[64];  /* the current test's database */
-
-static int
-setup_home(void **state)
-{
-  *state = make_home("berth-test-store-db");
-  if (on_pg) {
-    pg_test_db_create(pg_db, sizeof pg_db, ++n_databases);
-  }
-  return 0;
-}
-
-static int
-teardown_home(void **state)
-{
-  rm_tree(*state);
-  free(*state);
-  if (on_pg) {
-    pg_test_db_drop(pg_db);
-  }
-  return 0;
-}
 
 static void
 create_stack(berth_store *st, const char *name)
@@ -522,6 +498,16 @@ table_digest(berth_store *st, const char *table)
   return out;
 }
 
+static int
+count_record(void *ud, int kind, int phase, const char *data, size_t len)
+{
+  (void) kind;
+  (void) phase;
+  (void) data;
+  *(int64_t *) ud += len == 1000;
+  return 0;
+}
+
 /* berth store copy: the 0.1.0 fixture, migrated on SQLite, copied into an empty PostgreSQL database: every row
  * equal, the audit chain verifies with the same head, new records continue the sequences; a second copy into the
  * now non-empty database is refused. */
@@ -534,9 +520,24 @@ test_copy_to_postgresql(void **state)
   berth_store *from = open_ok(*state);
   berth_store_copy_report report;
   berth_error *err = NULL;
+  /* a task's log, a file on SQLite: 600 records of 1000 bytes, more than one chunk */
+  db_stmt *q = NULL;
+  assert_int_equal(db_prepare(store_db(from), "SELECT id FROM tasks ORDER BY seq LIMIT 1", &q, &err), 0);
+  assert_int_equal(db_step(q, &err), DB_ROW);
+  char *task_id = strdup(db_column_text(q, 0));
+  db_finalize(q);
+  berth_task_log *log = NULL;
+  assert_int_equal(berth_task_log_create(from, task_id, &log, &err), 0);
+  char line[1000];
+  memset(line, 'x', sizeof line);
+  for (int i = 0; i < 600; i++)
+    assert_int_equal(berth_task_log_write(log, BERTH_LOG_STDOUT, BERTH_PHASE_PERFORMING, line, sizeof line, &err), 0);
+  berth_task_log_close(log);
   if (berth_store_copy(from, target, &report, &err) < 0)
     fail_msg("copy: %s", err->msg);
-  assert_int_equal(report.n, 12);
+  assert_int_equal(report.n, 13);
+  assert_string_equal(report.tables[12].table, "task_log_chunks");
+  assert_int_equal(report.tables[12].rows, 3); /* 256 KiB each at most */
   assert_string_equal(report.tables[7].table, "audit_log");
   assert_string_equal(report.tables[10].table, "settings");
   assert_int_equal(report.tables[7].rows, 21);
@@ -561,6 +562,12 @@ test_copy_to_postgresql(void **state)
     free(b);
   }
   assert_string_equal(berth_store_instance_id(to), berth_store_instance_id(from));
+  berth_log_reader *r = NULL;
+  assert_int_equal(berth_log_reader_open(to, task_id, &r, &err), 0);
+  int64_t records = 0;
+  assert_int_equal(berth_log_reader_read(r, count_record, &records, &err), 600);
+  berth_log_reader_close(r);
+  free(task_id);
   check_fixture_records(to, 21, 2);
   berth_task t = { .stack = "web", .command = "echo copied", .actor = "bob" };
   assert_int_equal(berth_store_task_create(to, &t, &err), 0);
@@ -671,19 +678,19 @@ int
 main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_rollback_on_error, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_statements, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_concurrent_appenders, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_rollback_on_error, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_statements, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_newer_schema_refused, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_concurrent_appenders, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown),
   };
   const struct CMUnitTest pg_only[] = {
-    cmocka_unit_test_setup_teardown(test_bad_connection_strings, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_connection_lost, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_passwords_and_read_only, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_copy_to_postgresql, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_secret_key_in_settings, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_bad_connection_strings, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_connection_lost, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_passwords_and_read_only, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_copy_to_postgresql, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_secret_key_in_settings, engine_setup, engine_teardown),
   };
   on_pg = pg_test_wanted(argc, argv);
   if (!on_pg)

@@ -20,10 +20,6 @@
 #include "berth/store.h"
 #include "store_helpers.h"
 
-static bool on_pg;
-static int n_databases;
-static char pg_db[64];
-
 static int
 setup(void **state)
 {
@@ -289,9 +285,5 @@ main(int argc, char **argv)
   const struct CMUnitTest pg_only[] = {
     cmocka_unit_test_setup_teardown(test_other_host, setup, teardown),
   };
-  on_pg = pg_test_wanted(argc, argv);
-  if (!on_pg)
-    return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
-  return cmocka_run_group_tests_name("postgresql", tests, NULL, NULL)
-         + cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);
+  ENGINE_TESTS_MAIN(argc, argv, tests, pg_only);
 }

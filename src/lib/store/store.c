@@ -137,7 +137,20 @@ open_engine(berth_store *st, berth_error **err)
                            "BERTH_STORE must be a postgresql:// URL or libpq key=value settings (or be unset for"
                            " the SQLite store in BERTH_HOME)");
   int rc = mkdir_p(st->home, 0700, err);
+  if (rc == 0 && (st->conninfo = strdup(url)) == NULL)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   return rc < 0 ? rc : db_pg_open(url, &st->db, err);
+}
+
+int
+store_db_open_another(berth_store *st, db_conn **out, berth_error **err)
+{
+  if (st->conninfo != NULL)
+    return db_pg_open(st->conninfo, out, err);
+  cleanup_free char *path = NULL;
+  if (asprintf(&path, "%s/berth.db", st->home) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  return db_sqlite_open(path, out, err);
 }
 
 int
@@ -172,6 +185,9 @@ berth_store_close(berth_store *st)
     return;
   db_close(st->db);
   sodium_memzero(st->key, sizeof st->key);
+  if (st->conninfo) /* it may hold a password */
+    sodium_memzero(st->conninfo, strlen(st->conninfo));
+  free(st->conninfo);
   free(st->home);
   free(st->instance_id);
   free(st);

@@ -13,6 +13,7 @@ struct berth_store {
   char *home;
   char *instance_id;
   db_conn *db;
+  char *conninfo; /* BERTH_STORE as it was at open (PostgreSQL), for store_db_open_another; NULL on SQLite */
   int schema_from, schema_to; /* the schema version found at open, and the one after migrating */
   bool have_key;
   unsigned char key[crypto_secretbox_KEYBYTES]; /* loaded on first use (store_key.c) */
