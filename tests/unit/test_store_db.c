@@ -618,6 +618,40 @@ test_secret_key_in_settings(void **state)
   free(other);
 }
 
+static void
+write_store_config(const char *home, const char *store)
+{
+  char path[512];
+  snprintf(path, sizeof path, "%s/config.json", home);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "{\"store\": \"%s\"}\n", store);
+  fclose(f);
+}
+
+/* The key `store` of config.json chooses the store when BERTH_STORE is unset; BERTH_STORE overrides it. */
+static void
+test_store_from_config(void **state)
+{
+  char *conninfo = strdup(getenv("BERTH_STORE"));
+  unsetenv("BERTH_STORE");
+  write_store_config(*state, conninfo);
+  berth_store *st = open_ok(*state);
+  berth_store_info info;
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_info_get(st, &info, &err), 0);
+  assert_string_equal(info.engine, "postgresql");
+  assert_non_null(strstr(info.location, pg_db));
+  berth_store_close(st);
+  setenv("BERTH_STORE", "postgresql://nobody@/none?host=/nonexistent-dir&port=1", 1);
+  expect_open_error(*state, "store postgresql://nobody@/none?host=/nonexistent-dir&port=1 cannot be opened");
+  unsetenv("BERTH_STORE");
+  write_store_config(*state, "sqlite:///tmp/x.db");
+  expect_open_error(*state, "the key `store` of config.json must be a postgresql:// URL");
+  setenv("BERTH_STORE", conninfo, 1);
+  free(conninfo);
+}
+
 /* The server ends the store's connection (as a restart would): the operation under way fails in one line, the
  * next one reconnects; a transaction that was open is gone, not half-written. */
 static void
@@ -691,6 +725,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_passwords_and_read_only, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_copy_to_postgresql, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_secret_key_in_settings, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_store_from_config, engine_setup, engine_teardown),
   };
   on_pg = pg_test_wanted(argc, argv);
   if (!on_pg)
