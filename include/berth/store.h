@@ -38,6 +38,9 @@ int berth_store_open(const char *home, berth_store **out, berth_error **err);
 void berth_store_close(berth_store *st); /* accepts NULL */
 const char *berth_store_home(const berth_store *st);
 const char *berth_store_instance_id(const berth_store *st); /* random id made at creation; the berth.instance label */
+/* True when hosts may share the store (PostgreSQL): what this host's BERTH_HOME shows (a supervisor's liveness
+ * lock) says nothing about tasks that another host runs. */
+bool berth_store_is_shared(berth_store *st);
 
 /* Transactions that nest: the outermost begin opens a write transaction, an inner one a savepoint. An inner
  * rollback undoes only its own part; the outermost commit makes everything durable together (a change and its

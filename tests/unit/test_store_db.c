@@ -25,6 +25,7 @@
 #include "berth/audit.h"
 #include "berth/store.h"
 #include "berth/task_log.h"
+#include "berth/task_queue.h"
 #include "store/db.h"
 #include "store_helpers.h"
 
@@ -652,6 +653,33 @@ test_store_from_config(void **state)
   free(conninfo);
 }
 
+/* A task whose supervisor is gone is failed by whoever notices, but on a shared store only from the BERTH_HOME the
+ * supervisor ran from: a follower on another host must not fail a task that runs there. */
+static void
+test_orphans_judged_locally(void **state)
+{
+  berth_store *st = open_ok(*state);
+  create_stack(st, "web");
+  berth_error *err = NULL;
+  berth_task t = { .stack = "web", .command = "sleep 60", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(st, &t, &err), 0);
+  db_stmt *s = NULL; /* as a supervisor elsewhere: its pid recorded, no liveness lock in this BERTH_HOME */
+  assert_int_equal(
+      db_prepare(store_db(st), "UPDATE tasks SET supervisor_pid = 4242, created_at = 0 WHERE id = ?", &s, &err), 0);
+  db_bind_text(s, 1, t.id);
+  assert_int_equal(db_run(s, NULL, &err), 0);
+  berth_task *got = NULL;
+  assert_int_equal(berth_store_task_get(st, t.id, &got, &err), 0);
+  assert_int_equal(berth_queue_fail_if_orphan(st, NULL, got, &err), on_pg ? 0 : 1);
+  berth_task_free(got);
+  assert_int_equal(berth_store_task_get(st, t.id, &got, &err), 0);
+  assert_string_equal(got->state, on_pg ? "QUEUED" : "FAILED");
+  berth_task_free(got);
+  free(t.id);
+  free(t.state);
+  berth_store_close(st);
+}
+
 /* The server ends the store's connection (as a restart would): the operation under way fails in one line, the
  * next one reconnects; a transaction that was open is gone, not half-written. */
 static void
@@ -717,6 +745,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_statements, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_newer_schema_refused, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_appenders, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown),
   };
   const struct CMUnitTest pg_only[] = {

@@ -223,6 +223,12 @@ berth_store_home(const berth_store *st)
   return st->home;
 }
 
+bool
+berth_store_is_shared(berth_store *st)
+{
+  return !store_is_sqlite(st);
+}
+
 const char *
 berth_store_instance_id(const berth_store *st)
 {
