@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for berth's tests; prints its libpq URL as the LAST line of stdout.
 #
-#   ci/start-postgres.sh           start (or reuse) the server, print postgresql:///berth_test?host=DIR&port=PORT
+#   ci/start-postgres.sh           start (or reuse) the server, print postgresql://USER@/berth_test?host=DIR&port=PORT
 #   ci/start-postgres.sh --stop    stop it (pg_ctl, by the pid in its own data dir) and remove its directory
 #
 # - BERTH_TEST_PG=URL set: that server is reused as it is (checked with psql) and its URL printed; nothing started.
@@ -9,8 +9,8 @@
 #   cluster is made with initdb in $BERTH_PG_DIR (default ${TMPDIR:-/tmp}/berth-pg-$UID), owned by a non-root user:
 #   when run as root, a system user `berthpg` (created if missing) runs initdb and pg_ctl through runuser.
 # - The server listens ONLY on a Unix socket in that directory (listen_addresses = ''; the socket mode 0700, so
-#   only its owner and root connect). A role named after the calling user owns the database berth_test, so the URL
-#   needs no user name and no password. One more role, berth_pw (password berth-test-pw), must give its password
+#   only its owner and root connect). A role named after the calling user owns the database berth_test; the URL names
+#   it and needs no password. One more role, berth_pw (password berth-test-pw), must give its password
 #   (scram-sha-256), for the tests of passwords: wrong ones refused, PGPASSFILE used, none ever echoed.
 # - A server already running from that directory is reused; the system-wide cluster (/var/lib/postgresql,
 #   /var/run/postgresql) is never touched, and nothing is killed by name.
@@ -30,7 +30,9 @@ die() {
   echo "start-postgres: $*" >&2
   exit 1
 }
-url() { echo "postgresql:///$DB?host=$DIR&port=$PORT"; }
+# with the user name: a URL whose authority is empty (postgresql:///db) loses its `//` in tools that rebuild URLs
+# (Python's urlunsplit), and the role named after the calling user is the one that owns the database anyway
+url() { echo "postgresql://$(id -un)@/$DB?host=$DIR&port=$PORT"; }
 
 # as_owner CMD...: runs CMD as the user who owns the cluster
 as_owner() {

@@ -27,8 +27,11 @@ step "build (warnings as errors)"
 cmake -S . -B build -DBERTH_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 
-step "unit and integration tests"
-ctest --test-dir build --output-on-failure --timeout 900
+step "unit and integration tests on SQLite (everything not labelled postgresql)"
+ctest --test-dir build --output-on-failure --timeout 900 -LE postgresql
+
+step "the store's tests and the integration suite again on PostgreSQL (label postgresql; a database per test)"
+ctest --test-dir build --output-on-failure --timeout 900 -L postgresql
 
 step "acceptance scripts (../shared/acceptance, beside CI's checkout; skipped when absent)"
 ci/acceptance.sh build/berth

@@ -10,6 +10,7 @@
  *   "allow_host_network": false,                              default false
  *   "builtin_patterns": true,                                 default true (the redactor's built-in token formats)
  *   "redaction_patterns": {"corp-token": "corp_[A-Za-z0-9]{20}"}   admin PCRE2 patterns, by name
+ *   "store": "postgresql://berth@db/berth"                    the store (as BERTH_STORE, which overrides it)
  * }
  * Unknown keys are errors (a typo must not silently weaken a setting). Every error is one line naming the key and
  * the file, e.g. "config /x/config.json: key `default_pids` must be an integer from 1 to 4194304".
@@ -52,6 +53,8 @@ typedef struct berth_config {
   char *oidc_issuer;              /* "oidc_issuer": the public URL tasks' OIDC tokens name (https://...) */
   struct berth_cred_helper *cred_helpers; /* "credential_helpers": named host commands (docs/credentials.md) */
   size_t n_cred_helpers;
+  char *store; /* "store": a postgresql:// URL or libpq settings; NULL = SQLite in BERTH_HOME. Never echoed (it may
+                  hold a password); wiped by berth_config_clear */
 } berth_config;
 
 /* A credential helper: a host command run before a task's initialization, with the task's context as JSON on its

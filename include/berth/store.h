@@ -1,7 +1,8 @@
 /* The store: stacks, tasks and their transitions, stack state versions (and, through their own modules, governance
  * records and API keys). The engine is SQLite in BERTH_HOME/berth.db, or PostgreSQL when BERTH_STORE holds a
  * postgresql:// URL or libpq key=value settings; which engine, and how it is reached, stays behind this header (no
- * engine type is part of the API). BERTH_HOME holds the secret key, logs and state versions with either engine.
+ * engine type is part of the API). On SQLite BERTH_HOME holds the secret key, logs and state versions; on PostgreSQL
+ * they are records of the store too, so any host that reaches the database can run and follow tasks.
  *
  * Each process opens its own handle (berth_store_open); many processes share one store concurrently. Read-modify-
  * write operations run in write transactions, so they serialize across processes (busy timeout ~10 s). Every
@@ -37,6 +38,9 @@ int berth_store_open(const char *home, berth_store **out, berth_error **err);
 void berth_store_close(berth_store *st); /* accepts NULL */
 const char *berth_store_home(const berth_store *st);
 const char *berth_store_instance_id(const berth_store *st); /* random id made at creation; the berth.instance label */
+/* True when hosts may share the store (PostgreSQL): what this host's BERTH_HOME shows (a supervisor's liveness
+ * lock) says nothing about tasks that another host runs. */
+bool berth_store_is_shared(berth_store *st);
 
 /* Transactions that nest: the outermost begin opens a write transaction, an inner one a savepoint. An inner
  * rollback undoes only its own part; the outermost commit makes everything durable together (a change and its
@@ -157,7 +161,7 @@ int berth_store_stack_unlock(berth_store *st, const char *name, const char *acto
 struct cJSON *berth_stack_to_json(const berth_stack *s);
 
 /* Secret values are NEVER stored in clear: they are encrypted at rest with libsodium crypto_secretbox using a random
- * key in BERTH_HOME/secret.key (mode 0600, created on first use). */
+ * key created on first use: BERTH_HOME/secret.key (mode 0600) on SQLite, the store's settings on PostgreSQL. */
 
 typedef struct berth_transition {
   char *state;
@@ -227,14 +231,16 @@ int berth_store_task_set_supervisor(berth_store *st, const char *id, int pid, be
 int berth_store_task_set_blocked_by(berth_store *st, const char *id, const char *blocker, berth_error **err);
 int berth_store_task_forget_secrets(berth_store *st, const char *id, berth_error **err);
 
-/* Stack state versions (persisted paths). Files live under BERTH_HOME/state/<stack>/<version>/...
+/* Stack state versions (persisted paths). On SQLite files live under BERTH_HOME/state/<stack>/<version>/...; on
+ * PostgreSQL each version is one tar in the database (at most 128 MiB), and latest unpacks the newest into that
+ * same local path (afresh on each call), so any host runs with the stack's state.
  * begin: makes a temp dir BERTH_HOME/state/<stack>/.tmp-XXXXXX and returns its path (caller frees);
  * the caller writes files into it;
  * commit: fsync of every file and dir, atomic rename to the next version number, recorded in SQLite with the task id
  * and file count/bytes, then prune to the newest `keep` versions (keep <= 0: the stack's keep_versions). tmpdir is
  * consumed in every outcome (renamed, or removed on failure).
  * abort: removes tmpdir recursively (accepts NULL).
- * A version is never half-written: readers only see versions recorded in SQLite, whose dirs are complete. */
+ * A version is never half-written: readers only see versions recorded in the store, whose contents are complete. */
 int berth_state_begin(berth_store *st, const char *stack, char **tmpdir_out, berth_error **err);
 int berth_state_commit(berth_store *st, const char *stack, const char *task_id, const char *tmpdir, int keep,
                        int64_t *version_out, berth_error **err);

@@ -1,5 +1,6 @@
 /* Following a task: its stored (redacted) log record by record, live while it runs, until it ends. The one follower
- * behind `task run`, `task logs --follow` in local mode; the server streams the same file with the same wake-up.
+ * behind `task run`, `task logs --follow` in local mode; the server streams the same log with the same wake-up
+ * (a file and inotify on SQLite, chunks and LISTEN/NOTIFY on PostgreSQL).
  *
  * A follower never waits on a task nobody runs: when the task is still active but its supervisor is gone (killed,
  * or it died on a full disk), the follower fails the task itself ("executor interrupted") within about a second,

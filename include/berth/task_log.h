@@ -1,13 +1,22 @@
-/* Stored task logs: one append-only file per task, BERTH_HOME/logs/<task id>.log, holding already-redacted bytes as
- * records [kind:1][phase:1][length:4, big-endian][bytes], in the order they were produced. Readers may follow a log
- * while the supervisor writes it: a record is visible only once whole (a reader stops at a partial record). */
+/* Stored task logs: already-redacted bytes as records [kind:1][phase:1][length:4, big-endian][bytes], in the order
+ * they were produced. Readers may follow a log while the supervisor writes it: a record is visible only once whole
+ * (a reader stops at a partial record).
+ *
+ * Where the records live depends on the store's engine:
+ * - SQLite: one append-only file per task, BERTH_HOME/logs/<task id>.log; followers wake up through inotify.
+ * - PostgreSQL: ordered chunks of whole records in the store (task_log_chunks: each chunk at its byte offset in the
+ *   record stream, at most BERTH_LOG_CHUNK_MAX bytes), one chunk per flush, so any host reads and follows the log;
+ *   followers wake up through LISTEN/NOTIFY. Writer and readers each use a connection of their own.
+ * The record stream a reader sees is byte for byte the same on both. */
 #ifndef BERTH_TASK_LOG_H
 #define BERTH_TASK_LOG_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "berth/error.h"
+#include "berth/store.h"
 
 enum { BERTH_LOG_STDOUT = 1, BERTH_LOG_STDERR = 2, BERTH_LOG_NOTE = 3 }; /* NOTE: berth's own lines and headers */
 
@@ -21,13 +30,15 @@ enum {
 };
 const char *berth_phase_name(int phase);
 
-#define BERTH_LOG_RECORD_MAX (1u << 20) /* a record's payload is split above this */
+#define BERTH_LOG_RECORD_MAX (1u << 20)                /* a record's payload is split above this */
+#define BERTH_LOG_CHUNK_MAX (BERTH_LOG_RECORD_MAX + 6) /* PostgreSQL: the largest chunk, one whole record */
 
-/* Returns a new string: <home>/logs/<id>.log. */
+/* Returns a new string: <home>/logs/<id>.log (where the SQLite store keeps the log). */
 char *berth_task_log_path(const char *home, const char *task_id);
 
 typedef struct berth_task_log berth_task_log;
-int berth_task_log_create(const char *home, const char *task_id, berth_task_log **out, berth_error **err);
+/* Opens task_id's log for appending (creating it), in the store st is on; st is not kept. */
+int berth_task_log_create(berth_store *st, const char *task_id, berth_task_log **out, berth_error **err);
 /* Appends a record. Records are buffered (up to BERTH_LOG_BUFFER bytes) to keep system calls few on big outputs;
  * berth_task_log_flush makes them visible to readers (the runner flushes at least every 100 ms while output
  * streams, and after every note). */
@@ -35,21 +46,28 @@ int berth_task_log_write(berth_task_log *l, int kind, int phase, const char *dat
 int berth_task_log_flush(berth_task_log *l, berth_error **err);
 #define BERTH_LOG_BUFFER (256u * 1024u)
 void berth_task_log_close(berth_task_log *l);
-/* The errno of the first write to the log that failed (ENOSPC on a full disk), 0 if none did. */
+/* The errno of the first write to the log that failed (ENOSPC on a full disk; EIO when the PostgreSQL store
+ * refused or lost a chunk), 0 if none did. */
 int berth_task_log_failed_errno(const berth_task_log *l);
 
 /* Incremental reader: call berth_task_log_read repeatedly; it reads what is there now and hands every whole
- * record to fn. Returns the number of records delivered, or <0. A missing file reads as empty. */
+ * record to fn. Returns the number of records delivered, or <0. A log not written yet reads as empty. st is not
+ * kept (PostgreSQL: the reader connects on its own). */
 typedef int (*berth_log_record_fn)(void *userdata, int kind, int phase, const char *data, size_t len);
 typedef struct berth_log_reader berth_log_reader;
-int berth_log_reader_open(const char *path, berth_log_reader **out, berth_error **err);
+int berth_log_reader_open(berth_store *st, const char *task_id, berth_log_reader **out, berth_error **err);
 int berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *userdata, berth_error **err);
-void berth_log_reader_close(berth_log_reader *r);
+/* The record stream itself, for forwarding it as it is (the server's format=records): seek (before any read) to a
+ * byte offset, e.g. where a cut stream ended, then read_bytes returns up to max bytes from there (0 when nothing new
+ * is there yet; <0 on error). Use either this or berth_log_reader_read on one reader, not both. */
+int berth_log_reader_seek(berth_log_reader *r, int64_t offset, berth_error **err);
+ssize_t berth_log_reader_read_bytes(berth_log_reader *r, char *buf, size_t max, berth_error **err);
+void berth_log_reader_close(berth_log_reader *r); /* accepts NULL; releases the wait's watch too */
 
-/* Waits at most timeout_ms for the log file at `path` to grow: wakes at the writer's next write (inotify on the file
- * once it exists; before that, a short sleep). *watch starts as -1; berth_log_watch_close releases it. Followers call
- * this instead of sleeping, so new records reach them within milliseconds. Returns 1 if it grew, 0 otherwise. */
-int berth_log_wait(int *watch, const char *path, int timeout_ms);
-void berth_log_watch_close(int *watch);
+/* Waits at most timeout_ms for the log to grow: wakes at the writer's next flush (SQLite: inotify on the file once it
+ * exists, before that a short sleep; PostgreSQL: the writer's NOTIFY, or a poll of at most 50 ms when notifications
+ * cannot be had). Followers call this instead of sleeping, so new records reach them within milliseconds. Returns 1
+ * if it (may have) grown, 0 otherwise. */
+int berth_log_wait(berth_log_reader *r, int timeout_ms);
 
 #endif

@@ -39,7 +39,9 @@ int berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err);
 /* The same, unless some berth process of this store swept less than interval_ms ago (a burst of supervisors
  * starting at once sweeps once; each still checks the task ahead of it while it waits). */
 int berth_queue_sweep_if_due(berth_store *st, berth_docker *d, int64_t interval_ms, berth_error **err);
-/* One task: if it is active and its supervisor is gone (past the grace a just-submitted task has), fails it with
+/* On a shared store (PostgreSQL) a supervisor's liveness is judged only from the BERTH_HOME it ran from: a task
+ * whose supervisor left no lock in this one runs elsewhere (another host), and is left alone by both.
+ * One task: if it is active and its supervisor is gone (past the grace a just-submitted task has), fails it with
  * reason "executor interrupted". Returns 1 if it did, 0 if the task is supervised or over, <0 when the record could
  * not be written (the error says why: a full disk, a store that refuses writes). */
 int berth_queue_fail_if_orphan(berth_store *st, berth_docker *d, const berth_task *t, berth_error **err);

@@ -321,7 +321,8 @@ sse_read(void *p, char *buf, size_t max)
 
 static const srv_stream_ops sse_ops = { sse_read, sse_free };
 
-/* Positions s at offset, which must be a record boundary or inside a record's payload (an id this endpoint gave). */
+/* Positions s at offset, which must be a record boundary or inside a record's payload (an id this endpoint gave).
+ * Walks the record headers from the start of the log with a reader of its own (a file or chunks in the store). */
 static int
 resume_at(sse_stream *s, int64_t offset, berth_error **err)
 {
@@ -329,38 +330,59 @@ resume_at(sse_stream *s, int64_t offset, berth_error **err)
   s->f.offset = offset;
   if (offset == 0)
     return 0;
-  int fd = open(s->f.path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return berth_error_set(err, BERTH_EINVAL, "offset %lld is past the end of the log", (long long) offset);
-  /* walk the record headers up to offset, reading the file a buffer at a time (s->in, not used yet) */
-  int64_t at = 0, base = 0;
-  size_t have = 0; /* s->in holds the file's bytes [base, base + have) */
+  berth_store *st = srv_store(s->f.srv, err);
+  berth_log_reader *lr = NULL;
+  if (st == NULL || berth_log_reader_open(st, s->f.task_id, &lr, err) < 0)
+    return BERTH_EINTERNAL;
+  int64_t at = 0;             /* the stream position of the next byte */
+  unsigned char hdr[6];
+  size_t hl = 0;              /* header bytes collected */
+  int64_t left = 0;           /* payload bytes of the current record not walked yet */
+  size_t have = 0, i = 0;     /* s->in[i, have): read, not walked */
   int rc = 0;
   while (rc == 0 && at < offset) {
-    if (at + 6 > base + (int64_t) have) {
-      ssize_t n = pread(fd, s->in, IN_MAX, (off_t) at);
-      base = at;
-      have = n > 0 ? (size_t) n : 0;
-      if (have < 6) {
-        rc = berth_error_set(err, BERTH_EINVAL, "offset %lld is past the end of the log", (long long) offset);
+    if (i == have) {
+      ssize_t n = berth_log_reader_read_bytes(lr, s->in, IN_MAX, err);
+      if (n <= 0) {
+        rc = n < 0 ? BERTH_EINTERNAL
+                   : berth_error_set(err, BERTH_EINVAL, "offset %lld is past the end of the log", (long long) offset);
         break;
       }
+      have = (size_t) n;
+      i = 0;
     }
-    const unsigned char *h = (const unsigned char *) s->in + (at - base);
-    int64_t len = ((int64_t) h[2] << 24) | ((int64_t) h[3] << 16) | ((int64_t) h[4] << 8) | h[5];
-    if (offset < at + 6 || h[0] < 1 || h[0] > 3 || len > BERTH_LOG_RECORD_MAX) {
+    if (left > 0) { /* in a payload: skip it, or stop inside it */
+      int64_t take = left < (int64_t) (have - i) ? left : (int64_t) (have - i);
+      if (offset < at + take) {
+        s->kind = hdr[0];
+        s->phase = hdr[1];
+        s->payload_left = (size_t) (left - (offset - at));
+        at = offset;
+        break;
+      }
+      at += take;
+      i += (size_t) take;
+      left -= take;
+      continue;
+    }
+    hdr[hl++] = (unsigned char) s->in[i++];
+    at++;
+    if (hl < 6) {
+      if (at >= offset) /* the offset falls inside a header */
+        rc = berth_error_set(err, BERTH_EINVAL, "offset %lld is not an event id of this log", (long long) offset);
+      continue;
+    }
+    hl = 0;
+    left = ((int64_t) hdr[2] << 24) | ((int64_t) hdr[3] << 16) | ((int64_t) hdr[4] << 8) | hdr[5];
+    if (hdr[0] < 1 || hdr[0] > 3 || left > BERTH_LOG_RECORD_MAX)
       rc = berth_error_set(err, BERTH_EINVAL, "offset %lld is not an event id of this log", (long long) offset);
-      break;
+    else if (left > 0 && at == offset) { /* just after a header: the whole payload is ahead */
+      s->kind = hdr[0];
+      s->phase = hdr[1];
+      s->payload_left = (size_t) left;
     }
-    if (offset < at + 6 + len) {
-      s->kind = h[0];
-      s->phase = h[1];
-      s->payload_left = (size_t) (at + 6 + len - offset);
-      break;
-    }
-    at += 6 + len;
   }
-  close(fd);
+  berth_log_reader_close(lr);
   return rc;
 }
 
@@ -378,7 +400,7 @@ api_task_events(srv_req *r, srv_resp *out)
   sse_stream *s = NULL;
   int rc = off ? berth_parse_int64(off, 0, INT64_C(1) << 50, &offset, &err) : 0;
   if (rc == 0 && (s = calloc(1, sizeof *s)) != NULL)
-    s->f = (srv_follow){ .fd = -1, .watch = -1 };
+    s->f = (srv_follow){ 0 };
   if (rc == 0 && (s == NULL || (s->in = malloc(IN_MAX)) == NULL || (s->out = malloc(OUT_MAX)) == NULL))
     rc = berth_error_set(&err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0)

@@ -1,13 +1,12 @@
 /* GET /v1/tasks/{id}/logs[?follow=1][&format=raw|records]: the stored task log, streamed (chunked) while the task
  * runs, ending when it ends.
  *
- * The log file (task_log.h) is append-only and a byte, once written, never changes, so the stream forwards the file
- * as it grows, at most one buffer at a time: a follower costs a file descriptor and MHD's buffer, however large the
- * log. format=records sends the file's own records ([kind][phase][len:4 BE][bytes], so a client can split stdout
- * from the rest); format=raw (the default) sends the payloads only, as `berth task logs` prints them. Every follower
- * reads the same file, so two followers receive identical bytes. */
-#include <errno.h>
-#include <fcntl.h>
+ * The log (task_log.h) is append-only and a byte, once written, never changes, so the stream forwards the record
+ * stream as it grows, through the log reader (a file, or chunks in a PostgreSQL store), at most one buffer at a
+ * time: a follower costs a reader and MHD's buffer, however large the log. format=records sends the log's own records
+ * ([kind][phase][len:4 BE][bytes], so a client can split stdout from the rest); format=raw (the default) sends the
+ * payloads only, as `berth task logs` prints them. Every follower reads the same log, so two followers receive
+ * identical bytes. */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +39,9 @@ typedef struct log_stream {
 int
 srv_follow_init(srv_follow *f, srv_req *r, const berth_task *t, int64_t offset, berth_error **err)
 {
-  *f = (srv_follow){ .srv = r->srv, .fd = -1, .conn_fd = r->conn_fd, .watch = -1, .offset = offset };
+  *f = (srv_follow){ .srv = r->srv, .conn_fd = r->conn_fd, .offset = offset };
   f->task_id = strdup(t->id);
-  f->path = berth_task_log_path(r->srv->home, t->id);
-  if (f->task_id == NULL || f->path == NULL) {
+  if (f->task_id == NULL) {
     srv_follow_clear(f);
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   }
@@ -53,33 +51,29 @@ srv_follow_init(srv_follow *f, srv_req *r, const berth_task *t, int64_t offset, 
 void
 srv_follow_clear(srv_follow *f)
 {
-  if (f->fd >= 0)
-    close(f->fd);
-  f->fd = -1;
-  berth_log_watch_close(&f->watch);
+  berth_log_reader_close(f->log);
+  f->log = NULL;
   berth_task_free(f->task);
   f->task = NULL;
   free(f->task_id);
-  free(f->path);
-  f->task_id = f->path = NULL;
+  f->task_id = NULL;
 }
 
 ssize_t
 srv_follow_read(srv_follow *f, char *buf, size_t max)
 {
-  if (f->fd < 0) {
-    f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
-    if (f->fd < 0)
-      return errno == ENOENT ? 0 : -2;
-    if (f->offset > 0 && lseek(f->fd, (off_t) f->offset, SEEK_SET) < 0)
+  berth_error *err = NULL;
+  if (f->log == NULL) { /* opened on the thread that streams (the store handle is per thread) */
+    berth_store *st = srv_store(f->srv, &err);
+    if (st == NULL || berth_log_reader_open(st, f->task_id, &f->log, &err) < 0
+        || berth_log_reader_seek(f->log, f->offset, &err) < 0) {
+      berth_error_free(err);
       return -2;
+    }
   }
-  for (;;) {
-    ssize_t n = read(f->fd, buf, max);
-    if (n < 0 && errno == EINTR)
-      continue;
-    return n < 0 ? -2 : n;
-  }
+  ssize_t n = berth_log_reader_read_bytes(f->log, buf, max, &err);
+  berth_error_free(err);
+  return n < 0 ? -2 : n;
 }
 
 void
@@ -136,7 +130,12 @@ srv_follow_wait(srv_follow *f)
       return 1;
     }
   }
-  berth_log_wait(&f->watch, f->path, POLL_MS);
+  if (f->log != NULL)
+    berth_log_wait(f->log, POLL_MS); /* the writer's next flush wakes us */
+  else {
+    struct timespec ts = { 0, POLL_MS * 1000000L };
+    nanosleep(&ts, NULL);
+  }
   return 1;
 }
 

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/task_log.h"
 #include "berth/role.h"
 #include "berth/apikey.h"
 #include "berth/error.h"
@@ -227,10 +228,8 @@ int api_session_delete(srv_req *r, srv_resp *out);
 typedef struct srv_follow {
   srv_ctx *srv;
   char *task_id;
-  char *path;
-  int fd;
+  berth_log_reader *log; /* the task's record stream (a file, or chunks in PostgreSQL); opened at the first read */
   int conn_fd;
-  int watch;          /* inotify on the log file: a write wakes the follower */
   int64_t offset;     /* where the first read starts */
   int64_t last_check; /* when the task was last read from the store */
   int checks;         /* how many times: every LIVENESS_CHECKS-th also checks that its supervisor lives */

@@ -166,11 +166,18 @@ def S(n):
 
 # ---------------------------------------------------------------------------------------------------------------------
 
+def store_bytes():
+    """The store's bytes as someone with the files (SQLite) or a dump of the database (PostgreSQL) sees them."""
+    if os.environ.get("BERTH_STORE"):
+        return subprocess.run(["pg_dump", os.environ["BERTH_STORE"]], capture_output=True, check=True).stdout
+    return open(os.path.join(HOME, "berth.db"), "rb").read()
+
+
 def test_keys(keys):
     rc, out, _ = berth("key", "list", "--json")
     check("key list --json works locally", rc == 0 and '"adm"' in out)
     check("key list never shows a secret", all(k not in out for k in keys.values()) and "$argon2" not in out)
-    db = open(os.path.join(HOME, "berth.db"), "rb").read()
+    db = store_bytes()
     check("the store holds no key in clear, only argon2id hashes",
           all(k.encode() not in db for k in keys.values()) and b"$argon2id$" in db)
     rc, out, err = berth("key", "create", "adm", "--role", "admin")

@@ -80,6 +80,11 @@ check "a container killed with docker kill: the reason says so ($(task_field "$k
   sh -c "'$BERTH' task show '$kid' --json | grep -q 'killed through the Docker API'"
 
 # ---- a full disk ----
+if [ -n "${BERTH_STORE:-}" ]; then
+  echo "skip - full-disk checks: on PostgreSQL the task log is in the database, not on BERTH_HOME's disk"
+  finish
+  exit $?
+fi
 if [ "$(id -u)" -ne 0 ] || ! mkdir -p "$T_TMP/small" || ! mount -t tmpfs -o size=12m tmpfs "$T_TMP/small" 2>/dev/null; then
   echo "skip - full-disk checks: cannot mount a tmpfs here (needs root)"
   finish

@@ -106,8 +106,12 @@ check "the canceled task never ran" sh -c "! '$BERTH' task logs $q2 | grep -q ne
 "$BERTH" stack lock "$S2" --note "state surgery" >/dev/null
 rc=$(run "$T_TMP/o" "$T_TMP/e" "$S2" -- true)
 check "the lock owner can still run tasks" test "$rc" -eq 0
-sqlite3 "$BERTH_HOME/berth.db" "UPDATE stacks SET lock_owner='alice' WHERE name='$S2'" 2>/dev/null ||
-  python3 -c "import sqlite3; c=sqlite3.connect('$BERTH_HOME/berth.db'); c.execute(\"UPDATE stacks SET lock_owner='alice' WHERE name='$S2'\"); c.commit()"
+if [ -n "${BERTH_STORE:-}" ]; then
+  psql -X -q "$BERTH_STORE" -c "UPDATE stacks SET lock_owner='alice' WHERE name='$S2'" >/dev/null
+else
+  sqlite3 "$BERTH_HOME/berth.db" "UPDATE stacks SET lock_owner='alice' WHERE name='$S2'" 2>/dev/null ||
+    python3 -c "import sqlite3; c=sqlite3.connect('$BERTH_HOME/berth.db'); c.execute(\"UPDATE stacks SET lock_owner='alice' WHERE name='$S2'\"); c.commit()"
+fi
 rc=$(run "$T_TMP/o" "$T_TMP/e" "$S2" -- true)
 check "someone else's lock: exit 125" test "$rc" -eq 125
 check "  ...naming the owner and the note" grep -q 'locked by alice: state surgery' "$T_TMP/e"

@@ -16,6 +16,8 @@ SECRET='Sup3r-s3cret-VALUE-d41d8cd9'
 ENV_SECRET='from-the-environment-7f3a9c'
 
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
+skip() { echo "skip - $1"; }
+on_pg() { [ -n "${BERTH_STORE:-}" ]; } # the postgresql label: the store is not berth.db
 not_ok() { fail=$((fail + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/#   /' "$2"; }
 check() {
   local name=$1
@@ -125,9 +127,17 @@ for cmd in "stack show web.prod-1" "stack show web.prod-1 --json" "stack list" "
   "$BERTH" $cmd >"$TMP/o" 2>&1
   check "'berth $cmd' never prints a secret value" no_secret "$TMP/o"
 done
-check "secret values are not in berth.db or its WAL (encrypted at rest)" \
-  no_secret "$BERTH_HOME/berth.db" $(ls "$BERTH_HOME"/berth.db-wal 2>/dev/null)
-check "secret.key is mode 600" test "$(stat -c %a "$BERTH_HOME/secret.key")" = 600
+if on_pg; then
+  pg_dump "$BERTH_STORE" >"$TMP/dump.sql" 2>/dev/null
+  check "secret values are not in a dump of the PostgreSQL store (encrypted at rest)" \
+    sh -c "test -s '$TMP/dump.sql' && grep -q AWS_SECRET_ACCESS_KEY '$TMP/dump.sql'"
+  check "  ...no value in it" no_secret "$TMP/dump.sql"
+  check "no secret.key in BERTH_HOME (the key is in the store's settings)" test ! -e "$BERTH_HOME/secret.key"
+else
+  check "secret values are not in berth.db or its WAL (encrypted at rest)" \
+    no_secret "$BERTH_HOME/berth.db" $(ls "$BERTH_HOME"/berth.db-wal 2>/dev/null)
+  check "secret.key is mode 600" test "$(stat -c %a "$BERTH_HOME/secret.key")" = 600
+fi
 
 # --- update changes only the fields given -------------------------------------------------------------------
 run "$TMP/u.out" "$TMP/u.err" stack update web.prod-1 --image alpine:3.20 --init 'tofu init' --env EXTRA=1 \
@@ -222,13 +232,17 @@ bad "show --bogus" stack show web.prod-1 --bogus
 BERTH_HOME=$TMP/afile bad "BERTH_HOME pointing at a file" stack list
 BERTH_HOME=$TMP/afile/sub bad "BERTH_HOME under a file" stack list
 BERTH_HOME=/proc/self/berth bad "BERTH_HOME in an unwritable place" stack list
-mkdir -p "$TMP/corrupt"
-head -c 8192 /dev/urandom >"$TMP/corrupt/berth.db"
-BERTH_HOME=$TMP/corrupt bad "berth.db containing garbage" stack list
-check "  ...says it is not a berth store" grep -q 'not a berth store' "$TMP/bad.err"
-BERTH_HOME=$TMP/corrupt bad "create on a corrupt store" stack create x --image alpine
-mkdir -p "$TMP/dirdb/berth.db"
-BERTH_HOME=$TMP/dirdb bad "berth.db is a directory" stack list
+if on_pg; then
+  skip "a corrupt berth.db, berth.db a directory: SQLite only"
+else
+  mkdir -p "$TMP/corrupt"
+  head -c 8192 /dev/urandom >"$TMP/corrupt/berth.db"
+  BERTH_HOME=$TMP/corrupt bad "berth.db containing garbage" stack list
+  check "  ...says it is not a berth store" grep -q 'not a berth store' "$TMP/bad.err"
+  BERTH_HOME=$TMP/corrupt bad "create on a corrupt store" stack create x --image alpine
+  mkdir -p "$TMP/dirdb/berth.db"
+  BERTH_HOME=$TMP/dirdb bad "berth.db is a directory" stack list
+fi
 
 # --- state, delete, help --------------------------------------------------------------------------------------
 run "$TMP/s.out" "$TMP/s.err" stack state web.prod-1

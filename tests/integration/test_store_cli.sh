@@ -3,14 +3,18 @@
 # (tests/data/store/schema-v1.sql, loaded with the sqlite3 shell) migrated up with its records intact, and a store
 # from a newer berth refused with one line; with BERTH_TEST_PG, the same on PostgreSQL. Needs no Docker daemon.
 set -u
+if [ -n "${BERTH_STORE:-}" ]; then # it makes SQLite stores of its own, and PostgreSQL ones with BERTH_TEST_PG
+  echo "skipped: this test builds its stores itself (berth.db files, and databases on BERTH_TEST_PG)"
+  exit 77
+fi
 BERTH=${BERTH:?set BERTH to the berth binary}
 SRC=${BERTH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 TMP=$(mktemp -d /tmp/berth-store-cli-XXXXXX)
-LATEST=3 # the newest migration in src/lib/store/schema.c
 trap 'rm -rf "$TMP"' EXIT
 unset BERTH_SERVER XDG_DATA_HOME
 pass=0
 fail=0
+LATEST=4 # the newest schema version (src/lib/store/schema.c)
 
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
@@ -61,7 +65,7 @@ sqlite3 "$BERTH_HOME/berth.db" <"$SRC/tests/data/store/schema-v1.sql"
 install -m 600 "$SRC/tests/data/store/secret.key" "$BERTH_HOME/secret.key"
 expect "migrate the old store" 0 store migrate --json
 same "from 1" "$(json from)" "1"
-same "to $LATEST" "$(json to)" "$LATEST"
+same "to the newest" "$(json to)" "$LATEST"
 same "an older berth would refuse it now" "$(sqlite3 "$BERTH_HOME/berth.db" 'PRAGMA user_version')" "$LATEST"
 expect "info on the migrated store" 0 store info --json
 same "its stacks" "$(json counts.stacks)" "2"

@@ -59,6 +59,7 @@ test_defaults(void **state)
   assert_false(c.allow_host_network);
   assert_true(c.builtin_patterns);
   assert_int_equal(c.n_patterns, 0);
+  assert_null(c.store);
   for (size_t i = 0; i < 3; i++)
     assert_int_equal(berth_config_check_pull_policy(&c, c.allowed_pull_policies[i], &err), 0);
   berth_config_clear(&c);
@@ -76,7 +77,8 @@ test_all_keys(void **state)
       "{\"allowed_pull_policies\": [\"if-not-present\", \"never\"], \"min_secret_length\": 8,"
       " \"max_parallel_tasks\": 2, \"default_memory\": \"512m\", \"default_pids\": 256,"
       " \"default_cpus\": \"1.5\", \"allow_host_network\": true, \"builtin_patterns\": false,"
-      " \"redaction_patterns\": {\"corp-token\": \"corp_[A-Za-z0-9]{20}\", \"pin\": \"PIN=(?<mask>\\\\d+)\"}}");
+      " \"redaction_patterns\": {\"corp-token\": \"corp_[A-Za-z0-9]{20}\", \"pin\": \"PIN=(?<mask>\\\\d+)\"},"
+      " \"store\": \"postgresql://berth@db.internal/berth\"}");
   berth_config c;
   berth_error *err = NULL;
   if (berth_config_load(home, &c, &err) < 0)
@@ -92,6 +94,7 @@ test_all_keys(void **state)
   assert_int_equal(c.n_patterns, 2);
   assert_string_equal(c.pattern_names[0], "corp-token");
   assert_string_equal(c.patterns[1], "PIN=(?<mask>\\d+)");
+  assert_string_equal(c.store, "postgresql://berth@db.internal/berth");
   assert_int_equal(berth_config_check_pull_policy(&c, "never", &err), 0);
   assert_int_equal(berth_config_check_pull_policy(&c, "always", &err), BERTH_EDENIED);
   assert_string_equal(err->msg,
@@ -134,6 +137,9 @@ test_bad_values(void **state)
     { "{\"redaction_patterns\": {\"p\": \"(unclosed\"}}", "key `redaction_patterns.p`" },
     { "{\"redaction_patterns\": {\"p\": \"\"}}", "key `redaction_patterns.p` must be a non-empty PCRE2 pattern" },
     { "{\"max_paralel_tasks\": 2}", "unknown key `max_paralel_tasks`" },
+    { "{\"store\": 5}", "key `store` must be a postgresql:// URL or libpq key=value settings" },
+    { "{\"store\": \"\"}", "key `store` must be a postgresql:// URL" },
+    { "{\"store\": \"postgresql://u:hunter2@h/db\\nx\"}", "key `store` must be" },
     { "{\"default_pids\": 5, \"default_pids\": 6}", "key `default_pids` appears twice" },
     { "[1]", "must be a JSON object" },
     { "{\"a\": ", "is not valid JSON" },
@@ -148,6 +154,7 @@ test_bad_values(void **state)
     if (strstr(err->msg, cases[i].want) == NULL || strstr(err->msg, home) == NULL)
       fail_msg("config %s\n  error: %s\n  want:  %s (and the file name)", cases[i].text, err->msg, cases[i].want);
     assert_null(strchr(err->msg, '\n'));
+    assert_null(strstr(err->msg, "hunter2")); /* a store's password is never echoed */
     assert_null(c.allowed_pull_policies); /* left cleared */
     berth_error_free(err);
   }

@@ -17,8 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
@@ -26,82 +24,10 @@
 #include "berth/apikey.h"
 #include "berth/audit.h"
 #include "berth/store.h"
+#include "berth/task_log.h"
+#include "berth/task_queue.h"
 #include "store/db.h"
 #include "store_helpers.h"
-
-#define SKIP_EXIT 77 /* ctest SKIP_RETURN_CODE */
-
-static bool on_pg;      /* the engine under test */
-static int n_databases; /* databases made on the PostgreSQL server so far */
-static char pg_db[64];  /* the current test's database */
-
-/* Runs one statement on the server in BERTH_TEST_PG (a maintenance connection, not the store's); returns the first
- * column of its first row as a number (0 when there is none). */
-static int64_t
-pg_admin(const char *sql)
-{
-  PGconn *pg = PQconnectdb(getenv("BERTH_TEST_PG"));
-  if (PQstatus(pg) != CONNECTION_OK)
-    fail_msg("BERTH_TEST_PG: %s", PQerrorMessage(pg));
-  PGresult *res = PQexec(pg, sql);
-  ExecStatusType st = PQresultStatus(res);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-    fail_msg("`%s`: %s", sql, PQerrorMessage(pg));
-  int64_t v = st == PGRES_TUPLES_OK && PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-  PQclear(res);
-  PQfinish(pg);
-  return v;
-}
-
-/* BERTH_TEST_PG's settings with another dbname, as libpq key=value settings (caller frees). */
-static char *
-pg_conninfo_for(const char *db)
-{
-  PQconninfoOption *opts = PQconninfoParse(getenv("BERTH_TEST_PG"), NULL);
-  assert_non_null(opts);
-  char *out = strdup("");
-  for (PQconninfoOption *o = opts; o->keyword; o++) {
-    const char *v = strcmp(o->keyword, "dbname") == 0 ? db : o->val;
-    if (v == NULL || *v == '\0')
-      continue;
-    char *next = NULL;
-    assert_true(asprintf(&next, "%s%s%s='%s'", out, *out ? " " : "", o->keyword, v) > 0);
-    free(out);
-    out = next;
-  }
-  PQconninfoFree(opts);
-  return out;
-}
-
-static int
-setup_home(void **state)
-{
-  *state = make_home("berth-test-store-db");
-  if (on_pg) {
-    snprintf(pg_db, sizeof pg_db, "berth_t%d_%d", (int) getpid(), ++n_databases);
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", pg_db);
-    pg_admin(sql);
-    char *conninfo = pg_conninfo_for(pg_db);
-    setenv("BERTH_STORE", conninfo, 1);
-    free(conninfo);
-  }
-  return 0;
-}
-
-static int
-teardown_home(void **state)
-{
-  rm_tree(*state);
-  free(*state);
-  if (on_pg) {
-    unsetenv("BERTH_STORE");
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", pg_db);
-    pg_admin(sql);
-  }
-  return 0;
-}
 
 static void
 create_stack(berth_store *st, const char *name)
@@ -573,6 +499,16 @@ table_digest(berth_store *st, const char *table)
   return out;
 }
 
+static int
+count_record(void *ud, int kind, int phase, const char *data, size_t len)
+{
+  (void) kind;
+  (void) phase;
+  (void) data;
+  *(int64_t *) ud += len == 1000;
+  return 0;
+}
+
 /* berth store copy: the 0.1.0 fixture, migrated on SQLite, copied into an empty PostgreSQL database: every row
  * equal, the audit chain verifies with the same head, new records continue the sequences; a second copy into the
  * now non-empty database is refused. */
@@ -585,15 +521,35 @@ test_copy_to_postgresql(void **state)
   berth_store *from = open_ok(*state);
   berth_store_copy_report report;
   berth_error *err = NULL;
+  /* a task's log, a file on SQLite: 600 records of 1000 bytes, more than one chunk */
+  db_stmt *q = NULL;
+  assert_int_equal(db_prepare(store_db(from), "SELECT id FROM tasks ORDER BY seq LIMIT 1", &q, &err), 0);
+  assert_int_equal(db_step(q, &err), DB_ROW);
+  char *task_id = strdup(db_column_text(q, 0));
+  db_finalize(q);
+  berth_task_log *log = NULL;
+  assert_int_equal(berth_task_log_create(from, task_id, &log, &err), 0);
+  char line[1000];
+  memset(line, 'x', sizeof line);
+  for (int i = 0; i < 600; i++)
+    assert_int_equal(berth_task_log_write(log, BERTH_LOG_STDOUT, BERTH_PHASE_PERFORMING, line, sizeof line, &err), 0);
+  berth_task_log_close(log);
   if (berth_store_copy(from, target, &report, &err) < 0)
     fail_msg("copy: %s", err->msg);
-  assert_int_equal(report.n, 10);
+  assert_int_equal(report.n, 13);
+  assert_string_equal(report.tables[12].table, "task_log_chunks");
+  assert_int_equal(report.tables[12].rows, 3); /* 256 KiB each at most */
   assert_string_equal(report.tables[7].table, "audit_log");
+  assert_string_equal(report.tables[10].table, "settings");
   assert_int_equal(report.tables[7].rows, 21);
   assert_int_equal(berth_store_copy(from, target, &report, &err), BERTH_EBUSY);
   assert_non_null(strstr(err->msg, "is not empty"));
   berth_error_clear(&err);
 
+  /* the key went along into the store's settings: the copy unseals without BERTH_HOME/secret.key */
+  char key[512];
+  snprintf(key, sizeof key, "%s/secret.key", (const char *) *state);
+  assert_int_equal(unlink(key), 0);
   setenv("BERTH_STORE", target, 1);
   berth_store *to = open_ok(*state);
   const char *names[] = { "meta",        "stacks",        "tasks",     "task_transitions", "state_versions",
@@ -607,6 +563,12 @@ test_copy_to_postgresql(void **state)
     free(b);
   }
   assert_string_equal(berth_store_instance_id(to), berth_store_instance_id(from));
+  berth_log_reader *r = NULL;
+  assert_int_equal(berth_log_reader_open(to, task_id, &r, &err), 0);
+  int64_t records = 0;
+  assert_int_equal(berth_log_reader_read(r, count_record, &records, &err), 600);
+  berth_log_reader_close(r);
+  free(task_id);
   check_fixture_records(to, 21, 2);
   berth_task t = { .stack = "web", .command = "echo copied", .actor = "bob" };
   assert_int_equal(berth_store_task_create(to, &t, &err), 0);
@@ -618,6 +580,104 @@ test_copy_to_postgresql(void **state)
   berth_store_close(to);
   berth_store_close(from);
   free(target);
+}
+
+/* The secret key lives in the store's settings: a second host (another BERTH_HOME) unseals what the first sealed,
+ * and no secret.key file is written on either. */
+static void
+test_secret_key_in_settings(void **state)
+{
+  berth_store *a = open_ok(*state);
+  berth_error *err = NULL;
+  berth_stack *s = berth_stack_new();
+  s->name = strdup("sealed");
+  s->image = strdup("berth/busybox:latest");
+  assert_int_equal(berth_kv_set(&s->secret_env, &s->n_secret_env, "TOKEN", "shared-secret"), 0);
+  if (berth_store_stack_create(a, s, &err) != 0)
+    fail_msg("create: %s", err->msg);
+  berth_stack_free(s);
+  char *other = make_home("berth-test-store-db-host2");
+  berth_store *b = open_ok(other);
+  berth_stack *got = NULL;
+  if (berth_store_stack_get(b, "sealed", &got, &err) != 0)
+    fail_msg("get on the second host: %s", err->msg);
+  assert_string_equal(berth_kv_get(got->secret_env, got->n_secret_env, "TOKEN"), "shared-secret");
+  berth_stack_free(got);
+  db_stmt *q = NULL;
+  assert_int_equal(db_prepare(store_db(a), "SELECT count(*) FROM settings WHERE key = 'secret_key'", &q, &err), 0);
+  assert_int_equal(db_step(q, &err), DB_ROW);
+  assert_int_equal(db_column_int64(q, 0), 1);
+  db_finalize(q);
+  char path[512];
+  snprintf(path, sizeof path, "%s/secret.key", (const char *) *state);
+  assert_int_not_equal(access(path, F_OK), 0);
+  snprintf(path, sizeof path, "%s/secret.key", other);
+  assert_int_not_equal(access(path, F_OK), 0);
+  berth_store_close(b);
+  berth_store_close(a);
+  rm_tree(other);
+  free(other);
+}
+
+static void
+write_store_config(const char *home, const char *store)
+{
+  char path[512];
+  snprintf(path, sizeof path, "%s/config.json", home);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "{\"store\": \"%s\"}\n", store);
+  fclose(f);
+}
+
+/* The key `store` of config.json chooses the store when BERTH_STORE is unset; BERTH_STORE overrides it. */
+static void
+test_store_from_config(void **state)
+{
+  char *conninfo = strdup(getenv("BERTH_STORE"));
+  unsetenv("BERTH_STORE");
+  write_store_config(*state, conninfo);
+  berth_store *st = open_ok(*state);
+  berth_store_info info;
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_info_get(st, &info, &err), 0);
+  assert_string_equal(info.engine, "postgresql");
+  assert_non_null(strstr(info.location, pg_db));
+  berth_store_close(st);
+  setenv("BERTH_STORE", "postgresql://nobody@/none?host=/nonexistent-dir&port=1", 1);
+  expect_open_error(*state, "store postgresql://nobody@/none?host=/nonexistent-dir&port=1 cannot be opened");
+  unsetenv("BERTH_STORE");
+  write_store_config(*state, "sqlite:///tmp/x.db");
+  expect_open_error(*state, "the key `store` of config.json must be a postgresql:// URL");
+  setenv("BERTH_STORE", conninfo, 1);
+  free(conninfo);
+}
+
+/* A task whose supervisor is gone is failed by whoever notices, but on a shared store only from the BERTH_HOME the
+ * supervisor ran from: a follower on another host must not fail a task that runs there. */
+static void
+test_orphans_judged_locally(void **state)
+{
+  berth_store *st = open_ok(*state);
+  create_stack(st, "web");
+  berth_error *err = NULL;
+  berth_task t = { .stack = "web", .command = "sleep 60", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(st, &t, &err), 0);
+  db_stmt *s = NULL; /* as a supervisor elsewhere: its pid recorded, no liveness lock in this BERTH_HOME */
+  assert_int_equal(
+      db_prepare(store_db(st), "UPDATE tasks SET supervisor_pid = 4242, created_at = 0 WHERE id = ?", &s, &err), 0);
+  db_bind_text(s, 1, t.id);
+  assert_int_equal(db_run(s, NULL, &err), 0);
+  berth_task *got = NULL;
+  assert_int_equal(berth_store_task_get(st, t.id, &got, &err), 0);
+  assert_int_equal(berth_queue_fail_if_orphan(st, NULL, got, &err), on_pg ? 0 : 1);
+  berth_task_free(got);
+  assert_int_equal(berth_store_task_get(st, t.id, &got, &err), 0);
+  assert_string_equal(got->state, on_pg ? "QUEUED" : "FAILED");
+  berth_task_free(got);
+  free(t.id);
+  free(t.state);
+  berth_store_close(st);
 }
 
 /* The server ends the store's connection (as a restart would): the operation under way fails in one line, the
@@ -680,27 +740,25 @@ int
 main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_rollback_on_error, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_statements, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_concurrent_appenders, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_rollback_on_error, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_statements, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_newer_schema_refused, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_concurrent_appenders, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown),
   };
   const struct CMUnitTest pg_only[] = {
-    cmocka_unit_test_setup_teardown(test_bad_connection_strings, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_connection_lost, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_passwords_and_read_only, setup_home, teardown_home),
-    cmocka_unit_test_setup_teardown(test_copy_to_postgresql, setup_home, teardown_home),
+    cmocka_unit_test_setup_teardown(test_bad_connection_strings, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_connection_lost, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_passwords_and_read_only, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_copy_to_postgresql, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_secret_key_in_settings, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_store_from_config, engine_setup, engine_teardown),
   };
-  on_pg = argc > 1 && strcmp(argv[1], "postgresql") == 0;
-  unsetenv("BERTH_STORE");
+  on_pg = pg_test_wanted(argc, argv);
   if (!on_pg)
     return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
-  if (getenv("BERTH_TEST_PG") == NULL || *getenv("BERTH_TEST_PG") == '\0') {
-    printf("skipped: set BERTH_TEST_PG to a PostgreSQL server (ci/start-postgres.sh prints one)\n");
-    return SKIP_EXIT;
-  }
   /* the fixture is a SQLite file: its migration is the SQLite run's */
   int failed = _cmocka_run_group_tests("postgresql", tests, sizeof tests / sizeof tests[0] - 1, NULL, NULL);
   return failed + cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);

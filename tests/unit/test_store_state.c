@@ -1,4 +1,7 @@
-/* Stack state versions: begin/commit/abort/prune, and that a version is never half-written. */
+/* Stack state versions: begin/commit/abort/prune, and that a version is never half-written.
+ *
+ * Run as `test_store_state postgresql` (ctest label postgresql) on a database of its own on the server in
+ * BERTH_TEST_PG, where versions are tars in the database: then another host (BERTH_HOME) reads the newest too. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -20,6 +23,8 @@
 static int
 setup(void **state)
 {
+  if (on_pg)
+    pg_test_db_create(pg_db, sizeof pg_db, ++n_databases);
   char *home = strdup("/tmp/berth-test-state-XXXXXX");
   assert_non_null(mkdtemp(home));
   berth_store *st = NULL;
@@ -44,6 +49,8 @@ teardown(void **state)
   berth_store_close(st);
   rm_tree(home);
   free(home);
+  if (on_pg)
+    pg_test_db_drop(pg_db);
   return 0;
 }
 
@@ -148,9 +155,9 @@ test_commit_list_latest_prune(void **state)
   char *old = berth_state_version_path(st, "tf", 2);
   assert_int_equal(access(old, F_OK), -1);
   free(old);
-  char *kept = berth_state_version_path(st, "tf", 3);
-  assert_int_equal(access(kept, F_OK), 0);
   /* symlinks are kept as symlinks */
+  char *kept = NULL;
+  assert_int_equal(berth_state_latest(st, "tf", &kept, &err), 0);
   char link[1024], target[64] = "";
   snprintf(link, sizeof link, "%s/link", kept);
   assert_int_equal(readlink(link, target, sizeof target - 1), (ssize_t) strlen("terraform.tfstate"));
@@ -222,6 +229,10 @@ test_abort_and_half_written(void **state)
   assert_int_equal(n, 1);
   berth_state_versions_free(v, n);
   assert_int_equal(commit_version(st, "next", "t2"), 2);
+  if (on_pg) { /* the local copy is made by latest, replacing what was there */
+    assert_int_equal(berth_state_latest(st, "tf", &dir, &err), 0);
+    free(dir);
+  }
   got = read_file(orphan, "terraform.tfstate");
   assert_string_equal(got, "next");
   free(got);
@@ -239,12 +250,40 @@ test_abort_and_half_written(void **state)
   berth_error_clear(&err);
 }
 
+/* PostgreSQL: a second host, with a BERTH_HOME of its own, reads the newest version from the database. */
+static void
+test_other_host(void **state)
+{
+  berth_store *st = *state;
+  berth_error *err = NULL;
+  assert_int_equal(commit_version(st, "shared", "t1"), 1);
+  char *home = make_home("berth-test-state-host2");
+  berth_store *other = open_ok(home);
+  char *dir = NULL;
+  if (berth_state_latest(other, "tf", &dir, &err) != 0)
+    fail_msg("latest on the other host: %s", err->msg);
+  assert_non_null(strstr(dir, home));
+  char *got = read_file(dir, "terraform.tfstate");
+  assert_string_equal(got, "shared");
+  free(got);
+  got = read_file(dir, "sub/dir/extra.json");
+  assert_string_equal(got, "{}");
+  free(got);
+  free(dir);
+  berth_store_close(other);
+  rm_tree(home);
+  free(home);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_commit_list_latest_prune, setup, teardown),
     cmocka_unit_test_setup_teardown(test_abort_and_half_written, setup, teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  const struct CMUnitTest pg_only[] = {
+    cmocka_unit_test_setup_teardown(test_other_host, setup, teardown),
+  };
+  ENGINE_TESTS_MAIN(argc, argv, tests, pg_only);
 }

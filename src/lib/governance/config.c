@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 
 #include "berth/cleanup.h"
 #include "berth/config.h"
@@ -42,6 +43,9 @@ berth_config_clear(berth_config *c)
   }
   free(c->cred_helpers);
   free(c->oidc_issuer);
+  if (c->store)
+    sodium_memzero(c->store, strlen(c->store));
+  free(c->store);
   memset(c, 0, sizeof *c);
 }
 
@@ -233,42 +237,55 @@ get_cred_helper(const cJSON *h, const char *origin, berth_cred_helper *out, bert
   if ((out->name = strdup(name)) == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (!cJSON_IsObject(h))
-    return berth_error_set(err, BERTH_EINVAL, "config %s: key `credential_helpers.%.64s` must be an object "
-                           "{\"command\": [\"/path\", \"arg\"...], \"timeout\": \"30s\"}", origin, name);
+    return berth_error_set(err, BERTH_EINVAL,
+                           "config %s: key `credential_helpers.%.64s` must be an object "
+                           "{\"command\": [\"/path\", \"arg\"...], \"timeout\": \"30s\"}",
+                           origin, name);
   const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(h, "command");
   int n = cJSON_GetArraySize(cmd);
   if (!cJSON_IsArray(cmd) || n < 1 || n > 64)
-    return berth_error_set(err, BERTH_EINVAL, "config %s: key `credential_helpers.%.64s.command` must be an array of "
-                           "1 to 64 strings", origin, name);
+    return berth_error_set(err, BERTH_EINVAL,
+                           "config %s: key `credential_helpers.%.64s.command` must be an array of "
+                           "1 to 64 strings",
+                           origin, name);
   if ((out->argv = calloc((size_t) n + 1, sizeof *out->argv)) == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   const cJSON *a;
   cJSON_ArrayForEach(a, cmd)
   {
     if (!cJSON_IsString(a))
-      return berth_error_set(err, BERTH_EINVAL, "config %s: key `credential_helpers.%.64s.command` must be an array "
-                             "of strings", origin, name);
+      return berth_error_set(err, BERTH_EINVAL,
+                             "config %s: key `credential_helpers.%.64s.command` must be an array "
+                             "of strings",
+                             origin, name);
     if ((out->argv[out->argc++] = strdup(a->valuestring)) == NULL)
       return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   }
   if (out->argv[0][0] != '/')
-    return berth_error_set(err, BERTH_EINVAL, "config %s: credential helper `%.64s`: the command `%.128s` must be an "
-                           "absolute path", origin, name, out->argv[0]);
+    return berth_error_set(err, BERTH_EINVAL,
+                           "config %s: credential helper `%.64s`: the command `%.128s` must be an "
+                           "absolute path",
+                           origin, name, out->argv[0]);
   const cJSON *to = cJSON_GetObjectItemCaseSensitive(h, "timeout");
   if (to != NULL) {
     berth_error *e = NULL;
     if (!cJSON_IsString(to) || berth_parse_duration_ms(to->valuestring, &out->timeout_ms, &e) < 0
         || out->timeout_ms <= 0 || out->timeout_ms > CRED_TIMEOUT_MAX_MS) {
       berth_error_free(e);
-      return berth_error_set(err, BERTH_EINVAL, "config %s: key `credential_helpers.%.64s.timeout` must be a "
-                             "duration from 1s to 10m such as \"30s\"", origin, name);
+      return berth_error_set(err, BERTH_EINVAL,
+                             "config %s: key `credential_helpers.%.64s.timeout` must be a "
+                             "duration from 1s to 10m such as \"30s\"",
+                             origin, name);
     }
   }
   const cJSON *k;
-  cJSON_ArrayForEach(k, h)
-  if (strcmp(k->string, "command") != 0 && strcmp(k->string, "timeout") != 0)
-    return berth_error_set(err, BERTH_EINVAL, "config %s: credential helper `%.64s`: unknown key `%.64s` (known: "
-                           "command, timeout)", origin, name, k->string);
+  cJSON_ArrayForEach(
+      k, h) if (strcmp(k->string, "command") != 0
+                && strcmp(k->string, "timeout")
+                       != 0) return berth_error_set(err, BERTH_EINVAL,
+                                                    "config %s: credential helper `%.64s`: unknown key `%.64s` (known: "
+                                                    "command, timeout)",
+                                                    origin, name, k->string);
   return 0;
 }
 
@@ -290,6 +307,18 @@ get_cred_helpers(const cJSON *v, const char *origin, berth_config *c, berth_erro
       return rc;
   }
   return 0;
+}
+
+/* The value is checked for shape only (the store checks the connection string when it opens), and never quoted. */
+static int
+get_store(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  const char *s = cJSON_GetStringValue(v);
+  if (s == NULL || *s == '\0' || strlen(s) > 4096 || strpbrk(s, "\r\n") != NULL)
+    return key_fail(err, origin, "store",
+                    "must be a postgresql:// URL or libpq key=value settings on one line (at most 4096 bytes)");
+  free(c->store);
+  return (c->store = strdup(s)) ? 0 : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
 }
 
 static int
@@ -342,11 +371,13 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
     free(c->oidc_issuer);
     return (c->oidc_issuer = strdup(u)) == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : 0;
   }
+  if (strcmp(k, "store") == 0)
+    return get_store(it, origin, c, err);
   return berth_error_set(err, BERTH_EINVAL,
                          "config %s: unknown key `%.100s` (known: allowed_pull_policies, min_secret_length, "
                          "max_parallel_tasks, default_memory, default_pids, default_cpus, allow_host_network, "
                          "builtin_patterns, redaction_patterns, workspace_max_bytes, workspace_max_entries, "
-                         "credential_helpers, oidc_issuer)",
+                         "credential_helpers, oidc_issuer, store)",
                          origin, k);
 }
 

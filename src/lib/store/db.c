@@ -55,6 +55,28 @@ db_close(db_conn *c)
     c->ops->close(c); /* the engine frees c->label with c */
 }
 
+int
+db_listen(db_conn *c, const char *channel, berth_error **err)
+{
+  if (c->ops->listen == NULL)
+    return berth_error_set(err, BERTH_EINVAL, "store %s: %s has no notifications", c->label, c->ops->name);
+  return c->ops->listen(c, channel, err);
+}
+
+int
+db_notify(db_conn *c, const char *channel, const char *payload, berth_error **err)
+{
+  if (c->ops->notify == NULL)
+    return berth_error_set(err, BERTH_EINVAL, "store %s: %s has no notifications", c->label, c->ops->name);
+  return c->ops->notify(c, channel, payload, err);
+}
+
+int
+db_wait_notify(db_conn *c, const char *payload, int timeout_ms)
+{
+  return c->ops->wait_notify ? c->ops->wait_notify(c, payload, timeout_ms) : -1;
+}
+
 const char *
 db_engine_name(const db_conn *c)
 {

@@ -80,6 +80,21 @@ int db_tx_depth(const db_conn *c);
  * follows the largest one (PostgreSQL: setval on the column's sequence; SQLite does this on its own). */
 int db_sync_identity(db_conn *c, const char *table, const char *column, berth_error **err);
 
+/* Notifications between processes and hosts (PostgreSQL LISTEN/NOTIFY; SQLite has none: listen and notify fail
+ * with BERTH_EINVAL, and callers fall back to what they do on SQLite). A notification is sent when the sender's
+ * transaction commits (at once outside one). db_wait_notify waits up to timeout_ms for one on `channel` whose
+ * payload equals `payload` (any payload when NULL); notifications for other payloads are dropped. Returns 1 when one
+ * came, 0 on timeout, <0 when the connection failed. Listen on a connection of its own (store_db_open_another): one
+ * that listens and runs other statements holds every notification until it waits. */
+int db_listen(db_conn *c, const char *channel, berth_error **err);
+int db_notify(db_conn *c, const char *channel, const char *payload, berth_error **err);
+int db_wait_notify(db_conn *c, const char *payload, int timeout_ms);
+
+/* Another connection to the store st is on (the same file, or the same server and database), for work that must not
+ * share st's transactions, thread or notifications: a log writer, a follower. Caller closes it with db_close. */
+int store_db_open_another(berth_store *st, db_conn **out, berth_error **err);
+void db_close(db_conn *c); /* accepts NULL */
+
 /* Bytes the store occupies (SQLite: the database file and its WAL; PostgreSQL: the database); -1 if unknown. */
 int64_t db_size_bytes(db_conn *c);
 

@@ -52,6 +52,10 @@ struct db_ops {
   /* Records the schema version the engine's own way too (SQLite: user_version, so older binaries refuse a newer
    * store); may be NULL. */
   int (*mark_version)(db_conn *c, int version, berth_error **err);
+  /* LISTEN/NOTIFY (db.h); NULL when the engine has none */
+  int (*listen)(db_conn *c, const char *channel, berth_error **err);
+  int (*notify)(db_conn *c, const char *channel, const char *payload, berth_error **err);
+  int (*wait_notify)(db_conn *c, const char *payload, int timeout_ms);
 };
 
 struct db_conn {
@@ -72,7 +76,6 @@ int db_fail(const db_conn *c, db_fail_kind kind, const char *detail, berth_error
 
 /* Sets c->label (copied); -1 when out of memory. */
 int db_conn_init(db_conn *c, const struct db_ops *ops, const char *label);
-void db_close(db_conn *c); /* accepts NULL */
 
 /* engine_sqlite.c: opens (creating) the database file at path: WAL, synchronous=FULL, busy timeout, foreign keys,
  * secure_delete. A file that is not a database, or cannot be written, gives one line naming the path. */

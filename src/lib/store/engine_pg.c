@@ -7,9 +7,12 @@
  * their types from where they are used. The password, when there is one, never appears in a message: the store is
  * named by a URL rebuilt without it, and libpq's messages are scrubbed of it. The only file that includes
  * <libpq-fe.h>. */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -416,6 +419,75 @@ pg_probe(db_conn *c, int64_t *tables, bool *has_schema_version, int *legacy_vers
   return 0;
 }
 
+static int
+pg_listen(db_conn *c, const char *channel, berth_error **err)
+{
+  char *id = PQescapeIdentifier(handle(c), channel, strlen(channel));
+  if (id == NULL)
+    return fail(c, NULL, err);
+  char sql[128];
+  snprintf(sql, sizeof sql, "LISTEN %s", id);
+  PQfreemem(id);
+  return pg_exec(c, sql, err);
+}
+
+static int
+pg_notify(db_conn *c, const char *channel, const char *payload, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (pg_prepare(c, "SELECT pg_notify(?, ?)", &s, err) < 0)
+    return BERTH_EINTERNAL;
+  s->conn = c;
+  int rc = pg_bind(s, 1, DB_BIND_TEXT, 0, channel, strlen(channel)) < 0
+                   || pg_bind(s, 2, DB_BIND_TEXT, 0, payload, strlen(payload)) < 0
+               ? db_fail(c, DB_FAIL_NOMEM, NULL, err)
+               : pg_step(s, err);
+  pg_finalize(s);
+  return rc < 0 ? rc : 0;
+}
+
+static int64_t
+mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 when a queued notification matches payload (the others are dropped), else 0. */
+static int
+take_notifies(PGconn *pg, const char *payload)
+{
+  int found = 0;
+  PGnotify *n;
+  while ((n = PQnotifies(pg)) != NULL) {
+    if (payload == NULL || strcmp(n->extra, payload) == 0)
+      found = 1;
+    PQfreemem(n);
+  }
+  return found;
+}
+
+static int
+pg_wait_notify(db_conn *c, const char *payload, int timeout_ms)
+{
+  PGconn *pg = handle(c);
+  int64_t deadline = mono_ms() + timeout_ms;
+  for (;;) {
+    if (PQconsumeInput(pg) == 0)
+      return -1;
+    if (take_notifies(pg, payload))
+      return 1;
+    int64_t left = deadline - mono_ms();
+    if (left <= 0)
+      return 0;
+    struct pollfd p = { .fd = PQsocket(pg), .events = POLLIN };
+    int n = poll(&p, 1, (int) left);
+    if (n < 0 && errno != EINTR)
+      return -1;
+  }
+}
+
 static const struct db_ops pg_ops = {
   .name = "postgresql",
   .begin_sql = WRITE_LOCK_SQL,
@@ -440,6 +512,9 @@ static const struct db_ops pg_ops = {
   .size_bytes = pg_size_bytes,
   .probe = pg_probe,
   .mark_version = NULL,
+  .listen = pg_listen,
+  .notify = pg_notify,
+  .wait_notify = pg_wait_notify,
 };
 
 bool

@@ -114,7 +114,25 @@ static const migration migrations[] = {
     " hash TEXT NOT NULL, created_by TEXT, created_at BIGINT NOT NULL, last_used_at BIGINT NOT NULL DEFAULT 0,"
     " revoked_at BIGINT NOT NULL DEFAULT 0);"
     "CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at = 0;" },
-  { 3, "workload identity: stacks' OIDC audiences, AWS role and credential helpers; the issuer's signing keys",
+  /* PostgreSQL keeps in the database what SQLite keeps as files in BERTH_HOME (the tables exist on both, so the
+   * schema stays one): the secret key, the contents of state versions (a tar each), task logs (whole records in
+   * chunks of at most a record's cap, at their byte offset in the log) */
+  { 3, "store settings, state version contents and task log chunks",
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE state_contents ("
+    " stack TEXT NOT NULL, version INTEGER NOT NULL, tar BLOB NOT NULL, PRIMARY KEY (stack, version),"
+    " FOREIGN KEY (stack, version) REFERENCES state_versions (stack, version) ON DELETE CASCADE);"
+    "CREATE TABLE task_log_chunks ("
+    " task_id TEXT NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL, bytes BLOB NOT NULL,"
+    " PRIMARY KEY (task_id, off));",
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value BYTEA NOT NULL);"
+    "CREATE TABLE state_contents ("
+    " stack TEXT NOT NULL, version BIGINT NOT NULL, tar BYTEA NOT NULL, PRIMARY KEY (stack, version),"
+    " FOREIGN KEY (stack, version) REFERENCES state_versions (stack, version) ON DELETE CASCADE);"
+    "CREATE TABLE task_log_chunks ("
+    " task_id TEXT NOT NULL, off BIGINT NOT NULL, len BIGINT NOT NULL, bytes BYTEA NOT NULL,"
+    " PRIMARY KEY (task_id, off));" },
+  { 4, "workload identity: stacks' OIDC audiences, AWS role and credential helpers; the issuer's signing keys",
     "ALTER TABLE stacks ADD COLUMN oidc_audiences TEXT NOT NULL DEFAULT '[]';"
     "ALTER TABLE stacks ADD COLUMN oidc_aws_role TEXT;"
     "ALTER TABLE stacks ADD COLUMN credentials TEXT NOT NULL DEFAULT '[]';"

@@ -1,8 +1,14 @@
-/* Stack state versions: persisted paths copied back after each task, kept as numbered, complete directories.
+/* Stack state versions: persisted paths copied back after each task, kept as numbered, complete versions.
  *
- * A version becomes visible only through its row in state_versions, inserted in the same transaction that renames
- * the fully fsynced temp dir into place; a crash leaves either a temp dir or an unrecorded numbered dir, never a
- * recorded half-written one. Unrecorded dirs are garbage and are replaced by the next commit. */
+ * SQLite: numbered directories in BERTH_HOME. A version becomes visible only through its row in state_versions,
+ * inserted in the same transaction that renames the fully fsynced temp dir into place; a crash leaves either a temp
+ * dir or an unrecorded numbered dir, never a recorded half-written one. Unrecorded dirs are garbage and are
+ * replaced by the next commit.
+ *
+ * PostgreSQL: the version's files as one tar (at most STATE_TAR_MAX bytes) in state_contents, inserted in the same
+ * transaction as its state_versions row, so every host sees whole versions only. berth_state_latest unpacks the
+ * newest into BERTH_HOME/state/<stack>/<version> (a local copy, made afresh each time: another store may have used
+ * the same number), which is where the runner reads it from. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,10 +18,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "berth/buf.h"
 #include "berth/cleanup.h"
+#include "berth/workspace.h"
 #include "store_int.h"
 
 #define STATE_MAX_DEPTH 64
+#define STATE_TAR_MAX (128u << 20) /* one version's tar in the database: read back whole, so it is capped */
+#define STATE_TAR_ROOT "state"     /* the tar's one top directory: the version's root */
 
 typedef struct tree_stats {
   int64_t bytes;
@@ -118,6 +128,88 @@ sync_tree(int dirfd, int depth, tree_stats *ts)
   return rc;
 }
 
+static ssize_t
+tar_sink_read(void *ud, char *buf, size_t len, berth_error **err)
+{
+  return berth_ws_stream_read(ud, buf, len, err);
+}
+
+/* The version's files as one tar under STATE_TAR_ROOT/ (symlinks kept, special files skipped), at most
+ * STATE_TAR_MAX bytes. */
+static int
+pack_tree(const char *dir, berth_buf *tar, berth_error **err)
+{
+  berth_ws_opts o = { .project_dir = dir, .prefix = STATE_TAR_ROOT, .max_bytes = STATE_TAR_MAX };
+  berth_ws_stream *ws = NULL;
+  if (berth_ws_stream_open(&o, &ws, err) < 0)
+    return BERTH_EINTERNAL;
+  char chunk[65536];
+  ssize_t n;
+  int rc = 0;
+  while (rc == 0 && (n = tar_sink_read(ws, chunk, sizeof chunk, err)) != 0) {
+    if (n < 0)
+      rc = BERTH_EINTERNAL;
+    else if ((rc = berth_buf_append(tar, chunk, (size_t) n)) == BERTH_BUF_TOO_BIG)
+      rc = berth_error_set(err, BERTH_EINVAL, "the state is over the %u MiB a PostgreSQL store keeps per version",
+                           STATE_TAR_MAX >> 20);
+    else if (rc < 0)
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  berth_ws_stream_free(ws);
+  return rc;
+}
+
+static int
+insert_contents(db_conn *c, const char *stack, int64_t version, const berth_buf *tar, berth_error **err)
+{
+  db_stmt *stmt = NULL;
+  if (db_prepare(c, "INSERT INTO state_contents (stack, version, tar) VALUES (?, ?, ?)", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(stmt, 1, stack);
+  db_bind_int64(stmt, 2, version);
+  db_bind_blob(stmt, 3, tar->data, tar->len);
+  return db_run(stmt, NULL, err) < 0 ? berth_error_wrap(err, "record state version contents") : 0;
+}
+
+/* PostgreSQL: unpacks version `version` from the database into its local directory, replacing whatever is there,
+ * through a temp dir renamed into place (a reader never sees half of it). */
+static int
+unpack_version(berth_store *st, const char *stack, int64_t version, const char *final, berth_error **err)
+{
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT tar FROM state_contents WHERE stack = ? AND version = ?", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(stmt, 1, stack);
+  db_bind_int64(stmt, 2, version);
+  int src = db_step(stmt, err);
+  if (src != DB_ROW) {
+    db_finalize(stmt);
+    return src < 0 ? berth_error_wrap(err, "read state version %lld of stack `%s`", (long long) version, stack)
+                   : berth_error_set(err, BERTH_EINTERNAL, "state version %lld of stack `%s` has no contents",
+                                     (long long) version, stack);
+  }
+  cleanup_free char *tmp = NULL, *root = NULL, *old = NULL;
+  size_t len = 0;
+  const void *data = db_column_blob(stmt, 0, &len);
+  int rc = berth_state_begin(st, stack, &tmp, err);
+  if (rc == 0 && (asprintf(&root, "%s/" STATE_TAR_ROOT, tmp) < 0 || asprintf(&old, "%s.old", tmp) < 0))
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0 && berth_tar_extract_mem(data, len, tmp, STATE_TAR_MAX, err) < 0)
+    rc = berth_error_wrap(err, "unpack state version %lld of stack `%s`", (long long) version, stack);
+  db_finalize(stmt);
+  if (rc == 0 && mkdir(root, 0700) < 0 && errno != EEXIST) /* an empty version has no entries at all */
+    rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "unpack state version %lld", (long long) version);
+  if (rc == 0) {
+    if (rename(final, old) < 0 && errno != ENOENT) /* an earlier local copy, or another store's */
+      rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "replace %s", final);
+    else if (rename(root, final) < 0)
+      rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "unpack state version into %s", final);
+    store_remove_tree(old);
+  }
+  berth_state_abort(tmp);
+  return rc;
+}
+
 static int
 stack_keep_versions(berth_store *st, const char *stack, int *keep, berth_error **err)
 {
@@ -207,6 +299,9 @@ berth_state_commit(berth_store *st, const char *stack, const char *task_id, cons
   size_t n_pruned = 0;
   tree_stats ts = { 0, 0 };
   int64_t version = 0;
+  bool sqlite = store_is_sqlite(st);
+  __attribute__((cleanup(berth_buf_free))) berth_buf tar;
+  berth_buf_init(&tar, STATE_TAR_MAX);
   if (dir == NULL || asprintf(&prefix, "%s/.tmp-", dir) < 0) {
     berth_state_abort(tmpdir);
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
@@ -220,6 +315,10 @@ berth_state_commit(berth_store *st, const char *stack, const char *task_id, cons
     berth_state_abort(tmpdir);
     return berth_error_set_errno(err, BERTH_EINTERNAL, saved, "save state of stack `%s`", stack);
   }
+  if (!sqlite && pack_tree(tmpdir, &tar, err) < 0) {
+    berth_state_abort(tmpdir);
+    return berth_error_wrap(err, "save state of stack `%s`", stack);
+  }
   if (berth_store_begin(st, err) < 0) {
     berth_state_abort(tmpdir);
     return berth_error_wrap(err, "save state of stack `%s`", stack);
@@ -227,9 +326,9 @@ berth_state_commit(berth_store *st, const char *stack, const char *task_id, cons
   int rc = keep > 0 ? 0 : stack_keep_versions(st, stack, &keep, err);
   if (rc == 0)
     rc = next_version(st, stack, &version, err);
-  if (rc == 0 && (final = berth_state_version_path(st, stack, version)) == NULL)
+  if (rc == 0 && sqlite && (final = berth_state_version_path(st, stack, version)) == NULL)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  if (rc == 0) {
+  if (rc == 0 && sqlite) {
     store_remove_tree(final); /* an unrecorded leftover of a crash, never a visible version */
     if (rename(tmpdir, final) < 0 || fsync_path(dir, O_DIRECTORY) < 0)
       rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "save state of stack `%s` as version %lld", stack,
@@ -237,6 +336,8 @@ berth_state_commit(berth_store *st, const char *stack, const char *task_id, cons
   }
   if (rc == 0)
     rc = record_version(st, stack, version, task_id, &ts, err);
+  if (rc == 0 && !sqlite)
+    rc = insert_contents(st->db, stack, version, &tar, err);
   if (rc == 0)
     rc = prune_rows(st, stack, keep, &pruned, &n_pruned, err);
   if (rc == 0)
@@ -249,6 +350,8 @@ berth_state_commit(berth_store *st, const char *stack, const char *task_id, cons
       store_remove_tree(final);
     return rc;
   }
+  if (!sqlite)
+    berth_state_abort(tmpdir); /* its contents are in the database now */
   for (size_t i = 0; i < n_pruned; i++) {
     cleanup_free char *old = berth_state_version_path(st, stack, pruned[i]);
     if (old)
@@ -278,6 +381,10 @@ berth_state_latest(berth_store *st, const char *stack, char **dir_out, berth_err
   char *path = berth_state_version_path(st, stack, version);
   if (path == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (!store_is_sqlite(st) && unpack_version(st, stack, version, path, err) < 0) {
+    free(path);
+    return BERTH_EINTERNAL;
+  }
   struct stat sb;
   if (lstat(path, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
     berth_error_set(err, BERTH_EINTERNAL, "state version %lld of stack `%s` is missing (%s)", (long long) version,
@@ -334,4 +441,37 @@ berth_state_versions_free(berth_state_version *v, size_t n)
   for (size_t i = 0; i < n; i++)
     free(v[i].task_id);
   free(v);
+}
+
+int
+store_state_copy_contents(berth_store *st, db_conn *to, berth_error **err)
+{
+  if (!store_is_sqlite(st))
+    return 0; /* state_contents is copied as a table */
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT stack, version FROM state_versions ORDER BY stack, version", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  int src = DB_DONE, rc = 0;
+  while (rc == 0 && (src = db_step(stmt, err)) == DB_ROW) {
+    const char *stack = db_column_text(stmt, 0);
+    int64_t version = db_column_int64(stmt, 1);
+    cleanup_free char *dir = berth_state_version_path(st, stack, version);
+    struct stat sb;
+    if (dir == NULL) {
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+      break;
+    }
+    if (lstat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+      continue; /* missing here already: the copy reads as missing too */
+    berth_buf tar;
+    berth_buf_init(&tar, STATE_TAR_MAX);
+    rc = pack_tree(dir, &tar, err);
+    if (rc == 0)
+      rc = insert_contents(to, stack, version, &tar, err);
+    berth_buf_free(&tar);
+    if (rc < 0)
+      rc = berth_error_wrap(err, "copy state version %lld of stack `%s`", (long long) version, stack);
+  }
+  db_finalize(stmt);
+  return rc < 0 ? rc : src < 0 ? berth_error_wrap(err, "read state versions") : 0;
 }

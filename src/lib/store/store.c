@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "berth/cleanup.h"
+#include "berth/config.h"
 #include "db_engine.h"
 #include "store_int.h"
 
@@ -125,19 +126,55 @@ open_sqlite(berth_store *st, berth_error **err)
   return db_sqlite_open(path, &st->db, err);
 }
 
-/* BERTH_STORE picks PostgreSQL; BERTH_HOME still holds the secret key, the logs and the state versions. */
+static int
+open_postgresql(berth_store *st, const char *url, berth_error **err)
+{
+  int rc = mkdir_p(st->home, 0700, err);
+  if (rc == 0 && (st->conninfo = strdup(url)) == NULL)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  return rc < 0 ? rc : db_pg_open(url, &st->db, err);
+}
+
+/* The engine: BERTH_STORE (which `berth serve --store` sets) when set, else the key `store` of BERTH_HOME/config.json,
+ * else SQLite in BERTH_HOME. */
 static int
 open_engine(berth_store *st, berth_error **err)
 {
-  const char *url = getenv("BERTH_STORE");
-  if (url == NULL || *url == '\0')
-    return open_sqlite(st, err);
-  if (!db_pg_conninfo_looks_valid(url))
-    return berth_error_set(err, BERTH_EINVAL,
-                           "BERTH_STORE must be a postgresql:// URL or libpq key=value settings (or be unset for"
-                           " the SQLite store in BERTH_HOME)");
-  int rc = mkdir_p(st->home, 0700, err);
-  return rc < 0 ? rc : db_pg_open(url, &st->db, err);
+  const char *url = getenv("BERTH_STORE"), *origin = "BERTH_STORE";
+  berth_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (url == NULL || *url == '\0') {
+    int rc = mkdir_p(st->home, 0700, err); /* BERTH_HOME first: "not a directory" is about it, not its config */
+    if (rc < 0)
+      return rc;
+    if (berth_config_load(st->home, &cfg, err) < 0)
+      return BERTH_EINVAL; /* the config's own line: a store must not be chosen from half a config */
+    url = cfg.store;
+    origin = "the key `store` of config.json";
+  }
+  int rc = 0;
+  if (url == NULL)
+    rc = open_sqlite(st, err);
+  else if (!db_pg_conninfo_looks_valid(url))
+    rc = berth_error_set(err, BERTH_EINVAL,
+                         "%s must be a postgresql:// URL or libpq key=value settings (or be unset for the SQLite"
+                         " store in BERTH_HOME)",
+                         origin);
+  else
+    rc = open_postgresql(st, url, err);
+  berth_config_clear(&cfg);
+  return rc;
+}
+
+int
+store_db_open_another(berth_store *st, db_conn **out, berth_error **err)
+{
+  if (st->conninfo != NULL)
+    return db_pg_open(st->conninfo, out, err);
+  cleanup_free char *path = NULL;
+  if (asprintf(&path, "%s/berth.db", st->home) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  return db_sqlite_open(path, out, err);
 }
 
 int
@@ -172,6 +209,9 @@ berth_store_close(berth_store *st)
     return;
   db_close(st->db);
   sodium_memzero(st->key, sizeof st->key);
+  if (st->conninfo) /* it may hold a password */
+    sodium_memzero(st->conninfo, strlen(st->conninfo));
+  free(st->conninfo);
   free(st->home);
   free(st->instance_id);
   free(st);
@@ -181,6 +221,12 @@ const char *
 berth_store_home(const berth_store *st)
 {
   return st->home;
+}
+
+bool
+berth_store_is_shared(berth_store *st)
+{
+  return !store_is_sqlite(st);
 }
 
 const char *

@@ -1,11 +1,7 @@
-/* Encodings of list and env fields for the store, the secret key file and sealing of secret values. */
-#include <errno.h>
-#include <fcntl.h>
+/* Encodings of list and env fields for the store, and sealing of secret values (the key: store_key.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -103,73 +99,10 @@ berth_kv_unset(berth_kv **kv, size_t *n, const char *key)
   return 0;
 }
 
-/* secret.key: 32 random bytes, made once with link() so two processes never each make their own. */
-static int
-create_key(berth_store *st, const char *path, berth_error **err)
-{
-  cleanup_free char *tmp = NULL;
-  if (asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0)
-    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  cleanup_close int fd = mkstemp(tmp);
-  if (fd < 0)
-    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "create secret key %s", path);
-  unsigned char key[crypto_secretbox_KEYBYTES];
-  crypto_secretbox_keygen(key);
-  int ok = fchmod(fd, 0600) == 0 && write(fd, key, sizeof key) == (ssize_t) sizeof key && fsync(fd) == 0;
-  int saved = errno;
-  sodium_memzero(key, sizeof key);
-  if (!ok) {
-    unlink(tmp);
-    return berth_error_set_errno(err, BERTH_EINTERNAL, saved, "write secret key %s", path);
-  }
-  if (link(tmp, path) < 0 && errno != EEXIST) {
-    saved = errno;
-    unlink(tmp);
-    return berth_error_set_errno(err, BERTH_EINTERNAL, saved, "create secret key %s", path);
-  }
-  unlink(tmp);
-  cleanup_close int dfd = open(st->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0)
-    fsync(dfd);
-  return 0;
-}
-
-static int
-load_key(berth_store *st, berth_error **err)
-{
-  if (st->have_key)
-    return 0;
-  cleanup_free char *path = NULL;
-  if (asprintf(&path, "%s/secret.key", st->home) < 0)
-    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  for (int attempt = 0; attempt < 2; attempt++) {
-    cleanup_close int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && attempt == 0) {
-      if (create_key(st, path, err) < 0)
-        return BERTH_EINTERNAL;
-      continue;
-    }
-    if (fd < 0)
-      return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open secret key %s", path);
-    struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size != (off_t) sizeof st->key)
-      return berth_error_set(err, BERTH_EINTERNAL, "secret key %s is damaged (expected %zu bytes)", path,
-                             sizeof st->key);
-    if (sb.st_mode & 077)
-      return berth_error_set(err, BERTH_EINTERNAL, "secret key %s is readable by others (mode %03o; expected 600)",
-                             path, (unsigned) (sb.st_mode & 0777));
-    if (read(fd, st->key, sizeof st->key) != (ssize_t) sizeof st->key)
-      return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "read secret key %s", path);
-    st->have_key = true;
-    return 0;
-  }
-  return berth_error_set(err, BERTH_EINTERNAL, "open secret key %s", path);
-}
-
 int
 store_seal(berth_store *st, const char *plain, char **out, berth_error **err)
 {
-  if (load_key(st, err) < 0)
+  if (store_key_load(st, err) < 0)
     return BERTH_EINTERNAL;
   size_t plen = strlen(plain);
   if (plen > SEALED_MAX / 2)
@@ -193,7 +126,7 @@ store_seal(berth_store *st, const char *plain, char **out, berth_error **err)
 int
 store_unseal(berth_store *st, const char *sealed, char **out, berth_error **err)
 {
-  if (load_key(st, err) < 0)
+  if (store_key_load(st, err) < 0)
     return BERTH_EINTERNAL;
   size_t slen = strlen(sealed);
   if (slen > SEALED_MAX || strncmp(sealed, SEAL_PREFIX, strlen(SEAL_PREFIX)) != 0)
@@ -215,8 +148,8 @@ store_unseal(berth_store *st, const char *sealed, char **out, berth_error **err)
                                  blen - crypto_secretbox_NONCEBYTES, box, st->key)
       != 0) {
     free(plain);
-    return berth_error_set(err, BERTH_EINTERNAL,
-                           "a stored secret value cannot be decrypted (was %s/secret.key replaced?)", st->home);
+    return berth_error_set(err, BERTH_EINTERNAL, "a stored secret value cannot be decrypted (was %s replaced?)",
+                           st->key_origin);
   }
   plain[plen] = '\0';
   *out = plain;

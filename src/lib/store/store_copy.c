@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/buf.h"
+#include "berth/task_log.h"
 #include "db_engine.h"
 #include "store_int.h"
 
@@ -15,9 +17,19 @@ static const struct {
   const char *name;
   const char *identity;
 } tables[] = {
-  { "meta", NULL },           { "stacks", NULL },      { "tasks", "seq" },        { "task_transitions", NULL },
-  { "state_versions", NULL }, { "image_rules", "id" }, { "task_policies", "id" }, { "audit_log", NULL },
-  { "audit_head", NULL },     { "api_keys", NULL },
+  { "meta", NULL },
+  { "stacks", NULL },
+  { "tasks", "seq" },
+  { "task_transitions", NULL },
+  { "state_versions", NULL },
+  { "image_rules", "id" },
+  { "task_policies", "id" },
+  { "audit_log", NULL },
+  { "audit_head", NULL },
+  { "api_keys", NULL },
+  { "settings", NULL },
+  { "state_contents", NULL },
+  { "task_log_chunks", NULL },
 };
 
 /* INSERT INTO table (c1, ...) VALUES (?, ...) for the columns of the source row. */
@@ -93,6 +105,78 @@ copy_table(db_conn *from, db_conn *to, const char *table, int64_t *rows, berth_e
   return rc < 0 ? berth_error_wrap(err, "copy table %s", table) : 0;
 }
 
+static int
+insert_log_chunk(db_conn *to, const char *task_id, int64_t off, const berth_buf *chunk, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (db_prepare(to, "INSERT INTO task_log_chunks (task_id, off, len, bytes) VALUES (?, ?, ?, ?)", &s, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, task_id);
+  db_bind_int64(s, 2, off);
+  db_bind_int64(s, 3, (int64_t) chunk->len);
+  db_bind_blob(s, 4, chunk->data, chunk->len);
+  return db_run(s, NULL, err);
+}
+
+/* One SQLite log file as chunks of whole records (up to BERTH_LOG_BUFFER bytes, or one bigger record), as the writer
+ * would have flushed them. A torn record at the end (a supervisor killed mid-write) is left out, as readers do. */
+static int
+copy_log_file(db_conn *to, const char *path, const char *task_id, int64_t *chunks, berth_error **err)
+{
+  FILE *f = fopen(path, "rbe");
+  if (f == NULL)
+    return 0; /* a task that never wrote a log */
+  berth_buf chunk;
+  berth_buf_init(&chunk, BERTH_LOG_CHUNK_MAX);
+  char *payload = malloc(BERTH_LOG_RECORD_MAX);
+  int64_t off = 0;
+  int rc = payload ? 0 : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  unsigned char h[6];
+  while (rc == 0 && fread(h, 1, sizeof h, f) == sizeof h) {
+    size_t len = ((size_t) h[2] << 24) | ((size_t) h[3] << 16) | ((size_t) h[4] << 8) | h[5];
+    if (len > BERTH_LOG_RECORD_MAX || h[0] < 1 || h[0] > 3) {
+      rc = berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", path);
+      break;
+    }
+    if (fread(payload, 1, len, f) != len)
+      break;
+    if (chunk.len > 0 && chunk.len + sizeof h + len > BERTH_LOG_BUFFER) {
+      rc = insert_log_chunk(to, task_id, off, &chunk, err);
+      off += (int64_t) chunk.len;
+      (*chunks)++;
+      berth_buf_reset(&chunk);
+    }
+    if (rc == 0 && (berth_buf_append(&chunk, h, sizeof h) < 0 || berth_buf_append(&chunk, payload, len) < 0))
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  if (rc == 0 && chunk.len > 0) {
+    rc = insert_log_chunk(to, task_id, off, &chunk, err);
+    (*chunks)++;
+  }
+  fclose(f);
+  free(payload);
+  berth_buf_free(&chunk);
+  return rc < 0 ? berth_error_wrap(err, "copy the log of task %s", task_id) : 0;
+}
+
+/* SQLite keeps task logs as files in BERTH_HOME: every task's log goes into the target's task_log_chunks. */
+static int
+copy_log_files(berth_store *st, db_conn *to, int64_t *chunks, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (db_prepare(st->db, "SELECT id FROM tasks ORDER BY seq", &s, err) < 0)
+    return BERTH_EINTERNAL;
+  int step = DB_DONE, rc = 0;
+  while (rc == 0 && (step = db_step(s, err)) == DB_ROW) {
+    char *path = berth_task_log_path(st->home, db_column_text(s, 0));
+    rc = path ? copy_log_file(to, path, db_column_text(s, 0), chunks, err)
+              : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    free(path);
+  }
+  db_finalize(s);
+  return rc < 0 ? rc : step < 0 ? berth_error_wrap(err, "read tasks") : 0;
+}
+
 /* The target must hold nothing yet: a copy never merges into, or overwrites, another store. */
 static int
 check_empty(db_conn *to, berth_error **err)
@@ -110,12 +194,12 @@ check_empty(db_conn *to, berth_error **err)
 }
 
 static int
-copy_all(db_conn *from, db_conn *to, berth_store_copy_report *report, berth_error **err)
+copy_all(berth_store *st, db_conn *to, berth_store_copy_report *report, berth_error **err)
 {
   int rc = db_exec(to, "DELETE FROM meta", err); /* the new schema's own instance id: the source's replaces it */
   for (size_t i = 0; rc == 0 && i < sizeof tables / sizeof tables[0]; i++) {
     int64_t rows = 0;
-    rc = copy_table(from, to, tables[i].name, &rows, err);
+    rc = copy_table(st->db, to, tables[i].name, &rows, err);
     if (rc == 0 && tables[i].identity)
       rc = db_sync_identity(to, tables[i].name, tables[i].identity, err);
     if (rc == 0 && report->n < BERTH_STORE_TABLES_MAX) {
@@ -123,6 +207,13 @@ copy_all(db_conn *from, db_conn *to, berth_store_copy_report *report, berth_erro
       report->tables[report->n++].rows = rows;
     }
   }
+  /* what SQLite keeps as files */
+  if (rc == 0)
+    rc = store_key_copy(st, to, err);
+  if (rc == 0)
+    rc = store_state_copy_contents(st, to, err);
+  if (rc == 0 && store_is_sqlite(st) && report->n > 0) /* the last table of the report is task_log_chunks */
+    rc = copy_log_files(st, to, &report->tables[report->n - 1].rows, err);
   return rc;
 }
 
@@ -144,7 +235,7 @@ berth_store_copy(berth_store *st, const char *to_url, berth_store_copy_report *r
     rc = store_schema_migrate(to, &from_v, &to_v, err);
   if (rc == 0 && (rc = db_begin_read(st->db, err)) == 0) {
     if ((rc = db_begin(to, err)) == 0) {
-      rc = copy_all(st->db, to, report, err);
+      rc = copy_all(st, to, report, err);
       if (rc == 0)
         rc = db_commit(to, err);
       else

@@ -2,6 +2,8 @@
 #ifndef BERTH_STORE_INT_H
 #define BERTH_STORE_INT_H
 
+#include <string.h>
+
 #include <sodium.h>
 
 #include "berth/store.h"
@@ -11,10 +13,20 @@ struct berth_store {
   char *home;
   char *instance_id;
   db_conn *db;
+  char *conninfo; /* BERTH_STORE as it was at open (PostgreSQL), for store_db_open_another; NULL on SQLite */
   int schema_from, schema_to; /* the schema version found at open, and the one after migrating */
   bool have_key;
-  unsigned char key[crypto_secretbox_KEYBYTES]; /* loaded on first use from BERTH_HOME/secret.key */
+  unsigned char key[crypto_secretbox_KEYBYTES]; /* loaded on first use (store_key.c) */
+  char key_origin[256];                         /* where it came from, for messages */
 };
+
+/* SQLite keeps the secret key, state version contents and task logs as files in BERTH_HOME; PostgreSQL keeps them
+ * in the database, so every host that reaches it can run and follow tasks. */
+static inline bool
+store_is_sqlite(berth_store *st)
+{
+  return strcmp(db_engine_name(st->db), "sqlite") == 0;
+}
 
 #define STORE_TERMINAL_SQL "('FINISHED','FAILED','CANCELED','STOPPED')"
 
@@ -22,6 +34,18 @@ struct berth_store {
  * store is refused with one line naming both versions). *from is the version found, *to the version after. */
 int store_schema_latest(void);
 int store_schema_migrate(db_conn *c, int *from, int *to, berth_error **err);
+
+/* The key that seals secret values: BERTH_HOME/secret.key on SQLite, the `secret_key` row of the store's settings
+ * on PostgreSQL (so every host that reaches the database can unseal). Made on first use, once even when several
+ * processes race. */
+int store_key_load(berth_store *st, berth_error **err);
+/* store copy: writes st's key into the settings of the target `to` (inside its open transaction). A SQLite store
+ * without a secret.key yet has no key to carry, and nothing is written. */
+int store_key_copy(berth_store *st, db_conn *to, berth_error **err);
+
+/* store copy from SQLite: the files of every state version, packed into the target's state_contents (inside its
+ * open transaction). Versions whose directory is missing are left without contents, as they were. */
+int store_state_copy_contents(berth_store *st, db_conn *to, berth_error **err);
 
 /* Secret values: "v1:" + base64(nonce || crypto_secretbox(value)). */
 int store_seal(berth_store *st, const char *plain, char **out, berth_error **err);

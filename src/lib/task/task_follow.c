@@ -1,7 +1,5 @@
-/* The follower: reads the log as it grows (woken by the writer through inotify), looks at the task record when the
- * log is quiet, and checks the supervisor's liveness lock about once a second. */
-#include <stdlib.h>
-
+/* The follower: reads the log as it grows (woken by the writer through inotify, or NOTIFY on PostgreSQL), looks at the
+ * task record when the log is quiet, and checks the supervisor's liveness lock about once a second. */
 #include "berth/task_follow.h"
 #include "berth/task_queue.h"
 
@@ -38,13 +36,10 @@ int
 berth_task_follow(berth_store *st, const char *id, bool follow, const volatile sig_atomic_t *stop,
                   berth_log_record_fn fn, void *userdata, berth_error **err)
 {
-  char *path = berth_task_log_path(berth_store_home(st), id);
   berth_log_reader *r = NULL;
-  if (path == NULL || berth_log_reader_open(path, &r, err) < 0) {
-    free(path);
-    return path == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : BERTH_EINTERNAL;
-  }
-  int rc = 0, quiet = 0, watch = -1;
+  if (berth_log_reader_open(st, id, &r, err) < 0)
+    return BERTH_EINTERNAL;
+  int rc = 0, quiet = 0;
   for (;;) {
     int n = berth_log_reader_read(r, fn, userdata, err);
     if (n < 0 || !follow) {
@@ -69,10 +64,8 @@ berth_task_follow(berth_store *st, const char *id, bool follow, const volatile s
       rc = done < 0 ? done : 0;
       break;
     }
-    berth_log_wait(&watch, path, QUIET_MS); /* the next write wakes us at once */
+    berth_log_wait(r, QUIET_MS); /* the next write wakes us at once */
   }
-  berth_log_watch_close(&watch);
   berth_log_reader_close(r);
-  free(path);
   return rc;
 }

@@ -1,4 +1,5 @@
-/* Stored task logs: append-only record files that readers can follow while they grow. */
+/* Stored task logs: append-only record streams that readers can follow while they grow; a file per task on SQLite,
+ * ordered chunks in the store on PostgreSQL. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,19 +14,34 @@
 
 #include "berth/buf.h"
 #include "berth/task_log.h"
+#include "store/db.h"
+
+#define LOG_CHANNEL "berth_log" /* PostgreSQL: NOTIFY berth_log, '<task id>' after each chunk */
+#define PG_POLL_MS 50           /* a follower's poll when notifications cannot be had */
 
 struct berth_task_log {
-  int fd;
-  char *path;
-  char *buf; /* pending records, BERTH_LOG_BUFFER bytes */
+  int fd;      /* SQLite: the file; -1 on PostgreSQL */
+  db_conn *db; /* PostgreSQL: the writer's own connection */
+  char *task_id;
+  char *path; /* SQLite: the file; PostgreSQL: "task log <id>", for messages */
+  char *buf;  /* pending records, BERTH_LOG_BUFFER bytes */
   size_t len;
   int failed_errno; /* of the first write that failed; 0 while all went well */
-  off_t size;       /* bytes of whole records in the file: a failed write is cut back to this */
+  int64_t size;     /* bytes of whole records written: a failed file write is cut back to this; the next chunk's
+                       offset */
 };
 
 struct berth_log_reader {
-  char *path;
+  char *task_id;
+  char *path; /* SQLite: the file */
   int fd;
+  int watch;   /* SQLite: inotify on the file, for berth_log_wait */
+  db_conn *db; /* PostgreSQL: the reader's own connection (it also LISTENs) */
+  bool listening;
+  int64_t pos;       /* the byte offset in the record stream of the next byte to hand out */
+  bool locate;       /* pos may fall inside a chunk (after a seek) */
+  berth_buf chunk;   /* PostgreSQL: the chunk being handed out ... */
+  size_t chunk_at;   /* ... from here */
   berth_buf pending; /* a partial record carried to the next read */
 };
 
@@ -57,9 +73,16 @@ berth_task_log_path(const char *home, const char *task_id)
   return p;
 }
 
-int
-berth_task_log_create(const char *home, const char *task_id, berth_task_log **out, berth_error **err)
+static bool
+logs_in_files(berth_store *st)
 {
+  return strcmp(db_engine_name(store_db(st)), "sqlite") == 0;
+}
+
+static int
+open_file(berth_store *st, berth_task_log *l, berth_error **err)
+{
+  const char *home = berth_store_home(st);
   char *dir = NULL;
   if (asprintf(&dir, "%s/logs", home) < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
@@ -69,21 +92,59 @@ berth_task_log_create(const char *home, const char *task_id, berth_task_log **ou
     return rc;
   }
   free(dir);
+  if ((l->path = berth_task_log_path(home, l->task_id)) == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (l->fd < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open the task log %s", l->path);
+  struct stat sb;
+  l->size = fstat(l->fd, &sb) == 0 ? sb.st_size : 0;
+  return 0;
+}
+
+/* The end of what is stored already (a log re-opened appends after it). */
+static int
+chunks_end(db_conn *db, const char *task_id, int64_t *end, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (db_prepare(db, "SELECT COALESCE(MAX(off + len), 0) FROM task_log_chunks WHERE task_id = ?", &s, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, task_id);
+  int rc = db_step(s, err);
+  *end = rc == DB_ROW ? db_column_int64(s, 0) : 0;
+  db_finalize(s);
+  return rc < 0 ? rc : 0;
+}
+
+static int
+open_chunks(berth_store *st, berth_task_log *l, berth_error **err)
+{
+  if (asprintf(&l->path, "task log %s", l->task_id) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  /* like the file, the log is not synced: the task record is what must survive a power loss, and a commit that
+   * waits for the disk on every 10 ms flush would slow the output down */
+  if (store_db_open_another(st, &l->db, err) < 0 || db_exec(l->db, "SET synchronous_commit = off", err) < 0
+      || chunks_end(l->db, l->task_id, &l->size, err) < 0)
+    return berth_error_wrap(err, "open the task log of %s", l->task_id);
+  return 0;
+}
+
+int
+berth_task_log_create(berth_store *st, const char *task_id, berth_task_log **out, berth_error **err)
+{
   berth_task_log *l = calloc(1, sizeof *l);
   if (l == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  l->path = berth_task_log_path(home, task_id);
+  l->fd = -1;
+  l->task_id = strdup(task_id);
   l->buf = malloc(BERTH_LOG_BUFFER);
-  l->fd = l->buf == NULL ? -1 : l->path ? open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
-  if (l->fd < 0) {
-    int rc = berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open the task log %s", l->path ? l->path : "?");
-    free(l->path);
-    free(l->buf);
-    free(l);
+  int rc = l->task_id == NULL || l->buf == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
+           : logs_in_files(st)                  ? open_file(st, l, err)
+                                                : open_chunks(st, l, err);
+  if (rc < 0) {
+    berth_task_log_close(l);
     return rc;
   }
-  struct stat sb;
-  l->size = fstat(l->fd, &sb) == 0 ? sb.st_size : 0;
   *out = l;
   return 0;
 }
@@ -114,15 +175,16 @@ write_all(int fd, const struct iovec *iov, int n)
 }
 
 /* A write that failed may have left part of a record: cut the file back to whole records, so that readers never see
- * a torn one and later records (berth's notes once space is freed) still parse. */
+ * a torn one and later records (berth's notes once space is freed) still parse. A chunk is all or nothing. */
 static int
-write_failed(berth_task_log *l, berth_error **err)
+write_failed(berth_task_log *l, int e, berth_error **err)
 {
-  int e = errno;
-  if (ftruncate(l->fd, l->size) < 0) { /* nothing better to do: the reader reports the file as corrupt */
+  if (l->fd >= 0 && ftruncate(l->fd, (off_t) l->size) < 0) { /* nothing better to do: the reader reports it */
   }
   if (l->failed_errno == 0)
     l->failed_errno = e;
+  if (l->fd < 0)
+    return berth_error_wrap(err, "write the %s", l->path);
   return berth_error_set_errno(err, BERTH_EINTERNAL, e, "write the task log %s", l->path);
 }
 
@@ -137,6 +199,50 @@ reserve(berth_task_log *l, size_t n)
   return rc;
 }
 
+/* One chunk of whole records at offset l->size, then a NOTIFY that wakes the followers. */
+static int
+insert_chunk(berth_task_log *l, const void *data, size_t len, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (db_prepare(l->db, "INSERT INTO task_log_chunks (task_id, off, len, bytes) VALUES (?, ?, ?, ?)", &s, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, l->task_id);
+  db_bind_int64(s, 2, l->size);
+  db_bind_int64(s, 3, (int64_t) len);
+  db_bind_blob(s, 4, data, len);
+  if (db_run(s, NULL, err) < 0)
+    return BERTH_EINTERNAL;
+  berth_error *e = NULL;
+  db_notify(l->db, LOG_CHANNEL, l->task_id, &e); /* followers also poll now and then: a lost wake-up only delays */
+  berth_error_free(e);
+  return 0;
+}
+
+/* Appends whole records (n iovecs, at most two) to the file or as one chunk. */
+static int
+append(berth_task_log *l, const struct iovec *iov, int n, berth_error **err)
+{
+  size_t total = 0;
+  for (int i = 0; i < n; i++)
+    total += iov[i].iov_len;
+  if (l->fd >= 0) {
+    if (reserve(l, total) < 0 || write_all(l->fd, iov, n) < 0)
+      return write_failed(l, errno, err);
+  } else {
+    char *joined = NULL;
+    if (n > 1 && (joined = malloc(total)) == NULL)
+      return write_failed(l, ENOMEM, err);
+    for (size_t i = 0, at = 0; joined && i < (size_t) n; at += iov[i].iov_len, i++)
+      memcpy(joined + at, iov[i].iov_base, iov[i].iov_len);
+    int rc = insert_chunk(l, joined ? joined : iov[0].iov_base, total, err);
+    free(joined);
+    if (rc < 0)
+      return write_failed(l, EIO, err);
+  }
+  l->size += (int64_t) total;
+  return 0;
+}
+
 int
 berth_task_log_failed_errno(const berth_task_log *l)
 {
@@ -149,12 +255,8 @@ berth_task_log_flush(berth_task_log *l, berth_error **err)
   if (l->len == 0)
     return 0;
   struct iovec iov[1] = { { l->buf, l->len } };
-  size_t n = l->len;
   l->len = 0;
-  if (reserve(l, n) < 0 || write_all(l->fd, iov, 1) < 0)
-    return write_failed(l, err);
-  l->size += (off_t) n;
-  return 0;
+  return append(l, iov, 1, err);
 }
 
 int
@@ -173,9 +275,8 @@ berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, s
         return BERTH_EINTERNAL;
       struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *) data, n } };
       if (sizeof hdr + n > BERTH_LOG_BUFFER / 2) {
-        if (reserve(l, sizeof hdr + n) < 0 || write_all(l->fd, iov, 2) < 0)
-          return write_failed(l, err);
-        l->size += (off_t) (sizeof hdr + n);
+        if (append(l, iov, 2, err) < 0)
+          return BERTH_EINTERNAL;
       } else {
         memcpy(l->buf, hdr, sizeof hdr);
         memcpy(l->buf + sizeof hdr, data, n);
@@ -193,60 +294,154 @@ berth_task_log_close(berth_task_log *l)
 {
   if (l == NULL)
     return;
-  if (l->fd >= 0) {
+  if (l->fd >= 0 || l->db != NULL) {
     berth_error *e = NULL;
     berth_task_log_flush(l, &e);
     berth_error_free(e);
-    /* no fsync: the log goes through the page cache like any log file; the task record (SQLite, synchronous=FULL)
-     * is what must survive a power loss, and an fsync of a 1 GiB log would hold the task's end for seconds */
-    close(l->fd);
   }
+  /* no fsync: the log goes through the page cache like any log file; the task record (SQLite, synchronous=FULL)
+   * is what must survive a power loss, and an fsync of a 1 GiB log would hold the task's end for seconds */
+  if (l->fd >= 0)
+    close(l->fd);
+  db_close(l->db);
+  free(l->task_id);
   free(l->path);
   free(l->buf);
   free(l);
 }
 
 int
-berth_log_reader_open(const char *path, berth_log_reader **out, berth_error **err)
+berth_log_reader_open(berth_store *st, const char *task_id, berth_log_reader **out, berth_error **err)
 {
   berth_log_reader *r = calloc(1, sizeof *r);
-  if (r == NULL || (r->path = strdup(path)) == NULL) {
-    free(r);
+  if (r == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  }
   r->fd = -1;
+  r->watch = -1;
   berth_buf_init(&r->pending, BERTH_LOG_RECORD_MAX + 6);
+  berth_buf_init(&r->chunk, BERTH_LOG_CHUNK_MAX);
+  int rc = (r->task_id = strdup(task_id)) == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : 0;
+  if (rc == 0 && logs_in_files(st)) {
+    if ((r->path = berth_task_log_path(berth_store_home(st), task_id)) == NULL)
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  } else if (rc == 0 && store_db_open_another(st, &r->db, err) < 0) {
+    rc = berth_error_wrap(err, "read the task log of %s", task_id);
+  }
+  if (rc < 0) {
+    berth_log_reader_close(r);
+    return rc;
+  }
   *out = r;
   return 0;
 }
 
 int
-berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *userdata, berth_error **err)
+berth_log_reader_seek(berth_log_reader *r, int64_t offset, berth_error **err)
 {
+  if (offset < 0)
+    return berth_error_set(err, BERTH_EINVAL, "a log offset cannot be negative");
+  r->pos = offset;
+  r->locate = offset > 0;
+  return 0;
+}
+
+/* PostgreSQL: the chunk holding r->pos (after a seek) or the next one. 1 when one was loaded, 0 when there is none
+ * yet, <0 on error. */
+static int
+fetch_chunk(berth_log_reader *r, berth_error **err)
+{
+  const char *sql
+      = r->locate ? "SELECT off, bytes FROM task_log_chunks WHERE task_id = ? AND off <= ? ORDER BY off DESC LIMIT 1"
+                  : "SELECT off, bytes FROM task_log_chunks WHERE task_id = ? AND off >= ? ORDER BY off LIMIT 1";
+  db_stmt *s = NULL;
+  if (db_prepare(r->db, sql, &s, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, r->task_id);
+  db_bind_int64(s, 2, r->pos);
+  int rc = db_step(s, err);
+  if (rc == DB_ROW) {
+    int64_t off = db_column_int64(s, 0);
+    size_t len = 0;
+    const void *p = db_column_blob(s, 1, &len);
+    berth_buf_reset(&r->chunk);
+    if (r->locate && off + (int64_t) len <= r->pos) {
+      rc = DB_DONE; /* pos is past that chunk: look for the next one */
+    } else if (berth_buf_append(&r->chunk, p ? p : "", len) < 0) {
+      rc = berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt (a chunk of %zu bytes)", r->task_id, len);
+    } else {
+      r->chunk_at = off < r->pos ? (size_t) (r->pos - off) : 0;
+      r->pos = off > r->pos ? off : r->pos;
+    }
+  }
+  db_finalize(s);
+  if (rc < 0)
+    return berth_error_wrap(err, "read the task log of %s", r->task_id);
+  if (r->locate) {
+    r->locate = false;
+    if (rc == DB_DONE)
+      return fetch_chunk(r, err);
+  }
+  return rc == DB_ROW;
+}
+
+ssize_t
+berth_log_reader_read_bytes(berth_log_reader *r, char *buf, size_t max, berth_error **err)
+{
+  if (r->db != NULL) {
+    if (r->chunk_at >= r->chunk.len) {
+      int rc = fetch_chunk(r, err);
+      if (rc <= 0)
+        return rc;
+    }
+    size_t n = r->chunk.len - r->chunk_at < max ? r->chunk.len - r->chunk_at : max;
+    memcpy(buf, r->chunk.data + r->chunk_at, n);
+    r->chunk_at += n;
+    r->pos += (int64_t) n;
+    return (ssize_t) n;
+  }
   if (r->fd < 0) {
     r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0)
       return errno == ENOENT ? 0 : berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open the task log %s", r->path);
+    if (r->pos > 0 && lseek(r->fd, (off_t) r->pos, SEEK_SET) < 0)
+      return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "read the task log %s", r->path);
   }
-  int records = 0;
-  char buf[65536];
   for (;;) {
-    ssize_t n = read(r->fd, buf, sizeof buf);
+    ssize_t n = read(r->fd, buf, max);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
       return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "read the task log %s", r->path);
+    r->pos += n;
+    return n;
+  }
+}
+
+int
+berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *userdata, berth_error **err)
+{
+  const char *name = r->path ? r->path : r->task_id;
+  int records = 0;
+  char buf[65536];
+  for (;;) {
+    /* never more than pending can take: a whole record always fits, and delivering it makes room */
+    size_t room = r->pending.max - r->pending.len;
+    if (room == 0)
+      return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", name);
+    ssize_t n = berth_log_reader_read_bytes(r, buf, room < sizeof buf ? room : sizeof buf, err);
+    if (n < 0)
+      return (int) n;
     if (n == 0)
       break;
-    if (berth_buf_append(&r->pending, buf, (size_t) n) < 0 && r->pending.len == 0)
-      return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", r->path);
+    if (berth_buf_append(&r->pending, buf, (size_t) n) < 0)
+      return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
     /* deliver whole records; keep a partial one */
     size_t off = 0;
     while (r->pending.len - off >= 6) {
       const unsigned char *h = (const unsigned char *) r->pending.data + off;
       size_t len = ((size_t) h[2] << 24) | ((size_t) h[3] << 16) | ((size_t) h[4] << 8) | h[5];
       if (len > BERTH_LOG_RECORD_MAX || h[0] < 1 || h[0] > 3)
-        return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", r->path);
+        return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt", name);
       if (r->pending.len - off - 6 < len)
         break;
       int rc = fn(userdata, h[0], h[1], r->pending.data + off + 6, len);
@@ -270,42 +465,69 @@ berth_log_reader_close(berth_log_reader *r)
     return;
   if (r->fd >= 0)
     close(r->fd);
+  if (r->watch >= 0)
+    close(r->watch);
+  db_close(r->db);
   berth_buf_free(&r->pending);
+  berth_buf_free(&r->chunk);
+  free(r->task_id);
   free(r->path);
   free(r);
 }
 
-int
-berth_log_wait(int *watch, const char *path, int timeout_ms)
+static void
+sleep_ms(int ms)
 {
-  if (*watch < 0) {
+  struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+  nanosleep(&ts, NULL);
+}
+
+/* PostgreSQL: the first call LISTENs (and says "grown": a flush may have come before it); later calls wait for the
+ * writer's NOTIFY. Without notifications, a short poll. */
+static int
+wait_notify(berth_log_reader *r, int timeout_ms)
+{
+  if (!r->listening) {
+    berth_error *e = NULL;
+    r->listening = db_listen(r->db, LOG_CHANNEL, &e) == 0;
+    berth_error_free(e);
+    if (r->listening)
+      return 1;
+  } else {
+    /* at most PG_POLL_MS, so a wake-up lost with a connection is made up for by the caller's next read */
+    int rc = db_wait_notify(r->db, r->task_id, timeout_ms < PG_POLL_MS ? timeout_ms : PG_POLL_MS);
+    if (rc >= 0)
+      return rc;
+    r->listening = false;
+  }
+  sleep_ms(timeout_ms < PG_POLL_MS ? timeout_ms : PG_POLL_MS);
+  return 1;
+}
+
+int
+berth_log_wait(berth_log_reader *r, int timeout_ms)
+{
+  if (r->db != NULL)
+    return wait_notify(r, timeout_ms);
+  if (r->watch < 0) {
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd >= 0 && inotify_add_watch(fd, path, IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF) < 0) {
+    if (fd >= 0 && inotify_add_watch(fd, r->path, IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF) < 0) {
       close(fd);
       fd = -1;
     }
     if (fd < 0) { /* no file yet (or no inotify): look again soon */
-      struct timespec ts = { 0, (long) (timeout_ms < 20 ? timeout_ms : 20) * 1000000L };
-      nanosleep(&ts, NULL);
+      sleep_ms(timeout_ms < 20 ? timeout_ms : 20);
       return 0;
     }
-    *watch = fd;
+    r->watch = fd;
     return 1; /* it may have grown between the caller's last read and the watch */
   }
-  struct pollfd p = { .fd = *watch, .events = POLLIN };
+  struct pollfd p = { .fd = r->watch, .events = POLLIN };
   int n = poll(&p, 1, timeout_ms);
   if (n <= 0)
     return 0;
   char ev[4096];
-  while (read(*watch, ev, sizeof ev) > 0)
+  while (read(r->watch, ev, sizeof ev) > 0)
     ;
   return 1;
-}
-
-void
-berth_log_watch_close(int *watch)
-{
-  if (*watch >= 0)
-    close(*watch);
-  *watch = -1;
 }

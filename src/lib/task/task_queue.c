@@ -104,10 +104,21 @@ remove_task_containers(berth_store *st, berth_docker *d, const char *task_id)
 }
 
 static bool
+has_liveness_lock(const char *home, const char *task_id)
+{
+  char *p = lock_path(home, "task", task_id);
+  bool exists = p == NULL || access(p, F_OK) == 0;
+  free(p);
+  return exists;
+}
+
+static bool
 task_is_orphan(berth_store *st, const berth_task *t)
 {
   if (berth_task_is_supervised(berth_store_home(st), t->id))
     return false;
+  if (berth_store_is_shared(st) && !has_liveness_lock(berth_store_home(st), t->id))
+    return false; /* its supervisor never ran from this BERTH_HOME: another host's task is not ours to judge */
   if (t->supervisor_pid == 0 && berth_now_ms() - t->created_at < NEW_TASK_GRACE_MS)
     return false;
   return true;

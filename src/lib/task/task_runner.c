@@ -1040,7 +1040,7 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
   if (rc == 0)
     rc = berth_store_task_get(st, task_id, &r.t, err);
   if (rc == 0)
-    rc = berth_task_log_create(berth_store_home(st), task_id, &r.log, err);
+    rc = berth_task_log_create(st, task_id, &r.log, err);
   if (rc < 0) {
     close(hold_fd);
     return rc;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs one integration test with the store on PostgreSQL: a fresh database of its own on the server in BERTH_TEST_PG
+# (ci/start-postgres.sh prints one), BERTH_STORE set to it, dropped afterwards. Without BERTH_TEST_PG the test is
+# skipped with one line (exit 77, ctest's SKIP_RETURN_CODE).
+#   tests/integration/with_pg_store.sh bash tests/integration/test_tasks.sh
+set -u
+if [ -z "${BERTH_TEST_PG:-}" ]; then
+  echo "skipped: set BERTH_TEST_PG to a PostgreSQL server (ci/start-postgres.sh prints one)"
+  exit 77
+fi
+db=berth_it_$$_$(date +%s%N | tail -c 7)
+admin() { psql -X -q -v ON_ERROR_STOP=1 "$BERTH_TEST_PG" -c "$1" >/dev/null; }
+admin "CREATE DATABASE $db" || {
+  echo "with_pg_store: cannot create a database on BERTH_TEST_PG" >&2
+  exit 1
+}
+# BERTH_TEST_PG with the database replaced: a URL gets a new path, key=value settings a later dbname
+BERTH_STORE=$(python3 -c 'import sys, urllib.parse as u
+url, db = sys.argv[1], sys.argv[2]
+if url.startswith(("postgresql://", "postgres://")):
+    p = u.urlsplit(url)
+    print(p.scheme + "://" + p.netloc + "/" + db + ("?" + p.query if p.query else ""))
+else:
+    print(url + " dbname=" + db)' "$BERTH_TEST_PG" "$db")
+export BERTH_STORE
+"$@"
+rc=$?
+admin "DROP DATABASE $db WITH (FORCE)" || echo "with_pg_store: could not drop $db" >&2
+exit $rc
