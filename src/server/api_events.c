@@ -288,7 +288,6 @@ sse_read(void *p, char *buf, size_t max)
       return -1;
     if (!s->started) {
       s->started = true;
-      srv_follow_yield();
       char retry[32];
       snprintf(retry, sizeof retry, "retry: %d\n\n", RETRY_MS);
       if (put_str(s, retry) < 0 || put_states(s) < 0)
