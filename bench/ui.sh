@@ -228,8 +228,8 @@ accepted; `GET /v1/session` and `GET /v1/tasks/{id}`), then its event stream:
 start, alternately, %d times each (medians compared). Each follower hashes the text of every log event it
 receives; the hash is compared with the stored log's.
 The followers run in the benchmark's process at nice 19: they stand for browsers elsewhere, and on this machine they
-would otherwise take the CPUs from the task. The server's follower threads lower their own priority (nice 10) when
-they start streaming, so that watching a task never outbids the task.
+would otherwise take the CPUs from the task. The server runs at normal priority. (Follower threads at nice 10 or 19
+made no difference that the noise let us see, and under load they could delay live output: they were left out.)
 
 | | |
 |---|---|

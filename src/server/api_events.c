@@ -184,12 +184,22 @@ static int
 put_log(sse_stream *s, const unsigned char *p, size_t n, int64_t id)
 {
   char head[160];
-  unsigned char joined[PIECE_MAX + sizeof s->carry];
-  memcpy(joined, s->carry, s->carry_len);
-  memcpy(joined + s->carry_len, p, n);
+  unsigned char joined[2 * sizeof s->carry]; /* the held-back bytes and the start of p: one character at most */
+  size_t lead = 0;
+  if (s->carry_len > 0) {
+    /* the held bytes start a character: complete it with the bytes it still needs, then p goes straight from the
+     * buffer (no copy of the piece) */
+    unsigned char c = s->carry[0];
+    size_t need = (c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2) - s->carry_len;
+    lead = n < need ? n : need;
+    memcpy(joined, s->carry, s->carry_len);
+    memcpy(joined + s->carry_len, p, lead);
+  }
   snprintf(head, sizeof head, "id: %lld\nevent: log\ndata: {\"stream\":\"%s\",\"phase\":\"%s\",\"text\":\"",
            (long long) id, stream_name(s->kind), berth_phase_name(s->phase));
-  if (put_str(s, head) < 0 || put_json_text(s, joined, s->carry_len + n) < 0 || put_str(s, "\"}\n\n") < 0)
+  if (put_str(s, head) < 0 || put_json_text(s, joined, s->carry_len + lead) < 0)
+    return -1;
+  if (put_json_text(s, p + lead, n - lead) < 0 || put_str(s, "\"}\n\n") < 0)
     return -1;
   s->carry_len = 0;
   return 0;
@@ -288,7 +298,6 @@ sse_read(void *p, char *buf, size_t max)
       return -1;
     if (!s->started) {
       s->started = true;
-      srv_follow_yield();
       char retry[32];
       snprintf(retry, sizeof retry, "retry: %d\n\n", RETRY_MS);
       if (put_str(s, retry) < 0 || put_states(s) < 0)

@@ -10,8 +10,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +25,6 @@
 typedef struct log_stream {
   srv_follow f;
   bool follow;
-  bool started;
   bool raw;
   bool ended; /* read to the end (after the task ended, when following) */
   /* raw format: where we are in the record framing */
@@ -74,13 +71,6 @@ srv_follow_read(srv_follow *f, char *buf, size_t max)
   ssize_t n = berth_log_reader_read_bytes(f->log, buf, max, &err);
   berth_error_free(err);
   return n < 0 ? -2 : n;
-}
-
-void
-srv_follow_yield(void)
-{
-  /* raising one's own nice needs no privilege; the thread ends with its connection */
-  setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), SRV_FOLLOWER_NICE);
 }
 
 static bool
@@ -179,9 +169,6 @@ static ssize_t
 log_stream_read(void *p, char *buf, size_t max)
 {
   log_stream *s = p;
-  if (!s->started && s->follow)
-    srv_follow_yield();
-  s->started = true;
   for (;;) {
     if (s->ended)
       return -1;

@@ -245,10 +245,6 @@ ssize_t srv_follow_read(srv_follow *f, char *buf, size_t max);
  * every 100 ms (f->task). Returns 1: read again; 0: the task has ended and the file was read to its end after that
  * (or the server is stopping); -2: the client has gone. */
 int srv_follow_wait(srv_follow *f);
-/* Lowers the calling (connection) thread's priority to SRV_FOLLOWER_NICE: a thread that only watches a task must
- * never take the CPUs from tasks. */
-#define SRV_FOLLOWER_NICE 10
-void srv_follow_yield(void);
 
 /* ---- task output in events (sse_text.c) ---- */
 /* How many of p[0..n) to send when more bytes follow: n, less a UTF-8 character cut at the end. */
