@@ -210,7 +210,7 @@ with open(out, "w") as f:
 Measured by `bench/ui.sh` on %s CPUs, Linux %s, load average %s at the start (a shared machine:
 the followers, the server and the task share the CPUs). Real `berth serve`, real Docker daemon, image `berth/runner:latest`.
 
-## The task page
+### The task page
 
 A browser with an empty cache loading a running task's page (`/`, its hashed script, style and icon, gzip
 accepted; `GET /v1/session` and `GET /v1/tasks/{id}`), then its event stream:
@@ -222,7 +222,7 @@ accepted; `GET /v1/session` and `GET /v1/tasks/{id}`), then its event stream:
 
 (The browser test measures the other end: each line on the page %s.)
 
-## %d followers of one task printing %d MB
+### %d followers of one task printing %d MB
 
 `head -c %d /dev/urandom | base64 -w 76`, run alone, then with %d clients on `GET /v1/tasks/{id}/events` from its
 start, alternately, %d times each (medians compared). Each follower hashes the text of every log event it
