@@ -96,6 +96,9 @@ port = $PORT
 unix_socket_directories = '$DIR'
 unix_socket_permissions = 0700
 fsync = off
+# every queued or running task holds connections of its own (its supervisor's store, its log writer), and so does
+# every follower and server thread: the default 100 is too few for the tests that queue hundreds of tasks
+max_connections = 500
 EOF
 }
 

@@ -44,6 +44,9 @@ int berth_queue_sweep_if_due(berth_store *st, berth_docker *d, int64_t interval_
  * One task: if it is active and its supervisor is gone (past the grace a just-submitted task has), fails it with
  * reason "executor interrupted". Returns 1 if it did, 0 if the task is supervised or over, <0 when the record could
  * not be written (the error says why: a full disk, a store that refuses writes). */
+/* Marks task_id as supervised from this BERTH_HOME (its liveness lock file, not held yet), before its supervisor
+ * starts: a supervisor that dies before taking the lock is then judged from here, on a shared store too. */
+int berth_task_mark_local(const char *home, const char *task_id, berth_error **err);
 int berth_queue_fail_if_orphan(berth_store *st, berth_docker *d, const berth_task *t, berth_error **err);
 /* Makes the next berth_queue_sweep_if_due sweep (e.g. a container could not be removed because Docker was away). */
 void berth_queue_sweep_request(const char *home);

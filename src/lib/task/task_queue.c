@@ -46,6 +46,16 @@ open_lock(const char *home, const char *kind, const char *name, berth_error **er
 }
 
 int
+berth_task_mark_local(const char *home, const char *task_id, berth_error **err)
+{
+  int fd = open_lock(home, "task", task_id, err);
+  if (fd < 0)
+    return BERTH_EINTERNAL;
+  close(fd);
+  return 0;
+}
+
+int
 berth_task_hold(const char *home, const char *task_id, int *fd_out, berth_error **err)
 {
   int fd = open_lock(home, "task", task_id, err);

@@ -17,6 +17,7 @@
 #include "berth/policy.h"
 #include "berth/redactor.h"
 #include "berth/task_json.h"
+#include "berth/task_queue.h"
 #include "berth/task_submit.h"
 #include "berth/workspace.h"
 
@@ -27,6 +28,8 @@ berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const c
   size_t n = 0;
   while (argv_prefix[n] != NULL)
     n++;
+  if (berth_task_mark_local(home, task_id, err) < 0)
+    return berth_error_wrap(err, "start the supervisor of task %s", task_id);
   const char **argv = calloc(n + 4, sizeof *argv);
   if (argv == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "start the supervisor of task %s: out of memory", task_id);
