@@ -93,6 +93,8 @@ static int
 sink_to_log(void *ud, const char *data, size_t len)
 {
   stream_sink *ss = ud;
+  if (ss->r->log_failed)
+    return 0; /* the rest of the output is lost with the log: it must not eat the space freed for the task's end */
   berth_error *e = NULL;
   int rc = berth_task_log_write(ss->r->log, ss->kind, ss->r->phase, data, len, &e);
   berth_error_free(e);
