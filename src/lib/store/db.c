@@ -64,14 +64,6 @@ db_listen(db_conn *c, const char *channel, berth_error **err)
 }
 
 int
-db_notify(db_conn *c, const char *channel, const char *payload, berth_error **err)
-{
-  if (c->ops->notify == NULL)
-    return berth_error_set(err, BERTH_EINVAL, "store %s: %s has no notifications", c->label, c->ops->name);
-  return c->ops->notify(c, channel, payload, err);
-}
-
-int
 db_wait_notify(db_conn *c, const char *payload, int timeout_ms)
 {
   return c->ops->wait_notify ? c->ops->wait_notify(c, payload, timeout_ms) : -1;

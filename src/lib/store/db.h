@@ -80,14 +80,14 @@ int db_tx_depth(const db_conn *c);
  * follows the largest one (PostgreSQL: setval on the column's sequence; SQLite does this on its own). */
 int db_sync_identity(db_conn *c, const char *table, const char *column, berth_error **err);
 
-/* Notifications between processes and hosts (PostgreSQL LISTEN/NOTIFY; SQLite has none: listen and notify fail
- * with BERTH_EINVAL, and callers fall back to what they do on SQLite). A notification is sent when the sender's
- * transaction commits (at once outside one). db_wait_notify waits up to timeout_ms for one on `channel` whose
- * payload equals `payload` (any payload when NULL); notifications for other payloads are dropped. Returns 1 when one
- * came, 0 on timeout, <0 when the connection failed. Listen on a connection of its own (store_db_open_another): one
- * that listens and runs other statements holds every notification until it waits. */
+/* Notifications between processes and hosts (PostgreSQL LISTEN/NOTIFY; SQLite has none: listen fails with
+ * BERTH_EINVAL, and callers fall back to what they do on SQLite). Senders use SQL (pg_notify, in PostgreSQL-only
+ * code); a notification is delivered when the sender's transaction commits. db_wait_notify waits up to timeout_ms
+ * for one on a channel listened to whose payload equals `payload` (any payload when NULL); the others are dropped.
+ * Returns 1 when one came, 0 on timeout, <0 when the connection failed. A connection that listens and also runs
+ * statements (a follower's own, from store_db_open_another) keeps the notifications that arrive meanwhile for its
+ * next wait. */
 int db_listen(db_conn *c, const char *channel, berth_error **err);
-int db_notify(db_conn *c, const char *channel, const char *payload, berth_error **err);
 int db_wait_notify(db_conn *c, const char *payload, int timeout_ms);
 
 /* Another connection to the store st is on (the same file, or the same server and database), for work that must not

@@ -431,21 +431,6 @@ pg_listen(db_conn *c, const char *channel, berth_error **err)
   return pg_exec(c, sql, err);
 }
 
-static int
-pg_notify(db_conn *c, const char *channel, const char *payload, berth_error **err)
-{
-  db_stmt *s = NULL;
-  if (pg_prepare(c, "SELECT pg_notify(?, ?)", &s, err) < 0)
-    return BERTH_EINTERNAL;
-  s->conn = c;
-  int rc = pg_bind(s, 1, DB_BIND_TEXT, 0, channel, strlen(channel)) < 0
-                   || pg_bind(s, 2, DB_BIND_TEXT, 0, payload, strlen(payload)) < 0
-               ? db_fail(c, DB_FAIL_NOMEM, NULL, err)
-               : pg_step(s, err);
-  pg_finalize(s);
-  return rc < 0 ? rc : 0;
-}
-
 static int64_t
 mono_ms(void)
 {
@@ -513,7 +498,6 @@ static const struct db_ops pg_ops = {
   .probe = pg_probe,
   .mark_version = NULL,
   .listen = pg_listen,
-  .notify = pg_notify,
   .wait_notify = pg_wait_notify,
 };
 

@@ -18,6 +18,7 @@
 
 #define LOG_CHANNEL "berth_log" /* PostgreSQL: NOTIFY berth_log, '<task id>' after each chunk */
 #define PG_POLL_MS 50           /* a follower's poll when notifications cannot be had */
+#define FETCH_CHUNKS "16"       /* chunks a follower reads per query */
 
 struct berth_task_log {
   int fd;      /* SQLite: the file; -1 on PostgreSQL */
@@ -40,6 +41,7 @@ struct berth_log_reader {
   bool listening;
   int64_t pos;       /* the byte offset in the record stream of the next byte to hand out */
   bool locate;       /* pos may fall inside a chunk (after a seek) */
+  db_stmt *batch;    /* PostgreSQL: the chunks read by the last query, not handed out yet */
   berth_buf chunk;   /* PostgreSQL: the chunk being handed out ... */
   size_t chunk_at;   /* ... from here */
   berth_buf pending; /* a partial record carried to the next read */
@@ -203,19 +205,19 @@ reserve(berth_task_log *l, size_t n)
 static int
 insert_chunk(berth_task_log *l, const void *data, size_t len, berth_error **err)
 {
+  /* one round trip per flush: the NOTIFY rides on the insert (PostgreSQL only, as chunks are) */
   db_stmt *s = NULL;
-  if (db_prepare(l->db, "INSERT INTO task_log_chunks (task_id, off, len, bytes) VALUES (?, ?, ?, ?)", &s, err) < 0)
+  if (db_prepare(l->db,
+                 "WITH c AS (INSERT INTO task_log_chunks (task_id, off, len, bytes) VALUES (?, ?, ?, ?)"
+                 " RETURNING task_id) SELECT pg_notify('" LOG_CHANNEL "', task_id) FROM c",
+                 &s, err)
+      < 0)
     return BERTH_EINTERNAL;
   db_bind_text(s, 1, l->task_id);
   db_bind_int64(s, 2, l->size);
   db_bind_int64(s, 3, (int64_t) len);
   db_bind_blob(s, 4, data, len);
-  if (db_run(s, NULL, err) < 0)
-    return BERTH_EINTERNAL;
-  berth_error *e = NULL;
-  db_notify(l->db, LOG_CHANNEL, l->task_id, &e); /* followers also poll now and then: a lost wake-up only delays */
-  berth_error_free(e);
-  return 0;
+  return db_run(s, NULL, err) < 0 ? BERTH_EINTERNAL : 0;
 }
 
 /* Appends whole records (n iovecs, at most two) to the file or as one chunk. */
@@ -345,43 +347,54 @@ berth_log_reader_seek(berth_log_reader *r, int64_t offset, berth_error **err)
   return 0;
 }
 
-/* PostgreSQL: the chunk holding r->pos (after a seek) or the next one. 1 when one was loaded, 0 when there is none
- * yet, <0 on error. */
+/* Takes the current row of r->batch as the chunk to hand out: 1, 0 when the row lies wholly before r->pos (a
+ * seek's lookup found the chunk before), <0 when it is damaged. */
+static int
+take_row(berth_log_reader *r, berth_error **err)
+{
+  int64_t off = db_column_int64(r->batch, 0);
+  size_t len = 0;
+  const void *p = db_column_blob(r->batch, 1, &len);
+  berth_buf_reset(&r->chunk);
+  if (off + (int64_t) len <= r->pos)
+    return 0;
+  if (berth_buf_append(&r->chunk, p ? p : "", len) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt (a chunk of %zu bytes)", r->task_id, len);
+  r->chunk_at = off < r->pos ? (size_t) (r->pos - off) : 0;
+  r->pos = off > r->pos ? off : r->pos;
+  return 1;
+}
+
+/* PostgreSQL: the chunk holding r->pos (after a seek) or the next one, from a batch of up to FETCH_CHUNKS read in one
+ * query. 1 when one was loaded, 0 when there is none yet, <0 on error. */
 static int
 fetch_chunk(berth_log_reader *r, berth_error **err)
 {
-  const char *sql
-      = r->locate ? "SELECT off, bytes FROM task_log_chunks WHERE task_id = ? AND off <= ? ORDER BY off DESC LIMIT 1"
-                  : "SELECT off, bytes FROM task_log_chunks WHERE task_id = ? AND off >= ? ORDER BY off LIMIT 1";
-  db_stmt *s = NULL;
-  if (db_prepare(r->db, sql, &s, err) < 0)
-    return BERTH_EINTERNAL;
-  db_bind_text(s, 1, r->task_id);
-  db_bind_int64(s, 2, r->pos);
-  int rc = db_step(s, err);
-  if (rc == DB_ROW) {
-    int64_t off = db_column_int64(s, 0);
-    size_t len = 0;
-    const void *p = db_column_blob(s, 1, &len);
-    berth_buf_reset(&r->chunk);
-    if (r->locate && off + (int64_t) len <= r->pos) {
-      rc = DB_DONE; /* pos is past that chunk: look for the next one */
-    } else if (berth_buf_append(&r->chunk, p ? p : "", len) < 0) {
-      rc = berth_error_set(err, BERTH_EINTERNAL, "task log %s is corrupt (a chunk of %zu bytes)", r->task_id, len);
-    } else {
-      r->chunk_at = off < r->pos ? (size_t) (r->pos - off) : 0;
-      r->pos = off > r->pos ? off : r->pos;
+  for (;;) {
+    bool fresh = r->batch == NULL, locating = fresh && r->locate;
+    if (fresh) {
+      const char *sql = locating ? "SELECT off, bytes FROM task_log_chunks WHERE task_id = ? AND off <= ?"
+                                   " ORDER BY off DESC LIMIT 1"
+                                 : "SELECT off, bytes FROM task_log_chunks WHERE task_id = ? AND off >= ?"
+                                   " ORDER BY off LIMIT " FETCH_CHUNKS;
+      r->locate = false;
+      if (db_prepare(r->db, sql, &r->batch, err) < 0)
+        return berth_error_wrap(err, "read the task log of %s", r->task_id);
+      db_bind_text(r->batch, 1, r->task_id);
+      db_bind_int64(r->batch, 2, r->pos);
     }
+    int rc = db_step(r->batch, err);
+    if (rc == DB_ROW && (rc = take_row(r, err)) != 0)
+      return rc < 0 ? berth_error_wrap(err, "read the task log of %s", r->task_id) : 1;
+    db_finalize(r->batch);
+    r->batch = NULL;
+    if (rc < 0)
+      return berth_error_wrap(err, "read the task log of %s", r->task_id);
+    /* used up: a batch read just now had nothing more; an older one may have been followed by new chunks, and a
+     * seek's lookup that found nothing holding pos goes on with the chunks after it */
+    if (fresh && !locating)
+      return 0;
   }
-  db_finalize(s);
-  if (rc < 0)
-    return berth_error_wrap(err, "read the task log of %s", r->task_id);
-  if (r->locate) {
-    r->locate = false;
-    if (rc == DB_DONE)
-      return fetch_chunk(r, err);
-  }
-  return rc == DB_ROW;
 }
 
 ssize_t
@@ -467,6 +480,7 @@ berth_log_reader_close(berth_log_reader *r)
     close(r->fd);
   if (r->watch >= 0)
     close(r->watch);
+  db_finalize(r->batch);
   db_close(r->db);
   berth_buf_free(&r->pending);
   berth_buf_free(&r->chunk);
