@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs every benchmark (or the ones named) and assembles docs/benchmarks.md from their sections.
-#   bench/run.sh [docker] [tasks] [redact] [queue] [server] [latency] [ui]     env: BUILD (default build/, built here in Release)
+#   bench/run.sh [docker] [tasks] [redact] [queue] [server] [latency] [ui] [store]     env: BUILD (default build/, built here in Release)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export BUILD=${BUILD:-$SRC/build-bench}
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
-sections=${*:-docker tasks redact queue server latency ui}
+sections=${*:-docker tasks redact queue server latency ui store}
 for s in $sections; do
   case $s in
   docker) "$SRC/bench/docker.sh" ;;
@@ -16,6 +16,7 @@ for s in $sections; do
   server) [ -x "$SRC/bench/server.sh" ] && "$SRC/bench/server.sh" ;;
   latency) "$SRC/bench/latency.sh" ;;
   ui) "$SRC/bench/ui.sh" "$BUILD" ;;
+  store) "$SRC/bench/store.sh" "$BUILD" ;;
   *) echo "bench/run.sh: unknown section $s" >&2; exit 2 ;;
   esac
 done
@@ -25,7 +26,7 @@ done
   echo "Every number here was measured by \`bench/run.sh\` on this project's machines (2 cores, 24 GiB, Debian"
   echo "bookworm, dockerd 20.10 from Debian) side by side with the baseline the issue names, in the same run."
   echo "Benchmarks are never timed tests: CI does not run them. Sections are rewritten by their own scripts."
-  for f in summary docker tasks redact queue server latency ui; do
+  for f in summary docker tasks redact queue server latency ui store; do
     if [ -f "$SRC/docs/benchmarks-$f.md" ]; then
       echo
       sed 's/^# /## /' "$SRC/docs/benchmarks-$f.md"

@@ -4,7 +4,8 @@
 # 200 POST /v1/stacks/{s}/tasks over 4 stacks. Reports p50/p90/p99/max latency per kind, waits for the 200 tasks to
 # drain (Docker-bound; reported separately), and writes docs/benchmarks-server.md.
 #
-#   bench/server.sh [BUILD_DIR]          env: OUT (docs/benchmarks-server.md), GETS (1000), POSTS (200)
+#   bench/server.sh [BUILD_DIR]          env: OUT (docs/benchmarks-server.md), GETS (1000), POSTS (200),
+#                                        JSON_OUT (also the numbers as JSON there), BERTH_STORE (the store's engine)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$src/build}
@@ -27,11 +28,11 @@ for _ in $(seq 1 100); do grep -q 'listening on tcp' "$work/serve.err" 2>/dev/nu
 port=$(grep -o 'tcp:127.0.0.1:[0-9]*' "$work/serve.err" | cut -d: -f3)
 
 python3 - "$work/berth.sock" "$port" "$key" "${GETS:-1000}" "${POSTS:-200}" "${OUT:-$src/docs/benchmarks-server.md}" \
-  "$(nproc)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+  "$(nproc)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "${JSON_OUT:-}" <<'PY'
 import http.client, json, multiprocessing, os, socket, sys, threading, time
 sock, port, key, gets, posts, out, ncpu, kernel = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), \
     int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8]
-load = sys.argv[9]
+load, json_out = sys.argv[9], sys.argv[10]
 H = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 
 class UnixConn(http.client.HTTPConnection):
@@ -157,5 +158,8 @@ costs the first row's time. The {p['n']} tasks then ran to their end in
 """
 with open(out, "w") as f:
     f.write(text)
+if json_out:
+    with open(json_out, "w") as f:
+        json.dump(dict(res, drain_s=drain, not_finished=failed), f)
 print(text)
 PY
