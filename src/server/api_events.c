@@ -363,9 +363,7 @@ resume_at(sse_stream *s, int64_t offset, berth_error **err)
     if (left > 0) { /* in a payload: skip it, or stop inside it */
       int64_t take = left < (int64_t) (have - i) ? left : (int64_t) (have - i);
       if (offset < at + take) {
-        s->kind = hdr[0];
-        s->phase = hdr[1];
-        s->payload_left = (size_t) (left - (offset - at));
+        left -= offset - at;
         at = offset;
         break;
       }
@@ -385,11 +383,13 @@ resume_at(sse_stream *s, int64_t offset, berth_error **err)
     left = ((int64_t) hdr[2] << 24) | ((int64_t) hdr[3] << 16) | ((int64_t) hdr[4] << 8) | hdr[5];
     if (hdr[0] < 1 || hdr[0] > 3 || left > BERTH_LOG_RECORD_MAX)
       rc = berth_error_set(err, BERTH_EINVAL, "offset %lld is not an event id of this log", (long long) offset);
-    else if (left > 0 && at == offset) { /* just after a header: the whole payload is ahead */
-      s->kind = hdr[0];
-      s->phase = hdr[1];
-      s->payload_left = (size_t) left;
-    }
+  }
+  /* the offset fell inside a record's payload (anywhere in it, also at the end of one of our reads, or just after
+   * its header): the rest of that record comes first */
+  if (rc == 0 && left > 0) {
+    s->kind = hdr[0];
+    s->phase = hdr[1];
+    s->payload_left = (size_t) left;
   }
   berth_log_reader_close(lr);
   return rc;

@@ -32,7 +32,7 @@ while True:
 print("ALL", buf.decode(errors="replace").replace("\n", "|"), flush=True)
 '; }
 # A secret prefix at the end of a partial line must wait; `HELD <ms>` is printed after it completes.
-cmd='echo "EARLY $(date +%s%3N)"; sleep 2; echo "LATE $(date +%s%3N)"; printf "PART $(date +%s%3N)"; sleep 2;
+cmd='echo "EARLY $(date +%s%3N)"; sleep 2; echo "LATE $(date +%s%3N)"; printf "PART $(date +%s%3N)."; sleep 2;
 printf "\nWAIT:tok-Sec"; sleep 1.5; printf "ret-8842 HELD $(date +%s%3N)\n"'
 lag() { awk -v w="$2" '$1 == w { print $2; exit }' "$1"; }
 
