@@ -67,7 +67,7 @@ int berth_store_info_get(berth_store *st, berth_store_info *out, berth_error **e
  * snapshot of st. A target holding any table is refused (BERTH_EBUSY) and left as it was. Files stay where they are:
  * the copy is used with the same BERTH_HOME (secret key, logs, state version directories). The report names the
  * target (its URL without the password) and each table with its row count (the table names are static). */
-#define BERTH_STORE_TABLES_MAX 16
+#define BERTH_STORE_TABLES_MAX 32
 typedef struct berth_store_copy_report {
   char target[1024];
   size_t n;
@@ -189,6 +189,7 @@ typedef struct berth_task {
   char *blocked_by;                            /* NULL or the id of the task this one waits for */
   int supervisor_pid;                          /* 0 until set */
   int64_t created_at, started_at, finished_at; /* unix ms; 0 when not yet */
+  int64_t state_version;                       /* 1 when QUEUED, +1 on every transition (webhook events carry it) */
   berth_transition *history;                   /* oldest first; filled by _get, not by _list */
   size_t n_history;
 } berth_task;

@@ -30,6 +30,12 @@ static const struct {
   { "settings", NULL },
   { "state_contents", NULL },
   { "task_log_chunks", NULL },
+  { "schedules", "id" },
+  { "schedule_fires", NULL },
+  { "webhooks", "id" },
+  { "webhook_events", "id" },
+  { "webhook_deliveries", NULL },
+  { "webhook_attempts", NULL },
 };
 
 /* INSERT INTO table (c1, ...) VALUES (?, ...) for the columns of the source row. */

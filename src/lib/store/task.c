@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "berth/cleanup.h"
+#include "berth/parse.h"
 #include "store_int.h"
 
 #define TASK_ID_LEN 26
@@ -17,7 +20,7 @@
   " container_id,"                                                                                                     \
   " CASE WHEN tasks.state = 'QUEUED' THEN (SELECT b.id FROM tasks b WHERE b.stack = tasks.stack"                       \
   " AND b.seq < tasks.seq AND b.state NOT IN " STORE_TERMINAL_SQL " ORDER BY b.seq LIMIT 1) END,"                      \
-  " supervisor_pid, created_at, started_at, finished_at"
+  " supervisor_pid, created_at, started_at, finished_at, state_version"
 
 static const char *const states[]
     = { "QUEUED", "PREPARING", "INITIALIZING", "PERFORMING", "FINISHED", "FAILED", "CANCELED", "STOPPED" };
@@ -147,7 +150,7 @@ insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t
   db_stmt *stmt = NULL;
   if (db_prepare(st->db,
                  "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
-                 " created_at) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?) RETURNING seq",
+                 " created_at, state_version) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, 1) RETURNING seq",
                  &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
@@ -167,6 +170,69 @@ insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t
   if (rc < 0)
     return berth_error_wrap(err, "insert task");
   return rc == DB_ROW ? 0 : berth_error_set(err, BERTH_EINTERNAL, "insert task: the store returned no sequence number");
+}
+
+static int find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, berth_error **err);
+
+/* The webhook outbox: a `task.state` event for the task as it is now, written inside the caller's transaction (so
+ * the event exists exactly when the change does). Written only while some webhook exists: a store without webhooks
+ * keeps no outbox. The payload is redacted when it is delivered (src/lib/events). */
+static int
+outbox_task_event(berth_store *st, const char *id, berth_error **err)
+{
+  berth_task *t = NULL;
+  int rc = find_task(st, id, false, &t, err);
+  if (rc < 0)
+    return rc;
+  cJSON *o = cJSON_CreateObject(), *task = cJSON_AddObjectToObject(o, "task");
+  char when[BERTH_TIME_LEN];
+  cJSON_AddStringToObject(o, "event", "task.state");
+  cJSON_AddStringToObject(task, "id", t->id);
+  cJSON_AddStringToObject(task, "stack", t->stack);
+  cJSON_AddStringToObject(task, "state", t->state);
+  cJSON_AddNumberToObject(task, "state_version", (double) t->state_version);
+  if (t->reason)
+    cJSON_AddStringToObject(task, "reason", t->reason);
+  else
+    cJSON_AddNullToObject(task, "reason");
+  if (t->exit_code >= 0)
+    cJSON_AddNumberToObject(task, "exit_code", t->exit_code);
+  else
+    cJSON_AddNullToObject(task, "exit_code");
+  cJSON_AddStringToObject(task, "actor", t->actor);
+  if (t->triggered_by)
+    cJSON_AddStringToObject(task, "triggered_by", t->triggered_by);
+  else
+    cJSON_AddNullToObject(task, "triggered_by");
+  const int64_t times[] = { t->created_at, t->started_at, t->finished_at };
+  const char *const names[] = { "created_at", "started_at", "finished_at" };
+  for (int i = 0; i < 3; i++) {
+    if (times[i] > 0)
+      cJSON_AddStringToObject(task, names[i], berth_format_time(times[i], when, sizeof when));
+    else
+      cJSON_AddNullToObject(task, names[i]);
+  }
+  cJSON_AddStringToObject(o, "at", berth_format_time(berth_now_ms(), when, sizeof when));
+  char *payload = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  db_stmt *stmt = NULL;
+  if (payload == NULL)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  else if ((rc = db_prepare(st->db,
+                            "INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'task.state', ?, ?, ?"
+                            " WHERE EXISTS (SELECT 1 FROM webhooks)",
+                            &stmt, err))
+           == 0) {
+    db_bind_text(stmt, 1, t->stack);
+    db_bind_text(stmt, 2, payload);
+    db_bind_int64(stmt, 3, berth_now_ms());
+    rc = db_run(stmt, NULL, err);
+    if (rc < 0)
+      berth_error_wrap(err, "record the webhook event of task %s", t->id);
+  }
+  free(payload);
+  berth_task_free(t);
+  return rc < 0 ? rc : 0;
 }
 
 int
@@ -195,6 +261,8 @@ berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
     rc = insert_task(st, t, id, now, &seq, err);
   if (rc == 0)
     rc = add_transition(st, seq, "QUEUED", now, t->actor, "submitted", err);
+  if (rc == 0)
+    rc = outbox_task_event(st, id, err);
   if (rc < 0) {
     berth_store_rollback(st);
     return rc;
@@ -245,6 +313,7 @@ read_task(berth_store *st, db_stmt *stmt, bool with_secrets, berth_task **out, b
   t->created_at = db_column_int64(stmt, 15);
   t->started_at = db_column_int64(stmt, 16);
   t->finished_at = db_column_int64(stmt, 17);
+  t->state_version = db_column_int64(stmt, 18);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {
@@ -420,6 +489,7 @@ update_task_state(berth_store *st, const char *id, const char *state, const char
   db_stmt *stmt = NULL;
   if (db_prepare(st->db,
                  "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), exit_code = COALESCE(?, exit_code),"
+                 " state_version = state_version + 1,"
                  " started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END,"
                  " finished_at = COALESCE(?, finished_at) WHERE id = ?",
                  &stmt, err)
@@ -464,6 +534,8 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
     rc = update_task_state(st, t->id, state, reason, exit_code, now, err);
   if (rc == 0)
     rc = add_transition(st, t->seq, state, now, actor, note, err);
+  if (rc == 0)
+    rc = outbox_task_event(st, t->id, err);
   berth_task_free(t);
   if (rc < 0) {
     berth_store_rollback(st);

@@ -112,6 +112,7 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
   add_time(o, "created_at", t->created_at);
   add_time(o, "started_at", t->started_at);
   add_time(o, "finished_at", t->finished_at);
+  cJSON_AddNumberToObject(o, "state_version", (double) t->state_version);
   if (t->history != NULL) {
     cJSON *h = cJSON_AddArrayToObject(o, "history");
     for (size_t i = 0; i < t->n_history; i++) {
