@@ -24,6 +24,10 @@ typedef struct berth_submit {
   /* The front end's command that supervises one task, argv[0] an executable path, NULL-terminated; berth appends
    * "--home HOME TASK_ID". libberth knows no command names. NULL: no supervisor is started here. */
   const char *const *supervisor_argv;
+  /* Optional: runs inside the transaction that records the task (t->id set), so its records commit with the task
+   * or not at all (a schedule's fire); a failure cancels the submission with nothing recorded. */
+  int (*in_tx)(void *ud, berth_store *st, const berth_task *t, berth_error **err);
+  void *in_tx_ud;
 } berth_submit;
 
 /* Checks (stack exists, command not empty, stack lock, image allowlist, task policies, Docker reachable, image

@@ -231,6 +231,8 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     cJSON *args = rc == 0 ? submit_args(st, req) : NULL;
     if (rc == 0)
       rc = berth_audit_append(st, req->actor, "task.submit", t.id, args, "ok", err);
+    if (rc == 0 && req->in_tx != NULL)
+      rc = req->in_tx(req->in_tx_ud, st, &t, err);
     cJSON_Delete(args);
     if (rc < 0)
       berth_store_rollback(st);
