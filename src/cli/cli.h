@@ -17,6 +17,8 @@ int cmd_audit(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_oidc(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
+int cmd_webhook(int argc, char **argv);
 int cmd_supervise(int argc, char **argv); /* internal: the background supervisor of one task */
 
 /* The berth command line: dispatches argv[1] to its command and returns the exit status. `serve` goes to serve,

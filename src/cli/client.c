@@ -738,6 +738,10 @@ client_main(int argc, char **argv)
     rc = client_policy(c, sub_argc, sub);
   else if (strcmp(cmd, "oidc") == 0)
     rc = client_oidc(c, sub_argc, sub);
+  else if (strcmp(cmd, "schedule") == 0)
+    rc = cmd_schedule_client(c, sub_argc, sub);
+  else if (strcmp(cmd, "webhook") == 0)
+    rc = cmd_webhook_client(c, sub_argc, sub);
   else
     rc = cli_usage_error("`berth %s` is not available against a server yet (use the HTTP API: docs/http-api.md)", cmd);
   client_conn_free(c);

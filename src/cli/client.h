@@ -46,6 +46,10 @@ typedef struct client_conn client_conn;
 /* `berth image ...` and `berth policy list|add|remove` through the server (client_gov.c). */
 int client_image(client_conn *c, int argc, char **argv);
 int client_policy(client_conn *c, int argc, char **argv);
+/* `berth schedule ...` and `berth webhook ...` through the server (cmd_schedule.c, cmd_webhook.c: one parser for
+ * both modes). */
+int cmd_schedule_client(client_conn *c, int argc, char **argv);
+int cmd_webhook_client(client_conn *c, int argc, char **argv);
 /* From BERTH_SERVER ("http://HOST:PORT", "https://...", "unix:/path/to.sock") and BERTH_API_KEY;
  * BERTH_SERVER_CA names a CA file for https. */
 int client_conn_new(client_conn **out, berth_error **err);

@@ -109,6 +109,29 @@ static const cli_flag oidc_rotate_flags[] = { { "--alg", "ES256|RS256", "signing
 static const cli_flag oidc_config_flags[] = { { "--issuer", "URL", "the issuer URL (default: config.json's oidc_issuer)" },
                                               { NULL, NULL, NULL } };
 
+static const cli_flag schedule_add_flags[] = {
+  { "--cron", "EXPR", "5-field cron expression or a macro such as @daily" },
+  { "--tz", "ZONE", "time zone of the cron expression (tz database; default UTC)" },
+  { "--at", "TIME", "run once at an ISO 8601 time (instead of --cron)" },
+  { "--skip-init", NULL, "skip the initialization phase" },
+  { "--env", "K=V", "environment variable for the tasks (repeatable)" },
+  { "--catch-up", "once|skip", "fire times missed while no server ran: one task, or none (default once)" },
+  { "--json", NULL, "print JSON" },
+  { NULL, NULL, NULL },
+};
+static const cli_flag schedule_stack_flag[] = { { "--stack", "S", "the schedule's stack (NAME --stack S)" },
+                                                { NULL, NULL, NULL } };
+static const cli_flag webhook_add_flags[] = {
+  { "--secret-env", "VAR", "the environment variable holding the signing secret (required)" },
+  { "--event", "task.state|audit", "an event to send (repeatable; default task.state)" },
+  { "--stack", "PATTERN", "only events of stacks matching this glob" },
+  { "--json", NULL, "print JSON" },
+  { NULL, NULL, NULL },
+};
+static const cli_flag deliveries_flags[] = { { "--limit", "N", "at most N deliveries (default 100)" },
+                                             { "--json", NULL, "print JSON" },
+                                             { NULL, NULL, NULL } };
+
 static const cli_subcommand subcommands[] = {
   { "doctor", NULL, "[--json]", "check Docker, the API version, the store and the runner image", { json_flag } },
 
@@ -149,6 +172,30 @@ static const cli_subcommand subcommands[] = {
   { "audit", NULL, "[--since TIME] [--json]", "list the audit trail, oldest first", { since_flag, json_flag } },
   { "audit", "list", "[--since TIME] [--json]", "list the audit trail, oldest first", { since_flag, json_flag } },
   { "audit", "verify", "[--json]", "check the hash chain and name the first broken record", { json_flag } },
+
+  { "schedule",
+    "add",
+    "STACK NAME (--cron EXPR [--tz ZONE] | --at TIME) [--skip-init] [--env K=V]... [--catch-up once|skip] -- COMMAND...",
+    "submit a task on a schedule (as schedule:NAME)",
+    { schedule_add_flags, schedule_stack_flag } },
+  { "schedule", "list", "[--stack S] [--json]", "list schedules and their next fire time", { schedule_stack_flag,
+                                                                                              json_flag } },
+  { "schedule", "show", "STACK NAME [--json]", "show a schedule and its latest fire", { schedule_stack_flag,
+                                                                                         json_flag } },
+  { "schedule", "pause", "STACK NAME", "stop firing until resumed", { schedule_stack_flag } },
+  { "schedule", "resume", "STACK NAME", "fire again from the next fire time after now", { schedule_stack_flag } },
+  { "schedule", "remove", "STACK NAME", "remove a schedule", { schedule_stack_flag } },
+
+  { "webhook",
+    "add",
+    "NAME URL --secret-env VAR [--event task.state|audit]... [--stack PATTERN]",
+    "send signed events to URL",
+    { webhook_add_flags } },
+  { "webhook", "list", "[--json]", "list webhooks (never their secrets)", { json_flag } },
+  { "webhook", "remove", "NAME", "remove a webhook and its deliveries", { NULL } },
+  { "webhook", "deliveries", "NAME [--limit N] [--json]", "the webhook's deliveries and every attempt",
+    { deliveries_flags } },
+  { "webhook", "redeliver", "DELIVERY_ID", "send a delivery again", { NULL } },
 
   { "key",
     "create",

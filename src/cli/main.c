@@ -19,6 +19,8 @@ static const cli_group commands[] = {
   { "image", cmd_image, "image allowlist: allow, deny, remove, list, check" },
   { "policy", cmd_policy, "task policies: add, list, remove, test" },
   { "audit", cmd_audit, "the audit trail: list, verify" },
+  { "schedule", cmd_schedule, "scheduled tasks: add, list, show, pause, resume, remove" },
+  { "webhook", cmd_webhook, "signed webhooks: add, list, remove, deliveries, redeliver" },
   { "serve", NULL, "the HTTP API server" }, /* the server front end's, passed to cli_main */
   { "key", cmd_key, "API keys: create, list, revoke" },
   { "store", cmd_store, "the store: info, migrate" },

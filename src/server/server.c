@@ -62,6 +62,18 @@ static const srv_route routes[] = {
   { "GET", ".well-known/jwks.json", SRV_ROLE_NONE, api_oidc_jwks },
   { "POST", "v1/oidc/rotate", SRV_ROLE_ADMIN, api_oidc_rotate },
   { "GET", "metrics", SRV_ROLE_READER, api_metrics }, /* also without a key on --metrics-listen */
+  { "GET", "v1/schedules", SRV_ROLE_READER, api_schedule_list },
+  { "GET", "v1/stacks/*/schedules", SRV_ROLE_READER, api_schedule_list },
+  { "POST", "v1/stacks/*/schedules", SRV_ROLE_WRITER, api_schedule_create },
+  { "GET", "v1/stacks/*/schedules/*", SRV_ROLE_READER, api_schedule_get },
+  { "DELETE", "v1/stacks/*/schedules/*", SRV_ROLE_WRITER, api_schedule_delete },
+  { "POST", "v1/stacks/*/schedules/*/pause", SRV_ROLE_WRITER, api_schedule_pause },
+  { "POST", "v1/stacks/*/schedules/*/resume", SRV_ROLE_WRITER, api_schedule_resume },
+  { "GET", "v1/webhooks", SRV_ROLE_ADMIN, api_webhook_list },
+  { "POST", "v1/webhooks", SRV_ROLE_ADMIN, api_webhook_create },
+  { "DELETE", "v1/webhooks/*", SRV_ROLE_ADMIN, api_webhook_delete },
+  { "GET", "v1/webhooks/*/deliveries", SRV_ROLE_ADMIN, api_webhook_deliveries },
+  { "POST", "v1/webhook-deliveries/*/redeliver", SRV_ROLE_ADMIN, api_webhook_redeliver },
 };
 
 
@@ -815,6 +827,9 @@ srv_run(const srv_options *o, berth_error **err)
     sweep(st);
     rc = srv_spawner_start(o->home, &srv.spawner, err);
   }
+  srv_background *bg = NULL;
+  if (rc == 0)
+    rc = srv_background_start(&srv, &bg, err);
   size_t want = (o->n_listen ? o->n_listen : 1) + (o->metrics_listen ? 1 : 0);
   ls = calloc(want, sizeof *ls);
   for (size_t i = 0; rc == 0 && i < want; i++) {
@@ -867,6 +882,8 @@ srv_run(const srv_options *o, berth_error **err)
       if (ls[i].unix_path)
         unlink(ls[i].unix_path);
     }
+    srv_background_stop(bg); /* no new fires; deliveries not sent stay in the store for the next server */
+    bg = NULL;
     srv_spawner_close(srv.spawner);
     shutdown_tasks(&srv, st, o->grace_ms);
   }
@@ -881,6 +898,7 @@ srv_run(const srv_options *o, berth_error **err)
     free(ls[i].spec);
   }
   free(ls);
+  srv_background_stop(bg);
   srv_spawner_free(srv.spawner);
   berth_apikey_cache_free(srv.keys);
   srv_sessions_free(srv.sessions);

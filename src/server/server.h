@@ -218,6 +218,17 @@ int api_oidc_discovery(srv_req *r, srv_resp *out);
 int api_oidc_jwks(srv_req *r, srv_resp *out);
 int api_oidc_rotate(srv_req *r, srv_resp *out);
 int api_metrics(srv_req *r, srv_resp *out);
+int api_schedule_list(srv_req *r, srv_resp *out);
+int api_schedule_create(srv_req *r, srv_resp *out);
+int api_schedule_get(srv_req *r, srv_resp *out);
+int api_schedule_pause(srv_req *r, srv_resp *out);
+int api_schedule_resume(srv_req *r, srv_resp *out);
+int api_schedule_delete(srv_req *r, srv_resp *out);
+int api_webhook_list(srv_req *r, srv_resp *out);
+int api_webhook_create(srv_req *r, srv_resp *out);
+int api_webhook_delete(srv_req *r, srv_resp *out);
+int api_webhook_deliveries(srv_req *r, srv_resp *out);
+int api_webhook_redeliver(srv_req *r, srv_resp *out);
 
 int api_task_events(srv_req *r, srv_resp *out);
 int api_session_create(srv_req *r, srv_resp *out);
@@ -291,6 +302,13 @@ int srv_run(const srv_options *o, berth_error **err);
 /* `berth serve [OPTIONS]` (serve_main.c): argv[0] is "serve". Parses the options, runs the server, and returns the
  * process exit status. */
 int srv_main(int argc, char **argv, const char *const *supervisor_argv);
+
+/* ---- background work of the server (background.c): the schedule ticker and the webhook deliverers ---- */
+typedef struct srv_background srv_background;
+/* Starts the threads; each opens its own store handle. */
+int srv_background_start(srv_ctx *srv, srv_background **out, berth_error **err);
+/* Stops and joins them (a delivery in flight ends within its request timeout). Accepts NULL. */
+void srv_background_stop(srv_background *bg);
 
 /* ---- the spawner thread (spawner.c) ---- */
 int srv_spawner_start(const char *home, srv_spawner **out, berth_error **err);

@@ -1,0 +1,116 @@
+/* /v1/stacks/{name}/schedules and /v1/schedules: scheduled tasks (writers of the stack change them; every change is
+ * in the audit trail). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/schedule.h"
+#include "server.h"
+
+static cJSON *
+list_json(berth_schedule **v, size_t n, srv_req *r)
+{
+  cJSON *j = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(j, "schedules");
+  for (size_t i = 0; i < n; i++)
+    if (r->key == NULL || berth_apikey_allows_stack(r->key, v[i]->stack))
+      cJSON_AddItemToArray(a, berth_schedule_to_json(v[i]));
+  return j;
+}
+
+/* GET /v1/schedules[?stack=S] and GET /v1/stacks/{name}/schedules */
+int
+api_schedule_list(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  const char *stack = r->args[0] ? r->args[0] : srv_query(r, "stack");
+  berth_schedule **v = NULL;
+  size_t n = 0;
+  if (stack && srv_check_stack(r, stack, &err) < 0)
+    return srv_fail(out, err);
+  if (berth_store_schedule_list(r->st, stack, &v, &n, &err) < 0)
+    return srv_fail(out, err);
+  cJSON *j = list_json(v, n, r);
+  berth_schedules_free(v, n);
+  return srv_ok(out, 200, j);
+}
+
+/* POST /v1/stacks/{name}/schedules {"name", "cron" | "at", "tz", "command", "skip_init", "env", "catch_up"} */
+int
+api_schedule_create(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  cJSON *body = NULL;
+  berth_schedule *s = NULL;
+  int rc = srv_check_stack(r, r->args[0], &err);
+  if (rc == 0)
+    rc = srv_json_object(r->body, r->body_len, &body, &err);
+  if (rc == 0)
+    rc = berth_schedule_from_json(body, r->args[0], &s, &err);
+  cJSON_Delete(body);
+  if (rc == 0)
+    rc = berth_schedule_add(r->st, s, r->key->name, r->key->role, &err);
+  berth_schedule_free(s);
+  if (rc < 0)
+    return srv_fail(out, err);
+  const char *name = NULL;
+  cJSON *b2 = NULL;
+  srv_json_object(r->body, r->body_len, &b2, &err);
+  srv_json_string(b2, "name", true, &name, &err);
+  rc = berth_store_schedule_get(r->st, r->args[0], name ? name : "", &s, &err);
+  cJSON_Delete(b2);
+  if (rc < 0)
+    return srv_fail(out, err);
+  cJSON *j = berth_schedule_to_json(s);
+  berth_schedule_free(s);
+  return srv_ok(out, 201, j);
+}
+
+/* GET /v1/stacks/{name}/schedules/{schedule} */
+int
+api_schedule_get(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  berth_schedule *s = NULL;
+  if (srv_check_stack(r, r->args[0], &err) < 0 || berth_store_schedule_get(r->st, r->args[0], r->args[1], &s, &err) < 0)
+    return srv_fail(out, err);
+  cJSON *j = berth_schedule_to_json(s);
+  berth_schedule_free(s);
+  return srv_ok(out, 200, j);
+}
+
+static int
+pause_resume(srv_req *r, srv_resp *out, bool paused)
+{
+  berth_error *err = NULL;
+  if (srv_check_stack(r, r->args[0], &err) < 0
+      || berth_schedule_set_paused(r->st, r->args[0], r->args[1], paused, r->key->name, &err) < 0)
+    return srv_fail(out, err);
+  return api_schedule_get(r, out);
+}
+
+/* POST /v1/stacks/{name}/schedules/{schedule}/pause */
+int
+api_schedule_pause(srv_req *r, srv_resp *out)
+{
+  return pause_resume(r, out, true);
+}
+
+/* POST /v1/stacks/{name}/schedules/{schedule}/resume */
+int
+api_schedule_resume(srv_req *r, srv_resp *out)
+{
+  return pause_resume(r, out, false);
+}
+
+/* DELETE /v1/stacks/{name}/schedules/{schedule} */
+int
+api_schedule_delete(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  if (srv_check_stack(r, r->args[0], &err) < 0
+      || berth_schedule_remove(r->st, r->args[0], r->args[1], r->key->name, &err) < 0)
+    return srv_fail(out, err);
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "stack", r->args[0]);
+  cJSON_AddStringToObject(j, "removed", r->args[1]);
+  return srv_ok(out, 200, j);
+}

@@ -1,0 +1,130 @@
+/* The server's background work: the schedule ticker (once a second: fire what is due) and the webhook deliverers
+ * (two threads, so one hanging receiver holds up at most one of them; a request gives up after 10 s). Neither is in
+ * a task's path: a task's transition only writes its outbox row. Each thread has its own store handle. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "berth/schedule.h"
+#include "berth/webhook.h"
+#include "server.h"
+
+#define TICK_MS 1000
+#define DELIVER_IDLE_MS 250
+#define DELIVERERS 2
+
+struct srv_background {
+  srv_ctx *srv;
+  atomic_bool stop;
+  char owner[128]; /* this process in delivery claims: host:pid */
+  pthread_t threads[1 + DELIVERERS];
+  size_t n_threads;
+};
+
+static void
+nap(srv_background *bg, int ms)
+{
+  for (int slept = 0; slept < ms && !atomic_load(&bg->stop); slept += 50) {
+    struct timespec ts = { 0, 50 * 1000000L };
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* Submits through the spawner, whose thread the supervisors' lives are tied to, as the API's submissions do. */
+static int
+submit_fired(void *ud, berth_store *st, const berth_submit *req, berth_error **err)
+{
+  srv_ctx *srv = ud;
+  (void) st;
+  berth_submit copy = *req;
+  copy.supervisor_argv = srv->supervisor_argv;
+  copy.die_with_parent = true;
+  berth_task *t = NULL;
+  int rc = srv_spawner_submit(srv->spawner, &copy, &t, err);
+  berth_task_free(t);
+  return rc;
+}
+
+static void
+report(const char *what, berth_error *err)
+{
+  fprintf(stderr, "berth: %s: %s\n", what, err && err->msg ? err->msg : "unknown error");
+  berth_error_free(err);
+}
+
+static void *
+ticker(void *arg)
+{
+  srv_background *bg = arg;
+  berth_store *st = NULL;
+  while (!atomic_load(&bg->stop)) {
+    berth_error *err = NULL;
+    if (st == NULL && berth_store_open(bg->srv->home, &st, &err) < 0)
+      report("schedules", err);
+    else if (berth_schedule_tick(st, berth_now_ms(), submit_fired, bg->srv, NULL, &err) < 0)
+      report("schedules", err);
+    nap(bg, TICK_MS);
+  }
+  berth_store_close(st);
+  return NULL;
+}
+
+static void *
+deliverer(void *arg)
+{
+  srv_background *bg = arg;
+  berth_store *st = NULL;
+  while (!atomic_load(&bg->stop)) {
+    berth_error *err = NULL;
+    int sent = 0;
+    if (st == NULL && berth_store_open(bg->srv->home, &st, &err) < 0)
+      report("webhooks", err);
+    else if (berth_webhook_deliver_due(st, bg->owner, &bg->stop, &sent, &err) < 0)
+      report("webhooks", err);
+    if (sent == 0)
+      nap(bg, DELIVER_IDLE_MS);
+  }
+  berth_store_close(st);
+  return NULL;
+}
+
+int
+srv_background_start(srv_ctx *srv, srv_background **out, berth_error **err)
+{
+  srv_background *bg = calloc(1, sizeof *bg);
+  if (bg == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  curl_global_init(CURL_GLOBAL_DEFAULT); /* before the threads that use curl */
+  bg->srv = srv;
+  atomic_init(&bg->stop, false);
+  char host[64] = "host";
+  gethostname(host, sizeof host - 1);
+  snprintf(bg->owner, sizeof bg->owner, "%s:%ld", host, (long) getpid());
+  for (int i = 0; i < 1 + DELIVERERS; i++) {
+    int e = pthread_create(&bg->threads[bg->n_threads], NULL, i == 0 ? ticker : deliverer, bg);
+    if (e != 0) {
+      srv_background_stop(bg);
+      return berth_error_set_errno(err, BERTH_EINTERNAL, e, "start the server's background threads");
+    }
+    bg->n_threads++;
+  }
+  *out = bg;
+  return 0;
+}
+
+void
+srv_background_stop(srv_background *bg)
+{
+  if (bg == NULL)
+    return;
+  atomic_store(&bg->stop, true);
+  for (size_t i = 0; i < bg->n_threads; i++)
+    pthread_join(bg->threads[i], NULL);
+  free(bg);
+}
