@@ -111,8 +111,11 @@ int berth_store_delivery_attempt(berth_store *st, const char *id, int n, int64_t
                                  const char *error, const char *state, int64_t next_at, berth_error **err);
 /* Back to pending from the start: BERTH_ENOTFOUND for an unknown id. */
 int berth_store_delivery_reset(berth_store *st, const char *id, berth_error **err);
-/* For the metrics: attempts by outcome. */
-int berth_store_delivery_counts(berth_store *st, int64_t *ok, int64_t *failed_attempts, int64_t *given_up,
-                                berth_error **err);
+/* For the metrics: attempts by outcome, deliveries by state. */
+typedef struct berth_delivery_counts {
+  int64_t attempts_ok, attempts_failed;       /* 2xx answers; anything else (an error, another status) */
+  int64_t pending, delivered, failed;         /* deliveries by state */
+} berth_delivery_counts;
+int berth_store_delivery_counts(berth_store *st, berth_delivery_counts *out, berth_error **err);
 
 #endif

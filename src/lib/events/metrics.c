@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "berth/metrics.h"
+#include "berth/schedule.h"
+#include "berth/webhook.h"
 
 static const char *const states[]
     = { "QUEUED", "PREPARING", "INITIALIZING", "PERFORMING", "FINISHED", "FAILED", "CANCELED", "STOPPED" };
@@ -35,6 +37,30 @@ histogram(berth_buf *b, const char *name, const char *help, const berth_histogra
     berth_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, berth_stats_bucket_le[i], (unsigned long long) h->le[i]);
   berth_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.3f\n%s_count %llu\n", name,
                    (unsigned long long) h->count, name, h->sum, name, (unsigned long long) h->count);
+}
+
+/* Webhook deliveries and schedule fires, as the store records them (every host of a store reports the same). */
+static int
+events(berth_store *st, berth_buf *b, berth_error **err)
+{
+  berth_delivery_counts dc = { 0 };
+  int64_t submitted = 0, refused = 0, missed = 0;
+  if (berth_store_delivery_counts(st, &dc, err) < 0
+      || berth_store_schedule_counts(st, &submitted, &refused, &missed, err) < 0)
+    return BERTH_EINTERNAL;
+  head(b, "berth_webhook_attempts_total", "counter", "Webhook delivery attempts by outcome (success: a 2xx answer).");
+  berth_buf_printf(b, "berth_webhook_attempts_total{outcome=\"success\"} %lld\n", (long long) dc.attempts_ok);
+  berth_buf_printf(b, "berth_webhook_attempts_total{outcome=\"failure\"} %lld\n", (long long) dc.attempts_failed);
+  head(b, "berth_webhook_deliveries", "gauge", "Webhook deliveries in the store by state.");
+  berth_buf_printf(b, "berth_webhook_deliveries{state=\"pending\"} %lld\n", (long long) dc.pending);
+  berth_buf_printf(b, "berth_webhook_deliveries{state=\"delivered\"} %lld\n", (long long) dc.delivered);
+  berth_buf_printf(b, "berth_webhook_deliveries{state=\"failed\"} %lld\n", (long long) dc.failed);
+  head(b, "berth_schedule_fires_total", "counter", "Schedule fire times handled, by outcome.");
+  berth_buf_printf(b, "berth_schedule_fires_total{outcome=\"submitted\"} %lld\n", (long long) submitted);
+  berth_buf_printf(b, "berth_schedule_fires_total{outcome=\"refused\"} %lld\n", (long long) refused);
+  head(b, "berth_schedule_misses_total", "counter", "Schedule fire times missed while no server ran.");
+  berth_buf_printf(b, "berth_schedule_misses_total %lld\n", (long long) missed);
+  return 0;
 }
 
 int
@@ -78,6 +104,12 @@ berth_metrics_render(berth_store *st, const berth_metrics_process *p, berth_buf 
   histogram(b, "berth_task_wait_seconds", "Time from submission to the start of preparation.", &ts.wait);
   histogram(b, "berth_task_duration_seconds", "Time from the start of preparation to the end, of ended tasks.",
             &ts.duration);
+
+  rc = events(st, b, err);
+  if (rc < 0) {
+    berth_task_stats_clear(&ts);
+    return rc;
+  }
 
   head(b, "berth_store_errors_total", "counter", "Requests this process answered with a store error.");
   berth_buf_printf(b, "berth_store_errors_total %llu\n", (unsigned long long) p->store_errors);

@@ -530,22 +530,25 @@ berth_webhook_deliveries_json(berth_store *st, const char *name, int limit, cJSO
 }
 
 int
-berth_store_delivery_counts(berth_store *st, int64_t *ok, int64_t *failed_attempts, int64_t *given_up,
-                            berth_error **err)
+berth_store_delivery_counts(berth_store *st, berth_delivery_counts *out, berth_error **err)
 {
   db_stmt *stmt = NULL;
   if (db_prepare(st->db,
                  "SELECT COALESCE(SUM(CASE WHEN status_code >= 200 AND status_code < 300 THEN 1 ELSE 0 END), 0),"
                  " COALESCE(SUM(CASE WHEN status_code >= 200 AND status_code < 300 THEN 0 ELSE 1 END), 0),"
+                 " (SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'),"
+                 " (SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'),"
                  " (SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'failed') FROM webhook_attempts",
                  &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
   int rc = db_step(stmt, err);
   if (rc == DB_ROW) {
-    *ok = db_column_int64(stmt, 0);
-    *failed_attempts = db_column_int64(stmt, 1);
-    *given_up = db_column_int64(stmt, 2);
+    out->attempts_ok = db_column_int64(stmt, 0);
+    out->attempts_failed = db_column_int64(stmt, 1);
+    out->pending = db_column_int64(stmt, 2);
+    out->delivered = db_column_int64(stmt, 3);
+    out->failed = db_column_int64(stmt, 4);
   }
   db_finalize(stmt);
   return rc < 0 ? berth_error_wrap(err, "count webhook deliveries") : 0;
