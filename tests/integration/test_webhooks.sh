@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Signed webhooks through a real server and real receivers on 127.0.0.1: every state of a task arrives once (after
+# two 500s), signed, in state_version order; an event written while no server runs (the server SIGKILLed) is
+# delivered when one runs again; a 404 is not retried; a receiver that hangs delays no task.
+. "$(dirname "$0")/lib.sh"
+RECV=$(cd "$(dirname "$0")" && pwd)/hook_receiver.py
+A=$(stack_name wha)
+N=$(stack_name whn)
+H=$(stack_name whh)
+for s in $A $N $H; do "$BERTH" stack create "$s" --image berth/busybox:latest >/dev/null; done
+export HOOK_SECRET="hook-secret-$$-Zq8xK2"
+export BERTH_WEBHOOK_BACKOFF_MS=200 # the testing knob: retries after 0.2 s, 0.4 s, ... instead of 15 s, 30 s, ...
+PIDS=""
+trap 'for p in $PIDS; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; t_cleanup' EXIT
+PORT=$((24000 + $$ % 20000))
+U=http://127.0.0.1:$PORT
+serve() {
+  "$BERTH" serve --listen "tcp:127.0.0.1:$PORT" >>"$T_TMP/serve.log" 2>&1 &
+  SRV=$!
+  PIDS="$PIDS $SRV"
+  for _ in $(seq 1 50); do curl -s "$U/" >/dev/null 2>&1 && break; sleep 0.1; done
+}
+receiver() { # receiver NAME MODE: starts one; its port in RPORT
+  python3 "$RECV" "$T_TMP/$1.port" "$T_TMP/$1.log" "$2" >/dev/null 2>>"$T_TMP/recv.err" &
+  PIDS="$PIDS $!"
+  for _ in $(seq 1 50); do [ -s "$T_TMP/$1.port" ] && break; sleep 0.1; done
+  RPORT=$(cat "$T_TMP/$1.port")
+}
+admin=$("$BERTH" key create wh-admin --role admin 2>/dev/null | tail -n 1)
+writer=$("$BERTH" key create wh-writer --role writer 2>/dev/null | tail -n 1)
+as() { local k=$1; shift; BERTH_SERVER=$U BERTH_API_KEY=$k "$BERTH" "$@" </dev/null; }
+# states LOG TASK: the states of the task answered 200, in state_version order; a state delivered twice shows *2
+states() {
+  python3 - "$1" "$2" <<'PY'
+import json, os, sys
+seen = {}
+for line in open(sys.argv[1]) if os.path.exists(sys.argv[1]) else []:
+    r = json.loads(line)
+    t = (r["body"] or {}).get("task") or {}
+    if t.get("id") == sys.argv[2] and r["status"] == 200:
+        seen.setdefault(t["state_version"], []).append(t["state"])
+print(" ".join(v[0] + ("*%d" % len(v) if len(v) > 1 else "") for _, v in sorted(seen.items())))
+PY
+}
+history() { "$BERTH" task show "$1" --json | python3 -c 'import json,sys; print(" ".join(h["state"] for h in json.load(sys.stdin)["history"]))'; }
+wait_states() { # wait_states LOG TASK SECONDS: until every state of the task arrived
+  local want
+  want=$(history "$2")
+  for _ in $(seq 1 $(($3 * 5))); do [ "$(states "$1" "$2")" = "$want" ] && return 0; sleep 0.2; done
+  return 1
+}
+
+serve
+receiver a fail2
+pa=$RPORT
+receiver n 404
+pn=$RPORT
+receiver h hang
+ph=$RPORT
+check "webhook add through the server (admin)" as "$admin" webhook add hook-a "http://127.0.0.1:$pa/a" \
+  --secret-env HOOK_SECRET --event task.state --stack "$A"
+as "$admin" webhook add hook-n "http://127.0.0.1:$pn/n" --secret-env HOOK_SECRET --stack "$N" >/dev/null
+as "$admin" webhook add hook-h "http://127.0.0.1:$ph/h" --secret-env HOOK_SECRET --stack "$H" >/dev/null
+check "a writer key may not add a webhook (admin only)" sh -c \
+  "! BERTH_SERVER=$U BERTH_API_KEY=$writer '$BERTH' webhook add w2 http://127.0.0.1:1/ --secret-env HOOK_SECRET"
+as "$admin" webhook list --json >"$T_TMP/list.json"
+check "webhook list shows the hooks and never a secret" sh -c \
+  "grep -q hook-a '$T_TMP/list.json' && ! grep -rqF '$HOOK_SECRET' '$T_TMP/list.json' '$BERTH_HOME/berth.db' '$T_TMP/serve.log'"
+check "a webhook URL must be http or https" sh -c "! '$BERTH' webhook add bad file:///etc/passwd --secret-env HOOK_SECRET"
+
+# every state once, after two 500s
+id=$(as "$writer" task run "$A" --json -- true 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+wait_states "$T_TMP/a.log" "$id" 30
+check "every state of the task arrived once after the receiver's two 500s ($(states "$T_TMP/a.log" "$id"))" \
+  test "$(states "$T_TMP/a.log" "$id")" = "$(history "$id")"
+check "  ...the first two requests were answered 500 and retried" \
+  test "$(python3 -c 'import json,sys; print(sum(json.loads(l)["status"] == 500 for l in open(sys.argv[1])))' "$T_TMP/a.log")" = 2
+check "  ...every request was signed with the secret, fresh, with an event and a delivery id" python3 -c '
+import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+sys.exit(0 if rs and all(r["sig_ok"] and r["fresh"] and r["event"] == "task.state" and r["delivery"] for r in rs) else 1)' "$T_TMP/a.log"
+check "  ...a retried delivery kept its X-Berth-Delivery id" python3 -c '
+import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+ids = {r["delivery"] for r in rs if r["status"] == 500}
+sys.exit(0 if ids and all(any(r["delivery"] == i and r["status"] == 200 for r in rs) for i in ids) else 1)' "$T_TMP/a.log"
+as "$admin" webhook deliveries hook-a --json >"$T_TMP/deliv.json"
+check "webhook deliveries --json shows every attempt: the 500s and the 200s, with durations" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["deliveries"]
+codes = [a["status_code"] for x in d for a in x["attempts"]]
+sys.exit(0 if codes.count(500) == 2 and 200 in codes and all(x["state"] == "delivered" for x in d) else 1)' "$T_TMP/deliv.json"
+
+# the server SIGKILLed: what happens meanwhile waits in the outbox, and is delivered after a restart
+kill -9 "$SRV"
+wait "$SRV" 2>/dev/null
+"$BERTH" task run "$A" -- true >/dev/null 2>&1
+id2=$(last_task "$A")
+sleep 1
+check "with no server running, nothing was sent for a new task" test -z "$(states "$T_TMP/a.log" "$id2")"
+serve
+wait_states "$T_TMP/a.log" "$id2" 30
+check "after the restart every state of that task arrived once ($(states "$T_TMP/a.log" "$id2"))" \
+  test "$(states "$T_TMP/a.log" "$id2")" = "$(history "$id2")"
+
+# a 404 is final
+as "$writer" task run "$N" -- true >/dev/null 2>&1
+idn=$(last_task "$N")
+want=$(history "$idn" | wc -w)
+for _ in $(seq 1 50); do [ "$(wc -l <"$T_TMP/n.log" 2>/dev/null || echo 0)" -ge "$want" ] && break; sleep 0.2; done
+sleep 2 # retries would come after 0.2 s
+check "a receiver answering 404 got each delivery once, never retried ($(wc -l <"$T_TMP/n.log") requests, $want states)" \
+  test "$(wc -l <"$T_TMP/n.log")" -eq "$want"
+as "$admin" webhook deliveries hook-n --json >"$T_TMP/dn.json"
+check "  ...and its deliveries are failed, with one attempt each" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["deliveries"]
+sys.exit(0 if d and all(x["state"] == "failed" and len(x["attempts"]) == 1 and x["attempts"][0]["status_code"] == 404 for x in d) else 1)' "$T_TMP/dn.json"
+
+# a receiver that hangs delays no task
+t0=$(date +%s%N)
+as "$writer" task run "$H" -- true >/dev/null 2>&1
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "with a hanging receiver, a task still runs at once (rc=$rc, ${ms} ms)" test $rc -eq 0 -a $ms -lt 8000
+for _ in $(seq 1 50); do [ -s "$T_TMP/h.log" ] && break; sleep 0.2; done
+check "  ...while its deliveries wait on the receiver" test -s "$T_TMP/h.log"
+check "berth_webhook_attempts_total counts successes in /metrics" sh -c \
+  "curl -s -H 'Authorization: Bearer $admin' $U/metrics | grep -q '^berth_webhook_attempts_total{outcome=\"success\"} [1-9]'"
+check "removing a webhook (audited)" sh -c "as() { :; }; BERTH_SERVER=$U BERTH_API_KEY=$admin '$BERTH' webhook remove hook-n && '$BERTH' audit | grep -q webhook.remove"
+finish
