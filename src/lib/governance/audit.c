@@ -174,6 +174,43 @@ insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_
   return 0;
 }
 
+/* The webhook outbox: an `audit` event in the record's own transaction, only while some webhook wants audit events
+ * (the arguments hold no secret values: callers record them as shown). */
+static int
+outbox_audit_event(berth_store *st, const audit_record *rec, berth_error **err)
+{
+  char when[BERTH_TIME_LEN];
+  cJSON *o = cJSON_CreateObject(), *a = cJSON_AddObjectToObject(o, "audit");
+  cJSON_AddStringToObject(o, "event", "audit");
+  cJSON_AddNumberToObject(a, "id", (double) rec->id);
+  cJSON_AddStringToObject(a, "at", berth_format_time(rec->at, when, sizeof when));
+  cJSON_AddStringToObject(a, "actor", rec->actor);
+  cJSON_AddStringToObject(a, "action", rec->action);
+  if (rec->target)
+    cJSON_AddStringToObject(a, "target", rec->target);
+  else
+    cJSON_AddNullToObject(a, "target");
+  cJSON *args = rec->args ? cJSON_Parse(rec->args) : NULL;
+  cJSON_AddItemToObject(a, "args", args ? args : cJSON_CreateNull());
+  cJSON_AddStringToObject(a, "outcome", rec->outcome);
+  cJSON_AddStringToObject(o, "at", when);
+  char *payload = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  db_stmt *stmt = NULL;
+  int rc = payload ? db_prepare(store_db(st),
+                                "INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'audit', NULL, ?, ?"
+                                " WHERE EXISTS (SELECT 1 FROM webhooks WHERE events LIKE '%\"audit\"%')",
+                                &stmt, err)
+                   : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0) {
+    db_bind_text(stmt, 1, payload);
+    db_bind_int64(stmt, 2, rec->at);
+    rc = db_run(stmt, NULL, err);
+  }
+  free(payload);
+  return rc < 0 ? berth_error_wrap(err, "record the webhook event of an audit record") : 0;
+}
+
 int
 berth_audit_append(berth_store *st, const char *actor, const char *action, const char *target, const cJSON *args,
                    const char *outcome, berth_error **err)
@@ -204,7 +241,7 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
     rc = berth_error_set(err, BERTH_EINTERNAL, "append audit record: record too large");
     goto fail;
   }
-  if ((rc = insert_record(st, &rec, hash, err)) < 0)
+  if ((rc = insert_record(st, &rec, hash, err)) < 0 || (rc = outbox_audit_event(st, &rec, err)) < 0)
     goto fail;
   return db_commit(store_db(st), err);
 fail:

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Schedules fired by real servers: `* * * * *` fires once per minute (with two servers on one PostgreSQL store, still
+# once), a server down across fire times catches up once (or skips, by policy), a paused schedule fires nothing, a
+# refused submission is recorded. Waits for two minute boundaries: about 70-130 s.
+. "$(dirname "$0")/lib.sh"
+S=$(stack_name sch)
+K=$(stack_name sck)
+for s in $S $K; do "$BERTH" stack create "$s" --image berth/busybox:latest >/dev/null; done
+PIDS=""
+trap 'for p in $PIDS; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; t_cleanup' EXIT
+PORT=$((25000 + $$ % 20000))
+U=http://127.0.0.1:$PORT
+admin=$("$BERTH" key create sc-admin --role admin 2>/dev/null | tail -n 1)
+as() { local k=$1; shift; BERTH_SERVER=$U BERTH_API_KEY=$k "$BERTH" "$@" </dev/null; }
+fired() { # fired STACK NAME: the number of tasks the schedule submitted
+  "$BERTH" task list --stack "$1" --json | python3 -c 'import json,sys
+print(sum(t.get("triggered_by") == "schedule:" + sys.argv[1] for t in json.load(sys.stdin)["tasks"]))' "$2"
+}
+field() { # field STACK NAME EXPR: a field of `schedule show --json` (d = the schedule)
+  "$BERTH" schedule show "$1" "$2" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$3"
+}
+sql() { # runs SQL on the store, as someone with its database would
+  if [ -n "${BERTH_STORE:-}" ]; then psql -X -q -v ON_ERROR_STOP=1 "$BERTH_STORE" -c "$1"; else sqlite3 "$BERTH_HOME/berth.db" "$1"; fi
+}
+
+# made while no server runs
+check "schedule add STACK NAME --cron '* * * * *'" "$BERTH" schedule add "$S" tick --cron '* * * * *' -- true
+"$BERTH" schedule add "$S" sleepy --cron '* * * * *' -- true >/dev/null
+check "schedule pause NAME --stack STACK" "$BERTH" schedule pause sleepy --stack "$S"
+check "a bad cron expression is refused, naming the field" sh -c \
+  "'$BERTH' schedule add '$S' bad --cron '61 * * * *' -- true 2>&1 | grep -q minute"
+check "an unknown time zone is refused" sh -c "! '$BERTH' schedule add '$S' bad --cron '@daily' --tz Nowhere/Atlantis -- true"
+# two schedules whose one fire time a down server missed, 2.5-3.5 minutes ago
+now=$(date +%s)
+missed=$(((now - 150) / 60 * 60))
+m=$(date -u -d "@$missed" +%M)
+"$BERTH" schedule add "$S" late-once --cron "$((10#$m)) * * * *" -- true >/dev/null
+"$BERTH" schedule add "$S" late-skip --cron "$((10#$m)) * * * *" --catch-up skip -- true >/dev/null
+sql "UPDATE schedules SET next_fire = $((missed * 1000)) WHERE name IN ('late-once', 'late-skip')" >/dev/null
+"$BERTH" schedule list --stack "$S" --json >"$T_TMP/list.json"
+check "schedule list --json shows the next fire time in UTC, within a minute" python3 - "$T_TMP/list.json" <<'PY'
+import datetime as dt, json, sys
+s = {x["name"]: x for x in json.load(open(sys.argv[1]))["schedules"]}
+t = dt.datetime.fromisoformat(s["tick"]["next_fire_at"].replace("Z", "+00:00"))
+left = (t - dt.datetime.now(dt.timezone.utc)).total_seconds()
+sys.exit(0 if s["tick"]["next_fire_at"].endswith("Z") and 0 <= left <= 61 and s["sleepy"]["paused"] else 1)
+PY
+
+serve() { # serve PORT [HOME]
+  BERTH_HOME=${2:-$BERTH_HOME} "$BERTH" serve --listen "tcp:127.0.0.1:$1" >>"$T_TMP/serve.log" 2>&1 &
+  PIDS="$PIDS $!"
+  for _ in $(seq 1 50); do curl -s "http://127.0.0.1:$1/" >/dev/null 2>&1 && break; sleep 0.1; done
+}
+serve "$PORT"
+if [ -n "${BERTH_STORE:-}" ]; then # a second host on the same store
+  mkdir -p "$T_TMP/home2"
+  serve $((PORT + 1)) "$T_TMP/home2"
+  hosts=2
+else
+  hosts=1
+fi
+# refused: the stack is locked by someone else than the schedule's actor
+"$BERTH" stack lock "$K" --note "maintenance" >/dev/null
+check "schedule add through the server (admin key)" as "$admin" schedule add "$K" locked --cron '* * * * *' -- true
+for _ in $(seq 1 30); do [ "$(fired "$S" late-once)" -ge 1 ] && break; sleep 0.2; done
+sleep 2
+check "a server down across a fire time catches up once ($(fired "$S" late-once) task)" test "$(fired "$S" late-once)" = 1
+check "  ...with --catch-up skip it submits nothing and records the miss ($(fired "$S" late-skip) tasks, $(field "$S" late-skip 'd["last_fire"]["outcome"]'))" \
+  test "$(fired "$S" late-skip)" = 0 -a "$(field "$S" late-skip 'd["last_fire"]["outcome"]')" = missed
+
+# two minute boundaries
+for round in 1 2; do
+  sleep $((60 - $(date +%s) % 60 + 8))
+  check "minute $round, $hosts server(s): '* * * * *' fired exactly $round task(s) ($(fired "$S" tick))" \
+    test "$(fired "$S" tick)" = $round
+done
+check "  ...each as schedule:tick, at a distinct minute" sh -c "'$BERTH' task list --stack '$S' --json | python3 -c '
+import json, sys
+t = [x for x in json.load(sys.stdin)[\"tasks\"] if x[\"triggered_by\"] == \"schedule:tick\"]
+sys.exit(0 if len(t) == 2 and len({x[\"created_at\"][:16] for x in t}) == 2 else 1)'"
+check "a paused schedule fired nothing ($(fired "$S" sleepy))" test "$(fired "$S" sleepy)" = 0
+check "a refused fire is recorded with its reason ($(field "$K" locked 'd["last_fire"]["outcome"]'))" sh -c \
+  "test \"\$('$BERTH' schedule show '$K' locked --json | python3 -c 'import json,sys; l=json.load(sys.stdin)[\"last_fire\"]; print(l[\"outcome\"], \"locked\" in l[\"message\"])')\" = 'refused True'"
+check "  ...and in the audit trail" sh -c "'$BERTH' audit | grep schedule.fire | grep -q refused"
+check "schedule fires in /metrics" sh -c \
+  "curl -s -H 'Authorization: Bearer $admin' $U/metrics | grep -q '^berth_schedule_fires_total{outcome=\"submitted\"} [1-9]'"
+check "schedule remove STACK NAME (audited)" sh -c "'$BERTH' schedule remove '$S' tick && '$BERTH' audit | grep -q schedule.remove"
+finish
