@@ -117,6 +117,24 @@ import json, sys
 d = json.load(open(sys.argv[1]))["deliveries"]
 sys.exit(0 if d and all(x["state"] == "failed" and len(x["attempts"]) == 1 and x["attempts"][0]["status_code"] == 404 for x in d) else 1)' "$T_TMP/dn.json"
 
+did=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["deliveries"][0]["id"])' "$T_TMP/dn.json")
+as "$admin" webhook redeliver "$did" >/dev/null
+for _ in $(seq 1 50); do [ "$(grep -c "\"delivery\": \"$did\"" "$T_TMP/n.log")" -ge 2 ] && break; sleep 0.2; done
+check "webhook redeliver sends a delivery again, with the same X-Berth-Delivery id" \
+  test "$(grep -c "\"delivery\": \"$did\"" "$T_TMP/n.log")" = 2
+
+# audit records as events
+receiver u ok
+as "$admin" webhook add hook-u "http://127.0.0.1:$RPORT/u" --secret-env HOOK_SECRET --event audit >/dev/null
+as "$writer" stack lock "$A" --note audit-me >/dev/null
+for _ in $(seq 1 50); do grep -q stack.lock "$T_TMP/u.log" 2>/dev/null && break; sleep 0.2; done
+check "--event audit: an audit record (stack.lock) arrives as a signed X-Berth-Event: audit" python3 -c '
+import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+sys.exit(0 if any(r["event"] == "audit" and r["sig_ok"] and r["body"]["audit"]["action"] == "stack.lock" for r in rs) else 1)' "$T_TMP/u.log"
+check "  ...and it hears no task states" sh -c "! grep -q task.state '$T_TMP/u.log'"
+as "$writer" stack unlock "$A" >/dev/null
+
 # a receiver that hangs delays no task
 t0=$(date +%s%N)
 as "$writer" task run "$H" -- true >/dev/null 2>&1
