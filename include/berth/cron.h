@@ -16,9 +16,9 @@
 typedef struct berth_cron {
   uint64_t minutes; /* bit n: minute n matches */
   uint32_t hours;
-  uint32_t days;   /* bit n: day of month n (1..31) */
-  uint16_t months; /* bit n: month n (1..12) */
-  uint8_t weekdays; /* bit n: weekday n (0 = Sunday) */
+  uint32_t days;                 /* bit n: day of month n (1..31) */
+  uint16_t months;               /* bit n: month n (1..12) */
+  uint8_t weekdays;              /* bit n: weekday n (0 = Sunday) */
   bool days_star, weekdays_star; /* the field started with `*`: it does not restrict (the OR rule) */
 } berth_cron;
 

@@ -36,8 +36,8 @@ typedef struct berth_schedule {
   size_t n_env;
   char *catch_up; /* "once" (default) | "skip" */
   bool paused;
-  char *actor, *role;  /* who added it: the tasks it submits run as them */
-  int64_t next_fire;   /* unix ms; 0 when none (a one-time schedule that fired) */
+  char *actor, *role; /* who added it: the tasks it submits run as them */
+  int64_t next_fire;  /* unix ms; 0 when none (a one-time schedule that fired) */
   int64_t created_at, updated_at;
   /* the latest fire (read with the schedule; 0 / NULL when none) */
   int64_t last_fire;

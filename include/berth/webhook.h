@@ -26,17 +26,17 @@
 
 struct cJSON;
 
-#define BERTH_WEBHOOK_ATTEMPTS 9             /* the first and 8 retries */
-#define BERTH_WEBHOOK_BACKOFF_MS 15000       /* before the first retry; doubles each time (15 s ... 32 min) */
-#define BERTH_WEBHOOK_TIMEOUT_MS 10000       /* one request, connecting included */
-#define BERTH_WEBHOOK_LEASE_MS 30000         /* a claimed delivery is another host's again after this */
-#define BERTH_WEBHOOK_RESPONSE_MAX 4096      /* bytes of a receiver's answer kept (for the error text) */
+#define BERTH_WEBHOOK_ATTEMPTS 9        /* the first and 8 retries */
+#define BERTH_WEBHOOK_BACKOFF_MS 15000  /* before the first retry; doubles each time (15 s ... 32 min) */
+#define BERTH_WEBHOOK_TIMEOUT_MS 10000  /* one request, connecting included */
+#define BERTH_WEBHOOK_LEASE_MS 30000    /* a claimed delivery is another host's again after this */
+#define BERTH_WEBHOOK_RESPONSE_MAX 4096 /* bytes of a receiver's answer kept (for the error text) */
 
 typedef struct berth_webhook {
   int64_t id;
-  char *name; /* unique: [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
-  char *url;  /* http:// or https:// */
-  char *secret; /* in clear in memory only (filled by berth_store_webhook_get with_secret) */
+  char *name;          /* unique: [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */
+  char *url;           /* http:// or https:// */
+  char *secret;        /* in clear in memory only (filled by berth_store_webhook_get with_secret) */
   berth_strv events;   /* "task.state", "audit" */
   char *stack_pattern; /* fnmatch glob on the event's stack; NULL = every stack */
   char *actor;
@@ -113,8 +113,8 @@ int berth_store_delivery_attempt(berth_store *st, const char *id, int n, int64_t
 int berth_store_delivery_reset(berth_store *st, const char *id, berth_error **err);
 /* For the metrics: attempts by outcome, deliveries by state. */
 typedef struct berth_delivery_counts {
-  int64_t attempts_ok, attempts_failed;       /* 2xx answers; anything else (an error, another status) */
-  int64_t pending, delivered, failed;         /* deliveries by state */
+  int64_t attempts_ok, attempts_failed; /* 2xx answers; anything else (an error, another status) */
+  int64_t pending, delivered, failed;   /* deliveries by state */
 } berth_delivery_counts;
 int berth_store_delivery_counts(berth_store *st, berth_delivery_counts *out, berth_error **err);
 

@@ -323,7 +323,9 @@ schedule_main(client_conn *c, int argc, char **argv)
     render_one(out);
   else
     printf("schedule %s of stack %s %s; next fire %s\n", q.name, q.stack,
-           strcmp(q.sub, "add") == 0 ? "added" : strcmp(q.sub, "pause") == 0 ? "paused" : "resumed",
+           strcmp(q.sub, "add") == 0     ? "added"
+           : strcmp(q.sub, "pause") == 0 ? "paused"
+                                         : "resumed",
            strcmp(q.sub, "pause") == 0 ? "none while paused" : str(out, "next_fire_at"));
   cJSON_Delete(out);
   return 0;

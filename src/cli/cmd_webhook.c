@@ -90,7 +90,9 @@ parse(int argc, char **argv, hook_req *q)
   }
   if (npos < want)
     return cli_usage_error("'berth webhook %s' needs %s", q->sub,
-                           add ? "NAME URL" : strcmp(q->sub, "redeliver") == 0 ? "a DELIVERY_ID" : "a NAME");
+                           add                                ? "NAME URL"
+                           : strcmp(q->sub, "redeliver") == 0 ? "a DELIVERY_ID"
+                                                              : "a NAME");
   q->arg = pos[0];
   q->url = pos[1];
   if (add) {
@@ -186,8 +188,8 @@ render_list(const cJSON *j)
         strncat(ev, ",", sizeof ev - strlen(ev) - 1);
       strncat(ev, cJSON_GetStringValue(e) ? cJSON_GetStringValue(e) : "", sizeof ev - strlen(ev) - 1);
     }
-    printf("%-20s %-24s %-12s %s\n", str(w, "name"), ev, cJSON_IsString(cJSON_GetObjectItemCaseSensitive(w, "stack"))
-                                                             ? str(w, "stack") : "*", str(w, "url"));
+    printf("%-20s %-24s %-12s %s\n", str(w, "name"), ev,
+           cJSON_IsString(cJSON_GetObjectItemCaseSensitive(w, "stack")) ? str(w, "stack") : "*", str(w, "url"));
   }
 }
 

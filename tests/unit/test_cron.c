@@ -143,7 +143,7 @@ int
 main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_next_utc), cmocka_unit_test(test_next_zones),
+    cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_next_utc),   cmocka_unit_test(test_next_zones),
     cmocka_unit_test(test_dst_gap),      cmocka_unit_test(test_dst_repeat),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,16 +19,16 @@ static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER; /* guards TZ and tzs
 
 #define SEARCH_YEARS 10
 
-static const char *const month_names[] = { "jan", "feb", "mar", "apr", "may", "jun",
-                                           "jul", "aug", "sep", "oct", "nov", "dec" };
+static const char *const month_names[]
+    = { "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec" };
 static const char *const day_names[] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" };
 
 static const struct {
   const char *name;
   const char *expr;
 } macros[] = {
-  { "@yearly", "0 0 1 1 *" },  { "@annually", "0 0 1 1 *" }, { "@monthly", "0 0 1 * *" }, { "@weekly", "0 0 * * 0" },
-  { "@daily", "0 0 * * *" },   { "@midnight", "0 0 * * *" }, { "@hourly", "0 * * * *" },
+  { "@yearly", "0 0 1 1 *" }, { "@annually", "0 0 1 1 *" }, { "@monthly", "0 0 1 * *" }, { "@weekly", "0 0 * * 0" },
+  { "@daily", "0 0 * * *" },  { "@midnight", "0 0 * * *" }, { "@hourly", "0 * * * *" },
 };
 
 typedef struct field_spec {
@@ -39,8 +39,9 @@ typedef struct field_spec {
 } field_spec;
 
 static const field_spec fields[5] = {
-  { "minute", 0, 59, NULL, 0 },       { "hour", 0, 23, NULL, 0 },         { "day of month", 1, 31, NULL, 0 },
-  { "month", 1, 12, month_names, 12 }, { "day of week", 0, 7, day_names, 7 },
+  { "minute", 0, 59, NULL, 0 },          { "hour", 0, 23, NULL, 0 },
+  { "day of month", 1, 31, NULL, 0 },    { "month", 1, 12, month_names, 12 },
+  { "day of week", 0, 7, day_names, 7 },
 };
 
 /* A number or a name of the field; returns the end, or NULL. */
@@ -115,8 +116,10 @@ berth_cron_parse(const char *expr, berth_cron *out, berth_error **err)
     if (strcasecmp(expr, macros[i].name) == 0)
       text = macros[i].expr;
   if (text[0] == '@')
-    return berth_error_set(err, BERTH_EINVAL, "cron `%s`: unknown macro (@yearly @annually @monthly @weekly @daily "
-                           "@midnight @hourly)", expr);
+    return berth_error_set(err, BERTH_EINVAL,
+                           "cron `%s`: unknown macro (@yearly @annually @monthly @weekly @daily "
+                           "@midnight @hourly)",
+                           expr);
   char copy[257], *save = NULL, *parts[6];
   snprintf(copy, sizeof copy, "%s", text);
   int n = 0;

@@ -45,10 +45,11 @@ berth_schedule_validate(berth_schedule *s, int64_t now_ms, berth_error **err)
   if (berth_stack_validate_name(s->stack, err) < 0)
     return BERTH_EINVAL;
   if (!valid_name(s->name))
-    return berth_error_set(err, BERTH_EINVAL,
-                           "schedule name `%.80s` is invalid (letters, digits, `_.-`, at most 63, starting with a letter "
-                           "or digit)",
-                           s->name ? s->name : "");
+    return berth_error_set(
+        err, BERTH_EINVAL,
+        "schedule name `%.80s` is invalid (letters, digits, `_.-`, at most 63, starting with a letter "
+        "or digit)",
+        s->name ? s->name : "");
   if ((s->cron == NULL) == (s->at_ms == 0))
     return berth_error_set(err, BERTH_EINVAL, "a schedule needs either a cron expression or a time to run at");
   if (s->command == NULL || strspn(s->command, " \t\r\n") == strlen(s->command))
@@ -149,8 +150,7 @@ parse_at(const char *v, int64_t *out, berth_error **err)
     p++;
   }
   if (p == NULL || *p != '\0')
-    return berth_error_set(err, BERTH_EINVAL, "time `%.64s` is not ISO 8601 (e.g. 2026-12-24T18:00:00Z)",
-                           v ? v : "");
+    return berth_error_set(err, BERTH_EINVAL, "time `%.64s` is not ISO 8601 (e.g. 2026-12-24T18:00:00Z)", v ? v : "");
   *out = ((int64_t) timegm(&tm) - off) * 1000;
   return 0;
 }
@@ -331,8 +331,8 @@ due_times(const berth_schedule *s, int64_t now, int64_t *fire, int64_t *count, i
 }
 
 static int
-fire_one(berth_store *st, const berth_schedule *s, int64_t now, berth_schedule_submit_fn submit, void *ud,
-         int *fired, berth_error **err)
+fire_one(berth_store *st, const berth_schedule *s, int64_t now, berth_schedule_submit_fn submit, void *ud, int *fired,
+         berth_error **err)
 {
   int64_t fire = 0, count = 0, after = 0;
   int rc = due_times(s, now, &fire, &count, &after, err);
@@ -360,7 +360,7 @@ fire_one(berth_store *st, const berth_schedule *s, int64_t now, berth_schedule_s
     if (rc == 0 && fired)
       (*fired)++;
     if (rc < 0 && fc.lost)
-      rc = 0; /* another host fired it */
+      rc = 0;     /* another host fired it */
     if (rc < 0) { /* refused (lock, allowlist, policy, Docker): recorded, not silent */
       const char *why = e && e->msg ? e->msg : "refused";
       rc = berth_store_schedule_fire(st, s->id, fire, "refused", NULL, why, count - 1, err);

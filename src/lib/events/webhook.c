@@ -42,10 +42,11 @@ berth_webhook_validate(const berth_webhook *w, berth_error **err)
   for (size_t i = 1; ok && i < len; i++)
     ok = isalnum((unsigned char) n[i]) || n[i] == '_' || n[i] == '.' || n[i] == '-';
   if (!ok)
-    return berth_error_set(err, BERTH_EINVAL,
-                           "webhook name `%.80s` is invalid (letters, digits, `_.-`, at most 63, starting with a letter "
-                           "or digit)",
-                           n ? n : "");
+    return berth_error_set(
+        err, BERTH_EINVAL,
+        "webhook name `%.80s` is invalid (letters, digits, `_.-`, at most 63, starting with a letter "
+        "or digit)",
+        n ? n : "");
   const char *u = w->url;
   if (u == NULL || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) || strlen(u) > WEBHOOK_URL_MAX)
     return berth_error_set(err, BERTH_EINVAL, "webhook URL `%.200s` must be http:// or https://", u ? u : "");

@@ -136,8 +136,8 @@ post(const berth_webhook *w, const berth_delivery *d, const char *body, attempt 
   snprintf(id_h, sizeof id_h, "X-Berth-Delivery: %s", d->id);
   snprintf(sig_h, sizeof sig_h, "X-Berth-Signature-256: %s", sig);
   struct curl_slist *h = NULL;
-  const char *const lines[] = { "Content-Type: application/json", "User-Agent: berth-webhook", "Expect:", ts_h, ev_h,
-                                id_h, sig_h };
+  const char *const lines[]
+      = { "Content-Type: application/json", "User-Agent: berth-webhook", "Expect:", ts_h, ev_h, id_h, sig_h };
   for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
     h = curl_slist_append(h, lines[i]);
   char errbuf[CURL_ERROR_SIZE] = "";

@@ -12,8 +12,8 @@
   " (SELECT f." col " FROM schedule_fires f WHERE f.schedule_id = s.id ORDER BY f.fire_time DESC LIMIT 1)"
 #define SCHEDULE_COLS                                                                                                  \
   "s.id, s.stack, s.name, s.cron, s.tz, s.at_ms, s.command, s.skip_init, s.env, s.catch_up, s.paused, s.actor,"        \
-  " s.role, s.next_fire, s.created_at, s.updated_at," LAST_FIRE("fire_time") "," LAST_FIRE("outcome") ","            \
-  LAST_FIRE("task_id") "," LAST_FIRE("message")
+  " s.role, s.next_fire, s.created_at, s.updated_at," LAST_FIRE("fire_time") "," LAST_FIRE("outcome") "," LAST_FIRE(   \
+      "task_id") "," LAST_FIRE("message")
 
 void
 berth_schedule_free(berth_schedule *s)
@@ -51,11 +51,12 @@ berth_store_schedule_create(berth_store *st, const berth_schedule *s, berth_erro
     return BERTH_EINTERNAL;
   db_stmt *stmt = NULL;
   int64_t now = berth_now_ms(), changed = 0;
-  if (db_prepare(st->db,
-                 "INSERT INTO schedules (stack, name, cron, tz, at_ms, command, skip_init, env, catch_up, paused, actor,"
-                 " role, next_fire, created_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?"
-                 " WHERE EXISTS (SELECT 1 FROM stacks WHERE name = ?) ON CONFLICT (stack, name) DO NOTHING",
-                 &stmt, err)
+  if (db_prepare(
+          st->db,
+          "INSERT INTO schedules (stack, name, cron, tz, at_ms, command, skip_init, env, catch_up, paused, actor,"
+          " role, next_fire, created_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?"
+          " WHERE EXISTS (SELECT 1 FROM stacks WHERE name = ?) ON CONFLICT (stack, name) DO NOTHING",
+          &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
   int i = 1;
@@ -153,8 +154,7 @@ collect(berth_store *st, db_stmt *stmt, berth_schedule ***out, size_t *n, berth_
 }
 
 int
-berth_store_schedule_get(berth_store *st, const char *stack, const char *name, berth_schedule **out,
-                         berth_error **err)
+berth_store_schedule_get(berth_store *st, const char *stack, const char *name, berth_schedule **out, berth_error **err)
 {
   db_stmt *stmt = NULL;
   if (db_prepare(st->db, "SELECT " SCHEDULE_COLS " FROM schedules s WHERE s.stack = ? AND s.name = ?", &stmt, err) < 0)
@@ -247,8 +247,8 @@ berth_store_schedule_delete(berth_store *st, const char *stack, const char *name
 }
 
 int
-berth_store_schedule_set_paused(berth_store *st, const char *stack, const char *name, bool paused,
-                                int64_t next_fire, berth_error **err)
+berth_store_schedule_set_paused(berth_store *st, const char *stack, const char *name, bool paused, int64_t next_fire,
+                                berth_error **err)
 {
   int64_t pre[3] = { paused, next_fire, berth_now_ms() };
   return change(st, "UPDATE schedules SET paused = ?, next_fire = ?, updated_at = ? WHERE stack = ? AND name = ?", pre,
@@ -296,8 +296,7 @@ berth_store_schedule_fire(berth_store *st, int64_t id, int64_t fire_time, const 
 }
 
 int
-berth_store_schedule_counts(berth_store *st, int64_t *submitted, int64_t *refused, int64_t *missed,
-                            berth_error **err)
+berth_store_schedule_counts(berth_store *st, int64_t *submitted, int64_t *refused, int64_t *missed, berth_error **err)
 {
   db_stmt *stmt = NULL;
   if (db_prepare(st->db,

@@ -265,8 +265,7 @@ new_delivery_id(char out[37])
 }
 
 int
-berth_store_outbox_fan_out(berth_store *st, int64_t event_id, const int64_t *webhook_ids, size_t n,
-                           berth_error **err)
+berth_store_outbox_fan_out(berth_store *st, int64_t event_id, const int64_t *webhook_ids, size_t n, berth_error **err)
 {
   int rc = berth_store_begin(st, err);
   int64_t now = berth_now_ms();
@@ -274,10 +273,11 @@ berth_store_outbox_fan_out(berth_store *st, int64_t event_id, const int64_t *web
     db_stmt *stmt = NULL;
     char id[37];
     new_delivery_id(id);
-    if ((rc = db_prepare(st->db,
-                         "INSERT INTO webhook_deliveries (id, webhook_id, event_id, state, next_attempt_at, created_at,"
-                         " updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (webhook_id, event_id) DO NOTHING",
-                         &stmt, err))
+    if ((rc
+         = db_prepare(st->db,
+                      "INSERT INTO webhook_deliveries (id, webhook_id, event_id, state, next_attempt_at, created_at,"
+                      " updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (webhook_id, event_id) DO NOTHING",
+                      &stmt, err))
         < 0)
       break;
     db_bind_text(stmt, 1, id);
@@ -406,10 +406,11 @@ berth_store_delivery_attempt(berth_store *st, const char *id, int n, int64_t at,
     rc = db_run(stmt, NULL, err);
   }
   if (rc == 0
-      && (rc = db_prepare(st->db,
-                          "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, claimed_by = NULL,"
-                          " claimed_until = 0, updated_at = ? WHERE id = ?",
-                          &stmt, err))
+      && (rc
+          = db_prepare(st->db,
+                       "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, claimed_by = NULL,"
+                       " claimed_until = 0, updated_at = ? WHERE id = ?",
+                       &stmt, err))
              == 0) {
     db_bind_text(stmt, 1, state);
     db_bind_int64(stmt, 2, n);
@@ -513,8 +514,7 @@ berth_webhook_deliveries_json(berth_store *st, const char *name, int limit, cJSO
     const cJSON *task = cJSON_GetObjectItemCaseSensitive(payload, "task");
     if (task) { /* which task and state, to find a delivery (the payload itself is the receiver's) */
       cJSON_AddStringToObject(o, "task_id", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "id")));
-      cJSON_AddStringToObject(o, "task_state",
-                              cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "state")));
+      cJSON_AddStringToObject(o, "task_state", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "state")));
     }
     cJSON_Delete(payload);
     cJSON_AddItemToObject(o, "attempts", attempts_json(st, id, err));
