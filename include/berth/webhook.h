@@ -111,6 +111,12 @@ int berth_store_delivery_attempt(berth_store *st, const char *id, int n, int64_t
                                  const char *error, const char *state, int64_t next_at, berth_error **err);
 /* Back to pending from the start: BERTH_ENOTFOUND for an unknown id. */
 int berth_store_delivery_reset(berth_store *st, const char *id, berth_error **err);
+/* Retention: deliveries that ended (delivered or failed) and their attempts, outbox events left without deliveries,
+ * and schedule fire records, older than before_ms, are deleted (`berth serve` does it every 10 minutes for what is
+ * older than BERTH_EVENTS_RETENTION_MS). Pending deliveries are kept whatever their age. */
+#define BERTH_EVENTS_RETENTION_MS (30LL * 24 * 3600 * 1000)
+int berth_store_events_prune(berth_store *st, int64_t before_ms, berth_error **err);
+
 /* For the metrics: attempts by outcome, deliveries by state. */
 typedef struct berth_delivery_counts {
   int64_t attempts_ok, attempts_failed; /* 2xx answers; anything else (an error, another status) */

@@ -18,6 +18,7 @@
 #define TICK_MS 1000
 #define DELIVER_IDLE_MS 250
 #define DELIVERERS 2
+#define PRUNE_EVERY_MS (10 * 60 * 1000)
 
 struct srv_background {
   srv_ctx *srv;
@@ -63,12 +64,19 @@ ticker(void *arg)
 {
   srv_background *bg = arg;
   berth_store *st = NULL;
+  int64_t pruned = 0;
   while (!atomic_load(&bg->stop)) {
     berth_error *err = NULL;
+    int64_t now = berth_now_ms();
     if (st == NULL && berth_store_open(bg->srv->home, &st, &err) < 0)
       report("schedules", err);
-    else if (berth_schedule_tick(st, berth_now_ms(), submit_fired, bg->srv, NULL, &err) < 0)
+    else if (berth_schedule_tick(st, now, submit_fired, bg->srv, NULL, &err) < 0)
       report("schedules", err);
+    else if (now - pruned > PRUNE_EVERY_MS) {
+      pruned = now;
+      if (berth_store_events_prune(st, now - BERTH_EVENTS_RETENTION_MS, &err) < 0)
+        report("retention", err);
+    }
     nap(bg, TICK_MS);
   }
   berth_store_close(st);

@@ -142,6 +142,11 @@ test_outbox(void **state)
   assert_int_equal(berth_webhook_deliveries_json(st, "h", 0, &j, &err), 0);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "deliveries")), 3);
   cJSON_Delete(j);
+  /* retention: what ended goes, what is pending stays */
+  assert_int_equal(berth_store_events_prune(st, berth_now_ms() + 1000, &err), 0);
+  assert_int_equal(berth_store_delivery_counts(st, &c, &err), 0);
+  assert_int_equal(c.delivered, 0);
+  assert_int_equal(c.pending, 2);
   assert_int_equal(berth_webhook_remove(st, "h", "me", &err), 0);
   assert_int_equal(berth_store_delivery_counts(st, &c, &err), 0);
   assert_int_equal(c.pending + c.delivered + c.failed, 0);

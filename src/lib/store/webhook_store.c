@@ -553,3 +553,24 @@ berth_store_delivery_counts(berth_store *st, berth_delivery_counts *out, berth_e
   db_finalize(stmt);
   return rc < 0 ? berth_error_wrap(err, "count webhook deliveries") : 0;
 }
+
+int
+berth_store_events_prune(berth_store *st, int64_t before_ms, berth_error **err)
+{
+  static const char *const sql[] = {
+    "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE state <> 'pending'"
+    " AND updated_at < ?)",
+    "DELETE FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ?",
+    "DELETE FROM webhook_events WHERE fanned = 1 AND created_at < ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+    " WHERE d.event_id = webhook_events.id)",
+    "DELETE FROM schedule_fires WHERE fired_at < ?",
+  };
+  int rc = berth_store_begin(st, err);
+  for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++)
+    rc = run_id(st, sql[i], before_ms, err);
+  if (rc < 0) {
+    berth_store_rollback(st);
+    return berth_error_wrap(err, "prune old webhook deliveries and schedule fires");
+  }
+  return berth_store_commit(st, err);
+}
