@@ -26,11 +26,11 @@
 
 struct cJSON;
 
-#define BERTH_WEBHOOK_ATTEMPTS 9        /* the first and 8 retries */
-#define BERTH_WEBHOOK_BACKOFF_MS 15000  /* before the first retry; doubles each time (15 s ... 32 min) */
-#define BERTH_WEBHOOK_TIMEOUT_MS 10000  /* one request, connecting included */
-#define BERTH_WEBHOOK_LEASE_MS 30000    /* a claimed delivery is another host's again after this */
-#define BERTH_WEBHOOK_RESPONSE_MAX 4096 /* bytes of a receiver's answer kept (for the error text) */
+#define BERTH_WEBHOOK_ATTEMPTS 9             /* the first and 8 retries */
+#define BERTH_WEBHOOK_BACKOFF_MS 15000       /* before the first retry; doubles each time (15 s ... 32 min) */
+#define BERTH_WEBHOOK_TIMEOUT_MS 10000       /* one request, connecting included */
+#define BERTH_WEBHOOK_LEASE_MS 30000         /* a claimed delivery is another host's again after this */
+#define BERTH_WEBHOOK_RESPONSE_MAX (1 << 20) /* a receiver's answer is read and dropped; a longer one is cut off */
 
 typedef struct berth_webhook {
   int64_t id;

@@ -46,21 +46,16 @@ api_schedule_create(srv_req *r, srv_resp *out)
   if (rc == 0)
     rc = berth_schedule_from_json(body, r->args[0], &s, &err);
   cJSON_Delete(body);
+  berth_schedule *added = NULL;
   if (rc == 0)
     rc = berth_schedule_add(r->st, s, r->key->name, r->key->role, &err);
+  if (rc == 0)
+    rc = berth_store_schedule_get(r->st, s->stack, s->name, &added, &err);
   berth_schedule_free(s);
   if (rc < 0)
     return srv_fail(out, err);
-  const char *name = NULL;
-  cJSON *b2 = NULL;
-  srv_json_object(r->body, r->body_len, &b2, &err);
-  srv_json_string(b2, "name", true, &name, &err);
-  rc = berth_store_schedule_get(r->st, r->args[0], name ? name : "", &s, &err);
-  cJSON_Delete(b2);
-  if (rc < 0)
-    return srv_fail(out, err);
-  cJSON *j = berth_schedule_to_json(s);
-  berth_schedule_free(s);
+  cJSON *j = berth_schedule_to_json(added);
+  berth_schedule_free(added);
   return srv_ok(out, 201, j);
 }
 

@@ -393,9 +393,18 @@ berth_schedule_tick(berth_store *st, int64_t now_ms, berth_schedule_submit_fn su
 {
   berth_schedule **due = NULL;
   size_t n = 0;
-  int rc = berth_store_schedule_due(st, now_ms, &due, &n, err);
-  for (size_t i = 0; rc == 0 && i < n; i++)
-    rc = fire_one(st, due[i], now_ms, submit, ud, fired, err);
+  int rc = berth_store_schedule_due(st, now_ms, &due, &n, err), first = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    berth_error *e = NULL; /* one schedule's failure (its zone gone from the tz database) does not stop the others */
+    int frc = fire_one(st, due[i], now_ms, submit, ud, fired, &e);
+    if (frc < 0 && first == 0) {
+      first = frc;
+      *err = e;
+      berth_error_wrap(err, "schedule `%s` of stack `%s`", due[i]->name, due[i]->stack);
+      e = NULL;
+    }
+    berth_error_free(e);
+  }
   berth_schedules_free(due, n);
-  return rc;
+  return rc < 0 ? rc : first;
 }

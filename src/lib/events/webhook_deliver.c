@@ -111,7 +111,7 @@ discard(char *p, size_t size, size_t n, void *ud)
   size_t *seen = ud;
   (void) p;
   *seen += size * n;
-  return *seen > BERTH_WEBHOOK_RESPONSE_MAX * 256 ? 0 : size * n; /* a receiver that talks on is cut off */
+  return *seen > BERTH_WEBHOOK_RESPONSE_MAX ? 0 : size * n; /* a receiver that talks on is cut off */
 }
 
 typedef struct attempt {
