@@ -82,8 +82,7 @@ test_validation(void **state)
 static void
 test_outbox(void **state)
 {
-  (void) state;
-  char *home = make_home("berth-wh");
+  const char *home = *state;
   berth_store *st = open_ok(home);
   berth_error *err = NULL;
   berth_stack *s = berth_stack_new();
@@ -157,18 +156,17 @@ test_outbox(void **state)
   free(t.state);
   berth_stack_free(s);
   berth_store_close(st);
-  rm_tree(home);
-  free(home);
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_signature),
     cmocka_unit_test(test_backoff),
     cmocka_unit_test(test_validation),
-    cmocka_unit_test(test_outbox),
+    cmocka_unit_test_setup_teardown(test_outbox, engine_setup, engine_teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  on_pg = pg_test_wanted(argc, argv);
+  return cmocka_run_group_tests_name(on_pg ? "postgresql" : "sqlite", tests, NULL, NULL);
 }
