@@ -201,20 +201,21 @@ render_deliveries(const cJSON *j)
     printf("no deliveries\n");
     return;
   }
-  printf("%-36s %-10s %-10s %-26s %-13s %s\n", "DELIVERY", "EVENT", "STATE", "CREATED", "TASK STATE", "ATTEMPTS");
+  printf("%-36s %-10s %-9s %-24s %-12s %-8s %s\n", "DELIVERY", "EVENT", "STATE", "CREATED", "TASK STATE", "ATTEMPTS",
+         "LAST");
   for (const cJSON *d = a->child; d; d = d->next) {
-    printf("%-36s %-10s %-10s %-26s %-13s", str(d, "id"), str(d, "event"), str(d, "state"), str(d, "created_at"),
-           str(d, "task_state"));
-    const cJSON *at = NULL;
-    cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(d, "attempts"))
-    {
-      const cJSON *code = cJSON_GetObjectItemCaseSensitive(at, "status_code");
-      if (cJSON_IsNumber(code))
-        printf(" %d(%dms)", code->valueint, cJSON_GetObjectItemCaseSensitive(at, "duration_ms")->valueint);
-      else
-        printf(" error(%s)", str(at, "error"));
-    }
-    printf("\n");
+    const cJSON *attempts = cJSON_GetObjectItemCaseSensitive(d, "attempts");
+    int n = cJSON_GetArraySize(attempts);
+    const cJSON *last = n > 0 ? cJSON_GetArrayItem(attempts, n - 1) : NULL;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(last, "status_code");
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(last, "duration_ms");
+    char result[320] = "-";
+    if (cJSON_IsNumber(code))
+      snprintf(result, sizeof result, "%d in %d ms", code->valueint, cJSON_IsNumber(ms) ? ms->valueint : 0);
+    else if (last)
+      snprintf(result, sizeof result, "%s", str(last, "error"));
+    printf("%-36s %-10s %-9s %-24s %-12s %-8d %s\n", str(d, "id"), str(d, "event"), str(d, "state"),
+           str(d, "created_at"), str(d, "task_state"), n, result);
   }
 }
 
