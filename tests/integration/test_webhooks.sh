@@ -145,5 +145,35 @@ for _ in $(seq 1 50); do [ -s "$T_TMP/h.log" ] && break; sleep 0.2; done
 check "  ...while its deliveries wait on the receiver" test -s "$T_TMP/h.log"
 check "berth_webhook_attempts_total counts successes in /metrics" sh -c \
   "curl -s -H 'Authorization: Bearer $admin' $U/metrics | grep -q '^berth_webhook_attempts_total{outcome=\"success\"} [1-9]'"
+check "the answers of the webhook, schedule and task endpoints match docs/openapi.yaml" python3 - "$U" "$admin" "$A" "$id" \
+  "$(cd "$(dirname "$0")" && pwd)" <<'PY'
+import json, sys, urllib.request
+u, key, stack, task, here = sys.argv[1:6]
+sys.path.insert(0, here)
+import server_openapi
+spec = server_openapi.Spec(here + "/../../docs/openapi.yaml")
+calls = [("GET", "/v1/webhooks", None), ("GET", "/v1/webhooks/hook-a/deliveries?limit=5", None),
+         ("POST", "/v1/stacks/%s/schedules" % stack, {"name": "nightly", "cron": "0 3 * * *", "tz": "Europe/Berlin",
+                                                     "command": "true", "env": {"A": "1"}}),
+         ("GET", "/v1/schedules", None), ("GET", "/v1/stacks/%s/schedules" % stack, None),
+         ("POST", "/v1/stacks/%s/schedules/nightly/pause" % stack, None),
+         ("POST", "/v1/stacks/%s/schedules/nightly/resume" % stack, None),
+         ("GET", "/v1/stacks/%s/schedules/nightly" % stack, None),
+         ("DELETE", "/v1/stacks/%s/schedules/nightly" % stack, None), ("GET", "/v1/tasks/" + task, None)]
+problems = []
+for method, path, body in calls:
+    req = urllib.request.Request(u + path, method=method, headers={"Authorization": "Bearer " + key},
+                                 data=json.dumps(body).encode() if body is not None else None)
+    try:
+        r = urllib.request.urlopen(req)
+        status, ctype, payload = r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        status, ctype, payload = e.code, e.headers.get("Content-Type"), e.read()
+    problems += spec.check_response(method, path, status, ctype, payload)
+    if status >= 300:
+        problems.append("%s %s -> %s" % (method, path, status))
+print("\n".join(problems), file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
 check "removing a webhook (audited)" sh -c "as() { :; }; BERTH_SERVER=$U BERTH_API_KEY=$admin '$BERTH' webhook remove hook-n && '$BERTH' audit | grep -q webhook.remove"
 finish
