@@ -91,6 +91,8 @@ int berth_store_schedule_advance(berth_store *st, int64_t id, int64_t from, int6
  * fired it). task_id and message may be NULL. */
 int berth_store_schedule_fire(berth_store *st, int64_t id, int64_t fire_time, const char *outcome, const char *task_id,
                               const char *message, int64_t missed, berth_error **err);
+/* *fired: whether that fire time is recorded (by this host or another). */
+int berth_store_schedule_fired(berth_store *st, int64_t id, int64_t fire_time, bool *fired, berth_error **err);
 /* For the metrics: fires by outcome, and the fire times missed. */
 int berth_store_schedule_counts(berth_store *st, int64_t *submitted, int64_t *refused, int64_t *missed,
                                 berth_error **err);

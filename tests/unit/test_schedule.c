@@ -106,6 +106,10 @@ test_firing(void **state)
   assert_int_equal(berth_store_schedule_get(st, "web", "tick", &s, &err), 0);
   assert_int_equal(s->next_fire, due + 60000);
   assert_string_equal(s->last_outcome, "submitted");
+  /* and in a true race, the second insert of one fire time is refused inside the task's transaction */
+  assert_int_equal(berth_store_schedule_fire(other, s->id, due, "submitted", NULL, NULL, 0, &err), BERTH_EBUSY);
+  berth_error_free(err);
+  err = NULL;
   berth_schedule_free(s);
   assert_int_equal(berth_schedule_set_paused(st, "web", "tick", true, "alice", &err), 0);
 

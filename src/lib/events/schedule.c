@@ -338,8 +338,14 @@ fire_one(berth_store *st, const berth_schedule *s, int64_t now, berth_schedule_s
   int rc = due_times(s, now, &fire, &count, &after, err);
   if (rc < 0)
     return rc;
-  bool late = now - fire > BERTH_SCHEDULE_GRACE_MS;
-  if (late && strcmp(s->catch_up, "skip") == 0) {
+  bool late = now - fire > BERTH_SCHEDULE_GRACE_MS, done = false;
+  /* another host fired it since this one read the schedule: nothing to submit (the unique row decides anyway; this
+   * spares a submission that would be rolled back, and a refusal recorded twice) */
+  if ((rc = berth_store_schedule_fired(st, s->id, fire, &done, err)) < 0)
+    return rc;
+  if (done) {
+    rc = 0;
+  } else if (late && strcmp(s->catch_up, "skip") == 0) {
     rc = berth_store_schedule_fire(st, s->id, fire, "missed", NULL, "missed: no server ran at its time", count, err);
   } else {
     char trigger[96];

@@ -296,6 +296,22 @@ berth_store_schedule_fire(berth_store *st, int64_t id, int64_t fire_time, const 
 }
 
 int
+berth_store_schedule_fired(berth_store *st, int64_t id, int64_t fire_time, bool *fired, berth_error **err)
+{
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT 1 FROM schedule_fires WHERE schedule_id = ? AND fire_time = ?", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_int64(stmt, 1, id);
+  db_bind_int64(stmt, 2, fire_time);
+  int rc = db_step(stmt, err);
+  db_finalize(stmt);
+  if (rc < 0)
+    return berth_error_wrap(err, "read the fires of schedule %lld", (long long) id);
+  *fired = rc == DB_ROW;
+  return 0;
+}
+
+int
 berth_store_schedule_counts(berth_store *st, int64_t *submitted, int64_t *refused, int64_t *missed, berth_error **err)
 {
   db_stmt *stmt = NULL;
