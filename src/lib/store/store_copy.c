@@ -218,8 +218,9 @@ copy_all(berth_store *st, db_conn *to, berth_store_copy_report *report, berth_er
     rc = store_key_copy(st, to, err);
   if (rc == 0)
     rc = store_state_copy_contents(st, to, err);
-  if (rc == 0 && store_is_sqlite(st) && report->n > 0) /* the last table of the report is task_log_chunks */
-    rc = copy_log_files(st, to, &report->tables[report->n - 1].rows, err);
+  for (size_t i = 0; rc == 0 && store_is_sqlite(st) && i < report->n; i++)
+    if (strcmp(report->tables[i].table, "task_log_chunks") == 0)
+      rc = copy_log_files(st, to, &report->tables[i].rows, err);
   return rc;
 }
 
