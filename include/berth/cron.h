@@ -26,6 +26,10 @@ typedef struct berth_cron {
 int berth_cron_parse(const char *expr, berth_cron *out, berth_error **err);
 /* A time zone name the tz database has ("Europe/Berlin"); NULL and "UTC" are UTC. BERTH_EINVAL otherwise. */
 int berth_cron_check_tz(const char *tz, berth_error **err);
+/* Call once while the process has one thread (a server: before it starts any): makes TZ present in the environment
+ * (":/etc/localtime", the same as unset, when it is not), so that a zone switch in berth_cron_next only replaces
+ * TZ's value and never grows or shrinks the environment under a thread reading it (getenv takes no lock). */
+void berth_cron_prepare(void);
 /* The first fire time strictly after after_ms (unix ms, a whole minute), in zone tz. BERTH_ENOTFOUND when there is
  * none within 10 years ("0 0 31 2 *"). Safe to call from several threads (the zone is switched under a lock). */
 int berth_cron_next(const berth_cron *c, const char *tz, int64_t after_ms, int64_t *next_ms, berth_error **err);

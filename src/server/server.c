@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 
 #include "berth/buf.h"
+#include "berth/cron.h"
 #include "berth/docker.h"
 #include "berth/task_queue.h"
 #include "server.h"
@@ -806,6 +807,7 @@ srv_run(const srv_options *o, berth_error **err)
   char *cert = NULL, *key = NULL;
   berth_store *st = NULL;
   int rc = 0;
+  berth_cron_prepare(); /* before any thread: schedules in a zone switch TZ (background.c) */
   srv.home = strdup(o->home);
   srv.supervisor_argv = o->supervisor_argv;
   atomic_init(&srv.stopping, false);

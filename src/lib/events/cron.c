@@ -3,7 +3,9 @@
  * The search walks wall-clock time (a struct tm read as if it were UTC, so timegm does the calendar arithmetic),
  * skipping whole months, days and hours that cannot match, then maps the matching wall-clock minute to an instant in
  * the zone. The zone is the process's TZ, switched for the computation under one lock: tzset is process-global, and
- * the only other readers of local time in berth are none (every output is UTC). */
+ * the only other readers of local time in berth are none (every output is UTC). The environment itself is shared with
+ * every thread's getenv: a process with threads calls berth_cron_prepare first, so a switch only ever replaces TZ's
+ * value (glibc keeps the strings setenv made, so a reader holding the old one still reads valid memory). */
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -147,6 +149,13 @@ berth_cron_parse(const char *expr, berth_cron *out, berth_error **err)
   return 0;
 }
 
+void
+berth_cron_prepare(void)
+{
+  if (getenv("TZ") == NULL)
+    setenv("TZ", ":/etc/localtime", 0);
+}
+
 int
 berth_cron_check_tz(const char *tz, berth_error **err)
 {
@@ -262,10 +271,10 @@ berth_cron_next(const berth_cron *c, const char *tz, int64_t after_ms, int64_t *
     setenv("TZ", tz, 1);
     tzset();
     rc = search(c, false, after, &next);
-    if (saved)
+    if (saved) /* never unset once prepared: restored to its value */
       setenv("TZ", saved, 1);
     else
-      unsetenv("TZ");
+      unsetenv("TZ"); /* not prepared: a single-threaded process (the CLI) */
     tzset();
     free(saved);
     pthread_mutex_unlock(&tz_lock);
