@@ -103,6 +103,21 @@ wait_states "$T_TMP/a.log" "$id2" 30
 check "after the restart every state of that task arrived once ($(states "$T_TMP/a.log" "$id2"))" \
   test "$(states "$T_TMP/a.log" "$id2")" = "$(history "$id2")"
 
+# SIGKILLed while it runs a task and sends its events: after the restart every state (the restart's FAILED too)
+# arrives, none lost, none twice
+id3=$(as "$writer" task run "$A" --detach -- 'sleep 2' 2>/dev/null)
+for _ in $(seq 1 50); do [ "$(task_field "$id3" state)" = PERFORMING ] && break; sleep 0.1; done
+kill -9 "$SRV"
+wait "$SRV" 2>/dev/null
+serve
+for _ in $(seq 1 100); do
+  case $(task_field "$id3" state) in FINISHED | FAILED) break ;; esac
+  sleep 0.1
+done
+wait_states "$T_TMP/a.log" "$id3" 30
+check "a server SIGKILLed mid-task: after its restart every state arrived once ($(states "$T_TMP/a.log" "$id3"))" \
+  test "$(states "$T_TMP/a.log" "$id3")" = "$(history "$id3")"
+
 # a 404 is final
 as "$writer" task run "$N" -- true >/dev/null 2>&1
 idn=$(last_task "$N")
