@@ -20,6 +20,7 @@ typedef struct berth_submit {
   const char *actor;        /* the OS user (local mode) or the API key's name */
   const char *role;         /* "admin", "writer", "reader"; NULL in local mode (the store's owner) */
   const char *triggered_by; /* NULL = actor */
+  const char *retry_of;     /* the task this one retries (berth task retry), or NULL */
   bool die_with_parent;     /* server mode: the supervisor ends with the server (a restart fails it) */
   /* The front end's command that supervises one task, argv[0] an executable path, NULL-terminated; berth appends
    * "--home HOME TASK_ID". libberth knows no command names. NULL: no supervisor is started here. */
@@ -47,5 +48,8 @@ void berth_workspace_caps(const struct berth_config *cfg, uint64_t *max_bytes, u
  * die_with_parent a direct child that the kernel kills when this thread's process dies. */
 int berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
                            berth_error **err);
+/* The same; with die_with_parent, *pid_out (optional) gets the child's pid (the caller reaps it). */
+int berth_supervisor_start(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
+                           int *pid_out, berth_error **err);
 
 #endif

@@ -285,6 +285,13 @@ typedef struct srv_options {
   int64_t grace_ms;               /* SIGTERM: how long PERFORMING tasks may take to finish */
   int64_t client_timeout_ms;      /* idle connection timeout (0 = SRV_CONN_TIMEOUT_S) */
   const char *const *supervisor_argv; /* berth_submit.supervisor_argv for the tasks this server submits */
+  /* a fleet host (PostgreSQL store): refused on SQLite */
+  const char *host;          /* NULL: the machine's hostname */
+  const char *const *pools;  /* n_pools names; none: default */
+  size_t n_pools;
+  int slots;                 /* 0: max_parallel_tasks */
+  int64_t lease_ms;          /* 0: BERTH_DEFAULT_LEASE_MS */
+  bool no_execute, no_listen;
 } srv_options;
 /* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */
 int srv_run(const srv_options *o, berth_error **err);

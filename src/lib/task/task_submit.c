@@ -14,6 +14,7 @@
 #include "berth/audit.h"
 #include "berth/config.h"
 #include "berth/docker.h"
+#include "berth/fleet.h"
 #include "berth/policy.h"
 #include "berth/redactor.h"
 #include "berth/task_json.h"
@@ -24,6 +25,13 @@
 int
 berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
                        berth_error **err)
+{
+  return berth_supervisor_start(argv_prefix, home, task_id, die_with_parent, NULL, err);
+}
+
+int
+berth_supervisor_start(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
+                       int *pid_out, berth_error **err)
 {
   size_t n = 0;
   while (argv_prefix[n] != NULL)
@@ -66,6 +74,8 @@ berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const c
     _exit(127);
   }
   free(argv);
+  if (pid_out != NULL)
+    *pid_out = (int) pid;
   if (!die_with_parent) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -201,12 +211,14 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     berth_stack_free(s);
     return rc;
   }
-  /* fail at submit, with nothing recorded, when Docker cannot run it anyway */
+  /* fail at submit, with nothing recorded, when Docker cannot run it anyway (on a shared store the host that claims
+   * it runs it, on its own Docker: this one may have none) */
+  bool shared = berth_store_is_shared(st);
   berth_docker *d = NULL;
-  rc = berth_docker_new(NULL, &d, err);
-  if (rc == 0)
+  rc = shared ? 0 : berth_docker_new(NULL, &d, err);
+  if (rc == 0 && !shared)
     rc = berth_docker_ping(d, err);
-  if (rc == 0 && s->pull_policy && strcmp(s->pull_policy, "never") == 0) {
+  if (rc == 0 && !shared && s->pull_policy && strcmp(s->pull_policy, "never") == 0) {
     rc = berth_docker_image_inspect(d, s->image, NULL, err);
     if (rc < 0)
       berth_error_wrap(err, "stack %s (pull policy never)", s->name);
@@ -225,6 +237,7 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   t.n_env = req->n_env;
   t.secret_env = (berth_kv *) req->secret_env;
   t.n_secret_env = req->n_secret_env;
+  t.retry_of = (char *) req->retry_of;
   rc = berth_store_begin(st, err);
   if (rc == 0) {
     rc = berth_store_task_create(st, &t, err);
@@ -237,7 +250,9 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     else
       rc = berth_store_commit(st, err);
   }
-  if (rc == 0 && req->supervisor_argv != NULL) { /* none: the task waits in the queue for a host to claim it */
+  if (rc == 0 && shared) /* a fleet: the task waits in the queue, and the hosts are told */
+    berth_fleet_notify(st);
+  else if (rc == 0 && req->supervisor_argv != NULL) { /* none: the task waits in the queue for a host to claim it */
     rc = berth_supervisor_spawn(req->supervisor_argv, berth_store_home(st), t.id, req->die_with_parent, err);
     if (rc < 0) {
       berth_error *e2 = NULL;
