@@ -39,6 +39,11 @@ typedef struct berth_host {
 } berth_host;
 
 void berth_hosts_free(berth_host *v, size_t n);
+/* The JSON form of `host show --json` and GET /v1/hosts/{name}; of `host list --json` and GET /v1/hosts:
+ * {"hosts": [...]}. Caller frees (cJSON_Delete); NULL on OOM. */
+struct cJSON;
+struct cJSON *berth_host_to_json(const berth_host *h);
+struct cJSON *berth_hosts_to_json(const berth_host *v, size_t n);
 
 /* Registers (or re-registers) host `h->name` with a new instance id (written into h->instance). A previous instance of
  * the same name is gone (same host, restarted): its active tasks are failed ("host lost: restarted") at once. */

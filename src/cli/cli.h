@@ -15,6 +15,7 @@ int cmd_image(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_host(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_oidc(int argc, char **argv);
 int cmd_supervise(int argc, char **argv); /* internal: the background supervisor of one task */

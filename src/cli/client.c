@@ -215,6 +215,38 @@ follow(client_conn *c, const char *id, bool follow_on, follow_state *f)
 
 /* ---- task ---- */
 
+/* What task run and task retry do once the server queued the task: print its id (--detach), or follow it to its end
+ * and exit with its status. */
+static int
+after_submit(client_conn *c, const char *id, const char *stack, bool detach, bool json)
+{
+  berth_error *err = NULL;
+  int rc;
+  if (detach) {
+    printf("%s\n", id);
+    return 0;
+  }
+  cli_note("task %s submitted on stack %s", id, stack);
+  follow_state f = { .split = true, .stdout_to_stderr = json };
+  rc = follow(c, id, true, &f);
+  if (rc == 0) {
+    cJSON *fin = NULL;
+    if (fetch_task(c, id, &fin, &err) < 0)
+      rc = cli_fail(err);
+    else {
+      rc = cli_task_exit_status(fin);
+      const cJSON *ec = cJSON_GetObjectItemCaseSensitive(fin, "exit_code");
+      if (json)
+        cli_print_json(fin);
+      else if (rc != 0 && !(cJSON_IsNumber(ec) && ec->valueint == rc))
+        fprintf(stderr, "berth: task %s %s: %s\n", id, str(fin, "state") ? str(fin, "state") : "?",
+                str(fin, "reason") ? str(fin, "reason") : "");
+      cJSON_Delete(fin);
+    }
+  }
+  return rc;
+}
+
 static int
 task_run(client_conn *c, int argc, char **argv)
 {
@@ -298,31 +330,72 @@ task_run(client_conn *c, int argc, char **argv)
   }
   char *id = strdup(str(task, "id") ? str(task, "id") : "?");
   cJSON_Delete(task);
-  if (detach) {
-    printf("%s\n", id);
-    free(id);
-    return 0;
-  }
-  cli_note("task %s submitted on stack %s", id, stack);
-  follow_state f = { .split = true, .stdout_to_stderr = json };
-  rc = follow(c, id, true, &f);
-  if (rc == 0) {
-    cJSON *fin = NULL;
-    if (fetch_task(c, id, &fin, &err) < 0)
-      rc = cli_fail(err);
-    else {
-      rc = cli_task_exit_status(fin);
-      const cJSON *ec = cJSON_GetObjectItemCaseSensitive(fin, "exit_code");
-      if (json)
-        cli_print_json(fin);
-      else if (rc != 0 && !(cJSON_IsNumber(ec) && ec->valueint == rc))
-        fprintf(stderr, "berth: task %s %s: %s\n", id, str(fin, "state") ? str(fin, "state") : "?",
-                str(fin, "reason") ? str(fin, "reason") : "");
-      cJSON_Delete(fin);
-    }
-  }
+  rc = after_submit(c, id, stack, detach, json);
   free(id);
   return rc;
+}
+
+/* berth task retry ID [--secret-env K[=V]]... [--detach] [--json] through the server */
+static int
+task_retry(client_conn *c, int argc, char **argv)
+{
+  bool detach = false, json = false;
+  berth_error *err = NULL;
+  cJSON *senv = cJSON_CreateObject();
+  const char *id = NULL;
+  int rc = 0;
+  for (int i = 1; rc == 0 && i < argc; i++) {
+    if (strcmp(argv[i], "--detach") == 0)
+      detach = true;
+    else if (strcmp(argv[i], "--json") == 0)
+      json = true;
+    else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: berth task retry ID [--secret-env K[=V]]... [--detach] [--json]\n");
+      rc = -1;
+    } else if (strcmp(argv[i], "--secret-env") == 0 && i + 1 < argc) {
+      char *k = NULL, *v = NULL;
+      if (berth_parse_secret_env_pair(argv[++i], &k, &v, &err) < 0)
+        rc = cli_fail(err);
+      else
+        cJSON_AddStringToObject(senv, k, v);
+      if (v)
+        explicit_bzero(v, strlen(v));
+      free(k);
+      free(v);
+    } else if (argv[i][0] == '-')
+      rc = cli_usage_error("task retry: unknown option (see 'berth task retry --help')");
+    else if (id == NULL)
+      id = argv[i];
+    else
+      rc = cli_usage_error("task retry: unexpected argument `%s`", argv[i]);
+  }
+  if (rc == 0 && id == NULL)
+    rc = cli_usage_error("task retry: which task? (berth task retry ID)");
+  cJSON *body = cJSON_CreateObject(), *task = NULL;
+  cJSON_AddItemToObject(body, "secret_env", senv);
+  char *eid = id ? client_escape(id) : NULL, *path = NULL;
+  if (rc == 0 && (eid == NULL || asprintf(&path, "/v1/tasks/%s/retry", eid) < 0))
+    rc = cli_usage_error("out of memory");
+  if (rc == 0 && client_request(c, "POST", path, body, &task, &err) < 0)
+    rc = cli_fail(err);
+  cJSON *e;
+  cJSON_ArrayForEach(e, senv)
+  {
+    if (e->valuestring)
+      explicit_bzero(e->valuestring, strlen(e->valuestring));
+  }
+  cJSON_Delete(body);
+  free(path);
+  free(eid);
+  if (rc == 0) {
+    char *nid = strdup(str(task, "id") ? str(task, "id") : "?");
+    char *stack = strdup(str(task, "stack") ? str(task, "stack") : "?");
+    rc = after_submit(c, nid, stack, detach, json);
+    free(nid);
+    free(stack);
+  }
+  cJSON_Delete(task);
+  return rc < 0 ? 0 : rc;
 }
 
 static void
@@ -722,6 +795,8 @@ client_main(int argc, char **argv)
       rc = task_logs(c, sub_argc - 1, sub + 1);
     else if (strcmp(t, "cancel") == 0)
       rc = task_cancel(c, sub_argc - 1, sub + 1);
+    else if (strcmp(t, "retry") == 0)
+      rc = task_retry(c, sub_argc - 1, sub + 1);
     else
       rc = cli_usage_error("task: unknown subcommand `%s` (see 'berth task --help')", t);
   } else if (strcmp(cmd, "stack") == 0)
@@ -738,6 +813,8 @@ client_main(int argc, char **argv)
     rc = client_policy(c, sub_argc, sub);
   else if (strcmp(cmd, "oidc") == 0)
     rc = client_oidc(c, sub_argc, sub);
+  else if (strcmp(cmd, "host") == 0)
+    rc = cmd_host_client(c, sub_argc, sub);
   else
     rc = cli_usage_error("`berth %s` is not available against a server yet (use the HTTP API: docs/http-api.md)", cmd);
   client_conn_free(c);

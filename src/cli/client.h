@@ -45,6 +45,8 @@ typedef struct client_conn client_conn;
 
 /* `berth image ...` and `berth policy list|add|remove` through the server (client_gov.c). */
 int client_image(client_conn *c, int argc, char **argv);
+/* `berth host ...` through the server (cmd_host.c, which holds local mode too). */
+int cmd_host_client(client_conn *c, int argc, char **argv);
 int client_policy(client_conn *c, int argc, char **argv);
 /* From BERTH_SERVER ("http://HOST:PORT", "https://...", "unix:/path/to.sock") and BERTH_API_KEY;
  * BERTH_SERVER_CA names a CA file for https. */

@@ -59,6 +59,7 @@ static const char flags_help[]
       "  --keep-versions N           state versions kept (default 10)\n"
       "  --oidc-audience AUD         each task gets an OIDC identity token for AUD (repeatable; docs/credentials.md)\n"
       "  --oidc-aws-role ARN         with a token: AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE for the AWS SDKs\n"
+      "  --pool NAME                 run its tasks only on fleet hosts of this pool ('' = default; docs/fleet.md)\n"
       "  --credentials NAME          credential helper from config.json run before initialization (repeatable)\n";
 
 static const char update_extra_help[]
@@ -91,6 +92,7 @@ enum {
   OPT_KEEP_VERSIONS,
   OPT_OIDC_AUDIENCE,
   OPT_OIDC_AWS_ROLE,
+  OPT_POOL,
   OPT_CREDENTIALS,
   OPT_UNSET_ENV,
   OPT_UNSET_SECRET_ENV,
@@ -121,6 +123,7 @@ static const struct option edit_options[] = {
   { "keep-versions", required_argument, NULL, OPT_KEEP_VERSIONS },
   { "oidc-audience", required_argument, NULL, OPT_OIDC_AUDIENCE },
   { "oidc-aws-role", required_argument, NULL, OPT_OIDC_AWS_ROLE },
+  { "pool", required_argument, NULL, OPT_POOL },
   { "credentials", required_argument, NULL, OPT_CREDENTIALS },
   { "unset-env", required_argument, NULL, OPT_UNSET_ENV },
   { "unset-secret-env", required_argument, NULL, OPT_UNSET_SECRET_ENV },
@@ -151,7 +154,7 @@ stack_list(berth_stack *s, int idx)
 /* What the user asked to change: NULL / false means "not given". */
 typedef struct stack_edit {
   bool is_update;
-  const char *image, *project_dir, *subdir, *network, *pull, *aws_role;
+  const char *image, *project_dir, *subdir, *network, *pull, *aws_role, *pool;
   bool memory_given, cpus_given, pids_given, timeout_given, idle_given, keep_given;
   int64_t memory, cpus, pids, timeout, idle, keep;
   bool list_given[N_LISTS];
@@ -262,6 +265,9 @@ parse_edit_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
   case OPT_PULL:
     e->pull = arg;
     return 0;
+  case OPT_POOL:
+    e->pool = arg;
+    return 0;
   case OPT_OIDC_AWS_ROLE:
     e->aws_role = arg;
     return 0;
@@ -314,7 +320,8 @@ apply_edit(stack_edit *e, berth_stack *s, berth_error **err)
       || (e->subdir && (rc = replace_str(&s->subdir, *e->subdir ? e->subdir : NULL, err)) < 0)
       || (e->network && (rc = replace_str(&s->network, e->network, err)) < 0)
       || (e->pull && (rc = replace_str(&s->pull_policy, e->pull, err)) < 0)
-      || (e->aws_role && (rc = replace_str(&s->oidc_aws_role, *e->aws_role ? e->aws_role : NULL, err)) < 0))
+      || (e->aws_role && (rc = replace_str(&s->oidc_aws_role, *e->aws_role ? e->aws_role : NULL, err)) < 0)
+      || (e->pool && (rc = replace_str(&s->pool, *e->pool ? e->pool : NULL, err)) < 0))
     return rc;
   if (e->memory_given)
     s->memory_bytes = e->memory;
@@ -501,6 +508,8 @@ edit_json(const stack_edit *e, const char *name, cJSON *o, berth_error **err)
     cJSON_AddStringToObject(o, "pull_policy", e->pull);
   if (e->aws_role)
     cJSON_AddItemToObject(o, "oidc_aws_role", *e->aws_role ? cJSON_CreateString(e->aws_role) : cJSON_CreateNull());
+  if (e->pool)
+    cJSON_AddItemToObject(o, "pool", *e->pool ? cJSON_CreateString(e->pool) : cJSON_CreateNull());
   const struct {
     bool given;
     const char *field;

@@ -54,13 +54,20 @@ on_record(void *ud, int kind, int phase, const char *data, size_t len)
   return 0; /* a closed terminal must not stop anything */
 }
 
+static void
+on_waiting(void *ud, const char *reason)
+{
+  (void) ud;
+  cli_note("waiting: %s", reason);
+}
+
 /* Prints the task's log; with follow, until the task ends (or Ctrl-C). Returns 0, 130 when interrupted, or 125. */
 static int
 follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
 {
   berth_error *err = NULL;
   cli_log_out_init(&fo->out);
-  int rc = berth_task_follow(st, id, follow, &stop_following, on_record, fo, &err);
+  int rc = berth_task_follow_waiting(st, id, follow, &stop_following, on_record, on_waiting, fo, &err);
   cli_log_out_finish(&fo->out);
   if (rc < 0)
     return cli_fail(err);
@@ -72,6 +79,44 @@ follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
 }
 
 /* ---- task run ---- */
+
+/* What task run and task retry do once the task is queued: print its id (--detach), or follow it to its end and exit
+ * with its status (--json: the final record on stdout). */
+static int
+after_submit(berth_store *st, const char *id, const char *stack_name, bool detach, bool json)
+{
+  berth_error *err = NULL;
+  if (detach) {
+    printf("%s\n", id);
+    return 0;
+  }
+  cli_note("task %s submitted on stack %s", id, stack_name);
+  struct sigaction sa = { .sa_handler = on_sigint };
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  follow_out fo = { .split = true, .stdout_to_stderr = json };
+  int rc = follow_task(st, id, true, &fo);
+  if (rc == 0) {
+    berth_task *fin = NULL;
+    if (berth_store_task_get(st, id, &fin, &err) < 0) {
+      rc = cli_fail(err);
+    } else {
+      rc = berth_task_exit_status(fin->state, fin->reason, fin->exit_code);
+      if (json) {
+        berth_secrets *shown = berth_display_secrets(st, fin->stack);
+        cJSON *j = berth_task_to_json_redacted(fin, shown);
+        berth_secrets_free(shown);
+        cli_print_json(j);
+        cJSON_Delete(j);
+      } else if (rc != 0 && rc != fin->exit_code) {
+        fprintf(stderr, "berth: task %s %s: %s\n", fin->id, fin->state, fin->reason ? fin->reason : "");
+      }
+      berth_task_free(fin);
+    }
+  }
+  return rc;
+}
 
 static void
 run_usage(FILE *f)
@@ -177,35 +222,8 @@ task_run(int argc, char **argv)
     free(actor);
     berth_task_free(sub);
   }
-  if (rc == 0 && detach) {
-    printf("%s\n", t.id);
-  } else if (rc == 0) {
-    cli_note("task %s submitted on stack %s", t.id, stack_name);
-    struct sigaction sa = { .sa_handler = on_sigint };
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    follow_out fo = { .split = true, .stdout_to_stderr = json };
-    rc = follow_task(st, t.id, true, &fo);
-    if (rc == 0) {
-      berth_task *fin = NULL;
-      if (berth_store_task_get(st, t.id, &fin, &err) < 0) {
-        rc = cli_fail(err);
-      } else {
-        rc = berth_task_exit_status(fin->state, fin->reason, fin->exit_code);
-        if (json) {
-          berth_secrets *shown = berth_display_secrets(st, fin->stack);
-          cJSON *j = berth_task_to_json_redacted(fin, shown);
-          berth_secrets_free(shown);
-          cli_print_json(j);
-          cJSON_Delete(j);
-        } else if (rc != 0 && rc != fin->exit_code) {
-          fprintf(stderr, "berth: task %s %s: %s\n", fin->id, fin->state, fin->reason ? fin->reason : "");
-        }
-        berth_task_free(fin);
-      }
-    }
-  }
+  if (rc == 0)
+    rc = after_submit(st, t.id, stack_name, detach, json);
   berth_buf_free(&cmd);
   free(t.id);
   berth_kv_array_free(t.env, t.n_env);
@@ -387,17 +405,82 @@ task_cancel(int argc, char **argv)
   return rc;
 }
 
+/* berth task retry ID [--secret-env K[=V]]... [--detach] [--json] */
+static int
+task_retry(int argc, char **argv)
+{
+  static const struct option opts[] = { { "secret-env", required_argument, NULL, 'S' },
+                                        { "detach", no_argument, NULL, 'd' },
+                                        { "json", no_argument, NULL, 'j' },
+                                        { "help", no_argument, NULL, 'h' },
+                                        { 0 } };
+  bool detach = false, json = false;
+  berth_kv *senv = NULL;
+  size_t n_senv = 0;
+  berth_error *err = NULL;
+  int c, rc = 0;
+  optind = 1;
+  while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    char *k = NULL, *v = NULL;
+    if (c == 'd')
+      detach = true;
+    else if (c == 'j')
+      json = true;
+    else if (c == 'h') {
+      printf("usage: berth task retry ID [--secret-env K[=V]]... [--detach] [--json]\n\n"
+             "Runs an ended task's command again, with its env and --skip-init, as a new task that records which\n"
+             "task it retries (retry_of), and follows it like task run. Secret values of the old task were wiped\n"
+             "when it ended: give them again with --secret-env. Nothing is ever retried automatically.\n");
+      berth_kv_array_free(senv, n_senv);
+      return 0;
+    } else if (c == 'S') {
+      if (berth_parse_secret_env_pair(optarg, &k, &v, &err) < 0)
+        rc = cli_fail(err);
+      else
+        berth_kv_set(&senv, &n_senv, k, v);
+      if (v)
+        explicit_bzero(v, strlen(v));
+      free(k);
+      free(v);
+    } else
+      rc = cli_usage_error("task retry: unknown option (see 'berth task retry --help')");
+  }
+  if (rc == 0 && optind != argc - 1)
+    rc = cli_usage_error("task retry: which task? (berth task retry ID)");
+  berth_store *st = NULL;
+  berth_task *sub = NULL;
+  if (rc == 0)
+    rc = cli_open_store(&st);
+  if (rc == 0) {
+    char *actor = cli_current_user();
+    berth_submit base = { .actor = actor,
+                          .secret_env = senv,
+                          .n_secret_env = n_senv,
+                          .supervisor_argv = cli_supervisor_argv() };
+    if (berth_task_retry(st, argv[optind], &base, &sub, &err) < 0)
+      rc = cli_fail(err);
+    else
+      rc = after_submit(st, sub->id, sub->stack, detach, json);
+    free(actor);
+    berth_task_free(sub);
+  }
+  berth_kv_array_free(senv, n_senv);
+  berth_store_close(st);
+  return rc;
+}
+
 int
 cmd_task(int argc, char **argv)
 {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     FILE *f = argc < 2 ? stderr : stdout;
-    fprintf(f, "usage: berth task run|list|show|logs ...\n\n"
+    fprintf(f, "usage: berth task run|list|show|logs|cancel|retry ...\n\n"
                "  run STACK [--skip-init] [--env K=V]... [--secret-env K[=V]]... [--detach] [--json] -- COMMAND...\n"
                "  list [--stack S] [--state S] [--limit N] [--json]\n"
                "  show ID [--json]\n"
                "  logs ID [--follow]\n"
-               "  cancel ID\n");
+               "  cancel ID\n"
+               "  retry ID [--secret-env K[=V]]... [--detach] [--json]\n");
     return argc < 2 ? 125 : 0;
   }
   if (strcmp(argv[1], "run") == 0)
@@ -410,5 +493,7 @@ cmd_task(int argc, char **argv)
     return task_logs(argc - 1, argv + 1);
   if (strcmp(argv[1], "cancel") == 0)
     return task_cancel(argc - 1, argv + 1);
+  if (strcmp(argv[1], "retry") == 0)
+    return task_retry(argc - 1, argv + 1);
   return cli_usage_error("task: unknown subcommand `%s` (see 'berth task --help')", argv[1]);
 }

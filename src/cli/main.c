@@ -21,6 +21,7 @@ static const cli_group commands[] = {
   { "audit", cmd_audit, "the audit trail: list, verify" },
   { "serve", NULL, "the HTTP API server" }, /* the server front end's, passed to cli_main */
   { "key", cmd_key, "API keys: create, list, revoke" },
+  { "host", cmd_host, "the fleet's hosts: list, show, drain, undrain" },
   { "store", cmd_store, "the store: info, migrate" },
   { "oidc", cmd_oidc, "the OIDC issuer: rotate, jwks, config" },
   { "__supervise", cmd_supervise, NULL },

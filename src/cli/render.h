@@ -31,4 +31,8 @@ void cli_render_audit(const cJSON *records);
 void cli_render_audit_verify(const cJSON *verify);
 int cli_audit_verify_exit_status(const cJSON *verify);
 
+/* `berth host list`: a table of host objects (the "hosts" array); `berth host show`: one (berth_host_to_json). */
+void cli_render_host_list(const cJSON *hosts);
+void cli_render_host(const cJSON *host);
+
 #endif

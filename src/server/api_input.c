@@ -131,6 +131,19 @@ srv_task_request_parse(const cJSON *o, srv_task_request *out, berth_error **err)
   return rc;
 }
 
+int
+srv_retry_request_parse(const cJSON *o, srv_task_request *out, berth_error **err)
+{
+  static const char *const allowed[] = { "secret_env", NULL };
+  memset(out, 0, sizeof *out);
+  int rc = o == NULL ? 0 : srv_json_only(o, allowed, "retry", err);
+  if (rc == 0 && o != NULL)
+    rc = json_env(o, "secret_env", false, NULL, &out->secret_env, &out->n_secret_env, err);
+  if (rc < 0)
+    srv_task_request_clear(out);
+  return rc;
+}
+
 void
 srv_task_request_clear(srv_task_request *r)
 {
@@ -236,7 +249,7 @@ srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **
           "nano_cpus",    "pids",           "timeout_ms",    "timeout",   "idle_timeout_ms",
           "idle_timeout", "pull_policy",    "persist",       "labels",    "keep_versions",
           "lock",         "created_at",     "updated_at",    "oidc_audiences", "oidc_aws_role",
-          "credentials",  "warnings",       NULL };
+          "credentials",  "warnings",       "pool",          NULL };
   int rc = srv_json_only(o, allowed, "stack", err);
   if (rc < 0)
     return rc;
@@ -275,8 +288,13 @@ srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **
       || (rc = json_strv(o, "persist", &s->persist, err)) < 0 || (rc = json_strv(o, "labels", &s->labels, err)) < 0
       || (rc = json_strv(o, "oidc_audiences", &s->oidc_audiences, err)) < 0
       || (rc = json_str_field(o, "oidc_aws_role", true, &s->oidc_aws_role, err)) < 0
-      || (rc = json_strv(o, "credentials", &s->credentials, err)) < 0)
+      || (rc = json_strv(o, "credentials", &s->credentials, err)) < 0
+      || (rc = json_str_field(o, "pool", true, &s->pool, err)) < 0)
     return rc;
+  if (s->pool != NULL && strcmp(s->pool, BERTH_DEFAULT_POOL) == 0) { /* the default is no pool */
+    free(s->pool);
+    s->pool = NULL;
+  }
   v = s->keep_versions;
   if ((rc = json_int(o, "keep_versions", 1, BERTH_MAX_KEEP_VERSIONS, &v, err)) < 0)
     return rc;

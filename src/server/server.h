@@ -84,6 +84,8 @@ typedef struct srv_task_request {
 /* {"command": "...", "skip_init": false, "env": {...}, "secret_env": {...}}; anything else is a 400. */
 int srv_task_request_parse(const cJSON *o, srv_task_request *out, berth_error **err);
 void srv_task_request_clear(srv_task_request *r);
+/* POST /v1/tasks/{id}/retry: {"secret_env": {...}} (optional; o may be NULL for an empty body). */
+int srv_retry_request_parse(const cJSON *o, srv_task_request *out, berth_error **err);
 /* Applies a stack JSON (the form of berth_stack_to_json, plus "memory", "timeout", "idle_timeout" as strings) to
  * s. create: "name" and "image" are required. A secret_env value "***" keeps the current value; null removes a
  * key (PATCH). Read-only fields (lock, created_at, updated_at) are ignored. Validates the result. */
@@ -200,6 +202,11 @@ int api_task_create(srv_req *r, srv_resp *out);
 int api_task_list(srv_req *r, srv_resp *out);
 int api_task_get(srv_req *r, srv_resp *out);
 int api_task_cancel(srv_req *r, srv_resp *out);
+int api_task_retry(srv_req *r, srv_resp *out);
+int api_host_list(srv_req *r, srv_resp *out);
+int api_host_get(srv_req *r, srv_resp *out);
+int api_host_drain(srv_req *r, srv_resp *out);
+int api_host_undrain(srv_req *r, srv_resp *out);
 int api_task_logs(srv_req *r, srv_resp *out);
 int api_image_rules(srv_req *r, srv_resp *out);
 int api_image_rule_add(srv_req *r, srv_resp *out);

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <sodium.h>
 
 #include "berth/actions.h"
 #include "berth/cleanup.h"
 #include "berth/fleet.h"
+#include "berth/task_json.h"
 #include "store/db.h"
 
 #define NOW_SQL "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
@@ -410,4 +412,44 @@ int
 berth_fleet_wait(berth_store *st, int timeout_ms)
 {
   return db_wait_notify(store_db(st), NULL, timeout_ms);
+}
+
+static void
+add_time(cJSON *o, const char *key, int64_t ms)
+{
+  char *s = ms > 0 ? berth_time_iso(ms) : NULL;
+  if (s)
+    cJSON_AddStringToObject(o, key, s);
+  else
+    cJSON_AddNullToObject(o, key);
+  free(s);
+}
+
+cJSON *
+berth_host_to_json(const berth_host *h)
+{
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "name", h->name);
+  cJSON_AddStringToObject(o, "state", h->state ? h->state : "alive");
+  cJSON *p = cJSON_AddArrayToObject(o, "pools");
+  for (size_t i = 0; i < h->pools.n; i++)
+    cJSON_AddItemToArray(p, cJSON_CreateString(h->pools.v[i]));
+  cJSON_AddNumberToObject(o, "slots", h->slots);
+  cJSON_AddNumberToObject(o, "busy", h->busy);
+  cJSON_AddBoolToObject(o, "executes", h->executes);
+  cJSON_AddStringToObject(o, "version", h->version ? h->version : "");
+  cJSON_AddNumberToObject(o, "lease_ms", (double) h->lease_ms);
+  add_time(o, "started_at", h->started_at);
+  add_time(o, "heartbeat_at", h->heartbeat_at);
+  return o;
+}
+
+cJSON *
+berth_hosts_to_json(const berth_host *v, size_t n)
+{
+  cJSON *o = cJSON_CreateObject();
+  cJSON *a = cJSON_AddArrayToObject(o, "hosts");
+  for (size_t i = 0; i < n; i++)
+    cJSON_AddItemToArray(a, berth_host_to_json(&v[i]));
+  return o;
 }

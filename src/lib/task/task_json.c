@@ -105,6 +105,9 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
     cJSON_AddStringToObject(senv, t->secret_env[i].key, "***");
   add_str(o, "container_id", t->container_id);
   add_str(o, "blocked_by", t->blocked_by);
+  add_str(o, "host", t->host);
+  cJSON_AddNumberToObject(o, "attempt", t->attempt);
+  add_str(o, "retry_of", t->retry_of);
   if (t->supervisor_pid > 0)
     cJSON_AddNumberToObject(o, "supervisor_pid", t->supervisor_pid);
   else

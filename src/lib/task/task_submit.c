@@ -167,9 +167,37 @@ blank(const char *s)
   return true;
 }
 
+/* A retry: the ended task's stack, command, plain env and --skip-init, submitted like any task. */
+static int
+submit_retry(berth_store *st, const berth_submit *base, berth_task **out, berth_error **err)
+{
+  berth_task *old = NULL;
+  int rc = berth_store_task_get(st, base->retry_of, &old, err);
+  if (rc < 0)
+    return rc;
+  if (!berth_task_state_is_terminal(old->state)) {
+    rc = berth_error_set(err, BERTH_EBUSY, "task %s is %s: a task is retried once it has ended", old->id, old->state);
+    berth_task_free(old);
+    return rc;
+  }
+  berth_submit req = *base;
+  req.stack = old->stack;
+  req.command = old->command;
+  req.skip_init = old->skip_init;
+  req.env = old->env;
+  req.n_env = old->n_env;
+  req.retry_of = old->id;
+  /* the old task's secret values were wiped when it ended: only what the caller gives again is used */
+  rc = berth_task_submit(st, &req, out, err);
+  berth_task_free(old);
+  return rc;
+}
+
 int
 berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err)
 {
+  if (req->retry_of != NULL && req->command == NULL)
+    return submit_retry(st, req, out, err);
   int rc = berth_stack_validate_name(req->stack, err);
   if (rc < 0)
     return rc;
@@ -199,12 +227,14 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     berth_config_clear(&cfg);
     return rc;
   }
-  /* the workspace: readable, within the caps (a scan, nothing is read from the files) */
+  /* the workspace: readable, within the caps (a scan, nothing is read from the files); in a fleet the host that
+   * claims the task reads it, and this one (an API host) may not have it */
+  bool shared = berth_store_is_shared(st);
   berth_ws_opts wo = { .project_dir = s->project_dir, .prefix = "mnt/workspace/source" };
   berth_workspace_caps(&cfg, &wo.max_bytes, &wo.max_entries);
   berth_config_clear(&cfg);
   berth_ws_stream *ws = NULL;
-  rc = berth_ws_stream_open(&wo, &ws, err);
+  rc = shared ? 0 : berth_ws_stream_open(&wo, &ws, err);
   berth_ws_stream_free(ws);
   if (rc < 0) {
     berth_error_wrap(err, "stack %s", s->name);
@@ -213,7 +243,6 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   }
   /* fail at submit, with nothing recorded, when Docker cannot run it anyway (on a shared store the host that claims
    * it runs it, on its own Docker: this one may have none) */
-  bool shared = berth_store_is_shared(st);
   berth_docker *d = NULL;
   rc = shared ? 0 : berth_docker_new(NULL, &d, err);
   if (rc == 0 && !shared)
@@ -307,4 +336,13 @@ berth_task_cancel(berth_store *st, const char *id, const char *actor, bool is_ad
     berth_error_clear(err); /* the task moved on meanwhile: look again */
   }
   return berth_error_set(err, BERTH_EBUSY, "task %s keeps changing state; try again", id);
+}
+
+int
+berth_task_retry(berth_store *st, const char *id, const berth_submit *base, berth_task **out, berth_error **err)
+{
+  berth_submit req = *base;
+  req.retry_of = id;
+  req.command = NULL;
+  return berth_task_submit(st, &req, out, err);
 }
