@@ -39,6 +39,7 @@ typedef struct berth_host {
 } berth_host;
 
 void berth_hosts_free(berth_host *v, size_t n);
+void berth_host_clear(berth_host *h); /* frees the fields of one (berth_host_get's) */
 /* The JSON form of `host show --json` and GET /v1/hosts/{name}; of `host list --json` and GET /v1/hosts:
  * {"hosts": [...]}. Caller frees (cJSON_Delete); NULL on OOM. */
 struct cJSON;

@@ -103,7 +103,7 @@ cmd_host(int argc, char **argv)
     berth_host h;
     if (berth_host_get(st, r.name, &h, &err) == 0) {
       j = berth_host_to_json(&h);
-      berth_hosts_free(&h, 1);
+      berth_host_clear(&h);
     }
   } else {
     bool drain = strcmp(r.sub, "drain") == 0;

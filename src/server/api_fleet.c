@@ -29,7 +29,7 @@ api_host_get(srv_req *r, srv_resp *out)
   if (berth_host_get(r->st, r->args[0], &h, &err) < 0)
     return srv_fail(out, err);
   cJSON *j = berth_host_to_json(&h);
-  berth_hosts_free(&h, 1);
+  berth_host_clear(&h);
   return srv_ok(out, 200, j);
 }
 
@@ -56,7 +56,7 @@ set_draining(srv_req *r, srv_resp *out, bool drain)
   if (berth_host_get(r->st, r->args[0], &h, &err) < 0)
     return srv_fail(out, err);
   cJSON *j = berth_host_to_json(&h);
-  berth_hosts_free(&h, 1);
+  berth_host_clear(&h);
   return srv_ok(out, 200, j);
 }
 

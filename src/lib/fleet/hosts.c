@@ -30,15 +30,21 @@ need_shared(berth_store *st, berth_error **err)
 }
 
 void
+berth_host_clear(berth_host *h)
+{
+  free(h->name);
+  free(h->instance);
+  berth_strv_clear(&h->pools);
+  free(h->version);
+  free(h->state);
+  memset(h, 0, sizeof *h);
+}
+
+void
 berth_hosts_free(berth_host *v, size_t n)
 {
-  for (size_t i = 0; v && i < n; i++) {
-    free(v[i].name);
-    free(v[i].instance);
-    berth_strv_clear(&v[i].pools);
-    free(v[i].version);
-    free(v[i].state);
-  }
+  for (size_t i = 0; v && i < n; i++)
+    berth_host_clear(&v[i]);
   free(v);
 }
 
@@ -356,6 +362,7 @@ berth_fleet_claim(berth_store *st, const char *name, const berth_strv *pools, be
                       "WITH c AS (SELECT t.seq FROM tasks t JOIN stacks s ON s.name = t.stack WHERE t.state = 'QUEUED'"
                       " AND (',' || ? || ',') LIKE ('%,' || COALESCE(s.pool, '" BERTH_DEFAULT_POOL "') || ',%')"
                       " AND (s.lock_owner IS NULL OR s.lock_owner = t.actor)"
+                      " AND EXISTS (SELECT 1 FROM hosts h WHERE h.name = ? AND h.state = 'alive')"
                       " AND NOT EXISTS (SELECT 1 FROM tasks b WHERE b.stack = t.stack AND b.seq < t.seq"
                       " AND b.state IN ('QUEUED', 'PREPARING', 'INITIALIZING', 'PERFORMING'))"
                       " ORDER BY t.seq LIMIT 1 FOR UPDATE OF t SKIP LOCKED)"
@@ -366,7 +373,8 @@ berth_fleet_claim(berth_store *st, const char *name, const berth_strv *pools, be
   int attempt = 0;
   if (rc == 0) {
     db_bind_text(s, 1, pl);
-    db_bind_text(s, 2, name);
+    db_bind_text(s, 2, name); /* a drained host claims nothing, from the moment it is drained */
+    db_bind_text(s, 3, name);
     int src = db_step(s, err);
     bool oom = false;
     if (src == DB_ROW) {
