@@ -36,6 +36,7 @@ typedef struct berth_host {
   bool executes;
   int64_t lease_ms;
   int64_t started_at, heartbeat_at; /* unix ms, the store's clock */
+  char *home; /* register: "<machine id>:<BERTH_HOME>" of this process (it holds that home's host lock) */
 } berth_host;
 
 void berth_hosts_free(berth_host *v, size_t n);
@@ -46,8 +47,9 @@ struct cJSON;
 struct cJSON *berth_host_to_json(const berth_host *h);
 struct cJSON *berth_hosts_to_json(const berth_host *v, size_t n);
 
-/* Registers (or re-registers) host `h->name` with a new instance id (written into h->instance). A previous instance of
- * the same name is gone (same host, restarted): its active tasks are failed ("host lost: restarted") at once. */
+/* Registers (or re-registers) host `h->name` with a new instance id (written into h->instance). A live host of that
+ * name from another home keeps it (BERTH_EBUSY, one line); a previous instance from the same home is this host
+ * restarted: its active tasks are failed ("host lost": restarted) at once. */
 int berth_host_register(berth_store *st, berth_host *h, berth_error **err);
 /* Renews the lease of (name, instance) and reads back the host's state (*draining). BERTH_EBUSY when this instance is
  * no longer the host's (it was declared lost, or another process took the name): the caller stops executing. */
@@ -79,6 +81,9 @@ int berth_store_fence(berth_store *st, const char *task_id, int attempt, berth_e
 int berth_store_fence_attempt(berth_store *st, const char *task_id);
 /* Does the store still hold the fenced claim of task_id (attempt matches, not revoked)? 1 yes, 0 no, <0 error. */
 int berth_store_claim_valid(berth_store *st, const char *task_id, berth_error **err);
+
+/* Active tasks host runs for stacks of pool (a metric). */
+int berth_fleet_running(berth_store *st, const char *host, const char *pool, int64_t *n, berth_error **err);
 
 /* Why a QUEUED task waits, one line (caller frees): "2 tasks ahead on stack X", "stack locked by alice", "no live host
  * in pool gpu", "all 4 slots of pool default are busy", or "waiting for a host to claim it". */

@@ -9,7 +9,31 @@ export BERTH_HOME=$T_TMP/home
 mkdir -p "$BERTH_HOME"
 # the tests use the tiny busybox image besides berth's default runner image: let the allowlist admit it
 "$BERTH" image allow 'docker.io/berth/busybox:*' >/dev/null 2>&1
+# On PostgreSQL the store is a fleet's queue: the local CLI only queues, and a host runs what was queued. A test gets an
+# execute-only host of its own on the test's BERTH_HOME (its config.json), unless it sets T_OWN_HOSTS=1 before
+# sourcing this file because it starts its own `berth serve` hosts (one host per BERTH_HOME).
+T_HOST_PID=
+t_start_host() {
+  "$BERTH" store migrate >/dev/null 2>&1
+  "$BERTH" serve --host "itest-$$" --grace 5s >"$T_TMP/fleet-host.log" 2>&1 </dev/null &
+  T_HOST_PID=$!
+  local i
+  for i in $(seq 1 50); do
+    "$BERTH" host show "itest-$$" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+}
+t_stop_host() {
+  [ -n "$T_HOST_PID" ] || return 0
+  kill "$T_HOST_PID" 2>/dev/null
+  timeout 30 tail --pid="$T_HOST_PID" -f /dev/null || kill -9 "$T_HOST_PID" 2>/dev/null
+  T_HOST_PID=
+}
+if [ -n "${BERTH_STORE:-}" ] && [ -z "${T_OWN_HOSTS:-}" ]; then
+  t_start_host
+fi
 t_cleanup() {
+  t_stop_host
   # containers this store left (a failing test must not leak containers into the next)
   local inst
   for inst in $(docker ps -aq --filter "label=berth.managed=true" 2>/dev/null); do

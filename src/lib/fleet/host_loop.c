@@ -5,6 +5,10 @@
  * kernel ties to the thread that forked them; they end when the server process ends, and the fleet (or this host's
  * restart) then fails their tasks. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,7 +46,33 @@ struct berth_host_runner {
   child *kids;
   size_t n_kids;
   int64_t last_beat_ok, last_said;
+  int home_lock; /* flock on BERTH_HOME/run/host-NAME.lock: a name runs once per home */
 };
+
+/* A host name runs once per BERTH_HOME: the lock, and "<machine id>:<home>", which tells the store that a record of
+ * this name and home whose process is gone (we hold the lock) is this host restarted. */
+static int
+lock_home(berth_host_runner *r, berth_error **err)
+{
+  char path[4096], mid[128] = "";
+  snprintf(path, sizeof path, "%s/run", r->o.home);
+  mkdir(path, 0700);
+  snprintf(path, sizeof path, "%s/run/host-%s.lock", r->o.home, r->h.name);
+  r->home_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (r->home_lock < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open %s", path);
+  if (flock(r->home_lock, LOCK_EX | LOCK_NB) < 0)
+    return berth_error_set(err, BERTH_EBUSY, "host %s runs from BERTH_HOME %s already", r->h.name, r->o.home);
+  FILE *f = fopen("/etc/machine-id", "r");
+  if (f == NULL || fgets(mid, sizeof mid, f) == NULL)
+    gethostname(mid, sizeof mid - 1);
+  if (f)
+    fclose(f);
+  mid[strcspn(mid, "\n")] = '\0';
+  if (asprintf(&r->h.home, "%s:%s", mid, r->o.home) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  return 0;
+}
 
 static void say(berth_host_runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void
@@ -281,6 +311,7 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
   if (r == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   r->o = *o;
+  r->home_lock = -1;
   r->h.name = strdup(o->name);
   r->h.slots = o->slots > 0 ? o->slots : 1;
   r->h.lease_ms = o->lease_ms > 0 ? o->lease_ms : BERTH_DEFAULT_LEASE_MS;
@@ -293,6 +324,8 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
       rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0 && r->h.pools.n == 0 && berth_strv_push(&r->h.pools, BERTH_DEFAULT_POOL) < 0)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0)
+    rc = lock_home(r, err);
   if (rc == 0)
     rc = open_store(r, err);
   if (rc == 0)
@@ -347,6 +380,9 @@ berth_host_stop(berth_host_runner *r)
   berth_store_close(r->st);
   free(r->h.name);
   free(r->h.instance);
+  free(r->h.home);
+  if (r->home_lock >= 0)
+    close(r->home_lock);
   berth_strv_clear(&r->h.pools);
   free(r);
 }

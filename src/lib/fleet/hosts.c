@@ -37,6 +37,7 @@ berth_host_clear(berth_host *h)
   berth_strv_clear(&h->pools);
   free(h->version);
   free(h->state);
+  free(h->home);
   memset(h, 0, sizeof *h);
 }
 
@@ -173,12 +174,31 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
   cleanup_free char *pools = join_pools(&h->pools);
   if (pools == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  /* a live host of this name elsewhere keeps it; the same home (this machine, this BERTH_HOME, whose lock the caller
+   * holds) is this host restarted, and takes over at once */
   db_stmt *s = NULL;
   if (db_prepare(store_db(st),
-                 "INSERT INTO hosts (" HOST_COLS ") VALUES (?, ?, ?, ?, ?, 'alive', ?, ?, " NOW_SQL ", " NOW_SQL ")"
-                 " ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pools = excluded.pools,"
+                 "SELECT home, (" NOW_SQL " - heartbeat_at) / 1000 FROM hosts WHERE name = ? AND state <> 'lost'"
+                 " AND heartbeat_at + lease_ms >= " NOW_SQL,
+                 &s, err)
+      < 0)
+    return berth_error_wrap(err, "register host %s", h->name);
+  db_bind_text(s, 1, h->name);
+  int src = db_step(s, err);
+  bool taken = src == DB_ROW && strcmp(db_column_text(s, 0), h->home ? h->home : "") != 0;
+  long long ago = src == DB_ROW ? (long long) db_column_int64(s, 1) : 0;
+  db_finalize(s);
+  if (src < 0)
+    return berth_error_wrap(err, "register host %s", h->name);
+  if (taken)
+    return berth_error_set(err, BERTH_EBUSY, "host %s is alive elsewhere (its last heartbeat %lld s ago): give this "
+                           "one another name (--host NAME)", h->name, ago);
+  if (db_prepare(store_db(st),
+                 "INSERT INTO hosts (" HOST_COLS ", home) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?, " NOW_SQL ", " NOW_SQL
+                 ", ?) ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pools = excluded.pools,"
                  " slots = excluded.slots, version = excluded.version, state = 'alive', executes = excluded.executes,"
-                 " lease_ms = excluded.lease_ms, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+                 " lease_ms = excluded.lease_ms, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
+                 " home = excluded.home",
                  &s, err)
       < 0)
     return berth_error_wrap(err, "register host %s", h->name);
@@ -189,6 +209,7 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
   db_bind_text(s, 5, BERTH_VERSION);
   db_bind_int64(s, 6, h->executes);
   db_bind_int64(s, 7, h->lease_ms);
+  db_bind_text(s, 8, h->home ? h->home : "");
   if (db_run(s, NULL, err) < 0)
     return berth_error_wrap(err, "register host %s", h->name);
   /* what an earlier instance of this host was running died with it */
@@ -460,4 +481,24 @@ berth_hosts_to_json(const berth_host *v, size_t n)
   for (size_t i = 0; i < n; i++)
     cJSON_AddItemToArray(a, berth_host_to_json(&v[i]));
   return o;
+}
+
+int
+berth_fleet_running(berth_store *st, const char *host, const char *pool, int64_t *n, berth_error **err)
+{
+  db_stmt *s = NULL;
+  *n = 0;
+  if (db_prepare(store_db(st),
+                 "SELECT COUNT(*) FROM tasks t JOIN stacks s ON s.name = t.stack WHERE t.host = ? AND t.revoked = 0"
+                 " AND t.state IN " ACTIVE_SQL " AND COALESCE(s.pool, '" BERTH_DEFAULT_POOL "') = ?",
+                 &s, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, host);
+  db_bind_text(s, 2, pool);
+  int rc = db_step(s, err);
+  if (rc == DB_ROW)
+    *n = db_column_int64(s, 0);
+  db_finalize(s);
+  return rc < 0 ? berth_error_wrap(err, "count running tasks") : 0;
 }
