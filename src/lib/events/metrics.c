@@ -57,7 +57,7 @@ fleet_metrics(berth_store *st, berth_buf *b, berth_error **err)
       }
       berth_buf_append(b, "berth_tasks_running{host=\"", 26);
       label(b, hv[i].name);
-      berth_buf_append(b, "\",pool=\"", 9);
+      berth_buf_append(b, "\",pool=\"", 8);
       label(b, hv[i].pools.v[k]);
       berth_buf_printf(b, "\"} %lld\n", (long long) n);
     }

@@ -99,20 +99,19 @@ say_error(berth_host_runner *r, const char *what, berth_error *e)
   say(r, "host %s: %s: %s", r->h.name, what, e ? e->msg : "unknown error");
 }
 
-/* Removes the containers this host left behind (labelled with its name), whose supervisors died with it. */
-static void
-remove_leftovers(berth_host_runner *r)
+/* Removes the containers carrying label (and this store's instance): those a dead supervisor left. Returns how many. */
+static int
+remove_labelled(berth_host_runner *r, const char *label)
 {
   berth_docker *d = NULL;
   berth_error *e = NULL;
   if (berth_docker_new(NULL, &d, &e) < 0) {
     berth_error_free(e);
-    return;
+    return 0;
   }
-  char lh[160], li[160];
-  snprintf(lh, sizeof lh, "berth.host=%s", r->h.name);
+  char li[160];
   snprintf(li, sizeof li, "berth.instance=%s", berth_store_instance_id(r->st));
-  const char *labels[] = { lh, li };
+  const char *labels[] = { label, li };
   cJSON *list = NULL, *it;
   int n = 0;
   if (berth_docker_container_list(d, labels, 2, &list, &e) == 0) {
@@ -124,11 +123,21 @@ remove_leftovers(berth_host_runner *r)
       berth_error_clear(&e);
     }
   }
-  if (n > 0)
-    say(r, "host %s: removed %d container(s) left behind by its previous run", r->h.name, n);
   berth_error_free(e);
   cJSON_Delete(list);
   berth_docker_free(d);
+  return n;
+}
+
+/* The containers this host left behind (labelled with its name), whose supervisors died with it. */
+static void
+remove_leftovers(berth_host_runner *r)
+{
+  char lh[160];
+  snprintf(lh, sizeof lh, "berth.host=%s", r->h.name);
+  int n = remove_labelled(r, lh);
+  if (n > 0)
+    say(r, "host %s: removed %d container(s) left behind by its previous run", r->h.name, n);
 }
 
 static bool
@@ -148,13 +157,19 @@ check_kids(berth_host_runner *r)
     }
     berth_task *t = NULL;
     berth_error *e = NULL;
-    if (berth_store_task_get(r->st, r->kids[i].task_id, &t, &e) == 0 && !berth_task_state_is_terminal(t->state)
-        && t->host && strcmp(t->host, r->h.name) == 0
-        && berth_action_task_transition(r->st, t->id, "FAILED", "berth", "its supervisor ended without finishing it",
-                                        "executor interrupted", -1, &e)
-               < 0)
+    bool orphan = berth_store_task_get(r->st, r->kids[i].task_id, &t, &e) == 0
+                  && !berth_task_state_is_terminal(t->state) && t->host && strcmp(t->host, r->h.name) == 0;
+    if (orphan && berth_action_task_transition(r->st, t->id, "FAILED", "berth",
+                                               "its supervisor ended without finishing it", "executor interrupted",
+                                               -1, &e)
+                      < 0)
       say_error(r, "record a supervisor's end", e);
     berth_error_free(e);
+    if (orphan) { /* what the supervisor would have removed */
+      char lt[128];
+      snprintf(lt, sizeof lt, "berth.task=%s", r->kids[i].task_id);
+      remove_labelled(r, lt);
+    }
     berth_task_free(t);
     free(r->kids[i].task_id);
     r->kids[i] = r->kids[--r->n_kids];
