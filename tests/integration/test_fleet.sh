@@ -94,10 +94,12 @@ check "three hosts register and are alive" wait_for 30 sh -c '[ "$(BERTH_STORE=$
 span='echo "SPAN $(date +%s.%N)"; sleep 0.2; echo "END $(date +%s.%N)"'
 hosts=(A B C)
 : >"$T_TMP/ids"
+subs=()
 for i in $(seq 0 99); do
   { api "${hosts[$((i % 3))]}" task run "$(stack_name s$((i % 10)))" --detach -- "$span" >>"$T_TMP/ids"; } &
+  subs+=($!)
 done
-wait
+wait "${subs[@]}" # (not a bare wait: the hosts are this shell's children too)
 n_ids=$(sort -u "$T_TMP/ids" | grep -c .)
 check "100 submissions through three hosts are accepted ($n_ids ids)" test "$n_ids" = 100
 ended() { [ "$("$BERTH" task list --state FINISHED --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))')" -ge 100 ]; }

@@ -227,14 +227,14 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     berth_config_clear(&cfg);
     return rc;
   }
-  /* the workspace: readable, within the caps (a scan, nothing is read from the files); in a fleet the host that
-   * claims the task reads it, and this one (an API host) may not have it */
+  /* the workspace: readable, within the caps (a scan, nothing is read from the files); in a fleet the project
+   * directory is at the same path on every host (docs/fleet.md), this one included */
   bool shared = berth_store_is_shared(st);
   berth_ws_opts wo = { .project_dir = s->project_dir, .prefix = "mnt/workspace/source" };
   berth_workspace_caps(&cfg, &wo.max_bytes, &wo.max_entries);
   berth_config_clear(&cfg);
   berth_ws_stream *ws = NULL;
-  rc = shared ? 0 : berth_ws_stream_open(&wo, &ws, err);
+  rc = berth_ws_stream_open(&wo, &ws, err);
   berth_ws_stream_free(ws);
   if (rc < 0) {
     berth_error_wrap(err, "stack %s", s->name);
