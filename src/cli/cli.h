@@ -46,6 +46,9 @@ void cli_audit_failure(struct berth_store *st, const char *actor, const char *ac
                        const struct cJSON *args, const struct berth_error *failure);
 /* Writes all of data to fd (retrying on EINTR and short writes); -1 on error. */
 int cli_write_all(int fd, const char *data, size_t len);
+/* The rule names in a validated policy text, comma-separated (caller frees), and as a JSON array (*names_out, the
+ * caller's). */
+char *cli_policy_rule_names(const char *text, struct cJSON **names_out);
 /* Prints j, indented, and a newline on stdout. */
 void cli_print_json(const struct cJSON *j);
 

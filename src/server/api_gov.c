@@ -78,16 +78,7 @@ api_image_check(srv_req *r, srv_resp *out)
   berth_image_decision d = { 0 };
   if (berth_allowlist_check(r->st, ref, &d, &err) < 0)
     return srv_fail(out, err);
-  cJSON *j = cJSON_CreateObject();
-  cJSON_AddStringToObject(j, "ref", ref);
-  cJSON_AddBoolToObject(j, "allowed", d.allowed);
-  cJSON_AddStringToObject(j, "normalized", d.normalized ? d.normalized : "");
-  if (d.pattern)
-    cJSON_AddStringToObject(j, "pattern", d.pattern);
-  else
-    cJSON_AddNullToObject(j, "pattern");
-  cJSON_AddStringToObject(j, "kind", d.kind ? d.kind : "default");
-  cJSON_AddStringToObject(j, "reason", d.reason ? d.reason : "");
+  cJSON *j = berth_image_decision_to_json(ref, &d);
   berth_image_decision_clear(&d);
   return srv_ok(out, 200, j);
 }

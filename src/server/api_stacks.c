@@ -7,21 +7,8 @@
 #include "berth/actions.h"
 #include "berth/stack_host.h"
 #include "berth/task_json.h"
+#include "berth/stack_json.h"
 #include "server.h"
-
-/* The stack as saved, with `warnings` (e.g. an image the allowlist refuses) when there are any. */
-static cJSON *
-stack_json_warned(berth_store *st, const berth_stack *s)
-{
-  cJSON *j = berth_stack_to_json(s);
-  char *w = j ? berth_stack_image_warning(st, s) : NULL;
-  if (w != NULL) {
-    cJSON *arr = cJSON_AddArrayToObject(j, "warnings");
-    cJSON_AddItemToArray(arr, cJSON_CreateString(w));
-    free(w);
-  }
-  return j;
-}
 
 int
 api_stack_list(srv_req *r, srv_resp *out)
@@ -76,7 +63,7 @@ api_stack_create(srv_req *r, srv_resp *out)
   int rc = s ? srv_json_object(r->body, r->body_len, &body, &err)
              : berth_error_set(&err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0)
-    rc = srv_stack_apply_json(s, body, true, &err);
+    rc = berth_stack_apply_json(s, body, true, &err);
   if (rc == 0)
     rc = host_checks(r, s, body, &err);
   if (rc == 0)
@@ -99,7 +86,7 @@ api_stack_create(srv_req *r, srv_resp *out)
   if (asprintf(&out->location, "/v1/stacks/%s", s->name) < 0)
     out->location = NULL;
   berth_stack_free(s);
-  srv_ok(out, 201, stack_json_warned(r->st, got));
+  srv_ok(out, 201, berth_stack_json_warned(r->st, got));
   berth_stack_free(got);
   return 0;
 }
@@ -126,7 +113,7 @@ api_stack_patch(srv_req *r, srv_resp *out)
   if (rc == 0)
     rc = berth_store_stack_get(r->st, r->args[0], &s, &err);
   if (rc == 0)
-    rc = srv_stack_apply_json(s, body, false, &err);
+    rc = berth_stack_apply_json(s, body, false, &err);
   if (rc == 0)
     rc = host_checks(r, s, body, &err);
   if (rc == 0)
@@ -140,7 +127,7 @@ api_stack_patch(srv_req *r, srv_resp *out)
   s = NULL;
   if (rc < 0 || berth_store_stack_get(r->st, r->args[0], &s, &err) < 0)
     return srv_fail(out, err);
-  srv_ok(out, 200, stack_json_warned(r->st, s));
+  srv_ok(out, 200, berth_stack_json_warned(r->st, s));
   berth_stack_free(s);
   return 0;
 }
