@@ -63,6 +63,7 @@ typedef struct cli_request {
   const char *text;  /* policy add: the policy file's text */
   cJSON *body;       /* the JSON body of the API request, or NULL */
   bool json;         /* --json: print the record, not the table */
+  const char *verb;  /* for the human line of a change: "created", "locked", ... (never sent) */
 } cli_request;
 
 void cli_request_clear(cli_request *rq);

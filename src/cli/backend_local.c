@@ -57,6 +57,14 @@ body_str(const cli_request *rq, const char *key)
   return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rq->body, key));
 }
 
+/* *out = a builder's record (NULL: it failed, with *err set). */
+static int
+built(cJSON *j, cJSON **out)
+{
+  *out = j;
+  return j ? 0 : -1;
+}
+
 /* ---- doctor, stacks ---- */
 
 static int
@@ -288,30 +296,21 @@ local_audit_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_er
   int64_t since_ms = 0;
   if (rq->since && berth_audit_parse_time(rq->since, berth_now_ms(), &since_ms, err) < 0)
     return berth_error_wrap(err, "--since");
-  if (store(lb, err) < 0)
-    return -1;
-  *out = berth_audit_list_json(lb->st, since_ms, err);
-  return *out ? 0 : -1;
+  return store(lb, err) < 0 ? -1 : built(berth_audit_list_json(lb->st, since_ms, err), out);
 }
 
 static int
 local_audit_verify(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
   (void) rq;
-  if (store(lb, err) < 0)
-    return -1;
-  *out = berth_audit_verify_json(lb->st, err);
-  return *out ? 0 : -1;
+  return store(lb, err) < 0 ? -1 : built(berth_audit_verify_json(lb->st, err), out);
 }
 
 static int
 local_image_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
   (void) rq;
-  if (store(lb, err) < 0)
-    return -1;
-  *out = berth_allowlist_list_json(lb->st, err);
-  return *out ? 0 : -1;
+  return store(lb, err) < 0 ? -1 : built(berth_allowlist_list_json(lb->st, err), out);
 }
 
 static int
@@ -368,10 +367,7 @@ static int
 local_policy_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
   (void) rq;
-  if (store(lb, err) < 0)
-    return -1;
-  *out = berth_policy_list_json(lb->st, err);
-  return *out ? 0 : -1;
+  return store(lb, err) < 0 ? -1 : built(berth_policy_list_json(lb->st, err), out);
 }
 
 static int
@@ -467,10 +463,7 @@ key_audit(local_backend *lb, const char *action, const char *name, const char *o
 static int
 local_key_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
-  if (store(lb, err) < 0)
-    return -1;
-  *out = berth_apikey_list_json(lb->st, rq->all, err);
-  return *out ? 0 : -1;
+  return store(lb, err) < 0 ? -1 : built(berth_apikey_list_json(lb->st, rq->all, err), out);
 }
 
 static int

@@ -464,7 +464,7 @@ static const char state_usage[] = "usage: berth stack state NAME [--json]\n\n"
 static void
 show_edited(const cli_request *rq, const cJSON *rec)
 {
-  printf("%s stack %s\n", rq->text, rq->arg);
+  printf("%s stack %s\n", rq->verb, rq->arg);
   const cJSON *w;
   cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(rec, "warnings"))
   {
@@ -477,7 +477,7 @@ static int
 cmd_edit(int argc, char **argv, bool is_update)
 {
   static const cli_view view = { show_edited, NULL, NULL };
-  cli_request rq = { .text = is_update ? "updated" : "created" };
+  cli_request rq = { .verb = is_update ? "updated" : "created" };
   int rc = stack_edit_body(argc, argv, is_update, &rq.arg, &rq.body);
   if (rc != 0)
     return rc < 0 ? 0 : rc;
@@ -510,7 +510,7 @@ static void
 show_changed(const cli_request *rq, const cJSON *rec)
 {
   (void) rec;
-  printf("%s stack %s\n", rq->text, rq->arg);
+  printf("%s stack %s\n", rq->verb, rq->arg);
 }
 
 /* A read (or delete) of one or no stack: the [--json] [--help] NAME command line, the operation, the view. */
@@ -519,7 +519,7 @@ read_command(int argc, char **argv, const char *cmd, const char *usage, int want
              const cli_view *view)
 {
   bool done = false;
-  cli_request rq = { .text = "deleted" };
+  cli_request rq = { .verb = "deleted" };
   int rc = parse_read_args(argc, argv, cmd, usage, want_args, json_flag ? &rq.json : NULL, &rq.arg, &done);
   if (rc != 0 || done)
     return rc;
@@ -538,7 +538,7 @@ cmd_lock(int argc, char **argv, bool lock)
                                         { 0 } };
   static const cli_view view = { show_changed, NULL, NULL };
   const char *note = NULL;
-  cli_request rq = { .text = lock ? "locked" : "unlocked" };
+  cli_request rq = { .verb = lock ? "locked" : "unlocked" };
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

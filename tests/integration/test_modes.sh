@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# One command layer, two back ends: every read command of the command table prints the same bytes and exits with the
+# same status run locally (libberth on BERTH_HOME) and through `berth serve` on the same store (--server URL): its
+# --json record, its human output, and a not-found case; every command's --help is the same text in both modes.
+# The commands come from the table (`berth __man --commands`): a command this script does not know fails, by name,
+# until it is listed below as a read (with arguments) or as a change.
+. "$(dirname "$0")/lib.sh"
+S=$(stack_name modes)
+PORT=$((24000 + $$ % 20000))
+URL=http://127.0.0.1:$PORT
+ISSUER=https://issuer.modes.example
+
+# ---- a store with something in every list ----
+printf '{"oidc_issuer": "%s"}\n' "$ISSUER" >"$BERTH_HOME/config.json"
+"$BERTH" stack create "$S" --image berth/busybox:latest --label team=ops --env A=1 --secret-env TOKEN=modes-secret-1 \
+  --persist out >/dev/null 2>&1
+check "stack created" test $? -eq 0
+"$BERTH" task run "$S" -- 'echo out; echo err >&2; mkdir -p out; echo x > out/f' >/dev/null 2>&1
+check "a task ran" test $? -eq 0
+id=$(last_task "$S")
+"$BERTH" stack lock "$S" --note "modes test" >/dev/null 2>&1
+printf '{"name": "no-rm", "command": "rm -rf", "decision": "deny", "message": "no"}\n' >"$T_TMP/p.json"
+"$BERTH" policy add "$T_TMP/p.json" >/dev/null 2>&1
+check "a policy added" test $? -eq 0
+"$BERTH" oidc rotate >/dev/null 2>&1
+check "an OIDC key made" test $? -eq 0
+KEY=$("$BERTH" key create modes-admin --role admin 2>/dev/null)
+"$BERTH" key create modes-reader --role reader --stack "$S" >/dev/null 2>&1
+
+"$BERTH" serve --listen "tcp:127.0.0.1:$PORT" --public-url "$ISSUER" >"$T_TMP/serve.log" 2>&1 &
+SRV=$!
+trap 'kill $SRV 2>/dev/null; wait $SRV 2>/dev/null; t_cleanup' EXIT
+for _ in $(seq 1 50); do curl -s "$URL/" >/dev/null 2>&1 && break; sleep 0.1; done
+check "berth serve answers" curl -sf "$URL/"
+# the admin key has been used once, so its last_used_at is set (and changes with every call: see norm)
+BERTH_SERVER=$URL BERTH_API_KEY=$KEY "$BERTH" stack list >/dev/null 2>&1
+
+# ---- the commands ----
+# The reads, with their arguments ("" = none). A read with a --json flag is run with and without it.
+declare -A READS=(
+  ["doctor"]=""
+  ["stack list"]=""
+  ["stack show"]="$S"
+  ["stack state"]="$S"
+  ["task list"]=""
+  ["task show"]="$id"
+  ["task logs"]="$id"
+  ["audit"]=""
+  ["audit list"]=""
+  ["audit verify"]=""
+  ["image list"]=""
+  ["image check"]="busybox"
+  ["policy list"]=""
+  ["policy test"]="$S -- rm -rf /"
+  ["key list"]=""
+  ["oidc jwks"]=""
+  ["oidc config"]=""
+)
+# Reads of the local machine only, and the commands that change something (covered by their own tests).
+CHANGES=" task run|task cancel|stack create|stack update|stack delete|stack lock|stack unlock|image allow|image deny|\
+image remove|policy add|policy remove|key create|key revoke|oidc rotate|serve|completion bash|completion zsh|\
+completion fish|store info|store migrate|store copy "
+# Not found: the command line and its exit status, in both modes.
+NOT_FOUND=("stack show nope-$$" "stack state nope-$$" "task show 01nope$$" "task logs 01nope$$"
+  "policy test nope-$$ -- true")
+
+local_run() { "$BERTH" "$@"; }
+server_run() { BERTH_SERVER=$URL BERTH_API_KEY=$KEY "$BERTH" "$@"; }
+# What legitimately differs per call: relative times ("3 s ago", and the padding after them) are read from the
+# clock by each command; the admin key's last use is the call itself.
+norm() {
+  sed -E -e 's/just now|[0-9]+ (s|min|h|days?) ago/AGO/g' -e 's/AGO +/AGO /g' \
+    -e '/"last_used_at"/d' -e 's/^(modes-admin +[^ ]+ +[^ ]+ +[^ ]+ +)[^ ]+/\1LAST/'
+}
+# same WHAT ARGS...: runs berth ARGS in both modes; the outputs (normalized) and exit statuses must be equal.
+same() {
+  local what=$1
+  shift
+  local_run "$@" >"$T_TMP/l.out" 2>"$T_TMP/l.err" </dev/null
+  local lrc=$?
+  server_run "$@" >"$T_TMP/s.out" 2>"$T_TMP/s.err" </dev/null
+  local src=$?
+  norm <"$T_TMP/l.out" >"$T_TMP/l.n"
+  norm <"$T_TMP/s.out" >"$T_TMP/s.n"
+  if [ $lrc -eq $src ] && cmp -s "$T_TMP/l.n" "$T_TMP/s.n" && cmp -s "$T_TMP/l.err" "$T_TMP/s.err"; then
+    ok "$what: the same in both modes (exit $lrc, $(wc -c <"$T_TMP/l.out") bytes)"
+  else
+    fail "$what: local exit $lrc, server exit $src"
+    diff "$T_TMP/l.n" "$T_TMP/s.n" | head -20
+    diff "$T_TMP/l.err" "$T_TMP/s.err" | head -10
+  fi
+}
+has_json_flag() { "$BERTH" "$@" --help 2>&1 | grep -q -- '--json'; }
+
+mapfile -t commands < <("$BERTH" __man --commands)
+check "the command table lists commands" test "${#commands[@]}" -gt 20
+for c in "${commands[@]}"; do
+  read -r -a words <<<"$c"
+  same "berth $c --help" "${words[@]}" --help
+  if [ -n "${READS[$c]+set}" ]; then
+    read -r -a args <<<"${READS[$c]}"
+    same "berth $c" "${words[@]}" "${args[@]}"
+    has_json_flag "${words[@]}" && same "berth $c --json" "${words[@]}" --json "${args[@]}"
+  elif [[ "$CHANGES" != *" $c|"* && "$CHANGES" != *"|$c|"* && "$CHANGES" != *"|$c "* ]]; then
+    fail "berth $c is in the command table but not in test_modes.sh: list it in READS (with arguments) or CHANGES"
+  fi
+done
+for g in $("$BERTH" __man --commands | cut -d' ' -f1 | sort -u); do
+  same "berth $g --help" "$g" --help
+done
+for c in "${NOT_FOUND[@]}"; do
+  read -r -a words <<<"$c"
+  same "not found: berth $c" "${words[@]}"
+  check "  ...which is an error (exit $(local_run "${words[@]}" >/dev/null 2>&1; echo $?))" \
+    sh -c "! \"$BERTH\" $c >/dev/null 2>&1"
+done
+check "the secret value never shows" sh -c "! grep -rq modes-secret-1 '$T_TMP'/*.out"
+finish
