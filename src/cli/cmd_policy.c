@@ -17,7 +17,6 @@
 #include "berth/cleanup.h"
 #include "berth/parse.h"
 #include "berth/policy.h"
-#include "berth/store.h"
 #include "backend.h"
 #include "cli.h"
 #include "render.h"

@@ -11,13 +11,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "berth/actions.h"
 #include "berth/cleanup.h"
-#include "berth/config.h"
 #include "berth/parse.h"
 #include "berth/stack_host.h"
 #include "berth/store.h"
-#include "berth/task_json.h"
 #include "backend.h"
 #include "cli.h"
 #include "render.h"

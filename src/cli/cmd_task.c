@@ -9,7 +9,6 @@
 #include "berth/buf.h"
 #include "berth/parse.h"
 #include "berth/task_log.h"
-#include "berth/task_runner.h"
 #include "backend.h"
 #include "cli.h"
 #include "render.h"

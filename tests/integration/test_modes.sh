@@ -57,9 +57,12 @@ declare -A READS=(
   ["oidc config"]=""
 )
 # Reads of the local machine only, and the commands that change something (covered by their own tests).
-CHANGES=" task run|task cancel|stack create|stack update|stack delete|stack lock|stack unlock|image allow|image deny|\
-image remove|policy add|policy remove|key create|key revoke|oidc rotate|serve|completion bash|completion zsh|\
-completion fish|store info|store migrate|store copy "
+declare -A CHANGES=()
+for c in "task run" "task cancel" "stack create" "stack update" "stack delete" "stack lock" "stack unlock" \
+  "image allow" "image deny" "image remove" "policy add" "policy remove" "key create" "key revoke" "oidc rotate" \
+  "serve" "completion bash" "completion zsh" "completion fish" "store info" "store migrate" "store copy"; do
+  CHANGES[$c]=1
+done
 # Not found: the command line and its exit status, in both modes.
 NOT_FOUND=("stack show nope-$$" "stack state nope-$$" "task show 01nope$$" "task logs 01nope$$"
   "policy test nope-$$ -- true")
@@ -80,6 +83,7 @@ same() {
   local lrc=$?
   server_run "$@" >"$T_TMP/s.out" 2>"$T_TMP/s.err" </dev/null
   local src=$?
+  cat "$T_TMP/l.out" "$T_TMP/l.err" "$T_TMP/s.out" "$T_TMP/s.err" >>"$T_TMP/all.log"
   norm <"$T_TMP/l.out" >"$T_TMP/l.n"
   norm <"$T_TMP/s.out" >"$T_TMP/s.n"
   if [ $lrc -eq $src ] && cmp -s "$T_TMP/l.n" "$T_TMP/s.n" && cmp -s "$T_TMP/l.err" "$T_TMP/s.err"; then
@@ -101,7 +105,7 @@ for c in "${commands[@]}"; do
     read -r -a args <<<"${READS[$c]}"
     same "berth $c" "${words[@]}" "${args[@]}"
     has_json_flag "${words[@]}" && same "berth $c --json" "${words[@]}" --json "${args[@]}"
-  elif [[ "$CHANGES" != *" $c|"* && "$CHANGES" != *"|$c|"* && "$CHANGES" != *"|$c "* ]]; then
+  elif [ -z "${CHANGES[$c]+set}" ]; then
     fail "berth $c is in the command table but not in test_modes.sh: list it in READS (with arguments) or CHANGES"
   fi
 done
@@ -114,5 +118,5 @@ for c in "${NOT_FOUND[@]}"; do
   check "  ...which is an error (exit $(local_run "${words[@]}" >/dev/null 2>&1; echo $?))" \
     sh -c "! \"$BERTH\" $c >/dev/null 2>&1"
 done
-check "the secret value never shows" sh -c "! grep -rq modes-secret-1 '$T_TMP'/*.out"
+check "the secret value never shows, in either mode" sh -c "! grep -q modes-secret-1 '$T_TMP/all.log'"
 finish
