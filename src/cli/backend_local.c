@@ -422,30 +422,15 @@ local_policy_remove(local_backend *lb, const cli_request *rq, cJSON **out, berth
 static int
 local_policy_test(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
-  const char *at = body_str(rq, "at"), *actor = body_str(rq, "actor"), *cmd = body_str(rq, "command");
+  const char *at = body_str(rq, "at"), *actor = body_str(rq, "actor");
   int64_t now = berth_now_ms();
-  berth_stack *s = NULL;
-  berth_policy_result res = { 0 };
   if (at && berth_audit_parse_time(at, now, &now, err) < 0)
     return berth_error_wrap(err, "--at");
-  if (get_stack(lb, body_str(rq, "stack"), &s, err) < 0)
+  if (store(lb, err) < 0)
     return -1;
-  berth_policy_input in = {
-    .stack = s->name,
-    .labels = (const char *const *) s->labels.v,
-    .n_labels = s->labels.n,
-    .command = cmd ? cmd : "",
-    .actor = actor ? actor : lb->actor,
-    .role = body_str(rq, "role"),
-    .identity = s->oidc_audiences.n > 0 || s->credentials.n > 0,
-    .now_ms = now,
-  };
-  int rc = berth_policy_evaluate(lb->st, &in, &res, err);
-  if (rc == 0)
-    *out = berth_policy_result_to_json(&res);
-  berth_policy_result_clear(&res);
-  berth_stack_free(s);
-  return rc;
+  return built(berth_policy_test_json(lb->st, body_str(rq, "stack"), body_str(rq, "command"), actor ? actor : lb->actor,
+                                      body_str(rq, "role"), now, err),
+               out);
 }
 
 /* ---- keys, OIDC ---- */

@@ -144,11 +144,9 @@ api_policy_test(srv_req *r, srv_resp *out)
 {
   static const char *const allowed[] = { "stack", "command", "actor", "role", "at", NULL };
   berth_error *err = NULL;
-  cJSON *body = NULL;
+  cJSON *body = NULL, *j = NULL;
   const char *stack = NULL, *command = NULL, *actor = NULL, *role = NULL, *at = NULL;
   int64_t now = berth_now_ms();
-  berth_stack *s = NULL;
-  berth_policy_result res = { 0 };
   int rc = srv_json_object(r->body, r->body_len, &body, &err);
   if (rc == 0
       && ((rc = srv_json_only(body, allowed, "policy test", &err)) < 0
@@ -165,28 +163,13 @@ api_policy_test(srv_req *r, srv_resp *out)
   if (rc == 0 && at && berth_audit_parse_time(at, now, &now, &err) < 0)
     rc = berth_error_wrap(&err, "field `at`");
   if (rc == 0 && (rc = berth_stack_validate_name(stack, &err)) == 0 && (rc = srv_check_stack(r, stack, &err)) == 0)
-    rc = berth_store_stack_get(r->st, stack, &s, &err);
-  if (rc == 0) {
-    berth_policy_input in = {
-      .stack = s->name,
-      .labels = (const char *const *) s->labels.v,
-      .n_labels = s->labels.n,
-      .command = command,
-      .actor = actor ? actor : r->key->name,
-      .role = role ? role : r->key->role,
-      .identity = s->oidc_audiences.n > 0 || s->credentials.n > 0,
-      .now_ms = now,
-    };
-    rc = berth_policy_evaluate(r->st, &in, &res, &err);
-  }
+    rc = (j = berth_policy_test_json(r->st, stack, command, actor ? actor : r->key->name, role ? role : r->key->role,
+                                     now, &err))
+             ? 0
+             : -1;
 out:
   cJSON_Delete(body);
-  berth_stack_free(s);
-  if (rc < 0) {
-    berth_policy_result_clear(&res);
+  if (rc < 0)
     return srv_fail(out, err);
-  }
-  srv_ok(out, 200, berth_policy_result_to_json(&res));
-  berth_policy_result_clear(&res);
-  return 0;
+  return srv_ok(out, 200, j);
 }
