@@ -324,43 +324,24 @@ local_image_check(local_backend *lb, const cli_request *rq, cJSON **out, berth_e
   return 0;
 }
 
-/* image allow|deny (kind in the body) and remove: the change and its audit record in one transaction. The record:
- * the rules, with "pattern" (normalized) and, for an add, "added" (false: the rule was there already). */
+/* image allow|deny (kind in the body) and remove. The record: the rules, with "pattern" (normalized) and, for an add,
+ * "added" (false: the rule was there already). */
 static int
 image_change(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
   const char *kind = body_str(rq, "kind"), *pattern = kind ? body_str(rq, "pattern") : rq->arg;
-  char *norm = berth_allowlist_normalize_pattern(pattern ? pattern : "", err);
-  if (norm == NULL || store(lb, err) < 0) {
-    free(norm);
+  int added = 0;
+  if (store(lb, err) < 0 || (added = berth_action_image_rule(lb->st, kind, pattern, lb->actor, err)) < 0
+      || built(berth_allowlist_list_json(lb->st, err), out) < 0)
     return -1;
-  }
-  char action[32];
-  snprintf(action, sizeof action, "image.%s", kind ? kind : "remove");
-  cJSON *args = cJSON_CreateObject();
-  cJSON_AddStringToObject(args, "pattern", pattern);
-  int added = 0, rc = 0;
-  if (berth_store_begin(lb->st, err) < 0
-      || (added = kind ? berth_allowlist_add(lb->st, kind, pattern, lb->actor, err)
-                       : berth_allowlist_remove(lb->st, pattern, err))
-             < 0) {
-    berth_store_rollback(lb->st);
-    cli_audit_failure(lb->st, lb->actor, action, norm, args, *err);
-    rc = -1;
-  } else if (berth_audit_append(lb->st, lb->actor, action, norm, args, added == 1 ? "ok (unchanged)" : "ok", err) < 0
-             || berth_store_commit(lb->st, err) < 0) {
-    berth_store_rollback(lb->st);
-    rc = -1;
-  } else if ((*out = berth_allowlist_list_json(lb->st, err)) == NULL) {
-    rc = -1;
-  } else {
-    cJSON_AddStringToObject(*out, "pattern", norm);
-    if (kind)
-      cJSON_AddBoolToObject(*out, "added", added == 0);
-  }
-  cJSON_Delete(args);
+  char *norm = berth_allowlist_normalize_pattern(pattern, err);
+  if (norm == NULL)
+    return -1;
+  cJSON_AddStringToObject(*out, "pattern", norm);
+  if (kind)
+    cJSON_AddBoolToObject(*out, "added", added == 0);
   free(norm);
-  return rc;
+  return 0;
 }
 
 static int
@@ -373,50 +354,25 @@ local_policy_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_e
 static int
 local_policy_add(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
-  if (store(lb, err) < 0)
-    return -1;
-  cJSON *names = NULL;
-  char *target = cli_policy_rule_names(rq->text, &names);
-  cJSON *args = cJSON_CreateObject();
-  cJSON_AddStringToObject(args, "file", rq->arg);
-  cJSON_AddItemToObject(args, "rules", names);
   size_t added = 0;
-  int rc = 0;
-  if (berth_store_begin(lb->st, err) < 0 || berth_policy_add_json(lb->st, rq->text, lb->actor, &added, err) < 0) {
-    berth_store_rollback(lb->st);
-    cli_audit_failure(lb->st, lb->actor, "policy.add", target, args, *err);
-    rc = -1;
-  } else if (berth_audit_append(lb->st, lb->actor, "policy.add", target, args, "ok", err) < 0
-             || berth_store_commit(lb->st, err) < 0) {
-    berth_store_rollback(lb->st);
-    rc = -1;
-  } else if ((*out = berth_policy_list_json(lb->st, err)) == NULL) {
-    rc = -1;
-  } else {
+  cJSON *file = cJSON_CreateObject();
+  cJSON_AddStringToObject(file, "file", rq->arg);
+  int rc = store(lb, err) < 0 || berth_action_policy_add(lb->st, rq->text, lb->actor, file, &added, err) < 0
+                   || built(berth_policy_list_json(lb->st, err), out) < 0
+               ? -1
+               : 0;
+  if (rc == 0)
     cJSON_AddNumberToObject(*out, "added", (double) added);
-  }
-  cJSON_Delete(args);
-  free(target);
+  cJSON_Delete(file);
   return rc;
 }
 
 static int
 local_policy_remove(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
-  if (store(lb, err) < 0)
+  if (store(lb, err) < 0 || berth_action_policy_remove(lb->st, rq->arg, lb->actor, err) < 0)
     return -1;
-  if (berth_store_begin(lb->st, err) < 0 || berth_policy_remove(lb->st, rq->arg, err) < 0) {
-    berth_store_rollback(lb->st);
-    cli_audit_failure(lb->st, lb->actor, "policy.remove", rq->arg, NULL, *err);
-    return -1;
-  }
-  if (berth_audit_append(lb->st, lb->actor, "policy.remove", rq->arg, NULL, "ok", err) < 0
-      || berth_store_commit(lb->st, err) < 0) {
-    berth_store_rollback(lb->st);
-    return -1;
-  }
-  *out = berth_policy_list_json(lb->st, err);
-  return *out ? 0 : -1;
+  return built(berth_policy_list_json(lb->st, err), out);
 }
 
 static int
@@ -434,16 +390,6 @@ local_policy_test(local_backend *lb, const cli_request *rq, cJSON **out, berth_e
 }
 
 /* ---- keys, OIDC ---- */
-
-static void
-key_audit(local_backend *lb, const char *action, const char *name, const char *outcome)
-{
-  berth_error *err = NULL;
-  if (berth_audit_append(lb->st, lb->actor, action, name, NULL, outcome, &err) < 0) {
-    fprintf(stderr, "berth: warning: could not record %s in the audit trail: %s\n", action, err->msg);
-    berth_error_free(err);
-  }
-}
 
 static int
 local_key_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
@@ -467,11 +413,8 @@ local_key_create(local_backend *lb, const cli_request *rq, cJSON **out, berth_er
   char *secret = NULL;
   if (store(lb, err) < 0)
     return -1;
-  if (berth_apikey_create(lb->st, name, role, stacks, n, lb->actor, &secret, err) < 0) {
-    key_audit(lb, "key.create", name, "failed");
+  if (berth_action_key_create(lb->st, name, role, stacks, n, lb->actor, &secret, err) < 0)
     return -1;
-  }
-  key_audit(lb, "key.create", name, "ok");
   *out = cJSON_Duplicate(rq->body, true);
   cJSON_AddStringToObject(*out, "key", secret);
   sodium_memzero(secret, strlen(secret));
@@ -482,13 +425,8 @@ local_key_create(local_backend *lb, const cli_request *rq, cJSON **out, berth_er
 static int
 local_key_revoke(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
-  if (store(lb, err) < 0)
+  if (store(lb, err) < 0 || berth_action_key_revoke(lb->st, rq->arg, lb->actor, err) < 0)
     return -1;
-  if (berth_apikey_revoke(lb->st, rq->arg, err) < 0) {
-    key_audit(lb, "key.revoke", rq->arg, "failed");
-    return -1;
-  }
-  key_audit(lb, "key.revoke", rq->arg, "ok");
   *out = cJSON_CreateObject();
   cJSON_AddStringToObject(*out, "revoked", rq->arg);
   return 0;

@@ -135,14 +135,23 @@ read_policy_file(const char *path, berth_error **err)
   return NULL;
 }
 
+/* "added 2 policy rules: a, b" (the names from the policy text: the record is the rules now stored) */
 static void
 show_added(const cli_request *rq, const cJSON *rec)
 {
   size_t added = (size_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rec, "added"));
-  cJSON *names = NULL;
-  cleanup_free char *target = cli_policy_rule_names(rq->text, &names);
-  cJSON_Delete(names);
-  printf("added %zu policy rule%s: %s\n", added, added == 1 ? "" : "s", target ? target : "");
+  cJSON *root = cJSON_Parse(rq->text);
+  printf("added %zu policy rule%s: ", added, added == 1 ? "" : "s");
+  const cJSON *it = cJSON_IsArray(root) ? root->child : root;
+  for (const char *sep = ""; it != NULL; it = cJSON_IsArray(root) ? it->next : NULL) {
+    const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+    if (n != NULL) {
+      printf("%s%s", sep, n);
+      sep = ", ";
+    }
+  }
+  putchar('\n');
+  cJSON_Delete(root);
 }
 
 static int
