@@ -23,5 +23,9 @@ int berth_json_env(const cJSON *o, const char *key, bool keep_masked, const char
  * s. create: "name" and "image" are required. A secret_env value "***" keeps the current value; null removes a
  * key (PATCH). Read-only fields (lock, created_at, updated_at, warnings) are ignored. Validates the result. */
 int berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **err);
+/* A create's or update's body applied to s as above, then checked against this host (berth_stack_check_host with
+ * home: the project dir and subdir the body names, the admin config's pull policies) and validated: what the server
+ * and the command line's local back end do before storing the stack. Needs no store. */
+int berth_stack_edit_json(berth_stack *s, const char *home, const cJSON *body, bool create, berth_error **err);
 
 #endif

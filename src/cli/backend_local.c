@@ -165,19 +165,17 @@ stack_edit(local_backend *lb, const cli_request *rq, bool create, cJSON **out, b
   else if (rc == 0)
     rc = get_stack(lb, rq->arg, &s, err);
   if (rc == 0)
-    rc = berth_stack_apply_json(s, rq->body, create, err);
-  if (rc == 0)
-    rc = berth_stack_check_host(s, home, cJSON_HasObjectItem(rq->body, "project_dir"),
-                                cJSON_HasObjectItem(rq->body, "subdir"), err);
-  if (rc == 0)
-    rc = berth_stack_validate(s, err);
+    rc = berth_stack_edit_json(s, home, rq->body, create, err);
   if (rc == 0)
     rc = store(lb, err);
   if (rc == 0)
     rc = create ? berth_action_stack_create(lb->st, s, lb->actor, err)
                 : berth_action_stack_update(lb->st, s, lb->actor, err);
-  if (rc == 0)
-    *out = berth_stack_json_warned(lb->st, s);
+  /* the record is the stack as stored (with its times), as the server answers */
+  berth_stack *got = NULL;
+  if (rc == 0 && (rc = berth_store_stack_get(lb->st, s->name, &got, err)) == 0)
+    *out = berth_stack_json_warned(lb->st, got);
+  berth_stack_free(got);
   berth_stack_free(s);
   free(home);
   return rc;

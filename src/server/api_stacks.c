@@ -42,18 +42,6 @@ masked_args(const cJSON *body)
   return a;
 }
 
-/* What the CLI checks on its host, checked again here on the server's: the project dir and subdir, and the admin
- * config's pull policies (berth_stack_check_host, shared with local mode). */
-static int
-host_checks(srv_req *r, berth_stack *s, const cJSON *body, berth_error **err)
-{
-  if (berth_stack_check_host(s, r->srv->home, cJSON_HasObjectItem(body, "project_dir"),
-                             cJSON_HasObjectItem(body, "subdir"), err)
-      < 0)
-    return -1;
-  return berth_stack_validate(s, err);
-}
-
 int
 api_stack_create(srv_req *r, srv_resp *out)
 {
@@ -62,10 +50,8 @@ api_stack_create(srv_req *r, srv_resp *out)
   berth_stack *s = berth_stack_new();
   int rc = s ? srv_json_object(r->body, r->body_len, &body, &err)
              : berth_error_set(&err, BERTH_EINTERNAL, "out of memory");
-  if (rc == 0)
-    rc = berth_stack_apply_json(s, body, true, &err);
-  if (rc == 0)
-    rc = host_checks(r, s, body, &err);
+  if (rc == 0) /* what the CLI checks on its host, checked again here on the server's */
+    rc = berth_stack_edit_json(s, r->srv->home, body, true, &err);
   if (rc == 0)
     rc = berth_action_stack_create(r->st, s, r->key->name, &err);
   cJSON *args = masked_args(body);
@@ -113,9 +99,7 @@ api_stack_patch(srv_req *r, srv_resp *out)
   if (rc == 0)
     rc = berth_store_stack_get(r->st, r->args[0], &s, &err);
   if (rc == 0)
-    rc = berth_stack_apply_json(s, body, false, &err);
-  if (rc == 0)
-    rc = host_checks(r, s, body, &err);
+    rc = berth_stack_edit_json(s, r->srv->home, body, false, &err);
   if (rc == 0)
     rc = berth_action_stack_update(r->st, s, r->key->name, &err);
   cJSON *args = masked_args(body);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "berth/parse.h"
+#include "berth/stack_host.h"
 #include "berth/stack_json.h"
 
 int
@@ -214,3 +215,14 @@ berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error 
   return berth_stack_validate(s, err);
 }
 
+
+int
+berth_stack_edit_json(berth_stack *s, const char *home, const cJSON *body, bool create, berth_error **err)
+{
+  if (berth_stack_apply_json(s, body, create, err) < 0
+      || berth_stack_check_host(s, home, cJSON_HasObjectItem(body, "project_dir"), cJSON_HasObjectItem(body, "subdir"),
+                                err)
+             < 0)
+    return -1;
+  return berth_stack_validate(s, err);
+}
