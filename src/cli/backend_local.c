@@ -221,9 +221,7 @@ task_json(local_backend *lb, const char *id, cJSON **out, berth_error **err)
   berth_task *t = NULL;
   if (store(lb, err) < 0 || berth_store_task_get(lb->st, id, &t, err) < 0)
     return -1;
-  berth_secrets *shown = berth_display_secrets(lb->st, t->stack);
-  *out = berth_task_to_json_redacted(t, shown);
-  berth_secrets_free(shown);
+  *out = berth_task_record(lb->st, t);
   berth_task_free(t);
   return 0;
 }

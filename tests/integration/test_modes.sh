@@ -15,7 +15,9 @@ printf '{"oidc_issuer": "%s"}\n' "$ISSUER" >"$BERTH_HOME/config.json"
 "$BERTH" stack create "$S" --image berth/busybox:latest --label team=ops --env A=1 --secret-env TOKEN=modes-secret-1 \
   --persist out >/dev/null 2>&1
 check "stack created" test $? -eq 0
-"$BERTH" task run "$S" -- 'echo out; echo err >&2; mkdir -p out; echo x > out/f' >/dev/null 2>&1
+# the command names the secret value: every record shows it as ***
+"$BERTH" task run "$S" -- 'echo out; echo err >&2; mkdir -p out; echo x > out/f; echo modes-secret-1 >/dev/null' \
+  >/dev/null 2>&1
 check "a task ran" test $? -eq 0
 id=$(last_task "$S")
 "$BERTH" stack lock "$S" --note "modes test" >/dev/null 2>&1
