@@ -164,8 +164,8 @@ task_ended(http_backend *hb, const char *id, berth_error **err)
 }
 
 static int
-http_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atomic_t *stop, cli_record_fn fn,
-            void *ud, berth_error **err)
+http_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atomic_t *stop, cli_record_fn fn, void *ud,
+            berth_error **err)
 {
   http_backend *hb = (http_backend *) b;
   follow_state f = { .fn = fn, .ud = ud };

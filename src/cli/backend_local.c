@@ -451,8 +451,8 @@ local_oidc_config(local_backend *lb, const cli_request *rq, cJSON **out, berth_e
     return -1;
   int rc = 0;
   if (cfg.oidc_issuer == NULL)
-    rc = berth_error_set(err, BERTH_ENOTFOUND, "oidc config: no issuer URL (--issuer URL, or oidc_issuer in "
-                                               "config.json)");
+    rc = berth_error_set(err, BERTH_ENOTFOUND,
+                         "oidc config: no issuer URL (--issuer URL, or oidc_issuer in config.json)");
   else if ((*out = berth_oidc_discovery(cfg.oidc_issuer)) == NULL)
     rc = oom(err);
   berth_config_clear(&cfg);
@@ -545,8 +545,8 @@ forward_record(void *u, int kind, int phase, const char *data, size_t len)
 }
 
 static int
-local_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atomic_t *stop, cli_record_fn fn,
-             void *ud, berth_error **err)
+local_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atomic_t *stop, cli_record_fn fn, void *ud,
+             berth_error **err)
 {
   local_backend *lb = (local_backend *) b;
   follow_fw fw = { fn, ud };

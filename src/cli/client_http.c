@@ -1,4 +1,5 @@
-/* HTTP for the CLI's client mode: libcurl over TCP, TLS or a Unix socket; JSON in and out; streamed logs. */
+/* HTTP for the command line's HTTP back end (backend_http.c): libcurl over TCP, TLS or a Unix socket; JSON in and out;
+ * streamed logs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

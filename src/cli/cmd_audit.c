@@ -66,7 +66,8 @@ cmd_audit(int argc, char **argv)
       return cli_usage_error("unknown flag `%s` for 'berth audit' (see 'berth audit --help')", bad);
   }
   const char *sub = optind < argc ? argv[optind] : NULL;
-  static const cli_view list = { show_records, NULL, NULL }, verify = { show_verify, NULL, cli_audit_verify_exit_status };
+  static const cli_view list = { show_records, NULL, NULL },
+                        verify = { show_verify, NULL, cli_audit_verify_exit_status };
   cli_request rq = { .json = json, .since = since };
   if (sub && strcmp(sub, "verify") == 0) {
     if (optind + 1 < argc)

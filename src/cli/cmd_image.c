@@ -176,9 +176,9 @@ cmd_list(int argc, char **argv)
 {
   static const cli_view view = { show_rules, NULL, NULL };
   cli_request rq = { 0 };
-  int rc = parse_args(argc, argv, "list",
-                      "usage: berth image list [--json]\n\nLists the allowlist rules, oldest first.\n", 0, &rq.json,
-                      NULL);
+  int rc
+      = parse_args(argc, argv, "list", "usage: berth image list [--json]\n\nLists the allowlist rules, oldest first.\n",
+                   0, &rq.json, NULL);
   if (rc != 0)
     return rc < 0 ? 0 : rc;
   return cli_run(CLI_OP_IMAGE_LIST, &rq, &view);

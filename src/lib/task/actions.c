@@ -151,8 +151,9 @@ static int
 finish_gov(berth_store *st, int rc, const char *actor, const char *action, const char *target, cJSON *args,
            const char *outcome, berth_error **err)
 {
-  if (rc >= 0 && (berth_audit_append(st, actor, action, target, args, outcome ? outcome : "ok", err) < 0
-                  || berth_store_commit(st, err) < 0))
+  if (rc >= 0
+      && (berth_audit_append(st, actor, action, target, args, outcome ? outcome : "ok", err) < 0
+          || berth_store_commit(st, err) < 0))
     rc = -1;
   if (rc < 0) {
     berth_error *e = NULL;
@@ -217,8 +218,8 @@ berth_action_policy_remove(berth_store *st, const char *name, const char *actor,
 }
 
 int
-berth_action_key_create(berth_store *st, const char *name, const char *role, const char *const *stacks,
-                        size_t n_stacks, const char *actor, char **secret_out, berth_error **err)
+berth_action_key_create(berth_store *st, const char *name, const char *role, const char *const *stacks, size_t n_stacks,
+                        const char *actor, char **secret_out, berth_error **err)
 {
   cJSON *args = cJSON_CreateObject();
   cJSON_AddStringToObject(args, "role", role ? role : "");

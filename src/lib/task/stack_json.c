@@ -28,7 +28,7 @@ berth_json_only(const cJSON *o, const char *const *allowed, const char *what, be
  * keep_masked: "***" keeps the current value). */
 int
 berth_json_env(const cJSON *o, const char *key, bool keep_masked, const char *stack, berth_kv **kv, size_t *n,
-         berth_error **err)
+               berth_error **err)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   if (v == NULL || cJSON_IsNull(v))
@@ -148,14 +148,13 @@ json_parsed(const cJSON *o, const char *key, int (*parse)(const char *, int64_t 
 int
 berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **err)
 {
-  static const char *const allowed[]
-      = { "name",         "image",          "project_dir",   "subdir",    "init",
-          "before_init",  "before_perform", "after_perform", "after_run", "env",
-          "secret_env",   "network",        "memory_bytes",  "memory",    "cpus",
-          "nano_cpus",    "pids",           "timeout_ms",    "timeout",   "idle_timeout_ms",
-          "idle_timeout", "pull_policy",    "persist",       "labels",    "keep_versions",
-          "lock",         "created_at",     "updated_at",    "oidc_audiences", "oidc_aws_role",
-          "credentials",  "warnings",       NULL };
+  static const char *const allowed[] = {
+    "name",           "image",         "project_dir", "subdir",        "init",    "before_init",     "before_perform",
+    "after_perform",  "after_run",     "env",         "secret_env",    "network", "memory_bytes",    "memory",
+    "cpus",           "nano_cpus",     "pids",        "timeout_ms",    "timeout", "idle_timeout_ms", "idle_timeout",
+    "pull_policy",    "persist",       "labels",      "keep_versions", "lock",    "created_at",      "updated_at",
+    "oidc_audiences", "oidc_aws_role", "credentials", "warnings",      NULL
+  };
   int rc = berth_json_only(o, allowed, "stack", err);
   if (rc < 0)
     return rc;
@@ -214,7 +213,6 @@ berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error 
   s->keep_versions = (int) v;
   return berth_stack_validate(s, err);
 }
-
 
 int
 berth_stack_edit_json(berth_stack *s, const char *home, const cJSON *body, bool create, berth_error **err)
