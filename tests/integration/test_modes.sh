@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One command layer, two back ends: every read command of the command table prints the same bytes and exits with the
 # same status run locally (libberth on BERTH_HOME) and through `berth serve` on the same store (--server URL): its
-# --json record, its human output, and a not-found case; every command's --help is the same text in both modes.
+# --json record, its human output, and a not-found case; every command's --help is the same text in both modes; and
+# every change prints the same and exits the same on an object of its own per mode.
 # The commands come from the table (`berth __man --commands`): a command this script does not know fails, by name,
 # until it is listed below as a read (with arguments) or as a change.
 . "$(dirname "$0")/lib.sh"
 S=$(stack_name modes)
-PORT=$((24000 + $$ % 20000))
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 ISSUER=https://issuer.modes.example
 
@@ -120,5 +121,52 @@ for c in "${NOT_FOUND[@]}"; do
   check "  ...which is an error (exit $(local_run "${words[@]}" >/dev/null 2>&1; echo $?))" \
     sh -c "! \"$BERTH\" $c >/dev/null 2>&1"
 done
+# ---- changes: the same command line, on an object of its own per mode, prints the same (the name aside) ----
+# change WHAT RC ARGS...: exits RC in both modes; @ in ARGS is the object's name: $S-l locally, $S-s through the server
+change() {
+  local what=$1 want=$2
+  shift 2
+  "$BERTH" "${@//@/$S-l}" >"$T_TMP/l.out" 2>"$T_TMP/l.err" </dev/null
+  local lrc=$?
+  server_run "${@//@/$S-s}" >"$T_TMP/s.out" 2>"$T_TMP/s.err" </dev/null
+  local src=$?
+  for m in l s; do
+    cat "$T_TMP/$m.out" "$T_TMP/$m.err" >>"$T_TMP/all.log"
+    sed -E -e "s/$S-$m/@/g" -e 's/berth_[0-9a-f]{12}_[A-Za-z0-9_-]{43}/KEY/g' -e 's/signing key [^ ]+/signing key KID/' \
+      "$T_TMP/$m.out" "$T_TMP/$m.err" >"$T_TMP/$m.n"
+  done
+  if [ $lrc -eq "$want" ] && [ $src -eq "$want" ] && cmp -s "$T_TMP/l.n" "$T_TMP/s.n"; then
+    ok "$what: the same in both modes (exit $lrc, $(wc -l <"$T_TMP/l.n") lines)"
+  else
+    fail "$what: local exit $lrc, server exit $src"
+    diff "$T_TMP/l.n" "$T_TMP/s.n" | head -10
+  fi
+}
+printf '[{"name": "@-a", "command": "^curl", "decision": "deny"}, {"name": "@-b", "decision": "allow"}]\n' \
+  >"$T_TMP/two.json"
+sed "s/@/$S-l/g" "$T_TMP/two.json" >"$T_TMP/two-$S-l.json"
+sed "s/@/$S-s/g" "$T_TMP/two.json" >"$T_TMP/two-$S-s.json"
+change "stack create" 0 stack create @ --image berth/busybox:latest --label x --secret-env K=modes-secret-1
+change "stack create (an image the allowlist denies: a warning)" 0 stack create @-d --image docker.io/library/alpine:3.19
+change "stack create (it exists)" 125 stack create @ --image berth/busybox:latest
+change "stack update" 0 stack update @ --env B=2 --unset-secret-env K
+change "stack update (a variable that is not set)" 125 stack update @ --unset-env NOPE
+change "stack lock" 0 stack lock @ --note "modes"
+change "stack unlock" 0 stack unlock @
+change "stack delete" 0 stack delete @
+change "stack delete (no such stack)" 125 stack delete @
+change "image allow" 0 image allow "registry.modes.example/@/*"
+change "image allow (again)" 0 image allow "registry.modes.example/@/*"
+change "image deny" 0 image deny "registry.modes.example/@/bad:*"
+change "image remove" 0 image remove "registry.modes.example/@/*"
+change "image remove (no such rule)" 125 image remove "registry.modes.example/@/*"
+change "policy add" 0 policy add "$T_TMP/two-@.json"
+change "policy remove" 0 policy remove @-a
+change "policy remove (no such rule)" 125 policy remove @-a
+change "key create" 0 key create @ --role reader --stack "$S"
+change "key revoke" 0 key revoke @
+change "key revoke (no such key)" 125 key revoke @
+change "oidc rotate" 0 oidc rotate --alg ES256
+change "task cancel (no such task)" 125 task cancel 01nope@
 check "the secret value never shows, in either mode" sh -c "! grep -q modes-secret-1 '$T_TMP/all.log'"
 finish
