@@ -38,7 +38,7 @@ typedef enum cli_op {
   CLI_OP_IMAGE_ADD,     /* POST /v1/images/rules, body {"pattern", "kind"} */
   CLI_OP_IMAGE_REMOVE,  /* DELETE /v1/images/rules?pattern={arg} */
   CLI_OP_POLICY_LIST,   /* GET /v1/policies */
-  CLI_OP_POLICY_ADD,    /* POST /v1/policies, the policy text (text) as the body */
+  CLI_OP_POLICY_ADD,    /* POST /v1/policies, raw_body: the policy text */
   CLI_OP_POLICY_REMOVE, /* DELETE /v1/policies/{arg} */
   CLI_OP_POLICY_TEST,   /* POST /v1/policies/test, body {"stack", "command", "actor"?, "role"?, "at"?} */
   CLI_OP_KEY_LIST,      /* GET /v1/keys[?all=1] */
@@ -53,17 +53,17 @@ typedef enum cli_op {
 /* A parsed command line: what the operation needs, in the API's terms. Strings point into argv or the request's
  * own storage; body is owned by the request (cli_request_clear wipes its secret values). */
 typedef struct cli_request {
-  const char *arg;   /* the one object: a stack name, task id, image reference or pattern, policy or key name */
-  const char *stack; /* task list --stack */
-  const char *state; /* task list --state */
-  int limit;         /* task list --limit; 0 = all */
-  const char *since; /* audit --since, as typed (the store's side reads the clock) */
-  bool all;          /* key list --all */
-  bool force;        /* stack unlock --force */
-  const char *text;  /* policy add: the policy file's text */
-  cJSON *body;       /* the JSON body of the API request, or NULL */
-  bool json;         /* --json: print the record, not the table */
-  const char *verb;  /* for the human line of a change: "created", "locked", ... (never sent) */
+  const char *arg;      /* the one object: a stack name, task id, image reference or pattern, policy or key name */
+  const char *stack;    /* task list --stack */
+  const char *state;    /* task list --state */
+  int limit;            /* task list --limit; 0 = all */
+  const char *since;    /* audit --since, as typed (the store's side reads the clock) */
+  bool all;             /* key list --all */
+  bool force;           /* stack unlock --force */
+  const char *raw_body; /* a body sent as it is, instead of body (policy add: the policy file's text) */
+  cJSON *body;          /* the JSON body of the API request, or NULL */
+  bool json;            /* --json: print the record, not the table */
+  const char *verb;     /* for the human line of a change: "created", "locked", ... (never sent) */
 } cli_request;
 
 void cli_request_clear(cli_request *rq);

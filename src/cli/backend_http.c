@@ -108,8 +108,8 @@ http_call(cli_backend *b, cli_op op, const cli_request *rq, cJSON **out, berth_e
   free(arg);
   if (rc == 0) {
     append_query(&path, rq);
-    rc = rq->text ? client_request_raw(hb->conn, r->method, path.data, rq->text, strlen(rq->text), out, err)
-                  : client_request(hb->conn, r->method, path.data, rq->body, out, err);
+    rc = rq->raw_body ? client_request_raw(hb->conn, r->method, path.data, rq->raw_body, strlen(rq->raw_body), out, err)
+                      : client_request(hb->conn, r->method, path.data, rq->body, out, err);
   }
   berth_buf_free(&path);
   return rc < 0 ? -1 : 0;

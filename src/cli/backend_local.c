@@ -353,7 +353,7 @@ local_policy_add(local_backend *lb, const cli_request *rq, cJSON **out, berth_er
   size_t added = 0;
   cJSON *file = cJSON_CreateObject();
   cJSON_AddStringToObject(file, "file", rq->arg);
-  int rc = store(lb, err) < 0 || berth_action_policy_add(lb->st, rq->text, lb->actor, file, &added, err) < 0
+  int rc = store(lb, err) < 0 || berth_action_policy_add(lb->st, rq->raw_body, lb->actor, file, &added, err) < 0
                    || built(berth_policy_list_json(lb->st, err), out) < 0
                ? -1
                : 0;

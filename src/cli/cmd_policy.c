@@ -140,7 +140,7 @@ static void
 show_added(const cli_request *rq, const cJSON *rec)
 {
   size_t added = (size_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rec, "added"));
-  cJSON *root = cJSON_Parse(rq->text);
+  cJSON *root = cJSON_Parse(rq->raw_body);
   printf("added %zu policy rule%s: ", added, added == 1 ? "" : "s");
   const cJSON *it = cJSON_IsArray(root) ? root->child : root;
   for (const char *sep = ""; it != NULL; it = cJSON_IsArray(root) ? it->next : NULL) {
@@ -175,7 +175,7 @@ cmd_add(int argc, char **argv)
     return cli_fail(err);
   }
   static const cli_view view = { show_added, NULL, NULL };
-  cli_request rq = { .arg = pa.arg, .text = text };
+  cli_request rq = { .arg = pa.arg, .raw_body = text };
   return cli_run(CLI_OP_POLICY_ADD, &rq, &view);
 }
 
