@@ -15,7 +15,7 @@ HOSTS=${HOSTS:-1 2 4 8}
 NREAL=${NREAL:-200}
 OUT=${OUT:-$SRC/docs/benchmarks-fleet.md}
 BENCH_FLEET=$BUILD/bench/bench_fleet
-PGDIR=$WORK/pg
+PGDIR=/tmp/berth-bench-pg-$$ # not under WORK (0700): the server's own user must reach it
 PGPORT=$((45000 + $$ % 10000))
 pg() { BERTH_TEST_PG= BERTH_PG_DIR=$PGDIR BERTH_PG_PORT=$PGPORT bash "$SRC/ci/start-postgres.sh" "$@"; }
 PIDS=()

@@ -40,11 +40,6 @@ struct cJSON;
 char *cli_current_user(void);
 /* Opens the store at BERTH_HOME (or the default); on failure prints the one line and returns the exit code. */
 int cli_open_store(struct berth_store **st);
-struct berth_error;
-/* Records a failed admin action in the audit trail (best effort: the failure itself is what the user sees; a
- * failure to record it is a warning on stderr). */
-void cli_audit_failure(struct berth_store *st, const char *actor, const char *action, const char *target,
-                       const struct cJSON *args, const struct berth_error *failure);
 /* Writes all of data to fd (retrying on EINTR and short writes); -1 on error. */
 int cli_write_all(int fd, const char *data, size_t len);
 /* Prints j, indented, and a newline on stdout. */

@@ -1,5 +1,5 @@
-/* Human renderers shared by local mode and the HTTP client mode: both hold the same JSON records, so the output
- * is the same whichever way the data came. */
+/* Human renderers over the JSON records of the command layer (backend.h): both back ends give the same records, so
+ * the output is the same whichever way the data came. */
 #ifndef BERTH_CLI_RENDER_H
 #define BERTH_CLI_RENDER_H
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/audit.h"
+#include "berth/actions.h"
 #include "berth/fleet.h"
 #include "berth/task_json.h"
 #include "server.h"
@@ -37,19 +37,8 @@ static int
 set_draining(srv_req *r, srv_resp *out, bool drain)
 {
   berth_error *err = NULL;
-  const char *action = drain ? "host.drain" : "host.undrain";
-  int rc = berth_store_begin(r->st, &err);
-  if (rc == 0) {
-    rc = berth_host_set_draining(r->st, r->args[0], drain, &err);
-    if (rc == 0)
-      rc = berth_audit_append(r->st, r->key->name, action, r->args[0], NULL, "ok", &err);
-    if (rc == 0)
-      rc = berth_store_commit(r->st, &err);
-    else
-      berth_store_rollback(r->st);
-  }
-  if (rc < 0) {
-    srv_audit(r, action, r->args[0], NULL, err);
+  if (berth_action_host_drain(r->st, r->args[0], drain, r->key->name, &err) < 0) {
+    srv_audit(r, drain ? "host.drain" : "host.undrain", r->args[0], NULL, err);
     return srv_fail(out, err);
   }
   berth_host h;

@@ -33,8 +33,6 @@
 #define SRV_MAX_SEGMENTS 8          /* path segments after /v1 */
 #define SRV_SEGMENT_MAX 256         /* bytes in one path segment */
 #define SRV_QUERY_VALUE_MAX 1024    /* bytes in one query value */
-#define SRV_MAX_ENV 256             /* env / secret_env entries in a request */
-#define SRV_MAX_LIST 256            /* entries in a list field (init, hooks, persist, labels, stacks) */
 
 /* ---- roles ---- */
 enum {
@@ -86,10 +84,6 @@ int srv_task_request_parse(const cJSON *o, srv_task_request *out, berth_error **
 void srv_task_request_clear(srv_task_request *r);
 /* POST /v1/tasks/{id}/retry: {"secret_env": {...}} (optional; o may be NULL for an empty body). */
 int srv_retry_request_parse(const cJSON *o, srv_task_request *out, berth_error **err);
-/* Applies a stack JSON (the form of berth_stack_to_json, plus "memory", "timeout", "idle_timeout" as strings) to
- * s. create: "name" and "image" are required. A secret_env value "***" keeps the current value; null removes a
- * key (PATCH). Read-only fields (lock, created_at, updated_at) are ignored. Validates the result. */
-int srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **err);
 
 /* Query values: decoded by libmicrohttpd; these check them. */
 int srv_parse_limit(const char *v, int *out, berth_error **err);

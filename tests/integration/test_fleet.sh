@@ -24,7 +24,7 @@ if [ -z "${BERTH_STORE:-}" ]; then
 fi
 
 # --- a PostgreSQL server of the test's own ------------------------------------------------------------------------
-PGDIR=$T_TMP/pg
+PGDIR=/tmp/berth-fleet-pg-$$ # not under T_TMP: the server's own user must reach it
 PGPORT=$((40000 + $$ % 20000))
 pg() { BERTH_TEST_PG= BERTH_PG_DIR=$PGDIR BERTH_PG_PORT=$PGPORT bash "$SRC/ci/start-postgres.sh" "$@"; }
 PGURL=$(pg 2>"$T_TMP/pg.err" | tail -n 1)
@@ -258,9 +258,13 @@ S=$(stack_name s5)
 id=$(api A task run "$S" --detach -- 'sleep 2; echo done')
 wait_for 30 is_state "$id" PERFORMING
 h=$(task_field "$id" host)
-kill -TERM "${HPID[$h]}"
-wait_for 30 is_state "$id" FINISHED
-check "SIGTERM lets the host's PERFORMING task finish ($(task_field "$id" state))" is_state "$id" FINISHED
-timeout 20 tail --pid="${HPID[$h]}" -f /dev/null
-check "  ...and the host leaves the fleet" test "$(host_state "$h")" = none
+if [ -n "$h" ] && [ -n "${HPID[$h]:-}" ]; then
+  kill -TERM "${HPID[$h]}"
+  wait_for 30 is_state "$id" FINISHED
+  check "SIGTERM lets the host's PERFORMING task finish ($(task_field "$id" state))" is_state "$id" FINISHED
+  timeout 20 tail --pid="${HPID[$h]}" -f /dev/null
+  check "  ...and the host leaves the fleet" test "$(host_state "$h")" = none
+else
+  fail "SIGTERM: a task to end gracefully was PERFORMING on a host (${h:-none})"
+fi
 finish

@@ -158,3 +158,12 @@ berth_stack_state_json(berth_store *st, const berth_stack *s, berth_error **err)
   berth_state_versions_free(v, n);
   return o;
 }
+
+cJSON *
+berth_task_record(berth_store *st, const berth_task *t)
+{
+  berth_secrets *shown = berth_display_secrets(st, t->stack);
+  cJSON *j = berth_task_to_json_redacted(t, shown);
+  berth_secrets_free(shown);
+  return j;
+}
