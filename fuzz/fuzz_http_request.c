@@ -104,11 +104,11 @@ fuzz_body(const char *body, size_t len)
   } else
     berth_error_clear(&err);
   berth_stack *s = berth_stack_new();
-  if (srv_stack_apply_json(s, o, true, &err) == 0) {
+  if (berth_stack_apply_json(s, o, true, &err) == 0) {
     if (berth_stack_validate(s, &err) < 0)
       abort();
     /* and once more as a PATCH over the result */
-    if (srv_stack_apply_json(s, o, false, &err) < 0)
+    if (berth_stack_apply_json(s, o, false, &err) < 0)
       berth_error_clear(&err);
   } else
     berth_error_clear(&err);

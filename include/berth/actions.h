@@ -13,6 +13,8 @@ int berth_action_stack_create(berth_store *st, const berth_stack *s, const char 
 int berth_action_stack_update(berth_store *st, const berth_stack *s, const char *actor, berth_error **err);
 int berth_action_stack_delete(berth_store *st, const char *name, const char *actor, berth_error **err);
 int berth_action_stack_lock(berth_store *st, const char *name, const char *actor, const char *note, berth_error **err);
+/* A fleet host: drain (claims nothing new) or undrain, audited as host.drain / host.undrain. */
+int berth_action_host_drain(berth_store *st, const char *name, bool drain, const char *actor, berth_error **err);
 int berth_action_stack_unlock(berth_store *st, const char *name, const char *actor, bool force, berth_error **err);
 /* A task transition (see berth_store_task_transition) with its audit record "task.<state>". */
 int berth_action_task_transition(berth_store *st, const char *id, const char *state, const char *actor,
@@ -22,6 +24,22 @@ int berth_action_task_transition(berth_store *st, const char *id, const char *st
 struct cJSON;
 int berth_action_record(berth_store *st, const char *actor, const char *action, const char *target,
                         const struct cJSON *args, const berth_error *failure, berth_error **err);
+/* Governance changes, each with its audit record in one transaction; a failure is recorded too (best effort). The
+ * server and the command line's local back end both go through these.
+ * An image allowlist rule: kind "allow" or "deny" adds it, NULL removes the rule with this pattern. Audited as
+ * "image.allow|deny|remove" on the normalized pattern, args {"pattern"}. Returns 0 when changed, 1 when the rule was
+ * there already (recorded "ok (unchanged)"), or <0. */
+int berth_action_image_rule(berth_store *st, const char *kind, const char *pattern, const char *actor,
+                            berth_error **err);
+/* Adds the rule(s) of a policy text (berth_policy_add_json; *added may be NULL). Audited as "policy.add" on the rule
+ * names, args {"rules": [names]} plus the members of extra (may be NULL). */
+int berth_action_policy_add(berth_store *st, const char *text, const char *actor, const struct cJSON *extra,
+                            size_t *added, berth_error **err);
+int berth_action_policy_remove(berth_store *st, const char *name, const char *actor, berth_error **err);
+/* API keys (berth_apikey_create, berth_apikey_revoke), audited as "key.create" (args {"role"}) and "key.revoke". */
+int berth_action_key_create(berth_store *st, const char *name, const char *role, const char *const *stacks,
+                            size_t n_stacks, const char *actor, char **secret_out, berth_error **err);
+int berth_action_key_revoke(berth_store *st, const char *name, const char *actor, berth_error **err);
 /* Records a refused action (e.g. a denied task submission): outcome "denied: <message>". Best effort. */
 void berth_action_denied(berth_store *st, const char *actor, const char *action, const char *target,
                          const char *message, const char *command_shown);

@@ -44,6 +44,9 @@ typedef struct berth_image_decision {
 } berth_image_decision;
 
 void berth_image_decision_clear(berth_image_decision *d);
+/* `berth image check` and GET /v1/images/check: {"ref", "allowed", "normalized", "pattern" (null when a default
+ * decided), "kind", "reason"}. A new object the caller owns. */
+struct cJSON *berth_image_decision_to_json(const char *ref, const berth_image_decision *d);
 
 /* Normalizes a pattern (see above); BERTH_EINVAL with one line naming the pattern and the problem. Caller frees. */
 char *berth_allowlist_normalize_pattern(const char *pattern, berth_error **err);

@@ -56,6 +56,11 @@ void berth_policy_result_clear(berth_policy_result *r);
 /* `berth policy test` and POST /v1/policies/test: {"decision": "allow"|"deny", "rule", "message", "matched": [...]}.
  * A new object the caller owns (NULL only on out of memory). */
 struct cJSON *berth_policy_result_to_json(const berth_policy_result *r);
+/* The same record for a task of the stored stack `stack` (its labels, and whether it asks for an identity, come from
+ * the store) running command as actor with role (NULL: the store's owner) at now_ms. Records nothing. NULL with
+ * *err (BERTH_ENOTFOUND for a missing stack) on failure. */
+struct cJSON *berth_policy_test_json(berth_store *st, const char *stack, const char *command, const char *actor,
+                                     const char *role, int64_t now_ms, berth_error **err);
 
 /* Parses and validates a policy text (one rule or an array) without a store; *n_rules gets the number of rules.
  * BERTH_EINVAL with one line naming the rule and the field, and for a bad regex its offset. */

@@ -22,5 +22,8 @@ int berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_ch
  * submit: this says so, as a line for the user ("the allowlist refuses image X: ...; its tasks will be refused until
  * an admin allows it"), or NULL when the image is allowed or the allowlist can't be read. Caller frees. */
 char *berth_stack_image_warning(berth_store *st, const berth_stack *s);
+/* The stack as saved (berth_stack_to_json), with "warnings": [berth_stack_image_warning] when there is one: the
+ * answer to a create or an update. A new object the caller owns. */
+struct cJSON *berth_stack_json_warned(berth_store *st, const berth_stack *s);
 
 #endif

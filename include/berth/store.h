@@ -98,6 +98,7 @@ int berth_kv_set(berth_kv **kv, size_t *n, const char *key, const char *value);
 int berth_kv_unset(berth_kv **kv, size_t *n, const char *key);
 const char *berth_kv_get(const berth_kv *kv, size_t n, const char *key);
 
+#define BERTH_DEFAULT_POOL "default"
 #define BERTH_DEFAULT_TIMEOUT_MS (70LL * 60 * 1000)
 #define BERTH_DEFAULT_IDLE_TIMEOUT_MS (7LL * 60 * 1000)
 #define BERTH_DEFAULT_KEEP_VERSIONS 10
@@ -126,6 +127,7 @@ typedef struct berth_stack {
   berth_strv oidc_audiences; /* each task gets an OIDC token for these audiences (none: no token) */
   char *oidc_aws_role;       /* with a token: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE for the AWS SDKs */
   berth_strv credentials;    /* credential helpers (config.json) run before initialization */
+  char *pool;                /* the hosts that may run its tasks (a fleet); NULL = BERTH_DEFAULT_POOL */
   char *lock_owner;  /* NULL when unlocked (the lock CLI is a later issue) */
   char *lock_note;
   int64_t locked_at;
@@ -188,6 +190,9 @@ typedef struct berth_task {
   char *container_id;                          /* NULL until set */
   char *blocked_by;                            /* NULL or the id of the task this one waits for */
   int supervisor_pid;                          /* 0 until set */
+  char *host;     /* the fleet host that claimed (executes, executed) it; NULL when not claimed by a host */
+  int attempt;    /* the claim's number, its fencing token (0: never claimed) */
+  char *retry_of; /* the task this one retries (berth task retry), or NULL */
   int64_t created_at, started_at, finished_at; /* unix ms; 0 when not yet */
   int64_t state_version;                       /* 1 when QUEUED, +1 on every transition (webhook events carry it) */
   berth_transition *history;                   /* oldest first; filled by _get, not by _list */

@@ -21,4 +21,10 @@
 int berth_task_follow(berth_store *st, const char *id, bool follow, const volatile sig_atomic_t *stop,
                       berth_log_record_fn fn, void *userdata, berth_error **err);
 
+/* The same, and wait_fn (may be NULL) gets each new reason a task in a fleet's queue waits for ("no live host in pool
+ * gpu"), once per change; it is not part of the log. */
+typedef void (*berth_follow_wait_fn)(void *userdata, const char *reason);
+int berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const volatile sig_atomic_t *stop,
+                              berth_log_record_fn fn, berth_follow_wait_fn wait_fn, void *userdata, berth_error **err);
+
 #endif

@@ -20,6 +20,8 @@ typedef struct berth_submit {
   const char *actor;        /* the OS user (local mode) or the API key's name */
   const char *role;         /* "admin", "writer", "reader"; NULL in local mode (the store's owner) */
   const char *triggered_by; /* NULL = actor */
+  const char *retry_of;     /* the task this one retries; with command NULL, a retry: stack, command, env and
+                               skip_init come from that (ended) task (berth_task_retry) */
   bool die_with_parent;     /* server mode: the supervisor ends with the server (a restart fails it) */
   /* The front end's command that supervises one task, argv[0] an executable path, NULL-terminated; berth appends
    * "--home HOME TASK_ID". libberth knows no command names. NULL: no supervisor is started here. */
@@ -34,6 +36,11 @@ typedef struct berth_submit {
  * present under pull policy never), records the task QUEUED and starts its supervisor. *out (optional) gets the
  * new task record. Refusals are BERTH_EINVAL / BERTH_ENOTFOUND / BERTH_EDENIED / BERTH_EDOCKER with one line. */
 int berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err);
+
+/* Submits task id's command, plain env and --skip-init again as a new task that records retry_of = id (the task must
+ * have ended: BERTH_EBUSY otherwise). base gives everything else (actor, role, supervisor, secret env to give again:
+ * a task's secret values are wiped when it ends); its stack/command/env fields are ignored. */
+int berth_task_retry(berth_store *st, const char *id, const berth_submit *base, berth_task **out, berth_error **err);
 
 /* Cancels a task: QUEUED -> CANCELED; PREPARING/INITIALIZING -> STOPPED (its supervisor then removes the
  * container); PERFORMING is refused (BERTH_EBUSY "performing cannot be stopped"); a finished task is BERTH_EBUSY.
@@ -51,5 +58,8 @@ void berth_workspace_caps(const struct berth_config *cfg, uint64_t *max_bytes, u
  * die_with_parent a direct child that the kernel kills when this thread's process dies. */
 int berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
                            berth_error **err);
+/* The same; with die_with_parent, *pid_out (optional) gets the child's pid (the caller reaps it). */
+int berth_supervisor_start(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
+                           int *pid_out, berth_error **err);
 
 #endif

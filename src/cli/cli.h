@@ -15,6 +15,7 @@ int cmd_image(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_host(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_oidc(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
@@ -41,11 +42,6 @@ struct cJSON;
 char *cli_current_user(void);
 /* Opens the store at BERTH_HOME (or the default); on failure prints the one line and returns the exit code. */
 int cli_open_store(struct berth_store **st);
-struct berth_error;
-/* Records a failed admin action in the audit trail (best effort: the failure itself is what the user sees; a
- * failure to record it is a warning on stderr). */
-void cli_audit_failure(struct berth_store *st, const char *actor, const char *action, const char *target,
-                       const struct cJSON *args, const struct berth_error *failure);
 /* Writes all of data to fd (retrying on EINTR and short writes); -1 on error. */
 int cli_write_all(int fd, const char *data, size_t len);
 /* Prints j, indented, and a newline on stdout. */

@@ -8,7 +8,6 @@
 
 #include <cjson/cJSON.h>
 
-#include "berth/actions.h"
 #include "berth/store.h"
 #include "cli.h"
 
@@ -58,15 +57,4 @@ cli_write_all(int fd, const char *data, size_t len)
     len -= (size_t) w;
   }
   return 0;
-}
-
-void
-cli_audit_failure(berth_store *st, const char *actor, const char *action, const char *target, const cJSON *args,
-                  const berth_error *failure)
-{
-  berth_error *err = NULL;
-  if (berth_action_record(st, actor, action, target, args, failure, &err) < 0) {
-    fprintf(stderr, "berth: warning: could not record the failure in the audit trail: %s\n", err->msg);
-    berth_error_free(err);
-  }
 }

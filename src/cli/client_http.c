@@ -1,4 +1,5 @@
-/* HTTP for the CLI's client mode: libcurl over TCP, TLS or a Unix socket; JSON in and out; streamed logs. */
+/* HTTP for the command line's HTTP back end (backend_http.c): libcurl over TCP, TLS or a Unix socket; JSON in and out;
+ * streamed logs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,7 +198,7 @@ client_request(client_conn *c, const char *method, const char *path, const cJSON
 typedef struct stream_ctx {
   client_sink sink;
   void *ud;
-  volatile int *stop;
+  const volatile sig_atomic_t *stop;
   long status;
   berth_buf errbody; /* the body of an error answer */
   CURL *curl;
@@ -228,7 +229,7 @@ on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 }
 
 int
-client_stream(client_conn *c, const char *path, client_sink sink, void *userdata, volatile int *stop, berth_error **err)
+client_stream(client_conn *c, const char *path, client_sink sink, void *userdata, const volatile sig_atomic_t *stop, berth_error **err)
 {
   struct curl_slist *hdr = setup(c, "GET", path, false);
   stream_ctx s = { .sink = sink, .ud = userdata, .stop = stop, .curl = c->curl };

@@ -7,7 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "berth/audit.h"
-#include "berth/store.h"
+#include "backend.h"
 #include "cli.h"
 #include "render.h"
 
@@ -28,25 +28,18 @@ static const struct option options[] = {
   { NULL, 0, NULL, 0 },
 };
 
-static int
-cmd_verify(bool json)
+static void
+show_records(const cli_request *rq, const cJSON *rec)
 {
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc != 0)
-    return rc;
-  berth_error *err = NULL;
-  cJSON *j = berth_audit_verify_json(st, &err);
-  berth_store_close(st);
-  if (j == NULL)
-    return cli_fail(err);
-  if (json)
-    cli_print_json(j);
-  else
-    cli_render_audit_verify(j);
-  rc = cli_audit_verify_exit_status(j);
-  cJSON_Delete(j);
-  return rc;
+  (void) rq;
+  cli_render_audit(cJSON_GetObjectItemCaseSensitive(rec, "records"));
+}
+
+static void
+show_verify(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_audit_verify(rec);
 }
 
 int
@@ -73,12 +66,15 @@ cmd_audit(int argc, char **argv)
       return cli_usage_error("unknown flag `%s` for 'berth audit' (see 'berth audit --help')", bad);
   }
   const char *sub = optind < argc ? argv[optind] : NULL;
+  static const cli_view list = { show_records, NULL, NULL },
+                        verify = { show_verify, NULL, cli_audit_verify_exit_status };
+  cli_request rq = { .json = json, .since = since };
   if (sub && strcmp(sub, "verify") == 0) {
     if (optind + 1 < argc)
       return cli_usage_error("unexpected argument `%s` for 'berth audit verify'", argv[optind + 1]);
     if (since)
       return cli_usage_error("'berth audit verify' always checks the whole trail (no --since)");
-    return cmd_verify(json);
+    return cli_run(CLI_OP_AUDIT_VERIFY, &rq, &verify); /* exit 0 intact, 1 broken */
   }
   if (sub && strcmp(sub, "list") != 0)
     return cli_usage_error("unknown command 'berth audit %s' (see 'berth audit --help')", sub);
@@ -86,22 +82,10 @@ cmd_audit(int argc, char **argv)
     return cli_usage_error("unexpected argument `%s` for 'berth audit'", argv[optind + 1]);
   berth_error *err = NULL;
   int64_t since_ms = 0;
+  /* a bad --since is a bad command line in both modes */
   if (since && berth_audit_parse_time(since, berth_now_ms(), &since_ms, &err) < 0) {
     berth_error_wrap(&err, "--since");
     return cli_fail(err);
   }
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc != 0)
-    return rc;
-  cJSON *list = berth_audit_list_json(st, since_ms, &err);
-  berth_store_close(st);
-  if (list == NULL)
-    return cli_fail(err);
-  if (json)
-    cli_print_json(list);
-  else
-    cli_render_audit(cJSON_GetObjectItemCaseSensitive(list, "records"));
-  cJSON_Delete(list);
-  return 0;
+  return cli_run(CLI_OP_AUDIT_LIST, &rq, &list);
 }

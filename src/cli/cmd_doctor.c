@@ -5,17 +5,46 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "berth/doctor.h"
-#include "berth/store.h"
+#include "backend.h"
 #include "cli.h"
-
-#define DEFAULT_RUNNER_IMAGE "berth/runner:latest"
 
 static const char *
 json_str(const cJSON *o, const char *key)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void
+show_report(const cli_request *rq, const cJSON *out)
+{
+  (void) rq;
+  const cJSON *dj = cJSON_GetObjectItemCaseSensitive(out, "docker"),
+              *img = cJSON_GetObjectItemCaseSensitive(out, "runner_image"),
+              *st = cJSON_GetObjectItemCaseSensitive(out, "store");
+  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "ok"))) {
+    bool present = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(img, "present"));
+    printf("docker   ok    %s: Docker %s, API %s negotiated (server %s, min %s), storage %s\n", json_str(dj, "host"),
+           json_str(dj, "server_version"), json_str(dj, "api_version"), json_str(dj, "server_api_version"),
+           json_str(dj, "min_api_version"), json_str(dj, "storage_driver"));
+    printf("image    %-5s %s %s\n", present ? "ok" : "miss", json_str(img, "ref"),
+           present ? "is present" : "is not present (build it: ci/build-images.sh)");
+  }
+  bool exists = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "exists"));
+  printf("store    %-5s %s%s\n", exists ? "ok" : "new", json_str(st, "home") ? json_str(st, "home") : "?",
+         exists ? "" : " (created on first use)");
+}
+
+/* Not usable: the report's reason, with the exit status of a Docker failure. */
+static int
+report_status(const cJSON *out)
+{
+  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "ok")))
+    return 0;
+  berth_error *err = NULL;
+  const char *why = json_str(cJSON_GetObjectItemCaseSensitive(out, "docker"), "error");
+  berth_error_set(&err, BERTH_EDOCKER, "%s", why ? why : "Docker is not usable");
+  return cli_fail(err);
 }
 
 int
@@ -40,32 +69,7 @@ cmd_doctor(int argc, char **argv)
   if (optind < argc)
     return cli_usage_error("doctor: unexpected argument `%s`", argv[optind]);
 
-  char *home = berth_home_default();
-  berth_error *err = NULL;
-  cJSON *out = berth_doctor_report(home, &err);
-  const cJSON *dj = cJSON_GetObjectItemCaseSensitive(out, "docker");
-  bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "ok"));
-  const cJSON *present
-      = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "runner_image"), "present");
-  bool image_present = cJSON_IsTrue(present);
-  bool exists
-      = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "store"), "exists"));
-  if (json) {
-    cli_print_json(out);
-  } else {
-    if (ok) {
-      printf("docker   ok    %s: Docker %s, API %s negotiated (server %s, min %s), storage %s\n", json_str(dj, "host"),
-             json_str(dj, "server_version"), json_str(dj, "api_version"), json_str(dj, "server_api_version"),
-             json_str(dj, "min_api_version"), json_str(dj, "storage_driver"));
-      printf("image    %-5s %s %s\n", image_present ? "ok" : "miss", DEFAULT_RUNNER_IMAGE,
-             image_present ? "is present" : "is not present (build it: ci/build-images.sh)");
-    }
-    printf("store    %-5s %s%s\n", exists ? "ok" : "new", home ? home : "?", exists ? "" : " (created on first use)");
-  }
-  free(home);
-  cJSON_Delete(out);
-  if (!ok)
-    return cli_fail(err);
-  berth_error_free(err);
-  return 0;
+  static const cli_view view = { show_report, NULL, report_status };
+  cli_request rq = { .json = json };
+  return cli_run(CLI_OP_DOCTOR, &rq, &view);
 }

@@ -7,10 +7,9 @@
 #include <cjson/cJSON.h>
 
 #include "berth/allowlist.h"
-#include "berth/audit.h"
 #include "berth/cleanup.h"
 #include "berth/parse.h"
-#include "berth/store.h"
+#include "backend.h"
 #include "cli.h"
 
 static const char usage_main[]
@@ -69,36 +68,55 @@ parse_args(int argc, char **argv, const char *cmd, const char *usage, int want, 
   return 0;
 }
 
-static bool
-default_image_allowed(berth_store *st)
+static const char *
+str(const cJSON *o, const char *key)
 {
-  berth_image_decision d;
-  berth_error *err = NULL;
-  if (berth_allowlist_check(st, BERTH_ALLOWLIST_DEFAULT_IMAGE, &d, &err) < 0) {
-    berth_error_free(err);
-    return false;
-  }
-  bool ok = d.allowed;
-  berth_image_decision_clear(&d);
-  return ok;
+  return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
 }
 
-/* Prints a note when a change made the default runner image not allowed any more. */
-static void
-note_default_image(berth_store *st, bool was_allowed)
+/* The decision about the default runner image, through the same back end (NULL when it cannot be asked). */
+static cJSON *
+default_decision(void)
 {
-  berth_image_decision d;
+  cli_request rq = { .arg = BERTH_ALLOWLIST_DEFAULT_IMAGE };
+  cJSON *j = NULL;
   berth_error *err = NULL;
-  if (!was_allowed || berth_allowlist_check(st, BERTH_ALLOWLIST_DEFAULT_IMAGE, &d, &err) < 0) {
+  cli_backend *b = NULL;
+  if (cli_backend_open(&b, &err) < 0 || b->ops->call(b, CLI_OP_IMAGE_CHECK, &rq, &j, &err) < 0)
     berth_error_free(err);
-    return;
-  }
-  if (!d.allowed)
+  cli_backend_free(b);
+  return j;
+}
+
+/* norm: the pattern as the command normalized it (a removal's record is the rules left) */
+static void
+show_change(const cli_request *rq, const cJSON *rec, const char *norm)
+{
+  const char *kind = str(rq->body, "kind"), *pattern = rq->arg;
+  if (kind == NULL)
+    printf("removed image rule %s\n", norm);
+  else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "added")))
+    printf("image rule %s (%s) already exists\n", norm, kind);
+  else
+    printf("%s %s\n", strcmp(kind, "allow") == 0 ? "allowed" : "denied", norm);
+  size_t nn = strlen(norm);
+  if (kind && nn > 7 && strcmp(norm + nn - 7, ":latest") == 0 && strstr(pattern, ":latest") == NULL)
+    fprintf(stderr, "berth: note: `%s` covers only the latest tag; write `%s:*` for every tag\n", pattern, pattern);
+}
+
+/* A note when a change made the default runner image not allowed any more. */
+static void
+note_default_image(bool was_allowed)
+{
+  cJSON *after = was_allowed ? default_decision() : NULL;
+  if (after && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(after, "allowed")))
     fprintf(stderr,
             "berth: note: the default runner image %s is not allowed by the current rules (%s); stacks that use it "
             "cannot run\n",
-            d.normalized, d.pattern ? "a deny pattern matches it" : "no allow pattern matches it");
-  berth_image_decision_clear(&d);
+            str(after, "normalized"),
+            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(after, "pattern")) ? "a deny pattern matches it"
+                                                                               : "no allow pattern matches it");
+  cJSON_Delete(after);
 }
 
 static int
@@ -117,124 +135,98 @@ cmd_change(int argc, char **argv, const char *kind)
   cleanup_free char *norm = berth_allowlist_normalize_pattern(pattern, &err);
   if (norm == NULL)
     return cli_fail(err);
-  cleanup_free char *actor = cli_current_user();
-  berth_store *st = NULL;
-  if (actor == NULL)
-    return cli_usage_error("cannot tell the current user");
-  if ((rc = cli_open_store(&st)) != 0)
-    return rc;
-  char action[32];
-  snprintf(action, sizeof action, "image.%s", cmd);
-  cJSON *args = cJSON_CreateObject();
-  cJSON_AddStringToObject(args, "pattern", pattern);
-  int added = 0;
-  bool default_was_allowed = default_image_allowed(st);
-  if (berth_store_begin(st, &err) < 0
-      || (added
-          = kind ? berth_allowlist_add(st, kind, pattern, actor, &err) : berth_allowlist_remove(st, pattern, &err))
-             < 0) {
-    berth_store_rollback(st);
-    cli_audit_failure(st, actor, action, norm, args, err);
-    rc = cli_fail(err);
-    goto out;
+  cli_request rq = { .arg = pattern };
+  if (kind) {
+    rq.body = cJSON_CreateObject();
+    cJSON_AddStringToObject(rq.body, "pattern", pattern);
+    cJSON_AddStringToObject(rq.body, "kind", kind);
   }
-  if (berth_audit_append(st, actor, action, norm, args, added == 1 ? "ok (unchanged)" : "ok", &err) < 0
-      || berth_store_commit(st, &err) < 0) {
-    berth_store_rollback(st);
-    rc = cli_fail(err);
-    goto out;
+  cJSON *before = default_decision();
+  bool was_allowed = before && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(before, "allowed"));
+  cJSON_Delete(before);
+  cJSON *rec = NULL;
+  rc = cli_call(kind ? CLI_OP_IMAGE_ADD : CLI_OP_IMAGE_REMOVE, &rq, &rec);
+  if (rc == 0) {
+    show_change(&rq, rec, norm);
+    note_default_image(was_allowed);
   }
-  if (kind == NULL)
-    printf("removed image rule %s\n", norm);
-  else if (added == 1)
-    printf("image rule %s (%s) already exists\n", norm, kind);
-  else
-    printf("%s %s\n", strcmp(kind, "allow") == 0 ? "allowed" : "denied", norm);
-  size_t nn = strlen(norm);
-  if (kind && nn > 7 && strcmp(norm + nn - 7, ":latest") == 0 && strstr(pattern, ":latest") == NULL)
-    fprintf(stderr, "berth: note: `%s` covers only the latest tag; write `%s:*` for every tag\n", pattern, pattern);
-  note_default_image(st, default_was_allowed);
-out:
-  cJSON_Delete(args);
-  berth_store_close(st);
+  cJSON_Delete(rec);
+  cli_request_clear(&rq);
   return rc;
+}
+
+static void
+show_rules(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  const cJSON *rules = cJSON_GetObjectItemCaseSensitive(rec, "rules"), *r;
+  if (cJSON_GetArraySize(rules) == 0) {
+    printf("no image rules: only the default runner image docker.io/%s is allowed\n", BERTH_ALLOWLIST_DEFAULT_IMAGE);
+    return;
+  }
+  printf("%-6s %-50s %-16s %s\n", "KIND", "PATTERN", "BY", "ADDED");
+  cJSON_ArrayForEach(r, rules)
+  {
+    printf("%-6s %-50s %-16s %s\n", str(r, "kind"), str(r, "pattern"), str(r, "actor"), str(r, "created_at"));
+  }
 }
 
 static int
 cmd_list(int argc, char **argv)
 {
-  bool json = false;
-  int rc = parse_args(argc, argv, "list",
-                      "usage: berth image list [--json]\n\nLists the allowlist rules, oldest first.\n", 0, &json, NULL);
+  static const cli_view view = { show_rules, NULL, NULL };
+  cli_request rq = { 0 };
+  int rc
+      = parse_args(argc, argv, "list", "usage: berth image list [--json]\n\nLists the allowlist rules, oldest first.\n",
+                   0, &rq.json, NULL);
   if (rc != 0)
     return rc < 0 ? 0 : rc;
-  berth_store *st = NULL;
-  if ((rc = cli_open_store(&st)) != 0)
-    return rc;
-  berth_error *err = NULL;
-  cJSON *list = berth_allowlist_list_json(st, &err);
-  berth_store_close(st);
-  if (list == NULL)
-    return cli_fail(err);
-  const cJSON *rules = cJSON_GetObjectItemCaseSensitive(list, "rules");
-  if (json) {
-    cli_print_json(list);
-  } else if (cJSON_GetArraySize(rules) == 0) {
-    printf("no image rules: only the default runner image docker.io/%s is allowed\n", BERTH_ALLOWLIST_DEFAULT_IMAGE);
-  } else {
-    printf("%-6s %-50s %-16s %s\n", "KIND", "PATTERN", "BY", "ADDED");
-    const cJSON *r;
-    cJSON_ArrayForEach(r, rules)
-    {
-      printf("%-6s %-50s %-16s %s\n", cJSON_GetObjectItemCaseSensitive(r, "kind")->valuestring,
-             cJSON_GetObjectItemCaseSensitive(r, "pattern")->valuestring,
-             cJSON_GetObjectItemCaseSensitive(r, "actor")->valuestring,
-             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "created_at")));
-    }
-  }
-  cJSON_Delete(list);
-  return 0;
+  return cli_run(CLI_OP_IMAGE_LIST, &rq, &view);
+}
+
+static void
+show_decision(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  printf("%s: %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "allowed")) ? "allowed" : "denied",
+         str(rec, "reason"));
+}
+
+/* `image check --json`: {"image", "allowed", "kind", "pattern", "reason"} */
+static cJSON *
+decision_json(const cJSON *rec)
+{
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "image", str(rec, "normalized"));
+  cJSON_AddBoolToObject(o, "allowed", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "allowed")));
+  cJSON_AddStringToObject(o, "kind", str(rec, "kind"));
+  if (str(rec, "pattern"))
+    cJSON_AddStringToObject(o, "pattern", str(rec, "pattern"));
+  else
+    cJSON_AddNullToObject(o, "pattern");
+  cJSON_AddStringToObject(o, "reason", str(rec, "reason"));
+  return o;
+}
+
+static int
+decision_status(const cJSON *rec)
+{
+  return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "allowed")) ? 0 : 1;
 }
 
 static int
 cmd_check(int argc, char **argv)
 {
-  bool json = false;
-  const char *ref = NULL;
+  static const cli_view view = { show_decision, decision_json, decision_status };
+  cli_request rq = { 0 };
   int rc = parse_args(argc, argv, "check",
                       "usage: berth image check REF [--json]\n\n"
                       "Shows whether REF may run and the pattern that decided.\n"
                       "Exit status: 0 allowed, 1 denied, 125 bad input.\n",
-                      1, &json, &ref);
+                      1, &rq.json, &rq.arg);
   if (rc != 0)
     return rc < 0 ? 0 : rc;
-  berth_store *st = NULL;
-  if ((rc = cli_open_store(&st)) != 0)
-    return rc;
-  berth_error *err = NULL;
-  berth_image_decision d;
-  rc = berth_allowlist_check(st, ref, &d, &err);
-  berth_store_close(st);
-  if (rc < 0)
-    return cli_fail(err);
-  if (json) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "image", d.normalized);
-    cJSON_AddBoolToObject(j, "allowed", d.allowed);
-    cJSON_AddStringToObject(j, "kind", d.kind);
-    if (d.pattern)
-      cJSON_AddStringToObject(j, "pattern", d.pattern);
-    else
-      cJSON_AddNullToObject(j, "pattern");
-    cJSON_AddStringToObject(j, "reason", d.reason);
-    cli_print_json(j);
-    cJSON_Delete(j);
-  } else {
-    printf("%s: %s\n", d.allowed ? "allowed" : "denied", d.reason);
-  }
-  rc = d.allowed ? 0 : 1;
-  berth_image_decision_clear(&d);
-  return rc;
+  return cli_run(CLI_OP_IMAGE_CHECK, &rq, &view);
 }
 
 int

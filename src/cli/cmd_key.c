@@ -5,24 +5,10 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <sodium.h>
 
-#include "berth/apikey.h"
-#include "berth/audit.h"
 #include "berth/store.h"
+#include "backend.h"
 #include "cli.h"
-#include "client.h"
-
-/* The audit record of a key change (attributed to the local user). */
-static void
-key_audit(berth_store *st, const char *actor, const char *action, const char *name, const char *outcome)
-{
-  berth_error *err = NULL;
-  if (berth_audit_append(st, actor ? actor : "unknown", action, name, NULL, outcome, &err) < 0) {
-    fprintf(stderr, "berth: warning: could not record %s in the audit trail: %s\n", action, err->msg);
-    berth_error_free(err);
-  }
-}
 
 static const char key_usage[]
     = "usage: berth key create NAME --role admin|writer|reader [--stack S]...\n"
@@ -31,6 +17,17 @@ static const char key_usage[]
       "API keys authenticate callers of `berth serve` (Authorization: Bearer KEY). `create` prints the key ONCE on\n"
       "stdout; only a salted argon2id hash is stored. --stack limits a reader or writer key to the named stacks.\n"
       "These commands work on the local store (BERTH_HOME), so the first admin key needs no server.\n";
+
+/* The key is printed once, on stdout; the rest is a note on stderr. */
+static void
+show_created(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  fprintf(stderr, "berth: API key `%s` (%s) created; it is shown once, store it now:\n",
+          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "name")),
+          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "role")));
+  printf("%s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "key")));
+}
 
 static int
 key_create(int argc, char **argv)
@@ -61,35 +58,21 @@ key_create(int argc, char **argv)
     berth_strv_clear(&stacks);
     return cli_usage_error("key create: usage: berth key create NAME --role admin|writer|reader [--stack S]...");
   }
-  const char *name = argv[optind];
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc) {
-    berth_strv_clear(&stacks);
-    return rc;
-  }
-  char *actor = cli_current_user();
-  char *secret = NULL;
-  berth_error *err = NULL;
-  if (berth_apikey_create(st, name, role, (const char *const *) stacks.v, stacks.n, actor, &secret, &err) < 0) {
-    key_audit(st, actor, "key.create", name, "failed");
-    rc = cli_fail(err);
-  } else {
-    key_audit(st, actor, "key.create", name, "ok");
-    fprintf(stderr, "berth: API key `%s` (%s) created; it is shown once, store it now:\n", name, role);
-    printf("%s\n", secret);
-    sodium_memzero(secret, strlen(secret));
-    free(secret);
-  }
-  free(actor);
+  cli_request rq = { .body = cJSON_CreateObject() };
+  cJSON_AddStringToObject(rq.body, "name", argv[optind]);
+  cJSON_AddStringToObject(rq.body, "role", role);
+  cJSON *arr = cJSON_AddArrayToObject(rq.body, "stacks");
+  for (size_t i = 0; i < stacks.n; i++)
+    cJSON_AddItemToArray(arr, cJSON_CreateString(stacks.v[i]));
   berth_strv_clear(&stacks);
-  berth_store_close(st);
-  return rc;
+  static const cli_view view = { show_created, NULL, NULL };
+  return cli_run(CLI_OP_KEY_CREATE, &rq, &view);
 }
 
-void
-key_render_list(const cJSON *j)
+static void
+key_render_list(const cli_request *rq, const cJSON *j)
 {
+  (void) rq;
   const cJSON *keys = cJSON_GetObjectItemCaseSensitive(j, "keys");
   printf("%-20s  %-12s  %-6s  %-24s  %-24s  %s\n", "NAME", "ID", "ROLE", "CREATED", "LAST USED", "STACKS");
   const cJSON *k;
@@ -132,21 +115,16 @@ key_list(int argc, char **argv)
     } else
       return cli_usage_error("key list: unexpected argument `%s`", argv[i]);
   }
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc)
-    return rc;
-  berth_error *err = NULL;
-  cJSON *j = berth_apikey_list_json(st, all, &err);
-  berth_store_close(st);
-  if (j == NULL)
-    return cli_fail(err);
-  if (json)
-    cli_print_json(j);
-  else
-    key_render_list(j);
-  cJSON_Delete(j);
-  return 0;
+  static const cli_view view = { key_render_list, NULL, NULL };
+  cli_request rq = { .json = json, .all = all };
+  return cli_run(CLI_OP_KEY_LIST, &rq, &view);
+}
+
+static void
+show_revoked(const cli_request *rq, const cJSON *rec)
+{
+  (void) rec;
+  fprintf(stderr, "berth: API key `%s` revoked\n", rq->arg);
 }
 
 static int
@@ -158,22 +136,9 @@ key_revoke(int argc, char **argv)
   }
   if (argc != 2 || argv[1][0] == '-')
     return cli_usage_error("key revoke: usage: berth key revoke NAME");
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc)
-    return rc;
-  char *actor = cli_current_user();
-  berth_error *err = NULL;
-  if (berth_apikey_revoke(st, argv[1], &err) < 0) {
-    key_audit(st, actor, "key.revoke", argv[1], "failed");
-    rc = cli_fail(err);
-  } else {
-    key_audit(st, actor, "key.revoke", argv[1], "ok");
-    fprintf(stderr, "berth: API key `%s` revoked\n", argv[1]);
-  }
-  free(actor);
-  berth_store_close(st);
-  return rc;
+  static const cli_view view = { show_revoked, NULL, NULL };
+  cli_request rq = { .arg = argv[1] };
+  return cli_run(CLI_OP_KEY_REVOKE, &rq, &view);
 }
 
 int

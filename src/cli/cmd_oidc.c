@@ -4,10 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/actions.h"
-#include "berth/config.h"
 #include "berth/oidc.h"
-#include "berth/store.h"
+#include "backend.h"
 #include "cli.h"
 
 static const char oidc_usage[]
@@ -21,74 +19,22 @@ static const char oidc_usage[]
       "           (--issuer, else config.json's oidc_issuer)\n";
 
 static void
-print_json(cJSON *j)
+show_rotated(const cli_request *rq, const cJSON *rec)
 {
-  char *s = cJSON_Print(j);
-  if (s != NULL)
-    printf("%s\n", s);
-  free(s);
+  (void) rq;
+  printf("new OIDC signing key %s (%s); the previous one stays published for 1 h\n",
+         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "kid")),
+         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "alg")));
 }
 
+/* `config --issuer URL`: the document for that issuer needs no store */
 static int
-oidc_jwks(berth_store *st)
+print_discovery(const char *issuer)
 {
-  berth_error *err = NULL;
-  berth_oidc_key *keys = NULL;
-  size_t n = 0;
-  int64_t now = berth_now_ms();
-  if (berth_store_oidc_keys(st, &keys, &n, &err) < 0)
-    return cli_fail(err);
-  cJSON *j = berth_oidc_jwks(keys, n, now, &err);
-  berth_oidc_keys_free(keys, n);
-  if (j == NULL)
-    return cli_fail(err);
-  print_json(j);
+  cJSON *j = berth_oidc_discovery(issuer);
+  cli_print_json(j);
   cJSON_Delete(j);
-  return 0;
-}
-
-static int
-oidc_rotate(berth_store *st, const char *alg)
-{
-  berth_error *err = NULL;
-  berth_oidc_key fresh;
-  int64_t now = berth_now_ms();
-  if (berth_oidc_key_generate(alg, now, &fresh, &err) < 0)
-    return cli_fail(err);
-  char *actor = cli_current_user();
-  int rc = berth_store_oidc_rotate(st, &fresh, now, &err);
-  cJSON *args = cJSON_CreateObject();
-  cJSON_AddStringToObject(args, "alg", fresh.alg);
-  berth_error *aerr = NULL;
-  berth_action_record(st, actor, "oidc.rotate", fresh.kid, args, rc < 0 ? err : NULL, &aerr);
-  berth_error_free(aerr);
-  cJSON_Delete(args);
-  free(actor);
-  if (rc == 0)
-    printf("new OIDC signing key %s (%s); the previous one stays published for 1 h\n", fresh.kid, fresh.alg);
-  berth_oidc_key_clear(&fresh);
-  return rc < 0 ? cli_fail(err) : 0;
-}
-
-static int
-oidc_config(berth_store *st, const char *issuer)
-{
-  berth_error *err = NULL;
-  berth_config cfg;
-  if (berth_config_load(berth_store_home(st), &cfg, &err) < 0)
-    return cli_fail(err);
-  if (issuer == NULL)
-    issuer = cfg.oidc_issuer;
-  int rc = 0;
-  if (issuer == NULL) {
-    rc = cli_usage_error("oidc config: no issuer URL (--issuer URL, or oidc_issuer in config.json)");
-  } else {
-    cJSON *j = berth_oidc_discovery(issuer);
-    print_json(j);
-    cJSON_Delete(j);
-  }
-  berth_config_clear(&cfg);
-  return rc;
+  return j ? 0 : cli_usage_error("out of memory");
 }
 
 int
@@ -120,16 +66,14 @@ cmd_oidc(int argc, char **argv)
     return cli_usage_error("oidc %s: unexpected argument `%s`", sub, argv[optind]);
   if (strcmp(sub, "rotate") != 0 && strcmp(sub, "jwks") != 0 && strcmp(sub, "config") != 0)
     return cli_usage_error("unknown oidc command '%s' (see 'berth oidc --help')", sub);
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc != 0)
-    return rc;
-  if (strcmp(sub, "rotate") == 0)
-    rc = oidc_rotate(st, alg);
-  else if (strcmp(sub, "jwks") == 0)
-    rc = oidc_jwks(st);
-  else
-    rc = oidc_config(st, issuer);
-  berth_store_close(st);
-  return rc;
+  static const cli_view documents = { NULL, NULL, NULL }, rotated = { show_rotated, NULL, NULL };
+  cli_request rq = { 0 };
+  if (strcmp(sub, "jwks") == 0)
+    return cli_run(CLI_OP_OIDC_JWKS, &rq, &documents);
+  if (strcmp(sub, "config") == 0)
+    return issuer ? print_discovery(issuer) : cli_run(CLI_OP_OIDC_CONFIG, &rq, &documents);
+  rq.body = cJSON_CreateObject();
+  if (alg)
+    cJSON_AddStringToObject(rq.body, "alg", alg);
+  return cli_run(CLI_OP_OIDC_ROTATE, &rq, &rotated);
 }

@@ -17,9 +17,8 @@
 #include "berth/cleanup.h"
 #include "berth/parse.h"
 #include "berth/policy.h"
-#include "berth/store.h"
+#include "backend.h"
 #include "cli.h"
-#include "client.h"
 #include "render.h"
 
 static const char usage_main[]
@@ -136,26 +135,23 @@ read_policy_file(const char *path, berth_error **err)
   return NULL;
 }
 
-/* The rule names in a validated policy text, comma-separated, and as a JSON array. */
-static char *
-rule_names(const char *text, cJSON **names_out)
+/* "added 2 policy rules: a, b" (the names from the policy text: the record is the rules now stored) */
+static void
+show_added(const cli_request *rq, const cJSON *rec)
 {
-  cJSON *root = cJSON_Parse(text);
-  cJSON *names = cJSON_CreateArray();
-  berth_buf b;
-  berth_buf_init(&b, 64 * 1024);
+  size_t added = (size_t) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rec, "added"));
+  cJSON *root = cJSON_Parse(rq->raw_body);
+  printf("added %zu policy rule%s: ", added, added == 1 ? "" : "s");
   const cJSON *it = cJSON_IsArray(root) ? root->child : root;
-  for (; it != NULL; it = cJSON_IsArray(root) ? it->next : NULL) {
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "name");
-    if (cJSON_IsString(n)) {
-      berth_buf_printf(&b, "%s%s", b.len ? ", " : "", n->valuestring);
-      cJSON_AddItemToArray(names, cJSON_CreateString(n->valuestring));
+  for (const char *sep = ""; it != NULL; it = cJSON_IsArray(root) ? it->next : NULL) {
+    const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+    if (n != NULL) {
+      printf("%s%s", sep, n);
+      sep = ", ";
     }
   }
+  putchar('\n');
   cJSON_Delete(root);
-  *names_out = names;
-  berth_buf_append(&b, "", 0);
-  return berth_buf_steal(&b);
 }
 
 static int
@@ -178,32 +174,16 @@ cmd_add(int argc, char **argv)
     berth_error_wrap(&err, "policy file %s", pa.arg);
     return cli_fail(err);
   }
-  cleanup_free char *actor = cli_current_user();
-  if (actor == NULL)
-    return cli_usage_error("cannot tell the current user");
-  berth_store *st = NULL;
-  if ((rc = cli_open_store(&st)) != 0)
-    return rc;
-  cJSON *names = NULL;
-  cleanup_free char *target = rule_names(text, &names);
-  cJSON *args = cJSON_CreateObject();
-  cJSON_AddStringToObject(args, "file", pa.arg);
-  cJSON_AddItemToObject(args, "rules", names);
-  size_t added = 0;
-  if (berth_store_begin(st, &err) < 0 || berth_policy_add_json(st, text, actor, &added, &err) < 0) {
-    berth_store_rollback(st);
-    cli_audit_failure(st, actor, "policy.add", target, args, err);
-    rc = cli_fail(err);
-  } else if (berth_audit_append(st, actor, "policy.add", target, args, "ok", &err) < 0
-             || berth_store_commit(st, &err) < 0) {
-    berth_store_rollback(st);
-    rc = cli_fail(err);
-  } else {
-    printf("added %zu policy rule%s: %s\n", added, added == 1 ? "" : "s", target ? target : "");
-  }
-  cJSON_Delete(args);
-  berth_store_close(st);
-  return rc;
+  static const cli_view view = { show_added, NULL, NULL };
+  cli_request rq = { .arg = pa.arg, .raw_body = text };
+  return cli_run(CLI_OP_POLICY_ADD, &rq, &view);
+}
+
+static void
+show_removed(const cli_request *rq, const cJSON *rec)
+{
+  (void) rec;
+  printf("removed policy rule %s\n", rq->arg);
 }
 
 static int
@@ -214,26 +194,9 @@ cmd_remove(int argc, char **argv)
                       &pa);
   if (rc != 0)
     return rc < 0 ? 0 : rc;
-  cleanup_free char *actor = cli_current_user();
-  if (actor == NULL)
-    return cli_usage_error("cannot tell the current user");
-  berth_store *st = NULL;
-  if ((rc = cli_open_store(&st)) != 0)
-    return rc;
-  berth_error *err = NULL;
-  if (berth_store_begin(st, &err) < 0 || berth_policy_remove(st, pa.arg, &err) < 0) {
-    berth_store_rollback(st);
-    cli_audit_failure(st, actor, "policy.remove", pa.arg, NULL, err);
-    rc = cli_fail(err);
-  } else if (berth_audit_append(st, actor, "policy.remove", pa.arg, NULL, "ok", &err) < 0
-             || berth_store_commit(st, &err) < 0) {
-    berth_store_rollback(st);
-    rc = cli_fail(err);
-  } else {
-    printf("removed policy rule %s\n", pa.arg);
-  }
-  berth_store_close(st);
-  return rc;
+  static const cli_view view = { show_removed, NULL, NULL };
+  cli_request rq = { .arg = pa.arg };
+  return cli_run(CLI_OP_POLICY_REMOVE, &rq, &view);
 }
 
 /* "command=..., stacks=[...]": the conditions of a rule, for the table. */
@@ -249,6 +212,28 @@ conditions(const cJSON *rule)
   return s;
 }
 
+static void
+show_policies(const cli_request *rq, const cJSON *list)
+{
+  (void) rq;
+  const cJSON *pols = cJSON_GetObjectItemCaseSensitive(list, "policies"), *p;
+  if (cJSON_GetArraySize(pols) == 0) {
+    printf("no policy rules: every task is allowed\n");
+    return;
+  }
+  printf("%-24s %-8s %s\n", "NAME", "DECISION", "CONDITIONS / MESSAGE");
+  cJSON_ArrayForEach(p, pols)
+  {
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(p, "rule");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(rule, "message");
+    cleanup_free char *cond = conditions(rule);
+    printf("%-24s %-8s %s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "name")),
+           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rule, "decision")), cond ? cond : "?");
+    if (cJSON_IsString(msg))
+      printf("%-24s %-8s message: %s\n", "", "", msg->valuestring);
+  }
+}
+
 static int
 cmd_list(int argc, char **argv)
 {
@@ -257,36 +242,18 @@ cmd_list(int argc, char **argv)
       = parse_args(argc, argv, "list", "usage: berth policy list [--json]\n\nLists the policy rules.\n", "j", 0, &pa);
   if (rc != 0)
     return rc < 0 ? 0 : rc;
-  berth_store *st = NULL;
-  if ((rc = cli_open_store(&st)) != 0)
-    return rc;
-  berth_error *err = NULL;
-  cJSON *list = berth_policy_list_json(st, &err);
-  berth_store_close(st);
-  if (list == NULL)
-    return cli_fail(err);
-  const cJSON *pols = cJSON_GetObjectItemCaseSensitive(list, "policies");
-  if (pa.json) {
-    cli_print_json(list);
-  } else if (cJSON_GetArraySize(pols) == 0) {
-    printf("no policy rules: every task is allowed\n");
-  } else {
-    printf("%-24s %-8s %s\n", "NAME", "DECISION", "CONDITIONS / MESSAGE");
-    const cJSON *p;
-    cJSON_ArrayForEach(p, pols)
-    {
-      const cJSON *rule = cJSON_GetObjectItemCaseSensitive(p, "rule");
-      const cJSON *msg = cJSON_GetObjectItemCaseSensitive(rule, "message");
-      cleanup_free char *cond = conditions(rule);
-      printf("%-24s %-8s %s\n", cJSON_GetObjectItemCaseSensitive(p, "name")->valuestring,
-             cJSON_GetObjectItemCaseSensitive(rule, "decision")->valuestring, cond ? cond : "?");
-      if (cJSON_IsString(msg))
-        printf("%-24s %-8s message: %s\n", "", "", msg->valuestring);
-    }
-  }
-  cJSON_Delete(list);
-  return 0;
+  static const cli_view view = { show_policies, NULL, NULL };
+  cli_request rq = { .json = pa.json };
+  return cli_run(CLI_OP_POLICY_LIST, &rq, &view);
 }
+
+/* `berth policy test`'s command line. */
+typedef struct policy_test_req {
+  const char *stack, *actor, *role; /* actor, role: NULL when not given */
+  bool json, at_given;
+  int64_t at_ms; /* --at, or now */
+  berth_buf command;
+} policy_test_req;
 
 static const char test_usage[]
     = "usage: berth policy test STACK [--actor A] [--role reader|writer|admin] [--at TIME] [--json] -- COMMAND...\n"
@@ -296,7 +263,9 @@ static const char test_usage[]
       "owner), --at to now (YYYY-MM-DD[THH:MM[:SS]Z], UTC, or a duration ago).\n"
       "Exit status: 0 allowed, 1 denied, 125 bad input.\n";
 
-int
+/* 0 with *out filled, -1 when --help was printed, or the exit code after the one-line error. Clear *out in every
+ * case. */
+static int
 policy_test_parse(int argc, char **argv, policy_test_req *out)
 {
   int dash = 0;
@@ -330,61 +299,49 @@ policy_test_parse(int argc, char **argv, policy_test_req *out)
   return 0;
 }
 
-void
+static void
 policy_test_req_clear(policy_test_req *r)
 {
   berth_buf_free(&r->command);
 }
 
+static void
+show_result(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_policy_result(rec);
+}
+
+static int
+result_status(const cJSON *rec)
+{
+  const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "decision"));
+  return d && strcmp(d, "allow") == 0 ? 0 : 1;
+}
+
+/* POST /v1/policies/test's body; records nothing. Exit 0 allowed, 1 denied. */
 static int
 cmd_test(int argc, char **argv)
 {
+  static const cli_view view = { show_result, NULL, result_status };
   policy_test_req t;
   int rc = policy_test_parse(argc, argv, &t);
   if (rc != 0) {
     policy_test_req_clear(&t);
     return rc < 0 ? 0 : rc;
   }
-  berth_error *err = NULL;
-  cleanup_free char *me = cli_current_user();
-  berth_store *st = NULL;
-  berth_stack *s = NULL;
-  if ((rc = cli_open_store(&st)) != 0) {
-    policy_test_req_clear(&t);
-    return rc;
-  }
-  berth_policy_result res = { 0 };
-  if (berth_store_stack_get(st, t.stack, &s, &err) < 0) {
-    rc = cli_fail(err);
-    goto out;
-  }
-  berth_policy_input in = {
-    .stack = s->name,
-    .labels = (const char *const *) s->labels.v,
-    .n_labels = s->labels.n,
-    .command = t.command.data ? t.command.data : "",
-    .actor = t.actor ? t.actor : me,
-    .role = t.role,
-    .identity = s->oidc_audiences.n > 0 || s->credentials.n > 0,
-    .now_ms = t.at_ms,
-  };
-  if (berth_policy_evaluate(st, &in, &res, &err) < 0) {
-    rc = cli_fail(err);
-    goto out;
-  }
-  cJSON *j = berth_policy_result_to_json(&res);
-  if (t.json)
-    cli_print_json(j);
-  else
-    cli_render_policy_result(j);
-  cJSON_Delete(j);
-  rc = res.denied ? 1 : 0;
-out:
-  berth_policy_result_clear(&res);
-  berth_stack_free(s);
-  berth_store_close(st);
+  char at[64];
+  cli_request rq = { .json = t.json, .body = cJSON_CreateObject() };
+  cJSON_AddStringToObject(rq.body, "stack", t.stack);
+  cJSON_AddStringToObject(rq.body, "command", t.command.data ? t.command.data : "");
+  if (t.actor)
+    cJSON_AddStringToObject(rq.body, "actor", t.actor);
+  if (t.role)
+    cJSON_AddStringToObject(rq.body, "role", t.role);
+  if (t.at_given)
+    cJSON_AddStringToObject(rq.body, "at", berth_format_time(t.at_ms, at, sizeof at));
   policy_test_req_clear(&t);
-  return rc;
+  return cli_run(CLI_OP_POLICY_TEST, &rq, &view);
 }
 
 int

@@ -331,10 +331,20 @@ schedule_main(client_conn *c, int argc, char **argv)
   return 0;
 }
 
+/* Local, or through the server that BERTH_SERVER names (`--server URL` sets it), like every command. */
 int
 cmd_schedule(int argc, char **argv)
 {
-  return schedule_main(NULL, argc, argv);
+  const char *server = getenv("BERTH_SERVER");
+  if (server == NULL || *server == '\0')
+    return schedule_main(NULL, argc, argv);
+  berth_error *err = NULL;
+  client_conn *c = NULL;
+  if (client_conn_new(&c, &err) < 0)
+    return cli_fail(err);
+  int rc = schedule_main(c, argc, argv);
+  client_conn_free(c);
+  return rc;
 }
 
 int

@@ -11,15 +11,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "berth/actions.h"
 #include "berth/cleanup.h"
-#include "berth/config.h"
 #include "berth/parse.h"
 #include "berth/stack_host.h"
 #include "berth/store.h"
-#include "berth/task_json.h"
+#include "backend.h"
 #include "cli.h"
-#include "client.h"
 #include "render.h"
 
 static const char usage_main[] = "usage: berth stack COMMAND [ARGS...]\n"
@@ -59,6 +56,7 @@ static const char flags_help[]
       "  --keep-versions N           state versions kept (default 10)\n"
       "  --oidc-audience AUD         each task gets an OIDC identity token for AUD (repeatable; docs/credentials.md)\n"
       "  --oidc-aws-role ARN         with a token: AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE for the AWS SDKs\n"
+      "  --pool NAME                 run its tasks only on fleet hosts of this pool ('' = default; docs/fleet.md)\n"
       "  --credentials NAME          credential helper from config.json run before initialization (repeatable)\n";
 
 static const char update_extra_help[]
@@ -91,6 +89,7 @@ enum {
   OPT_KEEP_VERSIONS,
   OPT_OIDC_AUDIENCE,
   OPT_OIDC_AWS_ROLE,
+  OPT_POOL,
   OPT_CREDENTIALS,
   OPT_UNSET_ENV,
   OPT_UNSET_SECRET_ENV,
@@ -121,6 +120,7 @@ static const struct option edit_options[] = {
   { "keep-versions", required_argument, NULL, OPT_KEEP_VERSIONS },
   { "oidc-audience", required_argument, NULL, OPT_OIDC_AUDIENCE },
   { "oidc-aws-role", required_argument, NULL, OPT_OIDC_AWS_ROLE },
+  { "pool", required_argument, NULL, OPT_POOL },
   { "credentials", required_argument, NULL, OPT_CREDENTIALS },
   { "unset-env", required_argument, NULL, OPT_UNSET_ENV },
   { "unset-secret-env", required_argument, NULL, OPT_UNSET_SECRET_ENV },
@@ -140,18 +140,10 @@ static const int list_opts[N_LISTS] = { OPT_INIT,         OPT_BEFORE_INIT, OPT_B
                                         OPT_AFTER_PERFORM, OPT_AFTER_RUN,   OPT_PERSIST,
                                         OPT_LABEL,         OPT_OIDC_AUDIENCE, OPT_CREDENTIALS };
 
-static berth_strv *
-stack_list(berth_stack *s, int idx)
-{
-  berth_strv *lists[N_LISTS] = { &s->init,    &s->before_init, &s->before_perform, &s->after_perform,  &s->after_run,
-                                 &s->persist, &s->labels,      &s->oidc_audiences, &s->credentials };
-  return lists[idx];
-}
-
 /* What the user asked to change: NULL / false means "not given". */
 typedef struct stack_edit {
   bool is_update;
-  const char *image, *project_dir, *subdir, *network, *pull, *aws_role;
+  const char *image, *project_dir, *subdir, *network, *pull, *aws_role, *pool;
   bool memory_given, cpus_given, pids_given, timeout_given, idle_given, keep_given;
   int64_t memory, cpus, pids, timeout, idle, keep;
   bool list_given[N_LISTS];
@@ -262,6 +254,9 @@ parse_edit_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
   case OPT_PULL:
     e->pull = arg;
     return 0;
+  case OPT_POOL:
+    e->pool = arg;
+    return 0;
   case OPT_OIDC_AWS_ROLE:
     e->aws_role = arg;
     return 0;
@@ -281,74 +276,6 @@ parse_edit_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
 }
 
 static int
-replace_str(char **dst, const char *src, berth_error **err)
-{
-  char *d = src ? strdup(src) : NULL;
-  if (src && d == NULL)
-    return oom(err);
-  free(*dst);
-  *dst = d;
-  return 0;
-}
-
-static int
-apply_env(berth_kv **kv, size_t *n, const berth_kv *add, size_t n_add, const berth_strv *unset, const char *what,
-          const char *stack, berth_error **err)
-{
-  for (size_t i = 0; i < unset->n; i++)
-    if (berth_kv_unset(kv, n, unset->v[i]) == 0)
-      return berth_error_set(err, BERTH_EINVAL, "%s `%s` is not set on stack `%s`", what, unset->v[i], stack);
-  for (size_t i = 0; i < n_add; i++)
-    if (berth_kv_set(kv, n, add[i].key, add[i].value) < 0)
-      return oom(err);
-  return 0;
-}
-
-/* Applies the edit to s (the file system parts are checked by berth_stack_check_host). */
-static int
-apply_edit(stack_edit *e, berth_stack *s, berth_error **err)
-{
-  int rc = 0;
-  if ((e->image && (rc = replace_str(&s->image, e->image, err)) < 0)
-      || (e->project_dir && (rc = replace_str(&s->project_dir, *e->project_dir ? e->project_dir : NULL, err)) < 0)
-      || (e->subdir && (rc = replace_str(&s->subdir, *e->subdir ? e->subdir : NULL, err)) < 0)
-      || (e->network && (rc = replace_str(&s->network, e->network, err)) < 0)
-      || (e->pull && (rc = replace_str(&s->pull_policy, e->pull, err)) < 0)
-      || (e->aws_role && (rc = replace_str(&s->oidc_aws_role, *e->aws_role ? e->aws_role : NULL, err)) < 0))
-    return rc;
-  if (e->memory_given)
-    s->memory_bytes = e->memory;
-  if (e->cpus_given)
-    s->nano_cpus = e->cpus;
-  if (e->pids_given)
-    s->pids = e->pids;
-  if (e->timeout_given)
-    s->timeout_ms = e->timeout;
-  if (e->idle_given)
-    s->idle_timeout_ms = e->idle;
-  if (e->keep_given)
-    s->keep_versions = (int) e->keep;
-  for (int i = 0; i < N_LISTS; i++)
-    if (e->list_given[i]) {
-      berth_strv *dst = stack_list(s, i);
-      berth_strv_clear(dst);
-      *dst = e->lists[i];
-      e->lists[i] = (berth_strv){ NULL, 0 };
-    }
-  if ((rc = apply_env(&s->env, &s->n_env, e->env, e->n_env, &e->unset_env, "env", s->name, err)) < 0
-      || (rc = apply_env(&s->secret_env, &s->n_secret_env, e->secret, e->n_secret, &e->unset_secret, "secret env",
-                         s->name, err))
-             < 0)
-    return rc;
-  /* a variable moved between plain and secret: the newest flag wins */
-  for (size_t i = 0; i < e->n_env; i++)
-    berth_kv_unset(&s->secret_env, &s->n_secret_env, e->env[i].key);
-  for (size_t i = 0; i < e->n_secret; i++)
-    berth_kv_unset(&s->env, &s->n_env, e->secret[i].key);
-  return 0;
-}
-
-static int
 bad_flag(int opt, const char *cmd, char **argv, int idx)
 {
   const char *arg = idx > 0 ? argv[idx - 1] : "?";
@@ -357,15 +284,6 @@ bad_flag(int opt, const char *cmd, char **argv, int idx)
   if (optopt > 0 && optopt < 256)
     return cli_usage_error("unknown flag `-%c` for 'berth stack %s' (see 'berth stack %s --help')", optopt, cmd, cmd);
   return cli_usage_error("unknown flag `%s` for 'berth stack %s' (see 'berth stack %s --help')", arg, cmd, cmd);
-}
-
-static int
-open_store(berth_store **st, berth_error **err)
-{
-  cleanup_free char *home = berth_home_default();
-  if (home == NULL)
-    return oom(err);
-  return berth_store_open(home, st, err);
 }
 
 /* The create/update command line into e: 0, -1 when --help was printed, or the exit code after the error. */
@@ -398,64 +316,6 @@ edit_parse(int argc, char **argv, bool is_update, stack_edit *e, const char **na
   if (!is_update && e->image == NULL)
     return cli_usage_error("'berth stack create' needs --image REF");
   return 0;
-}
-
-static int
-cmd_edit(int argc, char **argv, bool is_update)
-{
-  stack_edit e = { .is_update = is_update };
-  berth_error *err = NULL;
-  berth_stack *s = NULL;
-  berth_store *st = NULL;
-  const char *name = NULL;
-  cleanup_free char *home = berth_home_default();
-  int rc = edit_parse(argc, argv, is_update, &e, &name);
-  if (rc != 0) {
-    rc = rc < 0 ? 0 : rc;
-    goto out;
-  }
-  if (!is_update) {
-    s = berth_stack_new();
-    if (s == NULL || (s->name = strdup(name)) == NULL) {
-      rc = cli_fail((oom(&err), err));
-      goto out;
-    }
-  } else if (open_store(&st, &err) < 0 || berth_store_stack_get(st, name, &s, &err) < 0) {
-    rc = cli_fail(err);
-    goto out;
-  }
-  /* everything is checked before the store is opened for a create, so a bad flag leaves nothing behind */
-  if (home == NULL || apply_edit(&e, s, &err) < 0
-      || berth_stack_check_host(s, NULL, e.project_dir != NULL, e.subdir != NULL, &err) < 0
-      || berth_stack_validate(s, &err) < 0 || berth_stack_check_host(s, home, false, false, &err) < 0) {
-    rc = cli_fail(err ? err : (oom(&err), err));
-    goto out;
-  }
-  if (!is_update && open_store(&st, &err) < 0) {
-    rc = cli_fail(err);
-    goto out;
-  }
-  {
-    char *actor = cli_current_user();
-    int wrc = is_update ? berth_action_stack_update(st, s, actor, &err) : berth_action_stack_create(st, s, actor, &err);
-    free(actor);
-    if (wrc < 0) {
-      rc = cli_fail(err);
-      goto out;
-    }
-  }
-  printf("%s stack %s\n", is_update ? "updated" : "created", s->name);
-  {
-    char *w = berth_stack_image_warning(st, s);
-    if (w != NULL)
-      fprintf(stderr, "berth: warning: %s\n", w);
-    free(w);
-  }
-out:
-  edit_free(&e);
-  berth_stack_free(s);
-  berth_store_close(st);
-  return rc;
 }
 
 static const char *const list_fields[N_LISTS]
@@ -501,6 +361,8 @@ edit_json(const stack_edit *e, const char *name, cJSON *o, berth_error **err)
     cJSON_AddStringToObject(o, "pull_policy", e->pull);
   if (e->aws_role)
     cJSON_AddItemToObject(o, "oidc_aws_role", *e->aws_role ? cJSON_CreateString(e->aws_role) : cJSON_CreateNull());
+  if (e->pool)
+    cJSON_AddItemToObject(o, "pool", *e->pool ? cJSON_CreateString(e->pool) : cJSON_CreateNull());
   const struct {
     bool given;
     const char *field;
@@ -524,7 +386,11 @@ edit_json(const stack_edit *e, const char *name, cJSON *o, berth_error **err)
   return 0;
 }
 
-int
+static void stack_body_free(cJSON *body);
+
+/* The create/update command line as the JSON body of POST /v1/stacks (with "name") or PATCH /v1/stacks/{name}: 0,
+ * -1 when --help was printed, or the exit code after the error. Wipe it with stack_body_free. */
+static int
 stack_edit_body(int argc, char **argv, bool is_update, const char **name, cJSON **body)
 {
   stack_edit e = { .is_update = is_update };
@@ -546,7 +412,7 @@ stack_edit_body(int argc, char **argv, bool is_update, const char **name, cJSON 
   return rc;
 }
 
-void
+static void
 stack_body_free(cJSON *body)
 {
   cJSON *e;
@@ -599,114 +465,73 @@ static const char delete_usage[] = "usage: berth stack delete NAME\n\n"
 static const char state_usage[] = "usage: berth stack state NAME [--json]\n\n"
                                   "Lists the stack's persisted state versions, newest first.\n";
 
-static int
-cmd_show(int argc, char **argv)
+/* "created stack NAME", and the warnings of the record (an image the allowlist denies). */
+static void
+show_edited(const cli_request *rq, const cJSON *rec)
 {
-  bool json = false, done = false;
-  const char *name = NULL;
-  int rc = parse_read_args(argc, argv, "show", show_usage, 1, &json, &name, &done);
-  if (rc != 0 || done)
-    return rc;
-  berth_error *err = NULL;
-  if (berth_stack_validate_name(name, &err) < 0)
-    return cli_fail(err);
-  berth_store *st = NULL;
-  berth_stack *s = NULL;
-  if (open_store(&st, &err) < 0 || berth_store_stack_get(st, name, &s, &err) < 0) {
-    berth_store_close(st);
-    return cli_fail(err);
+  printf("%s stack %s\n", rq->verb, rq->arg);
+  const cJSON *w;
+  cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(rec, "warnings"))
+  {
+    if (cJSON_IsString(w))
+      fprintf(stderr, "berth: warning: %s\n", w->valuestring);
   }
-  cJSON *j = berth_stack_to_json(s);
-  if (json)
-    cli_print_json(j);
-  else
-    cli_render_stack(j);
-  cJSON_Delete(j);
-  berth_stack_free(s);
-  berth_store_close(st);
-  return 0;
 }
 
 static int
-cmd_list(int argc, char **argv)
+cmd_edit(int argc, char **argv, bool is_update)
 {
-  bool json = false, done = false;
-  int rc = parse_read_args(argc, argv, "list", list_usage, 0, &json, NULL, &done);
-  if (rc != 0 || done)
-    return rc;
-  berth_error *err = NULL;
-  berth_store *st = NULL;
-  berth_stack **v = NULL;
-  size_t n = 0;
-  if (open_store(&st, &err) < 0 || berth_store_stack_list(st, &v, &n, &err) < 0) {
-    berth_store_close(st);
-    return cli_fail(err);
-  }
-  cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "stacks");
-  for (size_t i = 0; i < n; i++)
-    cJSON_AddItemToArray(arr, berth_stack_to_json(v[i]));
-  if (json)
-    cli_print_json(o);
-  else
-    cli_render_stack_list(arr);
-  cJSON_Delete(o);
-  berth_stacks_free(v, n);
-  berth_store_close(st);
-  return 0;
+  static const cli_view view = { show_edited, NULL, NULL };
+  cli_request rq = { .verb = is_update ? "updated" : "created" };
+  int rc = stack_edit_body(argc, argv, is_update, &rq.arg, &rq.body);
+  if (rc != 0)
+    return rc < 0 ? 0 : rc;
+  return cli_run(is_update ? CLI_OP_STACK_UPDATE : CLI_OP_STACK_CREATE, &rq, &view);
 }
 
+static void
+show_stack(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_stack(rec);
+}
+
+static void
+show_stack_list(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_stack_list(cJSON_GetObjectItemCaseSensitive(rec, "stacks"));
+}
+
+static void
+show_stack_state(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_stack_state(rec);
+}
+
+/* "deleted stack NAME", "locked stack NAME", ...: the line of a change, after the verb of the command. */
+static void
+show_changed(const cli_request *rq, const cJSON *rec)
+{
+  (void) rec;
+  printf("%s stack %s\n", rq->verb, rq->arg);
+}
+
+/* A read (or delete) of one or no stack: the [--json] [--help] NAME command line, the operation, the view. */
 static int
-cmd_delete(int argc, char **argv)
+read_command(int argc, char **argv, const char *cmd, const char *usage, int want_args, cli_op op, bool json_flag,
+             const cli_view *view)
 {
   bool done = false;
-  const char *name = NULL;
-  int rc = parse_read_args(argc, argv, "delete", delete_usage, 1, NULL, &name, &done);
+  cli_request rq = { .verb = "deleted" };
+  int rc = parse_read_args(argc, argv, cmd, usage, want_args, json_flag ? &rq.json : NULL, &rq.arg, &done);
   if (rc != 0 || done)
     return rc;
   berth_error *err = NULL;
-  if (berth_stack_validate_name(name, &err) < 0)
+  if (rq.arg && berth_stack_validate_name(rq.arg, &err) < 0)
     return cli_fail(err);
-  berth_store *st = NULL;
-  char *actor = cli_current_user();
-  if (open_store(&st, &err) < 0 || berth_action_stack_delete(st, name, actor, &err) < 0) {
-    free(actor);
-    berth_store_close(st);
-    return cli_fail(err);
-  }
-  free(actor);
-  berth_store_close(st);
-  printf("deleted stack %s\n", name);
-  return 0;
-}
-
-static int
-cmd_state(int argc, char **argv)
-{
-  bool json = false, done = false;
-  const char *name = NULL;
-  int rc = parse_read_args(argc, argv, "state", state_usage, 1, &json, &name, &done);
-  if (rc != 0 || done)
-    return rc;
-  berth_error *err = NULL;
-  if (berth_stack_validate_name(name, &err) < 0)
-    return cli_fail(err);
-  berth_store *st = NULL;
-  berth_stack *s = NULL;
-  cJSON *j = NULL;
-  if (open_store(&st, &err) < 0 || berth_store_stack_get(st, name, &s, &err) < 0
-      || (j = berth_stack_state_json(st, s, &err)) == NULL) {
-    berth_stack_free(s);
-    berth_store_close(st);
-    return cli_fail(err);
-  }
-  if (json)
-    cli_print_json(j);
-  else
-    cli_render_stack_state(j);
-  cJSON_Delete(j);
-  berth_stack_free(s);
-  berth_store_close(st);
-  return 0;
+  return cli_run(op, &rq, view);
 }
 
 static int
@@ -716,15 +541,16 @@ cmd_lock(int argc, char **argv, bool lock)
                                         { "force", no_argument, NULL, 'f' },
                                         { "help", no_argument, NULL, 'h' },
                                         { 0 } };
+  static const cli_view view = { show_changed, NULL, NULL };
   const char *note = NULL;
-  bool force = false;
+  cli_request rq = { .verb = lock ? "locked" : "unlocked" };
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     if (c == 'n' && lock)
       note = optarg;
     else if (c == 'f' && !lock)
-      force = true;
+      rq.force = true;
     else if (c == 'h') {
       printf(lock ? "usage: berth stack lock NAME [--note TEXT]\n\nWhile locked only you can start tasks on the "
                     "stack; the lock never expires.\n"
@@ -735,26 +561,16 @@ cmd_lock(int argc, char **argv, bool lock)
   }
   if (optind != argc - 1)
     return cli_usage_error("stack %s: usage: berth stack %s NAME", argv[0], argv[0]);
-  const char *name = argv[optind];
+  rq.arg = argv[optind];
   berth_error *err = NULL;
-  if (berth_stack_validate_name(name, &err) < 0)
+  if (berth_stack_validate_name(rq.arg, &err) < 0)
     return cli_fail(err);
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc)
-    return rc;
-  char *actor = cli_current_user();
-  if (lock)
-    rc = berth_action_stack_lock(st, name, actor, note, &err);
-  else
-    rc = berth_action_stack_unlock(st, name, actor, force, &err);
-  if (rc < 0)
-    rc = cli_fail(err);
-  else
-    printf("%s stack %s\n", lock ? "locked" : "unlocked", name);
-  free(actor);
-  berth_store_close(st);
-  return rc;
+  if (lock) {
+    rq.body = cJSON_CreateObject();
+    if (note)
+      cJSON_AddStringToObject(rq.body, "note", note);
+  }
+  return cli_run(lock ? CLI_OP_STACK_LOCK : CLI_OP_STACK_UNLOCK, &rq, &view);
 }
 
 int
@@ -769,18 +585,18 @@ cmd_stack(int argc, char **argv)
     fputs(usage_main, stdout);
     return 0;
   }
-  if (strcmp(sub, "create") == 0)
-    return cmd_edit(argc - 1, argv + 1, false);
-  if (strcmp(sub, "update") == 0)
-    return cmd_edit(argc - 1, argv + 1, true);
+  if (strcmp(sub, "create") == 0 || strcmp(sub, "update") == 0)
+    return cmd_edit(argc - 1, argv + 1, strcmp(sub, "update") == 0);
+  static const cli_view show = { show_stack, NULL, NULL }, list = { show_stack_list, NULL, NULL },
+                        state = { show_stack_state, NULL, NULL }, deleted = { show_changed, NULL, NULL };
   if (strcmp(sub, "show") == 0)
-    return cmd_show(argc - 1, argv + 1);
+    return read_command(argc - 1, argv + 1, "show", show_usage, 1, CLI_OP_STACK_SHOW, true, &show);
   if (strcmp(sub, "list") == 0)
-    return cmd_list(argc - 1, argv + 1);
+    return read_command(argc - 1, argv + 1, "list", list_usage, 0, CLI_OP_STACK_LIST, true, &list);
   if (strcmp(sub, "delete") == 0)
-    return cmd_delete(argc - 1, argv + 1);
+    return read_command(argc - 1, argv + 1, "delete", delete_usage, 1, CLI_OP_STACK_DELETE, false, &deleted);
   if (strcmp(sub, "state") == 0)
-    return cmd_state(argc - 1, argv + 1);
+    return read_command(argc - 1, argv + 1, "state", state_usage, 1, CLI_OP_STACK_STATE, true, &state);
   if (strcmp(sub, "lock") == 0)
     return cmd_lock(argc - 1, argv + 1, true);
   if (strcmp(sub, "unlock") == 0)

@@ -1,26 +1,15 @@
-/* berth task run | list | show | logs */
-#include <errno.h>
-#include <fcntl.h>
+/* berth task run | list | show | logs | cancel | retry */
 #include <getopt.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "berth/buf.h"
-#include "berth/docker.h"
 #include "berth/parse.h"
-#include "berth/redactor.h"
-#include "berth/store.h"
-#include "berth/task_json.h"
-#include "berth/task_follow.h"
 #include "berth/task_log.h"
-#include "berth/task_queue.h"
-#include "berth/task_runner.h"
-#include "berth/task_submit.h"
+#include "backend.h"
 #include "cli.h"
 #include "render.h"
 #include "style.h"
@@ -42,25 +31,28 @@ typedef struct follow_out {
   cli_log_out out; /* notes styled on a terminal */
 } follow_out;
 
-static int
-on_record(void *ud, int kind, int phase, const char *data, size_t len)
+static void
+on_record(void *ud, int kind, const char *data, size_t len)
 {
-  (void) phase;
   follow_out *fo = ud;
   int fd = 1;
   if (fo->split && (kind != BERTH_LOG_STDOUT || fo->stdout_to_stderr))
     fd = 2;
   cli_log_out_write(&fo->out, fd, kind, data, len);
-  return 0; /* a closed terminal must not stop anything */
 }
 
-/* Prints the task's log; with follow, until the task ends (or Ctrl-C). Returns 0, 130 when interrupted, or 125. */
+/* Prints the task's log; with follow, until the task ends (or Ctrl-C). Returns 0, 130 when interrupted, or the
+ * exit status of the error. */
 static int
-follow_task(berth_store *st, const char *id, bool follow, follow_out *fo)
+follow_task(cli_backend *b, const char *id, bool follow, follow_out *fo)
 {
   berth_error *err = NULL;
+  struct sigaction sa = { .sa_handler = on_sigint };
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
   cli_log_out_init(&fo->out);
-  int rc = berth_task_follow(st, id, follow, &stop_following, on_record, fo, &err);
+  int rc = b->ops->follow(b, id, follow, &stop_following, on_record, fo, &err);
   cli_log_out_finish(&fo->out);
   if (rc < 0)
     return cli_fail(err);
@@ -86,8 +78,26 @@ run_usage(FILE *f)
              "Ctrl-C stops following, never the task. --secret-env K reads the value from berth's environment.\n");
 }
 
+/* --env / --secret-env K=V into the body's object (a later one wins). */
 static int
-task_run(int argc, char **argv)
+add_env_flag(cJSON *o, const char *arg, bool secret)
+{
+  berth_error *err = NULL;
+  char *k = NULL, *v = NULL;
+  if ((secret ? berth_parse_secret_env_pair(arg, &k, &v, &err) : berth_parse_env_pair(arg, &k, &v, &err)) < 0)
+    return cli_fail(err);
+  cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+  cJSON_AddStringToObject(o, k, v);
+  explicit_bzero(v, strlen(v));
+  free(k);
+  free(v);
+  return 0;
+}
+
+/* The command line of `task run` into rq (arg: the stack; body: POST /v1/stacks/{name}/tasks). 0, -1 after the help,
+ * or the exit status of the error. */
+static int
+run_parse(int argc, char **argv, cli_request *rq, bool *detach)
 {
   static const struct option opts[] = { { "skip-init", no_argument, NULL, 's' },
                                         { "env", required_argument, NULL, 'e' },
@@ -96,125 +106,167 @@ task_run(int argc, char **argv)
                                         { "json", no_argument, NULL, 'j' },
                                         { "help", no_argument, NULL, 'h' },
                                         { 0 } };
-  berth_task t = { .exit_code = -1 };
-  bool detach = false, json = false;
-  berth_error *err = NULL;
+  rq->body = cJSON_CreateObject();
+  cJSON *env = cJSON_AddObjectToObject(rq->body, "env"), *senv = cJSON_AddObjectToObject(rq->body, "secret_env");
+  bool skip_init = false;
   int c, rc = 0;
   /* options may come before or after STACK; everything after `--` is the command */
   int dd = 1;
   while (dd < argc && strcmp(argv[dd], "--") != 0)
     dd++;
   optind = 1;
-  while ((c = getopt_long(dd, argv, "", opts, NULL)) != -1) {
-    char *k = NULL, *v = NULL;
-    switch (c) {
-    case 's':
-      t.skip_init = true;
-      break;
-    case 'e':
-    case 'S':
-      if ((c == 'e' ? berth_parse_env_pair(optarg, &k, &v, &err) : berth_parse_secret_env_pair(optarg, &k, &v, &err))
-          < 0) {
-        berth_kv_array_free(t.env, t.n_env);
-        berth_kv_array_free(t.secret_env, t.n_secret_env);
-        return cli_fail(err);
-      }
-      if (c == 'e')
-        berth_kv_set(&t.env, &t.n_env, k, v);
-      else
-        berth_kv_set(&t.secret_env, &t.n_secret_env, k, v);
-      if (v)
-        explicit_bzero(v, strlen(v));
-      free(k);
-      free(v);
-      break;
-    case 'd':
-      detach = true;
-      break;
-    case 'j':
-      json = true;
-      break;
-    case 'h':
+  while (rc == 0 && (c = getopt_long(dd, argv, "", opts, NULL)) != -1) {
+    if (c == 's')
+      skip_init = true;
+    else if (c == 'e' || c == 'S')
+      rc = add_env_flag(c == 'e' ? env : senv, optarg, c == 'S');
+    else if (c == 'd')
+      *detach = true;
+    else if (c == 'j')
+      rq->json = true;
+    else if (c == 'h') {
       run_usage(stdout);
-      return 0;
-    default:
+      return -1;
+    } else
       return cli_usage_error("task run: unknown option (see 'berth task run --help')");
-    }
   }
-  if (optind >= dd)
-    rc = cli_usage_error("task run: which stack? (berth task run STACK -- COMMAND...)");
-  const char *stack_name = rc ? NULL : argv[optind++];
+  if (rc == 0 && optind >= dd)
+    return cli_usage_error("task run: which stack? (berth task run STACK -- COMMAND...)");
+  if (rc != 0)
+    return rc;
+  rq->arg = argv[optind++];
   berth_buf cmd;
   berth_buf_init(&cmd, 1u << 20);
   for (int i = optind; rc == 0 && i < argc; i++) {
     if (i == dd)
       continue;
-    if (cmd.len > 0)
-      berth_buf_append(&cmd, " ", 1);
-    int arc = berth_buf_append(&cmd, argv[i], strlen(argv[i]));
+    int arc = cmd.len > 0 ? berth_buf_append(&cmd, " ", 1) : 0;
+    if (arc == 0)
+      arc = berth_buf_append(&cmd, argv[i], strlen(argv[i]));
     if (arc < 0)
       rc = cli_usage_error(arc == BERTH_BUF_TOO_BIG ? "task run: the command is longer than 1 MiB" : "out of memory");
   }
-  berth_store *st = NULL;
-  berth_task *sub = NULL;
-  if (rc == 0)
-    rc = cli_open_store(&st);
-  if (rc == 0) {
-    char *actor = cli_current_user();
-    berth_submit req = { .stack = stack_name,
-                         .command = cmd.data,
-                         .skip_init = t.skip_init,
-                         .env = t.env,
-                         .n_env = t.n_env,
-                         .secret_env = t.secret_env,
-                         .n_secret_env = t.n_secret_env,
-                         .actor = actor,
-                         .supervisor_argv = cli_supervisor_argv() };
-    if (berth_task_submit(st, &req, &sub, &err) < 0)
-      rc = cli_fail(err);
-    else
-      t.id = strdup(sub->id);
-    free(actor);
-    berth_task_free(sub);
-  }
-  if (rc == 0 && detach) {
-    printf("%s\n", t.id);
-  } else if (rc == 0) {
-    cli_note("task %s submitted on stack %s", t.id, stack_name);
-    struct sigaction sa = { .sa_handler = on_sigint };
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    follow_out fo = { .split = true, .stdout_to_stderr = json };
-    rc = follow_task(st, t.id, true, &fo);
-    if (rc == 0) {
-      berth_task *fin = NULL;
-      if (berth_store_task_get(st, t.id, &fin, &err) < 0) {
-        rc = cli_fail(err);
-      } else {
-        rc = berth_task_exit_status(fin->state, fin->reason, fin->exit_code);
-        if (json) {
-          berth_secrets *shown = berth_display_secrets(st, fin->stack);
-          cJSON *j = berth_task_to_json_redacted(fin, shown);
-          berth_secrets_free(shown);
-          cli_print_json(j);
-          cJSON_Delete(j);
-        } else if (rc != 0 && rc != fin->exit_code) {
-          fprintf(stderr, "berth: task %s %s: %s\n", fin->id, fin->state, fin->reason ? fin->reason : "");
-        }
-        berth_task_free(fin);
-      }
-    }
-  }
+  cJSON_AddStringToObject(rq->body, "command", cmd.data ? cmd.data : "");
+  cJSON_AddBoolToObject(rq->body, "skip_init", skip_init);
   berth_buf_free(&cmd);
-  free(t.id);
-  berth_kv_array_free(t.env, t.n_env);
-  berth_kv_array_free(t.secret_env, t.n_secret_env);
-  berth_store_close(st);
   return rc;
 }
 
+static const char *
+str(const cJSON *o, const char *key)
+{
+  return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* After the follow: the final record's exit status (docs/contract.md), and its reason when that is not the
+ * command's own status. */
+static int
+run_finish(cli_backend *b, const cli_request *rq, const char *id)
+{
+  berth_error *err = NULL;
+  cJSON *fin = NULL;
+  cli_request show = { .arg = id };
+  if (b->ops->call(b, CLI_OP_TASK_SHOW, &show, &fin, &err) < 0)
+    return cli_fail(err);
+  int rc = cli_task_exit_status(fin);
+  const cJSON *ec = cJSON_GetObjectItemCaseSensitive(fin, "exit_code");
+  if (rq->json)
+    cli_print_json(fin);
+  else if (rc != 0 && !(cJSON_IsNumber(ec) && ec->valueint == rc))
+    fprintf(stderr, "berth: task %s %s: %s\n", id, str(fin, "state") ? str(fin, "state") : "?",
+            str(fin, "reason") ? str(fin, "reason") : "");
+  cJSON_Delete(fin);
+  return rc;
+}
+
+/* task run and task retry: op queues the task (its record), then --detach prints its id, or the log is followed to
+ * the end and the final record decides the exit status. */
+static int
+submit_and_follow(cli_op op, cli_request *rq, int rc, bool detach)
+{
+  berth_error *err = NULL;
+  cli_backend *b = NULL;
+  cJSON *task = NULL;
+  if (rc == 0 && (cli_backend_open(&b, &err) < 0 || b->ops->call(b, op, rq, &task, &err) < 0))
+    rc = cli_fail(err);
+  char *id = rc == 0 ? strdup(str(task, "id") ? str(task, "id") : "?") : NULL;
+  char *stack = rc == 0 ? strdup(str(task, "stack") ? str(task, "stack") : "?") : NULL;
+  cJSON_Delete(task);
+  if (rc == 0 && detach) {
+    printf("%s\n", id);
+  } else if (rc == 0) {
+    cli_note("task %s submitted on stack %s", id, stack);
+    follow_out fo = { .split = true, .stdout_to_stderr = rq->json };
+    rc = follow_task(b, id, true, &fo);
+    if (rc == 0)
+      rc = run_finish(b, rq, id);
+  }
+  free(id);
+  free(stack);
+  cli_backend_free(b);
+  cli_request_clear(rq);
+  return rc < 0 ? 0 : rc;
+}
+
+static int
+task_run(int argc, char **argv)
+{
+  cli_request rq = { 0 };
+  bool detach = false;
+  int rc = run_parse(argc, argv, &rq, &detach);
+  return submit_and_follow(CLI_OP_TASK_SUBMIT, &rq, rc, detach);
+}
+
+/* berth task retry ID [--secret-env K[=V]]... [--detach] [--json]: POST /v1/tasks/{id}/retry {"secret_env"} */
+static int
+task_retry(int argc, char **argv)
+{
+  static const struct option opts[] = { { "secret-env", required_argument, NULL, 'S' },
+                                        { "detach", no_argument, NULL, 'd' },
+                                        { "json", no_argument, NULL, 'j' },
+                                        { "help", no_argument, NULL, 'h' },
+                                        { 0 } };
+  cli_request rq = { 0 };
+  rq.body = cJSON_CreateObject();
+  cJSON *senv = cJSON_AddObjectToObject(rq.body, "secret_env");
+  bool detach = false;
+  int c, rc = 0;
+  optind = 1;
+  while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'd')
+      detach = true;
+    else if (c == 'j')
+      rq.json = true;
+    else if (c == 'S')
+      rc = add_env_flag(senv, optarg, true);
+    else if (c == 'h') {
+      printf("usage: berth task retry ID [--secret-env K[=V]]... [--detach] [--json]\n\n"
+             "Runs an ended task's command again, with its env and --skip-init, as a new task that records which\n"
+             "task it retries (retry_of), and follows it like task run. Secret values of the old task were wiped\n"
+             "when it ended: give them again with --secret-env. Nothing is ever retried automatically.\n");
+      rc = -1;
+    } else
+      rc = cli_usage_error("task retry: unknown option (see 'berth task retry --help')");
+  }
+  if (rc == 0 && optind != argc - 1)
+    rc = cli_usage_error("task retry: which task? (berth task retry ID)");
+  if (rc == 0)
+    rq.arg = argv[optind];
+  if (rc != 0) {
+    cli_request_clear(&rq);
+    return rc < 0 ? 0 : rc;
+  }
+  return submit_and_follow(CLI_OP_TASK_RETRY, &rq, 0, detach);
+}
+
 /* ---- list, show, logs ---- */
+
+static void
+show_task_list(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_task_list(cJSON_GetObjectItemCaseSensitive(rec, "tasks"));
+}
 
 static int
 task_list(int argc, char **argv)
@@ -223,25 +275,25 @@ task_list(int argc, char **argv)
       = { { "stack", required_argument, NULL, 's' }, { "state", required_argument, NULL, 't' },
           { "limit", required_argument, NULL, 'l' }, { "json", no_argument, NULL, 'j' },
           { "help", no_argument, NULL, 'h' },        { 0 } };
-  berth_task_filter f = { 0 };
-  bool json = false;
+  static const cli_view view = { show_task_list, NULL, NULL };
+  cli_request rq = { 0 };
   berth_error *err = NULL;
   int c;
   int64_t limit = 0;
   optind = 1;
   while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
     if (c == 's')
-      f.stack = optarg;
+      rq.stack = optarg;
     else if (c == 't') {
       if (!berth_task_state_is_valid(optarg))
         return cli_usage_error("task list: unknown state `%s`", optarg);
-      f.state = optarg;
+      rq.state = optarg;
     } else if (c == 'l') {
       if (berth_parse_int64(optarg, 1, 1000000, &limit, &err) < 0)
         return cli_fail(err);
-      f.limit = (int) limit;
+      rq.limit = (int) limit;
     } else if (c == 'j')
-      json = true;
+      rq.json = true;
     else if (c == 'h') {
       printf("usage: berth task list [--stack S] [--state S] [--limit N] [--json]\n");
       return 0;
@@ -250,44 +302,15 @@ task_list(int argc, char **argv)
   }
   if (optind < argc)
     return cli_usage_error("task list: unexpected argument `%s`", argv[optind]);
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc)
-    return rc;
-  berth_task **v = NULL;
-  size_t n = 0;
-  if (berth_store_task_list(st, &f, &v, &n, &err) < 0) {
-    berth_store_close(st);
-    return cli_fail(err);
-  }
-  berth_secrets *shown = berth_display_secrets(st, f.stack);
-  if (json) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "tasks");
-    for (size_t i = 0; i < n; i++)
-      cJSON_AddItemToArray(arr, berth_task_to_json_redacted(v[i], shown));
-    cli_print_json(o);
-    cJSON_Delete(o);
-  } else {
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++)
-      cJSON_AddItemToArray(arr, berth_task_to_json_redacted(v[i], shown));
-    cli_render_task_list(arr);
-    cJSON_Delete(arr);
-  }
-  berth_tasks_free(v, n);
-  berth_secrets_free(shown);
-  berth_store_close(st);
-  return 0;
+  return cli_run(CLI_OP_TASK_LIST, &rq, &view);
 }
 
-/* Parses `ID [FLAG]` for show and logs (FLAG: the one boolean option, alias may be NULL), then opens the store and
- * loads the task. Returns 0 with *st and *t set, -1 after printing help, or an exit status. */
+/* Parses `ID [FLAG]` for show and logs (FLAG: the one boolean option, alias may be NULL). Returns 0 with rq->arg
+ * set, -1 after printing help, or an exit status. */
 static int
 one_task_args(int argc, char **argv, const char *flag, const char *alias, bool *flag_set, const char *help,
-              berth_store **st, berth_task **t)
+              cli_request *rq)
 {
-  const char *id = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], flag) == 0 || (alias && strcmp(argv[i], alias) == 0))
       *flag_set = true;
@@ -296,72 +319,71 @@ one_task_args(int argc, char **argv, const char *flag, const char *alias, bool *
       return -1;
     } else if (argv[i][0] == '-')
       return cli_usage_error("task %s: unknown option `%s`", argv[0], argv[i]);
-    else if (id == NULL)
-      id = argv[i];
+    else if (rq->arg == NULL)
+      rq->arg = argv[i];
     else
       return cli_usage_error("task %s: unexpected argument `%s`", argv[0], argv[i]);
   }
-  if (id == NULL)
+  if (rq->arg == NULL)
     return cli_usage_error("task %s: which task? (berth task %s ID)", argv[0], argv[0]);
-  int rc = cli_open_store(st);
-  if (rc)
-    return rc;
-  berth_error *err = NULL;
-  if (berth_store_task_get(*st, id, t, &err) < 0) {
-    berth_store_close(*st);
-    return cli_fail(err);
-  }
   return 0;
+}
+
+static void
+show_task(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_task(rec);
 }
 
 static int
 task_show(int argc, char **argv)
 {
-  bool json = false;
-  berth_store *st = NULL;
-  berth_task *t = NULL;
-  int rc = one_task_args(argc, argv, "--json", NULL, &json, "usage: berth task show ID [--json]\n", &st, &t);
+  static const cli_view view = { show_task, NULL, NULL };
+  cli_request rq = { 0 };
+  int rc = one_task_args(argc, argv, "--json", NULL, &rq.json, "usage: berth task show ID [--json]\n", &rq);
   if (rc)
     return rc < 0 ? 0 : rc;
-  berth_secrets *shown = berth_display_secrets(st, t->stack);
-  cJSON *j = berth_task_to_json_redacted(t, shown);
-  berth_secrets_free(shown);
-  if (json)
-    cli_print_json(j);
-  else
-    cli_render_task(j);
-  cJSON_Delete(j);
-  berth_task_free(t);
-  berth_store_close(st);
-  return 0;
+  return cli_run(CLI_OP_TASK_SHOW, &rq, &view);
 }
 
 static int
 task_logs(int argc, char **argv)
 {
   bool follow = false;
-  berth_store *st = NULL;
-  berth_task *t = NULL;
+  cli_request rq = { 0 };
   int rc = one_task_args(argc, argv, "--follow", "-f", &follow,
                          "usage: berth task logs ID [--follow]\n\nPrints the stored (redacted) log of a task: every "
                          "phase, in order.\nWith --follow, keeps printing until the task ends; Ctrl-C stops "
                          "following only.\n",
-                         &st, &t);
+                         &rq);
   if (rc)
     return rc < 0 ? 0 : rc;
-  struct sigaction sa = { .sa_handler = on_sigint };
-  sigaction(SIGINT, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-  follow_out fo = { .split = false };
-  rc = follow_task(st, t->id, follow, &fo);
-  berth_task_free(t);
-  berth_store_close(st);
+  berth_error *err = NULL;
+  cli_backend *b = NULL;
+  cJSON *t = NULL;
+  /* a missing task is a clear error, not an empty log; a short id becomes the task's own */
+  if (cli_backend_open(&b, &err) < 0 || b->ops->call(b, CLI_OP_TASK_SHOW, &rq, &t, &err) < 0) {
+    rc = cli_fail(err);
+  } else {
+    follow_out fo = { .split = false };
+    rc = follow_task(b, str(t, "id") ? str(t, "id") : rq.arg, follow, &fo);
+  }
+  cJSON_Delete(t);
+  cli_backend_free(b);
   return rc;
+}
+
+static void
+show_cancel(const cli_request *rq, const cJSON *rec)
+{
+  printf("task %s %s\n", rq->arg, str(rec, "state") ? str(rec, "state") : "?");
 }
 
 static int
 task_cancel(int argc, char **argv)
 {
+  static const cli_view view = { show_cancel, NULL, NULL };
   if (argc == 2 && strcmp(argv[1], "--help") == 0) {
     printf("usage: berth task cancel ID\n\nQUEUED -> CANCELED; PREPARING/INITIALIZING -> STOPPED (container removed);\n"
            "a PERFORMING task cannot be stopped. Only the task's actor or an admin may cancel.\n");
@@ -369,22 +391,8 @@ task_cancel(int argc, char **argv)
   }
   if (argc != 2 || argv[1][0] == '-')
     return cli_usage_error("task cancel: usage: berth task cancel ID");
-  berth_store *st = NULL;
-  int rc = cli_open_store(&st);
-  if (rc)
-    return rc;
-  berth_error *err = NULL;
-  char *actor = cli_current_user();
-  char *state = NULL;
-  /* local mode: the OS user owns the store and acts as its admin */
-  if (berth_task_cancel(st, argv[1], actor, true, &state, &err) < 0)
-    rc = cli_fail(err);
-  else
-    printf("task %s %s\n", argv[1], state);
-  free(state);
-  free(actor);
-  berth_store_close(st);
-  return rc;
+  cli_request rq = { .arg = argv[1] };
+  return cli_run(CLI_OP_TASK_CANCEL, &rq, &view);
 }
 
 int
@@ -392,12 +400,13 @@ cmd_task(int argc, char **argv)
 {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     FILE *f = argc < 2 ? stderr : stdout;
-    fprintf(f, "usage: berth task run|list|show|logs ...\n\n"
+    fprintf(f, "usage: berth task run|list|show|logs|cancel|retry ...\n\n"
                "  run STACK [--skip-init] [--env K=V]... [--secret-env K[=V]]... [--detach] [--json] -- COMMAND...\n"
                "  list [--stack S] [--state S] [--limit N] [--json]\n"
                "  show ID [--json]\n"
                "  logs ID [--follow]\n"
-               "  cancel ID\n");
+               "  cancel ID\n"
+               "  retry ID [--secret-env K[=V]]... [--detach] [--json]\n");
     return argc < 2 ? 125 : 0;
   }
   if (strcmp(argv[1], "run") == 0)
@@ -410,5 +419,7 @@ cmd_task(int argc, char **argv)
     return task_logs(argc - 1, argv + 1);
   if (strcmp(argv[1], "cancel") == 0)
     return task_cancel(argc - 1, argv + 1);
+  if (strcmp(argv[1], "retry") == 0)
+    return task_retry(argc - 1, argv + 1);
   return cli_usage_error("task: unknown subcommand `%s` (see 'berth task --help')", argv[1]);
 }

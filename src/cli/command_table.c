@@ -38,6 +38,7 @@ static const cli_flag stack_flags[] = {
   { "--oidc-audience", "AUD", "each task gets an OIDC identity token for AUD (repeatable; docs/credentials.md)" },
   { "--oidc-aws-role", "ARN", "with a token: AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE for the AWS SDKs" },
   { "--credentials", "NAME", "credential helper from config.json run before initialization (repeatable)" },
+  { "--pool", "NAME", "run its tasks only on fleet hosts of this pool ('' = default)" },
   { NULL, NULL, NULL },
 };
 
@@ -52,6 +53,13 @@ static const cli_flag task_run_flags[] = {
   { "--env", "K=V", "environment variable for this task (repeatable)" },
   { "--secret-env", "K[=V]", "secret variable; K alone reads V from berth's environment (repeatable)" },
   { "--detach", NULL, "print the task id and return at once" },
+  { "--json", NULL, "print the final task record on stdout (the command's stdout goes to stderr)" },
+  { NULL, NULL, NULL },
+};
+
+static const cli_flag task_retry_flags[] = {
+  { "--secret-env", "K[=V]", "secret variable to give again; K alone reads V from berth's environment (repeatable)" },
+  { "--detach", NULL, "print the new task's id and return at once" },
   { "--json", NULL, "print the final task record on stdout (the command's stdout goes to stderr)" },
   { NULL, NULL, NULL },
 };
@@ -95,6 +103,12 @@ static const cli_flag serve_flags[] = {
   { "--store", "URL", "the PostgreSQL store (as BERTH_STORE, which it overrides)" },
   { "--public-url", "URL", "the issuer of tasks' OIDC tokens, published at /.well-known/" },
   { "--metrics-listen", "ADDR", "an address serving only GET /metrics, without a key" },
+  { "--host", "NAME", "this fleet host's name (default: the hostname; PostgreSQL store)" },
+  { "--pool", "NAME", "a pool this host serves (repeatable; default: default)" },
+  { "--slots", "N", "tasks this host runs at once (default: max_parallel_tasks)" },
+  { "--lease", "DUR", "missed heartbeats for this long make the host lost (default 30s)" },
+  { "--no-execute", NULL, "an API-only host: it claims no tasks" },
+  { "--no-listen", NULL, "an execute-only host: no HTTP API" },
   { NULL, NULL, NULL },
 };
 
@@ -144,6 +158,13 @@ static const cli_subcommand subcommands[] = {
   { "task", "show", "ID [--json]", "show a task and its state history", { json_flag } },
   { "task", "logs", "ID [--follow]", "print a task's stored log", { follow_flag } },
   { "task", "cancel", "ID", "cancel a queued task or stop one that is starting", { NULL } },
+  { "task", "retry", "ID [--secret-env K[=V]]... [--detach] [--json]",
+    "run an ended task's command again as a new task (retry_of)", { task_retry_flags } },
+
+  { "host", "list", "[--json]", "list the fleet's hosts: pools, slots, busy, heartbeat, state", { json_flag } },
+  { "host", "show", "NAME [--json]", "show one host", { json_flag } },
+  { "host", "drain", "NAME", "the host claims no new task (its running tasks finish); admin", { NULL } },
+  { "host", "undrain", "NAME", "the host claims tasks again; admin", { NULL } },
 
   { "stack", "create", "NAME --image REF [FLAGS...]", "create a stack", { stack_flags } },
   { "stack", "update", "NAME [FLAGS...]", "change the fields given", { stack_flags, stack_update_flags } },

@@ -6,7 +6,6 @@
 
 #include "berth_commit.h" /* generated: BERTH_COMMIT */
 #include "cli.h"
-#include "client.h"
 #include "command_table.h"
 #include "style.h"
 
@@ -23,6 +22,7 @@ static const cli_group commands[] = {
   { "webhook", cmd_webhook, "signed webhooks: add, list, remove, deliveries, redeliver" },
   { "serve", NULL, "the HTTP API server" }, /* the server front end's, passed to cli_main */
   { "key", cmd_key, "API keys: create, list, revoke" },
+  { "host", cmd_host, "the fleet's hosts: list, show, drain, undrain" },
   { "store", cmd_store, "the store: info, migrate" },
   { "oidc", cmd_oidc, "the OIDC issuer: rotate, jwks, config" },
   { "__supervise", cmd_supervise, NULL },
@@ -94,6 +94,27 @@ take_no_color(int *argc, char **argv)
   }
 }
 
+/* Takes `--server URL` (or `--server=URL`) out of the options before the command: it is BERTH_SERVER for this
+ * process, which chooses the back end of every command (backend.c). */
+static void
+take_server(int *argc, char ***argv)
+{
+  char **v = *argv;
+  int skip = 0;
+  if (*argc >= 3 && strcmp(v[1], "--server") == 0) {
+    setenv("BERTH_SERVER", v[2], 1);
+    skip = 2;
+  } else if (*argc >= 2 && strncmp(v[1], "--server=", 9) == 0) {
+    setenv("BERTH_SERVER", v[1] + 9, 1);
+    skip = 1;
+  }
+  if (skip) {
+    v[skip] = v[0];
+    *argv = v + skip;
+    *argc -= skip;
+  }
+}
+
 static const char *const *supervisor_argv_given;
 
 const char *const *
@@ -107,8 +128,7 @@ cli_main(int argc, char **argv, cli_command_fn serve, const char *const *supervi
 {
   supervisor_argv_given = supervisor_argv;
   take_no_color(&argc, argv);
-  if (client_wanted(&argc, &argv))
-    return client_main(argc, argv);
+  take_server(&argc, &argv);
   if (argc < 2) {
     usage(stderr);
     return 125;

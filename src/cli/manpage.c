@@ -293,8 +293,15 @@ cmd_man(int argc, char **argv)
         printf("berth-%s\n", groups[i].name);
     return 0;
   }
+  if (argc == 2 && strcmp(argv[1], "--commands") == 0) { /* "GROUP [SUBCOMMAND]" a line: what tests walk */
+    size_t n = 0;
+    const cli_subcommand *subs = cli_subcommands(&n);
+    for (size_t i = 0; i < n; i++)
+      printf("%s%s%s\n", subs[i].group, subs[i].name ? " " : "", subs[i].name ? subs[i].name : "");
+    return 0;
+  }
   const cli_group *g = argc == 2 ? cli_group_find(argv[1]) : NULL;
   if (g == NULL || g->help == NULL)
-    return cli_usage_error("__man: usage: berth __man [GROUP | --list]");
+    return cli_usage_error("__man: usage: berth __man [GROUP | --list | --commands]");
   return page_group(g);
 }

@@ -104,6 +104,8 @@ cli_render_task_list(const cJSON *tasks)
     printf("%-26s  %-16s  %-12s  %4s  %-12s  %8s  %.60s\n", str(t, "id", "?"), str(t, "stack", "?"),
            str(t, "state", "?"), code, human_ago(iso_ms(created), now, created, ago, sizeof ago), took,
            str(t, "command", ""));
+    if (strcmp(str(t, "state", ""), "QUEUED") == 0 && str(t, "reason", NULL)) /* why it waits (a fleet) */
+      printf("%-26s  waiting: %s\n", "", str(t, "reason", ""));
   }
 }
 
@@ -121,6 +123,10 @@ cli_render_task(const cJSON *t)
     printf("triggered by: %s\n", str(t, "triggered_by", ""));
   if (str(t, "blocked_by", NULL))
     printf("blocked by:  %s\n", str(t, "blocked_by", ""));
+  if (str(t, "host", NULL))
+    printf("host:        %s (attempt %d)\n", str(t, "host", ""), num(t, "attempt", 0));
+  if (str(t, "retry_of", NULL))
+    printf("retry of:    %s\n", str(t, "retry_of", ""));
   const cJSON *h = cJSON_GetObjectItemCaseSensitive(t, "history");
   if (cJSON_IsArray(h)) {
     printf("history:\n");
@@ -185,6 +191,8 @@ cli_render_stack(const cJSON *s)
   printf("project dir:    %s\n", str(s, "project_dir", "(none: empty workspace)"));
   printf("subdir:         %s\n", str(s, "subdir", "-"));
   printf("network:        %s\n", str(s, "network", ""));
+  if (strcmp(str(s, "pool", BERTH_DEFAULT_POOL), BERTH_DEFAULT_POOL) != 0)
+    printf("pool:           %s\n", str(s, "pool", ""));
   printf("pull policy:    %s\n", str(s, "pull_policy", ""));
   printf("memory:         %s\n", mem > 0 ? berth_format_size(mem, b1, sizeof b1) : "default");
   printf("cpus:           %s\n", ncpu > 0 ? berth_format_cpus(ncpu, b1, sizeof b1) : "default");
@@ -322,4 +330,52 @@ int
 cli_audit_verify_exit_status(const cJSON *v)
 {
   return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "intact")) ? 0 : 1;
+}
+
+/* `berth host list`: NAME STATE POOLS SLOTS BUSY VERSION HEARTBEAT */
+void
+cli_render_host_list(const cJSON *hosts)
+{
+  int64_t now = berth_now_ms();
+  printf("%-24s  %-8s  %-20s  %5s  %4s  %-10s  %s\n", "NAME", "STATE", "POOLS", "SLOTS", "BUSY", "VERSION",
+         "HEARTBEAT");
+  const cJSON *h;
+  cJSON_ArrayForEach(h, hosts)
+  {
+    char pools[256] = "", ago[32];
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(h, "pools"))
+    {
+      if (cJSON_IsString(p) && strlen(pools) + strlen(p->valuestring) + 2 < sizeof pools) {
+        if (*pools)
+          strcat(pools, ",");
+        strcat(pools, p->valuestring);
+      }
+    }
+    const char *hb = str(h, "heartbeat_at", NULL);
+    printf("%-24s  %-8s  %-20s  %5d  %4d  %-10s  %s\n", str(h, "name", "?"), str(h, "state", "?"), pools,
+           num(h, "slots", 0), num(h, "busy", 0), str(h, "version", "-"), human_ago(iso_ms(hb), now, hb, ago, sizeof ago));
+  }
+}
+
+/* `berth host show`: one host object */
+void
+cli_render_host(const cJSON *h)
+{
+  char pools[256] = "";
+  const cJSON *p;
+  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(h, "pools"))
+  {
+    if (cJSON_IsString(p) && strlen(pools) + strlen(p->valuestring) + 2 < sizeof pools) {
+      if (*pools)
+        strcat(pools, ", ");
+      strcat(pools, p->valuestring);
+    }
+  }
+  const cJSON *ex = cJSON_GetObjectItemCaseSensitive(h, "executes");
+  printf("name:        %s\nstate:       %s\npools:       %s\nslots:       %d (%d busy)\nexecutes:    %s\n"
+         "version:     %s\nlease:       %d s\nstarted:     %s\nheartbeat:   %s\n",
+         str(h, "name", "?"), str(h, "state", "?"), pools, num(h, "slots", 0), num(h, "busy", 0),
+         cJSON_IsTrue(ex) ? "yes" : "no (API only)", str(h, "version", "-"), num(h, "lease_ms", 0) / 1000,
+         str(h, "started_at", "-"), str(h, "heartbeat_at", "-"));
 }

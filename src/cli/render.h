@@ -1,5 +1,5 @@
-/* Human renderers shared by local mode and the HTTP client mode: both hold the same JSON records, so the output
- * is the same whichever way the data came. */
+/* Human renderers over the JSON records of the command layer (backend.h): both back ends give the same records, so
+ * the output is the same whichever way the data came. */
 #ifndef BERTH_CLI_RENDER_H
 #define BERTH_CLI_RENDER_H
 
@@ -30,5 +30,9 @@ void cli_render_audit(const cJSON *records);
 /* `berth audit verify`: the object of berth_audit_verify_json; its exit status is 0 intact, 1 broken. */
 void cli_render_audit_verify(const cJSON *verify);
 int cli_audit_verify_exit_status(const cJSON *verify);
+
+/* `berth host list`: a table of host objects (the "hosts" array); `berth host show`: one (berth_host_to_json). */
+void cli_render_host_list(const cJSON *hosts);
+void cli_render_host(const cJSON *host);
 
 #endif

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/actions.h"
 #include "berth/allowlist.h"
 #include "berth/audit.h"
 #include "berth/policy.h"
@@ -36,11 +37,10 @@ api_image_rule_add(srv_req *r, srv_resp *out)
   if (rc == 0 && strlen(pattern) > BERTH_ALLOWLIST_PATTERN_MAX)
     rc = berth_error_set(&err, BERTH_EINVAL, "field `pattern` is longer than %d bytes", BERTH_ALLOWLIST_PATTERN_MAX);
   int added = -1;
-  if (rc == 0)
-    rc = added = berth_allowlist_add(r->st, kind, pattern, r->key->name, &err);
-  if (body)
-    srv_audit(r, kind && strcmp(kind, "deny") == 0 ? "image.deny" : "image.allow", pattern ? pattern : "-", body,
-              rc < 0 ? err : NULL);
+  if (rc == 0) /* the change and its record */
+    rc = added = berth_action_image_rule(r->st, kind, pattern, r->key->name, &err);
+  else if (body)
+    srv_audit(r, kind && strcmp(kind, "deny") == 0 ? "image.deny" : "image.allow", pattern ? pattern : "-", body, err);
   char *norm = rc >= 0 ? berth_allowlist_normalize_pattern(pattern, &err) : NULL; /* 1: the rule was there */
   cJSON *j = norm ? berth_allowlist_list_json(r->st, &err) : NULL;
   if (j) {
@@ -60,8 +60,7 @@ api_image_rule_remove(srv_req *r, srv_resp *out)
   const char *pattern = srv_query(r, "pattern");
   if (pattern == NULL)
     return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `pattern` is required");
-  int rc = berth_allowlist_remove(r->st, pattern, &err);
-  srv_audit(r, "image.remove", pattern, NULL, rc < 0 ? err : NULL);
+  int rc = berth_action_image_rule(r->st, NULL, pattern, r->key->name, &err);
   if (rc < 0)
     return srv_fail(out, err);
   cJSON *j = berth_allowlist_list_json(r->st, &err);
@@ -78,16 +77,7 @@ api_image_check(srv_req *r, srv_resp *out)
   berth_image_decision d = { 0 };
   if (berth_allowlist_check(r->st, ref, &d, &err) < 0)
     return srv_fail(out, err);
-  cJSON *j = cJSON_CreateObject();
-  cJSON_AddStringToObject(j, "ref", ref);
-  cJSON_AddBoolToObject(j, "allowed", d.allowed);
-  cJSON_AddStringToObject(j, "normalized", d.normalized ? d.normalized : "");
-  if (d.pattern)
-    cJSON_AddStringToObject(j, "pattern", d.pattern);
-  else
-    cJSON_AddNullToObject(j, "pattern");
-  cJSON_AddStringToObject(j, "kind", d.kind ? d.kind : "default");
-  cJSON_AddStringToObject(j, "reason", d.reason ? d.reason : "");
+  cJSON *j = berth_image_decision_to_json(ref, &d);
   berth_image_decision_clear(&d);
   return srv_ok(out, 200, j);
 }
@@ -114,11 +104,10 @@ api_policy_add(srv_req *r, srv_resp *out)
     rc = berth_error_set(&err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0 && strlen(text) != r->body_len)
     rc = berth_error_set(&err, BERTH_EINVAL, "the policy holds a NUL byte");
-  if (rc == 0)
-    rc = berth_policy_add_json(r->st, text, r->key->name, &added, &err);
-  cJSON *args = text ? cJSON_Parse(text) : NULL;
-  srv_audit(r, "policy.add", "-", args, rc < 0 ? err : NULL);
-  cJSON_Delete(args);
+  if (rc == 0) /* the change and its record */
+    rc = berth_action_policy_add(r->st, text, r->key->name, NULL, &added, &err);
+  else
+    srv_audit(r, "policy.add", "-", NULL, err);
   free(text);
   if (rc < 0)
     return srv_fail(out, err);
@@ -137,8 +126,7 @@ api_policy_remove(srv_req *r, srv_resp *out)
   const char *name = r->args[0] ? r->args[0] : srv_query(r, "name");
   if (name == NULL)
     return srv_fail_status(out, 400, BERTH_EINVAL, "which policy? (DELETE /v1/policies/NAME)");
-  int rc = berth_policy_remove(r->st, name, &err);
-  srv_audit(r, "policy.remove", name, NULL, rc < 0 ? err : NULL);
+  int rc = berth_action_policy_remove(r->st, name, r->key->name, &err);
   if (rc < 0)
     return srv_fail(out, err);
   cJSON *j = berth_policy_list_json(r->st, &err);
@@ -153,11 +141,9 @@ api_policy_test(srv_req *r, srv_resp *out)
 {
   static const char *const allowed[] = { "stack", "command", "actor", "role", "at", NULL };
   berth_error *err = NULL;
-  cJSON *body = NULL;
+  cJSON *body = NULL, *j = NULL;
   const char *stack = NULL, *command = NULL, *actor = NULL, *role = NULL, *at = NULL;
   int64_t now = berth_now_ms();
-  berth_stack *s = NULL;
-  berth_policy_result res = { 0 };
   int rc = srv_json_object(r->body, r->body_len, &body, &err);
   if (rc == 0
       && ((rc = srv_json_only(body, allowed, "policy test", &err)) < 0
@@ -174,28 +160,13 @@ api_policy_test(srv_req *r, srv_resp *out)
   if (rc == 0 && at && berth_audit_parse_time(at, now, &now, &err) < 0)
     rc = berth_error_wrap(&err, "field `at`");
   if (rc == 0 && (rc = berth_stack_validate_name(stack, &err)) == 0 && (rc = srv_check_stack(r, stack, &err)) == 0)
-    rc = berth_store_stack_get(r->st, stack, &s, &err);
-  if (rc == 0) {
-    berth_policy_input in = {
-      .stack = s->name,
-      .labels = (const char *const *) s->labels.v,
-      .n_labels = s->labels.n,
-      .command = command,
-      .actor = actor ? actor : r->key->name,
-      .role = role ? role : r->key->role,
-      .identity = s->oidc_audiences.n > 0 || s->credentials.n > 0,
-      .now_ms = now,
-    };
-    rc = berth_policy_evaluate(r->st, &in, &res, &err);
-  }
+    rc = (j = berth_policy_test_json(r->st, stack, command, actor ? actor : r->key->name, role ? role : r->key->role,
+                                     now, &err))
+             ? 0
+             : -1;
 out:
   cJSON_Delete(body);
-  berth_stack_free(s);
-  if (rc < 0) {
-    berth_policy_result_clear(&res);
+  if (rc < 0)
     return srv_fail(out, err);
-  }
-  srv_ok(out, 200, berth_policy_result_to_json(&res));
-  berth_policy_result_clear(&res);
-  return 0;
+  return srv_ok(out, 200, j);
 }

@@ -112,13 +112,14 @@ api_key_create(srv_req *r, srv_resp *out)
     }
   }
   char *secret = NULL;
-  if (rc == 0)
-    rc = berth_apikey_create(r->st, name, role, stacks, n, r->key->name, &secret, &err);
-  cJSON *args = cJSON_CreateObject();
-  cJSON_AddStringToObject(args, "role", role ? role : "");
-  if (name)
-    srv_audit(r, "key.create", name, args, rc < 0 ? err : NULL);
-  cJSON_Delete(args);
+  if (rc == 0) { /* the change and its record */
+    rc = berth_action_key_create(r->st, name, role, stacks, n, r->key->name, &secret, &err);
+  } else if (name) {
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "role", role ? role : "");
+    srv_audit(r, "key.create", name, args, err);
+    cJSON_Delete(args);
+  }
   if (rc < 0) {
     cJSON_Delete(body);
     return srv_fail(out, err);
@@ -140,8 +141,7 @@ int
 api_key_revoke(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
-  int rc = berth_apikey_revoke(r->st, r->args[0], &err);
-  srv_audit(r, "key.revoke", r->args[0], NULL, rc < 0 ? err : NULL);
+  int rc = berth_action_key_revoke(r->st, r->args[0], r->key->name, &err);
   if (rc < 0)
     return srv_fail(out, err);
   cJSON *j = cJSON_CreateObject();

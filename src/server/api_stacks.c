@@ -7,21 +7,8 @@
 #include "berth/actions.h"
 #include "berth/stack_host.h"
 #include "berth/task_json.h"
+#include "berth/stack_json.h"
 #include "server.h"
-
-/* The stack as saved, with `warnings` (e.g. an image the allowlist refuses) when there are any. */
-static cJSON *
-stack_json_warned(berth_store *st, const berth_stack *s)
-{
-  cJSON *j = berth_stack_to_json(s);
-  char *w = j ? berth_stack_image_warning(st, s) : NULL;
-  if (w != NULL) {
-    cJSON *arr = cJSON_AddArrayToObject(j, "warnings");
-    cJSON_AddItemToArray(arr, cJSON_CreateString(w));
-    free(w);
-  }
-  return j;
-}
 
 int
 api_stack_list(srv_req *r, srv_resp *out)
@@ -55,18 +42,6 @@ masked_args(const cJSON *body)
   return a;
 }
 
-/* What the CLI checks on its host, checked again here on the server's: the project dir and subdir, and the admin
- * config's pull policies (berth_stack_check_host, shared with local mode). */
-static int
-host_checks(srv_req *r, berth_stack *s, const cJSON *body, berth_error **err)
-{
-  if (berth_stack_check_host(s, r->srv->home, cJSON_HasObjectItem(body, "project_dir"),
-                             cJSON_HasObjectItem(body, "subdir"), err)
-      < 0)
-    return -1;
-  return berth_stack_validate(s, err);
-}
-
 int
 api_stack_create(srv_req *r, srv_resp *out)
 {
@@ -75,10 +50,8 @@ api_stack_create(srv_req *r, srv_resp *out)
   berth_stack *s = berth_stack_new();
   int rc = s ? srv_json_object(r->body, r->body_len, &body, &err)
              : berth_error_set(&err, BERTH_EINTERNAL, "out of memory");
-  if (rc == 0)
-    rc = srv_stack_apply_json(s, body, true, &err);
-  if (rc == 0)
-    rc = host_checks(r, s, body, &err);
+  if (rc == 0) /* what the CLI checks on its host, checked again here on the server's */
+    rc = berth_stack_edit_json(s, r->srv->home, body, true, &err);
   if (rc == 0)
     rc = berth_action_stack_create(r->st, s, r->key->name, &err);
   cJSON *args = masked_args(body);
@@ -99,7 +72,7 @@ api_stack_create(srv_req *r, srv_resp *out)
   if (asprintf(&out->location, "/v1/stacks/%s", s->name) < 0)
     out->location = NULL;
   berth_stack_free(s);
-  srv_ok(out, 201, stack_json_warned(r->st, got));
+  srv_ok(out, 201, berth_stack_json_warned(r->st, got));
   berth_stack_free(got);
   return 0;
 }
@@ -126,9 +99,7 @@ api_stack_patch(srv_req *r, srv_resp *out)
   if (rc == 0)
     rc = berth_store_stack_get(r->st, r->args[0], &s, &err);
   if (rc == 0)
-    rc = srv_stack_apply_json(s, body, false, &err);
-  if (rc == 0)
-    rc = host_checks(r, s, body, &err);
+    rc = berth_stack_edit_json(s, r->srv->home, body, false, &err);
   if (rc == 0)
     rc = berth_action_stack_update(r->st, s, r->key->name, &err);
   cJSON *args = masked_args(body);
@@ -140,7 +111,7 @@ api_stack_patch(srv_req *r, srv_resp *out)
   s = NULL;
   if (rc < 0 || berth_store_stack_get(r->st, r->args[0], &s, &err) < 0)
     return srv_fail(out, err);
-  srv_ok(out, 200, stack_json_warned(r->st, s));
+  srv_ok(out, 200, berth_stack_json_warned(r->st, s));
   berth_stack_free(s);
   return 0;
 }

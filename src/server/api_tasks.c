@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "berth/parse.h"
+#include "berth/redactor.h"
 #include "berth/task_json.h"
 #include "server.h"
 
@@ -55,7 +56,7 @@ api_task_create(srv_req *r, srv_resp *out)
     return srv_fail(out, err);
   if (asprintf(&out->location, "/v1/tasks/%s", t->id) < 0)
     out->location = NULL;
-  srv_ok(out, 201, berth_task_to_json(t));
+  srv_ok(out, 201, berth_task_record(r->st, t));
   berth_task_free(t);
   return 0;
 }
@@ -85,6 +86,7 @@ api_task_list(srv_req *r, srv_resp *out)
   size_t n = 0;
   if (berth_store_task_list(r->st, &f, &v, &n, &err) < 0)
     return srv_fail(out, err);
+  berth_secrets *shown = berth_display_secrets(r->st, f.stack); /* commands typed with a secret in them: *** */
   cJSON *o = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(o, "tasks");
   int added = 0;
@@ -95,9 +97,10 @@ api_task_list(srv_req *r, srv_resp *out)
       offset--;
       continue;
     }
-    cJSON_AddItemToArray(arr, berth_task_to_json(v[i]));
+    cJSON_AddItemToArray(arr, berth_task_to_json_redacted(v[i], shown));
     added++;
   }
+  berth_secrets_free(shown);
   berth_tasks_free(v, n);
   return srv_ok(out, 200, o);
 }
@@ -122,7 +125,7 @@ api_task_get(srv_req *r, srv_resp *out)
   berth_task *t = NULL;
   if (srv_task_get_scoped(r, &t, &err) < 0)
     return srv_fail(out, err);
-  srv_ok(out, 200, berth_task_to_json(t));
+  srv_ok(out, 200, berth_task_record(r->st, t));
   berth_task_free(t);
   return 0;
 }
@@ -151,7 +154,7 @@ api_task_cancel(srv_req *r, srv_resp *out)
     berth_task_free(t);
     return srv_fail(out, err);
   }
-  srv_ok(out, 200, berth_task_to_json(t));
+  srv_ok(out, 200, berth_task_record(r->st, t));
   berth_task_free(t);
   return 0;
 }

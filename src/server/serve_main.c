@@ -22,7 +22,15 @@ static const char serve_usage[]
       "--public-url URL: the address clouds reach this server at; the issuer of tasks' OIDC tokens, published\n"
       "unauthenticated at /.well-known/openid-configuration and /.well-known/jwks.json (docs/credentials.md).\n"
       "--metrics-listen ADDR: one more address serving only GET /metrics, without a key (docs/metrics.md);\n"
-      "GET /metrics is also on every --listen address for reader keys.\n";
+      "GET /metrics is also on every --listen address for reader keys.\n\n"
+      "A fleet (PostgreSQL store; docs/fleet.md): every `berth serve` on the store is a host that claims queued tasks\n"
+      "and runs them on its own Docker.\n"
+      "  --host NAME        this host's name (default: the machine's hostname); unique in the fleet\n"
+      "  --pool NAME        a pool it serves (repeatable; default: default); a stack's --pool picks its hosts\n"
+      "  --slots N          tasks it runs at once (default: max_parallel_tasks, 4)\n"
+      "  --lease DUR        how long it may miss heartbeats before the fleet calls it lost (default 30s)\n"
+      "  --no-execute       an API-only host: it claims nothing\n"
+      "  --no-listen        an execute-only host: no HTTP API (also the default on PostgreSQL without --listen)\n";
 
 /* One `berth: ` line on stderr, and the exit status of err's code. Frees err. */
 static int
@@ -45,10 +53,16 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
                                         { "store", required_argument, NULL, 's' },
                                         { "public-url", required_argument, NULL, 'p' },
                                         { "metrics-listen", required_argument, NULL, 'm' },
+                                        { "host", required_argument, NULL, 'H' },
+                                        { "pool", required_argument, NULL, 'P' },
+                                        { "slots", required_argument, NULL, 'S' },
+                                        { "lease", required_argument, NULL, 'L' },
+                                        { "no-execute", no_argument, NULL, 'X' },
+                                        { "no-listen", no_argument, NULL, 'N' },
                                         { "help", no_argument, NULL, 'h' },
                                         { 0 } };
-  const char *listen[16];
-  srv_options o = { .listen = listen, .grace_ms = 60000, .supervisor_argv = supervisor_argv };
+  const char *listen[16], *pools[16];
+  srv_options o = { .listen = listen, .grace_ms = 60000, .supervisor_argv = supervisor_argv, .pools = pools };
   berth_error *err = NULL;
   int c;
   optind = 1;
@@ -94,6 +108,40 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
         }
         free(u);
       }
+      break;
+    case 'H':
+      if (berth_stack_validate_name(optarg, NULL) < 0)
+        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --host `%.64s` is not a valid host name", optarg),
+                     err));
+      o.host = optarg;
+      break;
+    case 'P':
+      if (berth_stack_validate_name(optarg, NULL) < 0)
+        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --pool `%.64s` is not a valid pool name", optarg),
+                     err));
+      if (o.n_pools >= sizeof pools / sizeof pools[0])
+        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: at most 16 --pool names"), err));
+      pools[o.n_pools++] = optarg;
+      break;
+    case 'S': {
+      char *end = NULL;
+      long n = strtol(optarg, &end, 10);
+      if (end == optarg || *end || n < 1 || n > 1024)
+        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --slots takes a number from 1 to 1024"), err));
+      o.slots = (int) n;
+      break;
+    }
+    case 'L':
+      if (berth_parse_duration_ms(optarg, &o.lease_ms, &err) < 0)
+        return fail(err);
+      if (o.lease_ms < 2000)
+        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --lease must be at least 2s"), err));
+      break;
+    case 'X':
+      o.no_execute = true;
+      break;
+    case 'N':
+      o.no_listen = true;
       break;
     case 'h':
       fputs(serve_usage, stdout);

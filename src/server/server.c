@@ -20,7 +20,10 @@
 #include "berth/buf.h"
 #include "berth/cron.h"
 #include "berth/docker.h"
+#include "berth/config.h"
+#include "berth/host_loop.h"
 #include "berth/task_queue.h"
+#include "berth/task_runner.h"
 #include "server.h"
 
 /* ---- the route table: every endpoint, with the least role that may call it ---- */
@@ -43,6 +46,11 @@ static const srv_route routes[] = {
   { "GET", "v1/tasks", SRV_ROLE_READER, api_task_list },
   { "GET", "v1/tasks/*", SRV_ROLE_READER, api_task_get },
   { "POST", "v1/tasks/*/cancel", SRV_ROLE_WRITER, api_task_cancel },
+  { "POST", "v1/tasks/*/retry", SRV_ROLE_WRITER, api_task_retry },
+  { "GET", "v1/hosts", SRV_ROLE_READER, api_host_list },
+  { "GET", "v1/hosts/*", SRV_ROLE_READER, api_host_get },
+  { "POST", "v1/hosts/*/drain", SRV_ROLE_ADMIN, api_host_drain },
+  { "POST", "v1/hosts/*/undrain", SRV_ROLE_ADMIN, api_host_undrain },
   { "GET", "v1/tasks/*/logs", SRV_ROLE_READER, api_task_logs },
   { "GET", "v1/tasks/*/events", SRV_ROLE_READER, api_task_events },
   { "GET", "v1/images/rules", SRV_ROLE_READER, api_image_rules },
@@ -798,11 +806,78 @@ shutdown_tasks(srv_ctx *srv, berth_store *st, int64_t grace_ms)
   sweep(st);
 }
 
+static void
+say_line(void *ud, const char *line)
+{
+  (void) ud;
+  fprintf(stderr, "berth: %s\n", line);
+}
+
+/* A PostgreSQL store that does not answer yet (a host started before its database): wait for it, saying so. */
+static int
+open_store_waiting(const char *home, berth_store **st, berth_error **err)
+{
+  const char *url = getenv("BERTH_STORE");
+  int64_t said = 0;
+  for (;;) {
+    int rc = berth_store_open(home, st, err);
+    if (rc == 0 || url == NULL || *url == '\0' || got_signal)
+      return rc;
+    if (berth_now_ms() - said >= 30000) {
+      fprintf(stderr, "berth: %s; retrying every 2 s until it answers\n", (*err)->msg);
+      said = berth_now_ms();
+    }
+    berth_error_clear(err);
+    for (int i = 0; i < 20 && !got_signal; i++)
+      sleep_ms(100);
+  }
+}
+
+/* A fleet host: this server claims and runs the store's queued tasks (berth/host_loop.h). */
+static int
+start_host(srv_ctx *srv, const srv_options *o, berth_host_runner **out, berth_error **err)
+{
+  char hostname[256] = "";
+  const char *name = o->host;
+  if (name == NULL) {
+    if (gethostname(hostname, sizeof hostname - 1) < 0 || berth_stack_validate_name(hostname, NULL) < 0)
+      return berth_error_set(err, BERTH_EINVAL, "serve: this machine's hostname is not a valid host name: use --host");
+    name = hostname;
+  }
+  berth_config cfg;
+  berth_error *ce = NULL;
+  int slots = o->slots;
+  if (slots <= 0 && berth_config_load(srv->home, &cfg, &ce) == 0) {
+    slots = berth_max_parallel_tasks(&cfg);
+    berth_config_clear(&cfg);
+  }
+  berth_error_free(ce);
+  berth_strv pools = { (char **) o->pools, o->n_pools };
+  berth_host_opts ho = { .home = srv->home,
+                         .name = name,
+                         .pools = &pools,
+                         .slots = slots > 0 ? slots : BERTH_DEFAULT_MAX_PARALLEL,
+                         .lease_ms = o->lease_ms,
+                         .execute = !o->no_execute,
+                         .supervisor_argv = o->supervisor_argv,
+                         .say = say_line };
+  int rc = berth_host_start(&ho, out, err);
+  if (rc == 0)
+    fprintf(stderr, "berth: host %s joined the fleet (%s; pools", name,
+            o->no_execute ? "API only" : "claims tasks");
+  for (size_t i = 0; rc == 0 && i < (o->n_pools ? o->n_pools : 1); i++)
+    fprintf(stderr, " %s", o->n_pools ? o->pools[i] : BERTH_DEFAULT_POOL);
+  if (rc == 0)
+    fprintf(stderr, "; %d slot(s))\n", ho.slots);
+  return rc;
+}
+
 int
 srv_run(const srv_options *o, berth_error **err)
 {
   srv_ctx srv = { 0 };
   listener *ls = NULL;
+  berth_host_runner *host = NULL;
   size_t nl = 0;
   char *cert = NULL, *key = NULL;
   berth_store *st = NULL;
@@ -819,7 +894,13 @@ srv_run(const srv_options *o, berth_error **err)
       rc = BERTH_EINVAL;
   }
   if (rc == 0)
-    rc = berth_store_open(o->home, &st, err);
+    rc = open_store_waiting(o->home, &st, err);
+  bool fleet = rc == 0 && berth_store_is_shared(st);
+  if (rc == 0 && !fleet && (o->n_pools > 0 || o->no_execute || o->no_listen || o->lease_ms > 0))
+    rc = berth_error_set(err, BERTH_EINVAL, "serve: --pool, --no-execute, --no-listen and --lease need a PostgreSQL "
+                                            "store (a SQLite store is single-host; see docs/fleet.md)");
+  if (rc == 0 && o->no_execute && (o->no_listen || o->n_listen == 0))
+    rc = berth_error_set(err, BERTH_EINVAL, "serve: --no-execute needs a --listen address (the host would do nothing)");
   if (rc == 0)
     rc = berth_apikey_cache_new(&srv.keys, err);
   if (rc == 0)
@@ -832,7 +913,11 @@ srv_run(const srv_options *o, berth_error **err)
   srv_background *bg = NULL;
   if (rc == 0)
     rc = srv_background_start(&srv, &bg, err);
-  size_t want = (o->n_listen ? o->n_listen : 1) + (o->metrics_listen ? 1 : 0);
+  if (rc == 0 && fleet)
+    rc = start_host(&srv, o, &host, err);
+  /* on PostgreSQL no --listen makes an execute-only host */
+  size_t n_api = fleet && (o->no_listen || o->n_listen == 0) ? 0 : o->n_listen ? o->n_listen : 1;
+  size_t want = n_api + (o->metrics_listen ? 1 : 0);
   ls = calloc(want, sizeof *ls);
   for (size_t i = 0; rc == 0 && i < want; i++) {
     char *def = NULL;
@@ -873,6 +958,7 @@ srv_run(const srv_options *o, berth_error **err)
     }
     fprintf(stderr, "berth: %s: shutting down (grace %lld s)\n", got_signal == SIGINT ? "SIGINT" : "SIGTERM",
             (long long) (o->grace_ms / 1000));
+    berth_host_stop_claiming(host); /* queued work is left to the other hosts */
     atomic_store(&srv.stopping, true);
     for (size_t i = 0; i < nl; i++) {
       if (ls[i].d) {
@@ -889,6 +975,7 @@ srv_run(const srv_options *o, berth_error **err)
     srv_spawner_close(srv.spawner);
     shutdown_tasks(&srv, st, o->grace_ms);
   }
+  berth_host_stop(host);
   for (size_t i = 0; i < nl; i++) {
     if (ls[i].d)
       MHD_stop_daemon(ls[i].d);

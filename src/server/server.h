@@ -33,8 +33,6 @@
 #define SRV_MAX_SEGMENTS 8          /* path segments after /v1 */
 #define SRV_SEGMENT_MAX 256         /* bytes in one path segment */
 #define SRV_QUERY_VALUE_MAX 1024    /* bytes in one query value */
-#define SRV_MAX_ENV 256             /* env / secret_env entries in a request */
-#define SRV_MAX_LIST 256            /* entries in a list field (init, hooks, persist, labels, stacks) */
 
 /* ---- roles ---- */
 enum {
@@ -84,10 +82,8 @@ typedef struct srv_task_request {
 /* {"command": "...", "skip_init": false, "env": {...}, "secret_env": {...}}; anything else is a 400. */
 int srv_task_request_parse(const cJSON *o, srv_task_request *out, berth_error **err);
 void srv_task_request_clear(srv_task_request *r);
-/* Applies a stack JSON (the form of berth_stack_to_json, plus "memory", "timeout", "idle_timeout" as strings) to
- * s. create: "name" and "image" are required. A secret_env value "***" keeps the current value; null removes a
- * key (PATCH). Read-only fields (lock, created_at, updated_at) are ignored. Validates the result. */
-int srv_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **err);
+/* POST /v1/tasks/{id}/retry: {"secret_env": {...}} (optional; o may be NULL for an empty body). */
+int srv_retry_request_parse(const cJSON *o, srv_task_request *out, berth_error **err);
 
 /* Query values: decoded by libmicrohttpd; these check them. */
 int srv_parse_limit(const char *v, int *out, berth_error **err);
@@ -200,6 +196,11 @@ int api_task_create(srv_req *r, srv_resp *out);
 int api_task_list(srv_req *r, srv_resp *out);
 int api_task_get(srv_req *r, srv_resp *out);
 int api_task_cancel(srv_req *r, srv_resp *out);
+int api_task_retry(srv_req *r, srv_resp *out);
+int api_host_list(srv_req *r, srv_resp *out);
+int api_host_get(srv_req *r, srv_resp *out);
+int api_host_drain(srv_req *r, srv_resp *out);
+int api_host_undrain(srv_req *r, srv_resp *out);
 int api_task_logs(srv_req *r, srv_resp *out);
 int api_image_rules(srv_req *r, srv_resp *out);
 int api_image_rule_add(srv_req *r, srv_resp *out);
@@ -296,6 +297,13 @@ typedef struct srv_options {
   int64_t grace_ms;               /* SIGTERM: how long PERFORMING tasks may take to finish */
   int64_t client_timeout_ms;      /* idle connection timeout (0 = SRV_CONN_TIMEOUT_S) */
   const char *const *supervisor_argv; /* berth_submit.supervisor_argv for the tasks this server submits */
+  /* a fleet host (PostgreSQL store): refused on SQLite */
+  const char *host;          /* NULL: the machine's hostname */
+  const char *const *pools;  /* n_pools names; none: default */
+  size_t n_pools;
+  int slots;                 /* 0: max_parallel_tasks */
+  int64_t lease_ms;          /* 0: BERTH_DEFAULT_LEASE_MS */
+  bool no_execute, no_listen;
 } srv_options;
 /* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */
 int srv_run(const srv_options *o, berth_error **err);

@@ -2,6 +2,11 @@
 # Image pulls: registry auth from the docker config's `auths` reaches the daemon as X-Registry-Auth (checked by a
 # recording proxy in front of the real daemon), transient failures are retried with backoff, and neither the
 # password nor the auth header shows up in the task's output or records.
+if [ -n "${BERTH_STORE:-}" ]; then
+  # a fleet host pulls with its own DOCKER_HOST and DOCKER_CONFIG, not the ones this test gives one `task run`
+  echo "skipped on PostgreSQL: the pull runs on the host that claims the task; tested on SQLite"
+  exit 0
+fi
 . "$(dirname "$0")/lib.sh"
 S=$(stack_name pull)
 mkdir -p "$T_TMP/dockercfg"

@@ -42,6 +42,7 @@ check "... and its value is not in the warning" sh -c "! grep 'warning' '$T_TMP/
 check "no secret in the store's files" sh -c "! grep -rqaF -e '$SECRET' -e '$IT_SECRET_TASK' '$BERTH_HOME'"
 
 # a daemon error that echoes the environment: the message is redacted everywhere
+if t_local_only "a Docker error that echoes the environment"; then
 python3 "$(dirname "$0")/docker_proxy.py" "$T_TMP/echo.sock" --echo-env-on-create &
 proxy=$!
 for _ in $(seq 1 50); do [ -S "$T_TMP/echo.sock" ] && break; sleep 0.1; done
@@ -56,4 +57,5 @@ check "the Docker error is reported" grep -q 'invalid environment' "$T_TMP/err2"
 for f in err2 show2 logs2; do
   check "$f: the echoed secrets are masked" sh -c "! grep -qF -e '$SECRET' -e '$IT_SECRET_TASK' '$T_TMP/$f' && grep -qF 'STACK_SECRET=***' '$T_TMP/$f'"
 done
+fi
 finish

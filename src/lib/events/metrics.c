@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "berth/fleet.h"
 #include "berth/metrics.h"
 #include "berth/schedule.h"
 #include "berth/webhook.h"
@@ -63,6 +64,41 @@ events(berth_store *st, berth_buf *b, berth_error **err)
   return 0;
 }
 
+/* The fleet's part: running tasks by host and pool (the pool of the task's stack), hosts by state. */
+static int
+fleet_metrics(berth_store *st, berth_buf *b, berth_error **err)
+{
+  berth_host *hv = NULL;
+  size_t nh = 0;
+  int rc = berth_host_list(st, &hv, &nh, err);
+  if (rc < 0)
+    return rc;
+  head(b, "berth_tasks_running", "gauge", "Tasks preparing, initializing or performing, by host and pool.");
+  for (size_t i = 0; i < nh; i++)
+    for (size_t k = 0; k < hv[i].pools.n; k++) {
+      int64_t n = 0;
+      if (berth_fleet_running(st, hv[i].name, hv[i].pools.v[k], &n, err) < 0) {
+        berth_hosts_free(hv, nh);
+        return BERTH_EINTERNAL;
+      }
+      berth_buf_append(b, "berth_tasks_running{host=\"", 26);
+      label(b, hv[i].name);
+      berth_buf_append(b, "\",pool=\"", 8);
+      label(b, hv[i].pools.v[k]);
+      berth_buf_printf(b, "\"} %lld\n", (long long) n);
+    }
+  head(b, "berth_hosts", "gauge", "Hosts of the fleet, by state.");
+  static const char *const hstates[] = { "alive", "draining", "lost" };
+  for (size_t k = 0; k < 3; k++) {
+    int n = 0;
+    for (size_t i = 0; i < nh; i++)
+      n += strcmp(hv[i].state, hstates[k]) == 0;
+    berth_buf_printf(b, "berth_hosts{state=\"%s\"} %d\n", hstates[k], n);
+  }
+  berth_hosts_free(hv, nh);
+  return 0;
+}
+
 int
 berth_metrics_render(berth_store *st, const berth_metrics_process *p, berth_buf *b, berth_error **err)
 {
@@ -93,13 +129,21 @@ berth_metrics_render(berth_store *st, const berth_metrics_process *p, berth_buf 
     berth_buf_printf(b, "\"} %lld\n", (long long) ts.queued_by_stack[k].n);
   }
 
-  head(b, "berth_tasks_running", "gauge", "Tasks preparing, initializing or performing, by host and pool.");
-  berth_buf_append(b, "berth_tasks_running{host=\"", 26);
-  label(b, p->host);
-  berth_buf_printf(b, "\",pool=\"default\"} %lld\n", (long long) ts.running);
+  if (berth_store_is_shared(st)) { /* a fleet: the hosts of the store, as the store knows them */
+    rc = fleet_metrics(st, b, err);
+    if (rc < 0) {
+      berth_task_stats_clear(&ts);
+      return rc;
+    }
+  } else {
+    head(b, "berth_tasks_running", "gauge", "Tasks preparing, initializing or performing, by host and pool.");
+    berth_buf_append(b, "berth_tasks_running{host=\"", 26);
+    label(b, p->host);
+    berth_buf_printf(b, "\",pool=\"default\"} %lld\n", (long long) ts.running);
 
-  head(b, "berth_hosts", "gauge", "Hosts executing tasks, by state (one host: this one).");
-  berth_buf_append(b, "berth_hosts{state=\"alive\"} 1\n", 29);
+    head(b, "berth_hosts", "gauge", "Hosts executing tasks, by state (one host: this one).");
+    berth_buf_append(b, "berth_hosts{state=\"alive\"} 1\n", 29);
+  }
 
   histogram(b, "berth_task_wait_seconds", "Time from submission to the start of preparation.", &ts.wait);
   histogram(b, "berth_task_duration_seconds", "Time from the start of preparation to the end, of ended tasks.",

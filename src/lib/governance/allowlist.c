@@ -48,6 +48,22 @@ berth_image_decision_clear(berth_image_decision *d)
   memset(d, 0, sizeof *d);
 }
 
+cJSON *
+berth_image_decision_to_json(const char *ref, const berth_image_decision *d)
+{
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "ref", ref);
+  cJSON_AddBoolToObject(j, "allowed", d->allowed);
+  cJSON_AddStringToObject(j, "normalized", d->normalized ? d->normalized : "");
+  if (d->pattern)
+    cJSON_AddStringToObject(j, "pattern", d->pattern);
+  else
+    cJSON_AddNullToObject(j, "pattern");
+  cJSON_AddStringToObject(j, "kind", d->kind ? d->kind : "default");
+  cJSON_AddStringToObject(j, "reason", d->reason ? d->reason : "");
+  return j;
+}
+
 /* ---- glob matching ---- */
 
 /* Matches one character against the bracket expression starting at p[*pi] == '['; advances *pi past the `]`.

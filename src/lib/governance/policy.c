@@ -664,3 +664,29 @@ berth_policy_result_to_json(const berth_policy_result *r)
     cJSON_AddItemToArray(m, cJSON_CreateString(r->matched[i]));
   return j;
 }
+
+cJSON *
+berth_policy_test_json(berth_store *st, const char *stack, const char *command, const char *actor, const char *role,
+                       int64_t now_ms, berth_error **err)
+{
+  berth_stack *s = NULL;
+  berth_policy_result res = { 0 };
+  cJSON *j = NULL;
+  if (berth_stack_validate_name(stack, err) < 0 || berth_store_stack_get(st, stack, &s, err) < 0)
+    return NULL;
+  berth_policy_input in = {
+    .stack = s->name,
+    .labels = (const char *const *) s->labels.v,
+    .n_labels = s->labels.n,
+    .command = command ? command : "",
+    .actor = actor,
+    .role = role,
+    .identity = s->oidc_audiences.n > 0 || s->credentials.n > 0,
+    .now_ms = now_ms,
+  };
+  if (berth_policy_evaluate(st, &in, &res, err) == 0 && (j = berth_policy_result_to_json(&res)) == NULL)
+    berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  berth_policy_result_clear(&res);
+  berth_stack_free(s);
+  return j;
+}

@@ -122,6 +122,18 @@ reconnect_if_lost(db_conn *c)
     PQreset(handle(c));
 }
 
+/* After a failure outside a transaction: was it the connection (a restarted server)? Then it is re-made, and the
+ * caller sends its statement once more (nothing of it can have been done: a statement outside a transaction that
+ * never reached a live server). */
+static bool
+remade_after_loss(db_conn *c)
+{
+  if (c->depth != 0 || PQstatus(handle(c)) != CONNECTION_BAD)
+    return false;
+  PQreset(handle(c));
+  return PQstatus(handle(c)) == CONNECTION_OK;
+}
+
 static void
 pg_close(db_conn *c)
 {
@@ -148,6 +160,11 @@ pg_exec(db_conn *c, const char *sql, berth_error **err)
   reconnect_if_lost(c);
   PGresult *res = PQexec(handle(c), sql);
   ExecStatusType st = PQresultStatus(res);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && remade_after_loss(c)) {
+    PQclear(res);
+    res = PQexec(handle(c), sql);
+    st = PQresultStatus(res);
+  }
   int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : fail(c, res, err);
   PQclear(res);
   /* a failed outermost BEGIN (say, the write lock timed out) must not leave a transaction behind */
@@ -272,6 +289,12 @@ pg_step(db_stmt *base, berth_error **err)
     s->res = PQexecParams(handle(base->conn), s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths,
                           s->formats, 0);
     ExecStatusType st = PQresultStatus(s->res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && remade_after_loss(base->conn)) {
+      PQclear(s->res);
+      s->res = PQexecParams(handle(base->conn), s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths,
+                            s->formats, 0);
+      st = PQresultStatus(s->res);
+    }
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
       int rc = fail(base->conn, s->res, err);
       clear_result(s);

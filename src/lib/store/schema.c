@@ -145,8 +145,33 @@ static const migration migrations[] = {
     "CREATE TABLE oidc_keys ("
     " kid TEXT PRIMARY KEY, alg TEXT NOT NULL, private_key TEXT NOT NULL, created_at BIGINT NOT NULL,"
     " retired_at BIGINT NOT NULL DEFAULT 0, publish_until BIGINT NOT NULL DEFAULT 0);" },
-  /* migration 5 belongs to the fleet branch; placeholder until merged */
-  { 5, "placeholder for the fleet migration", "SELECT 1", "SELECT 1" },
+  /* The fleet: hosts that claim tasks from the store's queue (PostgreSQL), who ran a task and under which claim, the
+   * pool a stack requires. "At most one active task per stack" is the database's own rule: a partial unique index
+   * (a claim that would break it fails, whoever makes it). */
+  { 5, "fleet: hosts, task claims (host, attempt, revoked, retry_of), stack pools, one active task per stack",
+    "CREATE TABLE hosts ("
+    " name TEXT PRIMARY KEY, instance TEXT NOT NULL, pools TEXT NOT NULL, slots INTEGER NOT NULL,"
+    " version TEXT NOT NULL, state TEXT NOT NULL, executes INTEGER NOT NULL, lease_ms INTEGER NOT NULL,"
+    " started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL, home TEXT NOT NULL DEFAULT '');"
+    "ALTER TABLE tasks ADD COLUMN host TEXT;"
+    "ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN retry_of TEXT;"
+    "ALTER TABLE stacks ADD COLUMN pool TEXT;"
+    "CREATE UNIQUE INDEX tasks_one_active_per_stack ON tasks (stack)"
+    " WHERE state IN ('PREPARING', 'INITIALIZING', 'PERFORMING');",
+    "CREATE TABLE hosts ("
+    " name TEXT PRIMARY KEY, instance TEXT NOT NULL, pools TEXT NOT NULL, slots BIGINT NOT NULL,"
+    " version TEXT NOT NULL, state TEXT NOT NULL, executes BIGINT NOT NULL, lease_ms BIGINT NOT NULL,"
+    " started_at BIGINT NOT NULL, heartbeat_at BIGINT NOT NULL, home TEXT NOT NULL DEFAULT '');"
+    "ALTER TABLE tasks ADD COLUMN host TEXT;"
+    "ALTER TABLE tasks ADD COLUMN attempt BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN revoked BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN retry_of TEXT;"
+    "ALTER TABLE stacks ADD COLUMN pool TEXT;"
+    "CREATE UNIQUE INDEX tasks_one_active_per_stack ON tasks (stack)"
+    " WHERE state IN ('PREPARING', 'INITIALIZING', 'PERFORMING');"
+    "CREATE INDEX tasks_queued ON tasks (seq) WHERE state = 'QUEUED';" },
   /* the outbox (webhook_events) is written in the same transaction as the change it reports; a delivery per webhook
    * and event, every attempt kept; a fire per (schedule, fire time), unique, written with the task it submits */
   { 6, "schedules and their fires, webhooks, the event outbox, deliveries and attempts; tasks.state_version",

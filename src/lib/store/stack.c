@@ -22,8 +22,8 @@
 #define STACK_USER_COLS                                                                                                \
   "name, image, project_dir, subdir, init, before_init, before_perform, after_perform, after_run, env, secret_env,"    \
   " network, memory_bytes, nano_cpus, pids, timeout_ms, idle_timeout_ms, pull_policy, persist, labels,"                \
-  " keep_versions, oidc_audiences, oidc_aws_role, credentials"
-#define STACK_N_USER_COLS 24
+  " keep_versions, oidc_audiences, oidc_aws_role, credentials, pool"
+#define STACK_N_USER_COLS 25
 
 berth_stack *
 berth_stack_new(void)
@@ -65,6 +65,7 @@ berth_stack_free(berth_stack *s)
   berth_strv_clear(&s->oidc_audiences);
   berth_strv_clear(&s->credentials);
   free(s->oidc_aws_role);
+  free(s->pool);
   berth_strv_clear(&s->labels);
   free(s->lock_owner);
   free(s->lock_note);
@@ -184,6 +185,9 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
     if (berth_stack_validate_name(s->credentials.v[i], NULL) < 0)
       return berth_error_set(err, BERTH_EINVAL, "stack `%s`: `%.64s` is not a credential helper name", s->name,
                              s->credentials.v[i]);
+  if (s->pool != NULL && berth_stack_validate_name(s->pool, NULL) < 0)
+    return berth_error_set(err, BERTH_EINVAL, "stack `%s`: `%.64s` is not a pool name ([A-Za-z0-9][A-Za-z0-9_.-]*)",
+                           s->name, s->pool);
   if (s->project_dir != NULL && s->project_dir[0] != '/')
     return berth_error_set(err, BERTH_EINVAL, "project dir `%.64s` must be an absolute path", s->project_dir);
   if (s->subdir != NULL && validate_path("subdir", s->subdir, err) < 0)
@@ -221,7 +225,7 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
   return 0;
 }
 
-/* Binds parameters 1..21 in STACK_USER_COLS order (the statement keeps copies). */
+/* Binds parameters 1..25 in STACK_USER_COLS order (the statement keeps copies). */
 static int
 bind_stack(berth_store *st, db_stmt *stmt, const berth_stack *s, berth_error **err)
 {
@@ -262,6 +266,7 @@ bind_stack(berth_store *st, db_stmt *stmt, const berth_stack *s, berth_error **e
   db_bind_text(stmt, 22, auds);
   db_bind_text(stmt, 23, s->oidc_aws_role);
   db_bind_text(stmt, 24, creds);
+  db_bind_text(stmt, 25, s->pool);
   return 0;
 }
 
@@ -301,11 +306,12 @@ read_stack(berth_store *st, db_stmt *stmt, berth_stack **out, berth_error **err)
   s->oidc_aws_role = db_column_strdup(stmt, 22, &oom);
   if (rc == 0)
     rc = store_strv_decode(db_column_text(stmt, 23), &s->credentials, err);
-  s->lock_owner = db_column_strdup(stmt, 24, &oom);
-  s->lock_note = db_column_strdup(stmt, 25, &oom);
-  s->locked_at = db_column_int64(stmt, 26);
-  s->created_at = db_column_int64(stmt, 27);
-  s->updated_at = db_column_int64(stmt, 28);
+  s->pool = db_column_strdup(stmt, 24, &oom);
+  s->lock_owner = db_column_strdup(stmt, 25, &oom);
+  s->lock_note = db_column_strdup(stmt, 26, &oom);
+  s->locked_at = db_column_int64(stmt, 27);
+  s->created_at = db_column_int64(stmt, 28);
+  s->updated_at = db_column_int64(stmt, 29);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {
@@ -347,7 +353,7 @@ berth_store_stack_create(berth_store *st, const berth_stack *s, berth_error **er
   int64_t added = 0;
   int rc = write_stack(st,
                        "INSERT INTO stacks (" STACK_USER_COLS ", created_at, updated_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                        " ON CONFLICT (name) DO NOTHING",
                        false, s, &added, err);
   if (rc < 0)
@@ -368,7 +374,7 @@ berth_store_stack_update(berth_store *st, const berth_stack *s, berth_error **er
                        " before_perform = ?, after_perform = ?, after_run = ?, env = ?, secret_env = ?,"
                        " network = ?, memory_bytes = ?, nano_cpus = ?, pids = ?, timeout_ms = ?,"
                        " idle_timeout_ms = ?, pull_policy = ?, persist = ?, labels = ?, keep_versions = ?,"
-                       " oidc_audiences = ?, oidc_aws_role = ?, credentials = ?, updated_at = ? WHERE name = ?",
+                       " oidc_audiences = ?, oidc_aws_role = ?, credentials = ?, pool = ?, updated_at = ? WHERE name = ?",
                        true, s, &changed, err);
   if (rc < 0)
     return berth_error_wrap(err, "update stack `%s`", s->name);
@@ -609,6 +615,7 @@ berth_stack_to_json(const berth_stack *s)
   s->oidc_aws_role ? cJSON_AddStringToObject(o, "oidc_aws_role", s->oidc_aws_role)
                    : cJSON_AddNullToObject(o, "oidc_aws_role");
   cJSON_AddItemToObject(o, "credentials", strv_json(&s->credentials));
+  cJSON_AddStringToObject(o, "pool", s->pool ? s->pool : BERTH_DEFAULT_POOL);
   if (s->lock_owner) {
     cJSON *lock = cJSON_AddObjectToObject(o, "lock");
     cJSON_AddStringToObject(lock, "owner", s->lock_owner);

@@ -290,6 +290,27 @@ prune_rows(berth_store *st, const char *stack, int keep, int64_t **pruned, size_
   return src == DB_DONE ? 0 : berth_error_wrap(err, "prune state versions");
 }
 
+/* A host saves a task's state only while it holds the task's claim: the row is locked until the commit, so a reaper
+ * revoking the claim waits for it or wins before it. */
+static int
+lock_claim(berth_store *st, const char *task_id, berth_error **err)
+{
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT 1 FROM tasks WHERE id = ? AND attempt = ? AND revoked = 0 FOR UPDATE", &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(stmt, 1, task_id);
+  db_bind_int64(stmt, 2, st->fence_attempt);
+  int rc = db_step(stmt, err);
+  db_finalize(stmt);
+  if (rc < 0)
+    return berth_error_wrap(err, "read the claim of task %s", task_id);
+  if (rc != DB_ROW)
+    return berth_error_set(err, BERTH_EBUSY, "task %s is no longer this host's (claim %d was revoked): its state is "
+                           "not saved", task_id, st->fence_attempt);
+  return 0;
+}
+
 int
 berth_state_commit(berth_store *st, const char *stack, const char *task_id, const char *tmpdir, int keep,
                    int64_t *version_out, berth_error **err)
@@ -324,6 +345,8 @@ berth_state_commit(berth_store *st, const char *stack, const char *task_id, cons
     return berth_error_wrap(err, "save state of stack `%s`", stack);
   }
   int rc = keep > 0 ? 0 : stack_keep_versions(st, stack, &keep, err);
+  if (rc == 0 && !sqlite && task_id != NULL && *store_fence_sql(st, task_id))
+    rc = lock_claim(st, task_id, err);
   if (rc == 0)
     rc = next_version(st, stack, &version, err);
   if (rc == 0 && sqlite && (final = berth_state_version_path(st, stack, version)) == NULL)

@@ -212,6 +212,7 @@ berth_store_close(berth_store *st)
   if (st->conninfo) /* it may hold a password */
     sodium_memzero(st->conninfo, strlen(st->conninfo));
   free(st->conninfo);
+  free(st->fence_task);
   free(st->home);
   free(st->instance_id);
   free(st);

@@ -18,7 +18,12 @@ struct berth_store {
   bool have_key;
   unsigned char key[crypto_secretbox_KEYBYTES]; /* loaded on first use (store_key.c) */
   char key_origin[256];                         /* where it came from, for messages */
+  char *fence_task;  /* writes to this task carry fence_attempt (berth_store_fence) */
+  int fence_attempt;
 };
+
+/* " AND attempt = ? AND revoked = 0" when st is fenced on task id (bind the attempt next), else "". */
+const char *store_fence_sql(berth_store *st, const char *id);
 
 /* SQLite keeps the secret key, state version contents and task logs as files in BERTH_HOME; PostgreSQL keeps them
  * in the database, so every host that reaches it can run and follow tasks. */

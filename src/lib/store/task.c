@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "berth/cleanup.h"
+#include "berth/fleet.h"
 #include "berth/parse.h"
 #include "store_int.h"
 
@@ -20,7 +21,9 @@
   " container_id,"                                                                                                     \
   " CASE WHEN tasks.state = 'QUEUED' THEN (SELECT b.id FROM tasks b WHERE b.stack = tasks.stack"                       \
   " AND b.seq < tasks.seq AND b.state NOT IN " STORE_TERMINAL_SQL " ORDER BY b.seq LIMIT 1) END,"                      \
-  " supervisor_pid, created_at, started_at, finished_at, state_version"
+  " supervisor_pid, created_at, started_at, finished_at, host, attempt, retry_of, state_version"
+
+static void fill_wait_reason(berth_store *st, berth_task *t);
 
 static const char *const states[]
     = { "QUEUED", "PREPARING", "INITIALIZING", "PERFORMING", "FINISHED", "FAILED", "CANCELED", "STOPPED" };
@@ -80,6 +83,8 @@ berth_task_free(berth_task *t)
   berth_kv_array_free(t->secret_env, t->n_secret_env);
   free(t->container_id);
   free(t->blocked_by);
+  free(t->host);
+  free(t->retry_of);
   for (size_t i = 0; i < t->n_history; i++) {
     free(t->history[i].state);
     free(t->history[i].actor);
@@ -150,7 +155,7 @@ insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t
   db_stmt *stmt = NULL;
   if (db_prepare(st->db,
                  "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
-                 " created_at, state_version) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, 1) RETURNING seq",
+                 " created_at, retry_of, state_version) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, 1) RETURNING seq",
                  &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
@@ -163,6 +168,7 @@ insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t
   db_bind_text(stmt, 7, env);
   db_bind_text(stmt, 8, secret);
   db_bind_int64(stmt, 9, now);
+  db_bind_text(stmt, 10, t->retry_of);
   int rc = db_step(stmt, err);
   if (rc == DB_ROW)
     *seq = db_column_int64(stmt, 0);
@@ -313,7 +319,10 @@ read_task(berth_store *st, db_stmt *stmt, bool with_secrets, berth_task **out, b
   t->created_at = db_column_int64(stmt, 15);
   t->started_at = db_column_int64(stmt, 16);
   t->finished_at = db_column_int64(stmt, 17);
-  t->state_version = db_column_int64(stmt, 18);
+  t->host = db_column_strdup(stmt, 18, &oom);
+  t->attempt = (int) db_column_int64(stmt, 19);
+  t->retry_of = db_column_strdup(stmt, 20, &oom);
+  t->state_version = db_column_int64(stmt, 21);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {
@@ -407,6 +416,7 @@ berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_er
     berth_task_free(t);
     return BERTH_EINTERNAL;
   }
+  fill_wait_reason(st, t);
   *out = t;
   return 0;
 }
@@ -435,6 +445,8 @@ collect_tasks(berth_store *st, db_stmt *stmt, berth_task ***out, size_t *n, bert
     berth_tasks_free(v, count);
     return rc;
   }
+  for (size_t i = 0; i < count; i++)
+    fill_wait_reason(st, v[i]);
   *out = v;
   *n = count;
   return 0;
@@ -480,20 +492,26 @@ berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***o
 }
 
 /* reason and exit_code are kept when NULL / < 0; started_at is set once, on leaving QUEUED for a state that is not
- * terminal; finished_at on reaching a terminal state. */
+ * terminal; finished_at on reaching a terminal state. The row must still be in state `from` (and, on a fenced handle,
+ * under the same claim): a change made meanwhile by someone else (a reaper, a cancel) wins, and this one is
+ * refused with BERTH_EBUSY. */
 static int
-update_task_state(berth_store *st, const char *id, const char *state, const char *reason, int exit_code, int64_t now,
-                  berth_error **err)
+update_task_state(berth_store *st, const char *id, const char *from, const char *state, const char *reason,
+                  int exit_code, int64_t now, berth_error **err)
 {
   bool terminal = berth_task_state_is_terminal(state);
-  db_stmt *stmt = NULL;
-  if (db_prepare(st->db,
-                 "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), exit_code = COALESCE(?, exit_code),"
-                 " state_version = state_version + 1,"
-                 " started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END,"
-                 " finished_at = COALESCE(?, finished_at) WHERE id = ?",
-                 &stmt, err)
+  const char *fence = store_fence_sql(st, id);
+  cleanup_free char *sql = NULL;
+  if (asprintf(&sql,
+               "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), exit_code = COALESCE(?, exit_code),"
+               " state_version = state_version + 1,"
+               " started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END,"
+               " finished_at = COALESCE(?, finished_at) WHERE id = ? AND state = ?%s",
+               fence)
       < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, sql, &stmt, err) < 0)
     return BERTH_EINTERNAL;
   db_bind_text(stmt, 1, state);
   db_bind_text(stmt, 2, reason);
@@ -507,8 +525,17 @@ update_task_state(berth_store *st, const char *id, const char *state, const char
   else
     db_bind_null(stmt, 5);
   db_bind_text(stmt, 6, id);
-  if (db_run(stmt, NULL, err) < 0)
+  db_bind_text(stmt, 7, from);
+  if (*fence)
+    db_bind_int64(stmt, 8, st->fence_attempt);
+  int64_t changed = 0;
+  if (db_run(stmt, &changed, err) < 0)
     return berth_error_wrap(err, "update task state");
+  if (changed == 0 && *fence)
+    return berth_error_set(err, BERTH_EBUSY, "task %s is no longer this host's to change (claim %d was revoked)", id,
+                           st->fence_attempt);
+  if (changed == 0)
+    return berth_error_set(err, BERTH_EBUSY, "task %s changed meanwhile; it cannot become %s", id, state);
   return 0;
 }
 
@@ -531,11 +558,14 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
   else if (rc == 0 && !edge_allowed(t->state, state))
     rc = berth_error_set(err, BERTH_EBUSY, "task %s is %s; it cannot become %s", t->id, t->state, state);
   if (rc == 0)
-    rc = update_task_state(st, t->id, state, reason, exit_code, now, err);
+    rc = update_task_state(st, t->id, t->state, state, reason, exit_code, now, err);
   if (rc == 0)
     rc = add_transition(st, t->seq, state, now, actor, note, err);
   if (rc == 0)
     rc = outbox_task_event(st, t->id, err);
+  /* a freed stack (or slot) wakes the fleet's hosts when this commits */
+  if (rc == 0 && !store_is_sqlite(st) && berth_task_state_is_terminal(state))
+    rc = db_exec(st->db, "SELECT pg_notify('berth_queue', '')", err);
   berth_task_free(t);
   if (rc < 0) {
     berth_store_rollback(st);
@@ -547,10 +577,16 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
 }
 
 /* sql: UPDATE tasks SET <col> = ? WHERE id = ?, with the value (text, or num when text is NULL and !null); ENOTFOUND
- * when no row matched. */
+ * when no row matched. A fenced handle adds its claim (BERTH_EBUSY once revoked). */
 static int
-set_column(berth_store *st, const char *sql, const char *id, const char *text, int num, bool null, berth_error **err)
+set_column(berth_store *st, const char *sql_base, const char *id, const char *text, int num, bool null,
+           berth_error **err)
 {
+  /* wiping secrets is always allowed, claim or not */
+  const char *fence = strstr(sql_base, "secret_env") ? "" : store_fence_sql(st, id);
+  cleanup_free char *sql = NULL;
+  if (asprintf(&sql, "%s%s", sql_base, fence) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   db_stmt *stmt = NULL;
   if (db_prepare(st->db, sql, &stmt, err) < 0)
     return BERTH_EINTERNAL;
@@ -561,9 +597,14 @@ set_column(berth_store *st, const char *sql, const char *id, const char *text, i
   else
     db_bind_int64(stmt, 1, num);
   db_bind_text(stmt, 2, id);
+  if (*fence)
+    db_bind_int64(stmt, 3, st->fence_attempt);
   int64_t changed = 0;
   if (db_run(stmt, &changed, err) < 0)
     return berth_error_wrap(err, "update task %.40s", id ? id : "");
+  if (changed == 0 && *fence)
+    return berth_error_set(err, BERTH_EBUSY, "task %s is no longer this host's to change (claim %d was revoked)", id,
+                           st->fence_attempt);
   if (changed == 0)
     return berth_error_set(err, BERTH_ENOTFOUND, "task `%.40s` does not exist", id ? id : "");
   return 0;
@@ -591,4 +632,137 @@ int
 berth_store_task_forget_secrets(berth_store *st, const char *id, berth_error **err)
 {
   return set_column(st, "UPDATE tasks SET secret_env = ? WHERE id = ?", id, NULL, 0, true, err);
+}
+
+/* ---- claims and their fence (the fleet; see berth/fleet.h) ---- */
+
+const char *
+store_fence_sql(berth_store *st, const char *id)
+{
+  return st->fence_task != NULL && id != NULL && strcmp(st->fence_task, id) == 0 ? " AND attempt = ? AND revoked = 0"
+                                                                                  : "";
+}
+
+int
+berth_store_fence(berth_store *st, const char *task_id, int attempt, berth_error **err)
+{
+  char *copy = task_id ? strdup(task_id) : NULL;
+  if (task_id != NULL && copy == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  free(st->fence_task);
+  st->fence_task = copy;
+  st->fence_attempt = attempt;
+  return 0;
+}
+
+int
+berth_store_fence_attempt(berth_store *st, const char *task_id)
+{
+  return *store_fence_sql(st, task_id) ? st->fence_attempt : 0;
+}
+
+int
+berth_store_claim_valid(berth_store *st, const char *task_id, berth_error **err)
+{
+  if (!*store_fence_sql(st, task_id))
+    return 1;
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT revoked FROM tasks WHERE id = ? AND attempt = ?", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(stmt, 1, task_id);
+  db_bind_int64(stmt, 2, st->fence_attempt);
+  int rc = db_step(stmt, err);
+  int valid = rc == DB_ROW && db_column_int64(stmt, 0) == 0;
+  db_finalize(stmt);
+  if (rc < 0)
+    return berth_error_wrap(err, "read the claim of task %s", task_id);
+  return valid;
+}
+
+/* The store's clock (PostgreSQL), so hosts with skewed clocks agree on leases. */
+#define FLEET_NOW_SQL "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+/* hosts.pools is "a,b,c": the host serves pool ? */
+#define FLEET_POOL_MATCH_SQL "(',' || h.pools || ',') LIKE ('%,' || ? || ',%')"
+
+/* One row of integers from sql with the text parameters given (NULL-terminated). */
+static int
+query_ints(berth_store *st, const char *sql, const char *const *params, int64_t *vals, int n, berth_error **err)
+{
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, sql, &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  for (int i = 0; params[i]; i++)
+    db_bind_text(stmt, i + 1, params[i]);
+  int rc = db_step(stmt, err);
+  for (int i = 0; i < n; i++)
+    vals[i] = rc == DB_ROW ? db_column_int64(stmt, i) : 0;
+  db_finalize(stmt);
+  return rc < 0 ? berth_error_wrap(err, "read the queue") : 0;
+}
+
+int
+berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_error **err)
+{
+  *out = NULL;
+  char seq[24];
+  snprintf(seq, sizeof seq, "%lld", (long long) t->seq);
+  int64_t ahead = 0, hosts[2] = { 0, 0 }, busy = 0;
+  const char *p1[] = { t->stack, seq, NULL };
+  int rc = query_ints(st,
+                      "SELECT COUNT(*) FROM tasks WHERE stack = ? AND seq < CAST(? AS BIGINT) AND state NOT IN "
+                      STORE_TERMINAL_SQL,
+                      p1, &ahead, 1, err);
+  if (rc == 0 && ahead > 0)
+    return asprintf(out, "%lld task%s ahead on stack %s", (long long) ahead, ahead == 1 ? "" : "s", t->stack) < 0
+               ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
+               : 0;
+  berth_stack *s = NULL;
+  if (rc == 0)
+    rc = berth_store_stack_get(st, t->stack, &s, err);
+  if (rc < 0)
+    return rc;
+  const char *pool = s->pool ? s->pool : BERTH_DEFAULT_POOL;
+  const char *p2[] = { pool, NULL };
+  char *line = NULL;
+  int n = 0;
+  if (s->lock_owner != NULL && (t->actor == NULL || strcmp(s->lock_owner, t->actor) != 0))
+    n = asprintf(&line, "stack locked by %s", s->lock_owner);
+  else if ((rc = query_ints(st,
+                            "SELECT COUNT(*), COALESCE(SUM(h.slots), 0) FROM hosts h WHERE h.state = 'alive'"
+                            " AND h.executes = 1 AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL
+                            " AND " FLEET_POOL_MATCH_SQL,
+                            p2, hosts, 2, err))
+           < 0)
+    ;
+  else if (hosts[0] == 0)
+    n = asprintf(&line, "no live host in pool %s", pool);
+  else if ((rc = query_ints(st,
+                            "SELECT COUNT(*) FROM tasks t JOIN hosts h ON h.name = t.host WHERE t.revoked = 0"
+                            " AND t.state IN ('PREPARING', 'INITIALIZING', 'PERFORMING') AND h.state = 'alive'"
+                            " AND " FLEET_POOL_MATCH_SQL,
+                            p2, &busy, 1, err))
+           < 0)
+    ;
+  else if (busy >= hosts[1])
+    n = asprintf(&line, "all %lld slots of pool %s are busy", (long long) hosts[1], pool);
+  else
+    n = asprintf(&line, "waiting for a host of pool %s to claim it", pool);
+  berth_stack_free(s);
+  if (rc < 0)
+    return rc;
+  if (n < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  *out = line;
+  return 0;
+}
+
+/* On a shared store a QUEUED task's reason is why it waits (computed when read, so it is never stale). */
+static void
+fill_wait_reason(berth_store *st, berth_task *t)
+{
+  if (store_is_sqlite(st) || strcmp(t->state, "QUEUED") != 0 || t->reason != NULL)
+    return;
+  berth_error *e = NULL;
+  if (berth_fleet_wait_reason(st, t, &t->reason, &e) < 0)
+    berth_error_free(e);
 }

@@ -7,7 +7,11 @@
 #include <cjson/cJSON.h>
 
 #include "berth/actions.h"
+#include "berth/fleet.h"
+#include "berth/allowlist.h"
+#include "berth/apikey.h"
 #include "berth/audit.h"
+#include "berth/policy.h"
 
 /* Runs the audit append inside the transaction the caller opened; rolls back on failure. */
 static int
@@ -68,6 +72,16 @@ berth_action_stack_lock(berth_store *st, const char *name, const char *actor, co
   if (note)
     cJSON_AddStringToObject(args, "note", note);
   return finish_audited(st, rc, actor, "stack.lock", name, args, err);
+}
+
+int
+berth_action_host_drain(berth_store *st, const char *name, bool drain, const char *actor, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_host_set_draining(st, name, drain, err);
+  return finish_audited(st, rc, actor, drain ? "host.drain" : "host.undrain", name, NULL, err);
 }
 
 int
@@ -139,4 +153,104 @@ berth_action_record(berth_store *st, const char *actor, const char *action, cons
   int rc = berth_audit_append(st, actor, action, target, args, outcome, err);
   free(outcome);
   return rc;
+}
+
+/* The end of a governance change opened with berth_store_begin: on success the audit record ("ok", or outcome) and
+ * the commit; on failure the rollback, then the failure's record (best effort: the failure is what the caller
+ * reports). Takes args. */
+static int
+finish_gov(berth_store *st, int rc, const char *actor, const char *action, const char *target, cJSON *args,
+           const char *outcome, berth_error **err)
+{
+  if (rc >= 0
+      && (berth_audit_append(st, actor, action, target, args, outcome ? outcome : "ok", err) < 0
+          || berth_store_commit(st, err) < 0))
+    rc = -1;
+  if (rc < 0) {
+    berth_error *e = NULL;
+    berth_store_rollback(st);
+    if (err && *err)
+      berth_action_record(st, actor, action, target, args, *err, &e);
+    berth_error_free(e);
+  }
+  cJSON_Delete(args);
+  return rc;
+}
+
+int
+berth_action_image_rule(berth_store *st, const char *kind, const char *pattern, const char *actor, berth_error **err)
+{
+  char action[32];
+  char *norm = berth_allowlist_normalize_pattern(pattern, err);
+  if (norm == NULL)
+    return -1;
+  snprintf(action, sizeof action, "image.%s", kind ? kind : "remove");
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "pattern", pattern);
+  int rc = berth_store_begin(st, err);
+  if (rc == 0)
+    rc = kind ? berth_allowlist_add(st, kind, pattern, actor, err) : berth_allowlist_remove(st, pattern, err);
+  rc = finish_gov(st, rc, actor, action, norm, args, rc == 1 ? "ok (unchanged)" : NULL, err);
+  free(norm);
+  return rc;
+}
+
+int
+berth_action_policy_add(berth_store *st, const char *text, const char *actor, const cJSON *extra, size_t *added,
+                        berth_error **err)
+{
+  cJSON *root = cJSON_Parse(text), *args = extra ? cJSON_Duplicate(extra, true) : cJSON_CreateObject();
+  cJSON *names = cJSON_AddArrayToObject(args, "rules");
+  size_t len = 0;
+  char target[512] = "";
+  const cJSON *it = cJSON_IsArray(root) ? root->child : root;
+  for (; it != NULL; it = cJSON_IsArray(root) ? it->next : NULL) {
+    const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+    if (n == NULL)
+      continue;
+    cJSON_AddItemToArray(names, cJSON_CreateString(n));
+    int w = snprintf(target + len, sizeof target - len, "%s%s", len ? ", " : "", n);
+    len = w < 0 || (size_t) w >= sizeof target - len ? sizeof target - 1 : len + (size_t) w;
+  }
+  cJSON_Delete(root);
+  int rc = berth_store_begin(st, err);
+  if (rc == 0)
+    rc = berth_policy_add_json(st, text, actor, added, err);
+  return finish_gov(st, rc, actor, "policy.add", len ? target : "-", args, NULL, err);
+}
+
+int
+berth_action_policy_remove(berth_store *st, const char *name, const char *actor, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc == 0)
+    rc = berth_policy_remove(st, name, err);
+  return finish_gov(st, rc, actor, "policy.remove", name, NULL, NULL, err);
+}
+
+int
+berth_action_key_create(berth_store *st, const char *name, const char *role, const char *const *stacks, size_t n_stacks,
+                        const char *actor, char **secret_out, berth_error **err)
+{
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "role", role ? role : "");
+  int rc = berth_store_begin(st, err);
+  if (rc == 0)
+    rc = berth_apikey_create(st, name, role, stacks, n_stacks, actor, secret_out, err);
+  rc = finish_gov(st, rc, actor, "key.create", name ? name : "-", args, NULL, err);
+  if (rc < 0 && *secret_out) { /* created but not committed: the key does not exist */
+    explicit_bzero(*secret_out, strlen(*secret_out));
+    free(*secret_out);
+    *secret_out = NULL;
+  }
+  return rc;
+}
+
+int
+berth_action_key_revoke(berth_store *st, const char *name, const char *actor, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc == 0)
+    rc = berth_apikey_revoke(st, name, err);
+  return finish_gov(st, rc, actor, "key.revoke", name, NULL, NULL, err);
 }

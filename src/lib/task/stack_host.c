@@ -14,6 +14,7 @@
 #include "berth/parse.h"
 #include "berth/allowlist.h"
 #include "berth/stack_host.h"
+#include <cjson/cJSON.h>
 
 int
 berth_stack_resolve_project_dir(const char *dir, char **out, berth_error **err)
@@ -105,4 +106,17 @@ berth_stack_image_warning(berth_store *st, const berth_stack *s)
     w = NULL;
   berth_image_decision_clear(&dec);
   return w;
+}
+
+cJSON *
+berth_stack_json_warned(berth_store *st, const berth_stack *s)
+{
+  cJSON *j = berth_stack_to_json(s);
+  char *w = j ? berth_stack_image_warning(st, s) : NULL;
+  if (w != NULL) {
+    cJSON *arr = cJSON_AddArrayToObject(j, "warnings");
+    cJSON_AddItemToArray(arr, cJSON_CreateString(w));
+    free(w);
+  }
+  return j;
 }

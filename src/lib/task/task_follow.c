@@ -1,5 +1,8 @@
 /* The follower: reads the log as it grows (woken by the writer through inotify, or NOTIFY on PostgreSQL), looks at the
  * task record when the log is quiet, and checks the supervisor's liveness lock about once a second. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "berth/task_follow.h"
 #include "berth/task_queue.h"
 
@@ -8,13 +11,26 @@
 
 /* Ended (record terminal, supervisor done) -> 1; still running -> 0; supervisor gone and the record could not be
  * updated -> <0. */
+typedef struct waiting {
+  berth_follow_wait_fn fn;
+  void *userdata;
+  char *said; /* the reason said last */
+} waiting;
+
 static int
-task_done(berth_store *st, const char *id, bool check_liveness, berth_error **err)
+task_done(berth_store *st, const char *id, bool check_liveness, waiting *w, berth_error **err)
 {
   berth_task *t = NULL;
   int rc = berth_store_task_get(st, id, &t, err);
   if (rc < 0)
     return rc;
+  /* a task in a fleet's queue says why it waits (the reason is computed when the record is read) */
+  if (w->fn != NULL && strcmp(t->state, "QUEUED") == 0 && t->reason != NULL
+      && (w->said == NULL || strcmp(w->said, t->reason) != 0)) {
+    free(w->said);
+    w->said = strdup(t->reason);
+    w->fn(w->userdata, t->reason);
+  }
   const char *home = berth_store_home(st);
   /* done when the task ended and its supervisor finished cleaning up (its last notes are in the log then) */
   if (berth_task_state_is_terminal(t->state)) {
@@ -36,6 +52,14 @@ int
 berth_task_follow(berth_store *st, const char *id, bool follow, const volatile sig_atomic_t *stop,
                   berth_log_record_fn fn, void *userdata, berth_error **err)
 {
+  return berth_task_follow_waiting(st, id, follow, stop, fn, NULL, userdata, err);
+}
+
+int
+berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const volatile sig_atomic_t *stop,
+                          berth_log_record_fn fn, berth_follow_wait_fn wait_fn, void *userdata, berth_error **err)
+{
+  waiting w = { wait_fn, userdata, NULL };
   berth_log_reader *r = NULL;
   if (berth_log_reader_open(st, id, &r, err) < 0)
     return BERTH_EINTERNAL;
@@ -54,7 +78,10 @@ berth_task_follow(berth_store *st, const char *id, bool follow, const volatile s
       quiet = 0;
       continue;
     }
-    int done = task_done(st, id, ++quiet % LIVENESS_ROUNDS == 0, err);
+    /* a queued task in a fleet is only looked at every liveness round: it has no supervisor yet */
+    ++quiet;
+    int done = w.said != NULL && quiet % LIVENESS_ROUNDS != 0 ? 0
+                                                               : task_done(st, id, quiet % LIVENESS_ROUNDS == 0, &w, err);
     if (done != 0) {
       if (done > 0) { /* read once more: the last records were written before the final transition */
         berth_error *e = NULL;
@@ -67,5 +94,6 @@ berth_task_follow(berth_store *st, const char *id, bool follow, const volatile s
     berth_log_wait(r, QUIET_MS); /* the next write wakes us at once */
   }
   berth_log_reader_close(r);
+  free(w.said);
   return rc;
 }

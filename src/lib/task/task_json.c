@@ -105,6 +105,9 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
     cJSON_AddStringToObject(senv, t->secret_env[i].key, "***");
   add_str(o, "container_id", t->container_id);
   add_str(o, "blocked_by", t->blocked_by);
+  add_str(o, "host", t->host);
+  cJSON_AddNumberToObject(o, "attempt", t->attempt);
+  add_str(o, "retry_of", t->retry_of);
   if (t->supervisor_pid > 0)
     cJSON_AddNumberToObject(o, "supervisor_pid", t->supervisor_pid);
   else
@@ -155,4 +158,13 @@ berth_stack_state_json(berth_store *st, const berth_stack *s, berth_error **err)
   }
   berth_state_versions_free(v, n);
   return o;
+}
+
+cJSON *
+berth_task_record(berth_store *st, const berth_task *t)
+{
+  berth_secrets *shown = berth_display_secrets(st, t->stack);
+  cJSON *j = berth_task_to_json_redacted(t, shown);
+  berth_secrets_free(shown);
+  return j;
 }

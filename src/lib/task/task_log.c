@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "berth/buf.h"
+#include "berth/fleet.h"
 #include "berth/task_log.h"
 #include "store/db.h"
 
@@ -28,6 +29,7 @@ struct berth_task_log {
   char *buf;  /* pending records, BERTH_LOG_BUFFER bytes */
   size_t len;
   int failed_errno; /* of the first write that failed; 0 while all went well */
+  int fence;        /* PostgreSQL: the claim (attempt) chunks are written under; 0 = none */
   int64_t size;     /* bytes of whole records written: a failed file write is cut back to this; the next chunk's
                        offset */
 };
@@ -125,6 +127,7 @@ open_chunks(berth_store *st, berth_task_log *l, berth_error **err)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   /* like the file, the log is not synced: the task record is what must survive a power loss, and a commit that
    * waits for the disk on every 10 ms flush would slow the output down */
+  l->fence = berth_store_fence_attempt(st, l->task_id);
   if (store_db_open_another(st, &l->db, err) < 0 || db_exec(l->db, "SET synchronous_commit = off", err) < 0
       || chunks_end(l->db, l->task_id, &l->size, err) < 0)
     return berth_error_wrap(err, "open the task log of %s", l->task_id);
@@ -205,11 +208,15 @@ reserve(berth_task_log *l, size_t n)
 static int
 insert_chunk(berth_task_log *l, const void *data, size_t len, berth_error **err)
 {
-  /* one round trip per flush: the NOTIFY rides on the insert (PostgreSQL only, as chunks are) */
+  /* one round trip per flush: the NOTIFY rides on the insert (PostgreSQL only, as chunks are); a log fenced by a
+   * host's claim writes only while the claim holds */
   db_stmt *s = NULL;
   if (db_prepare(l->db,
-                 "WITH c AS (INSERT INTO task_log_chunks (task_id, off, len, bytes) VALUES (?, ?, ?, ?)"
-                 " RETURNING task_id) SELECT pg_notify('" LOG_CHANNEL "', task_id) FROM c",
+                 l->fence > 0 ? "WITH c AS (INSERT INTO task_log_chunks (task_id, off, len, bytes) SELECT ?, ?, ?, ?"
+                                " WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ? AND attempt = ? AND revoked = 0)"
+                                " RETURNING task_id) SELECT pg_notify('" LOG_CHANNEL "', task_id) FROM c"
+                              : "WITH c AS (INSERT INTO task_log_chunks (task_id, off, len, bytes) VALUES (?, ?, ?, ?)"
+                                " RETURNING task_id) SELECT pg_notify('" LOG_CHANNEL "', task_id) FROM c",
                  &s, err)
       < 0)
     return BERTH_EINTERNAL;
@@ -217,7 +224,17 @@ insert_chunk(berth_task_log *l, const void *data, size_t len, berth_error **err)
   db_bind_int64(s, 2, l->size);
   db_bind_int64(s, 3, (int64_t) len);
   db_bind_blob(s, 4, data, len);
-  return db_run(s, NULL, err) < 0 ? BERTH_EINTERNAL : 0;
+  if (l->fence > 0) {
+    db_bind_text(s, 5, l->task_id);
+    db_bind_int64(s, 6, l->fence);
+  }
+  int64_t rows = 0;
+  if (db_run(s, &rows, err) < 0)
+    return BERTH_EINTERNAL;
+  if (l->fence > 0 && rows == 0)
+    return berth_error_set(err, BERTH_EBUSY, "task %s is no longer this host's to log (claim %d was revoked)",
+                           l->task_id, l->fence);
+  return 0;
 }
 
 /* Appends whole records (n iovecs, at most two) to the file or as one chunk. */

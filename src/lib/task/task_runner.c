@@ -18,6 +18,7 @@
 #include "berth/cleanup.h"
 #include "berth/docker.h"
 #include "berth/redactor.h"
+#include "berth/fleet.h"
 #include "berth/task_log.h"
 #include "berth/task_queue.h"
 #include "berth/task_runner.h"
@@ -63,6 +64,9 @@ typedef struct runner {
   int64_t last_flush_ms;
   int64_t exec_started_s; /* of the last exec: where the daemon's event log is read from */
   bool stopped;             /* someone moved the task to STOPPED */
+  bool claimed;             /* a fleet host claimed it: its writes carry the claim (berth/fleet.h) */
+  bool revoked;             /* ... and the claim was revoked (the host was declared lost): stop, write nothing */
+  int64_t last_claim_check_ms;
   bool log_failed;          /* a write to the task log failed (a full disk): the command is stopped */
   const char *timeout_kind; /* set when a timeout fired */
 } runner;
@@ -221,6 +225,21 @@ stop_requested(runner *r, bool force)
   return r->stopped;
 }
 
+/* True once the host's claim on the task was revoked (checked at most once a second, unless force). */
+static bool
+claim_lost(runner *r, bool force)
+{
+  int64_t now = berth_now_ms();
+  if (!r->claimed || r->revoked || (!force && now - r->last_claim_check_ms < 1000))
+    return r->revoked;
+  r->last_claim_check_ms = now;
+  berth_error *e = NULL;
+  if (berth_store_claim_valid(r->st, r->t->id, &e) == 0)
+    r->revoked = true;
+  berth_error_free(e);
+  return r->revoked;
+}
+
 static int
 on_exec_tick(void *ud)
 {
@@ -238,6 +257,8 @@ on_exec_tick(void *ud)
   if (r->log_failed)
     return 1;
   if (r->phase != BERTH_PHASE_PERFORMING && stop_requested(r, false))
+    return 1;
+  if (claim_lost(r, false))
     return 1;
   if (now >= r->deadline_ms) {
     r->timeout_kind = "run";
@@ -278,6 +299,8 @@ run_exec_env(runner *r, const char *const *argv, const char *const *env, int *ex
   }
   if (rc == 1 && r->stopped)
     return berth_error_set(err, BERTH_EBUSY, "stopped on request");
+  if (rc == 1 && r->revoked)
+    return berth_error_set(err, BERTH_EBUSY, "this host lost its claim on the task (declared lost by the fleet)");
   if (rc == 1)
     return BERTH_ETIMEOUT;
   if (rc == BERTH_EDOCKER && !berth_docker_alive(r->d))
@@ -494,6 +517,8 @@ container_body(runner *r)
   cJSON_AddStringToObject(labels, "berth.task", r->t->id);
   cJSON_AddStringToObject(labels, "berth.stack", s->name);
   cJSON_AddStringToObject(labels, "berth.instance", berth_store_instance_id(r->st));
+  if (r->claimed && r->t->host != NULL) /* a restarted host removes what it left behind by this label */
+    cJSON_AddStringToObject(labels, "berth.host", r->t->host);
   cJSON_AddBoolToObject(b, "Tty", 0);
   cJSON_AddBoolToObject(b, "OpenStdin", 0);
   cJSON_AddBoolToObject(b, "AttachStdout", 0);
@@ -923,7 +948,9 @@ run_task(runner *r, outcome *o)
 {
   berth_error *e = NULL;
   int status = 0;
-  int rc = transition(r, "PREPARING", BERTH_PHASE_PREPARING, NULL, NULL, -1, &e);
+  /* a fleet host's claim made it PREPARING already */
+  int rc = r->claimed ? (r->phase = BERTH_PHASE_PREPARING, 0)
+                      : transition(r, "PREPARING", BERTH_PHASE_PREPARING, NULL, NULL, -1, &e);
   if (rc == 0)
     rc = check_image_allowed(r, &e);
   if (rc == 0)
@@ -979,6 +1006,16 @@ finish(runner *r, outcome *o)
 {
   berth_error *e = NULL;
   r->phase = BERTH_PHASE_FINISHING;
+  if (claim_lost(r, true)) {
+    /* the fleet failed the task ("host lost") and may run the stack's next task: end the container, write nothing */
+    if (r->container != NULL) {
+      berth_docker_container_kill(r->d, r->container, "SIGKILL", &e);
+      berth_error_clear(&e);
+      berth_docker_container_remove(r->d, r->container, &e);
+      berth_error_clear(&e);
+    }
+    return;
+  }
   if (r->container != NULL) {
     berth_container_state cs;
     memset(&cs, 0, sizeof cs);
@@ -1041,6 +1078,10 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
   rc = berth_store_task_set_supervisor(st, task_id, (int) getpid(), err);
   if (rc == 0)
     rc = berth_store_task_get(st, task_id, &r.t, err);
+  /* claimed by a fleet host: the claim is its turn and its slot, and every write (the log's too) carries it */
+  r.claimed = rc == 0 && r.t->host != NULL && r.t->attempt > 0 && strcmp(r.t->state, "PREPARING") == 0;
+  if (rc == 0 && r.claimed)
+    rc = berth_store_fence(st, task_id, r.t->attempt, err);
   if (rc == 0)
     rc = berth_task_log_create(st, task_id, &r.log, err);
   if (rc < 0) {
@@ -1058,7 +1099,7 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
   }
   if (rc == 0)
     rc = berth_docker_new(NULL, &r.d, &e);
-  if (rc == 0) {
+  if (rc == 0 && !r.claimed) {
     berth_error *se = NULL;
     berth_queue_sweep_if_due(st, r.d, 10000, &se);
     berth_error_free(se);

@@ -14,6 +14,7 @@
 #include "berth/audit.h"
 #include "berth/config.h"
 #include "berth/docker.h"
+#include "berth/fleet.h"
 #include "berth/policy.h"
 #include "berth/redactor.h"
 #include "berth/task_json.h"
@@ -24,6 +25,13 @@
 int
 berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
                        berth_error **err)
+{
+  return berth_supervisor_start(argv_prefix, home, task_id, die_with_parent, NULL, err);
+}
+
+int
+berth_supervisor_start(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
+                       int *pid_out, berth_error **err)
 {
   size_t n = 0;
   while (argv_prefix[n] != NULL)
@@ -66,6 +74,8 @@ berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const c
     _exit(127);
   }
   free(argv);
+  if (pid_out != NULL)
+    *pid_out = (int) pid;
   if (!die_with_parent) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -157,9 +167,37 @@ blank(const char *s)
   return true;
 }
 
+/* A retry: the ended task's stack, command, plain env and --skip-init, submitted like any task. */
+static int
+submit_retry(berth_store *st, const berth_submit *base, berth_task **out, berth_error **err)
+{
+  berth_task *old = NULL;
+  int rc = berth_store_task_get(st, base->retry_of, &old, err);
+  if (rc < 0)
+    return rc;
+  if (!berth_task_state_is_terminal(old->state)) {
+    rc = berth_error_set(err, BERTH_EBUSY, "task %s is %s: a task is retried once it has ended", old->id, old->state);
+    berth_task_free(old);
+    return rc;
+  }
+  berth_submit req = *base;
+  req.stack = old->stack;
+  req.command = old->command;
+  req.skip_init = old->skip_init;
+  req.env = old->env;
+  req.n_env = old->n_env;
+  req.retry_of = old->id;
+  /* the old task's secret values were wiped when it ended: only what the caller gives again is used */
+  rc = berth_task_submit(st, &req, out, err);
+  berth_task_free(old);
+  return rc;
+}
+
 int
 berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err)
 {
+  if (req->retry_of != NULL && req->command == NULL)
+    return submit_retry(st, req, out, err);
   int rc = berth_stack_validate_name(req->stack, err);
   if (rc < 0)
     return rc;
@@ -189,7 +227,9 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     berth_config_clear(&cfg);
     return rc;
   }
-  /* the workspace: readable, within the caps (a scan, nothing is read from the files) */
+  /* the workspace: readable, within the caps (a scan, nothing is read from the files); in a fleet the project
+   * directory is at the same path on every host (docs/fleet.md), this one included */
+  bool shared = berth_store_is_shared(st);
   berth_ws_opts wo = { .project_dir = s->project_dir, .prefix = "mnt/workspace/source" };
   berth_workspace_caps(&cfg, &wo.max_bytes, &wo.max_entries);
   berth_config_clear(&cfg);
@@ -201,12 +241,13 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     berth_stack_free(s);
     return rc;
   }
-  /* fail at submit, with nothing recorded, when Docker cannot run it anyway */
+  /* fail at submit, with nothing recorded, when Docker cannot run it anyway (on a shared store the host that claims
+   * it runs it, on its own Docker: this one may have none) */
   berth_docker *d = NULL;
-  rc = berth_docker_new(NULL, &d, err);
-  if (rc == 0)
+  rc = shared ? 0 : berth_docker_new(NULL, &d, err);
+  if (rc == 0 && !shared)
     rc = berth_docker_ping(d, err);
-  if (rc == 0 && s->pull_policy && strcmp(s->pull_policy, "never") == 0) {
+  if (rc == 0 && !shared && s->pull_policy && strcmp(s->pull_policy, "never") == 0) {
     rc = berth_docker_image_inspect(d, s->image, NULL, err);
     if (rc < 0)
       berth_error_wrap(err, "stack %s (pull policy never)", s->name);
@@ -225,6 +266,7 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   t.n_env = req->n_env;
   t.secret_env = (berth_kv *) req->secret_env;
   t.n_secret_env = req->n_secret_env;
+  t.retry_of = (char *) req->retry_of;
   rc = berth_store_begin(st, err);
   if (rc == 0) {
     rc = berth_store_task_create(st, &t, err);
@@ -239,7 +281,9 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     else
       rc = berth_store_commit(st, err);
   }
-  if (rc == 0 && req->supervisor_argv != NULL) { /* none: the task waits in the queue for a host to claim it */
+  if (rc == 0 && shared) /* a fleet: the task waits in the queue, and the hosts are told */
+    berth_fleet_notify(st);
+  else if (rc == 0 && req->supervisor_argv != NULL) { /* none: the task waits in the queue for a host to claim it */
     rc = berth_supervisor_spawn(req->supervisor_argv, berth_store_home(st), t.id, req->die_with_parent, err);
     if (rc < 0) {
       berth_error *e2 = NULL;
@@ -294,4 +338,13 @@ berth_task_cancel(berth_store *st, const char *id, const char *actor, bool is_ad
     berth_error_clear(err); /* the task moved on meanwhile: look again */
   }
   return berth_error_set(err, BERTH_EBUSY, "task %s keeps changing state; try again", id);
+}
+
+int
+berth_task_retry(berth_store *st, const char *id, const berth_submit *base, berth_task **out, berth_error **err)
+{
+  berth_submit req = *base;
+  req.retry_of = id;
+  req.command = NULL;
+  return berth_task_submit(st, &req, out, err);
 }

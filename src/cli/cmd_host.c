@@ -1,0 +1,80 @@
+/* berth host list | show | drain | undrain: the fleet's hosts (docs/fleet.md). */
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "backend.h"
+#include "cli.h"
+#include "render.h"
+
+static const char host_usage[]
+    = "usage: berth host list [--json]\n"
+      "       berth host show NAME [--json]\n"
+      "       berth host drain NAME\n"
+      "       berth host undrain NAME\n\n"
+      "The hosts of a fleet: every `berth serve` on one PostgreSQL store (docs/fleet.md). A host is alive while it\n"
+      "heartbeats within its lease, lost after; drain makes it claim no new task (its running tasks finish), undrain\n"
+      "makes it claim again (admin).\n";
+
+static void
+show_list(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_host_list(cJSON_GetObjectItemCaseSensitive(rec, "hosts"));
+}
+
+static void
+show_one(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  cli_render_host(rec);
+}
+
+static void
+show_drain(const cli_request *rq, const cJSON *rec)
+{
+  (void) rec;
+  printf("host %s %s\n", rq->arg, strcmp(rq->verb, "drain") == 0 ? "is draining: it claims no new task"
+                                                                   : "claims tasks again");
+}
+
+int
+cmd_host(int argc, char **argv)
+{
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(host_usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 125 : 0;
+  }
+  static const cli_view list_view = { show_list, NULL, NULL }, one_view = { show_one, NULL, NULL },
+                        drain_view = { show_drain, NULL, NULL };
+  const char *sub = argv[1];
+  cli_op op;
+  const cli_view *view;
+  bool takes_json = true;
+  if (strcmp(sub, "list") == 0)
+    op = CLI_OP_HOST_LIST, view = &list_view;
+  else if (strcmp(sub, "show") == 0)
+    op = CLI_OP_HOST_SHOW, view = &one_view;
+  else if (strcmp(sub, "drain") == 0 || strcmp(sub, "undrain") == 0)
+    op = sub[0] == 'd' ? CLI_OP_HOST_DRAIN : CLI_OP_HOST_UNDRAIN, view = &drain_view, takes_json = false;
+  else
+    return cli_usage_error("host: unknown subcommand `%s` (see 'berth host --help')", sub);
+  cli_request rq = { .verb = sub };
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(host_usage, stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--json") == 0 && takes_json)
+      rq.json = true;
+    else if (argv[i][0] == '-')
+      return cli_usage_error("host %s: unknown option `%s` (see 'berth host --help')", sub, argv[i]);
+    else if (op != CLI_OP_HOST_LIST && rq.arg == NULL)
+      rq.arg = argv[i];
+    else
+      return cli_usage_error("host %s: unexpected argument `%s`", sub, argv[i]);
+  }
+  if (op != CLI_OP_HOST_LIST && rq.arg == NULL)
+    return cli_usage_error("host %s: which host? (berth host %s NAME)", sub, sub);
+  return cli_run(op, &rq, view);
+}

@@ -1,0 +1,403 @@
+/* A fleet host's own thread: heartbeat, reap lost hosts, claim tasks while a slot is free, start a supervisor for each
+ * claimed task, and notice supervisors that died.
+ *
+ * The thread is long-lived on purpose: supervisors are started with die_with_parent (PR_SET_PDEATHSIG), which the
+ * kernel ties to the thread that forked them; they end when the server process ends, and the fleet (or this host's
+ * restart) then fails their tasks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "berth/actions.h"
+#include "berth/docker.h"
+#include "berth/fleet.h"
+#include "berth/host_loop.h"
+#include "berth/task_submit.h"
+
+#define REOPEN_MS 2000
+#define SAY_AGAIN_MS 30000 /* a failure that lasts is said again this often, not on every round */
+
+typedef struct child {
+  int pid;
+  char *task_id;
+} child;
+
+struct berth_host_runner {
+  berth_host_opts o;
+  berth_host h; /* name, pools, slots, lease, instance */
+  berth_store *st;
+  pthread_t thread;
+  bool started;
+  atomic_bool ending;   /* the thread should return */
+  atomic_bool claiming; /* false after berth_host_stop_claiming */
+  bool draining;        /* an admin drained it (read with each heartbeat) */
+  bool listening;
+  child *kids;
+  size_t n_kids;
+  int64_t last_beat_ok, last_said;
+  int home_lock; /* flock on BERTH_HOME/run/host-NAME.lock: a name runs once per home */
+};
+
+/* A host name runs once per BERTH_HOME: the lock, and "<machine id>:<home>", which tells the store that a record of
+ * this name and home whose process is gone (we hold the lock) is this host restarted. */
+static int
+lock_home(berth_host_runner *r, berth_error **err)
+{
+  char path[4096], mid[128] = "";
+  snprintf(path, sizeof path, "%s/run", r->o.home);
+  mkdir(path, 0700);
+  snprintf(path, sizeof path, "%s/run/host-%s.lock", r->o.home, r->h.name);
+  r->home_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (r->home_lock < 0)
+    return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open %s", path);
+  if (flock(r->home_lock, LOCK_EX | LOCK_NB) < 0)
+    return berth_error_set(err, BERTH_EBUSY, "host %s runs from BERTH_HOME %s already", r->h.name, r->o.home);
+  FILE *f = fopen("/etc/machine-id", "r");
+  if (f == NULL || fgets(mid, sizeof mid, f) == NULL)
+    gethostname(mid, sizeof mid - 1);
+  if (f)
+    fclose(f);
+  mid[strcspn(mid, "\n")] = '\0';
+  if (asprintf(&r->h.home, "%s:%s", mid, r->o.home) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  return 0;
+}
+
+static void say(berth_host_runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void
+say(berth_host_runner *r, const char *fmt, ...)
+{
+  if (r->o.say == NULL)
+    return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  r->o.say(r->o.userdata, line);
+}
+
+/* Says an error, unless one was said less than SAY_AGAIN_MS ago. */
+static void
+say_error(berth_host_runner *r, const char *what, berth_error *e)
+{
+  int64_t now = berth_now_ms();
+  if (now - r->last_said < SAY_AGAIN_MS)
+    return;
+  r->last_said = now;
+  say(r, "host %s: %s: %s", r->h.name, what, e ? e->msg : "unknown error");
+}
+
+/* Removes the containers carrying label (and this store's instance): those a dead supervisor left. Returns how many. */
+static int
+remove_labelled(berth_host_runner *r, const char *label)
+{
+  berth_docker *d = NULL;
+  berth_error *e = NULL;
+  if (berth_docker_new(NULL, &d, &e) < 0) {
+    berth_error_free(e);
+    return 0;
+  }
+  char li[160];
+  snprintf(li, sizeof li, "berth.instance=%s", berth_store_instance_id(r->st));
+  const char *labels[] = { label, li };
+  cJSON *list = NULL, *it;
+  int n = 0;
+  if (berth_docker_container_list(d, labels, 2, &list, &e) == 0) {
+    cJSON_ArrayForEach(it, list)
+    {
+      cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "Id");
+      if (cJSON_IsString(id) && berth_docker_container_remove(d, id->valuestring, &e) == 0)
+        n++;
+      berth_error_clear(&e);
+    }
+  }
+  berth_error_free(e);
+  cJSON_Delete(list);
+  berth_docker_free(d);
+  return n;
+}
+
+/* The containers this host left behind (labelled with its name), whose supervisors died with it. */
+static void
+remove_leftovers(berth_host_runner *r)
+{
+  char lh[160];
+  snprintf(lh, sizeof lh, "berth.host=%s", r->h.name);
+  int n = remove_labelled(r, lh);
+  if (n > 0)
+    say(r, "host %s: removed %d container(s) left behind by its previous run", r->h.name, n);
+}
+
+static bool
+pid_alive(int pid)
+{
+  return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+/* Supervisors that ended: a task still active under this host's claim lost its supervisor (a crash) and is failed. */
+static void
+check_kids(berth_host_runner *r)
+{
+  for (size_t i = 0; i < r->n_kids;) {
+    if (pid_alive(r->kids[i].pid)) {
+      i++;
+      continue;
+    }
+    berth_task *t = NULL;
+    berth_error *e = NULL;
+    bool orphan = berth_store_task_get(r->st, r->kids[i].task_id, &t, &e) == 0
+                  && !berth_task_state_is_terminal(t->state) && t->host && strcmp(t->host, r->h.name) == 0;
+    if (orphan && berth_action_task_transition(r->st, t->id, "FAILED", "berth",
+                                               "its supervisor ended without finishing it", "executor interrupted",
+                                               -1, &e)
+                      < 0)
+      say_error(r, "record a supervisor's end", e);
+    berth_error_free(e);
+    if (orphan) { /* what the supervisor would have removed */
+      char lt[128];
+      snprintf(lt, sizeof lt, "berth.task=%s", r->kids[i].task_id);
+      remove_labelled(r, lt);
+    }
+    berth_task_free(t);
+    free(r->kids[i].task_id);
+    r->kids[i] = r->kids[--r->n_kids];
+  }
+}
+
+static int
+open_store(berth_host_runner *r, berth_error **err)
+{
+  if (r->st != NULL)
+    return 0;
+  r->listening = false;
+  if (berth_store_open(r->o.home, &r->st, err) < 0)
+    return BERTH_EINTERNAL;
+  if (berth_fleet_listen(r->st, err) < 0) {
+    berth_store_close(r->st);
+    r->st = NULL;
+    return BERTH_EINTERNAL;
+  }
+  r->listening = true;
+  return 0;
+}
+
+/* This instance is no longer the host's (declared lost while it was stopped or cut off): whatever it still runs was
+ * failed by the fleet. End those supervisors and their containers, then register again as a new instance. */
+static void
+rejoin(berth_host_runner *r)
+{
+  say(r, "host %s lost its lease (no heartbeat in time): its tasks were failed by the fleet; ending their "
+         "containers and registering again",
+      r->h.name);
+  for (size_t i = 0; i < r->n_kids; i++)
+    kill(r->kids[i].pid, SIGKILL);
+  remove_leftovers(r);
+  berth_error *e = NULL;
+  if (berth_host_register(r->st, &r->h, &e) < 0)
+    say_error(r, "register again", e);
+  else
+    r->last_beat_ok = berth_now_ms();
+  berth_error_free(e);
+}
+
+static void
+heartbeat(berth_host_runner *r)
+{
+  berth_error *e = NULL;
+  int rc = berth_host_heartbeat(r->st, r->h.name, r->h.instance, &r->draining, &e);
+  if (rc == 0) {
+    if (r->last_said != 0 && berth_now_ms() - r->last_beat_ok > r->h.lease_ms / 3)
+      say(r, "host %s: the store answers again", r->h.name);
+    r->last_beat_ok = berth_now_ms();
+    r->last_said = 0;
+  } else if (rc == BERTH_EBUSY) {
+    rejoin(r);
+  } else {
+    say_error(r, "heartbeat failed (retrying)", e);
+    berth_store_close(r->st); /* a restarted database: reconnect on the next round */
+    r->st = NULL;
+  }
+  berth_error_free(e);
+}
+
+static void
+claim_some(berth_host_runner *r)
+{
+  if (!r->o.execute || r->draining || !atomic_load(&r->claiming))
+    return;
+  while ((int) r->n_kids < r->h.slots && !atomic_load(&r->ending)) {
+    berth_task *t = NULL;
+    berth_error *e = NULL;
+    if (berth_fleet_claim(r->st, r->h.name, &r->h.pools, &t, &e) < 0) {
+      /* a race the store settled (another host, the one-active-task index): the next round tries again */
+      berth_error_free(e);
+      return;
+    }
+    if (t == NULL)
+      return;
+    child *nk = realloc(r->kids, (r->n_kids + 1) * sizeof *nk);
+    int pid = 0;
+    if (nk != NULL) {
+      r->kids = nk;
+      berth_supervisor_start(r->o.supervisor_argv, r->o.home, t->id, true, &pid, &e);
+    }
+    if (pid <= 0 || (nk[r->n_kids].task_id = strdup(t->id)) == NULL) {
+      say_error(r, "start a supervisor", e);
+      berth_error_clear(&e);
+      berth_action_task_transition(r->st, t->id, "FAILED", "berth", "could not start its supervisor",
+                                   "executor interrupted", -1, &e);
+    } else {
+      nk[r->n_kids++].pid = pid;
+    }
+    berth_error_free(e);
+    berth_task_free(t);
+  }
+}
+
+static void *
+host_main(void *arg)
+{
+  berth_host_runner *r = arg;
+  int64_t beat_every = r->h.lease_ms / 6 > 250 ? r->h.lease_ms / 6 : 250;
+  int64_t next_beat = berth_now_ms() + beat_every, next_reap = 0, next_open = 0;
+  while (!atomic_load(&r->ending)) {
+    int64_t now = berth_now_ms();
+    if (r->st == NULL) {
+      berth_error *e = NULL;
+      if (now >= next_open && open_store(r, &e) < 0) {
+        say_error(r, "the store is unreachable (retrying)", e);
+        next_open = now + REOPEN_MS;
+      }
+      berth_error_free(e);
+      if (r->st == NULL) {
+        struct timespec ts = { 0, 200 * 1000000L };
+        nanosleep(&ts, NULL);
+        continue;
+      }
+      next_beat = now; /* at once: the lease may be nearly out */
+    }
+    if (now >= next_beat) {
+      heartbeat(r);
+      next_beat = now + beat_every;
+      if (r->st == NULL)
+        continue;
+    }
+    if (now >= next_reap) {
+      berth_error *e = NULL;
+      int n = 0;
+      if (berth_fleet_reap(r->st, &n, &e) < 0)
+        say_error(r, "look for lost hosts", e);
+      else if (n > 0)
+        say(r, "host %s: failed %d task(s) of lost hosts (host lost)", r->h.name, n);
+      berth_error_free(e);
+      next_reap = now + beat_every;
+    }
+    check_kids(r);
+    /* a host cut off longer than its lease must not start anything: the fleet may have failed its tasks already */
+    if (berth_now_ms() - r->last_beat_ok < r->h.lease_ms)
+      claim_some(r);
+    int64_t wait = next_beat - berth_now_ms();
+    if (wait > 500)
+      wait = 500; /* the loop also watches its supervisors and its stop flag */
+    if (wait > 0 && berth_fleet_wait(r->st, (int) wait) < 0) {
+      berth_store_close(r->st);
+      r->st = NULL;
+    }
+  }
+  return NULL;
+}
+
+int
+berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error **err)
+{
+  berth_host_runner *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  r->o = *o;
+  r->home_lock = -1;
+  r->h.name = strdup(o->name);
+  r->h.slots = o->slots > 0 ? o->slots : 1;
+  r->h.lease_ms = o->lease_ms > 0 ? o->lease_ms : BERTH_DEFAULT_LEASE_MS;
+  r->h.executes = o->execute;
+  atomic_init(&r->ending, false);
+  atomic_init(&r->claiming, true);
+  int rc = r->h.name == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : 0;
+  for (size_t i = 0; rc == 0 && i < o->pools->n; i++)
+    if (berth_strv_push(&r->h.pools, o->pools->v[i]) < 0)
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0 && r->h.pools.n == 0 && berth_strv_push(&r->h.pools, BERTH_DEFAULT_POOL) < 0)
+    rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0)
+    rc = lock_home(r, err);
+  if (rc == 0)
+    rc = open_store(r, err);
+  if (rc == 0)
+    rc = berth_host_register(r->st, &r->h, err);
+  if (rc == 0) {
+    r->last_beat_ok = berth_now_ms();
+    if (o->execute)
+      remove_leftovers(r);
+    if (pthread_create(&r->thread, NULL, host_main, r) != 0)
+      rc = berth_error_set(err, BERTH_EINTERNAL, "start the host thread");
+    else
+      r->started = true;
+  }
+  if (rc < 0) {
+    berth_host_stop(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+const char *
+berth_host_instance(const berth_host_runner *r)
+{
+  return r->h.instance;
+}
+
+void
+berth_host_stop_claiming(berth_host_runner *r)
+{
+  if (r != NULL)
+    atomic_store(&r->claiming, false);
+}
+
+void
+berth_host_stop(berth_host_runner *r)
+{
+  if (r == NULL)
+    return;
+  atomic_store(&r->ending, true);
+  if (r->started)
+    pthread_join(r->thread, NULL);
+  if (r->st != NULL && r->h.instance != NULL) {
+    berth_error *e = NULL;
+    if (berth_host_deregister(r->st, r->h.name, r->h.instance, &e) < 0)
+      say_error(r, "deregister", e);
+    berth_error_free(e);
+  }
+  for (size_t i = 0; i < r->n_kids; i++)
+    free(r->kids[i].task_id);
+  free(r->kids);
+  berth_store_close(r->st);
+  free(r->h.name);
+  free(r->h.instance);
+  free(r->h.home);
+  if (r->home_lock >= 0)
+    close(r->home_lock);
+  berth_strv_clear(&r->h.pools);
+  free(r);
+}

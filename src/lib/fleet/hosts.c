@@ -1,0 +1,504 @@
+/* Hosts of a fleet and their claims on the queue (PostgreSQL only; see berth/fleet.h). Times are the store's clock,
+ * so hosts whose clocks disagree still agree on who missed a lease. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "berth/actions.h"
+#include "berth/cleanup.h"
+#include "berth/fleet.h"
+#include "berth/task_json.h"
+#include "store/db.h"
+
+#define NOW_SQL "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+#define QUEUE_CHANNEL "berth_queue"
+#define HOST_COLS "name, instance, pools, slots, version, state, executes, lease_ms, started_at, heartbeat_at"
+/* a host's state as others see it: a heartbeat older than the lease makes it lost, whatever the row says */
+#define HOST_STATE_SQL "CASE WHEN heartbeat_at + lease_ms < " NOW_SQL " THEN 'lost' ELSE state END"
+#define ACTIVE_SQL "('PREPARING', 'INITIALIZING', 'PERFORMING')"
+
+static int
+need_shared(berth_store *st, berth_error **err)
+{
+  if (berth_store_is_shared(st))
+    return 0;
+  return berth_error_set(err, BERTH_EINVAL,
+                         "hosts need a shared store: a SQLite store is single-host (set BERTH_STORE to PostgreSQL)");
+}
+
+void
+berth_host_clear(berth_host *h)
+{
+  free(h->name);
+  free(h->instance);
+  berth_strv_clear(&h->pools);
+  free(h->version);
+  free(h->state);
+  free(h->home);
+  memset(h, 0, sizeof *h);
+}
+
+void
+berth_hosts_free(berth_host *v, size_t n)
+{
+  for (size_t i = 0; v && i < n; i++)
+    berth_host_clear(&v[i]);
+  free(v);
+}
+
+static char *
+join_pools(const berth_strv *p)
+{
+  size_t len = 1;
+  for (size_t i = 0; i < p->n; i++)
+    len += strlen(p->v[i]) + 1;
+  char *s = calloc(1, len);
+  for (size_t i = 0; s && i < p->n; i++) {
+    if (i)
+      strcat(s, ",");
+    strcat(s, p->v[i]);
+  }
+  return s;
+}
+
+static int
+split_pools(const char *s, berth_strv *out)
+{
+  while (s && *s) {
+    const char *c = strchr(s, ',');
+    size_t n = c ? (size_t) (c - s) : strlen(s);
+    char *one = strndup(s, n);
+    if (one == NULL || berth_strv_push(out, one) < 0) {
+      free(one);
+      return -1;
+    }
+    free(one);
+    s = c ? c + 1 : NULL;
+  }
+  return 0;
+}
+
+/* Fails every active task whose claim is held by no live instance: its host is lost, gone, or (when name is given)
+ * an earlier instance of that host. The claim is revoked in the same transaction, so the host's late writes fail. */
+static int
+fail_orphaned(berth_store *st, const char *name, const char *instance, const char *why, int *n_failed,
+              berth_error **err)
+{
+  db_conn *db = store_db(st);
+  db_stmt *s = NULL;
+  int rc = db_prepare(db,
+                      name ? "SELECT t.id, t.host FROM tasks t WHERE t.state IN " ACTIVE_SQL
+                             " AND t.revoked = 0 AND t.host = ? AND NOT EXISTS (SELECT 1 FROM hosts h"
+                             " WHERE h.name = t.host AND h.instance = ?) ORDER BY t.seq"
+                           : "SELECT t.id, t.host FROM tasks t WHERE t.state IN " ACTIVE_SQL
+                             " AND t.revoked = 0 AND t.host IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hosts h"
+                             " WHERE h.name = t.host AND h.state <> 'lost' AND h.heartbeat_at + h.lease_ms >= " NOW_SQL
+                             ") ORDER BY t.seq",
+                      &s, err);
+  if (rc < 0)
+    return rc;
+  if (name) {
+    db_bind_text(s, 1, name);
+    db_bind_text(s, 2, instance);
+  }
+  berth_strv ids = { 0 }, hosts = { 0 };
+  int src;
+  while ((src = db_step(s, err)) == DB_ROW)
+    if (berth_strv_push(&ids, db_column_text(s, 0)) < 0 || berth_strv_push(&hosts, db_column_text(s, 1)) < 0) {
+      src = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+      break;
+    }
+  db_finalize(s);
+  if (src < 0) {
+    berth_strv_clear(&ids);
+    berth_strv_clear(&hosts);
+    return berth_error_wrap(err, "find the tasks of lost hosts");
+  }
+  int n = 0;
+  for (size_t i = 0; i < ids.n; i++) {
+    char note[256];
+    snprintf(note, sizeof note, "host %s %s; the task is not run again (berth task retry runs it anew)", hosts.v[i],
+             why);
+    if (berth_store_begin(st, err) < 0)
+      break;
+    db_stmt *u = NULL;
+    rc = db_prepare(db, "UPDATE tasks SET revoked = 1 WHERE id = ? AND revoked = 0 AND state IN " ACTIVE_SQL, &u, err);
+    int64_t changed = 0;
+    if (rc == 0) {
+      db_bind_text(u, 1, ids.v[i]);
+      rc = db_run(u, &changed, err);
+    }
+    if (rc == 0 && changed == 1)
+      rc = berth_action_task_transition(st, ids.v[i], "FAILED", "berth", note, "host lost", -1, err);
+    if (rc == 0 && changed == 1)
+      rc = berth_store_commit(st, err);
+    else
+      berth_store_rollback(st);
+    if (rc < 0) { /* someone else ended it meanwhile: theirs stands */
+      berth_error_clear(err);
+      continue;
+    }
+    n += changed == 1;
+  }
+  berth_strv_clear(&ids);
+  berth_strv_clear(&hosts);
+  if (n_failed)
+    *n_failed = n;
+  if (n > 0)
+    berth_fleet_notify(st); /* their stacks move on */
+  return 0;
+}
+
+int
+berth_host_register(berth_store *st, berth_host *h, berth_error **err)
+{
+  if (need_shared(st, err) < 0)
+    return BERTH_EINVAL;
+  if (berth_stack_validate_name(h->name, NULL) < 0)
+    return berth_error_set(err, BERTH_EINVAL, "host name `%.64s` is invalid ([A-Za-z0-9][A-Za-z0-9_.-]{0,62})",
+                           h->name);
+  for (size_t i = 0; i < h->pools.n; i++)
+    if (berth_stack_validate_name(h->pools.v[i], NULL) < 0)
+      return berth_error_set(err, BERTH_EINVAL, "pool name `%.64s` is invalid ([A-Za-z0-9][A-Za-z0-9_.-]{0,62})",
+                             h->pools.v[i]);
+  unsigned char rnd[12];
+  char hex[sizeof rnd * 2 + 1];
+  randombytes_buf(rnd, sizeof rnd);
+  sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+  free(h->instance);
+  if ((h->instance = strdup(hex)) == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  cleanup_free char *pools = join_pools(&h->pools);
+  if (pools == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  /* a live host of this name elsewhere keeps it; the same home (this machine, this BERTH_HOME, whose lock the caller
+   * holds) is this host restarted, and takes over at once */
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st),
+                 "SELECT home, (" NOW_SQL " - heartbeat_at) / 1000 FROM hosts WHERE name = ? AND state <> 'lost'"
+                 " AND heartbeat_at + lease_ms >= " NOW_SQL,
+                 &s, err)
+      < 0)
+    return berth_error_wrap(err, "register host %s", h->name);
+  db_bind_text(s, 1, h->name);
+  int src = db_step(s, err);
+  bool taken = src == DB_ROW && strcmp(db_column_text(s, 0), h->home ? h->home : "") != 0;
+  long long ago = src == DB_ROW ? (long long) db_column_int64(s, 1) : 0;
+  db_finalize(s);
+  if (src < 0)
+    return berth_error_wrap(err, "register host %s", h->name);
+  if (taken)
+    return berth_error_set(err, BERTH_EBUSY, "host %s is alive elsewhere (its last heartbeat %lld s ago): give this "
+                           "one another name (--host NAME)", h->name, ago);
+  if (db_prepare(store_db(st),
+                 "INSERT INTO hosts (" HOST_COLS ", home) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?, " NOW_SQL ", " NOW_SQL
+                 ", ?) ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pools = excluded.pools,"
+                 " slots = excluded.slots, version = excluded.version, state = 'alive', executes = excluded.executes,"
+                 " lease_ms = excluded.lease_ms, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
+                 " home = excluded.home",
+                 &s, err)
+      < 0)
+    return berth_error_wrap(err, "register host %s", h->name);
+  db_bind_text(s, 1, h->name);
+  db_bind_text(s, 2, h->instance);
+  db_bind_text(s, 3, pools);
+  db_bind_int64(s, 4, h->slots);
+  db_bind_text(s, 5, BERTH_VERSION);
+  db_bind_int64(s, 6, h->executes);
+  db_bind_int64(s, 7, h->lease_ms);
+  db_bind_text(s, 8, h->home ? h->home : "");
+  if (db_run(s, NULL, err) < 0)
+    return berth_error_wrap(err, "register host %s", h->name);
+  /* what an earlier instance of this host was running died with it */
+  return fail_orphaned(st, h->name, h->instance, "restarted", NULL, err);
+}
+
+int
+berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool *draining, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st),
+                 "UPDATE hosts SET heartbeat_at = " NOW_SQL " WHERE name = ? AND instance = ? AND state <> 'lost'"
+                 " AND heartbeat_at + lease_ms >= " NOW_SQL " RETURNING state",
+                 &s, err)
+      < 0)
+    return berth_error_wrap(err, "heartbeat of host %s", name);
+  db_bind_text(s, 1, name);
+  db_bind_text(s, 2, instance);
+  int rc = db_step(s, err);
+  if (rc == DB_ROW && draining)
+    *draining = strcmp(db_column_text(s, 0), "draining") == 0;
+  db_finalize(s);
+  if (rc < 0)
+    return berth_error_wrap(err, "heartbeat of host %s", name);
+  if (rc != DB_ROW)
+    return berth_error_set(err, BERTH_EBUSY, "host %s lost its lease (no heartbeat in time, or another process took "
+                           "its name): its claims are revoked", name);
+  return 0;
+}
+
+int
+berth_host_deregister(berth_store *st, const char *name, const char *instance, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st), "DELETE FROM hosts WHERE name = ? AND instance = ?", &s, err) < 0)
+    return berth_error_wrap(err, "deregister host %s", name);
+  db_bind_text(s, 1, name);
+  db_bind_text(s, 2, instance);
+  if (db_run(s, NULL, err) < 0)
+    return berth_error_wrap(err, "deregister host %s", name);
+  /* anything it still had is over */
+  return fail_orphaned(st, name, "", "stopped", NULL, err);
+}
+
+static int
+read_hosts(berth_store *st, const char *name, berth_host **out, size_t *n, berth_error **err)
+{
+  db_stmt *s = NULL;
+  cleanup_free char *sql = NULL;
+  if (asprintf(&sql,
+               "SELECT name, instance, pools, slots, version, " HOST_STATE_SQL ", executes, lease_ms, started_at,"
+               " heartbeat_at, (SELECT COUNT(*) FROM tasks t WHERE t.host = hosts.name AND t.revoked = 0 AND t.state"
+               " IN " ACTIVE_SQL ") FROM hosts%s ORDER BY name",
+               name ? " WHERE name = ?" : "")
+      < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (db_prepare(store_db(st), sql, &s, err) < 0)
+    return berth_error_wrap(err, "list hosts");
+  if (name)
+    db_bind_text(s, 1, name);
+  berth_host *v = NULL;
+  size_t count = 0;
+  int rc;
+  bool oom = false;
+  while ((rc = db_step(s, err)) == DB_ROW) {
+    berth_host *nv = realloc(v, (count + 1) * sizeof *nv);
+    if (nv == NULL) {
+      oom = true;
+      break;
+    }
+    v = nv;
+    berth_host *h = &v[count++];
+    memset(h, 0, sizeof *h);
+    h->name = db_column_strdup(s, 0, &oom);
+    h->instance = db_column_strdup(s, 1, &oom);
+    oom |= split_pools(db_column_text(s, 2), &h->pools) < 0;
+    h->slots = (int) db_column_int64(s, 3);
+    h->version = db_column_strdup(s, 4, &oom);
+    h->state = db_column_strdup(s, 5, &oom);
+    h->executes = db_column_int64(s, 6) != 0;
+    h->lease_ms = db_column_int64(s, 7);
+    h->started_at = db_column_int64(s, 8);
+    h->heartbeat_at = db_column_int64(s, 9);
+    h->busy = (int) db_column_int64(s, 10);
+  }
+  db_finalize(s);
+  if (oom || rc < 0) {
+    berth_hosts_free(v, count);
+    return oom ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : berth_error_wrap(err, "list hosts");
+  }
+  *out = v;
+  *n = count;
+  return 0;
+}
+
+int
+berth_host_list(berth_store *st, berth_host **out, size_t *n, berth_error **err)
+{
+  *out = NULL;
+  *n = 0;
+  if (need_shared(st, err) < 0)
+    return BERTH_EINVAL;
+  return read_hosts(st, NULL, out, n, err);
+}
+
+int
+berth_host_get(berth_store *st, const char *name, berth_host *out, berth_error **err)
+{
+  if (need_shared(st, err) < 0)
+    return BERTH_EINVAL;
+  berth_host *v = NULL;
+  size_t n = 0;
+  int rc = read_hosts(st, name, &v, &n, err);
+  if (rc < 0)
+    return rc;
+  if (n == 0) {
+    free(v);
+    return berth_error_set(err, BERTH_ENOTFOUND, "host `%.64s` does not exist", name);
+  }
+  *out = v[0];
+  free(v);
+  return 0;
+}
+
+int
+berth_host_set_draining(berth_store *st, const char *name, bool draining, berth_error **err)
+{
+  if (need_shared(st, err) < 0)
+    return BERTH_EINVAL;
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st), "UPDATE hosts SET state = ? WHERE name = ? AND state <> 'lost'", &s, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, draining ? "draining" : "alive");
+  db_bind_text(s, 2, name);
+  int64_t changed = 0;
+  if (db_run(s, &changed, err) < 0)
+    return berth_error_wrap(err, "%s host %s", draining ? "drain" : "undrain", name);
+  if (changed == 0)
+    return berth_error_set(err, BERTH_ENOTFOUND, "host `%.64s` does not exist or is lost", name);
+  return 0;
+}
+
+int
+berth_fleet_reap(berth_store *st, int *n_failed, berth_error **err)
+{
+  if (n_failed)
+    *n_failed = 0;
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st),
+                 "UPDATE hosts SET state = 'lost' WHERE state <> 'lost' AND heartbeat_at + lease_ms < " NOW_SQL, &s,
+                 err)
+          < 0
+      || db_run(s, NULL, err) < 0)
+    return berth_error_wrap(err, "mark lost hosts");
+  return fail_orphaned(st, NULL, NULL, "lost (no heartbeat within its lease)", n_failed, err);
+}
+
+int
+berth_fleet_claim(berth_store *st, const char *name, const berth_strv *pools, berth_task **out, berth_error **err)
+{
+  *out = NULL;
+  cleanup_free char *pl = join_pools(pools);
+  if (pl == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (berth_store_begin(st, err) < 0)
+    return berth_error_wrap(err, "claim a task");
+  /* the oldest QUEUED task whose stack has nothing ahead of it, not locked against it, in one of our pools; rows other
+   * hosts are claiming right now are skipped (they are not ours to wait for) */
+  db_stmt *s = NULL;
+  int rc = db_prepare(store_db(st),
+                      "WITH c AS (SELECT t.seq FROM tasks t JOIN stacks s ON s.name = t.stack WHERE t.state = 'QUEUED'"
+                      " AND (',' || ? || ',') LIKE ('%,' || COALESCE(s.pool, '" BERTH_DEFAULT_POOL "') || ',%')"
+                      " AND (s.lock_owner IS NULL OR s.lock_owner = t.actor)"
+                      " AND EXISTS (SELECT 1 FROM hosts h WHERE h.name = ? AND h.state = 'alive')"
+                      " AND NOT EXISTS (SELECT 1 FROM tasks b WHERE b.stack = t.stack AND b.seq < t.seq"
+                      " AND b.state IN ('QUEUED', 'PREPARING', 'INITIALIZING', 'PERFORMING'))"
+                      " ORDER BY t.seq LIMIT 1 FOR UPDATE OF t SKIP LOCKED)"
+                      " UPDATE tasks SET host = ?, attempt = tasks.attempt + 1, revoked = 0 FROM c"
+                      " WHERE tasks.seq = c.seq AND tasks.state = 'QUEUED' RETURNING tasks.id, tasks.attempt",
+                      &s, err);
+  char *id = NULL;
+  int attempt = 0;
+  if (rc == 0) {
+    db_bind_text(s, 1, pl);
+    db_bind_text(s, 2, name); /* a drained host claims nothing, from the moment it is drained */
+    db_bind_text(s, 3, name);
+    int src = db_step(s, err);
+    bool oom = false;
+    if (src == DB_ROW) {
+      id = db_column_strdup(s, 0, &oom);
+      attempt = (int) db_column_int64(s, 1);
+    }
+    db_finalize(s);
+    rc = src < 0 ? src : oom ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : 0;
+  }
+  if (rc == 0 && id != NULL) {
+    char note[160];
+    snprintf(note, sizeof note, "claimed by host %s (attempt %d)", name, attempt);
+    rc = berth_action_task_transition(st, id, "PREPARING", name, note, NULL, -1, err);
+  }
+  if (rc == 0)
+    rc = berth_store_commit(st, err);
+  else
+    berth_store_rollback(st);
+  if (rc == 0 && id != NULL)
+    rc = berth_store_task_get(st, id, out, err);
+  free(id);
+  /* two claims on one stack at once: the index let one win; the other finds the next task on its next round */
+  return rc < 0 ? berth_error_wrap(err, "claim a task") : 0;
+}
+
+void
+berth_fleet_notify(berth_store *st)
+{
+  if (!berth_store_is_shared(st))
+    return;
+  berth_error *e = NULL;
+  db_exec(store_db(st), "SELECT pg_notify('" QUEUE_CHANNEL "', '')", &e);
+  berth_error_free(e);
+}
+
+int
+berth_fleet_listen(berth_store *st, berth_error **err)
+{
+  return db_listen(store_db(st), QUEUE_CHANNEL, err);
+}
+
+int
+berth_fleet_wait(berth_store *st, int timeout_ms)
+{
+  return db_wait_notify(store_db(st), NULL, timeout_ms);
+}
+
+static void
+add_time(cJSON *o, const char *key, int64_t ms)
+{
+  char *s = ms > 0 ? berth_time_iso(ms) : NULL;
+  if (s)
+    cJSON_AddStringToObject(o, key, s);
+  else
+    cJSON_AddNullToObject(o, key);
+  free(s);
+}
+
+cJSON *
+berth_host_to_json(const berth_host *h)
+{
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "name", h->name);
+  cJSON_AddStringToObject(o, "state", h->state ? h->state : "alive");
+  cJSON *p = cJSON_AddArrayToObject(o, "pools");
+  for (size_t i = 0; i < h->pools.n; i++)
+    cJSON_AddItemToArray(p, cJSON_CreateString(h->pools.v[i]));
+  cJSON_AddNumberToObject(o, "slots", h->slots);
+  cJSON_AddNumberToObject(o, "busy", h->busy);
+  cJSON_AddBoolToObject(o, "executes", h->executes);
+  cJSON_AddStringToObject(o, "version", h->version ? h->version : "");
+  cJSON_AddNumberToObject(o, "lease_ms", (double) h->lease_ms);
+  add_time(o, "started_at", h->started_at);
+  add_time(o, "heartbeat_at", h->heartbeat_at);
+  return o;
+}
+
+cJSON *
+berth_hosts_to_json(const berth_host *v, size_t n)
+{
+  cJSON *o = cJSON_CreateObject();
+  cJSON *a = cJSON_AddArrayToObject(o, "hosts");
+  for (size_t i = 0; i < n; i++)
+    cJSON_AddItemToArray(a, berth_host_to_json(&v[i]));
+  return o;
+}
+
+int
+berth_fleet_running(berth_store *st, const char *host, const char *pool, int64_t *n, berth_error **err)
+{
+  db_stmt *s = NULL;
+  *n = 0;
+  if (db_prepare(store_db(st),
+                 "SELECT COUNT(*) FROM tasks t JOIN stacks s ON s.name = t.stack WHERE t.host = ? AND t.revoked = 0"
+                 " AND t.state IN " ACTIVE_SQL " AND COALESCE(s.pool, '" BERTH_DEFAULT_POOL "') = ?",
+                 &s, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, host);
+  db_bind_text(s, 2, pool);
+  int rc = db_step(s, err);
+  if (rc == DB_ROW)
+    *n = db_column_int64(s, 0);
+  db_finalize(s);
+  return rc < 0 ? berth_error_wrap(err, "count running tasks") : 0;
+}

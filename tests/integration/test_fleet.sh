@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# The fleet (docs/fleet.md): three `berth serve` hosts on one PostgreSQL store and one dockerd. Exactly-once and FIFO
+# per stack across hosts, a SIGKILLed host, a host frozen past its lease, PostgreSQL restarted mid-task, a host
+# started while PostgreSQL is down, drain, pools, cancel across hosts, state handed from host to host, task retry.
+# On SQLite (the default store) only the refusals of fleet options run. The PostgreSQL server is the test's own
+# (ci/start-postgres.sh in a temporary directory, on its own port), so restarting it disturbs no other test.
+T_OWN_HOSTS=1 # this test starts its own hosts, on a PostgreSQL server of its own
+. "$(dirname "$0")/lib.sh"
+SRC=${BERTH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+
+# --- SQLite: single-host, and says so ---------------------------------------------------------------------------
+if [ -z "${BERTH_STORE:-}" ]; then
+  for opt in "--pool gpu" "--no-execute" "--no-listen" "--lease 10s"; do
+    out=$(timeout 20 "$BERTH" serve --listen tcp:127.0.0.1:0 $opt 2>&1 </dev/null)
+    rc=$?
+    check "serve $opt on SQLite is refused with one line (rc=$rc)" \
+      sh -c 'test "$1" -ne 0 && test "$(printf "%s\n" "$2" | wc -l)" -eq 1 && printf "%s" "$2" | grep -q "PostgreSQL"' _ \
+      "$rc" "$out"
+  done
+  out=$("$BERTH" host list 2>&1)
+  check "host list on SQLite says a SQLite store is single-host" sh -c 'printf "%s" "$1" | grep -q "single-host"' _ "$out"
+  finish
+  exit $?
+fi
+
+# --- a PostgreSQL server of the test's own ------------------------------------------------------------------------
+PGDIR=/tmp/berth-fleet-pg-$$ # not under T_TMP: the server's own user must reach it
+PGPORT=$((40000 + $$ % 20000))
+pg() { BERTH_TEST_PG= BERTH_PG_DIR=$PGDIR BERTH_PG_PORT=$PGPORT bash "$SRC/ci/start-postgres.sh" "$@"; }
+PGURL=$(pg 2>"$T_TMP/pg.err" | tail -n 1)
+if ! psql "$PGURL" -Atc 'select 1' >/dev/null 2>&1; then
+  fail "a PostgreSQL server of the test's own starts ($(tail -n 2 "$T_TMP/pg.err"))"
+  finish
+  exit 1
+fi
+PGDATA_DIR=$PGDIR/data
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u berthpg -- "$@"; else "$@"; fi; }
+pg_ctl_() { as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$PGDATA_DIR" "$@"; }
+export BERTH_STORE=$PGURL
+"$BERTH" store migrate >/dev/null
+
+declare -A HPID=() HPORT=()
+P0=$((20000 + $$ % 20000))
+start_host() { # start_host NAME PORT|- [serve options...]: its own BERTH_HOME, as on its own machine
+  local name=$1 port=$2
+  shift 2
+  [ "$port" = - ] || {
+    set -- --listen "tcp:127.0.0.1:$port" "$@"
+    HPORT[$name]=$port
+  }
+  mkdir -p "$T_TMP/h-$name"
+  BERTH_HOME=$T_TMP/h-$name "$BERTH" serve --host "$name" --grace 5s --lease 6s "$@" >>"$T_TMP/h-$name.log" 2>&1 </dev/null &
+  HPID[$name]=$!
+}
+stop_hosts() {
+  local h
+  for h in "${!HPID[@]}"; do kill -CONT "${HPID[$h]}" 2>/dev/null; kill "${HPID[$h]}" 2>/dev/null; done
+  for h in "${!HPID[@]}"; do timeout 20 tail --pid="${HPID[$h]}" -f /dev/null || kill -9 "${HPID[$h]}" 2>/dev/null; done
+}
+cleanup_all() { stop_hosts; pg --stop >/dev/null 2>&1; t_cleanup; }
+trap cleanup_all EXIT
+host_state() { "$BERTH" host list --json 2>/dev/null | python3 -c '
+import json, sys
+print({h["name"]: h["state"] for h in json.load(sys.stdin)["hosts"]}.get(sys.argv[1], "none"))' "$1"; }
+wait_for() { # wait_for SECONDS COMMAND...
+  local end=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge $end ] && return 1
+    sleep 0.3
+  done
+}
+is_state() { [ "$(task_field "$1" state)" = "$2" ]; }
+api() { # api HOST ARGS...: the CLI as a CI client of HOST (no store of its own)
+  local h=$1
+  shift
+  env -u BERTH_STORE BERTH_SERVER="http://127.0.0.1:${HPORT[$h]}" BERTH_API_KEY="$KEY" timeout 300 "$BERTH" "$@" </dev/null
+}
+children_of() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '; }
+
+proj=$T_TMP/proj
+mkdir -p "$proj"
+echo x >"$proj/f"
+KEY=$("$BERTH" key create fleet-admin --role admin | tail -n 1)
+for i in $(seq 0 9); do "$BERTH" stack create "$(stack_name s$i)" --image berth/runner:latest --project-dir "$proj" >/dev/null; done
+
+start_host A $P0 --slots 3
+start_host B $((P0 + 1)) --slots 3
+start_host C $((P0 + 2)) --slots 3
+check "three hosts register and are alive" wait_for 30 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | grep -c "\"alive\"")" = 3 ]' _ \
+  "$BERTH_STORE" "$BERTH"
+
+# --- 100 tasks over 10 stacks, through the three hosts' APIs at once ----------------------------------------------
+span='echo "SPAN $(date +%s.%N)"; sleep 0.2; echo "END $(date +%s.%N)"'
+hosts=(A B C)
+: >"$T_TMP/ids"
+subs=()
+for i in $(seq 0 99); do
+  { api "${hosts[$((i % 3))]}" task run "$(stack_name s$((i % 10)))" --detach -- "$span" >>"$T_TMP/ids"; } &
+  subs+=($!)
+done
+wait "${subs[@]}" # (not a bare wait: the hosts are this shell's children too)
+n_ids=$(sort -u "$T_TMP/ids" | grep -c .)
+check "100 submissions through three hosts are accepted ($n_ids ids)" test "$n_ids" = 100
+ended() { [ "$("$BERTH" task list --state FINISHED --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))')" -ge 100 ]; }
+wait_for 300 ended
+"$BERTH" task list --json >"$T_TMP/all.json"
+for id in $(cat "$T_TMP/ids"); do "$BERTH" task logs "$id" | sed "s/^/$id /"; done >"$T_TMP/spans"
+python3 - "$T_TMP/all.json" "$T_TMP/spans" >"$T_TMP/verdict" 2>&1 <<'PY'
+import collections, json, sys
+tasks = {t["id"]: t for t in json.load(open(sys.argv[1]))["tasks"]}
+spans = collections.defaultdict(dict)
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) == 3 and f[1] in ("SPAN", "END"):
+        spans[f[0]].setdefault(f[1], []).append(float(f[2]))
+once = all(len(s.get("SPAN", [])) == 1 and len(s.get("END", [])) == 1 for s in spans.values()) and len(spans) == 100
+finished = sum(t["state"] == "FINISHED" for t in tasks.values())
+by_stack = collections.defaultdict(list)
+for tid, s in spans.items():
+    by_stack[tasks[tid]["stack"]].append((tasks[tid]["created_at"], tid, s["SPAN"][0], s["END"][0]))
+fifo = overlap = 0
+for v in by_stack.values():
+    v.sort()
+    for a, b in zip(v, v[1:]):
+        fifo += b[2] < a[2]          # a later submission started first
+        overlap += b[2] < a[3]       # started before the one ahead ended
+hosts = collections.Counter(t["host"] for t in tasks.values() if t["id"] in spans)
+print("once=%s finished=%d fifo_violations=%d overlaps=%d hosts=%s" % (once, finished, fifo, overlap, dict(hosts)))
+sys.exit(0 if once and finished == 100 and fifo == 0 and overlap == 0 and len(hosts) == 3 else 1)
+PY
+vrc=$?
+check "every task ran exactly once, FIFO per stack, no overlap, every host ran some ($(cat "$T_TMP/verdict"))" test $vrc -eq 0
+
+# --- SIGKILL the host that runs a task ----------------------------------------------------------------------------
+S=$(stack_name s0)
+id=$(api A task run "$S" --detach -- 'echo started; sleep 30')
+wait_for 30 is_state "$id" PERFORMING
+h=$(task_field "$id" host)
+check "a long task is PERFORMING on a host ($h)" test -n "$h"
+kill -9 "${HPID[$h]}"
+t0=$SECONDS
+wait_for 45 is_state "$id" FAILED
+check "the SIGKILLed host's task is FAILED within 45 s ($((SECONDS - t0)) s)" is_state "$id" FAILED
+check "  ...with the reason 'host lost'" test "$(task_field "$id" reason)" = "host lost"
+other=A; [ "$h" = A ] && other=B
+api "$other" task run "$S" --json -- echo next >"$T_TMP/next.json" 2>/dev/null
+check "  ...the stack moves on to another host" python3 -c '
+import json, sys; t = json.load(open(sys.argv[1])); sys.exit(not (t["state"] == "FINISHED" and t["host"] != sys.argv[2]))' \
+  "$T_TMP/next.json" "$h"
+check "  ...the dead host's container is still there until it restarts" test "$(docker ps -aq --filter "label=berth.task=$id" | wc -l)" -eq 1
+start_host "$h" "${HPORT[$h]}" --slots 3
+check "  ...the restarted host removes its leftover container" \
+  wait_for 30 sh -c '[ "$(docker ps -aq --filter "label=berth.task=$1" | wc -l)" -eq 0 ]' _ "$id"
+wait_for 30 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | grep -c "\"alive\"")" = 3 ]' _ "$BERTH_STORE" "$BERTH"
+
+# --- freeze a host (and its supervisor) past its lease, then let it go on --------------------------------------------
+S=$(stack_name s1)
+id=$(api B task run "$S" --detach -- 'echo before; sleep 12; echo LATE-WRITE')
+wait_for 30 is_state "$id" PERFORMING
+h=$(task_field "$id" host)
+frozen="${HPID[$h]} $(children_of "${HPID[$h]}")"
+kill -STOP $frozen
+t0=$SECONDS
+wait_for 45 is_state "$id" FAILED
+check "a host frozen past its lease: its task is failed by the others ($((SECONDS - t0)) s, $(task_field "$id" reason))" \
+  test "$(task_field "$id" reason)" = "host lost"
+check "  ...its state is lost in host list" test "$(host_state "$h")" = lost
+before=$("$BERTH" task show "$id" --json | python3 -c 'import json,sys; t=json.load(sys.stdin); print(len(t["history"]), t["state"], t["finished_at"])')
+kill -CONT $frozen
+check "  ...resumed, it ends the task's container" \
+  wait_for 20 sh -c '[ "$(docker ps -q --filter "label=berth.task=$1" | wc -l)" -eq 0 ]' _ "$id"
+sleep 14 # past the end the command would have had
+after=$("$BERTH" task show "$id" --json | python3 -c 'import json,sys; t=json.load(sys.stdin); print(len(t["history"]), t["state"], t["finished_at"])')
+check "  ...and its late writes change nothing: the record ($after)" test "$before" = "$after"
+check "  ...nor the log (no LATE-WRITE)" sh -c '! "$1" task logs "$2" | grep -q LATE-WRITE' _ "$BERTH" "$id"
+check "  ...and the audit chain verifies" "$BERTH" audit verify
+check "  ...the host registers again and is alive" wait_for 20 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | grep -c "\"alive\"")" = 3 ]' _ \
+  "$BERTH_STORE" "$BERTH"
+
+# --- cancel across hosts; state handed from host to host --------------------------------------------------------
+S=$(stack_name slow)
+"$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --init 'sleep 20' >/dev/null
+id=$(api A task run "$S" --detach -- true)
+wait_for 30 is_state "$id" INITIALIZING
+h=$(task_field "$id" host)
+other=A; [ "$h" = A ] && other=C
+t0=$(date +%s%3N)
+api "$other" task cancel "$id" >/dev/null 2>&1
+wait_for 10 sh -c '[ "$(docker ps -q --filter "label=berth.task=$1" | wc -l)" -eq 0 ]' _ "$id"
+el=$(($(date +%s%3N) - t0))
+check "a stop issued through host $other reaches host $h: STOPPED, container gone in ${el} ms (< 2000)" \
+  sh -c 'test "$1" = STOPPED && test "$2" -lt 2000' _ "$(task_field "$id" state)" "$el"
+S=$(stack_name st)
+"$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --persist out.txt >/dev/null
+"$BERTH" host drain B >/dev/null; "$BERTH" host drain C >/dev/null
+api A task run "$S" --json -- 'echo handed-over >out.txt' >"$T_TMP/w.json" 2>/dev/null
+"$BERTH" host undrain B >/dev/null; "$BERTH" host drain A >/dev/null
+api A task run "$S" --json -- 'cat out.txt' >"$T_TMP/r.json" 2>"$T_TMP/r.err"
+"$BERTH" host undrain A >/dev/null; "$BERTH" host undrain C >/dev/null
+check "state saved by a task on host A is what the next task sees on host B" python3 -c '
+import json, sys
+w, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+sys.exit(not (w["host"] == "A" and r["host"] == "B" and r["state"] == "FINISHED"))' "$T_TMP/w.json" "$T_TMP/r.json"
+check "  ...its output is the file written on A" grep -qx handed-over "$T_TMP/r.err"
+
+# --- pools and waiting reasons ------------------------------------------------------------------------------------
+S=$(stack_name gpu)
+"$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --pool gpu >/dev/null
+id=$("$BERTH" task run "$S" --detach -- echo on-gpu)
+sleep 2
+check "a task for pool gpu waits while no gpu host lives" is_state "$id" QUEUED
+check "  ...and says why in task show: $(task_field "$id" reason)" test "$(task_field "$id" reason)" = "no live host in pool gpu"
+check "  ...and in task list" sh -c '"$1" task list --stack "$2" | grep -q "waiting: no live host in pool gpu"' _ "$BERTH" "$S"
+start_host G - --pool gpu
+wait_for 30 is_state "$id" FINISHED
+check "  ...then runs on the gpu host (execute-only, no --listen)" test "$(task_field "$id" host)" = G
+S=$(stack_name s2)
+"$BERTH" stack lock "$S" --note maintenance >/dev/null
+id=$(env -u BERTH_STORE BERTH_SERVER="http://127.0.0.1:${HPORT[A]}" BERTH_API_KEY="$KEY" "$BERTH" task run "$S" --detach -- true 2>&1 | tail -n 1)
+check "a locked stack refuses others' tasks at submission" sh -c '! printf "%s" "$1" | grep -qE "^[0-9a-z]{26}$"' _ "$id"
+"$BERTH" stack unlock "$S" >/dev/null
+
+# --- retry ----------------------------------------------------------------------------------------------------------
+S=$(stack_name s3)
+api C task run "$S" --json -- 'echo AGAIN; exit 3' >"$T_TMP/o.json" 2>/dev/null
+oid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T_TMP/o.json")
+api A task retry "$oid" --json >"$T_TMP/rt.json" 2>"$T_TMP/rt.err"
+rc=$?
+check "task retry follows the new task and exits with its status (rc=$rc)" test $rc -eq 3
+check "  ...the new task records retry_of and ran the same command" python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1])); sys.exit(not (t["retry_of"] == sys.argv[2] and t["command"] == "echo AGAIN; exit 3" and t["id"] != sys.argv[2]))' \
+  "$T_TMP/rt.json" "$oid"
+out=$("$BERTH" task retry "$(cat "$T_TMP/ids" | head -n 1)" --detach)
+check "task retry --detach prints the new id" sh -c 'printf "%s" "$1" | grep -qE "^[0-9a-z]{26}$"' _ "$out"
+
+# --- PostgreSQL restarted mid-task; a host started while it is down ------------------------------------------------
+S=$(stack_name s4)
+id=$(api A task run "$S" --detach -- 'echo one; sleep 8; echo two')
+wait_for 30 is_state "$id" PERFORMING
+pg_ctl_ -m fast -w stop >/dev/null 2>&1
+start_host D - # while PostgreSQL is down
+sleep 3
+check "a host started while PostgreSQL is down waits and says so" grep -q "retrying" "$T_TMP/h-D.log"
+check "  ...and has not exited" kill -0 "${HPID[D]}"
+pg_ctl_ -w start -l "$PGDIR/restart.log" >/dev/null 2>&1
+wait_for 60 sh -c 'BERTH_STORE=$1 "$2" task show "$3" --json | grep -qE "\"state\": \"(FINISHED|FAILED)\""' _ "$BERTH_STORE" "$BERTH" "$id"
+st=$(task_field "$id" state)
+check "a task running while PostgreSQL restarted ends with a reason, never stuck ($st: $(task_field "$id" reason))" \
+  sh -c 'test "$1" = FINISHED || test -n "$2"' _ "$st" "$(task_field "$id" reason)"
+check "  ...the host started meanwhile joins once PostgreSQL is back" wait_for 30 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | python3 -c "import json,sys; print({h[\"name\"]: h[\"state\"] for h in json.load(sys.stdin)[\"hosts\"]}.get(\"D\"))")" = alive ]' _ "$BERTH_STORE" "$BERTH"
+api B task run "$S" --json -- echo after-restart >"$T_TMP/ar.json" 2>/dev/null
+check "  ...and the fleet runs tasks again" grep -q '"state": "FINISHED"' "$T_TMP/ar.json"
+
+# --- drain and SIGTERM: no new claims, the running task finishes ---------------------------------------------------
+S=$(stack_name s5)
+id=$(api A task run "$S" --detach -- 'sleep 2; echo done')
+wait_for 30 is_state "$id" PERFORMING
+h=$(task_field "$id" host)
+if [ -n "$h" ] && [ -n "${HPID[$h]:-}" ]; then
+  kill -TERM "${HPID[$h]}"
+  wait_for 30 is_state "$id" FINISHED
+  check "SIGTERM lets the host's PERFORMING task finish ($(task_field "$id" state))" is_state "$id" FINISHED
+  timeout 20 tail --pid="${HPID[$h]}" -f /dev/null
+  check "  ...and the host leaves the fleet" test "$(host_state "$h")" = none
+else
+  fail "SIGTERM: a task to end gracefully was PERFORMING on a host (${h:-none})"
+fi
+finish
