@@ -91,7 +91,9 @@ d = json.load(open(sys.argv[1]))["deliveries"]
 codes = [a["status_code"] for x in d for a in x["attempts"]]
 sys.exit(0 if codes.count(500) == 2 and 200 in codes and all(x["state"] == "delivered" for x in d) else 1)' "$T_TMP/deliv.json"
 
-# the server SIGKILLed: what happens meanwhile waits in the outbox, and is delivered after a restart
+# the server SIGKILLed: what happens meanwhile waits in the outbox, and is delivered after a restart (on
+# PostgreSQL the test's fleet host, a `berth serve` too, runs the task and delivers: there is no "no server" time)
+if [ -z "${BERTH_STORE:-}" ]; then
 kill -9 "$SRV"
 wait "$SRV" 2>/dev/null
 "$BERTH" task run "$A" -- true >/dev/null 2>&1
@@ -102,6 +104,9 @@ serve
 wait_states "$T_TMP/a.log" "$id2" 30
 check "after the restart every state of that task arrived once ($(states "$T_TMP/a.log" "$id2"))" \
   test "$(states "$T_TMP/a.log" "$id2")" = "$(history "$id2")"
+else
+  echo "skip - no server running while a task runs: on PostgreSQL the test's fleet host is a server too"
+fi
 
 # SIGKILLed while it runs a task and sends its events: after the restart every state (the restart's FAILED too)
 # arrives, none lost, none twice
