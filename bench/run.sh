@@ -6,7 +6,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 export BUILD=${BUILD:-$SRC/build-bench}
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
-sections=${*:-docker tasks redact queue server latency ui store}
+sections=${*:-docker tasks redact queue server latency ui store fleet}
 for s in $sections; do
   case $s in
   docker) "$SRC/bench/docker.sh" ;;
@@ -17,6 +17,7 @@ for s in $sections; do
   latency) "$SRC/bench/latency.sh" ;;
   ui) "$SRC/bench/ui.sh" "$BUILD" ;;
   store) "$SRC/bench/store.sh" "$BUILD" ;;
+  fleet) BUILD=$BUILD "$SRC/bench/fleet.sh" ;;
   *) echo "bench/run.sh: unknown section $s" >&2; exit 2 ;;
   esac
 done
@@ -26,7 +27,7 @@ done
   echo "Every number here was measured by \`bench/run.sh\` on this project's machines (2 cores, 24 GiB, Debian"
   echo "bookworm, dockerd 20.10 from Debian) side by side with the baseline the issue names, in the same run."
   echo "Benchmarks are never timed tests: CI does not run them. Sections are rewritten by their own scripts."
-  for f in summary docker tasks redact queue server latency ui store; do
+  for f in summary docker tasks redact queue server latency ui store fleet; do
     if [ -f "$SRC/docs/benchmarks-$f.md" ]; then
       echo
       sed 's/^# /## /' "$SRC/docs/benchmarks-$f.md"
