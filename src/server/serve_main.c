@@ -29,6 +29,7 @@ static const char serve_usage[]
       "  --pool NAME        a pool it serves (repeatable; default: default); a stack's --pool picks its hosts\n"
       "  --slots N          tasks it runs at once (default: max_parallel_tasks, 4)\n"
       "  --lease DUR        how long it may miss heartbeats before the fleet calls it lost (default 30s)\n"
+      "  --store-wait DUR   at start, wait this long for a PostgreSQL store that does not answer (default 0: exit 125)\n"
       "  --no-execute       an API-only host: it claims nothing\n"
       "  --no-listen        an execute-only host: no HTTP API (also the default on PostgreSQL without --listen)\n";
 
@@ -59,6 +60,7 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
                                         { "lease", required_argument, NULL, 'L' },
                                         { "no-execute", no_argument, NULL, 'X' },
                                         { "no-listen", no_argument, NULL, 'N' },
+                                        { "store-wait", required_argument, NULL, 'W' },
                                         { "help", no_argument, NULL, 'h' },
                                         { 0 } };
   const char *listen[16], *pools[16];
@@ -136,6 +138,10 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
         return fail(err);
       if (o.lease_ms < 2000)
         return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --lease must be at least 2s"), err));
+      break;
+    case 'W':
+      if (berth_parse_duration_ms(optarg, &o.store_wait_ms, &err) < 0)
+        return fail(err);
       break;
     case 'X':
       o.no_execute = true;

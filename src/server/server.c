@@ -813,15 +813,16 @@ say_line(void *ud, const char *line)
   fprintf(stderr, "berth: %s\n", line);
 }
 
-/* A PostgreSQL store that does not answer yet (a host started before its database): wait for it, saying so. */
+/* A PostgreSQL store that does not answer yet (a host started before its database): with --store-wait, wait for it
+ * that long, saying so; without, its error is the server's. */
 static int
-open_store_waiting(const char *home, berth_store **st, berth_error **err)
+open_store_waiting(const char *home, int64_t wait_ms, berth_store **st, berth_error **err)
 {
   const char *url = getenv("BERTH_STORE");
-  int64_t said = 0;
+  int64_t said = 0, until = berth_now_ms() + wait_ms;
   for (;;) {
     int rc = berth_store_open(home, st, err);
-    if (rc == 0 || url == NULL || *url == '\0' || got_signal)
+    if (rc == 0 || url == NULL || *url == '\0' || got_signal || berth_now_ms() >= until)
       return rc;
     if (berth_now_ms() - said >= 30000) {
       fprintf(stderr, "berth: %s; retrying every 2 s until it answers\n", (*err)->msg);
@@ -894,7 +895,7 @@ srv_run(const srv_options *o, berth_error **err)
       rc = BERTH_EINVAL;
   }
   if (rc == 0)
-    rc = open_store_waiting(o->home, &st, err);
+    rc = open_store_waiting(o->home, o->store_wait_ms, &st, err);
   bool fleet = rc == 0 && berth_store_is_shared(st);
   if (rc == 0 && !fleet && (o->n_pools > 0 || o->no_execute || o->no_listen || o->lease_ms > 0))
     rc = berth_error_set(err, BERTH_EINVAL, "serve: --pool, --no-execute, --no-listen and --lease need a PostgreSQL "

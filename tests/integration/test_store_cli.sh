@@ -163,6 +163,13 @@ case $err in
 *) not_ok "serve --store: one line naming the URL: $err" ;;
 esac
 case $err in *Sekr1t-serve*) not_ok "serve --store: password shown" ;; *) ok "serve --store: no password" ;; esac
+t0=$(date +%s)
+expect "serve --store-wait gives up after its time" 125 serve --store-wait 3s \
+  --store "postgresql://bob:Sekr1t-serve@/x?host=/nonexistent&port=1" --listen "unix:$TMP/serve.sock"
+waited=$(($(date +%s) - t0))
+if [ "$waited" -ge 2 ] && [ "$waited" -le 20 ]; then ok "serve --store-wait: waited ${waited}s"; else not_ok "serve --store-wait: waited ${waited}s"; fi
+case $err in *"retrying every 2 s"*) ok "serve --store-wait: says it retries" ;; *) not_ok "serve --store-wait: $err" ;; esac
+case $err in *Sekr1t-serve*) not_ok "serve --store-wait: password shown" ;; *) ok "serve --store-wait: no password" ;; esac
 
 # --- bad input ------------------------------------------------------------------------------------------------
 expect "no subcommand" 125 store
