@@ -27,7 +27,8 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in headers:
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if body:  # an empty write to a client that already read its answer and left fails (EPIPE)
+            self.wfile.write(body)
 
     def body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", ""):
@@ -57,6 +58,9 @@ class Handler(BaseHTTPRequestHandler):
         if p.endswith("/events"):
             return self.send(200, b"", "application/json")
         return self.send(404, {"message": "not in the fake: " + p})
+
+    def do_HEAD(self):  # archive: does the destination exist (checked before an upload)
+        return self.send(200)
 
     def do_PUT(self):
         self.body()

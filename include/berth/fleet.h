@@ -73,6 +73,8 @@ void berth_fleet_notify(berth_store *st);
 /* Waits up to timeout_ms for a wake-up on the store's queue channel (a connection of its own: listen first). */
 int berth_fleet_listen(berth_store *st, berth_error **err);
 int berth_fleet_wait(berth_store *st, int timeout_ms);
+/* berth_fleet_wait that also ends (2) when one of fds is readable (the pidfds of a host's supervisors). */
+int berth_fleet_wait_fds(berth_store *st, int timeout_ms, const int *fds, size_t n_fds);
 
 /* Fences the store handle's writes to task_id with the claim's attempt: transitions, the container, log chunks and
  * state versions of that task then change nothing (BERTH_EBUSY) once the claim is revoked. */

@@ -17,6 +17,7 @@
 
 #define TICK_MS 1000
 #define DELIVER_IDLE_MS 250
+#define DELIVER_IDLE_MAX_MS 1000
 #define DELIVERERS 2
 #define PRUNE_EVERY_MS (10 * 60 * 1000)
 
@@ -88,6 +89,7 @@ deliverer(void *arg)
 {
   srv_background *bg = arg;
   berth_store *st = NULL;
+  int idle_ms = DELIVER_IDLE_MS;
   while (!atomic_load(&bg->stop)) {
     berth_error *err = NULL;
     int sent = 0;
@@ -95,8 +97,13 @@ deliverer(void *arg)
       report("webhooks", err);
     else if (berth_webhook_deliver_due(st, bg->owner, &bg->stop, &sent, &err) < 0)
       report("webhooks", err);
-    if (sent == 0)
-      nap(bg, DELIVER_IDLE_MS);
+    /* idle: look less often, up to once a second (every host of a fleet polls the same table) */
+    if (sent == 0) {
+      nap(bg, idle_ms);
+      idle_ms = idle_ms * 2 > DELIVER_IDLE_MAX_MS ? DELIVER_IDLE_MAX_MS : idle_ms * 2;
+    } else {
+      idle_ms = DELIVER_IDLE_MS;
+    }
   }
   berth_store_close(st);
   return NULL;

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,6 +32,7 @@
 
 typedef struct child {
   int pid;
+  int pidfd; /* readable once it ended: wakes the loop to free its slot at once (-1: polled) */
   char *task_id;
 } child;
 
@@ -146,12 +149,28 @@ pid_alive(int pid)
   return kill(pid, 0) == 0 || errno != ESRCH;
 }
 
+/* Whether a supervisor ended; reaps it (the server's own reaper may have done so first). */
+static bool
+kid_ended(const child *k)
+{
+  int w = waitpid(k->pid, NULL, WNOHANG);
+  return w == k->pid || (w < 0 && !pid_alive(k->pid));
+}
+
+static void
+kid_free(child *k)
+{
+  if (k->pidfd >= 0)
+    close(k->pidfd);
+  free(k->task_id);
+}
+
 /* Supervisors that ended: a task still active under this host's claim lost its supervisor (a crash) and is failed. */
 static void
 check_kids(berth_host_runner *r)
 {
   for (size_t i = 0; i < r->n_kids;) {
-    if (pid_alive(r->kids[i].pid)) {
+    if (!kid_ended(&r->kids[i])) {
       i++;
       continue;
     }
@@ -171,7 +190,7 @@ check_kids(berth_host_runner *r)
       remove_labelled(r, lt);
     }
     berth_task_free(t);
-    free(r->kids[i].task_id);
+    kid_free(&r->kids[i]);
     r->kids[i] = r->kids[--r->n_kids];
   }
 }
@@ -259,7 +278,13 @@ claim_some(berth_host_runner *r)
       berth_action_task_transition(r->st, t->id, "FAILED", "berth", "could not start its supervisor",
                                    "executor interrupted", -1, &e);
     } else {
-      nk[r->n_kids++].pid = pid;
+      nk[r->n_kids].pid = pid;
+#ifdef SYS_pidfd_open
+      nk[r->n_kids].pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+#else
+      nk[r->n_kids].pidfd = -1;
+#endif
+      r->n_kids++;
     }
     berth_error_free(e);
     berth_task_free(t);
@@ -310,8 +335,13 @@ host_main(void *arg)
       claim_some(r);
     int64_t wait = next_beat - berth_now_ms();
     if (wait > 500)
-      wait = 500; /* the loop also watches its supervisors and its stop flag */
-    if (wait > 0 && berth_fleet_wait(r->st, (int) wait) < 0) {
+      wait = 500; /* the loop also watches its supervisors (at once, through their pidfds) and its stop flag */
+    int fds[16];
+    size_t n_fds = 0;
+    for (size_t i = 0; i < r->n_kids && n_fds < 16; i++)
+      if (r->kids[i].pidfd >= 0)
+        fds[n_fds++] = r->kids[i].pidfd;
+    if (wait > 0 && berth_fleet_wait_fds(r->st, (int) wait, fds, n_fds) < 0) {
       berth_store_close(r->st);
       r->st = NULL;
     }
@@ -390,7 +420,7 @@ berth_host_stop(berth_host_runner *r)
     berth_error_free(e);
   }
   for (size_t i = 0; i < r->n_kids; i++)
-    free(r->kids[i].task_id);
+    kid_free(&r->kids[i]);
   free(r->kids);
   berth_store_close(r->st);
   free(r->h.name);

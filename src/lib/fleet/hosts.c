@@ -443,6 +443,12 @@ berth_fleet_wait(berth_store *st, int timeout_ms)
   return db_wait_notify(store_db(st), NULL, timeout_ms);
 }
 
+int
+berth_fleet_wait_fds(berth_store *st, int timeout_ms, const int *fds, size_t n_fds)
+{
+  return db_wait_notify_fds(store_db(st), NULL, timeout_ms, fds, n_fds);
+}
+
 static void
 add_time(cJSON *o, const char *key, int64_t ms)
 {

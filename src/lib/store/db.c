@@ -66,7 +66,13 @@ db_listen(db_conn *c, const char *channel, berth_error **err)
 int
 db_wait_notify(db_conn *c, const char *payload, int timeout_ms)
 {
-  return c->ops->wait_notify ? c->ops->wait_notify(c, payload, timeout_ms) : -1;
+  return c->ops->wait_notify ? c->ops->wait_notify(c, payload, timeout_ms, NULL, 0) : -1;
+}
+
+int
+db_wait_notify_fds(db_conn *c, const char *payload, int timeout_ms, const int *fds, size_t n_fds)
+{
+  return c->ops->wait_notify ? c->ops->wait_notify(c, payload, timeout_ms, fds, n_fds) : -1;
 }
 
 const char *

@@ -89,6 +89,8 @@ int db_sync_identity(db_conn *c, const char *table, const char *column, berth_er
  * next wait. */
 int db_listen(db_conn *c, const char *channel, berth_error **err);
 int db_wait_notify(db_conn *c, const char *payload, int timeout_ms);
+/* db_wait_notify that also returns (2) when one of fds is readable (a child's pidfd: it ended). */
+int db_wait_notify_fds(db_conn *c, const char *payload, int timeout_ms, const int *fds, size_t n_fds);
 
 /* Another connection to the store st is on (the same file, or the same server and database), for work that must not
  * share st's transactions, thread or notifications: a log writer, a follower. Caller closes it with db_close. */

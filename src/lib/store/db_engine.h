@@ -54,7 +54,7 @@ struct db_ops {
   int (*mark_version)(db_conn *c, int version, berth_error **err);
   /* LISTEN/NOTIFY (db.h); NULL when the engine has none */
   int (*listen)(db_conn *c, const char *channel, berth_error **err);
-  int (*wait_notify)(db_conn *c, const char *payload, int timeout_ms);
+  int (*wait_notify)(db_conn *c, const char *payload, int timeout_ms, const int *fds, size_t n_fds);
 };
 
 struct db_conn {

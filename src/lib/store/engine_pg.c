@@ -427,13 +427,14 @@ pg_probe(db_conn *c, int64_t *tables, bool *has_schema_version, int *legacy_vers
 {
   int64_t sv = 0;
   if (query_int(c,
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
-                " AND table_type = 'BASE TABLE'",
+                /* pg_catalog, not information_schema: this runs on every connection, and the view costs ms */
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')",
                 tables, err)
           < 0
       || query_int(c,
-                   "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
-                   " AND table_name = 'schema_version'",
+                   "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                   " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname = 'schema_version'",
                    &sv, err)
              < 0)
     return BERTH_EINTERNAL;
@@ -477,10 +478,13 @@ take_notifies(PGconn *pg, const char *payload)
 }
 
 static int
-pg_wait_notify(db_conn *c, const char *payload, int timeout_ms)
+pg_wait_notify(db_conn *c, const char *payload, int timeout_ms, const int *fds, size_t n_fds)
 {
   PGconn *pg = handle(c);
   int64_t deadline = mono_ms() + timeout_ms;
+  struct pollfd p[17];
+  if (n_fds > 16)
+    n_fds = 16; /* the others are seen on the next round */
   for (;;) {
     if (PQconsumeInput(pg) == 0)
       return -1;
@@ -489,10 +493,15 @@ pg_wait_notify(db_conn *c, const char *payload, int timeout_ms)
     int64_t left = deadline - mono_ms();
     if (left <= 0)
       return 0;
-    struct pollfd p = { .fd = PQsocket(pg), .events = POLLIN };
-    int n = poll(&p, 1, (int) left);
+    p[0] = (struct pollfd){ .fd = PQsocket(pg), .events = POLLIN };
+    for (size_t i = 0; i < n_fds; i++)
+      p[i + 1] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+    int n = poll(p, n_fds + 1, (int) left);
     if (n < 0 && errno != EINTR)
       return -1;
+    for (size_t i = 0; n > 0 && i < n_fds; i++)
+      if (p[i + 1].revents)
+        return 2;
   }
 }
 
