@@ -36,6 +36,9 @@ char *berth_home_default(void);
  * code BERTH_EINTERNAL. */
 int berth_store_open(const char *home, berth_store **out, berth_error **err);
 void berth_store_close(berth_store *st); /* accepts NULL */
+/* True when home's store is a PostgreSQL server that does not answer (down, starting, unreachable): what a host may
+ * wait out, unlike a wrong password or a missing database. */
+bool berth_store_unreachable(const char *home);
 const char *berth_store_home(const berth_store *st);
 const char *berth_store_instance_id(const berth_store *st); /* random id made at creation; the berth.instance label */
 /* True when hosts may share the store (PostgreSQL): what this host's BERTH_HOME shows (a supervisor's liveness

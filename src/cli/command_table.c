@@ -109,7 +109,7 @@ static const cli_flag serve_flags[] = {
   { "--lease", "DUR", "missed heartbeats for this long make the host lost (default 30s)" },
   { "--no-execute", NULL, "an API-only host: it claims no tasks" },
   { "--no-listen", NULL, "an execute-only host: no HTTP API" },
-  { "--store-wait", "DUR", "at start, wait this long for a PostgreSQL store that does not answer" },
+  { "--store-wait", "DUR", "how long to wait at start for a PostgreSQL server that does not answer" },
   { NULL, NULL, NULL },
 };
 

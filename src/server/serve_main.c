@@ -29,7 +29,8 @@ static const char serve_usage[]
       "  --pool NAME        a pool it serves (repeatable; default: default); a stack's --pool picks its hosts\n"
       "  --slots N          tasks it runs at once (default: max_parallel_tasks, 4)\n"
       "  --lease DUR        how long it may miss heartbeats before the fleet calls it lost (default 30s)\n"
-      "  --store-wait DUR   at start, wait this long for a PostgreSQL store that does not answer (default 0: exit 125)\n"
+      "  --store-wait DUR   at start, how long to wait for a PostgreSQL server that does not answer (default: until it\n"
+      "                     does, saying so every 30 s; 0: exit 125 at once)\n"
       "  --no-execute       an API-only host: it claims nothing\n"
       "  --no-listen        an execute-only host: no HTTP API (also the default on PostgreSQL without --listen)\n";
 
@@ -64,7 +65,9 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
                                         { "help", no_argument, NULL, 'h' },
                                         { 0 } };
   const char *listen[16], *pools[16];
-  srv_options o = { .listen = listen, .grace_ms = 60000, .supervisor_argv = supervisor_argv, .pools = pools };
+  srv_options o = {
+    .listen = listen, .grace_ms = 60000, .supervisor_argv = supervisor_argv, .pools = pools, .store_wait_ms = -1
+  };
   berth_error *err = NULL;
   int c;
   optind = 1;

@@ -813,16 +813,15 @@ say_line(void *ud, const char *line)
   fprintf(stderr, "berth: %s\n", line);
 }
 
-/* A PostgreSQL store that does not answer yet (a host started before its database): with --store-wait, wait for it
- * that long, saying so; without, its error is the server's. */
+/* A PostgreSQL server that does not answer yet (a host started before its database): wait for it, saying so, up to
+ * wait_ms (< 0: as long as it takes). Any other error (a wrong password, a missing database) is the server's at once. */
 static int
 open_store_waiting(const char *home, int64_t wait_ms, berth_store **st, berth_error **err)
 {
-  const char *url = getenv("BERTH_STORE");
-  int64_t said = 0, until = berth_now_ms() + wait_ms;
+  int64_t said = 0, until = wait_ms < 0 ? INT64_MAX : berth_now_ms() + wait_ms;
   for (;;) {
     int rc = berth_store_open(home, st, err);
-    if (rc == 0 || url == NULL || *url == '\0' || got_signal || berth_now_ms() >= until)
+    if (rc == 0 || got_signal || berth_now_ms() >= until || !berth_store_unreachable(home))
       return rc;
     if (berth_now_ms() - said >= 30000) {
       fprintf(stderr, "berth: %s; retrying every 2 s until it answers\n", (*err)->msg);

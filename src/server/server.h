@@ -303,7 +303,7 @@ typedef struct srv_options {
   size_t n_pools;
   int slots;                 /* 0: max_parallel_tasks */
   int64_t lease_ms;          /* 0: BERTH_DEFAULT_LEASE_MS */
-  int64_t store_wait_ms;     /* how long to wait at start for a PostgreSQL store that does not answer */
+  int64_t store_wait_ms;     /* how long to wait at start for a PostgreSQL server that does not answer (< 0: no end) */
   bool no_execute, no_listen;
 } srv_options;
 /* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */

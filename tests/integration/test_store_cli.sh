@@ -148,6 +148,11 @@ server running locally and accepting connections on that socket?)"
   same "pg: with its exit code" "$(json exit_code)" "3"
   BERTH_STORE=$target expect "pg: its stacks" 0 stack show web --json
   same "pg: with the secret still readable (masked)" "$(json secret_env.TOKEN)" "***"
+  # a server that answers but refuses is not waited for, unlike one that does not answer
+  t0=$(date +%s)
+  expect "pg: serve on a missing database" 125 serve --store "${conninfo/$db/${db}_missing}" --listen "unix:$TMP/pgm.sock"
+  case $err in *"${db}_missing"*) ok "pg: ...one line naming it" ;; *) not_ok "pg: ...one line naming it: $err" ;; esac
+  if [ $(($(date +%s) - t0)) -le 10 ]; then ok "pg: ...at once"; else not_ok "pg: ...waited $(($(date +%s) - t0)) s"; fi
   psql -X -q "$BERTH_TEST_PG" -c "DROP DATABASE $copydb WITH (FORCE)" >/dev/null
   psql -X -q "$BERTH_TEST_PG" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
 else
@@ -156,7 +161,8 @@ fi
 
 # --- berth serve --store ----------------------------------------------------------------------------------------
 export BERTH_HOME=$TMP/serve
-expect "serve --store reaches the store" 125 serve --store "postgresql://bob:Sekr1t-serve@/x?host=/nonexistent&port=1" \
+expect "serve --store reaches the store (--store-wait 0: no wait)" 125 serve --store-wait 0 \
+  --store "postgresql://bob:Sekr1t-serve@/x?host=/nonexistent&port=1" \
   --listen "unix:$TMP/serve.sock"
 case $err in
 *"postgresql://bob@/x?host=/nonexistent&port=1 cannot be opened"*) ok "serve --store: one line naming the URL" ;;

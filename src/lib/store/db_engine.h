@@ -85,5 +85,7 @@ int db_sqlite_open(const char *path, db_conn **out, berth_error **err);
 int db_pg_open(const char *conninfo, db_conn **out, berth_error **err);
 /* A postgresql:// or postgres:// URL, or key=value settings (what BERTH_STORE may hold). */
 bool db_pg_conninfo_looks_valid(const char *conninfo);
+/* Whether a PostgreSQL server answers at conninfo (PQping: accepting connections, whatever its answer to ours). */
+bool db_pg_answers(const char *conninfo);
 
 #endif

@@ -534,6 +534,12 @@ static const struct db_ops pg_ops = {
 };
 
 bool
+db_pg_answers(const char *conninfo)
+{
+  return PQping(conninfo) == PQPING_OK;
+}
+
+bool
 db_pg_conninfo_looks_valid(const char *conninfo)
 {
   return conninfo != NULL

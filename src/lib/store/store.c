@@ -166,6 +166,21 @@ open_engine(berth_store *st, berth_error **err)
   return rc;
 }
 
+bool
+berth_store_unreachable(const char *home)
+{
+  const char *url = getenv("BERTH_STORE");
+  berth_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  berth_error *e = NULL;
+  if ((url == NULL || *url == '\0') && home != NULL && berth_config_load(home, &cfg, &e) == 0)
+    url = cfg.store;
+  berth_error_free(e);
+  bool r = url != NULL && *url && db_pg_conninfo_looks_valid(url) && !db_pg_answers(url);
+  berth_config_clear(&cfg);
+  return r;
+}
+
 int
 store_db_open_another(berth_store *st, db_conn **out, berth_error **err)
 {
