@@ -49,18 +49,19 @@ struct berth_host_runner {
   child *kids;
   size_t n_kids;
   int64_t last_beat_ok, last_said;
-  int home_lock; /* flock on BERTH_HOME/run/host-NAME.lock: a name runs once per home */
+  int home_lock; /* flock on BERTH_HOME/run/host-NAME.STORE.lock: a name runs once per home and store */
 };
 
-/* A host name runs once per BERTH_HOME: the lock, and "<machine id>:<home>", which tells the store that a record of
- * this name and home whose process is gone (we hold the lock) is this host restarted. */
+/* A host name runs once per BERTH_HOME and store (servers of one home on two stores are hosts of two fleets): the
+ * lock, and "<machine id>:<home>", which tells the store that a record of this name and home whose process is gone
+ * (we hold the lock) is this host restarted. */
 static int
 lock_home(berth_host_runner *r, berth_error **err)
 {
   char path[4096], mid[128] = "";
   snprintf(path, sizeof path, "%s/run", r->o.home);
   mkdir(path, 0700);
-  snprintf(path, sizeof path, "%s/run/host-%s.lock", r->o.home, r->h.name);
+  snprintf(path, sizeof path, "%s/run/host-%s.%s.lock", r->o.home, r->h.name, berth_store_instance_id(r->st));
   r->home_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (r->home_lock < 0)
     return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open %s", path);
@@ -370,9 +371,9 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
   if (rc == 0 && r->h.pools.n == 0 && berth_strv_push(&r->h.pools, BERTH_DEFAULT_POOL) < 0)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0)
-    rc = lock_home(r, err);
-  if (rc == 0)
     rc = open_store(r, err);
+  if (rc == 0)
+    rc = lock_home(r, err);
   if (rc == 0)
     rc = berth_host_register(r->st, &r->h, err);
   if (rc == 0) {
