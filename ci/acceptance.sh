@@ -11,7 +11,7 @@ if [ ! -d "$dir" ]; then
   exit 0
 fi
 failed=0
-for name in ${BERTH_ACCEPTANCE:-foundation redaction tasks governance server live identity store fleet integrations}; do
+for name in ${BERTH_ACCEPTANCE:-foundation redaction tasks governance server live identity store fleet integrations product ui}; do
   script=$dir/$name.sh
   [ -f "$script" ] || continue
   echo "--- acceptance: $name"
