@@ -126,12 +126,12 @@ typedef struct berth_stack {
   char *pull_policy;       /* "always" | "if-not-present" (default) | "never" */
   berth_strv persist;      /* relative paths under the working dir */
   berth_strv labels;
-  int keep_versions; /* state versions kept, default 10 */
+  int keep_versions;         /* state versions kept, default 10 */
   berth_strv oidc_audiences; /* each task gets an OIDC token for these audiences (none: no token) */
   char *oidc_aws_role;       /* with a token: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE for the AWS SDKs */
   berth_strv credentials;    /* credential helpers (config.json) run before initialization */
   char *pool;                /* the hosts that may run its tasks (a fleet); NULL = BERTH_DEFAULT_POOL */
-  char *lock_owner;  /* NULL when unlocked (the lock CLI is a later issue) */
+  char *lock_owner;          /* NULL when unlocked (the lock CLI is a later issue) */
   char *lock_note;
   int64_t locked_at;
   int64_t created_at, updated_at; /* unix ms; set by the store */
@@ -190,12 +190,12 @@ typedef struct berth_task {
   size_t n_env;
   berth_kv *secret_env; /* encrypted at rest; wiped by berth_store_task_forget_secrets() */
   size_t n_secret_env;
-  char *container_id;                          /* NULL until set */
-  char *blocked_by;                            /* NULL or the id of the task this one waits for */
-  int supervisor_pid;                          /* 0 until set */
-  char *host;     /* the fleet host that claimed (executes, executed) it; NULL when not claimed by a host */
-  int attempt;    /* the claim's number, its fencing token (0: never claimed) */
-  char *retry_of; /* the task this one retries (berth task retry), or NULL */
+  char *container_id; /* NULL until set */
+  char *blocked_by;   /* NULL or the id of the task this one waits for */
+  int supervisor_pid; /* 0 until set */
+  char *host;         /* the fleet host that claimed (executes, executed) it; NULL when not claimed by a host */
+  int attempt;        /* the claim's number, its fencing token (0: never claimed) */
+  char *retry_of;     /* the task this one retries (berth task retry), or NULL */
   int64_t created_at, started_at, finished_at; /* unix ms; 0 when not yet */
   int64_t state_version;                       /* 1 when QUEUED, +1 on every transition (webhook events carry it) */
   berth_transition *history;                   /* oldest first; filled by _get, not by _list */

@@ -119,10 +119,10 @@ static const cli_flag store_copy_flags[] = {
   { NULL, NULL, NULL },
 };
 
-static const cli_flag oidc_rotate_flags[] = { { "--alg", "ES256|RS256", "signing algorithm (default ES256)" },
-                                              { NULL, NULL, NULL } };
-static const cli_flag oidc_config_flags[] = { { "--issuer", "URL", "the issuer URL (default: config.json's oidc_issuer)" },
-                                              { NULL, NULL, NULL } };
+static const cli_flag oidc_rotate_flags[]
+    = { { "--alg", "ES256|RS256", "signing algorithm (default ES256)" }, { NULL, NULL, NULL } };
+static const cli_flag oidc_config_flags[]
+    = { { "--issuer", "URL", "the issuer URL (default: config.json's oidc_issuer)" }, { NULL, NULL, NULL } };
 
 static const cli_flag schedule_add_flags[] = {
   { "--cron", "EXPR", "5-field cron expression or a macro such as @daily" },
@@ -134,8 +134,8 @@ static const cli_flag schedule_add_flags[] = {
   { "--json", NULL, "print JSON" },
   { NULL, NULL, NULL },
 };
-static const cli_flag schedule_stack_flag[] = { { "--stack", "S", "the schedule's stack (NAME --stack S)" },
-                                                { NULL, NULL, NULL } };
+static const cli_flag schedule_stack_flag[]
+    = { { "--stack", "S", "the schedule's stack (NAME --stack S)" }, { NULL, NULL, NULL } };
 static const cli_flag webhook_add_flags[] = {
   { "--secret-env", "VAR", "the environment variable holding the signing secret (required)" },
   { "--event", "task.state|audit", "an event to send (repeatable; default task.state)" },
@@ -159,8 +159,11 @@ static const cli_subcommand subcommands[] = {
   { "task", "show", "ID [--json]", "show a task and its state history", { json_flag } },
   { "task", "logs", "ID [--follow]", "print a task's stored log", { follow_flag } },
   { "task", "cancel", "ID", "cancel a queued task or stop one that is starting", { NULL } },
-  { "task", "retry", "ID [--secret-env K[=V]]... [--detach] [--json]",
-    "run an ended task's command again as a new task (retry_of)", { task_retry_flags } },
+  { "task",
+    "retry",
+    "ID [--secret-env K[=V]]... [--detach] [--json]",
+    "run an ended task's command again as a new task (retry_of)",
+    { task_retry_flags } },
 
   { "host", "list", "[--json]", "list the fleet's hosts: pools, slots, busy, heartbeat, state", { json_flag } },
   { "host", "show", "NAME [--json]", "show one host", { json_flag } },
@@ -197,13 +200,20 @@ static const cli_subcommand subcommands[] = {
 
   { "schedule",
     "add",
-    "STACK NAME (--cron EXPR [--tz ZONE] | --at TIME) [--skip-init] [--env K=V]... [--catch-up once|skip] -- COMMAND...",
+    "STACK NAME (--cron EXPR [--tz ZONE] | --at TIME) [--skip-init] [--env K=V]... [--catch-up once|skip] -- "
+    "COMMAND...",
     "submit a task on a schedule (as schedule:NAME)",
     { schedule_add_flags, schedule_stack_flag } },
-  { "schedule", "list", "[--stack S] [--json]", "list schedules and their next fire time", { schedule_stack_flag,
-                                                                                              json_flag } },
-  { "schedule", "show", "STACK NAME [--json]", "show a schedule and its latest fire", { schedule_stack_flag,
-                                                                                         json_flag } },
+  { "schedule",
+    "list",
+    "[--stack S] [--json]",
+    "list schedules and their next fire time",
+    { schedule_stack_flag, json_flag } },
+  { "schedule",
+    "show",
+    "STACK NAME [--json]",
+    "show a schedule and its latest fire",
+    { schedule_stack_flag, json_flag } },
   { "schedule", "pause", "STACK NAME", "stop firing until resumed", { schedule_stack_flag } },
   { "schedule", "resume", "STACK NAME", "fire again from the next fire time after now", { schedule_stack_flag } },
   { "schedule", "remove", "STACK NAME", "remove a schedule", { schedule_stack_flag } },
@@ -215,7 +225,10 @@ static const cli_subcommand subcommands[] = {
     { webhook_add_flags } },
   { "webhook", "list", "[--json]", "list webhooks (never their secrets)", { json_flag } },
   { "webhook", "remove", "NAME", "remove a webhook and its deliveries", { NULL } },
-  { "webhook", "deliveries", "NAME [--limit N] [--json]", "the webhook's deliveries and every attempt",
+  { "webhook",
+    "deliveries",
+    "NAME [--limit N] [--json]",
+    "the webhook's deliveries and every attempt",
     { deliveries_flags } },
   { "webhook", "redeliver", "DELIVERY_ID", "send a delivery again", { NULL } },
 
@@ -229,9 +242,16 @@ static const cli_subcommand subcommands[] = {
 
   { "store", "info", "[--json]", "the store's engine, schema version, counts and size", { json_flag } },
   { "store", "migrate", "[--json]", "bring the store's schema up to this berth's", { json_flag } },
-  { "store", "copy", "--to URL [--json]", "copy the whole store into an empty PostgreSQL database", { store_copy_flags } },
+  { "store",
+    "copy",
+    "--to URL [--json]",
+    "copy the whole store into an empty PostgreSQL database",
+    { store_copy_flags } },
 
-  { "oidc", "rotate", "[--alg ES256|RS256]", "make a new OIDC signing key (the old one stays published 1 h)",
+  { "oidc",
+    "rotate",
+    "[--alg ES256|RS256]",
+    "make a new OIDC signing key (the old one stays published 1 h)",
     { oidc_rotate_flags } },
   { "oidc", "jwks", "", "print the published public keys (JWKS)", { NULL } },
   { "oidc", "config", "[--issuer URL]", "print the OIDC discovery document", { oidc_config_flags } },

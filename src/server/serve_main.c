@@ -29,7 +29,8 @@ static const char serve_usage[]
       "  --pool NAME        a pool it serves (repeatable; default: default); a stack's --pool picks its hosts\n"
       "  --slots N          tasks it runs at once (default: max_parallel_tasks, 4)\n"
       "  --lease DUR        how long it may miss heartbeats before the fleet calls it lost (default 30s)\n"
-      "  --store-wait DUR   at start, how long to wait for a PostgreSQL server that does not answer (default: until it\n"
+      "  --store-wait DUR   at start, how long to wait for a PostgreSQL server that does not answer (default: until "
+      "it\n"
       "                     does, saying so every 30 s; 0: exit 125 at once)\n"
       "  --no-execute       an API-only host: it claims nothing\n"
       "  --no-listen        an execute-only host: no HTTP API (also the default on PostgreSQL without --listen)\n";
@@ -116,14 +117,14 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
       break;
     case 'H':
       if (berth_stack_validate_name(optarg, NULL) < 0)
-        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --host `%.64s` is not a valid host name", optarg),
-                     err));
+        return fail(
+            (berth_error_set(&err, BERTH_EINVAL, "serve: --host `%.64s` is not a valid host name", optarg), err));
       o.host = optarg;
       break;
     case 'P':
       if (berth_stack_validate_name(optarg, NULL) < 0)
-        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --pool `%.64s` is not a valid pool name", optarg),
-                     err));
+        return fail(
+            (berth_error_set(&err, BERTH_EINVAL, "serve: --pool `%.64s` is not a valid pool name", optarg), err));
       if (o.n_pools >= sizeof pools / sizeof pools[0])
         return fail((berth_error_set(&err, BERTH_EINVAL, "serve: at most 16 --pool names"), err));
       pools[o.n_pools++] = optarg;

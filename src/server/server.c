@@ -85,7 +85,6 @@ static const srv_route routes[] = {
   { "POST", "v1/webhook-deliveries/*/redeliver", SRV_ROLE_ADMIN, api_webhook_redeliver },
 };
 
-
 /* ---- per-thread store ---- */
 
 static void
@@ -325,7 +324,7 @@ queue_error(struct MHD_Connection *c, int status, int code, const char *fmt, ...
 typedef struct conn_state {
   berth_buf body;
   bool too_big;
-  bool oom; /* the body could not be kept: out of memory */
+  bool oom;      /* the body could not be kept: out of memory */
   bool answered; /* an early answer (413, 408) was queued */
   uint64_t received;
   int64_t started;
@@ -814,7 +813,8 @@ say_line(void *ud, const char *line)
 }
 
 /* A PostgreSQL server that does not answer yet (a host started before its database): wait for it, saying so, up to
- * wait_ms (< 0: as long as it takes). Any other error (a wrong password, a missing database) is the server's at once. */
+ * wait_ms (< 0: as long as it takes). Any other error (a wrong password, a missing database) is the server's at once.
+ */
 static int
 open_store_waiting(const char *home, int64_t wait_ms, berth_store **st, berth_error **err)
 {
@@ -863,8 +863,7 @@ start_host(srv_ctx *srv, const srv_options *o, berth_host_runner **out, berth_er
                          .say = say_line };
   int rc = berth_host_start(&ho, out, err);
   if (rc == 0)
-    fprintf(stderr, "berth: host %s joined the fleet (%s; pools", name,
-            o->no_execute ? "API only" : "claims tasks");
+    fprintf(stderr, "berth: host %s joined the fleet (%s; pools", name, o->no_execute ? "API only" : "claims tasks");
   for (size_t i = 0; rc == 0 && i < (o->n_pools ? o->n_pools : 1); i++)
     fprintf(stderr, " %s", o->n_pools ? o->pools[i] : BERTH_DEFAULT_POOL);
   if (rc == 0)
@@ -897,8 +896,9 @@ srv_run(const srv_options *o, berth_error **err)
     rc = open_store_waiting(o->home, o->store_wait_ms, &st, err);
   bool fleet = rc == 0 && berth_store_is_shared(st);
   if (rc == 0 && !fleet && (o->n_pools > 0 || o->no_execute || o->no_listen || o->lease_ms > 0))
-    rc = berth_error_set(err, BERTH_EINVAL, "serve: --pool, --no-execute, --no-listen and --lease need a PostgreSQL "
-                                            "store (a SQLite store is single-host; see docs/fleet.md)");
+    rc = berth_error_set(err, BERTH_EINVAL,
+                         "serve: --pool, --no-execute, --no-listen and --lease need a PostgreSQL "
+                         "store (a SQLite store is single-host; see docs/fleet.md)");
   if (rc == 0 && o->no_execute && (o->no_listen || o->n_listen == 0))
     rc = berth_error_set(err, BERTH_EINVAL, "serve: --no-execute needs a --listen address (the host would do nothing)");
   if (rc == 0)

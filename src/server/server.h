@@ -119,7 +119,7 @@ typedef struct srv_ctx {
   pthread_key_t store_key; /* per-thread berth_store*, closed by the key's destructor */
   srv_spawner *spawner;
   srv_sessions *sessions;
-  atomic_bool stopping; /* SIGTERM seen: no new work, followers end */
+  atomic_bool stopping;         /* SIGTERM seen: no new work, followers end */
   atomic_ulong internal_errors; /* requests answered 5xx: the store or the disk failed (a metric) */
 } srv_ctx;
 
@@ -290,20 +290,20 @@ bool srv_accepts_gzip(const char *accept_encoding);
 /* ---- the server (server.c) ---- */
 typedef struct srv_options {
   const char *home;
-  const char *const *listen; /* specs; none = unix:$BERTH_HOME/berth.sock */
+  const char *const *listen;  /* specs; none = unix:$BERTH_HOME/berth.sock */
   const char *metrics_listen; /* an extra tcp:/unix: address serving only GET /metrics, without a key; NULL = none */
   size_t n_listen;
-  const char *tls_cert, *tls_key; /* PEM files; both or neither */
-  int64_t grace_ms;               /* SIGTERM: how long PERFORMING tasks may take to finish */
-  int64_t client_timeout_ms;      /* idle connection timeout (0 = SRV_CONN_TIMEOUT_S) */
+  const char *tls_cert, *tls_key;     /* PEM files; both or neither */
+  int64_t grace_ms;                   /* SIGTERM: how long PERFORMING tasks may take to finish */
+  int64_t client_timeout_ms;          /* idle connection timeout (0 = SRV_CONN_TIMEOUT_S) */
   const char *const *supervisor_argv; /* berth_submit.supervisor_argv for the tasks this server submits */
   /* a fleet host (PostgreSQL store): refused on SQLite */
-  const char *host;          /* NULL: the machine's hostname */
-  const char *const *pools;  /* n_pools names; none: default */
+  const char *host;         /* NULL: the machine's hostname */
+  const char *const *pools; /* n_pools names; none: default */
   size_t n_pools;
-  int slots;                 /* 0: max_parallel_tasks */
-  int64_t lease_ms;          /* 0: BERTH_DEFAULT_LEASE_MS */
-  int64_t store_wait_ms;     /* how long to wait at start for a PostgreSQL server that does not answer (< 0: no end) */
+  int slots;             /* 0: max_parallel_tasks */
+  int64_t lease_ms;      /* 0: BERTH_DEFAULT_LEASE_MS */
+  int64_t store_wait_ms; /* how long to wait at start for a PostgreSQL server that does not answer (< 0: no end) */
   bool no_execute, no_listen;
 } srv_options;
 /* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */

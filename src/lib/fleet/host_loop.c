@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -155,7 +156,13 @@ static bool
 kid_ended(const child *k)
 {
   int w = waitpid(k->pid, NULL, WNOHANG);
-  return w == k->pid || (w < 0 && !pid_alive(k->pid));
+  if (w == k->pid)
+    return true;
+  if (k->pidfd >= 0) { /* certain even when its pid was reaped elsewhere and reused */
+    struct pollfd p = { .fd = k->pidfd, .events = POLLIN };
+    return poll(&p, 1, 0) > 0;
+  }
+  return w < 0 && !pid_alive(k->pid);
 }
 
 static void
@@ -179,10 +186,10 @@ check_kids(berth_host_runner *r)
     berth_error *e = NULL;
     bool orphan = berth_store_task_get(r->st, r->kids[i].task_id, &t, &e) == 0
                   && !berth_task_state_is_terminal(t->state) && t->host && strcmp(t->host, r->h.name) == 0;
-    if (orphan && berth_action_task_transition(r->st, t->id, "FAILED", "berth",
-                                               "its supervisor ended without finishing it", "executor interrupted",
-                                               -1, &e)
-                      < 0)
+    if (orphan
+        && berth_action_task_transition(r->st, t->id, "FAILED", "berth", "its supervisor ended without finishing it",
+                                        "executor interrupted", -1, &e)
+               < 0)
       say_error(r, "record a supervisor's end", e);
     berth_error_free(e);
     if (orphan) { /* what the supervisor would have removed */
@@ -218,8 +225,9 @@ open_store(berth_host_runner *r, berth_error **err)
 static void
 rejoin(berth_host_runner *r)
 {
-  say(r, "host %s lost its lease (no heartbeat in time): its tasks were failed by the fleet; ending their "
-         "containers and registering again",
+  say(r,
+      "host %s lost its lease (no heartbeat in time): its tasks were failed by the fleet; ending their "
+      "containers and registering again",
       r->h.name);
   for (size_t i = 0; i < r->n_kids; i++)
     kill(r->kids[i].pid, SIGKILL);

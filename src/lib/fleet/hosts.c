@@ -191,15 +191,18 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
   if (src < 0)
     return berth_error_wrap(err, "register host %s", h->name);
   if (taken)
-    return berth_error_set(err, BERTH_EBUSY, "host %s is alive elsewhere (its last heartbeat %lld s ago): give this "
-                           "one another name (--host NAME)", h->name, ago);
-  if (db_prepare(store_db(st),
-                 "INSERT INTO hosts (" HOST_COLS ", home) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?, " NOW_SQL ", " NOW_SQL
-                 ", ?) ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pools = excluded.pools,"
-                 " slots = excluded.slots, version = excluded.version, state = 'alive', executes = excluded.executes,"
-                 " lease_ms = excluded.lease_ms, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
-                 " home = excluded.home",
-                 &s, err)
+    return berth_error_set(err, BERTH_EBUSY,
+                           "host %s is alive elsewhere (its last heartbeat %lld s ago): give this "
+                           "one another name (--host NAME)",
+                           h->name, ago);
+  if (db_prepare(
+          store_db(st),
+          "INSERT INTO hosts (" HOST_COLS ", home) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?, " NOW_SQL ", " NOW_SQL
+          ", ?) ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pools = excluded.pools,"
+          " slots = excluded.slots, version = excluded.version, state = 'alive', executes = excluded.executes,"
+          " lease_ms = excluded.lease_ms, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
+          " home = excluded.home",
+          &s, err)
       < 0)
     return berth_error_wrap(err, "register host %s", h->name);
   db_bind_text(s, 1, h->name);
@@ -235,8 +238,10 @@ berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bo
   if (rc < 0)
     return berth_error_wrap(err, "heartbeat of host %s", name);
   if (rc != DB_ROW)
-    return berth_error_set(err, BERTH_EBUSY, "host %s lost its lease (no heartbeat in time, or another process took "
-                           "its name): its claims are revoked", name);
+    return berth_error_set(err, BERTH_EBUSY,
+                           "host %s lost its lease (no heartbeat in time, or another process took "
+                           "its name): its claims are revoked",
+                           name);
   return 0;
 }
 
