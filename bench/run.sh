@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark (or the ones named) and assembles docs/benchmarks.md from their sections.
-#   bench/run.sh [docker] [tasks] [redact] [queue] [server] [latency] [ui] [store]     env: BUILD (default build/, built here in Release)
+#   bench/run.sh [docker] [tasks] [redact] [queue] [server] [latency] [ui] [store] [fleet] [docs]     env: BUILD (default build/, built here in Release)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export BUILD=${BUILD:-$SRC/build-bench}
@@ -18,6 +18,7 @@ for s in $sections; do
   ui) "$SRC/bench/ui.sh" "$BUILD" ;;
   store) "$SRC/bench/store.sh" "$BUILD" ;;
   fleet) BUILD=$BUILD "$SRC/bench/fleet.sh" ;;
+  docs) ;; # assembles docs/benchmarks.md from the sections as they are
   *) echo "bench/run.sh: unknown section $s" >&2; exit 2 ;;
   esac
 done

@@ -217,6 +217,9 @@ queue(struct MHD_Connection *c, srv_resp *rs)
     rs->stream = NULL;
     /* a quiet task must not look like an idle client */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int) 0);
+    /* the connection's thread streams at a low priority (api_logs.c): it ends with the stream */
+    if (resp != NULL)
+      MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   } else if (rs->text != NULL) {
     resp = MHD_create_response_from_buffer(strlen(rs->text), rs->text, MHD_RESPMEM_MUST_FREE);
     if (resp != NULL)
