@@ -27,6 +27,8 @@ typedef struct redact_pattern {
   uint32_t mask_group; /* 0: the whole match; else the group named `mask` */
 } redact_pattern;
 
+typedef struct redact_dbref redact_dbref;
+
 struct berth_secrets {
   size_t min_len;
 
@@ -56,6 +58,7 @@ struct berth_secrets {
   /* Bumped on every change; redactors compare it with what they last saw. */
   unsigned long gen;
   hs_database_t *db;    /* literals + built-in anchors, block mode; NULL when there is nothing to find */
+  redact_dbref *dbref;  /* db's reference in the process's cache of compiled databases (secrets.c) */
   unsigned long db_gen; /* gen the db was built for */
   size_t db_maxlen;     /* longest string in db */
 };

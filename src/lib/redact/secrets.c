@@ -1,9 +1,13 @@
 /* The secret set: literal values with their derived forms, admin and built-in PCRE2 patterns, and the Vectorscan
  * literal database compiled from them (one per generation, shared by every redactor on the set). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+#include <sodium.h>
 
 #include "redact/redact_int.h"
 
@@ -70,43 +74,104 @@ static const struct {
 };
 #define NANCHORS (sizeof builtin_anchors / sizeof builtin_anchors[0])
 
+/* Compiles one PCRE2 pattern (JIT when the CPU has it); *pairs is the ovector size a match needs. */
 static int
-compile_pattern(berth_secrets *s, redact_pattern *p, const char *name, const char *regex, berth_error **err)
+compile_code(const char *name, const char *regex, pcre2_code **code, uint32_t *pairs, berth_error **err)
 {
   int ec;
   PCRE2_SIZE eoff;
-  p->code
-      = pcre2_compile((PCRE2_SPTR) regex, PCRE2_ZERO_TERMINATED, PCRE2_NEVER_UTF | PCRE2_NEVER_UCP, &ec, &eoff, NULL);
-  if (p->code == NULL) {
+  *code = pcre2_compile((PCRE2_SPTR) regex, PCRE2_ZERO_TERMINATED, PCRE2_NEVER_UTF | PCRE2_NEVER_UCP, &ec, &eoff, NULL);
+  if (*code == NULL) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(ec, msg, sizeof msg);
     return berth_error_set(err, BERTH_EINVAL, "compile redaction pattern `%s`: %s at offset %zu", name,
                            (const char *) msg, (size_t) eoff);
   }
   /* JIT is an optimisation; without it (no JIT on this CPU) the interpreter gives the same results. */
-  (void) pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
-  int g = pcre2_substring_number_from_name(p->code, (PCRE2_SPTR) "mask");
-  p->mask_group = g > 0 ? (uint32_t) g : 0;
+  (void) pcre2_jit_compile(*code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
   uint32_t caps = 0;
-  pcre2_pattern_info(p->code, PCRE2_INFO_CAPTURECOUNT, &caps);
-  if (caps + 1 > s->md_pairs) {
-    pcre2_match_data *md = pcre2_match_data_create(caps + 1, NULL);
-    if (md == NULL) {
-      pcre2_code_free(p->code);
-      p->code = NULL;
-      return berth_error_set(err, BERTH_EINTERNAL, "compile redaction pattern `%s`: out of memory", name);
-    }
-    pcre2_match_data_free(s->md);
-    s->md = md;
-    s->md_pairs = caps + 1;
-  }
+  pcre2_pattern_info(*code, PCRE2_INFO_CAPTURECOUNT, &caps);
+  *pairs = caps + 1;
+  return 0;
+}
+
+static uint32_t
+mask_group_of(const pcre2_code *code)
+{
+  int g = pcre2_substring_number_from_name(code, (PCRE2_SPTR) "mask");
+  return g > 0 ? (uint32_t) g : 0;
+}
+
+/* Grows the set's match data to hold pairs. */
+static int
+set_match_pairs(berth_secrets *s, uint32_t pairs)
+{
+  if (pairs <= s->md_pairs)
+    return 0;
+  pcre2_match_data *md = pcre2_match_data_create(pairs, NULL);
+  if (md == NULL)
+    return -1;
+  pcre2_match_data_free(s->md);
+  s->md = md;
+  s->md_pairs = pairs;
+  return 0;
+}
+
+/* An admin's pattern, the set's own. */
+static int
+compile_pattern(berth_secrets *s, redact_pattern *p, const char *name, const char *regex, berth_error **err)
+{
+  uint32_t pairs = 0;
+  if (compile_code(name, regex, &p->code, &pairs, err) < 0)
+    return -1;
+  p->mask_group = mask_group_of(p->code);
   p->name = strdup(name);
-  if (p->name == NULL) {
+  if (p->name == NULL || set_match_pairs(s, pairs) < 0) {
+    free(p->name);
+    p->name = NULL;
     pcre2_code_free(p->code);
     p->code = NULL;
     return berth_error_set(err, BERTH_EINTERNAL, "compile redaction pattern `%s`: out of memory", name);
   }
   return 0;
+}
+
+/* The built-in patterns, compiled once per process and shared by every set: a compiled pattern is only read while
+ * matching, and each set matches with match data of its own. (A set is made for every task read the API shows:
+ * compiling them each time was most of a read's cost.) */
+static struct {
+  pthread_once_t once;
+  redact_pattern builtin[NBUILTIN];
+  pcre2_code *pem_end;
+  uint32_t pairs;
+  char failed[320]; /* why compiling them failed, or "" */
+} shared_builtin = { .once = PTHREAD_ONCE_INIT };
+
+static void db_release(redact_dbref *r);
+
+static void
+compile_builtin(void)
+{
+  berth_error *err = NULL;
+  uint32_t pairs = 0;
+  for (size_t i = 0; i < NBUILTIN && err == NULL; i++) {
+    redact_pattern *p = &shared_builtin.builtin[i];
+    if (compile_code(builtin_patterns[i].name, builtin_patterns[i].regex, &p->code, &pairs, &err) == 0) {
+      p->name = (char *) builtin_patterns[i].name;
+      p->mask_group = mask_group_of(p->code);
+      if (pairs > shared_builtin.pairs)
+        shared_builtin.pairs = pairs;
+    }
+  }
+  if (err == NULL
+      && compile_code("pem-private-key-end", "-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+                      &shared_builtin.pem_end, &pairs, &err)
+             == 0
+      && pairs > shared_builtin.pairs)
+    shared_builtin.pairs = pairs;
+  if (err != NULL)
+    snprintf(shared_builtin.failed, sizeof shared_builtin.failed, "%s", err->msg ? err->msg : "out of memory");
+  berth_error_free(err);
 }
 
 berth_secrets *
@@ -126,16 +191,16 @@ berth_secrets_new(size_t min_len, berth_error **err)
   /* Bounds the work of one match, so a pathological admin pattern cannot stall a stream (no match then). */
   pcre2_set_match_limit(s->mctx, 1000000);
   pcre2_set_depth_limit(s->mctx, 10000);
-  for (size_t i = 0; i < NBUILTIN; i++) {
-    if (compile_pattern(s, &s->builtin[i], builtin_patterns[i].name, builtin_patterns[i].regex, err) < 0)
-      goto fail;
-    s->nbuiltin++;
-  }
-  redact_pattern end = { 0 };
-  if (compile_pattern(s, &end, "pem-private-key-end", "-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----", err) < 0)
+  pthread_once(&shared_builtin.once, compile_builtin);
+  if (shared_builtin.failed[0] != '\0') {
+    berth_error_set(err, BERTH_EINTERNAL, "%s", shared_builtin.failed);
     goto fail;
-  free(end.name);
-  s->pem_end = end.code;
+  }
+  memcpy(s->builtin, shared_builtin.builtin, sizeof shared_builtin.builtin);
+  s->nbuiltin = NBUILTIN;
+  s->pem_end = shared_builtin.pem_end;
+  if (set_match_pairs(s, shared_builtin.pairs) < 0)
+    goto oom;
   return s;
 oom:
   berth_error_set(err, BERTH_EINTERNAL, "create secret set: out of memory");
@@ -155,19 +220,15 @@ berth_secrets_free(berth_secrets *s)
   free(s->lit_len);
   free(s->hash);
   free(s->pfx);
-  for (size_t i = 0; i < s->nbuiltin; i++) {
-    free(s->builtin[i].name);
-    pcre2_code_free(s->builtin[i].code);
-  }
+  /* the built-in patterns are shared (shared_builtin) */
   for (size_t i = 0; i < s->nadmin; i++) {
     free(s->admin[i].name);
     pcre2_code_free(s->admin[i].code);
   }
   free(s->admin);
-  pcre2_code_free(s->pem_end);
   pcre2_match_data_free(s->md);
   pcre2_match_context_free(s->mctx);
-  hs_free_database(s->db);
+  db_release(s->dbref);
   free(s);
 }
 
@@ -593,6 +654,124 @@ redact_hold_len(const berth_secrets *s, const char *p, size_t n)
   return best;
 }
 
+/* Compiled literal databases, shared between sets with the same strings: a process that makes a set per request
+ * (the server shows commands and notes with the stack's secrets masked) compiles each distinct set once. Keyed by a
+ * BLAKE2b-256 digest of what is compiled (the strings, their flags and ids, in order), so no value is kept in clear
+ * beside the database itself; an entry unused for DB_CACHE_IDLE_S is dropped, and at most DB_CACHE_MAX are kept. */
+#define DB_CACHE_MAX 32
+#define DB_CACHE_IDLE_S 300
+
+struct redact_dbref {
+  unsigned char key[32];
+  hs_database_t *db;
+  unsigned refs;
+  bool cached; /* in db_cache (else freed with its last reference) */
+  int64_t idle_since;
+};
+
+static pthread_mutex_t db_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static redact_dbref *db_cache[DB_CACHE_MAX];
+
+static int64_t
+mono_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec;
+}
+
+static void
+db_release(redact_dbref *r)
+{
+  if (r == NULL)
+    return;
+  pthread_mutex_lock(&db_cache_lock);
+  bool gone = --r->refs == 0 && !r->cached;
+  if (r->refs == 0)
+    r->idle_since = mono_s();
+  pthread_mutex_unlock(&db_cache_lock);
+  if (gone) {
+    hs_free_database(r->db);
+    free(r);
+  }
+}
+
+/* Drops idle entries past their time; with the lock held. Returns a free slot's index, or -1. */
+static int
+db_cache_sweep(int64_t now)
+{
+  int free_slot = -1, lru = -1;
+  for (int i = 0; i < DB_CACHE_MAX; i++) {
+    redact_dbref *e = db_cache[i];
+    if (e != NULL && e->refs == 0 && now - e->idle_since >= DB_CACHE_IDLE_S) {
+      hs_free_database(e->db);
+      free(e);
+      db_cache[i] = e = NULL;
+    }
+    if (e == NULL && free_slot < 0)
+      free_slot = i;
+    if (e != NULL && e->refs == 0 && (lru < 0 || e->idle_since < db_cache[lru]->idle_since))
+      lru = i;
+  }
+  if (free_slot < 0 && lru >= 0) { /* full: the longest idle one goes */
+    hs_free_database(db_cache[lru]->db);
+    free(db_cache[lru]);
+    db_cache[lru] = NULL;
+    free_slot = lru;
+  }
+  return free_slot;
+}
+
+static redact_dbref *
+db_cache_find(const unsigned char key[32])
+{
+  redact_dbref *hit = NULL;
+  pthread_mutex_lock(&db_cache_lock);
+  for (int i = 0; i < DB_CACHE_MAX && hit == NULL; i++)
+    if (db_cache[i] != NULL && memcmp(db_cache[i]->key, key, 32) == 0) {
+      hit = db_cache[i];
+      hit->refs++;
+    }
+  pthread_mutex_unlock(&db_cache_lock);
+  return hit;
+}
+
+/* Takes db; returns a reference to it (or to the same strings' database another thread cached meanwhile), NULL if
+ * out of memory (db freed). */
+static redact_dbref *
+db_cache_put(const unsigned char key[32], hs_database_t *db)
+{
+  redact_dbref *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    hs_free_database(db);
+    return NULL;
+  }
+  memcpy(r->key, key, 32);
+  r->db = db;
+  r->refs = 1;
+  pthread_mutex_lock(&db_cache_lock);
+  redact_dbref *other = NULL;
+  for (int i = 0; i < DB_CACHE_MAX && other == NULL; i++)
+    if (db_cache[i] != NULL && memcmp(db_cache[i]->key, key, 32) == 0)
+      other = db_cache[i];
+  if (other != NULL)
+    other->refs++;
+  else {
+    int slot = db_cache_sweep(mono_s());
+    if (slot >= 0) {
+      r->cached = true;
+      db_cache[slot] = r;
+    }
+  }
+  pthread_mutex_unlock(&db_cache_lock);
+  if (other != NULL) {
+    hs_free_database(db);
+    free(r);
+    return other;
+  }
+  return r;
+}
+
 int
 redact_secrets_db(berth_secrets *s, hs_database_t **db, size_t *maxlen, berth_error **err)
 {
@@ -602,7 +781,8 @@ redact_secrets_db(berth_secrets *s, hs_database_t **db, size_t *maxlen, berth_er
     return 0;
   }
   size_t n = s->nlits + (s->use_builtin ? NANCHORS : 0);
-  hs_free_database(s->db);
+  db_release(s->dbref);
+  s->dbref = NULL;
   s->db = NULL;
   s->db_maxlen = 0;
   if (n > 0) {
@@ -640,20 +820,34 @@ redact_secrets_db(berth_secrets *s, hs_database_t **db, size_t *maxlen, berth_er
     }
     hs_compile_error_t *cerr = NULL;
     n = k;
-    hs_error_t rc
-        = n == 0 ? HS_SUCCESS
-                 : hs_compile_lit_multi(expr, flags, ids, lens, (unsigned) n, HS_MODE_BLOCK, NULL, &s->db, &cerr);
+    unsigned char key[32];
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, sizeof key);
+    for (size_t j = 0; j < n; j++) {
+      uint64_t head[3] = { lens[j], flags[j], ids[j] };
+      crypto_generichash_update(&h, (const unsigned char *) head, sizeof head);
+      crypto_generichash_update(&h, (const unsigned char *) expr[j], lens[j]);
+    }
+    crypto_generichash_final(&h, key, sizeof key);
+    sodium_memzero(&h, sizeof h);
+    hs_database_t *built = NULL;
+    hs_error_t rc = HS_SUCCESS;
+    if (n > 0 && (s->dbref = db_cache_find(key)) == NULL) {
+      rc = hs_compile_lit_multi(expr, flags, ids, lens, (unsigned) n, HS_MODE_BLOCK, NULL, &built, &cerr);
+      if (rc == HS_SUCCESS && (s->dbref = db_cache_put(key, built)) == NULL)
+        rc = HS_NOMEM;
+    }
     free(expr);
     free(lens);
     free(flags);
     free(ids);
     if (rc != HS_SUCCESS) {
       int r = berth_error_set(err, BERTH_EINTERNAL, "compile secret matcher (%zu strings): %s", n,
-                              cerr && cerr->message ? cerr->message : "unknown error");
+                              cerr && cerr->message ? cerr->message : "out of memory");
       hs_free_compile_error(cerr);
-      s->db = NULL;
       return r;
     }
+    s->db = s->dbref ? s->dbref->db : NULL;
     s->db_maxlen = maxl;
   }
   s->db_gen = s->gen;

@@ -2,6 +2,7 @@
  *
  * Writers serialize with BEGIN IMMEDIATE and a 10 s busy timeout, so a read-modify-write never upgrades a read lock
  * (which SQLite could only fail, not wait for). The only file in libberth that includes <sqlite3.h>. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,17 +14,23 @@
 
 #define BUSY_TIMEOUT_MS 10000
 
-typedef struct sqlite_conn {
-  db_conn base;
-  sqlite3 *db;
-  char *path;
-} sqlite_conn;
+/* Finished statements kept per connection for the next use of the same SQL: parsing and planning a statement cost
+ * more than running most of berth's (a task read was a third SQLite's parser). */
+#define STMT_CACHE 48
 
 typedef struct sqlite_stmt {
   db_stmt base;
   sqlite3_stmt *stmt;
   int64_t changes;
 } sqlite_stmt;
+
+typedef struct sqlite_conn {
+  db_conn base;
+  sqlite3 *db;
+  char *path;
+  sqlite_stmt *cache[STMT_CACHE]; /* reset, bindings cleared; cache[0] the least recently finished */
+  size_t ncache;
+} sqlite_conn;
 
 static sqlite3 *
 handle(db_conn *c)
@@ -70,6 +77,10 @@ static void
 sq_close(db_conn *c)
 {
   sqlite_conn *sc = (sqlite_conn *) c;
+  for (size_t i = 0; i < sc->ncache; i++) {
+    sqlite3_finalize(sc->cache[i]->stmt);
+    free(sc->cache[i]);
+  }
   if (sc->db)
     sqlite3_close_v2(sc->db);
   free(sc->path);
@@ -89,6 +100,17 @@ sq_exec(db_conn *c, const char *sql, berth_error **err)
 static int
 sq_prepare(db_conn *c, const char *sql, db_stmt **out, berth_error **err)
 {
+  sqlite_conn *sc = (sqlite_conn *) c;
+  for (size_t i = sc->ncache; i-- > 0;) {
+    sqlite_stmt *hit = sc->cache[i];
+    if (strcmp(sqlite3_sql(hit->stmt), sql) == 0) {
+      memmove(sc->cache + i, sc->cache + i + 1, (sc->ncache - i - 1) * sizeof *sc->cache);
+      sc->ncache--;
+      hit->changes = 0;
+      *out = &hit->base;
+      return 0;
+    }
+  }
   sqlite_stmt *s = calloc(1, sizeof *s);
   if (s == NULL)
     return db_fail(c, DB_FAIL_NOMEM, NULL, err);
@@ -104,6 +126,19 @@ sq_prepare(db_conn *c, const char *sql, db_stmt **out, berth_error **err)
 static void
 sq_finalize(db_stmt *s)
 {
+  sqlite_conn *sc = (sqlite_conn *) s->conn;
+  /* kept unless it failed to reset (its error would show again) or it is not one whole statement */
+  if (sqlite3_reset(raw(s)) == SQLITE_OK && sqlite3_clear_bindings(raw(s)) == SQLITE_OK
+      && sqlite3_sql(raw(s)) != NULL) {
+    if (sc->ncache == STMT_CACHE) { /* full: the least recently used goes */
+      sqlite3_finalize(sc->cache[0]->stmt);
+      free(sc->cache[0]);
+      memmove(sc->cache, sc->cache + 1, (STMT_CACHE - 1) * sizeof *sc->cache);
+      sc->ncache--;
+    }
+    sc->cache[sc->ncache++] = (sqlite_stmt *) s;
+    return;
+  }
   sqlite3_finalize(raw(s));
   free(s);
 }
@@ -317,9 +352,19 @@ configure(sqlite_conn *sc, berth_error **err)
   return sq_exec(c, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;", err);
 }
 
+/* SQLite's count of its own memory takes a global mutex on every allocation, which every thread of a server then
+ * waits on; berth never reads it. */
+static void
+global_config(void)
+{
+  (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int
 db_sqlite_open(const char *path, db_conn **out, berth_error **err)
 {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, global_config);
   sqlite_conn *sc = calloc(1, sizeof *sc);
   if (sc == NULL || db_conn_init(&sc->base, &sqlite_ops, path) < 0 || (sc->path = strdup(path)) == NULL) {
     if (sc)
