@@ -25,15 +25,30 @@
  * timeout; a timeout is 55P03, busy, which db.c retries at begin */
 #define WRITE_LOCK_SQL "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(431316168808)"
 
+/* Statements prepared on the server once per connection (named b0, b1, ...) and executed by name after: parsing
+ * and planning a statement cost the server more than running most of berth's, and a connection runs the same few
+ * dozen statements all its life. Statements beyond the cache's size go unnamed, as before. A re-made connection
+ * starts with none. */
+#define PG_STMT_CACHE 128
+
+typedef struct pg_prepared {
+  char *sql; /* as the caller gave it (with `?`) */
+  uint64_t hash;
+} pg_prepared;
+
 typedef struct pg_conn {
   db_conn base;
   PGconn *pg;
   char *password; /* only to scrub it from messages; wiped on close */
+  pg_prepared prepared[PG_STMT_CACHE];
+  int nprepared;
 } pg_conn;
 
 typedef struct pg_stmt {
   db_stmt base;
   char *sql; /* with $n placeholders */
+  char *given;       /* as the caller gave it */
+  uint64_t hash;     /* of given */
   int nparams;
   char *values[PG_MAX_PARAMS];
   int lengths[PG_MAX_PARAMS];
@@ -114,12 +129,28 @@ fail(db_conn *c, const PGresult *res, berth_error **err)
   return rc;
 }
 
+static void
+forget_prepared(pg_conn *pc)
+{
+  for (int i = 0; i < pc->nprepared; i++)
+    free(pc->prepared[i].sql);
+  pc->nprepared = 0;
+}
+
+/* Re-makes the connection: a new server session, with no prepared statements. */
+static void
+remake(db_conn *c)
+{
+  forget_prepared((pg_conn *) c);
+  PQreset(handle(c));
+}
+
 /* Before sending anything outside a transaction: a connection that was lost is re-made (nothing can be half done). */
 static void
 reconnect_if_lost(db_conn *c)
 {
   if (PQstatus(handle(c)) == CONNECTION_BAD && c->depth == 0)
-    PQreset(handle(c));
+    remake(c);
 }
 
 /* After a failure outside a transaction: was it the connection (a restarted server)? Then it is re-made, and the
@@ -130,7 +161,7 @@ remade_after_loss(db_conn *c)
 {
   if (c->depth != 0 || PQstatus(handle(c)) != CONNECTION_BAD)
     return false;
-  PQreset(handle(c));
+  remake(c);
   return PQstatus(handle(c)) == CONNECTION_OK;
 }
 
@@ -138,6 +169,7 @@ static void
 pg_close(db_conn *c)
 {
   pg_conn *pc = (pg_conn *) c;
+  forget_prepared(pc);
   PQfinish(pc->pg);
   if (pc->password) {
     sodium_memzero(pc->password, strlen(pc->password));
@@ -232,6 +264,15 @@ pg_prepare(db_conn *c, const char *sql, db_stmt **out, berth_error **err)
     return db_fail(c, DB_FAIL_OTHER, "too many parameters in one statement", err);
   }
   s->row = -1;
+  if ((s->given = strdup(sql)) == NULL) {
+    free(s->sql);
+    free(s);
+    return db_fail(c, DB_FAIL_NOMEM, NULL, err);
+  }
+  uint64_t h = 14695981039346656037u; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *) sql; *p; p++)
+    h = (h ^ *p) * 1099511628211u;
+  s->hash = h;
   *out = &s->base;
   return 0;
 }
@@ -244,6 +285,7 @@ pg_finalize(db_stmt *base)
   for (int i = 0; i < PG_MAX_PARAMS; i++)
     free(s->values[i]);
   free(s->sql);
+  free(s->given);
   free(s);
 }
 
@@ -280,19 +322,45 @@ pg_bind(db_stmt *base, int idx, db_bind_kind kind, int64_t i, const void *p, siz
   return 0;
 }
 
+/* Runs s on the server: by name when it is prepared on this connection (preparing it first when there is room),
+ * else unnamed. A failed prepare's result is the statement's (a failed parse has aborted the transaction it is in). */
+static PGresult *
+run(pg_stmt *s)
+{
+  pg_conn *pc = (pg_conn *) s->base.conn;
+  int k = 0;
+  while (k < pc->nprepared && (pc->prepared[k].hash != s->hash || strcmp(pc->prepared[k].sql, s->given) != 0))
+    k++;
+  char name[16];
+  snprintf(name, sizeof name, "b%d", k);
+  if (k == pc->nprepared) {
+    char *copy = k < PG_STMT_CACHE ? strdup(s->given) : NULL;
+    if (copy == NULL)
+      return PQexecParams(pc->pg, s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths, s->formats,
+                          0);
+    PGresult *prep = PQprepare(pc->pg, name, s->sql, s->nparams, NULL);
+    if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
+      free(copy);
+      return prep;
+    }
+    PQclear(prep);
+    pc->prepared[k] = (pg_prepared){ copy, s->hash };
+    pc->nprepared++;
+  }
+  return PQexecPrepared(pc->pg, name, s->nparams, (const char *const *) s->values, s->lengths, s->formats, 0);
+}
+
 static int
 pg_step(db_stmt *base, berth_error **err)
 {
   pg_stmt *s = (pg_stmt *) base;
   if (s->res == NULL) {
     reconnect_if_lost(base->conn);
-    s->res = PQexecParams(handle(base->conn), s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths,
-                          s->formats, 0);
+    s->res = run(s);
     ExecStatusType st = PQresultStatus(s->res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && remade_after_loss(base->conn)) {
       PQclear(s->res);
-      s->res = PQexecParams(handle(base->conn), s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths,
-                            s->formats, 0);
+      s->res = run(s);
       st = PQresultStatus(s->res);
     }
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
