@@ -46,9 +46,9 @@ typedef struct pg_conn {
 
 typedef struct pg_stmt {
   db_stmt base;
-  char *sql; /* with $n placeholders */
-  char *given;       /* as the caller gave it */
-  uint64_t hash;     /* of given */
+  char *sql;     /* with $n placeholders */
+  char *given;   /* as the caller gave it */
+  uint64_t hash; /* of given */
   int nparams;
   char *values[PG_MAX_PARAMS];
   int lengths[PG_MAX_PARAMS];
@@ -336,8 +336,7 @@ run(pg_stmt *s)
   if (k == pc->nprepared) {
     char *copy = k < PG_STMT_CACHE ? strdup(s->given) : NULL;
     if (copy == NULL)
-      return PQexecParams(pc->pg, s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths, s->formats,
-                          0);
+      return PQexecParams(pc->pg, s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths, s->formats, 0);
     PGresult *prep = PQprepare(pc->pg, name, s->sql, s->nparams, NULL);
     if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
       free(copy);
