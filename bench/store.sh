@@ -149,9 +149,9 @@ What bounds each number:
   transaction (SQLite: `BEGIN IMMEDIATE`, one fsync at commit; PostgreSQL: the store's advisory write lock and a WAL
   flush at commit), then the supervisor's fork, through four spawner threads. On PostgreSQL the server is a host
   that claims queued tasks as slots free up, so a queued task costs nothing until it runs: p99 under 100 ms. On
-  SQLite every queued task has its own supervisor process from submission on, which polls the store for its turn;
-  with 200 submitted at once those pollers and their writes take the 2 cores and the write lock from the
-  submissions. The way to the target there is the host's claim loop on SQLite too (a supervisor only for a task
+  SQLite every queued task has its own supervisor process from submission on: it opens the store and records its
+  pid (a durable write, one fsync, under the same write lock) before it waits, without CPU, on the lock of the task
+  ahead; with 200 submitted at once those starts take the 2 cores and the write lock from the submissions. The way to the target there is the host's claim loop on SQLite too (a supervisor only for a task
   that runs); not done yet. The single-client row is the cost of one submission alone.
 - **Audit appends**: one write transaction each (the chain's head read, the record and the new head written): SQLite
   pays a WAL fsync, PostgreSQL a WAL flush plus about four round trips (begin with the lock, read, insert, commit).
