@@ -149,9 +149,12 @@ What bounds each number:
   transaction (SQLite: `BEGIN IMMEDIATE`, one fsync at commit; PostgreSQL: the store's advisory write lock and a WAL
   flush at commit), then the supervisor's fork, through four spawner threads. On PostgreSQL the server is a host
   that claims queued tasks as slots free up, so a queued task costs nothing until it runs: p99 under 100 ms. On
-  SQLite every queued task has its own supervisor process from submission on: it opens the store and records its
-  pid (a durable write, one fsync, under the same write lock) before it waits, without CPU, on the lock of the task
-  ahead; with 200 submitted at once those starts take the 2 cores and the write lock from the submissions. The way to the target there is the host's claim loop on SQLite too (a supervisor only for a task
+  SQLite every queued task has its own supervisor process from submission on: it is exec'd, links its libraries,
+  opens the store and records its pid (a durable write under the same write lock) before it waits, without CPU, on
+  the lock of the task ahead. A whole-machine profile of the 8-client phase (perf, 8 s, 2 cores) shows the processes
+  started from `/proc/self/exe` (the supervisors, and dockerd's helpers that unpack each uploaded workspace) at 47%
+  of it: the kernel's side of starting them 22%, dockerd's code 14%, the dynamic linker 9%, SQLite 2%. Docker's
+  other work (runc, dockerd, containerd and shims) took another third, the server itself 7%. The way to the target there is the host's claim loop on SQLite too (a supervisor only for a task
   that runs); not done yet. The single-client row is the cost of one submission alone.
 - **Audit appends**: one write transaction each (the chain's head read, the record and the new head written): SQLite
   pays a WAL fsync, PostgreSQL a WAL flush plus about four round trips (begin with the lock, read, insert, commit).
