@@ -50,7 +50,7 @@ typedef struct berth_config {
   char **pattern_names;           /* admin redaction patterns (PCRE2), validated */
   char **patterns;
   size_t n_patterns;
-  char *oidc_issuer;              /* "oidc_issuer": the public URL tasks' OIDC tokens name (https://...) */
+  char *oidc_issuer;                      /* "oidc_issuer": the public URL tasks' OIDC tokens name (https://...) */
   struct berth_cred_helper *cred_helpers; /* "credential_helpers": named host commands (docs/credentials.md) */
   size_t n_cred_helpers;
   char *store; /* "store": a postgresql:// URL or libpq settings; NULL = SQLite in BERTH_HOME. Never echoed (it may

@@ -13,10 +13,10 @@
 typedef struct berth_host_opts {
   const char *home; /* BERTH_HOME of this host (its supervisors' liveness locks) */
   const char *name;
-  const berth_strv *pools; /* none: BERTH_DEFAULT_POOL */
-  int slots;               /* tasks run at once (>= 1) */
-  int64_t lease_ms;        /* 0: BERTH_DEFAULT_LEASE_MS */
-  bool execute;            /* false: an API-only host (registers, claims nothing) */
+  const berth_strv *pools;            /* none: BERTH_DEFAULT_POOL */
+  int slots;                          /* tasks run at once (>= 1) */
+  int64_t lease_ms;                   /* 0: BERTH_DEFAULT_LEASE_MS */
+  bool execute;                       /* false: an API-only host (registers, claims nothing) */
   const char *const *supervisor_argv; /* as berth_submit.supervisor_argv */
   void (*say)(void *userdata, const char *line);
   void *userdata;

@@ -28,9 +28,9 @@ int berth_metrics_render(berth_store *st, const berth_metrics_process *p, berth_
 /* Upper bounds (seconds) of the wait and duration histograms' buckets. */
 extern const double berth_stats_bucket_le[BERTH_STATS_BUCKETS];
 typedef struct berth_histogram {
-  uint64_t count;                          /* observations */
-  double sum;                              /* seconds */
-  uint64_t le[BERTH_STATS_BUCKETS];        /* cumulative counts per bucket */
+  uint64_t count;                   /* observations */
+  double sum;                       /* seconds */
+  uint64_t le[BERTH_STATS_BUCKETS]; /* cumulative counts per bucket */
 } berth_histogram;
 typedef struct berth_stats_row {
   char *label; /* a state or a stack name */
@@ -41,7 +41,7 @@ typedef struct berth_task_stats {
   size_t n_states;
   berth_stats_row *queued_by_stack;
   size_t n_stacks;
-  int64_t running;       /* PREPARING, INITIALIZING or PERFORMING */
+  int64_t running;          /* PREPARING, INITIALIZING or PERFORMING */
   berth_histogram wait;     /* created -> started, tasks that started */
   berth_histogram duration; /* started -> finished, tasks that ended after starting */
 } berth_task_stats;

@@ -100,8 +100,7 @@ typedef struct berth_outwin berth_outwin;
 berth_outwin *berth_outwin_new(berth_secrets *s, berth_redactor *const *rs, size_t n, int64_t delay_ms,
                                berth_error **err);
 /* Queues `len` bytes of stream index `stream` (0 .. n-1) that arrived at now_ms. */
-int berth_outwin_push(berth_outwin *w, size_t stream, const char *data, size_t len, int64_t now_ms,
-                      berth_error **err);
+int berth_outwin_push(berth_outwin *w, size_t stream, const char *data, size_t len, int64_t now_ms, berth_error **err);
 /* Feeds every piece older than delay_ms (all of them when `all`) to its redactor. Returns how many, or <0. */
 int berth_outwin_release(berth_outwin *w, int64_t now_ms, bool all, berth_error **err);
 void berth_outwin_free(berth_outwin *w);

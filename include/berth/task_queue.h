@@ -15,6 +15,9 @@
 
 /* Takes the liveness lock of a task (blocking for at most a few seconds). Returns the fd to keep open. */
 int berth_task_hold(const char *home, const char *task_id, int *fd_out, berth_error **err);
+/* Adopts fd, the task's liveness lock handed over held by the process that started this one
+ * (berth_supervisor_start_holding): checks it is that lock file and held through fd. */
+int berth_task_adopt_hold(const char *home, const char *task_id, int fd, berth_error **err);
 /* True while some process holds the task's liveness lock. */
 bool berth_task_is_supervised(const char *home, const char *task_id);
 

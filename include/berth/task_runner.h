@@ -11,7 +11,6 @@
 #define BERTH_WORKSPACE_DIR "/mnt/workspace"
 #define BERTH_SOURCE_DIR "/mnt/workspace/source"
 
-
 /* The global limit on tasks running at once across all stacks of a store: BERTH_MAX_PARALLEL_TASKS, else
  * config.json's max_parallel_tasks, else 4. */
 struct berth_config;
@@ -20,6 +19,8 @@ int berth_max_parallel_tasks(const struct berth_config *cfg);
 /* Supervises task_id to its end. Returns 0 when the task reached a terminal state (whatever it is), <0 when the
  * supervisor itself could not work (store unreadable, task already supervised ...). */
 int berth_task_supervise(berth_store *st, const char *task_id, berth_error **err);
+/* The same with the task's liveness lock handed over already held as held_fd (berth_supervisor_start_holding). */
+int berth_task_supervise_held(berth_store *st, const char *task_id, int held_fd, berth_error **err);
 
 /* The CLI's exit status for a finished task record (docs/contract.md: 0, the command's status, 124, 125). */
 int berth_task_exit_status(const char *state, const char *reason, int exit_code);

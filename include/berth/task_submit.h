@@ -36,6 +36,12 @@ typedef struct berth_submit {
  * present under pull policy never), records the task QUEUED and starts its supervisor. *out (optional) gets the
  * new task record. Refusals are BERTH_EINVAL / BERTH_ENOTFOUND / BERTH_EDENIED / BERTH_EDOCKER with one line. */
 int berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err);
+/* Submits n tasks at once, as n berth_task_submit calls would, except that every one that passes its checks is
+ * recorded in ONE transaction (each in its own savepoint): one commit, one fsync, for a burst. Per submission:
+ * rcs[i] 0 and outs[i] (caller frees) or rcs[i] < 0 and errs[i] (caller frees). A commit that fails fails all
+ * that were in it, with nothing of them stored. Retries (retry_of without command) are submitted alone. */
+void berth_task_submit_many(berth_store *st, const berth_submit *const *reqs, size_t n, berth_task **outs, int *rcs,
+                            berth_error **errs);
 
 /* Submits task id's command, plain env and --skip-init again as a new task that records retry_of = id (the task must
  * have ended: BERTH_EBUSY otherwise). base gives everything else (actor, role, supervisor, secret env to give again:
@@ -61,5 +67,10 @@ int berth_supervisor_spawn(const char *const *argv_prefix, const char *home, con
 /* The same; with die_with_parent, *pid_out (optional) gets the child's pid (the caller reaps it). */
 int berth_supervisor_start(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
                            int *pid_out, berth_error **err);
+/* Starts a supervisor that dies with this thread (as die_with_parent) and hands it hold_fd, the task's liveness lock
+ * this process holds (berth_task_hold): the child keeps it open across exec ("--hold-fd N" before TASK_ID), so the
+ * task is never seen unsupervised in between. The caller closes its own copy afterwards. */
+int berth_supervisor_start_holding(const char *const *argv_prefix, const char *home, const char *task_id, int hold_fd,
+                                   int *pid_out, berth_error **err);
 
 #endif

@@ -1,4 +1,5 @@
-/* berth __supervise --home DIR TASK_ID: the background process that owns one task to its end (internal). */
+/* berth __supervise --home DIR [--hold-fd N] TASK_ID: the background process that owns one task to its end (internal).
+ * --hold-fd: the task's liveness lock, handed over held by the server that queued the task. */
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -12,8 +13,18 @@
 int
 cmd_supervise(int argc, char **argv)
 {
+  int held = -1;
+  if (argc == 6 && strcmp(argv[3], "--hold-fd") == 0) {
+    char *end = NULL;
+    long v = strtol(argv[4], &end, 10);
+    if (end == argv[4] || *end != '\0' || v < 3 || v > 65535)
+      return cli_usage_error("__supervise: --hold-fd takes a file descriptor number");
+    held = (int) v;
+    argv[3] = argv[5];
+    argc = 4;
+  }
   if (argc != 4 || strcmp(argv[1], "--home") != 0)
-    return cli_usage_error("__supervise is internal: berth __supervise --home DIR TASK_ID");
+    return cli_usage_error("__supervise is internal: berth __supervise --home DIR [--hold-fd N] TASK_ID");
   /* the task outlives terminals and followers: no terminal signal ends it */
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
@@ -22,7 +33,7 @@ cmd_supervise(int argc, char **argv)
   berth_error *err = NULL;
   if (berth_store_open(argv[2], &st, &err) < 0)
     return cli_fail(err);
-  int rc = berth_task_supervise(st, argv[3], &err);
+  int rc = berth_task_supervise_held(st, argv[3], held, &err);
   berth_store_close(st);
   /* benchmarks read the supervisor's peak memory from here */
   const char *rdir = getenv("BERTH_RUSAGE_DIR");

@@ -911,7 +911,7 @@ srv_run(const srv_options *o, berth_error **err)
   if (rc == 0) {
     /* restart recovery, as in local mode: tasks whose supervisor died with a previous server are failed */
     sweep(st);
-    rc = srv_spawner_start(o->home, &srv.spawner, err);
+    rc = srv_spawner_start(o->home, o->supervisor_argv, &srv.spawner, err);
   }
   srv_background *bg = NULL;
   if (rc == 0)

@@ -320,7 +320,8 @@ int srv_background_start(srv_ctx *srv, srv_background **out, berth_error **err);
 void srv_background_stop(srv_background *bg);
 
 /* ---- the spawner thread (spawner.c) ---- */
-int srv_spawner_start(const char *home, srv_spawner **out, berth_error **err);
+/* supervisor_argv: what starts a supervisor (the pacer's, on a SQLite store); NULL starts none. */
+int srv_spawner_start(const char *home, const char *const *supervisor_argv, srv_spawner **out, berth_error **err);
 /* Runs berth_task_submit in the spawner thread and waits for it. BERTH_EBUSY once the spawner is closed. */
 int srv_spawner_submit(srv_spawner *sp, const berth_submit *req, berth_task **out, berth_error **err);
 /* Refuses new submissions (the thread stays: its children's lives are tied to it). */

@@ -332,14 +332,35 @@ def test_concurrency(keys):
         except Exception as e:  # noqa: BLE001
             errors.append("client %d: %r" % (i, e))
 
+    def supervisors():
+        """the server's supervisor processes alive now"""
+        n = 0
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    n += ppid == SRV.proc.pid and b"__supervise" in f.read()
+            except (OSError, ValueError, IndexError):
+                pass
+        return n
+
     threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
     t0 = time.time()
     for t in threads:
         t.start()
+    most = 0
+    while any(t.is_alive() for t in threads):
+        most = max(most, supervisors())
+        time.sleep(0.05)
     for t in threads:
         t.join()
     check("20 concurrent clients submitted and followed their tasks (%.1f s)" % (time.time() - t0), not errors,
           errors[:3])
+    # a queued task gets its supervisor when its turn nears (2 per stack: the running task's and the next one's),
+    # not at submission: 20 queued tasks over 4 stacks never had 20 supervisors
+    check("supervisors started as turns come: at most %d alive at once for 20 tasks on 4 stacks" % most,
+          0 < most <= 12, most)
     spans = {}
     bad = []
     for r in results:
@@ -359,6 +380,13 @@ def test_concurrency(keys):
             if b[0] < a[1]:
                 overlaps.append((stack, a, b))
     check("serialization holds: no two tasks of one stack overlapped", not overlaps and len(spans) == 4, overlaps[:2])
+    # FIFO: on each stack the tasks ran in the store's queue order (task list is in submission order)
+    rc, out, _ = berth("task", "list", "--json", "--limit", "500")
+    order = [t["id"] for t in json.loads(out)["tasks"]] if rc == 0 else []
+    unfair = [stack for stack, v in spans.items()
+              if [tid for _, _, tid in sorted(v)] != sorted((tid for _, _, tid in v), key=lambda t: -order.index(t)
+                                                             if t in order else 0)]
+    check("each stack ran its tasks in submission order", rc == 0 and not unfair, unfair)
 
 
 def test_followers(keys):

@@ -359,6 +359,12 @@ db_commit(db_conn *c, berth_error **err)
   return rc;
 }
 
+bool
+db_in_transaction(db_conn *c)
+{
+  return c->depth > 0 && c->ops->in_transaction(c);
+}
+
 void
 db_rollback(db_conn *c)
 {

@@ -95,8 +95,7 @@ berth_store_oidc_rotate(berth_store *st, const berth_oidc_key *fresh, int64_t no
     return berth_error_wrap(err, "rotate the OIDC signing key");
   db_stmt *s = NULL;
   /* the key that signed until now stays published until every token it signed has expired */
-  rc = db_prepare(store_db(st), "UPDATE oidc_keys SET retired_at = ?, publish_until = ? WHERE retired_at = 0", &s,
-                  err);
+  rc = db_prepare(store_db(st), "UPDATE oidc_keys SET retired_at = ?, publish_until = ? WHERE retired_at = 0", &s, err);
   if (rc == 0) {
     db_bind_int64(s, 1, now_ms);
     db_bind_int64(s, 2, now_ms + BERTH_OIDC_MAX_TTL_MS);
@@ -105,8 +104,9 @@ berth_store_oidc_rotate(berth_store *st, const berth_oidc_key *fresh, int64_t no
   if (rc == 0)
     rc = insert_key(st, fresh, err);
   /* keys whose publication ended are of no use to anyone */
-  if (rc == 0 && (rc = db_prepare(store_db(st), "DELETE FROM oidc_keys WHERE retired_at > 0 AND publish_until < ?",
-                                  &s, err)) == 0) {
+  if (rc == 0
+      && (rc = db_prepare(store_db(st), "DELETE FROM oidc_keys WHERE retired_at > 0 AND publish_until < ?", &s, err))
+             == 0) {
     db_bind_int64(s, 1, now_ms);
     rc = db_run(s, NULL, err);
   }

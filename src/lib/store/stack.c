@@ -369,13 +369,14 @@ berth_store_stack_update(berth_store *st, const berth_stack *s, berth_error **er
   if (berth_stack_validate(s, err) < 0)
     return BERTH_EINVAL;
   int64_t changed = 0;
-  int rc = write_stack(st,
-                       "UPDATE stacks SET name = ?, image = ?, project_dir = ?, subdir = ?, init = ?, before_init = ?,"
-                       " before_perform = ?, after_perform = ?, after_run = ?, env = ?, secret_env = ?,"
-                       " network = ?, memory_bytes = ?, nano_cpus = ?, pids = ?, timeout_ms = ?,"
-                       " idle_timeout_ms = ?, pull_policy = ?, persist = ?, labels = ?, keep_versions = ?,"
-                       " oidc_audiences = ?, oidc_aws_role = ?, credentials = ?, pool = ?, updated_at = ? WHERE name = ?",
-                       true, s, &changed, err);
+  int rc
+      = write_stack(st,
+                    "UPDATE stacks SET name = ?, image = ?, project_dir = ?, subdir = ?, init = ?, before_init = ?,"
+                    " before_perform = ?, after_perform = ?, after_run = ?, env = ?, secret_env = ?,"
+                    " network = ?, memory_bytes = ?, nano_cpus = ?, pids = ?, timeout_ms = ?,"
+                    " idle_timeout_ms = ?, pull_policy = ?, persist = ?, labels = ?, keep_versions = ?,"
+                    " oidc_audiences = ?, oidc_aws_role = ?, credentials = ?, pool = ?, updated_at = ? WHERE name = ?",
+                    true, s, &changed, err);
   if (rc < 0)
     return berth_error_wrap(err, "update stack `%s`", s->name);
   if (changed == 0)

@@ -296,8 +296,7 @@ static int
 lock_claim(berth_store *st, const char *task_id, berth_error **err)
 {
   db_stmt *stmt = NULL;
-  if (db_prepare(st->db, "SELECT 1 FROM tasks WHERE id = ? AND attempt = ? AND revoked = 0 FOR UPDATE", &stmt, err)
-      < 0)
+  if (db_prepare(st->db, "SELECT 1 FROM tasks WHERE id = ? AND attempt = ? AND revoked = 0 FOR UPDATE", &stmt, err) < 0)
     return BERTH_EINTERNAL;
   db_bind_text(stmt, 1, task_id);
   db_bind_int64(stmt, 2, st->fence_attempt);
@@ -306,8 +305,10 @@ lock_claim(berth_store *st, const char *task_id, berth_error **err)
   if (rc < 0)
     return berth_error_wrap(err, "read the claim of task %s", task_id);
   if (rc != DB_ROW)
-    return berth_error_set(err, BERTH_EBUSY, "task %s is no longer this host's (claim %d was revoked): its state is "
-                           "not saved", task_id, st->fence_attempt);
+    return berth_error_set(err, BERTH_EBUSY,
+                           "task %s is no longer this host's (claim %d was revoked): its state is "
+                           "not saved",
+                           task_id, st->fence_attempt);
   return 0;
 }
 

@@ -66,6 +66,12 @@ berth_store_rollback(berth_store *st)
   db_rollback(st->db);
 }
 
+bool
+berth_store_in_transaction(berth_store *st)
+{
+  return db_in_transaction(st->db);
+}
+
 static int
 mkdir_p(const char *path, mode_t mode, berth_error **err)
 {

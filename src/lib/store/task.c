@@ -153,10 +153,11 @@ insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t
       || store_kv_encode(st, t->secret_env, t->n_secret_env, true, &secret, err) < 0)
     return BERTH_EINTERNAL;
   db_stmt *stmt = NULL;
-  if (db_prepare(st->db,
-                 "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
-                 " created_at, retry_of, state_version) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, 1) RETURNING seq",
-                 &stmt, err)
+  if (db_prepare(
+          st->db,
+          "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
+          " created_at, retry_of, state_version) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, 1) RETURNING seq",
+          &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
   db_bind_text(stmt, 1, id);
@@ -640,7 +641,7 @@ const char *
 store_fence_sql(berth_store *st, const char *id)
 {
   return st->fence_task != NULL && id != NULL && strcmp(st->fence_task, id) == 0 ? " AND attempt = ? AND revoked = 0"
-                                                                                  : "";
+                                                                                 : "";
 }
 
 int
@@ -708,10 +709,9 @@ berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_
   snprintf(seq, sizeof seq, "%lld", (long long) t->seq);
   int64_t ahead = 0, hosts[2] = { 0, 0 }, busy = 0;
   const char *p1[] = { t->stack, seq, NULL };
-  int rc = query_ints(st,
-                      "SELECT COUNT(*) FROM tasks WHERE stack = ? AND seq < CAST(? AS BIGINT) AND state NOT IN "
-                      STORE_TERMINAL_SQL,
-                      p1, &ahead, 1, err);
+  int rc = query_ints(
+      st, "SELECT COUNT(*) FROM tasks WHERE stack = ? AND seq < CAST(? AS BIGINT) AND state NOT IN " STORE_TERMINAL_SQL,
+      p1, &ahead, 1, err);
   if (rc == 0 && ahead > 0)
     return asprintf(out, "%lld task%s ahead on stack %s", (long long) ahead, ahead == 1 ? "" : "s", t->stack) < 0
                ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")

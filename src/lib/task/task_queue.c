@@ -73,6 +73,22 @@ berth_task_hold(const char *home, const char *task_id, int *fd_out, berth_error 
   return berth_error_set(err, BERTH_EBUSY, "task %s is already supervised by another process", task_id);
 }
 
+int
+berth_task_adopt_hold(const char *home, const char *task_id, int fd, berth_error **err)
+{
+  char *p = lock_path(home, "task", task_id);
+  if (p == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "cannot create the lock directory in %s", home);
+  struct stat a, b;
+  bool same = fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+  free(p);
+  /* the same open file description as the lock's holder: taking it again succeeds at once, and only then */
+  if (!same || flock(fd, LOCK_EX | LOCK_NB) < 0)
+    return berth_error_set(err, BERTH_EINVAL, "--hold-fd %d is not the held liveness lock of task %s", fd, task_id);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return 0;
+}
+
 bool
 berth_task_is_supervised(const char *home, const char *task_id)
 {

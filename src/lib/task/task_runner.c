@@ -63,9 +63,9 @@ typedef struct runner {
   int64_t last_state_check_ms;
   int64_t last_flush_ms;
   int64_t exec_started_s; /* of the last exec: where the daemon's event log is read from */
-  bool stopped;             /* someone moved the task to STOPPED */
-  bool claimed;             /* a fleet host claimed it: its writes carry the claim (berth/fleet.h) */
-  bool revoked;             /* ... and the claim was revoked (the host was declared lost): stop, write nothing */
+  bool stopped;           /* someone moved the task to STOPPED */
+  bool claimed;           /* a fleet host claimed it: its writes carry the claim (berth/fleet.h) */
+  bool revoked;           /* ... and the claim was revoked (the host was declared lost): stop, write nothing */
   int64_t last_claim_check_ms;
   bool log_failed;          /* a write to the task log failed (a full disk): the command is stopped */
   const char *timeout_kind; /* set when a timeout fired */
@@ -794,8 +794,10 @@ kill_reason(runner *r)
   if (r->container != NULL)
     rc = berth_docker_container_events(r->d, r->container, r->exec_started_s - 1, (int64_t) time(NULL) + 1, &ev, &e);
   if (rc < 0)
-    rc = asprintf(&why, "was killed (SIGKILL); it may have reached the memory limit of %lld MiB (the daemon's event "
-                        "log could not be read: %s)", mib, e ? e->msg : "no container");
+    rc = asprintf(&why,
+                  "was killed (SIGKILL); it may have reached the memory limit of %lld MiB (the daemon's event "
+                  "log could not be read: %s)",
+                  mib, e ? e->msg : "no container");
   else if (ev.oom > 0)
     rc = asprintf(&why, "ran out of memory (limit %lld MiB) and was killed", mib);
   else if (ev.kill > 0 && !berth_docker_alive(r->d))
@@ -932,8 +934,10 @@ install_identity(runner *r, berth_error **err)
     rc = run_exec_env(r, argv, env, &status, err);
   }
   if (rc == 0 && status != 0)
-    rc = berth_error_set(err, BERTH_EINTERNAL, "the task's identity could not be installed in the container "
-                         "(status %d)", status);
+    rc = berth_error_set(err, BERTH_EINTERNAL,
+                         "the task's identity could not be installed in the container "
+                         "(status %d)",
+                         status);
   for (size_t i = 0; i < k; i++) {
     explicit_bzero((char *) env[i], strlen(env[i]));
     free((char *) env[i]);
@@ -1070,9 +1074,16 @@ kill_on_timeout(runner *r, const outcome *o)
 int
 berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
 {
+  return berth_task_supervise_held(st, task_id, -1, err);
+}
+
+int
+berth_task_supervise_held(berth_store *st, const char *task_id, int held_fd, berth_error **err)
+{
   runner r = { .st = st, .phase = BERTH_PHASE_QUEUED };
-  int hold_fd = -1, stack_fd = -1, slot_fd = -1;
-  int rc = berth_task_hold(berth_store_home(st), task_id, &hold_fd, err);
+  int hold_fd = held_fd, stack_fd = -1, slot_fd = -1;
+  int rc = held_fd >= 0 ? berth_task_adopt_hold(berth_store_home(st), task_id, held_fd, err)
+                        : berth_task_hold(berth_store_home(st), task_id, &hold_fd, err);
   if (rc < 0)
     return rc;
   rc = berth_store_task_set_supervisor(st, task_id, (int) getpid(), err);

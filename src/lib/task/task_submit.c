@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,12 @@
 #include "berth/task_submit.h"
 #include "berth/workspace.h"
 
+/* A daemon that answered its ping (and version) this recently is taken as reachable by the next submission of this
+ * process: under load dockerd takes 50-150 ms to answer the two requests, which a burst of submissions would
+ * otherwise each pay. A daemon lost in between fails the task in its supervisor, with the reason. */
+#define DOCKER_OK_MS 2000
+static _Atomic int64_t docker_ok_until;
+
 int
 berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
                        berth_error **err)
@@ -29,22 +36,30 @@ berth_supervisor_spawn(const char *const *argv_prefix, const char *home, const c
   return berth_supervisor_start(argv_prefix, home, task_id, die_with_parent, NULL, err);
 }
 
-int
-berth_supervisor_start(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
-                       int *pid_out, berth_error **err)
+/* argv_prefix + "--home HOME [--hold-fd N] TASK_ID"; hold_fd (>= 0) is the task's liveness lock, already held, which
+ * the child keeps across exec (the lock never lapses between this process and the supervisor). */
+static int
+start(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent, int hold_fd,
+      int *pid_out, berth_error **err)
 {
   size_t n = 0;
   while (argv_prefix[n] != NULL)
     n++;
-  if (berth_task_mark_local(home, task_id, err) < 0)
+  if (hold_fd < 0 && berth_task_mark_local(home, task_id, err) < 0)
     return berth_error_wrap(err, "start the supervisor of task %s", task_id);
-  const char **argv = calloc(n + 4, sizeof *argv);
+  char fdnum[16];
+  snprintf(fdnum, sizeof fdnum, "%d", hold_fd);
+  const char **argv = calloc(n + 6, sizeof *argv);
   if (argv == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "start the supervisor of task %s: out of memory", task_id);
   memcpy(argv, argv_prefix, n * sizeof *argv);
-  argv[n] = "--home";
-  argv[n + 1] = home;
-  argv[n + 2] = task_id;
+  argv[n++] = "--home";
+  argv[n++] = home;
+  if (hold_fd >= 0) {
+    argv[n++] = "--hold-fd";
+    argv[n++] = fdnum;
+  }
+  argv[n] = task_id;
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
@@ -70,6 +85,8 @@ berth_supervisor_start(const char *const *argv_prefix, const char *home, const c
       if (fd > 2)
         close(fd);
     }
+    if (hold_fd >= 0 && fcntl(hold_fd, F_SETFD, 0) < 0)
+      _exit(127);
     execv(argv[0], (char *const *) argv);
     _exit(127);
   }
@@ -82,6 +99,23 @@ berth_supervisor_start(const char *const *argv_prefix, const char *home, const c
       ;
   }
   return 0;
+}
+
+int
+berth_supervisor_start(const char *const *argv_prefix, const char *home, const char *task_id, bool die_with_parent,
+                       int *pid_out, berth_error **err)
+{
+  return start(argv_prefix, home, task_id, die_with_parent, -1, pid_out, err);
+}
+
+int
+berth_supervisor_start_holding(const char *const *argv_prefix, const char *home, const char *task_id, int hold_fd,
+                               int *pid_out, berth_error **err)
+{
+  if (hold_fd < 0)
+    return berth_error_set(err, BERTH_EINVAL, "start the supervisor of task %s: no liveness lock to hand over",
+                           task_id);
+  return start(argv_prefix, home, task_id, true, hold_fd, pid_out, err);
 }
 
 void
@@ -193,11 +227,10 @@ submit_retry(berth_store *st, const berth_submit *base, berth_task **out, berth_
   return rc;
 }
 
-int
-berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err)
+/* Every check of a submission, before anything is recorded; *s_out gets the stack it is for. */
+static int
+submit_check(berth_store *st, const berth_submit *req, berth_stack **s_out, berth_error **err)
 {
-  if (req->retry_of != NULL && req->command == NULL)
-    return submit_retry(st, req, out, err);
   int rc = berth_stack_validate_name(req->stack, err);
   if (rc < 0)
     return rc;
@@ -244,10 +277,14 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   /* fail at submit, with nothing recorded, when Docker cannot run it anyway (on a shared store the host that claims
    * it runs it, on its own Docker: this one may have none) */
   berth_docker *d = NULL;
-  rc = shared ? 0 : berth_docker_new(NULL, &d, err);
-  if (rc == 0 && !shared)
+  bool never = s->pull_policy && strcmp(s->pull_policy, "never") == 0;
+  bool check = !shared && (never || berth_now_ms() >= atomic_load(&docker_ok_until));
+  rc = check ? berth_docker_new(NULL, &d, err) : 0;
+  if (rc == 0 && check)
     rc = berth_docker_ping(d, err);
-  if (rc == 0 && !shared && s->pull_policy && strcmp(s->pull_policy, "never") == 0) {
+  if (rc == 0 && check)
+    atomic_store(&docker_ok_until, berth_now_ms() + DOCKER_OK_MS);
+  if (rc == 0 && !shared && never) {
     rc = berth_docker_image_inspect(d, s->image, NULL, err);
     if (rc < 0)
       berth_error_wrap(err, "stack %s (pull policy never)", s->name);
@@ -257,6 +294,15 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
     berth_stack_free(s);
     return rc;
   }
+  *s_out = s;
+  return 0;
+}
+
+/* Records a checked submission: the task and its audit record (and the caller's in_tx), in the open transaction.
+ * *id_out gets the new task's id. */
+static int
+submit_record(berth_store *st, const berth_submit *req, const berth_stack *s, char **id_out, berth_error **err)
+{
   berth_task t = { .exit_code = -1, .skip_init = req->skip_init };
   t.stack = s->name;
   t.command = (char *) req->command;
@@ -267,37 +313,123 @@ berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, be
   t.secret_env = (berth_kv *) req->secret_env;
   t.n_secret_env = req->n_secret_env;
   t.retry_of = (char *) req->retry_of;
-  rc = berth_store_begin(st, err);
+  int rc = berth_store_task_create(st, &t, err);
+  cJSON *args = rc == 0 ? submit_args(st, req) : NULL;
+  if (rc == 0)
+    rc = berth_audit_append(st, req->actor, "task.submit", t.id, args, "ok", err);
+  if (rc == 0 && req->in_tx != NULL)
+    rc = req->in_tx(req->in_tx_ud, st, &t, err);
+  cJSON_Delete(args);
+  free(t.state);
+  if (rc < 0)
+    free(t.id);
+  else
+    *id_out = t.id;
+  return rc;
+}
+
+/* Once recorded and committed: the hosts told (a fleet) or the supervisor started; *out (optional) the record. */
+static int
+submit_after(berth_store *st, const berth_submit *req, const char *id, berth_task **out, berth_error **err)
+{
+  int rc = 0;
+  if (berth_store_is_shared(st)) /* a fleet: the task waits in the queue, and the hosts are told */
+    berth_fleet_notify(st);
+  else if (req->supervisor_argv != NULL) { /* none: the caller starts one (a server paces them) */
+    rc = berth_supervisor_spawn(req->supervisor_argv, berth_store_home(st), id, req->die_with_parent, err);
+    if (rc < 0) {
+      berth_error *e2 = NULL;
+      berth_action_task_transition(st, id, "FAILED", "berth", "could not start its supervisor", "executor interrupted",
+                                   -1, &e2);
+      berth_error_free(e2);
+    }
+  }
+  if (rc == 0 && out != NULL)
+    rc = berth_store_task_get(st, id, out, err);
+  return rc;
+}
+
+int
+berth_task_submit(berth_store *st, const berth_submit *req, berth_task **out, berth_error **err)
+{
+  if (req->retry_of != NULL && req->command == NULL)
+    return submit_retry(st, req, out, err);
+  berth_stack *s = NULL;
+  char *id = NULL;
+  int rc = submit_check(st, req, &s, err);
+  if (rc == 0)
+    rc = berth_store_begin(st, err);
   if (rc == 0) {
-    rc = berth_store_task_create(st, &t, err);
-    cJSON *args = rc == 0 ? submit_args(st, req) : NULL;
-    if (rc == 0)
-      rc = berth_audit_append(st, req->actor, "task.submit", t.id, args, "ok", err);
-    if (rc == 0 && req->in_tx != NULL)
-      rc = req->in_tx(req->in_tx_ud, st, &t, err);
-    cJSON_Delete(args);
+    rc = submit_record(st, req, s, &id, err);
     if (rc < 0)
       berth_store_rollback(st);
     else
       rc = berth_store_commit(st, err);
   }
-  if (rc == 0 && shared) /* a fleet: the task waits in the queue, and the hosts are told */
-    berth_fleet_notify(st);
-  else if (rc == 0 && req->supervisor_argv != NULL) { /* none: the task waits in the queue for a host to claim it */
-    rc = berth_supervisor_spawn(req->supervisor_argv, berth_store_home(st), t.id, req->die_with_parent, err);
-    if (rc < 0) {
-      berth_error *e2 = NULL;
-      berth_action_task_transition(st, t.id, "FAILED", "berth", "could not start its supervisor",
-                                   "executor interrupted", -1, &e2);
-      berth_error_free(e2);
-    }
-  }
-  if (rc == 0 && out != NULL)
-    rc = berth_store_task_get(st, t.id, out, err);
-  free(t.id);
-  free(t.state);
+  if (rc == 0)
+    rc = submit_after(st, req, id, out, err);
+  free(id);
   berth_stack_free(s);
   return rc;
+}
+
+void
+berth_task_submit_many(berth_store *st, const berth_submit *const *reqs, size_t n, berth_task **outs, int *rcs,
+                       berth_error **errs)
+{
+  berth_stack **s = calloc(n, sizeof *s);
+  char **ids = calloc(n, sizeof *ids);
+  size_t batched = 0;
+  for (size_t i = 0; i < n; i++) {
+    outs[i] = NULL;
+    errs[i] = NULL;
+    if (s == NULL || ids == NULL || (reqs[i]->retry_of != NULL && reqs[i]->command == NULL)) {
+      rcs[i] = berth_task_submit(st, reqs[i], &outs[i], &errs[i]); /* alone */
+      rcs[i] = rcs[i] < 0 ? rcs[i] : 1;
+      continue;
+    }
+    rcs[i] = submit_check(st, reqs[i], &s[i], &errs[i]);
+    batched += rcs[i] == 0;
+  }
+  /* one transaction, one commit (one fsync) for all that passed their checks; each in its own savepoint, so one
+   * that fails to record leaves the others */
+  berth_error *be = NULL;
+  int brc = batched > 0 ? berth_store_begin(st, &be) : 0;
+  for (size_t i = 0; i < n && batched > 0; i++) {
+    if (rcs[i] != 0)
+      continue;
+    if (brc == 0 && (rcs[i] = berth_store_begin(st, &errs[i])) == 0) {
+      rcs[i] = submit_record(st, reqs[i], s[i], &ids[i], &errs[i]);
+      if (rcs[i] < 0)
+        berth_store_rollback(st);
+      else
+        rcs[i] = berth_store_commit(st, &errs[i]);
+      if (!berth_store_in_transaction(st)) /* the engine ended the whole transaction (a full disk) */
+        brc = berth_error_set(&be, BERTH_EINTERNAL, "the store rolled back the transaction of this submission");
+    } else if (brc < 0)
+      rcs[i] = berth_error_set(&errs[i], be->code, "%s", be->msg);
+  }
+  if (brc == 0 && batched > 0)
+    brc = berth_store_commit(st, &be);
+  else if (batched > 0)
+    berth_store_rollback(st);
+  for (size_t i = 0; i < n; i++) {
+    if (rcs[i] == 1) { /* submitted alone, done */
+      rcs[i] = 0;
+      continue;
+    }
+    if (rcs[i] == 0 && brc < 0) /* recorded in a transaction that did not commit: nothing of it is stored */
+      rcs[i] = berth_error_set(&errs[i], be->code, "%s", be->msg);
+    if (rcs[i] == 0)
+      rcs[i] = submit_after(st, reqs[i], ids[i], &outs[i], &errs[i]);
+    if (ids)
+      free(ids[i]);
+    if (s)
+      berth_stack_free(s[i]);
+  }
+  berth_error_free(be);
+  free(ids);
+  free(s);
 }
 
 int
