@@ -146,12 +146,13 @@ What a read costs: authentication (the key's row read by id, then a keyed BLAKE2
 against the per-process cache of verified keys; the argon2id verification, about 30 ms, is paid once per key and
 process), one SQLite read of the task with its history on the connection thread's own store handle, and the JSON.
 
-A submission runs every check of `berth task run` (stack, lock, workspace scan, Docker ping, allowlist, policies),
-records the task durably (SQLite WAL, synchronous=FULL: one fsync), writes the audit record (a second fsync) and
-forks the task's supervisor; submissions go through four spawner threads (the supervisors' lifetime is tied to
-them), so under 8 clients they queue behind each other, and they share the 2 cores with the containers and the
-waiting supervisors of the tasks already submitted (every queued task has a supervisor process that polls the store
-for its turn, and their writes contend with the submissions' `BEGIN IMMEDIATE` transactions). Alone, a submission
+A submission runs every check of `berth task run` (stack, lock, workspace scan, Docker ping at most every 2 s per
+process, allowlist, policies) and records the task with its audit record. On SQLite the server records submissions
+that arrive together in one transaction (one fsync for the batch; one batch at a time, the next gathering while it
+commits) and starts a queued task's supervisor only when its turn nears (two per stack); on PostgreSQL it only
+queues, and the fleet's host loop claims. What is left under 8 clients is the commits' fsyncs and the lock waits
+behind the running tasks' supervisors, which write their transitions to the same store, and the 2 cores shared
+with the containers and dockerd unpacking each workspace. Alone, a submission
 costs the first row's time. The {p['n']} tasks then ran to their end in
 {drain:.1f} s ({failed} not FINISHED): that part is Docker-bound (a container per task, at most
 `max_parallel_tasks` at once).

@@ -147,15 +147,18 @@ What bounds each number:
   cores with the 8 clients: that is the p99 left above 5 ms.
 - **Submissions under 8 clients**: every check of `berth task run`, the task and its audit record in one write
   transaction (SQLite: `BEGIN IMMEDIATE`, one fsync at commit; PostgreSQL: the store's advisory write lock and a WAL
-  flush at commit), then the supervisor's fork, through four spawner threads. On PostgreSQL the server is a host
-  that claims queued tasks as slots free up, so a queued task costs nothing until it runs: p99 under 100 ms. On
-  SQLite every queued task has its own supervisor process from submission on: it is exec'd, links its libraries,
-  opens the store and records its pid (a durable write under the same write lock) before it waits, without CPU, on
-  the lock of the task ahead. A whole-machine profile of the 8-client phase (perf, 8 s, 2 cores) shows the processes
-  started from `/proc/self/exe` (the supervisors, and dockerd's helpers that unpack each uploaded workspace) at 47%
-  of it: the kernel's side of starting them 22%, dockerd's code 14%, the dynamic linker 9%, SQLite 2%. Docker's
-  other work (runc, dockerd, containerd and shims) took another third, the server itself 7%. The way to the target there is the host's claim loop on SQLite too (a supervisor only for a task
-  that runs); not done yet. The single-client row is the cost of one submission alone.
+  flush at commit). On PostgreSQL the server is a host that claims queued tasks as slots free up, so a queued task
+  costs nothing until it runs. On SQLite the server used to fork a supervisor per submission (exec'd, linking its
+  libraries, writing its pid under the write lock): a whole-machine profile of this phase showed processes started
+  from `/proc/self/exe` at 47% of the 2 cores, and each submission then waited for the write lock in SQLite's
+  busy-timeout sleeps (1, 2, 5 ... 100 ms) and paid a Docker ping and version (50-150 ms with dockerd busy). Now
+  (measured step by step with `bench/server.sh`, p50 / p99: 235 / 588 ms before): supervisors paced by the
+  server, two per stack in queue order (98 / 413 ms); the Docker check at most every 2 s per process (15 / 174);
+  lock waits in 0.2-1 ms steps (17 / 130); the submissions that arrive together recorded in one transaction, one
+  batch at a time (8 / 46-48 ms in two of three runs; the third had one stall of 360 ms, which a whole batch of 8
+  requests shares, so it sets the p99). What is left is the commit's fsync on a disk that dockerd is writing each
+  container's layer to, and the write lock shared with the running tasks' supervisors. The single-client row is
+  the cost of one submission alone.
 - **Audit appends**: one write transaction each (the chain's head read, the record and the new head written): SQLite
   pays a WAL fsync, PostgreSQL a WAL flush plus about four round trips (begin with the lock, read, insert, commit).
   The single-client task read is likewise round trips on PostgreSQL (the task, its transitions) against reads from

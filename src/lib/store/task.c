@@ -381,12 +381,21 @@ find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, 
     return berth_error_set(err, BERTH_ENOTFOUND, "task `%.40s` does not exist", id ? id : "");
   prefix[len] = '\0';
   db_stmt *stmt = NULL;
-  /* ids are 26 characters: a shorter prefix can never be an exact match, so any second row makes it ambiguous */
-  if (db_prepare(st->db, "SELECT " TASK_COLS " FROM tasks WHERE substr(id, 1, ?) = ? ORDER BY seq LIMIT 2", &stmt, err)
+  /* ids are 26 characters: a shorter prefix can never be an exact match, so any second row makes it ambiguous. A
+   * whole id is looked up by the unique index (a prefix scans the table: a person typing, not a program) */
+  bool whole = len == TASK_ID_LEN;
+  if (db_prepare(st->db,
+                 whole ? "SELECT " TASK_COLS " FROM tasks WHERE id = ?"
+                       : "SELECT " TASK_COLS " FROM tasks WHERE substr(id, 1, ?) = ? ORDER BY seq LIMIT 2",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
-  db_bind_int64(stmt, 1, (int64_t) len);
-  db_bind_text(stmt, 2, prefix);
+  if (whole)
+    db_bind_text(stmt, 1, prefix);
+  else {
+    db_bind_int64(stmt, 1, (int64_t) len);
+    db_bind_text(stmt, 2, prefix);
+  }
   berth_task *t = NULL;
   int rc, src = db_step(stmt, err);
   if (src == DB_DONE)
