@@ -359,6 +359,14 @@ db_commit(db_conn *c, berth_error **err)
   return rc;
 }
 
+int64_t
+db_mono_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 bool
 db_in_transaction(db_conn *c)
 {

@@ -73,6 +73,8 @@ int db_run(db_stmt *s, int64_t *changes, berth_error **err);
 int db_begin(db_conn *c, berth_error **err);
 int db_begin_read(db_conn *c, berth_error **err);
 int db_commit(db_conn *c, berth_error **err);
+/* CLOCK_MONOTONIC in microseconds (waits and timeouts of the engines). */
+int64_t db_mono_us(void);
 /* An open transaction that the engine still holds open. */
 bool db_in_transaction(db_conn *c);
 void db_rollback(db_conn *c);

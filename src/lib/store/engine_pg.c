@@ -525,9 +525,7 @@ pg_listen(db_conn *c, const char *channel, berth_error **err)
 static int64_t
 mono_ms(void)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return db_mono_us() / 1000;
 }
 
 /* 1 when a queued notification matches payload (the others are dropped), else 0. */

@@ -330,14 +330,6 @@ static const struct db_ops sqlite_ops = {
   .mark_version = sq_mark_version,
 };
 
-static int64_t
-mono_us(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Waits for a lock another connection holds, BUSY_TIMEOUT_MS at most. SQLite's own busy timeout sleeps 1, 2, 5, 10,
  * 15, 20, 25 ... 100 ms between tries: a writer that lost the lock for a moment slept long after it was free, and
  * under many writers those sleeps were most of a submission's tail. Short sleeps (0.2 ms, then 1 ms after the
@@ -346,7 +338,7 @@ static int
 busy_wait(void *arg, int count)
 {
   sqlite_conn *sc = arg;
-  int64_t now = mono_us();
+  int64_t now = db_mono_us();
   if (count == 0)
     sc->busy_since_us = now;
   int64_t waited = now - sc->busy_since_us;
