@@ -70,10 +70,12 @@ int berth_fleet_reap(berth_store *st, int *n_failed, berth_error **err);
 int berth_fleet_claim(berth_store *st, const char *name, const berth_strv *pools, berth_task **out, berth_error **err);
 /* Wakes the hosts (new work, a freed stack). No-op on SQLite. */
 void berth_fleet_notify(berth_store *st);
-/* Waits up to timeout_ms for a wake-up on the store's queue channel (a connection of its own: listen first). */
+/* Makes st's connection a host loop's: it listens on the queue channel, and it plans claims to walk the queue in
+ * order. */
 int berth_fleet_listen(berth_store *st, berth_error **err);
+/* Waits up to timeout_ms for a wake-up on the store's queue channel (a connection of its own: listen first). */
 int berth_fleet_wait(berth_store *st, int timeout_ms);
-/* berth_fleet_wait that also ends (2) when one of fds is readable (the pidfds of a host's supervisors). */
+/* berth_fleet_wait that also ends (2) when one of fds is readable (a host's eventfd, woken as its tasks end). */
 int berth_fleet_wait_fds(berth_store *st, int timeout_ms, const int *fds, size_t n_fds);
 
 /* Fences the store handle's writes to task_id with the claim's attempt: transitions, the container, log chunks and

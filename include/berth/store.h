@@ -49,6 +49,9 @@ bool berth_store_is_shared(berth_store *st);
  * rollback undoes only its own part; the outermost commit makes everything durable together (a change and its
  * audit record). rollback with nothing open is a no-op, so "commit failed, roll back" is safe. */
 int berth_store_begin(berth_store *st, berth_error **err);
+/* A nested begin with no savepoint (cheaper): if it is rolled back, the enclosing transaction can only roll back too
+ * (its commit fails and undoes it). For steps whose failure fails their caller (a transition and its audit record). */
+int berth_store_begin_part(berth_store *st, berth_error **err);
 int berth_store_commit(berth_store *st, berth_error **err);
 void berth_store_rollback(berth_store *st);
 /* Whether a transaction of st is open (false too once the engine rolled one back on its own: a full disk). */
@@ -224,7 +227,8 @@ typedef struct berth_task_filter {
 } berth_task_filter;
 /* Newest first (seq descending). f may be NULL. history and secret_env are not filled (only _get fills them). */
 int berth_store_task_list(berth_store *st, const berth_task_filter *f, berth_task ***out, size_t *n, berth_error **err);
-/* Every task that is not terminal, oldest first (seq ascending; FIFO order); stack NULL = all stacks. */
+/* Every task that is not terminal, oldest first (seq ascending; FIFO order); stack NULL = all stacks. A QUEUED task's
+ * reason (why it waits, on a shared store) is not filled. */
 int berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***out, size_t *n, berth_error **err);
 
 /* Durable transition: updates state (+reason when non-NULL, exit_code when >= 0; pass NULL / -1 to keep) and

@@ -37,13 +37,18 @@ const char *berth_phase_name(int phase);
 char *berth_task_log_path(const char *home, const char *task_id);
 
 typedef struct berth_task_log berth_task_log;
-/* Opens task_id's log for appending (creating it), in the store st is on; st is not kept. */
+/* Opens task_id's log for appending (creating it), in the store st is on. st must outlive the log (on PostgreSQL the
+ * log's own connection is given back to it at close, for the next log). */
 int berth_task_log_create(berth_store *st, const char *task_id, berth_task_log **out, berth_error **err);
 /* Appends a record. Records are buffered (up to BERTH_LOG_BUFFER bytes) to keep system calls few on big outputs;
  * berth_task_log_flush makes them visible to readers (the runner flushes at least every 100 ms while output
  * streams, and after every note). */
 int berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, size_t len, berth_error **err);
 int berth_task_log_flush(berth_task_log *l, berth_error **err);
+/* The same without waiting for the write (on PostgreSQL a writer thread inserts the chunk while the caller goes on;
+ * it waits only for the write before). Errors of a write show in the next push or flush. berth_task_log_flush after
+ * it makes everything visible. On SQLite it is berth_task_log_flush. */
+int berth_task_log_push(berth_task_log *l, berth_error **err);
 #define BERTH_LOG_BUFFER (256u * 1024u)
 void berth_task_log_close(berth_task_log *l);
 /* The errno of the first write to the log that failed (ENOSPC on a full disk; EIO when the PostgreSQL store

@@ -4,6 +4,9 @@
 #ifndef BERTH_TASK_RUNNER_H
 #define BERTH_TASK_RUNNER_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 #include "berth/error.h"
 #include "berth/store.h"
 
@@ -21,6 +24,15 @@ int berth_max_parallel_tasks(const struct berth_config *cfg);
 int berth_task_supervise(berth_store *st, const char *task_id, berth_error **err);
 /* The same with the task's liveness lock handed over already held as held_fd (berth_supervisor_start_holding). */
 int berth_task_supervise_held(berth_store *st, const char *task_id, int held_fd, berth_error **err);
+
+/* A fleet host runs each claimed task in a thread of its own, on a store connection it keeps between tasks
+ * (berth/host_loop.h). The host and the runner share this: */
+typedef struct berth_task_ctl {
+  atomic_bool abandon; /* set by the host: end the container and write nothing more (a shutdown past its grace, a
+                        * lost lease); the host records the task's end */
+  atomic_int phase;    /* set by the runner: BERTH_PHASE_* (berth/task_log.h), read by the host's shutdown */
+} berth_task_ctl;
+int berth_task_supervise_ctl(berth_store *st, const char *task_id, berth_task_ctl *ctl, berth_error **err);
 
 /* The CLI's exit status for a finished task record (docs/contract.md: 0, the command's status, 124, 125). */
 int berth_task_exit_status(const char *state, const char *reason, int exit_code);

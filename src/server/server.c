@@ -786,20 +786,21 @@ sleep_ms(long ms)
 
 /* SIGTERM: no new connections or tasks; PERFORMING tasks get the grace period; the rest are interrupted. */
 static void
-shutdown_tasks(srv_ctx *srv, berth_store *st, int64_t grace_ms)
+shutdown_tasks(srv_ctx *srv, berth_store *st, berth_host_runner *host, int64_t grace_ms)
 {
   int64_t deadline = berth_now_ms() + grace_ms;
-  int alive = kill_supervisors(st, false);
+  int alive = kill_supervisors(st, false) + berth_host_interrupt(host, false);
   if (alive > 0)
     fprintf(stderr, "berth: waiting up to %lld s for %d performing task(s) to finish\n", (long long) (grace_ms / 1000),
             alive);
   while (alive > 0 && berth_now_ms() < deadline && n_signals < 2) {
     sleep_ms(100);
     reap();
-    alive = kill_supervisors(st, false);
+    alive = kill_supervisors(st, false) + berth_host_interrupt(host, false);
   }
   kill_supervisors(st, true);
-  srv_spawner_free(srv->spawner); /* its end takes any supervisor left with it (PR_SET_PDEATHSIG) */
+  berth_host_interrupt(host, true); /* their end is recorded as the host leaves (berth_host_stop) */
+  srv_spawner_free(srv->spawner);   /* its end takes any supervisor left with it (PR_SET_PDEATHSIG) */
   srv->spawner = NULL;
   for (int i = 0; i < 50; i++) {
     reap();
@@ -862,7 +863,6 @@ start_host(srv_ctx *srv, const srv_options *o, berth_host_runner **out, berth_er
                          .slots = slots > 0 ? slots : BERTH_DEFAULT_MAX_PARALLEL,
                          .lease_ms = o->lease_ms,
                          .execute = !o->no_execute,
-                         .supervisor_argv = o->supervisor_argv,
                          .say = say_line };
   int rc = berth_host_start(&ho, out, err);
   if (rc == 0)
@@ -976,7 +976,7 @@ srv_run(const srv_options *o, berth_error **err)
     srv_background_stop(bg); /* no new fires; deliveries not sent stay in the store for the next server */
     bg = NULL;
     srv_spawner_close(srv.spawner);
-    shutdown_tasks(&srv, st, o->grace_ms);
+    shutdown_tasks(&srv, st, host, o->grace_ms);
   }
   berth_host_stop(host);
   for (size_t i = 0; i < nl; i++) {

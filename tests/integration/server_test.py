@@ -359,8 +359,11 @@ def test_concurrency(keys):
           errors[:3])
     # a queued task gets its supervisor when its turn nears (2 per stack: the running task's and the next one's),
     # not at submission: 20 queued tasks over 4 stacks never had 20 supervisors
-    check("supervisors started as turns come: at most %d alive at once for 20 tasks on 4 stacks" % most,
-          0 < most <= 12, most)
+    if os.environ.get("BERTH_STORE"):  # a fleet host runs each task in a thread of its own
+        check("a fleet host starts no supervisor process: its tasks run in its threads (%d seen)" % most, most == 0)
+    else:
+        check("supervisors started as turns come: at most %d alive at once for 20 tasks on 4 stacks" % most,
+              0 < most <= 12, most)
     spans = {}
     bad = []
     for r in results:

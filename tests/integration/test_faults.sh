@@ -7,9 +7,12 @@
 . "$(dirname "$0")/lib.sh"
 S=$(stack_name faults)
 
-# ---- a dead supervisor (on the ordinary store) ----
+# ---- a dead supervisor (SQLite: a task's supervisor is a process of its own) ----
 "$BERTH" stack create "$S" --image berth/busybox:latest >/dev/null
 check "stack created" test $? -eq 0
+if [ -n "${BERTH_STORE:-}" ]; then
+  echo "skip - a killed supervisor (on PostgreSQL a fleet host runs each task in a thread of its own: a killed host is test_fleet's)"
+else
 id=$("$BERTH" task run "$S" --detach -- 'echo started; sleep 60' 2>/dev/null)
 for _ in $(seq 1 100); do
   [ "$(task_field "$id" state)" = PERFORMING ] && break
@@ -54,6 +57,7 @@ check "  ...and the task is FAILED: executor interrupted" \
   test "$(task_field "$hid" state) $(task_field "$hid" reason)" = "FAILED executor interrupted"
 kill "$SRV" 2>/dev/null
 wait "$SRV" 2>/dev/null
+fi
 
 # ---- why a command was killed, with certainty ----
 K=$(stack_name kills)

@@ -37,9 +37,10 @@ sleep 0.8
 check "a queued task names its blocker" test "$(task_field "$b" blocked_by)" = "$a"
 "$BERTH" task logs "$b" --follow >/dev/null 2>&1
 
-# 2 s on SQLite; 3 s on PostgreSQL, where the next supervisor also connects and queues for the store's write lock
+if [ -n "${BERTH_STORE:-}" ]; then
+  echo "skip - 20 supervisor kills (on PostgreSQL a fleet host runs each task in a thread of its own: a killed host is test_fleet's)"
+else
 START_LIMIT_MS=2000
-[ -n "${BERTH_STORE:-}" ] && START_LIMIT_MS=3000
 # the supervisor holding the stack SIGKILLed at random moments: the next task starts within 2 s, nothing is left
 slow=0
 for trial in $(seq 1 20); do
@@ -73,6 +74,7 @@ print(int(datetime.datetime.strptime(p[0],"%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinf
   fi
 done
 check "20 supervisor kills: each time the next task started within $((START_LIMIT_MS / 1000)) s, the killed task FAILED 'executor interrupted', no container left" test "$slow" -eq 0
+fi
 
 # cancel and stop in every state
 S3=$(stack_name cancel)
@@ -121,6 +123,8 @@ check "  ...naming the owner and the note" grep -q 'locked by alice: state surge
 "$BERTH" stack unlock "$S2" --force >/dev/null
 rc=$(run "$T_TMP/o" "$T_TMP/e" "$S2" -- true)
 check "after a forced unlock tasks run again" test "$rc" -eq 0
+rc=$(run "$T_TMP/o" "$T_TMP/e" "$S2" -- 'exit 3')
+check "a failing command: its status (rc=$rc)" test "$rc" -eq 3
 
 "$BERTH" audit --json >"$T_TMP/audit.json"
 check "the audit trail has submissions, transitions, cancels, locks and denials" python3 -c "

@@ -105,6 +105,63 @@ test_inner_rollback_keeps_outer(void **state)
   berth_store_close(st);
 }
 
+/* A part (berth_store_begin_part) has no savepoint: committed, it is its owner's; rolled back, its owner can only roll
+ * back (its commit fails and keeps nothing), while a savepoint between them keeps the damage to the savepoint. */
+static void
+test_parts(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "p-outer");
+  assert_int_equal(berth_store_begin_part(st, &err), 0);
+  assert_int_equal(db_tx_depth(store_db(st)), 2);
+  create_stack(st, "p-part");
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_true(stack_exists(st, "p-part"));
+  assert_true(stack_exists(st, "p-outer"));
+
+  /* a failed part fails the transaction that owns it: nothing of it is kept */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "p-doomed");
+  assert_int_equal(berth_store_begin_part(st, &err), 0);
+  create_stack(st, "p-doomed-part");
+  berth_store_rollback(st);
+  assert_int_equal(db_tx_depth(store_db(st)), 1);
+  assert_int_not_equal(berth_store_commit(st, &err), 0);
+  assert_non_null(err);
+  berth_error_clear(&err);
+  assert_int_equal(db_tx_depth(store_db(st)), 0);
+  assert_false(stack_exists(st, "p-doomed"));
+  assert_false(stack_exists(st, "p-doomed-part"));
+
+  /* a part inside a savepoint: undoing the savepoint undoes the part, and the transaction goes on */
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  create_stack(st, "p-kept");
+  assert_int_equal(berth_store_begin(st, &err), 0);
+  assert_int_equal(berth_store_begin_part(st, &err), 0);
+  create_stack(st, "p-undone");
+  berth_store_rollback(st);                              /* the part: its savepoint can only roll back */
+  assert_int_not_equal(berth_store_commit(st, &err), 0); /* the savepoint's commit undoes it */
+  berth_error_clear(&err);
+  assert_int_equal(db_tx_depth(store_db(st)), 1);
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_true(stack_exists(st, "p-kept"));
+  assert_false(stack_exists(st, "p-undone"));
+  /* outside a transaction a part is a transaction of its own */
+  assert_int_equal(berth_store_begin_part(st, &err), 0);
+  create_stack(st, "p-alone");
+  assert_int_equal(berth_store_commit(st, &err), 0);
+  assert_int_equal(db_tx_depth(store_db(st)), 0);
+  berth_store_close(st);
+  st = open_ok(*state);
+  assert_true(stack_exists(st, "p-alone"));
+  assert_true(stack_exists(st, "p-kept"));
+  assert_false(stack_exists(st, "p-undone"));
+  berth_store_close(st);
+}
+
 static void
 test_rollback_on_error(void **state)
 {
@@ -742,6 +799,7 @@ main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_parts, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_rollback_on_error, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_statements, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_newer_schema_refused, engine_setup, engine_teardown),

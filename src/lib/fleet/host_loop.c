@@ -1,19 +1,17 @@
-/* A fleet host's own thread: heartbeat, reap lost hosts, claim tasks while a slot is free, start a supervisor for each
- * claimed task, and notice supervisors that died.
+/* A fleet host's own thread: heartbeat, reap lost hosts, claim tasks while a slot is free, run each claimed task in a
+ * thread of its own, and notice those that ended.
  *
- * The thread is long-lived on purpose: supervisors are started with die_with_parent (PR_SET_PDEATHSIG), which the
- * kernel ties to the thread that forked them; they end when the server process ends, and the fleet (or this host's
- * restart) then fails their tasks. */
+ * A task's thread keeps its store (its connections to PostgreSQL, with their prepared statements) for the next task:
+ * no process and no connection is started per task. A thread that could not run its task leaves it failed ("executor
+ * interrupted"); a host process that dies takes its tasks' threads with it, and the fleet fails those tasks (host
+ * lost) while its restart removes their containers. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <poll.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,16 +24,22 @@
 #include "berth/docker.h"
 #include "berth/fleet.h"
 #include "berth/host_loop.h"
+#include "berth/task_log.h"
+#include "berth/task_runner.h"
 #include "berth/task_submit.h"
 
 #define REOPEN_MS 2000
 #define SAY_AGAIN_MS 30000 /* a failure that lasts is said again this often, not on every round */
 
-typedef struct child {
-  int pid;
-  int pidfd; /* readable once it ended: wakes the loop to free its slot at once (-1: polled) */
+typedef struct worker {
+  struct berth_host_runner *r;
+  pthread_t thread;
   char *task_id;
-} child;
+  berth_task_ctl ctl;
+  atomic_bool done;
+  int rc; /* the runner's: < 0 when it could not run the task (err says why) */
+  berth_error *err;
+} worker;
 
 struct berth_host_runner {
   berth_host_opts o;
@@ -47,8 +51,12 @@ struct berth_host_runner {
   atomic_bool claiming; /* false after berth_host_stop_claiming */
   bool draining;        /* an admin drained it (read with each heartbeat) */
   bool listening;
-  child *kids;
+  pthread_mutex_t mu; /* kids, n_kids (the server's shutdown reads them too) and the idle stores */
+  worker **kids;
   size_t n_kids;
+  berth_store **idle; /* stores of threads that ended, for the next task's thread */
+  size_t n_idle;
+  int wake; /* eventfd: a task's thread ended */
   int64_t last_beat_ok, last_said;
   int home_lock; /* flock on BERTH_HOME/run/host-NAME.STORE.lock: a name runs once per home and store */
 };
@@ -104,7 +112,8 @@ say_error(berth_host_runner *r, const char *what, berth_error *e)
   say(r, "host %s: %s: %s", r->h.name, what, e ? e->msg : "unknown error");
 }
 
-/* Removes the containers carrying label (and this store's instance): those a dead supervisor left. Returns how many. */
+/* Removes the containers carrying label (and this store's instance): those a task's thread could not end. Returns how
+ * many. */
 static int
 remove_labelled(berth_host_runner *r, const char *label)
 {
@@ -134,7 +143,7 @@ remove_labelled(berth_host_runner *r, const char *label)
   return n;
 }
 
-/* The containers this host left behind (labelled with its name), whose supervisors died with it. */
+/* The containers this host left behind (labelled with its name): a previous run of it died with its tasks. */
 static void
 remove_leftovers(berth_host_runner *r)
 {
@@ -145,62 +154,147 @@ remove_leftovers(berth_host_runner *r)
     say(r, "host %s: removed %d container(s) left behind by its previous run", r->h.name, n);
 }
 
-static bool
-pid_alive(int pid)
-{
-  return kill(pid, 0) == 0 || errno != ESRCH;
-}
+/* ---- the tasks' threads ---- */
 
-/* Whether a supervisor ended; reaps it (the server's own reaper may have done so first). */
-static bool
-kid_ended(const child *k)
+static berth_store *
+take_store(berth_host_runner *r, berth_error **err)
 {
-  int w = waitpid(k->pid, NULL, WNOHANG);
-  if (w == k->pid)
-    return true;
-  if (k->pidfd >= 0) { /* certain even when its pid was reaped elsewhere and reused */
-    struct pollfd p = { .fd = k->pidfd, .events = POLLIN };
-    return poll(&p, 1, 0) > 0;
-  }
-  return w < 0 && !pid_alive(k->pid);
+  berth_store *st = NULL;
+  pthread_mutex_lock(&r->mu);
+  if (r->n_idle > 0)
+    st = r->idle[--r->n_idle];
+  pthread_mutex_unlock(&r->mu);
+  if (st == NULL && berth_store_open(r->o.home, &st, err) < 0)
+    return NULL;
+  return st;
 }
 
 static void
-kid_free(child *k)
+give_store(berth_host_runner *r, berth_store *st)
 {
-  if (k->pidfd >= 0)
-    close(k->pidfd);
-  free(k->task_id);
+  pthread_mutex_lock(&r->mu);
+  if (berth_store_in_transaction(st) || (int) r->n_idle >= r->h.slots) {
+    pthread_mutex_unlock(&r->mu);
+    berth_store_close(st);
+    return;
+  }
+  r->idle[r->n_idle++] = st;
+  pthread_mutex_unlock(&r->mu);
 }
 
-/* Supervisors that ended: a task still active under this host's claim lost its supervisor (a crash) and is failed. */
+static void *
+worker_main(void *arg)
+{
+  worker *w = arg;
+  berth_store *st = take_store(w->r, &w->err);
+  w->rc = st == NULL ? BERTH_EINTERNAL : berth_task_supervise_ctl(st, w->task_id, &w->ctl, &w->err);
+  if (st != NULL)
+    give_store(w->r, st);
+  atomic_store(&w->done, true);
+  uint64_t one = 1;
+  if (write(w->r->wake, &one, sizeof one) < 0) { /* the loop also looks every 500 ms */
+  }
+  return NULL;
+}
+
+static void
+worker_free(worker *w)
+{
+  free(w->task_id);
+  berth_error_free(w->err);
+  free(w);
+}
+
+static const char *
+phase_state(int phase)
+{
+  switch (phase) {
+  case BERTH_PHASE_INITIALIZING:
+    return "INITIALIZING";
+  case BERTH_PHASE_PERFORMING:
+    return "PERFORMING";
+  case BERTH_PHASE_FINISHING:
+    return "FINISHING";
+  default:
+    return "PREPARING";
+  }
+}
+
+/* A task's thread ended (joined): a task still active under this host's claim is failed, with why: its thread could
+ * not run it, or the host gave it up (a shutdown). A task given up for a lost lease was failed by the fleet already. */
+static void
+end_kid(berth_host_runner *r, worker *w)
+{
+  berth_task *t = NULL;
+  berth_error *e = NULL;
+  bool abandoned = atomic_load(&w->ctl.abandon);
+  bool active = (w->rc < 0 || abandoned) && r->st != NULL && berth_store_task_get(r->st, w->task_id, &t, &e) == 0
+                && !berth_task_state_is_terminal(t->state) && t->host && strcmp(t->host, r->h.name) == 0;
+  berth_error_clear(&e);
+  if (active) {
+    char note[160];
+    if (abandoned)
+      snprintf(note, sizeof note, "host %s shut down before the task ended", r->h.name);
+    else {
+      snprintf(note, sizeof note, "its executor could not run it");
+      say(r, "host %s: task %s could not run: %s", r->h.name, w->task_id, w->err ? w->err->msg : "unknown error");
+    }
+    if (berth_action_task_transition(r->st, t->id, "FAILED", "berth", note, "executor interrupted", -1, &e) < 0)
+      say_error(r, "record a task's end", e);
+    char lt[128]; /* what the runner would have removed */
+    snprintf(lt, sizeof lt, "berth.task=%s", w->task_id);
+    remove_labelled(r, lt);
+  }
+  berth_error_free(e);
+  berth_task_free(t);
+}
+
+/* Threads that ended. */
 static void
 check_kids(berth_host_runner *r)
 {
-  for (size_t i = 0; i < r->n_kids;) {
-    if (!kid_ended(&r->kids[i])) {
-      i++;
-      continue;
-    }
-    berth_task *t = NULL;
-    berth_error *e = NULL;
-    bool orphan = berth_store_task_get(r->st, r->kids[i].task_id, &t, &e) == 0
-                  && !berth_task_state_is_terminal(t->state) && t->host && strcmp(t->host, r->h.name) == 0;
-    if (orphan
-        && berth_action_task_transition(r->st, t->id, "FAILED", "berth", "its supervisor ended without finishing it",
-                                        "executor interrupted", -1, &e)
-               < 0)
-      say_error(r, "record a supervisor's end", e);
-    berth_error_free(e);
-    if (orphan) { /* what the supervisor would have removed */
-      char lt[128];
-      snprintf(lt, sizeof lt, "berth.task=%s", r->kids[i].task_id);
-      remove_labelled(r, lt);
-    }
-    berth_task_free(t);
-    kid_free(&r->kids[i]);
-    r->kids[i] = r->kids[--r->n_kids];
+  uint64_t n;
+  if (read(r->wake, &n, sizeof n) < 0) { /* nothing ended since the last look (EAGAIN) */
   }
+  for (;;) {
+    worker *w = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_kids && w == NULL; i++)
+      if (atomic_load(&r->kids[i]->done)) {
+        w = r->kids[i];
+        r->kids[i] = r->kids[--r->n_kids];
+      }
+    pthread_mutex_unlock(&r->mu);
+    if (w == NULL)
+      return;
+    pthread_join(w->thread, NULL);
+    end_kid(r, w);
+    worker_free(w);
+  }
+}
+
+/* Gives up the tasks' threads (all, or those not PERFORMING yet): each ends its container and writes nothing more.
+ * Returns how many threads still run a task that is not given up. */
+static int
+abandon_kids(berth_host_runner *r, bool all, bool say_each)
+{
+  int left = 0;
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < r->n_kids; i++) {
+    worker *w = r->kids[i];
+    if (atomic_load(&w->done) || atomic_load(&w->ctl.abandon))
+      continue;
+    int phase = atomic_load(&w->ctl.phase);
+    /* a task past its command (after_run hooks, its end being written) is PERFORMING in its record: it finishes too */
+    if (all || (phase != BERTH_PHASE_PERFORMING && phase != BERTH_PHASE_FINISHING)) {
+      if (say_each)
+        say(r, "shutting down: task %s (%s) is interrupted", w->task_id, phase_state(phase));
+      atomic_store(&w->ctl.abandon, true);
+    } else
+      left++;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return left;
 }
 
 static int
@@ -221,7 +315,8 @@ open_store(berth_host_runner *r, berth_error **err)
 }
 
 /* This instance is no longer the host's (declared lost while it was stopped or cut off): whatever it still runs was
- * failed by the fleet. End those supervisors and their containers, then register again as a new instance. */
+ * failed by the fleet. Its threads end their containers and write nothing; then it registers again as a new instance.
+ */
 static void
 rejoin(berth_host_runner *r)
 {
@@ -229,8 +324,7 @@ rejoin(berth_host_runner *r)
       "host %s lost its lease (no heartbeat in time): its tasks were failed by the fleet; ending their "
       "containers and registering again",
       r->h.name);
-  for (size_t i = 0; i < r->n_kids; i++)
-    kill(r->kids[i].pid, SIGKILL);
+  abandon_kids(r, true, false);
   remove_leftovers(r);
   berth_error *e = NULL;
   if (berth_host_register(r->st, &r->h, &e) < 0)
@@ -275,25 +369,27 @@ claim_some(berth_host_runner *r)
     }
     if (t == NULL)
       return;
-    child *nk = realloc(r->kids, (r->n_kids + 1) * sizeof *nk);
-    int pid = 0;
-    if (nk != NULL) {
+    worker *w = calloc(1, sizeof *w);
+    worker **nk = w ? realloc(r->kids, (r->n_kids + 1) * sizeof *nk) : NULL;
+    bool ok = false;
+    if (nk != NULL && (w->task_id = strdup(t->id)) != NULL) {
+      w->r = r;
+      atomic_init(&w->done, false);
+      atomic_init(&w->ctl.abandon, false);
+      atomic_init(&w->ctl.phase, BERTH_PHASE_PREPARING);
+      pthread_mutex_lock(&r->mu);
       r->kids = nk;
-      berth_supervisor_start(r->o.supervisor_argv, r->o.home, t->id, true, &pid, &e);
+      ok = pthread_create(&w->thread, NULL, worker_main, w) == 0;
+      if (ok)
+        r->kids[r->n_kids++] = w;
+      pthread_mutex_unlock(&r->mu);
     }
-    if (pid <= 0 || (nk[r->n_kids].task_id = strdup(t->id)) == NULL) {
-      say_error(r, "start a supervisor", e);
-      berth_error_clear(&e);
-      berth_action_task_transition(r->st, t->id, "FAILED", "berth", "could not start its supervisor",
+    if (!ok) {
+      if (w != NULL)
+        worker_free(w);
+      say(r, "host %s: cannot start a thread for task %s", r->h.name, t->id);
+      berth_action_task_transition(r->st, t->id, "FAILED", "berth", "could not start its executor",
                                    "executor interrupted", -1, &e);
-    } else {
-      nk[r->n_kids].pid = pid;
-#ifdef SYS_pidfd_open
-      nk[r->n_kids].pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-#else
-      nk[r->n_kids].pidfd = -1;
-#endif
-      r->n_kids++;
     }
     berth_error_free(e);
     berth_task_free(t);
@@ -344,13 +440,8 @@ host_main(void *arg)
       claim_some(r);
     int64_t wait = next_beat - berth_now_ms();
     if (wait > 500)
-      wait = 500; /* the loop also watches its supervisors (at once, through their pidfds) and its stop flag */
-    int fds[16];
-    size_t n_fds = 0;
-    for (size_t i = 0; i < r->n_kids && n_fds < 16; i++)
-      if (r->kids[i].pidfd >= 0)
-        fds[n_fds++] = r->kids[i].pidfd;
-    if (wait > 0 && berth_fleet_wait_fds(r->st, (int) wait, fds, n_fds) < 0) {
+      wait = 500; /* the loop also watches its tasks' threads (at once, through the eventfd) and its stop flag */
+    if (wait > 0 && berth_fleet_wait_fds(r->st, (int) wait, &r->wake, 1) < 0) {
       berth_store_close(r->st);
       r->st = NULL;
     }
@@ -366,13 +457,18 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   r->o = *o;
   r->home_lock = -1;
+  pthread_mutex_init(&r->mu, NULL);
+  r->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  r->idle = calloc((size_t) (o->slots > 0 ? o->slots : 1), sizeof *r->idle);
   r->h.name = strdup(o->name);
   r->h.slots = o->slots > 0 ? o->slots : 1;
   r->h.lease_ms = o->lease_ms > 0 ? o->lease_ms : BERTH_DEFAULT_LEASE_MS;
   r->h.executes = o->execute;
   atomic_init(&r->ending, false);
   atomic_init(&r->claiming, true);
-  int rc = r->h.name == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : 0;
+  int rc = r->h.name == NULL || r->idle == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
+           : r->wake < 0                        ? berth_error_set_errno(err, BERTH_EINTERNAL, errno, "eventfd")
+                                                : 0;
   for (size_t i = 0; rc == 0 && i < o->pools->n; i++)
     if (berth_strv_push(&r->h.pools, o->pools->v[i]) < 0)
       rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
@@ -414,6 +510,12 @@ berth_host_stop_claiming(berth_host_runner *r)
     atomic_store(&r->claiming, false);
 }
 
+int
+berth_host_interrupt(berth_host_runner *r, bool all)
+{
+  return r == NULL ? 0 : abandon_kids(r, all, true);
+}
+
 void
 berth_host_stop(berth_host_runner *r)
 {
@@ -422,15 +524,27 @@ berth_host_stop(berth_host_runner *r)
   atomic_store(&r->ending, true);
   if (r->started)
     pthread_join(r->thread, NULL);
+  /* the tasks' threads: what still runs is given up (its container ended), and failed below as the host leaves */
+  abandon_kids(r, true, false);
+  for (size_t i = 0; i < r->n_kids; i++) {
+    pthread_join(r->kids[i]->thread, NULL);
+    end_kid(r, r->kids[i]);
+    worker_free(r->kids[i]);
+  }
+  r->n_kids = 0;
   if (r->st != NULL && r->h.instance != NULL) {
     berth_error *e = NULL;
     if (berth_host_deregister(r->st, r->h.name, r->h.instance, &e) < 0)
       say_error(r, "deregister", e);
     berth_error_free(e);
   }
-  for (size_t i = 0; i < r->n_kids; i++)
-    kid_free(&r->kids[i]);
   free(r->kids);
+  for (size_t i = 0; i < r->n_idle; i++)
+    berth_store_close(r->idle[i]);
+  free(r->idle);
+  if (r->wake >= 0)
+    close(r->wake);
+  pthread_mutex_destroy(&r->mu);
   berth_store_close(r->st);
   free(r->h.name);
   free(r->h.instance);

@@ -382,15 +382,19 @@ berth_fleet_claim(berth_store *st, const char *name, const berth_strv *pools, be
   if (berth_store_begin(st, err) < 0)
     return berth_error_wrap(err, "claim a task");
   /* the oldest QUEUED task whose stack has nothing ahead of it, not locked against it, in one of our pools; rows other
-   * hosts are claiming right now are skipped (they are not ours to wait for) */
+   * hosts are claiming right now are skipped (they are not ours to wait for). The checks are per-row subqueries
+   * (OFFSET 0 keeps PostgreSQL from turning them into joins): the queue is walked in order and the walk stops at the
+   * first claimable task. As joins, the plan PostgreSQL keeps for the prepared statement could sort every QUEUED
+   * task first (6 ms against 0.1 ms with 1,500 queued, under the store's write lock). */
   db_stmt *s = NULL;
   int rc = db_prepare(store_db(st),
-                      "WITH c AS (SELECT t.seq FROM tasks t JOIN stacks s ON s.name = t.stack WHERE t.state = 'QUEUED'"
+                      "WITH c AS (SELECT t.seq FROM tasks t WHERE t.state = 'QUEUED'"
+                      " AND EXISTS (SELECT 1 FROM stacks s WHERE s.name = t.stack"
                       " AND (',' || ? || ',') LIKE ('%,' || COALESCE(s.pool, '" BERTH_DEFAULT_POOL "') || ',%')"
-                      " AND (s.lock_owner IS NULL OR s.lock_owner = t.actor)"
+                      " AND (s.lock_owner IS NULL OR s.lock_owner = t.actor) OFFSET 0)"
                       " AND EXISTS (SELECT 1 FROM hosts h WHERE h.name = ? AND h.state = 'alive')"
                       " AND NOT EXISTS (SELECT 1 FROM tasks b WHERE b.stack = t.stack AND b.seq < t.seq"
-                      " AND b.state IN ('QUEUED', 'PREPARING', 'INITIALIZING', 'PERFORMING'))"
+                      " AND b.state IN ('QUEUED', 'PREPARING', 'INITIALIZING', 'PERFORMING') OFFSET 0)"
                       " ORDER BY t.seq LIMIT 1 FOR UPDATE OF t SKIP LOCKED)"
                       " UPDATE tasks SET host = ?, attempt = tasks.attempt + 1, revoked = 0 FROM c"
                       " WHERE tasks.seq = c.seq AND tasks.state = 'QUEUED' RETURNING tasks.id, tasks.attempt",
@@ -439,6 +443,12 @@ berth_fleet_notify(berth_store *st)
 int
 berth_fleet_listen(berth_store *st, berth_error **err)
 {
+  /* the claim walks the queue in order and stops at the first claimable task; a plan made while the queue looked
+   * small (a new database, before its statistics) sorted the queue instead, and kept doing so as it grew: 10-25 ms a
+   * claim with 1,500 queued, under the store's write lock, against 0.1 ms. Sorting is only the last resort on the
+   * connection that claims. */
+  if (db_exec(store_db(st), "SET enable_sort = off", err) < 0)
+    return BERTH_EINTERNAL;
   return db_listen(store_db(st), QUEUE_CHANNEL, err);
 }
 

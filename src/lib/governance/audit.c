@@ -197,11 +197,12 @@ outbox_audit_event(berth_store *st, const audit_record *rec, berth_error **err)
   char *payload = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   db_stmt *stmt = NULL;
-  int rc = payload ? db_prepare(store_db(st),
-                                "INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'audit', NULL, ?, ?"
-                                " WHERE EXISTS (SELECT 1 FROM webhooks WHERE events LIKE '%\"audit\"%')",
-                                &stmt, err)
-                   : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  int rc = payload
+               ? db_prepare(store_db(st),
+                            "INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'audit', NULL, ?, ?"
+                            " WHERE EXISTS (SELECT 1 FROM webhooks WHERE events LIKE '%\"audit\"%')",
+                            &stmt, err)
+               : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0) {
     db_bind_text(stmt, 1, payload);
     db_bind_int64(stmt, 2, rec->at);
@@ -227,9 +228,10 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
   if (!c_actor || !c_action || (target && !c_target) || !c_outcome || (args && !c_args))
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   int rc;
-  /* inside the caller's transaction when there is one (the change and its record commit together); the chain
-   * head is read and written in one write transaction, so appenders are serialized */
-  if ((rc = db_begin(store_db(st), err)) < 0)
+  /* inside the caller's transaction when there is one (the change and its record commit together; a failed append
+   * fails the caller's transaction); the chain head is read and written in one write transaction, so appenders are
+   * serialized */
+  if ((rc = db_begin_part(store_db(st), err)) < 0)
     return berth_error_wrap(err, "append audit record");
   unsigned char prev[crypto_hash_sha256_BYTES], raw[crypto_hash_sha256_BYTES];
   audit_record rec = { 0, berth_now_ms(), c_actor, c_action, c_target, c_args, c_outcome };

@@ -277,6 +277,23 @@ db_tx_depth(const db_conn *c)
 
 typedef enum { SP_OPEN, SP_RELEASE, SP_UNDO } savepoint_op;
 
+#define PARTS_MAX 63 /* deeper parts are savepoints */
+
+static uint64_t
+level_bit(int level)
+{
+  return level > 0 && level <= PARTS_MAX ? (uint64_t) 1 << level : 0;
+}
+
+/* The level a part at `level` belongs to: the nearest enclosing level that is not a part (1 at the least). */
+static int
+owner_level(const db_conn *c, int level)
+{
+  while (level > 1 && (c->parts & level_bit(level)))
+    level--;
+  return level;
+}
+
 static int
 savepoint(db_conn *c, savepoint_op op, int level, berth_error **err)
 {
@@ -302,6 +319,8 @@ begin(db_conn *c, bool read, berth_error **err)
     if (savepoint(c, SP_OPEN, c->depth + 1, err) < 0)
       return err && *err ? (*err)->code : BERTH_EINTERNAL;
     c->depth++;
+    c->parts &= ~level_bit(c->depth);
+    c->tainted &= ~level_bit(c->depth);
     return 0;
   }
   for (int attempt = 0;; attempt++) {
@@ -310,6 +329,7 @@ begin(db_conn *c, bool read, berth_error **err)
     if (rc == 0) {
       c->depth = 1;
       c->read_only = read;
+      c->parts = c->tainted = 0;
       return 0;
     }
     if (rc != BERTH_EBUSY || attempt >= BUSY_RETRIES) {
@@ -337,6 +357,20 @@ db_begin_read(db_conn *c, berth_error **err)
 }
 
 int
+db_begin_part(db_conn *c, berth_error **err)
+{
+  if (c->depth == 0 || c->depth >= PARTS_MAX)
+    return begin(c, false, err);
+  if (!c->ops->in_transaction(c))
+    return berth_error_set(err, BERTH_EINTERNAL, "store %s rolled back the enclosing transaction", c->label);
+  if (c->read_only)
+    return berth_error_set(err, BERTH_EINTERNAL, "store %s: a write cannot start inside a read snapshot", c->label);
+  c->depth++;
+  c->parts |= level_bit(c->depth);
+  return 0;
+}
+
+int
 db_commit(db_conn *c, berth_error **err)
 {
   if (c->depth == 0)
@@ -344,6 +378,17 @@ db_commit(db_conn *c, berth_error **err)
   if (!c->ops->in_transaction(c)) {
     c->depth = 0;
     return berth_error_set(err, BERTH_EINTERNAL, "commit store transaction: the store rolled it back");
+  }
+  if (c->parts & level_bit(c->depth)) { /* a part: its owner commits it */
+    c->parts &= ~level_bit(c->depth);
+    c->depth--;
+    return 0;
+  }
+  if (c->tainted & level_bit(c->depth)) {
+    c->tainted &= ~level_bit(c->depth);
+    db_rollback(c);
+    return berth_error_set(err, BERTH_EINTERNAL, "store %s: a part of the transaction failed; it was rolled back",
+                           c->label);
   }
   if (c->depth > 1) {
     int rc = savepoint(c, SP_RELEASE, c->depth, err);
@@ -382,6 +427,13 @@ db_rollback(db_conn *c)
     c->depth = 0;
     return;
   }
+  if (c->parts & level_bit(c->depth)) { /* a part cannot be undone alone: its owner can only roll back */
+    c->parts &= ~level_bit(c->depth);
+    c->depth--;
+    c->tainted |= level_bit(owner_level(c, c->depth));
+    return;
+  }
+  c->tainted &= ~level_bit(c->depth);
   if (c->depth > 1) {
     savepoint(c, SP_UNDO, c->depth, NULL);
     c->depth--;

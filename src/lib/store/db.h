@@ -72,6 +72,10 @@ int db_run(db_stmt *s, int64_t *changes, berth_error **err);
  * snapshot is refused. rollback at depth 0 is a no-op, so "commit failed, roll back" is always safe. */
 int db_begin(db_conn *c, berth_error **err);
 int db_begin_read(db_conn *c, berth_error **err);
+/* A nested level with no savepoint of its own (one round trip less each way on PostgreSQL): committing it is a no-op,
+ * rolling it back leaves the level that owns it (the nearest savepoint, or the transaction) able only to roll back:
+ * its commit fails and undoes it. Outside a transaction: db_begin. */
+int db_begin_part(db_conn *c, berth_error **err);
 int db_commit(db_conn *c, berth_error **err);
 /* CLOCK_MONOTONIC in microseconds (waits and timeouts of the engines). */
 int64_t db_mono_us(void);
@@ -99,6 +103,11 @@ int db_wait_notify_fds(db_conn *c, const char *payload, int timeout_ms, const in
 /* Another connection to the store st is on (the same file, or the same server and database), for work that must not
  * share st's transactions, thread or notifications: a log writer, a follower. Caller closes it with db_close. */
 int store_db_open_another(berth_store *st, db_conn **out, berth_error **err);
+/* The same, reusing the connection last given back to st (a fleet host's thread runs task after task on one store: a
+ * task's log writer then needs no new connection). give_back keeps c for the next taker (or closes it, when one is
+ * kept already or c is inside a transaction); st may be NULL (c is closed). */
+int store_db_take_another(berth_store *st, db_conn **out, berth_error **err);
+void store_db_give_back(berth_store *st, db_conn *c);
 void db_close(db_conn *c); /* accepts NULL */
 
 /* Bytes the store occupies (SQLite: the database file and its WAL; PostgreSQL: the database); -1 if unknown. */

@@ -59,9 +59,11 @@ struct db_ops {
 
 struct db_conn {
   const struct db_ops *ops;
-  char *label;    /* for messages: a path, or a URL without its password */
-  int depth;      /* 0 outside a transaction; n = outermost + (n - 1) savepoints */
-  bool read_only; /* the outermost is a read snapshot (db_begin_read) */
+  char *label;      /* for messages: a path, or a URL without its password */
+  int depth;        /* 0 outside a transaction; n = outermost + (n - 1) nested levels (savepoints or parts) */
+  uint64_t parts;   /* bit n: level n is a part (db_begin_part), no savepoint of its own */
+  uint64_t tainted; /* bit n: a part inside level n failed: level n can only roll back */
+  bool read_only;   /* the outermost is a read snapshot (db_begin_read) */
 };
 
 struct db_stmt {

@@ -55,6 +55,12 @@ berth_store_begin(berth_store *st, berth_error **err)
 }
 
 int
+berth_store_begin_part(berth_store *st, berth_error **err)
+{
+  return db_begin_part(st->db, err);
+}
+
+int
 berth_store_commit(berth_store *st, berth_error **err)
 {
   return db_commit(st->db, err);
@@ -199,6 +205,28 @@ store_db_open_another(berth_store *st, db_conn **out, berth_error **err)
 }
 
 int
+store_db_take_another(berth_store *st, db_conn **out, berth_error **err)
+{
+  if (st->spare != NULL) {
+    *out = st->spare;
+    st->spare = NULL;
+    return 0;
+  }
+  return store_db_open_another(st, out, err);
+}
+
+void
+store_db_give_back(berth_store *st, db_conn *c)
+{
+  if (c == NULL)
+    return;
+  if (st == NULL || st->spare != NULL || db_in_transaction(c))
+    db_close(c);
+  else
+    st->spare = c;
+}
+
+int
 berth_store_open(const char *home, berth_store **out, berth_error **err)
 {
   if (sodium_init() < 0)
@@ -229,6 +257,7 @@ berth_store_close(berth_store *st)
   if (st == NULL)
     return;
   db_close(st->db);
+  db_close(st->spare);
   sodium_memzero(st->key, sizeof st->key);
   if (st->conninfo) /* it may hold a password */
     sodium_memzero(st->conninfo, strlen(st->conninfo));

@@ -18,7 +18,8 @@ struct berth_store {
   bool have_key;
   unsigned char key[crypto_secretbox_KEYBYTES]; /* loaded on first use (store_key.c) */
   char key_origin[256];                         /* where it came from, for messages */
-  char *fence_task;  /* writes to this task carry fence_attempt (berth_store_fence) */
+  db_conn *spare;   /* a second connection given back (store_db_give_back), for the next store_db_take_another */
+  char *fence_task; /* writes to this task carry fence_attempt (berth_store_fence) */
   int fence_attempt;
 };
 

@@ -185,12 +185,9 @@ static int find_task(berth_store *st, const char *id, bool with_secrets, berth_t
  * the event exists exactly when the change does). Written only while some webhook exists: a store without webhooks
  * keeps no outbox. The payload is redacted when it is delivered (src/lib/events). */
 static int
-outbox_task_event(berth_store *st, const char *id, berth_error **err)
+outbox_task_event_of(berth_store *st, const berth_task *t, berth_error **err)
 {
-  berth_task *t = NULL;
-  int rc = find_task(st, id, false, &t, err);
-  if (rc < 0)
-    return rc;
+  int rc = 0;
   cJSON *o = cJSON_CreateObject(), *task = cJSON_AddObjectToObject(o, "task");
   char when[BERTH_TIME_LEN];
   cJSON_AddStringToObject(o, "event", "task.state");
@@ -238,8 +235,18 @@ outbox_task_event(berth_store *st, const char *id, berth_error **err)
       berth_error_wrap(err, "record the webhook event of task %s", t->id);
   }
   free(payload);
-  berth_task_free(t);
   return rc < 0 ? rc : 0;
+}
+
+static int
+outbox_task_event(berth_store *st, const char *id, berth_error **err)
+{
+  berth_task *t = NULL;
+  int rc = find_task(st, id, false, &t, err);
+  if (rc == 0)
+    rc = outbox_task_event_of(st, t, err);
+  berth_task_free(t);
+  return rc;
 }
 
 int
@@ -334,6 +341,61 @@ read_task(berth_store *st, db_stmt *stmt, bool with_secrets, berth_task **out, b
   return 0;
 }
 
+/* One transition from columns col..col+3 of stmt (state, at, actor, note). */
+static int
+add_transition_row(berth_task *t, db_stmt *stmt, int col)
+{
+  berth_transition *nh = realloc(t->history, (t->n_history + 1) * sizeof *nh);
+  if (nh == NULL)
+    return -1;
+  t->history = nh;
+  berth_transition *h = &nh[t->n_history++];
+  bool oom = false;
+  h->state = db_column_strdup(stmt, col, &oom);
+  h->at = db_column_int64(stmt, col + 1);
+  h->actor = db_column_strdup(stmt, col + 2, &oom);
+  h->note = db_column_strdup(stmt, col + 3, &oom);
+  return oom ? -1 : 0;
+}
+
+/* A task by its whole id with its history, in one statement (one round trip on PostgreSQL instead of two): the task's
+ * columns repeated on each of its transitions' rows. */
+static int
+get_whole(berth_store *st, const char *id, berth_task **out, berth_error **err)
+{
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db,
+                 "SELECT " TASK_COLS ", h.h_state, h.h_at, h.h_actor, h.h_note FROM tasks LEFT JOIN"
+                 " (SELECT task_seq AS h_seq, n AS h_n, state AS h_state, at AS h_at, actor AS h_actor, note AS h_note"
+                 " FROM task_transitions) h ON h.h_seq = tasks.seq WHERE tasks.id = ? ORDER BY h.h_n",
+                 &stmt, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(stmt, 1, id);
+  berth_task *t = NULL;
+  int rc = 0, src;
+  const int hcol = 22; /* after TASK_COLS */
+  while ((src = db_step(stmt, err)) == DB_ROW) {
+    if (t == NULL && (rc = read_task(st, stmt, true, &t, err)) < 0)
+      break;
+    if (!db_column_is_null(stmt, hcol) && add_transition_row(t, stmt, hcol) < 0) {
+      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+      break;
+    }
+  }
+  if (rc == 0 && src != DB_DONE)
+    rc = berth_error_wrap(err, "read task");
+  else if (rc == 0 && t == NULL)
+    rc = berth_error_set(err, BERTH_ENOTFOUND, "task `%s` does not exist", id);
+  db_finalize(stmt);
+  if (rc < 0) {
+    berth_task_free(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
+
 static int
 read_history(berth_store *st, berth_task *t, berth_error **err)
 {
@@ -345,19 +407,11 @@ read_history(berth_store *st, berth_task *t, berth_error **err)
   db_bind_int64(stmt, 1, t->seq);
   int rc = 0, src;
   bool oom = false;
-  while ((src = db_step(stmt, err)) == DB_ROW) {
-    berth_transition *nh = realloc(t->history, (t->n_history + 1) * sizeof *nh);
-    if (nh == NULL) {
+  while ((src = db_step(stmt, err)) == DB_ROW)
+    if (add_transition_row(t, stmt, 0) < 0) {
       oom = true;
       break;
     }
-    t->history = nh;
-    berth_transition *h = &nh[t->n_history++];
-    h->state = db_column_strdup(stmt, 0, &oom);
-    h->at = db_column_int64(stmt, 1);
-    h->actor = db_column_strdup(stmt, 2, &oom);
-    h->note = db_column_strdup(stmt, 3, &oom);
-  }
   if (oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   else if (src != DB_DONE)
@@ -419,10 +473,13 @@ int
 berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_error **err)
 {
   berth_task *t = NULL;
-  int rc = find_task(st, id, true, &t, err);
+  bool whole = id != NULL && strlen(id) == TASK_ID_LEN;
+  for (size_t i = 0; whole && i < TASK_ID_LEN; i++) /* ids are lowercase: anything else goes the long way */
+    whole = islower((unsigned char) id[i]) || isdigit((unsigned char) id[i]);
+  int rc = whole ? get_whole(st, id, &t, err) : find_task(st, id, true, &t, err);
   if (rc < 0)
     return rc;
-  if (read_history(st, t, err) < 0) {
+  if (!whole && read_history(st, t, err) < 0) {
     berth_task_free(t);
     return BERTH_EINTERNAL;
   }
@@ -432,7 +489,7 @@ berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_er
 }
 
 static int
-collect_tasks(berth_store *st, db_stmt *stmt, berth_task ***out, size_t *n, berth_error **err)
+collect_tasks(berth_store *st, db_stmt *stmt, bool why, berth_task ***out, size_t *n, berth_error **err)
 {
   berth_task **v = NULL;
   size_t count = 0;
@@ -455,7 +512,7 @@ collect_tasks(berth_store *st, db_stmt *stmt, berth_task ***out, size_t *n, bert
     berth_tasks_free(v, count);
     return rc;
   }
-  for (size_t i = 0; i < count; i++)
+  for (size_t i = 0; i < count && why; i++)
     fill_wait_reason(st, v[i]);
   *out = v;
   *n = count;
@@ -486,7 +543,8 @@ list_tasks(berth_store *st, const char *stack, const char *state, bool active, i
     db_bind_text(stmt, idx++, state);
   if (limit > 0)
     db_bind_int64(stmt, idx, limit);
-  return collect_tasks(st, stmt, out, n, err);
+  /* why a task waits is for people (task list); the active list is the queue's and the sweep's own */
+  return collect_tasks(st, stmt, !active, out, n, err);
 }
 
 int
@@ -505,10 +563,13 @@ berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***o
  * terminal; finished_at on reaching a terminal state. The row must still be in state `from` (and, on a fenced handle,
  * under the same claim): a change made meanwhile by someone else (a reaper, a cancel) wins, and this one is
  * refused with BERTH_EBUSY. */
+/* Moves t (as read, in state t->state) to state; t is updated to the row as written (the webhook event is made from
+ * it, with no second read). */
 static int
-update_task_state(berth_store *st, const char *id, const char *from, const char *state, const char *reason,
-                  int exit_code, int64_t now, berth_error **err)
+update_task_state(berth_store *st, berth_task *t, const char *state, const char *reason, int exit_code, int64_t now,
+                  berth_error **err)
 {
+  const char *id = t->id, *from = t->state;
   bool terminal = berth_task_state_is_terminal(state);
   const char *fence = store_fence_sql(st, id);
   cleanup_free char *sql = NULL;
@@ -516,7 +577,8 @@ update_task_state(berth_store *st, const char *id, const char *from, const char 
                "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), exit_code = COALESCE(?, exit_code),"
                " state_version = state_version + 1,"
                " started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END,"
-               " finished_at = COALESCE(?, finished_at) WHERE id = ? AND state = ?%s",
+               " finished_at = COALESCE(?, finished_at) WHERE id = ? AND state = ?%s"
+               " RETURNING state, reason, exit_code, state_version, started_at, finished_at",
                fence)
       < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
@@ -538,13 +600,38 @@ update_task_state(berth_store *st, const char *id, const char *from, const char 
   db_bind_text(stmt, 7, from);
   if (*fence)
     db_bind_int64(stmt, 8, st->fence_attempt);
-  int64_t changed = 0;
-  if (db_run(stmt, &changed, err) < 0)
-    return berth_error_wrap(err, "update task state");
-  if (changed == 0 && *fence)
+  int src = db_step(stmt, err);
+  bool changed = src == DB_ROW, oom = false;
+  char *nstate = NULL, *nreason = NULL;
+  int64_t v[4] = { 0 };
+  if (changed) {
+    nstate = db_column_strdup(stmt, 0, &oom);
+    nreason = db_column_strdup(stmt, 1, &oom);
+    for (int i = 0; i < 4; i++)
+      v[i] = db_column_int64(stmt, 2 + i);
+    src = db_step(stmt, err); /* the statement's end (one row: id is unique) */
+  }
+  db_finalize(stmt); /* before t's strings change: they are bound to it */
+  if (src < 0 || oom || (changed && nstate == NULL)) {
+    free(nstate);
+    free(nreason);
+    return src < 0 ? berth_error_wrap(err, "update task state")
+                   : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  if (changed) {
+    free(t->state);
+    free(t->reason);
+    t->state = nstate;
+    t->reason = nreason;
+    t->exit_code = (int) v[0];
+    t->state_version = v[1];
+    t->started_at = v[2];
+    t->finished_at = v[3];
+  }
+  if (!changed && *fence)
     return berth_error_set(err, BERTH_EBUSY, "task %s is no longer this host's to change (claim %d was revoked)", id,
                            st->fence_attempt);
-  if (changed == 0)
+  if (!changed)
     return berth_error_set(err, BERTH_EBUSY, "task %s changed meanwhile; it cannot become %s", id, state);
   return 0;
 }
@@ -555,7 +642,7 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
 {
   if (!berth_task_state_is_valid(state))
     return berth_error_set(err, BERTH_EINVAL, "unknown task state `%.32s`", state ? state : "");
-  if (berth_store_begin(st, err) < 0)
+  if (berth_store_begin_part(st, err) < 0)
     return berth_error_wrap(err, "move task %s to %s", id, state);
   berth_task *t = NULL;
   int rc = find_task(st, id, false, &t, err);
@@ -568,11 +655,11 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
   else if (rc == 0 && !edge_allowed(t->state, state))
     rc = berth_error_set(err, BERTH_EBUSY, "task %s is %s; it cannot become %s", t->id, t->state, state);
   if (rc == 0)
-    rc = update_task_state(st, t->id, t->state, state, reason, exit_code, now, err);
+    rc = update_task_state(st, t, state, reason, exit_code, now, err);
   if (rc == 0)
     rc = add_transition(st, t->seq, state, now, actor, note, err);
   if (rc == 0)
-    rc = outbox_task_event(st, t->id, err);
+    rc = outbox_task_event_of(st, t, err);
   /* a freed stack (or slot) wakes the fleet's hosts when this commits */
   if (rc == 0 && !store_is_sqlite(st) && berth_task_state_is_terminal(state))
     rc = db_exec(st->db, "SELECT pg_notify('berth_queue', '')", err);

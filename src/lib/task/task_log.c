@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -23,7 +24,8 @@
 
 struct berth_task_log {
   int fd;      /* SQLite: the file; -1 on PostgreSQL */
-  db_conn *db; /* PostgreSQL: the writer's own connection */
+  db_conn *db; /* PostgreSQL: the writer's own connection (given back to st at close) */
+  berth_store *st;
   char *task_id;
   char *path; /* SQLite: the file; PostgreSQL: "task log <id>", for messages */
   char *buf;  /* pending records, BERTH_LOG_BUFFER bytes */
@@ -32,6 +34,16 @@ struct berth_task_log {
   int fence;        /* PostgreSQL: the claim (attempt) chunks are written under; 0 = none */
   int64_t size;     /* bytes of whole records written: a failed file write is cut back to this; the next chunk's
                        offset */
+  /* PostgreSQL: a writer thread inserts the chunks on db, one at a time, while the caller fills the next buffer (the
+   * caller's loop reads the exec stream meanwhile instead of waiting for each insert's round trip) */
+  bool threaded;
+  pthread_t writer;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool busy, stop; /* busy: wbuf[0..wlen) is being written */
+  char *wbuf;
+  size_t wlen;
+  berth_error *werr; /* the writer's first failure, reported by the next flush */
 };
 
 struct berth_log_reader {
@@ -120,6 +132,8 @@ chunks_end(db_conn *db, const char *task_id, int64_t *end, berth_error **err)
   return rc < 0 ? rc : 0;
 }
 
+static void *writer_main(void *arg);
+
 static int
 open_chunks(berth_store *st, berth_task_log *l, berth_error **err)
 {
@@ -128,9 +142,20 @@ open_chunks(berth_store *st, berth_task_log *l, berth_error **err)
   /* like the file, the log is not synced: the task record is what must survive a power loss, and a commit that
    * waits for the disk on every 10 ms flush would slow the output down */
   l->fence = berth_store_fence_attempt(st, l->task_id);
-  if (store_db_open_another(st, &l->db, err) < 0 || db_exec(l->db, "SET synchronous_commit = off", err) < 0
+  l->st = st;
+  if (store_db_take_another(st, &l->db, err) < 0 || db_exec(l->db, "SET synchronous_commit = off", err) < 0
       || chunks_end(l->db, l->task_id, &l->size, err) < 0)
     return berth_error_wrap(err, "open the task log of %s", l->task_id);
+  if ((l->wbuf = malloc(BERTH_LOG_BUFFER)) == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  pthread_mutex_init(&l->mu, NULL);
+  pthread_cond_init(&l->cv, NULL);
+  if (pthread_create(&l->writer, NULL, writer_main, l) != 0) {
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    return berth_error_set(err, BERTH_EINTERNAL, "start the writer of the task log of %s", l->task_id);
+  }
+  l->threaded = true;
   return 0;
 }
 
@@ -262,6 +287,53 @@ append(berth_task_log *l, const struct iovec *iov, int n, berth_error **err)
   return 0;
 }
 
+static void *
+writer_main(void *arg)
+{
+  berth_task_log *l = arg;
+  pthread_mutex_lock(&l->mu);
+  for (;;) {
+    while (!l->busy && !l->stop)
+      pthread_cond_wait(&l->cv, &l->mu);
+    if (!l->busy)
+      break;
+    pthread_mutex_unlock(&l->mu);
+    berth_error *e = NULL;
+    int rc = l->werr != NULL ? -1 : insert_chunk(l, l->wbuf, l->wlen, &e); /* after a failure, nothing more */
+    pthread_mutex_lock(&l->mu);
+    if (rc == 0)
+      l->size += (int64_t) l->wlen;
+    else if (e != NULL) {
+      if (l->failed_errno == 0)
+        l->failed_errno = EIO;
+      l->werr = e;
+    }
+    l->busy = false;
+    pthread_cond_broadcast(&l->cv);
+  }
+  pthread_mutex_unlock(&l->mu);
+  return NULL;
+}
+
+/* Waits until the writer has written what it was given; then the caller may use l->db and l->size itself. Returns the
+ * writer's failure, if it had one (the log stays failed: every later flush says so). */
+static int
+writer_idle(berth_task_log *l, berth_error **err)
+{
+  if (!l->threaded)
+    return 0;
+  pthread_mutex_lock(&l->mu);
+  while (l->busy)
+    pthread_cond_wait(&l->cv, &l->mu);
+  berth_error *e = l->werr;
+  pthread_mutex_unlock(&l->mu);
+  if (e == NULL)
+    return 0;
+  if (err && *err == NULL)
+    berth_error_set(err, e->code, "%s", e->msg);
+  return write_failed(l, EIO, err);
+}
+
 int
 berth_task_log_failed_errno(const berth_task_log *l)
 {
@@ -271,8 +343,30 @@ berth_task_log_failed_errno(const berth_task_log *l)
 int
 berth_task_log_flush(berth_task_log *l, berth_error **err)
 {
+  if (berth_task_log_push(l, err) < 0)
+    return BERTH_EINTERNAL;
+  return writer_idle(l, err);
+}
+
+int
+berth_task_log_push(berth_task_log *l, berth_error **err)
+{
+  if (writer_idle(l, err) < 0)
+    return BERTH_EINTERNAL;
   if (l->len == 0)
     return 0;
+  if (l->threaded) { /* hand the buffer over and go on filling the other one */
+    pthread_mutex_lock(&l->mu);
+    char *b = l->wbuf;
+    l->wbuf = l->buf;
+    l->wlen = l->len;
+    l->buf = b;
+    l->len = 0;
+    l->busy = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+  }
   struct iovec iov[1] = { { l->buf, l->len } };
   l->len = 0;
   return append(l, iov, 1, err);
@@ -290,11 +384,11 @@ berth_task_log_write(berth_task_log *l, int kind, int phase, const char *data, s
       memcpy(l->buf + l->len + sizeof hdr, data, n);
       l->len += sizeof hdr + n;
     } else {
-      if (berth_task_log_flush(l, err) < 0)
+      if (berth_task_log_push(l, err) < 0)
         return BERTH_EINTERNAL;
       struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *) data, n } };
       if (sizeof hdr + n > BERTH_LOG_BUFFER / 2) {
-        if (append(l, iov, 2, err) < 0)
+        if (writer_idle(l, err) < 0 || append(l, iov, 2, err) < 0)
           return BERTH_EINTERNAL;
       } else {
         memcpy(l->buf, hdr, sizeof hdr);
@@ -316,13 +410,26 @@ berth_task_log_close(berth_task_log *l)
   if (l->fd >= 0 || l->db != NULL) {
     berth_error *e = NULL;
     berth_task_log_flush(l, &e);
+    berth_error_clear(&e);
+    writer_idle(l, &e);
     berth_error_free(e);
   }
+  if (l->threaded) {
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->writer, NULL);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    berth_error_free(l->werr);
+  }
+  free(l->wbuf);
   /* no fsync: the log goes through the page cache like any log file; the task record (SQLite, synchronous=FULL)
    * is what must survive a power loss, and an fsync of a 1 GiB log would hold the task's end for seconds */
   if (l->fd >= 0)
     close(l->fd);
-  db_close(l->db);
+  store_db_give_back(l->st, l->db);
   free(l->task_id);
   free(l->path);
   free(l->buf);

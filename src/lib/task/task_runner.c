@@ -67,6 +67,7 @@ typedef struct runner {
   bool claimed;           /* a fleet host claimed it: its writes carry the claim (berth/fleet.h) */
   bool revoked;           /* ... and the claim was revoked (the host was declared lost): stop, write nothing */
   int64_t last_claim_check_ms;
+  berth_task_ctl *ctl;      /* a fleet host's thread runs it (NULL in a supervisor process) */
   bool log_failed;          /* a write to the task log failed (a full disk): the command is stopped */
   const char *timeout_kind; /* set when a timeout fired */
 } runner;
@@ -136,10 +137,36 @@ note(runner *r, const char *fmt, ...)
   free(msg);
 }
 
+static void
+set_phase(runner *r, int phase)
+{
+  r->phase = phase;
+  if (r->ctl != NULL)
+    atomic_store(&r->ctl->phase, phase);
+}
+
+/* The host running the task in one of its threads gave it up (shutting down, or it lost its lease): like a revoked
+ * claim, the container is ended and nothing more is written; the host records the task's end. */
+static bool
+abandoned(runner *r)
+{
+  if (r->ctl != NULL && atomic_load(&r->ctl->abandon))
+    r->revoked = true;
+  return r->revoked;
+}
+
 static int
 transition(runner *r, const char *state, int phase, const char *note_text, const char *reason, int exit_code,
            berth_error **err)
 {
+  if (abandoned(r))
+    return berth_error_set(err, BERTH_EBUSY, "this host gave the task up (it is shutting down or lost its lease)");
+  /* what the log holds so far is stored before the record moves on: a follower that sees the new state and reads
+   * the log to its end reads all of it */
+  berth_error *fe = NULL;
+  if (berth_task_log_flush(r->log, &fe) < 0)
+    log_fault(r);
+  berth_error_free(fe);
   char *red = NULL;
   if (r->secrets && note_text)
     red = berth_secrets_redact_string(r->secrets, note_text, strlen(note_text), NULL);
@@ -149,12 +176,12 @@ transition(runner *r, const char *state, int phase, const char *note_text, const
                                           exit_code, err);
     free(rr);
     free(red);
-    r->phase = phase;
+    set_phase(r, phase);
     return rc;
   }
   int rc = berth_action_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, reason, exit_code, err);
   free(red);
-  r->phase = phase;
+  set_phase(r, phase);
   return rc;
 }
 
@@ -230,7 +257,7 @@ static bool
 claim_lost(runner *r, bool force)
 {
   int64_t now = berth_now_ms();
-  if (!r->claimed || r->revoked || (!force && now - r->last_claim_check_ms < 1000))
+  if (abandoned(r) || !r->claimed || (!force && now - r->last_claim_check_ms < 1000))
     return r->revoked;
   r->last_claim_check_ms = now;
   berth_error *e = NULL;
@@ -249,7 +276,8 @@ on_exec_tick(void *ud)
   berth_error *fe = NULL;
   int released = berth_outwin_release(r->win, now, false, &fe);
   if (released != 0 || now - r->last_flush_ms >= 100) {
-    if (released < 0 || berth_task_log_flush(r->log, &fe) < 0)
+    /* handed to the log's writer (PostgreSQL: its own thread), so the stream is read on while the chunk is stored */
+    if (released < 0 || berth_task_log_push(r->log, &fe) < 0)
       log_fault(r);
     r->last_flush_ms = now;
   }
@@ -449,6 +477,8 @@ resolve_image(runner *r, berth_error **err)
     for (int waited = 0; waited < (10 << (attempt - 1)); waited++) {
       if (stop_requested(r, false))
         return berth_error_set(err, BERTH_EBUSY, "stopped on request");
+      if (claim_lost(r, false))
+        return berth_error_set(err, BERTH_EBUSY, "this host gave the task up");
       usleep(100000);
     }
   }
@@ -953,7 +983,7 @@ run_task(runner *r, outcome *o)
   berth_error *e = NULL;
   int status = 0;
   /* a fleet host's claim made it PREPARING already */
-  int rc = r->claimed ? (r->phase = BERTH_PHASE_PREPARING, 0)
+  int rc = r->claimed ? (set_phase(r, BERTH_PHASE_PREPARING), 0)
                       : transition(r, "PREPARING", BERTH_PHASE_PREPARING, NULL, NULL, -1, &e);
   if (rc == 0)
     rc = check_image_allowed(r, &e);
@@ -1009,7 +1039,7 @@ static void
 finish(runner *r, outcome *o)
 {
   berth_error *e = NULL;
-  r->phase = BERTH_PHASE_FINISHING;
+  set_phase(r, BERTH_PHASE_FINISHING);
   if (claim_lost(r, true)) {
     /* the fleet failed the task ("host lost") and may run the stack's next task: end the container, write nothing */
     if (r->container != NULL) {
@@ -1071,6 +1101,8 @@ kill_on_timeout(runner *r, const outcome *o)
   }
 }
 
+static int supervise(berth_store *st, const char *task_id, int held_fd, berth_task_ctl *ctl, berth_error **err);
+
 int
 berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
 {
@@ -1080,12 +1112,25 @@ berth_task_supervise(berth_store *st, const char *task_id, berth_error **err)
 int
 berth_task_supervise_held(berth_store *st, const char *task_id, int held_fd, berth_error **err)
 {
-  runner r = { .st = st, .phase = BERTH_PHASE_QUEUED };
+  return supervise(st, task_id, held_fd, NULL, err);
+}
+
+int
+berth_task_supervise_ctl(berth_store *st, const char *task_id, berth_task_ctl *ctl, berth_error **err)
+{
+  return supervise(st, task_id, -1, ctl, err);
+}
+
+static int
+supervise(berth_store *st, const char *task_id, int held_fd, berth_task_ctl *ctl, berth_error **err)
+{
+  runner r = { .st = st, .phase = BERTH_PHASE_QUEUED, .ctl = ctl };
   int hold_fd = held_fd, stack_fd = -1, slot_fd = -1;
   int rc = held_fd >= 0 ? berth_task_adopt_hold(berth_store_home(st), task_id, held_fd, err)
                         : berth_task_hold(berth_store_home(st), task_id, &hold_fd, err);
   if (rc < 0)
     return rc;
+  /* the process that supervises it: a fleet host's thread records its host's */
   rc = berth_store_task_set_supervisor(st, task_id, (int) getpid(), err);
   if (rc == 0)
     rc = berth_store_task_get(st, task_id, &r.t, err);
