@@ -85,6 +85,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # 8 hosts x 4 slots connect at once: with Python's default backlog of 5 a connect was refused now and then (and
+    # its task FAILED "cannot connect to the Docker daemon"); dockerd listens with the kernel's somaxconn
+    request_queue_size = 512
 
 
 if os.path.exists(sys.argv[1]):

@@ -101,9 +101,16 @@ db_prepare(db_conn *c, const char *sql, db_stmt **out, berth_error **err)
   if (rc < 0)
     return rc;
   (*out)->conn = c;
+  (*out)->binary = false;
   (*out)->bind_failed = false;
   (*out)->stepped = false;
   return 0;
+}
+
+void
+db_binary_results(db_stmt *s)
+{
+  s->binary = true;
 }
 
 static void

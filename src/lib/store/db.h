@@ -40,6 +40,10 @@ void db_bind_int64(db_stmt *s, int idx, int64_t v);
 void db_bind_text(db_stmt *s, int idx, const char *v); /* NULL binds SQL NULL */
 void db_bind_blob(db_stmt *s, int idx, const void *p, size_t n);
 void db_bind_null(db_stmt *s, int idx);
+/* Results in the engine's binary form (PostgreSQL: a blob's bytes as they are, not hex-encoded text to decode: half
+ * the bytes over the socket). Only for statements whose columns are integers, booleans, text and blobs; before the
+ * first step. SQLite has one form. */
+void db_binary_results(db_stmt *s);
 /* DB_ROW, DB_DONE, or <0 with *err set. A busy store is retried when that is safe (the statement runs alone, and
  * nothing was read from it yet). */
 int db_step(db_stmt *s, berth_error **err);

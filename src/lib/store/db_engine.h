@@ -68,6 +68,7 @@ struct db_conn {
 
 struct db_stmt {
   db_conn *conn;
+  bool binary; /* db_binary_results: results in the engine's binary form where it has one */
   bool bind_failed;
   bool stepped; /* a row or a result was read since the last reset */
 };

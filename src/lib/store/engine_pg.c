@@ -336,7 +336,8 @@ run(pg_stmt *s)
   if (k == pc->nprepared) {
     char *copy = k < PG_STMT_CACHE ? strdup(s->given) : NULL;
     if (copy == NULL)
-      return PQexecParams(pc->pg, s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths, s->formats, 0);
+      return PQexecParams(pc->pg, s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths, s->formats,
+                          s->base.binary);
     PGresult *prep = PQprepare(pc->pg, name, s->sql, s->nparams, NULL);
     if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
       free(copy);
@@ -346,7 +347,8 @@ run(pg_stmt *s)
     pc->prepared[k] = (pg_prepared){ copy, s->hash };
     pc->nprepared++;
   }
-  return PQexecPrepared(pc->pg, name, s->nparams, (const char *const *) s->values, s->lengths, s->formats, 0);
+  return PQexecPrepared(pc->pg, name, s->nparams, (const char *const *) s->values, s->lengths, s->formats,
+                        s->base.binary);
 }
 
 static int
@@ -402,12 +404,27 @@ pg_col_text(db_stmt *base, int col)
   return pg_is_null(base, col) ? NULL : PQgetvalue(s->res, s->row, col);
 }
 
+/* A binary-format integer or boolean (network byte order). */
+static int64_t
+binary_int(const unsigned char *p, int len)
+{
+  if (len == 1)
+    return p[0] != 0;
+  uint64_t v = (len == 2 || len == 4 || len == 8) && (p[0] & 0x80) ? UINT64_MAX : 0; /* sign-extended */
+  for (int i = 0; i < len && i < 8; i++)
+    v = (v << 8) | p[i];
+  return (int64_t) v;
+}
+
 static int64_t
 pg_col_int64(db_stmt *base, int col)
 {
+  pg_stmt *s = (pg_stmt *) base;
   const char *t = pg_col_text(base, col);
   if (t == NULL)
     return 0;
+  if (PQfformat(s->res, col) == 1)
+    return binary_int((const unsigned char *) t, PQgetlength(s->res, s->row, col));
   if (strcmp(t, "t") == 0 || strcmp(t, "f") == 0) /* a boolean expression */
     return *t == 't';
   return strtoll(t, NULL, 10);
@@ -421,6 +438,10 @@ pg_col_blob(db_stmt *base, int col, size_t *len)
   *len = 0;
   if (t == NULL)
     return NULL;
+  if (PQfformat(s->res, col) == 1) { /* the bytes themselves */
+    *len = (size_t) PQgetlength(s->res, s->row, col);
+    return t;
+  }
   if (s->blob)
     PQfreemem(s->blob);
   s->blob = PQunescapeBytea((const unsigned char *) t, len);

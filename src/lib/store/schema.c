@@ -232,8 +232,7 @@ static const migration migrations[] = {
   /* PostgreSQL compressed every log chunk (pglz, on the server's CPU) as it was written and decompressed it for each
    * follower: a quarter of the server's work while a log streams. Chunks are stored as they are (SQLite keeps logs
    * in files). Rows written before stay as they were. */
-  { 7, "task log chunks stored uncompressed",
-    "SELECT 1;",
+  { 7, "task log chunks stored uncompressed", "SELECT 1;",
     "ALTER TABLE task_log_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;" },
 };
 

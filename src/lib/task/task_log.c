@@ -504,6 +504,7 @@ fetch_chunk(berth_log_reader *r, berth_error **err)
       r->locate = false;
       if (db_prepare(r->db, sql, &r->batch, err) < 0)
         return berth_error_wrap(err, "read the task log of %s", r->task_id);
+      db_binary_results(r->batch); /* the chunks' bytes as they are, not hex */
       db_bind_text(r->batch, 1, r->task_id);
       db_bind_int64(r->batch, 2, r->pos);
     }
