@@ -137,7 +137,7 @@ cat >"$OUT" <<EOF
 # Fleet (issue 10)
 
 \`bench/fleet.sh\`, $(date -u +%Y-%m-%d), this machine (2 cores). PostgreSQL 15 is a throwaway server on a Unix
-socket; every host, its supervisors, PostgreSQL and (b) dockerd share the 2 cores.
+socket; every host, its task threads, PostgreSQL and (b) dockerd share the 2 cores.
 
 ## (a) Coordination alone
 
@@ -151,16 +151,19 @@ as hosts are added, claim p99 < 250 ms, 0 violations.
 | hosts | slots | tasks/s | claim p50 (ms) | claim p99 (ms) | violations | not FINISHED |
 |---:|---:|---:|---:|---:|---:|---:|
 $rows_a
-What bounds it: the 2 cores, and PostgreSQL's share of them. Measured separately (1,000 tasks, 8 hosts, same fake):
-the machine is 100% busy; PostgreSQL's backends take 56% of it, about 43 ms of CPU per task: each task is a
-supervisor process with two new connections (its store and its log writer; a new backend costs about 4 ms before
-its first statement, and every statement is planned cold on it) and about 60 transactions (five audited transitions,
-six log chunks, the claim, heartbeats and the other hosts' claim attempts); the supervisor itself takes 18 ms, the
-fake engine 4 ms (those shares were measured before PostgreSQL statements were prepared per connection; the run
-above is after it: the rate no longer falls as hosts are added, and stays near 20 tasks/s, as the new connection
-per supervisor still plans its statements cold). Adding hosts adds concurrency, not capacity, on one 2-core machine.
-The ways down (not done): one connection per supervisor, fewer statements per transition, supervisors that outlive
-one task.
+What bounds it: the store's one write lock (an advisory lock every write transaction takes, so the audit chain stays
+one linear chain) and the 2 cores. Each task is four write transactions (the claim with its PREPARING transition,
+then INITIALIZING, PERFORMING and its end), each about ten round trips under the lock; with more hosts more threads
+share the 2 cores, each round trip under the lock takes longer, and the rate eases off (hosts add concurrency, not
+capacity, on one machine). What it took to get here, measured with 1 and 8 hosts (tasks/s): a supervisor process per
+task with two new PostgreSQL connections (about 20, for any number of hosts; 56% of the machine in PostgreSQL
+backends, most of it starting them) -> each claimed task run in a thread of its host on store connections the host
+keeps (about 100 with 1 host, 40-70 with 8) -> the claim's plan pinned to walk the queue in order (a plan made
+while a new database's queue looked empty sorted the whole queue under the lock, 10-25 ms a claim; \`SET enable_sort
+= off\` on the claiming connection, and JIT off for berth's sessions, whose cost penalty had it compile plans for
+150-250 ms) -> transitions without savepoints and without a second read of the task (4 round trips fewer each).
+Bench note: the fake engine (Python) listened with a backlog of 5 and refused a connection now and then under 32
+concurrent tasks (their tasks FAILED "cannot connect to the Docker daemon"); it now has a real backlog.
 
 ## (b) Real Docker
 
