@@ -14,7 +14,8 @@ trap 'rm -rf "$TMP"' EXIT
 unset BERTH_SERVER XDG_DATA_HOME
 pass=0
 fail=0
-LATEST=6 # the newest schema version (src/lib/store/schema.c)
+LATEST=7 # the newest schema version (src/lib/store/schema.c)
+NEWER=$((LATEST + 1))
 
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
@@ -77,13 +78,13 @@ expect "its failed task is still there" 0 task show 01m8vvf1n24tcbac8be0dav9rr -
 same "with its exit code" "$(json exit_code)" "3"
 
 # --- a store from a newer berth -----------------------------------------------------------------------------
-sqlite3 "$BERTH_HOME/berth.db" "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)"
+sqlite3 "$BERTH_HOME/berth.db" "INSERT INTO schema_version (version, applied_at) VALUES ($NEWER, 0)"
 expect "a newer store is refused" 125 store info
 same "in one line naming both versions" "$err" \
-  "berth: store $BERTH_HOME/berth.db has schema version 7, newer than this berth knows ($LATEST); use a newer berth"
+  "berth: store $BERTH_HOME/berth.db has schema version $NEWER, newer than this berth knows ($LATEST); use a newer berth"
 expect "by every command" 125 stack list
 expect "migrate refuses it too" 125 store migrate
-same "left as it was" "$(sqlite3 "$BERTH_HOME/berth.db" 'SELECT max(version) FROM schema_version')" "7"
+same "left as it was" "$(sqlite3 "$BERTH_HOME/berth.db" 'SELECT max(version) FROM schema_version')" "$NEWER"
 
 # --- PostgreSQL, when a server is given (ci/start-postgres.sh) ------------------------------------------------
 if [ -n "${BERTH_TEST_PG:-}" ]; then
@@ -131,7 +132,7 @@ server running locally and accepting connections on that socket?)"
   *) target="$conninfo dbname=$copydb" ;;
   esac
   export BERTH_HOME=$TMP/old
-  sqlite3 "$BERTH_HOME/berth.db" "DELETE FROM schema_version WHERE version = 7" # undo the newer-berth test
+  sqlite3 "$BERTH_HOME/berth.db" "DELETE FROM schema_version WHERE version = $NEWER" # undo the newer-berth test
   expect "pg: store copy" 0 store copy --to "$target" --json
   same "pg: copied the audit chain" "$(json rows.audit_log)" "21"
   same "pg: copied the transitions" "$(json rows.task_transitions)" "10"
