@@ -29,24 +29,29 @@ receiver() { # receiver NAME MODE: starts one; its port in RPORT
 admin=$("$BERTH" key create wh-admin --role admin 2>/dev/null | tail -n 1)
 writer=$("$BERTH" key create wh-writer --role writer 2>/dev/null | tail -n 1)
 as() { local k=$1; shift; BERTH_SERVER=$U BERTH_API_KEY=$k "$BERTH" "$@" </dev/null; }
-# states LOG TASK: the states of the task answered 200, in state_version order; a state delivered twice shows *2
+# states LOG TASK [by-delivery]: the states of the task answered 200, in state_version order; a state delivered
+# twice shows *2. With by-delivery, a resend under the same X-Berth-Delivery id counts once: delivery is at least
+# once, and a server killed between a receiver's 200 and its own record of it sends that delivery again.
 states() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "${3:-}" <<'PY'
 import json, os, sys
 seen = {}
 for line in open(sys.argv[1]) if os.path.exists(sys.argv[1]) else []:
     r = json.loads(line)
     t = (r["body"] or {}).get("task") or {}
     if t.get("id") == sys.argv[2] and r["status"] == 200:
-        seen.setdefault(t["state_version"], []).append(t["state"])
-print(" ".join(v[0] + ("*%d" % len(v) if len(v) > 1 else "") for _, v in sorted(seen.items())))
+        v = seen.setdefault(t["state_version"], [t["state"], set(), 0])
+        v[1].add(r["delivery"])
+        v[2] += 1
+n = lambda v: len(v[1]) if sys.argv[3] else v[2]
+print(" ".join(v[0] + ("*%d" % n(v) if n(v) > 1 else "") for _, v in sorted(seen.items())))
 PY
 }
 history() { "$BERTH" task show "$1" --json | python3 -c 'import json,sys; print(" ".join(h["state"] for h in json.load(sys.stdin)["history"]))'; }
-wait_states() { # wait_states LOG TASK SECONDS: until every state of the task arrived
+wait_states() { # wait_states LOG TASK SECONDS [by-delivery]: until every state of the task arrived
   local want
   want=$(history "$2")
-  for _ in $(seq 1 $(($3 * 5))); do [ "$(states "$1" "$2")" = "$want" ] && return 0; sleep 0.2; done
+  for _ in $(seq 1 $(($3 * 5))); do [ "$(states "$1" "$2" "${4:-}")" = "$want" ] && return 0; sleep 0.2; done
   return 1
 }
 
@@ -119,9 +124,9 @@ for _ in $(seq 1 100); do
   case $(task_field "$id3" state) in FINISHED | FAILED) break ;; esac
   sleep 0.1
 done
-wait_states "$T_TMP/a.log" "$id3" 30
-check "a server SIGKILLed mid-task: after its restart every state arrived once ($(states "$T_TMP/a.log" "$id3"))" \
-  test "$(states "$T_TMP/a.log" "$id3")" = "$(history "$id3")"
+wait_states "$T_TMP/a.log" "$id3" 30 by-delivery
+check "a server SIGKILLed mid-task: after its restart every state arrived, each under one delivery id ($(states "$T_TMP/a.log" "$id3"))" \
+  test "$(states "$T_TMP/a.log" "$id3" by-delivery)" = "$(history "$id3")"
 
 # a 404 is final
 as "$writer" task run "$N" -- true >/dev/null 2>&1
