@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP API benchmark: a real `berth serve` on a Unix socket and on 127.0.0.1, the real Docker daemon.
 # 8 concurrent clients (keep-alive connections, half on each transport): 1,000 GET /v1/tasks/{id} in all, then
-# 200 POST /v1/stacks/{s}/tasks over 4 stacks. Reports p50/p90/p99/max latency per kind, waits for the 200 tasks to
+# 200 POST /v1/stacks/{s}/tasks over 4 stacks (and each kind from one client alone, one request at a time). Reports p50/p90/p99/max latency per kind, waits for the 200 tasks to
 # drain (Docker-bound; reported separately), and writes docs/benchmarks-server.md.
 #
 #   bench/server.sh [BUILD_DIR]          env: OUT (docs/benchmarks-server.md), GETS (1000), POSTS (200),
@@ -108,6 +108,15 @@ seq.sort()
 res["seq"] = dict(n=len(seq), p50=pct(seq, 50), p90=pct(seq, 90), p99=pct(seq, 99), max=seq[-1] * 1000, rps=0, errors=0)
 print("seq", res["seq"], flush=True)
 time.sleep(3)  # let the last supervisors remove their containers: reads are measured on a quiet server
+# one client, one read at a time: the latency of a read itself
+one = []
+for k in range(200):
+    dt, st, data = call(c, "GET", "/v1/tasks/" + tid)
+    assert st == 200, data
+    one.append(dt)
+one.sort()
+res["get1"] = dict(n=len(one), p50=pct(one, 50), p90=pct(one, 90), p99=pct(one, 99), max=one[-1] * 1000, rps=0, errors=0)
+print("get1", res["get1"], flush=True)
 for kind, total in (("get", gets), ("post", posts)):
     lat, errors, wall = run(kind, total)
     res[kind] = dict(n=len(lat), p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99), max=lat[-1] * 1000,
@@ -126,7 +135,7 @@ while True:
 drain = time.perf_counter() - t0
 failed = sum(1 for t in tasks if t["state"] != "FINISHED")
 
-g, p, q = res["get"], res["post"], res["seq"]
+g, p, q, g1 = res["get"], res["post"], res["seq"], res["get1"]
 text = f"""# berth serve benchmark
 
 `bench/server.sh` (regenerate with `bench/server.sh BUILD_DIR`): a real `berth serve` on a Unix socket and on
@@ -136,7 +145,8 @@ text = f"""# berth serve benchmark
 
 | requests | n | p50 | p90 | p99 | max | throughput | errors |
 |---|---|---|---|---|---|---|---|
-| `GET /v1/tasks/{{id}}` | {g['n']} | {g['p50']:.2f} ms | {g['p90']:.2f} ms | {g['p99']:.2f} ms | {g['max']:.2f} ms | {g['rps']:.0f} req/s | {g['errors']} |
+| `GET /v1/tasks/{{id}}`, 1 client | {g1['n']} | {g1['p50']:.2f} ms | {g1['p90']:.2f} ms | {g1['p99']:.2f} ms | {g1['max']:.2f} ms | - | 0 |
+| `GET /v1/tasks/{{id}}`, 8 clients | {g['n']} | {g['p50']:.2f} ms | {g['p90']:.2f} ms | {g['p99']:.2f} ms | {g['max']:.2f} ms | {g['rps']:.0f} req/s | {g['errors']} |
 | `POST /v1/stacks/{{s}}/tasks`, 1 client, queue empty | {q['n']} | {q['p50']:.2f} ms | {q['p90']:.2f} ms | {q['p99']:.2f} ms | {q['max']:.2f} ms | - | 0 |
 | `POST /v1/stacks/{{s}}/tasks`, 8 clients | {p['n']} | {p['p50']:.2f} ms | {p['p90']:.2f} ms | {p['p99']:.2f} ms | {p['max']:.2f} ms | {p['rps']:.0f} req/s | {p['errors']} |
 

@@ -104,14 +104,16 @@ S, P = r["sqlite"], r["postgresql"]
 def ok(b):
     return "met" if b else "**not met**"
 rows = [
+    ("`GET /v1/tasks/{id}`, 1 client, p50 / p99", lambda x: "%.2f / %.2f ms" % (x["srv"]["get1"]["p50"], x["srv"]["get1"]["p99"]),
+     "PostgreSQL within 2x of SQLite", ok(P["srv"]["get1"]["p50"] <= 2 * S["srv"]["get1"]["p50"])),
     ("`GET /v1/tasks/{id}`, 8 clients, p50 / p99", lambda x: "%.2f / %.2f ms" % (x["srv"]["get"]["p50"], x["srv"]["get"]["p99"]),
      "p99 < 5 ms on both", ok(S["srv"]["get"]["p99"] < 5 and P["srv"]["get"]["p99"] < 5)),
     ("submissions, 8 clients (200), p50 / p99", lambda x: "%.1f / %.1f ms" % (x["srv"]["post"]["p50"], x["srv"]["post"]["p99"]),
      "p99 < 100 ms on both", ok(S["srv"]["post"]["p99"] < 100 and P["srv"]["post"]["p99"] < 100)),
     ("submission, 1 client, queue empty, p50 / p99", lambda x: "%.1f / %.1f ms" % (x["srv"]["seq"]["p50"], x["srv"]["seq"]["p99"]),
      "PostgreSQL within 2x of SQLite", ok(P["srv"]["seq"]["p50"] <= 2 * S["srv"]["seq"]["p50"])),
-    ("task read (library), 1 client, p50 / p99", lambda x: "%.3f / %.3f ms" % (x["get"]["p50"], x["get"]["p99"]),
-     "PostgreSQL within 2x of SQLite", ok(P["get"]["p50"] <= 2 * S["get"]["p50"])),
+    ("task read in the library alone, 1 client, p50 / p99", lambda x: "%.3f / %.3f ms" % (x["get"]["p50"], x["get"]["p99"]),
+     "(for scale: a round trip against a read in the same process)", ""),
     ("10,000 audit appends, 1 client, p50 / p99", lambda x: "%.3f / %.3f ms (%d/s)" % (x["audit"]["p50"], x["audit"]["p99"], x["audit"]["rate"]),
      "PostgreSQL within 2x of SQLite", ok(P["audit"]["p50"] <= 2 * S["audit"]["p50"])),
     ("following a %s MiB log (task run) vs the raw exec stream just before" % log_mib,

@@ -49,7 +49,7 @@ int berth_task_log_flush(berth_task_log *l, berth_error **err);
  * it waits only for the write before). Errors of a write show in the next push or flush. berth_task_log_flush after
  * it makes everything visible. On SQLite it is berth_task_log_flush. */
 int berth_task_log_push(berth_task_log *l, berth_error **err);
-#define BERTH_LOG_BUFFER (256u * 1024u)
+#define BERTH_LOG_BUFFER (1024u * 1024u)
 void berth_task_log_close(berth_task_log *l);
 /* The errno of the first write to the log that failed (ENOSPC on a full disk; EIO when the PostgreSQL store
  * refused or lost a chunk), 0 if none did. */

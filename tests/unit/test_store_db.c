@@ -162,6 +162,110 @@ test_parts(void **state)
   berth_store_close(st);
 }
 
+/* db_run_later: writes sent with the next statement that needs an answer (PostgreSQL: in one pipeline) keep their
+ * meaning: a later read sees them, a failure of one fails that read or the commit and nothing of the transaction
+ * stays, a transaction of nothing else commits, and outside a transaction it runs at once. */
+static int
+later(db_conn *c, const char *k, int64_t v, int expect)
+{
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  assert_int_equal(db_prepare(c, "INSERT INTO t_later (k, v) VALUES (?, ?)", &s, &err), 0);
+  db_bind_text(s, 1, k);
+  db_bind_int64(s, 2, v);
+  int rc = db_run_later(s, &err);
+  if (expect == 0)
+    assert_int_equal(rc, 0);
+  else if (expect < 0)
+    assert_int_not_equal(rc, 0);
+  berth_error_clear(&err);
+  return rc;
+}
+
+static int64_t
+later_value(db_conn *c, const char *k, int *rc)
+{
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  assert_int_equal(db_prepare(c, "SELECT v FROM t_later WHERE k = ?", &s, &err), 0);
+  db_bind_text(s, 1, k);
+  *rc = db_step(s, &err);
+  int64_t v = *rc == DB_ROW ? db_column_int64(s, 0) : -1;
+  db_finalize(s);
+  if (*rc < 0) {
+    assert_non_null(err);
+    assert_non_null(strstr(err->msg, "t_later")); /* the failed write's own message, naming what it violated */
+  }
+  berth_error_clear(&err);
+  return v;
+}
+
+static void
+test_run_later(void **state)
+{
+  berth_store *st = open_ok(*state);
+  db_conn *c = store_db(st);
+  berth_error *err = NULL;
+  int rc;
+  const bool pg = strcmp(db_engine_name(c), "postgresql") == 0; /* SQLite runs each at once */
+  assert_int_equal(db_exec(c, "CREATE TABLE t_later (k TEXT PRIMARY KEY, v INTEGER NOT NULL)", &err), 0);
+  /* seen by a later read of the same transaction, kept by its commit */
+  assert_int_equal(db_begin(c, &err), 0);
+  later(c, "a", 1, 0);
+  assert_int_equal(later_value(c, "a", &rc), 1);
+  later(c, "b", 2, 0);
+  assert_int_equal(db_commit(c, &err), 0);
+  assert_int_equal(later_value(c, "b", &rc), 2);
+  /* a failing one fails the commit, and the writes before it go too */
+  assert_int_equal(db_begin(c, &err), 0);
+  later(c, "c", 3, 0);
+  if (later(c, "a", 4, pg ? 0 : -1) == 0) { /* a duplicate key: on PostgreSQL it fails only when it is sent */
+    assert_int_not_equal(db_commit(c, &err), 0);
+    assert_non_null(err);
+    berth_error_clear(&err);
+  } else {
+    db_rollback(c);
+  }
+  assert_int_equal(db_tx_depth(c), 0);
+  assert_int_equal(later_value(c, "c", &rc), -1);
+  assert_int_equal(later_value(c, "a", &rc), 1);
+  /* ... or the next statement that needs an answer; the caller's rollback leaves nothing */
+  assert_int_equal(db_begin(c, &err), 0);
+  later(c, "d", 5, 0);
+  if (later(c, "b", 6, pg ? 0 : -1) == 0) {
+    later_value(c, "d", &rc);
+    assert_true(rc < 0);
+  }
+  db_rollback(c);
+  assert_int_equal(db_tx_depth(c), 0);
+  assert_int_equal(later_value(c, "d", &rc), -1);
+  /* nothing but writes: one commit */
+  assert_int_equal(db_begin(c, &err), 0);
+  for (int i = 0; i < 40; i++) { /* more than the engine keeps waiting at once */
+    char k[16];
+    snprintf(k, sizeof k, "n%d", i);
+    later(c, k, i, 0);
+  }
+  assert_int_equal(db_commit(c, &err), 0);
+  assert_int_equal(later_value(c, "n39", &rc), 39);
+  assert_int_equal(later_value(c, "n0", &rc), 0);
+  /* a begin that was never sent rolls back cleanly, and the next transaction is whole */
+  assert_int_equal(db_begin(c, &err), 0);
+  later(c, "e", 7, 0);
+  db_rollback(c);
+  assert_int_equal(db_begin(c, &err), 0);
+  later(c, "f", 8, 0);
+  assert_int_equal(db_commit(c, &err), 0);
+  assert_int_equal(later_value(c, "e", &rc), -1);
+  assert_int_equal(later_value(c, "f", &rc), 8);
+  /* outside a transaction: at once, failing at once */
+  later(c, "g", 9, 0);
+  assert_int_equal(later_value(c, "g", &rc), 9);
+  later(c, "g", 10, -1);
+  assert_int_equal(db_exec(c, "DROP TABLE t_later", &err), 0);
+  berth_store_close(st);
+}
+
 static void
 test_rollback_on_error(void **state)
 {
@@ -578,7 +682,9 @@ test_copy_to_postgresql(void **state)
   berth_store *from = open_ok(*state);
   berth_store_copy_report report;
   berth_error *err = NULL;
-  /* a task's log, a file on SQLite: 600 records of 1000 bytes, more than one chunk */
+  /* a task's log, a file on SQLite: records of 1000 bytes filling a little over two chunks (BERTH_LOG_BUFFER each
+   * at most) */
+  const int n_records = (int) (2 * BERTH_LOG_BUFFER / (1000 + 6)) + 1;
   db_stmt *q = NULL;
   assert_int_equal(db_prepare(store_db(from), "SELECT id FROM tasks ORDER BY seq LIMIT 1", &q, &err), 0);
   assert_int_equal(db_step(q, &err), DB_ROW);
@@ -588,14 +694,14 @@ test_copy_to_postgresql(void **state)
   assert_int_equal(berth_task_log_create(from, task_id, &log, &err), 0);
   char line[1000];
   memset(line, 'x', sizeof line);
-  for (int i = 0; i < 600; i++)
+  for (int i = 0; i < n_records; i++)
     assert_int_equal(berth_task_log_write(log, BERTH_LOG_STDOUT, BERTH_PHASE_PERFORMING, line, sizeof line, &err), 0);
   berth_task_log_close(log);
   if (berth_store_copy(from, target, &report, &err) < 0)
     fail_msg("copy: %s", err->msg);
   assert_int_equal(report.n, 19); /* 13, and the 6 tables of schedules and webhooks */
   assert_string_equal(report.tables[12].table, "task_log_chunks");
-  assert_int_equal(report.tables[12].rows, 3); /* 256 KiB each at most */
+  assert_int_equal(report.tables[12].rows, 3);
   assert_string_equal(report.tables[7].table, "audit_log");
   assert_string_equal(report.tables[10].table, "settings");
   assert_int_equal(report.tables[7].rows, 21);
@@ -623,7 +729,7 @@ test_copy_to_postgresql(void **state)
   berth_log_reader *r = NULL;
   assert_int_equal(berth_log_reader_open(to, task_id, &r, &err), 0);
   int64_t records = 0;
-  assert_int_equal(berth_log_reader_read(r, count_record, &records, &err), 600);
+  assert_int_equal(berth_log_reader_read(r, count_record, &records, &err), n_records);
   berth_log_reader_close(r);
   free(task_id);
   check_fixture_records(to, 21, 2);
@@ -800,6 +906,7 @@ main(int argc, char **argv)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_inner_rollback_keeps_outer, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_parts, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_run_later, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_rollback_on_error, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_statements, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_newer_schema_refused, engine_setup, engine_teardown),

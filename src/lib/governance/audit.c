@@ -155,9 +155,7 @@ insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_
   db_bind_text(stmt, 6, rec->args);
   db_bind_text(stmt, 7, rec->outcome);
   db_bind_text(stmt, 8, hash);
-  int step = db_step(stmt, err);
-  db_finalize(stmt);
-  if (step != DB_DONE)
+  if (db_run_later(stmt, err) < 0)
     return berth_error_wrap(err, "append audit record");
   if (db_prepare(store_db(st),
                  "INSERT INTO audit_head (k, last_id, last_hash) VALUES (1, ?, ?)"
@@ -167,9 +165,7 @@ insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_
     return berth_error_wrap(err, "append audit record");
   db_bind_int64(stmt, 1, rec->id);
   db_bind_text(stmt, 2, hash);
-  step = db_step(stmt, err);
-  db_finalize(stmt);
-  if (step != DB_DONE)
+  if (db_run_later(stmt, err) < 0)
     return berth_error_wrap(err, "append audit record");
   return 0;
 }
@@ -206,7 +202,7 @@ outbox_audit_event(berth_store *st, const audit_record *rec, berth_error **err)
   if (rc == 0) {
     db_bind_text(stmt, 1, payload);
     db_bind_int64(stmt, 2, rec->at);
-    rc = db_run(stmt, NULL, err);
+    rc = db_run_later(stmt, err);
   }
   free(payload);
   return rc < 0 ? berth_error_wrap(err, "record the webhook event of an audit record") : 0;

@@ -270,6 +270,16 @@ db_run(db_stmt *s, int64_t *changes, berth_error **err)
   return rc < 0 ? rc : 0;
 }
 
+int
+db_run_later(db_stmt *s, berth_error **err)
+{
+  if (s->conn->depth == 0 || s->conn->ops->run_later == NULL || s->bind_failed)
+    return db_run(s, NULL, err);
+  int rc = s->conn->ops->run_later(s, err);
+  db_finalize(s);
+  return rc;
+}
+
 int64_t
 db_size_bytes(db_conn *c)
 {
@@ -332,7 +342,8 @@ begin(db_conn *c, bool read, berth_error **err)
   }
   for (int attempt = 0;; attempt++) {
     berth_error *e = NULL;
-    int rc = db_exec(c, read ? c->ops->begin_read_sql : c->ops->begin_sql, &e);
+    int rc = c->ops->begin ? c->ops->begin(c, read, &e)
+                           : db_exec(c, read ? c->ops->begin_read_sql : c->ops->begin_sql, &e);
     if (rc == 0) {
       c->depth = 1;
       c->read_only = read;

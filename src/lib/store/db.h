@@ -68,6 +68,11 @@ db_type db_column_type(db_stmt *s, int col);
 
 /* Steps once (a row of RETURNING is fine), stores the changed row count in *changes (may be NULL), finalizes s. */
 int db_run(db_stmt *s, int64_t *changes, berth_error **err);
+/* Like db_run without the count, for a write inside a transaction whose outcome the caller needs only when the
+ * transaction commits: an engine with a network round trip per statement (PostgreSQL) sends it with the next
+ * statement that needs an answer, or the commit, and a failure of it then fails that statement or the commit (so
+ * the transaction can only roll back, as if this call had failed). Outside a transaction it is db_run. Finalizes s. */
+int db_run_later(db_stmt *s, berth_error **err);
 
 /* Transactions nest: the outermost begin opens a write transaction (SQLite BEGIN IMMEDIATE, so read-modify-write
  * serializes across processes; a busy begin is retried), an inner begin opens a savepoint. An inner rollback undoes

@@ -25,6 +25,12 @@ struct db_ops {
   const char *name;
   const char *begin_sql;      /* the outermost write transaction */
   const char *begin_read_sql; /* the outermost read snapshot */
+  /* May be NULL (then begin_sql / begin_read_sql run at once): opens the outermost transaction, which the engine may
+   * send with the next statement that needs an answer (it then fails that statement if it fails). */
+  int (*begin)(db_conn *c, bool read, berth_error **err);
+  /* May be NULL (then the statement runs at once): queues s, with copies of its values, to be sent with the next
+   * statement of this transaction that needs an answer, or its commit; a failure then fails that one. */
+  int (*run_later)(db_stmt *s, berth_error **err);
   void (*close)(db_conn *c);
   int (*exec)(db_conn *c, const char *sql, berth_error **err);
   int (*prepare)(db_conn *c, const char *sql, db_stmt **out, berth_error **err);

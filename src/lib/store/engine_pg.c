@@ -23,7 +23,9 @@
 #define PG_MIN_SERVER 120000 /* identity columns, EXECUTE FUNCTION triggers */
 /* berth's write transactions: one advisory lock (key: "berth" in ASCII), waited for as long as SQLite's busy
  * timeout; a timeout is 55P03, busy, which db.c retries at begin */
-#define WRITE_LOCK_SQL "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(431316168808)"
+#define WRITE_LOCK_TIMEOUT_SQL "SET LOCAL lock_timeout = '10s'"
+#define WRITE_LOCK_SQL "SELECT pg_advisory_xact_lock(431316168808)"
+#define READ_BEGIN_SQL "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 /* Statements prepared on the server once per connection (named b0, b1, ...) and executed by name after: parsing
  * and planning a statement cost the server more than running most of berth's, and a connection runs the same few
@@ -36,12 +38,28 @@ typedef struct pg_prepared {
   uint64_t hash;
 } pg_prepared;
 
+/* A statement waiting to be sent (db_run_later, or the begin of a transaction): it goes in one pipeline with the
+ * next statement that needs an answer, so a write transaction costs one round trip per read plus its commit. */
+typedef struct pg_pending {
+  char *sql;   /* $n form, or a command without parameters */
+  char *given; /* the cache key (as the caller gave it); NULL for a command */
+  uint64_t hash;
+  int nparams;
+  char **values;
+  int *lengths, *formats;
+} pg_pending;
+
+#define PG_PENDING_MAX 32 /* more than this many waiting are sent at once */
+
 typedef struct pg_conn {
   db_conn base;
   PGconn *pg;
   char *password; /* only to scrub it from messages; wiped on close */
   pg_prepared prepared[PG_STMT_CACHE];
   int nprepared;
+  pg_pending pending[PG_PENDING_MAX];
+  int npending;
+  bool begin_pending; /* the transaction's BEGIN is among them: nothing of it reached the server yet */
 } pg_conn;
 
 typedef struct pg_stmt {
@@ -137,6 +155,28 @@ forget_prepared(pg_conn *pc)
   pc->nprepared = 0;
 }
 
+static void
+free_pending(pg_pending *p)
+{
+  for (int i = 0; i < p->nparams; i++)
+    free(p->values[i]);
+  free(p->values);
+  free(p->lengths);
+  free(p->formats);
+  free(p->sql);
+  free(p->given);
+  memset(p, 0, sizeof *p);
+}
+
+static void
+drop_pending(pg_conn *pc)
+{
+  for (int i = 0; i < pc->npending; i++)
+    free_pending(&pc->pending[i]);
+  pc->npending = 0;
+  pc->begin_pending = false;
+}
+
 /* Re-makes the connection: a new server session, with no prepared statements. */
 static void
 remake(db_conn *c)
@@ -170,6 +210,7 @@ pg_close(db_conn *c)
 {
   pg_conn *pc = (pg_conn *) c;
   forget_prepared(pc);
+  drop_pending(pc);
   PQfinish(pc->pg);
   if (pc->password) {
     sodium_memzero(pc->password, strlen(pc->password));
@@ -182,13 +223,36 @@ pg_close(db_conn *c)
 static bool
 pg_in_transaction(db_conn *c)
 {
+  if (((pg_conn *) c)->begin_pending)
+    return true;
   PGTransactionStatusType t = PQtransactionStatus(handle(c));
   return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
+static PGresult *pipeline(pg_conn *pc, pg_stmt *cur, const char *cmd);
+
 static int
 pg_exec(db_conn *c, const char *sql, berth_error **err)
 {
+  pg_conn *pc = (pg_conn *) c;
+  if (pc->npending > 0) {
+    if (strcmp(sql, "ROLLBACK") == 0) { /* what waits is dropped; nothing to undo when nothing was sent */
+      bool nothing_sent = pc->begin_pending;
+      drop_pending(pc);
+      if (nothing_sent)
+        return 0;
+    } else {
+      /* one command goes in the pipeline (a COMMIT: one round trip for the writes and the commit); several go
+       * after it */
+      bool one = strchr(sql, ';') == NULL;
+      PGresult *res = pipeline(pc, NULL, one ? sql : NULL);
+      int rc
+          = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : fail(c, res, err);
+      PQclear(res);
+      if (rc < 0 || one)
+        return rc;
+    }
+  }
   reconnect_if_lost(c);
   PGresult *res = PQexec(handle(c), sql);
   ExecStatusType st = PQresultStatus(res);
@@ -322,42 +386,246 @@ pg_bind(db_stmt *base, int idx, db_bind_kind kind, int64_t i, const void *p, siz
   return 0;
 }
 
+/* The server-side statement for `given`, made when there is room: 1 and its name in name[16] when it is prepared, 0
+ * when it goes unnamed, -1 with the failed prepare's result in *failed (a failed parse has aborted the transaction it
+ * is in). */
+static int
+prepared_name(pg_conn *pc, const char *given, uint64_t hash, const char *sql, int nparams, char name[16],
+              PGresult **failed)
+{
+  int k = 0;
+  while (k < pc->nprepared && (pc->prepared[k].hash != hash || strcmp(pc->prepared[k].sql, given) != 0))
+    k++;
+  snprintf(name, 16, "b%d", k);
+  if (k < pc->nprepared)
+    return 1;
+  char *copy = k < PG_STMT_CACHE ? strdup(given) : NULL;
+  if (copy == NULL)
+    return 0;
+  PGresult *prep = PQprepare(pc->pg, name, sql, nparams, NULL);
+  if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
+    free(copy);
+    *failed = prep;
+    return -1;
+  }
+  PQclear(prep);
+  pc->prepared[k] = (pg_prepared){ copy, hash };
+  pc->nprepared++;
+  return 1;
+}
+
 /* Runs s on the server: by name when it is prepared on this connection (preparing it first when there is room),
- * else unnamed. A failed prepare's result is the statement's (a failed parse has aborted the transaction it is in). */
+ * else unnamed. */
 static PGresult *
 run(pg_stmt *s)
 {
   pg_conn *pc = (pg_conn *) s->base.conn;
-  int k = 0;
-  while (k < pc->nprepared && (pc->prepared[k].hash != s->hash || strcmp(pc->prepared[k].sql, s->given) != 0))
-    k++;
   char name[16];
-  snprintf(name, sizeof name, "b%d", k);
-  if (k == pc->nprepared) {
-    char *copy = k < PG_STMT_CACHE ? strdup(s->given) : NULL;
-    if (copy == NULL)
-      return PQexecParams(pc->pg, s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths, s->formats,
-                          s->base.binary);
-    PGresult *prep = PQprepare(pc->pg, name, s->sql, s->nparams, NULL);
-    if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
-      free(copy);
-      return prep;
-    }
-    PQclear(prep);
-    pc->prepared[k] = (pg_prepared){ copy, s->hash };
-    pc->nprepared++;
-  }
+  PGresult *failed = NULL;
+  int named = prepared_name(pc, s->given, s->hash, s->sql, s->nparams, name, &failed);
+  if (named < 0)
+    return failed;
+  if (named == 0)
+    return PQexecParams(pc->pg, s->sql, s->nparams, NULL, (const char *const *) s->values, s->lengths, s->formats,
+                        s->base.binary);
   return PQexecPrepared(pc->pg, name, s->nparams, (const char *const *) s->values, s->lengths, s->formats,
                         s->base.binary);
+}
+
+static PGresult *
+make_result(pg_conn *pc, ExecStatusType st)
+{
+  return PQmakeEmptyPGresult(pc->pg, st);
+}
+
+/* One attempt of pipeline(): NULL when the connection broke before every answer was read. */
+static PGresult *
+pipeline_once(pg_conn *pc, pg_stmt *cur, const char *cmd)
+{
+  PGconn *pg = pc->pg;
+  int n = pc->npending;
+  char names[PG_PENDING_MAX + 1][16];
+  int named[PG_PENDING_MAX + 1];
+  PGresult *failed = NULL;
+  /* prepared first, one round trip each the first time a connection sees a statement */
+  for (int i = 0; i <= n; i++) {
+    pg_pending *p = i < n ? &pc->pending[i] : NULL;
+    named[i] = 0;
+    if (p && p->given)
+      named[i] = prepared_name(pc, p->given, p->hash, p->sql, p->nparams, names[i], &failed);
+    else if (p == NULL && cur)
+      named[i] = prepared_name(pc, cur->given, cur->hash, cur->sql, cur->nparams, names[i], &failed);
+    if (named[i] < 0)
+      return failed;
+  }
+  if (PQenterPipelineMode(pg) == 0)
+    return NULL;
+  bool sent = true;
+  for (int i = 0; i < n && sent; i++) {
+    pg_pending *p = &pc->pending[i];
+    sent = named[i] ? PQsendQueryPrepared(pg, names[i], p->nparams, (const char *const *) p->values, p->lengths,
+                                          p->formats, 0)
+                    : PQsendQueryParams(pg, p->sql, p->nparams, NULL, (const char *const *) p->values, p->lengths,
+                                        p->formats, 0);
+  }
+  if (sent && cur)
+    sent = named[n] ? PQsendQueryPrepared(pg, names[n], cur->nparams, (const char *const *) cur->values, cur->lengths,
+                                          cur->formats, cur->base.binary)
+                    : PQsendQueryParams(pg, cur->sql, cur->nparams, NULL, (const char *const *) cur->values,
+                                        cur->lengths, cur->formats, cur->base.binary);
+  else if (sent && cmd)
+    sent = PQsendQueryParams(pg, cmd, 0, NULL, NULL, NULL, NULL, 0);
+  if (sent)
+    sent = PQpipelineSync(pg);
+  int answers = n + (cur || cmd ? 1 : 0);
+  PGresult *first_failed = NULL, *answer = NULL;
+  bool broken = !sent;
+  for (int i = 0; i < answers && !broken; i++) {
+    PGresult *r = PQgetResult(pg);
+    if (r == NULL) {
+      broken = true;
+      break;
+    }
+    for (PGresult *more; (more = PQgetResult(pg)) != NULL;)
+      PQclear(more);
+    ExecStatusType st = PQresultStatus(r);
+    if (i < n && st == PGRES_FATAL_ERROR && first_failed == NULL)
+      first_failed = r;
+    else if (i == n)
+      answer = r;
+    else
+      PQclear(r);
+    if (PQstatus(pg) == CONNECTION_BAD)
+      broken = true;
+  }
+  if (!broken) {
+    PGresult *r = PQgetResult(pg);
+    broken = PQresultStatus(r) != PGRES_PIPELINE_SYNC;
+    PQclear(r);
+  }
+  if (!broken && PQexitPipelineMode(pg) == 0) {
+    for (PGresult *more; (more = PQgetResult(pg)) != NULL;)
+      PQclear(more);
+    broken = PQexitPipelineMode(pg) == 0;
+  }
+  if (broken) {
+    PQclear(first_failed);
+    PQclear(answer);
+    if (PQstatus(pg) != CONNECTION_BAD) /* out of step with the server: only a new session is sure */
+      remake(&pc->base);
+    return NULL;
+  }
+  if (first_failed) {
+    PQclear(answer);
+    return first_failed;
+  }
+  return answer ? answer : make_result(pc, PGRES_COMMAND_OK);
+}
+
+/* Sends the statements waiting on the connection, then cur (a statement) or cmd (a command without parameters) or
+ * neither, in one pipeline, and reads every answer. Returns cur's or cmd's result (PGRES_COMMAND_OK with neither), or
+ * the first waiting statement's failure instead. Nothing waits after it. A connection lost before the transaction
+ * reached the server (its BEGIN was waiting too, and no COMMIT was sent) is re-made and the pipeline sent again. */
+static PGresult *
+pipeline(pg_conn *pc, pg_stmt *cur, const char *cmd)
+{
+  bool again = pc->begin_pending && !(cmd && strcmp(cmd, "COMMIT") == 0);
+  PGresult *r = pipeline_once(pc, cur, cmd);
+  if (r == NULL && again && PQstatus(pc->pg) == CONNECTION_BAD) {
+    remake(&pc->base);
+    if (PQstatus(pc->pg) == CONNECTION_OK)
+      r = pipeline_once(pc, cur, cmd);
+  }
+  if (r == NULL)
+    r = make_result(pc, PGRES_FATAL_ERROR);
+  drop_pending(pc);
+  return r;
+}
+
+static char *
+memdup0(const char *p, size_t n)
+{
+  char *d = malloc(n + 1);
+  if (d) {
+    memcpy(d, p, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+static int
+queue(pg_conn *pc, const char *sql, const pg_stmt *s, berth_error **err)
+{
+  if (pc->npending == PG_PENDING_MAX) {
+    PGresult *r = pipeline(pc, NULL, NULL);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : fail(&pc->base, r, err);
+    PQclear(r);
+    if (rc < 0)
+      return rc;
+  }
+  pg_pending *p = &pc->pending[pc->npending];
+  int n = s ? s->nparams : 0;
+  bool ok = (p->sql = strdup(sql)) != NULL;
+  if (ok && s) {
+    p->hash = s->hash;
+    p->nparams = n;
+    ok = (p->given = strdup(s->given)) != NULL && (p->values = calloc((size_t) n + 1, sizeof *p->values)) != NULL
+         && (p->lengths = calloc((size_t) n + 1, sizeof *p->lengths)) != NULL
+         && (p->formats = calloc((size_t) n + 1, sizeof *p->formats)) != NULL;
+    for (int i = 0; ok && i < n; i++) {
+      p->lengths[i] = s->lengths[i];
+      p->formats[i] = s->formats[i];
+      if (s->values[i])
+        ok = (p->values[i] = memdup0(s->values[i], s->formats[i] ? (size_t) s->lengths[i] : strlen(s->values[i])))
+             != NULL;
+    }
+  }
+  if (!ok) {
+    free_pending(p);
+    return db_fail(&pc->base, DB_FAIL_NOMEM, NULL, err);
+  }
+  pc->npending++;
+  return 0;
+}
+
+static int
+pg_run_later(db_stmt *base, berth_error **err)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  return queue((pg_conn *) base->conn, s->sql, s, err);
+}
+
+/* The outermost transaction's BEGIN (and the write lock) goes with its first statement. */
+static int
+pg_begin(db_conn *c, bool read, berth_error **err)
+{
+  pg_conn *pc = (pg_conn *) c;
+  reconnect_if_lost(c);
+  if (PQstatus(pc->pg) != CONNECTION_OK)
+    return fail(c, NULL, err);
+  drop_pending(pc);
+  int rc;
+  if (read)
+    rc = queue(pc, READ_BEGIN_SQL, NULL, err);
+  else if ((rc = queue(pc, "BEGIN", NULL, err)) == 0 && (rc = queue(pc, WRITE_LOCK_TIMEOUT_SQL, NULL, err)) == 0)
+    rc = queue(pc, WRITE_LOCK_SQL, NULL, err);
+  if (rc < 0) {
+    drop_pending(pc);
+    return rc;
+  }
+  pc->begin_pending = true;
+  return 0;
 }
 
 static int
 pg_step(db_stmt *base, berth_error **err)
 {
   pg_stmt *s = (pg_stmt *) base;
+  pg_conn *pc = (pg_conn *) base->conn;
   if (s->res == NULL) {
-    reconnect_if_lost(base->conn);
-    s->res = run(s);
+    if (pc->npending == 0)
+      reconnect_if_lost(base->conn);
+    s->res = pc->npending ? pipeline(pc, s, NULL) : run(s);
     ExecStatusType st = PQresultStatus(s->res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && remade_after_loss(base->conn)) {
       PQclear(s->res);
@@ -496,6 +764,8 @@ pg_sync_identity(db_conn *c, const char *table, const char *column, berth_error 
 static int
 query_int(db_conn *c, const char *sql, int64_t *out, berth_error **err)
 {
+  if (((pg_conn *) c)->npending > 0 && pg_exec(c, "SELECT 1", err) < 0)
+    return BERTH_EINTERNAL;
   PGresult *res = PQexec(handle(c), sql);
   int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : fail(c, res, err);
   *out = rc == 0 && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
@@ -593,8 +863,10 @@ pg_wait_notify(db_conn *c, const char *payload, int timeout_ms, const int *fds, 
 
 static const struct db_ops pg_ops = {
   .name = "postgresql",
-  .begin_sql = WRITE_LOCK_SQL,
-  .begin_read_sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+  .begin_sql = "BEGIN; " WRITE_LOCK_TIMEOUT_SQL "; " WRITE_LOCK_SQL, /* what pg_begin sends, as one string */
+  .begin_read_sql = READ_BEGIN_SQL,
+  .begin = pg_begin,
+  .run_later = pg_run_later,
   .close = pg_close,
   .exec = pg_exec,
   .prepare = pg_prepare,

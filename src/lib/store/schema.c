@@ -234,6 +234,16 @@ static const migration migrations[] = {
    * in files). Rows written before stay as they were. */
   { 7, "task log chunks stored uncompressed", "SELECT 1;",
     "ALTER TABLE task_log_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;" },
+  /* ... but stored uncompressed, a log is written to the TOAST table and the WAL byte for byte: the server's biggest
+   * cost while a log streams (extending the TOAST table's file, 10% of the machine in a profile of a 300 MiB follow).
+   * LZ4 (PostgreSQL 14+ built with it, as Debian's is) costs a fraction of pglz and makes a text log a few times
+   * smaller; a server without it keeps the chunks uncompressed. */
+  { 8, "task log chunks compressed with LZ4 where the server has it", "SELECT 1;",
+    "DO $$ BEGIN"
+    " IF 'lz4' = ANY ((SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression')::text[]) THEN"
+    " ALTER TABLE task_log_chunks ALTER COLUMN bytes SET COMPRESSION lz4;"
+    " ALTER TABLE task_log_chunks ALTER COLUMN bytes SET STORAGE EXTENDED;"
+    " END IF; END $$;" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

@@ -140,7 +140,7 @@ add_transition(berth_store *st, int64_t seq, const char *state, int64_t at, cons
   db_bind_text(stmt, 4, actor ? actor : "berth");
   db_bind_text(stmt, 5, note);
   db_bind_int64(stmt, 6, seq);
-  if (db_run(stmt, NULL, err) < 0)
+  if (db_run_later(stmt, err) < 0)
     return berth_error_wrap(err, "record task transition");
   return 0;
 }
@@ -230,7 +230,7 @@ outbox_task_event_of(berth_store *st, const berth_task *t, berth_error **err)
     db_bind_text(stmt, 1, t->stack);
     db_bind_text(stmt, 2, payload);
     db_bind_int64(stmt, 3, berth_now_ms());
-    rc = db_run(stmt, NULL, err);
+    rc = db_run_later(stmt, err);
     if (rc < 0)
       berth_error_wrap(err, "record the webhook event of task %s", t->id);
   }

@@ -75,13 +75,16 @@ berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const vo
       break;
     }
     if (n > 0) {
+      /* a read goes on until it has seen the end of the log as it was: wait for the next write (it wakes the wait
+       * at once, also when it came while we read) rather than ask the store again now */
       quiet = 0;
+      berth_log_wait(r, QUIET_MS);
       continue;
     }
     /* a queued task in a fleet is only looked at every liveness round: it has no supervisor yet */
     ++quiet;
-    int done = w.said != NULL && quiet % LIVENESS_ROUNDS != 0 ? 0
-                                                               : task_done(st, id, quiet % LIVENESS_ROUNDS == 0, &w, err);
+    int done
+        = w.said != NULL && quiet % LIVENESS_ROUNDS != 0 ? 0 : task_done(st, id, quiet % LIVENESS_ROUNDS == 0, &w, err);
     if (done != 0) {
       if (done > 0) { /* read once more: the last records were written before the final transition */
         berth_error *e = NULL;

@@ -21,6 +21,7 @@
 #define LOG_CHANNEL "berth_log" /* PostgreSQL: NOTIFY berth_log, '<task id>' after each chunk */
 #define PG_POLL_MS 50           /* a follower's poll when notifications cannot be had */
 #define FETCH_CHUNKS "16"       /* chunks a follower reads per query */
+#define FETCH_CHUNKS_N 16
 
 struct berth_task_log {
   int fd;      /* SQLite: the file; -1 on PostgreSQL */
@@ -53,12 +54,14 @@ struct berth_log_reader {
   int watch;   /* SQLite: inotify on the file, for berth_log_wait */
   db_conn *db; /* PostgreSQL: the reader's own connection (it also LISTENs) */
   bool listening;
-  int64_t pos;       /* the byte offset in the record stream of the next byte to hand out */
-  bool locate;       /* pos may fall inside a chunk (after a seek) */
-  db_stmt *batch;    /* PostgreSQL: the chunks read by the last query, not handed out yet */
-  berth_buf chunk;   /* PostgreSQL: the chunk being handed out ... */
-  size_t chunk_at;   /* ... from here */
-  berth_buf pending; /* a partial record carried to the next read */
+  int64_t pos;         /* the byte offset in the record stream of the next byte to hand out */
+  bool locate;         /* pos may fall inside a chunk (after a seek) */
+  db_stmt *batch;      /* PostgreSQL: the chunks read by the last query, not handed out yet */
+  bool batch_locating; /* ... by a seek's lookup */
+  int batch_rows;      /* ... rows taken from it so far */
+  berth_buf chunk;     /* PostgreSQL: the chunk being handed out ... */
+  size_t chunk_at;     /* ... from here */
+  berth_buf pending;   /* a partial record carried to the next read */
 };
 
 const char *
@@ -502,6 +505,8 @@ fetch_chunk(berth_log_reader *r, berth_error **err)
                                  : "SELECT off, bytes FROM task_log_chunks WHERE task_id = ? AND off >= ?"
                                    " ORDER BY off LIMIT " FETCH_CHUNKS;
       r->locate = false;
+      r->batch_locating = locating;
+      r->batch_rows = 0;
       if (db_prepare(r->db, sql, &r->batch, err) < 0)
         return berth_error_wrap(err, "read the task log of %s", r->task_id);
       db_binary_results(r->batch); /* the chunks' bytes as they are, not hex */
@@ -509,15 +514,18 @@ fetch_chunk(berth_log_reader *r, berth_error **err)
       db_bind_int64(r->batch, 2, r->pos);
     }
     int rc = db_step(r->batch, err);
+    if (rc == DB_ROW)
+      r->batch_rows++;
     if (rc == DB_ROW && (rc = take_row(r, err)) != 0)
       return rc < 0 ? berth_error_wrap(err, "read the task log of %s", r->task_id) : 1;
     db_finalize(r->batch);
     r->batch = NULL;
     if (rc < 0)
       return berth_error_wrap(err, "read the task log of %s", r->task_id);
-    /* used up: a batch read just now had nothing more; an older one may have been followed by new chunks, and a
-     * seek's lookup that found nothing holding pos goes on with the chunks after it */
-    if (fresh && !locating)
+    /* used up: a scan that found fewer chunks than it asked for saw the end of the log as it was (the next call
+     * asks again; a reader waiting in between is woken by the next chunk's NOTIFY); after a full one, more may
+     * follow at once; a seek's lookup goes on with the chunks after what it found */
+    if (!r->batch_locating && r->batch_rows < FETCH_CHUNKS_N)
       return 0;
   }
 }

@@ -31,7 +31,8 @@
 #define PERSIST_CAP (256u * 1024u * 1024u)
 #define PASSWD_CAP (4u * 1024u * 1024u)
 #define PULL_ATTEMPTS 4
-#define REORDER_MS 30 /* how long output waits for the sibling stream's `::add-mask::` (docs/security.md) */
+#define REORDER_MS 30    /* how long output waits for the sibling stream's `::add-mask::` (docs/security.md) */
+#define LIVE_FLUSH_MS 10 /* the most released output waits before it is handed to the log */
 
 struct runner;
 /* One per output stream: what a redactor hands on goes to the log as that stream's records. */
@@ -272,12 +273,16 @@ on_exec_tick(void *ud)
 {
   runner *r = ud;
   int64_t now = berth_now_ms();
-  /* live output: what the window releases is written at once (the tick runs at least every 10 ms) */
+  /* live output: what the window releases is in the log within LIVE_FLUSH_MS (the tick runs at least every 10 ms,
+   * and on every read of the stream: pushing on each would make a chunk, a round trip and a NOTIFY of every 30-40 KB
+   * a fast stream delivers) */
   berth_error *fe = NULL;
   int released = berth_outwin_release(r->win, now, false, &fe);
-  if (released != 0 || now - r->last_flush_ms >= 100) {
+  if (released < 0) {
+    log_fault(r);
+  } else if (now - r->last_flush_ms >= LIVE_FLUSH_MS) {
     /* handed to the log's writer (PostgreSQL: its own thread), so the stream is read on while the chunk is stored */
-    if (released < 0 || berth_task_log_push(r->log, &fe) < 0)
+    if (berth_task_log_push(r->log, &fe) < 0)
       log_fault(r);
     r->last_flush_ms = now;
   }
