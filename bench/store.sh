@@ -163,22 +163,37 @@ What bounds each number:
   requests shares, so it sets the p99). What is left is the commit's fsync on a disk that dockerd is writing each
   container's layer to, and the write lock shared with the running tasks' supervisors. The single-client row is
   the cost of one submission alone.
-- **Audit appends**: one write transaction each (the chain's head read, the record and the new head written): SQLite
-  pays a WAL fsync, PostgreSQL a WAL flush plus six round trips (begin with the lock, read the head, insert, write
-  the head, the webhook outbox, commit). The single-client task read is a round trip on PostgreSQL against a read
-  from SQLite's page cache in the same process: that is why those rows miss the 2x target, by design of a networked
-  engine rather than by a fault of the schema; the HTTP reads, where the request itself dominates, stay close.
-- **Following a log**: the supervisor reads the exec stream, redacts it and writes one batch every 10 ms tick
-  (SQLite: an append to the file, the follower woken by inotify; PostgreSQL: one chunk row per batch with its
-  NOTIFY in the same statement, inserted by the log's writer thread on its own connection while the supervisor
-  reads on, and the follower reading up to 16 chunks per query in binary form). On PostgreSQL the server's work on
-  each chunk (the WAL, the TOAST table) takes time from the same 2 cores as the supervisor, the container and
-  dockerd. Measured this session with a whole-machine profile of the PostgreSQL follow: PostgreSQL compressed every
-  chunk (pglz, 7.5% of the machine, a quarter of the server's share) and hex-encoded it for the follower, which
-  decoded it (3.7% more); chunks are now stored uncompressed (migration 7) and read in binary, and the writer has
-  its own thread. Follow rates in repeated runs on this machine then: 51-92% of the raw rate on PostgreSQL, 72-95%
-  on SQLite, the raw rate itself 24-50 MB/s: the target is met in some runs and missed in others. The raw rate is the
-  same command's output through berth's Docker client with nothing else done to it.
+- **Single-client rows**: a `GET` is three statements (the key, the task with its history, the stack whose secret
+  values mask the command), each a round trip to PostgreSQL's backend on PostgreSQL against a read from the page
+  cache in the same process on SQLite. A round trip here is 0.1-0.3 ms (two processes woken on a 2-core VM), so a
+  request that costs SQLite 0.25-0.3 ms costs PostgreSQL 0.5-1.1 ms; the library's own task read (one statement,
+  for scale) shows the same gap at its bare size. Writes now go in libpq pipelines (`db_run_later`, measured
+  this session): a write transaction's BEGIN and write lock are sent with its first read, and the writes whose
+  outcome matters only at commit (transition rows, the outbox, the audit record and the chain's head, the fleet's
+  NOTIFY) with the next statement that needs an answer or with the COMMIT. An **audit append** went from six
+  round trips to two (the BEGIN, lock and head read; the record, the head and the COMMIT): p50 0.93 -> 0.59 ms.
+  What is left is PostgreSQL's commit itself: its WAL flush took 0.35-0.42 ms in the server's own log, more than
+  SQLite's whole append (a WAL append and its fsync, 0.25 ms). A **submission** is ten round trips (it was
+  sixteen): the key, the stack, the allowlist, the policies, four for its transaction (from fourteen: the audit
+  append and the outbox ride along, no savepoint when it is alone in its batch, the task not read back for the
+  outbox, the hosts' NOTIFY inside the transaction), then the record and the reason it waits for the answer, and the
+  stack's secret values to show the command masked.
+- **Following a log**: the supervisor reads the exec stream, redacts it and hands what the window released to the
+  log at most every 10 ms (SQLite: an append to the file, the follower woken by inotify; PostgreSQL: one chunk row
+  per hand-over with its NOTIFY in the same statement, inserted by the log's writer thread on its own connection
+  while the supervisor reads on; the follower reads up to 16 chunks per query in binary form). Measured this session
+  (a whole-machine profile and the server's statement log of a 300 MiB follow): the supervisor handed over on every
+  read of the stream, a chunk of 38 KB on average (8,300 inserts and NOTIFYs per 300 MiB), and the follower asked
+  the store three times per chunk and read the task once per chunk; PostgreSQL's biggest cost was extending the
+  TOAST table's file with the uncompressed bytes (10% of the machine). Now chunks are handed over every 10 ms
+  (330 KB on average at this rate), stored LZ4-compressed (migration 8, where the server has LZ4; a text log is
+  several times smaller, this benchmark's line of x's 80 times), and a follower that read fewer chunks than it
+  asked for waits for the next NOTIFY rather than asking again: one query per chunk, and the task read only when a
+  read finds nothing new. PostgreSQL's share of the machine went from 32% to 19%. The rest is the 2 cores: the
+  container's `head | tr | fold`, dockerd and containerd-shim take the same share as in the raw measurement, and the
+  supervisor, the server and the follower share what is left; between runs the raw rate moves 34-50 MB/s and the
+  ratio 65-109% on both engines. The raw rate is the same command's output through berth's Docker client with
+  nothing else done to it.
 """
 open(out, "w").write(text)
 print(text)

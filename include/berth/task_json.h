@@ -17,6 +17,8 @@ cJSON *berth_task_to_json_redacted(const berth_task *t, struct berth_secrets *re
 /* A secret set for displaying records: the built-in patterns plus the secret values of every stack (stack NULL) or
  * of one stack. NULL on failure. The caller frees it with berth_secrets_free. */
 struct berth_secrets *berth_display_secrets(berth_store *st, const char *stack);
+/* The same for a stack already read (no read of the store). */
+struct berth_secrets *berth_display_secrets_of(const berth_stack *stack);
 /* A task's record as both front ends show it (`berth task show --json`, GET /v1/tasks/{id}):
  * berth_task_to_json_redacted with the display secrets of its stack. A new object the caller owns. */
 cJSON *berth_task_record(berth_store *st, const berth_task *t);

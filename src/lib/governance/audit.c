@@ -235,6 +235,7 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
   if ((rc = read_head(st, &rec.id, prev, err)) < 0)
     goto fail;
   rec.id++;
+  rec.at = berth_now_ms(); /* once the write lock is held (taken with the head's read): times follow the chain */
   if (record_hash(prev, &rec, hash, raw) < 0) {
     rc = berth_error_set(err, BERTH_EINTERNAL, "append audit record: record too large");
     goto fail;

@@ -238,15 +238,16 @@ outbox_task_event_of(berth_store *st, const berth_task *t, berth_error **err)
   return rc < 0 ? rc : 0;
 }
 
+/* A fleet's hosts are woken when the transaction commits (a NOTIFY is delivered then, and sent with the commit). */
 static int
-outbox_task_event(berth_store *st, const char *id, berth_error **err)
+notify_queue(berth_store *st, berth_error **err)
 {
-  berth_task *t = NULL;
-  int rc = find_task(st, id, false, &t, err);
-  if (rc == 0)
-    rc = outbox_task_event_of(st, t, err);
-  berth_task_free(t);
-  return rc;
+  if (store_is_sqlite(st))
+    return 0;
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, "SELECT pg_notify('berth_queue', '')", &stmt, err) < 0)
+    return BERTH_EINTERNAL;
+  return db_run_later(stmt, err);
 }
 
 int
@@ -257,7 +258,8 @@ berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
   char id[TASK_ID_LEN + 1];
   make_task_id(id);
   int64_t now = berth_now_ms(), found = 0, seq = 0;
-  if (berth_store_begin(st, err) < 0)
+  /* a part of the caller's transaction (which rolls back when this fails), or a transaction of its own */
+  if (berth_store_begin_part(st, err) < 0)
     return berth_error_wrap(err, "submit task on stack `%s`", t->stack);
   db_stmt *stmt = NULL;
   int rc = db_prepare(st->db, "SELECT 1 FROM stacks WHERE name = ?", &stmt, err);
@@ -271,12 +273,27 @@ berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
   }
   if (rc == 0 && !found)
     rc = berth_error_set(err, BERTH_ENOTFOUND, "stack `%.80s` does not exist", t->stack);
+  /* the time once the write lock is held (on PostgreSQL it is taken with the read above): created_at then follows
+   * the queue's order (seq) across writers and hosts */
+  now = berth_now_ms();
   if (rc == 0)
     rc = insert_task(st, t, id, now, &seq, err);
   if (rc == 0)
     rc = add_transition(st, seq, "QUEUED", now, t->actor, "submitted", err);
+  if (rc == 0) { /* the record as inserted: no need to read it back */
+    berth_task ev = *t;
+    ev.id = id;
+    ev.seq = seq;
+    ev.state = "QUEUED";
+    ev.state_version = 1;
+    ev.reason = NULL;
+    ev.exit_code = -1;
+    ev.created_at = now;
+    ev.started_at = ev.finished_at = 0;
+    rc = outbox_task_event_of(st, &ev, err);
+  }
   if (rc == 0)
-    rc = outbox_task_event(st, id, err);
+    rc = notify_queue(st, err);
   if (rc < 0) {
     berth_store_rollback(st);
     return rc;
@@ -661,8 +678,8 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
   if (rc == 0)
     rc = outbox_task_event_of(st, t, err);
   /* a freed stack (or slot) wakes the fleet's hosts when this commits */
-  if (rc == 0 && !store_is_sqlite(st) && berth_task_state_is_terminal(state))
-    rc = db_exec(st->db, "SELECT pg_notify('berth_queue', '')", err);
+  if (rc == 0 && berth_task_state_is_terminal(state))
+    rc = notify_queue(st, err);
   berth_task_free(t);
   if (rc < 0) {
     berth_store_rollback(st);

@@ -47,6 +47,17 @@ add_secrets_of(berth_secrets *s, const berth_stack *stack)
 }
 
 berth_secrets *
+berth_display_secrets_of(const berth_stack *stack)
+{
+  berth_error *e = NULL;
+  berth_secrets *s = berth_secrets_new(0, &e);
+  berth_error_free(e);
+  if (s != NULL)
+    add_secrets_of(s, stack);
+  return s;
+}
+
+berth_secrets *
 berth_display_secrets(berth_store *st, const char *stack)
 {
   berth_error *e = NULL;

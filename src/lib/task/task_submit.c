@@ -160,7 +160,7 @@ governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s
     berth_policy_result_clear(&pr);
   }
   if (rc == BERTH_EDENIED) {
-    berth_secrets *shown = berth_display_secrets(st, s->name);
+    berth_secrets *shown = berth_display_secrets_of(s);
     char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
     berth_action_denied(st, req->actor, "task.submit", s->name, (*err)->msg, cmd ? cmd : "(not shown)");
     free(cmd);
@@ -171,11 +171,11 @@ governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s
 
 /* The submission's audit arguments: stack, command as shown, variable names (never values). */
 static cJSON *
-submit_args(berth_store *st, const berth_submit *req)
+submit_args(const berth_submit *req, const berth_stack *s)
 {
   cJSON *a = cJSON_CreateObject();
   cJSON_AddStringToObject(a, "stack", req->stack);
-  berth_secrets *shown = berth_display_secrets(st, req->stack);
+  berth_secrets *shown = berth_display_secrets_of(s);
   char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
   cJSON_AddStringToObject(a, "command", cmd ? cmd : "(not shown)");
   free(cmd);
@@ -314,7 +314,7 @@ submit_record(berth_store *st, const berth_submit *req, const berth_stack *s, ch
   t.n_secret_env = req->n_secret_env;
   t.retry_of = (char *) req->retry_of;
   int rc = berth_store_task_create(st, &t, err);
-  cJSON *args = rc == 0 ? submit_args(st, req) : NULL;
+  cJSON *args = rc == 0 ? submit_args(req, s) : NULL;
   if (rc == 0)
     rc = berth_audit_append(st, req->actor, "task.submit", t.id, args, "ok", err);
   if (rc == 0 && req->in_tx != NULL)
@@ -333,9 +333,9 @@ static int
 submit_after(berth_store *st, const berth_submit *req, const char *id, berth_task **out, berth_error **err)
 {
   int rc = 0;
-  if (berth_store_is_shared(st)) /* a fleet: the task waits in the queue, and the hosts are told */
-    berth_fleet_notify(st);
-  else if (req->supervisor_argv != NULL) { /* none: the caller starts one (a server paces them) */
+  /* a fleet: the task waits in the queue, and the hosts were told when it was recorded */
+  if (!berth_store_is_shared(st)
+      && req->supervisor_argv != NULL) { /* none: the caller starts one (a server paces them) */
     rc = berth_supervisor_spawn(req->supervisor_argv, berth_store_home(st), id, req->die_with_parent, err);
     if (rc < 0) {
       berth_error *e2 = NULL;
@@ -398,7 +398,9 @@ berth_task_submit_many(berth_store *st, const berth_submit *const *reqs, size_t 
   for (size_t i = 0; i < n && batched > 0; i++) {
     if (rcs[i] != 0)
       continue;
-    if (brc == 0 && (rcs[i] = berth_store_begin(st, &errs[i])) == 0) {
+    /* alone in its batch: no savepoint (its failure is the transaction's) */
+    if (brc == 0
+        && (rcs[i] = batched == 1 ? berth_store_begin_part(st, &errs[i]) : berth_store_begin(st, &errs[i])) == 0) {
       rcs[i] = submit_record(st, reqs[i], s[i], &ids[i], &errs[i]);
       if (rcs[i] < 0)
         berth_store_rollback(st);
