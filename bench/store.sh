@@ -147,8 +147,8 @@ What bounds each number:
   quiet machine); they are now compiled once per process and cached by digest. A task read by its whole id is one
   statement (the task's columns on each of its transitions' rows; it was two, the task and then its history). On
   PostgreSQL that statement is a round trip over the socket, and the server's backends share the 2 cores with the
-  8 clients and with dockerd running the submitted tasks: the p50 is SQLite's, the p99 is CPU scheduling (it moves
-  15-37 ms between runs).
+  8 clients and with dockerd running the submitted tasks: the p50 is close to SQLite's, the p99 is CPU scheduling
+  (in five runs this session it moved 9-47 ms; SQLite's 2.4-5.1 ms).
 - **Submissions under 8 clients**: every check of `berth task run`, the task and its audit record in one write
   transaction (SQLite: `BEGIN IMMEDIATE`, one fsync at commit; PostgreSQL: the store's advisory write lock and a WAL
   flush at commit). On PostgreSQL the server is a host that claims queued tasks as slots free up, so a queued task
@@ -177,7 +177,10 @@ What bounds each number:
   sixteen): the key, the stack, the allowlist, the policies, four for its transaction (from fourteen: the audit
   append and the outbox ride along, no savepoint when it is alone in its batch, the task not read back for the
   outbox, the hosts' NOTIFY inside the transaction), then the record and the reason it waits for the answer, and the
-  stack's secret values to show the command masked.
+  stack's secret values to show the command masked. Across the runs of this session (three of `bench/store.sh`,
+  two more of `bench/server.sh` on PostgreSQL), PostgreSQL / SQLite p50: one `GET` 0.47-1.12 / 0.14-0.29 ms, one
+  submission 5.1-8.4 / 2.7-4.1 ms (within 2x in the recorded run only), an audit append 0.58-0.61 / 0.22-0.25 ms.
+  Eight clients' submissions p99: PostgreSQL 82-114 ms, SQLite 77-98 ms.
 - **Following a log**: the supervisor reads the exec stream, redacts it and hands what the window released to the
   log at most every 10 ms (SQLite: an append to the file, the follower woken by inotify; PostgreSQL: one chunk row
   per hand-over with its NOTIFY in the same statement, inserted by the log's writer thread on its own connection
