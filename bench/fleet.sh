@@ -153,7 +153,7 @@ as hosts are added, claim p99 < 250 ms, 0 violations.
 $rows_a
 What bounds it: the store's one write lock (an advisory lock every write transaction takes, so the audit chain stays
 one linear chain) and the 2 cores. Each task is four write transactions (the claim with its PREPARING transition,
-then INITIALIZING, PERFORMING and its end), each about ten round trips under the lock; with more hosts more threads
+then INITIALIZING, PERFORMING and its end), each a few round trips under the lock; with more hosts more threads
 share the 2 cores, each round trip under the lock takes longer, and the rate eases off (hosts add concurrency, not
 capacity, on one machine). What it took to get here, measured with 1 and 8 hosts (tasks/s): a supervisor process per
 task with two new PostgreSQL connections (about 20, for any number of hosts; 56% of the machine in PostgreSQL
@@ -161,7 +161,10 @@ backends, most of it starting them) -> each claimed task run in a thread of its 
 keeps (about 100 with 1 host, 40-70 with 8) -> the claim's plan pinned to walk the queue in order (a plan made
 while a new database's queue looked empty sorted the whole queue under the lock, 10-25 ms a claim; \`SET enable_sort
 = off\` on the claiming connection, and JIT off for berth's sessions, whose cost penalty had it compile plans for
-150-250 ms) -> transitions without savepoints and without a second read of the task (4 round trips fewer each).
+150-250 ms) -> transitions without savepoints and without a second read of the task (4 round trips fewer each;
+101 with 1 host, 99 with 8) -> a transaction's BEGIN and its writes sent in libpq pipelines with its reads and its
+commit (`db_run_later`: a transition with its audit record is 4 round trips, it was about 10; 148 with 1 host, 107 with 8 in this run, so
+8 hosts are 27% under 1 host here: the rate eases off with hosts, as above).
 Bench note: the fake engine (Python) listened with a backlog of 5 and refused a connection now and then under 32
 concurrent tasks (their tasks FAILED "cannot connect to the Docker daemon"); it now has a real backlog.
 
