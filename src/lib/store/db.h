@@ -75,7 +75,8 @@ int db_run(db_stmt *s, int64_t *changes, berth_error **err);
 int db_run_later(db_stmt *s, berth_error **err);
 
 /* Transactions nest: the outermost begin opens a write transaction (SQLite BEGIN IMMEDIATE, so read-modify-write
- * serializes across processes; a busy begin is retried), an inner begin opens a savepoint. An inner rollback undoes
+ * serializes across processes; a busy begin is retried; PostgreSQL sends its BEGIN and write lock with the first
+ * statement, which fails when the lock cannot be had), an inner begin opens a savepoint. An inner rollback undoes
  * only its own work and keeps the outer transaction; commit of the outermost makes all of it durable at once.
  * begin_read opens a read snapshot at the outermost level (a savepoint when nested); a write begun inside a read
  * snapshot is refused. rollback at depth 0 is a no-op, so "commit failed, roll back" is always safe. */
