@@ -239,6 +239,16 @@ test_run_later(void **state)
   db_rollback(c);
   assert_int_equal(db_tx_depth(c), 0);
   assert_int_equal(later_value(c, "d", &rc), -1);
+  /* a savepoint undone with a failing write still waiting: the write is dropped with it, the transaction goes on */
+  assert_int_equal(db_begin(c, &err), 0);
+  later(c, "h", 11, 0);
+  assert_int_equal(db_begin(c, &err), 0); /* a savepoint: what waits is sent first */
+  later(c, "a", 12, pg ? 0 : -1);
+  db_rollback(c);
+  assert_int_equal(db_tx_depth(c), 1);
+  assert_int_equal(db_commit(c, &err), 0);
+  assert_int_equal(later_value(c, "h", &rc), 11);
+  assert_int_equal(later_value(c, "a", &rc), 1);
   /* nothing but writes: one commit */
   assert_int_equal(db_begin(c, &err), 0);
   for (int i = 0; i < 40; i++) { /* more than the engine keeps waiting at once */

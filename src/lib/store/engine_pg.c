@@ -236,7 +236,9 @@ pg_exec(db_conn *c, const char *sql, berth_error **err)
 {
   pg_conn *pc = (pg_conn *) c;
   if (pc->npending > 0) {
-    if (strcmp(sql, "ROLLBACK") == 0) { /* what waits is dropped; nothing to undo when nothing was sent */
+    if (strncmp(sql, "ROLLBACK", 8) == 0) {
+      /* what waits is dropped, unsent: it was all queued inside what is undone (opening a savepoint sends what
+       * waits first); nothing to undo when the BEGIN itself was still waiting */
       bool nothing_sent = pc->begin_pending;
       drop_pending(pc);
       if (nothing_sent)

@@ -257,7 +257,7 @@ berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "a task needs a stack, a command and an actor");
   char id[TASK_ID_LEN + 1];
   make_task_id(id);
-  int64_t now = berth_now_ms(), found = 0, seq = 0;
+  int64_t now = 0, found = 0, seq = 0;
   /* a part of the caller's transaction (which rolls back when this fails), or a transaction of its own */
   if (berth_store_begin_part(st, err) < 0)
     return berth_error_wrap(err, "submit task on stack `%s`", t->stack);
