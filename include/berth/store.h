@@ -219,6 +219,17 @@ int berth_store_task_create(berth_store *st, berth_task *t, berth_error **err);
 /* By full id or by a unique prefix (>= 4 chars): BERTH_ENOTFOUND, or BERTH_EINVAL when the prefix is ambiguous.
  * Fills history. */
 int berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_error **err);
+/* The reads of berth_store_task_get_with_secrets for a whole task id, sent ahead: on PostgreSQL they go with the
+ * store's next statement (a server sends them with the caller's key check, one round trip for both; nothing read is
+ * shown unless the check passes). NULL when there is nothing to send ahead (a prefix, out of memory, SQLite). */
+typedef struct berth_task_ahead berth_task_ahead;
+berth_task_ahead *berth_store_task_read_ahead(berth_store *st, const char *id);
+void berth_task_ahead_free(berth_task_ahead *a); /* accepts NULL; drops answers not read */
+/* berth_store_task_get, and the secret env of the task's stack read with it (in one round trip on PostgreSQL), for
+ * showing the task without them: *secrets NULL and *n 0 when the stack is gone. The caller frees them with
+ * berth_kv_array_free. ahead (may be NULL) is what was sent ahead for id; what it holds is used up. */
+int berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ahead *ahead, berth_task **out,
+                                      berth_kv **secrets, size_t *n, berth_error **err);
 
 typedef struct berth_task_filter {
   const char *stack; /* NULL = all */

@@ -22,6 +22,11 @@ struct berth_secrets *berth_display_secrets_of(const berth_stack *stack);
 /* A task's record as both front ends show it (`berth task show --json`, GET /v1/tasks/{id}):
  * berth_task_to_json_redacted with the display secrets of its stack. A new object the caller owns. */
 cJSON *berth_task_record(berth_store *st, const berth_task *t);
+/* Reads task id (berth_store_task_get) and makes its record with its stack's secret values read in the same round
+ * trip; *t is the task, for the caller's own checks before it shows *record. ahead (may be NULL): what
+ * berth_store_task_read_ahead sent for id. */
+int berth_task_get_record(berth_store *st, const char *id, berth_task_ahead *ahead, berth_task **t, cJSON **record,
+                          berth_error **err);
 
 /* `berth stack state` and GET /v1/stacks/{name}/state: {"stack", "persist": [...], "versions": [{"version",
  * "task_id", "created_at", "files", "bytes", "path"}]}, newest version first. A new object the caller owns; NULL

@@ -118,14 +118,28 @@ srv_task_get_scoped(srv_req *r, berth_task **t, berth_error **err)
   return 0;
 }
 
+/* GET /v1/tasks/{id}: the task and its stack's secrets go to the store with the key check (one round trip on
+ * PostgreSQL for the whole request). */
+void
+api_task_get_ahead(srv_req *r)
+{
+  r->task_ahead = berth_store_task_read_ahead(r->st, r->args[0]);
+}
+
 int
 api_task_get(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
   berth_task *t = NULL;
-  if (srv_task_get_scoped(r, &t, &err) < 0)
+  cJSON *record = NULL;
+  if (berth_task_get_record(r->st, r->args[0], r->task_ahead, &t, &record, &err) < 0)
     return srv_fail(out, err);
-  srv_ok(out, 200, berth_task_record(r->st, t));
+  if (srv_check_stack(r, t->stack, &err) < 0) {
+    cJSON_Delete(record);
+    berth_task_free(t);
+    return srv_fail(out, err);
+  }
+  srv_ok(out, 200, record);
   berth_task_free(t);
   return 0;
 }

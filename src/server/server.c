@@ -28,61 +28,61 @@
 
 /* ---- the route table: every endpoint, with the least role that may call it ---- */
 static const srv_route routes[] = {
-  { "GET", "", SRV_ROLE_NONE, api_root },
-  { "GET", "v1", SRV_ROLE_NONE, api_root },
-  { "GET", "v1/doctor", SRV_ROLE_READER, api_doctor },
-  { "POST", "v1/session", SRV_ROLE_NONE, api_session_create }, /* checks the key in its body */
-  { "GET", "v1/session", SRV_ROLE_READER, api_session_get },
-  { "DELETE", "v1/session", SRV_ROLE_READER, api_session_delete },
-  { "GET", "v1/stacks", SRV_ROLE_READER, api_stack_list },
-  { "POST", "v1/stacks", SRV_ROLE_ADMIN, api_stack_create },
-  { "GET", "v1/stacks/*", SRV_ROLE_READER, api_stack_get },
-  { "PATCH", "v1/stacks/*", SRV_ROLE_ADMIN, api_stack_patch },
-  { "DELETE", "v1/stacks/*", SRV_ROLE_ADMIN, api_stack_delete },
-  { "GET", "v1/stacks/*/state", SRV_ROLE_READER, api_stack_state },
-  { "POST", "v1/stacks/*/lock", SRV_ROLE_WRITER, api_stack_lock },
-  { "DELETE", "v1/stacks/*/lock", SRV_ROLE_WRITER, api_stack_unlock },
-  { "POST", "v1/stacks/*/tasks", SRV_ROLE_WRITER, api_task_create },
-  { "GET", "v1/tasks", SRV_ROLE_READER, api_task_list },
-  { "GET", "v1/tasks/*", SRV_ROLE_READER, api_task_get },
-  { "POST", "v1/tasks/*/cancel", SRV_ROLE_WRITER, api_task_cancel },
-  { "POST", "v1/tasks/*/retry", SRV_ROLE_WRITER, api_task_retry },
-  { "GET", "v1/hosts", SRV_ROLE_READER, api_host_list },
-  { "GET", "v1/hosts/*", SRV_ROLE_READER, api_host_get },
-  { "POST", "v1/hosts/*/drain", SRV_ROLE_ADMIN, api_host_drain },
-  { "POST", "v1/hosts/*/undrain", SRV_ROLE_ADMIN, api_host_undrain },
-  { "GET", "v1/tasks/*/logs", SRV_ROLE_READER, api_task_logs },
-  { "GET", "v1/tasks/*/events", SRV_ROLE_READER, api_task_events },
-  { "GET", "v1/images/rules", SRV_ROLE_READER, api_image_rules },
-  { "POST", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_add },
-  { "DELETE", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_remove },
-  { "GET", "v1/images/check", SRV_ROLE_READER, api_image_check },
-  { "GET", "v1/policies", SRV_ROLE_READER, api_policy_list },
-  { "POST", "v1/policies", SRV_ROLE_ADMIN, api_policy_add },
-  { "DELETE", "v1/policies", SRV_ROLE_ADMIN, api_policy_remove },
-  { "DELETE", "v1/policies/*", SRV_ROLE_ADMIN, api_policy_remove },
-  { "POST", "v1/policies/test", SRV_ROLE_READER, api_policy_test }, /* a dry run: records nothing */
-  { "GET", "v1/audit", SRV_ROLE_ADMIN, api_audit },
-  { "GET", "v1/audit/verify", SRV_ROLE_ADMIN, api_audit_verify },
-  { "GET", "v1/keys", SRV_ROLE_ADMIN, api_key_list },
-  { "POST", "v1/keys", SRV_ROLE_ADMIN, api_key_create },
-  { "DELETE", "v1/keys/*", SRV_ROLE_ADMIN, api_key_revoke },
-  { "GET", ".well-known/openid-configuration", SRV_ROLE_NONE, api_oidc_discovery }, /* a cloud reads these */
-  { "GET", ".well-known/jwks.json", SRV_ROLE_NONE, api_oidc_jwks },
-  { "POST", "v1/oidc/rotate", SRV_ROLE_ADMIN, api_oidc_rotate },
-  { "GET", "metrics", SRV_ROLE_READER, api_metrics }, /* also without a key on --metrics-listen */
-  { "GET", "v1/schedules", SRV_ROLE_READER, api_schedule_list },
-  { "GET", "v1/stacks/*/schedules", SRV_ROLE_READER, api_schedule_list },
-  { "POST", "v1/stacks/*/schedules", SRV_ROLE_WRITER, api_schedule_create },
-  { "GET", "v1/stacks/*/schedules/*", SRV_ROLE_READER, api_schedule_get },
-  { "DELETE", "v1/stacks/*/schedules/*", SRV_ROLE_WRITER, api_schedule_delete },
-  { "POST", "v1/stacks/*/schedules/*/pause", SRV_ROLE_WRITER, api_schedule_pause },
-  { "POST", "v1/stacks/*/schedules/*/resume", SRV_ROLE_WRITER, api_schedule_resume },
-  { "GET", "v1/webhooks", SRV_ROLE_ADMIN, api_webhook_list },
-  { "POST", "v1/webhooks", SRV_ROLE_ADMIN, api_webhook_create },
-  { "DELETE", "v1/webhooks/*", SRV_ROLE_ADMIN, api_webhook_delete },
-  { "GET", "v1/webhooks/*/deliveries", SRV_ROLE_ADMIN, api_webhook_deliveries },
-  { "POST", "v1/webhook-deliveries/*/redeliver", SRV_ROLE_ADMIN, api_webhook_redeliver },
+  { "GET", "", SRV_ROLE_NONE, api_root, NULL },
+  { "GET", "v1", SRV_ROLE_NONE, api_root, NULL },
+  { "GET", "v1/doctor", SRV_ROLE_READER, api_doctor, NULL },
+  { "POST", "v1/session", SRV_ROLE_NONE, api_session_create, NULL }, /* checks the key in its body */
+  { "GET", "v1/session", SRV_ROLE_READER, api_session_get, NULL },
+  { "DELETE", "v1/session", SRV_ROLE_READER, api_session_delete, NULL },
+  { "GET", "v1/stacks", SRV_ROLE_READER, api_stack_list, NULL },
+  { "POST", "v1/stacks", SRV_ROLE_ADMIN, api_stack_create, NULL },
+  { "GET", "v1/stacks/*", SRV_ROLE_READER, api_stack_get, NULL },
+  { "PATCH", "v1/stacks/*", SRV_ROLE_ADMIN, api_stack_patch, NULL },
+  { "DELETE", "v1/stacks/*", SRV_ROLE_ADMIN, api_stack_delete, NULL },
+  { "GET", "v1/stacks/*/state", SRV_ROLE_READER, api_stack_state, NULL },
+  { "POST", "v1/stacks/*/lock", SRV_ROLE_WRITER, api_stack_lock, NULL },
+  { "DELETE", "v1/stacks/*/lock", SRV_ROLE_WRITER, api_stack_unlock, NULL },
+  { "POST", "v1/stacks/*/tasks", SRV_ROLE_WRITER, api_task_create, NULL },
+  { "GET", "v1/tasks", SRV_ROLE_READER, api_task_list, NULL },
+  { "GET", "v1/tasks/*", SRV_ROLE_READER, api_task_get, api_task_get_ahead },
+  { "POST", "v1/tasks/*/cancel", SRV_ROLE_WRITER, api_task_cancel, NULL },
+  { "POST", "v1/tasks/*/retry", SRV_ROLE_WRITER, api_task_retry, NULL },
+  { "GET", "v1/hosts", SRV_ROLE_READER, api_host_list, NULL },
+  { "GET", "v1/hosts/*", SRV_ROLE_READER, api_host_get, NULL },
+  { "POST", "v1/hosts/*/drain", SRV_ROLE_ADMIN, api_host_drain, NULL },
+  { "POST", "v1/hosts/*/undrain", SRV_ROLE_ADMIN, api_host_undrain, NULL },
+  { "GET", "v1/tasks/*/logs", SRV_ROLE_READER, api_task_logs, NULL },
+  { "GET", "v1/tasks/*/events", SRV_ROLE_READER, api_task_events, NULL },
+  { "GET", "v1/images/rules", SRV_ROLE_READER, api_image_rules, NULL },
+  { "POST", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_add, NULL },
+  { "DELETE", "v1/images/rules", SRV_ROLE_ADMIN, api_image_rule_remove, NULL },
+  { "GET", "v1/images/check", SRV_ROLE_READER, api_image_check, NULL },
+  { "GET", "v1/policies", SRV_ROLE_READER, api_policy_list, NULL },
+  { "POST", "v1/policies", SRV_ROLE_ADMIN, api_policy_add, NULL },
+  { "DELETE", "v1/policies", SRV_ROLE_ADMIN, api_policy_remove, NULL },
+  { "DELETE", "v1/policies/*", SRV_ROLE_ADMIN, api_policy_remove, NULL },
+  { "POST", "v1/policies/test", SRV_ROLE_READER, api_policy_test, NULL }, /* a dry run: records nothing */
+  { "GET", "v1/audit", SRV_ROLE_ADMIN, api_audit, NULL },
+  { "GET", "v1/audit/verify", SRV_ROLE_ADMIN, api_audit_verify, NULL },
+  { "GET", "v1/keys", SRV_ROLE_ADMIN, api_key_list, NULL },
+  { "POST", "v1/keys", SRV_ROLE_ADMIN, api_key_create, NULL },
+  { "DELETE", "v1/keys/*", SRV_ROLE_ADMIN, api_key_revoke, NULL },
+  { "GET", ".well-known/openid-configuration", SRV_ROLE_NONE, api_oidc_discovery, NULL }, /* a cloud reads these */
+  { "GET", ".well-known/jwks.json", SRV_ROLE_NONE, api_oidc_jwks, NULL },
+  { "POST", "v1/oidc/rotate", SRV_ROLE_ADMIN, api_oidc_rotate, NULL },
+  { "GET", "metrics", SRV_ROLE_READER, api_metrics, NULL }, /* also without a key on --metrics-listen */
+  { "GET", "v1/schedules", SRV_ROLE_READER, api_schedule_list, NULL },
+  { "GET", "v1/stacks/*/schedules", SRV_ROLE_READER, api_schedule_list, NULL },
+  { "POST", "v1/stacks/*/schedules", SRV_ROLE_WRITER, api_schedule_create, NULL },
+  { "GET", "v1/stacks/*/schedules/*", SRV_ROLE_READER, api_schedule_get, NULL },
+  { "DELETE", "v1/stacks/*/schedules/*", SRV_ROLE_WRITER, api_schedule_delete, NULL },
+  { "POST", "v1/stacks/*/schedules/*/pause", SRV_ROLE_WRITER, api_schedule_pause, NULL },
+  { "POST", "v1/stacks/*/schedules/*/resume", SRV_ROLE_WRITER, api_schedule_resume, NULL },
+  { "GET", "v1/webhooks", SRV_ROLE_ADMIN, api_webhook_list, NULL },
+  { "POST", "v1/webhooks", SRV_ROLE_ADMIN, api_webhook_create, NULL },
+  { "DELETE", "v1/webhooks/*", SRV_ROLE_ADMIN, api_webhook_delete, NULL },
+  { "GET", "v1/webhooks/*/deliveries", SRV_ROLE_ADMIN, api_webhook_deliveries, NULL },
+  { "POST", "v1/webhook-deliveries/*/redeliver", SRV_ROLE_ADMIN, api_webhook_redeliver, NULL },
 };
 
 /* ---- per-thread store ---- */
@@ -448,6 +448,8 @@ dispatch(srv_ctx *srv, bool tls, struct MHD_Connection *c, const char *url, cons
       srv_fail(&rs, err);
       goto send;
     }
+    if (route->ahead)
+      route->ahead(&r);
     if (authenticate(srv, c, &r, &key, &rs) < 0)
       goto send;
     r.key = key;
@@ -477,6 +479,7 @@ send:;
   free(rs.text);
   free(rs.set_cookie);
   berth_apikey_free(key);
+  berth_task_ahead_free(r.task_ahead);
   return ret;
 }
 

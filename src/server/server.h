@@ -52,6 +52,8 @@ typedef struct srv_route {
   const char *pattern; /* "v1/stacks/STAR/lock": path segments; a `*` segment captures one */
   int min_role;        /* SRV_ROLE_NONE: no key needed */
   srv_handler fn;
+  /* may be NULL: sends the handler's first reads ahead, with the key check (nothing read is shown unless it passes) */
+  void (*ahead)(struct srv_req *r);
 } srv_route;
 
 /* Splits a decoded path into segments. Returns the count, or -1 when the path does not start with "/", has an
@@ -142,6 +144,7 @@ typedef struct srv_req {
   const char *session;                  /* the session id when authenticated by its cookie, else NULL */
   char csrf[SRV_SESSION_TOKEN_LEN + 1]; /* its CSRF token */
   int64_t session_expires;
+  berth_task_ahead *task_ahead; /* the route's reads sent ahead (srv_route.ahead), freed with the request */
 } srv_req;
 
 /* A streamed (chunked) body: the HTTP layer calls read until it returns <0 (-1 end, -2 error), then free. read
@@ -195,6 +198,7 @@ int api_stack_unlock(srv_req *r, srv_resp *out);
 int api_task_create(srv_req *r, srv_resp *out);
 int api_task_list(srv_req *r, srv_resp *out);
 int api_task_get(srv_req *r, srv_resp *out);
+void api_task_get_ahead(srv_req *r);
 int api_task_cancel(srv_req *r, srv_resp *out);
 int api_task_retry(srv_req *r, srv_resp *out);
 int api_host_list(srv_req *r, srv_resp *out);

@@ -272,6 +272,13 @@ def test_scope_and_secrets(keys):
                       {"command": "echo token=$TOKEN task=$TSEC", "secret_env": {"TSEC": "t4sk-s3cr3t-value"}})
     tid = j["id"]
     check("task secret values are *** in the answer", st == 201 and j["secret_env"] == {"TSEC": "***"}, j)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % body["name"], keys["w1"], {"command": "echo hunter2-s3cr3t-value"})
+    lit = j.get("id", "")
+    for how, path in (("its id", lit), ("a prefix of its id", lit[:12])):
+        st, j, payload, _ = req("GET", "/v1/tasks/" + path, keys["rd"])
+        check("GET by %s shows the stack's secret typed in a command as ***" % how,
+              st == 200 and j["command"] == "echo ***" and b"hunter2" not in payload, payload[:200])
+    wait_task(keys["rd"], lit)
     fin = wait_task(keys["rd"], tid)
     st, _, payload, _ = req("GET", "/v1/tasks/%s/logs" % tid, keys["rd"])
     check("a reader's log shows *** for secrets", fin and fin["state"] == "FINISHED" and b"token=***" in payload

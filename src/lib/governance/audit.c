@@ -113,14 +113,10 @@ args_text(const cJSON *args)
 static int
 read_head(berth_store *st, int64_t *last_id, unsigned char prev[crypto_hash_sha256_BYTES], berth_error **err)
 {
-  db_stmt *stmt = NULL;
   memset(prev, 0, crypto_hash_sha256_BYTES);
   *last_id = 0;
-  if (db_prepare(store_db(st),
-                 "SELECT last_id, last_hash FROM audit_head WHERE k = 1"
-                 " UNION ALL SELECT id, hash FROM (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS newest",
-                 &stmt, err)
-      < 0)
+  db_stmt *stmt = store_take_audit_head(st);
+  if (stmt == NULL && db_prepare(store_db(st), STORE_AUDIT_HEAD_SQL, &stmt, err) < 0)
     return berth_error_wrap(err, "append audit record");
   int step = db_step(stmt, err);
   int rc = 0;

@@ -280,6 +280,20 @@ db_run_later(db_stmt *s, berth_error **err)
   return rc;
 }
 
+int
+db_prefetch(db_stmt *s, berth_error **err)
+{
+  if (s->conn->ops->prefetch == NULL || s->bind_failed)
+    return 0;
+  return s->conn->ops->prefetch(s, err);
+}
+
+uint64_t
+db_txn_id(const db_conn *c)
+{
+  return c->txn;
+}
+
 int64_t
 db_size_bytes(db_conn *c)
 {
@@ -346,6 +360,7 @@ begin(db_conn *c, bool read, berth_error **err)
                            : db_exec(c, read ? c->ops->begin_read_sql : c->ops->begin_sql, &e);
     if (rc == 0) {
       c->depth = 1;
+      c->txn++;
       c->read_only = read;
       c->parts = c->tainted = 0;
       return 0;

@@ -27,6 +27,16 @@ enum { DB_DONE = 0, DB_ROW = 1 };
 
 /* The connection of an open store (owned by the store; valid until berth_store_close). */
 db_conn *store_db(berth_store *st);
+
+/* The audit chain's head: the last id and hash, or the newest record when no head is kept (audit.c). */
+#define STORE_AUDIT_HEAD_SQL                                                                                           \
+  "SELECT last_id, last_hash FROM audit_head WHERE k = 1"                                                              \
+  " UNION ALL SELECT id, hash FROM (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS newest"
+
+/* STORE_AUDIT_HEAD_SQL as read ahead in this transaction, not yet used (the caller steps and finalizes it), or NULL:
+ * on PostgreSQL a write transaction reads the head with its first statement (under the write lock), so appending
+ * its audit record costs no round trip of its own. Taking it is what uses it up: the next append reads afresh. */
+db_stmt *store_take_audit_head(berth_store *st);
 const char *db_engine_name(const db_conn *c); /* "sqlite" or "postgresql" */
 const char *db_label(const db_conn *c);       /* the store's path or password-free URL, for messages */
 
@@ -73,6 +83,15 @@ int db_run(db_stmt *s, int64_t *changes, berth_error **err);
  * statement that needs an answer, or the commit, and a failure of it then fails that statement or the commit (so
  * the transaction can only roll back, as if this call had failed). Outside a transaction it is db_run. Finalizes s. */
 int db_run_later(db_stmt *s, berth_error **err);
+/* A read whose answer the caller wants a little later: an engine with a network round trip per statement
+ * (PostgreSQL) sends it with the next statement that needs an answer (or the commit, inside a transaction; outside
+ * one, a begin drops it), and db_step on s then reads the answer it got, with no round trip of its own. Elsewhere
+ * nothing is sent now and db_step runs s as usual. Only for reads: s stays the caller's, and finalizing or resetting it
+ * before it was sent takes it off the queue (after: drops the answer). */
+int db_prefetch(db_stmt *s, berth_error **err);
+/* Changes whenever an outermost transaction begins: what was read inside a transaction is current while it is
+ * unchanged (and the connection is still in that transaction). */
+uint64_t db_txn_id(const db_conn *c);
 
 /* Transactions nest: the outermost begin opens a write transaction (SQLite BEGIN IMMEDIATE, so read-modify-write
  * serializes across processes; a busy begin is retried; PostgreSQL sends its BEGIN and write lock with the first

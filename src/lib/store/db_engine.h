@@ -31,6 +31,9 @@ struct db_ops {
   /* May be NULL (then the statement runs at once): queues s, with copies of its values, to be sent with the next
    * statement of this transaction that needs an answer, or its commit; a failure then fails that one. */
   int (*run_later)(db_stmt *s, berth_error **err);
+  /* May be NULL (then db_step runs s as usual): queues s to be sent with the next statement of this transaction that
+   * needs an answer, or its commit; its answer is kept for db_step on s. */
+  int (*prefetch)(db_stmt *s, berth_error **err);
   void (*close)(db_conn *c);
   int (*exec)(db_conn *c, const char *sql, berth_error **err);
   int (*prepare)(db_conn *c, const char *sql, db_stmt **out, berth_error **err);
@@ -70,6 +73,7 @@ struct db_conn {
   uint64_t parts;   /* bit n: level n is a part (db_begin_part), no savepoint of its own */
   uint64_t tainted; /* bit n: a part inside level n failed: level n can only roll back */
   bool read_only;   /* the outermost is a read snapshot (db_begin_read) */
+  uint64_t txn;     /* counts outermost begins (db_txn_id) */
 };
 
 struct db_stmt {

@@ -38,6 +38,8 @@ typedef struct pg_prepared {
   uint64_t hash;
 } pg_prepared;
 
+struct pg_stmt;
+
 /* A statement waiting to be sent (db_run_later, or the begin of a transaction): it goes in one pipeline with the
  * next statement that needs an answer, so a write transaction costs one round trip per read plus its commit. */
 typedef struct pg_pending {
@@ -47,6 +49,7 @@ typedef struct pg_pending {
   int nparams;
   char **values;
   int *lengths, *formats;
+  struct pg_stmt *keep; /* db_prefetch: the statement that gets the answer */
 } pg_pending;
 
 #define PG_PENDING_MAX 32 /* more than this many waiting are sent at once */
@@ -343,10 +346,36 @@ pg_prepare(db_conn *c, const char *sql, db_stmt **out, berth_error **err)
   return 0;
 }
 
+/* s no longer wants the answer of its prefetch (finalized or reset first): a read not sent yet is not sent. */
+static void
+unkeep(pg_stmt *s)
+{
+  pg_conn *pc = (pg_conn *) s->base.conn;
+  for (int i = 0; i < pc->npending; i++)
+    if (pc->pending[i].keep == s) {
+      free_pending(&pc->pending[i]);
+      memmove(&pc->pending[i], &pc->pending[i + 1], (size_t) (pc->npending - i - 1) * sizeof pc->pending[0]);
+      pc->npending--;
+      memset(&pc->pending[pc->npending], 0, sizeof pc->pending[0]);
+      i--;
+    }
+}
+
+static bool
+kept(pg_stmt *s)
+{
+  pg_conn *pc = (pg_conn *) s->base.conn;
+  for (int i = 0; i < pc->npending; i++)
+    if (pc->pending[i].keep == s)
+      return true;
+  return false;
+}
+
 static void
 pg_finalize(db_stmt *base)
 {
   pg_stmt *s = (pg_stmt *) base;
+  unkeep(s);
   clear_result(s);
   for (int i = 0; i < PG_MAX_PARAMS; i++)
     free(s->values[i]);
@@ -358,7 +387,18 @@ pg_finalize(db_stmt *base)
 static void
 pg_reset(db_stmt *base)
 {
+  unkeep((pg_stmt *) base);
   clear_result((pg_stmt *) base);
+}
+
+/* The answer to a prefetched statement, now that it came. */
+static void
+deliver(pg_stmt *s, PGresult *r)
+{
+  clear_result(s);
+  s->res = r;
+  const char *tuples = PQcmdTuples(r);
+  s->changes = tuples && *tuples ? strtoll(tuples, NULL, 10) : 0;
 }
 
 static int
@@ -495,6 +535,8 @@ pipeline_once(pg_conn *pc, pg_stmt *cur, const char *cmd)
       first_failed = r;
     else if (i == n)
       answer = r;
+    else if (pc->pending[i].keep && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+      deliver(pc->pending[i].keep, r);
     else
       PQclear(r);
     if (PQstatus(pg) == CONNECTION_BAD)
@@ -597,6 +639,20 @@ pg_run_later(db_stmt *base, berth_error **err)
   return queue((pg_conn *) base->conn, s->sql, s, err);
 }
 
+static int
+pg_prefetch(db_stmt *base, berth_error **err)
+{
+  pg_stmt *s = (pg_stmt *) base;
+  pg_conn *pc = (pg_conn *) base->conn;
+  unkeep(s);
+  clear_result(s);
+  int rc = queue(pc, s->sql, s, err);
+  if (rc < 0)
+    return rc;
+  pc->pending[pc->npending - 1].keep = s;
+  return 0;
+}
+
 /* The outermost transaction's BEGIN (and the write lock) goes with its first statement. */
 static int
 pg_begin(db_conn *c, bool read, berth_error **err)
@@ -624,6 +680,15 @@ pg_step(db_stmt *base, berth_error **err)
 {
   pg_stmt *s = (pg_stmt *) base;
   pg_conn *pc = (pg_conn *) base->conn;
+  if (s->res == NULL && kept(s)) { /* prefetched, not sent yet: send what waits, this among it */
+    PGresult *r = pipeline(pc, NULL, NULL);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : fail(base->conn, r, err);
+    PQclear(r);
+    if (rc < 0)
+      return rc;
+    if (s->res == NULL)
+      return db_fail(base->conn, DB_FAIL_OTHER, "a read sent ahead got no answer", err);
+  }
   if (s->res == NULL) {
     if (pc->npending == 0)
       reconnect_if_lost(base->conn);
@@ -869,6 +934,7 @@ static const struct db_ops pg_ops = {
   .begin_read_sql = READ_BEGIN_SQL,
   .begin = pg_begin,
   .run_later = pg_run_later,
+  .prefetch = pg_prefetch,
   .close = pg_close,
   .exec = pg_exec,
   .prepare = pg_prepare,

@@ -48,16 +48,55 @@ store_db(berth_store *st)
   return st->db;
 }
 
+/* After an outermost write begin on PostgreSQL: the audit head is read with the transaction's first statement. */
+static void
+read_head_ahead(berth_store *st)
+{
+  if (store_is_sqlite(st) || db_tx_depth(st->db) != 1)
+    return;
+  db_finalize(st->head_read);
+  st->head_read = NULL;
+  db_stmt *s = NULL;
+  berth_error *e = NULL;
+  if (db_prepare(st->db, STORE_AUDIT_HEAD_SQL, &s, &e) == 0 && db_prefetch(s, &e) == 0) {
+    st->head_read = s;
+    st->head_txn = db_txn_id(st->db);
+    s = NULL;
+  }
+  db_finalize(s);
+  berth_error_free(e); /* the append reads the head itself */
+}
+
+db_stmt *
+store_take_audit_head(berth_store *st)
+{
+  db_stmt *s = st->head_read;
+  st->head_read = NULL;
+  if (s != NULL && (st->head_txn != db_txn_id(st->db) || db_tx_depth(st->db) == 0)) {
+    db_finalize(s);
+    s = NULL;
+  }
+  return s;
+}
+
 int
 berth_store_begin(berth_store *st, berth_error **err)
 {
-  return db_begin(st->db, err);
+  bool outermost = db_tx_depth(st->db) == 0;
+  int rc = db_begin(st->db, err);
+  if (rc == 0 && outermost)
+    read_head_ahead(st);
+  return rc;
 }
 
 int
 berth_store_begin_part(berth_store *st, berth_error **err)
 {
-  return db_begin_part(st->db, err);
+  bool outermost = db_tx_depth(st->db) == 0;
+  int rc = db_begin_part(st->db, err);
+  if (rc == 0 && outermost)
+    read_head_ahead(st);
+  return rc;
 }
 
 int
@@ -256,6 +295,7 @@ berth_store_close(berth_store *st)
 {
   if (st == NULL)
     return;
+  db_finalize(st->head_read);
   db_close(st->db);
   db_close(st->spare);
   sodium_memzero(st->key, sizeof st->key);

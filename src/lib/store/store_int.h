@@ -21,6 +21,8 @@ struct berth_store {
   db_conn *spare;   /* a second connection given back (store_db_give_back), for the next store_db_take_another */
   char *fence_task; /* writes to this task carry fence_attempt (berth_store_fence) */
   int fence_attempt;
+  db_stmt *head_read; /* the audit chain's head, read ahead with a write transaction's begin (PostgreSQL) */
+  uint64_t head_txn;  /* the transaction it was read in */
 };
 
 /* " AND attempt = ? AND revoked = 0" when st is fenced on task id (bind the attempt next), else "". */

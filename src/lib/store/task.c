@@ -377,18 +377,20 @@ add_transition_row(berth_task *t, db_stmt *stmt, int col)
 
 /* A task by its whole id with its history, in one statement (one round trip on PostgreSQL instead of two): the task's
  * columns repeated on each of its transitions' rows. */
+#define GET_WHOLE_SQL                                                                                                  \
+  "SELECT " TASK_COLS ", h.h_state, h.h_at, h.h_actor, h.h_note FROM tasks LEFT JOIN"                                  \
+  " (SELECT task_seq AS h_seq, n AS h_n, state AS h_state, at AS h_at, actor AS h_actor, note AS h_note"               \
+  " FROM task_transitions) h ON h.h_seq = tasks.seq WHERE tasks.id = ? ORDER BY h.h_n"
+
+/* stmt: GET_WHOLE_SQL bound to id and sent ahead, or NULL; finalized either way */
 static int
-get_whole(berth_store *st, const char *id, berth_task **out, berth_error **err)
+get_whole(berth_store *st, const char *id, db_stmt *stmt, berth_task **out, berth_error **err)
 {
-  db_stmt *stmt = NULL;
-  if (db_prepare(st->db,
-                 "SELECT " TASK_COLS ", h.h_state, h.h_at, h.h_actor, h.h_note FROM tasks LEFT JOIN"
-                 " (SELECT task_seq AS h_seq, n AS h_n, state AS h_state, at AS h_at, actor AS h_actor, note AS h_note"
-                 " FROM task_transitions) h ON h.h_seq = tasks.seq WHERE tasks.id = ? ORDER BY h.h_n",
-                 &stmt, err)
-      < 0)
-    return BERTH_EINTERNAL;
-  db_bind_text(stmt, 1, id);
+  if (stmt == NULL) {
+    if (db_prepare(st->db, GET_WHOLE_SQL, &stmt, err) < 0)
+      return BERTH_EINTERNAL;
+    db_bind_text(stmt, 1, id);
+  }
   berth_task *t = NULL;
   int rc = 0, src;
   const int hcol = 22; /* after TASK_COLS */
@@ -486,14 +488,24 @@ find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, 
   return 0;
 }
 
-int
-berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_error **err)
+static bool
+is_whole_id(const char *id)
 {
-  berth_task *t = NULL;
   bool whole = id != NULL && strlen(id) == TASK_ID_LEN;
   for (size_t i = 0; whole && i < TASK_ID_LEN; i++) /* ids are lowercase: anything else goes the long way */
     whole = islower((unsigned char) id[i]) || isdigit((unsigned char) id[i]);
-  int rc = whole ? get_whole(st, id, &t, err) : find_task(st, id, true, &t, err);
+  return whole;
+}
+
+/* ahead: GET_WHOLE_SQL for id sent ahead, or NULL; finalized either way */
+static int
+task_get(berth_store *st, const char *id, db_stmt *ahead, berth_task **out, berth_error **err)
+{
+  berth_task *t = NULL;
+  bool whole = is_whole_id(id);
+  if (!whole)
+    db_finalize(ahead);
+  int rc = whole ? get_whole(st, id, ahead, &t, err) : find_task(st, id, true, &t, err);
   if (rc < 0)
     return rc;
   if (!whole && read_history(st, t, err) < 0) {
@@ -503,6 +515,98 @@ berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_er
   fill_wait_reason(st, t);
   *out = t;
   return 0;
+}
+
+int
+berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_error **err)
+{
+  return task_get(st, id, NULL, out, err);
+}
+
+#define STACK_SECRETS_OF_TASK_SQL "SELECT secret_env FROM stacks WHERE name = (SELECT stack FROM tasks WHERE id = ?)"
+
+struct berth_task_ahead {
+  char id[TASK_ID_LEN + 1];
+  db_stmt *task, *secrets;
+};
+
+void
+berth_task_ahead_free(berth_task_ahead *a)
+{
+  if (a == NULL)
+    return;
+  db_finalize(a->task);
+  db_finalize(a->secrets);
+  free(a);
+}
+
+/* A statement bound to id, sent ahead; NULL on failure (the caller then reads the usual way). */
+static db_stmt *
+send_ahead(berth_store *st, const char *sql, const char *id)
+{
+  db_stmt *s = NULL;
+  berth_error *e = NULL;
+  if (db_prepare(st->db, sql, &s, &e) == 0) {
+    db_bind_text(s, 1, id);
+    if (db_prefetch(s, &e) < 0) {
+      db_finalize(s);
+      s = NULL;
+    }
+  }
+  berth_error_free(e);
+  return s;
+}
+
+berth_task_ahead *
+berth_store_task_read_ahead(berth_store *st, const char *id)
+{
+  if (store_is_sqlite(st) || !is_whole_id(id))
+    return NULL;
+  berth_task_ahead *a = calloc(1, sizeof *a);
+  if (a == NULL)
+    return NULL;
+  memcpy(a->id, id, TASK_ID_LEN + 1);
+  a->task = send_ahead(st, GET_WHOLE_SQL, id);
+  a->secrets = send_ahead(st, STACK_SECRETS_OF_TASK_SQL, id);
+  return a;
+}
+
+int
+berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ahead *ahead, berth_task **out,
+                                  berth_kv **secrets, size_t *n, berth_error **err)
+{
+  *secrets = NULL;
+  *n = 0;
+  db_stmt *task = NULL, *s = NULL;
+  if (ahead != NULL && id != NULL && strcmp(ahead->id, id) == 0) {
+    task = ahead->task;
+    s = ahead->secrets;
+    ahead->task = ahead->secrets = NULL;
+  }
+  /* by a whole id, with the task; a prefix finds the task first, then its stack is read */
+  if (s == NULL && is_whole_id(id))
+    s = send_ahead(st, STACK_SECRETS_OF_TASK_SQL, id);
+  int rc = task_get(st, id, task, out, err);
+  if (rc == 0 && s == NULL) {
+    if (db_prepare(store_db(st), "SELECT secret_env FROM stacks WHERE name = ?", &s, err) < 0)
+      rc = berth_error_wrap(err, "read task %s", id);
+    else
+      db_bind_text(s, 1, (*out)->stack);
+  }
+  if (rc == 0) {
+    int src = db_step(s, err);
+    if (src == DB_ROW)
+      rc = store_kv_decode(st, db_column_text(s, 0), true, secrets, n, err);
+    else if (src != DB_DONE)
+      rc = src;
+    if (rc < 0) {
+      berth_error_wrap(err, "read the stack of task %s", id);
+      berth_task_free(*out);
+      *out = NULL;
+    }
+  }
+  db_finalize(s);
+  return rc;
 }
 
 static int

@@ -36,14 +36,20 @@ add_str(cJSON *o, const char *key, const char *v)
 }
 
 static void
-add_secrets_of(berth_secrets *s, const berth_stack *stack)
+add_kv(berth_secrets *s, const berth_kv *kv, size_t n)
 {
-  for (size_t i = 0; i < stack->n_secret_env; i++) {
-    const char *v = stack->secret_env[i].value ? stack->secret_env[i].value : "";
+  for (size_t i = 0; i < n; i++) {
+    const char *v = kv[i].value ? kv[i].value : "";
     berth_error *e = NULL;
-    berth_secrets_add_value(s, stack->secret_env[i].key, v, strlen(v), &e);
+    berth_secrets_add_value(s, kv[i].key, v, strlen(v), &e);
     berth_error_free(e);
   }
+}
+
+static void
+add_secrets_of(berth_secrets *s, const berth_stack *stack)
+{
+  add_kv(s, stack->secret_env, stack->n_secret_env);
 }
 
 berth_secrets *
@@ -81,6 +87,30 @@ berth_display_secrets(berth_store *st, const char *stack)
   }
   berth_error_free(e);
   return s;
+}
+
+int
+berth_task_get_record(berth_store *st, const char *id, berth_task_ahead *ahead, berth_task **t, cJSON **record,
+                      berth_error **err)
+{
+  *record = NULL;
+  berth_kv *secrets = NULL;
+  size_t n = 0;
+  int rc = berth_store_task_get_with_secrets(st, id, ahead, t, &secrets, &n, err);
+  if (rc < 0)
+    return rc;
+  berth_secrets *shown = berth_secrets_new(0, err);
+  if (shown != NULL)
+    add_kv(shown, secrets, n);
+  berth_kv_array_free(secrets, n);
+  if (shown == NULL) { /* never shown without its secrets masked */
+    berth_task_free(*t);
+    *t = NULL;
+    return BERTH_EINTERNAL;
+  }
+  *record = berth_task_to_json_redacted(*t, shown);
+  berth_secrets_free(shown);
+  return 0;
 }
 
 cJSON *
