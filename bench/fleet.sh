@@ -163,8 +163,15 @@ while a new database's queue looked empty sorted the whole queue under the lock,
 = off\` on the claiming connection, and JIT off for berth's sessions, whose cost penalty had it compile plans for
 150-250 ms) -> transitions without savepoints and without a second read of the task (4 round trips fewer each;
 101 with 1 host, 99 with 8) -> a transaction's BEGIN and its writes sent in libpq pipelines with its reads and its
-commit (`db_run_later`: a transition with its audit record is 4 round trips, it was about 10; 148 with 1 host, 107 with 8 in this run, so
-8 hosts are 27% under 1 host here: the rate eases off with hosts, as above).
+commit (\`db_run_later\`: a transition with its audit record went from about 10 round trips to 3; 148 with 1 host,
+107 with 8) -> the audit chain's head read with each write transaction's first statement (\`db_prefetch\`: a
+transition is 2 round trips, the claim 3; 178 with 1 host, 126 with 8 in the run above, 8 hosts 29% under 1).
+Why the rate eases off with hosts, measured this session with 1 and 8 hosts (the same 2,000 tasks): the machine
+was busy throughout in both (85% and 96%), and the CPU spent per task grew from 8 ms to 14 ms; not from claims that
+find nothing (7 and 47 of them in the whole run), nor from new connections (66 and 156 made in the whole run). It
+is 32 task threads against 4 taking turns at one lock: each turn waits for its thread and its backend to be
+scheduled again, with more runnable processes than cores, so each holds the lock longer and more of them wake and
+sleep on it. A fleet's hosts on machines of their own do not share their cores this way.
 Bench note: the fake engine (Python) listened with a backlog of 5 and refused a connection now and then under 32
 concurrent tasks (their tasks FAILED "cannot connect to the Docker daemon"); it now has a real backlog.
 

@@ -146,9 +146,13 @@ What bounds each number:
   patterns and a literal matcher on every read, 3/4 of a read's CPU (8 clients: p50 8.9 / p99 20 ms on SQLite on a
   quiet machine); they are now compiled once per process and cached by digest. A task read by its whole id is one
   statement (the task's columns on each of its transitions' rows; it was two, the task and then its history). On
-  PostgreSQL that statement is a round trip over the socket, and the server's backends share the 2 cores with the
-  8 clients and with dockerd running the submitted tasks: the p50 is close to SQLite's, the p99 is CPU scheduling
-  (in five runs this session it moved 9-47 ms; SQLite's 2.4-5.1 ms).
+  PostgreSQL the whole request is now one round trip: the task with its history and its stack's secret values go
+  to the server with the key's lookup, in one libpq pipeline (`db_prefetch`; nothing read is shown unless the key
+  passes); it was three round trips. With 8 clients every request on PostgreSQL wakes three processes in turn (the
+  client, the server's connection thread, its PostgreSQL backend) where SQLite wakes two, 24 runnable processes on
+  2 cores: measured with nothing else running, p99 0.6-1.0 ms with 2 clients, 2.1-2.4 ms with 4, 6.6-32 ms with 8
+  (SQLite 2.6-3.1 ms with 8), the p50 close to SQLite's at every count. The tail with 8 clients is CPU scheduling
+  on this machine, which a database server of its own would not share.
 - **Submissions under 8 clients**: every check of `berth task run`, the task and its audit record in one write
   transaction (SQLite: `BEGIN IMMEDIATE`, one fsync at commit; PostgreSQL: the store's advisory write lock and a WAL
   flush at commit). On PostgreSQL the server is a host that claims queued tasks as slots free up, so a queued task
@@ -163,24 +167,23 @@ What bounds each number:
   requests shares, so it sets the p99). What is left is the commit's fsync on a disk that dockerd is writing each
   container's layer to, and the write lock shared with the running tasks' supervisors. The single-client row is
   the cost of one submission alone.
-- **Single-client rows**: a `GET` is three statements (the key, the task with its history, the stack whose secret
-  values mask the command), each a round trip to PostgreSQL's backend on PostgreSQL against a read from the page
-  cache in the same process on SQLite. A round trip here is 0.1-0.3 ms (two processes woken on a 2-core VM), so a
-  request that costs SQLite 0.25-0.3 ms costs PostgreSQL 0.5-1.1 ms; the library's own task read (one statement,
-  for scale) shows the same gap at its bare size. Writes now go in libpq pipelines (`db_run_later`, measured
-  this session): a write transaction's BEGIN and write lock are sent with its first read, and the writes whose
-  outcome matters only at commit (transition rows, the outbox, the audit record and the chain's head, the fleet's
-  NOTIFY) with the next statement that needs an answer or with the COMMIT. An **audit append** went from six
-  round trips to two (the BEGIN, lock and head read; the record, the head and the COMMIT): p50 0.93 -> 0.59 ms.
-  What is left is PostgreSQL's commit itself: its WAL flush took 0.35-0.42 ms in the server's own log, more than
-  SQLite's whole append (a WAL append and its fsync, 0.25 ms). A **submission** is ten round trips (it was
-  sixteen): the key, the stack, the allowlist, the policies, four for its transaction (from fourteen: the audit
-  append and the outbox ride along, no savepoint when it is alone in its batch, the task not read back for the
-  outbox, the hosts' NOTIFY inside the transaction), then the record and the reason it waits for the answer, and the
-  stack's secret values to show the command masked. Across the runs of this session (three of `bench/store.sh`,
-  two more of `bench/server.sh` on PostgreSQL), PostgreSQL / SQLite p50: one `GET` 0.47-1.12 / 0.14-0.29 ms, one
-  submission 5.1-8.4 / 2.7-4.1 ms (within 2x in the recorded run only), an audit append 0.58-0.61 / 0.22-0.25 ms.
-  Eight clients' submissions p99: PostgreSQL 82-114 ms, SQLite 77-98 ms.
+- **Single-client rows**: a `GET` is now one round trip to PostgreSQL's backend (the key, the task with its history
+  and the stack whose secret values mask the command, sent together) against reads from the page cache in the same
+  process on SQLite. A round trip here is 0.1-0.3 ms (two processes woken on a 2-core VM; `pgbench -S` on this
+  machine: 0.098 ms a read); the library's own task read (one statement, for scale) shows the gap at its bare size.
+  Writes go in libpq pipelines (`db_run_later`): a write transaction's BEGIN and write lock are sent with its first
+  read, and the writes whose outcome matters only at commit (transition rows, the outbox, the audit record and the
+  chain's head, the fleet's NOTIFY) with the next statement that needs an answer or with the COMMIT; and every
+  write transaction reads the audit chain's head with its first statement (`db_prefetch`), so its audit record
+  needs no read of its own (a task transition: 2 round trips, it was 3). A standalone **audit append** is two
+  round trips (the BEGIN, lock and head read; the record, the head and the COMMIT; it was six), and what is left
+  is PostgreSQL's commit itself: its WAL flush took 0.35-0.42 ms in the server's own log, more than SQLite's whole
+  append (a WAL append and its fsync). A **submission** is ten round trips (it was sixteen): the key, the stack, the
+  allowlist, the policies, four for its transaction (the audit append and the outbox ride along), then the record
+  and the reason it waits for the answer, and the stack's secret values to show the command masked. Across the
+  runs of sessions 7 and 8, PostgreSQL / SQLite p50: one `GET` 0.28-1.12 / 0.14-0.29 ms (0.28-0.38 with one round
+  trip), one submission 4.3-8.4 / 2.7-4.1 ms, an audit append 0.56-0.61 / 0.16-0.25 ms. Eight clients'
+  submissions p99: PostgreSQL 70-114 ms, SQLite 67-98 ms.
 - **Following a log**: the supervisor reads the exec stream, redacts it and hands what the window released to the
   log at most every 10 ms (SQLite: an append to the file, the follower woken by inotify; PostgreSQL: one chunk row
   per hand-over with its NOTIFY in the same statement, inserted by the log's writer thread on its own connection
