@@ -15,13 +15,14 @@ cJSON *berth_task_to_json(const berth_task *t);
  * command typed with a secret in it is shown masked. redact may be NULL. */
 cJSON *berth_task_to_json_redacted(const berth_task *t, struct berth_secrets *redact);
 /* A secret set for displaying records: the built-in patterns plus the secret values of every stack (stack NULL) or
- * of one stack. NULL on failure. The caller frees it with berth_secrets_free. */
-struct berth_secrets *berth_display_secrets(berth_store *st, const char *stack);
+ * of one stack (none when it is gone). NULL with *err when the stacks cannot be read or out of memory: a record is
+ * then not shown at all, never shown with secrets unmasked. The caller frees it with berth_secrets_free. */
+struct berth_secrets *berth_display_secrets(berth_store *st, const char *stack, berth_error **err);
 /* The same for a stack already read (no read of the store). */
 struct berth_secrets *berth_display_secrets_of(const berth_stack *stack);
 /* A task's record as both front ends show it (`berth task show --json`, GET /v1/tasks/{id}):
  * berth_task_to_json_redacted with the display secrets of its stack. A new object the caller owns. */
-cJSON *berth_task_record(berth_store *st, const berth_task *t);
+cJSON *berth_task_record(berth_store *st, const berth_task *t, berth_error **err); /* NULL with *err on failure */
 /* Reads task id (berth_store_task_get) and makes its record with its stack's secret values read in the same round
  * trip; *t is the task, for the caller's own checks before it shows *record. ahead (may be NULL): what
  * berth_store_task_read_ahead sent for id. */

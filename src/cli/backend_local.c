@@ -207,7 +207,11 @@ local_task_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_err
     return berth_error_set(err, BERTH_EINVAL, "task list: unknown state `%s`", f.state);
   if (store(lb, err) < 0 || berth_store_task_list(lb->st, &f, &v, &n, err) < 0)
     return -1;
-  berth_secrets *shown = berth_display_secrets(lb->st, f.stack);
+  berth_secrets *shown = berth_display_secrets(lb->st, f.stack, err);
+  if (shown == NULL) {
+    berth_tasks_free(v, n);
+    return -1;
+  }
   cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "tasks");
   for (size_t i = 0; i < n; i++)
     cJSON_AddItemToArray(arr, berth_task_to_json_redacted(v[i], shown));
@@ -223,9 +227,9 @@ task_json(local_backend *lb, const char *id, cJSON **out, berth_error **err)
   berth_task *t = NULL;
   if (store(lb, err) < 0 || berth_store_task_get(lb->st, id, &t, err) < 0)
     return -1;
-  *out = berth_task_record(lb->st, t);
+  *out = berth_task_record(lb->st, t, err);
   berth_task_free(t);
-  return 0;
+  return *out ? 0 : -1;
 }
 
 static int
@@ -294,10 +298,8 @@ local_task_retry(local_backend *lb, const cli_request *rq, cJSON **out, berth_er
   berth_task *t = NULL;
   int rc = store(lb, err);
   if (rc == 0 && (rc = body_env(rq, "secret_env", &senv, &n_senv, err)) == 0) {
-    berth_submit base = { .secret_env = senv,
-                          .n_secret_env = n_senv,
-                          .actor = lb->actor,
-                          .supervisor_argv = cli_supervisor_argv() };
+    berth_submit base
+        = { .secret_env = senv, .n_secret_env = n_senv, .actor = lb->actor, .supervisor_argv = cli_supervisor_argv() };
     rc = berth_task_retry(lb->st, rq->arg, &base, &t, err);
   }
   if (rc == 0)

@@ -98,7 +98,7 @@ api_task_retry(srv_req *r, srv_resp *out)
     return srv_fail(out, err);
   if (asprintf(&out->location, "/v1/tasks/%s", t->id) < 0)
     out->location = NULL;
-  srv_ok(out, 201, berth_task_to_json(t));
+  cJSON *record = berth_task_record(r->st, t, &err); /* a stack's secret typed into the command shows as *** */
   berth_task_free(t);
-  return 0;
+  return record ? srv_ok(out, 201, record) : srv_fail(out, err);
 }

@@ -56,9 +56,9 @@ api_task_create(srv_req *r, srv_resp *out)
     return srv_fail(out, err);
   if (asprintf(&out->location, "/v1/tasks/%s", t->id) < 0)
     out->location = NULL;
-  srv_ok(out, 201, berth_task_record(r->st, t));
+  cJSON *record = berth_task_record(r->st, t, &err);
   berth_task_free(t);
-  return 0;
+  return record ? srv_ok(out, 201, record) : srv_fail(out, err);
 }
 
 int
@@ -86,7 +86,11 @@ api_task_list(srv_req *r, srv_resp *out)
   size_t n = 0;
   if (berth_store_task_list(r->st, &f, &v, &n, &err) < 0)
     return srv_fail(out, err);
-  berth_secrets *shown = berth_display_secrets(r->st, f.stack); /* commands typed with a secret in them: *** */
+  berth_secrets *shown = berth_display_secrets(r->st, f.stack, &err); /* commands typed with a secret in them: *** */
+  if (shown == NULL) {
+    berth_tasks_free(v, n);
+    return srv_fail(out, err);
+  }
   cJSON *o = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(o, "tasks");
   int added = 0;
@@ -168,7 +172,7 @@ api_task_cancel(srv_req *r, srv_resp *out)
     berth_task_free(t);
     return srv_fail(out, err);
   }
-  srv_ok(out, 200, berth_task_record(r->st, t));
+  cJSON *record = berth_task_record(r->st, t, &err);
   berth_task_free(t);
-  return 0;
+  return record ? srv_ok(out, 200, record) : srv_fail(out, err);
 }

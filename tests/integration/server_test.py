@@ -279,6 +279,11 @@ def test_scope_and_secrets(keys):
         check("GET by %s shows the stack's secret typed in a command as ***" % how,
               st == 200 and j["command"] == "echo ***" and b"hunter2" not in payload, payload[:200])
     wait_task(keys["rd"], lit)
+    st, j, payload, _ = req("POST", "/v1/tasks/%s/retry" % lit, keys["w1"])
+    check("a retry's answer shows the stack's secret typed in its command as ***",
+          st == 201 and j["command"] == "echo ***" and b"hunter2" not in payload, payload[:200])
+    if st == 201:
+        wait_task(keys["rd"], j["id"])
     fin = wait_task(keys["rd"], tid)
     st, _, payload, _ = req("GET", "/v1/tasks/%s/logs" % tid, keys["rd"])
     check("a reader's log shows *** for secrets", fin and fin["state"] == "FINISHED" and b"token=***" in payload

@@ -91,7 +91,9 @@ static char *
 redacted_body(berth_store *st, const berth_delivery *d)
 {
   cJSON *j = cJSON_Parse(d->payload);
-  berth_secrets *s = berth_display_secrets(st, d->stack);
+  berth_error *e = NULL;
+  berth_secrets *s = berth_display_secrets(st, d->stack, &e);
+  berth_error_free(e); /* not sent now: the delivery is tried again */
   if (j == NULL || s == NULL) {
     cJSON_Delete(j);
     berth_secrets_free(s);

@@ -64,26 +64,37 @@ berth_display_secrets_of(const berth_stack *stack)
 }
 
 berth_secrets *
-berth_display_secrets(berth_store *st, const char *stack)
+berth_display_secrets(berth_store *st, const char *stack, berth_error **err)
 {
-  berth_error *e = NULL;
-  berth_secrets *s = berth_secrets_new(0, &e);
-  berth_error_free(e);
+  berth_secrets *s = berth_secrets_new(0, err);
   if (s == NULL)
     return NULL;
-  e = NULL;
+  berth_error *e = NULL;
+  int rc = 0;
   if (stack != NULL) {
     berth_stack *one = NULL;
-    if (berth_store_stack_get(st, stack, &one, &e) == 0)
+    rc = berth_store_stack_get(st, stack, &one, &e);
+    if (rc == 0)
       add_secrets_of(s, one);
+    else if (rc == BERTH_ENOTFOUND) /* a deleted stack's tasks: no secrets of it left to mask */
+      rc = 0;
     berth_stack_free(one);
   } else {
     berth_stack **all = NULL;
     size_t n = 0;
-    if (berth_store_stack_list(st, &all, &n, &e) == 0)
-      for (size_t i = 0; i < n; i++)
-        add_secrets_of(s, all[i]);
+    rc = berth_store_stack_list(st, &all, &n, &e);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+      add_secrets_of(s, all[i]);
     berth_stacks_free(all, n);
+  }
+  if (rc < 0) {
+    berth_secrets_free(s);
+    if (err && *err == NULL) {
+      *err = e;
+      e = NULL;
+    }
+    berth_error_free(e);
+    return NULL;
   }
   berth_error_free(e);
   return s;
@@ -202,9 +213,11 @@ berth_stack_state_json(berth_store *st, const berth_stack *s, berth_error **err)
 }
 
 cJSON *
-berth_task_record(berth_store *st, const berth_task *t)
+berth_task_record(berth_store *st, const berth_task *t, berth_error **err)
 {
-  berth_secrets *shown = berth_display_secrets(st, t->stack);
+  berth_secrets *shown = berth_display_secrets(st, t->stack, err);
+  if (shown == NULL)
+    return NULL;
   cJSON *j = berth_task_to_json_redacted(t, shown);
   berth_secrets_free(shown);
   return j;
