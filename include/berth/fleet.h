@@ -73,6 +73,9 @@ void berth_fleet_notify(berth_store *st);
 /* Makes st's connection a host loop's: it listens on the queue channel, and it plans claims to walk the queue in
  * order. */
 int berth_fleet_listen(berth_store *st, berth_error **err);
+/* Starts (on) or stops hearing the queue channel's wake-ups on st's connection (after berth_fleet_listen). Every
+ * NOTIFY wakes every listening connection of the database, so a host whose slots are all busy stops listening. */
+int berth_fleet_hear(berth_store *st, bool on, berth_error **err);
 /* Waits up to timeout_ms for a wake-up on the store's queue channel (a connection of its own: listen first). */
 int berth_fleet_wait(berth_store *st, int timeout_ms);
 /* berth_fleet_wait that also ends (2) when one of fds is readable (a host's eventfd, woken as its tasks end). */

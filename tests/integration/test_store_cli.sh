@@ -14,7 +14,7 @@ trap 'rm -rf "$TMP"' EXIT
 unset BERTH_SERVER XDG_DATA_HOME
 pass=0
 fail=0
-LATEST=8 # the newest schema version (src/lib/store/schema.c)
+LATEST=9 # the newest schema version (src/lib/store/schema.c)
 NEWER=$((LATEST + 1))
 
 ok() { pass=$((pass + 1)); echo "ok - $1"; }

@@ -19,6 +19,7 @@
 #include "berth/buf.h"
 #include "berth/store.h"
 #include "berth/task_log.h"
+#include "store/db.h"
 #include "store_helpers.h"
 
 #define BIG (BERTH_LOG_RECORD_MAX + 1000) /* split into two records */
@@ -200,6 +201,55 @@ test_follower_woken(void **state)
   berth_store_close(st);
 }
 
+static int64_t
+count_followers(berth_store *st, const char *task)
+{
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  if (db_prepare(store_db(st), "SELECT COUNT(*) FROM log_followers WHERE task_id = ?", &s, &err) < 0)
+    fail_msg("%s", err->msg);
+  db_bind_text(s, 1, task);
+  assert_int_equal(db_step(s, &err), DB_ROW);
+  int64_t n = db_column_int64(s, 0);
+  db_finalize(s);
+  return n;
+}
+
+/* PostgreSQL: a chunk sends its NOTIFY only while its task has a follower (every NOTIFY wakes every listening
+ * connection of the database: a fleet host's too), and a follower is recorded while it waits, and gone when closed. */
+static void
+test_notify_only_followed(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  db_conn *ear = NULL; /* what any other listener of the database (a fleet host) would be woken by */
+  assert_int_equal(store_db_open_another(st, &ear, &err), 0);
+  assert_int_equal(db_listen(ear, "berth_log", &err), 0);
+  berth_task_log *l = NULL;
+  assert_int_equal(berth_task_log_create(st, "t-alone", &l, &err), 0);
+  write_ok(l, BERTH_LOG_STDOUT, "nobody reads\n", 13);
+  assert_int_equal(berth_task_log_flush(l, &err), 0);
+  assert_int_equal(db_wait_notify(ear, NULL, 300), 0);
+
+  berth_log_reader *r = NULL;
+  assert_int_equal(berth_log_reader_open(st, "t-alone", &r, &err), 0);
+  assert_int_equal(count_followers(st, "t-alone"), 0); /* reading is not following */
+  assert_int_equal(berth_log_wait(r, 10), 1);          /* following: recorded */
+  assert_int_equal(count_followers(st, "t-alone"), 1);
+  write_ok(l, BERTH_LOG_STDOUT, "now someone does\n", 17);
+  assert_int_equal(berth_task_log_flush(l, &err), 0);
+  assert_int_equal(db_wait_notify(ear, "t-alone", 2000), 1);
+  assert_int_equal(berth_log_wait(r, 2000), 1);
+  berth_log_reader_close(r);
+  assert_int_equal(count_followers(st, "t-alone"), 0);
+  write_ok(l, BERTH_LOG_STDOUT, "and no more\n", 12);
+  assert_int_equal(berth_task_log_flush(l, &err), 0);
+  assert_int_equal(db_wait_notify(ear, NULL, 300), 0);
+  berth_task_log_close(l);
+  db_close(ear);
+  berth_store_close(st);
+}
+
 /* PostgreSQL: the log is in the store, so a host with another BERTH_HOME reads it. */
 static void
 test_other_host(void **state)
@@ -235,6 +285,7 @@ main(int argc, char **argv)
   };
   const struct CMUnitTest pg_only[] = {
     cmocka_unit_test_setup_teardown(test_other_host, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_notify_only_followed, engine_setup, engine_teardown),
   };
   ENGINE_TESTS_MAIN(argc, argv, tests, pg_only);
 }

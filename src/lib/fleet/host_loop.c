@@ -354,6 +354,18 @@ heartbeat(berth_host_runner *r)
   berth_error_free(e);
 }
 
+/* Starts or stops listening on the queue channel (berth_fleet_hear); 0 when done. */
+static int
+hear(berth_host_runner *r, bool on)
+{
+  berth_error *e = NULL;
+  int rc = berth_fleet_hear(r->st, on, &e);
+  if (rc == 0)
+    r->listening = on;
+  berth_error_free(e); /* a connection that failed is remade by the loop; the poll stands in meanwhile */
+  return rc;
+}
+
 static void
 claim_some(berth_host_runner *r)
 {
@@ -367,8 +379,12 @@ claim_some(berth_host_runner *r)
       berth_error_free(e);
       return;
     }
-    if (t == NULL)
+    if (t == NULL) {
+      /* nothing to claim: hear of new work from now on, and look once more for what came before we listened */
+      if (!r->listening && hear(r, true) == 0)
+        continue;
       return;
+    }
     worker *w = calloc(1, sizeof *w);
     worker **nk = w ? realloc(r->kids, (r->n_kids + 1) * sizeof *nk) : NULL;
     bool ok = false;
@@ -394,6 +410,10 @@ claim_some(berth_host_runner *r)
     berth_error_free(e);
     berth_task_free(t);
   }
+  /* every slot busy: this host wakes as its own tasks end (its eventfd) and claims then, so it needs no NOTIFY of
+   * others' work until a claim finds nothing; each NOTIFY would wake its loop and its connection's backend */
+  if (r->listening && (int) r->n_kids >= r->h.slots)
+    hear(r, false);
 }
 
 static void *

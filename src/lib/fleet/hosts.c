@@ -369,6 +369,14 @@ berth_fleet_reap(berth_store *st, int *n_failed, berth_error **err)
           < 0
       || db_run(s, NULL, err) < 0)
     return berth_error_wrap(err, "mark lost hosts");
+  /* followers of task logs whose connection is gone (task_log.c): their tasks' chunks need not notify any more */
+  berth_error *e = NULL;
+  if (db_prepare(store_db(st),
+                 "DELETE FROM log_followers f WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = f.pid)",
+                 &s, &e)
+      == 0)
+    db_run(s, NULL, &e);
+  berth_error_free(e);
   return fail_orphaned(st, NULL, NULL, "lost (no heartbeat within its lease)", n_failed, err);
 }
 
@@ -450,6 +458,12 @@ berth_fleet_listen(berth_store *st, berth_error **err)
   if (db_exec(store_db(st), "SET enable_sort = off", err) < 0)
     return BERTH_EINTERNAL;
   return db_listen(store_db(st), QUEUE_CHANNEL, err);
+}
+
+int
+berth_fleet_hear(berth_store *st, bool on, berth_error **err)
+{
+  return on ? db_listen(store_db(st), QUEUE_CHANNEL, err) : db_exec(store_db(st), "UNLISTEN " QUEUE_CHANNEL, err);
 }
 
 int

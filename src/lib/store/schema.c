@@ -244,6 +244,13 @@ static const migration migrations[] = {
     " ALTER TABLE task_log_chunks ALTER COLUMN bytes SET COMPRESSION lz4;"
     " ALTER TABLE task_log_chunks ALTER COLUMN bytes SET STORAGE EXTENDED;"
     " END IF; END $$;" },
+  /* Every NOTIFY wakes every listening connection of the database, whatever its channel: with a log chunk's NOTIFY
+   * sent always, each chunk woke every fleet host's listening backend (a fifth of the server's work with 8 hosts in
+   * bench/fleet.sh). A follower says which task it follows here (its backend's pid), and a chunk notifies only when
+   * its task has one. Rows of followers whose connection is gone are cleared by the fleet's hosts. */
+  { 9, "followers of task logs (PostgreSQL)", "SELECT 1;",
+    "CREATE TABLE log_followers ("
+    " task_id TEXT NOT NULL, pid BIGINT NOT NULL, since BIGINT NOT NULL, PRIMARY KEY (task_id, pid));" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

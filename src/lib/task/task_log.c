@@ -54,6 +54,7 @@ struct berth_log_reader {
   int watch;   /* SQLite: inotify on the file, for berth_log_wait */
   db_conn *db; /* PostgreSQL: the reader's own connection (it also LISTENs) */
   bool listening;
+  bool following;      /* PostgreSQL: a row of log_followers says so (for this connection's backend) */
   int64_t pos;         /* the byte offset in the record stream of the next byte to hand out */
   bool locate;         /* pos may fall inside a chunk (after a seek) */
   db_stmt *batch;      /* PostgreSQL: the chunks read by the last query, not handed out yet */
@@ -232,6 +233,11 @@ reserve(berth_task_log *l, size_t n)
   return rc;
 }
 
+/* The NOTIFY of a chunk of task c.task_id, sent only when the task has a follower (log_followers): a NOTIFY wakes
+ * every listening connection of the database, a fleet host's too, whatever the channel. One row per chunk. */
+#define NOTIFY_FOLLOWERS_SQL                                                                                           \
+  "(SELECT pg_notify('" LOG_CHANNEL "', c.task_id) FROM log_followers f WHERE f.task_id = c.task_id LIMIT 1)"
+
 /* One chunk of whole records at offset l->size, then a NOTIFY that wakes the followers. */
 static int
 insert_chunk(berth_task_log *l, const void *data, size_t len, berth_error **err)
@@ -242,9 +248,9 @@ insert_chunk(berth_task_log *l, const void *data, size_t len, berth_error **err)
   if (db_prepare(l->db,
                  l->fence > 0 ? "WITH c AS (INSERT INTO task_log_chunks (task_id, off, len, bytes) SELECT ?, ?, ?, ?"
                                 " WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ? AND attempt = ? AND revoked = 0)"
-                                " RETURNING task_id) SELECT pg_notify('" LOG_CHANNEL "', task_id) FROM c"
+                                " RETURNING task_id) SELECT " NOTIFY_FOLLOWERS_SQL " FROM c"
                               : "WITH c AS (INSERT INTO task_log_chunks (task_id, off, len, bytes) VALUES (?, ?, ?, ?)"
-                                " RETURNING task_id) SELECT pg_notify('" LOG_CHANNEL "', task_id) FROM c",
+                                " RETURNING task_id) SELECT " NOTIFY_FOLLOWERS_SQL " FROM c",
                  &s, err)
       < 0)
     return BERTH_EINTERNAL;
@@ -604,6 +610,27 @@ berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *userdat
   return records;
 }
 
+/* PostgreSQL: records (or removes) this reader's connection as a follower of its task, so that the writer's chunks
+ * of that task send their NOTIFY. Failing to is not fatal: the reader polls every PG_POLL_MS meanwhile. */
+static void
+follow(berth_log_reader *r, bool on)
+{
+  db_stmt *s = NULL;
+  berth_error *e = NULL;
+  if (db_prepare(r->db,
+                 on ? "INSERT INTO log_followers (task_id, pid, since) VALUES (?, pg_backend_pid(), ?)"
+                      " ON CONFLICT (task_id, pid) DO NOTHING"
+                    : "DELETE FROM log_followers WHERE task_id = ? AND pid = pg_backend_pid()",
+                 &s, &e)
+      == 0) {
+    db_bind_text(s, 1, r->task_id);
+    if (on)
+      db_bind_int64(s, 2, berth_now_ms());
+    r->following = db_run(s, NULL, &e) == 0 && on;
+  }
+  berth_error_free(e);
+}
+
 void
 berth_log_reader_close(berth_log_reader *r)
 {
@@ -614,6 +641,8 @@ berth_log_reader_close(berth_log_reader *r)
   if (r->watch >= 0)
     close(r->watch);
   db_finalize(r->batch);
+  if (r->following)
+    follow(r, false);
   db_close(r->db);
   berth_buf_free(&r->pending);
   berth_buf_free(&r->chunk);
@@ -629,8 +658,9 @@ sleep_ms(int ms)
   nanosleep(&ts, NULL);
 }
 
-/* PostgreSQL: the first call LISTENs (and says "grown": a flush may have come before it); later calls wait for the
- * writer's NOTIFY. Without notifications, a short poll. */
+/* PostgreSQL: the first call LISTENs and records the follower (and says "grown": a flush may have come before
+ * them); later calls wait for the writer's NOTIFY. Without notifications, a short poll. A chunk whose statement
+ * began just before the follower was recorded sends no NOTIFY: the poll's timeout (PG_POLL_MS) bounds that wait. */
 static int
 wait_notify(berth_log_reader *r, int timeout_ms)
 {
@@ -638,6 +668,8 @@ wait_notify(berth_log_reader *r, int timeout_ms)
     berth_error *e = NULL;
     r->listening = db_listen(r->db, LOG_CHANNEL, &e) == 0;
     berth_error_free(e);
+    if (r->listening)
+      follow(r, true); /* again after a lost connection: a new backend, a new pid */
     if (r->listening)
       return 1;
   } else {
