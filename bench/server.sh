@@ -60,9 +60,46 @@ tid = json.loads(data)["id"]
 while json.loads(call(c, "GET", "/v1/tasks/" + tid)[2])["state"] not in ("FINISHED", "FAILED"):
     time.sleep(0.2)
 
+def lean_client(i, n, start):
+    """A client that costs the 2 cores little: a raw keep-alive socket, the request's bytes made once, the answer read
+    by its Content-Length (http.client spends several times the server's CPU on each request, and 8 of them share
+    the cores with the server they measure)."""
+    if i % 2 == 0:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock)
+    else:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    req = ("GET /v1/tasks/%s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n" % (tid, key)).encode()
+    buf = b""
+    def one():
+        nonlocal buf
+        t0 = time.perf_counter()
+        s.sendall(req)
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(buf) < length:
+            buf += s.recv(65536)
+        buf = buf[length:]
+        return time.perf_counter() - t0, head.split(b" ")[1] == b"200"
+    one()  # connected and answered before the clock starts
+    while time.time() < start:
+        time.sleep(0.001)
+    mine, errors = [], []
+    for k in range(n):
+        dt, ok = one()
+        mine.append(dt)
+        if not ok:
+            errors.append((0, b"not 200"))
+    return mine, errors
+
 def client(args):
     """One client process (no GIL shared with the others): its own keep-alive connection."""
     kind, i, n, start = args
+    if kind == "getlean":
+        return lean_client(i, n, start)
     c = conn(i)
     call(c, "GET", "/")  # connect before the clock starts
     while time.time() < start:
@@ -117,7 +154,7 @@ for k in range(200):
 one.sort()
 res["get1"] = dict(n=len(one), p50=pct(one, 50), p90=pct(one, 90), p99=pct(one, 99), max=one[-1] * 1000, rps=0, errors=0)
 print("get1", res["get1"], flush=True)
-for kind, total in (("get", gets), ("post", posts)):
+for kind, total in (("get", gets), ("getlean", gets), ("post", posts)):
     lat, errors, wall = run(kind, total)
     res[kind] = dict(n=len(lat), p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99), max=lat[-1] * 1000,
                      rps=len(lat) / wall, errors=len(errors))
@@ -135,7 +172,7 @@ while True:
 drain = time.perf_counter() - t0
 failed = sum(1 for t in tasks if t["state"] != "FINISHED")
 
-g, p, q, g1 = res["get"], res["post"], res["seq"], res["get1"]
+g, p, q, g1, gl = res["get"], res["post"], res["seq"], res["get1"], res["getlean"]
 text = f"""# berth serve benchmark
 
 `bench/server.sh` (regenerate with `bench/server.sh BUILD_DIR`): a real `berth serve` on a Unix socket and on
@@ -147,10 +184,15 @@ text = f"""# berth serve benchmark
 |---|---|---|---|---|---|---|---|
 | `GET /v1/tasks/{{id}}`, 1 client | {g1['n']} | {g1['p50']:.2f} ms | {g1['p90']:.2f} ms | {g1['p99']:.2f} ms | {g1['max']:.2f} ms | - | 0 |
 | `GET /v1/tasks/{{id}}`, 8 clients | {g['n']} | {g['p50']:.2f} ms | {g['p90']:.2f} ms | {g['p99']:.2f} ms | {g['max']:.2f} ms | {g['rps']:.0f} req/s | {g['errors']} |
+| `GET /v1/tasks/{{id}}`, 8 lean clients (raw sockets) | {gl['n']} | {gl['p50']:.2f} ms | {gl['p90']:.2f} ms | {gl['p99']:.2f} ms | {gl['max']:.2f} ms | {gl['rps']:.0f} req/s | {gl['errors']} |
 | `POST /v1/stacks/{{s}}/tasks`, 1 client, queue empty | {q['n']} | {q['p50']:.2f} ms | {q['p90']:.2f} ms | {q['p99']:.2f} ms | {q['max']:.2f} ms | - | 0 |
 | `POST /v1/stacks/{{s}}/tasks`, 8 clients | {p['n']} | {p['p50']:.2f} ms | {p['p90']:.2f} ms | {p['p99']:.2f} ms | {p['max']:.2f} ms | {p['rps']:.0f} req/s | {p['errors']} |
 
-Target: p99 under 5 ms for reads: **{'met' if g['p99'] < 5 else 'NOT met'}** ({g['p99']:.2f} ms).
+Target: p99 under 5 ms for reads: **{'met' if g['p99'] < 5 else 'NOT met'}** with http.client clients ({g['p99']:.2f} ms),
+**{'met' if gl['p99'] < 5 else 'NOT met'}** with lean clients ({gl['p99']:.2f} ms). The clients run on the same 2 cores as
+the server: a Python `http.client` request costs its client several times what the server spends on it, so 8 of
+them measure their own turns at the CPU as much as the server; the lean clients (a raw keep-alive socket, the
+request's bytes made once) leave the cores to the server.
 
 What a read costs: authentication (the key's row read by id, then a keyed BLAKE2b MAC compared in constant time
 against the per-process cache of verified keys; the argon2id verification, about 30 ms, is paid once per key and
