@@ -541,6 +541,81 @@ test_concurrent_appenders(void **state)
   berth_store_close(st);
 }
 
+static void
+append_ok(berth_store *st, const char *target)
+{
+  berth_error *err = NULL;
+  if (berth_audit_append(st, "guess", "test.append", target, NULL, "ok", &err) != 0)
+    fail_msg("append %s: %s", target, err->msg);
+}
+
+static int64_t
+audit_events(berth_store *st)
+{
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  assert_int_equal(db_prepare(store_db(st), "SELECT count(*) FROM webhook_events WHERE kind = 'audit'", &s, &err), 0);
+  assert_int_equal(db_step(s, &err), DB_ROW);
+  int64_t n = db_column_int64(s, 0);
+  db_finalize(s);
+  return n;
+}
+
+/* A standalone append on PostgreSQL guesses the chain's head (the one this store committed last) and sends its
+ * record in one round trip, guarded by that head: two stores taking turns find their guess stale and append the
+ * usual way; a head that went back (the newest record removed by hand) is not skipped over. Every record, and one
+ * webhook event each, exactly once; the chain verifies throughout. */
+static void
+test_audit_head_guess(void **state)
+{
+  berth_store *a = open_ok(*state), *b = open_ok(*state);
+  berth_error *err = NULL;
+  assert_int_equal(db_exec(store_db(a),
+                           "INSERT INTO webhooks (name, url, secret, events, actor, created_at)"
+                           " VALUES ('w', 'http://127.0.0.1:9/', 'x', '[\"audit\"]', 'test', 1)",
+                           &err),
+                   0);
+  int64_t id = 0;
+  unsigned char raw[32];
+  append_ok(a, "a1");
+  assert_int_equal(store_audit_head_known(a, &id, raw), on_pg); /* remembered after its own commit */
+  if (on_pg)
+    assert_int_equal(id, 1);
+  append_ok(a, "a2"); /* guessed right */
+  append_ok(b, "b1");
+  append_ok(a, "a3");                                /* a's guess (2) is stale: b wrote 3 */
+  assert_false(store_audit_head_known(a, &id, raw)); /* and a reads the head for a while */
+  append_ok(b, "b2");                                /* b's too */
+  append_ok(a, "a4");
+  assert_int_equal(audit_count(a), 6);
+  assert_int_equal(audit_events(a), 6);
+
+  berth_store *c = open_ok(*state);
+  append_ok(c, "c1");
+  append_ok(c, "c2");
+  assert_int_equal(store_audit_head_known(c, &id, raw), on_pg);
+  if (on_pg) {
+    assert_int_equal(id, 8);
+    /* the newest record removed and the head set back to the one before (by hand, the trigger off): c's guess
+     * (8) must not leave a gap at 8 */
+    assert_int_equal(
+        db_exec(store_db(b),
+                "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only;"
+                " DELETE FROM audit_log WHERE id = 8;"
+                " UPDATE audit_head SET last_id = 7, last_hash = (SELECT hash FROM audit_log WHERE id = 7);"
+                " DELETE FROM webhook_events WHERE kind = 'audit' AND payload LIKE '%\"c2\"%';"
+                " ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only",
+                &err),
+        0);
+    append_ok(c, "c3");
+    assert_int_equal(audit_count(c), 8); /* 1..8 again, linked */
+    assert_int_equal(audit_events(c), 8);
+  }
+  berth_store_close(a);
+  berth_store_close(b);
+  berth_store_close(c);
+}
+
 /* The fixture: loaded into berth.db exactly as berth 0.1.0 left it, with its secret key. */
 static void
 load_fixture(const char *home)
@@ -1023,6 +1098,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_statements, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_newer_schema_refused, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_appenders, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_audit_head_guess, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown),
   };

@@ -133,13 +133,19 @@ read_head(berth_store *st, int64_t *last_id, unsigned char prev[crypto_hash_sha2
   return rc;
 }
 
+/* The record and the chain's new head. With `expect` (the one-round-trip append), both apply only while the head is
+ * still expect's id and hash: the record's statement is then read ahead in *guarded, to learn whether it applied. */
 static int
-insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_error **err)
+insert_record(berth_store *st, const audit_record *rec, const char *hash, const char *expect_hash, db_stmt **guarded,
+              berth_error **err)
 {
   db_stmt *stmt = NULL;
   if (db_prepare(store_db(st),
-                 "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 expect_hash ? "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
+                               " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM audit_head"
+                               " WHERE k = 1 AND last_id = ? AND last_hash = ?)"
+                             : "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
+                               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                  &stmt, err)
       < 0)
     return berth_error_wrap(err, "append audit record");
@@ -151,16 +157,36 @@ insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_
   db_bind_text(stmt, 6, rec->args);
   db_bind_text(stmt, 7, rec->outcome);
   db_bind_text(stmt, 8, hash);
-  if (db_run_later(stmt, err) < 0)
+  if (expect_hash) {
+    db_bind_int64(stmt, 9, rec->id - 1);
+    db_bind_text(stmt, 10, expect_hash);
+  }
+  if (expect_hash) {
+    *guarded = stmt; /* the caller finalizes it */
+    if (db_prefetch(stmt, err) < 0)
+      return berth_error_wrap(err, "append audit record");
+  } else if (db_run_later(stmt, err) < 0) {
     return berth_error_wrap(err, "append audit record");
+  }
+  stmt = NULL;
+  /* guarded: only where the record itself went in (so a record that did not can never leave the head moved) */
   if (db_prepare(store_db(st),
-                 "INSERT INTO audit_head (k, last_id, last_hash) VALUES (1, ?, ?)"
-                 " ON CONFLICT (k) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+                 expect_hash
+                     ? "UPDATE audit_head SET last_id = ?, last_hash = ? WHERE k = 1 AND last_id = ?"
+                       " AND last_hash = ? AND EXISTS (SELECT 1 FROM audit_log WHERE id = ? AND hash = ?)"
+                     : "INSERT INTO audit_head (k, last_id, last_hash) VALUES (1, ?, ?)"
+                       " ON CONFLICT (k) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
                  &stmt, err)
       < 0)
     return berth_error_wrap(err, "append audit record");
   db_bind_int64(stmt, 1, rec->id);
   db_bind_text(stmt, 2, hash);
+  if (expect_hash) {
+    db_bind_int64(stmt, 3, rec->id - 1);
+    db_bind_text(stmt, 4, expect_hash);
+    db_bind_int64(stmt, 5, rec->id);
+    db_bind_text(stmt, 6, hash);
+  }
   if (db_run_later(stmt, err) < 0)
     return berth_error_wrap(err, "append audit record");
   return 0;
@@ -169,7 +195,7 @@ insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_
 /* The webhook outbox: an `audit` event in the record's own transaction, only while some webhook wants audit events
  * (the arguments hold no secret values: callers record them as shown). */
 static int
-outbox_audit_event(berth_store *st, const audit_record *rec, berth_error **err)
+outbox_audit_event(berth_store *st, const audit_record *rec, const char *guard_hash, berth_error **err)
 {
   char when[BERTH_TIME_LEN];
   cJSON *o = cJSON_CreateObject(), *a = cJSON_AddObjectToObject(o, "audit");
@@ -189,19 +215,67 @@ outbox_audit_event(berth_store *st, const audit_record *rec, berth_error **err)
   char *payload = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   db_stmt *stmt = NULL;
-  int rc = payload
-               ? db_prepare(store_db(st),
-                            "INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'audit', NULL, ?, ?"
-                            " WHERE EXISTS (SELECT 1 FROM webhooks WHERE events LIKE '%\"audit\"%')",
-                            &stmt, err)
-               : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  int rc = payload ? db_prepare(store_db(st),
+                                guard_hash ? "INSERT INTO webhook_events (kind, stack, payload, created_at)"
+                                             " SELECT 'audit', NULL, ?, ? WHERE EXISTS (SELECT 1 FROM webhooks"
+                                             " WHERE events LIKE '%\"audit\"%') AND EXISTS (SELECT 1 FROM audit_log"
+                                             " WHERE id = ? AND hash = ?)"
+                                           : "INSERT INTO webhook_events (kind, stack, payload, created_at)"
+                                             " SELECT 'audit', NULL, ?, ? WHERE EXISTS (SELECT 1 FROM webhooks"
+                                             " WHERE events LIKE '%\"audit\"%')",
+                                &stmt, err)
+                   : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0) {
     db_bind_text(stmt, 1, payload);
     db_bind_int64(stmt, 2, rec->at);
+    if (guard_hash) {
+      db_bind_int64(stmt, 3, rec->id);
+      db_bind_text(stmt, 4, guard_hash);
+    }
     rc = db_run_later(stmt, err);
   }
   free(payload);
   return rc < 0 ? berth_error_wrap(err, "record the webhook event of an audit record") : 0;
+}
+
+/* PostgreSQL, outside a caller's transaction, when this store committed the chain's head itself: the record is chained
+ * to that head and goes with the begin and the commit in one round trip, its statements guarded by the head they
+ * expect. Returns 1 when appended, 0 when the head had moved (another writer appended since; nothing was written,
+ * the caller appends the usual way), or an error. */
+static int
+append_guessed(berth_store *st, audit_record *rec, berth_error **err)
+{
+  unsigned char prev[crypto_hash_sha256_BYTES], raw[crypto_hash_sha256_BYTES];
+  char prev_hex[HASH_HEX], hash[HASH_HEX];
+  int64_t last_id = 0;
+  if (!store_audit_head_known(st, &last_id, prev))
+    return 0;
+  sodium_bin2hex(prev_hex, sizeof prev_hex, prev, sizeof prev);
+  rec->id = last_id + 1;
+  if (record_hash(prev, rec, hash, raw) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "append audit record: record too large");
+  db_stmt *guarded = NULL;
+  int rc = db_begin(store_db(st), err);
+  if (rc < 0)
+    return berth_error_wrap(err, "append audit record");
+  if ((rc = insert_record(st, rec, hash, prev_hex, &guarded, err)) < 0
+      || (rc = outbox_audit_event(st, rec, hash, err)) < 0) {
+    db_rollback(store_db(st));
+    db_finalize(guarded);
+    return rc;
+  }
+  rc = db_commit(store_db(st), err);
+  int64_t applied = 0;
+  if (rc == 0)
+    rc = db_run(guarded, &applied, err); /* its answer came with the commit's */
+  else
+    db_finalize(guarded);
+  if (rc == 0 && applied == 1) {
+    store_audit_head_remember(st, rec->id, raw);
+    return 1;
+  }
+  store_audit_head_stale(st);
+  return rc < 0 ? berth_error_wrap(err, "append audit record") : 0;
 }
 
 int
@@ -223,10 +297,13 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
   /* inside the caller's transaction when there is one (the change and its record commit together; a failed append
    * fails the caller's transaction); the chain head is read and written in one write transaction, so appenders are
    * serialized */
+  audit_record rec = { 0, berth_now_ms(), c_actor, c_action, c_target, c_args, c_outcome };
+  bool outermost = db_tx_depth(store_db(st)) == 0;
+  if (outermost && (rc = append_guessed(st, &rec, err)) != 0)
+    return rc < 0 ? rc : 0;
   if ((rc = db_begin_part(store_db(st), err)) < 0)
     return berth_error_wrap(err, "append audit record");
   unsigned char prev[crypto_hash_sha256_BYTES], raw[crypto_hash_sha256_BYTES];
-  audit_record rec = { 0, berth_now_ms(), c_actor, c_action, c_target, c_args, c_outcome };
   char hash[HASH_HEX];
   if ((rc = read_head(st, &rec.id, prev, err)) < 0)
     goto fail;
@@ -236,9 +313,11 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
     rc = berth_error_set(err, BERTH_EINTERNAL, "append audit record: record too large");
     goto fail;
   }
-  if ((rc = insert_record(st, &rec, hash, err)) < 0 || (rc = outbox_audit_event(st, &rec, err)) < 0)
+  if ((rc = insert_record(st, &rec, hash, NULL, NULL, err)) < 0 || (rc = outbox_audit_event(st, &rec, NULL, err)) < 0)
     goto fail;
-  return db_commit(store_db(st), err);
+  if ((rc = db_commit(store_db(st), err)) == 0 && outermost)
+    store_audit_head_remember(st, rec.id, raw);
+  return rc;
 fail:
   db_rollback(store_db(st));
   return rc;

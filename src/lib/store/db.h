@@ -37,6 +37,14 @@ db_conn *store_db(berth_store *st);
  * on PostgreSQL a write transaction reads the head with its first statement (under the write lock), so appending
  * its audit record costs no round trip of its own. Taking it is what uses it up: the next append reads afresh. */
 db_stmt *store_take_audit_head(berth_store *st);
+
+/* The audit chain's head as this store itself committed it last (PostgreSQL only): a standalone append chains to it
+ * and sends its begin, record and commit in one round trip, guarded by that head (another writer may have appended
+ * since). store_audit_head_known is false on SQLite, when nothing is remembered, and for a while after the cached
+ * head was found stale (store_audit_head_stale), when the usual read under the lock is the cheaper way. */
+bool store_audit_head_known(berth_store *st, int64_t *id, unsigned char raw[32]);
+void store_audit_head_remember(berth_store *st, int64_t id, const unsigned char raw[32]);
+void store_audit_head_stale(berth_store *st);
 const char *db_engine_name(const db_conn *c); /* "sqlite" or "postgresql" */
 const char *db_label(const db_conn *c);       /* the store's path or password-free URL, for messages */
 

@@ -67,6 +67,39 @@ read_head_ahead(berth_store *st)
   berth_error_free(e); /* the append reads the head itself */
 }
 
+/* After a stale guess, this many standalone appends read the head under the lock (two round trips) before guessing
+ * again: with several writers the guess is mostly wrong, and a wrong one costs a round trip. */
+#define AUDIT_HEAD_MISS_BACKOFF 16
+
+bool
+store_audit_head_known(berth_store *st, int64_t *id, unsigned char raw[32])
+{
+  if (store_is_sqlite(st) || !st->head_known)
+    return false;
+  if (st->head_misses > 0) {
+    st->head_misses--;
+    return false;
+  }
+  *id = st->head_id;
+  memcpy(raw, st->head_raw, sizeof st->head_raw);
+  return true;
+}
+
+void
+store_audit_head_remember(berth_store *st, int64_t id, const unsigned char raw[32])
+{
+  st->head_known = true;
+  st->head_id = id;
+  memcpy(st->head_raw, raw, sizeof st->head_raw);
+}
+
+void
+store_audit_head_stale(berth_store *st)
+{
+  st->head_known = false;
+  st->head_misses = AUDIT_HEAD_MISS_BACKOFF;
+}
+
 db_stmt *
 store_take_audit_head(berth_store *st)
 {

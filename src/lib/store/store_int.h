@@ -23,6 +23,11 @@ struct berth_store {
   int fence_attempt;
   db_stmt *head_read; /* the audit chain's head, read ahead with a write transaction's begin (PostgreSQL) */
   uint64_t head_txn;  /* the transaction it was read in */
+  /* the chain's head as this store committed it last (PostgreSQL; store_audit_head_known) */
+  bool head_known;
+  int head_misses; /* standalone appends left to make the usual way after the cached head was stale */
+  int64_t head_id;
+  unsigned char head_raw[32];
 };
 
 /* " AND attempt = ? AND revoked = 0" when st is fenced on task id (bind the attempt next), else "". */
