@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Issue 10 benchmark: the fleet. Writes docs/benchmarks-fleet.md.
 #  (a) coordination alone: hosts pointed at a Docker endpoint that answers at once (bench/fake_engine.py), 2,000
-#      tasks over 200 stacks queued first, then 1, 2, 4 and 8 hosts (4 slots each) started: tasks/s from the hosts'
-#      start to the last task's end, serialization violations (two tasks of one stack active at once, or out of
-#      FIFO order) from the records; then claim latency when a slot is free: 100 tasks submitted 50 ms apart onto
-#      idle stacks, submit -> claimed (started_at - created_at) p50/p99.
+#      tasks over 200 stacks queued first, then the hosts started: tasks/s from the hosts' start to the last task's
+#      end, and in the steady middle (the 10% to the 90% task's end); hosts added with 4 slots each (1, 2, 4, 8) and
+#      hosts sharing the same 8 slots in all (1x8, 2x4, 4x2, 8x1); each shape ROUNDS times, in turn, the median kept;
+#      serialization violations (two tasks of one stack active at once, or out of FIFO order) from the records; then
+#      (first round) claim latency when a slot is free: 100 tasks submitted 50 ms apart onto idle stacks, submit ->
+#      claimed (started_at - created_at) p50/p99.
 #  (b) real Docker: 200 tasks of `true` over 10 stacks, 1 host (3 slots) and 3 hosts (1 slot each) on this machine,
 #      against 3 uncoordinated workers running their share back to back with `berth task run` on SQLite.
-#   bench/fleet.sh      env: BUILD, N (2000), STACKS (200), HOSTS ("1 2 4 8"), NREAL (200)
+#   bench/fleet.sh      env: BUILD, N (2000), STACKS (200), HOSTS ("1 2 4 8"), NREAL (200), ROUNDS (3),
+#                       SAME_TOTAL ("1:8 2:4 4:2 8:1")
 . "$(dirname "$0")/lib.sh"
 N=${N:-2000}
 STACKS=${STACKS:-200}
 HOSTS=${HOSTS:-1 2 4 8}
 NREAL=${NREAL:-200}
+ROUNDS=${ROUNDS:-3}
+SAME_TOTAL=${SAME_TOTAL:-1:8 2:4 4:2 8:1} # hosts:slots with the same 8 slots in all
 OUT=${OUT:-$SRC/docs/benchmarks-fleet.md}
 BENCH_FLEET=$BUILD/bench/bench_fleet
 PGDIR=/tmp/berth-bench-pg-$$ # not under WORK (0700): the server's own user must reach it
@@ -53,37 +58,92 @@ violations() { # tasks of one stack that overlapped, or started out of submissio
 }
 
 # ---- (a) coordination alone -------------------------------------------------------------------------------------
+# Every shape runs ROUNDS times, the shapes in turn (forward, then backward, ...), so the machine's drift between
+# runs (10-20% on this shared 2-core machine) falls on every shape alike; each row is the median of its runs. The
+# queue (stacks and N queued tasks) is made once and each run gets a copy of it (CREATE DATABASE ... TEMPLATE). The
+# end of a run is watched through one psql session kept open, not a psql process every poll.
+shapes=""
+for h in $HOSTS; do shapes="$shapes $h:4"; done # hosts added, 4 slots each (the issue's rows)
+for sh in $SAME_TOTAL; do case " $shapes " in *" $sh "*) ;; *) shapes="$shapes $sh" ;; esac; done
+shapes=${shapes# }
+sql_open() { coproc PQ { psql "$BERTH_STORE" -XAtq 2>>"$WORK/psql.err"; }; }
+sql() { # one statement on the open session; its answer's first line
+  local ans
+  echo "$1;" >&"${PQ[1]}"
+  IFS= read -r -t 60 ans <&"${PQ[0]}" || { echo "bench/fleet: no answer from psql to: $1" >&2; exit 1; }
+  echo "$ans"
+}
+sql_close() { echo '\q' >&"${PQ[1]}"; wait "$PQ_PID" 2>/dev/null || true; }
+wait_done_sql() { # wait_done_sql N: until N tasks have ended (on the open session)
+  until [ "$(sql "select count(*) from tasks where state in ('FINISHED','FAILED','CANCELED','STOPPED')")" -ge "$1" ]; do
+    sleep 0.2
+  done
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {printf "%.1f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+minmax() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "-" hi}'; }
+
 python3 "$SRC/bench/fake_engine.py" "$WORK/fake.sock" &
 PIDS_FAKE=$!
 for _ in $(seq 1 50); do [ -S "$WORK/fake.sock" ] && break; sleep 0.1; done
-rows_a=""
-for h in $HOSTS; do
-  export BERTH_STORE=$(newdb bench_fleet_$h)
-  "$BERTH" store migrate >/dev/null
-  "$BERTH" image allow 'docker.io/berth/busybox:*' >/dev/null
-  for s in $(seq 0 $((STACKS - 1))); do echo "$s"; done |
-    xargs -P 4 -I{} "$BERTH" stack create "f{}" --image berth/busybox:latest >/dev/null
-  "$BENCH_FLEET" "$N" "$STACKS" 0 f
-  t0=$(now_ms)
-  start_hosts "$h" 4 DOCKER_HOST="unix://$WORK/fake.sock"
-  wait_done "$N"
-  t1=$(now_ms)
-  rate=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ms / 1000)}')
-  viol=$(violations)
-  failed=$(q "select count(*) from tasks where state <> 'FINISHED'")
-  # claim latency with a free slot: tasks on idle stacks, one every 50 ms
-  base=$(q "select coalesce(max(seq), 0) from tasks")
-  "$BENCH_FLEET" 100 "$STACKS" 50 f
-  wait_done $((N + 100))
-  lat=$(q "select round(percentile_cont(0.5) within group (order by started_at - created_at)::numeric),
-                  round(percentile_cont(0.99) within group (order by started_at - created_at)::numeric)
-           from tasks where seq > $base")
-  stop_all
-  echo "fleet (a): $h host(s): $rate tasks/s, claim p50/p99 ${lat/|/\/} ms, $viol violations, $failed not finished" >&2
-  rows_a="$rows_a| $h | $((h * 4)) | $rate | ${lat%|*} | ${lat#*|} | $viol | $failed |
-"
+export BERTH_STORE=$(newdb bench_fleet_queue)
+"$BERTH" store migrate >/dev/null
+"$BERTH" image allow 'docker.io/berth/busybox:*' >/dev/null
+for s in $(seq 0 $((STACKS - 1))); do echo "$s"; done |
+  xargs -P 4 -I{} "$BERTH" stack create "f{}" --image berth/busybox:latest >/dev/null
+"$BENCH_FLEET" "$N" "$STACKS" 0 f
+QUEUE_URL=$BERTH_STORE
+declare -A RATES STEADY LAT VIOL FAILED
+order=$shapes
+for round in $(seq 1 "$ROUNDS"); do
+  for sh in $order; do
+    h=${sh%:*} slots=${sh#*:}
+    psql "$PG" -qc "DROP DATABASE IF EXISTS bench_fleet_run" -c "CREATE DATABASE bench_fleet_run TEMPLATE bench_fleet_queue" >/dev/null
+    export BERTH_STORE=${QUEUE_URL/bench_fleet_queue/bench_fleet_run}
+    rm -rf "$WORK"/h[0-9]* # every run's hosts start from an empty BERTH_HOME (the copies' task ids repeat)
+    sql_open
+    t0=$(now_ms)
+    start_hosts "$h" "$slots" DOCKER_HOST="unix://$WORK/fake.sock"
+    wait_done_sql "$N"
+    t1=$(now_ms)
+    rate=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ms / 1000)}')
+    # steady: between the 10% and the 90% task's end (each host's start and the queue's last stacks left out)
+    steady=$(sql "with e as (select finished_at, row_number() over (order by finished_at) rn from tasks)
+                  select round(($N * 8 / 10) * 1000.0 / nullif((select finished_at from e where rn = $N * 9 / 10)
+                               - (select finished_at from e where rn = $N / 10), 0), 1)")
+    VIOL[$sh]=$((${VIOL[$sh]:-0} + $(violations)))
+    FAILED[$sh]=$((${FAILED[$sh]:-0} + $(sql "select count(*) from tasks where state <> 'FINISHED'")))
+    if [ "$round" = 1 ]; then # claim latency with a free slot: tasks on idle stacks, one every 50 ms
+      base=$(sql "select coalesce(max(seq), 0) from tasks")
+      "$BENCH_FLEET" 100 "$STACKS" 50 f
+      wait_done_sql $((N + 100))
+      LAT[$sh]=$(sql "select round(percentile_cont(0.5) within group (order by started_at - created_at)::numeric) || ' | '
+                      || round(percentile_cont(0.99) within group (order by started_at - created_at)::numeric)
+                      from tasks where seq > $base")
+    fi
+    sql_close
+    stop_all
+    RATES[$sh]="${RATES[$sh]:-} $rate"
+    STEADY[$sh]="${STEADY[$sh]:-} $steady"
+    echo "fleet (a) round $round: $h host(s) x $slots slot(s): $rate tasks/s (steady $steady)" >&2
+  done
+  order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
 done
 kill "$PIDS_FAKE"
+rows_a=""
+for sh in $shapes; do
+  h=${sh%:*} slots=${sh#*:}
+  rows_a="$rows_a| $h | $slots | $((h * slots)) | $(echo "${RATES[$sh]}" | median) | $(echo "${RATES[$sh]}" | minmax) | $(echo "${STEADY[$sh]}" | median) | ${LAT[$sh]} | ${VIOL[$sh]} | ${FAILED[$sh]} |
+"
+done
+ratio() { # ratio SHAPE BASE: median rate of SHAPE over BASE's
+  awk -v a="$(echo "${RATES[$1]:-}" | median)" -v b="$(echo "${RATES[$2]:-}" | median)" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'
+}
+first_h=${HOSTS%% *} last_h=${HOSTS##* }
+ratio_add=$(ratio "$last_h:4" "$first_h:4")
+set -- $SAME_TOTAL
+ratio_same=$(ratio "${!#}" "$1")
+same_first=$1 same_last=${!#}
+echo "fleet (a): $last_h hosts x 4 at $ratio_add of $first_h host x 4; ${same_last/:/ x } at $ratio_same of ${same_first/:/ x }" >&2
 
 # ---- (b) real Docker ------------------------------------------------------------------------------------------------
 # uncoordinated: 3 workers on SQLite, each running its share back to back on its own stacks
@@ -148,8 +208,8 @@ of one stack that overlapped or started out of submission order, from the record
 overlap impossible; this counts what the records show). Targets: >= 50 tasks/s with 8 hosts, the rate does not fall
 as hosts are added, claim p99 < 250 ms, 0 violations.
 
-| hosts | slots | tasks/s | claim p50 (ms) | claim p99 (ms) | violations | not FINISHED |
-|---:|---:|---:|---:|---:|---:|---:|
+| hosts | slots each | slots in all | tasks/s (median) | tasks/s (range of the runs) | steady tasks/s (median) | claim p50 (ms) | claim p99 (ms) | violations | not FINISHED |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $rows_a
 What bounds it: the store's one write lock (an advisory lock every write transaction takes, so the audit chain stays
 one linear chain) and the 2 cores. Each task is four write transactions (the claim with its PREPARING transition,

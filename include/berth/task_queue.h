@@ -20,6 +20,9 @@ int berth_task_hold(const char *home, const char *task_id, int *fd_out, berth_er
 int berth_task_adopt_hold(const char *home, const char *task_id, int fd, berth_error **err);
 /* True while some process holds the task's liveness lock. */
 bool berth_task_is_supervised(const char *home, const char *task_id);
+/* Removes the task's liveness lock file, once its record has ended (its holder, before letting go of it): a host
+ * that runs tasks for months keeps no file per task it ran. */
+void berth_task_forget_local(const char *home, const char *task_id);
 
 /* Says what a waiting task waits for: blocker_id is the task ahead of it on its stack, or NULL for a free slot. */
 typedef void (*berth_queue_note_fn)(void *userdata, const char *blocker_id);

@@ -104,6 +104,15 @@ berth_task_is_supervised(const char *home, const char *task_id)
   return held;
 }
 
+void
+berth_task_forget_local(const char *home, const char *task_id)
+{
+  char *p = lock_path(home, "task", task_id);
+  if (p != NULL)
+    unlink(p);
+  free(p);
+}
+
 static void
 remove_task_containers(berth_store *st, berth_docker *d, const char *task_id)
 {

@@ -65,6 +65,7 @@ typedef struct runner {
   int64_t last_flush_ms;
   int64_t exec_started_s; /* of the last exec: where the daemon's event log is read from */
   bool stopped;           /* someone moved the task to STOPPED */
+  bool ended;             /* its record is over (this runner wrote its end, or it was ended by someone else) */
   bool claimed;           /* a fleet host claimed it: its writes carry the claim (berth/fleet.h) */
   bool revoked;           /* ... and the claim was revoked (the host was declared lost): stop, write nothing */
   int64_t last_claim_check_ms;
@@ -1046,6 +1047,7 @@ finish(runner *r, outcome *o)
   berth_error *e = NULL;
   set_phase(r, BERTH_PHASE_FINISHING);
   if (claim_lost(r, true)) {
+    r->ended = true;
     /* the fleet failed the task ("host lost") and may run the stack's next task: end the container, write nothing */
     if (r->container != NULL) {
       berth_docker_container_kill(r->d, r->container, "SIGKILL", &e);
@@ -1093,6 +1095,8 @@ finish(runner *r, outcome *o)
   note(r, "==> %s%s%s", o->state, o->reason ? ": " : "", o->reason ? o->reason : "");
   if (transition(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code, &e) < 0)
     berth_error_free(e);
+  else
+    r->ended = true;
 }
 
 static void
@@ -1169,6 +1173,7 @@ supervise(berth_store *st, const char *task_id, int held_fd, berth_task_ctl *ctl
       rc = berth_queue_wait_slot(st, r.t, berth_max_parallel_tasks(&r.cfg), queue_note, &r, &slot_fd, &e);
     if (rc == BERTH_EBUSY) { /* ended while queued (canceled): nothing more to do */
       berth_error_free(e);
+      r.ended = true;
       goto out;
     }
   }
@@ -1212,6 +1217,8 @@ out : {
     close(slot_fd);
   if (stack_fd >= 0)
     close(stack_fd);
+  if (r.ended) /* still held: whoever probes it from now on finds no lock file, and the record says it is over */
+    berth_task_forget_local(berth_store_home(st), task_id);
   close(hold_fd);
   return 0;
 }
