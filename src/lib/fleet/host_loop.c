@@ -29,6 +29,10 @@
 #include "berth/task_submit.h"
 
 #define REOPEN_MS 2000
+/* A host that listens for new work and heard nothing looks at the queue this often anyway (work that wakes no one:
+ * a NOTIFY lost with a dropped connection); every look takes the store's write lock, which every idle host of a fleet
+ * would otherwise take twice a second. */
+#define IDLE_CLAIM_MS 2000
 #define SAY_AGAIN_MS 30000 /* a failure that lasts is said again this often, not on every round */
 
 typedef struct worker {
@@ -421,7 +425,8 @@ host_main(void *arg)
 {
   berth_host_runner *r = arg;
   int64_t beat_every = r->h.lease_ms / 6 > 250 ? r->h.lease_ms / 6 : 250;
-  int64_t next_beat = berth_now_ms() + beat_every, next_reap = 0, next_open = 0;
+  int64_t next_beat = berth_now_ms() + beat_every, next_reap = 0, next_open = 0, last_claim = 0;
+  bool woken = true; /* by a NOTIFY, a task's end, an undrain, or a new connection: look at the queue now */
   while (!atomic_load(&r->ending)) {
     int64_t now = berth_now_ms();
     if (r->st == NULL) {
@@ -437,9 +442,13 @@ host_main(void *arg)
         continue;
       }
       next_beat = now; /* at once: the lease may be nearly out */
+      woken = true;
     }
     if (now >= next_beat) {
+      bool was_draining = r->draining;
       heartbeat(r);
+      if (was_draining && !r->draining)
+        woken = true;
       next_beat = now + beat_every;
       if (r->st == NULL)
         continue;
@@ -456,15 +465,20 @@ host_main(void *arg)
     }
     check_kids(r);
     /* a host cut off longer than its lease must not start anything: the fleet may have failed its tasks already */
-    if (berth_now_ms() - r->last_beat_ok < r->h.lease_ms)
+    if (berth_now_ms() - r->last_beat_ok < r->h.lease_ms
+        && (woken || !r->listening || berth_now_ms() - last_claim >= IDLE_CLAIM_MS)) {
       claim_some(r);
+      last_claim = berth_now_ms();
+    }
     int64_t wait = next_beat - berth_now_ms();
     if (wait > 500)
       wait = 500; /* the loop also watches its tasks' threads (at once, through the eventfd) and its stop flag */
-    if (wait > 0 && berth_fleet_wait_fds(r->st, (int) wait, &r->wake, 1) < 0) {
+    int heard = wait > 0 ? berth_fleet_wait_fds(r->st, (int) wait, &r->wake, 1) : 0;
+    if (heard < 0) {
       berth_store_close(r->st);
       r->st = NULL;
     }
+    woken = heard > 0;
   }
   return NULL;
 }

@@ -546,6 +546,8 @@ berth_store_stack_unlock(berth_store *st, const char *name, const char *actor, b
     int64_t dummy;
     rc = query_text_int(st, "UPDATE stacks SET lock_owner = NULL, lock_note = NULL, locked_at = 0 WHERE name = ?", name,
                         0, &dummy, NULL, err);
+    if (rc == 0) /* the stack's queued tasks may run now */
+      rc = store_notify_queue(st, err);
   }
   berth_stack_free(s);
   if (rc < 0) {

@@ -41,6 +41,9 @@ store_is_sqlite(berth_store *st)
   return strcmp(db_engine_name(st->db), "sqlite") == 0;
 }
 
+/* Wakes a fleet's hosts when the open transaction commits (new work, a freed or unlocked stack); nothing on SQLite. */
+int store_notify_queue(berth_store *st, berth_error **err);
+
 #define STORE_TERMINAL_SQL "('FINISHED','FAILED','CANCELED','STOPPED')"
 
 /* schema.c: the newest schema version this binary knows, and bringing a store up to it in one transaction (a newer

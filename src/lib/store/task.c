@@ -239,8 +239,8 @@ outbox_task_event_of(berth_store *st, const berth_task *t, berth_error **err)
 }
 
 /* A fleet's hosts are woken when the transaction commits (a NOTIFY is delivered then, and sent with the commit). */
-static int
-notify_queue(berth_store *st, berth_error **err)
+int
+store_notify_queue(berth_store *st, berth_error **err)
 {
   if (store_is_sqlite(st))
     return 0;
@@ -293,7 +293,7 @@ berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
     rc = outbox_task_event_of(st, &ev, err);
   }
   if (rc == 0)
-    rc = notify_queue(st, err);
+    rc = store_notify_queue(st, err);
   if (rc < 0) {
     berth_store_rollback(st);
     return rc;
@@ -783,7 +783,7 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
     rc = outbox_task_event_of(st, t, err);
   /* a freed stack (or slot) wakes the fleet's hosts when this commits */
   if (rc == 0 && berth_task_state_is_terminal(state))
-    rc = notify_queue(st, err);
+    rc = store_notify_queue(st, err);
   berth_task_free(t);
   if (rc < 0) {
     berth_store_rollback(st);
