@@ -611,6 +611,21 @@ test_audit_head_guess(void **state)
     assert_int_equal(audit_count(c), 8); /* 1..8 again, linked */
     assert_int_equal(audit_events(c), 8);
   }
+  /* an append inside a caller's transaction leaves the head to that transaction's end: nothing is guessed from it
+   * (a fresh store: c reads the head under the lock for a while after its stale guess) */
+  berth_store *d = open_ok(*state);
+  append_ok(d, "d1");
+  assert_int_equal(store_audit_head_known(d, &id, raw), on_pg);
+  assert_int_equal(berth_store_begin(d, &err), 0);
+  append_ok(d, "d2");
+  assert_false(store_audit_head_known(d, &id, raw));
+  assert_int_equal(berth_store_commit(d, &err), 0);
+  append_ok(d, "d3");
+  assert_int_equal(store_audit_head_known(d, &id, raw), on_pg);
+  append_ok(d, "d4");
+  assert_int_equal(audit_count(d), 12);
+  assert_int_equal(audit_events(d), 12);
+  berth_store_close(d);
   berth_store_close(a);
   berth_store_close(b);
   berth_store_close(c);

@@ -317,6 +317,8 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
     goto fail;
   if ((rc = db_commit(store_db(st), err)) == 0 && outermost)
     store_audit_head_remember(st, rec.id, raw);
+  else
+    store_audit_head_forget(st); /* the caller's commit (or rollback) decides what the head will be */
   return rc;
 fail:
   db_rollback(store_db(st));

@@ -45,8 +45,9 @@ db_stmt *store_take_audit_head(berth_store *st);
 bool store_audit_head_known(berth_store *st, int64_t *id, unsigned char raw[32]);
 void store_audit_head_remember(berth_store *st, int64_t id, const unsigned char raw[32]);
 void store_audit_head_stale(berth_store *st);
-const char *db_engine_name(const db_conn *c); /* "sqlite" or "postgresql" */
-const char *db_label(const db_conn *c);       /* the store's path or password-free URL, for messages */
+void store_audit_head_forget(berth_store *st); /* appended inside a caller's transaction: the head is not known */
+const char *db_engine_name(const db_conn *c);  /* "sqlite" or "postgresql" */
+const char *db_label(const db_conn *c);        /* the store's path or password-free URL, for messages */
 
 /* Runs SQL without parameters or results (one or more statements; DDL, migrations). */
 int db_exec(db_conn *c, const char *sql, berth_error **err);

@@ -94,6 +94,12 @@ store_audit_head_remember(berth_store *st, int64_t id, const unsigned char raw[3
 }
 
 void
+store_audit_head_forget(berth_store *st)
+{
+  st->head_known = false;
+}
+
+void
 store_audit_head_stale(berth_store *st)
 {
   st->head_known = false;
