@@ -236,10 +236,13 @@ or above 1 host's rate; with 8 hosts, 32 tasks are in flight on 2 cores where 1 
 all, 8 hosts x 1 slot ran at $ratio_same of 1 host x 8 slots: the same work and the same concurrency, spread over 8
 processes and their connections instead of 1. Measured with each process's CPU time (one experiment run each, 2,000
 tasks): 8.6 ms of CPU a task with 1 host x 8 slots, 9.5 ms with 8 hosts x 1 (hosts +0.35 ms, PostgreSQL +0.27 ms, the
-fake engine the same), with the same ~200 context switches a task, and no claims that found nothing, no lock
-waits or retries to account for it: 8 address spaces and their backends taking turns on 2 cores cost more than
-threads of one process doing the same (each host's idle threads add about 70 wake-ups a second; their work is a
-query a second). Hosts on machines of their own do not share their cores this way; what they do share, PostgreSQL,
+fake engine the same) and the same ~200 context switches a task; in a whole-machine profile (1 host x 4 against
+8 x 4) the extra was spread over every library alike (libcurl, libpq, berth, cJSON, about a third more samples
+a task each), not one hot spot, and 80 idle connections added to PostgreSQL moved nothing beyond the noise (one
+run slower, one faster). Session 9 measured that the write lock's wait is not what bounds the rate (a variant that
+cut the average wait from 34 to 5 ms left it where it was). So: 8 address spaces and their backends taking turns on
+2 cores cost more than threads of one process doing the same work (each host's idle threads add about 70 wake-ups
+a second; their work is a query a second). Hosts on machines of their own do not share their cores this way; what they do share, PostgreSQL,
 spent 0.27 ms a task more with 8 hosts than with 1. "Does not fall" is met up to 4 hosts and **not met** with 8 on
 this machine (0.87-0.88 of 1 host in the medians).
 Bench notes: the fake engine (Python) listened with a backlog of 5 and refused a connection now and then under 32
