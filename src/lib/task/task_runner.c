@@ -1093,10 +1093,18 @@ finish(runner *r, outcome *o)
   if (o->state == NULL)
     o->state = "FINISHED", o->exit_code = 0;
   note(r, "==> %s%s%s", o->state, o->reason ? ": " : "", o->reason ? o->reason : "");
-  if (transition(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code, &e) < 0)
-    berth_error_free(e);
-  else
+  if (transition(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code, &e)
+      == 0) {
     r->ended = true;
+    return;
+  }
+  berth_error_clear(&e);
+  /* refused: ended by someone else meanwhile (a cancel that wrote CANCELED first), or the store failed */
+  berth_task *now = NULL;
+  if (berth_store_task_get(r->st, r->t->id, &now, &e) == 0 && berth_task_state_is_terminal(now->state))
+    r->ended = true;
+  berth_task_free(now);
+  berth_error_free(e);
 }
 
 static void
