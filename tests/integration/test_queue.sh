@@ -139,4 +139,13 @@ need={'task.submit','task.preparing','task.finished','task.failed','task.cancele
 assert need <= a, need - a
 assert any(x['outcome'].startswith('denied') for x in r)"
 check "audit verify passes" "$BERTH" audit verify
+# every task above has ended (finished, failed, canceled, stopped, killed): none keeps a liveness lock file
+active=$("$BERTH" task list --json | python3 -c '
+import json, sys; print(sum(t["state"] not in ("FINISHED", "FAILED", "CANCELED", "STOPPED") for t in json.load(sys.stdin)["tasks"]))')
+for _ in $(seq 1 20); do
+  left_locks=$(find "$BERTH_HOME/run" -name 'task-*.lock' | wc -l)
+  [ "$left_locks" -eq 0 ] && break
+  sleep 0.1
+done
+check "no ended task keeps its liveness lock file ($active active, $left_locks files)" test "$active$left_locks" = 00
 finish

@@ -164,6 +164,8 @@ fail_orphan_err(berth_store *st, berth_docker *d, const berth_task *t, berth_err
 {
   int rc = berth_action_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted",
                                         -1, err);
+  if (rc == 0) /* its supervisor died holding the lock: the file is this judge's to remove */
+    berth_task_forget_local(berth_store_home(st), t->id);
   berth_error *e = NULL;
   berth_store_task_forget_secrets(st, t->id, &e);
   berth_error_free(e);
