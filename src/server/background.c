@@ -24,18 +24,29 @@
 struct srv_background {
   srv_ctx *srv;
   atomic_bool stop;
+  pthread_mutex_t mu; /* with cond: a nap ends at once when the server stops */
+  pthread_cond_t cond;
   char owner[128]; /* this process in delivery claims: host:pid */
   pthread_t threads[1 + DELIVERERS];
   size_t n_threads;
 };
 
+/* Sleeps ms, or less when the server stops (an idle server's threads wake only for their work). */
 static void
 nap(srv_background *bg, int ms)
 {
-  for (int slept = 0; slept < ms && !atomic_load(&bg->stop); slept += 50) {
-    struct timespec ts = { 0, 50 * 1000000L };
-    nanosleep(&ts, NULL);
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long) (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
   }
+  pthread_mutex_lock(&bg->mu);
+  while (!atomic_load(&bg->stop) && pthread_cond_timedwait(&bg->cond, &bg->mu, &until) == 0) {
+  } /* 0: woken (the stop, or spuriously); ETIMEDOUT: slept enough */
+  pthread_mutex_unlock(&bg->mu);
 }
 
 /* Submits through the spawner, whose thread the supervisors' lives are tied to, as the API's submissions do. */
@@ -118,6 +129,12 @@ srv_background_start(srv_ctx *srv, srv_background **out, berth_error **err)
   curl_global_init(CURL_GLOBAL_DEFAULT); /* before the threads that use curl */
   bg->srv = srv;
   atomic_init(&bg->stop, false);
+  pthread_mutex_init(&bg->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&bg->cond, &ca);
+  pthread_condattr_destroy(&ca);
   char host[64] = "host";
   gethostname(host, sizeof host - 1);
   snprintf(bg->owner, sizeof bg->owner, "%s:%ld", host, (long) getpid());
@@ -138,8 +155,13 @@ srv_background_stop(srv_background *bg)
 {
   if (bg == NULL)
     return;
+  pthread_mutex_lock(&bg->mu);
   atomic_store(&bg->stop, true);
+  pthread_cond_broadcast(&bg->cond);
+  pthread_mutex_unlock(&bg->mu);
   for (size_t i = 0; i < bg->n_threads; i++)
     pthread_join(bg->threads[i], NULL);
+  pthread_cond_destroy(&bg->cond);
+  pthread_mutex_destroy(&bg->mu);
   free(bg);
 }

@@ -87,22 +87,62 @@ static const srv_route routes[] = {
 
 /* ---- per-thread store ---- */
 
+typedef struct thread_store {
+  srv_ctx *srv;
+  berth_store *st;
+} thread_store;
+
+/* A connection's thread ends: its store is left for the next thread, unless enough are left already, or it is in
+ * the middle of a transaction, or the server is ending. */
 static void
-close_thread_store(void *p)
+release_thread_store(void *p)
 {
-  berth_store_close(p);
+  thread_store *ts = p;
+  srv_ctx *s = ts->srv;
+  bool keep = !berth_store_in_transaction(ts->st);
+  pthread_mutex_lock(&s->idle_mu);
+  if (keep && !s->idle_closed && s->n_idle < SRV_IDLE_STORES) {
+    s->idle[s->n_idle++] = ts->st;
+    ts->st = NULL;
+  }
+  pthread_mutex_unlock(&s->idle_mu);
+  berth_store_close(ts->st);
+  free(ts);
 }
 
 berth_store *
 srv_store(srv_ctx *s, berth_error **err)
 {
-  berth_store *st = pthread_getspecific(s->store_key);
-  if (st != NULL)
-    return st;
-  if (berth_store_open(s->home, &st, err) < 0)
+  thread_store *ts = pthread_getspecific(s->store_key);
+  if (ts != NULL)
+    return ts->st;
+  if ((ts = calloc(1, sizeof *ts)) == NULL) {
+    berth_error_set(err, BERTH_EINTERNAL, "out of memory");
     return NULL;
-  pthread_setspecific(s->store_key, st);
-  return st;
+  }
+  ts->srv = s;
+  pthread_mutex_lock(&s->idle_mu);
+  if (s->n_idle > 0)
+    ts->st = s->idle[--s->n_idle];
+  pthread_mutex_unlock(&s->idle_mu);
+  if (ts->st == NULL && berth_store_open(s->home, &ts->st, err) < 0) {
+    free(ts);
+    return NULL;
+  }
+  pthread_setspecific(s->store_key, ts);
+  return ts->st;
+}
+
+/* After the last connection's thread: the stores left idle. */
+static void
+close_idle_stores(srv_ctx *s)
+{
+  pthread_mutex_lock(&s->idle_mu);
+  s->idle_closed = true;
+  for (size_t i = 0; i < s->n_idle; i++)
+    berth_store_close(s->idle[i]);
+  s->n_idle = 0;
+  pthread_mutex_unlock(&s->idle_mu);
 }
 
 /* ---- responses ---- */
@@ -891,7 +931,8 @@ srv_run(const srv_options *o, berth_error **err)
   srv.home = strdup(o->home);
   srv.supervisor_argv = o->supervisor_argv;
   atomic_init(&srv.stopping, false);
-  pthread_key_create(&srv.store_key, close_thread_store);
+  pthread_mutex_init(&srv.idle_mu, NULL);
+  pthread_key_create(&srv.store_key, release_thread_store);
   if ((o->tls_cert == NULL) != (o->tls_key == NULL))
     rc = berth_error_set(err, BERTH_EINVAL, "--tls-cert and --tls-key go together");
   if (rc == 0 && o->tls_cert) {
@@ -998,7 +1039,9 @@ srv_run(const srv_options *o, berth_error **err)
   berth_apikey_cache_free(srv.keys);
   srv_sessions_free(srv.sessions);
   berth_store_close(st);
+  close_idle_stores(&srv); /* the connections' threads have ended (MHD_stop_daemon joins them) */
   pthread_key_delete(srv.store_key);
+  pthread_mutex_destroy(&srv.idle_mu);
   free(srv.home);
   if (key)
     explicit_bzero(key, strlen(key));

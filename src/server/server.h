@@ -114,18 +114,29 @@ bool srv_csrf_ok(const char *presented, const char *csrf);
 /* ---- the server context ---- */
 typedef struct srv_spawner srv_spawner;
 
+/* Store handles a connection's thread leaves for the next connection's (its database connection, with its prepared
+ * statements, outlives the HTTP connection: a client that connects per request, as the CLI and curl do, would
+ * otherwise pay a new PostgreSQL session, about 5 ms, on every request). Few, so that a fleet's hosts keep few idle
+ * sessions on the database. */
+#define SRV_IDLE_STORES 4
+
 typedef struct srv_ctx {
   char *home;
   const char *const *supervisor_argv; /* how to start a task's supervisor (from the program's main) */
   berth_apikey_cache *keys;
-  pthread_key_t store_key; /* per-thread berth_store*, closed by the key's destructor */
+  pthread_key_t store_key; /* the thread's store handle, left for the next thread by the key's destructor */
+  pthread_mutex_t idle_mu;
+  berth_store *idle[SRV_IDLE_STORES];
+  size_t n_idle;
+  bool idle_closed; /* the server is ending: a thread's store is closed, not kept */
   srv_spawner *spawner;
   srv_sessions *sessions;
   atomic_bool stopping;         /* SIGTERM seen: no new work, followers end */
   atomic_ulong internal_errors; /* requests answered 5xx: the store or the disk failed (a metric) */
 } srv_ctx;
 
-/* The calling thread's store handle (opened on first use). NULL with *err on failure. */
+/* The calling thread's store handle (on first use, one an ended thread left, or a new one). NULL with *err on
+ * failure. */
 berth_store *srv_store(srv_ctx *s, berth_error **err);
 
 /* ---- one request, as the handlers see it ---- */

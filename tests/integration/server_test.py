@@ -182,6 +182,29 @@ def store_bytes():
     return open(os.path.join(HOME, "berth.db"), "rb").read()
 
 
+def pg_sessions():
+    """PostgreSQL: the sessions ever opened on the store's database (this query's own included)."""
+    out = subprocess.run(["psql", "-X", "-Atc", "SELECT sessions FROM pg_stat_database WHERE datname ="
+                          " current_database()", os.environ["BERTH_STORE"]], capture_output=True, text=True)
+    return int(out.stdout.strip() or -1)
+
+
+def test_store_reuse(keys):
+    """A client that connects per request (as the CLI and curl do) gets a store handle an earlier connection's
+    thread left: on PostgreSQL, no new database session per request."""
+    pg = bool(os.environ.get("BERTH_STORE"))
+    before = pg_sessions() if pg else 0
+    ok = 0
+    for i in range(30):
+        st, j, _, _ = req("GET", "/v1/stacks", keys["rd"], transport="unix" if i % 2 else "tcp")
+        ok += st == 200 and isinstance(j.get("stacks"), list)
+    check("30 requests, each on a connection of its own, are answered (%d)" % ok, ok == 30)
+    if pg:
+        time.sleep(1.5)  # PostgreSQL publishes its session counts within a second
+        opened = pg_sessions() - before - 1
+        check("  ...and open no PostgreSQL session each (%d opened for 30 connections)" % opened, 0 <= opened <= 3)
+
+
 def test_keys(keys):
     rc, out, _ = berth("key", "list", "--json")
     check("key list --json works locally", rc == 0 and '"adm"' in out)
@@ -994,6 +1017,7 @@ def main():
         check("GET /v1 answers without a key", st == 200 and j["name"] == "berth", j)
         st, j, _, _ = req("GET", "/", headers={"Accept": "application/json"})
         check("GET / asking for JSON answers the same", st == 200 and j["name"] == "berth", j)
+        test_store_reuse(keys)
         role_matrix(keys, "unix")
         role_matrix(keys, "tcp")
         test_scope_and_secrets(keys)

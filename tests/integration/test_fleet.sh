@@ -149,9 +149,12 @@ check "  ...the stack moves on to another host" python3 -c '
 import json, sys; t = json.load(open(sys.argv[1])); sys.exit(not (t["state"] == "FINISHED" and t["host"] != sys.argv[2]))' \
   "$T_TMP/next.json" "$h"
 check "  ...the dead host's container is still there until it restarts" test "$(docker ps -aq --filter "label=berth.task=$id" | wc -l)" -eq 1
+check "  ...and so is the task's liveness lock file in its home" test -e "$T_TMP/h-$h/run/task-$id.lock"
 start_host "$h" "${HPORT[$h]}" --slots 3
 check "  ...the restarted host removes its leftover container" \
   wait_for 30 sh -c '[ "$(docker ps -aq --filter "label=berth.task=$1" | wc -l)" -eq 0 ]' _ "$id"
+check "  ...and the ended task's lock file (no task lock file left in its home)" \
+  wait_for 30 sh -c '! ls "$1"/run/task-*.lock >/dev/null 2>&1' _ "$T_TMP/h-$h"
 wait_for 30 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | grep -c "\"alive\"")" = 3 ]' _ "$BERTH_STORE" "$BERTH"
 
 # --- freeze a host (and its supervisor) past its lease, then let it go on --------------------------------------------

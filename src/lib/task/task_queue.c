@@ -1,4 +1,5 @@
 /* Cross-process coordination with flock(2): liveness of supervisors, FIFO turns per stack, the crash sweep. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -190,6 +191,41 @@ berth_queue_fail_if_orphan(berth_store *st, berth_docker *d, const berth_task *t
   return rc < 0 ? rc : 1;
 }
 
+/* Liveness lock files nobody holds whose task has ended: left by a process killed outright after its task's end was
+ * written by someone else (a fleet host SIGKILLed, whose tasks the fleet failed as "host lost"). A file whose task
+ * this store does not know is left alone: the home may serve another store too. */
+static void
+sweep_lock_files(berth_store *st)
+{
+  char *dir = NULL;
+  if (asprintf(&dir, "%s/run", berth_store_home(st)) < 0)
+    return;
+  DIR *dh = opendir(dir);
+  struct dirent *de;
+  while (dh != NULL && (de = readdir(dh)) != NULL) {
+    size_t len = strlen(de->d_name);
+    if (strncmp(de->d_name, "task-", 5) != 0 || len < 11 || strcmp(de->d_name + len - 5, ".lock") != 0)
+      continue;
+    char id[256];
+    snprintf(id, sizeof id, "%.*s", (int) (len - 10), de->d_name + 5);
+    int fd = openat(dirfd(dh), de->d_name, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    berth_task *t = NULL;
+    berth_error *e = NULL;
+    /* held while it is removed: a holder that comes later opens a file of its own */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && berth_store_task_get(st, id, &t, &e) == 0
+        && berth_task_state_is_terminal(t->state))
+      unlinkat(dirfd(dh), de->d_name, 0);
+    berth_error_free(e);
+    berth_task_free(t);
+    close(fd);
+  }
+  if (dh != NULL)
+    closedir(dh);
+  free(dir);
+}
+
 int
 berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err)
 {
@@ -202,6 +238,7 @@ berth_queue_sweep(berth_store *st, berth_docker *d, berth_error **err)
     if (task_is_orphan(st, tasks[i]))
       fail_orphan(st, d, tasks[i]);
   berth_tasks_free(tasks, n);
+  sweep_lock_files(st);
   if (d == NULL)
     return 0;
   /* containers of this store whose task is over or unsupervised */
