@@ -485,6 +485,28 @@ test_newer_schema_refused(void **state)
   berth_store_close(st);
 }
 
+/* A store at this berth's version opens, and reads, while another connection holds the write lock for long (a busy
+ * store's writer): the open does not wait for it. */
+static void
+test_open_while_writing(void **state)
+{
+  berth_store *writer = open_ok(*state);
+  create_stack(writer, "web");
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_begin(writer, &err), 0);
+  create_stack(writer, "api"); /* the write lock is held from here to the rollback */
+  int64_t t0 = berth_now_ms();
+  berth_store *reader = open_ok(*state);
+  int64_t took = berth_now_ms() - t0;
+  assert_true(stack_exists(reader, "web"));
+  assert_false(stack_exists(reader, "api")); /* not committed */
+  berth_store_close(reader);
+  berth_store_rollback(writer);
+  berth_store_close(writer);
+  if (took > 2000)
+    fail_msg("opening the store waited %lld ms for the writer", (long long) took);
+}
+
 #define APPENDERS 4
 #define APPENDS 25
 
@@ -1112,6 +1134,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_rollback_on_error, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_statements, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_newer_schema_refused, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_open_while_writing, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_appenders, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_audit_head_guess, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
