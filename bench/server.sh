@@ -145,15 +145,43 @@ seq.sort()
 res["seq"] = dict(n=len(seq), p50=pct(seq, 50), p90=pct(seq, 90), p99=pct(seq, 99), max=seq[-1] * 1000, rps=0, errors=0)
 print("seq", res["seq"], flush=True)
 time.sleep(3)  # let the last supervisors remove their containers: reads are measured on a quiet server
-# one client, one read at a time: the latency of a read itself
-one = []
-for k in range(200):
-    dt, st, data = call(c, "GET", "/v1/tasks/" + tid)
-    assert st == 200, data
-    one.append(dt)
-one.sort()
-res["get1"] = dict(n=len(one), p50=pct(one, 50), p90=pct(one, 90), p99=pct(one, 99), max=one[-1] * 1000, rps=0, errors=0)
-print("get1", res["get1"], flush=True)
+# one client, one read at a time: the latency of a read itself; 5 rounds of 200 half a second apart, the round with
+# the median p50 kept (one burst of reads caught whatever else the machine did at that moment)
+rounds = []
+for r in range(5):
+    one = []
+    for k in range(200):
+        dt, st, data = call(c, "GET", "/v1/tasks/" + tid)
+        assert st == 200, data
+        one.append(dt)
+    one.sort()
+    rounds.append(dict(n=len(one), p50=pct(one, 50), p90=pct(one, 90), p99=pct(one, 99), max=one[-1] * 1000, rps=0,
+                       errors=0))
+    time.sleep(0.5)
+rounds.sort(key=lambda x: x["p50"])
+res["get1"] = rounds[len(rounds) // 2]
+print("get1", res["get1"], [round(x["p50"], 3) for x in rounds], flush=True)
+# one client, a new connection per read (as the CLI and curl make them): a raw socket, "Connection: close"
+def read_new_conn():
+    t0 = time.perf_counter()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock)
+    s.sendall(("GET /v1/tasks/%s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nConnection: close"
+               "\r\n\r\n" % (tid, key)).encode())
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    assert data.split(b" ")[1] == b"200", data[:200]
+    return time.perf_counter() - t0
+read_new_conn()
+one = sorted(read_new_conn() for k in range(300))
+res["get1new"] = dict(n=len(one), p50=pct(one, 50), p90=pct(one, 90), p99=pct(one, 99), max=one[-1] * 1000, rps=0,
+                      errors=0)
+print("get1new", res["get1new"], flush=True)
 for kind, total in (("get", gets), ("getlean", gets), ("post", posts)):
     lat, errors, wall = run(kind, total)
     res[kind] = dict(n=len(lat), p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99), max=lat[-1] * 1000,
@@ -172,7 +200,7 @@ while True:
 drain = time.perf_counter() - t0
 failed = sum(1 for t in tasks if t["state"] != "FINISHED")
 
-g, p, q, g1, gl = res["get"], res["post"], res["seq"], res["get1"], res["getlean"]
+g, p, q, g1, gl, gn = res["get"], res["post"], res["seq"], res["get1"], res["getlean"], res["get1new"]
 text = f"""# berth serve benchmark
 
 `bench/server.sh` (regenerate with `bench/server.sh BUILD_DIR`): a real `berth serve` on a Unix socket and on
@@ -182,7 +210,8 @@ text = f"""# berth serve benchmark
 
 | requests | n | p50 | p90 | p99 | max | throughput | errors |
 |---|---|---|---|---|---|---|---|
-| `GET /v1/tasks/{{id}}`, 1 client | {g1['n']} | {g1['p50']:.2f} ms | {g1['p90']:.2f} ms | {g1['p99']:.2f} ms | {g1['max']:.2f} ms | - | 0 |
+| `GET /v1/tasks/{{id}}`, 1 client (the median of 5 rounds) | {g1['n']} | {g1['p50']:.2f} ms | {g1['p90']:.2f} ms | {g1['p99']:.2f} ms | {g1['max']:.2f} ms | - | 0 |
+| `GET /v1/tasks/{{id}}`, 1 client, a new connection each (as the CLI makes them) | {gn['n']} | {gn['p50']:.2f} ms | {gn['p90']:.2f} ms | {gn['p99']:.2f} ms | {gn['max']:.2f} ms | - | 0 |
 | `GET /v1/tasks/{{id}}`, 8 clients | {g['n']} | {g['p50']:.2f} ms | {g['p90']:.2f} ms | {g['p99']:.2f} ms | {g['max']:.2f} ms | {g['rps']:.0f} req/s | {g['errors']} |
 | `GET /v1/tasks/{{id}}`, 8 lean clients (raw sockets) | {gl['n']} | {gl['p50']:.2f} ms | {gl['p90']:.2f} ms | {gl['p99']:.2f} ms | {gl['max']:.2f} ms | {gl['rps']:.0f} req/s | {gl['errors']} |
 | `POST /v1/stacks/{{s}}/tasks`, 1 client, queue empty | {q['n']} | {q['p50']:.2f} ms | {q['p90']:.2f} ms | {q['p99']:.2f} ms | {q['max']:.2f} ms | - | 0 |
@@ -197,6 +226,8 @@ request's bytes made once) leave the cores to the server.
 What a read costs: authentication (the key's row read by id, then a keyed BLAKE2b MAC compared in constant time
 against the per-process cache of verified keys; the argon2id verification, about 30 ms, is paid once per key and
 process), one SQLite read of the task with its history on the connection thread's own store handle, and the JSON.
+A client that connects per request gets the store handle an earlier connection's thread left (no database opened
+or session started per connection).
 
 A submission runs every check of `berth task run` (stack, lock, workspace scan, Docker ping at most every 2 s per
 process, allowlist, policies) and records the task with its audit record. On SQLite the server records submissions
