@@ -234,17 +234,20 @@ by 20-30% between runs here, e.g. 1 host x 4 slots 169-221 tasks/s within this o
 Why 8 hosts run slower on this machine: not coordination that grows with hosts. With 4 slots each, 2 and 4 hosts ran at
 or above 1 host's rate; with 8 hosts, 32 tasks are in flight on 2 cores where 1 host has 4. With the same 8 slots in
 all, 8 hosts x 1 slot ran at $ratio_same of 1 host x 8 slots: the same work and the same concurrency, spread over 8
-processes and their connections instead of 1. Measured with each process's CPU time (one experiment run each, 2,000
-tasks): 8.6 ms of CPU a task with 1 host x 8 slots, 9.5 ms with 8 hosts x 1 (hosts +0.35 ms, PostgreSQL +0.27 ms, the
-fake engine the same) and the same ~200 context switches a task; in a whole-machine profile (1 host x 4 against
+processes and their connections instead of 1. Measured with each process's CPU time (2,000 tasks, two runs of each
+in turn, session 11): 8.7 ms of CPU a task with 1 host x 8 slots, 9.6 ms with 8 hosts x 1 (hosts +0.35 ms, PostgreSQL
++0.3 ms, the fake engine the same; 194-196 against 175-179 tasks/s; session 10: 8.6 and 9.5 ms) and the same ~215
+context switches a task; in a whole-machine profile (1 host x 4 against
 8 x 4) the extra was spread over every library alike (libcurl, libpq, berth, cJSON, about a third more samples
 a task each), not one hot spot, and 80 idle connections added to PostgreSQL moved nothing beyond the noise (one
 run slower, one faster). Session 9 measured that the write lock's wait is not what bounds the rate (a variant that
 cut the average wait from 34 to 5 ms left it where it was). So: 8 address spaces and their backends taking turns on
-2 cores cost more than threads of one process doing the same work (each host's idle threads add about 70 wake-ups
-a second; their work is a query a second). Hosts on machines of their own do not share their cores this way; what they do share, PostgreSQL,
-spent 0.27 ms a task more with 8 hosts than with 1. "Does not fall" is met up to 4 hosts and **not met** with 8 on
-this machine (0.87-0.88 of 1 host in the medians).
+2 cores cost more than threads of one process doing the same work. Not idle work: each host's background threads
+woke about 70 times a second (three looked at a stop flag every 50 ms) and now sleep until their next round or the
+shutdown, about 15 wake-ups a second in all, and the CPU a task did not move (the two runs above are with it). Hosts
+on machines of their own do not share their cores this way; what they do share, PostgreSQL, spent 0.3 ms a task more
+with 8 hosts than with 1. "Does not fall": with 8 hosts x 4 at $ratio_add and 8 x 1 at $ratio_same of 1 host in
+these medians; met when the ratio is 1 or more, and this machine's 8-host shapes have stayed below it in every run.
 Bench notes: the fake engine (Python) listened with a backlog of 5 and refused a connection now and then under 32
 concurrent tasks; it now has a real backlog. This method found a leak: every task left its liveness lock file
 (\`BERTH_HOME/run/task-ID.lock\`) behind, so a host kept one file per task it ever ran; the file is now removed once
