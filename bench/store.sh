@@ -228,7 +228,10 @@ What bounds each number:
   process on SQLite. A round trip here is 0.1-0.3 ms (two processes woken on a 2-core VM; `pgbench -S` on this
   machine: 0.098 ms a read); the library's own task read (one statement, for scale) shows the gap at its bare size.
   SQLite's read is so small that its single-client row is mostly the HTTP request, and the ratio of two
-  sub-millisecond numbers moves with the machine (1.6x-2.5x between recent runs), hence 5 rounds and the median.
+  sub-millisecond numbers moves with the machine (1.6x in session 10, 2.5-2.6x in session 11), hence 5 rounds and
+  the median. What moves is the round trip itself: the library's read, one statement, took 0.045 ms in session 10
+  and 0.09-0.13 ms in session 11 on this VM (waking another process on an idle virtual CPU), and PostgreSQL's
+  single-client rows carry one round trip each where SQLite's carry none.
   A read on a new connection: the server keeps the store handles of ended connections' threads (4 at most) for
   the next ones; before, each new connection opened a store, which on PostgreSQL is a new session (about 5 ms)
   and whose schema check took the write lock (so it also waited behind any write in flight); the check is now a
