@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -754,13 +753,6 @@ on_signal(int sig)
   n_signals++;
 }
 
-static void
-reap(void)
-{
-  while (waitpid(-1, NULL, WNOHANG) > 0)
-    ;
-}
-
 static bool
 is_my_child(int pid)
 {
@@ -837,18 +829,14 @@ shutdown_tasks(srv_ctx *srv, berth_store *st, berth_host_runner *host, int64_t g
     fprintf(stderr, "berth: waiting up to %lld s for %d performing task(s) to finish\n", (long long) (grace_ms / 1000),
             alive);
   while (alive > 0 && berth_now_ms() < deadline && n_signals < 2) {
-    sleep_ms(100);
-    reap();
+    sleep_ms(100); /* the pacer reaps the supervisors that end (spawner.c) */
     alive = kill_supervisors(st, false) + berth_host_interrupt(host, false);
   }
   kill_supervisors(st, true);
   berth_host_interrupt(host, true); /* their end is recorded as the host leaves (berth_host_stop) */
   srv_spawner_free(srv->spawner);   /* its end takes any supervisor left with it (PR_SET_PDEATHSIG) */
   srv->spawner = NULL;
-  for (int i = 0; i < 50; i++) {
-    reap();
-    sleep_ms(20);
-  }
+  sleep_ms(1000); /* the supervisors killed above let go of their tasks' locks, which the sweep looks at */
   sweep(st);
 }
 
@@ -999,10 +987,8 @@ srv_run(const srv_options *o, berth_error **err)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGHUP, SIG_IGN);
-    while (!got_signal) {
+    while (!got_signal)
       sleep_ms(100);
-      reap();
-    }
     fprintf(stderr, "berth: %s: shutting down (grace %lld s)\n", got_signal == SIGINT ? "SIGINT" : "SIGTERM",
             (long long) (o->grace_ms / 1000));
     berth_host_stop_claiming(host); /* queued work is left to the other hosts */

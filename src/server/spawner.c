@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "berth/actions.h"
@@ -205,14 +206,14 @@ spawner_main(void *arg)
   return NULL;
 }
 
+/* Whether k's supervisor ended, reaping it. Only the supervisors are reaped here, by their pid: the server's other
+ * threads wait for children of their own (a fleet host's task thread for its credential helper), whose exit status a
+ * waitpid(-1) in this process would take from them. */
 static bool
 run_ended(const started *k)
 {
-  if (k->pidfd >= 0) {
-    struct pollfd p = { .fd = k->pidfd, .events = POLLIN };
-    return poll(&p, 1, 0) > 0;
-  }
-  return kill(k->pid, 0) < 0 && errno == ESRCH;
+  pid_t w = waitpid(k->pid, NULL, WNOHANG);
+  return w == k->pid || (w < 0 && errno == ECHILD);
 }
 
 /* Whether w's supervisor may start: fewer than AHEAD on its stack, or w is ahead of one of them in the queue (that

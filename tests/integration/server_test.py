@@ -203,6 +203,10 @@ def test_store_reuse(keys):
         time.sleep(1.5)  # PostgreSQL publishes its session counts within a second
         opened = pg_sessions() - before - 1
         check("  ...and open no PostgreSQL session each (%d opened for 30 connections)" % opened, 0 <= opened <= 3)
+        out = subprocess.run(["psql", "-X", "-Atc", "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                              " current_database() AND application_name = 'berth'", os.environ["BERTH_STORE"]],
+                             capture_output=True, text=True).stdout.strip()
+        check("the server's PostgreSQL sessions are named berth in pg_stat_activity (%s)" % out, out.isdigit() and int(out) > 0)
 
 
 def test_keys(keys):

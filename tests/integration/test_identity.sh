@@ -126,6 +126,19 @@ failing() { # failing HELPER "reason pattern"
 }
 failing fails "failed with exit status 3"
 check "  ...its stderr is in the task's log" grep -q 'no credentials today' "$T_TMP/f.logs"
+# the helper's exit status is its task's alone: on a fleet host the task runs in a thread of the server, whose other
+# threads must not reap the helper before the task's thread reads its status (a server used to reap every child)
+F=$(stack_name hfails)
+for i in $(seq 1 12); do "$BERTH" task run "$F" --detach -- true >/dev/null 2>&1; done
+for _ in $(seq 1 600); do
+  [ "$("$BERTH" task list --stack "$F" --json | python3 -c 'import json, sys
+print(sum(t["state"] in ("FINISHED", "FAILED", "CANCELED", "STOPPED") for t in json.load(sys.stdin)["tasks"]))')" -ge 13 ] && break
+  sleep 0.1
+done
+reasons=$("$BERTH" task list --stack "$F" --json | python3 -c 'import json, sys
+print("\n".join(t["reason"] or "-" for t in json.load(sys.stdin)["tasks"]))' | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+check "  ...and in 13 tasks, every one failed for the helper's exit status 3 ($reasons)" \
+  sh -c '[ "$(printf "%s" "$1" | tr ";" "\n" | grep -c .)" = 1 ] && printf "%s" "$1" | grep -q "13 .*failed with exit status 3"' _ "$reasons"
 failing hangs "timed out after 1s"
 failing garbage "printed something that is not"
 check "  ...the reason does not quote what it printed" sh -c "! grep -q 'hello, not JSON' '$T_TMP/f.err'"

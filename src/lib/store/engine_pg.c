@@ -1053,9 +1053,10 @@ db_pg_open(const char *conninfo, db_conn **out, berth_error **err)
     return berth_error_set(err, BERTH_EINTERNAL, "open store: out of memory");
   }
   free(label);
-  /* the user's string as dbname is expanded (a URL or key=value settings); options given here come after it */
-  const char *const keys[] = { "dbname", "options", NULL };
-  const char *const vals[] = { conninfo, options, NULL };
+  /* the user's string as dbname is expanded (a URL or key=value settings); options given here come after it. The
+   * sessions say they are berth's (pg_stat_activity) unless the string or PGAPPNAME names them otherwise. */
+  const char *const keys[] = { "dbname", "options", "fallback_application_name", NULL };
+  const char *const vals[] = { conninfo, options, "berth", NULL };
   pc->pg = PQconnectdbParams(keys, vals, 1);
   free(options);
   int rc = 0;
