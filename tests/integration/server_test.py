@@ -209,6 +209,25 @@ def test_store_reuse(keys):
         check("the server's PostgreSQL sessions are named berth in pg_stat_activity (%s)" % out, out.isdigit() and int(out) > 0)
 
 
+def test_log_reader_reuse(keys):
+    """Log reads on connections of their own: each has the whole log; on PostgreSQL a reader's connection is left
+    for the next reader (no new database session per read)."""
+    st, j, _, _ = req("POST", "/v1/stacks/%s/tasks" % S(1), keys["w1"], body={"command": "echo reuse-me"})
+    fin = wait_task(keys["rd"], j["id"]) if st == 201 else None
+    check("a task to read the log of finishes", fin is not None and fin["state"] == "FINISHED", (st, j))
+    pg = bool(os.environ.get("BERTH_STORE"))
+    before = pg_sessions() if pg else 0
+    ok = 0
+    for i in range(30):
+        st, _, payload, _ = req("GET", "/v1/tasks/%s/logs" % j["id"], keys["rd"], transport="unix" if i % 2 else "tcp")
+        ok += st == 200 and b"reuse-me" in payload and b"FINISHED" in payload
+    check("30 log reads, each on a connection of its own, each get the whole log (%d)" % ok, ok == 30)
+    if pg:
+        time.sleep(1.5)
+        opened = pg_sessions() - before - 1
+        check("  ...and open no PostgreSQL session each (%d opened for 30 reads)" % opened, 0 <= opened <= 3)
+
+
 def test_keys(keys):
     rc, out, _ = berth("key", "list", "--json")
     check("key list --json works locally", rc == 0 and '"adm"' in out)
@@ -1027,6 +1046,7 @@ def main():
         test_scope_and_secrets(keys)
         test_locks(keys)
         test_followers(keys)
+        test_log_reader_reuse(keys)
         test_concurrency(keys)
         test_bad_requests(keys)
         test_cli_client(keys)

@@ -147,6 +147,13 @@ int store_db_open_another(berth_store *st, db_conn **out, berth_error **err);
 int store_db_take_another(berth_store *st, db_conn **out, berth_error **err);
 void store_db_give_back(berth_store *st, db_conn *c);
 void db_close(db_conn *c); /* accepts NULL */
+/* A connection for a task log's reader: on PostgreSQL one a reader of the same store (in this process, on any
+ * thread) left with store_db_reader_done, else a new one; key identifies the store for the return. done keeps c for
+ * the next reader when reusable (it never listened, it is in no transaction) and fewer than a few are kept, and
+ * closes it otherwise; a server would otherwise start a database session for every log read. */
+#define STORE_READER_KEY_LEN 32
+int store_db_open_reader(berth_store *st, db_conn **out, unsigned char key[STORE_READER_KEY_LEN], berth_error **err);
+void store_db_reader_done(const unsigned char key[STORE_READER_KEY_LEN], db_conn *c, bool reusable);
 
 /* Bytes the store occupies (SQLite: the database file and its WAL; PostgreSQL: the database); -1 if unknown. */
 int64_t db_size_bytes(db_conn *c);

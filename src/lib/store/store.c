@@ -1,6 +1,7 @@
 /* The store handle: BERTH_HOME resolution, opening the engine and migrating, store-wide information. */
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +281,53 @@ store_db_open_another(berth_store *st, db_conn **out, berth_error **err)
   if (asprintf(&path, "%s/berth.db", st->home) < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   return db_sqlite_open(path, out, err);
+}
+
+/* Readers' connections left for the next reader, by store (a hash of its connection string: no password kept). */
+#define IDLE_READERS 4
+static pthread_mutex_t readers_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  unsigned char key[STORE_READER_KEY_LEN];
+  db_conn *c;
+} idle_readers[IDLE_READERS];
+static size_t n_idle_readers;
+
+int
+store_db_open_reader(berth_store *st, db_conn **out, unsigned char key[STORE_READER_KEY_LEN], berth_error **err)
+{
+  memset(key, 0, STORE_READER_KEY_LEN);
+  if (st->conninfo == NULL)
+    return store_db_open_another(st, out, err);
+  crypto_generichash(key, STORE_READER_KEY_LEN, (const unsigned char *) st->conninfo, strlen(st->conninfo), NULL, 0);
+  *out = NULL;
+  pthread_mutex_lock(&readers_mu);
+  for (size_t i = n_idle_readers; i-- > 0;)
+    if (memcmp(idle_readers[i].key, key, STORE_READER_KEY_LEN) == 0) {
+      *out = idle_readers[i].c;
+      idle_readers[i] = idle_readers[--n_idle_readers];
+      break;
+    }
+  pthread_mutex_unlock(&readers_mu);
+  return *out != NULL ? 0 : store_db_open_another(st, out, err);
+}
+
+void
+store_db_reader_done(const unsigned char key[STORE_READER_KEY_LEN], db_conn *c, bool reusable)
+{
+  if (c == NULL)
+    return;
+  bool kept = false;
+  if (reusable && strcmp(db_engine_name(c), "postgresql") == 0 && !db_in_transaction(c)) {
+    pthread_mutex_lock(&readers_mu);
+    if (n_idle_readers < IDLE_READERS) {
+      memcpy(idle_readers[n_idle_readers].key, key, STORE_READER_KEY_LEN);
+      idle_readers[n_idle_readers++].c = c;
+      kept = true;
+    }
+    pthread_mutex_unlock(&readers_mu);
+  }
+  if (!kept)
+    db_close(c);
 }
 
 int

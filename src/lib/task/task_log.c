@@ -51,9 +51,11 @@ struct berth_log_reader {
   char *task_id;
   char *path; /* SQLite: the file */
   int fd;
-  int watch;   /* SQLite: inotify on the file, for berth_log_wait */
-  db_conn *db; /* PostgreSQL: the reader's own connection (it also LISTENs) */
+  int watch;                                  /* SQLite: inotify on the file, for berth_log_wait */
+  db_conn *db;                                /* PostgreSQL: the reader's own connection (it also LISTENs) */
+  unsigned char db_key[STORE_READER_KEY_LEN]; /* whose it is (store_db_reader_done) */
   bool listening;
+  bool listened;       /* it did once: its connection is not left for another reader */
   bool following;      /* PostgreSQL: a row of log_followers says so (for this connection's backend) */
   int64_t pos;         /* the byte offset in the record stream of the next byte to hand out */
   bool locate;         /* pos may fall inside a chunk (after a seek) */
@@ -459,7 +461,7 @@ berth_log_reader_open(berth_store *st, const char *task_id, berth_log_reader **o
   if (rc == 0 && logs_in_files(st)) {
     if ((r->path = berth_task_log_path(berth_store_home(st), task_id)) == NULL)
       rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  } else if (rc == 0 && store_db_open_another(st, &r->db, err) < 0) {
+  } else if (rc == 0 && store_db_open_reader(st, &r->db, r->db_key, err) < 0) {
     rc = berth_error_wrap(err, "read the task log of %s", task_id);
   }
   if (rc < 0) {
@@ -643,7 +645,7 @@ berth_log_reader_close(berth_log_reader *r)
   db_finalize(r->batch);
   if (r->following)
     follow(r, false);
-  db_close(r->db);
+  store_db_reader_done(r->db_key, r->db, !r->listened);
   berth_buf_free(&r->pending);
   berth_buf_free(&r->chunk);
   free(r->task_id);
@@ -666,6 +668,7 @@ wait_notify(berth_log_reader *r, int timeout_ms)
 {
   if (!r->listening) {
     berth_error *e = NULL;
+    r->listened = true; /* even a LISTEN that failed may have reached the server */
     r->listening = db_listen(r->db, LOG_CHANNEL, &e) == 0;
     berth_error_free(e);
     if (r->listening)
