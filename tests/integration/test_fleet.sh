@@ -258,7 +258,8 @@ check "  ...and the fleet runs tasks again" python3 -c 'import json,sys; sys.exi
 
 # --- drain and SIGTERM: no new claims, the running task finishes ---------------------------------------------------
 S=$(stack_name s5)
-id=$(api A task run "$S" --detach -- 'sleep 2; echo done')
+out=$(api A task run "$S" --detach -- 'sleep 2; echo done' 2>&1)
+id=$(printf '%s\n' "$out" | tail -n 1)
 wait_for 30 is_state "$id" PERFORMING
 h=$(task_field "$id" host)
 if [ -n "$h" ] && [ -n "${HPID[$h]:-}" ]; then
@@ -268,6 +269,9 @@ if [ -n "$h" ] && [ -n "${HPID[$h]:-}" ]; then
   timeout 20 tail --pid="${HPID[$h]}" -f /dev/null
   check "  ...and the host leaves the fleet" test "$(host_state "$h")" = none
 else
-  fail "SIGTERM: a task to end gracefully was PERFORMING on a host (${h:-none})"
+  fail "SIGTERM: a task to end gracefully was PERFORMING on a host (${h:-none}; submission: $out; $(task_field "$id" state) $(task_field "$id" reason))"
+fi
+if [ "$T_FAIL" -gt 0 ]; then # what the hosts said, for the failure above
+  for f in "$T_TMP"/h-*.log; do echo "--- $f (last 15 lines)"; tail -n 15 "$f"; done
 fi
 finish

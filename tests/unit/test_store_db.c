@@ -1106,6 +1106,16 @@ test_connection_lost(void **state)
   kill_backend(st);
   assert_int_equal(berth_store_stack_list(st, &v, &n, &err), 0);
   berth_stacks_free(v, n);
+  /* a write whose transaction had not reached the server yet (its BEGIN waits for its first statement) is sent
+   * again whole: its first statement new to the connection (prepared first), then one the connection had prepared */
+  const char *names[] = { "first", "second" };
+  for (int i = 0; i < 2; i++) {
+    kill_backend(st);
+    assert_int_equal(berth_store_begin(st, &err), 0);
+    create_stack(st, names[i]);
+    assert_int_equal(berth_store_commit(st, &err), 0);
+    assert_true(stack_exists(st, names[i]));
+  }
 
   assert_int_equal(berth_store_begin(st, &err), 0);
   create_stack(st, "half");

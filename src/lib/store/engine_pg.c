@@ -497,6 +497,10 @@ pipeline_once(pg_conn *pc, pg_stmt *cur, const char *cmd)
       named[i] = prepared_name(pc, p->given, p->hash, p->sql, p->nparams, names[i], &failed);
     else if (p == NULL && cur)
       named[i] = prepared_name(pc, cur->given, cur->hash, cur->sql, cur->nparams, names[i], &failed);
+    if (named[i] < 0 && PQstatus(pg) == CONNECTION_BAD) {
+      PQclear(failed); /* the connection was lost (a restarted server), not the statement refused */
+      return NULL;
+    }
     if (named[i] < 0)
       return failed;
   }
@@ -568,15 +572,18 @@ pipeline_once(pg_conn *pc, pg_stmt *cur, const char *cmd)
 
 /* Sends the statements waiting on the connection, then cur (a statement) or cmd (a command without parameters) or
  * neither, in one pipeline, and reads every answer. Returns cur's or cmd's result (PGRES_COMMAND_OK with neither), or
- * the first waiting statement's failure instead. Nothing waits after it. A connection lost before the transaction
- * reached the server (its BEGIN was waiting too, and no COMMIT was sent) is re-made and the pipeline sent again. */
+ * the first waiting statement's failure instead. Nothing waits after it. A connection lost or out of step while the
+ * whole transaction is in this pipeline (its BEGIN was waiting too, and no COMMIT was sent, so the server undoes
+ * whatever of it arrived) is re-made and the pipeline sent again: say, a kept connection whose server restarted
+ * since, found dead by the prepare of the transaction's first statement or by the pipeline itself. */
 static PGresult *
 pipeline(pg_conn *pc, pg_stmt *cur, const char *cmd)
 {
   bool again = pc->begin_pending && !(cmd && strcmp(cmd, "COMMIT") == 0);
   PGresult *r = pipeline_once(pc, cur, cmd);
-  if (r == NULL && again && PQstatus(pc->pg) == CONNECTION_BAD) {
-    remake(&pc->base);
+  if (r == NULL && again) {
+    if (PQstatus(pc->pg) != CONNECTION_OK)
+      remake(&pc->base);
     if (PQstatus(pc->pg) == CONNECTION_OK)
       r = pipeline_once(pc, cur, cmd);
   }
