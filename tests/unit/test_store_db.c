@@ -1116,6 +1116,22 @@ test_connection_lost(void **state)
     assert_int_equal(berth_store_commit(st, &err), 0);
     assert_true(stack_exists(st, names[i]));
   }
+  /* reads sent ahead outside a transaction (a task and its stack's secrets), the first stepped on a lost connection */
+  berth_task t = { .stack = "first", .command = "true", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(st, &t, &err), 0);
+  kill_backend(st);
+  berth_task_ahead *ahead = berth_store_task_read_ahead(st, t.id);
+  berth_task *got = NULL;
+  berth_kv *secrets = NULL;
+  size_t n_secrets = 0;
+  if (berth_store_task_get_with_secrets(st, t.id, ahead, &got, &secrets, &n_secrets, &err) != 0)
+    fail_msg("read ahead after a lost connection: %s", err->msg);
+  assert_string_equal(got->id, t.id);
+  berth_task_ahead_free(ahead);
+  berth_task_free(got);
+  berth_kv_array_free(secrets, n_secrets);
+  free(t.id);
+  free(t.state);
 
   assert_int_equal(berth_store_begin(st, &err), 0);
   create_stack(st, "half");

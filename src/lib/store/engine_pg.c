@@ -688,13 +688,22 @@ pg_step(db_stmt *base, berth_error **err)
   pg_stmt *s = (pg_stmt *) base;
   pg_conn *pc = (pg_conn *) base->conn;
   if (s->res == NULL && kept(s)) { /* prefetched, not sent yet: send what waits, this among it */
+    bool reads_only = true;
+    for (int i = 0; i < pc->npending; i++)
+      reads_only = reads_only && pc->pending[i].keep != NULL;
     PGresult *r = pipeline(pc, NULL, NULL);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : fail(base->conn, r, err);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      /* outside a transaction, reads sent ahead on a connection found lost: this one goes again below, alone, on the
+       * new connection (the others, no longer waiting, are sent again when stepped) */
+      if (!(reads_only && remade_after_loss(base->conn)))
+        rc = fail(base->conn, r, err);
+    } else if (s->res == NULL) {
+      rc = db_fail(base->conn, DB_FAIL_OTHER, "a read sent ahead got no answer", err);
+    }
     PQclear(r);
     if (rc < 0)
       return rc;
-    if (s->res == NULL)
-      return db_fail(base->conn, DB_FAIL_OTHER, "a read sent ahead got no answer", err);
   }
   if (s->res == NULL) {
     if (pc->npending == 0)
