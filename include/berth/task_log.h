@@ -54,6 +54,9 @@ void berth_task_log_close(berth_task_log *l);
 /* The errno of the first write to the log that failed (ENOSPC on a full disk; EIO when the PostgreSQL store
  * refused or lost a chunk), 0 if none did. */
 int berth_task_log_failed_errno(const berth_task_log *l);
+/* For a log in PostgreSQL: the store's message for the first chunk that failed (say, the connection was lost), or
+ * NULL. Owned by the log. */
+const char *berth_task_log_failed_msg(const berth_task_log *l);
 
 /* Incremental reader: call berth_task_log_read repeatedly; it reads what is there now and hands every whole
  * record to fn. Returns the number of records delivered, or <0. A log not written yet reads as empty. st is not

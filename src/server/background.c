@@ -64,11 +64,29 @@ submit_fired(void *ud, berth_store *st, const berth_submit *req, berth_error **e
   return rc;
 }
 
+/* One line per fault, not one a second while it lasts (a database down for a minute): a message the thread said
+ * last is not said again until the work succeeded once in between (quiet_ok). */
+typedef struct quiet {
+  char last[1024]; /* what was said, as far as it is compared */
+} quiet;
+
 static void
-report(const char *what, berth_error *err)
+report(quiet *q, const char *what, berth_error *err)
 {
-  fprintf(stderr, "berth: %s: %s\n", what, err && err->msg ? err->msg : "unknown error");
+  const char *msg = err && err->msg ? err->msg : "unknown error";
+  char line[sizeof q->last];
+  snprintf(line, sizeof line, "%s: %s", what, msg);
+  if (strcmp(line, q->last) != 0) {
+    fprintf(stderr, "berth: %s: %s%s\n", what, msg, q->last[0] ? "" : " (not repeated while it lasts)");
+    memcpy(q->last, line, sizeof line);
+  }
   berth_error_free(err);
+}
+
+static void
+quiet_ok(quiet *q)
+{
+  q->last[0] = '\0';
 }
 
 static void *
@@ -77,17 +95,22 @@ ticker(void *arg)
   srv_background *bg = arg;
   berth_store *st = NULL;
   int64_t pruned = 0;
+  quiet q = { "" };
   while (!atomic_load(&bg->stop)) {
     berth_error *err = NULL;
     int64_t now = berth_now_ms();
     if (st == NULL && berth_store_open(bg->srv->home, &st, &err) < 0)
-      report("schedules", err);
+      report(&q, "schedules", err);
     else if (berth_schedule_tick(st, now, submit_fired, bg->srv, NULL, &err) < 0)
-      report("schedules", err);
+      report(&q, "schedules", err);
     else if (now - pruned > PRUNE_EVERY_MS) {
       pruned = now;
       if (berth_store_events_prune(st, now - BERTH_EVENTS_RETENTION_MS, &err) < 0)
-        report("retention", err);
+        report(&q, "retention", err);
+      else
+        quiet_ok(&q);
+    } else {
+      quiet_ok(&q);
     }
     nap(bg, TICK_MS);
   }
@@ -101,13 +124,16 @@ deliverer(void *arg)
   srv_background *bg = arg;
   berth_store *st = NULL;
   int idle_ms = DELIVER_IDLE_MS;
+  quiet q = { "" };
   while (!atomic_load(&bg->stop)) {
     berth_error *err = NULL;
     int sent = 0;
     if (st == NULL && berth_store_open(bg->srv->home, &st, &err) < 0)
-      report("webhooks", err);
+      report(&q, "webhooks", err);
     else if (berth_webhook_deliver_due(st, bg->owner, &bg->stop, &sent, &err) < 0)
-      report("webhooks", err);
+      report(&q, "webhooks", err);
+    else
+      quiet_ok(&q);
     /* idle: look less often, up to once a second (every host of a fleet polls the same table) */
     if (sent == 0) {
       nap(bg, idle_ms);

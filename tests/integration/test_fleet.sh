@@ -240,8 +240,21 @@ check "task retry --detach prints the new id" sh -c 'printf "%s" "$1" | grep -qE
 
 # --- PostgreSQL restarted mid-task; a host started while it is down ------------------------------------------------
 S=$(stack_name s4)
+: >"$T_TMP/short"
+for i in 0 1 2 3 4 5; do # short tasks in every phase when PostgreSQL stops: each must end, none stay active
+  "$BERTH" stack create "$(stack_name r$i)" --image berth/runner:latest --project-dir "$proj" >/dev/null
+  api "${hosts[$((i % 3))]}" task run "$(stack_name r$i)" --detach -- 'echo a; sleep 1; echo b' >>"$T_TMP/short"
+done
 id=$(api A task run "$S" --detach -- 'echo one; sleep 8; echo two')
 wait_for 30 is_state "$id" PERFORMING
+# host C keeps store connections and log readers of requests answered before the restart (4 at once, each on a
+# connection of its own), to be used again after it
+readers=()
+for i in 1 2 3 4; do
+  api C task logs "$(head -n 1 "$T_TMP/ids")" >/dev/null 2>&1 &
+  readers+=($!)
+done
+wait "${readers[@]}"
 pg_ctl_ -m fast -w stop >/dev/null 2>&1
 start_host D - # while PostgreSQL is down
 sleep 3
@@ -252,7 +265,26 @@ wait_for 60 sh -c '[ "$(BERTH_STORE=$1 "$2" task show "$3" --json | python3 -c "
 st=$(task_field "$id" state)
 check "a task running while PostgreSQL restarted ends with a reason, never stuck ($st: $(task_field "$id" reason))" \
   sh -c 'test "$1" = FINISHED || test -n "$2"' _ "$st" "$(task_field "$id" reason)"
+short_ended() {
+  local t
+  for t in $(cat "$T_TMP/short"); do
+    case $(task_field "$t" state) in FINISHED | FAILED | STOPPED | CANCELED) ;; *) return 1 ;; esac
+  done
+}
+wait_for 75 short_ended
+check "  ...and so do the short tasks that were in flight, none left active ($(for t in $(cat "$T_TMP/short"); do printf '%s ' "$(task_field "$t" state)"; done))" \
+  short_ended
 check "  ...the host started meanwhile joins once PostgreSQL is back" wait_for 30 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | python3 -c "import json,sys; print({h[\"name\"]: h[\"state\"] for h in json.load(sys.stdin)[\"hosts\"]}.get(\"D\"))")" = alive ]' _ "$BERTH_STORE" "$BERTH"
+check "  ...and the hosts said each fault once, not once a second while it lasted" sh -c '
+  for f in "$1"/h-*.log; do grep -E "^berth: (webhooks|schedules): " "$f" | sort | uniq -c; done |
+    awk "\$1 > 2 { print; bad = 1 } END { exit bad }"' _ "$T_TMP"
+first=$(head -n 1 "$T_TMP/ids")
+reads_ok=0
+for i in 1 2 3 4; do # each on a connection of its own, served with what host C kept from before the restart
+  api C task show "$first" >/dev/null 2>&1 && api C task logs "$first" 2>/dev/null | grep -q '^SPAN ' && reads_ok=$((reads_ok + 1))
+done
+check "  ...a host's store connections and log readers from before the restart answer at first try ($reads_ok of 4)" \
+  test "$reads_ok" -eq 4
 api B task run "$S" --json -- echo after-restart >"$T_TMP/ar.json" 2>/dev/null
 check "  ...and the fleet runs tasks again" python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["state"] != "FINISHED")' "$T_TMP/ar.json"
 

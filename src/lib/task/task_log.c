@@ -32,6 +32,7 @@ struct berth_task_log {
   char *buf;  /* pending records, BERTH_LOG_BUFFER bytes */
   size_t len;
   int failed_errno; /* of the first write that failed; 0 while all went well */
+  char *failed_msg; /* the store's word on the first chunk that failed (a log in PostgreSQL), or NULL */
   int fence;        /* PostgreSQL: the claim (attempt) chunks are written under; 0 = none */
   int64_t size;     /* bytes of whole records written: a failed file write is cut back to this; the next chunk's
                        offset */
@@ -219,6 +220,8 @@ write_failed(berth_task_log *l, int e, berth_error **err)
   }
   if (l->failed_errno == 0)
     l->failed_errno = e;
+  if (l->fd < 0 && l->failed_msg == NULL && err && *err && (*err)->msg)
+    l->failed_msg = strdup((*err)->msg);
   if (l->fd < 0)
     return berth_error_wrap(err, "write the %s", l->path);
   return berth_error_set_errno(err, BERTH_EINTERNAL, e, "write the task log %s", l->path);
@@ -317,6 +320,8 @@ writer_main(void *arg)
     else if (e != NULL) {
       if (l->failed_errno == 0)
         l->failed_errno = EIO;
+      if (l->failed_msg == NULL && e->msg)
+        l->failed_msg = strdup(e->msg);
       l->werr = e;
     }
     l->busy = false;
@@ -349,6 +354,12 @@ int
 berth_task_log_failed_errno(const berth_task_log *l)
 {
   return l->failed_errno;
+}
+
+const char *
+berth_task_log_failed_msg(const berth_task_log *l)
+{
+  return l->failed_msg;
 }
 
 int
@@ -444,6 +455,7 @@ berth_task_log_close(berth_task_log *l)
   free(l->task_id);
   free(l->path);
   free(l->buf);
+  free(l->failed_msg);
   free(l);
 }
 

@@ -31,8 +31,9 @@
 #define PERSIST_CAP (256u * 1024u * 1024u)
 #define PASSWD_CAP (4u * 1024u * 1024u)
 #define PULL_ATTEMPTS 4
-#define REORDER_MS 30    /* how long output waits for the sibling stream's `::add-mask::` (docs/security.md) */
-#define LIVE_FLUSH_MS 10 /* the most released output waits before it is handed to the log */
+#define REORDER_MS 30      /* how long output waits for the sibling stream's `::add-mask::` (docs/security.md) */
+#define LIVE_FLUSH_MS 10   /* the most released output waits before it is handed to the log */
+#define END_WRITE_TRIES 60 /* a task's end: tried once a second while the store does not answer (docs/fleet.md) */
 
 struct runner;
 /* One per output stream: what a redactor hands on goes to the log as that stream's records. */
@@ -68,6 +69,7 @@ typedef struct runner {
   bool ended;             /* its record is over (this runner wrote its end, or it was ended by someone else) */
   bool claimed;           /* a fleet host claimed it: its writes carry the claim (berth/fleet.h) */
   bool revoked;           /* ... and the claim was revoked (the host was declared lost): stop, write nothing */
+  berth_error *end_err;   /* the task's end could not be written: what failed last */
   int64_t last_claim_check_ms;
   berth_task_ctl *ctl;      /* a fleet host's thread runs it (NULL in a supervisor process) */
   bool log_failed;          /* a write to the task log failed (a full disk): the command is stopped */
@@ -93,6 +95,9 @@ log_fault_error(runner *r, berth_error **err)
     return berth_error_set(err, BERTH_EINTERNAL,
                            "no space left on the disk under BERTH_HOME (%s): the task's output could not be recorded",
                            berth_store_home(r->st));
+  const char *msg = berth_task_log_failed_msg(r->log);
+  if (msg != NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "the task's output could not be recorded in its log: %s", msg);
   return berth_error_set_errno(err, BERTH_EINTERNAL, e, "the task's output could not be recorded in its log");
 }
 
@@ -1093,17 +1098,33 @@ finish(runner *r, outcome *o)
   if (o->state == NULL)
     o->state = "FINISHED", o->exit_code = 0;
   note(r, "==> %s%s%s", o->state, o->reason ? ": " : "", o->reason ? o->reason : "");
-  if (transition(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code, &e)
-      == 0) {
-    r->ended = true;
-    return;
+  /* The end must be written, or the record stays active with nothing behind it. Refused: ended by someone else
+   * meanwhile (a cancel that wrote CANCELED first). Failed: a store that does not answer (a database restarting)
+   * is tried again every second for up to END_WRITE_TRIES s, while the task is still this runner's (a host that
+   * missed its lease meanwhile had the task failed by the fleet: then nothing is written). What failed last is
+   * kept for the caller (r->end_err). */
+  for (int tries = 1;; tries++) {
+    berth_error_clear(&e);
+    if (transition(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code, &e)
+        == 0) {
+      r->ended = true;
+      break;
+    }
+    berth_task *now = NULL;
+    berth_error *ge = NULL;
+    if (berth_store_task_get(r->st, r->t->id, &now, &ge) == 0 && berth_task_state_is_terminal(now->state))
+      r->ended = true;
+    berth_task_free(now);
+    berth_error_free(ge);
+    if (r->ended || abandoned(r) || claim_lost(r, true) || tries >= END_WRITE_TRIES)
+      break;
+    struct timespec ts = { .tv_sec = 1 };
+    nanosleep(&ts, NULL);
   }
-  berth_error_clear(&e);
-  /* refused: ended by someone else meanwhile (a cancel that wrote CANCELED first), or the store failed */
-  berth_task *now = NULL;
-  if (berth_store_task_get(r->st, r->t->id, &now, &e) == 0 && berth_task_state_is_terminal(now->state))
-    r->ended = true;
-  berth_task_free(now);
+  if (!r->ended && !r->revoked) {
+    r->end_err = e;
+    e = NULL;
+  }
   berth_error_free(e);
 }
 
@@ -1228,6 +1249,12 @@ out : {
   if (r.ended) /* still held: whoever probes it from now on finds no lock file, and the record says it is over */
     berth_task_forget_local(berth_store_home(st), task_id);
   close(hold_fd);
+  if (r.end_err != NULL) { /* the record is still active: the caller fails the task (or the sweep does) */
+    rc = berth_error_set(err, BERTH_EINTERNAL, "its end could not be recorded: %s",
+                         r.end_err->msg ? r.end_err->msg : "unknown error");
+    berth_error_free(r.end_err);
+    return rc;
+  }
   return 0;
 }
 
