@@ -62,7 +62,9 @@ struct berth_host_runner {
   size_t n_idle;
   int wake; /* eventfd: a task's thread ended */
   int64_t last_beat_ok, last_said;
-  int home_lock; /* flock on BERTH_HOME/run/host-NAME.STORE.lock: a name runs once per home and store */
+  int home_lock;      /* flock on BERTH_HOME/run/host-NAME.STORE.lock: a name runs once per home and store */
+  berth_strv unended; /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
+                         answers (the store was down as the thread ended) */
 };
 
 /* A host name runs once per BERTH_HOME and store (servers of one home on two stores are hosts of two fleets): the
@@ -224,33 +226,82 @@ phase_state(int phase)
   }
 }
 
-/* A task's thread ended (joined): a task still active under this host's claim is failed, with why: its thread could
- * not run it, or the host gave it up (a shutdown). A task given up for a lost lease was failed by the fleet already. */
-static void
-end_kid(berth_host_runner *r, worker *w)
+/* Fails a task still active under this host's claim, with why; true when that is settled (failed now, or already
+ * over, or no longer this host's), false when the store did not answer (try again later). */
+static bool
+fail_unended(berth_host_runner *r, const char *id, const char *note, bool say_why)
 {
+  if (r->st == NULL)
+    return false;
   berth_task *t = NULL;
   berth_error *e = NULL;
-  bool abandoned = atomic_load(&w->ctl.abandon);
-  bool active = (w->rc < 0 || abandoned) && r->st != NULL && berth_store_task_get(r->st, w->task_id, &t, &e) == 0
-                && !berth_task_state_is_terminal(t->state) && t->host && strcmp(t->host, r->h.name) == 0;
-  berth_error_clear(&e);
-  if (active) {
-    char note[160];
-    if (abandoned)
-      snprintf(note, sizeof note, "host %s shut down before the task ended", r->h.name);
-    else {
-      snprintf(note, sizeof note, "its executor could not run it");
-      say(r, "host %s: task %s could not run: %s", r->h.name, w->task_id, w->err ? w->err->msg : "unknown error");
+  bool settled = true;
+  if (berth_store_task_get(r->st, id, &t, &e) < 0) {
+    settled = e != NULL && e->code == BERTH_ENOTFOUND;
+  } else if (!berth_task_state_is_terminal(t->state) && t->host && strcmp(t->host, r->h.name) == 0) {
+    berth_error_clear(&e);
+    if (berth_action_task_transition(r->st, t->id, "FAILED", "berth", note, "executor interrupted", -1, &e) < 0) {
+      berth_task *now = NULL; /* refused because it ended meanwhile, or the store failed */
+      berth_error *ge = NULL;
+      settled = berth_store_task_get(r->st, id, &now, &ge) == 0 && berth_task_state_is_terminal(now->state);
+      berth_task_free(now);
+      berth_error_free(ge);
+      if (!settled && say_why)
+        say_error(r, "record a task's end (trying again)", e);
+      berth_error_clear(&e);
     }
-    if (berth_action_task_transition(r->st, t->id, "FAILED", "berth", note, "executor interrupted", -1, &e) < 0)
-      say_error(r, "record a task's end", e);
     char lt[128]; /* what the runner would have removed */
-    snprintf(lt, sizeof lt, "berth.task=%s", w->task_id);
+    snprintf(lt, sizeof lt, "berth.task=%s", id);
     remove_labelled(r, lt);
   }
   berth_error_free(e);
   berth_task_free(t);
+  return settled;
+}
+
+/* A task's thread ended (joined): a task still active under this host's claim is failed, with why: its thread could
+ * not run it (or could not write its end), or the host gave it up (a shutdown). A task given up for a lost lease was
+ * failed by the fleet already. Where the store does not answer now, the task is failed once it does
+ * (retry_unended). */
+static void
+end_kid(berth_host_runner *r, worker *w)
+{
+  bool abandoned = atomic_load(&w->ctl.abandon);
+  if (w->rc >= 0 && !abandoned)
+    return;
+  char note[160];
+  if (abandoned)
+    snprintf(note, sizeof note, "host %s shut down before the task ended", r->h.name);
+  else {
+    snprintf(note, sizeof note, "its executor could not run it");
+    say(r, "host %s: task %s could not run: %s", r->h.name, w->task_id, w->err ? w->err->msg : "unknown error");
+  }
+  if (!fail_unended(r, w->task_id, note, true)) {
+    char *entry = NULL;
+    if (asprintf(&entry, "%s %s", w->task_id, note) >= 0)
+      berth_strv_push(&r->unended, entry);
+    free(entry);
+  }
+}
+
+/* The tasks end_kid could not fail while the store was down. */
+static void
+retry_unended(berth_host_runner *r)
+{
+  for (size_t i = 0; i < r->unended.n;) {
+    char *entry = r->unended.v[i], *sp = strchr(entry, ' ');
+    if (sp != NULL)
+      *sp = '\0';
+    bool settled = fail_unended(r, entry, sp ? sp + 1 : "its executor could not run it", false);
+    if (sp != NULL)
+      *sp = ' ';
+    if (!settled) {
+      i++;
+      continue;
+    }
+    free(entry);
+    r->unended.v[i] = r->unended.v[--r->unended.n];
+  }
 }
 
 /* Threads that ended. */
@@ -464,6 +515,8 @@ host_main(void *arg)
       next_reap = now + beat_every;
     }
     check_kids(r);
+    if (r->unended.n > 0)
+      retry_unended(r);
     /* a host cut off longer than its lease must not start anything: the fleet may have failed its tasks already */
     if (berth_now_ms() - r->last_beat_ok < r->h.lease_ms
         && (woken || !r->listening || berth_now_ms() - last_claim >= IDLE_CLAIM_MS)) {
@@ -566,6 +619,8 @@ berth_host_stop(berth_host_runner *r)
     worker_free(r->kids[i]);
   }
   r->n_kids = 0;
+  retry_unended(r); /* once more; what is left is failed by the fleet when this host's lease runs out */
+  berth_strv_clear(&r->unended);
   if (r->st != NULL && r->h.instance != NULL) {
     berth_error *e = NULL;
     if (berth_host_deregister(r->st, r->h.name, r->h.instance, &e) < 0)
