@@ -208,6 +208,9 @@ typedef struct berth_task {
 } berth_task;
 
 void berth_task_free(berth_task *t); /* accepts NULL; wipes secret values */
+/* A task id is BERTH_TASK_ID_LEN lowercase letters and digits; commands also accept a unique prefix of one. */
+#define BERTH_TASK_ID_LEN 26
+bool berth_task_id_is_whole(const char *id); /* a whole id (not a prefix): exactly the store's form */
 void berth_tasks_free(berth_task **v, size_t n);
 bool berth_task_state_is_terminal(const char *state);
 bool berth_task_state_is_valid(const char *state);

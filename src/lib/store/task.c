@@ -11,7 +11,6 @@
 #include "berth/parse.h"
 #include "store_int.h"
 
-#define TASK_ID_LEN 26
 #define TASK_PREFIX_MIN 4
 
 /* blocked_by is derived when read: a QUEUED task is blocked by the oldest unfinished task ahead of it on its stack
@@ -104,7 +103,7 @@ berth_tasks_free(berth_task **v, size_t n)
 
 /* 48 bits of milliseconds then 80 random bits, Crockford base32, lowercase: sortable by submission time. */
 static void
-make_task_id(char out[TASK_ID_LEN + 1])
+make_task_id(char out[BERTH_TASK_ID_LEN + 1])
 {
   static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
   uint64_t ms = (uint64_t) berth_now_ms();
@@ -120,7 +119,7 @@ make_task_id(char out[TASK_ID_LEN + 1])
       v = (v << 1) | ((rnd[(bit + b) / 8] >> (7 - (bit + b) % 8)) & 1);
     out[10 + i] = alphabet[v];
   }
-  out[TASK_ID_LEN] = '\0';
+  out[BERTH_TASK_ID_LEN] = '\0';
 }
 
 static int
@@ -255,7 +254,7 @@ berth_store_task_create(berth_store *st, berth_task *t, berth_error **err)
 {
   if (t->stack == NULL || t->command == NULL || t->actor == NULL)
     return berth_error_set(err, BERTH_EINVAL, "a task needs a stack, a command and an actor");
-  char id[TASK_ID_LEN + 1];
+  char id[BERTH_TASK_ID_LEN + 1];
   make_task_id(id);
   int64_t now = 0, found = 0, seq = 0;
   /* a part of the caller's transaction (which rolls back when this fails), or a transaction of its own */
@@ -443,9 +442,9 @@ read_history(berth_store *st, berth_task *t, berth_error **err)
 static int
 find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, berth_error **err)
 {
-  char prefix[TASK_ID_LEN + 1];
+  char prefix[BERTH_TASK_ID_LEN + 1];
   size_t len = id ? strlen(id) : 0;
-  bool ok = len >= TASK_PREFIX_MIN && len <= TASK_ID_LEN;
+  bool ok = len >= TASK_PREFIX_MIN && len <= BERTH_TASK_ID_LEN;
   for (size_t i = 0; ok && i < len; i++) {
     prefix[i] = (char) tolower((unsigned char) id[i]);
     ok = isalnum((unsigned char) prefix[i]);
@@ -456,7 +455,7 @@ find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, 
   db_stmt *stmt = NULL;
   /* ids are 26 characters: a shorter prefix can never be an exact match, so any second row makes it ambiguous. A
    * whole id is looked up by the unique index (a prefix scans the table: a person typing, not a program) */
-  bool whole = len == TASK_ID_LEN;
+  bool whole = len == BERTH_TASK_ID_LEN;
   if (db_prepare(st->db,
                  whole ? "SELECT " TASK_COLS " FROM tasks WHERE id = ?"
                        : "SELECT " TASK_COLS " FROM tasks WHERE substr(id, 1, ?) = ? ORDER BY seq LIMIT 2",
@@ -488,11 +487,11 @@ find_task(berth_store *st, const char *id, bool with_secrets, berth_task **out, 
   return 0;
 }
 
-static bool
-is_whole_id(const char *id)
+bool
+berth_task_id_is_whole(const char *id)
 {
-  bool whole = id != NULL && strlen(id) == TASK_ID_LEN;
-  for (size_t i = 0; whole && i < TASK_ID_LEN; i++) /* ids are lowercase: anything else goes the long way */
+  bool whole = id != NULL && strlen(id) == BERTH_TASK_ID_LEN;
+  for (size_t i = 0; whole && i < BERTH_TASK_ID_LEN; i++) /* ids are lowercase: anything else goes the long way */
     whole = islower((unsigned char) id[i]) || isdigit((unsigned char) id[i]);
   return whole;
 }
@@ -502,7 +501,7 @@ static int
 task_get(berth_store *st, const char *id, db_stmt *ahead, berth_task **out, berth_error **err)
 {
   berth_task *t = NULL;
-  bool whole = is_whole_id(id);
+  bool whole = berth_task_id_is_whole(id);
   if (!whole)
     db_finalize(ahead);
   int rc = whole ? get_whole(st, id, ahead, &t, err) : find_task(st, id, true, &t, err);
@@ -526,7 +525,7 @@ berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_er
 #define STACK_SECRETS_OF_TASK_SQL "SELECT secret_env FROM stacks WHERE name = (SELECT stack FROM tasks WHERE id = ?)"
 
 struct berth_task_ahead {
-  char id[TASK_ID_LEN + 1];
+  char id[BERTH_TASK_ID_LEN + 1];
   db_stmt *task, *secrets;
 };
 
@@ -560,12 +559,12 @@ send_ahead(berth_store *st, const char *sql, const char *id)
 berth_task_ahead *
 berth_store_task_read_ahead(berth_store *st, const char *id)
 {
-  if (store_is_sqlite(st) || !is_whole_id(id))
+  if (store_is_sqlite(st) || !berth_task_id_is_whole(id))
     return NULL;
   berth_task_ahead *a = calloc(1, sizeof *a);
   if (a == NULL)
     return NULL;
-  memcpy(a->id, id, TASK_ID_LEN + 1);
+  memcpy(a->id, id, BERTH_TASK_ID_LEN + 1);
   a->task = send_ahead(st, GET_WHOLE_SQL, id);
   a->secrets = send_ahead(st, STACK_SECRETS_OF_TASK_SQL, id);
   return a;
@@ -584,7 +583,7 @@ berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ah
     ahead->task = ahead->secrets = NULL;
   }
   /* by a whole id, with the task; a prefix finds the task first, then its stack is read */
-  if (s == NULL && is_whole_id(id))
+  if (s == NULL && berth_task_id_is_whole(id))
     s = send_ahead(st, STACK_SECRETS_OF_TASK_SQL, id);
   int rc = task_get(st, id, task, out, err);
   if (rc == 0 && s == NULL) {

@@ -194,8 +194,6 @@ berth_queue_fail_if_orphan(berth_store *st, berth_docker *d, const berth_task *t
 /* Liveness lock files nobody holds whose task has ended: left by a process killed outright after its task's end was
  * written by someone else (a fleet host SIGKILLed, whose tasks the fleet failed as "host lost"). A file whose task
  * this store does not know is left alone: the home may serve another store too. */
-#define SWEPT_ID_LEN 26 /* a task id's length */
-
 static void
 sweep_lock_files(berth_store *st)
 {
@@ -205,14 +203,16 @@ sweep_lock_files(berth_store *st)
   DIR *dh = opendir(dir);
   struct dirent *de;
   while (dh != NULL && (de = readdir(dh)) != NULL) {
-    /* task-ID.lock with a whole task id (26 characters): never a prefix, which the store would match to a task */
+    /* task-ID.lock with a whole task id: never a prefix, which the store would match to a task */
     size_t len = strlen(de->d_name);
-    if (len != 5 + SWEPT_ID_LEN + 5 || strncmp(de->d_name, "task-", 5) != 0
+    if (len != 5 + BERTH_TASK_ID_LEN + 5 || strncmp(de->d_name, "task-", 5) != 0
         || strcmp(de->d_name + len - 5, ".lock") != 0)
       continue;
-    char id[SWEPT_ID_LEN + 1];
-    memcpy(id, de->d_name + 5, SWEPT_ID_LEN);
-    id[SWEPT_ID_LEN] = '\0';
+    char id[BERTH_TASK_ID_LEN + 1];
+    memcpy(id, de->d_name + 5, BERTH_TASK_ID_LEN);
+    id[BERTH_TASK_ID_LEN] = '\0';
+    if (!berth_task_id_is_whole(id))
+      continue;
     int fd = openat(dirfd(dh), de->d_name, O_RDWR | O_CLOEXEC);
     if (fd < 0)
       continue;
