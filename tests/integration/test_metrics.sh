@@ -10,8 +10,10 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 S=$(stack_name met)
 "$BERTH" stack create "$S" --image berth/busybox:latest >/dev/null
-PORT=$((23000 + $$ % 20000))
-MPORT=$((PORT + 1))
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port) # ports the system says are free now (not derived from the pid: tests run side by side)
+MPORT=$(free_port)
+while [ "$MPORT" = "$PORT" ]; do MPORT=$(free_port); done
 reader=$("$BERTH" key create met-reader --role reader 2>/dev/null | tail -n 1)
 "$BERTH" serve --listen "tcp:127.0.0.1:$PORT" --metrics-listen "tcp:127.0.0.1:$MPORT" >"$T_TMP/serve.log" 2>&1 &
 SRV=$!
@@ -52,4 +54,5 @@ check "  ...and the stack's queue depth is 2" test "$(value "$T_TMP/m2" "berth_q
 check "  ...promtool still accepts it" sh -c "promtool check metrics <'$T_TMP/m2'"
 check "no label carries a task id" sh -c "! grep -q '$first' '$T_TMP/m2'"
 "$BERTH" task logs "$first" --follow >/dev/null 2>&1
+[ "$T_FAIL" -eq 0 ] || { echo "--- the server's log"; cat "$T_TMP/serve.log"; }
 finish
