@@ -54,6 +54,20 @@ t_local_only() {
   echo "skip - $1 (on PostgreSQL a fleet host runs the task, with its own environment; this runs on SQLite)"
   return 1
 }
+# t_free_port VAR: sets VAR to a TCP port on 127.0.0.1 that the system says is free now and that this script was not
+# given before (tests run side by side: ports derived from the pid overlapped between scripts). Not in $(...): the
+# ports given are remembered in this shell.
+T_PORTS=" "
+t_free_port() {
+  local p
+  while :; do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') || return 1
+    case "$T_PORTS" in *" $p "*) continue ;; esac
+    T_PORTS="$T_PORTS$p "
+    printf -v "$1" '%s' "$p"
+    return 0
+  done
+}
 ok() { T_PASS=$((T_PASS + 1)); echo "ok   - $*"; }
 fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL - $*"; }
 check() { # check "description" command...

@@ -35,7 +35,7 @@ check "  ...and the task is FAILED: executor interrupted" \
   test "$(task_field "$id" state) $(task_field "$id" reason)" = "FAILED executor interrupted"
 
 # ...and over HTTP: the server's follower notices it too
-PORT=$((22000 + $$ % 20000))
+t_free_port PORT
 key=$("$BERTH" key create faults-it --role writer 2>/dev/null | tail -n 1)
 "$BERTH" serve --listen "tcp:127.0.0.1:$PORT" >"$T_TMP/serve.log" 2>&1 &
 SRV=$!

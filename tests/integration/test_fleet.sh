@@ -25,7 +25,7 @@ fi
 
 # --- a PostgreSQL server of the test's own ------------------------------------------------------------------------
 PGDIR=/tmp/berth-fleet-pg-$$ # not under T_TMP: the server's own user must reach it
-PGPORT=$((40000 + $$ % 20000))
+t_free_port PGPORT
 pg() { BERTH_TEST_PG= BERTH_PG_DIR=$PGDIR BERTH_PG_PORT=$PGPORT bash "$SRC/ci/start-postgres.sh" "$@"; }
 PGURL=$(pg 2>"$T_TMP/pg.err" | tail -n 1)
 if ! psql "$PGURL" -Atc 'select 1' >/dev/null 2>&1; then
@@ -40,7 +40,9 @@ export BERTH_STORE=$PGURL
 "$BERTH" store migrate >/dev/null
 
 declare -A HPID=() HPORT=()
-P0=$((20000 + $$ % 20000))
+t_free_port PA
+t_free_port PB
+t_free_port PC
 start_host() { # start_host NAME PORT|- [serve options...]: its own BERTH_HOME, as on its own machine
   local name=$1 port=$2
   shift 2
@@ -84,9 +86,9 @@ echo x >"$proj/f"
 KEY=$("$BERTH" key create fleet-admin --role admin | tail -n 1)
 for i in $(seq 0 9); do "$BERTH" stack create "$(stack_name s$i)" --image berth/runner:latest --project-dir "$proj" >/dev/null; done
 
-start_host A $P0 --slots 3
-start_host B $((P0 + 1)) --slots 3
-start_host C $((P0 + 2)) --slots 3
+start_host A "$PA" --slots 3
+start_host B "$PB" --slots 3
+start_host C "$PC" --slots 3
 check "three hosts register and are alive" wait_for 30 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | grep -c "\"alive\"")" = 3 ]' _ \
   "$BERTH_STORE" "$BERTH"
 

@@ -167,7 +167,7 @@ check "a policy denies terraform apply on a stack without an identity" grep -q "
 "$BERTH" policy test "$S" -- terraform apply >"$T_TMP/p.out" 2>&1
 check "  ...and allows it on a stack with one" grep -q "decision: allow" "$T_TMP/p.out"
 # berth serve --public-url publishes the discovery document and the JWKS without a key
-PORT=$((21000 + $$ % 20000))
+t_free_port PORT
 "$BERTH" serve --listen "tcp:127.0.0.1:$PORT" --public-url https://ci.berth.example/ >"$T_TMP/serve.log" 2>&1 &
 SRV=$!
 trap 'kill $SRV 2>/dev/null; wait $SRV 2>/dev/null; t_cleanup' EXIT

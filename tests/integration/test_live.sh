@@ -47,7 +47,7 @@ check "task run: completing it masks it" grep -q 'WAIT:\*\*\* HELD' "$T_TMP/loca
 check "task run: the secret never shows" sh -c "! grep -q 'Secret-8842' '$T_TMP/local'"
 
 # The same over HTTP: berth serve, a writer key, `task logs --follow` through the server.
-PORT=$((20000 + $$ % 20000))
+t_free_port PORT
 key=$("$BERTH" key create live-it --role writer 2>/dev/null | tail -n 1)
 "$BERTH" serve --listen "tcp:127.0.0.1:$PORT" >"$T_TMP/serve.log" 2>&1 &
 SRV=$!

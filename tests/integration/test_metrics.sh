@@ -10,10 +10,8 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 S=$(stack_name met)
 "$BERTH" stack create "$S" --image berth/busybox:latest >/dev/null
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-PORT=$(free_port) # ports the system says are free now (not derived from the pid: tests run side by side)
-MPORT=$(free_port)
-while [ "$MPORT" = "$PORT" ]; do MPORT=$(free_port); done
+t_free_port PORT
+t_free_port MPORT
 reader=$("$BERTH" key create met-reader --role reader 2>/dev/null | tail -n 1)
 "$BERTH" serve --listen "tcp:127.0.0.1:$PORT" --metrics-listen "tcp:127.0.0.1:$MPORT" >"$T_TMP/serve.log" 2>&1 &
 SRV=$!

@@ -8,7 +8,8 @@ K=$(stack_name sck)
 for s in $S $K; do "$BERTH" stack create "$s" --image berth/busybox:latest >/dev/null; done
 PIDS=""
 trap 'for p in $PIDS; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; t_cleanup' EXIT
-PORT=$((25000 + $$ % 20000))
+t_free_port PORT
+t_free_port PORT2
 U=http://127.0.0.1:$PORT
 admin=$("$BERTH" key create sc-admin --role admin 2>/dev/null | tail -n 1)
 as() { local k=$1; shift; BERTH_SERVER=$U BERTH_API_KEY=$k "$BERTH" "$@" </dev/null; }
@@ -55,7 +56,7 @@ serve() { # serve PORT [HOME]
 serve "$PORT"
 if [ -n "${BERTH_STORE:-}" ]; then # a second host on the same store
   mkdir -p "$T_TMP/home2"
-  serve $((PORT + 1)) "$T_TMP/home2"
+  serve "$PORT2" "$T_TMP/home2"
   hosts=2
 else
   hosts=1

@@ -12,7 +12,7 @@ export HOOK_SECRET="hook-secret-$$-Zq8xK2"
 export BERTH_WEBHOOK_BACKOFF_MS=200 # the testing knob: retries after 0.2 s, 0.4 s, ... instead of 15 s, 30 s, ...
 PIDS=""
 trap 'for p in $PIDS; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; t_cleanup' EXIT
-PORT=$((24000 + $$ % 20000))
+t_free_port PORT
 U=http://127.0.0.1:$PORT
 serve() {
   "$BERTH" serve --listen "tcp:127.0.0.1:$PORT" >>"$T_TMP/serve.log" 2>&1 &
