@@ -44,6 +44,7 @@ typedef struct berth_task_stats {
   int64_t running;          /* PREPARING, INITIALIZING or PERFORMING */
   berth_histogram wait;     /* created -> started, tasks that started */
   berth_histogram duration; /* started -> finished, tasks that ended after starting */
+  int64_t redactions;       /* secrets masked in tasks' output, summed over the store's tasks */
 } berth_task_stats;
 int berth_store_task_stats(berth_store *st, berth_task_stats *out, berth_error **err);
 void berth_task_stats_clear(berth_task_stats *s);

@@ -84,6 +84,10 @@ int berth_redactor_feed(berth_redactor *r, const char *data, size_t len, berth_e
 /* End of stream: emits everything held back. The redactor may then be fed a new stream. */
 int berth_redactor_flush(berth_redactor *r, berth_error **err);
 
+/* How many times the redactor wrote `***` in place of secret bytes since it was made, over every stream it was fed
+ * (overlapping or touching matches are one); counted once emitted. */
+uint64_t berth_redactor_redactions(const berth_redactor *r);
+
 void berth_redactor_free(berth_redactor *r);
 
 /* One-shot for short strings (error messages, audit args, JSON responses). `::add-mask::` lines are not honoured.

@@ -259,6 +259,9 @@ int berth_store_task_set_container(berth_store *st, const char *id, const char *
 int berth_store_task_set_supervisor(berth_store *st, const char *id, int pid, berth_error **err);
 int berth_store_task_set_blocked_by(berth_store *st, const char *id, const char *blocker, berth_error **err);
 int berth_store_task_forget_secrets(berth_store *st, const char *id, berth_error **err);
+/* How many secrets were masked in the task's output (`***` written), summed by the metrics
+ * (berth_redactions_total); written once, with the task's end. */
+int berth_store_task_set_redactions(berth_store *st, const char *id, int n, berth_error **err);
 
 /* Stack state versions (persisted paths). On SQLite files live under BERTH_HOME/state/<stack>/<version>/...; on
  * PostgreSQL each version is one tar in the database (at most 128 MiB), and latest unpacks the newest into that

@@ -41,6 +41,18 @@ check "a finished task moves berth_tasks{state=\"FINISHED\"} (${f0:-?} -> $(valu
 check "  ...and the duration histogram counts it" \
   test "$(value "$T_TMP/m1" berth_task_duration_seconds_count)" -gt "$(value "$T_TMP/m0" berth_task_duration_seconds_count)"
 
+# secrets masked in a task's output: three lines, three `***`
+SEC=met-secret-$$-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+S2=$(stack_name met-sec)
+"$BERTH" stack create "$S2" --image berth/busybox:latest --secret-env "MET_TOKEN=$SEC" >/dev/null
+r0=$(value "$T_TMP/m1" berth_redactions_total)
+run "$T_TMP/o2" "$T_TMP/e2" "$S2" -- 'for i in 1 2 3; do echo "token $MET_TOKEN"; done' >/dev/null
+scrape >"$T_TMP/m1b"
+check "the task's output has its secret masked three times" test "$(grep -c '^token \*\*\*$' "$T_TMP/o2")" = 3
+check "berth_redactions_total counts them (${r0:-?} -> $(value "$T_TMP/m1b" berth_redactions_total))" \
+  test "$(value "$T_TMP/m1b" berth_redactions_total)" -eq $((r0 + 3))
+check "  ...and the secret itself appears nowhere in the metrics" sh -c "! grep -q '$SEC' '$T_TMP/m1b'"
+
 # one running, two queued behind it on the same stack
 first=$("$BERTH" task run "$S" --detach -- 'sleep 4' 2>/dev/null)
 "$BERTH" task run "$S" --detach -- true >/dev/null 2>&1

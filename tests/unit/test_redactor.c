@@ -606,6 +606,41 @@ test_sink_abort(void **state)
   berth_secrets_free(s);
 }
 
+/* The count of `***` written (the metric berth_redactions_total): one per masked span, touching values one span,
+ * counted across streams, whatever the cuts. */
+static void
+test_redaction_count(void **state)
+{
+  (void) state;
+  static const char in[] = "x alpha-secret y\nalpha-secretbeta-secret\nnothing here\nbeta-secret\n";
+  for (int bytewise = 0; bytewise < 2; bytewise++) {
+    berth_error *err = NULL;
+    berth_secrets *s = berth_secrets_new(0, &err);
+    assert_non_null(s);
+    assert_true(berth_secrets_add_value(s, "A", "alpha-secret", 12, &err) >= 0);
+    assert_true(berth_secrets_add_value(s, "B", "beta-secret", 11, &err) >= 0);
+    berth_buf out;
+    berth_buf_init(&out, 1 << 20);
+    berth_redactor *r = berth_redactor_new(s, sink_buf, &out, &err);
+    assert_non_null(r);
+    assert_int_equal(berth_redactor_redactions(r), 0);
+    for (size_t i = 0; i < sizeof in - 1; i += bytewise ? 1 : sizeof in)
+      assert_int_equal(berth_redactor_feed(r, in + i, bytewise ? 1 : sizeof in - 1, &err), 0);
+    assert_int_equal(berth_redactor_flush(r, &err), 0);
+    berth_buf_append(&out, "", 0);
+    assert_string_equal(out.data, "x *** y\n***\nnothing here\n***\n");
+    assert_int_equal(berth_redactor_redactions(r), 3);
+    /* a second stream adds to the count */
+    assert_int_equal(berth_redactor_feed(r, "beta-secret\n", 12, &err), 0);
+    assert_int_equal(berth_redactor_flush(r, &err), 0);
+    assert_int_equal(berth_redactor_redactions(r), 4);
+    berth_buf_free(&out);
+    berth_redactor_free(r);
+    berth_secrets_free(s);
+  }
+  assert_int_equal(berth_redactor_redactions(NULL), 0);
+}
+
 /* ---- peer vectors ---- */
 
 /* Cases where our contract differs from the peer on purpose (docs/security.md, "Peer test vectors"). */
@@ -851,6 +886,7 @@ main(void)
     cmocka_unit_test(test_add_mask_shared),
     cmocka_unit_test(test_long_lines),
     cmocka_unit_test(test_sink_abort),
+    cmocka_unit_test(test_redaction_count),
     cmocka_unit_test(test_peer_vectors),
     cmocka_unit_test(test_peer_fuzz_corpus),
   };

@@ -36,8 +36,8 @@ histogram(berth_buf *b, const char *name, const char *help, const berth_histogra
   head(b, name, "histogram", help);
   for (int i = 0; i < BERTH_STATS_BUCKETS; i++)
     berth_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, berth_stats_bucket_le[i], (unsigned long long) h->le[i]);
-  berth_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.3f\n%s_count %llu\n", name,
-                   (unsigned long long) h->count, name, h->sum, name, (unsigned long long) h->count);
+  berth_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.3f\n%s_count %llu\n", name, (unsigned long long) h->count,
+                   name, h->sum, name, (unsigned long long) h->count);
 }
 
 /* Webhook deliveries and schedule fires, as the store records them (every host of a store reports the same). */
@@ -154,6 +154,10 @@ berth_metrics_render(berth_store *st, const berth_metrics_process *p, berth_buf 
     berth_task_stats_clear(&ts);
     return rc;
   }
+
+  head(b, "berth_redactions_total", "counter",
+       "Secrets masked in tasks' output (each *** written), counted as each task ends, over the store's tasks.");
+  berth_buf_printf(b, "berth_redactions_total %lld\n", (long long) ts.redactions);
 
   head(b, "berth_store_errors_total", "counter", "Requests this process answered with a store error.");
   berth_buf_printf(b, "berth_store_errors_total %llu\n", (unsigned long long) p->store_errors);

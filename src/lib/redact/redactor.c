@@ -51,7 +51,8 @@ struct berth_redactor {
   uint64_t base, fed, scanned;
 
   uint64_t emitted, red_end;
-  bool in_red; /* the last thing emitted was `***`, covering up to red_end */
+  bool in_red;         /* the last thing emitted was `***`, covering up to red_end */
+  uint64_t redactions; /* `***` written since the redactor was made */
   interval *ivs;
   size_t iv_head, iv_n, iv_cap;
 
@@ -476,6 +477,7 @@ emit(berth_redactor *r, uint64_t lim, berth_error **err)
       } else if (iv.e > r->emitted) {
         if (r->sink(r->userdata, BERTH_REDACT_REPLACEMENT, sizeof BERTH_REDACT_REPLACEMENT - 1) < 0)
           goto aborted;
+        r->redactions++;
         r->in_red = true;
         r->red_end = iv.e;
       }
@@ -671,6 +673,12 @@ berth_redactor_flush(berth_redactor *r, berth_error **err)
     if (r->from[i] > r->fed)
       r->from[i] = r->fed;
   return 0;
+}
+
+uint64_t
+berth_redactor_redactions(const berth_redactor *r)
+{
+  return r != NULL ? r->redactions : 0;
 }
 
 void

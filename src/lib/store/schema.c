@@ -251,6 +251,11 @@ static const migration migrations[] = {
   { 9, "followers of task logs (PostgreSQL)", "SELECT 1;",
     "CREATE TABLE log_followers ("
     " task_id TEXT NOT NULL, pid BIGINT NOT NULL, since BIGINT NOT NULL, PRIMARY KEY (task_id, pid));" },
+  /* the metric of redactions applied (berth_redactions_total) is their sum over the store's tasks, so that every host
+   * of a store reports the same number and a restart loses none; tasks ended before this migration count 0 */
+  { 10, "tasks.redactions: secrets masked in a task's output",
+    "ALTER TABLE tasks ADD COLUMN redactions INTEGER NOT NULL DEFAULT 0;",
+    "ALTER TABLE tasks ADD COLUMN redactions BIGINT NOT NULL DEFAULT 0;" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

@@ -40,6 +40,19 @@ rows(berth_store *st, const char *sql, berth_stats_row **out, size_t *n, berth_e
   return rc < 0 ? rc : 0;
 }
 
+static int
+one_number(berth_store *st, const char *sql, int64_t *out, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st), sql, &s, err) < 0)
+    return BERTH_EINTERNAL;
+  int rc = db_step(s, err);
+  if (rc == DB_ROW)
+    *out = db_column_int64(s, 0);
+  db_finalize(s);
+  return rc < 0 ? rc : 0;
+}
+
 /* One histogram: the count and sum of (b - a) ms over the rows where the condition holds, and per bucket. */
 static int
 histogram(berth_store *st, const char *a, const char *b, const char *cond, berth_histogram *h, berth_error **err)
@@ -85,6 +98,8 @@ berth_store_task_stats(berth_store *st, berth_task_stats *out, berth_error **err
     rc = histogram(st, "created_at", "started_at", "started_at > 0", &out->wait, err);
   if (rc == 0)
     rc = histogram(st, "started_at", "finished_at", "started_at > 0 AND finished_at > 0", &out->duration, err);
+  if (rc == 0)
+    rc = one_number(st, "SELECT COALESCE(SUM(redactions), 0) FROM tasks", &out->redactions, err);
   for (size_t i = 0; rc == 0 && i < out->n_states; i++)
     if (strcmp(out->by_state[i].label, "PREPARING") == 0 || strcmp(out->by_state[i].label, "INITIALIZING") == 0
         || strcmp(out->by_state[i].label, "PERFORMING") == 0)

@@ -846,6 +846,12 @@ berth_store_task_set_blocked_by(berth_store *st, const char *id, const char *blo
 }
 
 int
+berth_store_task_set_redactions(berth_store *st, const char *id, int n, berth_error **err)
+{
+  return set_column(st, "UPDATE tasks SET redactions = ? WHERE id = ?", id, NULL, n < 0 ? 0 : n, false, err);
+}
+
+int
 berth_store_task_forget_secrets(berth_store *st, const char *id, berth_error **err)
 {
   return set_column(st, "UPDATE tasks SET secret_env = ? WHERE id = ?", id, NULL, 0, true, err);

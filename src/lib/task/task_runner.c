@@ -3,6 +3,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1103,7 +1104,14 @@ finish(runner *r, outcome *o)
    * is tried again every second for up to END_WRITE_TRIES s, while the task is still this runner's (a host that
    * missed its lease meanwhile had the task failed by the fleet: then nothing is written). What failed last is
    * kept for the caller (r->end_err). */
+  uint64_t masked = berth_redactor_redactions(r->out) + berth_redactor_redactions(r->err);
+  bool counted = masked == 0;
   for (int tries = 1;; tries++) {
+    berth_error_clear(&e);
+    /* the count of secrets masked goes first, so that an ended task has it (the metric berth_redactions_total sums
+     * it); a count that could not be written is a metric short, never a reason to keep the task from ending */
+    if (!counted)
+      counted = berth_store_task_set_redactions(r->st, r->t->id, masked > INT_MAX ? INT_MAX : (int) masked, &e) == 0;
     berth_error_clear(&e);
     if (transition(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code, &e)
         == 0) {
