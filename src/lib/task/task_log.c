@@ -276,6 +276,48 @@ insert_chunk(berth_task_log *l, const void *data, size_t len, berth_error **err)
   return 0;
 }
 
+/* A chunk the store did not take (PostgreSQL restarting, failing over, out of disk) is tried again every second for
+ * up to LOG_WRITE_TRIES s: meanwhile the caller's next push waits, so the command's output waits in the exec stream
+ * (the pipe blocks the command's writes) instead of failing the task. A claim revoked meanwhile is not retried. A
+ * chunk whose insert failed with the connection may have been written before it died: the log's end says so. */
+#define LOG_WRITE_TRIES 60
+
+static int
+insert_chunk_kept(berth_task_log *l, const void *data, size_t len, berth_error **err)
+{
+  for (int tries = 1;; tries++) {
+    berth_error *e = NULL;
+    if (insert_chunk(l, data, len, &e) == 0)
+      return 0;
+    bool give_up = e == NULL || e->code == BERTH_EBUSY || tries >= LOG_WRITE_TRIES;
+    if (!give_up && l->threaded) {
+      pthread_mutex_lock(&l->mu);
+      give_up = l->stop;
+      pthread_mutex_unlock(&l->mu);
+    }
+    if (give_up) {
+      if (err && *err == NULL)
+        *err = e;
+      else
+        berth_error_free(e);
+      return BERTH_EINTERNAL;
+    }
+    berth_error_free(e);
+    struct timespec ts = { .tv_sec = 1 };
+    nanosleep(&ts, NULL);
+    /* the connection is made again by the next statement; its session setting with it */
+    int64_t end = -1;
+    berth_error *ce = NULL;
+    if (chunks_end(l->db, l->task_id, &end, &ce) == 0) {
+      berth_error_clear(&ce);
+      db_exec(l->db, "SET synchronous_commit = off", &ce);
+      if (end == l->size + (int64_t) len)
+        return 0; /* it was written */
+    }
+    berth_error_free(ce);
+  }
+}
+
 /* Appends whole records (n iovecs, at most two) to the file or as one chunk. */
 static int
 append(berth_task_log *l, const struct iovec *iov, int n, berth_error **err)
@@ -292,7 +334,7 @@ append(berth_task_log *l, const struct iovec *iov, int n, berth_error **err)
       return write_failed(l, ENOMEM, err);
     for (size_t i = 0, at = 0; joined && i < (size_t) n; at += iov[i].iov_len, i++)
       memcpy(joined + at, iov[i].iov_base, iov[i].iov_len);
-    int rc = insert_chunk(l, joined ? joined : iov[0].iov_base, total, err);
+    int rc = insert_chunk_kept(l, joined ? joined : iov[0].iov_base, total, err);
     free(joined);
     if (rc < 0)
       return write_failed(l, EIO, err);
@@ -313,7 +355,7 @@ writer_main(void *arg)
       break;
     pthread_mutex_unlock(&l->mu);
     berth_error *e = NULL;
-    int rc = l->werr != NULL ? -1 : insert_chunk(l, l->wbuf, l->wlen, &e); /* after a failure, nothing more */
+    int rc = l->werr != NULL ? -1 : insert_chunk_kept(l, l->wbuf, l->wlen, &e); /* after a failure, nothing more */
     pthread_mutex_lock(&l->mu);
     if (rc == 0)
       l->size += (int64_t) l->wlen;
