@@ -249,7 +249,12 @@ for i in 0 1 2 3 4 5; do # short tasks in every phase when PostgreSQL stops: eac
 done
 # the long task prints every half second, while PostgreSQL is down too: its output waits and none of it is lost
 id=$(api A task run "$S" --detach -- 'echo one; i=0; while [ $i -lt 16 ]; do i=$((i + 1)); echo "tick $i"; sleep 0.5; done; echo two')
+# and one whose initialization ends while PostgreSQL is down: its move to PERFORMING waits for the database
+SI=$(stack_name s4i)
+"$BERTH" stack create "$SI" --image berth/runner:latest --project-dir "$proj" --init 'sleep 2' >/dev/null
+idi=$(api B task run "$SI" --detach -- 'echo ran-after-init')
 wait_for 30 is_state "$id" PERFORMING
+wait_for 30 is_state "$idi" INITIALIZING
 # host C keeps store connections and log readers of requests answered before the restart (4 at once, each on a
 # connection of its own), to be used again after it
 readers=()
@@ -270,6 +275,9 @@ check "a task printing while PostgreSQL restarted goes on and finishes ($st: $(t
 "$BERTH" task logs "$id" 2>/dev/null | grep -E '^(one|two|tick [0-9]+)$' >"$T_TMP/restart-log"
 check "  ...with every line it printed, in order, none twice" sh -c '
   { echo one; for i in $(seq 1 16); do echo "tick $i"; done; echo two; } | diff - "$1"' _ "$T_TMP/restart-log"
+wait_for 60 sh -c '[ "$(BERTH_STORE=$1 "$2" task show "$3" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"state\"])")" = FINISHED ]' _ "$BERTH_STORE" "$BERTH" "$idi"
+check "  ...and a task whose initialization ended while it was down goes on to perform and finish ($(task_field "$idi" state): $(task_field "$idi" reason))" \
+  sh -c 'test "$1" = FINISHED && "$2" task logs "$3" 2>/dev/null | grep -qx ran-after-init' _ "$(task_field "$idi" state)" "$BERTH" "$idi"
 short_ended() {
   local t
   for t in $(cat "$T_TMP/short"); do

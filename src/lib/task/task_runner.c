@@ -32,9 +32,10 @@
 #define PERSIST_CAP (256u * 1024u * 1024u)
 #define PASSWD_CAP (4u * 1024u * 1024u)
 #define PULL_ATTEMPTS 4
-#define REORDER_MS 30      /* how long output waits for the sibling stream's `::add-mask::` (docs/security.md) */
-#define LIVE_FLUSH_MS 10   /* the most released output waits before it is handed to the log */
-#define END_WRITE_TRIES 60 /* a task's end: tried once a second while the store does not answer (docs/fleet.md) */
+#define REORDER_MS 30        /* how long output waits for the sibling stream's `::add-mask::` (docs/security.md) */
+#define LIVE_FLUSH_MS 10     /* the most released output waits before it is handed to the log */
+#define END_WRITE_TRIES 60   /* a task's end: tried once a second while the store does not answer (docs/fleet.md) */
+#define PHASE_WRITE_TRIES 60 /* the same for the move to the next phase */
 
 struct runner;
 /* One per output stream: what a redactor hands on goes to the log as that stream's records. */
@@ -191,6 +192,44 @@ transition(runner *r, const char *state, int phase, const char *note_text, const
   free(red);
   set_phase(r, phase);
   return rc;
+}
+
+static bool claim_lost(runner *r, bool force);
+
+/* After a try whose answer was lost with the connection: whether its commit went through. */
+static bool
+moved_already(runner *r, const char *state)
+{
+  berth_task *now = NULL;
+  berth_error *e = NULL;
+  bool moved = berth_store_task_get(r->st, r->t->id, &now, &e) == 0 && strcmp(now->state, state) == 0;
+  berth_task_free(now);
+  berth_error_free(e);
+  return moved;
+}
+
+/* The move to the next phase (PREPARING, INITIALIZING, PERFORMING). A store that does not answer (a database
+ * restarting) is tried again every second for up to PHASE_WRITE_TRIES s while the task is still this runner's, so a
+ * restart at a phase's boundary delays the task instead of failing it; a refusal (the task was stopped or its claim
+ * revoked meanwhile) is not retried. */
+static int
+next_phase(runner *r, const char *state, int phase, berth_error **err)
+{
+  for (int tries = 1;; tries++) {
+    berth_error *e = NULL;
+    int rc = tries > 1 && moved_already(r, state) ? (set_phase(r, phase), 0)
+                                                  : transition(r, state, phase, NULL, NULL, -1, &e);
+    if (rc == 0 || rc != BERTH_EINTERNAL || tries >= PHASE_WRITE_TRIES || abandoned(r) || claim_lost(r, true)) {
+      if (rc < 0 && err && *err == NULL)
+        *err = e;
+      else
+        berth_error_free(e);
+      return rc;
+    }
+    berth_error_free(e);
+    struct timespec ts = { .tv_sec = 1 };
+    nanosleep(&ts, NULL);
+  }
 }
 
 /* ---- secrets ---- */
@@ -859,7 +898,7 @@ perform(runner *r, outcome *o)
 {
   berth_error *e = NULL;
   int status = 0;
-  int rc = transition(r, "PERFORMING", BERTH_PHASE_PERFORMING, NULL, NULL, -1, &e);
+  int rc = next_phase(r, "PERFORMING", BERTH_PHASE_PERFORMING, &e);
   if (rc < 0) {
     fail_from_error(r, o, rc, e);
     berth_error_free(e);
@@ -995,8 +1034,8 @@ run_task(runner *r, outcome *o)
   berth_error *e = NULL;
   int status = 0;
   /* a fleet host's claim made it PREPARING already */
-  int rc = r->claimed ? (set_phase(r, BERTH_PHASE_PREPARING), 0)
-                      : transition(r, "PREPARING", BERTH_PHASE_PREPARING, NULL, NULL, -1, &e);
+  int rc
+      = r->claimed ? (set_phase(r, BERTH_PHASE_PREPARING), 0) : next_phase(r, "PREPARING", BERTH_PHASE_PREPARING, &e);
   if (rc == 0)
     rc = check_image_allowed(r, &e);
   if (rc == 0)
@@ -1019,7 +1058,7 @@ run_task(runner *r, outcome *o)
     berth_error_free(se);
     note(r, "container %.12s created from %s", r->container, r->s->image);
     resolve_user(r, image);
-    rc = transition(r, "INITIALIZING", BERTH_PHASE_INITIALIZING, NULL, NULL, -1, &e);
+    rc = next_phase(r, "INITIALIZING", BERTH_PHASE_INITIALIZING, &e);
   }
   cJSON_Delete(image);
   if (rc == 0)
