@@ -52,7 +52,9 @@ struct cJSON *berth_hosts_to_json(const berth_host *v, size_t n);
  * restarted: its active tasks are failed ("host lost": restarted) at once. */
 int berth_host_register(berth_store *st, berth_host *h, berth_error **err);
 /* Renews the lease of (name, instance) and reads back the host's state (*draining). BERTH_EBUSY when this instance is
- * no longer the host's (it was declared lost, or another process took the name): the caller stops executing. */
+ * no longer the host's (it was declared lost, or another process took the name): the caller stops executing. A lease
+ * that ran out while no host declared it lost (the database was down for all of them) is renewed: its claims were
+ * never revoked, and a host is declared lost and its claims revoked in the row this update waits for. */
 int berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool *draining, berth_error **err);
 /* Removes the host's record (clean shutdown). */
 int berth_host_deregister(berth_store *st, const char *name, const char *instance, berth_error **err);
@@ -63,7 +65,9 @@ int berth_host_get(berth_store *st, const char *name, berth_host *out, berth_err
 int berth_host_set_draining(berth_store *st, const char *name, bool draining, berth_error **err);
 
 /* Marks hosts whose lease ran out as lost and fails their active tasks ("host lost"), revoking the claims. *n_failed
- * (optional) gets how many tasks were failed. */
+ * (optional) gets how many tasks were failed. A host calls it only once its own store has answered for a whole
+ * lease (host_loop.c): after an outage of the database every host's lease has run out, and each is given the time to
+ * renew it before any is declared lost. */
 int berth_fleet_reap(berth_store *st, int *n_failed, berth_error **err);
 /* Claims the oldest runnable task for host (name, instance) serving pools: QUEUED -> PREPARING with host and the
  * next attempt, in one transaction. *out = NULL (and 0) when there is nothing to claim. */

@@ -247,8 +247,9 @@ for i in 0 1 2 3 4 5; do # short tasks in every phase when PostgreSQL stops: eac
   "$BERTH" stack create "$(stack_name r$i)" --image berth/runner:latest --project-dir "$proj" >/dev/null
   api "${hosts[$((i % 3))]}" task run "$(stack_name r$i)" --detach -- 'echo a; sleep 1; echo b' >>"$T_TMP/short"
 done
-# the long task prints every half second, while PostgreSQL is down too: its output waits and none of it is lost
-id=$(api A task run "$S" --detach -- 'echo one; i=0; while [ $i -lt 16 ]; do i=$((i + 1)); echo "tick $i"; sleep 0.5; done; echo two')
+# the long task prints every half second, while PostgreSQL is down too (its output waits and none of it is lost), and
+# runs on after PostgreSQL is back
+id=$(api A task run "$S" --detach -- 'echo one; i=0; while [ $i -lt 30 ]; do i=$((i + 1)); echo "tick $i"; sleep 0.5; done; echo two')
 # and one whose initialization ends while PostgreSQL is down: its move to PERFORMING waits for the database
 SI=$(stack_name s4i)
 "$BERTH" stack create "$SI" --image berth/runner:latest --project-dir "$proj" --init 'sleep 2' >/dev/null
@@ -265,7 +266,7 @@ done
 wait "${readers[@]}"
 pg_ctl_ -m fast -w stop >/dev/null 2>&1
 start_host D - # while PostgreSQL is down
-sleep 3
+sleep 8 # longer than the hosts' lease (6 s): after it, each host renews its lease before any is declared lost
 check "a host started while PostgreSQL is down waits and says so" grep -q "retrying" "$T_TMP/h-D.log"
 check "  ...and has not exited" kill -0 "${HPID[D]}"
 pg_ctl_ -w start -l "$PGDIR/restart.log" >/dev/null 2>&1
@@ -274,7 +275,7 @@ st=$(task_field "$id" state)
 check "a task printing while PostgreSQL restarted goes on and finishes ($st: $(task_field "$id" reason))" test "$st" = FINISHED
 "$BERTH" task logs "$id" 2>/dev/null | grep -E '^(one|two|tick [0-9]+)$' >"$T_TMP/restart-log"
 check "  ...with every line it printed, in order, none twice" sh -c '
-  { echo one; for i in $(seq 1 16); do echo "tick $i"; done; echo two; } | diff - "$1"' _ "$T_TMP/restart-log"
+  { echo one; for i in $(seq 1 30); do echo "tick $i"; done; echo two; } | diff - "$1"' _ "$T_TMP/restart-log"
 wait_for 60 sh -c '[ "$(BERTH_STORE=$1 "$2" task show "$3" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"state\"])")" = FINISHED ]' _ "$BERTH_STORE" "$BERTH" "$idi"
 check "  ...and a task whose initialization ended while it was down goes on to perform and finish ($(task_field "$idi" state): $(task_field "$idi" reason))" \
   sh -c 'test "$1" = FINISHED && "$2" task logs "$3" 2>/dev/null | grep -qx ran-after-init' _ "$(task_field "$idi" state)" "$BERTH" "$idi"
@@ -287,6 +288,9 @@ short_ended() {
 wait_for 75 short_ended
 check "  ...and so do the short tasks that were in flight, none left active ($(for t in $(cat "$T_TMP/short"); do printf '%s ' "$(task_field "$t" state)"; done))" \
   short_ended
+check "  ...none of them failed as \"host lost\": a database down longer than the lease loses no host" sh -c '
+  for t in $(cat "$1"); do [ "$("$2" task show "$t" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"reason\"])")" != "host lost" ] || exit 1; done' \
+  _ "$T_TMP/short" "$BERTH"
 check "  ...the host started meanwhile joins once PostgreSQL is back" wait_for 30 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | python3 -c "import json,sys; print({h[\"name\"]: h[\"state\"] for h in json.load(sys.stdin)[\"hosts\"]}.get(\"D\"))")" = alive ]' _ "$BERTH_STORE" "$BERTH"
 check "  ...and the hosts said each fault once, not once a second while it lasted" sh -c '
   for f in "$1"/h-*.log; do grep -E "^berth: (webhooks|schedules): " "$f" | sort | uniq -c; done |

@@ -62,9 +62,10 @@ struct berth_host_runner {
   size_t n_idle;
   int wake; /* eventfd: a task's thread ended */
   int64_t last_beat_ok, last_said;
-  int home_lock;      /* flock on BERTH_HOME/run/host-NAME.STORE.lock: a name runs once per home and store */
-  berth_strv unended; /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
-                         answers (the store was down as the thread ended) */
+  int64_t store_ok_since; /* the first heartbeat of the store's last unbroken run of answers; 0 after a failure */
+  int home_lock;          /* flock on BERTH_HOME/run/host-NAME.STORE.lock: a name runs once per home and store */
+  berth_strv unended;     /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
+                             answers (the store was down as the thread ended) */
 };
 
 /* A host name runs once per BERTH_HOME and store (servers of one home on two stores are hosts of two fleets): the
@@ -399,12 +400,15 @@ heartbeat(berth_host_runner *r)
       say(r, "host %s: the store answers again", r->h.name);
     r->last_beat_ok = berth_now_ms();
     r->last_said = 0;
+    if (r->store_ok_since == 0)
+      r->store_ok_since = r->last_beat_ok;
   } else if (rc == BERTH_EBUSY) {
     rejoin(r);
   } else {
     say_error(r, "heartbeat failed (retrying)", e);
     berth_store_close(r->st); /* a restarted database: reconnect on the next round */
     r->st = NULL;
+    r->store_ok_since = 0;
   }
   berth_error_free(e);
 }
@@ -504,7 +508,10 @@ host_main(void *arg)
       if (r->st == NULL)
         continue;
     }
-    if (now >= next_reap) {
+    /* lost hosts are looked for once this host's store has answered for a whole lease: after the database was down
+     * (restarted, failed over, cut off), every host's last heartbeat is older than its lease, and each gets the
+     * time to renew it before any is declared lost (its tasks would be failed while they run on) */
+    if (now >= next_reap && r->store_ok_since != 0 && now - r->store_ok_since >= r->h.lease_ms) {
       berth_error *e = NULL;
       int n = 0;
       if (berth_fleet_reap(r->st, &n, &e) < 0)
@@ -527,9 +534,10 @@ host_main(void *arg)
     if (wait > 500)
       wait = 500; /* the loop also watches its tasks' threads (at once, through the eventfd) and its stop flag */
     int heard = wait > 0 ? berth_fleet_wait_fds(r->st, (int) wait, &r->wake, 1) : 0;
-    if (heard < 0) {
+    if (heard < 0) { /* its connection died: the database restarted, or is cut off */
       berth_store_close(r->st);
       r->st = NULL;
+      r->store_ok_since = 0;
     }
     woken = heard > 0;
   }
@@ -568,7 +576,7 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
   if (rc == 0)
     rc = berth_host_register(r->st, &r->h, err);
   if (rc == 0) {
-    r->last_beat_ok = berth_now_ms();
+    r->last_beat_ok = r->store_ok_since = berth_now_ms();
     if (o->execute)
       remove_leftovers(r);
     if (pthread_create(&r->thread, NULL, host_main, r) != 0)

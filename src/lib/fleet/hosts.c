@@ -225,7 +225,7 @@ berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bo
   db_stmt *s = NULL;
   if (db_prepare(store_db(st),
                  "UPDATE hosts SET heartbeat_at = " NOW_SQL " WHERE name = ? AND instance = ? AND state <> 'lost'"
-                 " AND heartbeat_at + lease_ms >= " NOW_SQL " RETURNING state",
+                 " RETURNING state",
                  &s, err)
       < 0)
     return berth_error_wrap(err, "heartbeat of host %s", name);
