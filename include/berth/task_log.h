@@ -11,6 +11,7 @@
 #ifndef BERTH_TASK_LOG_H
 #define BERTH_TASK_LOG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <stdint.h>
@@ -49,6 +50,9 @@ int berth_task_log_flush(berth_task_log *l, berth_error **err);
  * it waits only for the write before). Errors of a write show in the next push or flush. berth_task_log_flush after
  * it makes everything visible. On SQLite it is berth_task_log_flush. */
 int berth_task_log_push(berth_task_log *l, berth_error **err);
+/* A flag the log's retries watch (PostgreSQL: a chunk the store did not take is tried again for up to a minute): once
+ * set (a fleet host gave the task up), the chunk is given up at once. The flag must outlive the log. */
+void berth_task_log_watch(berth_task_log *l, const atomic_bool *give_up);
 #define BERTH_LOG_BUFFER (1024u * 1024u)
 void berth_task_log_close(berth_task_log *l);
 /* The errno of the first write to the log that failed (ENOSPC on a full disk; EIO when the PostgreSQL store
@@ -70,6 +74,10 @@ int berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *use
  * is there yet; <0 on error). Use either this or berth_log_reader_read on one reader, not both. */
 int berth_log_reader_seek(berth_log_reader *r, int64_t offset, berth_error **err);
 ssize_t berth_log_reader_read_bytes(berth_log_reader *r, char *buf, size_t max, berth_error **err);
+/* Whether the last read failed in the store (PostgreSQL: a lost connection, a server restarting), not in the log's
+ * bytes or the caller's function: nothing was handed out past what was read before, and a read again (the
+ * connection is made again) goes on from there. */
+bool berth_log_reader_store_failed(const berth_log_reader *r);
 void berth_log_reader_close(berth_log_reader *r); /* accepts NULL; releases the wait's watch too */
 
 /* Waits at most timeout_ms for the log to grow: wakes at the writer's next flush (SQLite: inotify on the file once it

@@ -396,12 +396,15 @@ heartbeat(berth_host_runner *r)
   berth_error *e = NULL;
   int rc = berth_host_heartbeat(r->st, r->h.name, r->h.instance, &r->draining, &e);
   if (rc == 0) {
-    if (r->last_said != 0 && berth_now_ms() - r->last_beat_ok > r->h.lease_ms / 3)
+    int64_t now = berth_now_ms();
+    if (r->last_said != 0 && now - r->last_beat_ok > r->h.lease_ms / 3)
       say(r, "host %s: the store answers again", r->h.name);
-    r->last_beat_ok = berth_now_ms();
+    /* a store that stalled rather than failed (a hung server or network) answers late: heartbeats lease/6 apart
+     * that come more than half a lease apart start a new run of answers as a failure would */
+    if (r->store_ok_since == 0 || now - r->last_beat_ok > r->h.lease_ms / 2)
+      r->store_ok_since = now;
+    r->last_beat_ok = now;
     r->last_said = 0;
-    if (r->store_ok_since == 0)
-      r->store_ok_since = r->last_beat_ok;
   } else if (rc == BERTH_EBUSY) {
     rejoin(r);
   } else {
@@ -480,6 +483,8 @@ host_main(void *arg)
 {
   berth_host_runner *r = arg;
   int64_t beat_every = r->h.lease_ms / 6 > 250 ? r->h.lease_ms / 6 : 250;
+  /* the others reconnect every REOPEN_MS and heartbeat at once: a short lease still waits for two of their rounds */
+  int64_t reap_after = r->h.lease_ms > 2 * REOPEN_MS + 1000 ? r->h.lease_ms : 2 * REOPEN_MS + 1000;
   int64_t next_beat = berth_now_ms() + beat_every, next_reap = 0, next_open = 0, last_claim = 0;
   bool woken = true; /* by a NOTIFY, a task's end, an undrain, or a new connection: look at the queue now */
   while (!atomic_load(&r->ending)) {
@@ -511,7 +516,7 @@ host_main(void *arg)
     /* lost hosts are looked for once this host's store has answered for a whole lease: after the database was down
      * (restarted, failed over, cut off), every host's last heartbeat is older than its lease, and each gets the
      * time to renew it before any is declared lost (its tasks would be failed while they run on) */
-    if (now >= next_reap && r->store_ok_since != 0 && now - r->store_ok_since >= r->h.lease_ms) {
+    if (now >= next_reap && r->store_ok_since != 0 && now - r->store_ok_since >= reap_after) {
       berth_error *e = NULL;
       int n = 0;
       if (berth_fleet_reap(r->st, &n, &e) < 0)

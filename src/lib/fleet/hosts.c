@@ -81,8 +81,11 @@ split_pools(const char *s, berth_strv *out)
   return 0;
 }
 
-/* Fails every active task whose claim is held by no live instance: its host is lost, gone, or (when name is given)
- * an earlier instance of that host. The claim is revoked in the same transaction, so the host's late writes fail. */
+/* Fails every active task whose claim is held by no live instance: its host was declared lost (berth_fleet_reap marks
+ * the hosts whose lease ran out first) or is gone, or (when name is given) it is an earlier instance of that host. A
+ * host whose lease ran out but that is not marked lost keeps its tasks: its heartbeat may renew the lease, and the
+ * mark and the heartbeat are serialized on the host's row. The claim is revoked in the same transaction as the
+ * task's end, so the host's late writes fail. */
 static int
 fail_orphaned(berth_store *st, const char *name, const char *instance, const char *why, int *n_failed,
               berth_error **err)
@@ -95,8 +98,7 @@ fail_orphaned(berth_store *st, const char *name, const char *instance, const cha
                              " WHERE h.name = t.host AND h.instance = ?) ORDER BY t.seq"
                            : "SELECT t.id, t.host FROM tasks t WHERE t.state IN " ACTIVE_SQL
                              " AND t.revoked = 0 AND t.host IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hosts h"
-                             " WHERE h.name = t.host AND h.state <> 'lost' AND h.heartbeat_at + h.lease_ms >= " NOW_SQL
-                             ") ORDER BY t.seq",
+                             " WHERE h.name = t.host AND h.state <> 'lost') ORDER BY t.seq",
                       &s, err);
   if (rc < 0)
     return rc;

@@ -1,13 +1,16 @@
 /* The follower: reads the log as it grows (woken by the writer through inotify, or NOTIFY on PostgreSQL), looks at the
  * task record when the log is quiet, and checks the supervisor's liveness lock about once a second. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "berth/task_follow.h"
 #include "berth/task_queue.h"
 
 #define QUIET_MS 50        /* the record is read again after this much quiet */
 #define LIVENESS_ROUNDS 20 /* quiet rounds between liveness checks (~1 s) */
+#define OUTAGE_MS 90000    /* a shared store that stops answering is waited for this long (see outage()) */
 
 /* Ended (record terminal, supervisor done) -> 1; still running -> 0; supervisor gone and the record could not be
  * updated -> <0. */
@@ -48,6 +51,35 @@ task_done(berth_store *st, const char *id, bool check_liveness, waiting *w, bert
   return rc;
 }
 
+/* A follower of a task on PostgreSQL whose store stopped answering (a restart, a failover): the task goes on (its
+ * writes are tried again for up to a minute each), so the follower waits for the store too, for up to OUTAGE_MS of
+ * failures in a row, says so once through wait_fn, and reads on from where it stopped. Returns true to go on; false
+ * (err kept) for a store of one host, another kind of failure, or an outage too long. Clears *err when going on. */
+static bool
+outage(berth_store *st, bool store_failure, int64_t *since, waiting *w, berth_error **err)
+{
+  if (!berth_store_is_shared(st) || !store_failure || err == NULL || *err == NULL)
+    return false;
+  int64_t now = berth_now_ms();
+  if (*since == 0) {
+    *since = now;
+    if (w->fn != NULL) {
+      char *line = NULL;
+      if (asprintf(&line, "the store does not answer (%s); following again when it does", (*err)->msg) >= 0)
+        w->fn(w->userdata, line);
+      free(line);
+    }
+    free(w->said); /* a reason said before the outage is said again after it */
+    w->said = NULL;
+  } else if (now - *since >= OUTAGE_MS) {
+    return false;
+  }
+  berth_error_clear(err);
+  struct timespec ts = { .tv_sec = 1 };
+  nanosleep(&ts, NULL);
+  return true;
+}
+
 int
 berth_task_follow(berth_store *st, const char *id, bool follow, const volatile sig_atomic_t *stop,
                   berth_log_record_fn fn, void *userdata, berth_error **err)
@@ -64,8 +96,16 @@ berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const vo
   if (berth_log_reader_open(st, id, &r, err) < 0)
     return BERTH_EINTERNAL;
   int rc = 0, quiet = 0;
+  int64_t down_since = 0;
   for (;;) {
     int n = berth_log_reader_read(r, fn, userdata, err);
+    if (n < 0 && follow && outage(st, berth_log_reader_store_failed(r), &down_since, &w, err)) {
+      if (stop != NULL && *stop) {
+        rc = 1;
+        break;
+      }
+      continue;
+    }
     if (n < 0 || !follow) {
       rc = n < 0 ? n : 0;
       break;
@@ -74,6 +114,7 @@ berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const vo
       rc = 1;
       break;
     }
+    down_since = 0; /* the store answered */
     if (n > 0) {
       /* a read goes on until it has seen the end of the log as it was: wait for the next write (it wakes the wait
        * at once, also when it came while we read) rather than ask the store again now */
@@ -85,6 +126,13 @@ berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const vo
     ++quiet;
     int done
         = w.said != NULL && quiet % LIVENESS_ROUNDS != 0 ? 0 : task_done(st, id, quiet % LIVENESS_ROUNDS == 0, &w, err);
+    if (done == BERTH_EINTERNAL && outage(st, true, &down_since, &w, err)) {
+      if (stop != NULL && *stop) {
+        rc = 1;
+        break;
+      }
+      continue;
+    }
     if (done != 0) {
       if (done > 0) { /* read once more: the last records were written before the final transition */
         berth_error *e = NULL;

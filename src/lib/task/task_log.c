@@ -31,11 +31,12 @@ struct berth_task_log {
   char *path; /* SQLite: the file; PostgreSQL: "task log <id>", for messages */
   char *buf;  /* pending records, BERTH_LOG_BUFFER bytes */
   size_t len;
-  int failed_errno; /* of the first write that failed; 0 while all went well */
-  char *failed_msg; /* the store's word on the first chunk that failed (a log in PostgreSQL), or NULL */
-  int fence;        /* PostgreSQL: the claim (attempt) chunks are written under; 0 = none */
-  int64_t size;     /* bytes of whole records written: a failed file write is cut back to this; the next chunk's
-                       offset */
+  int failed_errno;           /* of the first write that failed; 0 while all went well */
+  char *failed_msg;           /* the store's word on the first chunk that failed (a log in PostgreSQL), or NULL */
+  int fence;                  /* PostgreSQL: the claim (attempt) chunks are written under; 0 = none */
+  const atomic_bool *give_up; /* set by the log's owner: stop retrying a chunk (berth_task_log_watch) */
+  int64_t size; /* bytes of whole records written: a failed file write is cut back to this; the next chunk's
+                   offset */
   /* PostgreSQL: a writer thread inserts the chunks on db, one at a time, while the caller fills the next buffer (the
    * caller's loop reads the exec stream meanwhile instead of waiting for each insert's round trip) */
   bool threaded;
@@ -58,6 +59,7 @@ struct berth_log_reader {
   bool listening;
   bool listened;       /* it did once: its connection is not left for another reader */
   bool following;      /* PostgreSQL: a row of log_followers says so (for this connection's backend) */
+  bool store_failed;   /* PostgreSQL: the last read failed in the store (a read again starts where it stopped) */
   int64_t pos;         /* the byte offset in the record stream of the next byte to hand out */
   bool locate;         /* pos may fall inside a chunk (after a seek) */
   db_stmt *batch;      /* PostgreSQL: the chunks read by the last query, not handed out yet */
@@ -278,7 +280,8 @@ insert_chunk(berth_task_log *l, const void *data, size_t len, berth_error **err)
 
 /* A chunk the store did not take (PostgreSQL restarting, failing over, out of disk) is tried again every second for
  * up to LOG_WRITE_TRIES s: meanwhile the caller's next push waits, so the command's output waits in the exec stream
- * (the pipe blocks the command's writes) instead of failing the task. A claim revoked meanwhile is not retried. A
+ * (the pipe blocks the command's writes) instead of failing the task. A claim revoked meanwhile is not retried, nor
+ * is a chunk of a task its host gave up (berth_task_log_watch). A
  * chunk whose insert failed with the connection may have been written before it died: the log's end says so. */
 #define LOG_WRITE_TRIES 60
 
@@ -289,13 +292,8 @@ insert_chunk_kept(berth_task_log *l, const void *data, size_t len, berth_error *
     berth_error *e = NULL;
     if (insert_chunk(l, data, len, &e) == 0)
       return 0;
-    bool give_up = e == NULL || e->code == BERTH_EBUSY || tries >= LOG_WRITE_TRIES;
-    if (!give_up && l->threaded) {
-      pthread_mutex_lock(&l->mu);
-      give_up = l->stop;
-      pthread_mutex_unlock(&l->mu);
-    }
-    if (give_up) {
+    if (e == NULL || e->code == BERTH_EBUSY || tries >= LOG_WRITE_TRIES
+        || (l->give_up != NULL && atomic_load(l->give_up))) {
       if (err && *err == NULL)
         *err = e;
       else
@@ -303,8 +301,10 @@ insert_chunk_kept(berth_task_log *l, const void *data, size_t len, berth_error *
       return BERTH_EINTERNAL;
     }
     berth_error_free(e);
-    struct timespec ts = { .tv_sec = 1 };
-    nanosleep(&ts, NULL);
+    for (int i = 0; i < 10 && !(l->give_up != NULL && atomic_load(l->give_up)); i++) {
+      struct timespec ts = { 0, 100 * 1000000L };
+      nanosleep(&ts, NULL);
+    }
     /* the connection is made again by the next statement; its session setting with it */
     int64_t end = -1;
     berth_error *ce = NULL;
@@ -390,6 +390,12 @@ writer_idle(berth_task_log *l, berth_error **err)
   if (err && *err == NULL)
     berth_error_set(err, e->code, "%s", e->msg);
   return write_failed(l, EIO, err);
+}
+
+void
+berth_task_log_watch(berth_task_log *l, const atomic_bool *give_up)
+{
+  l->give_up = give_up;
 }
 
 int
@@ -569,8 +575,10 @@ fetch_chunk(berth_log_reader *r, berth_error **err)
       r->locate = false;
       r->batch_locating = locating;
       r->batch_rows = 0;
-      if (db_prepare(r->db, sql, &r->batch, err) < 0)
+      if (db_prepare(r->db, sql, &r->batch, err) < 0) {
+        r->store_failed = true;
         return berth_error_wrap(err, "read the task log of %s", r->task_id);
+      }
       db_binary_results(r->batch); /* the chunks' bytes as they are, not hex */
       db_bind_text(r->batch, 1, r->task_id);
       db_bind_int64(r->batch, 2, r->pos);
@@ -582,8 +590,10 @@ fetch_chunk(berth_log_reader *r, berth_error **err)
       return rc < 0 ? berth_error_wrap(err, "read the task log of %s", r->task_id) : 1;
     db_finalize(r->batch);
     r->batch = NULL;
-    if (rc < 0)
+    if (rc < 0) {
+      r->store_failed = true;
       return berth_error_wrap(err, "read the task log of %s", r->task_id);
+    }
     /* used up: a scan that found fewer chunks than it asked for saw the end of the log as it was (the next call
      * asks again; a reader waiting in between is woken by the next chunk's NOTIFY); after a full one, more may
      * follow at once; a seek's lookup goes on with the chunks after what it found */
@@ -592,10 +602,17 @@ fetch_chunk(berth_log_reader *r, berth_error **err)
   }
 }
 
+bool
+berth_log_reader_store_failed(const berth_log_reader *r)
+{
+  return r->store_failed;
+}
+
 ssize_t
 berth_log_reader_read_bytes(berth_log_reader *r, char *buf, size_t max, berth_error **err)
 {
   if (r->db != NULL) {
+    r->store_failed = false;
     if (r->chunk_at >= r->chunk.len) {
       int rc = fetch_chunk(r, err);
       if (rc <= 0)

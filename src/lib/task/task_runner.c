@@ -215,6 +215,7 @@ moved_already(runner *r, const char *state)
 static int
 next_phase(runner *r, const char *state, int phase, berth_error **err)
 {
+  int was = r->phase;
   for (int tries = 1;; tries++) {
     berth_error *e = NULL;
     int rc = tries > 1 && moved_already(r, state) ? (set_phase(r, phase), 0)
@@ -227,6 +228,7 @@ next_phase(runner *r, const char *state, int phase, berth_error **err)
       return rc;
     }
     berth_error_free(e);
+    set_phase(r, was); /* not moved yet: the host's shutdown treats the task by the phase the store has */
     struct timespec ts = { .tv_sec = 1 };
     nanosleep(&ts, NULL);
   }
@@ -1225,6 +1227,8 @@ supervise(berth_store *st, const char *task_id, int held_fd, berth_task_ctl *ctl
     rc = berth_store_fence(st, task_id, r.t->attempt, err);
   if (rc == 0)
     rc = berth_task_log_create(st, task_id, &r.log, err);
+  if (rc == 0 && ctl != NULL)
+    berth_task_log_watch(r.log, &ctl->abandon); /* a host that gives the task up stops its log's retries too */
   if (rc < 0) {
     close(hold_fd);
     return rc;
