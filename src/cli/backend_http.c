@@ -13,7 +13,9 @@
 #include "client.h"
 
 #define LOG_HDR 6
-#define FOLLOW_RETRIES 30 /* a follow cut short (server restart) is resumed for up to ~30 s */
+/* a follow cut short (a server or its database restarting) is resumed for up to ~90 s of cuts in a row, as a
+ * follower on the store waits (task_follow.c) */
+#define FOLLOW_RETRIES 90
 
 typedef struct http_backend {
   cli_backend base;
@@ -177,6 +179,7 @@ http_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atom
   char *eid = client_escape(id);
   int rc = eid ? 0 : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   for (int attempt = 0; rc == 0; attempt++) {
+    long long had = f.offset;
     char *path = NULL;
     if (asprintf(&path, "/v1/tasks/%s/logs?format=records&follow=%d&offset=%lld", eid, follow ? 1 : 0, f.offset) < 0)
       path = NULL;
@@ -189,6 +192,8 @@ http_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atom
     }
     if (src == 0 && (!follow || task_ended(hb, id, &cut)))
       break;
+    if (f.offset > had)
+      attempt = 0; /* it went on before the cut: the count is of cuts in a row */
     /* the stream was cut (a server restart): resume where it stopped */
     if (cut && (cut->code != BERTH_EINTERNAL || attempt >= FOLLOW_RETRIES)) {
       *err = cut;
