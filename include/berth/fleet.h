@@ -55,7 +55,8 @@ int berth_host_register(berth_store *st, berth_host *h, berth_error **err);
  * no longer the host's (it was declared lost, or another process took the name): the caller stops executing. A lease
  * that ran out while no host declared it lost (the database was down for all of them) is renewed: its claims were
  * never revoked, and a host is declared lost and its claims revoked in the row this update waits for. */
-int berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool *draining, berth_error **err);
+int berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool *draining, int64_t *beat_at,
+                         berth_error **err); /* *beat_at (optional): the heartbeat's time on the store's clock, in ms */
 /* Removes the host's record (clean shutdown). */
 int berth_host_deregister(berth_store *st, const char *name, const char *instance, berth_error **err);
 /* Every host, by name; state "lost" when its heartbeat is older than its lease. */
@@ -67,8 +68,10 @@ int berth_host_set_draining(berth_store *st, const char *name, bool draining, be
 /* Marks hosts whose lease ran out as lost and fails their active tasks ("host lost"), revoking the claims. *n_failed
  * (optional) gets how many tasks were failed. A host calls it only once its own store has answered for a whole
  * lease (host_loop.c): after an outage of the database every host's lease has run out, and each is given the time to
- * renew it before any is declared lost. */
-int berth_fleet_reap(berth_store *st, int *n_failed, berth_error **err);
+ * renew it before any is declared lost. beat_at is the caller's last heartbeat on the store's clock: the statement
+ * marks nothing when it runs more than max_age_ms after it (it was held up in a stalled server, and ran late, when the
+ * others' heartbeats held up with it had not run yet). */
+int berth_fleet_reap(berth_store *st, int64_t beat_at, int64_t max_age_ms, int *n_failed, berth_error **err);
 /* Claims the oldest runnable task for host (name, instance) serving pools: QUEUED -> PREPARING with host and the
  * next attempt, in one transaction. *out = NULL (and 0) when there is nothing to claim. */
 int berth_fleet_claim(berth_store *st, const char *name, const berth_strv *pools, berth_task **out, berth_error **err);

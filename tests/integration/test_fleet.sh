@@ -316,6 +316,26 @@ check "  ...a host's store connections and log readers from before the restart a
 api B task run "$S" --json -- echo after-restart >"$T_TMP/ar.json" 2>/dev/null
 check "  ...and the fleet runs tasks again" python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["state"] != "FINISHED")' "$T_TMP/ar.json"
 
+# --- PostgreSQL hangs (its processes frozen) past the lease: no error, only late answers ---------------------------
+S=$(stack_name s6)
+id=$(api C task run "$S" --detach -- 'i=0; while [ $i -lt 30 ]; do i=$((i + 1)); echo "tick $i"; sleep 0.5; done')
+wait_for 30 is_state "$id" PERFORMING
+lost_before=$(psql "$PGURL" -Atc "SELECT count(*) FROM tasks WHERE reason = 'host lost'")
+rejoins() { cat "$T_TMP"/h-*.log | grep -c 'lost its lease'; }
+rejoins_before=$(rejoins)
+pm=$(head -n 1 "$PGDATA_DIR/postmaster.pid")
+frozen_pg="$pm $(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
+kill -STOP $frozen_pg
+sleep 8 # past the hosts' lease (6 s)
+kill -CONT $frozen_pg
+wait_for 60 sh -c '[ "$(BERTH_STORE=$1 "$2" task show "$3" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"state\"])")" != PERFORMING ]' _ "$BERTH_STORE" "$BERTH" "$id"
+sleep 8 # a lease and more after it: a host that would wrongly look for lost hosts has done so
+check "PostgreSQL frozen past the lease: the running task goes on and finishes ($(task_field "$id" state): $(task_field "$id" reason))" \
+  is_state "$id" FINISHED
+check "  ...and no host was declared lost for it (no task failed as host lost; $((rejoins_after = $(rejoins))) - $rejoins_before host(s) found they had lost their lease)" \
+  sh -c 'test "$(psql "$1" -Atc "SELECT count(*) FROM tasks WHERE reason = '"'host lost'"'")" = "$2" && test "$3" = "$4"' \
+  _ "$PGURL" "$lost_before" "$rejoins_after" "$rejoins_before"
+
 # --- drain and SIGTERM: no new claims, the running task finishes ---------------------------------------------------
 S=$(stack_name s5)
 out=$(api A task run "$S" --detach -- 'sleep 2; echo done' 2>&1)

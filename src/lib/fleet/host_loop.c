@@ -62,6 +62,7 @@ struct berth_host_runner {
   size_t n_idle;
   int wake; /* eventfd: a task's thread ended */
   int64_t last_beat_ok, last_said;
+  int64_t beat_at;        /* the last heartbeat on the store's clock */
   int64_t store_ok_since; /* the first heartbeat of the store's last unbroken run of answers; 0 after a failure */
   int home_lock;          /* flock on BERTH_HOME/run/host-NAME.STORE.lock: a name runs once per home and store */
   berth_strv unended;     /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
@@ -394,7 +395,7 @@ static void
 heartbeat(berth_host_runner *r)
 {
   berth_error *e = NULL;
-  int rc = berth_host_heartbeat(r->st, r->h.name, r->h.instance, &r->draining, &e);
+  int rc = berth_host_heartbeat(r->st, r->h.name, r->h.instance, &r->draining, &r->beat_at, &e);
   if (rc == 0) {
     int64_t now = berth_now_ms();
     if (r->last_said != 0 && now - r->last_beat_ok > r->h.lease_ms / 3)
@@ -519,7 +520,7 @@ host_main(void *arg)
     if (now >= next_reap && r->store_ok_since != 0 && now - r->store_ok_since >= reap_after) {
       berth_error *e = NULL;
       int n = 0;
-      if (berth_fleet_reap(r->st, &n, &e) < 0)
+      if (berth_fleet_reap(r->st, r->beat_at, r->h.lease_ms / 2, &n, &e) < 0)
         say_error(r, "look for lost hosts", e);
       else if (n > 0)
         say(r, "host %s: failed %d task(s) of lost hosts (host lost)", r->h.name, n);

@@ -222,12 +222,13 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
 }
 
 int
-berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool *draining, berth_error **err)
+berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool *draining, int64_t *beat_at,
+                     berth_error **err)
 {
   db_stmt *s = NULL;
   if (db_prepare(store_db(st),
                  "UPDATE hosts SET heartbeat_at = " NOW_SQL " WHERE name = ? AND instance = ? AND state <> 'lost'"
-                 " RETURNING state",
+                 " RETURNING state, heartbeat_at",
                  &s, err)
       < 0)
     return berth_error_wrap(err, "heartbeat of host %s", name);
@@ -236,6 +237,8 @@ berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bo
   int rc = db_step(s, err);
   if (rc == DB_ROW && draining)
     *draining = strcmp(db_column_text(s, 0), "draining") == 0;
+  if (rc == DB_ROW && beat_at)
+    *beat_at = db_column_int64(s, 1);
   db_finalize(s);
   if (rc < 0)
     return berth_error_wrap(err, "heartbeat of host %s", name);
@@ -360,16 +363,20 @@ berth_host_set_draining(berth_store *st, const char *name, bool draining, berth_
 }
 
 int
-berth_fleet_reap(berth_store *st, int *n_failed, berth_error **err)
+berth_fleet_reap(berth_store *st, int64_t beat_at, int64_t max_age_ms, int *n_failed, berth_error **err)
 {
   if (n_failed)
     *n_failed = 0;
   db_stmt *s = NULL;
   if (db_prepare(store_db(st),
-                 "UPDATE hosts SET state = 'lost' WHERE state <> 'lost' AND heartbeat_at + lease_ms < " NOW_SQL, &s,
-                 err)
-          < 0
-      || db_run(s, NULL, err) < 0)
+                 "UPDATE hosts SET state = 'lost' WHERE state <> 'lost' AND heartbeat_at + lease_ms < " NOW_SQL
+                 " AND " NOW_SQL " - ? <= ?",
+                 &s, err)
+      < 0)
+    return berth_error_wrap(err, "mark lost hosts");
+  db_bind_int64(s, 1, beat_at);
+  db_bind_int64(s, 2, max_age_ms);
+  if (db_run(s, NULL, err) < 0)
     return berth_error_wrap(err, "mark lost hosts");
   /* followers of task logs whose connection is gone (task_log.c): their tasks' chunks need not notify any more */
   berth_error *e = NULL;
