@@ -74,9 +74,9 @@ int berth_log_reader_read(berth_log_reader *r, berth_log_record_fn fn, void *use
  * is there yet; <0 on error). Use either this or berth_log_reader_read on one reader, not both. */
 int berth_log_reader_seek(berth_log_reader *r, int64_t offset, berth_error **err);
 ssize_t berth_log_reader_read_bytes(berth_log_reader *r, char *buf, size_t max, berth_error **err);
-/* Whether the last read failed in the store (PostgreSQL: a lost connection, a server restarting), not in the log's
- * bytes or the caller's function: nothing was handed out past what was read before, and a read again (the
- * connection is made again) goes on from there. */
+/* Whether the last read failed in the store (PostgreSQL: one of its statements failed, as with a lost connection or
+ * a server restarting), not in the log's bytes or the caller's function: nothing was handed out past what was read
+ * before, and a read again (the connection is made again) goes on from there. */
 bool berth_log_reader_store_failed(const berth_log_reader *r);
 void berth_log_reader_close(berth_log_reader *r); /* accepts NULL; releases the wait's watch too */
 

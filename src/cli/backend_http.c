@@ -186,7 +186,8 @@ http_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atom
     berth_error *cut = NULL;
     int src = path ? client_stream(hb->conn, path, on_log_bytes, &f, stop, &cut) : -1;
     free(path);
-    if (src == 1) {
+    if (src == 1 || (src < 0 && stop != NULL && *stop)) { /* stopped (Ctrl-C), also while no server answers */
+      berth_error_free(cut);
       rc = 1;
       break;
     }
@@ -202,7 +203,7 @@ http_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atom
       rc = berth_error_set(err, BERTH_EINTERNAL, "lost the server while following task %s", id);
     } else {
       berth_error_free(cut);
-      sleep(1);
+      sleep(1); /* a signal ends it early; the loop's next round sees the stop */
     }
   }
   free(eid);

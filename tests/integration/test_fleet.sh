@@ -252,7 +252,7 @@ done
 id=$(api A task run "$S" --detach -- 'echo one; i=0; while [ $i -lt 30 ]; do i=$((i + 1)); echo "tick $i"; sleep 0.5; done; echo two')
 # and one whose initialization ends while PostgreSQL is down: its move to PERFORMING waits for the database
 SI=$(stack_name s4i)
-"$BERTH" stack create "$SI" --image berth/runner:latest --project-dir "$proj" --init 'sleep 4' >/dev/null
+"$BERTH" stack create "$SI" --image berth/runner:latest --project-dir "$proj" --init 'sleep 6' >/dev/null
 idi=$(api B task run "$SI" --detach -- 'echo ran-after-init')
 wait_for 30 is_state "$id" PERFORMING
 wait_for 30 is_state "$idi" INITIALIZING
@@ -282,7 +282,7 @@ check "a task printing while PostgreSQL restarted goes on and finishes ($st: $(t
 "$BERTH" task logs "$id" 2>/dev/null | grep -E '^(one|two|tick [0-9]+)$' >"$T_TMP/restart-log"
 check "  ...with every line it printed, in order, none twice" sh -c '
   { echo one; for i in $(seq 1 30); do echo "tick $i"; done; echo two; } | diff - "$1"' _ "$T_TMP/restart-log"
-timeout 60 tail --pid="$follower" -f /dev/null
+timeout 60 tail --pid="$follower" -f /dev/null || kill "$follower" 2>/dev/null
 wait "$follower"
 frc=$?
 check "  ...a follower on the store waits through the restart, says so once, and gets every line (exit $frc)" sh -c '
@@ -326,7 +326,8 @@ rejoins_before=$(rejoins)
 pm=$(head -n 1 "$PGDATA_DIR/postmaster.pid")
 frozen_pg="$pm $(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
 kill -STOP $frozen_pg
-sleep 8 # past the hosts' lease (6 s)
+check "  (PostgreSQL does not answer while frozen)" sh -c '! timeout 2 psql "$1" -Atc "select 1" >/dev/null 2>&1' _ "$PGURL"
+sleep 6 # past the hosts' lease (6 s), with the check's 2 s
 kill -CONT $frozen_pg
 wait_for 60 sh -c '[ "$(BERTH_STORE=$1 "$2" task show "$3" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"state\"])")" != PERFORMING ]' _ "$BERTH_STORE" "$BERTH" "$id"
 sleep 8 # a lease and more after it: a host that would wrongly look for lost hosts has done so

@@ -82,7 +82,8 @@ split_pools(const char *s, berth_strv *out)
 }
 
 /* Fails every active task whose claim is held by no live instance: its host was declared lost (berth_fleet_reap marks
- * the hosts whose lease ran out first) or is gone, or (when name is given) it is an earlier instance of that host. A
+ * the hosts whose lease ran out first) or is gone; or, when name is given, every task of that host not claimed by
+ * `instance` ("": all of them: the host registered anew or left). A
  * host whose lease ran out but that is not marked lost keeps its tasks: its heartbeat may renew the lease, and the
  * mark and the heartbeat are serialized on the host's row. The claim is revoked in the same transaction as the
  * task's end, so the host's late writes fail. */
@@ -120,12 +121,15 @@ fail_orphaned(berth_store *st, const char *name, const char *instance, const cha
     return berth_error_wrap(err, "find the tasks of lost hosts");
   }
   int n = 0;
+  bool began = true;
   for (size_t i = 0; i < ids.n; i++) {
     char note[256];
     snprintf(note, sizeof note, "host %s %s; the task is not run again (berth task retry runs it anew)", hosts.v[i],
              why);
-    if (berth_store_begin(st, err) < 0)
+    if (berth_store_begin(st, err) < 0) {
+      began = false;
       break;
+    }
     db_stmt *u = NULL;
     rc = db_prepare(db, "UPDATE tasks SET revoked = 1 WHERE id = ? AND revoked = 0 AND state IN " ACTIVE_SQL, &u, err);
     int64_t changed = 0;
@@ -151,7 +155,7 @@ fail_orphaned(berth_store *st, const char *name, const char *instance, const cha
     *n_failed = n;
   if (n > 0)
     berth_fleet_notify(st); /* their stacks move on */
-  return 0;
+  return began ? 0 : berth_error_wrap(err, "fail the tasks of lost hosts");
 }
 
 int
@@ -217,8 +221,9 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
   db_bind_text(s, 8, h->home ? h->home : "");
   if (db_run(s, NULL, err) < 0)
     return berth_error_wrap(err, "register host %s", h->name);
-  /* what an earlier instance of this host was running died with it */
-  return fail_orphaned(st, h->name, h->instance, "restarted", NULL, err);
+  /* what an earlier instance of this host was running died with it: every active task of the name is an earlier
+   * instance's (this one has claimed nothing yet) */
+  return fail_orphaned(st, h->name, "", "restarted", NULL, err);
 }
 
 int

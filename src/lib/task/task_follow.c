@@ -17,7 +17,9 @@
 typedef struct waiting {
   berth_follow_wait_fn fn;
   void *userdata;
-  char *said; /* the reason said last */
+  char *said;        /* the reason said last */
+  bool said_outage;  /* the store's outage was said, and it has not answered the task's record since */
+  bool store_failed; /* task_done's error was the store's (its record could not be read) */
 } waiting;
 
 static int
@@ -25,6 +27,7 @@ task_done(berth_store *st, const char *id, bool check_liveness, waiting *w, bert
 {
   berth_task *t = NULL;
   int rc = berth_store_task_get(st, id, &t, err);
+  w->store_failed = rc == BERTH_EINTERNAL;
   if (rc < 0)
     return rc;
   /* a task in a fleet's queue says why it waits (the reason is computed when the record is read) */
@@ -63,6 +66,11 @@ outage(berth_store *st, bool store_failure, int64_t *since, waiting *w, berth_er
   int64_t now = berth_now_ms();
   if (*since == 0) {
     *since = now;
+  } else if (now - *since >= OUTAGE_MS) {
+    return false;
+  }
+  if (!w->said_outage) {
+    w->said_outage = true;
     if (w->fn != NULL) {
       char *line = NULL;
       if (asprintf(&line, "the store does not answer (%s); following again when it does", (*err)->msg) >= 0)
@@ -71,8 +79,6 @@ outage(berth_store *st, bool store_failure, int64_t *since, waiting *w, berth_er
     }
     free(w->said); /* a reason said before the outage is said again after it */
     w->said = NULL;
-  } else if (now - *since >= OUTAGE_MS) {
-    return false;
   }
   berth_error_clear(err);
   struct timespec ts = { .tv_sec = 1 };
@@ -91,7 +97,7 @@ int
 berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const volatile sig_atomic_t *stop,
                           berth_log_record_fn fn, berth_follow_wait_fn wait_fn, void *userdata, berth_error **err)
 {
-  waiting w = { wait_fn, userdata, NULL };
+  waiting w = { wait_fn, userdata, NULL, false, false };
   berth_log_reader *r = NULL;
   if (berth_log_reader_open(st, id, &r, err) < 0)
     return BERTH_EINTERNAL;
@@ -114,8 +120,8 @@ berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const vo
       rc = 1;
       break;
     }
-    down_since = 0; /* the store answered */
     if (n > 0) {
+      down_since = 0; /* the store answered, and the log grows */
       /* a read goes on until it has seen the end of the log as it was: wait for the next write (it wakes the wait
        * at once, also when it came while we read) rather than ask the store again now */
       quiet = 0;
@@ -126,12 +132,16 @@ berth_task_follow_waiting(berth_store *st, const char *id, bool follow, const vo
     ++quiet;
     int done
         = w.said != NULL && quiet % LIVENESS_ROUNDS != 0 ? 0 : task_done(st, id, quiet % LIVENESS_ROUNDS == 0, &w, err);
-    if (done == BERTH_EINTERNAL && outage(st, true, &down_since, &w, err)) {
+    if (done < 0 && outage(st, w.store_failed, &down_since, &w, err)) {
       if (stop != NULL && *stop) {
         rc = 1;
         break;
       }
       continue;
+    }
+    if (done >= 0) { /* the store answered the task's record: an outage is over */
+      down_since = 0;
+      w.said_outage = false;
     }
     if (done != 0) {
       if (done > 0) { /* read once more: the last records were written before the final transition */

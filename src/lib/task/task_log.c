@@ -577,6 +577,7 @@ fetch_chunk(berth_log_reader *r, berth_error **err)
       r->batch_rows = 0;
       if (db_prepare(r->db, sql, &r->batch, err) < 0) {
         r->store_failed = true;
+        r->locate = locating; /* looked up again by the next read */
         return berth_error_wrap(err, "read the task log of %s", r->task_id);
       }
       db_binary_results(r->batch); /* the chunks' bytes as they are, not hex */
@@ -592,6 +593,7 @@ fetch_chunk(berth_log_reader *r, berth_error **err)
     r->batch = NULL;
     if (rc < 0) {
       r->store_failed = true;
+      r->locate = r->batch_locating && r->batch_rows == 0; /* a lookup that found nothing yet is made again */
       return berth_error_wrap(err, "read the task log of %s", r->task_id);
     }
     /* used up: a scan that found fewer chunks than it asked for saw the end of the log as it was (the next call

@@ -221,6 +221,8 @@ next_phase(runner *r, const char *state, int phase, berth_error **err)
     int rc = tries > 1 && moved_already(r, state) ? (set_phase(r, phase), 0)
                                                   : transition(r, state, phase, NULL, NULL, -1, &e);
     if (rc == 0 || rc != BERTH_EINTERNAL || tries >= PHASE_WRITE_TRIES || abandoned(r) || claim_lost(r, true)) {
+      if (rc < 0)
+        set_phase(r, was); /* not moved: the task ends from the phase the store has */
       if (rc < 0 && err && *err == NULL)
         *err = e;
       else
