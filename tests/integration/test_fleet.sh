@@ -249,6 +249,8 @@ for i in 0 1 2 3 4 5; do # short tasks in every phase when PostgreSQL stops: eac
 done
 # the long task prints every half second, while PostgreSQL is down too (its output waits and none of it is lost), and
 # runs on after PostgreSQL is back
+# (its stack's idle timeout is shorter than the outage: the time its output waits for the store is not idle time)
+"$BERTH" stack update "$S" --idle-timeout 5s >/dev/null
 id=$(api A task run "$S" --detach -- 'echo one; i=0; while [ $i -lt 30 ]; do i=$((i + 1)); echo "tick $i"; sleep 0.5; done; echo two')
 # and one whose initialization ends while PostgreSQL is down: its move to PERFORMING waits for the database
 SI=$(stack_name s4i)

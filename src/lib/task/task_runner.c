@@ -283,6 +283,7 @@ on_exec_output(void *ud, int stream, const char *data, size_t len)
   berth_error *e = NULL;
   int rc = berth_outwin_push(r->win, stream == BERTH_STREAM_STDOUT ? 0 : 1, data, len, r->last_output_ms, &e);
   berth_error_free(e);
+  r->last_output_ms = berth_now_ms(); /* after a push that waited for the log's store: that wait is not idle time */
   return rc;
 }
 
@@ -337,6 +338,10 @@ on_exec_tick(void *ud)
     r->last_flush_ms = now;
   }
   berth_error_free(fe);
+  int64_t after = berth_now_ms();
+  if (after - now >= 1000)
+    r->last_output_ms = after; /* the log waited for the store meanwhile, and the stream was not read: not idle time */
+  now = after;
   if (r->log_failed)
     return 1;
   if (r->phase != BERTH_PHASE_PERFORMING && stop_requested(r, false))
