@@ -162,6 +162,39 @@ else
   echo "# skipped the PostgreSQL part: BERTH_TEST_PG is not set (ci/start-postgres.sh prints one)"
 fi
 
+# --- a PostgreSQL server that accepts and never answers (a fake endpoint: a real server can't hang on demand) -----
+silent_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 - "$silent_port" <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+s.settimeout(1)
+held, end = [], time.time() + 60
+while time.time() < end:
+    try:
+        held.append(s.accept()[0])
+    except OSError:
+        pass
+PY
+silent=$!
+for _ in $(seq 1 50); do python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+  "$silent_port" 2>/dev/null && break; sleep 0.1; done
+t0=$(date +%s)
+out=$(BERTH_HOME=$TMP/silent BERTH_STORE="postgresql://bob:Sekr1t-silent@127.0.0.1:$silent_port/x" timeout 60 \
+  "$BERTH" store info 2>"$TMP/err")
+rc=$?
+err=$(cat "$TMP/err")
+el=$(($(date +%s) - t0))
+kill "$silent" 2>/dev/null
+if [ "$rc" -eq 125 ] && [ "$el" -le 15 ]; then ok "a server that never answers: exit 125 within 15 s ($el s)"; else
+  not_ok "a server that never answers: exit $rc after $el s, want 125 within 15 s"; fi
+case $err in
+  *"cannot be opened"*"timeout expired"*) same "  ...in one line, no password" "$(printf '%s\n' "$err" | grep -c .)$(printf '%s' "$err" | grep -c Sekr1t)" "10" ;;
+  *) not_ok "  ...says the connection timed out: $err" ;;
+esac
+
 # --- berth serve --store ----------------------------------------------------------------------------------------
 export BERTH_HOME=$TMP/serve
 expect "serve --store reaches the store (--store-wait 0: no wait)" 125 serve --store-wait 0 \

@@ -1053,6 +1053,31 @@ db_pg_open(const char *conninfo, db_conn **out, berth_error **err)
   for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
     if (strcmp(o->keyword, "options") == 0 && o->val != NULL && *o->val)
       uopt = o->val;
+  /* over TCP, a server or network that vanishes without a word (a host cut off, a failover) is noticed in about half
+   * a minute instead of the kernel's 15 minutes or 2 hours: berth's defaults for the libpq settings the string and
+   * the environment leave unset (a Unix socket ignores them) */
+  static const struct {
+    const char *key, *env, *val;
+  } tcp_defaults[] = {
+    { "connect_timeout", "PGCONNECT_TIMEOUT", "10" },
+    { "keepalives_idle", NULL, "10" },
+    { "keepalives_interval", NULL, "5" },
+    { "keepalives_count", NULL, "3" },
+    { "tcp_user_timeout", NULL, "30000" },
+  };
+  const char *keys[4 + sizeof tcp_defaults / sizeof tcp_defaults[0]],
+      *vals[4 + sizeof tcp_defaults / sizeof tcp_defaults[0]];
+  size_t nk = 3;
+  for (size_t i = 0; i < sizeof tcp_defaults / sizeof tcp_defaults[0]; i++) {
+    bool set = tcp_defaults[i].env != NULL && getenv(tcp_defaults[i].env) != NULL && *getenv(tcp_defaults[i].env);
+    for (PQconninfoOption *o = opts; !set && o->keyword != NULL; o++)
+      set = strcmp(o->keyword, tcp_defaults[i].key) == 0 && o->val != NULL && *o->val;
+    if (!set) {
+      keys[nk] = tcp_defaults[i].key;
+      vals[nk++] = tcp_defaults[i].val;
+    }
+  }
+  keys[nk] = vals[nk] = NULL;
   if (uopt == NULL)
     uopt = getenv("PGOPTIONS");
   char *options = NULL;
@@ -1071,8 +1096,9 @@ db_pg_open(const char *conninfo, db_conn **out, berth_error **err)
   free(label);
   /* the user's string as dbname is expanded (a URL or key=value settings); options given here come after it. The
    * sessions say they are berth's (pg_stat_activity) unless the string or PGAPPNAME names them otherwise. */
-  const char *const keys[] = { "dbname", "options", "fallback_application_name", NULL };
-  const char *const vals[] = { conninfo, options, "berth", NULL };
+  keys[0] = "dbname", vals[0] = conninfo;
+  keys[1] = "options", vals[1] = options;
+  keys[2] = "fallback_application_name", vals[2] = "berth";
   pc->pg = PQconnectdbParams(keys, vals, 1);
   free(options);
   int rc = 0;
