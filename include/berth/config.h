@@ -79,5 +79,8 @@ void berth_config_clear(berth_config *c);
 /* BERTH_EINVAL for a policy that is not always|if-not-present|never; BERTH_EDENIED
  * "pull policy `always` is not allowed by the admin config (allowed: if-not-present, never)". */
 int berth_config_check_pull_policy(const berth_config *c, const char *policy, berth_error **err);
+/* BERTH_EINVAL for a network that is not none|bridge|host; BERTH_EDENIED for `host` unless the admin config's
+ * allow_host_network is true. */
+int berth_config_check_network(const berth_config *c, const char *network, berth_error **err);
 
 #endif

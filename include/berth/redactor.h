@@ -93,6 +93,8 @@ void berth_redactor_free(berth_redactor *r);
 /* One-shot for short strings (error messages, audit args, JSON responses). `::add-mask::` lines are not honoured.
  * Returns a new NUL-terminated string the caller frees (length in *out_len if not NULL), or NULL if out of memory. */
 char *berth_secrets_redact_string(berth_secrets *s, const char *in, size_t len, size_t *out_len);
+/* What is shown in place of a text that could not be masked (never the text itself). */
+#define BERTH_NOT_SHOWN "(not shown: it could not be masked)"
 
 /* A reorder window in front of several streams' redactors (a task's stdout and stderr). The Docker daemon copies
  * the two streams independently, so output printed just after an `::add-mask::` line on one stream can arrive before

@@ -49,8 +49,16 @@ void berth_schedule_free(berth_schedule *s); /* accepts NULL */
 void berth_schedules_free(berth_schedule **v, size_t n);
 
 /* The JSON form of the CLI's --json and the API (times in ISO 8601 UTC; env values are shown: they are not
- * secrets). Caller frees. */
-struct cJSON *berth_schedule_to_json(const berth_schedule *s);
+ * secrets), its command passed through `shown` (berth_display_secrets of its stack: a command typed with a secret
+ * value or a token in it is shown masked, as a task's is). NULL when out of memory. Caller frees. */
+struct berth_secrets;
+struct cJSON *berth_schedule_to_json(const berth_schedule *s, struct berth_secrets *shown);
+/* {"schedules": [...]} of v[0..n), those of stacks keep(stack, arg) admits (keep NULL: all), each as above with the
+ * display secrets of every stack. NULL with *err when they cannot be read: never shown unmasked. */
+struct cJSON *berth_schedules_json(berth_store *st, berth_schedule **v, size_t n,
+                                   bool (*keep)(const char *stack, void *arg), void *arg, berth_error **err);
+/* One schedule as berth_schedule_to_json, with its stack's display secrets read here; NULL with *err. */
+struct cJSON *berth_schedule_json(berth_store *st, const berth_schedule *s, berth_error **err);
 /* The body of POST /v1/stacks/{stack}/schedules: {"name", "cron" | "at" (ISO 8601), "tz", "command", "skip_init",
  * "env": {K: V}, "catch_up"}. Fills a new schedule of stack (validated); BERTH_EINVAL naming the field. */
 int berth_schedule_from_json(const struct cJSON *o, const char *stack, berth_schedule **out, berth_error **err);

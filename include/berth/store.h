@@ -122,7 +122,7 @@ typedef struct berth_stack {
   size_t n_env;
   berth_kv *secret_env; /* values in clear IN MEMORY only; encrypted at rest */
   size_t n_secret_env;
-  char *network;           /* "none" (default) | "bridge" */
+  char *network;           /* "none" (default) | "bridge" | "host" (when the admin config allows it) */
   int64_t memory_bytes;    /* 0 = admin default */
   int64_t nano_cpus;       /* 0 = admin default; --cpus 1.5 -> 1500000000 */
   int64_t pids;            /* 0 = admin default */

@@ -207,12 +207,9 @@ run(backend *b, const sched_req *q, cJSON **out, berth_error **err)
     size_t n = 0;
     if ((rc = berth_store_schedule_list(b->st, q->stack, &v, &n, err)) < 0)
       return rc;
-    *out = cJSON_CreateObject();
-    cJSON *a = cJSON_AddArrayToObject(*out, "schedules");
-    for (size_t i = 0; i < n; i++)
-      cJSON_AddItemToArray(a, berth_schedule_to_json(v[i]));
+    *out = berth_schedules_json(b->st, v, n, NULL, NULL, err);
     berth_schedules_free(v, n);
-    return 0;
+    return *out ? 0 : err && *err ? (*err)->code : BERTH_EINTERNAL;
   }
   if (strcmp(sub, "add") == 0) {
     berth_schedule *s = NULL;
@@ -228,8 +225,8 @@ run(backend *b, const sched_req *q, cJSON **out, berth_error **err)
   berth_schedule *s = NULL;
   if (rc == 0)
     rc = berth_store_schedule_get(b->st, q->stack, q->name, &s, err);
-  if (rc == 0)
-    *out = berth_schedule_to_json(s);
+  if (rc == 0 && (*out = berth_schedule_json(b->st, s, err)) == NULL)
+    rc = err && *err ? (*err)->code : BERTH_EINTERNAL;
   berth_schedule_free(s);
   return rc;
 }

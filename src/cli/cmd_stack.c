@@ -44,7 +44,7 @@ static const char flags_help[]
       "  --after-run CMD             hook that always runs at the end (repeatable)\n"
       "  --env K=V                   environment variable (repeatable)\n"
       "  --secret-env K[=V]          secret variable; K alone reads V from berth's environment (repeatable)\n"
-      "  --network none|bridge       container network (default none)\n"
+      "  --network none|bridge|host  container network (default none; host only if the admin allows it)\n"
       "  --memory SIZE               memory limit, e.g. 512m, 1g (0 = admin default)\n"
       "  --cpus N                    cpu limit, e.g. 1.5 (0 = admin default)\n"
       "  --pids N                    process limit (0 = admin default)\n"
@@ -136,9 +136,9 @@ static const struct option read_options[] = {
 
 /* The list flags: which option fills which field of the stack. */
 #define N_LISTS 9
-static const int list_opts[N_LISTS] = { OPT_INIT,         OPT_BEFORE_INIT, OPT_BEFORE_PERFORM,
-                                        OPT_AFTER_PERFORM, OPT_AFTER_RUN,   OPT_PERSIST,
-                                        OPT_LABEL,         OPT_OIDC_AUDIENCE, OPT_CREDENTIALS };
+static const int list_opts[N_LISTS]
+    = { OPT_INIT,    OPT_BEFORE_INIT, OPT_BEFORE_PERFORM, OPT_AFTER_PERFORM, OPT_AFTER_RUN,
+        OPT_PERSIST, OPT_LABEL,       OPT_OIDC_AUDIENCE,  OPT_CREDENTIALS };
 
 /* What the user asked to change: NULL / false means "not given". */
 typedef struct stack_edit {
@@ -319,8 +319,8 @@ edit_parse(int argc, char **argv, bool is_update, stack_edit *e, const char **na
 }
 
 static const char *const list_fields[N_LISTS]
-    = { "init", "before_init", "before_perform", "after_perform", "after_run", "persist", "labels", "oidc_audiences",
-        "credentials" };
+    = { "init",    "before_init", "before_perform", "after_perform", "after_run",
+        "persist", "labels",      "oidc_audiences", "credentials" };
 
 /* {"K": "V"} into o[field]: the variables to unset first (null), then those to set, in apply_env's order. */
 static void

@@ -25,7 +25,7 @@ static const cli_flag stack_flags[] = {
   { "--after-run", "CMD", "hook that always runs at the end (repeatable)" },
   { "--env", "K=V", "environment variable (repeatable)" },
   { "--secret-env", "K[=V]", "secret variable; K alone reads V from berth's environment (repeatable)" },
-  { "--network", "none|bridge", "container network (default none)" },
+  { "--network", "none|bridge|host", "container network (default none; host only if the admin allows it)" },
   { "--memory", "SIZE", "memory limit, e.g. 512m, 1g (0 = admin default)" },
   { "--cpus", "N", "cpu limit, e.g. 1.5 (0 = admin default)" },
   { "--pids", "N", "process limit (0 = admin default)" },

@@ -6,14 +6,11 @@
 #include "berth/schedule.h"
 #include "server.h"
 
-static cJSON *
-list_json(berth_schedule **v, size_t n, srv_req *r)
+static bool
+key_allows(const char *stack, void *arg)
 {
-  cJSON *j = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(j, "schedules");
-  for (size_t i = 0; i < n; i++)
-    if (r->key == NULL || berth_apikey_allows_stack(r->key, v[i]->stack))
-      cJSON_AddItemToArray(a, berth_schedule_to_json(v[i]));
-  return j;
+  srv_req *r = arg;
+  return r->key == NULL || berth_apikey_allows_stack(r->key, stack);
 }
 
 /* GET /v1/schedules[?stack=S] and GET /v1/stacks/{name}/schedules */
@@ -28,9 +25,9 @@ api_schedule_list(srv_req *r, srv_resp *out)
     return srv_fail(out, err);
   if (berth_store_schedule_list(r->st, stack, &v, &n, &err) < 0)
     return srv_fail(out, err);
-  cJSON *j = list_json(v, n, r);
+  cJSON *j = berth_schedules_json(r->st, v, n, key_allows, r, &err);
   berth_schedules_free(v, n);
-  return srv_ok(out, 200, j);
+  return j ? srv_ok(out, 200, j) : srv_fail(out, err);
 }
 
 /* POST /v1/stacks/{name}/schedules {"name", "cron" | "at", "tz", "command", "skip_init", "env", "catch_up"} */
@@ -54,9 +51,9 @@ api_schedule_create(srv_req *r, srv_resp *out)
   berth_schedule_free(s);
   if (rc < 0)
     return srv_fail(out, err);
-  cJSON *j = berth_schedule_to_json(added);
+  cJSON *j = berth_schedule_json(r->st, added, &err);
   berth_schedule_free(added);
-  return srv_ok(out, 201, j);
+  return j ? srv_ok(out, 201, j) : srv_fail(out, err);
 }
 
 /* GET /v1/stacks/{name}/schedules/{schedule} */
@@ -67,9 +64,9 @@ api_schedule_get(srv_req *r, srv_resp *out)
   berth_schedule *s = NULL;
   if (srv_check_stack(r, r->args[0], &err) < 0 || berth_store_schedule_get(r->st, r->args[0], r->args[1], &s, &err) < 0)
     return srv_fail(out, err);
-  cJSON *j = berth_schedule_to_json(s);
+  cJSON *j = berth_schedule_json(r->st, s, &err);
   berth_schedule_free(s);
-  return srv_ok(out, 200, j);
+  return j ? srv_ok(out, 200, j) : srv_fail(out, err);
 }
 
 static int

@@ -27,18 +27,26 @@ api_stack_list(srv_req *r, srv_resp *out)
   return srv_ok(out, 200, o);
 }
 
-/* The audit arguments of a stack change: the body with secret values masked. */
+/* The audit arguments of a stack change: the body with secret values masked. A secret_env that is not an object of
+ * strings (refused, but audited as a failed change) is masked whole: what it holds is a value, whatever its shape. */
 static cJSON *
 masked_args(const cJSON *body)
 {
   cJSON *a = body ? cJSON_Duplicate(body, true) : NULL;
   cJSON *se = a ? cJSON_GetObjectItemCaseSensitive(a, "secret_env") : NULL;
+  bool strings = cJSON_IsObject(se);
   cJSON *e;
   cJSON_ArrayForEach(e, se)
   {
-    if (cJSON_IsString(e))
-      cJSON_SetValuestring(e, "***");
+    strings = strings && cJSON_IsString(e);
   }
+  if (se && !strings)
+    cJSON_ReplaceItemInObjectCaseSensitive(a, "secret_env", cJSON_CreateString("***"));
+  else
+    cJSON_ArrayForEach(e, se)
+    {
+      cJSON_SetValuestring(e, "***");
+    }
   return a;
 }
 

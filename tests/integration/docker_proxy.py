@@ -3,9 +3,12 @@
 make the daemon vanish, or make it answer container creation with an error that echoes the request's environment
 (as some daemon errors do), things a real daemon can't be asked to do on demand.
 With --record FILE it appends every request's line and headers to FILE (to check what berth sends).
+With --refuse-create FILE it writes each container creation's body to FILE and answers it with an error, so the
+body berth sends can be checked without a container (one berth may not start here, say on the host's network).
 With --fake-pull it answers image pulls itself with a slow progress stream of two 4 MiB layers (the image must
 already be present in the real daemon), to watch the progress a real registry would send.
-usage: docker_proxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--echo-env-on-create] [--fake-pull] [--record FILE]"""
+usage: docker_proxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--echo-env-on-create] [--fake-pull] [--record FILE]
+       [--refuse-create FILE]"""
 import json
 import os
 import socket
@@ -18,6 +21,11 @@ record = None
 if "--record" in argv:
     i = argv.index("--record")
     record = argv[i + 1]
+    del argv[i:i + 2]
+refuse_create = None
+if "--refuse-create" in argv:
+    i = argv.index("--refuse-create")
+    refuse_create = argv[i + 1]
     del argv[i:i + 2]
 args = [a for a in argv if not a.startswith("--")]
 listen_path = args[0]
@@ -77,6 +85,14 @@ def maybe_fail_create(c):
             f.write(head + b"\r\n\r\n")
     if fake_pull and b"/images/create" in head.split(b"\r\n")[0]:
         return answer_pull(c)
+    if refuse_create and b"/containers/create" in head.split(b"\r\n")[0]:
+        with record_lock, open(refuse_create, "ab") as f:
+            f.write(body + b"\n")
+        msg = b'{"message": "container creation refused by the test proxy"}'
+        c.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(msg) + msg)
+        c.close()
+        return
     if echo_env and b"/containers/create" in head.split(b"\r\n")[0]:
         env = json.loads(body or b"{}").get("Env", [])
         msg = json.dumps({"message": "invalid environment: " + " ".join(env)}).encode()
@@ -128,7 +144,7 @@ def serve():
     srv.listen(64)
     while True:
         c, _ = srv.accept()
-        if echo_env or record or fake_pull:
+        if echo_env or record or fake_pull or refuse_create:
             threading.Thread(target=maybe_fail_create, args=(c,), daemon=True).start()
             continue
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

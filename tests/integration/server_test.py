@@ -334,8 +334,13 @@ def test_scope_and_secrets(keys):
     st, _, payload, _ = req("GET", "/v1/tasks/%s/logs" % tid, keys["rd"])
     check("a reader's log shows *** for secrets", fin and fin["state"] == "FINISHED" and b"token=***" in payload
           and b"hunter2" not in payload and b"t4sk" not in payload, payload[-300:])
+    # a secret_env of the wrong shape is refused; the failed change's audit record masks it whole
+    for shape in ("m4lformed-str1ng-secret", {"TOK": ["m4lformed-n3sted-secret"]}):
+        st, _, _, _ = req("PATCH", "/v1/stacks/" + body["name"], keys["adm"], {"secret_env": shape})
+        check("a secret_env that is not an object of strings is refused (400)", st == 400, st)
     st, _, payload, _ = req("GET", "/v1/audit", keys["adm"])
-    check("audit records never hold secret values", b"hunter2" not in payload and b"t4sk" not in payload)
+    check("audit records never hold secret values", b"hunter2" not in payload and b"t4sk" not in payload
+          and b"m4lformed" not in payload, payload[-400:])
     st, j, _, _ = req("DELETE", "/v1/stacks/" + body["name"], keys["adm"])
     check("an admin deletes a stack", st == 200 and j == {"deleted": body["name"]}, j)
 

@@ -37,7 +37,7 @@ expect_bash() { # expect_bash "EXPECTED" WORD...
 expect_bash "task" berth ta
 expect_bash "run list show logs cancel retry" berth task ''
 expect_bash "--help --skip-init --env --secret-env --detach --json" berth task run --
-expect_bash "none bridge" berth stack create web --network ''
+expect_bash "none bridge host" berth stack create web --network ''
 expect_bash "always if-not-present never" berth stack update web --pull ''
 expect_bash "list logs" berth --server http://127.0.0.1:8420 task l
 expect_bash "list verify" berth audit ''
@@ -79,7 +79,7 @@ EOF
   }
   expect_zsh 'berth au' 'berth audit $'
   expect_zsh 'berth stack create x --netw' 'berth stack create x --network $'
-  expect_zsh 'berth stack create x --network ' '^bridge +none'
+  expect_zsh 'berth stack create x --network ' '^bridge +host +none'
   expect_zsh 'berth task ' '^run +-- run a command in a fresh container'
 else
   echo "skip - zsh not installed (ci/install-deps.sh installs it)"
@@ -89,7 +89,7 @@ if command -v fish >/dev/null 2>&1; then
   got=$(fish -c "source $tmp/fish; complete -C 'berth task '" | cut -f1 | tr '\n' ' ')
   [ "$got" = "cancel list logs retry run show " ] && ok "fish: 'berth task ' -> $got" || not_ok "fish: 'berth task ' -> '$got'"
   got=$(fish -c "source $tmp/fish; complete -C 'berth stack create x --network '" | cut -f1 | tr '\n' ' ')
-  [ "$got" = "bridge none " ] && ok "fish: --network values" || not_ok "fish: --network values -> '$got'"
+  [ "$got" = "bridge host none " ] && ok "fish: --network values" || not_ok "fish: --network values -> '$got'"
 else
   echo "skip - fish not installed (ci/install-deps.sh installs it)"
 fi

@@ -102,8 +102,19 @@ check "INITIALIZING -> STOPPED" sh -c "'$BERTH' task cancel $i | grep -q STOPPED
 check "  ...the init was cut short (not 20 s)" test $(($(date +%s) - start)) -lt 10
 check "  ...and its container removed" test "$(docker ps -aq --filter label=berth.task="$i" | wc -l)" -eq 0
 q1=$("$BERTH" task run "$S4" --skip-init --detach -- sleep 3)
-q2=$("$BERTH" task run "$S4" --skip-init --detach -- echo never)
+q2=$(QSECRET=queued-secret-value "$BERTH" task run "$S4" --skip-init --secret-env QSECRET --detach -- echo never)
+secret_col() { # the task's sealed secret env as stored, (null) once wiped
+  if [ -n "${BERTH_STORE:-}" ]; then
+    psql -X -qAt "$BERTH_STORE" -c "SELECT COALESCE(secret_env, '(null)') FROM tasks WHERE id = '$1'"
+  else
+    python3 -c 'import sqlite3, sys
+r = sqlite3.connect(sys.argv[1]).execute("SELECT secret_env FROM tasks WHERE id = ?", (sys.argv[2],)).fetchone()
+print("(null)" if r[0] is None else r[0])' "$BERTH_HOME/berth.db" "$1"
+  fi
+}
+check "a queued task's secret env is kept sealed until it runs" test "$(secret_col "$q2")" != "(null)"
 check "QUEUED -> CANCELED" sh -c "'$BERTH' task cancel $q2 | grep -q CANCELED"
+check "  ...and its secret env is wiped from the store (no runner ever had it)" test "$(secret_col "$q2")" = "(null)"
 for _ in $(seq 1 100); do [ "$(task_field "$q1" state)" = PERFORMING ] && break; sleep 0.1; done
 "$BERTH" task cancel "$q1" >/dev/null 2>"$T_TMP/perf.err"
 check "PERFORMING cannot be stopped (exit 125)" test $? -eq 125

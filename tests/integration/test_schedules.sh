@@ -64,6 +64,20 @@ fi
 # refused: the stack is locked by someone else than the schedule's actor
 "$BERTH" stack lock "$K" --note "maintenance" >/dev/null
 check "schedule add through the server (admin key)" as "$admin" schedule add "$K" locked --cron '* * * * *' -- true
+# a command typed with the stack's secret value or a token in it is shown masked, as a task's is (paused: never fires)
+M=$(stack_name scm)
+SCH_SECRET=sch3dule-s3cret-value "$BERTH" stack create "$M" --image berth/busybox:latest --secret-env SCH_SECRET \
+  >/dev/null
+"$BERTH" schedule add "$M" masked --cron '@yearly' -- 'echo sch3dule-s3cret-value ghp_abcdefghijklmnopqrstuvwxyz0123456789' \
+  >/dev/null
+"$BERTH" schedule pause "$M" masked >/dev/null
+"$BERTH" schedule list --json >"$T_TMP/sl.json"
+"$BERTH" schedule show "$M" masked >"$T_TMP/ss.txt"
+as "$admin" schedule list --json >"$T_TMP/sl-api.json"
+as "$admin" schedule show "$M" masked --json >"$T_TMP/ss-api.json"
+"$BERTH" audit list --json >"$T_TMP/sa.json"
+check "a schedule's command is shown masked: list, show, the API, the audit trail" sh -c \
+  "grep -q 'echo \*\*\* ' '$T_TMP/ss-api.json' && ! grep -l -e sch3dule-s3cret -e ghp_abcdef '$T_TMP/sl.json' '$T_TMP/ss.txt' '$T_TMP/sl-api.json' '$T_TMP/ss-api.json' '$T_TMP/sa.json'"
 for _ in $(seq 1 30); do [ "$(fired "$S" late-once)" -ge 1 ] && break; sleep 0.2; done
 sleep 2
 check "a server down across a fire time catches up once ($(fired "$S" late-once) task)" test "$(fired "$S" late-once)" = 1

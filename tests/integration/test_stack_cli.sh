@@ -185,7 +185,8 @@ bad "invalid cpus (--cpus abc)" stack create x --image alpine --cpus abc
 bad "negative cpus" stack create x --image alpine --cpus -1
 bad "invalid pids (--pids -1)" stack create x --image alpine --pids -1
 bad "invalid pids (--pids 10x)" stack create x --image alpine --pids 10x
-bad "unknown network (--network host)" stack create x --image alpine --network host
+bad "unknown network (--network overlay)" stack create x --image alpine --network overlay
+bad "host network without the admin's allow (--network host)" stack create x --image alpine --network host
 bad "unknown pull policy" stack create x --image alpine --pull sometimes
 bad "invalid --env" stack create x --image alpine --env NOEQUALS
 bad "invalid env name" stack create x --image alpine --env '1X=2'

@@ -234,5 +234,31 @@ check "config.json's default_pids, default_cpus and default_memory reach the con
 rm -f "$BERTH_HOME/config.json"
 [ -f "$T_TMP/config.saved" ] && cp "$T_TMP/config.saved" "$BERTH_HOME/config.json"
 
+# the host network: only where the admin's config allows it, at create, at submit and on the host that runs the task
+# (no container is started on it here: a proxy records the creation's body and refuses it)
+HN=$(stack_name hostnet)
+bad "a stack on the host network without the admin's allow" stack create "$HN" --image berth/busybox:latest \
+  --network host
+check "the refusal names the config key" grep -q 'allow_host_network is false' "$T_TMP/be"
+cp "$BERTH_HOME/config.json" "$T_TMP/config.saved" 2>/dev/null
+printf '{"allow_host_network": true}\n' >"$BERTH_HOME/config.json"
+"$BERTH" stack create "$HN" --image berth/busybox:latest --network host >/dev/null 2>"$T_TMP/hn.err"
+check "allow_host_network: a stack on the host network is created" test $? -eq 0
+if t_local_only "the host network reaches the container's creation (the task's DOCKER_HOST is a proxy)"; then
+  python3 "$(dirname "$0")/docker_proxy.py" "$T_TMP/hn.sock" --refuse-create "$T_TMP/hn.bodies" &
+  hnproxy=$!
+  for _ in $(seq 1 50); do [ -S "$T_TMP/hn.sock" ] && break; sleep 0.1; done
+  DOCKER_HOST=unix://$T_TMP/hn.sock "$BERTH" task run "$HN" -- true >/dev/null 2>&1 </dev/null
+  kill $hnproxy
+  wait $hnproxy 2>/dev/null
+  check "allow_host_network: the container is created on the host network" \
+    python3 -c 'import json,sys; b=json.loads(open(sys.argv[1]).readline()); sys.exit(b["HostConfig"]["NetworkMode"] != "host")' \
+    "$T_TMP/hn.bodies"
+fi
+rm -f "$BERTH_HOME/config.json"
+[ -f "$T_TMP/config.saved" ] && cp "$T_TMP/config.saved" "$BERTH_HOME/config.json"
+bad "a task on the host network once the admin no longer allows it" task run "$HN" -- true
+check "the submission's refusal names the config key" grep -q 'allow_host_network is false' "$T_TMP/be"
+
 check "no container of these stacks is left" test "$(docker ps -aq --filter label=berth.managed=true --filter label=berth.instance | xargs -r docker inspect -f '{{index .Config.Labels "berth.stack"}}' | grep -c "^it-$$-")" -eq 0
 finish

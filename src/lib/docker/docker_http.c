@@ -305,6 +305,21 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
   return rc;
 }
 
+/* A body that is not a Docker error is quoted only whole (the request's env may be in it, masked later only where it
+ * is whole), and up to this size. */
+#define DOCKER_ERROR_BODY_SHOWN 1024
+
+/* p[0..n) (n <= DOCKER_ERROR_BODY_SHOWN) as one line in line: control bytes become spaces, ending at the first NUL. */
+static const char *
+one_line(const char *p, size_t n, char line[DOCKER_ERROR_BODY_SHOWN + 1])
+{
+  size_t i = 0;
+  for (; i < n && p[i]; i++)
+    line[i] = (unsigned char) p[i] < 0x20 || p[i] == 0x7f ? ' ' : p[i];
+  line[i] = '\0';
+  return line;
+}
+
 int
 docker_status_error(const docker_resp *rs, berth_error **err, const char *what)
 {
@@ -316,6 +331,7 @@ docker_status_error(const docker_resp *rs, berth_error **err, const char *what)
   else if (rs->status == 400)
     code = BERTH_EINVAL;
   const char *msg = NULL;
+  char line[DOCKER_ERROR_BODY_SHOWN + 1];
   cJSON *j = rs->body.len ? cJSON_ParseWithLength(rs->body.data, rs->body.len) : NULL;
   cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(j, "message") : NULL;
   if (cJSON_IsString(m))
@@ -323,8 +339,11 @@ docker_status_error(const docker_resp *rs, berth_error **err, const char *what)
   int rc;
   if (msg != NULL)
     rc = berth_error_set(err, code, "%s: %s", what, msg);
-  else if (rs->body.len > 0)
-    rc = berth_error_set(err, code, "%s: HTTP %ld: %.300s", what, rs->status, rs->body.data);
+  else if (rs->body.len > 0 && rs->body.len <= DOCKER_ERROR_BODY_SHOWN)
+    rc = berth_error_set(err, code, "%s: HTTP %ld: %s", what, rs->status, one_line(rs->body.data, rs->body.len, line));
+  else if (rs->body.len > 0) /* never a cut: a cut could leave the prefix of a value the request carried unmasked */
+    rc = berth_error_set(err, code, "%s: HTTP %ld and a %zu-byte body that is not a Docker error (not shown)", what,
+                         rs->status, rs->body.len);
   else
     rc = berth_error_set(err, code, "%s: HTTP %ld", what, rs->status);
   cJSON_Delete(j);

@@ -11,6 +11,8 @@
 #include "berth/cron.h"
 #include "berth/parse.h"
 #include "berth/schedule.h"
+#include "berth/redactor.h"
+#include "berth/task_json.h"
 
 #define CATCH_UP_ITERATIONS 100000 /* fire times counted when catching up (a year of minutes is 525,600) */
 
@@ -89,15 +91,19 @@ add_str(cJSON *o, const char *key, const char *v)
 }
 
 cJSON *
-berth_schedule_to_json(const berth_schedule *s)
+berth_schedule_to_json(const berth_schedule *s, struct berth_secrets *shown)
 {
+  char *cmd = s->command && shown ? berth_secrets_redact_string(shown, s->command, strlen(s->command), NULL) : NULL;
+  if (s->command && cmd == NULL)
+    return NULL; /* never unmasked */
   cJSON *o = cJSON_CreateObject();
   add_str(o, "stack", s->stack);
   add_str(o, "name", s->name);
   add_str(o, "cron", s->cron);
   add_str(o, "tz", s->cron ? (s->tz ? s->tz : "UTC") : NULL);
   add_time(o, "at", s->at_ms);
-  add_str(o, "command", s->command);
+  add_str(o, "command", cmd);
+  free(cmd);
   cJSON_AddBoolToObject(o, "skip_init", s->skip_init);
   cJSON *env = cJSON_AddObjectToObject(o, "env");
   for (size_t i = 0; i < s->n_env; i++)
@@ -117,6 +123,43 @@ berth_schedule_to_json(const berth_schedule *s)
   } else {
     cJSON_AddNullToObject(o, "last_fire");
   }
+  return o;
+}
+
+cJSON *
+berth_schedules_json(berth_store *st, berth_schedule **v, size_t n, bool (*keep)(const char *stack, void *arg),
+                     void *arg, berth_error **err)
+{
+  struct berth_secrets *shown = berth_display_secrets(st, NULL, err);
+  if (shown == NULL)
+    return NULL;
+  cJSON *j = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(j, "schedules");
+  for (size_t i = 0; i < n && j; i++) {
+    if (keep && !keep(v[i]->stack, arg))
+      continue;
+    cJSON *o = berth_schedule_to_json(v[i], shown);
+    if (o == NULL) {
+      cJSON_Delete(j);
+      j = NULL;
+      berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    } else {
+      cJSON_AddItemToArray(a, o);
+    }
+  }
+  berth_secrets_free(shown);
+  return j;
+}
+
+cJSON *
+berth_schedule_json(berth_store *st, const berth_schedule *s, berth_error **err)
+{
+  struct berth_secrets *shown = berth_display_secrets(st, s->stack, err);
+  if (shown == NULL)
+    return NULL;
+  cJSON *o = berth_schedule_to_json(s, shown);
+  berth_secrets_free(shown);
+  if (o == NULL)
+    berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   return o;
 }
 
@@ -259,7 +302,10 @@ berth_schedule_add(berth_store *st, berth_schedule *s, const char *actor, const 
   if ((rc = berth_store_begin(st, err)) < 0)
     return rc;
   rc = berth_store_schedule_create(st, s, err);
-  return audited(st, rc, actor, "schedule.add", s->stack, s->name, rc == 0 ? berth_schedule_to_json(s) : NULL, err);
+  cJSON *shown = rc == 0 ? berth_schedule_json(st, s, err) : NULL; /* the record's arguments: the command masked */
+  if (rc == 0 && shown == NULL)
+    rc = err && *err ? (*err)->code : BERTH_EINTERNAL;
+  return audited(st, rc, actor, "schedule.add", s->stack, s->name, shown, err);
 }
 
 int

@@ -77,9 +77,13 @@ redact_strings(cJSON *j, berth_secrets *s)
   for (cJSON *it = j ? j->child : NULL; it; it = it->next) {
     if (cJSON_IsString(it)) {
       char *r = berth_secrets_redact_string(s, it->valuestring, strlen(it->valuestring), NULL);
+      if (r == NULL)
+        r = strdup(BERTH_NOT_SHOWN);
       if (r != NULL) {
         free(it->valuestring);
         it->valuestring = r;
+      } else { /* nothing at all could be allocated: the value is cleared in place, never sent */
+        explicit_bzero(it->valuestring, strlen(it->valuestring));
       }
     } else {
       redact_strings(it, s);

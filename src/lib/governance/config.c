@@ -477,3 +477,16 @@ berth_config_check_pull_policy(const berth_config *c, const char *policy, berth_
   return berth_error_set(err, BERTH_EDENIED, "pull policy `%s` is not allowed by the admin config (allowed: %s)",
                          policy, allowed);
 }
+
+int
+berth_config_check_network(const berth_config *c, const char *network, berth_error **err)
+{
+  if (network == NULL
+      || (strcmp(network, "none") != 0 && strcmp(network, "bridge") != 0 && strcmp(network, "host") != 0))
+    return berth_error_set(err, BERTH_EINVAL, "network `%.32s` is not one of none, bridge, host",
+                           network ? network : "");
+  if (strcmp(network, "host") == 0 && !c->allow_host_network)
+    return berth_error_set(err, BERTH_EDENIED,
+                           "network `host` is not allowed by the admin config (allow_host_network is false)");
+  return 0;
+}

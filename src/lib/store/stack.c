@@ -192,8 +192,10 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "project dir `%.64s` must be an absolute path", s->project_dir);
   if (s->subdir != NULL && validate_path("subdir", s->subdir, err) < 0)
     return BERTH_EINVAL;
-  if (s->network == NULL || (strcmp(s->network, "none") != 0 && strcmp(s->network, "bridge") != 0))
-    return berth_error_set(err, BERTH_EINVAL, "network `%.32s` is not allowed (use none or bridge)",
+  /* `host` is known here; whether the admin allows it is the config's (berth_config_check_network) */
+  if (s->network == NULL
+      || (strcmp(s->network, "none") != 0 && strcmp(s->network, "bridge") != 0 && strcmp(s->network, "host") != 0))
+    return berth_error_set(err, BERTH_EINVAL, "network `%.32s` is not one of none, bridge, host",
                            s->network ? s->network : "");
   if (s->pull_policy == NULL
       || (strcmp(s->pull_policy, "always") != 0 && strcmp(s->pull_policy, "if-not-present") != 0

@@ -680,9 +680,10 @@ berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***o
 }
 
 /* reason and exit_code are kept when NULL / < 0; started_at is set once, on leaving QUEUED for a state that is not
- * terminal; finished_at on reaching a terminal state. The row must still be in state `from` (and, on a fenced handle,
- * under the same claim): a change made meanwhile by someone else (a reaper, a cancel) wins, and this one is
- * refused with BERTH_EBUSY. */
+ * terminal; finished_at on reaching a terminal state, and the task's own secret env (sealed) is wiped then, in the
+ * same statement, whoever ends it (its runner, a cancel of a queued task, a reaper, a host lost). The row must still be
+ * in state `from` (and, on a fenced handle, under the same claim): a change made meanwhile by someone else (a reaper, a
+ * cancel) wins, and this one is refused with BERTH_EBUSY. */
 /* Moves t (as read, in state t->state) to state; t is updated to the row as written (the webhook event is made from
  * it, with no second read). */
 static int
@@ -697,9 +698,9 @@ update_task_state(berth_store *st, berth_task *t, const char *state, const char 
                "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), exit_code = COALESCE(?, exit_code),"
                " state_version = state_version + 1,"
                " started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END,"
-               " finished_at = COALESCE(?, finished_at) WHERE id = ? AND state = ?%s"
+               " finished_at = COALESCE(?, finished_at)%s WHERE id = ? AND state = ?%s"
                " RETURNING state, reason, exit_code, state_version, started_at, finished_at",
-               fence)
+               terminal ? ", secret_env = NULL" : "", fence)
       < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   db_stmt *stmt = NULL;

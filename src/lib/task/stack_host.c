@@ -83,6 +83,8 @@ berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_change
     return rc;
   if (s->pull_policy)
     rc = berth_config_check_pull_policy(&cfg, s->pull_policy, err);
+  if (rc == 0 && s->network)
+    rc = berth_config_check_network(&cfg, s->network, err);
   /* the credential helpers it names exist here and can be run */
   for (size_t i = 0; rc == 0 && i < s->credentials.n; i++)
     rc = berth_cred_helper_check(&cfg, s->credentials.v[i], err);

@@ -98,18 +98,30 @@ run_helpers(const berth_config *cfg, const berth_stack *s, const berth_task *t, 
     for (size_t k = 0; k < res.n_env; k++) {
       berth_error *ae = NULL;
       const char *v = res.env[k].value;
-      if (berth_secrets_add_value(secrets, res.env[k].key, v, strlen(v), &ae) < 0 && rc == 0)
+      int added = berth_secrets_add_value(secrets, res.env[k].key, v, strlen(v), &ae);
+      if (added < 0 && rc == 0)
         rc = berth_error_set(err, BERTH_EINVAL, "credential helper `%s`: variable %s: %s", h->name, res.env[k].key,
                              ae ? ae->msg : "cannot be masked");
+      else if (added == 1) /* as for the stack's own secrets: said, by name */
+        berth_buf_printf(&out->notes, "warning: secret variable %s from credential helper %s is too short to be masked"
+                                      " in the output\n",
+                         res.env[k].key, h->name);
       berth_error_free(ae);
       if (rc == 0 && berth_kv_set(&out->env, &out->n_env, res.env[k].key, v) < 0)
         rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
     }
     if (res.err_text.len > 0) {
+      /* stderr cut at its cap ends at its last whole line: a value cut there could not be masked whole */
+      size_t n = res.err_text.len;
+      if (res.err_text.len >= res.err_text.max)
+        while (n > 0 && res.err_text.data[n - 1] != '\n')
+          n--;
       berth_buf_printf(&out->notes, "credential helper %s says:\n", h->name);
-      berth_buf_append(&out->notes, res.err_text.data, res.err_text.len);
-      if (res.err_text.data[res.err_text.len - 1] != '\n')
+      berth_buf_append(&out->notes, res.err_text.data, n);
+      if (n > 0 && res.err_text.data[n - 1] != '\n')
         berth_buf_append(&out->notes, "\n", 1);
+      if (n < res.err_text.len)
+        berth_buf_printf(&out->notes, "(credential helper %s: the rest of its stderr is not shown)\n", h->name);
     }
     berth_cred_result_clear(&res);
   }

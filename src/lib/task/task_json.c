@@ -138,7 +138,7 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
   cJSON_AddNumberToObject(o, "seq", (double) t->seq);
   add_str(o, "stack", t->stack);
   char *cmd = redact && t->command ? berth_secrets_redact_string(redact, t->command, strlen(t->command), NULL) : NULL;
-  add_str(o, "command", cmd ? cmd : t->command);
+  add_str(o, "command", cmd ? cmd : redact && t->command ? BERTH_NOT_SHOWN : t->command);
   free(cmd);
   add_str(o, "state", t->state);
   add_str(o, "reason", t->reason);

@@ -131,8 +131,8 @@ note(runner *r, const char *fmt, ...)
     return;
   size_t rlen = 0;
   char *red = r->secrets ? berth_secrets_redact_string(r->secrets, msg, (size_t) n, &rlen) : NULL;
-  const char *text = red ? red : msg;
-  size_t tlen = red ? rlen : (size_t) n;
+  const char *text = red ? red : r->secrets ? BERTH_NOT_SHOWN : msg;
+  size_t tlen = red ? rlen : strlen(text);
   berth_buf line;
   berth_buf_init(&line, tlen + 2);
   berth_buf_append(&line, text, tlen);
@@ -176,20 +176,16 @@ transition(runner *r, const char *state, int phase, const char *note_text, const
   if (berth_task_log_flush(r->log, &fe) < 0)
     log_fault(r);
   berth_error_free(fe);
-  char *red = NULL;
-  if (r->secrets && note_text)
-    red = berth_secrets_redact_string(r->secrets, note_text, strlen(note_text), NULL);
-  if (r->secrets && reason) {
-    char *rr = berth_secrets_redact_string(r->secrets, reason, strlen(reason), NULL);
-    int rc = berth_action_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, rr ? rr : reason,
-                                          exit_code, err);
-    free(rr);
-    free(red);
-    set_phase(r, phase);
-    return rc;
-  }
-  int rc = berth_action_task_transition(r->st, r->t->id, state, "berth", red ? red : note_text, reason, exit_code, err);
-  free(red);
+  /* the note and the reason as recorded: masked, or not shown at all when they could not be masked */
+  char *red_note
+      = r->secrets && note_text ? berth_secrets_redact_string(r->secrets, note_text, strlen(note_text), NULL) : NULL;
+  char *red_reason
+      = r->secrets && reason ? berth_secrets_redact_string(r->secrets, reason, strlen(reason), NULL) : NULL;
+  const char *shown_note = !r->secrets || !note_text ? note_text : red_note ? red_note : BERTH_NOT_SHOWN;
+  const char *shown_reason = !r->secrets || !reason ? reason : red_reason ? red_reason : BERTH_NOT_SHOWN;
+  int rc = berth_action_task_transition(r->st, r->t->id, state, "berth", shown_note, shown_reason, exit_code, err);
+  free(red_note);
+  free(red_reason);
   set_phase(r, phase);
   return rc;
 }
@@ -614,7 +610,9 @@ container_body(runner *r)
   cJSON_AddBoolToObject(b, "AttachStdout", 0);
   cJSON_AddBoolToObject(b, "AttachStderr", 0);
   cJSON *hc = cJSON_AddObjectToObject(b, "HostConfig");
-  cJSON_AddStringToObject(hc, "NetworkMode", s->network && strcmp(s->network, "bridge") == 0 ? "bridge" : "none");
+  const char *net
+      = s->network && (strcmp(s->network, "bridge") == 0 || strcmp(s->network, "host") == 0) ? s->network : "none";
+  cJSON_AddStringToObject(hc, "NetworkMode", net);
   cJSON *cd = cJSON_AddArrayToObject(hc, "CapDrop");
   cJSON_AddItemToArray(cd, cJSON_CreateString("ALL"));
   cJSON *so = cJSON_AddArrayToObject(hc, "SecurityOpt");
@@ -964,14 +962,21 @@ prepare_identity(runner *r, berth_error **err)
   if (r->s->oidc_audiences.n == 0 && r->s->credentials.n == 0)
     return 0;
   int rc = task_identity_prepare(r->st, &r->cfg, r->s, r->t, r->secrets, &r->ident, err);
-  /* what the helpers printed on stderr, through the redactor like every line of ours */
-  const char *p = r->ident.notes.data, *end = p ? p + r->ident.notes.len : NULL;
+  /* what the helpers printed on stderr, through the redactor whole (a value or a key block over several lines is
+   * masked as one), then line by line like every line of ours */
+  char *masked = r->ident.notes.len
+                     ? berth_secrets_redact_string(r->secrets, r->ident.notes.data, r->ident.notes.len, NULL)
+                     : NULL;
+  if (r->ident.notes.len && masked == NULL)
+    note(r, "credential helpers: their stderr is not shown (it could not be masked)");
+  const char *p = masked, *end = p ? p + strlen(p) : NULL;
   while (p != NULL && p < end) {
     const char *nl = memchr(p, '\n', (size_t) (end - p));
     size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
     note(r, "%.*s", (int) n, p);
     p += n + 1;
   }
+  free(masked);
   if (rc == 0 && r->ident.token != NULL)
     note(r, "identity: an OIDC token for %zu audience%s (%s in the container)", r->s->oidc_audiences.n,
          r->s->oidc_audiences.n == 1 ? "" : "s", BERTH_OIDC_TOKEN_PATH);
@@ -1047,6 +1052,8 @@ run_task(runner *r, outcome *o)
       = r->claimed ? (set_phase(r, BERTH_PHASE_PREPARING), 0) : next_phase(r, "PREPARING", BERTH_PHASE_PREPARING, &e);
   if (rc == 0)
     rc = check_image_allowed(r, &e);
+  if (rc == 0 && r->s->network) /* this host's admin config decides whether `host` may run here */
+    rc = berth_config_check_network(&r->cfg, r->s->network, &e);
   if (rc == 0)
     rc = resolve_image(r, &e);
   if (rc == 0)

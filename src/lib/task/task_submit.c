@@ -142,6 +142,8 @@ governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s
   berth_image_decision_clear(&dec);
   if (rc == 0 && s->pull_policy)
     rc = berth_config_check_pull_policy(cfg, s->pull_policy, err);
+  if (rc == 0 && s->network)
+    rc = berth_config_check_network(cfg, s->network, err);
   if (rc == 0) {
     berth_policy_input in = { .stack = s->name,
                               .labels = (const char *const *) s->labels.v,
@@ -162,7 +164,7 @@ governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s
   if (rc == BERTH_EDENIED) {
     berth_secrets *shown = berth_display_secrets_of(s);
     char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
-    berth_action_denied(st, req->actor, "task.submit", s->name, (*err)->msg, cmd ? cmd : "(not shown)");
+    berth_action_denied(st, req->actor, "task.submit", s->name, (*err)->msg, cmd ? cmd : BERTH_NOT_SHOWN);
     free(cmd);
     berth_secrets_free(shown);
   }
@@ -177,7 +179,7 @@ submit_args(const berth_submit *req, const berth_stack *s)
   cJSON_AddStringToObject(a, "stack", req->stack);
   berth_secrets *shown = berth_display_secrets_of(s);
   char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
-  cJSON_AddStringToObject(a, "command", cmd ? cmd : "(not shown)");
+  cJSON_AddStringToObject(a, "command", cmd ? cmd : BERTH_NOT_SHOWN);
   free(cmd);
   berth_secrets_free(shown);
   cJSON_AddBoolToObject(a, "skip_init", req->skip_init);
