@@ -79,6 +79,9 @@ void berth_config_clear(berth_config *c);
 /* BERTH_EINVAL for a policy that is not always|if-not-present|never; BERTH_EDENIED
  * "pull policy `always` is not allowed by the admin config (allowed: if-not-present, never)". */
 int berth_config_check_pull_policy(const berth_config *c, const char *policy, berth_error **err);
+/* An OIDC issuer: an http(s) URL with a host, without a trailing slash, at most 512 bytes (config.json's
+ * oidc_issuer, `berth oidc config --issuer`, `berth serve --public-url` once its trailing slashes are cut). */
+bool berth_config_issuer_valid(const char *url);
 /* BERTH_EINVAL for a network that is not none|bridge|host; BERTH_EDENIED for `host` unless the admin config's
  * allow_host_network is true. */
 int berth_config_check_network(const berth_config *c, const char *network, berth_error **err);

@@ -26,6 +26,20 @@ int berth_parse_cpus(const char *s, int64_t *nano_out, berth_error **err);
 /* A decimal integer in [min, max]; no sign unless min < 0, no trailing garbage. */
 int berth_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, berth_error **err);
 
+/* The one line for a flag getopt_long refused (opterr = 0; an optstring starting with ':' tells a missing value), or
+ * one it knows that this command does not take: ret is what it returned (':' a flag without its value, '?' an
+ * unknown one, else the flag's own value), argv, optind and optarg as it left them, cmd the command ("stack lock").
+ * "flag `--note` needs a value (see 'berth stack lock --help')", "unknown flag `--x` for 'berth doctor' (see 'berth
+ * doctor --help')". Returns BERTH_EINVAL. */
+int berth_flag_error(int ret, const char *cmd, char *const *argv, int optind, int optopt, const char *optarg,
+                     berth_error **err);
+
+/* s (NUL-terminated; NULL is valid) is well-formed UTF-8: no overlong forms, surrogates or code points past
+ * U+10FFFF. Text berth stores, shows as JSON and sends to PostgreSQL must be. */
+bool berth_utf8_valid(const char *s);
+/* 0, or BERTH_EINVAL "WHAT is not valid UTF-8" when s is not (what: "label `x...`", "--note"). */
+int berth_utf8_check(const char *what, const char *s, berth_error **err);
+
 /* [A-Za-z_][A-Za-z0-9_]* */
 bool berth_env_name_valid(const char *name);
 

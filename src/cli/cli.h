@@ -33,6 +33,9 @@ const char *const *cli_supervisor_argv(void);
 /* Prints "berth: <msg>" on stderr (the message passes the process-wide redactor when one is set) and returns the
  * exit code mapped from err's code. Frees err. */
 int cli_fail(berth_error *err);
+/* The one line for a flag getopt_long refused (berth_flag_error; opterr = 0, an optstring starting with ':' or "+:"),
+ * printed; returns the exit code. cmd is "task run", say. */
+int cli_flag_error(int ret, const char *cmd, char **argv);
 /* Prints "berth: <fmt>" on stderr and returns 125. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,5 +1,6 @@
 /* Small helpers shared by the CLI commands. */
 #include <errno.h>
+#include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/parse.h"
 #include "berth/store.h"
 #include "cli.h"
 
@@ -57,4 +59,12 @@ cli_write_all(int fd, const char *data, size_t len)
     len -= (size_t) w;
   }
   return 0;
+}
+
+int
+cli_flag_error(int ret, const char *cmd, char **argv)
+{
+  berth_error *err = NULL;
+  berth_flag_error(ret, cmd, argv, optind, optopt, optarg, &err);
+  return cli_fail(err);
 }

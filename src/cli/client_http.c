@@ -7,9 +7,13 @@
 #include <curl/curl.h>
 
 #include "berth/buf.h"
+#include "berth/parse.h"
 #include "client.h"
 
 #define RESPONSE_MAX (64u << 20) /* a JSON answer (a long task list) */
+/* A request (not a followed log, which may be quiet for as long as its task is) whose server sends nothing for this
+ * long ends with an error; BERTH_HTTP_TIMEOUT sets it. */
+#define SILENCE_DEFAULT_S 120
 
 struct client_conn {
   CURL *curl;
@@ -17,6 +21,7 @@ struct client_conn {
   char *unix_path; /* NULL for TCP */
   char *auth;      /* "Authorization: Bearer KEY" or NULL */
   char *ca;
+  long silence_s; /* see SILENCE_DEFAULT_S */
 };
 
 int
@@ -25,9 +30,15 @@ client_conn_new(client_conn **out, berth_error **err)
   const char *url = getenv("BERTH_SERVER");
   if (url == NULL || *url == '\0')
     return berth_error_set(err, BERTH_EINVAL, "no server: set BERTH_SERVER or pass --server URL");
+  int64_t silence_ms = SILENCE_DEFAULT_S * 1000;
+  const char *t = getenv("BERTH_HTTP_TIMEOUT");
+  if (t && *t && (berth_parse_duration_ms(t, &silence_ms, NULL) < 0 || silence_ms < 1000 || silence_ms > 86400000))
+    return berth_error_set(err, BERTH_EINVAL, "BERTH_HTTP_TIMEOUT `%.64s` is not a duration from 1s to 1d (e.g. 30s)",
+                           t);
   client_conn *c = calloc(1, sizeof *c);
   if (c == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  c->silence_s = (long) (silence_ms / 1000);
   if (strncmp(url, "unix:", 5) == 0) {
     const char *p = url + 5;
     while (p[0] == '/' && p[1] == '/')
@@ -41,7 +52,8 @@ client_conn_new(client_conn **out, berth_error **err)
       c->base[--n] = '\0';
   } else {
     free(c);
-    return berth_error_set(err, BERTH_EINVAL, "server URL `%s`: use http://HOST:PORT, https://... or unix:PATH", url);
+    return berth_error_set(err, BERTH_EINVAL, "server URL `%.200s%s`: use http://HOST:PORT, https://... or unix:PATH",
+                           url, strlen(url) > 200 ? "..." : "");
   }
   const char *key = getenv("BERTH_API_KEY");
   if (key && *key && asprintf(&c->auth, "Authorization: Bearer %s", key) < 0)
@@ -129,6 +141,10 @@ setup(client_conn *c, const char *method, const char *path, bool json_body)
 static int
 transport_error(client_conn *c, CURLcode cc, berth_error **err)
 {
+  if (cc == CURLE_OPERATION_TIMEDOUT)
+    return berth_error_set(err, BERTH_EINTERNAL,
+                           "the berth server at %s%s did not answer for %ld s (BERTH_HTTP_TIMEOUT sets how long)",
+                           c->unix_path ? "unix:" : c->base, c->unix_path ? c->unix_path : "", c->silence_s);
   return berth_error_set(err, BERTH_EINTERNAL, "cannot talk to the berth server at %s%s%s: %s",
                          c->unix_path ? "unix:" : c->base, c->unix_path ? c->unix_path : "", "",
                          curl_easy_strerror(cc));
@@ -162,6 +178,9 @@ client_request_raw(client_conn *c, const char *method, const char *path, const c
   berth_buf_init(&b, RESPONSE_MAX);
   curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
+  /* less than a byte a second for that long, the wait for the answer's first byte included */
+  curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, c->silence_s);
   if (body) {
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
@@ -229,7 +248,8 @@ on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 }
 
 int
-client_stream(client_conn *c, const char *path, client_sink sink, void *userdata, const volatile sig_atomic_t *stop, berth_error **err)
+client_stream(client_conn *c, const char *path, client_sink sink, void *userdata, const volatile sig_atomic_t *stop,
+              berth_error **err)
 {
   struct curl_slist *hdr = setup(c, "GET", path, false);
   stream_ctx s = { .sink = sink, .ud = userdata, .stop = stop, .curl = c->curl };

@@ -54,7 +54,8 @@ cmd_doctor(int argc, char **argv)
   static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 } };
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
     if (c == 'j')
       json = true;
     else if (c == 'h') {
@@ -64,7 +65,7 @@ cmd_doctor(int argc, char **argv)
           "store lives.\nExits non-zero with the reason when Docker is not usable.\n");
       return 0;
     } else
-      return cli_usage_error("doctor: unknown option (see 'berth doctor --help')");
+      return cli_flag_error(c, "doctor", argv);
   }
   if (optind < argc)
     return cli_usage_error("doctor: unexpected argument `%s`", argv[optind]);

@@ -16,7 +16,8 @@ static const char key_usage[]
       "       berth key revoke NAME\n\n"
       "API keys authenticate callers of `berth serve` (Authorization: Bearer KEY). `create` prints the key ONCE on\n"
       "stdout; only a salted argon2id hash is stored. --stack limits a reader or writer key to the named stacks.\n"
-      "These commands work on the local store (BERTH_HOME), so the first admin key needs no server.\n";
+      "Without a server they work on the local store (BERTH_HOME), so the first admin key needs none; with\n"
+      "a server (BERTH_SERVER), through it (an admin key).\n";
 
 /* The key is printed once, on stdout; the rest is a note on stderr. */
 static void
@@ -40,7 +41,8 @@ key_create(int argc, char **argv)
   berth_strv stacks = { 0 };
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
     if (c == 'r')
       role = optarg;
     else if (c == 's')
@@ -51,7 +53,7 @@ key_create(int argc, char **argv)
       return 0;
     } else {
       berth_strv_clear(&stacks);
-      return cli_usage_error("key create: unknown option (see 'berth key --help')");
+      return cli_flag_error(c, "key create", argv);
     }
   }
   if (optind >= argc || optind + 1 < argc || role == NULL) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/config.h"
 #include "berth/oidc.h"
 #include "backend.h"
 #include "cli.h"
@@ -51,7 +52,8 @@ cmd_oidc(int argc, char **argv)
   const char *sub = argv[1], *alg = NULL, *issuer = NULL;
   int c;
   optind = 2;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
     if (c == 'a' && strcmp(sub, "rotate") == 0)
       alg = optarg;
     else if (c == 'i' && strcmp(sub, "config") == 0)
@@ -60,7 +62,11 @@ cmd_oidc(int argc, char **argv)
       fputs(oidc_usage, stdout);
       return 0;
     } else
-      return cli_usage_error("oidc %s: unknown option (see 'berth oidc --help')", sub);
+      return cli_flag_error(c,
+                            strcmp(sub, "rotate") == 0   ? "oidc rotate"
+                            : strcmp(sub, "config") == 0 ? "oidc config"
+                                                         : "oidc jwks",
+                            argv);
   }
   if (optind < argc)
     return cli_usage_error("oidc %s: unexpected argument `%s`", sub, argv[optind]);
@@ -70,6 +76,9 @@ cmd_oidc(int argc, char **argv)
   cli_request rq = { 0 };
   if (strcmp(sub, "jwks") == 0)
     return cli_run(CLI_OP_OIDC_JWKS, &rq, &documents);
+  if (strcmp(sub, "config") == 0 && issuer && !berth_config_issuer_valid(issuer))
+    return cli_usage_error(
+        "oidc config: --issuer `%.200s` must be an http(s) URL with a host, without a trailing slash", issuer);
   if (strcmp(sub, "config") == 0)
     return issuer ? print_discovery(issuer) : cli_run(CLI_OP_OIDC_CONFIG, &rq, &documents);
   rq.body = cJSON_CreateObject();

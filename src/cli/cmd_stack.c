@@ -276,14 +276,11 @@ parse_edit_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
 }
 
 static int
-bad_flag(int opt, const char *cmd, char **argv, int idx)
+bad_flag(int opt, const char *cmd, char **argv)
 {
-  const char *arg = idx > 0 ? argv[idx - 1] : "?";
-  if (opt == ':')
-    return cli_usage_error("flag `%s` needs a value (see 'berth stack %s --help')", arg, cmd);
-  if (optopt > 0 && optopt < 256)
-    return cli_usage_error("unknown flag `-%c` for 'berth stack %s' (see 'berth stack %s --help')", optopt, cmd, cmd);
-  return cli_usage_error("unknown flag `%s` for 'berth stack %s' (see 'berth stack %s --help')", arg, cmd, cmd);
+  char full[32];
+  snprintf(full, sizeof full, "stack %s", cmd);
+  return cli_flag_error(opt, full, argv);
 }
 
 /* The create/update command line into e: 0, -1 when --help was printed, or the exit code after the error. */
@@ -302,7 +299,7 @@ edit_parse(int argc, char **argv, bool is_update, stack_edit *e, const char **na
       return -1;
     }
     if (opt == '?' || opt == ':')
-      return bad_flag(opt, cmd, argv, optind);
+      return bad_flag(opt, cmd, argv);
     if (parse_edit_flag(opt, optarg, e, &err) < 0)
       return cli_fail(err);
   }
@@ -443,7 +440,7 @@ parse_read_args(int argc, char **argv, const char *cmd, const char *usage, int w
       *json = true;
       continue;
     }
-    return bad_flag(opt, cmd, argv, optind);
+    return bad_flag(opt, cmd, argv);
   }
   int nargs = argc - optind;
   if (nargs < want_args)
@@ -546,7 +543,8 @@ cmd_lock(int argc, char **argv, bool lock)
   cli_request rq = { .verb = lock ? "locked" : "unlocked" };
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
     if (c == 'n' && lock)
       note = optarg;
     else if (c == 'f' && !lock)
@@ -557,7 +555,7 @@ cmd_lock(int argc, char **argv, bool lock)
                   : "usage: berth stack unlock NAME [--force]\n\nThe owner unlocks; an admin may --force.\n");
       return 0;
     } else
-      return cli_usage_error("stack %s: unknown option (see 'berth stack %s --help')", argv[0], argv[0]);
+      return cli_flag_error(c, lock ? "stack lock" : "stack unlock", argv);
   }
   if (optind != argc - 1)
     return cli_usage_error("stack %s: usage: berth stack %s NAME", argv[0], argv[0]);

@@ -115,7 +115,8 @@ run_parse(int argc, char **argv, cli_request *rq, bool *detach)
   while (dd < argc && strcmp(argv[dd], "--") != 0)
     dd++;
   optind = 1;
-  while (rc == 0 && (c = getopt_long(dd, argv, "", opts, NULL)) != -1) {
+  opterr = 0;
+  while (rc == 0 && (c = getopt_long(dd, argv, ":", opts, NULL)) != -1) {
     if (c == 's')
       skip_init = true;
     else if (c == 'e' || c == 'S')
@@ -128,7 +129,7 @@ run_parse(int argc, char **argv, cli_request *rq, bool *detach)
       run_usage(stdout);
       return -1;
     } else
-      return cli_usage_error("task run: unknown option (see 'berth task run --help')");
+      return cli_flag_error(c, "task run", argv);
   }
   if (rc == 0 && optind >= dd)
     return cli_usage_error("task run: which stack? (berth task run STACK -- COMMAND...)");
@@ -232,7 +233,8 @@ task_retry(int argc, char **argv)
   bool detach = false;
   int c, rc = 0;
   optind = 1;
-  while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+  opterr = 0;
+  while (rc == 0 && (c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
     if (c == 'd')
       detach = true;
     else if (c == 'j')
@@ -246,8 +248,10 @@ task_retry(int argc, char **argv)
              "when it ended: give them again with --secret-env. Nothing is ever retried automatically.\n");
       rc = -1;
     } else
-      rc = cli_usage_error("task retry: unknown option (see 'berth task retry --help')");
+      rc = cli_flag_error(c, "task retry", argv);
   }
+  if (rc == 0 && optind < argc - 1)
+    rc = cli_usage_error("task retry: unexpected argument `%s`", argv[optind + 1]);
   if (rc == 0 && optind != argc - 1)
     rc = cli_usage_error("task retry: which task? (berth task retry ID)");
   if (rc == 0)
@@ -281,7 +285,8 @@ task_list(int argc, char **argv)
   int c;
   int64_t limit = 0;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
     if (c == 's')
       rq.stack = optarg;
     else if (c == 't') {
@@ -290,7 +295,7 @@ task_list(int argc, char **argv)
       rq.state = optarg;
     } else if (c == 'l') {
       if (berth_parse_int64(optarg, 1, 1000000, &limit, &err) < 0)
-        return cli_fail(err);
+        return cli_fail((berth_error_wrap(&err, "--limit"), err));
       rq.limit = (int) limit;
     } else if (c == 'j')
       rq.json = true;
@@ -298,7 +303,7 @@ task_list(int argc, char **argv)
       printf("usage: berth task list [--stack S] [--state S] [--limit N] [--json]\n");
       return 0;
     } else
-      return cli_usage_error("task list: unknown option (see 'berth task list --help')");
+      return cli_flag_error(c, "task list", argv);
   }
   if (optind < argc)
     return cli_usage_error("task list: unexpected argument `%s`", argv[optind]);

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/parse.h"
 #include "berth/cleanup.h"
 #include "berth/store.h"
 #include "berth/webhook.h"
@@ -74,7 +75,11 @@ parse(int argc, char **argv, hook_req *q)
     } else if (opt == OPT_JSON) {
       q->json = true;
     } else if (opt == OPT_LIMIT && strcmp(q->sub, "deliveries") == 0) {
-      q->limit = atoi(optarg);
+      int64_t n = 0;
+      berth_error *err = NULL;
+      if (berth_parse_int64(optarg, 1, 1000000, &n, &err) < 0)
+        return cli_fail((berth_error_wrap(&err, "--limit"), err));
+      q->limit = (int) n;
     } else if (add && opt == OPT_SECRET_ENV) {
       q->secret_env = optarg;
     } else if (add && opt == OPT_EVENT) {

@@ -14,7 +14,7 @@
 static const cli_group commands[] = {
   { "doctor", cmd_doctor, "Docker reachable? API version, store, runner image" },
   { "stack", cmd_stack, "create, update, show, list, delete, lock stacks; stack state" },
-  { "task", cmd_task, "run, list, show, follow, cancel tasks" },
+  { "task", cmd_task, "run, list, show, follow, cancel, retry tasks" },
   { "image", cmd_image, "image allowlist: allow, deny, remove, list, check" },
   { "policy", cmd_policy, "task policies: add, list, remove, test" },
   { "audit", cmd_audit, "the audit trail: list, verify" },
@@ -23,7 +23,7 @@ static const cli_group commands[] = {
   { "serve", NULL, "the HTTP API server" }, /* the server front end's, passed to cli_main */
   { "key", cmd_key, "API keys: create, list, revoke" },
   { "host", cmd_host, "the fleet's hosts: list, show, drain, undrain" },
-  { "store", cmd_store, "the store: info, migrate" },
+  { "store", cmd_store, "the store: info, migrate, copy" },
   { "oidc", cmd_oidc, "the OIDC issuer: rotate, jwks, config" },
   { "__supervise", cmd_supervise, NULL },
   { "completion", cmd_completion, "print a shell completion script: bash, zsh, fish" },
@@ -95,12 +95,14 @@ take_no_color(int *argc, char **argv)
 }
 
 /* Takes `--server URL` (or `--server=URL`) out of the options before the command: it is BERTH_SERVER for this
- * process, which chooses the back end of every command (backend.c). */
-static void
+ * process, which chooses the back end of every command (backend.c). 0, or the exit status of a refusal. */
+static int
 take_server(int *argc, char ***argv)
 {
   char **v = *argv;
   int skip = 0;
+  if (*argc == 2 && strcmp(v[1], "--server") == 0)
+    return cli_usage_error("--server needs a URL (http://HOST:PORT, https://... or unix:PATH)");
   if (*argc >= 3 && strcmp(v[1], "--server") == 0) {
     setenv("BERTH_SERVER", v[2], 1);
     skip = 2;
@@ -113,6 +115,31 @@ take_server(int *argc, char ***argv)
     *argv = v + skip;
     *argc -= skip;
   }
+  if (*argc >= 2 && (strcmp((*argv)[1], "--server") == 0 || strncmp((*argv)[1], "--server=", 9) == 0))
+    return cli_usage_error("--server is given twice");
+  return 0;
+}
+
+/* A group that takes a subcommand, given none (`berth stack`): says so in one line, naming them (from the command
+ * table), and returns true. */
+static bool
+missing_subcommand(const char *group)
+{
+  size_t n = 0;
+  const cli_subcommand *subs = cli_subcommands(&n);
+  char names[512] = "";
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(subs[i].group, group) != 0)
+      continue;
+    if (subs[i].name == NULL)
+      return false; /* it runs without one (`berth doctor`) */
+    size_t used = strlen(names);
+    snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", subs[i].name);
+  }
+  if (names[0] == '\0')
+    return false;
+  cli_usage_error("'berth %s' needs a command: %s (see 'berth %s --help')", group, names, group);
+  return true;
 }
 
 static const char *const *supervisor_argv_given;
@@ -128,7 +155,9 @@ cli_main(int argc, char **argv, cli_command_fn serve, const char *const *supervi
 {
   supervisor_argv_given = supervisor_argv;
   take_no_color(&argc, argv);
-  take_server(&argc, &argv);
+  int rc = take_server(&argc, &argv);
+  if (rc != 0)
+    return rc;
   if (argc < 2) {
     usage(stderr);
     return 125;
@@ -143,6 +172,8 @@ cli_main(int argc, char **argv, cli_command_fn serve, const char *const *supervi
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(argv[1], commands[i].name) == 0)
-      return (commands[i].fn ? commands[i].fn : serve)(argc - 1, argv + 1);
+      return argc == 2 && missing_subcommand(commands[i].name)
+                 ? 125
+                 : (commands[i].fn ? commands[i].fn : serve)(argc - 1, argv + 1);
   return cli_usage_error("unknown command '%s' (see 'berth --help')", argv[1]);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/config.h"
 #include "berth/parse.h"
 #include "server.h"
 
@@ -72,7 +73,8 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
   berth_error *err = NULL;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
     switch (c) {
     case 'l':
       if (o.n_listen >= sizeof listen / sizeof listen[0])
@@ -87,11 +89,11 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
       break;
     case 'g':
       if (berth_parse_duration_ms(optarg, &o.grace_ms, &err) < 0)
-        return fail(err);
+        return fail((berth_error_wrap(&err, "serve: --grace"), err));
       break;
     case 't':
       if (berth_parse_duration_ms(optarg, &o.client_timeout_ms, &err) < 0)
-        return fail(err);
+        return fail((berth_error_wrap(&err, "serve: --client-timeout"), err));
       break;
     case 's': /* the environment carries it to every store the server and its supervisors open */
       if (setenv("BERTH_STORE", optarg, 1) < 0)
@@ -108,6 +110,11 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
         size_t n = u ? strlen(u) : 0;
         while (n > 0 && u[n - 1] == '/')
           u[--n] = '\0';
+        if (u != NULL && !berth_config_issuer_valid(u)) {
+          free(u);
+          return fail(
+              (berth_error_set(&err, BERTH_EINVAL, "serve: --public-url must be an http(s) URL with a host"), err));
+        }
         if (u == NULL || setenv("BERTH_OIDC_ISSUER", u, 1) < 0) {
           free(u);
           return fail((berth_error_set(&err, BERTH_EINTERNAL, "serve: out of memory"), err));
@@ -139,13 +146,13 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
     }
     case 'L':
       if (berth_parse_duration_ms(optarg, &o.lease_ms, &err) < 0)
-        return fail(err);
+        return fail((berth_error_wrap(&err, "serve: --lease"), err));
       if (o.lease_ms < 2000)
         return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --lease must be at least 2s"), err));
       break;
     case 'W':
       if (berth_parse_duration_ms(optarg, &o.store_wait_ms, &err) < 0)
-        return fail(err);
+        return fail((berth_error_wrap(&err, "serve: --store-wait"), err));
       break;
     case 'X':
       o.no_execute = true;
@@ -157,7 +164,7 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
       fputs(serve_usage, stdout);
       return 0;
     default:
-      return fail((berth_error_set(&err, BERTH_EINVAL, "serve: unknown option (see 'berth serve --help')"), err));
+      return fail((berth_flag_error(c, "serve", argv, optind, optopt, optarg, &err), err));
     }
   }
   if (optind < argc)

@@ -1,5 +1,6 @@
 /* berth serve: listeners, libmicrohttpd plumbing, authentication, dispatch, and the SIGTERM shutdown. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -616,8 +617,17 @@ static int
 listen_unix(listener *l, const char *path, berth_error **err)
 {
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  if (*path == '\0')
+    return berth_error_set(err, BERTH_EINVAL, "listen address `unix:` needs a path (unix:/run/berth.sock)");
   if (strlen(path) >= sizeof sa.sun_path)
-    return berth_error_set(err, BERTH_EINVAL, "socket path %s is too long", path);
+    return berth_error_set(err, BERTH_EINVAL, "socket path %.200s is too long", path);
+  /* only a socket is ever replaced: anything else at the path is the user's */
+  struct stat sb;
+  if (lstat(path, &sb) == 0 && !S_ISSOCK(sb.st_mode))
+    return berth_error_set(err, BERTH_EINVAL, "listen on %s: it exists and is not a socket (%s)", path,
+                           S_ISDIR(sb.st_mode)   ? "a directory"
+                           : S_ISLNK(sb.st_mode) ? "a symbolic link"
+                                                 : "a file");
   strcpy(sa.sun_path, path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -650,7 +660,13 @@ listen_tcp(listener *l, const char *hostport, berth_error **err)
   char host[256];
   const char *colon = strrchr(hostport, ':');
   if (colon == NULL || colon == hostport || (size_t) (colon - hostport) >= sizeof host || colon[1] == '\0')
-    return berth_error_set(err, BERTH_EINVAL, "listen address `tcp:%s` needs HOST:PORT", hostport);
+    return berth_error_set(err, BERTH_EINVAL, "listen address `tcp:%.200s` needs HOST:PORT", hostport);
+  char *pend = NULL;
+  errno = 0;
+  long port_asked = strtol(colon + 1, &pend, 10);
+  if (!isdigit((unsigned char) colon[1]) || *pend != '\0' || errno != 0 || port_asked > 65535)
+    return berth_error_set(err, BERTH_EINVAL, "listen address `tcp:%.200s`: the port must be a number from 0 to 65535",
+                           hostport);
   memcpy(host, hostport, (size_t) (colon - hostport));
   host[colon - hostport] = '\0';
   if (host[0] == '[' && host[strlen(host) - 1] == ']') {

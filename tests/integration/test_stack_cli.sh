@@ -269,5 +269,54 @@ check "a stack whose image the allowlist refuses is created (exit 0)" test $? -e
 check "  ...with one warning line saying its tasks will be refused" \
   sh -c "test \$(wc -l <'$TMP/denied.err') -eq 1 && grep -q '^berth: warning: .*will be refused until an admin allows it' '$TMP/denied.err'"
 
+# --- bad input across the command line: one line each, exit 125, nothing written -----------------------------
+bad "a variable given both plain and secret in one change" stack create both --image alpine --env A=v --secret-env A=w
+check "  ...says so, and no stack was made" sh -c "grep -q 'given both plain' '$TMP/bad.err' && ! '$BERTH' stack show both >/dev/null 2>&1"
+bad "a label that is not UTF-8" stack create u8 --image alpine --label "$(printf 'x\377')"
+bad "an env value that is not UTF-8" stack update web.prod-1 --env "A=$(printf '\377')"
+bad "a lock note that is not UTF-8" stack lock web.prod-1 --note "$(printf 'x\377')"
+bad "a flag without its value (--note)" stack lock web.prod-1 --note
+check "  ...names the flag" grep -q 'flag `--note` needs a value' "$TMP/bad.err"
+bad "a flag the command does not take (lock --force)" stack lock web.prod-1 --force
+bad "task list --limit -1 (names the flag)" task list --limit -1
+check "  ...names the flag" grep -q -- '--limit' "$TMP/bad.err"
+bad "an unknown flag of doctor" doctor --bogus
+bad "a group without its command (berth stack)" stack
+check "  ...names the commands" grep -q 'needs a command: create, update' "$TMP/bad.err"
+bad "--server without a URL" --server
+bad "--server given twice" --server http://127.0.0.1:9 --server http://127.0.0.1:9 stack list
+bad "a reserved task variable (--env BERTH_X=1)" task run web.prod-1 --env BERTH_X=1 -- true
+bad "a schedule with both --cron and --at" schedule add web.prod-1 both --cron @daily --at 2030-01-01T00:00:00Z -- true
+check "  ...says not both" grep -q 'not both' "$TMP/bad.err"
+bad "an --at with an offset past 23 hours" schedule add web.prod-1 off --at 2030-01-01T00:00:00+25:00 -- true
+export WH_SECRET=webhook-signing-secret
+for u in 'http://' 'http://:80/' 'http://host:99999/' 'http://[::1/'; do
+  bad "a webhook URL that is not one ($u)" webhook add wh "$u" --secret-env WH_SECRET --event audit
+done
+bad "webhook deliveries --limit 10x" webhook deliveries wh --limit 10x
+bad "oidc config --issuer without a host" oidc config --issuer notaurl
+bad "serve on a port past 65535" serve --listen tcp:127.0.0.1:99999
+echo precious >"$TMP/precious.txt"
+bad "serve --listen unix: on a regular file" serve --listen "unix:$TMP/precious.txt"
+check "  ...which is left as it was" grep -q precious "$TMP/precious.txt"
+mkdir -p "$TMP/fifo"
+mkfifo "$TMP/fifo/config.json"
+BERTH_HOME=$TMP/fifo bad_cmd "a config.json that is a FIFO (refused, never waited on)" timeout 10 "$BERTH" stack list
+# a server that accepts and never answers: the request ends after BERTH_HTTP_TIMEOUT with one line
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); print("ready", flush=True)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)' "$TMP/silent.sock" >"$TMP/silent.ready" &
+silent=$!
+for _ in $(seq 1 50); do [ -s "$TMP/silent.ready" ] && break; sleep 0.1; done
+start=$(date +%s)
+BERTH_HTTP_TIMEOUT=2s bad_cmd "a server that never answers (BERTH_HTTP_TIMEOUT=2s)" timeout 60 "$BERTH" --server "unix:$TMP/silent.sock" stack list
+check "  ...ends within seconds and says it did not answer ($(($(date +%s) - start)) s)" \
+  sh -c "test $(($(date +%s) - start)) -lt 15 && grep -q 'did not answer for 2 s' '$TMP/bad.err'"
+kill $silent
+wait $silent 2>/dev/null
+BERTH_HTTP_TIMEOUT=soon bad "a BERTH_HTTP_TIMEOUT that is not a duration" --server "unix:$TMP/silent.sock" stack list
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

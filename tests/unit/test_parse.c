@@ -229,12 +229,37 @@ test_formatting(void **state)
   assert_int_equal(v, 3LL << 29);
 }
 
+/* Text berth stores and shows as JSON: well-formed UTF-8 only. */
+static void
+test_utf8(void **state)
+{
+  (void) state;
+  assert_true(berth_utf8_valid(NULL));
+  assert_true(berth_utf8_valid(""));
+  assert_true(berth_utf8_valid("plain ascii"));
+  assert_true(berth_utf8_valid("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x9a\xa2")); /* 2, 3 and 4 bytes */
+  assert_false(berth_utf8_valid("\xff"));
+  assert_false(berth_utf8_valid("x\xc3"));            /* cut short */
+  assert_false(berth_utf8_valid("\xc3\x28"));         /* a continuation byte missing */
+  assert_false(berth_utf8_valid("\xc0\xaf"));         /* overlong '/' */
+  assert_false(berth_utf8_valid("\xe0\x80\xaf"));     /* overlong, 3 bytes */
+  assert_false(berth_utf8_valid("\xed\xa0\x80"));     /* a surrogate */
+  assert_false(berth_utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
+  assert_false(berth_utf8_valid("\x80"));             /* a lone continuation byte */
+  berth_error *err = NULL;
+  assert_int_equal(berth_utf8_check("the note", "ok", &err), 0);
+  assert_int_equal(berth_utf8_check("the note", "\xff", &err), BERTH_EINVAL);
+  assert_string_equal(err->msg, "the note is not valid UTF-8");
+  berth_error_free(err);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_durations), cmocka_unit_test(test_sizes),          cmocka_unit_test(test_cpus_and_ints),
     cmocka_unit_test(test_env_pairs), cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_formatting),
+    cmocka_unit_test(test_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

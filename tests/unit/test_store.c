@@ -331,7 +331,8 @@ test_validation(void **state)
     berth_stack_free(c);                                                                                               \
   } while (0)
   EXPECT_INVALID((free(c->image), c->image = NULL), "needs an image");
-  EXPECT_INVALID((free(c->network), c->network = strdup("host")), "network `host`");
+  EXPECT_INVALID((free(c->network), c->network = strdup("overlay")), "network `overlay`");
+  EXPECT_INVALID(berth_strv_push(&c->labels, "x\377"), "not valid UTF-8");
   EXPECT_INVALID((free(c->pull_policy), c->pull_policy = strdup("sometimes")), "pull policy");
   EXPECT_INVALID((free(c->subdir), c->subdir = strdup("../up")), "subdir");
   EXPECT_INVALID((free(c->subdir), c->subdir = strdup("/abs")), "subdir");

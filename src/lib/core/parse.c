@@ -361,3 +361,59 @@ berth_format_time(int64_t unix_ms, char *buf, size_t len)
     snprintf(buf, len, "-");
   return buf;
 }
+
+int
+berth_flag_error(int ret, const char *cmd, char *const *argv, int optind, int optopt, const char *optarg,
+                 berth_error **err)
+{
+  const char *arg = optind > 0 ? argv[optind - 1] : "?";
+  if (ret != ':' && ret != '?' && optarg != NULL && arg == optarg && optind > 1)
+    arg = argv[optind - 2]; /* a known flag with its value as the next argument */
+  char flag[104];
+  snprintf(flag, sizeof flag, "%.100s", arg);
+  char *eq = strncmp(flag, "--", 2) == 0 ? strchr(flag, '=') : NULL;
+  if (eq)
+    *eq = '\0'; /* --flag=value: the flag */
+  arg = flag;
+  if (ret == ':')
+    return berth_error_set(err, BERTH_EINVAL, "flag `%.100s` needs a value (see 'berth %s --help')", arg, cmd);
+  if (optopt > 0 && optopt < 256 && strncmp(arg, "--", 2) != 0)
+    return berth_error_set(err, BERTH_EINVAL, "unknown flag `-%c` for 'berth %s' (see 'berth %s --help')", optopt, cmd,
+                           cmd);
+  return berth_error_set(err, BERTH_EINVAL, "unknown flag `%.100s` for 'berth %s' (see 'berth %s --help')", arg, cmd,
+                         cmd);
+}
+
+bool
+berth_utf8_valid(const char *s)
+{
+  const unsigned char *p = (const unsigned char *) s;
+  while (p && *p) {
+    if (*p < 0x80) {
+      p++;
+      continue;
+    }
+    int n = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+    if (n < 0)
+      return false;
+    uint32_t cp = *p & (0x3f >> n);
+    for (int i = 1; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    static const uint32_t min[4] = { 0, 0x80, 0x800, 0x10000 };
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+int
+berth_utf8_check(const char *what, const char *s, berth_error **err)
+{
+  if (berth_utf8_valid(s))
+    return 0;
+  return berth_error_set(err, BERTH_EINVAL, "%s is not valid UTF-8", what);
+}

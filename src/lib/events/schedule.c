@@ -52,16 +52,29 @@ berth_schedule_validate(berth_schedule *s, int64_t now_ms, berth_error **err)
         "schedule name `%.80s` is invalid (letters, digits, `_.-`, at most 63, starting with a letter "
         "or digit)",
         s->name ? s->name : "");
-  if ((s->cron == NULL) == (s->at_ms == 0))
+  if (s->cron != NULL && s->at_ms != 0)
+    return berth_error_set(err, BERTH_EINVAL, "a schedule takes a cron expression or a time to run at, not both");
+  if (s->cron == NULL && s->at_ms == 0)
     return berth_error_set(err, BERTH_EINVAL, "a schedule needs either a cron expression or a time to run at");
   if (s->command == NULL || strspn(s->command, " \t\r\n") == strlen(s->command))
     return berth_error_set(err, BERTH_EINVAL, "the command of schedule `%s` is empty", s->name);
+  if (!berth_utf8_valid(s->command))
+    return berth_error_set(err, BERTH_EINVAL, "the command of schedule `%s` is not valid UTF-8", s->name);
   if (s->catch_up && strcmp(s->catch_up, "once") != 0 && strcmp(s->catch_up, "skip") != 0)
     return berth_error_set(err, BERTH_EINVAL, "catch-up `%.40s` is invalid (once or skip)", s->catch_up);
-  for (size_t i = 0; i < s->n_env; i++)
-    if (s->env[i].key == NULL || s->env[i].key[0] == '\0' || strchr(s->env[i].key, '=') != NULL)
+  for (size_t i = 0; i < s->n_env; i++) { /* the rules of a task's own variables: its fires are tasks */
+    if (!berth_env_name_valid(s->env[i].key))
       return berth_error_set(err, BERTH_EINVAL, "environment variable name `%.80s` is invalid",
                              s->env[i].key ? s->env[i].key : "");
+    if (strncmp(s->env[i].key, "BERTH_", 6) == 0)
+      return berth_error_set(err, BERTH_EINVAL,
+                             "environment variable name `%.80s` is reserved (berth sets the BERTH_* "
+                             "variables)",
+                             s->env[i].key);
+    if (!berth_utf8_valid(s->env[i].value))
+      return berth_error_set(err, BERTH_EINVAL, "environment variable `%.80s`: its value is not valid UTF-8",
+                             s->env[i].key);
+  }
   if (s->cron == NULL && s->tz != NULL)
     return berth_error_set(err, BERTH_EINVAL, "a time zone goes with a cron expression (--at takes a UTC offset)");
   if (s->cron == NULL && s->at_ms <= now_ms)
@@ -185,7 +198,7 @@ parse_at(const char *v, int64_t *out, berth_error **err)
   long off = 0;
   if (p && (*p == '+' || *p == '-')) {
     int hh = 0, mm = 0, n = 0;
-    if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || p[1 + n] != '\0')
+    if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || p[1 + n] != '\0' || n != 5 || hh > 23 || mm > 59)
       p = NULL;
     else
       off = (*p == '-' ? -1 : 1) * (hh * 3600L + mm * 60L), p += 1 + n;

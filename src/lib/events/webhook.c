@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <sodium.h>
 
 #include "berth/audit.h"
@@ -48,11 +49,23 @@ berth_webhook_validate(const berth_webhook *w, berth_error **err)
         "or digit)",
         n ? n : "");
   const char *u = w->url;
-  if (u == NULL || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) || strlen(u) > WEBHOOK_URL_MAX)
+  if (u != NULL && strlen(u) > WEBHOOK_URL_MAX)
+    return berth_error_set(err, BERTH_EINVAL, "a webhook URL is at most %d bytes", WEBHOOK_URL_MAX);
+  if (u == NULL || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0))
     return berth_error_set(err, BERTH_EINVAL, "webhook URL `%.200s` must be http:// or https://", u ? u : "");
   for (const char *p = u; *p; p++)
     if ((unsigned char) *p <= ' ' || *p == 0x7f)
       return berth_error_set(err, BERTH_EINVAL, "webhook URL must not contain spaces or control characters");
+  /* what curl will send it to: a host, a port from 1 to 65535, brackets that close */
+  CURLU *cu = curl_url();
+  char *host = NULL;
+  bool parsed = cu && curl_url_set(cu, CURLUPART_URL, u, 0) == CURLUE_OK
+                && curl_url_get(cu, CURLUPART_HOST, &host, 0) == CURLUE_OK && host && *host;
+  curl_free(host);
+  curl_url_cleanup(cu);
+  if (!parsed)
+    return berth_error_set(err, BERTH_EINVAL, "webhook URL `%.200s` is not a valid URL (http(s)://HOST[:PORT]/PATH)",
+                           u);
   if (w->secret == NULL || w->secret[0] == '\0' || strlen(w->secret) > WEBHOOK_SECRET_MAX)
     return berth_error_set(err, BERTH_EINVAL, "a webhook needs a secret (1 to %d bytes)", WEBHOOK_SECRET_MAX);
   if (w->events.n == 0)

@@ -365,8 +365,7 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
     return get_cred_helpers(it, origin, c, err);
   if (strcmp(k, "oidc_issuer") == 0) {
     const char *u = cJSON_GetStringValue(it);
-    if (u == NULL || (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0) || strlen(u) > 512
-        || strpbrk(u, " \t\r\n\"") != NULL || u[strlen(u) - 1] == '/')
+    if (!berth_config_issuer_valid(u))
       return key_fail(err, origin, "oidc_issuer", "must be an http(s) URL without a trailing slash");
     free(c->oidc_issuer);
     return (c->oidc_issuer = strdup(u)) == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : 0;
@@ -426,10 +425,15 @@ berth_config_load(const char *home, berth_config *out, berth_error **err)
   cleanup_free char *path = NULL;
   if (home == NULL || asprintf(&path, "%s/config.json", home) < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "config: no BERTH_HOME");
-  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  /* O_NONBLOCK: a FIFO in its place must not wait for a writer (it is refused below, as not a regular file) */
+  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT)
       return berth_config_defaults(out, err);
+    if (errno == ELOOP)
+      return berth_error_set(err, BERTH_EINVAL, "config %s is a symbolic link (not followed: make it a file)", path);
+    if (errno == ENOTDIR)
+      return berth_error_set(err, BERTH_EINVAL, "BERTH_HOME %s is not a directory", home);
     return berth_error_set_errno(err, BERTH_EINVAL, errno, "config %s cannot be read", path);
   }
   struct stat sb;
@@ -489,4 +493,15 @@ berth_config_check_network(const berth_config *c, const char *network, berth_err
     return berth_error_set(err, BERTH_EDENIED,
                            "network `host` is not allowed by the admin config (allow_host_network is false)");
   return 0;
+}
+
+bool
+berth_config_issuer_valid(const char *u)
+{
+  const char *host = u == NULL                        ? NULL
+                     : strncmp(u, "https://", 8) == 0 ? u + 8
+                     : strncmp(u, "http://", 7) == 0  ? u + 7
+                                                      : NULL;
+  return host != NULL && *host != '\0' && *host != '/' && *host != ':' && strlen(u) <= 512
+         && strpbrk(u, " \t\r\n\"") == NULL && u[strlen(u) - 1] != '/';
 }

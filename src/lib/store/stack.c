@@ -103,6 +103,8 @@ validate_commands(const berth_strv *v, const char *what, berth_error **err)
       return berth_error_set(err, BERTH_EINVAL, "%s command %zu is empty", what, i + 1);
     if (strlen(v->v[i]) > COMMAND_MAX)
       return berth_error_set(err, BERTH_EINVAL, "%s command %zu is longer than %d bytes", what, i + 1, COMMAND_MAX);
+    if (!berth_utf8_valid(v->v[i]))
+      return berth_error_set(err, BERTH_EINVAL, "%s command %zu is not valid UTF-8", what, i + 1);
   }
   return 0;
 }
@@ -133,6 +135,8 @@ validate_env(const berth_kv *kv, size_t n, const char *what, berth_error **err)
     for (size_t j = 0; j < i; j++)
       if (strcmp(kv[i].key, kv[j].key) == 0)
         return berth_error_set(err, BERTH_EINVAL, "%s `%s` is given twice", what, kv[i].key);
+    if (!berth_utf8_valid(kv[i].value)) /* said without the value, which may be a secret */
+      return berth_error_set(err, BERTH_EINVAL, "%s `%s`: its value is not valid UTF-8", what, kv[i].key);
   }
   return 0;
 }
@@ -190,6 +194,15 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
                            s->name, s->pool);
   if (s->project_dir != NULL && s->project_dir[0] != '/')
     return berth_error_set(err, BERTH_EINVAL, "project dir `%.64s` must be an absolute path", s->project_dir);
+  if (berth_utf8_check("the project dir", s->project_dir, err) < 0 || berth_utf8_check("--subdir", s->subdir, err) < 0
+      || berth_utf8_check("--oidc-aws-role", s->oidc_aws_role, err) < 0)
+    return BERTH_EINVAL;
+  for (size_t i = 0; i < s->persist.n; i++)
+    if (berth_utf8_check("a persisted path", s->persist.v[i], err) < 0)
+      return BERTH_EINVAL;
+  for (size_t i = 0; i < s->oidc_audiences.n; i++)
+    if (berth_utf8_check("an OIDC audience", s->oidc_audiences.v[i], err) < 0)
+      return BERTH_EINVAL;
   if (s->subdir != NULL && validate_path("subdir", s->subdir, err) < 0)
     return BERTH_EINVAL;
   /* `host` is known here; whether the admin allows it is the config's (berth_config_check_network) */
@@ -217,6 +230,8 @@ berth_stack_validate(const berth_stack *s, berth_error **err)
       return BERTH_EINVAL;
   for (size_t i = 0; i < s->labels.n; i++) {
     const char *l = s->labels.v[i];
+    if (berth_utf8_check("a label", l, err) < 0)
+      return BERTH_EINVAL;
     bool ok = *l != '\0' && strlen(l) <= LABEL_MAX;
     for (const char *p = l; ok && *p; p++)
       ok = !iscntrl((unsigned char) *p);

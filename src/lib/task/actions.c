@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/parse.h"
 #include "berth/actions.h"
 #include "berth/fleet.h"
 #include "berth/allowlist.h"
@@ -64,6 +65,8 @@ berth_action_stack_delete(berth_store *st, const char *name, const char *actor, 
 int
 berth_action_stack_lock(berth_store *st, const char *name, const char *actor, const char *note, berth_error **err)
 {
+  if (berth_utf8_check("the lock's note", note, err) < 0)
+    return BERTH_EINVAL;
   int rc = berth_store_begin(st, err);
   if (rc < 0)
     return rc;

@@ -203,8 +203,17 @@ berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error 
   v = s->keep_versions;
   if ((rc = json_int(o, "keep_versions", 1, BERTH_MAX_KEEP_VERSIONS, &v, err)) < 0)
     return rc;
-  /* a variable moved between plain and secret: the one given last wins, as in `berth stack update` */
+  /* a variable moved between plain and secret (given as one, it stops being the other); given as both in one
+   * change, it is refused (it would be neither) */
   const cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "env"))
+  {
+    if (cJSON_IsString(e) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+                                 cJSON_GetObjectItemCaseSensitive(o, "secret_env"), e->string)))
+      return berth_error_set(err, BERTH_EINVAL,
+                             "variable `%.64s` is given both plain (--env) and secret (--secret-env): give it once",
+                             e->string);
+  }
   cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "env"))
   {
     if (cJSON_IsString(e))

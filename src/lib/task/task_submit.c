@@ -17,6 +17,7 @@
 #include "berth/docker.h"
 #include "berth/fleet.h"
 #include "berth/policy.h"
+#include "berth/parse.h"
 #include "berth/redactor.h"
 #include "berth/task_json.h"
 #include "berth/task_queue.h"
@@ -238,6 +239,22 @@ submit_check(berth_store *st, const berth_submit *req, berth_stack **s_out, bert
     return rc;
   if (req->command == NULL || blank(req->command))
     return berth_error_set(err, BERTH_EINVAL, "the command is empty (berth task run %s -- COMMAND...)", req->stack);
+  if (berth_utf8_check("the command", req->command, err) < 0)
+    return BERTH_EINVAL;
+  /* the task's own variables: the same rules as a stack's (names, the reserved BERTH_*, text) */
+  for (int k = 0; k < 2; k++) {
+    const berth_kv *kv = k ? req->secret_env : req->env;
+    for (size_t i = 0, n = k ? req->n_secret_env : req->n_env; i < n; i++) {
+      if (!berth_env_name_valid(kv[i].key))
+        return berth_error_set(err, BERTH_EINVAL, "%s name `%.64s` is invalid", k ? "--secret-env" : "--env",
+                               kv[i].key);
+      if (strncmp(kv[i].key, "BERTH_", 6) == 0)
+        return berth_error_set(err, BERTH_EINVAL, "%s name `%.64s` is reserved (berth sets the BERTH_* variables)",
+                               k ? "--secret-env" : "--env", kv[i].key);
+      if (!k && !berth_utf8_valid(kv[i].value))
+        return berth_error_set(err, BERTH_EINVAL, "--env `%s`: its value is not valid UTF-8", kv[i].key);
+    }
+  }
   berth_config cfg;
   rc = berth_config_load(berth_store_home(st), &cfg, err);
   if (rc < 0)
