@@ -111,6 +111,10 @@ const char *berth_kv_get(const berth_kv *kv, size_t n, const char *key);
 #define BERTH_DEFAULT_IDLE_TIMEOUT_MS (7LL * 60 * 1000)
 #define BERTH_DEFAULT_KEEP_VERSIONS 10
 #define BERTH_MAX_KEEP_VERSIONS 1000
+/* The largest limits a stack takes (the API's fields and the command line's flags alike). */
+#define BERTH_MAX_MEMORY_BYTES (INT64_C(1) << 50)
+#define BERTH_MAX_NANO_CPUS (INT64_C(1024) * 1000000000)
+#define BERTH_MAX_DURATION_MS (INT64_C(1) << 40)
 
 typedef struct berth_stack {
   char *name;        /* [A-Za-z0-9][A-Za-z0-9_.-]{0,62} */

@@ -45,7 +45,7 @@ parse_args(int argc, char **argv, const char *cmd, const char *usage, int want, 
   int opt;
   optind = 0;
   opterr = 0;
-  while ((opt = getopt_long(argc, argv, "+:", options, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) { /* flags before or after the argument */
     if (opt == OPT_HELP) {
       fputs(usage, stdout);
       return -1;
@@ -54,8 +54,9 @@ parse_args(int argc, char **argv, const char *cmd, const char *usage, int want, 
       *json = true;
       continue;
     }
-    return cli_usage_error("unknown flag `%s` for 'berth image %s' (see 'berth image %s --help')",
-                           argv[optind > 0 ? optind - 1 : 0], cmd, cmd);
+    char full[32];
+    snprintf(full, sizeof full, "image %s", cmd);
+    return cli_flag_error(opt, full, argv);
   }
   int nargs = argc - optind;
   if (nargs < want)

@@ -195,11 +195,15 @@ parse_number_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
     e->memory_given = true;
     if ((rc = berth_parse_size(arg, &e->memory, err)) < 0)
       return berth_error_wrap(err, "--memory");
+    if (e->memory > BERTH_MAX_MEMORY_BYTES)
+      return berth_error_set(err, BERTH_EINVAL, "--memory `%s` is more than the most a stack takes (1 PiB)", arg);
     break;
   case OPT_CPUS:
     e->cpus_given = true;
     if ((rc = berth_parse_cpus(arg, &e->cpus, err)) < 0)
       return berth_error_wrap(err, "--cpus");
+    if (e->cpus > BERTH_MAX_NANO_CPUS)
+      return berth_error_set(err, BERTH_EINVAL, "--cpus `%s` is more than the most a stack takes (1024)", arg);
     break;
   case OPT_PIDS:
     e->pids_given = true;
@@ -215,6 +219,8 @@ parse_number_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
       return berth_error_wrap(err, "%s", flag);
     if (*dst == 0)
       return berth_error_set(err, BERTH_EINVAL, "%s: duration must be positive", flag);
+    if (*dst > BERTH_MAX_DURATION_MS)
+      return berth_error_set(err, BERTH_EINVAL, "%s `%s` is longer than the most a stack takes (12725d)", flag, arg);
     break;
   }
   case OPT_KEEP_VERSIONS:
@@ -269,6 +275,9 @@ parse_edit_flag(int opt, const char *arg, stack_edit *e, berth_error **err)
     if (!e->is_update)
       return berth_error_set(err, BERTH_EINVAL, "--%s is only for 'berth stack update'",
                              opt == OPT_UNSET_ENV ? "unset-env" : "unset-secret-env");
+    if (!berth_env_name_valid(arg))
+      return berth_error_set(err, BERTH_EINVAL, "--%s `%.64s` is not a variable name",
+                             opt == OPT_UNSET_ENV ? "unset-env" : "unset-secret-env", arg);
     return berth_strv_push(opt == OPT_UNSET_ENV ? &e->unset_env : &e->unset_secret, arg) < 0 ? oom(err) : 0;
   default:
     return parse_number_flag(opt, arg, e, err);

@@ -219,6 +219,18 @@ task_run(int argc, char **argv)
 }
 
 /* berth task retry ID [--secret-env K[=V]]... [--detach] [--json]: POST /v1/tasks/{id}/retry {"secret_env"} */
+/* A task ID or a prefix of one, as both modes read it (a path through a server must not become another endpoint):
+ * 0, or the exit status after saying what is wrong. */
+static int
+check_task_id(const char *cmd, const char *id)
+{
+  size_t n = strspn(id, "0123456789abcdefghijklmnopqrstuvwxyz");
+  if (n == 0 || id[n] != '\0' || n > BERTH_TASK_ID_LEN)
+    return cli_usage_error("task %s: `%.64s` is not a task ID (%d lowercase letters and digits, or a prefix of one)",
+                           cmd, id, BERTH_TASK_ID_LEN);
+  return 0;
+}
+
 static int
 task_retry(int argc, char **argv)
 {
@@ -254,7 +266,7 @@ task_retry(int argc, char **argv)
     rc = cli_usage_error("task retry: unexpected argument `%s`", argv[optind + 1]);
   if (rc == 0 && optind != argc - 1)
     rc = cli_usage_error("task retry: which task? (berth task retry ID)");
-  if (rc == 0)
+  if (rc == 0 && (rc = check_task_id("retry", argv[optind])) == 0)
     rq.arg = argv[optind];
   if (rc != 0) {
     cli_request_clear(&rq);
@@ -331,7 +343,7 @@ one_task_args(int argc, char **argv, const char *flag, const char *alias, bool *
   }
   if (rq->arg == NULL)
     return cli_usage_error("task %s: which task? (berth task %s ID)", argv[0], argv[0]);
-  return 0;
+  return check_task_id(argv[0], rq->arg);
 }
 
 static void
@@ -396,6 +408,9 @@ task_cancel(int argc, char **argv)
   }
   if (argc != 2 || argv[1][0] == '-')
     return cli_usage_error("task cancel: usage: berth task cancel ID");
+  int rc = check_task_id("cancel", argv[1]);
+  if (rc != 0)
+    return rc;
   cli_request rq = { .arg = argv[1] };
   return cli_run(CLI_OP_TASK_CANCEL, &rq, &view);
 }

@@ -531,7 +531,26 @@ typedef struct listener {
   bool tls;
   bool metrics_only; /* --metrics-listen: GET /metrics without a key, nothing else */
   struct MHD_Daemon *d;
+  bool starting;       /* while MHD_start_daemon runs: its messages go in start_err, for the one error line */
+  char start_err[256]; /* the first of them */
 } listener;
+
+/* libmicrohttpd's (and GnuTLS's, through it) messages: while a listener starts, the first is kept for its error
+ * line; later ones are one line each on stderr. */
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  listener *l = cls;
+  char msg[256];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  msg[strcspn(msg, "\r\n")] = '\0';
+  if (l->starting) {
+    if (l->start_err[0] == '\0')
+      snprintf(l->start_err, sizeof l->start_err, "%s", msg);
+    return;
+  }
+  fprintf(stderr, "berth serve: %s: %s\n", l->spec ? l->spec : "http", msg);
+}
 
 /* A --metrics-listen address: the scrape endpoint alone, for a Prometheus that holds no API key. */
 static enum MHD_Result
@@ -718,6 +737,12 @@ read_file(const char *path, berth_error **err)
     berth_error_set_errno(err, BERTH_EINVAL, errno, "read %s", path);
     return NULL;
   }
+  struct stat sb;
+  if (fstat(fileno(f), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+    fclose(f);
+    berth_error_set(err, BERTH_EINVAL, "read %s: not a regular file", path);
+    return NULL;
+  }
   berth_buf b;
   berth_buf_init(&b, 1u << 20);
   char chunk[4096];
@@ -742,6 +767,7 @@ start_listener(listener *l, const char *cert, const char *key, unsigned timeout_
   if (l->tls)
     flags |= MHD_USE_TLS;
   struct MHD_OptionItem opts[] = {
+    { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t) mhd_log, l }, /* first: it takes the messages of the options after it */
     { MHD_OPTION_LISTEN_SOCKET, l->fd, NULL },
     { MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONN_MEMORY, NULL },
     { MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL },
@@ -751,9 +777,14 @@ start_listener(listener *l, const char *cert, const char *key, unsigned timeout_
     { l->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *) key },
     { MHD_OPTION_END, 0, NULL },
   };
+  l->starting = true;
+  l->start_err[0] = '\0';
   l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+  l->starting = false;
   if (l->d == NULL)
-    return berth_error_set(err, BERTH_EINTERNAL, "start the HTTP server on %s", l->spec);
+    return berth_error_set(err, BERTH_EINTERNAL, "start the HTTP server on %s%s%s%s", l->spec,
+                           l->start_err[0] ? ": " : "", l->start_err,
+                           l->tls && l->start_err[0] == '\0' ? ": check --tls-cert and --tls-key" : "");
   return 0;
 }
 
@@ -993,10 +1024,10 @@ srv_run(const srv_options *o, berth_error **err)
       rc = start_listener(
           l, cert, key,
           o->client_timeout_ms > 0 ? (unsigned) ((o->client_timeout_ms + 999) / 1000) : SRV_CONN_TIMEOUT_S, err);
-    if (rc == 0)
-      fprintf(stderr, "berth: listening on %s%s%s\n", l->spec, l->tls ? " (TLS)" : "",
-              l->metrics_only ? " (GET /metrics only, no key)" : "");
   }
+  for (size_t i = 0; rc == 0 && i < nl; i++) /* said once every address is up: a bad one is the only line */
+    fprintf(stderr, "berth: listening on %s%s%s\n", ls[i].spec, ls[i].tls ? " (TLS)" : "",
+            ls[i].metrics_only ? " (GET /metrics only, no key)" : "");
   if (rc == 0) {
     struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
     sigemptyset(&sa.sa_mask);

@@ -73,12 +73,11 @@ static void
 test_all_keys(void **state)
 {
   (void) state;
-  write_config(
-      "{\"allowed_pull_policies\": [\"if-not-present\", \"never\"], \"min_secret_length\": 8,"
-      " \"max_parallel_tasks\": 2, \"default_memory\": \"512m\", \"default_pids\": 256,"
-      " \"default_cpus\": \"1.5\", \"allow_host_network\": true, \"builtin_patterns\": false,"
-      " \"redaction_patterns\": {\"corp-token\": \"corp_[A-Za-z0-9]{20}\", \"pin\": \"PIN=(?<mask>\\\\d+)\"},"
-      " \"store\": \"postgresql://berth@db.internal/berth\"}");
+  write_config("{\"allowed_pull_policies\": [\"if-not-present\", \"never\"], \"min_secret_length\": 8,"
+               " \"max_parallel_tasks\": 2, \"default_memory\": \"512m\", \"default_pids\": 256,"
+               " \"default_cpus\": \"1.5\", \"allow_host_network\": true, \"builtin_patterns\": false,"
+               " \"redaction_patterns\": {\"corp-token\": \"corp_[A-Za-z0-9]{20}\", \"pin\": \"PIN=(?<mask>\\\\d+)\"},"
+               " \"store\": \"postgresql://berth@db.internal/berth\"}");
   berth_config c;
   berth_error *err = NULL;
   if (berth_config_load(home, &c, &err) < 0)
@@ -142,6 +141,8 @@ test_bad_values(void **state)
     { "{\"store\": \"postgresql://u:hunter2@h/db\\nx\"}", "key `store` must be" },
     { "{\"default_pids\": 5, \"default_pids\": 6}", "key `default_pids` appears twice" },
     { "[1]", "must be a JSON object" },
+    { "{} trailing", "has trailing data after the JSON object (byte 3)" },
+    { "{\"oidc_issuer\": \"https://\"}", "key `oidc_issuer` must be an http(s) URL" },
     { "{\"a\": ", "is not valid JSON" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -155,7 +156,7 @@ test_bad_values(void **state)
       fail_msg("config %s\n  error: %s\n  want:  %s (and the file name)", cases[i].text, err->msg, cases[i].want);
     assert_null(strchr(err->msg, '\n'));
     assert_null(strstr(err->msg, "hunter2")); /* a store's password is never echoed */
-    assert_null(c.allowed_pull_policies); /* left cleared */
+    assert_null(c.allowed_pull_policies);     /* left cleared */
     berth_error_free(err);
   }
   /* a bad regex names its offset */

@@ -805,8 +805,9 @@ test_bad_connection_strings(void **state)
                    "store postgresql://bob@/berth?host=/nonexistent-dir&port=1 cannot be opened");
   expect_bad_store(*state, "postgresql://bob:" PASSWORD "@127.0.0.1:1/berth",
                    "store postgresql://bob@127.0.0.1:1/berth cannot be opened");
-  expect_bad_store(*state, "host=/nonexistent-dir password" PASSWORD, "not a valid PostgreSQL connection string");
-  expect_bad_store(*state, "sqlite:///tmp/x.db", "BERTH_STORE must be a postgresql:// URL");
+  expect_bad_store(*state, "host=/nonexistent-dir password" PASSWORD,
+                   "must be a valid postgresql:// URL or libpq key=value settings");
+  expect_bad_store(*state, "sqlite:///tmp/x.db", "BERTH_STORE must be a valid postgresql:// URL");
   unsetenv("BERTH_STORE");
 }
 
@@ -1034,7 +1035,7 @@ test_store_from_config(void **state)
   expect_open_error(*state, "store postgresql://nobody@/none?host=/nonexistent-dir&port=1 cannot be opened");
   unsetenv("BERTH_STORE");
   write_store_config(*state, "sqlite:///tmp/x.db");
-  expect_open_error(*state, "the key `store` of config.json must be a postgresql:// URL");
+  expect_open_error(*state, "the key `store` of config.json must be a valid postgresql:// URL");
   setenv("BERTH_STORE", conninfo, 1);
   free(conninfo);
 }

@@ -1,4 +1,5 @@
 /* Admin configuration (BERTH_HOME/config.json): defaults, parsing, validation. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -401,6 +402,13 @@ berth_config_parse(const char *text, const char *origin, berth_config *out, bert
       return berth_error_set(err, BERTH_EINVAL, "config %s is not valid JSON (near byte %zu)", origin, off);
     return berth_error_set(err, BERTH_EINVAL, "config %s must be a JSON object", origin);
   }
+  for (const char *p = end; p && p < text + len; p++)
+    if (!isspace((unsigned char) *p)) {
+      cJSON_Delete(root);
+      berth_config_clear(out);
+      return berth_error_set(err, BERTH_EINVAL, "config %s has trailing data after the JSON object (byte %zu)", origin,
+                             (size_t) (p - text));
+    }
   const cJSON *it;
   cJSON_ArrayForEach(it, root)
   {

@@ -270,6 +270,9 @@ parse_rule(const cJSON *obj, size_t idx, policy_rule *r, berth_error **err)
   const cJSON *it;
   cJSON_ArrayForEach(it, obj)
   {
+    for (const cJSON *prev = obj->child; prev != it; prev = prev->next)
+      if (strcmp(prev->string, it->string) == 0)
+        return rule_fail(err, name, idx, "field `%.64s` appears twice", it->string);
     bool known = false;
     for (size_t k = 0; known_fields[k] && !known; k++)
       known = strcmp(it->string, known_fields[k]) == 0;
@@ -288,7 +291,8 @@ parse_rule(const cJSON *obj, size_t idx, policy_rule *r, berth_error **err)
     return rc;
   const cJSON *idn = cJSON_GetObjectItemCaseSensitive(obj, "identity");
   if (idn != NULL && !cJSON_IsBool(idn))
-    return rule_fail(err, name, idx, "field `identity` must be true (tasks with an OIDC token or credential helpers) "
+    return rule_fail(err, name, idx,
+                     "field `identity` must be true (tasks with an OIDC token or credential helpers) "
                      "or false (tasks without)");
   r->identity = idn == NULL ? -1 : cJSON_IsTrue(idn);
   for (size_t i = 0; i < r->roles.n; i++)

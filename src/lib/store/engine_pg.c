@@ -984,9 +984,15 @@ db_pg_answers(const char *conninfo)
 bool
 db_pg_conninfo_looks_valid(const char *conninfo)
 {
-  return conninfo != NULL
-         && (strncmp(conninfo, "postgresql://", 13) == 0 || strncmp(conninfo, "postgres://", 11) == 0
-             || strchr(conninfo, '=') != NULL);
+  if (conninfo == NULL
+      || (strncmp(conninfo, "postgresql://", 13) != 0 && strncmp(conninfo, "postgres://", 11) != 0
+          && strchr(conninfo, '=') == NULL))
+    return false;
+  char *perr = NULL; /* libpq's own message may quote the string, password included: never shown */
+  PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+  PQfreemem(perr);
+  PQconninfoFree(opts);
+  return opts != NULL;
 }
 
 /* postgresql://user@host:port/dbname, or postgresql://user@/dbname?host=/dir&port=N for a socket; no password. */
@@ -1044,7 +1050,7 @@ db_pg_open(const char *conninfo, db_conn **out, berth_error **err)
   if (opts == NULL) {
     PQfreemem(perr); /* it may quote the string, password included */
     return berth_error_set(err, BERTH_EINVAL,
-                           "BERTH_STORE is not a valid PostgreSQL connection string (a postgresql:// URL or libpq"
+                           "the store is not a valid PostgreSQL connection string (a postgresql:// URL or libpq"
                            " key=value settings)");
   }
   /* JIT off for berth's sessions, after the user's own options: berth's statements are small, and JIT compiles any

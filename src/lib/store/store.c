@@ -214,6 +214,9 @@ open_sqlite(berth_store *st, berth_error **err)
   struct stat sb;
   if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
     return berth_error_set(err, BERTH_EINTERNAL, "store %s is not a regular file", path);
+  if (stat(path, &sb) < 0 && lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode))
+    return berth_error_set(err, BERTH_EINTERNAL, "store %s is a symbolic link to nothing (its target does not exist)",
+                           path);
   return db_sqlite_open(path, &st->db, err);
 }
 
@@ -248,8 +251,8 @@ open_engine(berth_store *st, berth_error **err)
     rc = open_sqlite(st, err);
   else if (!db_pg_conninfo_looks_valid(url))
     rc = berth_error_set(err, BERTH_EINVAL,
-                         "%s must be a postgresql:// URL or libpq key=value settings (or be unset for the SQLite"
-                         " store in BERTH_HOME)",
+                         "%s must be a valid postgresql:// URL or libpq key=value settings (or be unset for the"
+                         " SQLite store in BERTH_HOME)",
                          origin);
   else
     rc = open_postgresql(st, url, err);

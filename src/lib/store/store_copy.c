@@ -230,7 +230,7 @@ berth_store_copy(berth_store *st, const char *to_url, berth_store_copy_report *r
   memset(report, 0, sizeof *report);
   if (to_url == NULL || !db_pg_conninfo_looks_valid(to_url))
     return berth_error_set(err, BERTH_EINVAL,
-                           "store copy: the target must be a postgresql:// URL or libpq key=value settings");
+                           "store copy: --to must be a valid postgresql:// URL or libpq key=value settings");
   db_conn *to = NULL;
   int from_v = 0, to_v = 0;
   int rc = db_pg_open(to_url, &to, err);

@@ -66,7 +66,9 @@ load_key_file(berth_store *st, bool create, berth_error **err)
     if (fd < 0)
       return berth_error_set_errno(err, BERTH_EINTERNAL, errno, "open secret key %s", path);
     struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size != (off_t) sizeof st->key)
+    if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode))
+      return berth_error_set(err, BERTH_EINTERNAL, "secret key %s is not a regular file", path);
+    if (fstat(fd, &sb) < 0 || sb.st_size != (off_t) sizeof st->key)
       return berth_error_set(err, BERTH_EINTERNAL, "secret key %s is damaged (expected %zu bytes)", path,
                              sizeof st->key);
     if (sb.st_mode & 077)

@@ -180,14 +180,14 @@ berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error 
       || (rc = berth_json_env(o, "env", false, s->name, &s->env, &s->n_env, err)) < 0
       || (rc = berth_json_env(o, "secret_env", true, s->name, &s->secret_env, &s->n_secret_env, err)) < 0
       || (rc = json_str_field(o, "network", false, &s->network, err)) < 0
-      || (rc = json_int(o, "memory_bytes", 0, INT64_C(1) << 50, &s->memory_bytes, err)) < 0
+      || (rc = json_int(o, "memory_bytes", 0, BERTH_MAX_MEMORY_BYTES, &s->memory_bytes, err)) < 0
       || (rc = json_parsed(o, "memory", berth_parse_size, &s->memory_bytes, err)) < 0
-      || (rc = json_int(o, "nano_cpus", 0, INT64_C(1024) * 1000000000, &s->nano_cpus, err)) < 0
+      || (rc = json_int(o, "nano_cpus", 0, BERTH_MAX_NANO_CPUS, &s->nano_cpus, err)) < 0
       || (rc = json_parsed(o, "cpus", berth_parse_cpus, &s->nano_cpus, err)) < 0
       || (rc = json_int(o, "pids", 0, 1 << 22, &s->pids, err)) < 0
-      || (rc = json_int(o, "timeout_ms", 0, INT64_C(1) << 40, &s->timeout_ms, err)) < 0
+      || (rc = json_int(o, "timeout_ms", 0, BERTH_MAX_DURATION_MS, &s->timeout_ms, err)) < 0
       || (rc = json_parsed(o, "timeout", berth_parse_duration_ms, &s->timeout_ms, err)) < 0
-      || (rc = json_int(o, "idle_timeout_ms", 0, INT64_C(1) << 40, &s->idle_timeout_ms, err)) < 0
+      || (rc = json_int(o, "idle_timeout_ms", 0, BERTH_MAX_DURATION_MS, &s->idle_timeout_ms, err)) < 0
       || (rc = json_parsed(o, "idle_timeout", berth_parse_duration_ms, &s->idle_timeout_ms, err)) < 0
       || (rc = json_str_field(o, "pull_policy", false, &s->pull_policy, err)) < 0
       || (rc = json_strv(o, "persist", &s->persist, err)) < 0 || (rc = json_strv(o, "labels", &s->labels, err)) < 0
