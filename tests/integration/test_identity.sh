@@ -26,12 +26,21 @@ echo '{"env": {"X": "stale-Value-77"}, "expires_at": "$past"}'
 EOF
 printf '#!/bin/sh\ncat\ncat "%s/helper-input.json" >&2\n' "$T_TMP" >"$H/echo"
 printf 'not executable\n' >"$H/noexec"
-chmod +x "$H/ok" "$H/fails" "$H/hangs" "$H/garbage" "$H/expired" "$H/echo"
+# pem: prints a key block on stderr (masked whole by the built-in PEM pattern, not line by line) and gives a value
+# too short to be masked (said, by name)
+cat >"$H/pem" <<'EOF'
+#!/bin/sh
+printf '%s\n' 'here is a key:' '-----BEGIN PRIVATE KEY-----' 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCpemBodyLine1xQ8sK2nR5vT7wY9zA1c' \
+  'pemBodyLine2E3gH5jL7mN9pR1tV3xZ5bD7fH9kM2qW4eR6tY8uI0oP' '-----END PRIVATE KEY-----' >&2
+printf '{"env": {"SHORT_ONE": "ab"}, "expires_at": "%s"}\n' "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)"
+EOF
+chmod +x "$H/ok" "$H/fails" "$H/hangs" "$H/garbage" "$H/expired" "$H/echo" "$H/pem"
 cat >"$BERTH_HOME/config.json" <<EOF
 {"oidc_issuer": "https://berth.example",
  "credential_helpers": {"ok": {"command": ["$H/ok"]}, "fails": {"command": ["$H/fails"]},
    "hangs": {"command": ["$H/hangs"], "timeout": "1s"}, "garbage": {"command": ["$H/garbage"]},
-   "expired": {"command": ["$H/expired"]}, "echo": {"command": ["$H/echo"]}, "noexec": {"command": ["$H/noexec"]}}}
+   "expired": {"command": ["$H/expired"]}, "echo": {"command": ["$H/echo"]}, "noexec": {"command": ["$H/noexec"]},
+   "pem": {"command": ["$H/pem"]}}}
 EOF
 "$BERTH" image allow 'docker.io/berth/busybox:*' >/dev/null 2>&1
 
@@ -144,6 +153,16 @@ failing garbage "printed something that is not"
 check "  ...the reason does not quote what it printed" sh -c "! grep -q 'hello, not JSON' '$T_TMP/f.err'"
 failing expired "credentials that expired at"
 check "  ...the expired value is not shown" sh -c "! grep -rq 'stale-Value-77' '$T_TMP/f.err' '$T_TMP/f.logs'"
+# a helper's stderr with a key block in it: masked as one text; a value too short to mask is named in a warning
+P=$(stack_name hpem)
+"$BERTH" stack create "$P" --image berth/busybox:latest --credentials pem >/dev/null
+rc=$(run "$T_TMP/p.out" "$T_TMP/p.err" "$P" -- true)
+pid=$(last_task "$P")
+"$BERTH" task logs "$pid" >"$T_TMP/p.logs" 2>&1
+check "a helper's key block on stderr: the task runs (rc=$rc), the block is masked whole, no line of it shows" \
+  sh -c "test $rc -eq 0 && grep -q 'here is a key' '$T_TMP/p.logs' && ! grep -rq -e pemBodyLine -e MIIEvQ '$T_TMP/p.logs' '$T_TMP/p.err' '$BERTH_HOME'"
+check "  ...and a value too short to be masked is named in a warning" \
+  grep -q 'warning: secret variable SHORT_ONE from credential helper pem is too short to be masked' "$T_TMP/p.logs"
 # a helper that echoes its input (the context with the token) to stdout and stderr: fails, leaks nothing
 "$BERTH" stack update "$S" --credentials echo >/dev/null
 rc=$(run "$T_TMP/e.out" "$T_TMP/e.err" "$S" -- true)
