@@ -11,9 +11,9 @@ ln -s /etc/hostname "$proj/link-out"
 ln -s README "$proj/link-in"
 
 "$BERTH" stack create "$S" --image berth/busybox:latest --project-dir "$proj" \
-  --before-init 'echo before-init-ran >&2; export FROM_HOOK=hook' --init 'export FROM_INIT=init; echo init-ran >&2' \
-  --before-perform 'echo before-perform-ran >&2' --after-perform 'echo after-perform-ran >&2' \
-  --after-run 'echo after-run-ran >&2' --env PLAIN=plain-value --timeout 60s --idle-timeout 30s \
+  --before-init 'echo before-init-ran; export FROM_HOOK=hook' --init 'export FROM_INIT=init; echo init-ran >&2' \
+  --before-perform 'echo before-perform-ran' --after-perform 'echo after-perform-ran' \
+  --after-run 'echo after-run-ran' --env PLAIN=plain-value --timeout 60s --idle-timeout 30s \
   --persist out/state.json --keep-versions 2 >/dev/null
 check "stack create with every hook" test $? -eq 0
 
@@ -24,7 +24,7 @@ printf '\000\001\377bin\r\n' >"$T_TMP/want1"
 check "stdout carries exactly the command's bytes" cmp "$T_TMP/o1" "$T_TMP/want1"
 check "the command's stderr is on stderr" grep -q to-err "$T_TMP/e1"
 for h in before-init-ran init-ran before-perform-ran after-perform-ran after-run-ran; do
-  check "hook output on stderr: $h" grep -q "$h" "$T_TMP/e1"
+  check "hook output on stderr, what they print on stdout too: $h" grep -q "$h" "$T_TMP/e1"
 done
 check "hooks run in order" sh -c "grep -n -e before-init-ran -e init-ran -e before-perform-ran -e to-err \
   -e after-perform-ran -e after-run-ran '$T_TMP/e1' | cut -d: -f2 | tr '\n' ' ' | \

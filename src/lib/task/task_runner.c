@@ -256,7 +256,9 @@ setup_secrets(runner *r, berth_error **err)
       if (rc == 1)
         note(r, "warning: secret variable %s is too short to be masked in the output", sets[k][i].key);
     }
-  r->out_sink = (stream_sink){ .r = r, .kind = BERTH_LOG_STDOUT };
+  /* the stdout of init commands and hooks is stderr to the task's follower: only the command's own stdout is the
+   * task's stdout (`berth task run s -- terraform output -json > o.json` is a valid file); see perform() */
+  r->out_sink = (stream_sink){ .r = r, .kind = BERTH_LOG_STDERR };
   r->err_sink = (stream_sink){ .r = r, .kind = BERTH_LOG_STDERR };
   r->out = berth_redactor_new(r->secrets, sink_to_log, &r->out_sink, err);
   if (r->out == NULL)
@@ -925,7 +927,9 @@ perform(runner *r, outcome *o)
   /* the command text is not echoed: it may carry a value that an ::add-mask:: line only masks later */
   note(r, "==> performing the command");
   const char *argv[] = { "sh", "-c", ENV_PROLOGUE "exec sh -c \"$0\"", r->t->command, NULL };
+  r->out_sink.kind = BERTH_LOG_STDOUT; /* the exec's end flushed everything before it, and flushes all of it */
   rc = run_exec(r, argv, &status, &e);
+  r->out_sink.kind = BERTH_LOG_STDERR;
   if (rc < 0) {
     fail_from_error(r, o, rc, e);
     berth_error_clear(&e);
