@@ -150,6 +150,16 @@ transport_error(client_conn *c, CURLcode cc, berth_error **err)
                          curl_easy_strerror(cc));
 }
 
+/* A server that wants a key, and none was given: what to set. */
+static int
+no_key_error(client_conn *c, berth_error **err)
+{
+  return berth_error_set(err, BERTH_EDENIED,
+                         "the berth server at %s%s needs an API key: set BERTH_API_KEY (an admin makes one with"
+                         " 'berth key create NAME --role reader|writer|admin')",
+                         c->unix_path ? "unix:" : c->base, c->unix_path ? c->unix_path : "");
+}
+
 /* The error of a non-2xx answer. */
 static int
 answer_error(long status, const berth_buf *b, berth_error **err)
@@ -192,6 +202,8 @@ client_request_raw(client_conn *c, const char *method, const char *path, const c
   int rc = 0;
   if (cc != CURLE_OK)
     rc = transport_error(c, cc, err);
+  else if (status == 401 && c->auth == NULL)
+    rc = no_key_error(c, err);
   else if (status < 200 || status > 299)
     rc = answer_error(status, &b, err);
   else if (resp) {
@@ -266,6 +278,8 @@ client_stream(client_conn *c, const char *path, client_sink sink, void *userdata
   int rc = 0;
   if (cc == CURLE_ABORTED_BY_CALLBACK && stop && *stop)
     rc = 1;
+  else if (s.status == 401 && c->auth == NULL)
+    rc = no_key_error(c, err);
   else if (s.status != 0 && (s.status < 200 || s.status > 299))
     rc = answer_error(s.status, &s.errbody, err);
   else if (cc != CURLE_OK)

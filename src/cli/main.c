@@ -14,7 +14,7 @@
 static const cli_group commands[] = {
   { "doctor", cmd_doctor, "Docker reachable? API version, store, runner image" },
   { "stack", cmd_stack, "create, update, show, list, delete, lock stacks; stack state" },
-  { "task", cmd_task, "run, list, show, follow, cancel, retry tasks" },
+  { "task", cmd_task, "run, list, show, logs (follow), cancel, retry tasks" },
   { "image", cmd_image, "image allowlist: allow, deny, remove, list, check" },
   { "policy", cmd_policy, "task policies: add, list, remove, test" },
   { "audit", cmd_audit, "the audit trail: list, verify" },

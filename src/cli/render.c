@@ -267,9 +267,9 @@ cli_render_stack_state(const cJSON *state)
     return;
   }
   char b[64];
-  printf("%-7s  %-26s  %-20s  %5s  %s\n", "VERSION", "TASK", "CREATED", "FILES", "SIZE");
+  printf("%-7s  %-26s  %-24s  %5s  %s\n", "VERSION", "TASK", "CREATED", "FILES", "SIZE");
   cJSON_ArrayForEach(v, versions) printf(
-      "%-7lld  %-26s  %-20s  %5lld  %s\n", (long long) num64(v, "version"), str(v, "task_id", "-"),
+      "%-7lld  %-26s  %-24s  %5lld  %s\n", (long long) num64(v, "version"), str(v, "task_id", "-"),
       str(v, "created_at", "-"), (long long) num64(v, "files"), berth_format_size(num64(v, "bytes"), b, sizeof b));
 }
 
@@ -296,12 +296,12 @@ cli_render_audit(const cJSON *records)
     printf("no audit records\n");
     return;
   }
-  printf("%-6s %-20s %-14s %-16s %-30s %s\n", "ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME");
+  printf("%-6s %-24s %-14s %-16s %-30s %s\n", "ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME");
   const cJSON *r;
   cJSON_ArrayForEach(r, records)
   {
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(r, "args");
-    printf("%-6lld %-20s %-14s %-16s %-30s %s\n", (long long) num64(r, "id"), str(r, "at", ""), str(r, "actor", ""),
+    printf("%-6lld %-24s %-14s %-16s %-30s %s\n", (long long) num64(r, "id"), str(r, "at", ""), str(r, "actor", ""),
            str(r, "action", ""), str(r, "target", "-"), str(r, "outcome", ""));
     if (args != NULL && !cJSON_IsNull(args)) {
       char *a = cJSON_PrintUnformatted(args);
@@ -354,7 +354,8 @@ cli_render_host_list(const cJSON *hosts)
     }
     const char *hb = str(h, "heartbeat_at", NULL);
     printf("%-24s  %-8s  %-20s  %5d  %4d  %-10s  %s\n", str(h, "name", "?"), str(h, "state", "?"), pools,
-           num(h, "slots", 0), num(h, "busy", 0), str(h, "version", "-"), human_ago(iso_ms(hb), now, hb, ago, sizeof ago));
+           num(h, "slots", 0), num(h, "busy", 0), str(h, "version", "-"),
+           human_ago(iso_ms(hb), now, hb, ago, sizeof ago));
   }
 }
 

@@ -118,7 +118,7 @@ check "  ...and its secret env is wiped from the store (no runner ever had it)" 
 for _ in $(seq 1 100); do [ "$(task_field "$q1" state)" = PERFORMING ] && break; sleep 0.1; done
 "$BERTH" task cancel "$q1" >/dev/null 2>"$T_TMP/perf.err"
 check "PERFORMING cannot be stopped (exit 125)" test $? -eq 125
-check "  ...and berth says so" grep -q 'performing cannot be stopped' "$T_TMP/perf.err"
+check "  ...and berth says so" grep -q 'a performing task cannot be stopped (it runs to its end or its timeout)' "$T_TMP/perf.err"
 "$BERTH" task logs "$q1" --follow >/dev/null 2>&1
 "$BERTH" task cancel "$q1" >/dev/null 2>"$T_TMP/done.err"
 check "a finished task cannot be canceled" sh -c "grep -q 'already FINISHED' '$T_TMP/done.err'"

@@ -469,7 +469,9 @@ berth_task_cancel(berth_store *st, const char *id, const char *actor, bool is_ad
     else if (berth_task_state_is_terminal(t->state))
       rc = berth_error_set(err, BERTH_EBUSY, "task %s is already %s", t->id, t->state);
     else if (strcmp(t->state, "PERFORMING") == 0)
-      rc = berth_error_set(err, BERTH_EBUSY, "task %s is performing: performing cannot be stopped", t->id);
+      rc = berth_error_set(
+          err, BERTH_EBUSY,
+          "task %s is PERFORMING: a performing task cannot be stopped (it runs to its end or its timeout)", t->id);
     else
       target = strcmp(t->state, "QUEUED") == 0 ? "CANCELED" : "STOPPED";
     if (rc < 0) {
