@@ -40,6 +40,14 @@ bool berth_utf8_valid(const char *s);
 /* 0, or BERTH_EINVAL "WHAT is not valid UTF-8" when s is not (what: "label `x...`", "--note"). */
 int berth_utf8_check(const char *what, const char *s, berth_error **err);
 
+/* Before a JSON text is parsed (cJSON would cut a string at an escaped NUL or a bad escape): it is valid UTF-8, and
+ * its strings hold no \u0000, no \u escape without 4 hex digits, no lone surrogate. 0, or BERTH_EINVAL saying
+ * which and where. */
+int berth_json_text_check(const char *text, size_t len, berth_error **err);
+/* The first key that an object of j (j itself or any object inside it) holds twice, or NULL. */
+struct cJSON;
+const char *berth_json_duplicate_key(const struct cJSON *j);
+
 /* [A-Za-z_][A-Za-z0-9_]* */
 bool berth_env_name_valid(const char *name);
 

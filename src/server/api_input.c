@@ -15,6 +15,8 @@ srv_json_object(const char *body, size_t len, cJSON **out, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "the request needs a JSON object body");
   if (memchr(body, '\0', len) != NULL)
     return berth_error_set(err, BERTH_EINVAL, "the request body holds a NUL byte");
+  if (berth_json_text_check(body, len, err) < 0)
+    return berth_error_wrap(err, "the request body");
   const char *end = NULL;
   cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, false);
   if (j == NULL) {
@@ -32,6 +34,12 @@ srv_json_object(const char *body, size_t len, cJSON **out, berth_error **err)
   if (!cJSON_IsObject(j)) {
     cJSON_Delete(j);
     return berth_error_set(err, BERTH_EINVAL, "the request body must be a JSON object");
+  }
+  const char *dup = berth_json_duplicate_key(j);
+  if (dup != NULL) {
+    int rc = berth_error_set(err, BERTH_EINVAL, "the request body gives the field `%.64s` twice", dup);
+    cJSON_Delete(j);
+    return rc;
   }
   *out = j;
   return 0;

@@ -218,7 +218,11 @@ api_task_logs(srv_req *r, srv_resp *out)
   }
   int64_t offset = 0;
   const char *off = srv_query(r, "offset");
-  if (off && berth_parse_int64(off, 0, INT64_C(1) << 50, &offset, &err) < 0) {
+  bool follow = false;
+  if ((off && berth_parse_int64(off, 0, INT64_C(1) << 50, &offset, &err) < 0)
+      || srv_query_bool(r, "follow", &follow, &err) < 0) {
+    if (off && err && err->code == BERTH_EINVAL && strstr(err->msg, "follow") == NULL)
+      berth_error_wrap(&err, "query parameter `offset`");
     berth_task_free(t);
     return srv_fail(out, err);
   }
@@ -233,7 +237,7 @@ api_task_logs(srv_req *r, srv_resp *out)
     return err ? srv_fail(out, err) : srv_fail_status(out, 500, BERTH_EINTERNAL, "out of memory");
   }
   berth_task_free(t);
-  s->follow = srv_truthy(srv_query(r, "follow"));
+  s->follow = follow;
   s->raw = format == NULL || strcmp(format, "raw") == 0;
   out->status = 200;
   out->stream = s;

@@ -72,7 +72,10 @@ int
 api_key_list(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
-  cJSON *j = berth_apikey_list_json(r->st, srv_truthy(srv_query(r, "all")), &err);
+  bool all = false;
+  if (srv_query_bool(r, "all", &all, &err) < 0)
+    return srv_fail(out, err);
+  cJSON *j = berth_apikey_list_json(r->st, all, &err);
   if (j == NULL)
     return srv_fail(out, err);
   return srv_ok(out, 200, j);

@@ -13,7 +13,8 @@ api_oidc_discovery(srv_req *r, srv_resp *out)
   const char *issuer = getenv("BERTH_OIDC_ISSUER");
   (void) r;
   if (issuer == NULL || *issuer == '\0')
-    return srv_fail_status(out, 404, BERTH_ENOTFOUND, "this server publishes no OIDC issuer (berth serve --public-url)");
+    return srv_fail_status(out, 404, BERTH_ENOTFOUND,
+                           "this server publishes no OIDC issuer (berth serve --public-url)");
   cJSON *j = berth_oidc_discovery(issuer);
   if (j == NULL)
     return srv_fail_status(out, 500, BERTH_EINTERNAL, "out of memory");
@@ -44,8 +45,13 @@ api_oidc_rotate(srv_req *r, srv_resp *out)
   berth_error *err = NULL;
   cJSON *body = NULL;
   const char *alg = NULL;
-  if (r->body_len > 0 && srv_json_object(r->body, r->body_len, &body, &err) < 0)
+  static const char *const fields[] = { "alg", NULL };
+  if (r->body_len > 0
+      && (srv_json_object(r->body, r->body_len, &body, &err) < 0
+          || srv_json_only(body, fields, "the body", &err) < 0)) {
+    cJSON_Delete(body);
     return srv_fail(out, err);
+  }
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "alg");
   if (a != NULL && !cJSON_IsString(a)) {
     cJSON_Delete(body);

@@ -44,11 +44,15 @@ api_schedule_create(srv_req *r, srv_resp *out)
     rc = berth_schedule_from_json(body, r->args[0], &s, &err);
   cJSON_Delete(body);
   berth_schedule *added = NULL;
+  bool refused = rc < 0;
   if (rc == 0)
     rc = berth_schedule_add(r->st, s, r->key->name, r->key->role, &err);
+  refused = refused || rc < 0;
   if (rc == 0)
     rc = berth_store_schedule_get(r->st, s->stack, s->name, &added, &err);
   berth_schedule_free(s);
+  if (refused) /* a refused change is recorded too (without its command, which may hold a secret) */
+    srv_audit(r, "schedule.add", r->args[0], NULL, err);
   if (rc < 0)
     return srv_fail(out, err);
   cJSON *j = berth_schedule_json(r->st, added, &err);

@@ -197,8 +197,10 @@ int
 api_stack_unlock(srv_req *r, srv_resp *out)
 {
   berth_error *err = NULL;
-  bool force = srv_truthy(srv_query(r, "force"));
-  int rc = srv_check_stack(r, r->args[0], &err);
+  bool force = false;
+  int rc = srv_query_bool(r, "force", &force, &err);
+  if (rc == 0)
+    rc = srv_check_stack(r, r->args[0], &err);
   if (rc == 0 && force && r->role < SRV_ROLE_ADMIN)
     rc = berth_error_set(&err, BERTH_EDENIED, "API key `%s`: only an admin may force an unlock", r->key->name);
   if (rc == 0)

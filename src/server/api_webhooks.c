@@ -1,8 +1,10 @@
 /* /v1/webhooks and /v1/webhook-deliveries (admin): signed webhooks, their deliveries and attempts. The secret
  * arrives in the body of POST /v1/webhooks and is never sent back. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/parse.h"
 #include "berth/webhook.h"
 #include "server.h"
 
@@ -35,11 +37,16 @@ api_webhook_create(srv_req *r, srv_resp *out)
   cJSON *secret = cJSON_GetObjectItemCaseSensitive(body, "secret");
   if (cJSON_IsString(secret))
     explicit_bzero(secret->valuestring, strlen(secret->valuestring));
+  const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "name"));
+  char target[80];
+  snprintf(target, sizeof target, "%s", name && berth_utf8_valid(name) ? name : "-");
   cJSON_Delete(body);
   if (rc == 0)
     rc = berth_webhook_add(r->st, w, r->key->name, &err);
   cJSON *j = rc == 0 ? berth_webhook_to_json(w) : NULL;
   berth_webhook_free(w);
+  if (rc < 0) /* a refused change is recorded too (its arguments are not: they hold the URL and the secret) */
+    srv_audit(r, "webhook.add", target, NULL, err);
   return rc == 0 ? srv_ok(out, 201, j) : srv_fail(out, err);
 }
 

@@ -22,6 +22,7 @@
 #include "berth/docker.h"
 #include "berth/config.h"
 #include "berth/host_loop.h"
+#include "berth/parse.h"
 #include "berth/task_queue.h"
 #include "berth/task_runner.h"
 #include "server.h"
@@ -198,6 +199,16 @@ srv_query(srv_req *r, const char *name)
   if (v && strlen(v) > SRV_QUERY_VALUE_MAX)
     return NULL;
   return v;
+}
+
+int
+srv_query_bool(srv_req *r, const char *name, bool *out, berth_error **err)
+{
+  const char *v = srv_query(r, name);
+  *out = srv_truthy(v);
+  if (v == NULL || *out || strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+    return 0;
+  return berth_error_set(err, BERTH_EINVAL, "query parameter `%s` must be true or false (1, 0, yes, no)", name);
 }
 
 const char *
@@ -473,8 +484,23 @@ dispatch(srv_ctx *srv, bool tls, struct MHD_Connection *c, const char *url, cons
   bool path_known = false;
   const srv_route *route
       = srv_route_match(routes, sizeof routes / sizeof routes[0], method, segs, (size_t) nseg, r.args, 4, &path_known);
-  if (route == NULL && path_known)
-    return queue_error(c, 405, BERTH_EINVAL, "method %.16s is not allowed on %.300s", method, url);
+  if (route == NULL && path_known) { /* 405 says which methods the path takes (RFC 9110) */
+    static const char *const methods[] = { "GET", "POST", "PATCH", "DELETE" };
+    char allow[64] = "";
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+      const char *args[4];
+      bool known = false;
+      if (srv_route_match(routes, sizeof routes / sizeof routes[0], methods[i], segs, (size_t) nseg, args, 4, &known))
+        snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "", methods[i]);
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "method %.16s is not allowed on %.300s (allowed: %s)", method, url, allow);
+    const char *headers[] = { "Allow", allow, NULL };
+    srv_resp rs = { .status = 405, .json = error_body(BERTH_EINVAL, msg), .headers = headers };
+    enum MHD_Result res = queue(c, &rs);
+    cJSON_Delete(rs.json);
+    return res;
+  }
   if (route == NULL)
     return queue_error(c, 404, BERTH_ENOTFOUND, "no such endpoint: %.16s %.300s", method, url);
   if (atomic_load(&srv->stopping))
@@ -534,6 +560,27 @@ typedef struct listener {
   bool starting;       /* while MHD_start_daemon runs: its messages go in start_err, for the one error line */
   char start_err[256]; /* the first of them */
 } listener;
+
+/* %XX in the path and the query, decoded only where the result is text: a %00 (which would cut the string there) or
+ * bytes that are not UTF-8 stay as they were written, so they reach the handlers as a name that does not exist
+ * instead of a shorter one, and are never echoed raw in a JSON answer or an audit record. */
+static size_t
+unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+  (void) cls;
+  (void) c;
+  size_t n = strlen(s);
+  char *copy = strdup(s);
+  if (copy == NULL)
+    return n;
+  size_t m = MHD_http_unescape(copy);
+  if (strlen(copy) == m && berth_utf8_valid(copy)) {
+    memcpy(s, copy, m + 1);
+    n = m;
+  }
+  free(copy);
+  return n;
+}
 
 /* libmicrohttpd's (and GnuTLS's, through it) messages: while a listener starts, the first is kept for its error
  * line; later ones are one line each on stderr. */
@@ -769,6 +816,7 @@ start_listener(listener *l, const char *cert, const char *key, unsigned timeout_
   struct MHD_OptionItem opts[] = {
     { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t) mhd_log, l }, /* first: it takes the messages of the options after it */
     { MHD_OPTION_LISTEN_SOCKET, l->fd, NULL },
+    { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t) unescape, NULL },
     { MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONN_MEMORY, NULL },
     { MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL },
     { MHD_OPTION_CONNECTION_LIMIT, SRV_CONN_LIMIT, NULL },

@@ -179,6 +179,9 @@ typedef struct srv_resp {
 
 /* Query value by name (NULL when absent). */
 const char *srv_query(srv_req *r, const char *name);
+/* Query parameter name as a yes/no (absent: no); BERTH_EINVAL naming it for anything else than 1/0, true/false,
+ * yes/no. */
+int srv_query_bool(srv_req *r, const char *name, bool *out, berth_error **err);
 /* Request header by name (NULL when absent). */
 const char *srv_header(srv_req *r, const char *name);
 /* Fills out with the error body for err (status from the one table) and frees err. Returns 0. */

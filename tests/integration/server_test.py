@@ -535,6 +535,13 @@ def test_bad_requests(keys):
         ("no body", dict(raw=b""), 400),
         ("deeply nested JSON", dict(raw=b"[" * 5000 + b"]" * 5000), 400),
         ("a NUL byte in JSON", dict(raw=b'{"command": "tr\x00ue"}'), 400),
+        ("an escaped NUL in a string (\\u0000)", dict(raw=b'{"command": "tr\\u0000ue"}'), 400),
+        ("a \\u escape without 4 hex digits", dict(raw=b'{"command": "tr\\uZZZZue"}'), 400),
+        ("a lone UTF-16 surrogate", dict(raw=b'{"command": "echo \\ud83d"}'), 400),
+        ("bytes that are not UTF-8", dict(raw=b'{"command": "echo \xff"}'), 400),
+        ("a field given twice", dict(raw=b'{"command": "true", "command": "echo second"}'), 400),
+        ("an env variable given twice", dict(raw=b'{"command": "true", "env": {"A": "x", "A": "y"}}'), 400),
+        ("a null env value (nothing to unset on a task)", dict(body={"command": "true", "env": {"A": None}}), 400),
     ]
     for what, kw, want in cases:
         st, j, payload, _ = req("POST", p, adm, **kw)
@@ -558,8 +565,40 @@ def test_bad_requests(keys):
           (resp == b"" or 400 <= (status_of(resp) or 0) < 500) and st == 200, resp[:100])
     st, j, _, _ = req("GET", "/v1/nothing-here", adm, validate=False)
     check("an unknown path -> 404 not_found", st == 404 and j["error"] == "not_found", j)
-    st, j, _, _ = req("PUT", "/v1/tasks", adm, validate=False)
-    check("a wrong method -> 405", st == 405 and j["error"] == "invalid", j)
+    st, j, _, r = req("PUT", "/v1/tasks", adm, validate=False)
+    check("a wrong method -> 405 with Allow", st == 405 and j["error"] == "invalid" and r.getheader("Allow") == "GET", j)
+    st, j, _, r = req("PUT", "/v1/stacks/" + S(4), adm, validate=False)
+    check("  ...Allow names every method of the path", r.getheader("Allow") == "GET, PATCH, DELETE", r.getheader("Allow"))
+    # %00 and bytes that are not UTF-8 in the path: never a shorter name, never raw bytes in the answer
+    st, j, _, _ = req("DELETE", "/v1/stacks/%s%%00junk" % S(4), adm, validate=False)
+    st2, _, _, _ = req("GET", "/v1/stacks/" + S(4), adm)
+    check("DELETE /v1/stacks/NAME%00junk -> 404, and NAME is still there", st == 404 and st2 == 200, (st, j, st2))
+    st, j, payload, _ = req("GET", "/v1/stacks/%ff%fe", adm, validate=False)
+    check("a path with bytes that are not UTF-8 -> 404 whose body is UTF-8 JSON",
+          st == 404 and j is not None and b"\xff" not in payload, payload[:120])
+    st, j, _, _ = req("GET", "/v1/stacks/nope-%d/schedules" % os.getpid(), adm, validate=False)
+    check("the schedules of a stack that does not exist -> 404", st == 404 and j["error"] == "not_found", j)
+    st, j, _, _ = req("POST", "/v1/stacks/%s/schedules" % S(4), adm,
+                      {"name": "never", "cron": "0 0 31 2 *", "command": "true"}, validate=False)
+    check("a cron expression that never fires -> 400 (bad input, not 404)", st == 400 and "never fires" in j["message"], j)
+    st, j, _, _ = req("POST", "/v1/oidc/rotate", adm, {"bogus": 1}, validate=False)
+    check("an unknown field of oidc rotate -> 400 (nothing rotated)", st == 400, j)
+    st, j, _, _ = req("DELETE", "/v1/stacks/%s/lock?force=maybe" % S(4), adm, validate=False)
+    check("a yes/no query parameter that is neither -> 400", st == 400 and "force" in j["message"], j)
+    # a policy whose pattern cannot be evaluated denies (403), never a 500
+    pol = {"name": "slow-%d" % os.getpid(), "decision": "deny", "command": "^(a+)+$", "stacks": [S(4)]}
+    st, j, _, _ = req("POST", "/v1/policies", adm, pol, validate=False)
+    st, j, _, _ = req("POST", p, w, {"command": "a" * 40 + "!"}, validate=False)
+    check("a policy pattern past its match limit refuses the task (403, not 500)",
+          st == 403 and j["error"] == "denied" and "could not match" in j["message"], (st, j))
+    req("DELETE", "/v1/policies/" + pol["name"], adm, validate=False)
+    # a refused webhook is in the audit trail (without its URL or secret)
+    st, j, _, _ = req("POST", "/v1/webhooks", adm, {"name": "bad-hook", "url": "http://:80/", "secret": "s3cr3t-hook",
+                                                      "events": ["audit"]}, validate=False)
+    st2, a, payload, _ = req("GET", "/v1/audit", adm)
+    refused = [x for x in a["records"] if x["action"] == "webhook.add" and x["target"] == "bad-hook"]
+    check("a refused webhook (400) is in the audit trail, its secret is not",
+          st == 400 and refused and refused[-1]["outcome"] != "ok" and b"s3cr3t-hook" not in payload, (st, refused[-1:]))
     st, j, _, _ = req("GET", "/v1/tasks?limit=abc", adm, validate=False)
     check("a bad query value -> 400", st == 400 and j["error"] == "invalid", j)
     st, j, _, _ = req("GET", "/v1/tasks?state=SLEEPING", adm, validate=False)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "berth/parse.h"
@@ -253,13 +254,41 @@ test_utf8(void **state)
   berth_error_free(err);
 }
 
+/* What cJSON would cut short is refused before it parses; keys given twice are found at any depth. */
+static void
+test_json_text(void **state)
+{
+  (void) state;
+  static const char *const good[] = { "{}", "{\"a\": \"x\\u00e9\\ud83d\\ude80\\\\u0000\"}", "{\"\\\"\": 1}", NULL };
+  static const char *const bad[] = { "{\"a\": \"\\u0000\"}",
+                                     "{\"a\": \"\\uZZZZ\"}",
+                                     "{\"a\": \"\\ud83d\"}",
+                                     "{\"a\": \"\\ude80\"}",
+                                     "{\"a\": \"\xff\"}",
+                                     "{\"a\": \"\\u12\"}",
+                                     NULL };
+  for (int i = 0; good[i]; i++)
+    assert_int_equal(berth_json_text_check(good[i], strlen(good[i]), NULL), 0);
+  for (int i = 0; bad[i]; i++) {
+    berth_error *err = NULL;
+    assert_int_equal(berth_json_text_check(bad[i], strlen(bad[i]), &err), BERTH_EINVAL);
+    berth_error_free(err);
+  }
+  cJSON *j = cJSON_Parse("{\"a\": {\"b\": 1, \"c\": [{\"d\": 1, \"d\": 2}]}}");
+  assert_string_equal(berth_json_duplicate_key(j), "d");
+  cJSON_Delete(j);
+  j = cJSON_Parse("{\"a\": {\"a\": 1}, \"b\": [1, 1]}");
+  assert_null(berth_json_duplicate_key(j));
+  cJSON_Delete(j);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_durations), cmocka_unit_test(test_sizes),          cmocka_unit_test(test_cpus_and_ints),
     cmocka_unit_test(test_env_pairs), cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_formatting),
-    cmocka_unit_test(test_utf8),
+    cmocka_unit_test(test_utf8),      cmocka_unit_test(test_json_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

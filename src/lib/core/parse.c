@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "berth/parse.h"
 
 #define VALUE_SHOW_MAX 64 /* how much of a bad value an error message quotes */
@@ -384,17 +386,18 @@ berth_flag_error(int ret, const char *cmd, char *const *argv, int optind, int op
                          cmd);
 }
 
-bool
-berth_utf8_valid(const char *s)
+/* s[0..len) is well-formed UTF-8 (a NUL is a character like any other here). */
+static bool
+utf8_valid_n(const char *s, size_t len)
 {
-  const unsigned char *p = (const unsigned char *) s;
-  while (p && *p) {
+  const unsigned char *p = (const unsigned char *) s, *end = p + len;
+  while (p < end) {
     if (*p < 0x80) {
       p++;
       continue;
     }
     int n = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
-    if (n < 0)
+    if (n < 0 || end - p <= n)
       return false;
     uint32_t cp = *p & (0x3f >> n);
     for (int i = 1; i <= n; i++) {
@@ -408,6 +411,74 @@ berth_utf8_valid(const char *s)
     p += n + 1;
   }
   return true;
+}
+
+bool
+berth_utf8_valid(const char *s)
+{
+  return s == NULL || utf8_valid_n(s, strlen(s));
+}
+
+static int
+hex4(const char *p)
+{
+  int v = 0;
+  for (int i = 0; i < 4; i++) {
+    int c = (unsigned char) p[i], d = c >= '0' && c <= '9'   ? c - '0'
+                                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                             : -1;
+    if (d < 0)
+      return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+int
+berth_json_text_check(const char *text, size_t len, berth_error **err)
+{
+  if (!utf8_valid_n(text, len))
+    return berth_error_set(err, BERTH_EINVAL, "the JSON text is not valid UTF-8");
+  bool in_string = false;
+  for (size_t i = 0; i < len; i++) {
+    if (!in_string) {
+      in_string = text[i] == '"';
+      continue;
+    }
+    if (text[i] == '"') {
+      in_string = false;
+    } else if (text[i] == '\\' && i + 1 < len && text[i + 1] == 'u') {
+      int v = i + 6 <= len ? hex4(text + i + 2) : -1;
+      if (v < 0)
+        return berth_error_set(err, BERTH_EINVAL, "the JSON text has a \\u escape without 4 hex digits (byte %zu)", i);
+      if (v == 0)
+        return berth_error_set(err, BERTH_EINVAL, "the JSON text holds a NUL (\\u0000) in a string (byte %zu)", i);
+      bool high = v >= 0xd800 && v <= 0xdbff, low = v >= 0xdc00 && v <= 0xdfff;
+      int next = high && i + 12 <= len && text[i + 6] == '\\' && text[i + 7] == 'u' ? hex4(text + i + 8) : -1;
+      if (low || (high && !(next >= 0xdc00 && next <= 0xdfff)))
+        return berth_error_set(err, BERTH_EINVAL, "the JSON text has a lone UTF-16 surrogate (byte %zu)", i);
+      i += high ? 11 : 5;
+    } else if (text[i] == '\\') {
+      i++; /* the escaped character, whatever it is (the parser checks it) */
+    }
+  }
+  return 0;
+}
+
+const char *
+berth_json_duplicate_key(const cJSON *j)
+{
+  for (const cJSON *it = j ? j->child : NULL; it; it = it->next) {
+    if (cJSON_IsObject(j))
+      for (const cJSON *prev = j->child; prev != it; prev = prev->next)
+        if (strcmp(prev->string, it->string) == 0)
+          return it->string;
+    const char *inner = berth_json_duplicate_key(it);
+    if (inner)
+      return inner;
+  }
+  return NULL;
 }
 
 int

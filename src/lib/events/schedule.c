@@ -79,8 +79,15 @@ berth_schedule_validate(berth_schedule *s, int64_t now_ms, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "a time zone goes with a cron expression (--at takes a UTC offset)");
   if (s->cron == NULL && s->at_ms <= now_ms)
     return berth_error_set(err, BERTH_EINVAL, "the time to run at is in the past");
-  if (berth_schedule_next(s, now_ms, &s->next_fire, err) < 0)
-    return berth_error_wrap(err, "schedule `%s`", s->name);
+  int rc = berth_schedule_next(s, now_ms, &s->next_fire, err);
+  if (rc < 0) {
+    berth_error_wrap(err, "schedule `%s`", s->name);
+    if (rc == BERTH_ENOTFOUND && err && *err && (*err)->code == BERTH_ENOTFOUND) {
+      (*err)->code = BERTH_EINVAL; /* a cron expression that never fires is bad input, not a missing thing */
+      rc = BERTH_EINVAL;
+    }
+    return rc;
+  }
   return 0;
 }
 

@@ -417,8 +417,9 @@ command_matches(const policy_rule *r, const char *command, berth_error **err)
     return 0;
   PCRE2_UCHAR msg[256];
   pcre2_get_error_message(m, msg, sizeof msg);
-  return berth_error_set(err, BERTH_EINTERNAL, "policy rule `%s`: command regex failed: %s", r->name,
-                         (const char *) msg);
+  /* a rule that cannot be evaluated denies (fail closed): the caller is refused, not met with an internal error */
+  return berth_error_set(err, BERTH_EDENIED, "policy rule `%s` could not match its command pattern (%s): denied",
+                         r->name, (const char *) msg);
 }
 
 static int

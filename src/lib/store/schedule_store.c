@@ -179,6 +179,13 @@ int
 berth_store_schedule_list(berth_store *st, const char *stack, berth_schedule ***out, size_t *n, berth_error **err)
 {
   db_stmt *stmt = NULL;
+  if (stack) { /* the schedules of a stack that does not exist: that it does not, as for its other records */
+    berth_stack *s = NULL;
+    int rc = berth_store_stack_get(st, stack, &s, err);
+    berth_stack_free(s);
+    if (rc < 0)
+      return rc;
+  }
   if (db_prepare(st->db,
                  stack ? "SELECT " SCHEDULE_COLS " FROM schedules s WHERE s.stack = ? ORDER BY s.stack, s.name"
                        : "SELECT " SCHEDULE_COLS " FROM schedules s ORDER BY s.stack, s.name",

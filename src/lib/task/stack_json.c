@@ -42,6 +42,8 @@ berth_json_env(const cJSON *o, const char *key, bool keep_masked, const char *st
   {
     if (!berth_env_name_valid(e->string))
       return berth_error_set(err, BERTH_EINVAL, "field `%s`: `%.64s` is not a valid variable name", key, e->string);
+    if (cJSON_IsNull(e) && stack == NULL) /* a task's own variables: there is nothing to unset */
+      return berth_error_set(err, BERTH_EINVAL, "field `%s`: the value of `%.64s` must be a string", key, e->string);
     if (cJSON_IsNull(e)) {
       if (berth_kv_unset(kv, n, e->string) == 0 && stack)
         return berth_error_set(err, BERTH_EINVAL, "%s `%.64s` is not set on stack `%s`",
