@@ -139,8 +139,11 @@ json_parsed(const cJSON *o, const char *key, int (*parse)(const char *, int64_t 
   else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15) {
     snprintf(num, sizeof num, "%.9g", v->valuedouble);
     text = num;
-  } else
-    return berth_error_set(err, BERTH_EINVAL, "field `%s` must be a string", key);
+  } else if (cJSON_IsNumber(v))
+    return berth_error_set(err, BERTH_EINVAL, "field `%s` must be a number from 0 to 1e15 (or a string such as \"1.5\")",
+                           key);
+  else
+    return berth_error_set(err, BERTH_EINVAL, "field `%s` must be a string or a number", key);
   int rc = parse(text, dst, err);
   if (rc < 0)
     return berth_error_wrap(err, "field `%s`", key);
