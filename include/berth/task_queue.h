@@ -53,6 +53,9 @@ int berth_queue_sweep_if_due(berth_store *st, berth_docker *d, int64_t interval_
 /* Marks task_id as supervised from this BERTH_HOME (its liveness lock file, not held yet), before its supervisor
  * starts: a supervisor that dies before taking the lock is then judged from here, on a shared store too. */
 int berth_task_mark_local(const char *home, const char *task_id, berth_error **err);
+/* A deleted stack's lock file (home/run/stack-NAME.lock), removed while it is held so that no one holds the file
+ * removed; left alone when someone holds it. */
+void berth_stack_lock_file_remove(const char *home, const char *stack);
 int berth_queue_fail_if_orphan(berth_store *st, berth_docker *d, const berth_task *t, berth_error **err);
 /* Makes the next berth_queue_sweep_if_due sweep (e.g. a container could not be removed because Docker was away). */
 void berth_queue_sweep_request(const char *home);

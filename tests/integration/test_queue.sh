@@ -159,4 +159,10 @@ for _ in $(seq 1 20); do
   sleep 0.1
 done
 check "no ended task keeps its liveness lock file ($active active, $left_locks files)" test "$active$left_locks" = 00
+if t_local_only "a deleted stack's queue lock file goes with it"; then
+  had=$(find "$BERTH_HOME/run" -name "stack-$S4.lock" | wc -l)
+  "$BERTH" stack delete "$S4" >/dev/null
+  check "a deleted stack's queue lock file goes with it (there was $had)" \
+    sh -c "test $had -eq 1 && test ! -e '$BERTH_HOME/run/stack-$S4.lock'"
+fi
 finish

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "berth/task_queue.h"
 #include "berth/parse.h"
 #include "berth/actions.h"
 #include "berth/fleet.h"
@@ -59,7 +60,10 @@ berth_action_stack_delete(berth_store *st, const char *name, const char *actor, 
   if (rc < 0)
     return rc;
   rc = berth_store_stack_delete(st, name, err);
-  return finish_audited(st, rc, actor, "stack.delete", name, NULL, err);
+  rc = finish_audited(st, rc, actor, "stack.delete", name, NULL, err);
+  if (rc == 0) /* its queue's lock file in this home goes with it (none of its tasks is active: the delete checked) */
+    berth_stack_lock_file_remove(berth_store_home(st), name);
+  return rc;
 }
 
 int

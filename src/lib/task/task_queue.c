@@ -46,6 +46,18 @@ open_lock(const char *home, const char *kind, const char *name, berth_error **er
   return fd;
 }
 
+void
+berth_stack_lock_file_remove(const char *home, const char *stack)
+{
+  char *p = home ? lock_path(home, "stack", stack) : NULL;
+  int fd = p ? open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
+  if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+    unlink(p);
+  if (fd >= 0)
+    close(fd);
+  free(p);
+}
+
 int
 berth_task_mark_local(const char *home, const char *task_id, berth_error **err)
 {
