@@ -67,6 +67,8 @@ int berth_parse_relative_path(const char *what, const char *s, char **norm_out, 
  * 1610612736 -> "1.5GiB", 512 -> "512B". Return buf. */
 char *berth_format_duration(int64_t ms, char *buf, size_t len);
 char *berth_format_size(int64_t bytes, char *buf, size_t len);
+/* For reading, not for giving back: "1.4MiB", "216KiB", "512B" (one decimal under 10 units). */
+char *berth_format_size_approx(int64_t bytes, char *buf, size_t len);
 /* 1500000000 -> "1.5" */
 char *berth_format_cpus(int64_t nano, char *buf, size_t len);
 /* THE time format of berth's output (API, --json, audit, tables): ISO 8601 UTC with milliseconds,

@@ -69,7 +69,7 @@ render_info(const berth_store_info *in)
   printf("audit records:   %lld\n", (long long) in->audit_records);
   printf("API keys:        %lld\n", (long long) in->api_keys);
   printf("size:            %s\n",
-         in->size_bytes >= 0 ? berth_format_size(in->size_bytes, size, sizeof size) : "unknown");
+         in->size_bytes >= 0 ? berth_format_size_approx(in->size_bytes, size, sizeof size) : "unknown");
 }
 
 static void

@@ -268,9 +268,10 @@ cli_render_stack_state(const cJSON *state)
   }
   char b[64];
   printf("%-7s  %-26s  %-24s  %5s  %s\n", "VERSION", "TASK", "CREATED", "FILES", "SIZE");
-  cJSON_ArrayForEach(v, versions) printf(
-      "%-7lld  %-26s  %-24s  %5lld  %s\n", (long long) num64(v, "version"), str(v, "task_id", "-"),
-      str(v, "created_at", "-"), (long long) num64(v, "files"), berth_format_size(num64(v, "bytes"), b, sizeof b));
+  cJSON_ArrayForEach(v, versions)
+      printf("%-7lld  %-26s  %-24s  %5lld  %s\n", (long long) num64(v, "version"), str(v, "task_id", "-"),
+             str(v, "created_at", "-"), (long long) num64(v, "files"),
+             berth_format_size_approx(num64(v, "bytes"), b, sizeof b));
 }
 
 /* ---- policy test, audit ---- */

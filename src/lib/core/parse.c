@@ -337,6 +337,23 @@ berth_format_size(int64_t bytes, char *buf, size_t len)
 }
 
 char *
+berth_format_size_approx(int64_t bytes, char *buf, size_t len)
+{
+  static const char *const names[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+  double v = (double) bytes;
+  int i = 0;
+  while (v >= 1024 && i < 4) {
+    v /= 1024;
+    i++;
+  }
+  if (i == 0)
+    snprintf(buf, len, "%lldB", (long long) bytes);
+  else
+    snprintf(buf, len, v < 10 ? "%.1f%s" : "%.0f%s", v, names[i]);
+  return buf;
+}
+
+char *
 berth_format_cpus(int64_t nano, char *buf, size_t len)
 {
   int64_t frac = nano % 1000000000;
