@@ -11,7 +11,7 @@ ln -s /etc/hostname "$proj/link-out"
 ln -s README "$proj/link-in"
 
 "$BERTH" stack create "$S" --image berth/busybox:latest --project-dir "$proj" \
-  --before-init 'echo before-init-ran; export FROM_HOOK=hook' --init 'export FROM_INIT=init; echo init-ran >&2' \
+  --before-init 'echo before-init-ran; export FROM_HOOK=hook' --init 'export FROM_INIT=init; echo init-ran' \
   --before-perform 'echo before-perform-ran' --after-perform 'echo after-perform-ran' \
   --after-run 'echo after-run-ran' --env PLAIN=plain-value --timeout 60s --idle-timeout 30s \
   --persist out/state.json --keep-versions 2 >/dev/null
@@ -26,6 +26,7 @@ check "the command's stderr is on stderr" grep -q to-err "$T_TMP/e1"
 for h in before-init-ran init-ran before-perform-ran after-perform-ran after-run-ran; do
   check "hook output on stderr, what they print on stdout too: $h" grep -q "$h" "$T_TMP/e1"
 done
+# (the hooks print on stdout, as the command's stderr follows: one exec's two streams keep no order between them)
 check "hooks run in order" sh -c "grep -n -e before-init-ran -e init-ran -e before-perform-ran -e to-err \
   -e after-perform-ran -e after-run-ran '$T_TMP/e1' | cut -d: -f2 | tr '\n' ' ' | \
   grep -q 'before-init-ran init-ran before-perform-ran to-err after-perform-ran after-run-ran'"
