@@ -965,7 +965,7 @@ open_store_waiting(const char *home, int64_t wait_ms, berth_store **st, berth_er
 
 /* A fleet host: this server claims and runs the store's queued tasks (berth/host_loop.h). */
 static int
-start_host(srv_ctx *srv, const srv_options *o, berth_host_runner **out, berth_error **err)
+start_host(srv_ctx *srv, const srv_options *o, berth_host_runner **out, char joined[512], berth_error **err)
 {
   char hostname[256] = "";
   const char *name = o->host;
@@ -991,12 +991,13 @@ start_host(srv_ctx *srv, const srv_options *o, berth_host_runner **out, berth_er
                          .execute = !o->no_execute,
                          .say = say_line };
   int rc = berth_host_start(&ho, out, err);
-  if (rc == 0)
-    fprintf(stderr, "berth: host %s joined the fleet (%s; pools", name, o->no_execute ? "API only" : "claims tasks");
-  for (size_t i = 0; rc == 0 && i < (o->n_pools ? o->n_pools : 1); i++)
-    fprintf(stderr, " %s", o->n_pools ? o->pools[i] : BERTH_DEFAULT_POOL);
-  if (rc == 0)
-    fprintf(stderr, "; %d slot(s))\n", ho.slots);
+  /* said once the listeners are up too (a bad address is then the only line) */
+  size_t n = (size_t) snprintf(joined, 512, "berth: host %s joined the fleet (%s; pools", name,
+                               o->no_execute ? "API only" : "claims tasks");
+  for (size_t i = 0; rc == 0 && i < (o->n_pools ? o->n_pools : 1) && n < 512; i++)
+    n += (size_t) snprintf(joined + n, 512 - n, " %s", o->n_pools ? o->pools[i] : BERTH_DEFAULT_POOL);
+  if (n < 512)
+    snprintf(joined + n, 512 - n, "; %d slot(s))", ho.slots);
   return rc;
 }
 
@@ -1043,8 +1044,9 @@ srv_run(const srv_options *o, berth_error **err)
   srv_background *bg = NULL;
   if (rc == 0)
     rc = srv_background_start(&srv, &bg, err);
+  char joined[512] = "";
   if (rc == 0 && fleet)
-    rc = start_host(&srv, o, &host, err);
+    rc = start_host(&srv, o, &host, joined, err);
   /* on PostgreSQL no --listen makes an execute-only host */
   size_t n_api = fleet && (o->no_listen || o->n_listen == 0) ? 0 : o->n_listen ? o->n_listen : 1;
   size_t want = n_api + (o->metrics_listen ? 1 : 0);
@@ -1073,6 +1075,8 @@ srv_run(const srv_options *o, berth_error **err)
           l, cert, key,
           o->client_timeout_ms > 0 ? (unsigned) ((o->client_timeout_ms + 999) / 1000) : SRV_CONN_TIMEOUT_S, err);
   }
+  if (rc == 0 && host != NULL)
+    fprintf(stderr, "%s\n", joined);
   for (size_t i = 0; rc == 0 && i < nl; i++) /* said once every address is up: a bad one is the only line */
     fprintf(stderr, "berth: listening on %s%s%s\n", ls[i].spec, ls[i].tls ? " (TLS)" : "",
             ls[i].metrics_only ? " (GET /metrics only, no key)" : "");

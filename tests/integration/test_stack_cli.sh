@@ -301,7 +301,8 @@ bad "serve --listen unix: on a regular file" serve --listen "unix:$TMP/precious.
 check "  ...which is left as it was" grep -q precious "$TMP/precious.txt"
 mkdir -p "$TMP/fifo"
 mkfifo "$TMP/fifo/config.json"
-BERTH_HOME=$TMP/fifo bad_cmd "a config.json that is a FIFO (refused, never waited on)" timeout 10 "$BERTH" stack list
+BERTH_HOME=$TMP/fifo bad_cmd "a config.json that is a FIFO (refused, never waited on)" timeout 10 "$BERTH" stack create \
+  fifo --image alpine
 # a server that accepts and never answers: the request ends after BERTH_HTTP_TIMEOUT with one line
 python3 -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); print("ready", flush=True)
