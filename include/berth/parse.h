@@ -37,6 +37,8 @@ int berth_flag_error(int ret, const char *cmd, char *const *argv, int optind, in
 /* s (NUL-terminated; NULL is valid) is well-formed UTF-8: no overlong forms, surrogates or code points past
  * U+10FFFF. Text berth stores, shows as JSON and sends to PostgreSQL must be. */
 bool berth_utf8_valid(const char *s);
+/* Makes s valid UTF-8 in place: each byte of a malformed or cut sequence becomes '?'. */
+void berth_utf8_repair(char *s);
 /* 0, or BERTH_EINVAL "WHAT is not valid UTF-8" when s is not (what: "label `x...`", "--note"). */
 int berth_utf8_check(const char *what, const char *s, berth_error **err);
 

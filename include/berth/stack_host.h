@@ -14,9 +14,11 @@ int berth_stack_resolve_project_dir(const char *dir, char **out, berth_error **e
 
 /* After a change to s: when project_dir_changed, s->project_dir is resolved as above and replaced by its absolute
  * path; when subdir_changed, s->subdir is normalized; after either, the subdir must be a directory under the
- * project dir. With home (NULL: skipped), the admin config (home/config.json) must allow s->pull_policy. */
+ * project dir. With home (NULL: skipped), the admin config (home/config.json) must allow s->pull_policy and, when
+ * network_changed, s->network (a change that leaves the network alone is not refused for it: submissions and the
+ * host that runs a task check it again). */
 int berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_changed, bool subdir_changed,
-                           berth_error **err);
+                           bool network_changed, berth_error **err);
 
 /* A stack whose image the allowlist refuses can be saved (an admin may allow it later), but its tasks are refused at
  * submit: this says so, as a line for the user ("the allowlist refuses image X: ...; its tasks will be refused until

@@ -224,10 +224,10 @@ task_run(int argc, char **argv)
 static int
 check_task_id(const char *cmd, const char *id)
 {
-  size_t n = strspn(id, "0123456789abcdefghijklmnopqrstuvwxyz");
+  size_t n = strspn(id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
   if (n == 0 || id[n] != '\0' || n > BERTH_TASK_ID_LEN)
-    return cli_usage_error("task %s: `%.64s` is not a task ID (%d lowercase letters and digits, or a prefix of one)",
-                           cmd, id, BERTH_TASK_ID_LEN);
+    return cli_usage_error("task %s: `%.64s` is not a task ID (%d letters and digits, or a prefix of one)", cmd, id,
+                           BERTH_TASK_ID_LEN);
   return 0;
 }
 

@@ -557,8 +557,8 @@ typedef struct listener {
   bool tls;
   bool metrics_only; /* --metrics-listen: GET /metrics without a key, nothing else */
   struct MHD_Daemon *d;
-  bool starting;       /* while MHD_start_daemon runs: its messages go in start_err, for the one error line */
-  char start_err[256]; /* the first of them */
+  atomic_bool starting; /* while MHD_start_daemon runs: its messages go in start_err, for the one error line */
+  char start_err[256];  /* the first of them */
 } listener;
 
 /* %XX in the path and the query, decoded only where the result is text: a %00 (which would cut the string there) or
@@ -779,9 +779,12 @@ listen_tcp(listener *l, const char *hostport, berth_error **err)
 static char *
 read_file(const char *path, berth_error **err)
 {
-  FILE *f = fopen(path, "re");
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO is refused below, never waited on */
+  FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
   if (f == NULL) {
     berth_error_set_errno(err, BERTH_EINVAL, errno, "read %s", path);
+    if (fd >= 0)
+      close(fd);
     return NULL;
   }
   struct stat sb;

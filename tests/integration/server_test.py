@@ -581,6 +581,10 @@ def test_bad_requests(keys):
     st, j, _, _ = req("POST", "/v1/stacks/%s/schedules" % S(4), adm,
                       {"name": "never", "cron": "0 0 31 2 *", "command": "true"}, validate=False)
     check("a cron expression that never fires -> 400 (bad input, not 404)", st == 400 and "never fires" in j["message"], j)
+    st, j, _, _ = req("PATCH", "/v1/stacks/" + S(4), adm, {"cpus": "5000"}, validate=False)
+    check("a limit past its bound as a string (cpus \"5000\") -> 400, as the CLI's flag is", st == 400, j)
+    st, j, _, _ = req("PATCH", "/v1/stacks/" + S(4), adm, {"memory": 1073741824}, validate=False)
+    check("a whole number of bytes (memory 1073741824) is taken whole", st == 200 and j["memory_bytes"] == 1 << 30, j)
     st, j, _, _ = req("POST", "/v1/oidc/rotate", adm, {"bogus": 1}, validate=False)
     check("an unknown field of oidc rotate -> 400 (nothing rotated)", st == 400, j)
     st, j, _, _ = req("DELETE", "/v1/stacks/%s/lock?force=maybe" % S(4), adm, validate=False)

@@ -289,6 +289,9 @@ bad "a reserved task variable (--env BERTH_X=1)" task run web.prod-1 --env BERTH
 bad "a schedule with both --cron and --at" schedule add web.prod-1 both --cron @daily --at 2030-01-01T00:00:00Z -- true
 check "  ...says not both" grep -q 'not both' "$TMP/bad.err"
 bad "an --at with an offset past 23 hours" schedule add web.prod-1 off --at 2030-01-01T00:00:00+25:00 -- true
+bad "an --at offset with a sign inside it" schedule add web.prod-1 off --at 2030-01-01T00:00:00+-9:30 -- true
+bad "a task ID in upper case that does not exist (looked up, not refused as a form)" task show 01ABCDEF
+check "  ...says it does not exist" grep -q 'does not exist' "$TMP/bad.err"
 export WH_SECRET=webhook-signing-secret
 for u in 'http://' 'http://:80/' 'http://host:99999/' 'http://[::1/'; do
   bad "a webhook URL that is not one ($u)" webhook add wh "$u" --secret-env WH_SECRET --event audit

@@ -260,6 +260,7 @@ rm -f "$BERTH_HOME/config.json"
 [ -f "$T_TMP/config.saved" ] && cp "$T_TMP/config.saved" "$BERTH_HOME/config.json"
 bad "a task on the host network once the admin no longer allows it" task run "$HN" -- true
 check "the submission's refusal names the config key" grep -q 'allow_host_network is false' "$T_TMP/be"
+check "  ...while a change that leaves the network alone is still taken" "$BERTH" stack update "$HN" --label kept
 
 check "no container of these stacks is left" test "$(docker ps -aq --filter label=berth.managed=true --filter label=berth.instance | xargs -r docker inspect -f '{{index .Config.Labels "berth.stack"}}' | grep -c "^it-$$-")" -eq 0
 finish

@@ -247,6 +247,12 @@ test_utf8(void **state)
   assert_false(berth_utf8_valid("\xed\xa0\x80"));     /* a surrogate */
   assert_false(berth_utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
   assert_false(berth_utf8_valid("\x80"));             /* a lone continuation byte */
+  char cut[] = "caf\xc3\xa9 \xc3";                    /* a value cut inside its last character, as %.Ns does */
+  berth_utf8_repair(cut);
+  assert_string_equal(cut, "caf\xc3\xa9 ?");
+  char junk[] = "\xff\xe2\x82x";
+  berth_utf8_repair(junk);
+  assert_string_equal(junk, "???x");
   berth_error *err = NULL;
   assert_int_equal(berth_utf8_check("the note", "ok", &err), 0);
   assert_int_equal(berth_utf8_check("the note", "\xff", &err), BERTH_EINVAL);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "berth/error.h"
+#include "berth/parse.h"
 
 static const struct {
   int code;
@@ -62,6 +63,7 @@ one_line(char *s)
   for (; s != NULL && *s; s++)
     if (*s == '\n' || *s == '\r')
       *s = ' ';
+  berth_utf8_repair(s); /* a value cut by %.64s may end inside a character: never invalid text in a JSON answer */
 }
 
 __attribute__((format(printf, 4, 0))) static int

@@ -436,6 +436,23 @@ berth_utf8_valid(const char *s)
   return s == NULL || utf8_valid_n(s, strlen(s));
 }
 
+void
+berth_utf8_repair(char *s)
+{
+  for (char *p = s; p != NULL && *p;) {
+    unsigned char c = (unsigned char) *p;
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    size_t have = 0;
+    while (n && have < n && p[have])
+      have++;
+    if (n == 0 || have < n || !utf8_valid_n(p, n)) {
+      *p++ = '?';
+      continue;
+    }
+    p += n;
+  }
+}
+
 static int
 hex4(const char *p)
 {
@@ -483,14 +500,35 @@ berth_json_text_check(const char *text, size_t len, berth_error **err)
   return 0;
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 const char *
 berth_json_duplicate_key(const cJSON *j)
 {
+  size_t n = 0;
+  for (const cJSON *it = j ? j->child : NULL; it; it = it->next)
+    n++;
+  if (cJSON_IsObject(j) && n > 1) { /* sorted, so that a body of many keys costs n log n, not n^2 */
+    const char **keys = malloc(n * sizeof *keys);
+    if (keys == NULL)
+      return "(out of memory)";
+    size_t k = 0;
+    for (const cJSON *it = j->child; it; it = it->next)
+      keys[k++] = it->string;
+    qsort(keys, n, sizeof *keys, cmp_str);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && dup == NULL; i++)
+      if (strcmp(keys[i - 1], keys[i]) == 0)
+        dup = keys[i];
+    free(keys);
+    if (dup)
+      return dup;
+  }
   for (const cJSON *it = j ? j->child : NULL; it; it = it->next) {
-    if (cJSON_IsObject(j))
-      for (const cJSON *prev = j->child; prev != it; prev = prev->next)
-        if (strcmp(prev->string, it->string) == 0)
-          return it->string;
     const char *inner = berth_json_duplicate_key(it);
     if (inner)
       return inner;

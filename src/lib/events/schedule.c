@@ -205,7 +205,9 @@ parse_at(const char *v, int64_t *out, berth_error **err)
   long off = 0;
   if (p && (*p == '+' || *p == '-')) {
     int hh = 0, mm = 0, n = 0;
-    if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || p[1 + n] != '\0' || n != 5 || hh > 23 || mm > 59)
+    bool digits = isdigit((unsigned char) p[1]) && isdigit((unsigned char) p[2]) && p[3] == ':'
+                  && isdigit((unsigned char) p[4]) && isdigit((unsigned char) p[5]);
+    if (!digits || sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || p[1 + n] != '\0' || n != 5 || hh > 23 || mm > 59)
       p = NULL;
     else
       off = (*p == '-' ? -1 : 1) * (hh * 3600L + mm * 60L), p += 1 + n;

@@ -144,16 +144,17 @@ validate_env(const berth_kv *kv, size_t n, const char *what, berth_error **err)
 static int
 validate_limits(const berth_stack *s, berth_error **err)
 {
-  if (s->memory_bytes < 0 || (s->memory_bytes > 0 && s->memory_bytes < MIN_MEMORY))
-    return berth_error_set(err, BERTH_EINVAL, "memory limit must be at least 6MiB (or 0 for the default)");
-  if (s->nano_cpus < 0)
-    return berth_error_set(err, BERTH_EINVAL, "cpus must not be negative");
+  if (s->memory_bytes < 0 || (s->memory_bytes > 0 && s->memory_bytes < MIN_MEMORY)
+      || s->memory_bytes > BERTH_MAX_MEMORY_BYTES)
+    return berth_error_set(err, BERTH_EINVAL, "memory limit must be from 6MiB to 1PiB (or 0 for the default)");
+  if (s->nano_cpus < 0 || s->nano_cpus > BERTH_MAX_NANO_CPUS)
+    return berth_error_set(err, BERTH_EINVAL, "cpus must be from 0 to 1024");
   if (s->pids < 0 || s->pids > 4194304)
     return berth_error_set(err, BERTH_EINVAL, "pids limit must be between 1 and 4194304 (or 0 for the default)");
-  if (s->timeout_ms <= 0)
-    return berth_error_set(err, BERTH_EINVAL, "run timeout must be positive");
-  if (s->idle_timeout_ms <= 0)
-    return berth_error_set(err, BERTH_EINVAL, "idle timeout must be positive");
+  if (s->timeout_ms <= 0 || s->timeout_ms > BERTH_MAX_DURATION_MS)
+    return berth_error_set(err, BERTH_EINVAL, "run timeout must be positive and at most 12725d");
+  if (s->idle_timeout_ms <= 0 || s->idle_timeout_ms > BERTH_MAX_DURATION_MS)
+    return berth_error_set(err, BERTH_EINVAL, "idle timeout must be positive and at most 12725d");
   if (s->keep_versions < 1 || s->keep_versions > BERTH_MAX_KEEP_VERSIONS)
     return berth_error_set(err, BERTH_EINVAL, "keep-versions must be between 1 and %d", BERTH_MAX_KEEP_VERSIONS);
   return 0;

@@ -55,7 +55,8 @@ load_key_file(berth_store *st, bool create, berth_error **err)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   snprintf(st->key_origin, sizeof st->key_origin, "%s", path);
   for (int attempt = 0; attempt < 2; attempt++) {
-    cleanup_close int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    cleanup_close int fd
+        = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK); /* a FIFO: refused, not waited on */
     if (fd < 0 && errno == ENOENT && !create)
       return 0;
     if (fd < 0 && errno == ENOENT && attempt == 0) {

@@ -48,7 +48,7 @@ berth_stack_resolve_project_dir(const char *dir, char **out, berth_error **err)
 
 int
 berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_changed, bool subdir_changed,
-                       berth_error **err)
+                       bool network_changed, berth_error **err)
 {
   int rc = 0;
   if (project_dir_changed && s->project_dir) {
@@ -83,7 +83,7 @@ berth_stack_check_host(berth_stack *s, const char *home, bool project_dir_change
     return rc;
   if (s->pull_policy)
     rc = berth_config_check_pull_policy(&cfg, s->pull_policy, err);
-  if (rc == 0 && s->network)
+  if (rc == 0 && s->network && network_changed)
     rc = berth_config_check_network(&cfg, s->network, err);
   /* the credential helpers it names exist here and can be run */
   for (size_t i = 0; rc == 0 && i < s->credentials.n; i++)

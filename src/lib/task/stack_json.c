@@ -137,7 +137,8 @@ json_parsed(const cJSON *o, const char *key, int (*parse)(const char *, int64_t 
   if (cJSON_IsString(v))
     text = v->valuestring;
   else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15) {
-    snprintf(num, sizeof num, "%.9g", v->valuedouble);
+    /* a whole number whole (1073741824, not 1.07374182e+09), a fraction with its digits */
+    snprintf(num, sizeof num, v->valuedouble == (double) (int64_t) v->valuedouble ? "%.0f" : "%.9g", v->valuedouble);
     text = num;
   } else if (cJSON_IsNumber(v))
     return berth_error_set(err, BERTH_EINVAL, "field `%s` must be a number from 0 to 1e15 (or a string such as \"1.5\")",
@@ -238,7 +239,7 @@ berth_stack_edit_json(berth_stack *s, const char *home, const cJSON *body, bool 
 {
   if (berth_stack_apply_json(s, body, create, err) < 0
       || berth_stack_check_host(s, home, cJSON_HasObjectItem(body, "project_dir"), cJSON_HasObjectItem(body, "subdir"),
-                                err)
+                                create || cJSON_HasObjectItem(body, "network"), err)
              < 0)
     return -1;
   return berth_stack_validate(s, err);
