@@ -77,7 +77,8 @@ as "$admin" schedule list --json >"$T_TMP/sl-api.json"
 as "$admin" schedule show "$M" masked --json >"$T_TMP/ss-api.json"
 "$BERTH" audit list --json >"$T_TMP/sa.json"
 check "a schedule's command is shown masked: list, show, the API, the audit trail" sh -c \
-  "grep -q 'echo \*\*\* ' '$T_TMP/ss-api.json' && ! grep -l -e sch3dule-s3cret -e ghp_abcdef '$T_TMP/sl.json' '$T_TMP/ss.txt' '$T_TMP/sl-api.json' '$T_TMP/ss-api.json' '$T_TMP/sa.json'"
+  "for f in sl.json ss.txt sl-api.json ss-api.json sa.json; do grep -q 'echo \*\*\* ' '$T_TMP/'\$f || exit 1; done;
+   ! grep -l -e sch3dule-s3cret -e ghp_abcdef '$T_TMP/sl.json' '$T_TMP/ss.txt' '$T_TMP/sl-api.json' '$T_TMP/ss-api.json' '$T_TMP/sa.json'"
 for _ in $(seq 1 30); do [ "$(fired "$S" late-once)" -ge 1 ] && break; sleep 0.2; done
 sleep 2
 check "a server down across a fire time catches up once ($(fired "$S" late-once) task)" test "$(fired "$S" late-once)" = 1
