@@ -104,7 +104,8 @@ berth_stack_image_warning(berth_store *st, const berth_stack *s)
   }
   if (!dec.allowed
       && asprintf(&w, "%s; tasks of stack %s will be refused until an admin allows it",
-                  dec.reason ? dec.reason : "the allowlist refuses this image", s->name) < 0)
+                  dec.reason ? dec.reason : "the allowlist refuses this image", s->name)
+             < 0)
     w = NULL;
   berth_image_decision_clear(&dec);
   return w;

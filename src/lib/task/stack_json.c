@@ -141,8 +141,8 @@ json_parsed(const cJSON *o, const char *key, int (*parse)(const char *, int64_t 
     snprintf(num, sizeof num, v->valuedouble == (double) (int64_t) v->valuedouble ? "%.0f" : "%.9g", v->valuedouble);
     text = num;
   } else if (cJSON_IsNumber(v))
-    return berth_error_set(err, BERTH_EINVAL, "field `%s` must be a number from 0 to 1e15 (or a string such as \"1.5\")",
-                           key);
+    return berth_error_set(err, BERTH_EINVAL,
+                           "field `%s` must be a number from 0 to 1e15 (or a string such as \"1.5\")", key);
   else
     return berth_error_set(err, BERTH_EINVAL, "field `%s` must be a string or a number", key);
   int rc = parse(text, dst, err);
@@ -154,13 +154,23 @@ json_parsed(const cJSON *o, const char *key, int (*parse)(const char *, int64_t 
 int
 berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error **err)
 {
-  static const char *const allowed[] = {
-    "name",           "image",         "project_dir", "subdir",        "init",    "before_init",     "before_perform",
-    "after_perform",  "after_run",     "env",         "secret_env",    "network", "memory_bytes",    "memory",
-    "cpus",           "nano_cpus",     "pids",        "timeout_ms",    "timeout", "idle_timeout_ms", "idle_timeout",
-    "pull_policy",    "persist",       "labels",      "keep_versions", "lock",    "created_at",      "updated_at",
-    "oidc_audiences", "oidc_aws_role", "credentials", "warnings",      "pool",          NULL
-  };
+  static const char *const allowed[] = { "name",           "image",
+                                         "project_dir",    "subdir",
+                                         "init",           "before_init",
+                                         "before_perform", "after_perform",
+                                         "after_run",      "env",
+                                         "secret_env",     "network",
+                                         "memory_bytes",   "memory",
+                                         "cpus",           "nano_cpus",
+                                         "pids",           "timeout_ms",
+                                         "timeout",        "idle_timeout_ms",
+                                         "idle_timeout",   "pull_policy",
+                                         "persist",        "labels",
+                                         "keep_versions",  "lock",
+                                         "created_at",     "updated_at",
+                                         "oidc_audiences", "oidc_aws_role",
+                                         "credentials",    "warnings",
+                                         "pool",           NULL };
   int rc = berth_json_only(o, allowed, "stack", err);
   if (rc < 0)
     return rc;
@@ -214,8 +224,9 @@ berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error 
   const cJSON *e;
   cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "env"))
   {
-    if (cJSON_IsString(e) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
-                                 cJSON_GetObjectItemCaseSensitive(o, "secret_env"), e->string)))
+    if (cJSON_IsString(e)
+        && cJSON_IsString(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "secret_env"), e->string)))
       return berth_error_set(err, BERTH_EINVAL,
                              "variable `%.64s` is given both plain (--env) and secret (--secret-env): give it once",
                              e->string);

@@ -21,8 +21,7 @@ task_identity_issuer(const berth_config *cfg)
 }
 
 static int
-mint(berth_store *st, const berth_config *cfg, const berth_stack *s, const berth_task *t, char **out,
-     berth_error **err)
+mint(berth_store *st, const berth_config *cfg, const berth_stack *s, const berth_task *t, char **out, berth_error **err)
 {
   const char *issuer = task_identity_issuer(cfg);
   if (issuer == NULL)
@@ -103,8 +102,9 @@ run_helpers(const berth_config *cfg, const berth_stack *s, const berth_task *t, 
         rc = berth_error_set(err, BERTH_EINVAL, "credential helper `%s`: variable %s: %s", h->name, res.env[k].key,
                              ae ? ae->msg : "cannot be masked");
       else if (added == 1) /* as for the stack's own secrets: said, by name */
-        berth_buf_printf(&out->notes, "warning: secret variable %s from credential helper %s is too short to be masked"
-                                      " in the output\n",
+        berth_buf_printf(&out->notes,
+                         "warning: secret variable %s from credential helper %s is too short to be masked"
+                         " in the output\n",
                          res.env[k].key, h->name);
       berth_error_free(ae);
       if (rc == 0 && berth_kv_set(&out->env, &out->n_env, res.env[k].key, v) < 0)
