@@ -485,7 +485,7 @@ dispatch(srv_ctx *srv, bool tls, struct MHD_Connection *c, const char *url, cons
   const srv_route *route
       = srv_route_match(routes, sizeof routes / sizeof routes[0], method, segs, (size_t) nseg, r.args, 4, &path_known);
   if (route == NULL && path_known) { /* 405 says which methods the path takes (RFC 9110) */
-    static const char *const methods[] = { "GET", "POST", "PATCH", "DELETE" };
+    static const char *const methods[] = { "GET", "HEAD", "POST", "PATCH", "DELETE" };
     char allow[64] = "";
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
       const char *args[4];

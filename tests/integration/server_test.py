@@ -566,9 +566,29 @@ def test_bad_requests(keys):
     st, j, _, _ = req("GET", "/v1/nothing-here", adm, validate=False)
     check("an unknown path -> 404 not_found", st == 404 and j["error"] == "not_found", j)
     st, j, _, r = req("PUT", "/v1/tasks", adm, validate=False)
-    check("a wrong method -> 405 with Allow", st == 405 and j["error"] == "invalid" and r.getheader("Allow") == "GET", j)
+    check("a wrong method -> 405 with Allow", st == 405 and j["error"] == "invalid"
+          and r.getheader("Allow") == "GET, HEAD", (j, r.getheader("Allow")))
     st, j, _, r = req("PUT", "/v1/stacks/" + S(4), adm, validate=False)
-    check("  ...Allow names every method of the path", r.getheader("Allow") == "GET, PATCH, DELETE", r.getheader("Allow"))
+    check("  ...Allow names every method of the path", r.getheader("Allow") == "GET, HEAD, PATCH, DELETE",
+          r.getheader("Allow"))
+    # HEAD is GET without a body, on every GET endpoint, streams included
+    st, _, payload, r = req("HEAD", "/v1/stacks/" + S(4), adm, validate=False)
+    check("HEAD /v1/stacks/NAME -> 200, JSON's headers, no body",
+          st == 200 and payload == b"" and r.getheader("Content-Type", "").startswith("application/json"),
+          (st, payload[:80]))
+    st, _, payload, _ = req("HEAD", "/v1/stacks/" + S(4), validate=False)
+    check("HEAD without a key -> 401 like GET", st == 401 and payload == b"", st)
+    st, j, _, _ = req("GET", "/v1/tasks?limit=1", adm)
+    tid = j["tasks"][0]["id"]
+    t0 = time.time()
+    st, _, payload, r = req("HEAD", "/v1/tasks/%s/logs?follow=1" % tid, adm, validate=False)
+    check("HEAD on a followed log answers at once with no body",
+          st == 200 and payload == b"" and time.time() - t0 < 5, (st, payload[:80], time.time() - t0))
+    t0 = time.time()
+    st, _, payload, r = req("HEAD", "/v1/tasks/%s/events" % tid, adm, validate=False)
+    check("HEAD on an event stream answers at once with no body",
+          st == 200 and payload == b"" and r.getheader("Content-Type", "").startswith("text/event-stream")
+          and time.time() - t0 < 5, (st, payload[:80], time.time() - t0))
     # %00 and bytes that are not UTF-8 in the path: never a shorter name, never raw bytes in the answer
     st, j, _, _ = req("DELETE", "/v1/stacks/%s%%00junk" % S(4), adm, validate=False)
     st2, _, _, _ = req("GET", "/v1/stacks/" + S(4), adm)
