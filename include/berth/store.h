@@ -199,6 +199,7 @@ typedef struct berth_task {
   size_t n_env;
   berth_kv *secret_env; /* encrypted at rest; wiped by berth_store_task_forget_secrets() */
   size_t n_secret_env;
+  char *secret_names; /* the secret env's names, comma-separated, kept after the values are wiped; NULL: none */
   char *container_id; /* NULL until set */
   char *blocked_by;   /* NULL or the id of the task this one waits for */
   int supervisor_pid; /* 0 until set */

@@ -257,7 +257,8 @@ task_retry(int argc, char **argv)
       printf("usage: berth task retry ID [--secret-env K[=V]]... [--detach] [--json]\n\n"
              "Runs an ended task's command again, with its env and --skip-init, as a new task that records which\n"
              "task it retries (retry_of), and follows it like task run. Secret values of the old task were wiped\n"
-             "when it ended: give them again with --secret-env. Nothing is ever retried automatically.\n");
+             "when it ended (task show lists their names): give each again with --secret-env NAME, or the retry is\n"
+             "refused. Nothing is ever retried automatically.\n");
       rc = -1;
     } else
       rc = cli_flag_error(c, "task retry", argv);

@@ -127,10 +127,24 @@ cli_render_task(const cJSON *t)
     printf("host:        %s (attempt %d)\n", str(t, "host", ""), num(t, "attempt", 0));
   if (str(t, "retry_of", NULL))
     printf("retry of:    %s\n", str(t, "retry_of", ""));
+  const cJSON *e, *env = cJSON_GetObjectItemCaseSensitive(t, "env");
+  bool first = true;
+  cJSON_ArrayForEach(e, env)
+  {
+    printf("%-13s%s=%s\n", first ? "env:" : "", e->string, cJSON_IsString(e) ? e->valuestring : "");
+    first = false;
+  }
+  first = true;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(t, "secret_env")) /* names: values are never shown */
+  {
+    printf("%s%s", first ? "secret env:  " : ", ", e->string);
+    first = false;
+  }
+  if (!first)
+    printf("\n");
   const cJSON *h = cJSON_GetObjectItemCaseSensitive(t, "history");
   if (cJSON_IsArray(h)) {
     printf("history:\n");
-    const cJSON *e;
     cJSON_ArrayForEach(e, h) printf("  %-24s  %-12s  %-10s  %s\n", str(e, "at", "-"), str(e, "state", "?"),
                                     str(e, "actor", "-"), str(e, "note", ""));
   }

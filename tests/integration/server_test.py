@@ -334,6 +334,30 @@ def test_scope_and_secrets(keys):
     st, _, payload, _ = req("GET", "/v1/tasks/%s/logs" % tid, keys["rd"])
     check("a reader's log shows *** for secrets", fin and fin["state"] == "FINISHED" and b"token=***" in payload
           and b"hunter2" not in payload and b"t4sk" not in payload, payload[-300:])
+    # a task's secret values are wiped when it ends; their names stay, and a retry must be given them again
+    st, j, payload, _ = req("GET", "/v1/tasks/" + tid, keys["rd"])
+    check("an ended task still names its secret env (value ***)", st == 200 and j["secret_env"] == {"TSEC": "***"}
+          and b"t4sk" not in payload, payload[:300])
+    st, j, payload, _ = req("POST", "/v1/tasks/%s/retry" % tid, keys["w1"])
+    check("a retry without the secret env it had -> 400 naming it", st == 400 and j["error"] == "invalid"
+          and "TSEC" in j["message"] and "--secret-env TSEC" in j["message"], j)
+    st, j, _, _ = req("GET", "/v1/tasks?stack=%s" % body["name"], keys["rd"])
+    check("  ...and records no task", st == 200 and not [t for t in j["tasks"] if t["retry_of"] == tid], j)
+    st, j, payload, _ = req("POST", "/v1/tasks/%s/retry" % tid, keys["w1"], {"secret_env": {"TSEC": "4gain-s3cr3t-v4lue"}})
+    check("a retry given the secret env again runs", st == 201 and j["secret_env"] == {"TSEC": "***"}
+          and j["retry_of"] == tid and b"4gain" not in payload, payload[:300])
+    if st == 201:
+        fin = wait_task(keys["rd"], j["id"])
+        st, _, payload, _ = req("GET", "/v1/tasks/%s/logs" % j["id"], keys["rd"])
+        check("  ...with the new value, masked in its log", fin and fin["state"] == "FINISHED"
+              and b"task=***" in payload and b"4gain" not in payload, payload[-300:])
+    # a stack's secret given as a plain env value is masked in the task's answers, like its command
+    st, j, payload, _ = req("POST", "/v1/stacks/%s/tasks" % body["name"], keys["w1"],
+                            {"command": "true", "env": {"PLAIN": "hunter2-s3cr3t-value"}})
+    check("a stack's secret as a plain env value is *** in the answer", st == 201 and j["env"] == {"PLAIN": "***"}
+          and b"hunter2" not in payload, payload[:300])
+    if st == 201:
+        wait_task(keys["rd"], j["id"])
     # a secret_env of the wrong shape is refused; the failed change's audit record masks it whole
     for shape in ("m4lformed-str1ng-secret", {"TOK": ["m4lformed-n3sted-secret"]}):
         st, _, _, _ = req("PATCH", "/v1/stacks/" + body["name"], keys["adm"], {"secret_env": shape})

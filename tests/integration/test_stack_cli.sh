@@ -216,6 +216,11 @@ elif command -v setpriv >/dev/null; then
   BERTH_HOME=$TMP/rootstore "$BERTH" stack list >/dev/null 2>&1
   BERTH_HOME=$TMP/rootstore bad_cmd "store unwritable (as nobody, store owned by root)" \
     setpriv --reuid=65534 --regid=65534 --clear-groups "$BERTH" stack create x --image alpine
+  # root in a store another user owns (the package's /var/lib/berth): refused, and nothing made there
+  mkdir -p "$TMP/userstore" && chown 65534 "$TMP/userstore"
+  BERTH_HOME=$TMP/userstore bad "root in a BERTH_HOME another user owns" stack list
+  check "  ...says whose it is and how to run it" grep -q "belongs to user .*sudo -u" "$TMP/bad.err"
+  check "  ...and makes nothing there" test -z "$(ls -A "$TMP/userstore")"
 else
   echo "skip - project dir unreadable (root without setpriv)"
 fi

@@ -256,6 +256,10 @@ static const migration migrations[] = {
   { 10, "tasks.redactions: secrets masked in a task's output",
     "ALTER TABLE tasks ADD COLUMN redactions INTEGER NOT NULL DEFAULT 0;",
     "ALTER TABLE tasks ADD COLUMN redactions BIGINT NOT NULL DEFAULT 0;" },
+  /* a task's secret values are wiped when it ends; the names stay, so `task show` lists them and `task retry` can
+   * say which ones it needs again (NULL: none, or a task submitted before this migration) */
+  { 11, "tasks.secret_names: the names of a task's secret env, kept when its values are wiped",
+    "ALTER TABLE tasks ADD COLUMN secret_names TEXT;", "ALTER TABLE tasks ADD COLUMN secret_names TEXT;" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

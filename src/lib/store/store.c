@@ -202,6 +202,24 @@ read_instance_id(berth_store *st, berth_error **err)
   return 0;
 }
 
+/* root in a BERTH_HOME another user owns (the package's /var/lib/berth, which root's default is, or a user's own)
+ * would make files there that lock that user out of its store: refused, with the command that works. */
+static int
+check_home_owner(const char *home, berth_error **err)
+{
+  struct stat sb;
+  if (geteuid() != 0 || stat(home, &sb) < 0 || sb.st_uid == 0)
+    return 0;
+  struct passwd *pw = getpwuid(sb.st_uid);
+  char uid[32];
+  snprintf(uid, sizeof uid, "%lu", (unsigned long) sb.st_uid);
+  const char *who = pw && pw->pw_name ? pw->pw_name : uid;
+  return berth_error_set(err, BERTH_EDENIED,
+                         "BERTH_HOME %s belongs to user %s: run berth as that user (sudo -u %s berth ...); files"
+                         " root made there would lock it out of its own store",
+                         home, who, who);
+}
+
 static int
 open_sqlite(berth_store *st, berth_error **err)
 {
@@ -224,6 +242,8 @@ static int
 open_postgresql(berth_store *st, const char *url, berth_error **err)
 {
   int rc = mkdir_p(st->home, 0700, err);
+  if (rc == 0)
+    rc = check_home_owner(st->home, err);
   if (rc == 0 && (st->conninfo = strdup(url)) == NULL)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   return rc < 0 ? rc : db_pg_open(url, &st->db, err);
@@ -239,6 +259,8 @@ open_engine(berth_store *st, berth_error **err)
   memset(&cfg, 0, sizeof cfg);
   if (url == NULL || *url == '\0') {
     int rc = mkdir_p(st->home, 0700, err); /* BERTH_HOME first: "not a directory" is about it, not its config */
+    if (rc == 0)
+      rc = check_home_owner(st->home, err);
     if (rc < 0)
       return rc;
     if (berth_config_load(st->home, &cfg, err) < 0)

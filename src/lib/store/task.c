@@ -20,7 +20,7 @@
   " container_id,"                                                                                                     \
   " CASE WHEN tasks.state = 'QUEUED' THEN (SELECT b.id FROM tasks b WHERE b.stack = tasks.stack"                       \
   " AND b.seq < tasks.seq AND b.state NOT IN " STORE_TERMINAL_SQL " ORDER BY b.seq LIMIT 1) END,"                      \
-  " supervisor_pid, created_at, started_at, finished_at, host, attempt, retry_of, state_version"
+  " supervisor_pid, created_at, started_at, finished_at, host, attempt, retry_of, state_version, secret_names"
 
 static void fill_wait_reason(berth_store *st, berth_task *t);
 
@@ -84,6 +84,7 @@ berth_task_free(berth_task *t)
   free(t->blocked_by);
   free(t->host);
   free(t->retry_of);
+  free(t->secret_names);
   for (size_t i = 0; i < t->n_history; i++) {
     free(t->history[i].state);
     free(t->history[i].actor);
@@ -147,16 +148,29 @@ add_transition(berth_store *st, int64_t seq, const char *state, int64_t at, cons
 static int
 insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t *seq, berth_error **err)
 {
-  cleanup_free char *env = NULL, *secret = NULL;
+  cleanup_free char *env = NULL, *secret = NULL, *names = NULL;
   if (store_kv_encode(st, t->env, t->n_env, false, &env, err) < 0
       || store_kv_encode(st, t->secret_env, t->n_secret_env, true, &secret, err) < 0)
     return BERTH_EINTERNAL;
+  size_t len = 0;
+  for (size_t i = 0; i < t->n_secret_env; i++)
+    len += strlen(t->secret_env[i].key) + 1;
+  if (len > 0) {
+    if ((names = malloc(len)) == NULL)
+      return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    names[0] = '\0';
+    for (size_t i = 0; i < t->n_secret_env; i++) {
+      if (i > 0)
+        strcat(names, ",");
+      strcat(names, t->secret_env[i].key);
+    }
+  }
   db_stmt *stmt = NULL;
-  if (db_prepare(
-          st->db,
-          "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
-          " created_at, retry_of, state_version) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, 1) RETURNING seq",
-          &stmt, err)
+  if (db_prepare(st->db,
+                 "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
+                 " created_at, retry_of, state_version, secret_names)"
+                 " VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, 1, ?) RETURNING seq",
+                 &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
   db_bind_text(stmt, 1, id);
@@ -169,6 +183,7 @@ insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t
   db_bind_text(stmt, 8, secret);
   db_bind_int64(stmt, 9, now);
   db_bind_text(stmt, 10, t->retry_of);
+  db_bind_text(stmt, 11, names);
   int rc = db_step(stmt, err);
   if (rc == DB_ROW)
     *seq = db_column_int64(stmt, 0);
@@ -347,6 +362,7 @@ read_task(berth_store *st, db_stmt *stmt, bool with_secrets, berth_task **out, b
   t->attempt = (int) db_column_int64(stmt, 19);
   t->retry_of = db_column_strdup(stmt, 20, &oom);
   t->state_version = db_column_int64(stmt, 21);
+  t->secret_names = db_column_strdup(stmt, 22, &oom);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {
@@ -392,7 +408,7 @@ get_whole(berth_store *st, const char *id, db_stmt *stmt, berth_task **out, bert
   }
   berth_task *t = NULL;
   int rc = 0, src;
-  const int hcol = 22; /* after TASK_COLS */
+  const int hcol = 23; /* after TASK_COLS */
   while ((src = db_step(stmt, err)) == DB_ROW) {
     if (t == NULL && (rc = read_task(st, stmt, true, &t, err)) < 0)
       break;

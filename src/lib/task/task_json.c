@@ -150,11 +150,26 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
   add_str(o, "triggered_by", t->triggered_by ? t->triggered_by : t->actor);
   cJSON_AddBoolToObject(o, "skip_init", t->skip_init);
   cJSON *env = cJSON_AddObjectToObject(o, "env");
-  for (size_t i = 0; i < t->n_env; i++)
-    cJSON_AddStringToObject(env, t->env[i].key, t->env[i].value ? t->env[i].value : "");
-  cJSON *senv = cJSON_AddObjectToObject(o, "secret_env");
-  for (size_t i = 0; i < t->n_secret_env; i++)
-    cJSON_AddStringToObject(senv, t->secret_env[i].key, "***");
+  for (size_t i = 0; i < t->n_env; i++) { /* masked like the command: a secret value given as plain env */
+    const char *v = t->env[i].value ? t->env[i].value : "";
+    char *masked = redact ? berth_secrets_redact_string(redact, v, strlen(v), NULL) : NULL;
+    cJSON_AddStringToObject(env, t->env[i].key, masked ? masked : redact ? BERTH_NOT_SHOWN : v);
+    free(masked);
+  }
+  cJSON *senv = cJSON_AddObjectToObject(o, "secret_env"); /* names only: the values are never shown */
+  if (t->secret_names != NULL) {                          /* kept when the values are wiped at the task's end */
+    for (const char *p = t->secret_names; *p;) {
+      size_t n = strcspn(p, ",");
+      char *name = strndup(p, n);
+      if (name != NULL)
+        cJSON_AddStringToObject(senv, name, "***");
+      free(name);
+      p += n + (p[n] == ',');
+    }
+  } else {
+    for (size_t i = 0; i < t->n_secret_env; i++)
+      cJSON_AddStringToObject(senv, t->secret_env[i].key, "***");
+  }
   add_str(o, "container_id", t->container_id);
   add_str(o, "blocked_by", t->blocked_by);
   add_str(o, "host", t->host);

@@ -217,6 +217,39 @@ submit_retry(berth_store *st, const berth_submit *base, berth_task **out, berth_
     berth_task_free(old);
     return rc;
   }
+  /* the old task's secret values were wiped when it ended: the caller gives each of them again, or the retry would
+   * run a different task than the one it repeats */
+  char missing[512] = "", flags[768] = "";
+  size_t n_missing = 0;
+  bool cut = false;
+  for (const char *p = old->secret_names ? old->secret_names : ""; *p;) {
+    size_t n = strcspn(p, ",");
+    bool given = false;
+    for (size_t i = 0; i < base->n_secret_env && !given; i++)
+      given = strlen(base->secret_env[i].key) == n && memcmp(base->secret_env[i].key, p, n) == 0;
+    if (!given) {
+      size_t used = strlen(missing);
+      if (!cut && used + n + 8 < sizeof missing) {
+        snprintf(missing + used, sizeof missing - used, "%s%.*s", n_missing ? ", " : "", (int) n, p);
+        size_t fl = strlen(flags);
+        snprintf(flags + fl, sizeof flags - fl, "%s--secret-env %.*s", n_missing ? " " : "", (int) n, p);
+      } else if (!cut) { /* room is left for it: the test above keeps 8 bytes */
+        snprintf(missing + used, sizeof missing - used, ", ...");
+        cut = true;
+      }
+      n_missing++;
+    }
+    p += n + (p[n] == ',');
+  }
+  if (n_missing > 0) {
+    rc = berth_error_set(err, BERTH_EINVAL,
+                         "task %s ran with secret env %s, whose value%s %s wiped when it ended: give %s again"
+                         " (%s%s, or secret_env in the API)",
+                         old->id, missing, n_missing > 1 ? "s" : "", n_missing > 1 ? "were" : "was",
+                         n_missing > 1 ? "them" : "it", flags, cut ? " ..." : "");
+    berth_task_free(old);
+    return rc;
+  }
   berth_submit req = *base;
   req.stack = old->stack;
   req.command = old->command;
@@ -224,7 +257,6 @@ submit_retry(berth_store *st, const berth_submit *base, berth_task **out, berth_
   req.env = old->env;
   req.n_env = old->n_env;
   req.retry_of = old->id;
-  /* the old task's secret values were wiped when it ended: only what the caller gives again is used */
   rc = berth_task_submit(st, &req, out, err);
   berth_task_free(old);
   return rc;
