@@ -228,11 +228,11 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
   setup_handle(d, c, rq->stream);
 
   char *url = NULL;
-  if (rq->unversioned || d->api_version[0] == '\0')
-    url = NULL, (void) asprintf(&url, "%s%s", d->ep.base_url, rq->path);
-  else
-    (void) asprintf(&url, "%s/v%s%s", d->ep.base_url, d->api_version, rq->path);
-  if (url == NULL) {
+  int n = rq->unversioned || d->api_version[0] == '\0'
+              ? asprintf(&url, "%s%s", d->ep.base_url, rq->path)
+              : asprintf(&url, "%s/v%s%s", d->ep.base_url, d->api_version, rq->path);
+  if (n < 0) { /* the pointer is undefined then */
+    url = NULL;
     if (rq->stream)
       curl_easy_cleanup(c);
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
