@@ -28,6 +28,7 @@
 /* The built-in defaults, the one place they are written: berth_config_defaults() puts them in a berth_config, and
  * everything else reads the loaded config (a stack's limit of 0 means the config's default). */
 #define BERTH_DEFAULT_MEMORY (2LL << 30)
+#define BERTH_DEFAULT_MAX_LOG_BYTES (2LL << 30) /* a task's kept output; the rest is counted, not kept */
 #define BERTH_DEFAULT_PIDS 1024
 #define BERTH_DEFAULT_MAX_PARALLEL 4
 #define BERTH_DEFAULT_MIN_SECRET_LENGTH 4
@@ -47,6 +48,7 @@ typedef struct berth_config {
   bool builtin_patterns;          /* default true */
   uint64_t workspace_max_bytes;   /* 0 = the built-in default (2 GiB) */
   uint64_t workspace_max_entries; /* 0 = the built-in default (200,000) */
+  int64_t max_log_bytes;          /* a task's output kept in its log; 0 = no cap; default 2 GiB */
   char **pattern_names;           /* admin redaction patterns (PCRE2), validated */
   char **patterns;
   size_t n_patterns;

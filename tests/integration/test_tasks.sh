@@ -235,6 +235,20 @@ check "config.json's default_pids, default_cpus and default_memory reach the con
 rm -f "$BERTH_HOME/config.json"
 [ -f "$T_TMP/config.saved" ] && cp "$T_TMP/config.saved" "$BERTH_HOME/config.json"
 
+# max_log_bytes: past the cap the task runs on, its further output is counted and not kept, and the log says so
+printf '{"max_log_bytes": "1m"}\n' >"$BERTH_HOME/config.json"
+capid=$("$BERTH" task run "$L" --detach -- 'head -c 3000000 /dev/zero | tr "\0" x; echo; echo after-the-cap >&2; exit 7' 2>/dev/null)
+"$BERTH" task logs "$capid" --follow >/dev/null 2>&1
+"$BERTH" task logs "$capid" >"$T_TMP/cap.log" 2>&1
+xs=$(grep -o 'x\{1000,\}' "$T_TMP/cap.log" | tr -d '\n' | wc -c)
+check "max_log_bytes: the task ran to its end, with its own status ($(task_field "$capid" state) $(task_field "$capid" exit_code))" \
+  test "$(task_field "$capid" state) $(task_field "$capid" exit_code)" = "FAILED 7"
+check "  ...its log kept the first 1 MiB of output ($xs bytes of it)" test "$xs" -eq 1048576
+check "  ...and says so, with what was not kept" sh -c 'grep -q "reached max_log_bytes (1.0MiB): the task runs on" "$1" &&
+  grep -q "^==> 1951439 bytes of output past max_log_bytes were not kept" "$1" && ! grep -q after-the-cap "$1"' _ "$T_TMP/cap.log"
+rm -f "$BERTH_HOME/config.json"
+[ -f "$T_TMP/config.saved" ] && cp "$T_TMP/config.saved" "$BERTH_HOME/config.json"
+
 # the host network: only where the admin's config allows it, at create, at submit and on the host that runs the task
 # (no container is started on it here: a proxy records the creation's body and refuses it)
 HN=$(stack_name hostnet)

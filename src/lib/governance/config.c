@@ -87,6 +87,7 @@ berth_config_defaults(berth_config *out, berth_error **err)
   out->min_secret_length = BERTH_DEFAULT_MIN_SECRET_LENGTH;
   out->max_parallel_tasks = BERTH_DEFAULT_MAX_PARALLEL;
   out->default_memory = BERTH_DEFAULT_MEMORY;
+  out->max_log_bytes = BERTH_DEFAULT_MAX_LOG_BYTES;
   out->default_pids = BERTH_DEFAULT_PIDS;
   out->default_nano_cpus = 0;
   out->allow_host_network = false;
@@ -139,6 +140,28 @@ get_memory(const cJSON *v, const char *origin, berth_config *c, berth_error **er
   if (bytes < MIN_MEMORY)
     return key_fail(err, origin, "default_memory", bad);
   c->default_memory = bytes;
+  return 0;
+}
+
+/* max_log_bytes: a size string or a number of bytes; 0 (or "0") = no cap, else at least 1 MiB */
+static int
+get_log_cap(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  const char *bad = "must be a size (\"500m\", \"2g\") or a number of bytes, at least 1 MiB, or 0 for no cap";
+  int64_t bytes = 0;
+  if (cJSON_IsString(v)) {
+    berth_error *perr = NULL;
+    if (strcmp(v->valuestring, "0") != 0 && berth_parse_size(v->valuestring, &bytes, &perr) < 0) {
+      berth_error_free(perr);
+      return key_fail(err, origin, "max_log_bytes", bad);
+    }
+  } else if (get_int(v, origin, "max_log_bytes", 0, INT64_C(1) << 50, &bytes, err) < 0) {
+    berth_error_clear(err);
+    return key_fail(err, origin, "max_log_bytes", bad);
+  }
+  if (bytes != 0 && bytes < (INT64_C(1) << 20))
+    return key_fail(err, origin, "max_log_bytes", bad);
+  c->max_log_bytes = bytes;
   return 0;
 }
 
@@ -352,6 +375,8 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
   }
   if (strcmp(k, "default_memory") == 0)
     return get_memory(it, origin, c, err);
+  if (strcmp(k, "max_log_bytes") == 0)
+    return get_log_cap(it, origin, c, err);
   if (strcmp(k, "default_pids") == 0)
     return get_int(it, origin, k, 1, 4194304, &c->default_pids, err);
   if (strcmp(k, "default_cpus") == 0)
@@ -377,7 +402,7 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
                          "config %s: unknown key `%.100s` (known: allowed_pull_policies, min_secret_length, "
                          "max_parallel_tasks, default_memory, default_pids, default_cpus, allow_host_network, "
                          "builtin_patterns, redaction_patterns, workspace_max_bytes, workspace_max_entries, "
-                         "credential_helpers, oidc_issuer, store)",
+                         "max_log_bytes, credential_helpers, oidc_issuer, store)",
                          origin, k);
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/parse.h"
 #include "berth/actions.h"
 #include "berth/allowlist.h"
 #include "berth/buf.h"
@@ -75,6 +76,8 @@ typedef struct runner {
   int64_t last_claim_check_ms;
   berth_task_ctl *ctl;      /* a fleet host's thread runs it (NULL in a supervisor process) */
   bool log_failed;          /* a write to the task log failed (a full disk): the command is stopped */
+  int64_t log_kept;         /* output bytes recorded (config max_log_bytes caps them) */
+  int64_t log_dropped;      /* output bytes past the cap: counted, not kept */
   const char *timeout_kind; /* set when a timeout fired */
 } runner;
 
@@ -103,14 +106,31 @@ log_fault_error(runner *r, berth_error **err)
   return berth_error_set_errno(err, BERTH_EINTERNAL, e, "the task's output could not be recorded in its log");
 }
 
+static void note(struct runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static int
 sink_to_log(void *ud, const char *data, size_t len)
 {
   stream_sink *ss = ud;
-  if (ss->r->log_failed)
+  runner *r = ss->r;
+  if (r->log_failed)
     return 0; /* the rest of the output is lost with the log: it must not eat the space freed for the task's end */
+  int64_t cap = r->cfg.max_log_bytes;
+  if (cap > 0 && r->log_kept + (int64_t) len > cap) { /* the task runs on; what is past the cap is counted */
+    size_t keep = (size_t) (cap - r->log_kept);
+    r->log_dropped += (int64_t) (len - keep);
+    if (keep == 0)
+      return 0;
+    len = keep;
+  }
+  r->log_kept += (int64_t) len;
   berth_error *e = NULL;
-  int rc = berth_task_log_write(ss->r->log, ss->kind, ss->r->phase, data, len, &e);
+  int rc = berth_task_log_write(r->log, ss->kind, r->phase, data, len, &e);
+  if (rc == 0 && cap > 0 && r->log_kept == cap) {
+    char size[32];
+    berth_format_size_approx(cap, size, sizeof size);
+    note(r, "\n==> the output reached max_log_bytes (%s): the task runs on, its further output is not kept", size);
+  }
   berth_error_free(e);
   if (rc < 0)
     log_fault(ss->r);
@@ -118,7 +138,6 @@ sink_to_log(void *ud, const char *data, size_t len)
 }
 
 /* A line of berth's own, redacted like everything else (it may echo a command or a daemon error). */
-static void note(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void
 note(runner *r, const char *fmt, ...)
 {
@@ -1157,6 +1176,8 @@ finish(runner *r, outcome *o)
   }
   if (o->state == NULL)
     o->state = "FINISHED", o->exit_code = 0;
+  if (r->log_dropped > 0)
+    note(r, "==> %lld bytes of output past max_log_bytes were not kept", (long long) r->log_dropped);
   note(r, "==> %s%s%s", o->state, o->reason ? ": " : "", o->reason ? o->reason : "");
   /* The end must be written, or the record stays active with nothing behind it. Refused: ended by someone else
    * meanwhile (a cancel that wrote CANCELED first). Failed: a store that does not answer (a database restarting)
