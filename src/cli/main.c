@@ -162,9 +162,24 @@ cli_main(int argc, char **argv, cli_command_fn serve, const char *const *supervi
     usage(stderr);
     return 125;
   }
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || (strcmp(argv[1], "help") == 0 && argc == 2)) {
     usage(stdout);
     return 0;
+  }
+  /* one way to ask for help, whichever is typed: `berth help task run`, `berth task help` and `... -h` are
+   * `berth task run --help` and `berth task --help` (a -h after `--` is the task's own) */
+  static char help_flag[] = "--help";
+  if (strcmp(argv[1], "help") == 0) { /* `help` out, `--help` in at the end: the same count */
+    memmove(argv + 1, argv + 2, (size_t) (argc - 2) * sizeof *argv);
+    argv[argc - 1] = help_flag;
+  } else if (argc == 3 && strcmp(argv[2], "help") == 0) {
+    argv[2] = help_flag;
+  } else if (strcmp(argv[argc - 1], "-h") == 0) {
+    bool after_dashes = false;
+    for (int i = 1; i < argc - 1 && !after_dashes; i++)
+      after_dashes = strcmp(argv[i], "--") == 0;
+    if (!after_dashes)
+      argv[argc - 1] = help_flag;
   }
   if (strcmp(argv[1], "--version") == 0) {
     printf("berth %s (commit %s)\n", BERTH_VERSION, BERTH_COMMIT);

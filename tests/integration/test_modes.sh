@@ -120,7 +120,23 @@ for c in "${commands[@]}"; do
 done
 for g in $("$BERTH" __man --commands | cut -d' ' -f1 | sort -u); do
   same "berth $g --help" "$g" --help
+  "$BERTH" "$g" --help >"$T_TMP/h1" 2>&1
+  for alt in "help $g" "$g help" "$g -h"; do # one help, whichever way it is asked for
+    read -r -a words <<<"$alt"
+    "$BERTH" "${words[@]}" >"$T_TMP/h2" 2>&1
+    rc=$?
+    check "berth $alt: exit 0 and the text of berth $g --help (exit $rc)" sh -c '[ $1 -eq 0 ] && cmp -s "$2" "$3"' _ $rc "$T_TMP/h1" "$T_TMP/h2"
+  done
 done
+for c in "${commands[@]}"; do
+  read -r -a words <<<"$c"
+  [ "${#words[@]}" -eq 2 ] || continue
+  "$BERTH" "${words[@]}" --help >"$T_TMP/h1" 2>&1
+  "$BERTH" help "${words[@]}" >"$T_TMP/h2" 2>&1
+  check "berth help $c is berth $c --help" cmp -s "$T_TMP/h1" "$T_TMP/h2"
+done
+"$BERTH" help no-such-command >/dev/null 2>"$T_TMP/h.err"
+check "berth help of an unknown command: exit 125, one line" sh -c '[ $1 -eq 125 ] && [ "$(wc -l <"$2")" -eq 1 ]' _ $? "$T_TMP/h.err"
 for c in "${NOT_FOUND[@]}"; do
   read -r -a words <<<"$c"
   same "not found: berth $c" "${words[@]}"
