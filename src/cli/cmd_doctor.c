@@ -22,7 +22,8 @@ show_report(const cli_request *rq, const cJSON *out)
   const cJSON *dj = cJSON_GetObjectItemCaseSensitive(out, "docker"),
               *img = cJSON_GetObjectItemCaseSensitive(out, "runner_image"),
               *st = cJSON_GetObjectItemCaseSensitive(out, "store");
-  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "ok"))) {
+  const cJSON *cj = cJSON_GetObjectItemCaseSensitive(out, "config");
+  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dj, "reachable"))) {
     bool present = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(img, "present"));
     printf("docker   ok    %s: Docker %s, API %s negotiated (server %s, min %s), storage %s\n", json_str(dj, "host"),
            json_str(dj, "server_version"), json_str(dj, "api_version"), json_str(dj, "server_api_version"),
@@ -30,9 +31,20 @@ show_report(const cli_request *rq, const cJSON *out)
     printf("image    %-5s %s %s\n", present ? "ok" : "miss", json_str(img, "ref"),
            present ? "is present" : "is not present (build it: ci/build-images.sh)");
   }
+  bool cfg_ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cj, "ok"));
+  printf("config   %-5s %s\n", cfg_ok ? "ok" : "FAIL",
+         cfg_ok ? "config.json (or its defaults) is valid" : json_str(cj, "error"));
   bool exists = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "exists"));
-  printf("store    %-5s %s%s\n", exists ? "ok" : "new", json_str(st, "home") ? json_str(st, "home") : "?",
-         exists ? "" : " (created on first use)");
+  const char *home = json_str(st, "home") ? json_str(st, "home") : "?";
+  if (!cfg_ok)
+    printf("store    -     %s (not opened: the config is not valid)\n", home);
+  else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "ok")))
+    printf("store    FAIL  %s\n", json_str(st, "error") ? json_str(st, "error") : home);
+  else if (json_str(st, "engine"))
+    printf("store    ok    %s: %s, schema version %d\n", json_str(st, "engine"), json_str(st, "location"),
+           (int) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "schema_version")));
+  else
+    printf("store    %-5s %s%s\n", exists ? "ok" : "new", home, exists ? "" : " (created on first use)");
 }
 
 /* Not usable: the report's reason, with the exit status of a Docker failure. */
@@ -43,7 +55,12 @@ report_status(const cJSON *out)
     return 0;
   berth_error *err = NULL;
   const char *why = json_str(cJSON_GetObjectItemCaseSensitive(out, "docker"), "error");
-  berth_error_set(&err, BERTH_EDOCKER, "%s", why ? why : "Docker is not usable");
+  int code = BERTH_EDOCKER;
+  if (why == NULL && (why = json_str(cJSON_GetObjectItemCaseSensitive(out, "config"), "error")) != NULL)
+    code = BERTH_EINVAL;
+  if (why == NULL && (why = json_str(cJSON_GetObjectItemCaseSensitive(out, "store"), "error")) != NULL)
+    code = BERTH_EINTERNAL;
+  berth_error_set(&err, code, "%s", why ? why : "Docker is not usable");
   return cli_fail(err);
 }
 
@@ -61,8 +78,9 @@ cmd_doctor(int argc, char **argv)
     else if (c == 'h') {
       printf(
           "usage: berth doctor [--json]\n\nChecks that the Docker daemon answers (DOCKER_HOST), shows the server and "
-          "negotiated API versions,\nthe storage driver, whether the default runner image is present and where the "
-          "store lives.\nExits non-zero with the reason when Docker is not usable.\n");
+          "negotiated API versions,\nthe storage driver, whether the default runner image is present, whether "
+          "config.json is valid,\nand opens the store (its engine, where it lives, its schema version).\nExits 125 "
+          "with the reason when Docker, the config or the store is not usable.\n");
       return 0;
     } else
       return cli_flag_error(c, "doctor", argv);

@@ -219,5 +219,21 @@ expect "unknown subcommand" 125 store vacuum
 same "one line" "$err" "berth: unknown command 'berth store vacuum' (see 'berth store --help')"
 expect "help" 0 store --help
 
+# --- berth doctor opens the store and reads the config as every command does (Docker aside: it may be absent) ----
+export BERTH_HOME=$TMP/doctor
+mkdir -p "$BERTH_HOME"
+"$BERTH" store migrate >/dev/null 2>&1
+out=$("$BERTH" doctor 2>/dev/null)
+has_line "doctor: the store's engine, file and schema" "$out" "store    ok    sqlite: $BERTH_HOME/berth.db, schema version $LATEST"
+printf '{"no_such_key": 1}\n' >"$BERTH_HOME/config.json"
+expect "doctor: a broken config.json is a failure" 125 doctor
+case $out in *"config   FAIL  config $BERTH_HOME/config.json: unknown key \`no_such_key\`"*) ok "doctor: says what is wrong in the config" ;;
+*) not_ok "doctor: config line: $out" ;; esac
+rm -f "$BERTH_HOME/config.json"
+head -c 8192 /dev/urandom >"$BERTH_HOME/berth.db"
+expect "doctor: a store that is not one is a failure" 125 doctor
+case $out in *"store    FAIL  store $BERTH_HOME/berth.db is not a berth store"*) ok "doctor: says what is wrong with the store" ;;
+*) not_ok "doctor: store line: $out" ;; esac
+
 echo "# $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
