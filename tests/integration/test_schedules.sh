@@ -103,5 +103,10 @@ check "a refused fire is recorded with its reason ($(field "$K" locked 'd["last_
 check "  ...and in the audit trail" sh -c "'$BERTH' audit | grep schedule.fire | grep -q refused"
 check "schedule fires in /metrics" sh -c \
   "curl -s -H 'Authorization: Bearer $admin' $U/metrics | grep -q '^berth_schedule_fires_total{outcome=\"submitted\"} [1-9]'"
+fires() { curl -s -H "Authorization: Bearer $admin" "$U/metrics" | awk '$1 == "berth_schedule_fires_total{outcome=\"submitted\"}" { print $2 }'; }
+fires_before=$(fires)
 check "schedule remove STACK NAME (audited)" sh -c "'$BERTH' schedule remove '$S' tick && '$BERTH' audit | grep -q schedule.remove"
+fires_after=$(fires)
+check "  ...and its fires stay counted in /metrics ($fires_before -> $fires_after)" \
+  test "${fires_before:-0}" -gt 0 -a "${fires_after:--1}" -ge "${fires_before:-0}"
 finish

@@ -200,5 +200,15 @@ for method, path, body in calls:
 print("\n".join(problems), file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
+metric() { curl -s -H "Authorization: Bearer $admin" "$U/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+ok_before=$(metric 'berth_webhook_attempts_total{outcome="success"}')
+failed_before=$(metric 'berth_webhook_attempts_total{outcome="failure"}')
 check "removing a webhook (audited)" sh -c "as() { :; }; BERTH_SERVER=$U BERTH_API_KEY=$admin '$BERTH' webhook remove hook-n && '$BERTH' audit | grep -q webhook.remove"
+# a counter never goes down: the attempts of removed webhooks stay counted
+as "$admin" webhook list --json | python3 -c 'import json,sys; print("\n".join(w["name"] for w in json.load(sys.stdin)["webhooks"]))' >"$T_TMP/names"
+while read -r w; do as "$admin" webhook remove "$w" >/dev/null; done <"$T_TMP/names"
+ok_after=$(metric 'berth_webhook_attempts_total{outcome="success"}')
+failed_after=$(metric 'berth_webhook_attempts_total{outcome="failure"}')
+check "with every webhook removed, the attempts counters stay where they were ($ok_before/$failed_before -> $ok_after/$failed_after)" \
+  test "${ok_before:-0}" -gt 0 -a "${ok_after:--1}" -eq "${ok_before:-0}" -a "${failed_after:--1}" -eq "${failed_before:-0}"
 finish

@@ -923,7 +923,7 @@ test_copy_to_postgresql(void **state)
   berth_task_log_close(log);
   if (berth_store_copy(from, target, &report, &err) < 0)
     fail_msg("copy: %s", err->msg);
-  assert_int_equal(report.n, 19); /* 13, and the 6 tables of schedules and webhooks */
+  assert_int_equal(report.n, 20); /* 13, the 6 tables of schedules and webhooks, and the metrics' counters */
   assert_string_equal(report.tables[12].table, "task_log_chunks");
   assert_int_equal(report.tables[12].rows, 3);
   assert_string_equal(report.tables[7].table, "audit_log");

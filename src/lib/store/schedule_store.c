@@ -236,10 +236,22 @@ berth_store_schedule_delete(berth_store *st, const char *stack, const char *name
 {
   if (berth_store_begin(st, err) < 0)
     return BERTH_EINTERNAL;
-  int rc = change(st,
-                  "DELETE FROM schedule_fires WHERE schedule_id IN (SELECT id FROM schedules WHERE stack = ? AND"
-                  " name = ?)",
-                  NULL, 0, stack, name, err);
+  db_stmt *carry = NULL; /* what its fires counted stays in the metrics' counters */
+  int rc = db_prepare(
+      st->db, STORE_CARRY_FIRES("schedule_id IN (SELECT id FROM schedules WHERE stack = ? AND name = ?)"), &carry, err);
+  for (int i = 0; rc == 0 && i < 3; i++) {
+    db_bind_text(carry, 2 * i + 1, stack);
+    db_bind_text(carry, 2 * i + 2, name);
+  }
+  if (rc == 0)
+    rc = db_run(carry, NULL, err);
+  else
+    db_finalize(carry);
+  if (rc == 0)
+    rc = change(st,
+                "DELETE FROM schedule_fires WHERE schedule_id IN (SELECT id FROM schedules WHERE stack = ? AND"
+                " name = ?)",
+                NULL, 0, stack, name, err);
   if (rc == BERTH_ENOTFOUND) {
     berth_error_clear(err);
     rc = 0;
@@ -322,11 +334,17 @@ int
 berth_store_schedule_counts(berth_store *st, int64_t *submitted, int64_t *refused, int64_t *missed, berth_error **err)
 {
   db_stmt *stmt = NULL;
-  if (db_prepare(st->db,
-                 "SELECT COALESCE(SUM(CASE WHEN outcome = 'submitted' THEN 1 ELSE 0 END), 0),"
-                 " COALESCE(SUM(CASE WHEN outcome = 'refused' THEN 1 ELSE 0 END), 0), COALESCE(SUM(missed), 0)"
-                 " FROM schedule_fires",
-                 &stmt, err)
+  if (db_prepare(
+          st->db,
+          "SELECT COALESCE(SUM(CASE WHEN outcome = 'submitted' THEN 1 ELSE 0 END), 0)"
+          " + " STORE_CARRIED(
+              "schedule_fires_submitted") ","
+                                          " COALESCE(SUM(CASE WHEN outcome = 'refused' THEN 1 ELSE 0 END), 0)"
+                                          " + " STORE_CARRIED(
+                                              "schedule_fires_refused") ","
+                                                                        " COALESCE(SUM(missed), 0) + " STORE_CARRIED(
+                                                                            "schedule_misses") " FROM schedule_fires",
+          &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
   int rc = db_step(stmt, err);

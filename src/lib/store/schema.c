@@ -260,6 +260,11 @@ static const migration migrations[] = {
    * say which ones it needs again (NULL: none, or a task submitted before this migration) */
   { 11, "tasks.secret_names: the names of a task's secret env, kept when its values are wiped",
     "ALTER TABLE tasks ADD COLUMN secret_names TEXT;", "ALTER TABLE tasks ADD COLUMN secret_names TEXT;" },
+  /* the metrics' counters are counts of rows that pruning and removals delete: what a deletion takes away is added
+   * here in its transaction, so a counter never goes down (Prometheus would read a reset) */
+  { 12, "counters: what deleted webhook attempts and schedule fires counted",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

@@ -36,6 +36,7 @@ static const struct {
   { "webhook_events", "id" },
   { "webhook_deliveries", NULL },
   { "webhook_attempts", NULL },
+  { "counters", NULL },
 };
 
 /* INSERT INTO table (c1, ...) VALUES (?, ...) for the columns of the source row. */

@@ -76,4 +76,23 @@ int store_kv_decode(berth_store *st, const char *text, bool sealed, berth_kv **o
 /* rm -rf without following symlinks; returns 0 or -1 (errno). A missing path is success. */
 int store_remove_tree(const char *path);
 
+/* Before rows counted by a metric are deleted, their counts go into the counters table (in the same transaction):
+ * STORE_CARRY_ATTEMPTS(cond) for webhook_attempts whose delivery_id is in cond's set, STORE_CARRY_FIRES(cond) for
+ * schedule_fires matching cond. */
+#define STORE_CARRY_UPSERT " WHERE true ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"
+#define STORE_CARRY_ATTEMPTS(cond)                                                                                     \
+  "INSERT INTO counters (name, value) SELECT n, v FROM (SELECT 'webhook_attempts_ok' AS n,"                            \
+  " (SELECT COUNT(*) FROM webhook_attempts WHERE status_code >= 200 AND status_code < 300 AND delivery_id IN " cond    \
+  ") AS v UNION ALL SELECT 'webhook_attempts_failed', (SELECT COUNT(*) FROM webhook_attempts WHERE NOT"                \
+  " (COALESCE(status_code, 0) >= 200 AND COALESCE(status_code, 0) < 300) AND delivery_id IN " cond                     \
+  ")) AS carried" STORE_CARRY_UPSERT
+#define STORE_CARRY_FIRES(cond)                                                                                        \
+  "INSERT INTO counters (name, value) SELECT n, v FROM (SELECT 'schedule_fires_submitted' AS n,"                       \
+  " (SELECT COUNT(*) FROM schedule_fires WHERE outcome = 'submitted' AND " cond ") AS v UNION ALL SELECT"              \
+  " 'schedule_fires_refused', (SELECT COUNT(*) FROM schedule_fires WHERE outcome = 'refused' AND " cond ")"            \
+  " UNION ALL SELECT 'schedule_misses', (SELECT COALESCE(SUM(missed), 0) FROM schedule_fires WHERE " cond ")) AS"      \
+  " carried" STORE_CARRY_UPSERT
+/* A counter's carried part, as a scalar subquery */
+#define STORE_CARRIED(name) "COALESCE((SELECT value FROM counters WHERE name = '" name "'), 0)"
+
 #endif

@@ -167,13 +167,16 @@ berth_store_webhook_list(berth_store *st, berth_webhook ***out, size_t *n, berth
   return collect(st, stmt, false, out, n, err);
 }
 
+/* Runs sql with id bound to each of its `?` (a statement may name the same value more than once). */
 static int
 run_id(berth_store *st, const char *sql, int64_t id, berth_error **err)
 {
   db_stmt *stmt = NULL;
   if (db_prepare(st->db, sql, &stmt, err) < 0)
     return BERTH_EINTERNAL;
-  db_bind_int64(stmt, 1, id);
+  int n = 0;
+  for (const char *p = sql; (p = strchr(p, '?')) != NULL; p++)
+    db_bind_int64(stmt, ++n, id);
   return db_run(stmt, NULL, err);
 }
 
@@ -184,6 +187,8 @@ berth_store_webhook_delete(berth_store *st, const char *name, berth_error **err)
   int rc = berth_store_begin(st, err);
   if (rc == 0)
     rc = berth_store_webhook_get(st, name, false, &w, err);
+  if (rc == 0)
+    rc = run_id(st, STORE_CARRY_ATTEMPTS("(SELECT id FROM webhook_deliveries WHERE webhook_id = ?)"), w->id, err);
   if (rc == 0)
     rc = run_id(st,
                 "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE"
@@ -533,13 +538,22 @@ int
 berth_store_delivery_counts(berth_store *st, berth_delivery_counts *out, berth_error **err)
 {
   db_stmt *stmt = NULL;
-  if (db_prepare(st->db,
-                 "SELECT COALESCE(SUM(CASE WHEN status_code >= 200 AND status_code < 300 THEN 1 ELSE 0 END), 0),"
-                 " COALESCE(SUM(CASE WHEN status_code >= 200 AND status_code < 300 THEN 0 ELSE 1 END), 0),"
-                 " (SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'),"
-                 " (SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'),"
-                 " (SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'failed') FROM webhook_attempts",
-                 &stmt, err)
+  if (db_prepare(
+          st->db,
+          "SELECT COALESCE(SUM(CASE WHEN status_code >= 200 AND status_code < 300 THEN 1 ELSE 0 END), 0)"
+          " + " STORE_CARRIED(
+              "webhook_attempts_ok") ","
+                                     " COALESCE(SUM(CASE WHEN status_code >= 200 AND status_code < 300 THEN 0 ELSE 1 "
+                                     "END), 0)"
+                                     " + " STORE_CARRIED(
+                                         "webhook_attempts_failed") ","
+                                                                    " (SELECT COUNT(*) FROM webhook_deliveries WHERE "
+                                                                    "state = 'pending'),"
+                                                                    " (SELECT COUNT(*) FROM webhook_deliveries WHERE "
+                                                                    "state = 'delivered'),"
+                                                                    " (SELECT COUNT(*) FROM webhook_deliveries WHERE "
+                                                                    "state = 'failed') FROM webhook_attempts",
+          &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
   int rc = db_step(stmt, err);
@@ -558,6 +572,8 @@ int
 berth_store_events_prune(berth_store *st, int64_t before_ms, berth_error **err)
 {
   static const char *const sql[] = {
+    STORE_CARRY_ATTEMPTS("(SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ?)"),
+    STORE_CARRY_FIRES("fired_at < ?"),
     "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE state <> 'pending'"
     " AND updated_at < ?)",
     "DELETE FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ?",
