@@ -468,6 +468,26 @@ authenticate(srv_ctx *srv, struct MHD_Connection *c, srv_req *r, berth_apikey **
   return 0;
 }
 
+/* One line on stderr (the journal) for an answer an operator must see: a server error, or a refused key (with the
+ * peer's address, for fail2ban and the like). The message is the answer's own, as safe as the answer. */
+static void
+log_answer(struct MHD_Connection *c, const char *method, const char *url, const srv_resp *rs)
+{
+  char peer[INET6_ADDRSTRLEN + 8] = "a unix socket", path[256];
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  if (sa != NULL && sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *) (const void *) sa)->sin_addr, peer, sizeof peer);
+  else if (sa != NULL && sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) (const void *) sa)->sin6_addr, peer, sizeof peer);
+  size_t n = 0;
+  for (const char *p = url; *p && n + 1 < sizeof path; p++) /* one line, whatever the path holds */
+    path[n++] = (unsigned char) *p < 0x20 || *p == 0x7f ? '?' : *p;
+  path[n] = '\0';
+  const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rs->json, "message"));
+  fprintf(stderr, "berth: %.16s %s -> %d from %s: %.300s\n", method, path, rs->status, peer, msg ? msg : "");
+}
+
 static enum MHD_Result
 dispatch(srv_ctx *srv, bool tls, struct MHD_Connection *c, const char *url, const char *method, conn_state *cs)
 {
@@ -538,7 +558,9 @@ dispatch(srv_ctx *srv, bool tls, struct MHD_Connection *c, const char *url, cons
   route->fn(&r, &rs);
   if (rs.status >= 500)
     atomic_fetch_add(&srv->internal_errors, 1);
-send:;
+send:
+  if (rs.status >= 500 || rs.status == 401)
+    log_answer(c, method, url, &rs);
   enum MHD_Result ret = queue(c, &rs);
   cJSON_Delete(rs.json);
   free(rs.location);

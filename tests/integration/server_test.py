@@ -542,6 +542,11 @@ def status_of(resp):
 
 def test_bad_requests(keys):
     adm, w = keys["adm"], keys["w1"]
+    st, _, _, _ = req("GET", "/v1/tasks", "berth_000000000000_not-a-key", transport="tcp")
+    time.sleep(0.2)
+    check("a refused key is one line in the server's log, with the peer's address and never the key",
+          st == 401 and "berth: GET /v1/tasks -> 401 from 127.0.0.1: invalid API key" in SRV.stderr()
+          and "not-a-key" not in SRV.stderr(), SRV.stderr()[-400:])
     p = "/v1/stacks/%s/tasks" % S(4)
     # a task that must not be disturbed by anything below
     st, j, _, _ = req("POST", p, w, {"command": "for i in $(seq 1 30); do echo tick-$i; sleep 0.1; done"})
