@@ -10,6 +10,7 @@
 #include "berth/buf.h"
 #include "berth/store.h"
 #include "backend.h"
+#include "style.h"
 #include "client.h"
 
 #define LOG_HDR 6
@@ -170,12 +171,50 @@ task_ended(http_backend *hb, const char *id, berth_error **err)
   return ended;
 }
 
+/* While the task is QUEUED: why it waits, each time that changes, as the local follower says it (a fleet gives the
+ * reason; a store of one host has none). 1 when stopped (Ctrl-C); a failed read leaves it to the log's follow. */
+static int
+say_waiting(http_backend *hb, const char *id, const volatile sig_atomic_t *stop)
+{
+  char *last = NULL;
+  int rc = 0;
+  while (rc == 0) {
+    if (stop != NULL && *stop) {
+      rc = 1;
+      break;
+    }
+    cJSON *t = NULL;
+    berth_error *e = NULL;
+    cli_request rq = { .arg = id };
+    if (http_call(&hb->base, CLI_OP_TASK_SHOW, &rq, &t, &e) < 0) {
+      berth_error_free(e);
+      break;
+    }
+    const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "state"));
+    const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "reason"));
+    bool queued = state != NULL && strcmp(state, "QUEUED") == 0;
+    if (queued && reason != NULL && (last == NULL || strcmp(last, reason) != 0)) {
+      cli_note("waiting: %s", reason);
+      free(last);
+      last = strdup(reason);
+    }
+    cJSON_Delete(t);
+    if (!queued)
+      break;
+    usleep(500 * 1000);
+  }
+  free(last);
+  return rc;
+}
+
 static int
 http_follow(cli_backend *b, const char *id, bool follow, const volatile sig_atomic_t *stop, cli_record_fn fn, void *ud,
             berth_error **err)
 {
   http_backend *hb = (http_backend *) b;
   follow_state f = { .fn = fn, .ud = ud };
+  if (follow && say_waiting(hb, id, stop) == 1)
+    return 1;
   char *eid = client_escape(id);
   int rc = eid ? 0 : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   for (int attempt = 0; rc == 0; attempt++) {

@@ -37,6 +37,14 @@ static int
 set_draining(srv_req *r, srv_resp *out, bool drain)
 {
   berth_error *err = NULL;
+  cJSON *body = NULL; /* none, or an empty object: the endpoint takes no field */
+  static const char *const fields[] = { NULL };
+  int rc = r->body_len > 0 ? srv_json_object(r->body, r->body_len, &body, &err) : 0;
+  if (rc == 0 && body != NULL)
+    rc = srv_json_only(body, fields, "the body", &err);
+  cJSON_Delete(body);
+  if (rc < 0)
+    return srv_fail(out, err);
   if (berth_action_host_drain(r->st, r->args[0], drain, r->key->name, &err) < 0) {
     srv_audit(r, drain ? "host.drain" : "host.undrain", r->args[0], NULL, err);
     return srv_fail(out, err);

@@ -125,13 +125,24 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
     case 'H':
       if (berth_stack_validate_name(optarg, NULL) < 0)
         return fail(
-            (berth_error_set(&err, BERTH_EINVAL, "serve: --host `%.64s` is not a valid host name", optarg), err));
+            (berth_error_set(&err, BERTH_EINVAL,
+                             "serve: --host `%.80s%s` is not a valid host name (1 to 63 letters, digits, `.`, `_`"
+                             " and `-`, starting with a letter or digit)",
+                             optarg, strlen(optarg) > 80 ? "..." : ""),
+             err));
       o.host = optarg;
       break;
     case 'P':
       if (berth_stack_validate_name(optarg, NULL) < 0)
         return fail(
-            (berth_error_set(&err, BERTH_EINVAL, "serve: --pool `%.64s` is not a valid pool name", optarg), err));
+            (berth_error_set(&err, BERTH_EINVAL,
+                             "serve: --pool `%.80s%s` is not a valid pool name (1 to 63 letters, digits, `.`, `_`"
+                             " and `-`, starting with a letter or digit)",
+                             optarg, strlen(optarg) > 80 ? "..." : ""),
+             err));
+      for (size_t i = 0; i < o.n_pools; i++)
+        if (strcmp(pools[i], optarg) == 0)
+          return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --pool `%s` is given twice", optarg), err));
       if (o.n_pools >= sizeof pools / sizeof pools[0])
         return fail((berth_error_set(&err, BERTH_EINVAL, "serve: at most 16 --pool names"), err));
       pools[o.n_pools++] = optarg;
@@ -147,8 +158,10 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
     case 'L':
       if (berth_parse_duration_ms(optarg, &o.lease_ms, &err) < 0)
         return fail((berth_error_wrap(&err, "serve: --lease"), err));
-      if (o.lease_ms < 2000)
-        return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --lease must be at least 2s"), err));
+      if (o.lease_ms < 2000 || o.lease_ms > 3600 * 1000)
+        return fail((berth_error_set(&err, BERTH_EINVAL,
+                                     "serve: --lease must be from 2s to 1h (a host that misses it is declared lost)"),
+                     err));
       break;
     case 'W':
       if (berth_parse_duration_ms(optarg, &o.store_wait_ms, &err) < 0)
@@ -169,6 +182,8 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
   }
   if (optind < argc)
     return fail((berth_error_set(&err, BERTH_EINVAL, "serve: unexpected argument `%s`", argv[optind]), err));
+  if (o.no_listen && o.n_listen > 0)
+    return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --no-listen and --listen exclude each other"), err));
   char *home = berth_home_default();
   if (home == NULL)
     return fail((berth_error_set(&err, BERTH_EINTERNAL, "serve: out of memory"), err));

@@ -203,6 +203,10 @@ api A task run "$S" --json -- 'echo handed-over >out.txt' >"$T_TMP/w.json" 2>/de
 "$BERTH" host undrain B >/dev/null; "$BERTH" host drain A >/dev/null
 api A task run "$S" --json -- 'cat out.txt' >"$T_TMP/r.json" 2>"$T_TMP/r.err"
 "$BERTH" host undrain A >/dev/null; "$BERTH" host undrain C >/dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $KEY" -d '{"bogus": 1}' \
+  "http://127.0.0.1:${HPORT[A]}/v1/hosts/A/drain")
+check "POST /v1/hosts/A/drain with an unknown field -> 400, and A stays alive ($code)" \
+  sh -c 'test "$1" = 400 && test "$2" = alive' _ "$code" "$(host_state A)"
 check "state saved by a task on host A is what the next task sees on host B" python3 -c '
 import json, sys
 w, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
@@ -217,8 +221,15 @@ sleep 2
 check "a task for pool gpu waits while no gpu host lives" is_state "$id" QUEUED
 check "  ...and says why in task show: $(task_field "$id" reason)" test "$(task_field "$id" reason)" = "no live host in pool gpu"
 check "  ...and in task list" sh -c '"$1" task list --stack "$2" | grep -q "waiting: no live host in pool gpu"' _ "$BERTH" "$S"
+# a CI client following it through a server says why it waits, as the local follower does
+api A task logs "$id" --follow >"$T_TMP/gpu.out" 2>"$T_TMP/gpu.err" &
+gpu_follow=$!
+sleep 2
 start_host G - --pool gpu
 wait_for 30 is_state "$id" FINISHED
+wait $gpu_follow
+check "  ...a follower through a server said why it waited, then printed the output" sh -c \
+  'grep -qx "berth: waiting: no live host in pool gpu" "$1" && grep -qx on-gpu "$2"' _ "$T_TMP/gpu.err" "$T_TMP/gpu.out"
 check "  ...then runs on the gpu host (execute-only, no --listen)" test "$(task_field "$id" host)" = G
 S=$(stack_name s2)
 "$BERTH" stack lock "$S" --note maintenance >/dev/null
@@ -347,6 +358,10 @@ wait_for 30 is_state "$id" PERFORMING
 h=$(task_field "$id" host)
 if [ -n "$h" ] && [ -n "${HPID[$h]:-}" ]; then
   kill -TERM "${HPID[$h]}"
+  host_is() { test "$(host_state "$1")" = "$2"; }
+  wait_for 5 host_is "$h" draining
+  check "  ...a host shutting down shows draining while its task finishes ($(host_state "$h"))" \
+    test "$(host_state "$h")" = draining
   wait_for 30 is_state "$id" FINISHED
   check "SIGTERM lets the host's PERFORMING task finish ($(task_field "$id" state))" is_state "$id" FINISHED
   timeout 20 tail --pid="${HPID[$h]}" -f /dev/null

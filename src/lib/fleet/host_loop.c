@@ -487,7 +487,8 @@ host_main(void *arg)
   /* the others reconnect every REOPEN_MS and heartbeat at once: a short lease still waits for two of their rounds */
   int64_t reap_after = r->h.lease_ms > 2 * REOPEN_MS + 1000 ? r->h.lease_ms : 2 * REOPEN_MS + 1000;
   int64_t next_beat = berth_now_ms() + beat_every, next_reap = 0, next_open = 0, last_claim = 0;
-  bool woken = true; /* by a NOTIFY, a task's end, an undrain, or a new connection: look at the queue now */
+  bool shown_stopping = false; /* the store shows this host draining since it stopped claiming (SIGTERM) */
+  bool woken = true;           /* by a NOTIFY, a task's end, an undrain, or a new connection: look at the queue now */
   while (!atomic_load(&r->ending)) {
     int64_t now = berth_now_ms();
     if (r->st == NULL) {
@@ -510,9 +511,16 @@ host_main(void *arg)
       heartbeat(r);
       if (was_draining && !r->draining)
         woken = true;
-      next_beat = now + beat_every;
+      /* a drained host looks every second for its undrain (an admin waits for it), else every lease/6 */
+      next_beat = now + (r->draining && beat_every > 1000 ? 1000 : beat_every);
       if (r->st == NULL)
         continue;
+    }
+    if (!atomic_load(&r->claiming) && !shown_stopping) {
+      /* shutting down (SIGTERM): the fleet sees it draining, and queued work says it waits for another host */
+      berth_error *e = NULL;
+      shown_stopping = berth_host_set_draining(r->st, r->h.name, true, &e) == 0;
+      berth_error_free(e);
     }
     /* lost hosts are looked for once this host's store has answered for a whole lease: after the database was down
      * (restarted, failed over, cut off), every host's last heartbeat is older than its lease, and each gets the
@@ -607,8 +615,12 @@ berth_host_instance(const berth_host_runner *r)
 void
 berth_host_stop_claiming(berth_host_runner *r)
 {
-  if (r != NULL)
-    atomic_store(&r->claiming, false);
+  if (r == NULL)
+    return;
+  atomic_store(&r->claiming, false);
+  uint64_t one = 1;
+  if (write(r->wake, &one, sizeof one) < 0) { /* the loop looks every 500 ms anyway */
+  }
 }
 
 int

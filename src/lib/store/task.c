@@ -973,17 +973,26 @@ berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_
                             p2, hosts, 2, err))
            < 0)
     ;
-  else if (hosts[0] == 0)
-    n = asprintf(&line, "no live host in pool %s", pool);
-  else if ((rc = query_ints(st,
-                            "SELECT COUNT(*) FROM tasks t JOIN hosts h ON h.name = t.host WHERE t.revoked = 0"
-                            " AND t.state IN ('PREPARING', 'INITIALIZING', 'PERFORMING') AND h.state = 'alive'"
-                            " AND " FLEET_POOL_MATCH_SQL,
-                            p2, &busy, 1, err))
-           < 0)
+  else if (hosts[0] == 0) {
+    int64_t draining = 0; /* drained by an admin, or shutting down */
+    rc = query_ints(st,
+                    "SELECT COUNT(*) FROM hosts h WHERE h.state = 'draining' AND h.executes = 1"
+                    " AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL " AND " FLEET_POOL_MATCH_SQL,
+                    p2, &draining, 1, err);
+    if (rc == 0 && draining > 0)
+      n = asprintf(&line, "no live host in pool %s (%lld draining)", pool, (long long) draining);
+    else if (rc == 0)
+      n = asprintf(&line, "no live host in pool %s", pool);
+  } else if ((rc = query_ints(st,
+                              "SELECT COUNT(*) FROM tasks t JOIN hosts h ON h.name = t.host WHERE t.revoked = 0"
+                              " AND t.state IN ('PREPARING', 'INITIALIZING', 'PERFORMING') AND h.state = 'alive'"
+                              " AND " FLEET_POOL_MATCH_SQL,
+                              p2, &busy, 1, err))
+             < 0)
     ;
   else if (busy >= hosts[1])
-    n = asprintf(&line, "all %lld slots of pool %s are busy", (long long) hosts[1], pool);
+    n = hosts[1] == 1 ? asprintf(&line, "the one slot of pool %s is busy", pool)
+                      : asprintf(&line, "all %lld slots of pool %s are busy", (long long) hosts[1], pool);
   else
     n = asprintf(&line, "waiting for a host of pool %s to claim it", pool);
   berth_stack_free(s);

@@ -72,6 +72,7 @@ typedef struct runner {
   bool ended;             /* its record is over (this runner wrote its end, or it was ended by someone else) */
   bool claimed;           /* a fleet host claimed it: its writes carry the claim (berth/fleet.h) */
   bool revoked;           /* ... and the claim was revoked (the host was declared lost): stop, write nothing */
+  bool given_up;          /* ... or the host running it gave it up (shutting down, or its lease ran out) */
   berth_error *end_err;   /* the task's end could not be written: what failed last */
   int64_t last_claim_check_ms;
   berth_task_ctl *ctl;      /* a fleet host's thread runs it (NULL in a supervisor process) */
@@ -179,7 +180,7 @@ static bool
 abandoned(runner *r)
 {
   if (r->ctl != NULL && atomic_load(&r->ctl->abandon))
-    r->revoked = true;
+    r->revoked = r->given_up = true;
   return r->revoked;
 }
 
@@ -405,7 +406,9 @@ run_exec_env(runner *r, const char *const *argv, const char *const *env, int *ex
   if (rc == 1 && r->stopped)
     return berth_error_set(err, BERTH_EBUSY, "stopped on request");
   if (rc == 1 && r->revoked)
-    return berth_error_set(err, BERTH_EBUSY, "this host lost its claim on the task (declared lost by the fleet)");
+    return berth_error_set(err, BERTH_EBUSY,
+                           r->given_up ? "this host gave the task up (it is shutting down, or its lease ran out)"
+                                       : "this host lost its claim on the task (declared lost by the fleet)");
   if (rc == 1)
     return BERTH_ETIMEOUT;
   if (rc == BERTH_EDOCKER && !berth_docker_alive(r->d))
