@@ -45,6 +45,7 @@ info_json(const berth_store_info *in)
   cJSON_AddStringToObject(o, "location", in->location);
   cJSON_AddNumberToObject(o, "schema_version", in->schema_version);
   cJSON_AddNumberToObject(o, "schema_version_known", in->schema_version_known);
+  cJSON_AddNumberToObject(o, "schema_version_at_open", in->schema_version_at_open); /* 0: made by this open */
   cJSON *counts = cJSON_AddObjectToObject(o, "counts");
   cJSON_AddNumberToObject(counts, "stacks", (double) in->stacks);
   cJSON_AddNumberToObject(counts, "tasks", (double) in->tasks);
@@ -63,7 +64,10 @@ render_info(const berth_store_info *in)
   char size[32];
   printf("engine:          %s\n", in->engine);
   printf("location:        %s\n", in->location);
-  printf("schema version:  %d (this berth knows up to %d)\n", in->schema_version, in->schema_version_known);
+  printf("schema version:  %d (this berth knows up to %d)", in->schema_version, in->schema_version_known);
+  if (in->schema_version_at_open > 0 && in->schema_version_at_open < in->schema_version)
+    printf(", migrated from %d as it was opened", in->schema_version_at_open);
+  printf("\n");
   printf("stacks:          %lld\n", (long long) in->stacks);
   printf("tasks:           %lld\n", (long long) in->tasks);
   printf("audit records:   %lld\n", (long long) in->audit_records);
