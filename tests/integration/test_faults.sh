@@ -120,4 +120,23 @@ rc=$(run "$T_TMP/ok2.out" "$T_TMP/ok2.err" "$S" -- 'echo back')
 check "once space is back, the next task runs (rc=$rc)" test "$rc" -eq 0
 check "  ...and prints" grep -qx back "$T_TMP/ok2.out"
 check "task list works" "$BERTH" task list --stack "$S"
+# persisted state that cannot be saved (no room for it): the task fails with that reason, never FINISHED with the
+# next task on stale state
+P=$(stack_name persist)
+"$BERTH" stack create "$P" --image berth/busybox:latest --persist out.bin >/dev/null
+avail=$(df -k --output=avail "$T_TMP/small" | tail -n 1)
+fallocate -l $(((avail - 2048) * 1024)) "$T_TMP/small/filler"
+rc=$(run "$T_TMP/p.out" "$T_TMP/p.err" "$P" -- 'head -c 3000000 /dev/urandom > out.bin; echo written')
+pid_=$(last_task "$P")
+check "persisted state that does not fit on the disk: the task fails, exit 125 (rc=$rc; $(task_field "$pid_" reason))" \
+  sh -c 'test "$1" -eq 125 && test "$2" = FAILED && printf "%s" "$3" | grep -q "persisted state could not be saved"' \
+  _ "$rc" "$(task_field "$pid_" state)" "$(task_field "$pid_" reason)"
+check "  ...and no state version claims it" sh -c '! "$1" stack state "$2" 2>/dev/null | grep -q "^ *1 "' _ "$BERTH" "$P"
+rm -f "$T_TMP/small/filler"
+# a read on a disk with no free block at all: one line naming the full disk, not an I/O error
+fallocate -l $(($(df -k --output=avail "$T_TMP/small" | tail -n 1) * 1024)) "$T_TMP/small/filler" 2>/dev/null
+"$BERTH" task list --stack "$S" >/dev/null 2>"$T_TMP/ro.err"
+check "with the disk full to the last block, a read works or names the full disk ($(head -c 200 "$T_TMP/ro.err"))" \
+  sh -c '! test -s "$1" || grep -q "no space left" "$1"' _ "$T_TMP/ro.err"
+rm -f "$T_TMP/small/filler"
 finish

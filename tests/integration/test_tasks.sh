@@ -131,6 +131,17 @@ check "after a supervisor crash the next task runs" test "$rc" -eq 0
 check "the crashed task is FAILED: executor interrupted" \
   sh -c "test \"\$('$BERTH' task show $id --json | python3 -c 'import json,sys; t=json.load(sys.stdin); print(t[\"state\"]+\"/\"+t[\"reason\"])')\" = 'FAILED/executor interrupted'"
 check "the crashed task's container is gone" test "$(docker ps -aq --filter label=berth.task="$id" | wc -l)" -eq 0
+# ...and when a follower is the one that finds it: the container is gone before the record ends (the stack's next
+# task may start as soon as it does)
+id=$("$BERTH" task run "$S" --detach -- 'sleep 60')
+for _ in $(seq 1 100); do
+  [ "$(task_field "$id" state)" = PERFORMING ] && break
+  sleep 0.2
+done
+kill -KILL "$(task_field "$id" supervisor_pid)"
+timeout 60 "$BERTH" task logs "$id" --follow >/dev/null 2>&1
+check "a follower that finds the supervisor gone: FAILED, and the container already removed ($(task_field "$id" state))" \
+  sh -c 'test "$1" = FAILED && test "$(docker ps -aq --filter label=berth.task="$2" | wc -l)" -eq 0' _ "$(task_field "$id" state)" "$id"
 fi
 
 # Docker lost mid-task (a proxy socket that the test kills), then back

@@ -32,6 +32,8 @@ db_fail(const db_conn *c, db_fail_kind kind, const char *detail, berth_error **e
     return berth_error_set(err, BERTH_EINTERNAL, "store %s: the connection was lost (%s)", label, detail);
   case DB_FAIL_NOMEM:
     return berth_error_set(err, BERTH_EINTERNAL, "store %s: out of memory", label);
+  case DB_FAIL_FULL:
+    return berth_error_set(err, BERTH_EINTERNAL, "store %s: no space left on its disk (%s)", label, detail);
   case DB_FAIL_OTHER:
     break;
   }

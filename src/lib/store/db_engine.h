@@ -17,6 +17,7 @@ typedef enum {
   DB_FAIL_CONNECT,  /* cannot be reached or opened */
   DB_FAIL_LOST,     /* the connection broke; the next operation outside a transaction makes a new one */
   DB_FAIL_NOMEM,
+  DB_FAIL_FULL, /* no space left where the store writes */
 } db_fail_kind;
 
 typedef enum { DB_BIND_NULL, DB_BIND_INT64, DB_BIND_TEXT, DB_BIND_BLOB } db_bind_kind;

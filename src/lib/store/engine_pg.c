@@ -129,7 +129,9 @@ kind_of(const char *sqlstate, PGconn *pg)
     return DB_FAIL_BUSY; /* serialization failure, deadlock, lock not available */
   if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0
       || strcmp(sqlstate, "57P03") == 0)
-    return DB_FAIL_LOST; /* connection exceptions, server shutting down or starting */
+    return DB_FAIL_LOST;              /* connection exceptions, server shutting down or starting */
+  if (strcmp(sqlstate, "53100") == 0) /* disk_full */
+    return DB_FAIL_FULL;
   if (strcmp(sqlstate, "25006") == 0)
     return DB_FAIL_READONLY;
   if (strcmp(sqlstate, "XX001") == 0 || strcmp(sqlstate, "XX002") == 0)

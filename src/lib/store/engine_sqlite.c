@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -63,16 +64,39 @@ kind_of(int rc)
     return DB_FAIL_READONLY;
   case SQLITE_NOMEM:
     return DB_FAIL_NOMEM;
+  case SQLITE_FULL:
+    return DB_FAIL_FULL;
   default:
     return DB_FAIL_OTHER;
   }
+}
+
+/* An I/O error where the disk under the store has no free block is a full disk (SQLite says "disk I/O error" when
+ * its shared-memory index or journal cannot grow, even for a read). */
+static bool
+disk_full(const db_conn *c)
+{
+  const sqlite_conn *sc = (const sqlite_conn *) c;
+  if (sc == NULL || sc->path == NULL)
+    return false;
+  char *dir = strdup(sc->path);
+  char *slash = dir ? strrchr(dir, '/') : NULL;
+  if (slash != NULL)
+    *slash = '\0';
+  struct statvfs vs;
+  bool full = dir != NULL && statvfs(slash ? dir : ".", &vs) == 0 && vs.f_bavail == 0;
+  free(dir);
+  return full;
 }
 
 static int
 fail(db_conn *c, int rc, berth_error **err)
 {
   sqlite3 *db = c ? handle(c) : NULL;
-  return db_fail(c, kind_of(rc), db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), err);
+  db_fail_kind kind = kind_of(rc);
+  if ((rc & 0xff) == SQLITE_IOERR && disk_full(c))
+    kind = DB_FAIL_FULL;
+  return db_fail(c, kind, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), err);
 }
 
 static void

@@ -129,8 +129,15 @@ berth_task_forget_local(const char *home, const char *task_id)
 static void
 remove_task_containers(berth_store *st, berth_docker *d, const char *task_id)
 {
-  if (d == NULL)
-    return;
+  berth_docker *own = NULL; /* a follower or a reader judging the task has no client of its own */
+  if (d == NULL) {
+    berth_error *e = NULL;
+    if (berth_docker_new(NULL, &own, &e) < 0) {
+      berth_error_free(e);
+      return; /* no Docker here: the next sweep of a process that has one removes it */
+    }
+    d = own;
+  }
   char label_task[128], label_inst[160];
   snprintf(label_task, sizeof label_task, "berth.task=%s", task_id);
   snprintf(label_inst, sizeof label_inst, "berth.instance=%s", berth_store_instance_id(st));
@@ -149,6 +156,7 @@ remove_task_containers(berth_store *st, berth_docker *d, const char *task_id)
   }
   berth_error_free(err);
   cJSON_Delete(list);
+  berth_docker_free(own);
 }
 
 static bool
@@ -175,6 +183,8 @@ task_is_orphan(berth_store *st, const berth_task *t)
 static int
 fail_orphan_err(berth_store *st, berth_docker *d, const berth_task *t, berth_error **err)
 {
+  /* its container first: once the record ends, the stack's next task may start, and two must never run at once */
+  remove_task_containers(st, d, t->id);
   int rc = berth_action_task_transition(st, t->id, "FAILED", "berth", "its supervisor is gone", "executor interrupted",
                                         -1, err);
   if (rc == 0) /* its supervisor died holding the lock: the file is this judge's to remove */
@@ -182,7 +192,6 @@ fail_orphan_err(berth_store *st, berth_docker *d, const berth_task *t, berth_err
   berth_error *e = NULL;
   berth_store_task_forget_secrets(st, t->id, &e);
   berth_error_free(e);
-  remove_task_containers(st, d, t->id);
   return rc;
 }
 

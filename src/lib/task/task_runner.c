@@ -785,18 +785,21 @@ upload_workspace(runner *r, berth_error **err)
   return rc;
 }
 
-/* Copies the persisted paths back into a new state version; nothing is written unless the whole version is. */
-static void
+/* Copies the persisted paths back into a new state version; nothing is written unless the whole version is.
+ * Returns why the version could not be saved (the task then fails: its next task must not run on stale state), or
+ * NULL. */
+static char *
 persist_state(runner *r)
 {
   if (!r->uploaded || r->s->persist.n == 0)
-    return;
+    return NULL;
   berth_error *e = NULL;
-  char *tmp = NULL;
+  char *tmp = NULL, *why = NULL;
   if (berth_state_begin(r->st, r->s->name, &tmp, &e) < 0) {
     note(r, "warning: cannot save persisted paths: %s", e->msg);
+    why = strdup(e->msg);
     berth_error_free(e);
-    return;
+    return why ? why : strdup("out of memory");
   }
   size_t saved = 0;
   bool failed = false;
@@ -805,8 +808,10 @@ persist_state(runner *r)
     cleanup_free char *src = NULL, *dest = NULL;
     const char *slash = strrchr(p, '/');
     if (asprintf(&src, "%s/%s", r->workdir, p) < 0
-        || asprintf(&dest, "%s/%.*s", tmp, slash ? (int) (slash - p) : 0, p) < 0)
+        || asprintf(&dest, "%s/%.*s", tmp, slash ? (int) (slash - p) : 0, p) < 0) {
+      failed = true;
       break;
+    }
     berth_buf tar;
     berth_buf_init(&tar, PERSIST_CAP);
     int rc = berth_docker_archive_get(r->d, r->container, src, passwd_sink, &tar, &e);
@@ -815,6 +820,8 @@ persist_state(runner *r)
       berth_error_clear(&e);
     } else if (rc < 0) {
       note(r, "warning: cannot copy back %s: %s", p, e->msg);
+      if (asprintf(&why, "cannot copy back %s: %s", p, e->msg) < 0)
+        why = NULL;
       berth_error_clear(&e);
       failed = true;
     } else {
@@ -828,6 +835,8 @@ persist_state(runner *r)
       mkdir(dest, 0700);
       if (berth_tar_extract_mem(tar.data, tar.len, dest, PERSIST_CAP, &e) < 0) {
         note(r, "warning: cannot save %s: %s", p, e->msg);
+        if (asprintf(&why, "cannot save %s: %s", p, e->msg) < 0)
+          why = NULL;
         berth_error_clear(&e);
         failed = true;
       } else {
@@ -843,12 +852,17 @@ persist_state(runner *r)
     int keep = r->s->keep_versions > 0 ? r->s->keep_versions : BERTH_DEFAULT_KEEP_VERSIONS;
     if (berth_state_commit(r->st, r->s->name, r->t->id, tmp, keep, &version, &e) < 0) {
       note(r, "warning: cannot save persisted paths: %s", e->msg);
+      if ((why = strdup(e->msg)) == NULL)
+        failed = true;
       berth_error_clear(&e);
     } else {
       note(r, "persisted %zu path%s as state version %lld", saved, saved == 1 ? "" : "s", (long long) version);
     }
   }
   free(tmp);
+  if (failed && why == NULL)
+    why = strdup("out of memory");
+  return why;
 }
 
 /* ---- phases ---- */
@@ -1170,7 +1184,11 @@ finish(runner *r, outcome *o)
     } else if (r->s->after_run.n > 0) {
       note(r, "after_run hooks skipped: the container is no longer running");
     }
-    persist_state(r);
+    char *lost = persist_state(r);
+    /* a task that failed or was stopped already keeps its own end; the note says what was not saved */
+    if (lost != NULL && (o->state == NULL || strcmp(o->state, "FINISHED") == 0))
+      set_failure(o, 0, "the persisted state could not be saved (%s)", lost);
+    free(lost);
     if (berth_docker_container_remove(r->d, r->container, &e) < 0) {
       note(r, "warning: cannot remove container %.12s now (%s); it is swept later", r->container, e->msg);
       berth_queue_sweep_request(berth_store_home(r->st));
@@ -1201,6 +1219,9 @@ finish(runner *r, outcome *o)
       r->ended = true;
       break;
     }
+    /* a full disk: the space kept in reserve for this moment is given up (the next task's start makes it again) */
+    if (tries == 1 && !r->log_failed)
+      berth_reserve_release(berth_store_home(r->st));
     berth_task *now = NULL;
     berth_error *ge = NULL;
     if (berth_store_task_get(r->st, r->t->id, &now, &ge) == 0 && berth_task_state_is_terminal(now->state))
