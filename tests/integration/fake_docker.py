@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake Docker Engine on a unix socket, for faults a real daemon can't produce on demand: an API version that is
 too old or too new, plain-text error bodies, a garbage exec stream, an oversized body.
-usage: fake_docker.py SOCKET MODE   (MODE: ok | newer | old | new | text-error | huge-info | garbage-exec)"""
+usage: fake_docker.py SOCKET MODE   (MODE: ok | newer | old | new | text-error | huge-info | garbage-exec | frozen)"""
 import json
 import os
 import socketserver
@@ -31,6 +31,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         path = self.path
+        if mode == "frozen":  # a daemon that accepts and never answers (SIGSTOPped, wedged)
+            import time
+            time.sleep(3600)
         if path.endswith("/_ping"):
             return self.send(200, b"OK", "text/plain", [("Api-Version", self.api())])
         if path.endswith("/version"):

@@ -24,6 +24,9 @@ doctor_fails old "a daemon that is too old" "older than the 1.24 berth needs"
 doctor_fails new "a daemon whose minimum API is above berth's" "requires API 1.50 or newer"
 doctor_fails text-error "a plain-text error body" "boom: the fake daemon broke"
 doctor_fails huge-info "an oversized response body" "exceeds the cap"
+t0=$SECONDS
+doctor_fails frozen "a daemon that accepts and never answers" "no answer within 15 s"
+check "  ...within seconds, not minutes ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -le 30
 
 negotiated() { # negotiated MODE: the API version doctor reports against that fake
   fake "$1"

@@ -168,6 +168,8 @@ setup_handle(berth_docker *d, CURL *c, bool stream)
   }
 }
 
+#define DOCKER_QUICK_TIMEOUT_S 15
+
 /* A stream whose caller must act while it is quiet (flush live output, check timeouts): libcurl's progress callback
  * runs only about once a second on an idle transfer, so the transfer is driven here and the tick runs after every
  * read and at least every TICK_MS. */
@@ -226,6 +228,10 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
   if (c == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "cannot create a curl handle");
   setup_handle(d, c, rq->stream);
+  /* /_ping and /version: a daemon that accepts and never answers (frozen, or a wrong endpoint) is a failure in
+   * seconds, not in the 5 minutes an ordinary call may take */
+  if (rq->unversioned && !rq->stream)
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long) DOCKER_QUICK_TIMEOUT_S);
 
   char *url = NULL;
   int n = rq->unversioned || d->api_version[0] == '\0'
@@ -282,6 +288,10 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
           && cc != CURLE_ABORTED_BY_CALLBACK)) {
     if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
       rc = connect_error(d, c, cc, err);
+    else if (cc == CURLE_OPERATION_TIMEDOUT)
+      rc = berth_error_set(err, BERTH_EDOCKER,
+                           "Docker daemon at %s: %s %s: no answer within %d s (is the daemon stopped or hung?)",
+                           d->ep.host, rq->method, rq->path, rq->unversioned ? DOCKER_QUICK_TIMEOUT_S : 300);
     else
       rc = berth_error_set(err, BERTH_EDOCKER, "Docker daemon at %s: %s %s failed: %s", d->ep.host, rq->method,
                            rq->path, curl_easy_strerror(cc));
