@@ -231,6 +231,19 @@ wait $gpu_follow
 check "  ...a follower through a server said why it waited, then printed the output" sh -c \
   'grep -qx "berth: waiting: no live host in pool gpu" "$1" && grep -qx on-gpu "$2"' _ "$T_TMP/gpu.err" "$T_TMP/gpu.out"
 check "  ...then runs on the gpu host (execute-only, no --listen)" test "$(task_field "$id" host)" = G
+# a host whose Docker does not answer claims nothing: the queue waits for a host that can run it
+S=$(stack_name nodock)
+"$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --pool nodock >/dev/null
+DOCKER_HOST=unix://$T_TMP/no-docker.sock start_host N - --pool nodock
+wait_for 20 sh -c 'test "$("$1" host list --json | grep -c "\"N\"")" -ge 1' _ "$BERTH"
+id=$("$BERTH" task run "$S" --detach -- echo on-nodock)
+sleep 4
+check "a host whose Docker does not answer claims nothing: the task waits ($(task_field "$id" state))" is_state "$id" QUEUED
+check "  ...and the host says why" grep -q "its Docker daemon does not answer" "$T_TMP/h-N.log"
+"$BERTH" task cancel "$id" >/dev/null 2>&1
+kill "${HPID[N]}" 2>/dev/null
+timeout 20 tail --pid="${HPID[N]}" -f /dev/null
+unset 'HPID[N]'
 S=$(stack_name s2)
 "$BERTH" stack lock "$S" --note maintenance >/dev/null
 id=$(env -u BERTH_STORE BERTH_SERVER="http://127.0.0.1:${HPORT[A]}" BERTH_API_KEY="$KEY" "$BERTH" task run "$S" --detach -- true 2>&1 | tail -n 1)

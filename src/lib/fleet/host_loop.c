@@ -65,8 +65,12 @@ struct berth_host_runner {
   int64_t beat_at;        /* the last heartbeat on the store's clock */
   int64_t store_ok_since; /* the first heartbeat of the store's last unbroken run of answers; 0 after a failure */
   int home_lock;          /* flock on BERTH_HOME/run/host-NAME.STORE.lock: a name runs once per home and store */
-  berth_strv unended;     /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
-                             answers (the store was down as the thread ended) */
+  berth_docker *docker;   /* for the check before claiming: a host whose Docker is down claims nothing */
+  int64_t docker_checked; /* when it was last asked */
+  bool docker_ok;
+  bool docker_said;   /* the host said its Docker is down (said again once it is back) */
+  berth_strv unended; /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
+                         answers (the store was down as the thread ended) */
 };
 
 /* A host name runs once per BERTH_HOME and store (servers of one home on two stores are hosts of two fleets): the
@@ -429,10 +433,37 @@ hear(berth_host_runner *r, bool on)
   return rc;
 }
 
+/* Whether this host's Docker answers, asked at most every 2 s: a host whose Docker is down would claim the queue
+ * and fail every task it claims, work that a host with a Docker would have run. */
+static bool
+docker_usable(berth_host_runner *r)
+{
+  int64_t now = berth_now_ms();
+  if (now - r->docker_checked < 2000)
+    return r->docker_ok;
+  r->docker_checked = now;
+  berth_error *e = NULL;
+  if (r->docker == NULL && berth_docker_new(NULL, &r->docker, &e) < 0)
+    r->docker = NULL;
+  r->docker_ok = r->docker != NULL && berth_docker_alive(r->docker);
+  if (!r->docker_ok && !r->docker_said) {
+    say(r, "host %s: its Docker daemon does not answer (%s): claiming nothing until it does", r->h.name,
+        e ? e->msg : "GET /_ping failed");
+    r->docker_said = true;
+  } else if (r->docker_ok && r->docker_said) {
+    say(r, "host %s: its Docker daemon answers again: claiming", r->h.name);
+    r->docker_said = false;
+  }
+  berth_error_free(e);
+  return r->docker_ok;
+}
+
 static void
 claim_some(berth_host_runner *r)
 {
   if (!r->o.execute || r->draining || !atomic_load(&r->claiming))
+    return;
+  if ((int) r->n_kids < r->h.slots && !docker_usable(r))
     return;
   while ((int) r->n_kids < r->h.slots && !atomic_load(&r->ending)) {
     berth_task *t = NULL;
@@ -659,6 +690,7 @@ berth_host_stop(berth_host_runner *r)
   free(r->idle);
   if (r->wake >= 0)
     close(r->wake);
+  berth_docker_free(r->docker);
   pthread_mutex_destroy(&r->mu);
   berth_store_close(r->st);
   free(r->h.name);
