@@ -224,12 +224,11 @@ local_task_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_err
 static int
 task_json(local_backend *lb, const char *id, cJSON **out, berth_error **err)
 {
-  berth_task *t = NULL;
-  if (store(lb, err) < 0 || berth_store_task_get(lb->st, id, &t, err) < 0)
+  berth_task *t = NULL; /* as the API reads it (GET /v1/tasks/{id}): one reading of a task in both modes */
+  if (store(lb, err) < 0 || berth_task_get_record(lb->st, id, NULL, &t, out, err) < 0)
     return -1;
-  *out = berth_task_record(lb->st, t, err);
   berth_task_free(t);
-  return *out ? 0 : -1;
+  return 0;
 }
 
 static int

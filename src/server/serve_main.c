@@ -182,8 +182,6 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
   }
   if (optind < argc)
     return fail((berth_error_set(&err, BERTH_EINVAL, "serve: unexpected argument `%s`", argv[optind]), err));
-  if (o.no_listen && o.n_listen > 0)
-    return fail((berth_error_set(&err, BERTH_EINVAL, "serve: --no-listen and --listen exclude each other"), err));
   char *home = berth_home_default();
   if (home == NULL)
     return fail((berth_error_set(&err, BERTH_EINTERNAL, "serve: out of memory"), err));

@@ -1055,6 +1055,8 @@ srv_run(const srv_options *o, berth_error **err)
     rc = berth_error_set(err, BERTH_EINVAL,
                          "serve: --pool, --no-execute, --no-listen and --lease need a PostgreSQL "
                          "store (a SQLite store is single-host; see docs/fleet.md)");
+  if (rc == 0 && o->no_listen && o->n_listen > 0)
+    rc = berth_error_set(err, BERTH_EINVAL, "serve: --no-listen and --listen exclude each other");
   if (rc == 0 && o->no_execute && (o->no_listen || o->n_listen == 0))
     rc = berth_error_set(err, BERTH_EINVAL, "serve: --no-execute needs a --listen address (the host would do nothing)");
   if (rc == 0)

@@ -142,6 +142,17 @@ kill -KILL "$(task_field "$id" supervisor_pid)"
 timeout 60 "$BERTH" task logs "$id" --follow >/dev/null 2>&1
 check "a follower that finds the supervisor gone: FAILED, and the container already removed ($(task_field "$id" state))" \
   sh -c 'test "$1" = FAILED && test "$(docker ps -aq --filter label=berth.task="$2" | wc -l)" -eq 0' _ "$(task_field "$id" state)" "$id"
+# ...and one who only looks (task show): it is not shown as running with nothing behind it
+id=$("$BERTH" task run "$S" --detach -- 'sleep 60')
+for _ in $(seq 1 100); do
+  [ "$(task_field "$id" state)" = PERFORMING ] && break
+  sleep 0.2
+done
+kill -KILL "$(task_field "$id" supervisor_pid)"
+sleep 0.5
+check "task show of a task whose supervisor is gone: FAILED executor interrupted, container removed ($(task_field "$id" state))" \
+  sh -c 'test "$1" = "FAILED executor interrupted" && test "$(docker ps -aq --filter label=berth.task="$2" | wc -l)" -eq 0' \
+  _ "$(task_field "$id" state) $(task_field "$id" reason)" "$id"
 fi
 
 # Docker lost mid-task (a proxy socket that the test kills), then back

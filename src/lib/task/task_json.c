@@ -6,6 +6,7 @@
 
 #include "berth/parse.h"
 #include "berth/redactor.h"
+#include "berth/task_queue.h"
 #include "berth/task_json.h"
 
 char *
@@ -110,6 +111,21 @@ berth_task_get_record(berth_store *st, const char *id, berth_task_ahead *ahead, 
   int rc = berth_store_task_get_with_secrets(st, id, ahead, t, &secrets, &n, err);
   if (rc < 0)
     return rc;
+  /* one host (SQLite): a task under way whose supervisor is gone (its server was SIGKILLed) is found by whoever
+   * looks, here too, rather than shown as running with nothing behind it (a fleet's hosts judge their own) */
+  const char *state = (*t)->state;
+  if (!berth_store_is_shared(st)
+      && (strcmp(state, "PREPARING") == 0 || strcmp(state, "INITIALIZING") == 0 || strcmp(state, "PERFORMING") == 0)) {
+    berth_error *e = NULL;
+    int orphan = berth_queue_fail_if_orphan(st, NULL, *t, &e);
+    berth_error_free(e);
+    if (orphan == 1) {
+      berth_kv_array_free(secrets, n);
+      berth_task_free(*t);
+      *t = NULL;
+      return berth_task_get_record(st, id, NULL, t, record, err);
+    }
+  }
   berth_secrets *shown = berth_secrets_new(0, err);
   if (shown != NULL)
     add_kv(shown, secrets, n);
