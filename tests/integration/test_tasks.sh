@@ -118,6 +118,16 @@ check "Ctrl-C: its output is in the log" grep -q survived "$T_TMP/logs9"
 if [ -n "${BERTH_STORE:-}" ]; then
   echo "skip - a supervisor killed mid-task (on PostgreSQL a fleet host runs each task in a thread of its own: a killed host is test_fleet's)"
 else
+killed_supervisor() { # a task PERFORMING `sleep 60` whose supervisor is then SIGKILLed; prints its id
+  local id
+  id=$("$BERTH" task run "$S" --detach -- 'sleep 60')
+  for _ in $(seq 1 100); do
+    [ "$(task_field "$id" state)" = PERFORMING ] && break
+    sleep 0.2
+  done
+  kill -KILL "$(task_field "$id" supervisor_pid)"
+  echo "$id"
+}
 # a supervisor killed mid-task: the task becomes FAILED "executor interrupted", its container is removed
 id=$("$BERTH" task run "$S" --detach -- 'sleep 60')
 for _ in $(seq 1 100); do
@@ -133,22 +143,12 @@ check "the crashed task is FAILED: executor interrupted" \
 check "the crashed task's container is gone" test "$(docker ps -aq --filter label=berth.task="$id" | wc -l)" -eq 0
 # ...and when a follower is the one that finds it: the container is gone before the record ends (the stack's next
 # task may start as soon as it does)
-id=$("$BERTH" task run "$S" --detach -- 'sleep 60')
-for _ in $(seq 1 100); do
-  [ "$(task_field "$id" state)" = PERFORMING ] && break
-  sleep 0.2
-done
-kill -KILL "$(task_field "$id" supervisor_pid)"
+id=$(killed_supervisor)
 timeout 60 "$BERTH" task logs "$id" --follow >/dev/null 2>&1
 check "a follower that finds the supervisor gone: FAILED, and the container already removed ($(task_field "$id" state))" \
   sh -c 'test "$1" = FAILED && test "$(docker ps -aq --filter label=berth.task="$2" | wc -l)" -eq 0' _ "$(task_field "$id" state)" "$id"
 # ...and one who only looks (task show): it is not shown as running with nothing behind it
-id=$("$BERTH" task run "$S" --detach -- 'sleep 60')
-for _ in $(seq 1 100); do
-  [ "$(task_field "$id" state)" = PERFORMING ] && break
-  sleep 0.2
-done
-kill -KILL "$(task_field "$id" supervisor_pid)"
+id=$(killed_supervisor)
 sleep 0.5
 check "task show of a task whose supervisor is gone: FAILED executor interrupted, container removed ($(task_field "$id" state))" \
   sh -c 'test "$1" = "FAILED executor interrupted" && test "$(docker ps -aq --filter label=berth.task="$2" | wc -l)" -eq 0' \
