@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "berth/buf.h"
 #include "berth/audit.h"
 #include "berth/parse.h"
 #include "berth/task_runner.h"
@@ -347,30 +348,53 @@ cli_audit_verify_exit_status(const cJSON *v)
   return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "intact")) ? 0 : 1;
 }
 
-/* `berth host list`: NAME STATE POOLS SLOTS BUSY VERSION HEARTBEAT */
+/* A host's pools, joined with "," (one form in list and show); the caller frees it. */
+static char *
+host_pools(const cJSON *h)
+{
+  berth_buf b;
+  berth_buf_init(&b, 64);
+  const cJSON *p;
+  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(h, "pools"))
+  {
+    if (cJSON_IsString(p))
+      berth_buf_printf(&b, "%s%s", b.len ? "," : "", p->valuestring);
+  }
+  berth_buf_append(&b, "", 1);
+  char *out = b.data ? strdup(b.data) : strdup("");
+  berth_buf_free(&b);
+  return out;
+}
+
+/* `berth host list`: NAME STATE POOLS SLOTS BUSY VERSION HEARTBEAT, the name and pools columns as wide as their
+ * longest value; an API-only host (--no-execute) has no slots: "-" */
 void
 cli_render_host_list(const cJSON *hosts)
 {
   int64_t now = berth_now_ms();
-  printf("%-24s  %-8s  %-20s  %5s  %4s  %-10s  %s\n", "NAME", "STATE", "POOLS", "SLOTS", "BUSY", "VERSION",
-         "HEARTBEAT");
+  int wn = 4, wp = 5;
   const cJSON *h;
   cJSON_ArrayForEach(h, hosts)
   {
-    char pools[256] = "", ago[32];
-    const cJSON *p;
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(h, "pools"))
-    {
-      if (cJSON_IsString(p) && strlen(pools) + strlen(p->valuestring) + 2 < sizeof pools) {
-        if (*pools)
-          strcat(pools, ",");
-        strcat(pools, p->valuestring);
-      }
+    char *pools = host_pools(h);
+    int n = (int) strlen(str(h, "name", "?")), np = pools ? (int) strlen(pools) : 0;
+    wn = n > wn ? n : wn;
+    wp = np > wp ? np : wp;
+    free(pools);
+  }
+  printf("%-*s  %-8s  %-*s  %5s  %4s  %-10s  %s\n", wn, "NAME", "STATE", wp, "POOLS", "SLOTS", "BUSY", "VERSION",
+         "HEARTBEAT");
+  cJSON_ArrayForEach(h, hosts)
+  {
+    char *pools = host_pools(h), ago[32], slots[16] = "-", busy[16] = "-";
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "executes"))) {
+      snprintf(slots, sizeof slots, "%d", num(h, "slots", 0));
+      snprintf(busy, sizeof busy, "%d", num(h, "busy", 0));
     }
     const char *hb = str(h, "heartbeat_at", NULL);
-    printf("%-24s  %-8s  %-20s  %5d  %4d  %-10s  %s\n", str(h, "name", "?"), str(h, "state", "?"), pools,
-           num(h, "slots", 0), num(h, "busy", 0), str(h, "version", "-"),
-           human_ago(iso_ms(hb), now, hb, ago, sizeof ago));
+    printf("%-*s  %-8s  %-*s  %5s  %4s  %-10s  %s\n", wn, str(h, "name", "?"), str(h, "state", "?"), wp,
+           pools ? pools : "", slots, busy, str(h, "version", "-"), human_ago(iso_ms(hb), now, hb, ago, sizeof ago));
+    free(pools);
   }
 }
 
@@ -378,20 +402,12 @@ cli_render_host_list(const cJSON *hosts)
 void
 cli_render_host(const cJSON *h)
 {
-  char pools[256] = "";
-  const cJSON *p;
-  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(h, "pools"))
-  {
-    if (cJSON_IsString(p) && strlen(pools) + strlen(p->valuestring) + 2 < sizeof pools) {
-      if (*pools)
-        strcat(pools, ", ");
-      strcat(pools, p->valuestring);
-    }
-  }
+  char *pools = host_pools(h);
   const cJSON *ex = cJSON_GetObjectItemCaseSensitive(h, "executes");
   printf("name:        %s\nstate:       %s\npools:       %s\nslots:       %d (%d busy)\nexecutes:    %s\n"
-         "version:     %s\nlease:       %d s\nstarted:     %s\nheartbeat:   %s\n",
-         str(h, "name", "?"), str(h, "state", "?"), pools, num(h, "slots", 0), num(h, "busy", 0),
-         cJSON_IsTrue(ex) ? "yes" : "no (API only)", str(h, "version", "-"), num(h, "lease_ms", 0) / 1000,
+         "version:     %s\nlease:       %g s\nstarted:     %s\nheartbeat:   %s\n",
+         str(h, "name", "?"), str(h, "state", "?"), pools ? pools : "", num(h, "slots", 0), num(h, "busy", 0),
+         cJSON_IsTrue(ex) ? "yes" : "no (API only)", str(h, "version", "-"), num(h, "lease_ms", 0) / 1000.0,
          str(h, "started_at", "-"), str(h, "heartbeat_at", "-"));
+  free(pools);
 }

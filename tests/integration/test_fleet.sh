@@ -10,7 +10,7 @@ SRC=${BERTH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 # --- SQLite: single-host, and says so ---------------------------------------------------------------------------
 if [ -z "${BERTH_STORE:-}" ]; then
-  for opt in "--pool gpu" "--no-execute" "--no-listen" "--lease 10s"; do
+  for opt in "--pool gpu" "--no-execute" "--no-listen" "--lease 10s" "--host h1" "--slots 2"; do
     out=$(timeout 20 "$BERTH" serve --listen tcp:127.0.0.1:0 $opt 2>&1 </dev/null)
     rc=$?
     check "serve $opt on SQLite is refused with one line (rc=$rc)" \
