@@ -135,6 +135,17 @@ test_endpoint(void **state)
   berth_error_clear(&err);
   assert_true(berth_docker_endpoint_parse("http://h", no_env, &ep, &err) < 0);
   berth_error_clear(&err);
+  /* a port that is not one: one line saying so, not libcurl's "bad/illegal format" at the first call */
+  static const char *const bad_ports[]
+      = { "tcp://h:99999", "tcp://h:abc", "tcp://h:", "tcp://h:0", "tcp://[::1]:65536" };
+  for (size_t i = 0; i < sizeof bad_ports / sizeof bad_ports[0]; i++) {
+    assert_true(berth_docker_endpoint_parse(bad_ports[i], no_env, &ep, &err) < 0);
+    assert_non_null(strstr(err->msg, "the port must be a number from 1 to 65535"));
+    berth_error_clear(&err);
+  }
+  assert_int_equal(berth_docker_endpoint_parse("tcp://[::1]:65535", no_env, &ep, &err), 0);
+  assert_string_equal(ep.base_url, "http://[::1]:65535");
+  berth_docker_endpoint_clear(&ep);
 }
 
 static void

@@ -45,6 +45,14 @@ endpoint_tcp(const char *host, const char *hostport, char *(*get)(const char *),
   const char *colon = memchr(hostport, ':', n);
   if (hostport[0] == '[')
     colon = strstr(hostport, "]:") ? strstr(hostport, "]:") + 1 : NULL;
+  if (colon != NULL && colon < hostport + n) { /* the port: digits, 1 to 65535 */
+    long port = 0;
+    const char *p = colon + 1;
+    for (; p < hostport + n && *p >= '0' && *p <= '9' && port <= 65535; p++)
+      port = port * 10 + (*p - '0');
+    if (p != hostport + n || p == colon + 1 || port < 1 || port > 65535)
+      return berth_error_set(err, BERTH_EINVAL, "DOCKER_HOST `%s`: the port must be a number from 1 to 65535", host);
+  }
   if (asprintf(&ep->base_url, "%s://%.*s%s", ep->tls ? "https" : "http", (int) n, hostport,
                colon ? "" : (ep->tls ? ":2376" : ":2375"))
       < 0)
