@@ -35,8 +35,8 @@ static void
 show_drain(const cli_request *rq, const cJSON *rec)
 {
   (void) rec;
-  printf("host %s %s\n", rq->arg, strcmp(rq->verb, "drain") == 0 ? "is draining: it claims no new task"
-                                                                   : "claims tasks again");
+  printf("host %s %s\n", rq->arg,
+         strcmp(rq->verb, "drain") == 0 ? "is draining: it claims no new task" : "claims tasks again");
 }
 
 int

@@ -343,11 +343,11 @@ resume_at(sse_stream *s, int64_t offset, berth_error **err)
   berth_log_reader *lr = NULL;
   if (st == NULL || berth_log_reader_open(st, s->f.task_id, &lr, err) < 0)
     return BERTH_EINTERNAL;
-  int64_t at = 0;             /* the stream position of the next byte */
+  int64_t at = 0; /* the stream position of the next byte */
   unsigned char hdr[6];
-  size_t hl = 0;              /* header bytes collected */
-  int64_t left = 0;           /* payload bytes of the current record not walked yet */
-  size_t have = 0, i = 0;     /* s->in[i, have): read, not walked */
+  size_t hl = 0;          /* header bytes collected */
+  int64_t left = 0;       /* payload bytes of the current record not walked yet */
+  size_t have = 0, i = 0; /* s->in[i, have): read, not walked */
   int rc = 0;
   while (rc == 0 && at < offset) {
     if (i == have) {

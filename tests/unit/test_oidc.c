@@ -183,8 +183,13 @@ test_bad_input(void **state)
   assert_int_equal(berth_oidc_audience_check("sts.amazonaws.com", &err), 0);
   /* the claims: one audience is a string, several an array; the ttl is capped at an hour */
   const char *auds[] = { "a", "b" };
-  berth_oidc_task t = { .issuer = "i", .audiences = auds, .n_audiences = 2, .stack = "s", .task_id = "t",
-                        .now_ms = 1000000, .ttl_ms = 24LL * 3600 * 1000 };
+  berth_oidc_task t = { .issuer = "i",
+                        .audiences = auds,
+                        .n_audiences = 2,
+                        .stack = "s",
+                        .task_id = "t",
+                        .now_ms = 1000000,
+                        .ttl_ms = 24LL * 3600 * 1000 };
   cJSON *c = berth_oidc_task_claims(&t);
   assert_true(cJSON_IsArray(cJSON_GetObjectItem(c, "aud")));
   assert_int_equal((int64_t) cJSON_GetNumberValue(cJSON_GetObjectItem(c, "exp"))

@@ -184,8 +184,9 @@ berth_cred_helper_run(const berth_cred_helper *h, const char *input, int64_t wal
     return berth_error_set_errno(err, BERTH_EINTERNAL, e, "run credential helper `%s`", h->name);
   }
   signal(SIGPIPE, SIG_IGN);
-  child_io io = { .in = pin[1], .out = pout[0], .errfd = perr[0], .input = input ? input : "",
-                  .input_len = input ? strlen(input) : 0 };
+  child_io io = {
+    .in = pin[1], .out = pout[0], .errfd = perr[0], .input = input ? input : "", .input_len = input ? strlen(input) : 0
+  };
   berth_buf_init(&io.out_buf, BERTH_CRED_OUTPUT_MAX);
   int64_t deadline = now_ms() + h->timeout_ms;
   int timed_out = pump(&io, &out->err_text, deadline);
@@ -247,8 +248,10 @@ berth_cred_helper_check(const berth_config *cfg, const char *name, berth_error *
 {
   const berth_cred_helper *h = berth_config_cred_helper(cfg, name);
   if (h == NULL)
-    return berth_error_set(err, BERTH_EINVAL, "credential helper `%.64s` is not defined in config.json "
-                           "(credential_helpers)", name ? name : "");
+    return berth_error_set(err, BERTH_EINVAL,
+                           "credential helper `%.64s` is not defined in config.json "
+                           "(credential_helpers)",
+                           name ? name : "");
   struct stat sb;
   if (stat(h->argv[0], &sb) < 0 || !S_ISREG(sb.st_mode) || access(h->argv[0], X_OK) < 0)
     return berth_error_set(err, BERTH_EINVAL, "credential helper `%s`: %s is not an executable file", h->name,

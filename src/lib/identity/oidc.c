@@ -63,7 +63,8 @@ public_members(EVP_PKEY *pkey, const char *alg, berth_error **err)
   char *sa = NULL, *sb = NULL;
   bool ec = strcmp(alg, "ES256") == 0;
   if (ec) {
-    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &a) && EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &b)) {
+    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &a)
+        && EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &b)) {
       sa = b64url_bn(a, ES256_PART);
       sb = b64url_bn(b, ES256_PART);
     }
@@ -74,7 +75,8 @@ public_members(EVP_PKEY *pkey, const char *alg, berth_error **err)
       cJSON_AddStringToObject(j, "y", sb);
     }
   } else {
-    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &a) && EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &b)) {
+    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &a)
+        && EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &b)) {
       sa = b64url_bn(a, 0);
       sb = b64url_bn(b, 0);
     }
@@ -119,7 +121,8 @@ berth_oidc_key_generate(const char *alg, int64_t now_ms, berth_oidc_key *out, be
   bool ec = strcmp(alg, "ES256") == 0;
   if (!ec && strcmp(alg, "RS256") != 0)
     return berth_error_set(err, BERTH_EINVAL, "OIDC signing algorithm `%.32s` is not ES256 or RS256", alg);
-  EVP_PKEY *pkey = ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) 2048);
+  EVP_PKEY *pkey
+      = ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) 2048);
   if (pkey == NULL)
     return berth_error_set(err, BERTH_EINTERNAL, "generate an %s key: OpenSSL failed", alg);
   BIO *bio = BIO_new(BIO_s_mem());
@@ -241,7 +244,8 @@ es256_raw(const unsigned char *der, size_t len, unsigned char raw[2 * ES256_PART
     return -1;
   const BIGNUM *r = NULL, *s = NULL;
   ECDSA_SIG_get0(sig, &r, &s);
-  int ok = BN_bn2binpad(r, raw, ES256_PART) == ES256_PART && BN_bn2binpad(s, raw + ES256_PART, ES256_PART) == ES256_PART;
+  int ok
+      = BN_bn2binpad(r, raw, ES256_PART) == ES256_PART && BN_bn2binpad(s, raw + ES256_PART, ES256_PART) == ES256_PART;
   ECDSA_SIG_free(sig);
   return ok ? 0 : -1;
 }
@@ -333,6 +337,7 @@ berth_oidc_audience_check(const char *aud, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "OIDC audience must be 1 to 256 characters");
   for (size_t i = 0; i < n; i++)
     if (aud[i] <= ' ' || aud[i] > '~')
-      return berth_error_set(err, BERTH_EINVAL, "OIDC audience `%.64s` has a space or a character that is not printable ASCII", aud);
+      return berth_error_set(err, BERTH_EINVAL,
+                             "OIDC audience `%.64s` has a space or a character that is not printable ASCII", aud);
   return 0;
 }

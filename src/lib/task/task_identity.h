@@ -12,8 +12,8 @@
 #define BERTH_OIDC_TOKEN_PATH "/dev/shm/berth/oidc-token"
 
 typedef struct task_identity {
-  char *token;    /* the task's OIDC token, or NULL when the stack asks for none */
-  berth_kv *env;  /* the credential helpers' variables, in the order given */
+  char *token;   /* the task's OIDC token, or NULL when the stack asks for none */
+  berth_kv *env; /* the credential helpers' variables, in the order given */
   size_t n_env;
   berth_buf notes; /* the helpers' stderr, unredacted: the runner writes it through its redactor */
 } task_identity;
