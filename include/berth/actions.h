@@ -15,6 +15,7 @@ int berth_action_stack_delete(berth_store *st, const char *name, const char *act
 int berth_action_stack_lock(berth_store *st, const char *name, const char *actor, const char *note, berth_error **err);
 /* A fleet host: drain (claims nothing new) or undrain, audited as host.drain / host.undrain. */
 int berth_action_host_drain(berth_store *st, const char *name, bool drain, const char *actor, berth_error **err);
+int berth_action_host_remove(berth_store *st, const char *name, const char *actor, berth_error **err);
 int berth_action_stack_unlock(berth_store *st, const char *name, const char *actor, bool force, berth_error **err);
 /* A task transition (see berth_store_task_transition) with its audit record "task.<state>". */
 int berth_action_task_transition(berth_store *st, const char *id, const char *state, const char *actor,

@@ -64,6 +64,9 @@ int berth_host_list(berth_store *st, berth_host **out, size_t *n, berth_error **
 int berth_host_get(berth_store *st, const char *name, berth_host *out, berth_error **err); /* ENOTFOUND */
 /* drain: the host stops claiming (its running tasks finish); undrain: it claims again. Audited by the caller. */
 int berth_host_set_draining(berth_store *st, const char *name, bool draining, berth_error **err);
+/* Forgets a lost host (one that will not come back: an autoscaled machine, a renamed host). A live or draining
+ * host is refused (BERTH_EBUSY): a running host removes its own record when it stops. Its tasks keep its name. */
+int berth_host_remove(berth_store *st, const char *name, berth_error **err);
 
 /* Marks hosts whose lease ran out as lost and fails their active tasks ("host lost"), revoking the claims. *n_failed
  * (optional) gets how many tasks were failed. A host calls it only once its own store has answered for a whole

@@ -52,6 +52,7 @@ typedef enum cli_op {
   CLI_OP_HOST_SHOW,     /* GET /v1/hosts/{arg} */
   CLI_OP_HOST_DRAIN,    /* POST /v1/hosts/{arg}/drain */
   CLI_OP_HOST_UNDRAIN,  /* POST /v1/hosts/{arg}/undrain */
+  CLI_OP_HOST_REMOVE,   /* DELETE /v1/hosts/{arg} */
   CLI_OP_COUNT
 } cli_op;
 

@@ -343,6 +343,16 @@ local_host_drain(local_backend *lb, const cli_request *rq, cJSON **out, berth_er
   return local_host_show(lb, rq, out, err);
 }
 
+static int
+local_host_remove(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
+{
+  if (store(lb, err) < 0 || berth_action_host_remove(lb->st, rq->arg, lb->actor, err) < 0)
+    return -1;
+  *out = cJSON_CreateObject(); /* as the API's answer: {"removed": NAME} */
+  cJSON_AddStringToObject(*out, "removed", rq->arg);
+  return 0;
+}
+
 /* ---- audit, images, policies ---- */
 
 static int
@@ -576,6 +586,7 @@ static const local_fn local_ops[CLI_OP_COUNT] = {
   [CLI_OP_HOST_SHOW] = local_host_show,
   [CLI_OP_HOST_DRAIN] = local_host_drain,
   [CLI_OP_HOST_UNDRAIN] = local_host_drain,
+  [CLI_OP_HOST_REMOVE] = local_host_remove,
 };
 
 static int

@@ -12,10 +12,12 @@ static const char host_usage[]
     = "usage: berth host list [--json]\n"
       "       berth host show NAME [--json]\n"
       "       berth host drain NAME\n"
-      "       berth host undrain NAME\n\n"
+      "       berth host undrain NAME\n"
+      "       berth host remove NAME\n\n"
       "The hosts of a fleet: every `berth serve` on one PostgreSQL store (docs/fleet.md). A host is alive while it\n"
       "heartbeats within its lease, lost after; drain makes it claim no new task (its running tasks finish), undrain\n"
-      "makes it claim again (admin).\n";
+      "makes it claim again (admin). remove forgets a lost host that will not come back (admin); a running host\n"
+      "removes its own record when it stops.\n";
 
 static void
 show_list(const cli_request *rq, const cJSON *rec)
@@ -29,6 +31,13 @@ show_one(const cli_request *rq, const cJSON *rec)
 {
   (void) rq;
   cli_render_host(rec);
+}
+
+static void
+show_remove(const cli_request *rq, const cJSON *rec)
+{
+  (void) rec;
+  printf("host %s removed\n", rq->arg);
 }
 
 static void
@@ -47,7 +56,7 @@ cmd_host(int argc, char **argv)
     return argc < 2 ? 125 : 0;
   }
   static const cli_view list_view = { show_list, NULL, NULL }, one_view = { show_one, NULL, NULL },
-                        drain_view = { show_drain, NULL, NULL };
+                        drain_view = { show_drain, NULL, NULL }, remove_view = { show_remove, NULL, NULL };
   const char *sub = argv[1];
   cli_op op;
   const cli_view *view;
@@ -58,6 +67,8 @@ cmd_host(int argc, char **argv)
     op = CLI_OP_HOST_SHOW, view = &one_view;
   else if (strcmp(sub, "drain") == 0 || strcmp(sub, "undrain") == 0)
     op = sub[0] == 'd' ? CLI_OP_HOST_DRAIN : CLI_OP_HOST_UNDRAIN, view = &drain_view, takes_json = false;
+  else if (strcmp(sub, "remove") == 0)
+    op = CLI_OP_HOST_REMOVE, view = &remove_view, takes_json = false;
   else
     return cli_usage_error("host: unknown subcommand `%s` (see 'berth host --help')", sub);
   cli_request rq = { .verb = sub };

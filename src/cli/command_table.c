@@ -169,6 +169,7 @@ static const cli_subcommand subcommands[] = {
   { "host", "show", "NAME [--json]", "show one host", { json_flag } },
   { "host", "drain", "NAME", "the host claims no new task (its running tasks finish); admin", { NULL } },
   { "host", "undrain", "NAME", "the host claims tasks again; admin", { NULL } },
+  { "host", "remove", "NAME", "forget a lost host that will not come back; admin", { NULL } },
 
   { "stack", "create", "NAME --image REF [FLAGS...]", "create a stack", { stack_flags } },
   { "stack", "update", "NAME [FLAGS...]", "change the fields given", { stack_flags, stack_update_flags } },

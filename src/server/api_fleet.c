@@ -69,6 +69,20 @@ api_host_undrain(srv_req *r, srv_resp *out)
   return set_draining(r, out, false);
 }
 
+/* DELETE /v1/hosts/{name}: forgets a lost host (admin, audited); 409 for one that is not lost. */
+int
+api_host_remove(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  if (berth_action_host_remove(r->st, r->args[0], r->key->name, &err) < 0) {
+    srv_audit(r, "host.remove", r->args[0], NULL, err);
+    return srv_fail(out, err);
+  }
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "removed", r->args[0]);
+  return srv_ok(out, 200, j);
+}
+
 /* POST /v1/tasks/{id}/retry: the ended task's command again, as a new task (201, like a submission). */
 int
 api_task_retry(srv_req *r, srv_resp *out)

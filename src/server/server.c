@@ -51,6 +51,7 @@ static const srv_route routes[] = {
   { "GET", "v1/hosts", SRV_ROLE_READER, api_host_list, NULL },
   { "GET", "v1/hosts/*", SRV_ROLE_READER, api_host_get, NULL },
   { "POST", "v1/hosts/*/drain", SRV_ROLE_ADMIN, api_host_drain, NULL },
+  { "DELETE", "v1/hosts/*", SRV_ROLE_ADMIN, api_host_remove, NULL },
   { "POST", "v1/hosts/*/undrain", SRV_ROLE_ADMIN, api_host_undrain, NULL },
   { "GET", "v1/tasks/*/logs", SRV_ROLE_READER, api_task_logs, NULL },
   { "GET", "v1/tasks/*/events", SRV_ROLE_READER, api_task_events, NULL },

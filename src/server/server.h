@@ -218,6 +218,7 @@ int api_task_retry(srv_req *r, srv_resp *out);
 int api_host_list(srv_req *r, srv_resp *out);
 int api_host_get(srv_req *r, srv_resp *out);
 int api_host_drain(srv_req *r, srv_resp *out);
+int api_host_remove(srv_req *r, srv_resp *out);
 int api_host_undrain(srv_req *r, srv_resp *out);
 int api_task_logs(srv_req *r, srv_resp *out);
 int api_image_rules(srv_req *r, srv_resp *out);

@@ -241,9 +241,17 @@ sleep 4
 check "a host whose Docker does not answer claims nothing: the task waits ($(task_field "$id" state))" is_state "$id" QUEUED
 check "  ...and the host says why" grep -q "its Docker daemon does not answer" "$T_TMP/h-N.log"
 "$BERTH" task cancel "$id" >/dev/null 2>&1
-kill "${HPID[N]}" 2>/dev/null
-timeout 20 tail --pid="${HPID[N]}" -f /dev/null
+# host remove: a live host is refused; a lost one (SIGKILLed, past its lease) is forgotten, audited
+out=$("$BERTH" host remove A 2>&1)
+check "host remove of a live host is refused with one line ($out)" \
+  sh -c 'test "$(printf "%s\n" "$1" | wc -l)" -eq 1 && printf "%s" "$1" | grep -q "is alive: only a lost host is removed"' _ "$out"
+kill -KILL "${HPID[N]}" 2>/dev/null
+wait "${HPID[N]}" 2>/dev/null
 unset 'HPID[N]'
+host_lost() { test "$(host_state N)" = lost; }
+wait_for 45 host_lost
+check "host remove of a lost host forgets it (was $(host_state N))" sh -c \
+  '"$1" host remove N >/dev/null && test "$("$1" host list --json | grep -c "\"N\"")" -eq 0 && "$1" audit | grep -q host.remove' _ "$BERTH"
 S=$(stack_name s2)
 "$BERTH" stack lock "$S" --note maintenance >/dev/null
 id=$(env -u BERTH_STORE BERTH_SERVER="http://127.0.0.1:${HPORT[A]}" BERTH_API_KEY="$KEY" "$BERTH" task run "$S" --detach -- true 2>&1 | tail -n 1)

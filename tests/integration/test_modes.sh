@@ -67,7 +67,7 @@ declare -A READS=(
 declare -A CHANGES=()
 for c in "task run" "task cancel" "stack create" "stack update" "stack delete" "stack lock" "stack unlock" \
   "image allow" "image deny" "image remove" "policy add" "policy remove" "key create" "key revoke" "oidc rotate" \
-  "task retry" "host drain" "host undrain" "schedule add" "schedule show" "schedule pause" "schedule resume" \
+  "task retry" "host drain" "host undrain" "host remove" "schedule add" "schedule show" "schedule pause" "schedule resume" \
   "schedule remove" "webhook add" "webhook remove" "webhook deliveries" "webhook redeliver" \
   "serve" "completion bash" "completion zsh" "completion fish" "store info" "store migrate" "store copy"; do
   CHANGES[$c]=1

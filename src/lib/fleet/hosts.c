@@ -368,6 +368,31 @@ berth_host_set_draining(berth_store *st, const char *name, bool draining, berth_
 }
 
 int
+berth_host_remove(berth_store *st, const char *name, berth_error **err)
+{
+  if (need_shared(st, err) < 0)
+    return BERTH_EINVAL;
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st), "DELETE FROM hosts WHERE name = ? AND state = 'lost'", &s, err) < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, name);
+  int64_t changed = 0;
+  if (db_run(s, &changed, err) < 0)
+    return berth_error_wrap(err, "remove host %s", name);
+  if (changed > 0)
+    return 0;
+  berth_host h;
+  int rc = berth_host_get(st, name, &h, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_error_set(err, BERTH_EBUSY,
+                       "host `%s` is %s: only a lost host is removed (a running host removes itself when it stops)",
+                       name, h.state ? h.state : "alive");
+  berth_host_clear(&h);
+  return rc;
+}
+
+int
 berth_fleet_reap(berth_store *st, int64_t beat_at, int64_t max_age_ms, int *n_failed, berth_error **err)
 {
   if (n_failed)

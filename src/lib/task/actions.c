@@ -92,6 +92,16 @@ berth_action_host_drain(berth_store *st, const char *name, bool drain, const cha
 }
 
 int
+berth_action_host_remove(berth_store *st, const char *name, const char *actor, berth_error **err)
+{
+  int rc = berth_store_begin(st, err);
+  if (rc < 0)
+    return rc;
+  rc = berth_host_remove(st, name, err);
+  return finish_audited(st, rc, actor, "host.remove", name, NULL, err);
+}
+
+int
 berth_action_stack_unlock(berth_store *st, const char *name, const char *actor, bool force, berth_error **err)
 {
   int rc = berth_store_begin(st, err);
