@@ -459,6 +459,20 @@ function cancelBox(t, refresh) {
   }, h('button', { type: 'submit', class: 'danger' }, label));
 }
 
+// An ended task again, as a new task (retry_of); one that had secret env needs its values again: the CLI gives them
+function retryBox(t) {
+  if (!can('writer') || !TERMINAL.includes(t.state)) return null;
+  const secrets = Object.keys(t.secret_env || {});
+  if (secrets.length > 0) {
+    return h('p', { class: 'hint' }, 'Retry with its secret env again: berth task retry ' + t.id + ' ' +
+      secrets.map((k) => '--secret-env ' + k).join(' '));
+  }
+  return form('Retry task', async () => {
+    const n = await api('POST', '/v1/tasks/' + enc(t.id) + '/retry');
+    location.hash = '#/tasks/' + enc(n.id);
+  }, h('button', { type: 'submit' }, 'Retry'));
+}
+
 async function taskScreen(id) {
   const gen = routeGen;
   const info = h('div');
@@ -488,8 +502,12 @@ async function taskScreen(id) {
         h('dt', {}, 'Duration'), h('dd', {}, duration(t)),
         h('dt', {}, 'Exit code'), h('dd', {}, t.exit_code === null ? '—' : String(t.exit_code)),
         t.reason ? [h('dt', {}, 'Reason'), h('dd', {}, t.reason)] : null,
+        t.host ? [h('dt', {}, 'Host'), h('dd', {}, h('span', { class: 'mono' }, t.host), ' (attempt ' + t.attempt + ')')] : null,
+        t.retry_of ? [h('dt', {}, 'Retry of'), h('dd', {}, taskLink(t.retry_of))] : null,
+        Object.keys(t.secret_env || {}).length ? [h('dt', {}, 'Secret env'),
+          h('dd', {}, h('span', { class: 'mono' }, Object.keys(t.secret_env).join(', ')))] : null,
         t.state === 'QUEUED' && t.blocked_by ? [h('dt', {}, 'Waiting for'), h('dd', {}, taskLink(t.blocked_by))] : null),
-      h('div', { class: 'actions' }, cancelBox(t, refresh),
+      h('div', { class: 'actions' }, cancelBox(t, refresh), retryBox(t),
         h('a', { href: '/v1/tasks/' + enc(t.id) + '/logs', download: 'task-' + t.id + '.log', class: 'button' }, 'Download raw log')));
     fill(tl, h('h2', {}, 'State timeline'), timeline(t.history));
   }

@@ -269,6 +269,16 @@ def test_live_log(ui, keys):
     lat = sorted(v[1] - v[0] for v in seen.values())
     T.check("every tick reached the page, each within 500 ms of being printed (max %d ms, median %d ms)"
             % (lat[-1], lat[len(lat) // 2]), len(seen) == 25 and lat[-1] <= 500, lat)
+    # an ended task: Retry runs it again as a new task, whose page names the one it retries
+    old = ui.js("return location.hash").rsplit("/", 1)[-1]
+    ui.wait(lambda: ui.button("Retry"), 10, "the Retry button")
+    ui.button("Retry").click()
+    ui.wait(lambda: ui.js("return location.hash").rsplit("/", 1)[-1] not in ("", old), 15, "the new task's page")
+    ui.wait(lambda: "Retry of" in ui.text("dl.facts"), 15, "the retried task's facts")
+    link = ui.css("dl.facts a[href^='#/tasks/']")
+    T.check("Retry on an ended task opens the new task, which links the task it retries",
+            link and link[-1].get_attribute("href").endswith(old), ui.text("dl.facts"))
+    ui.wait_state(["FINISHED", "FAILED"])
 
 
 def test_cancel_queued(ui, keys):
