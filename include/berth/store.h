@@ -242,6 +242,7 @@ int berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_tas
 typedef struct berth_task_filter {
   const char *stack; /* NULL = all */
   const char *state; /* NULL = all */
+  const char *host;  /* the fleet host that claimed it; NULL = all */
   int limit;         /* <= 0 = no limit */
 } berth_task_filter;
 /* Newest first (seq descending). f may be NULL. history and secret_env are not filled (only _get fills them). */

@@ -62,6 +62,7 @@ typedef struct cli_request {
   const char *arg;      /* the one object: a stack name, task id, image reference or pattern, policy or key name */
   const char *stack;    /* task list --stack */
   const char *state;    /* task list --state */
+  const char *host;     /* task list --host */
   int limit;            /* task list --limit; 0 = all */
   const char *since;    /* audit --since, as typed (the store's side reads the clock) */
   bool all;             /* key list --all */

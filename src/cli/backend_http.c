@@ -84,6 +84,8 @@ append_query(berth_buf *b, const cli_request *rq)
     append_param(b, "stack", rq->stack);
   if (rq->state)
     append_param(b, "state", rq->state);
+  if (rq->host)
+    append_param(b, "host", rq->host);
   if (rq->limit > 0 && snprintf(n, sizeof n, "%d", rq->limit) > 0)
     append_param(b, "limit", n);
   if (rq->since)

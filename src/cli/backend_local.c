@@ -200,7 +200,7 @@ local_stack_update(local_backend *lb, const cli_request *rq, cJSON **out, berth_
 static int
 local_task_list(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
 {
-  berth_task_filter f = { .stack = rq->stack, .state = rq->state, .limit = rq->limit };
+  berth_task_filter f = { .stack = rq->stack, .state = rq->state, .host = rq->host, .limit = rq->limit };
   berth_task **v = NULL;
   size_t n = 0;
   if (f.state && !berth_task_state_is_valid(f.state))

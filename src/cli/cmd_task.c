@@ -288,10 +288,13 @@ show_task_list(const cli_request *rq, const cJSON *rec)
 static int
 task_list(int argc, char **argv)
 {
-  static const struct option opts[]
-      = { { "stack", required_argument, NULL, 's' }, { "state", required_argument, NULL, 't' },
-          { "limit", required_argument, NULL, 'l' }, { "json", no_argument, NULL, 'j' },
-          { "help", no_argument, NULL, 'h' },        { 0 } };
+  static const struct option opts[] = { { "stack", required_argument, NULL, 's' },
+                                        { "state", required_argument, NULL, 't' },
+                                        { "host", required_argument, NULL, 'H' },
+                                        { "limit", required_argument, NULL, 'l' },
+                                        { "json", no_argument, NULL, 'j' },
+                                        { "help", no_argument, NULL, 'h' },
+                                        { 0 } };
   static const cli_view view = { show_task_list, NULL, NULL };
   cli_request rq = { 0 };
   berth_error *err = NULL;
@@ -306,6 +309,8 @@ task_list(int argc, char **argv)
       if (!berth_task_state_is_valid(optarg))
         return cli_usage_error("task list: unknown state `%s`", optarg);
       rq.state = optarg;
+    } else if (c == 'H') {
+      rq.host = optarg;
     } else if (c == 'l') {
       if (berth_parse_int64(optarg, 1, 1000000, &limit, &err) < 0)
         return cli_fail((berth_error_wrap(&err, "--limit"), err));
@@ -313,7 +318,8 @@ task_list(int argc, char **argv)
     } else if (c == 'j')
       rq.json = true;
     else if (c == 'h') {
-      printf("usage: berth task list [--stack S] [--state S] [--limit N] [--json]\n");
+      printf("usage: berth task list [--stack S] [--state S] [--host H] [--limit N] [--json]\n\n--host H: the tasks a "
+             "fleet host ran (or runs).\n");
       return 0;
     } else
       return cli_flag_error(c, "task list", argv);

@@ -1052,12 +1052,11 @@ srv_run(const srv_options *o, berth_error **err)
   if (rc == 0)
     rc = open_store_waiting(o->home, o->store_wait_ms, &st, err);
   bool fleet = rc == 0 && berth_store_is_shared(st);
-  if (rc == 0 && !fleet
-      && (o->n_pools > 0 || o->no_execute || o->no_listen || o->lease_ms > 0 || o->host != NULL || o->slots > 0))
+  if (rc == 0 && !fleet && (o->n_pools > 0 || o->no_execute || o->no_listen || o->lease_ms > 0 || o->slots > 0))
     rc = berth_error_set(err, BERTH_EINVAL,
-                         "serve: --host, --pool, --slots, --no-execute, --no-listen and --lease need a PostgreSQL "
-                         "store (a SQLite store is single-host: max_parallel_tasks sets how many tasks run at once; "
-                         "see docs/fleet.md)");
+                         "serve: --pool, --slots, --no-execute, --no-listen and --lease need a PostgreSQL store (a "
+                         "SQLite store is single-host: max_parallel_tasks sets how many tasks run at once; see "
+                         "docs/fleet.md)");
   if (rc == 0 && o->no_listen && o->n_listen > 0)
     rc = berth_error_set(err, BERTH_EINVAL, "serve: --no-listen and --listen exclude each other");
   if (rc == 0 && o->no_execute && (o->no_listen || o->n_listen == 0))

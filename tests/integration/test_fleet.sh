@@ -10,7 +10,7 @@ SRC=${BERTH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 # --- SQLite: single-host, and says so ---------------------------------------------------------------------------
 if [ -z "${BERTH_STORE:-}" ]; then
-  for opt in "--pool gpu" "--no-execute" "--no-listen" "--lease 10s" "--host h1" "--slots 2"; do
+  for opt in "--pool gpu" "--no-execute" "--no-listen" "--lease 10s" "--slots 2"; do
     out=$(timeout 20 "$BERTH" serve --listen tcp:127.0.0.1:0 $opt 2>&1 </dev/null)
     rc=$?
     check "serve $opt on SQLite is refused with one line (rc=$rc)" \
@@ -231,6 +231,10 @@ wait $gpu_follow
 check "  ...a follower through a server said why it waited, then printed the output" sh -c \
   'grep -qx "berth: waiting: no live host in pool gpu" "$1" && grep -qx on-gpu "$2"' _ "$T_TMP/gpu.err" "$T_TMP/gpu.out"
 check "  ...then runs on the gpu host (execute-only, no --listen)" test "$(task_field "$id" host)" = G
+check "task list --host G lists the gpu task, and only tasks G ran" sh -c \
+  '"$1" task list --host G --json | python3 -c "import json,sys; t=json.load(sys.stdin)[\"tasks\"]; sys.exit(not (t and all(x[\"host\"] == \"G\" for x in t) and sys.argv[1] in [x[\"id\"] for x in t]))" "$2"' _ "$BERTH" "$id"
+check "  ...through a server too" sh -c 'test "$(env -u BERTH_STORE BERTH_SERVER="http://127.0.0.1:$1" BERTH_API_KEY="$2" "$3" task list --host G --json | grep -c "\"id\"")" -ge 1' \
+  _ "${HPORT[A]}" "$KEY" "$BERTH"
 # a host whose Docker does not answer claims nothing: the queue waits for a host that can run it
 S=$(stack_name nodock)
 "$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --pool nodock >/dev/null

@@ -657,12 +657,12 @@ collect_tasks(berth_store *st, db_stmt *stmt, bool why, berth_task ***out, size_
 
 /* SELECT TASK_COLS with the optional filters as clauses (never `? IS NULL`, whose type an engine cannot infer). */
 static int
-list_tasks(berth_store *st, const char *stack, const char *state, bool active, int limit, bool newest_first,
-           berth_task ***out, size_t *n, berth_error **err)
+list_tasks(berth_store *st, const char *stack, const char *state, const char *host, bool active, int limit,
+           bool newest_first, berth_task ***out, size_t *n, berth_error **err)
 {
   char *sql = NULL;
-  if (asprintf(&sql, "SELECT " TASK_COLS " FROM tasks WHERE 1 = 1%s%s%s ORDER BY seq %s%s",
-               stack ? " AND stack = ?" : "", state ? " AND state = ?" : "",
+  if (asprintf(&sql, "SELECT " TASK_COLS " FROM tasks WHERE 1 = 1%s%s%s%s ORDER BY seq %s%s",
+               stack ? " AND stack = ?" : "", state ? " AND state = ?" : "", host ? " AND host = ?" : "",
                active ? " AND state NOT IN " STORE_TERMINAL_SQL : "", newest_first ? "DESC" : "ASC",
                limit > 0 ? " LIMIT ?" : "")
       < 0)
@@ -677,6 +677,8 @@ list_tasks(berth_store *st, const char *stack, const char *state, bool active, i
     db_bind_text(stmt, idx++, stack);
   if (state)
     db_bind_text(stmt, idx++, state);
+  if (host)
+    db_bind_text(stmt, idx++, host);
   if (limit > 0)
     db_bind_int64(stmt, idx, limit);
   /* why a task waits is for people (task list); the active list is the queue's and the sweep's own */
@@ -686,13 +688,14 @@ list_tasks(berth_store *st, const char *stack, const char *state, bool active, i
 int
 berth_store_task_list(berth_store *st, const berth_task_filter *f, berth_task ***out, size_t *n, berth_error **err)
 {
-  return list_tasks(st, f ? f->stack : NULL, f ? f->state : NULL, false, f ? f->limit : 0, true, out, n, err);
+  return list_tasks(st, f ? f->stack : NULL, f ? f->state : NULL, f ? f->host : NULL, false, f ? f->limit : 0, true,
+                    out, n, err);
 }
 
 int
 berth_store_task_list_active(berth_store *st, const char *stack, berth_task ***out, size_t *n, berth_error **err)
 {
-  return list_tasks(st, stack, NULL, true, 0, false, out, n, err);
+  return list_tasks(st, stack, NULL, NULL, true, 0, false, out, n, err);
 }
 
 /* reason and exit_code are kept when NULL / < 0; started_at is set once, on leaving QUEUED for a state that is not
