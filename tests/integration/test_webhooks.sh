@@ -209,6 +209,8 @@ as "$admin" webhook list --json | python3 -c 'import json,sys; print("\n".join(w
 while read -r w; do as "$admin" webhook remove "$w" >/dev/null; done <"$T_TMP/names"
 ok_after=$(metric 'berth_webhook_attempts_total{outcome="success"}')
 failed_after=$(metric 'berth_webhook_attempts_total{outcome="failure"}')
-check "with every webhook removed, the attempts counters stay where they were ($ok_before/$failed_before -> $ok_after/$failed_after)" \
-  test "${ok_before:-0}" -gt 0 -a "${ok_after:--1}" -eq "${ok_before:-0}" -a "${failed_after:--1}" -eq "${failed_before:-0}"
+# (attempts still in flight to the hanging receiver may add some meanwhile: never fewer; without the carried counts
+# they would read 0, every attempt row being gone with its webhook)
+check "with every webhook removed, the attempts counters do not go down ($ok_before/$failed_before -> $ok_after/$failed_after)" \
+  test "${ok_before:-0}" -gt 0 -a "${ok_after:--1}" -ge "${ok_before:-0}" -a "${failed_after:--1}" -ge "${failed_before:-0}"
 finish
