@@ -49,6 +49,7 @@ typedef struct berth_config {
   uint64_t workspace_max_bytes;   /* 0 = the built-in default (2 GiB) */
   uint64_t workspace_max_entries; /* 0 = the built-in default (200,000) */
   int64_t max_log_bytes;          /* a task's output kept in its log; 0 = no cap; default 2 GiB */
+  int64_t task_retention_ms;      /* `berth serve` prunes tasks ended this long ago (retention.h); 0 = keeps all */
   char **pattern_names;           /* admin redaction patterns (PCRE2), validated */
   char **patterns;
   size_t n_patterns;

@@ -53,6 +53,7 @@ typedef enum cli_op {
   CLI_OP_HOST_DRAIN,    /* POST /v1/hosts/{arg}/drain */
   CLI_OP_HOST_UNDRAIN,  /* POST /v1/hosts/{arg}/undrain */
   CLI_OP_HOST_REMOVE,   /* DELETE /v1/hosts/{arg} */
+  CLI_OP_TASK_PRUNE,    /* POST /v1/tasks/prune, body {"older_than", "stack"?, "dry_run"?} */
   CLI_OP_COUNT
 } cli_op;
 

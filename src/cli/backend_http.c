@@ -65,6 +65,7 @@ static const http_route routes[CLI_OP_COUNT] = {
   [CLI_OP_HOST_SHOW] = { "GET", "/v1/hosts/%s" },
   [CLI_OP_HOST_DRAIN] = { "POST", "/v1/hosts/%s/drain" },
   [CLI_OP_HOST_REMOVE] = { "DELETE", "/v1/hosts/%s" },
+  [CLI_OP_TASK_PRUNE] = { "POST", "/v1/tasks/prune" },
   [CLI_OP_HOST_UNDRAIN] = { "POST", "/v1/hosts/%s/undrain" },
 };
 

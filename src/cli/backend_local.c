@@ -17,6 +17,7 @@
 #include "berth/oidc.h"
 #include "berth/parse.h"
 #include "berth/redactor.h"
+#include "berth/retention.h"
 #include "berth/stack_host.h"
 #include "berth/stack_json.h"
 #include "berth/policy.h"
@@ -353,6 +354,18 @@ local_host_remove(local_backend *lb, const cli_request *rq, cJSON **out, berth_e
   return 0;
 }
 
+static int
+local_task_prune(local_backend *lb, const cli_request *rq, cJSON **out, berth_error **err)
+{
+  berth_prune p = { 0 };
+  berth_prune_result res;
+  if (berth_prune_parse(rq->body, &p, err) < 0 || store(lb, err) < 0
+      || berth_tasks_prune(lb->st, &p, lb->actor, &res, err) < 0)
+    return -1;
+  *out = berth_prune_result_to_json(&p, &res);
+  return 0;
+}
+
 /* ---- audit, images, policies ---- */
 
 static int
@@ -587,6 +600,7 @@ static const local_fn local_ops[CLI_OP_COUNT] = {
   [CLI_OP_HOST_DRAIN] = local_host_drain,
   [CLI_OP_HOST_UNDRAIN] = local_host_drain,
   [CLI_OP_HOST_REMOVE] = local_host_remove,
+  [CLI_OP_TASK_PRUNE] = local_task_prune,
 };
 
 static int

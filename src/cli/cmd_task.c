@@ -1,4 +1,4 @@
-/* berth task run | list | show | logs | cancel | retry */
+/* berth task run | list | show | logs | cancel | retry | prune */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 
 #include "berth/buf.h"
 #include "berth/parse.h"
+#include "berth/retention.h"
 #include "berth/task_log.h"
 #include "backend.h"
 #include "cli.h"
@@ -422,18 +423,91 @@ task_cancel(int argc, char **argv)
   return cli_run(CLI_OP_TASK_CANCEL, &rq, &view);
 }
 
+static void
+show_prune(const cli_request *rq, const cJSON *rec)
+{
+  (void) rq;
+  const cJSON *n = cJSON_GetObjectItemCaseSensitive(rec, "tasks"),
+              *b = cJSON_GetObjectItemCaseSensitive(rec, "log_bytes");
+  const char *stack = str(rec, "stack"), *before = str(rec, "before");
+  long long tasks = cJSON_IsNumber(n) ? (long long) n->valuedouble : 0;
+  char size[32];
+  berth_format_size_approx(cJSON_IsNumber(b) ? (int64_t) b->valuedouble : 0, size, sizeof size);
+  printf("%s %lld task%s (%s of logs)%s%s that ended before %s\n",
+         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "dry_run")) ? "would prune" : "pruned", tasks,
+         tasks == 1 ? "" : "s", size, stack ? " of stack " : "", stack ? stack : "", before ? before : "?");
+}
+
+static int
+task_prune(int argc, char **argv)
+{
+  static const struct option opts[] = { { "older-than", required_argument, NULL, 'o' },
+                                        { "stack", required_argument, NULL, 's' },
+                                        { "dry-run", no_argument, NULL, 'n' },
+                                        { "json", no_argument, NULL, 'j' },
+                                        { "help", no_argument, NULL, 'h' },
+                                        { 0 } };
+  static const cli_view view = { show_prune, NULL, NULL };
+  const char *older = NULL, *stack = NULL;
+  bool dry = false, json = false;
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+    if (c == 'o')
+      older = optarg;
+    else if (c == 's')
+      stack = optarg;
+    else if (c == 'n')
+      dry = true;
+    else if (c == 'j')
+      json = true;
+    else if (c == 'h') {
+      printf("usage: berth task prune --older-than DUR [--stack S] [--dry-run] [--json]\n\n"
+             "Deletes the tasks that ended (FINISHED, FAILED, CANCELED, STOPPED) at least DUR ago (\"30d\", \"12h\"),\n"
+             "with their state history and logs; queued and running tasks are never touched. The audit trail keeps\n"
+             "its records of them, and the metrics keep what they counted. --dry-run counts what would go. Admin.\n"
+             "config.json's task_retention makes `berth serve` do this every hour.\n");
+      return 0;
+    } else
+      return cli_flag_error(c, "task prune", argv);
+  }
+  if (optind < argc)
+    return cli_usage_error("task prune: unexpected argument `%s`", argv[optind]);
+  if (older == NULL)
+    return cli_usage_error("task prune: --older-than is required (\"30d\": the tasks that ended 30 days ago or more)");
+  /* the flags' own names in the refusals, before the body (whose checks name its fields) is made */
+  berth_error *err = NULL;
+  int64_t ms = 0;
+  if (berth_parse_duration_ms(older, &ms, &err) < 0)
+    return cli_fail((berth_error_wrap(&err, "--older-than"), err));
+  if (ms > BERTH_PRUNE_MAX_AGE_MS)
+    return cli_usage_error("task prune: --older-than `%s` is more than 3650 days", older);
+  if (stack && berth_stack_validate_name(stack, &err) < 0)
+    return cli_fail((berth_error_wrap(&err, "--stack"), err));
+  cli_request rq = { .json = json };
+  rq.body = cJSON_CreateObject();
+  cJSON_AddStringToObject(rq.body, "older_than", older);
+  if (stack)
+    cJSON_AddStringToObject(rq.body, "stack", stack);
+  if (dry)
+    cJSON_AddTrueToObject(rq.body, "dry_run");
+  return cli_run(CLI_OP_TASK_PRUNE, &rq, &view);
+}
+
 int
 cmd_task(int argc, char **argv)
 {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     FILE *f = argc < 2 ? stderr : stdout;
-    fprintf(f, "usage: berth task run|list|show|logs|cancel|retry ...\n\n"
+    fprintf(f, "usage: berth task run|list|show|logs|cancel|retry|prune ...\n\n"
                "  run STACK [--skip-init] [--env K=V]... [--secret-env K[=V]]... [--detach] [--json] -- COMMAND...\n"
                "  list [--stack S] [--state S] [--limit N] [--json]\n"
                "  show ID [--json]\n"
                "  logs ID [--follow]\n"
                "  cancel ID\n"
-               "  retry ID [--secret-env K[=V]]... [--detach] [--json]\n");
+               "  retry ID [--secret-env K[=V]]... [--detach] [--json]\n"
+               "  prune --older-than DUR [--stack S] [--dry-run] [--json]\n");
     return argc < 2 ? 125 : 0;
   }
   if (strcmp(argv[1], "run") == 0)
@@ -448,5 +522,7 @@ cmd_task(int argc, char **argv)
     return task_cancel(argc - 1, argv + 1);
   if (strcmp(argv[1], "retry") == 0)
     return task_retry(argc - 1, argv + 1);
+  if (strcmp(argv[1], "prune") == 0)
+    return task_prune(argc - 1, argv + 1);
   return cli_usage_error("task: unknown subcommand `%s` (see 'berth task --help')", argv[1]);
 }

@@ -73,6 +73,13 @@ static const cli_flag task_list_flags[] = {
   { "--json", NULL, "print JSON" },
   { NULL, NULL, NULL },
 };
+static const cli_flag task_prune_flags[] = {
+  { "--older-than", "DUR", "the tasks that ended at least this long ago (\"30d\"; required)" },
+  { "--stack", "S", "only the tasks of stack S" },
+  { "--dry-run", NULL, "count what would go, change nothing" },
+  { "--json", NULL, "print JSON" },
+  { NULL, NULL, NULL },
+};
 
 static const cli_flag follow_flag[]
     = { { "--follow", NULL, "keep printing until the task ends" }, { NULL, NULL, NULL } };
@@ -169,6 +176,11 @@ static const cli_subcommand subcommands[] = {
     "ID [--secret-env K[=V]]... [--detach] [--json]",
     "run an ended task's command again as a new task (retry_of)",
     { task_retry_flags } },
+  { "task",
+    "prune",
+    "--older-than DUR [--stack S] [--dry-run] [--json]",
+    "delete ended tasks and their logs (the audit trail stays); admin",
+    { task_prune_flags } },
 
   { "host", "list", "[--json]", "list the fleet's hosts: pools, slots, busy, heartbeat, state", { json_flag } },
   { "host", "show", "NAME [--json]", "show one host", { json_flag } },

@@ -1,10 +1,11 @@
-/* /v1/stacks/{name}/tasks (submit) and /v1/tasks: list, get, cancel. */
+/* /v1/stacks/{name}/tasks (submit) and /v1/tasks: list, get, cancel, prune. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "berth/parse.h"
 #include "berth/redactor.h"
+#include "berth/retention.h"
 #include "berth/task_json.h"
 #include "server.h"
 
@@ -176,4 +177,26 @@ api_task_cancel(srv_req *r, srv_resp *out)
   cJSON *record = berth_task_record(r->st, t, &err);
   berth_task_free(t);
   return record ? srv_ok(out, 200, record) : srv_fail(out, err);
+}
+
+/* POST /v1/tasks/prune: ended tasks older than `older_than` go, with their logs (admin, whose keys are never limited
+ * to stacks; each batch audited). */
+int
+api_task_prune(srv_req *r, srv_resp *out)
+{
+  berth_error *err = NULL;
+  cJSON *body = NULL;
+  berth_prune p = { 0 };
+  berth_prune_result res;
+  int rc = srv_json_object(r->body, r->body_len, &body, &err);
+  if (rc == 0)
+    rc = berth_prune_parse(body, &p, &err);
+  cJSON_Delete(body);
+  if (rc == 0)
+    rc = berth_tasks_prune(r->st, &p, r->key->name, &res, &err);
+  if (rc < 0) {
+    srv_audit(r, "task.prune", p.stack[0] ? p.stack : "*", NULL, err);
+    return srv_fail(out, err);
+  }
+  return srv_ok(out, 200, berth_prune_result_to_json(&p, &res));
 }

@@ -11,6 +11,9 @@
 
 #include <curl/curl.h>
 
+#include "berth/config.h"
+#include "berth/parse.h"
+#include "berth/retention.h"
 #include "berth/schedule.h"
 #include "berth/webhook.h"
 #include "server.h"
@@ -89,6 +92,29 @@ quiet_ok(quiet *q)
   q->last[0] = '\0';
 }
 
+/* config.json's task_retention, read each time (a change needs no restart); on a fleet every host does it, and
+ * whichever comes first finds the work. */
+static int
+prune_tasks(srv_background *bg, berth_store *st, berth_error **err)
+{
+  berth_config cfg;
+  if (berth_config_load(bg->srv->home, &cfg, err) < 0)
+    return -1;
+  berth_prune p = { .older_than_ms = cfg.task_retention_ms };
+  berth_config_clear(&cfg);
+  if (p.older_than_ms <= 0)
+    return 0;
+  berth_prune_result res;
+  if (berth_tasks_prune(st, &p, "task_retention", &res, err) < 0)
+    return -1;
+  if (res.tasks > 0) {
+    char when[BERTH_TIME_LEN];
+    fprintf(stderr, "berth: task_retention: pruned %lld task%s that ended before %s\n", (long long) res.tasks,
+            res.tasks == 1 ? "" : "s", berth_format_time(res.before_ms, when, sizeof when));
+  }
+  return 0;
+}
+
 static void *
 ticker(void *arg)
 {
@@ -105,7 +131,7 @@ ticker(void *arg)
       report(&q, "schedules", err);
     else if (now - pruned > PRUNE_EVERY_MS) {
       pruned = now;
-      if (berth_store_events_prune(st, now - BERTH_EVENTS_RETENTION_MS, &err) < 0)
+      if (berth_store_events_prune(st, now - BERTH_EVENTS_RETENTION_MS, &err) < 0 || prune_tasks(bg, st, &err) < 0)
         report(&q, "retention", err);
       else
         quiet_ok(&q);

@@ -214,6 +214,7 @@ int api_task_list(srv_req *r, srv_resp *out);
 int api_task_get(srv_req *r, srv_resp *out);
 void api_task_get_ahead(srv_req *r);
 int api_task_cancel(srv_req *r, srv_resp *out);
+int api_task_prune(srv_req *r, srv_resp *out);
 int api_task_retry(srv_req *r, srv_resp *out);
 int api_host_list(srv_req *r, srv_resp *out);
 int api_host_get(srv_req *r, srv_resp *out);

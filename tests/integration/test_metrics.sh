@@ -64,5 +64,31 @@ check "  ...and the stack's queue depth is 2" test "$(value "$T_TMP/m2" "berth_q
 check "  ...promtool still accepts it" sh -c "promtool check metrics <'$T_TMP/m2'"
 check "no label carries a task id" sh -c "! grep -q '$first' '$T_TMP/m2'"
 "$BERTH" task logs "$first" --follow >/dev/null 2>&1
+last=$(last_task "$S")
+"$BERTH" task logs "$last" --follow >/dev/null 2>&1
+
+# pruning ended tasks (task prune) takes them out of the gauges, never out of the counters and histograms
+sleep 1.1 # a task that ended in the last second is not pruned
+scrape >"$T_TMP/m3"
+"$BERTH" task prune --older-than 0s >"$T_TMP/prune.out" 2>&1
+check "task prune removed the ended tasks ($(cat "$T_TMP/prune.out"))" grep -q '^pruned [1-9][0-9]* tasks' "$T_TMP/prune.out"
+scrape >"$T_TMP/m4"
+check "  ...berth_tasks{state=\"FINISHED\"} went down to 0 ($(value "$T_TMP/m3" 'berth_tasks{state="FINISHED"}') -> $(value "$T_TMP/m4" 'berth_tasks{state="FINISHED"}'))" \
+  test "$(value "$T_TMP/m4" 'berth_tasks{state="FINISHED"}')" = 0
+for series in berth_redactions_total berth_task_duration_seconds_count berth_task_wait_seconds_count \
+  'berth_task_duration_seconds_bucket{le="0.5"}' 'berth_task_duration_seconds_bucket{le="10"}' \
+  'berth_task_wait_seconds_bucket{le="+Inf"}'; do
+  check "  ...$series keeps what the pruned tasks counted ($(value "$T_TMP/m3" "$series") -> $(value "$T_TMP/m4" "$series"))" \
+    test "$(value "$T_TMP/m3" "$series")" = "$(value "$T_TMP/m4" "$series")"
+done
+check "  ...and so do the histograms' sums" python3 -c 'import sys
+def v(f, s):
+    return float([l.split()[1] for l in open(f) if l.split()[0] == s][0])
+sys.exit(any(abs(v(sys.argv[1], s) - v(sys.argv[2], s)) > 0.002 for s in ("berth_task_duration_seconds_sum", "berth_task_wait_seconds_sum")))' "$T_TMP/m3" "$T_TMP/m4"
+check "  ...promtool accepts it" sh -c "promtool check metrics <'$T_TMP/m4'"
+run "$T_TMP/o" "$T_TMP/e" "$S" -- true >/dev/null
+scrape >"$T_TMP/m5"
+check "  ...and a task ended after the prune adds to them (count $(value "$T_TMP/m4" berth_task_duration_seconds_count) -> $(value "$T_TMP/m5" berth_task_duration_seconds_count))" \
+  test "$(value "$T_TMP/m5" berth_task_duration_seconds_count)" -eq $(($(value "$T_TMP/m4" berth_task_duration_seconds_count) + 1))
 [ "$T_FAIL" -eq 0 ] || { echo "--- the server's log"; cat "$T_TMP/serve.log"; }
 finish

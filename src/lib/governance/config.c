@@ -16,6 +16,7 @@
 #include "berth/config.h"
 #include "berth/parse.h"
 #include "berth/redactor.h"
+#include "berth/retention.h"
 
 #define MAX_PATTERNS 256
 #define MIN_MEMORY (6LL * 1024 * 1024) /* Docker refuses less */
@@ -162,6 +163,29 @@ get_log_cap(const cJSON *v, const char *origin, berth_config *c, berth_error **e
   if (bytes != 0 && bytes < (INT64_C(1) << 20))
     return key_fail(err, origin, "max_log_bytes", bad);
   c->max_log_bytes = bytes;
+  return 0;
+}
+
+/* task_retention: a duration ("90d"); 0 or "0" = tasks are kept until `berth task prune` */
+static int
+get_retention(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  const char *bad = "must be a duration such as \"90d\" (at most 3650 days), or 0 to keep every task";
+  int64_t ms = 0;
+  if (cJSON_IsNumber(v) && v->valuedouble == 0)
+    ms = 0;
+  else if (!cJSON_IsString(v))
+    return key_fail(err, origin, "task_retention", bad);
+  else {
+    berth_error *perr = NULL;
+    if (berth_parse_duration_ms(v->valuestring, &ms, &perr) < 0) {
+      berth_error_free(perr);
+      return key_fail(err, origin, "task_retention", bad);
+    }
+  }
+  if (ms > BERTH_PRUNE_MAX_AGE_MS)
+    return key_fail(err, origin, "task_retention", bad);
+  c->task_retention_ms = ms;
   return 0;
 }
 
@@ -377,6 +401,8 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
     return get_memory(it, origin, c, err);
   if (strcmp(k, "max_log_bytes") == 0)
     return get_log_cap(it, origin, c, err);
+  if (strcmp(k, "task_retention") == 0)
+    return get_retention(it, origin, c, err);
   if (strcmp(k, "default_pids") == 0)
     return get_int(it, origin, k, 1, 4194304, &c->default_pids, err);
   if (strcmp(k, "default_cpus") == 0)
@@ -402,7 +428,7 @@ apply_key(const cJSON *it, const char *origin, berth_config *c, berth_error **er
                          "config %s: unknown key `%.100s` (known: allowed_pull_policies, min_secret_length, "
                          "max_parallel_tasks, default_memory, default_pids, default_cpus, allow_host_network, "
                          "builtin_patterns, redaction_patterns, workspace_max_bytes, workspace_max_entries, "
-                         "max_log_bytes, credential_helpers, oidc_issuer, store)",
+                         "max_log_bytes, task_retention, credential_helpers, oidc_issuer, store)",
                          origin, k);
 }
 

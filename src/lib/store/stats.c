@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/buf.h"
 #include "berth/metrics.h"
 #include "db.h"
 #include "store_int.h"
@@ -40,8 +41,8 @@ rows(berth_store *st, const char *sql, berth_stats_row **out, size_t *n, berth_e
   return rc < 0 ? rc : 0;
 }
 
-static int
-one_number(berth_store *st, const char *sql, int64_t *out, berth_error **err)
+int
+store_one_number(berth_store *st, const char *sql, int64_t *out, berth_error **err)
 {
   db_stmt *s = NULL;
   if (db_prepare(store_db(st), sql, &s, err) < 0)
@@ -58,7 +59,7 @@ static int
 histogram(berth_store *st, const char *a, const char *b, const char *cond, berth_histogram *h, berth_error **err)
 {
   berth_buf sql;
-  berth_buf_init(&sql, 8192);
+  berth_buf_init(&sql, 8192 + strlen(cond));
   berth_buf_printf(&sql, "SELECT COUNT(*), COALESCE(SUM(%s - %s), 0)", b, a);
   for (int i = 0; i < BERTH_STATS_BUCKETS; i++)
     berth_buf_printf(&sql, ", COALESCE(SUM(CASE WHEN %s - %s <= %lld THEN 1 ELSE 0 END), 0)", b, a,
@@ -82,6 +83,109 @@ histogram(berth_store *st, const char *a, const char *b, const char *cond, berth
   return rc < 0 ? rc : 0;
 }
 
+/* The counters a histogram's rows carry when they are deleted (task retention): "<prefix>_count", "<prefix>_sum_ms",
+ * "<prefix>_le_<i>". */
+static int
+carry_number(berth_store *st, const char *name, int64_t v, berth_error **err)
+{
+  if (v == 0)
+    return 0;
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st),
+                 "INSERT INTO counters (name, value) VALUES (?, ?)"
+                 " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
+                 &s, err)
+      < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, name);
+  db_bind_int64(s, 2, v);
+  return db_run_later(s, err);
+}
+
+static int
+carry_histogram(berth_store *st, const char *prefix, const berth_histogram *h, int64_t sum_ms, berth_error **err)
+{
+  char name[64];
+  snprintf(name, sizeof name, "%s_count", prefix);
+  int rc = carry_number(st, name, (int64_t) h->count, err);
+  snprintf(name, sizeof name, "%s_sum_ms", prefix);
+  if (rc == 0)
+    rc = carry_number(st, name, sum_ms, err);
+  for (int i = 0; rc == 0 && i < BERTH_STATS_BUCKETS; i++) {
+    snprintf(name, sizeof name, "%s_le_%d", prefix, i);
+    rc = carry_number(st, name, (int64_t) h->le[i], err);
+  }
+  return rc;
+}
+
+int
+store_carry_task_stats(berth_store *st, const char *cond, berth_error **err)
+{
+  berth_histogram wait = { 0 }, duration = { 0 };
+  int64_t redactions = 0;
+  berth_buf c1, c2, c3;
+  size_t max = 4096 + strlen(cond);
+  berth_buf_init(&c1, max), berth_buf_init(&c2, max), berth_buf_init(&c3, max);
+  berth_buf_printf(&c1, "started_at > 0 AND %s", cond);
+  berth_buf_printf(&c2, "started_at > 0 AND finished_at > 0 AND %s", cond);
+  berth_buf_printf(&c3, "SELECT COALESCE(SUM(redactions), 0) FROM tasks WHERE %s", cond);
+  int rc = c1.data && c2.data && c3.data ? 0 : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  if (rc == 0)
+    rc = histogram(st, "created_at", "started_at", c1.data, &wait, err);
+  if (rc == 0)
+    rc = histogram(st, "started_at", "finished_at", c2.data, &duration, err);
+  if (rc == 0)
+    rc = store_one_number(st, c3.data, &redactions, err);
+  /* the sums in whole ms, as read (histogram() gives seconds) */
+  if (rc == 0)
+    rc = carry_histogram(st, "task_wait", &wait, (int64_t) (wait.sum * 1000.0 + 0.5), err);
+  if (rc == 0)
+    rc = carry_histogram(st, "task_duration", &duration, (int64_t) (duration.sum * 1000.0 + 0.5), err);
+  if (rc == 0)
+    rc = carry_number(st, "redactions", redactions, err);
+  berth_buf_free(&c1), berth_buf_free(&c2), berth_buf_free(&c3);
+  return rc < 0 ? berth_error_wrap(err, "carry the metrics of pruned tasks") : 0;
+}
+
+/* Adds what pruned tasks carried (store_carry_task_stats) to the sums over the tasks still kept. */
+static int
+add_carried(berth_store *st, berth_task_stats *out, berth_error **err)
+{
+  db_stmt *s = NULL;
+  if (db_prepare(store_db(st), "SELECT name, value FROM counters WHERE name LIKE 'task_%' OR name = 'redactions'", &s,
+                 err)
+      < 0)
+    return BERTH_EINTERNAL;
+  int rc;
+  while ((rc = db_step(s, err)) == DB_ROW) {
+    const char *name = db_column_text(s, 0);
+    int64_t v = db_column_int64(s, 1);
+    if (name == NULL)
+      continue;
+    if (strcmp(name, "redactions") == 0) {
+      out->redactions += v;
+      continue;
+    }
+    berth_histogram *h = strncmp(name, "task_wait_", 10) == 0       ? &out->wait
+                         : strncmp(name, "task_duration_", 14) == 0 ? &out->duration
+                                                                    : NULL;
+    if (h == NULL)
+      continue;
+    const char *rest = name + (h == &out->wait ? 10 : 14);
+    if (strcmp(rest, "count") == 0)
+      h->count += (uint64_t) v;
+    else if (strcmp(rest, "sum_ms") == 0)
+      h->sum += (double) v / 1000.0;
+    else if (strncmp(rest, "le_", 3) == 0) {
+      int i = atoi(rest + 3);
+      if (i >= 0 && i < BERTH_STATS_BUCKETS)
+        h->le[i] += (uint64_t) v;
+    }
+  }
+  db_finalize(s);
+  return rc < 0 ? rc : 0;
+}
+
 int
 berth_store_task_stats(berth_store *st, berth_task_stats *out, berth_error **err)
 {
@@ -99,7 +203,9 @@ berth_store_task_stats(berth_store *st, berth_task_stats *out, berth_error **err
   if (rc == 0)
     rc = histogram(st, "started_at", "finished_at", "started_at > 0 AND finished_at > 0", &out->duration, err);
   if (rc == 0)
-    rc = one_number(st, "SELECT COALESCE(SUM(redactions), 0) FROM tasks", &out->redactions, err);
+    rc = store_one_number(st, "SELECT COALESCE(SUM(redactions), 0) FROM tasks", &out->redactions, err);
+  if (rc == 0)
+    rc = add_carried(st, out, err);
   for (size_t i = 0; rc == 0 && i < out->n_states; i++)
     if (strcmp(out->by_state[i].label, "PREPARING") == 0 || strcmp(out->by_state[i].label, "INITIALIZING") == 0
         || strcmp(out->by_state[i].label, "PERFORMING") == 0)

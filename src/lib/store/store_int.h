@@ -92,6 +92,11 @@ int store_remove_tree(const char *path);
   " 'schedule_fires_refused', (SELECT COUNT(*) FROM schedule_fires WHERE outcome = 'refused' AND " cond ")"            \
   " UNION ALL SELECT 'schedule_misses', (SELECT COALESCE(SUM(missed), 0) FROM schedule_fires WHERE " cond ")) AS"      \
   " carried" STORE_CARRY_UPSERT
+/* The first column of the first row of sql (no parameters) into *out, left as it was when there is no row. */
+int store_one_number(berth_store *st, const char *sql, int64_t *out, berth_error **err);
+/* Before tasks are deleted (retention): their part of the task metrics (the wait and duration histograms, redactions)
+ * is added to the counters, for the tasks matching cond (SQL over the tasks table), in the open transaction. */
+int store_carry_task_stats(berth_store *st, const char *cond, berth_error **err);
 /* A counter's carried part, as a scalar subquery */
 #define STORE_CARRIED(name) "COALESCE((SELECT value FROM counters WHERE name = '" name "'), 0)"
 
