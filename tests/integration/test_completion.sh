@@ -35,7 +35,7 @@ expect_bash() { # expect_bash "EXPECTED" WORD...
   [ "$got" = "$want" ] && ok "bash: '$*' -> '$want'" || not_ok "bash: '$*' -> '$got', expected '$want'"
 }
 expect_bash "task" berth ta
-expect_bash "run list show logs cancel retry" berth task ''
+expect_bash "run list show logs cancel retry prune" berth task ''
 expect_bash "--help --skip-init --env --secret-env --detach --json" berth task run --
 expect_bash "none bridge host" berth stack create web --network ''
 expect_bash "always if-not-present never" berth stack update web --pull ''
@@ -87,7 +87,7 @@ fi
 if command -v fish >/dev/null 2>&1; then
   fish -n "$tmp/fish" && ok "fish: the script parses" || not_ok "fish -n"
   got=$(fish -c "source $tmp/fish; complete -C 'berth task '" | cut -f1 | tr '\n' ' ')
-  [ "$got" = "cancel list logs retry run show " ] && ok "fish: 'berth task ' -> $got" || not_ok "fish: 'berth task ' -> '$got'"
+  [ "$got" = "cancel list logs prune retry run show " ] && ok "fish: 'berth task ' -> $got" || not_ok "fish: 'berth task ' -> '$got'"
   got=$(fish -c "source $tmp/fish; complete -C 'berth stack create x --network '" | cut -f1 | tr '\n' ' ')
   [ "$got" = "bridge host none " ] && ok "fish: --network values" || not_ok "fish: --network values -> '$got'"
 else

@@ -90,5 +90,18 @@ run "$T_TMP/o" "$T_TMP/e" "$S" -- true >/dev/null
 scrape >"$T_TMP/m5"
 check "  ...and a task ended after the prune adds to them (count $(value "$T_TMP/m4" berth_task_duration_seconds_count) -> $(value "$T_TMP/m5" berth_task_duration_seconds_count))" \
   test "$(value "$T_TMP/m5" berth_task_duration_seconds_count)" -eq $(($(value "$T_TMP/m4" berth_task_duration_seconds_count) + 1))
+# config.json's task_retention: the server prunes on its own (when it starts, then every 10 minutes)
+kept=$(last_task "$S")
+sleep 1.1
+printf '{"task_retention": "1s"}\n' >"$BERTH_HOME/config.json"
+kill $SRV
+wait $SRV 2>/dev/null
+"$BERTH" serve --listen "tcp:127.0.0.1:$PORT" --metrics-listen "tcp:127.0.0.1:$MPORT" >>"$T_TMP/serve.log" 2>&1 &
+SRV=$!
+for _ in $(seq 1 100); do "$BERTH" task show "$kept" >/dev/null 2>&1 || break; sleep 0.1; done
+check "task_retention: the server pruned an ended task on its own" sh -c "! '$BERTH' task show $kept >/dev/null 2>&1"
+check "  ...said so in its log" grep -q 'task_retention: pruned 1 task that ended before' "$T_TMP/serve.log"
+check "  ...and in the audit trail" sh -c "'$BERTH' audit list | grep -q 'task_retention  *task.prune'"
+rm -f "$BERTH_HOME/config.json"
 [ "$T_FAIL" -eq 0 ] || { echo "--- the server's log"; cat "$T_TMP/serve.log"; }
 finish

@@ -67,7 +67,7 @@ declare -A READS=(
 declare -A CHANGES=()
 for c in "task run" "task cancel" "stack create" "stack update" "stack delete" "stack lock" "stack unlock" \
   "image allow" "image deny" "image remove" "policy add" "policy remove" "key create" "key revoke" "oidc rotate" \
-  "task retry" "host drain" "host undrain" "host remove" "schedule add" "schedule show" "schedule pause" "schedule resume" \
+  "task retry" "task prune" "host drain" "host undrain" "host remove" "schedule add" "schedule show" "schedule pause" "schedule resume" \
   "schedule remove" "webhook add" "webhook remove" "webhook deliveries" "webhook redeliver" \
   "serve" "completion bash" "completion zsh" "completion fish" "store info" "store migrate" "store copy"; do
   CHANGES[$c]=1
@@ -190,5 +190,10 @@ change "key revoke" 0 key revoke @
 change "key revoke (no such key)" 125 key revoke @
 change "oidc rotate" 0 oidc rotate --alg ES256
 change "task cancel (no such task)" 125 task cancel 01nope@
+change "task prune (no --older-than)" 125 task prune --stack @
+change "task prune (not a duration)" 125 task prune --older-than soon
+server_run task prune --older-than 3650d --dry-run --json >"$T_TMP/prune.json" 2>&1
+check "task prune --dry-run through the server answers its count" python3 -c 'import json,sys
+r=json.load(open(sys.argv[1])); sys.exit(not (r["dry_run"] is True and r["tasks"] == 0))' "$T_TMP/prune.json"
 check "the secret value never shows, in either mode" sh -c "! grep -q modes-secret-1 '$T_TMP/all.log'"
 finish

@@ -60,6 +60,8 @@ test_defaults(void **state)
   assert_true(c.builtin_patterns);
   assert_int_equal(c.n_patterns, 0);
   assert_null(c.store);
+  assert_true(c.task_retention_ms == 0); /* every task kept until pruned */
+  assert_true(c.max_log_bytes == 2LL << 30);
   for (size_t i = 0; i < 3; i++)
     assert_int_equal(berth_config_check_pull_policy(&c, c.allowed_pull_policies[i], &err), 0);
   berth_config_clear(&c);
@@ -108,6 +110,15 @@ test_all_keys(void **state)
   assert_true(c.default_memory == 134217728LL);
   assert_true(c.default_nano_cpus == 2000000000LL);
   berth_config_clear(&c);
+  write_config("{\"task_retention\": \"90d\", \"max_log_bytes\": \"1g\"}");
+  assert_int_equal(berth_config_load(home, &c, &err), 0);
+  assert_true(c.task_retention_ms == 90LL * 24 * 3600 * 1000);
+  assert_true(c.max_log_bytes == 1LL << 30);
+  berth_config_clear(&c);
+  write_config("{\"task_retention\": 0, \"max_log_bytes\": 0}");
+  assert_int_equal(berth_config_load(home, &c, &err), 0);
+  assert_true(c.task_retention_ms == 0 && c.max_log_bytes == 0);
+  berth_config_clear(&c);
 }
 
 static void
@@ -136,6 +147,11 @@ test_bad_values(void **state)
     { "{\"redaction_patterns\": {\"p\": \"(unclosed\"}}", "key `redaction_patterns.p`" },
     { "{\"redaction_patterns\": {\"p\": \"\"}}", "key `redaction_patterns.p` must be a non-empty PCRE2 pattern" },
     { "{\"max_paralel_tasks\": 2}", "unknown key `max_paralel_tasks`" },
+    { "{\"task_retention\": \"soon\"}", "key `task_retention` must be a duration such as \"90d\"" },
+    { "{\"task_retention\": 30}", "key `task_retention` must be a duration" },
+    { "{\"task_retention\": \"4000d\"}",
+      "key `task_retention` must be a duration such as \"90d\" (at most 3650 days)" },
+    { "{\"max_log_bytes\": \"100k\"}", "key `max_log_bytes` must be a size" },
     { "{\"store\": 5}", "key `store` must be a postgresql:// URL or libpq key=value settings" },
     { "{\"store\": \"\"}", "key `store` must be a postgresql:// URL" },
     { "{\"store\": \"postgresql://u:hunter2@h/db\\nx\"}", "key `store` must be" },
