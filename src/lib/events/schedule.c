@@ -10,6 +10,7 @@
 #include "berth/audit.h"
 #include "berth/cron.h"
 #include "berth/parse.h"
+#include "berth/stack_json.h"
 #include "berth/schedule.h"
 #include "berth/redactor.h"
 #include "berth/task_json.h"
@@ -236,13 +237,8 @@ static int
 from_json(const cJSON *o, berth_schedule *s, berth_error **err)
 {
   static const char *const known[] = { "name", "cron", "tz", "at", "command", "skip_init", "env", "catch_up", NULL };
-  for (const cJSON *it = o ? o->child : NULL; it; it = it->next) {
-    bool ok = false;
-    for (size_t i = 0; known[i] && !ok; i++)
-      ok = strcmp(it->string, known[i]) == 0;
-    if (!ok)
-      return berth_error_set(err, BERTH_EINVAL, "unknown field `%.64s`", it->string);
-  }
+  if (berth_json_only(o, known, "schedule", err) < 0)
+    return BERTH_EINVAL;
   char *at = NULL;
   if (json_str(o, "name", &s->name, err) < 0 || json_str(o, "cron", &s->cron, err) < 0
       || json_str(o, "tz", &s->tz, err) < 0 || json_str(o, "command", &s->command, err) < 0

@@ -11,6 +11,7 @@
 
 #include "berth/audit.h"
 #include "berth/parse.h"
+#include "berth/stack_json.h"
 #include "berth/webhook.h"
 
 #define WEBHOOK_URL_MAX 2048
@@ -117,13 +118,8 @@ static int
 from_json(const cJSON *o, berth_webhook *w, berth_error **err)
 {
   static const char *const known[] = { "name", "url", "secret", "events", "stack", NULL };
-  for (const cJSON *it = o ? o->child : NULL; it; it = it->next) {
-    bool ok = false;
-    for (size_t i = 0; known[i] && !ok; i++)
-      ok = strcmp(it->string, known[i]) == 0;
-    if (!ok)
-      return berth_error_set(err, BERTH_EINVAL, "unknown field `%.64s`", it->string);
-  }
+  if (berth_json_only(o, known, "webhook", err) < 0)
+    return BERTH_EINVAL;
   if (take_string(o, "name", &w->name, err) < 0 || take_string(o, "url", &w->url, err) < 0
       || take_string(o, "secret", &w->secret, err) < 0 || take_string(o, "stack", &w->stack_pattern, err) < 0)
     return BERTH_EINVAL;

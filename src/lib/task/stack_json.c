@@ -12,6 +12,8 @@
 int
 berth_json_only(const cJSON *o, const char *const *allowed, const char *what, berth_error **err)
 {
+  if (!cJSON_IsObject(o))
+    return berth_error_set(err, BERTH_EINVAL, "%s: must be a JSON object", what);
   const cJSON *e;
   cJSON_ArrayForEach(e, o)
   {
