@@ -41,7 +41,7 @@ if [ $quick -eq 0 ]; then
   cmake -S . -B build-asan -DBERTH_SANITIZE=ON -DBERTH_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
   cmake --build build-asan -j"$(nproc)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-asan --output-on-failure --timeout 900 -LE package -E 'integration/.*_postgresql$'
+    ctest --test-dir build-asan --output-on-failure --timeout 900 -LE package -E '(integration|ui)/.*_postgresql$'
   # (the package is built without ASan; the integration suite's second engine ran above: the sanitizers see the
   # PostgreSQL engine through its unit tests and every suite once)
 

@@ -16,7 +16,7 @@ const PHASES = {
   finishing: 'Finishing (hooks, state)',
 };
 
-let me = null; // {name, role, stacks, csrf_token}
+let me = null; // {name, role, stacks, store, csrf_token}
 let leave = []; // cleanups of the current screen (timers, event sources)
 let routeGen = 0; // counts navigations: a screen still loading when the user moved on must not draw
 
@@ -661,6 +661,89 @@ async function adminScreen() {
   await Promise.all([loadRules(), loadPolicies(), loadKeys()]);
 }
 
+// ---- the fleet's hosts (a PostgreSQL store: every `berth serve` on it) ----
+
+function hostActions(x, refresh) {
+  const act = (method, path, what) => () => api(method, path).then(refresh).then(() => say(what))
+    .catch((e) => say(e.message, 'error'));
+  const path = '/v1/hosts/' + enc(x.name);
+  if (x.state === 'lost') {
+    return h('button', { type: 'button', class: 'danger', 'aria-label': 'Remove host ' + x.name,
+      onclick: () => confirm('Forget the lost host ' + x.name + '? (its tasks keep its name)') &&
+        act('DELETE', path, 'Host ' + x.name + ' removed')() }, 'Remove');
+  }
+  const drain = x.state !== 'draining';
+  return h('button', { type: 'button', 'aria-label': (drain ? 'Drain host ' : 'Undrain host ') + x.name,
+    onclick: act('POST', path + (drain ? '/drain' : '/undrain'), 'Host ' + x.name + (drain ? ' draining' : ' claims again')) },
+  drain ? 'Drain' : 'Undrain');
+}
+
+function hostState(state) {
+  return h('span', { class: 'badge host-' + state }, state);
+}
+
+async function hostsScreen() {
+  const gen = routeGen;
+  const table = h('div');
+  const admin = can('admin');
+  async function refresh() {
+    const j = await api('GET', '/v1/hosts');
+    const rows = j.hosts.map((x) => h('tr', {},
+      h('td', {}, h('a', { href: '#/hosts/' + enc(x.name) }, x.name)),
+      h('td', {}, hostState(x.state)),
+      h('td', {}, x.pools.join(', ')),
+      h('td', { class: 'num' }, x.executes ? x.busy + ' / ' + x.slots : 'API only'),
+      h('td', { class: 'mono' }, x.version),
+      h('td', {}, when(x.heartbeat_at)),
+      admin ? h('td', {}, hostActions(x, refresh)) : null));
+    if (!alive(gen)) return;
+    fill(table, h('table', {}, h('caption', { class: 'sr-only' }, 'Hosts'),
+      h('thead', {}, h('tr', {}, ['Host', 'State', 'Pools', 'Busy / slots', 'Version', 'Last heartbeat']
+        .concat(admin ? [''] : []).map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No hosts.')))));
+  }
+  fill(main(), h('h1', {}, 'Hosts'),
+    h('p', { class: 'meta' }, 'Every berth serve on this store. A host is alive while it heartbeats within its lease; ' +
+      'draining claims no new task (its running ones finish); lost missed its lease, and its tasks failed.'), table);
+  await refresh();
+  const timer = setInterval(() => {
+    if (!table.contains(document.activeElement)) refresh().catch(() => {});
+  }, 3000);
+  onLeave(gen, () => clearInterval(timer));
+}
+
+async function hostScreen(name) {
+  const gen = routeGen;
+  const facts = h('div');
+  const tasks = h('div');
+  async function refresh() {
+    const [x, j] = await Promise.all([api('GET', '/v1/hosts/' + enc(name)),
+      api('GET', '/v1/tasks?host=' + enc(name) + '&limit=50')]);
+    if (!alive(gen)) return;
+    fill(facts, h('dl', { class: 'facts' },
+      h('dt', {}, 'State'), h('dd', {}, hostState(x.state), ' ', can('admin') ? hostActions(x, refresh) : null),
+      h('dt', {}, 'Pools'), h('dd', {}, x.pools.join(', ')),
+      h('dt', {}, 'Busy / slots'), h('dd', {}, x.executes ? x.busy + ' / ' + x.slots : 'API only (claims no task)'),
+      h('dt', {}, 'Version'), h('dd', { class: 'mono' }, x.version),
+      h('dt', {}, 'Started'), h('dd', {}, when(x.started_at)),
+      h('dt', {}, 'Last heartbeat'), h('dd', {}, when(x.heartbeat_at))));
+    fill(tasks, h('table', {}, h('caption', { class: 'sr-only' }, 'Tasks run on ' + name),
+      h('thead', {}, h('tr', {}, ['ID', 'Stack', 'State', 'Command', 'Triggered at', 'Duration']
+        .map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, j.tasks.length ? j.tasks.map((t) => h('tr', {}, h('td', {}, taskLink(t.id)), h('td', {}, stackLink(t.stack)),
+        h('td', {}, badge(t.state)), h('td', { class: 'cmd mono', title: t.command }, t.command.length > 120 ? t.command.slice(0, 120) + '…' : t.command),
+        h('td', {}, when(t.created_at)), h('td', { class: 'num' }, duration(t)))) :
+        h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No tasks.')))));
+  }
+  fill(main(), h('h1', {}, 'Host ', h('span', { class: 'mono' }, name)), facts,
+    h('section', {}, h('h2', {}, 'Its latest tasks'), tasks));
+  await refresh();
+  const timer = setInterval(() => {
+    if (!facts.contains(document.activeElement) && !tasks.contains(document.activeElement)) refresh().catch(() => {});
+  }, 3000);
+  onLeave(gen, () => clearInterval(timer));
+}
+
 // ---- navigation ----
 
 function renderNav() {
@@ -671,6 +754,7 @@ function renderNav() {
   }
   fill(nav, h('a', { href: '#/stacks', class: 'brand' }, 'berth'),
     h('a', { href: '#/stacks' }, 'Stacks'),
+    me.store === 'postgresql' ? h('a', { href: '#/hosts' }, 'Hosts') : null,
     can('admin') ? h('a', { href: '#/audit' }, 'Audit') : null,
     can('admin') ? h('a', { href: '#/admin' }, 'Admin') : null,
     h('span', { class: 'who' }, me.name + ' (' + me.role + ')'),
@@ -712,6 +796,8 @@ async function route() {
     if (parts[0] === 'signin') signIn();
     else if (parts[0] === 'stacks' && parts[1]) await stackScreen(parts[1]);
     else if (parts[0] === 'tasks' && parts[1]) await taskScreen(parts[1]);
+    else if (parts[0] === 'hosts' && parts[1]) await hostScreen(parts[1]);
+    else if (parts[0] === 'hosts') await hostsScreen();
     else if (parts[0] === 'audit') await auditScreen();
     else if (parts[0] === 'admin') await adminScreen();
     else await stacksScreen();

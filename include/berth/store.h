@@ -56,6 +56,8 @@ int berth_store_commit(berth_store *st, berth_error **err);
 void berth_store_rollback(berth_store *st);
 /* Whether a transaction of st is open (false too once the engine rolled one back on its own: a full disk). */
 bool berth_store_in_transaction(berth_store *st);
+/* "sqlite" (one host) or "postgresql" (a fleet's store), for what a user is shown, never to branch on internals. */
+const char *berth_store_engine(berth_store *st);
 
 /* What `berth store info` shows. The strings belong to the store and live until berth_store_close. */
 typedef struct berth_store_info {

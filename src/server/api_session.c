@@ -23,7 +23,7 @@ cookie(bool tls, const char *value, int64_t max_age_s)
 }
 
 static cJSON *
-who(const berth_apikey *k, const char *csrf, int64_t expires)
+who(srv_req *r, const berth_apikey *k, const char *csrf, int64_t expires)
 {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "name", k->name);
@@ -31,6 +31,8 @@ who(const berth_apikey *k, const char *csrf, int64_t expires)
   cJSON *st = cJSON_AddArrayToObject(o, "stacks");
   for (size_t i = 0; i < k->stacks.n; i++)
     cJSON_AddItemToArray(st, cJSON_CreateString(k->stacks.v[i]));
+  if (r->st) /* the UI shows the fleet's hosts only where there is a fleet */
+    cJSON_AddStringToObject(o, "store", berth_store_engine(r->st));
   if (csrf) {
     cJSON_AddStringToObject(o, "csrf_token", csrf);
     char *at = berth_time_iso(expires);
@@ -86,7 +88,7 @@ api_session_create(srv_req *r, srv_resp *out)
   r->key = NULL;
   out->set_cookie = cookie(r->tls, id, SRV_SESSION_TTL_MS / 1000);
   sodium_memzero(id, sizeof id);
-  srv_ok(out, 201, who(key, csrf, expires));
+  srv_ok(out, 201, who(r, key, csrf, expires));
   berth_apikey_free(key);
   return 0;
 }
@@ -94,7 +96,7 @@ api_session_create(srv_req *r, srv_resp *out)
 int
 api_session_get(srv_req *r, srv_resp *out)
 {
-  return srv_ok(out, 200, who(r->key, r->session ? r->csrf : NULL, r->session_expires));
+  return srv_ok(out, 200, who(r, r->key, r->session ? r->csrf : NULL, r->session_expires));
 }
 
 int

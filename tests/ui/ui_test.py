@@ -25,7 +25,8 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-SHOTS = os.path.join(os.environ.get("BERTH_BUILD_DIR") or os.path.join(T.SRC, "build"), "ui-screenshots")
+SHOTS = os.path.join(os.environ.get("BERTH_BUILD_DIR") or os.path.join(T.SRC, "build"),
+                     "ui-screenshots" + ("-postgresql" if os.environ.get("BERTH_STORE") else ""))
 INIT_STACK = "ui%s-init" % T.RUN_ID
 
 
@@ -500,6 +501,38 @@ def test_weight_and_keyboard(ui, keys):
             ui.js("return document.querySelector('a[href], button, input').className") == "skip")
 
 
+def test_hosts(ui, keys):
+    """The fleet's hosts (a PostgreSQL store): the nav shows them, each host its state, slots and latest tasks; an
+    admin drains and undrains from the page. On SQLite (one host) the nav has no Hosts link."""
+    if not os.environ.get("BERTH_STORE"):
+        T.check("on a SQLite store the nav has no Hosts link", not [a for a in ui.css("#nav a") if a.text == "Hosts"])
+        return
+    st, j, _ = api("GET", "/v1/hosts", keys["rd"])
+    name = j["hosts"][0]["name"] if st == 200 and j["hosts"] else "?"
+    ui.go("/stacks")
+    ui.wait(lambda: [a for a in ui.css("#nav a") if a.text == "Hosts"], 10, "the Hosts link")
+    [a for a in ui.css("#nav a") if a.text == "Hosts"][0].click()
+    ui.wait(lambda: name in ui.text("main table"), 20, "the hosts table")
+    row = ui.js("return [...document.querySelectorAll('main tbody tr')].map(r => r.textContent)"
+                ".find(t => t.startsWith(arguments[0])) || ''", name)
+    T.check("the hosts screen lists the server's host, alive, with its slots (%s)" % row,
+            "alive" in row and "default" in row and " / " in row, row)
+    ui.shot("13-hosts")
+    ui.css("main tbody tr a")[0].click()
+    ui.wait(lambda: ui.css("main table tbody tr a"), 20, "the host's tasks")
+    T.check("a host's page lists the tasks it ran, linked",
+            ui.js("return document.querySelectorAll('main table tbody tr a[href^=\"#/tasks/\"]').length") > 0)
+    ui.button("Drain").click()
+    ui.wait(lambda: "draining" in ui.text("main dl"), 10, "draining")
+    st, j, _ = api("GET", "/v1/hosts/" + name, keys["rd"])
+    T.check("Drain on the host's page drains it (the API says %s)" % j.get("state"), j.get("state") == "draining", j)
+    ui.shot("14-host-draining")
+    ui.button("Undrain").click()
+    ui.wait(lambda: "alive" in ui.text("main dl"), 10, "alive again")
+    st, j, _ = api("GET", "/v1/hosts/" + name, keys["rd"])
+    T.check("  ...and Undrain makes it claim again", j.get("state") == "alive", j)
+
+
 def main():
     keys = T.setup()
     rc, _, err = T.berth("stack", "create", INIT_STACK, "--image", "berth/runner:latest",
@@ -516,6 +549,7 @@ def main():
         test_weight_and_keyboard(ui, keys)
         test_reader(ui, keys)
         test_admin(ui, keys)
+        test_hosts(ui, keys)
         errors = [e for e in ui.d.get_log("browser") if e["level"] == "SEVERE" and "status of 4" not in e["message"]
                   and "net::ERR" not in e["message"]]
         T.check("no script errors in the browser console", not errors, errors[:3])

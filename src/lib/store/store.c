@@ -157,6 +157,12 @@ berth_store_in_transaction(berth_store *st)
   return db_in_transaction(st->db);
 }
 
+const char *
+berth_store_engine(berth_store *st)
+{
+  return db_engine_name(st->db);
+}
+
 static int
 mkdir_p(const char *path, mode_t mode, berth_error **err)
 {
