@@ -36,7 +36,8 @@ typedef struct berth_host {
   bool executes;
   int64_t lease_ms;
   int64_t started_at, heartbeat_at; /* unix ms, the store's clock */
-  char *home; /* register: "<machine id>:<BERTH_HOME>" of this process (it holds that home's host lock) */
+  char *home;   /* register: "<machine id>:<BERTH_HOME>" of this process (it holds that home's host lock) */
+  bool drained; /* register: start drained, as if an admin drained it (serve --drained) */
 } berth_host;
 
 void berth_hosts_free(berth_host *v, size_t n);
@@ -47,8 +48,9 @@ struct cJSON;
 struct cJSON *berth_host_to_json(const berth_host *h);
 struct cJSON *berth_hosts_to_json(const berth_host *v, size_t n);
 
-/* Registers (or re-registers) host `h->name` with a new instance id (written into h->instance). A live host of that
- * name from another home keeps it (BERTH_EBUSY, one line); a previous instance from the same home is this host
+/* Registers (or re-registers) host `h->name` with a new instance id (written into h->instance) and its state into
+ * h->state: "draining" when an admin drained it (before a restart too) or h->drained, else "alive". A live host of
+ * that name from another home keeps it (BERTH_EBUSY, one line); a previous instance from the same home is this host
  * restarted: its active tasks are failed ("host lost": restarted) at once. */
 int berth_host_register(berth_store *st, berth_host *h, berth_error **err);
 /* Renews the lease of (name, instance) and reads back the host's state (*draining). BERTH_EBUSY when this instance is
@@ -62,8 +64,10 @@ int berth_host_deregister(berth_store *st, const char *name, const char *instanc
 /* Every host, by name; state "lost" when its heartbeat is older than its lease. */
 int berth_host_list(berth_store *st, berth_host **out, size_t *n, berth_error **err);
 int berth_host_get(berth_store *st, const char *name, berth_host *out, berth_error **err); /* ENOTFOUND */
-/* drain: the host stops claiming (its running tasks finish); undrain: it claims again. Audited by the caller. */
-int berth_host_set_draining(berth_store *st, const char *name, bool draining, berth_error **err);
+/* drain: the host stops claiming (its running tasks finish); undrain: it claims again. Audited by the caller. kept:
+ * an admin's (kept across the host's restarts until undrained; an undrain also clears the drain of a host that is
+ * not running); not kept: a host showing its own shutdown. */
+int berth_host_set_draining(berth_store *st, const char *name, bool draining, bool kept, berth_error **err);
 /* Forgets a lost host (one that will not come back: an autoscaled machine, a renamed host). A live or draining
  * host is refused (BERTH_EBUSY): a running host removes its own record when it stops. Its tasks keep its name. */
 int berth_host_remove(berth_store *st, const char *name, berth_error **err);

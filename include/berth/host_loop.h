@@ -18,6 +18,7 @@ typedef struct berth_host_opts {
   int slots;               /* tasks run at once (>= 1) */
   int64_t lease_ms;        /* 0: BERTH_DEFAULT_LEASE_MS */
   bool execute;            /* false: an API-only host (registers, claims nothing) */
+  bool drained;            /* start drained, as if an admin drained it (serve --drained); undrain to claim */
   void (*say)(void *userdata, const char *line);
   void *userdata;
 } berth_host_opts;

@@ -115,6 +115,7 @@ static const cli_flag serve_flags[] = {
   { "--pool", "NAME", "a pool this host serves (repeatable; default: default)" },
   { "--slots", "N", "tasks this host runs at once (default: max_parallel_tasks)" },
   { "--lease", "DUR", "missed heartbeats for this long make the host lost (default 30s)" },
+  { "--drained", NULL, "start drained, as after `berth host drain`: claims nothing until undrained" },
   { "--no-execute", NULL, "an API-only host: it claims no tasks" },
   { "--no-listen", NULL, "an execute-only host: no HTTP API" },
   { "--store-wait", "DUR", "how long to wait at start for a PostgreSQL server that does not answer" },

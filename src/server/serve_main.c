@@ -33,6 +33,7 @@ static const char serve_usage[]
       "  --store-wait DUR   at start, how long to wait for a PostgreSQL server that does not answer (default: until "
       "it\n"
       "                     does, saying so every 30 s; 0: exit 125 at once)\n"
+      "  --drained          start drained (as `berth host drain NAME`): it claims nothing until undrained\n"
       "  --no-execute       an API-only host: it claims nothing\n"
       "  --no-listen        an execute-only host: no HTTP API (also the default on PostgreSQL without --listen)\n";
 
@@ -62,6 +63,7 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
                                         { "slots", required_argument, NULL, 'S' },
                                         { "lease", required_argument, NULL, 'L' },
                                         { "no-execute", no_argument, NULL, 'X' },
+                                        { "drained", no_argument, NULL, 'D' },
                                         { "no-listen", no_argument, NULL, 'N' },
                                         { "store-wait", required_argument, NULL, 'W' },
                                         { "help", no_argument, NULL, 'h' },
@@ -169,6 +171,9 @@ srv_main(int argc, char **argv, const char *const *supervisor_argv)
       break;
     case 'X':
       o.no_execute = true;
+      break;
+    case 'D':
+      o.drained = true;
       break;
     case 'N':
       o.no_listen = true;

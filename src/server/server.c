@@ -1016,6 +1016,7 @@ start_host(srv_ctx *srv, const srv_options *o, berth_host_runner **out, char joi
                          .slots = slots > 0 ? slots : BERTH_DEFAULT_MAX_PARALLEL,
                          .lease_ms = o->lease_ms,
                          .execute = !o->no_execute,
+                         .drained = o->drained,
                          .say = say_line };
   int rc = berth_host_start(&ho, out, err);
   /* said once the listeners are up too (a bad address is then the only line) */
@@ -1053,9 +1054,11 @@ srv_run(const srv_options *o, berth_error **err)
   if (rc == 0)
     rc = open_store_waiting(o->home, o->store_wait_ms, &st, err);
   bool fleet = rc == 0 && berth_store_is_shared(st);
-  if (rc == 0 && !fleet && (o->n_pools > 0 || o->no_execute || o->no_listen || o->lease_ms > 0 || o->slots > 0))
+  if (rc == 0 && !fleet
+      && (o->n_pools > 0 || o->no_execute || o->no_listen || o->lease_ms > 0 || o->slots > 0 || o->drained))
     rc = berth_error_set(err, BERTH_EINVAL,
-                         "serve: --pool, --slots, --no-execute, --no-listen and --lease need a PostgreSQL store (a "
+                         "serve: --pool, --slots, --drained, --no-execute, --no-listen and --lease need a PostgreSQL "
+                         "store (a "
                          "SQLite store is single-host: max_parallel_tasks sets how many tasks run at once; see "
                          "docs/fleet.md)");
   if (rc == 0 && o->no_listen && o->n_listen > 0)

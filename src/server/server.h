@@ -325,6 +325,7 @@ typedef struct srv_options {
   int64_t lease_ms;      /* 0: BERTH_DEFAULT_LEASE_MS */
   int64_t store_wait_ms; /* how long to wait at start for a PostgreSQL server that does not answer (< 0: no end) */
   bool no_execute, no_listen;
+  bool drained; /* start drained (kept, as an admin's drain) */
 } srv_options;
 /* Runs the server until SIGTERM/SIGINT. Returns 0 after a clean shutdown. */
 int srv_run(const srv_options *o, berth_error **err);

@@ -10,7 +10,7 @@ SRC=${BERTH_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 # --- SQLite: single-host, and says so ---------------------------------------------------------------------------
 if [ -z "${BERTH_STORE:-}" ]; then
-  for opt in "--pool gpu" "--no-execute" "--no-listen" "--lease 10s" "--slots 2"; do
+  for opt in "--pool gpu" "--no-execute" "--no-listen" "--lease 10s" "--slots 2" "--drained"; do
     out=$(timeout 20 "$BERTH" serve --listen tcp:127.0.0.1:0 $opt 2>&1 </dev/null)
     rc=$?
     check "serve $opt on SQLite is refused with one line (rc=$rc)" \
@@ -235,6 +235,27 @@ check "task list --host G lists the gpu task, and only tasks G ran" sh -c \
   '"$1" task list --host G --json | python3 -c "import json,sys; t=json.load(sys.stdin)[\"tasks\"]; sys.exit(not (t and all(x[\"host\"] == \"G\" for x in t) and sys.argv[1] in [x[\"id\"] for x in t]))" "$2"' _ "$BERTH" "$id"
 check "  ...through a server too" sh -c 'test "$(env -u BERTH_STORE BERTH_SERVER="http://127.0.0.1:$1" BERTH_API_KEY="$2" "$3" task list --host G --json | grep -c "\"id\"")" -ge 1' \
   _ "${HPORT[A]}" "$KEY" "$BERTH"
+# an admin's drain outlives the host's restart; serve --drained starts drained; undrain lets either claim
+"$BERTH" host drain G >/dev/null
+kill "${HPID[G]}"
+wait "${HPID[G]}" 2>/dev/null
+start_host G - --pool gpu
+wait_for 20 sh -c 'grep -c "joined the fleet" "$1" | grep -qx 2' _ "$T_TMP/h-G.log"
+check "a drained host that restarts comes back draining ($(host_state G))" test "$(host_state G)" = draining
+check "  ...and says so in its log" grep -q "host G is drained: it claims no task until .berth host undrain G." "$T_TMP/h-G.log"
+id=$("$BERTH" task run "$S" --detach -- echo after-restart)
+sleep 2
+check "  ...it claims nothing: the task waits ($(task_field "$id" reason))"   sh -c 'test "$1" = QUEUED && test "$2" = "no live host in pool gpu (1 draining)"' _ "$(task_field "$id" state)" "$(task_field "$id" reason)"
+"$BERTH" host undrain G >/dev/null
+wait_for 30 is_state "$id" FINISHED
+check "  ...until undrained: then it runs the task (on $(task_field "$id" host))" test "$(task_field "$id" host)" = G
+kill "${HPID[G]}"
+wait "${HPID[G]}" 2>/dev/null
+start_host G - --pool gpu --drained
+wait_for 20 sh -c 'grep -c "joined the fleet" "$1" | grep -qx 3' _ "$T_TMP/h-G.log"
+check "serve --drained starts the host draining ($(host_state G))" test "$(host_state G)" = draining
+"$BERTH" host undrain G >/dev/null
+check "  ...and undrain makes it alive" wait_for 5 sh -c 'test "$("$1" host list --json | python3 -c "import json,sys; print({h[\"name\"]: h[\"state\"] for h in json.load(sys.stdin)[\"hosts\"]}[\"G\"])")" = alive' _ "$BERTH"
 # a host whose Docker does not answer claims nothing: the queue waits for a host that can run it
 S=$(stack_name nodock)
 "$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --pool nodock >/dev/null

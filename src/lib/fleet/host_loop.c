@@ -390,8 +390,10 @@ rejoin(berth_host_runner *r)
   berth_error *e = NULL;
   if (berth_host_register(r->st, &r->h, &e) < 0)
     say_error(r, "register again", e);
-  else
+  else {
     r->last_beat_ok = berth_now_ms();
+    r->draining = r->h.state && strcmp(r->h.state, "draining") == 0;
+  }
   berth_error_free(e);
 }
 
@@ -550,7 +552,7 @@ host_main(void *arg)
     if (!atomic_load(&r->claiming) && !shown_stopping) {
       /* shutting down (SIGTERM): the fleet sees it draining, and queued work says it waits for another host */
       berth_error *e = NULL;
-      shown_stopping = berth_host_set_draining(r->st, r->h.name, true, &e) == 0;
+      shown_stopping = berth_host_set_draining(r->st, r->h.name, true, false, &e) == 0;
       berth_error_free(e);
     }
     /* lost hosts are looked for once this host's store has answered for a whole lease: after the database was down
@@ -604,6 +606,7 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
   r->h.slots = o->slots > 0 ? o->slots : 1;
   r->h.lease_ms = o->lease_ms > 0 ? o->lease_ms : BERTH_DEFAULT_LEASE_MS;
   r->h.executes = o->execute;
+  r->h.drained = o->drained;
   atomic_init(&r->ending, false);
   atomic_init(&r->claiming, true);
   int rc = r->h.name == NULL || r->idle == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
@@ -622,6 +625,10 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
     rc = berth_host_register(r->st, &r->h, err);
   if (rc == 0) {
     r->last_beat_ok = r->store_ok_since = berth_now_ms();
+    /* an admin's drain outlives a restart: it claims nothing until undrained */
+    r->draining = r->h.state && strcmp(r->h.state, "draining") == 0;
+    if (r->draining && o->execute)
+      say(r, "host %s is drained: it claims no task until `berth host undrain %s`", r->h.name, r->h.name);
     if (o->execute)
       remove_leftovers(r);
     if (pthread_create(&r->thread, NULL, host_main, r) != 0)

@@ -201,14 +201,25 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
                            "host %s is alive elsewhere (its last heartbeat %lld s ago): give this "
                            "one another name (--host NAME)",
                            h->name, ago);
-  if (db_prepare(
-          store_db(st),
-          "INSERT INTO hosts (" HOST_COLS ", home) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?, " NOW_SQL ", " NOW_SQL
-          ", ?) ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pools = excluded.pools,"
-          " slots = excluded.slots, version = excluded.version, state = 'alive', executes = excluded.executes,"
-          " lease_ms = excluded.lease_ms, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
-          " home = excluded.home",
-          &s, err)
+  if (h->drained) {
+    if (db_prepare(store_db(st),
+                   "INSERT INTO drained_hosts (name, at) VALUES (?, " NOW_SQL ") ON CONFLICT (name) DO NOTHING", &s,
+                   err)
+        < 0)
+      return berth_error_wrap(err, "register host %s", h->name);
+    db_bind_text(s, 1, h->name);
+    if (db_run(s, NULL, err) < 0)
+      return berth_error_wrap(err, "register host %s", h->name);
+  }
+  /* drained by an admin (before this restart, or now with --drained): it comes up draining */
+  if (db_prepare(store_db(st),
+                 "INSERT INTO hosts (" HOST_COLS ", home) VALUES (?, ?, ?, ?, ?, CASE WHEN EXISTS (SELECT 1 FROM"
+                 " drained_hosts d WHERE d.name = ?) THEN 'draining' ELSE 'alive' END, ?, ?, " NOW_SQL ", " NOW_SQL
+                 ", ?) ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pools = excluded.pools,"
+                 " slots = excluded.slots, version = excluded.version, state = excluded.state,"
+                 " executes = excluded.executes, lease_ms = excluded.lease_ms, started_at = excluded.started_at,"
+                 " heartbeat_at = excluded.heartbeat_at, home = excluded.home RETURNING state",
+                 &s, err)
       < 0)
     return berth_error_wrap(err, "register host %s", h->name);
   db_bind_text(s, 1, h->name);
@@ -216,11 +227,20 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
   db_bind_text(s, 3, pools);
   db_bind_int64(s, 4, h->slots);
   db_bind_text(s, 5, BERTH_VERSION);
-  db_bind_int64(s, 6, h->executes);
-  db_bind_int64(s, 7, h->lease_ms);
-  db_bind_text(s, 8, h->home ? h->home : "");
-  if (db_run(s, NULL, err) < 0)
-    return berth_error_wrap(err, "register host %s", h->name);
+  db_bind_text(s, 6, h->name);
+  db_bind_int64(s, 7, h->executes);
+  db_bind_int64(s, 8, h->lease_ms);
+  db_bind_text(s, 9, h->home ? h->home : "");
+  src = db_step(s, err);
+  bool oom = false;
+  free(h->state);
+  h->state = src == DB_ROW ? db_column_strdup(s, 0, &oom) : NULL;
+  db_finalize(s);
+  if (src != DB_ROW)
+    return src < 0 ? berth_error_wrap(err, "register host %s", h->name)
+                   : berth_error_set(err, BERTH_EINTERNAL, "register host %s: no row written", h->name);
+  if (oom)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   /* what an earlier instance of this host was running died with it: every active task of the name is an earlier
    * instance's (this one has claimed nothing yet) */
   return fail_orphaned(st, h->name, "", "restarted", NULL, err);
@@ -350,7 +370,7 @@ berth_host_get(berth_store *st, const char *name, berth_host *out, berth_error *
 }
 
 int
-berth_host_set_draining(berth_store *st, const char *name, bool draining, berth_error **err)
+berth_host_set_draining(berth_store *st, const char *name, bool draining, bool kept, berth_error **err)
 {
   if (need_shared(st, err) < 0)
     return BERTH_EINVAL;
@@ -359,10 +379,20 @@ berth_host_set_draining(berth_store *st, const char *name, bool draining, berth_
     return BERTH_EINTERNAL;
   db_bind_text(s, 1, draining ? "draining" : "alive");
   db_bind_text(s, 2, name);
-  int64_t changed = 0;
+  int64_t changed = 0, cleared = 0;
   if (db_run(s, &changed, err) < 0)
     return berth_error_wrap(err, "%s host %s", draining ? "drain" : "undrain", name);
-  if (changed == 0)
+  if (kept && (changed > 0 || !draining)) {
+    const char *sql = draining ? "INSERT INTO drained_hosts (name, at) VALUES (?, " NOW_SQL ") ON CONFLICT (name) DO"
+                                 " NOTHING"
+                               : "DELETE FROM drained_hosts WHERE name = ?";
+    if (db_prepare(store_db(st), sql, &s, err) < 0)
+      return BERTH_EINTERNAL;
+    db_bind_text(s, 1, name);
+    if (db_run(s, &cleared, err) < 0)
+      return berth_error_wrap(err, "%s host %s", draining ? "drain" : "undrain", name);
+  }
+  if (changed == 0 && cleared == 0)
     return berth_error_set(err, BERTH_ENOTFOUND, "host `%.64s` does not exist or is lost", name);
   return 0;
 }
@@ -379,8 +409,12 @@ berth_host_remove(berth_store *st, const char *name, berth_error **err)
   int64_t changed = 0;
   if (db_run(s, &changed, err) < 0)
     return berth_error_wrap(err, "remove host %s", name);
-  if (changed > 0)
-    return 0;
+  if (changed > 0) { /* forgotten: an admin's drain of it too */
+    if (db_prepare(store_db(st), "DELETE FROM drained_hosts WHERE name = ?", &s, err) < 0)
+      return BERTH_EINTERNAL;
+    db_bind_text(s, 1, name);
+    return db_run(s, NULL, err) < 0 ? berth_error_wrap(err, "remove host %s", name) : 0;
+  }
   berth_host h;
   int rc = berth_host_get(st, name, &h, err);
   if (rc < 0)

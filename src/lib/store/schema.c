@@ -265,6 +265,11 @@ static const migration migrations[] = {
   { 12, "counters: what deleted webhook attempts and schedule fires counted",
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);" },
+  /* an admin's drain outlives the host's process: a drained host that restarts (an upgrade, a reboot) comes back
+   * draining until it is undrained; a host shutting down shows draining too, but that one is not kept here */
+  { 13, "drained_hosts: hosts an admin drained (kept across their restarts)",
+    "CREATE TABLE drained_hosts (name TEXT PRIMARY KEY, at INTEGER NOT NULL);",
+    "CREATE TABLE drained_hosts (name TEXT PRIMARY KEY, at BIGINT NOT NULL);" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

@@ -87,7 +87,7 @@ berth_action_host_drain(berth_store *st, const char *name, bool drain, const cha
   int rc = berth_store_begin(st, err);
   if (rc < 0)
     return rc;
-  rc = berth_host_set_draining(st, name, drain, err);
+  rc = berth_host_set_draining(st, name, drain, true, err);
   return finish_audited(st, rc, actor, drain ? "host.drain" : "host.undrain", name, NULL, err);
 }
 
