@@ -123,47 +123,41 @@ get_bool(const cJSON *v, const char *origin, const char *key, bool *out, berth_e
   return 0;
 }
 
+/* A size key: a size string ("512m", "2g") or a number of bytes, at least min; 0 (or "0") too when zero_ok. */
 static int
-get_memory(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+get_size(const cJSON *v, const char *origin, const char *key, int64_t min, bool zero_ok, const char *bad, int64_t *out,
+         berth_error **err)
 {
-  const char *bad = "must be a size (\"512m\", \"2g\") or a number of bytes, at least 6 MiB";
   int64_t bytes = 0;
+  bool ok;
   if (cJSON_IsString(v)) {
     berth_error *perr = NULL;
-    if (berth_parse_size(v->valuestring, &bytes, &perr) < 0) {
-      berth_error_free(perr);
-      return key_fail(err, origin, "default_memory", bad);
-    }
-  } else if (get_int(v, origin, "default_memory", MIN_MEMORY, INT64_C(1) << 50, &bytes, err) < 0) {
+    ok = berth_parse_size(v->valuestring, &bytes, &perr) == 0;
+    berth_error_free(perr);
+  } else {
+    ok = get_int(v, origin, key, 0, INT64_C(1) << 50, &bytes, err) == 0;
     berth_error_clear(err);
-    return key_fail(err, origin, "default_memory", bad);
   }
-  if (bytes < MIN_MEMORY)
-    return key_fail(err, origin, "default_memory", bad);
-  c->default_memory = bytes;
+  if (!ok || (bytes < min && !(zero_ok && bytes == 0)))
+    return key_fail(err, origin, key, bad);
+  *out = bytes;
   return 0;
 }
 
-/* max_log_bytes: a size string or a number of bytes; 0 (or "0") = no cap, else at least 1 MiB */
+static int
+get_memory(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
+{
+  return get_size(v, origin, "default_memory", MIN_MEMORY, false,
+                  "must be a size (\"512m\", \"2g\") or a number of bytes, at least 6 MiB", &c->default_memory, err);
+}
+
+/* max_log_bytes: 0 (or "0") = no cap, else at least 1 MiB */
 static int
 get_log_cap(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
 {
-  const char *bad = "must be a size (\"500m\", \"2g\") or a number of bytes, at least 1 MiB, or 0 for no cap";
-  int64_t bytes = 0;
-  if (cJSON_IsString(v)) {
-    berth_error *perr = NULL;
-    if (strcmp(v->valuestring, "0") != 0 && berth_parse_size(v->valuestring, &bytes, &perr) < 0) {
-      berth_error_free(perr);
-      return key_fail(err, origin, "max_log_bytes", bad);
-    }
-  } else if (get_int(v, origin, "max_log_bytes", 0, INT64_C(1) << 50, &bytes, err) < 0) {
-    berth_error_clear(err);
-    return key_fail(err, origin, "max_log_bytes", bad);
-  }
-  if (bytes != 0 && bytes < (INT64_C(1) << 20))
-    return key_fail(err, origin, "max_log_bytes", bad);
-  c->max_log_bytes = bytes;
-  return 0;
+  return get_size(v, origin, "max_log_bytes", INT64_C(1) << 20, true,
+                  "must be a size (\"500m\", \"2g\") or a number of bytes, at least 1 MiB, or 0 for no cap",
+                  &c->max_log_bytes, err);
 }
 
 /* task_retention: a duration ("90d"); 0 or "0" = tasks are kept until `berth task prune` */
