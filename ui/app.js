@@ -663,23 +663,31 @@ async function adminScreen() {
 
 // ---- the fleet's hosts (a PostgreSQL store: every `berth serve` on it) ----
 
-function hostActions(x, refresh) {
-  const act = (method, path, what) => () => api(method, path).then(refresh).then(() => say(what))
+// refresh: redraws the screen; gone: what to do once the host is removed (its own page has nothing left to show)
+function hostActions(x, refresh, gone) {
+  const act = (method, path, what, then) => () => api(method, path).then(then || refresh).then(() => say(what))
     .catch((e) => say(e.message, 'error'));
   const path = '/v1/hosts/' + enc(x.name);
   if (x.state === 'lost') {
     return h('button', { type: 'button', class: 'danger', 'aria-label': 'Remove host ' + x.name,
       onclick: () => confirm('Forget the lost host ' + x.name + '? (its tasks keep its name)') &&
-        act('DELETE', path, 'Host ' + x.name + ' removed')() }, 'Remove');
+        act('DELETE', path, 'Host ' + x.name + ' removed', gone)() }, 'Remove');
   }
-  const drain = x.state !== 'draining';
+  if (x.state === 'stopped') { // not running, drained by an admin: only its kept drain can be cleared
+    return h('button', { type: 'button', 'aria-label': 'Undrain host ' + x.name,
+      onclick: act('POST', path + '/undrain', 'Host ' + x.name + ': drain cleared (it claims tasks when it starts)', gone) },
+    'Undrain');
+  }
+  const drain = x.state !== 'draining' || !x.drained;
   return h('button', { type: 'button', 'aria-label': (drain ? 'Drain host ' : 'Undrain host ') + x.name,
     onclick: act('POST', path + (drain ? '/drain' : '/undrain'), 'Host ' + x.name + (drain ? ' draining' : ' claims again')) },
   drain ? 'Drain' : 'Undrain');
 }
 
-function hostState(state) {
-  return h('span', { class: 'badge host-' + state }, state);
+function hostState(x) {
+  return [h('span', { class: 'badge host-' + x.state }, x.state),
+    x.drained && x.state !== 'stopped' ? h('span', { class: 'muted' }, ' by an admin') : null,
+    x.state === 'stopped' ? h('span', { class: 'muted' }, ' drained by an admin: claims nothing when it starts') : null];
 }
 
 async function hostsScreen() {
@@ -690,12 +698,12 @@ async function hostsScreen() {
     const j = await api('GET', '/v1/hosts');
     const rows = j.hosts.map((x) => h('tr', {},
       h('td', {}, h('a', { href: '#/hosts/' + enc(x.name) }, x.name)),
-      h('td', {}, hostState(x.state)),
+      h('td', {}, hostState(x)),
       h('td', {}, x.pools.join(', ')),
-      h('td', { class: 'num' }, x.executes ? x.busy + ' / ' + x.slots : 'API only'),
+      h('td', { class: 'num' }, x.state === 'stopped' ? '—' : x.executes ? x.busy + ' / ' + x.slots : 'API only'),
       h('td', { class: 'mono' }, x.version),
       h('td', {}, when(x.heartbeat_at)),
-      admin ? h('td', {}, hostActions(x, refresh)) : null));
+      admin ? h('td', {}, hostActions(x, refresh, refresh)) : null));
     if (!alive(gen)) return;
     fill(table, h('table', {}, h('caption', { class: 'sr-only' }, 'Hosts'),
       h('thead', {}, h('tr', {}, ['Host', 'State', 'Pools', 'Busy / slots', 'Version', 'Last heartbeat']
@@ -721,7 +729,8 @@ async function hostScreen(name) {
       api('GET', '/v1/tasks?host=' + enc(name) + '&limit=50')]);
     if (!alive(gen)) return;
     fill(facts, h('dl', { class: 'facts' },
-      h('dt', {}, 'State'), h('dd', {}, hostState(x.state), ' ', can('admin') ? hostActions(x, refresh) : null),
+      h('dt', {}, 'State'), h('dd', {}, hostState(x), ' ',
+        can('admin') ? hostActions(x, refresh, () => { location.hash = '#/hosts'; }) : null),
       h('dt', {}, 'Pools'), h('dd', {}, x.pools.join(', ')),
       h('dt', {}, 'Busy / slots'), h('dd', {}, x.executes ? x.busy + ' / ' + x.slots : 'API only (claims no task)'),
       h('dt', {}, 'Version'), h('dd', { class: 'mono' }, x.version),

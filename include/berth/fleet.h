@@ -32,12 +32,12 @@ typedef struct berth_host {
   int slots;
   int busy; /* active tasks claimed by it */
   char *version;
-  char *state; /* "alive" | "draining" | "lost" */
+  char *state; /* "alive" | "draining" | "lost" | "stopped" (not running, drained by an admin: the drain is kept) */
   bool executes;
   int64_t lease_ms;
   int64_t started_at, heartbeat_at; /* unix ms, the store's clock */
   char *home;   /* register: "<machine id>:<BERTH_HOME>" of this process (it holds that home's host lock) */
-  bool drained; /* register: start drained, as if an admin drained it (serve --drained) */
+  bool drained; /* read: an admin drained it (kept across restarts); register: start so (serve --drained) */
 } berth_host;
 
 void berth_hosts_free(berth_host *v, size_t n);
@@ -47,6 +47,9 @@ void berth_host_clear(berth_host *h); /* frees the fields of one (berth_host_get
 struct cJSON;
 struct cJSON *berth_host_to_json(const berth_host *h);
 struct cJSON *berth_hosts_to_json(const berth_host *v, size_t n);
+/* The answer of a drain or undrain: the host as berth_host_get reads it, or, after the undrain of a host that is not
+ * running, {"name", "state": "stopped", "drained": false, ...}. NULL with *err. */
+struct cJSON *berth_host_after_drain_json(berth_store *st, const char *name, berth_error **err);
 
 /* Registers (or re-registers) host `h->name` with a new instance id (written into h->instance) and its state into
  * h->state: "draining" when an admin drained it (before a restart too) or h->drained, else "alive". A live host of
@@ -61,7 +64,8 @@ int berth_host_heartbeat(berth_store *st, const char *name, const char *instance
                          berth_error **err); /* *beat_at (optional): the heartbeat's time on the store's clock, in ms */
 /* Removes the host's record (clean shutdown). */
 int berth_host_deregister(berth_store *st, const char *name, const char *instance, berth_error **err);
-/* Every host, by name; state "lost" when its heartbeat is older than its lease. */
+/* Every host, by name; state "lost" when its heartbeat is older than its lease; hosts an admin drained that are not
+ * running are listed as "stopped" (drained, nothing else known). */
 int berth_host_list(berth_store *st, berth_host **out, size_t *n, berth_error **err);
 int berth_host_get(berth_store *st, const char *name, berth_host *out, berth_error **err); /* ENOTFOUND */
 /* drain: the host stops claiming (its running tasks finish); undrain: it claims again. Audited by the caller. kept:

@@ -29,6 +29,8 @@ typedef struct berth_host_runner berth_host_runner;
  * thread. */
 int berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error **err);
 const char *berth_host_instance(const berth_host_runner *r);
+/* It came up drained (an admin's drain kept from before its restart, or opts.drained). */
+bool berth_host_started_drained(const berth_host_runner *r);
 /* SIGTERM: claim nothing more (running tasks go on). */
 void berth_host_stop_claiming(berth_host_runner *r);
 /* A shutdown: gives up the tasks not PERFORMING (all of them when all): each ends its container and writes nothing

@@ -341,7 +341,7 @@ local_host_drain(local_backend *lb, const cli_request *rq, cJSON **out, berth_er
   bool drain = rq->verb != NULL && strcmp(rq->verb, "drain") == 0;
   if (store(lb, err) < 0 || berth_action_host_drain(lb->st, rq->arg, drain, lb->actor, err) < 0)
     return -1;
-  return local_host_show(lb, rq, out, err);
+  return (*out = berth_host_after_drain_json(lb->st, rq->arg, err)) ? 0 : -1;
 }
 
 static int

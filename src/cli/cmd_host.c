@@ -43,9 +43,19 @@ show_remove(const cli_request *rq, const cJSON *rec)
 static void
 show_drain(const cli_request *rq, const cJSON *rec)
 {
-  (void) rec;
-  printf("host %s %s\n", rq->arg,
-         strcmp(rq->verb, "drain") == 0 ? "is draining: it claims no new task" : "claims tasks again");
+  const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "state"));
+  state = state ? state : "";
+  if (strcmp(rq->verb, "drain") == 0)
+    printf("host %s is draining: it claims no new task (kept across its restarts until `berth host undrain %s`)\n",
+           rq->arg, rq->arg);
+  else if (strcmp(state, "stopped") == 0)
+    printf("host %s: its drain is cleared (it is not running: it claims tasks when it starts)\n", rq->arg);
+  else if (strcmp(state, "lost") == 0)
+    printf("host %s: its drain is cleared (it is lost: it claims nothing until it runs again)\n", rq->arg);
+  else if (strcmp(state, "draining") == 0) /* undrained while it shuts down */
+    printf("host %s: its drain is cleared (it is shutting down)\n", rq->arg);
+  else
+    printf("host %s claims tasks again\n", rq->arg);
 }
 
 int

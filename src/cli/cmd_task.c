@@ -467,7 +467,7 @@ task_prune(int argc, char **argv)
              "Deletes the tasks that ended (FINISHED, FAILED, CANCELED, STOPPED) at least DUR ago (\"30d\", \"12h\"),\n"
              "with their state history and logs; queued and running tasks are never touched. The audit trail keeps\n"
              "its records of them, and the metrics keep what they counted. --dry-run counts what would go. Admin.\n"
-             "config.json's task_retention makes `berth serve` do this every hour.\n");
+             "config.json's task_retention makes `berth serve` do this every 10 minutes.\n");
       return 0;
     } else
       return cli_flag_error(c, "task prune", argv);
@@ -481,6 +481,9 @@ task_prune(int argc, char **argv)
   int64_t ms = 0;
   if (berth_parse_duration_ms(older, &ms, &err) < 0)
     return cli_fail((berth_error_wrap(&err, "--older-than"), err));
+  if (ms == 0)
+    return cli_usage_error("task prune: --older-than must be more than 0 (to prune every ended task, say --older-than "
+                           "1s; task_retention 0 in config.json means keep every task)");
   if (ms > BERTH_PRUNE_MAX_AGE_MS)
     return cli_usage_error("task prune: --older-than `%s` is more than 3650 days", older);
   if (stack && berth_stack_validate_name(stack, &err) < 0)

@@ -14,7 +14,7 @@
 static const cli_group commands[] = {
   { "doctor", cmd_doctor, "Docker reachable? API version, store, runner image" },
   { "stack", cmd_stack, "create, update, show, list, delete, lock stacks; stack state" },
-  { "task", cmd_task, "run, list, show, logs (follow), cancel, retry tasks" },
+  { "task", cmd_task, "run, list, show, logs (follow), cancel, retry, prune tasks" },
   { "image", cmd_image, "image allowlist: allow, deny, remove, list, check" },
   { "policy", cmd_policy, "task policies: add, list, remove, test" },
   { "audit", cmd_audit, "the audit trail: list, verify" },
@@ -22,7 +22,7 @@ static const cli_group commands[] = {
   { "webhook", cmd_webhook, "signed webhooks: add, list, remove, deliveries, redeliver" },
   { "serve", NULL, "the HTTP API server" }, /* the server front end's, passed to cli_main */
   { "key", cmd_key, "API keys: create, list, revoke" },
-  { "host", cmd_host, "the fleet's hosts: list, show, drain, undrain" },
+  { "host", cmd_host, "the fleet's hosts: list, show, drain, undrain, remove" },
   { "store", cmd_store, "the store: info, migrate, copy" },
   { "oidc", cmd_oidc, "the OIDC issuer: rotate, jwks, config" },
   { "__supervise", cmd_supervise, NULL },

@@ -404,10 +404,19 @@ cli_render_host(const cJSON *h)
 {
   char *pools = host_pools(h);
   const cJSON *ex = cJSON_GetObjectItemCaseSensitive(h, "executes");
-  printf("name:        %s\nstate:       %s\npools:       %s\nslots:       %d (%d busy)\nexecutes:    %s\n"
+  bool drained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "drained"));
+  if (strcmp(str(h, "state", "?"), "stopped") == 0) { /* an admin's drain of a host that is not running */
+    printf("name:        %s\nstate:       stopped (not running; drained by an admin: it claims nothing when it "
+           "starts, until `berth host undrain %s`)\n",
+           str(h, "name", "?"), str(h, "name", "?"));
+    free(pools);
+    return;
+  }
+  printf("name:        %s\nstate:       %s%s\npools:       %s\nslots:       %d (%d busy)\nexecutes:    %s\n"
          "version:     %s\nlease:       %g s\nstarted:     %s\nheartbeat:   %s\n",
-         str(h, "name", "?"), str(h, "state", "?"), pools ? pools : "", num(h, "slots", 0), num(h, "busy", 0),
-         cJSON_IsTrue(ex) ? "yes" : "no (API only)", str(h, "version", "-"), num(h, "lease_ms", 0) / 1000.0,
-         str(h, "started_at", "-"), str(h, "heartbeat_at", "-"));
+         str(h, "name", "?"), str(h, "state", "?"), drained ? " (drained by an admin, kept across restarts)" : "",
+         pools ? pools : "", num(h, "slots", 0), num(h, "busy", 0), cJSON_IsTrue(ex) ? "yes" : "no (API only)",
+         str(h, "version", "-"), num(h, "lease_ms", 0) / 1000.0, str(h, "started_at", "-"),
+         str(h, "heartbeat_at", "-"));
   free(pools);
 }

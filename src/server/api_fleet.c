@@ -49,12 +49,8 @@ set_draining(srv_req *r, srv_resp *out, bool drain)
     srv_audit(r, drain ? "host.drain" : "host.undrain", r->args[0], NULL, err);
     return srv_fail(out, err);
   }
-  berth_host h;
-  if (berth_host_get(r->st, r->args[0], &h, &err) < 0)
-    return srv_fail(out, err);
-  cJSON *j = berth_host_to_json(&h);
-  berth_host_clear(&h);
-  return srv_ok(out, 200, j);
+  cJSON *j = berth_host_after_drain_json(r->st, r->args[0], &err);
+  return j ? srv_ok(out, 200, j) : srv_fail(out, err);
 }
 
 int

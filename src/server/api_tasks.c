@@ -68,6 +68,9 @@ api_task_list(srv_req *r, srv_resp *out)
   berth_error *err = NULL;
   berth_task_filter f
       = { .stack = srv_query(r, "stack"), .state = srv_query(r, "state"), .host = srv_query(r, "host") };
+  if ((f.stack && !*f.stack) || (f.host && !*f.host)) /* ?host= is a mistake, not "every host" */
+    return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `%s` is empty",
+                           f.host && !*f.host ? "host" : "stack");
   if (f.state && !berth_task_state_is_valid(f.state))
     return srv_fail_status(out, 400, BERTH_EINVAL, "query parameter `state`: unknown state `%.32s`", f.state);
   if (srv_parse_limit(srv_query(r, "limit"), &f.limit, &err) < 0)

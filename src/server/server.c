@@ -1021,7 +1021,9 @@ start_host(srv_ctx *srv, const srv_options *o, berth_host_runner **out, char joi
   int rc = berth_host_start(&ho, out, err);
   /* said once the listeners are up too (a bad address is then the only line) */
   size_t n = (size_t) snprintf(joined, 512, "berth: host %s joined the fleet (%s; pools", name,
-                               o->no_execute ? "API only" : "claims tasks");
+                               o->no_execute                                 ? "API only"
+                               : rc == 0 && berth_host_started_drained(*out) ? "drained: claims nothing until undrained"
+                                                                             : "claims tasks");
   for (size_t i = 0; rc == 0 && i < (o->n_pools ? o->n_pools : 1) && n < 512; i++)
     n += (size_t) snprintf(joined + n, 512 - n, " %s", o->n_pools ? o->pools[i] : BERTH_DEFAULT_POOL);
   if (n < 512)

@@ -237,10 +237,14 @@ check "  ...through a server too" sh -c 'test "$(env -u BERTH_STORE BERTH_SERVER
   _ "${HPORT[A]}" "$KEY" "$BERTH"
 # an admin's drain outlives the host's restart; serve --drained starts drained; undrain lets either claim
 "$BERTH" host drain G >/dev/null
+check "  ...the drained host says so in its own log" wait_for 10 grep -q "host G drained: it claims no new task" "$T_TMP/h-G.log"
 kill "${HPID[G]}"
 wait "${HPID[G]}" 2>/dev/null
+check "a drained host that stopped is listed as stopped, drained by an admin ($(host_state G))" sh -c \
+  '"$1" host list --json | python3 -c "import json,sys; h={x[\"name\"]: x for x in json.load(sys.stdin)[\"hosts\"]}[\"G\"]; sys.exit(not (h[\"state\"] == \"stopped\" and h[\"drained\"] is True))" && "$1" host show G | grep -q "stopped (not running; drained by an admin"' _ "$BERTH"
 start_host G - --pool gpu
 wait_for 20 sh -c 'grep -c "joined the fleet" "$1" | grep -qx 2' _ "$T_TMP/h-G.log"
+check "  ...its joined line says it is drained" grep -q "host G joined the fleet (drained: claims nothing until undrained" "$T_TMP/h-G.log"
 check "a drained host that restarts comes back draining ($(host_state G))" test "$(host_state G)" = draining
 check "  ...and says so in its log" grep -q "host G is drained: it claims no task until .berth host undrain G." "$T_TMP/h-G.log"
 id=$("$BERTH" task run "$S" --detach -- echo after-restart)
@@ -256,6 +260,16 @@ wait_for 20 sh -c 'grep -c "joined the fleet" "$1" | grep -qx 3' _ "$T_TMP/h-G.l
 check "serve --drained starts the host draining ($(host_state G))" test "$(host_state G)" = draining
 "$BERTH" host undrain G >/dev/null
 check "  ...and undrain makes it alive" wait_for 5 sh -c 'test "$("$1" host list --json | python3 -c "import json,sys; print({h[\"name\"]: h[\"state\"] for h in json.load(sys.stdin)[\"hosts\"]}[\"G\"])")" = alive' _ "$BERTH"
+# the kept drain of a host that is not running: undrain clears it, with exit 0 and a line that says so
+"$BERTH" host drain G >/dev/null
+kill "${HPID[G]}"
+wait "${HPID[G]}" 2>/dev/null
+out=$("$BERTH" host undrain G 2>&1)
+check "undrain of a drained host that is not running clears its drain, exit $? ($out)" \
+  sh -c 'test "$1" -eq 0 && printf "%s" "$2" | grep -q "its drain is cleared (it is not running: it claims tasks when it starts)" && test "$("$3" host list --json | grep -c "\"G\"")" -eq 0' _ $? "$out" "$BERTH"
+start_host G - --pool gpu
+wait_for 20 sh -c 'grep -c "joined the fleet" "$1" | grep -qx 4' _ "$T_TMP/h-G.log"
+check "  ...so it comes back alive ($(host_state G))" test "$(host_state G)" = alive
 # a host whose Docker does not answer claims nothing: the queue waits for a host that can run it
 S=$(stack_name nodock)
 "$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --pool nodock >/dev/null

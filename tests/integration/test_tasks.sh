@@ -304,6 +304,7 @@ bad "task prune --older-than with no duration" task prune --older-than soon
 check "  ...the refusal names the flag" grep -q -- '--older-than' "$T_TMP/be"
 bad "task prune of a stack with an invalid name" task prune --older-than 1d --stack 'a b'
 bad "task prune --older-than past ten years" task prune --older-than 4000d
+bad "task prune --older-than 0 (task_retention 0 keeps every task: here it would delete them all)" task prune --older-than 0
 P1=$(stack_name prune1)
 P2=$(stack_name prune2)
 "$BERTH" stack create "$P1" --image berth/busybox:latest >/dev/null
@@ -314,11 +315,11 @@ old2=$(last_task "$P2")
 sleep 1.1 # a task that ended in the last second is never pruned
 "$BERTH" task prune --older-than 1h --stack "$P1" >"$T_TMP/pr0" 2>&1
 check "task prune --older-than 1h: nothing that recent goes ($(cat "$T_TMP/pr0"))" grep -q '^pruned 0 tasks' "$T_TMP/pr0"
-"$BERTH" task prune --older-than 0s --stack "$P1" --dry-run --json >"$T_TMP/pr1" 2>&1
+"$BERTH" task prune --older-than 1s --stack "$P1" --dry-run --json >"$T_TMP/pr1" 2>&1
 check "--dry-run --json counts the stack's two ended tasks and their logs" python3 -c 'import json,sys
 r=json.load(open(sys.argv[1])); sys.exit(not (r["tasks"] == 2 and r["log_bytes"] > 0 and r["dry_run"] is True and r["stack"] == sys.argv[2]))' "$T_TMP/pr1" "$P1"
 check "  ...and changes nothing" sh -c "'$BERTH' task show $old1 >/dev/null 2>&1 && '$BERTH' task logs $old1 | grep -q kept-in-the-log"
-"$BERTH" task prune --older-than 0s --stack "$P1" >"$T_TMP/pr2" 2>&1
+"$BERTH" task prune --older-than 1s --stack "$P1" >"$T_TMP/pr2" 2>&1
 check "task prune --stack: the stack's ended tasks go ($(cat "$T_TMP/pr2"))" grep -q "^pruned 2 tasks (.* of logs) of stack $P1 that ended before 20" "$T_TMP/pr2"
 "$BERTH" task show "$old1" >/dev/null 2>"$T_TMP/pr3"
 check "  ...a pruned task is not found (exit $?)" grep -q "$old1" "$T_TMP/pr3"

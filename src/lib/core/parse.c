@@ -47,7 +47,7 @@ static const struct {
 int
 berth_parse_duration_ms(const char *s, int64_t *out, berth_error **err)
 {
-  static const char hint[] = "(use e.g. 90s, 7m, 1h30m, 500ms)";
+  static const char hint[] = "(use e.g. 90s, 7m, 1h30m, 500ms, 30d)";
   const char *p = s;
   int64_t total = 0, v = 0;
   if (s == NULL || *s == '\0')

@@ -88,8 +88,8 @@ fleet_metrics(berth_store *st, berth_buf *b, berth_error **err)
       berth_buf_printf(b, "\"} %lld\n", (long long) n);
     }
   head(b, "berth_hosts", "gauge", "Hosts of the fleet, by state.");
-  static const char *const hstates[] = { "alive", "draining", "lost" };
-  for (size_t k = 0; k < 3; k++) {
+  static const char *const hstates[] = { "alive", "draining", "lost", "stopped" };
+  for (size_t k = 0; k < sizeof hstates / sizeof hstates[0]; k++) {
     int n = 0;
     for (size_t i = 0; i < nh; i++)
       n += strcmp(hv[i].state, hstates[k]) == 0;

@@ -54,6 +54,7 @@ struct berth_host_runner {
   atomic_bool ending;   /* the thread should return */
   atomic_bool claiming; /* false after berth_host_stop_claiming */
   bool draining;        /* an admin drained it (read with each heartbeat) */
+  bool started_drained; /* it came up drained (kept from before a restart, or --drained) */
   bool listening;
   pthread_mutex_t mu; /* kids, n_kids (the server's shutdown reads them too) and the idle stores */
   worker **kids;
@@ -544,6 +545,12 @@ host_main(void *arg)
       heartbeat(r);
       if (was_draining && !r->draining)
         woken = true;
+      /* an admin's drain or undrain, in the host's own log (its own shutdown shows draining too: not said) */
+      if (r->st != NULL && was_draining != r->draining && atomic_load(&r->claiming) && r->o.execute)
+        say(r,
+            r->draining ? "host %s drained: it claims no new task (its running tasks finish)"
+                        : "host %s undrained: it claims tasks again",
+            r->h.name);
       /* a drained host looks every second for its undrain (an admin waits for it), else every lease/6 */
       next_beat = now + (r->draining && beat_every > 1000 ? 1000 : beat_every);
       if (r->st == NULL)
@@ -626,7 +633,7 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
   if (rc == 0) {
     r->last_beat_ok = r->store_ok_since = berth_now_ms();
     /* an admin's drain outlives a restart: it claims nothing until undrained */
-    r->draining = r->h.state && strcmp(r->h.state, "draining") == 0;
+    r->draining = r->started_drained = r->h.state && strcmp(r->h.state, "draining") == 0;
     if (r->draining && o->execute)
       say(r, "host %s is drained: it claims no task until `berth host undrain %s`", r->h.name, r->h.name);
     if (o->execute)
@@ -648,6 +655,12 @@ const char *
 berth_host_instance(const berth_host_runner *r)
 {
   return r->h.instance;
+}
+
+bool
+berth_host_started_drained(const berth_host_runner *r)
+{
+  return r->started_drained;
 }
 
 void

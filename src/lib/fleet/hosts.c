@@ -294,17 +294,22 @@ read_hosts(berth_store *st, const char *name, berth_host **out, size_t *n, berth
 {
   db_stmt *s = NULL;
   cleanup_free char *sql = NULL;
+  /* the registered hosts, and those an admin drained that are not running now ("stopped": their drain is kept) */
   if (asprintf(&sql,
-               "SELECT name, instance, pools, slots, version, " HOST_STATE_SQL ", executes, lease_ms, started_at,"
-               " heartbeat_at, (SELECT COUNT(*) FROM tasks t WHERE t.host = hosts.name AND t.revoked = 0 AND t.state"
-               " IN " ACTIVE_SQL ") FROM hosts%s ORDER BY name",
-               name ? " WHERE name = ?" : "")
+               "SELECT * FROM (SELECT name, instance, pools, slots, version, " HOST_STATE_SQL ", executes, lease_ms,"
+               " started_at, heartbeat_at, (SELECT COUNT(*) FROM tasks t WHERE t.host = hosts.name AND t.revoked = 0"
+               " AND t.state IN " ACTIVE_SQL "), EXISTS (SELECT 1 FROM drained_hosts d WHERE d.name = hosts.name)"
+               " FROM hosts%s UNION ALL SELECT name, '', '', 0, '', 'stopped', 0, 0, 0, 0, 0, true FROM drained_hosts d"
+               " WHERE NOT EXISTS (SELECT 1 FROM hosts h WHERE h.name = d.name)%s) AS all_hosts ORDER BY name",
+               name ? " WHERE name = ?" : "", name ? " AND d.name = ?" : "")
       < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (db_prepare(store_db(st), sql, &s, err) < 0)
     return berth_error_wrap(err, "list hosts");
-  if (name)
+  if (name) {
     db_bind_text(s, 1, name);
+    db_bind_text(s, 2, name);
+  }
   berth_host *v = NULL;
   size_t count = 0;
   int rc;
@@ -329,6 +334,7 @@ read_hosts(berth_store *st, const char *name, berth_host **out, size_t *n, berth
     h->started_at = db_column_int64(s, 8);
     h->heartbeat_at = db_column_int64(s, 9);
     h->busy = (int) db_column_int64(s, 10);
+    h->drained = db_column_int64(s, 11) != 0;
   }
   db_finalize(s);
   if (oom || rc < 0) {
@@ -409,12 +415,19 @@ berth_host_remove(berth_store *st, const char *name, berth_error **err)
   int64_t changed = 0;
   if (db_run(s, &changed, err) < 0)
     return berth_error_wrap(err, "remove host %s", name);
-  if (changed > 0) { /* forgotten: an admin's drain of it too */
-    if (db_prepare(store_db(st), "DELETE FROM drained_hosts WHERE name = ?", &s, err) < 0)
-      return BERTH_EINTERNAL;
-    db_bind_text(s, 1, name);
-    return db_run(s, NULL, err) < 0 ? berth_error_wrap(err, "remove host %s", name) : 0;
-  }
+  /* forgotten: an admin's drain of it too (of a lost host, or of one that is not running: "stopped") */
+  if (db_prepare(store_db(st),
+                 "DELETE FROM drained_hosts WHERE name = ? AND NOT EXISTS (SELECT 1 FROM hosts h WHERE h.name = ?)", &s,
+                 err)
+      < 0)
+    return BERTH_EINTERNAL;
+  db_bind_text(s, 1, name);
+  db_bind_text(s, 2, name);
+  int64_t cleared = 0;
+  if (db_run(s, &cleared, err) < 0)
+    return berth_error_wrap(err, "remove host %s", name);
+  if (changed > 0 || cleared > 0)
+    return 0;
   berth_host h;
   int rc = berth_host_get(st, name, &h, err);
   if (rc < 0)
@@ -578,7 +591,27 @@ berth_host_to_json(const berth_host *h)
   cJSON_AddNumberToObject(o, "lease_ms", (double) h->lease_ms);
   add_time(o, "started_at", h->started_at);
   add_time(o, "heartbeat_at", h->heartbeat_at);
+  cJSON_AddBoolToObject(o, "drained", h->drained);
   return o;
+}
+
+cJSON *
+berth_host_after_drain_json(berth_store *st, const char *name, berth_error **err)
+{
+  berth_host h;
+  int rc = berth_host_get(st, name, &h, err);
+  if (rc == BERTH_ENOTFOUND) { /* an undrain cleared the drain of a host that is not running: nothing else is known */
+    berth_error_clear(err);
+    memset(&h, 0, sizeof h);
+    h.name = (char *) name;
+    h.state = (char *) "stopped";
+    return berth_host_to_json(&h);
+  }
+  if (rc < 0)
+    return NULL;
+  cJSON *j = berth_host_to_json(&h);
+  berth_host_clear(&h);
+  return j;
 }
 
 cJSON *

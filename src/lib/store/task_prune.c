@@ -17,8 +17,9 @@
 #include "store_int.h"
 
 #define PRUNE_BATCH 500
-#define PRUNE_MIN_AGE_MS 1000 /* a task that ended in the last second keeps its log: its last write may be under way   \
-                               */
+#define PRUNE_MIN_AGE_MS                                                                                               \
+  1000 /* a task that ended in the last second keeps its log: its last write may be under way                          \
+        */
 
 int
 berth_prune_parse(const cJSON *body, berth_prune *out, berth_error **err)
@@ -36,6 +37,9 @@ berth_prune_parse(const cJSON *body, berth_prune *out, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "field `older_than` must be a duration string such as \"30d\"");
   if (berth_parse_duration_ms(v->valuestring, &out->older_than_ms, err) < 0)
     return berth_error_wrap(err, "field `older_than`");
+  if (out->older_than_ms == 0) /* config.json's task_retention 0 keeps every task: here 0 would delete them all */
+    return berth_error_set(err, BERTH_EINVAL,
+                           "field `older_than` must be more than 0 (to prune every ended task, say \"1s\")");
   if (out->older_than_ms > BERTH_PRUNE_MAX_AGE_MS)
     return berth_error_set(err, BERTH_EINVAL, "field `older_than`: `%.32s` is more than 3650 days", v->valuestring);
   v = cJSON_GetObjectItemCaseSensitive(body, "stack");
