@@ -45,7 +45,9 @@ show_drain(const cli_request *rq, const cJSON *rec)
 {
   const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "state"));
   state = state ? state : "";
-  if (strcmp(rq->verb, "drain") == 0)
+  if (strcmp(rq->verb, "drain") == 0 && strcmp(state, "stopped") == 0)
+    printf("host %s is not running: its drain is kept (it claims nothing when it starts)\n", rq->arg);
+  else if (strcmp(rq->verb, "drain") == 0)
     printf("host %s is draining: it claims no new task (kept across its restarts until `berth host undrain %s`)\n",
            rq->arg, rq->arg);
   else if (strcmp(state, "stopped") == 0)

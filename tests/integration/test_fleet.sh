@@ -264,6 +264,9 @@ check "  ...and undrain makes it alive" wait_for 5 sh -c 'test "$("$1" host list
 "$BERTH" host drain G >/dev/null
 kill "${HPID[G]}"
 wait "${HPID[G]}" 2>/dev/null
+out=$("$BERTH" host drain G 2>&1)
+check "drain of a drained host that is not running keeps its drain, exit $? ($out)" \
+  sh -c 'test "$1" -eq 0 && printf "%s" "$2" | grep -q "is not running: its drain is kept"' _ $? "$out"
 out=$("$BERTH" host undrain G 2>&1)
 check "undrain of a drained host that is not running clears its drain, exit $? ($out)" \
   sh -c 'test "$1" -eq 0 && printf "%s" "$2" | grep -q "its drain is cleared (it is not running: it claims tasks when it starts)" && test "$("$3" host list --json | grep -c "\"G\"")" -eq 0' _ $? "$out" "$BERTH"

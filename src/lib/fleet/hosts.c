@@ -388,7 +388,16 @@ berth_host_set_draining(berth_store *st, const char *name, bool draining, bool k
   int64_t changed = 0, cleared = 0;
   if (db_run(s, &changed, err) < 0)
     return berth_error_wrap(err, "%s host %s", draining ? "drain" : "undrain", name);
-  if (kept && (changed > 0 || !draining)) {
+  if (kept && changed == 0 && draining) { /* a host that is not running, already drained: its drain stays */
+    if (db_prepare(store_db(st), "SELECT COUNT(*) FROM drained_hosts d WHERE d.name = ?", &s, err) < 0)
+      return BERTH_EINTERNAL;
+    db_bind_text(s, 1, name);
+    int src = db_step(s, err);
+    cleared = src == DB_ROW ? db_column_int64(s, 0) : 0;
+    db_finalize(s);
+    if (src < 0)
+      return berth_error_wrap(err, "drain host %s", name);
+  } else if (kept && (changed > 0 || !draining)) {
     const char *sql = draining ? "INSERT INTO drained_hosts (name, at) VALUES (?, " NOW_SQL ") ON CONFLICT (name) DO"
                                  " NOTHING"
                                : "DELETE FROM drained_hosts WHERE name = ?";
