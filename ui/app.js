@@ -732,7 +732,8 @@ async function hostScreen(name) {
       h('dt', {}, 'State'), h('dd', {}, hostState(x), ' ',
         can('admin') ? hostActions(x, refresh, () => { location.hash = '#/hosts'; }) : null),
       h('dt', {}, 'Pools'), h('dd', {}, x.pools.join(', ')),
-      h('dt', {}, 'Busy / slots'), h('dd', {}, x.executes ? x.busy + ' / ' + x.slots : 'API only (claims no task)'),
+      h('dt', {}, 'Busy / slots'), h('dd', {}, x.state === 'stopped' ? '— (not running)' :
+        x.executes ? x.busy + ' / ' + x.slots : 'API only (claims no task)'),
       h('dt', {}, 'Version'), h('dd', { class: 'mono' }, x.version),
       h('dt', {}, 'Started'), h('dd', {}, when(x.started_at)),
       h('dt', {}, 'Last heartbeat'), h('dd', {}, when(x.heartbeat_at))));

@@ -479,13 +479,8 @@ task_prune(int argc, char **argv)
   /* the flags' own names in the refusals, before the body (whose checks name its fields) is made */
   berth_error *err = NULL;
   int64_t ms = 0;
-  if (berth_parse_duration_ms(older, &ms, &err) < 0)
-    return cli_fail((berth_error_wrap(&err, "--older-than"), err));
-  if (ms == 0)
-    return cli_usage_error("task prune: --older-than must be more than 0 (to prune every ended task, say --older-than "
-                           "1s; task_retention 0 in config.json means keep every task)");
-  if (ms > BERTH_PRUNE_MAX_AGE_MS)
-    return cli_usage_error("task prune: --older-than `%s` is more than 3650 days", older);
+  if (berth_prune_age_parse(older, "--older-than", &ms, &err) < 0)
+    return cli_fail(err);
   if (stack && berth_stack_validate_name(stack, &err) < 0)
     return cli_fail((berth_error_wrap(&err, "--stack"), err));
   cli_request rq = { .json = json };

@@ -100,7 +100,9 @@ prune_tasks(srv_background *bg, berth_store *st, berth_error **err)
   berth_config cfg;
   if (berth_config_load(bg->srv->home, &cfg, err) < 0)
     return -1;
-  berth_prune p = { .older_than_ms = cfg.task_retention_ms };
+  /* at most 20 batches (10,000 tasks) a run: the schedule ticks and a shutdown wait on this thread; the first run on
+   * a store with years of tasks goes on in the next ones */
+  berth_prune p = { .older_than_ms = cfg.task_retention_ms, .max_batches = 20 };
   berth_config_clear(&cfg);
   if (p.older_than_ms <= 0)
     return 0;
@@ -109,8 +111,9 @@ prune_tasks(srv_background *bg, berth_store *st, berth_error **err)
     return -1;
   if (res.tasks > 0) {
     char when[BERTH_TIME_LEN];
-    fprintf(stderr, "berth: task_retention: pruned %lld task%s that ended before %s\n", (long long) res.tasks,
-            res.tasks == 1 ? "" : "s", berth_format_time(res.before_ms, when, sizeof when));
+    fprintf(stderr, "berth: task_retention: pruned %lld task%s that ended before %s%s\n", (long long) res.tasks,
+            res.tasks == 1 ? "" : "s", berth_format_time(res.before_ms, when, sizeof when),
+            res.more ? " (more remain: the next run, in 10 minutes, goes on)" : "");
   }
   return 0;
 }

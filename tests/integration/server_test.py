@@ -978,7 +978,8 @@ def test_prune(keys):
     check("a writer may not prune tasks (403)", st == 403, (st, j))
     for body, what in (({"stack": S(4)}, "older_than"), ({"older_than": 5}, "older_than"),
                        ({"older_than": "1s", "bogus": 1}, "bogus"), ({"older_than": "1s", "dry_run": "yes"}, "dry_run"),
-                       ({"older_than": "1s", "stack": "a b"}, "stack"), ({"older_than": "0s"}, "more than 0")):
+                       ({"older_than": "1s", "stack": "a b"}, "stack"), ({"older_than": "0s"}, "more than 0"),
+                       ({"older_than": "30"}, "needs a unit")):
         st, j, _, _ = req("POST", "/v1/tasks/prune", keys["adm"], body)
         check("prune with %s -> 400 naming `%s`" % (json.dumps(body), what),
               st == 400 and j["error"] == "invalid" and what in j["message"], (st, j))

@@ -305,6 +305,8 @@ check "  ...the refusal names the flag" grep -q -- '--older-than' "$T_TMP/be"
 bad "task prune of a stack with an invalid name" task prune --older-than 1d --stack 'a b'
 bad "task prune --older-than past ten years" task prune --older-than 4000d
 bad "task prune --older-than 0 (task_retention 0 keeps every task: here it would delete them all)" task prune --older-than 0
+bad "task prune --older-than 30 (a bare number: 30 seconds, or 30 days?)" task prune --older-than 30
+check "  ...the refusal asks for a unit" grep -q 'needs a unit' "$T_TMP/be"
 P1=$(stack_name prune1)
 P2=$(stack_name prune2)
 "$BERTH" stack create "$P1" --image berth/busybox:latest >/dev/null

@@ -543,6 +543,9 @@ host_main(void *arg)
     if (now >= next_beat) {
       bool was_draining = r->draining;
       heartbeat(r);
+      /* undrained while it shuts down (the store read after it showed itself draining): it shows draining again */
+      if (!atomic_load(&r->claiming) && shown_stopping && r->st != NULL && !r->draining)
+        shown_stopping = false;
       if (was_draining && !r->draining)
         woken = true;
       /* an admin's drain or undrain, in the host's own log (its own shutdown shows draining too: not said) */
@@ -634,6 +637,7 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
     r->last_beat_ok = r->store_ok_since = berth_now_ms();
     /* an admin's drain outlives a restart: it claims nothing until undrained */
     r->draining = r->started_drained = r->h.state && strcmp(r->h.state, "draining") == 0;
+    r->h.drained = false; /* --drained is for this start: a later register (after a lost lease) keeps an undrain */
     if (r->draining && o->execute)
       say(r, "host %s is drained: it claims no task until `berth host undrain %s`", r->h.name, r->h.name);
     if (o->execute)

@@ -164,21 +164,19 @@ get_log_cap(const cJSON *v, const char *origin, berth_config *c, berth_error **e
 static int
 get_retention(const cJSON *v, const char *origin, berth_config *c, berth_error **err)
 {
-  const char *bad = "must be a duration such as \"90d\" (at most 3650 days), or 0 to keep every task";
+  const char *bad = "must be a duration with its unit such as \"90d\" (at most 3650 days), or 0 to keep every task";
   int64_t ms = 0;
   if (cJSON_IsNumber(v) && v->valuedouble == 0)
     ms = 0;
   else if (!cJSON_IsString(v))
     return key_fail(err, origin, "task_retention", bad);
-  else {
+  else if (strcmp(v->valuestring, "0") != 0) {
     berth_error *perr = NULL;
-    if (berth_parse_duration_ms(v->valuestring, &ms, &perr) < 0) {
+    if (berth_prune_age_parse(v->valuestring, "task_retention", &ms, &perr) < 0) {
       berth_error_free(perr);
       return key_fail(err, origin, "task_retention", bad);
     }
   }
-  if (ms > BERTH_PRUNE_MAX_AGE_MS)
-    return key_fail(err, origin, "task_retention", bad);
   c->task_retention_ms = ms;
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "berth/buf.h"
+#include "berth/cleanup.h"
 #include "berth/metrics.h"
 #include "db.h"
 #include "store_int.h"
@@ -41,12 +42,32 @@ rows(berth_store *st, const char *sql, berth_stats_row **out, size_t *n, berth_e
   return rc < 0 ? rc : 0;
 }
 
+const char *
+store_task_range_sql(const store_task_range *r)
+{
+  return r->stack ? "seq > ? AND seq <= ? AND finished_at > 0 AND finished_at < ? AND state IN " STORE_TERMINAL_SQL
+                    " AND stack = ?"
+                  : "seq > ? AND seq <= ? AND finished_at > 0 AND finished_at < ? AND state IN " STORE_TERMINAL_SQL;
+}
+
+void
+store_task_range_bind(db_stmt *s, int first, const store_task_range *r)
+{
+  db_bind_int64(s, first, r->after_seq);
+  db_bind_int64(s, first + 1, r->last_seq);
+  db_bind_int64(s, first + 2, r->before_ms);
+  if (r->stack)
+    db_bind_text(s, first + 3, r->stack);
+}
+
 int
-store_one_number(berth_store *st, const char *sql, int64_t *out, berth_error **err)
+store_one_number(berth_store *st, const char *sql, const store_task_range *r, int64_t *out, berth_error **err)
 {
   db_stmt *s = NULL;
   if (db_prepare(store_db(st), sql, &s, err) < 0)
     return BERTH_EINTERNAL;
+  if (r)
+    store_task_range_bind(s, 1, r);
   int rc = db_step(s, err);
   if (rc == DB_ROW)
     *out = db_column_int64(s, 0);
@@ -54,23 +75,28 @@ store_one_number(berth_store *st, const char *sql, int64_t *out, berth_error **e
   return rc < 0 ? rc : 0;
 }
 
-/* One histogram: the count and sum of (b - a) ms over the rows where the condition holds, and per bucket. */
+/* One histogram: the count and sum of (b - a) ms over the rows where cond holds (and, with r, the rows of r), and per
+ * bucket. */
 static int
-histogram(berth_store *st, const char *a, const char *b, const char *cond, berth_histogram *h, berth_error **err)
+histogram(berth_store *st, const char *a, const char *b, const char *cond, const store_task_range *r,
+          berth_histogram *h, berth_error **err)
 {
   berth_buf sql;
-  berth_buf_init(&sql, 8192 + strlen(cond));
-  berth_buf_printf(&sql, "SELECT COUNT(*), COALESCE(SUM(%s - %s), 0)", b, a);
-  for (int i = 0; i < BERTH_STATS_BUCKETS; i++)
-    berth_buf_printf(&sql, ", COALESCE(SUM(CASE WHEN %s - %s <= %lld THEN 1 ELSE 0 END), 0)", b, a,
-                     (long long) (berth_stats_bucket_le[i] * 1000));
-  berth_buf_printf(&sql, " FROM tasks WHERE %s", cond);
+  berth_buf_init(&sql, 8192);
+  int brc = berth_buf_printf(&sql, "SELECT COUNT(*), COALESCE(SUM(%s - %s), 0)", b, a);
+  for (int i = 0; brc == 0 && i < BERTH_STATS_BUCKETS; i++)
+    brc = berth_buf_printf(&sql, ", COALESCE(SUM(CASE WHEN %s - %s <= %lld THEN 1 ELSE 0 END), 0)", b, a,
+                           (long long) (berth_stats_bucket_le[i] * 1000));
+  if (brc == 0)
+    brc = berth_buf_printf(&sql, " FROM tasks WHERE %s%s%s", cond, r ? " AND " : "", r ? store_task_range_sql(r) : "");
   db_stmt *s = NULL;
-  int rc = sql.data == NULL ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
-                            : db_prepare(store_db(st), sql.data, &s, err);
+  int rc = brc < 0 ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") /* never a query cut short */
+                   : db_prepare(store_db(st), sql.data, &s, err);
   berth_buf_free(&sql);
   if (rc < 0)
     return rc;
+  if (r)
+    store_task_range_bind(s, 1, r);
   rc = db_step(s, err);
   if (rc == DB_ROW) {
     h->count = (uint64_t) db_column_int64(s, 0);
@@ -119,23 +145,20 @@ carry_histogram(berth_store *st, const char *prefix, const berth_histogram *h, i
 }
 
 int
-store_carry_task_stats(berth_store *st, const char *cond, berth_error **err)
+store_carry_task_stats(berth_store *st, const store_task_range *r, berth_error **err)
 {
   berth_histogram wait = { 0 }, duration = { 0 };
   int64_t redactions = 0;
-  berth_buf c1, c2, c3;
-  size_t max = 4096 + strlen(cond);
-  berth_buf_init(&c1, max), berth_buf_init(&c2, max), berth_buf_init(&c3, max);
-  berth_buf_printf(&c1, "started_at > 0 AND %s", cond);
-  berth_buf_printf(&c2, "started_at > 0 AND finished_at > 0 AND %s", cond);
-  berth_buf_printf(&c3, "SELECT COALESCE(SUM(redactions), 0) FROM tasks WHERE %s", cond);
-  int rc = c1.data && c2.data && c3.data ? 0 : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  cleanup_free char *sql = NULL;
+  int rc = asprintf(&sql, "SELECT COALESCE(SUM(redactions), 0) FROM tasks WHERE %s", store_task_range_sql(r)) < 0
+               ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
+               : 0;
   if (rc == 0)
-    rc = histogram(st, "created_at", "started_at", c1.data, &wait, err);
+    rc = histogram(st, "created_at", "started_at", "started_at > 0", r, &wait, err);
   if (rc == 0)
-    rc = histogram(st, "started_at", "finished_at", c2.data, &duration, err);
+    rc = histogram(st, "started_at", "finished_at", "started_at > 0 AND finished_at > 0", r, &duration, err);
   if (rc == 0)
-    rc = store_one_number(st, c3.data, &redactions, err);
+    rc = store_one_number(st, sql, r, &redactions, err);
   /* the sums in whole ms, as read (histogram() gives seconds) */
   if (rc == 0)
     rc = carry_histogram(st, "task_wait", &wait, (int64_t) (wait.sum * 1000.0 + 0.5), err);
@@ -143,7 +166,6 @@ store_carry_task_stats(berth_store *st, const char *cond, berth_error **err)
     rc = carry_histogram(st, "task_duration", &duration, (int64_t) (duration.sum * 1000.0 + 0.5), err);
   if (rc == 0)
     rc = carry_number(st, "redactions", redactions, err);
-  berth_buf_free(&c1), berth_buf_free(&c2), berth_buf_free(&c3);
   return rc < 0 ? berth_error_wrap(err, "carry the metrics of pruned tasks") : 0;
 }
 
@@ -199,11 +221,11 @@ berth_store_task_stats(berth_store *st, berth_task_stats *out, berth_error **err
     rc = rows(st, "SELECT stack, COUNT(*) FROM tasks WHERE state = 'QUEUED' GROUP BY stack ORDER BY stack",
               &out->queued_by_stack, &out->n_stacks, err);
   if (rc == 0)
-    rc = histogram(st, "created_at", "started_at", "started_at > 0", &out->wait, err);
+    rc = histogram(st, "created_at", "started_at", "started_at > 0", NULL, &out->wait, err);
   if (rc == 0)
-    rc = histogram(st, "started_at", "finished_at", "started_at > 0 AND finished_at > 0", &out->duration, err);
+    rc = histogram(st, "started_at", "finished_at", "started_at > 0 AND finished_at > 0", NULL, &out->duration, err);
   if (rc == 0)
-    rc = store_one_number(st, "SELECT COALESCE(SUM(redactions), 0) FROM tasks", &out->redactions, err);
+    rc = store_one_number(st, "SELECT COALESCE(SUM(redactions), 0) FROM tasks", NULL, &out->redactions, err);
   if (rc == 0)
     rc = add_carried(st, out, err);
   for (size_t i = 0; rc == 0 && i < out->n_states; i++)

@@ -92,11 +92,22 @@ int store_remove_tree(const char *path);
   " 'schedule_fires_refused', (SELECT COUNT(*) FROM schedule_fires WHERE outcome = 'refused' AND " cond ")"            \
   " UNION ALL SELECT 'schedule_misses', (SELECT COALESCE(SUM(missed), 0) FROM schedule_fires WHERE " cond ")) AS"      \
   " carried" STORE_CARRY_UPSERT
-/* The first column of the first row of sql (no parameters) into *out, left as it was when there is no row. */
-int store_one_number(berth_store *st, const char *sql, int64_t *out, berth_error **err);
+/* A batch of ended tasks being pruned (task_prune.c): those with after_seq < seq <= last_seq that ended before
+ * before_ms, of stack (NULL: every stack). Under the store's write lock that is exactly the batch selected, and its
+ * SQL is the same text from batch to batch (PostgreSQL keeps a connection's statements prepared by their text). */
+typedef struct store_task_range {
+  int64_t after_seq, last_seq, before_ms;
+  const char *stack;
+} store_task_range;
+/* The condition over the tasks table, with its `?`s, and their binds from index `first` on. */
+const char *store_task_range_sql(const store_task_range *r);
+void store_task_range_bind(db_stmt *s, int first, const store_task_range *r);
+/* The first column of the first row of sql into *out (left as it was when there is no row); the `?`s of sql are
+ * r's (store_task_range_sql), or none when r is NULL. */
+int store_one_number(berth_store *st, const char *sql, const store_task_range *r, int64_t *out, berth_error **err);
 /* Before tasks are deleted (retention): their part of the task metrics (the wait and duration histograms, redactions)
- * is added to the counters, for the tasks matching cond (SQL over the tasks table), in the open transaction. */
-int store_carry_task_stats(berth_store *st, const char *cond, berth_error **err);
+ * is added to the counters, for the tasks of r, in the open transaction. */
+int store_carry_task_stats(berth_store *st, const store_task_range *r, berth_error **err);
 /* A counter's carried part, as a scalar subquery */
 #define STORE_CARRIED(name) "COALESCE((SELECT value FROM counters WHERE name = '" name "'), 0)"
 

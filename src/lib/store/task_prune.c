@@ -22,6 +22,22 @@
         */
 
 int
+berth_prune_age_parse(const char *s, const char *what, int64_t *ms, berth_error **err)
+{
+  size_t n = strspn(s, "0123456789");
+  if (n > 0 && s[n] == '\0')
+    return berth_error_set(err, BERTH_EINVAL, "%s: `%.32s` needs a unit (\"%.16sd\" for days, \"%.16sh\" for hours)",
+                           what, s, s, s);
+  if (berth_parse_duration_ms(s, ms, err) < 0)
+    return berth_error_wrap(err, "%s", what);
+  if (*ms == 0) /* config.json's task_retention 0 keeps every task: here 0 would delete them all */
+    return berth_error_set(err, BERTH_EINVAL, "%s must be more than 0 (to prune every ended task, say \"1s\")", what);
+  if (*ms > BERTH_PRUNE_MAX_AGE_MS)
+    return berth_error_set(err, BERTH_EINVAL, "%s: `%.32s` is more than 3650 days", what, s);
+  return 0;
+}
+
+int
 berth_prune_parse(const cJSON *body, berth_prune *out, berth_error **err)
 {
   static const char *const known[] = { "older_than", "stack", "dry_run", NULL };
@@ -35,13 +51,8 @@ berth_prune_parse(const cJSON *body, berth_prune *out, berth_error **err)
     return berth_error_set(err, BERTH_EINVAL, "field `older_than` is required: how long ago a task ended (\"30d\")");
   if (!cJSON_IsString(v))
     return berth_error_set(err, BERTH_EINVAL, "field `older_than` must be a duration string such as \"30d\"");
-  if (berth_parse_duration_ms(v->valuestring, &out->older_than_ms, err) < 0)
-    return berth_error_wrap(err, "field `older_than`");
-  if (out->older_than_ms == 0) /* config.json's task_retention 0 keeps every task: here 0 would delete them all */
-    return berth_error_set(err, BERTH_EINVAL,
-                           "field `older_than` must be more than 0 (to prune every ended task, say \"1s\")");
-  if (out->older_than_ms > BERTH_PRUNE_MAX_AGE_MS)
-    return berth_error_set(err, BERTH_EINVAL, "field `older_than`: `%.32s` is more than 3650 days", v->valuestring);
+  if (berth_prune_age_parse(v->valuestring, "field `older_than`", &out->older_than_ms, err) < 0)
+    return BERTH_EINVAL;
   v = cJSON_GetObjectItemCaseSensitive(body, "stack");
   if (v != NULL && !cJSON_IsNull(v)) {
     if (!cJSON_IsString(v))
@@ -117,35 +128,23 @@ select_batch(berth_store *st, const berth_prune *p, int64_t before, int64_t afte
   return rc < 0 ? rc : 0;
 }
 
-/* "(1,2,3)": the batch's seqs as an SQL list (integers only, so it is built, not bound) */
-static char *
-seq_list(const batch *b)
-{
-  berth_buf l;
-  berth_buf_init(&l, PRUNE_BATCH * 24 + 16);
-  berth_buf_append(&l, "(", 1);
-  for (size_t i = 0; i < b->n; i++)
-    berth_buf_printf(&l, "%s%lld", i ? "," : "", (long long) b->seq[i]);
-  berth_buf_append(&l, ")", 1);
-  return berth_buf_steal(&l);
-}
-
-/* head + list + tail, run as a write the commit waits for */
+/* head + the range's condition + tail, its binds those of the range: a write the commit waits for */
 static int
-run_sql(berth_store *st, const char *head, const char *list, const char *tail, berth_error **err)
+run_sql(berth_store *st, const char *head, const store_task_range *r, const char *tail, berth_error **err)
 {
   cleanup_free char *sql = NULL;
-  if (asprintf(&sql, "%s%s%s", head, list, tail) < 0)
+  if (asprintf(&sql, "%s%s%s", head, store_task_range_sql(r), tail) < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   db_stmt *s = NULL;
   if (db_prepare(store_db(st), sql, &s, err) < 0)
     return BERTH_EINTERNAL;
+  store_task_range_bind(s, 1, r);
   return db_run_later(s, err);
 }
 
 /* The stored size of the batch's logs: files on SQLite, chunks on PostgreSQL. */
 static int
-batch_log_bytes(berth_store *st, const batch *b, const char *list, int64_t *bytes, berth_error **err)
+batch_log_bytes(berth_store *st, const batch *b, const store_task_range *r, int64_t *bytes, berth_error **err)
 {
   if (store_is_sqlite(st)) {
     for (size_t i = 0; i < b->n; i++) {
@@ -158,39 +157,35 @@ batch_log_bytes(berth_store *st, const batch *b, const char *list, int64_t *byte
   }
   cleanup_free char *sql = NULL;
   if (asprintf(&sql,
-               "SELECT COALESCE(SUM(len), 0) FROM task_log_chunks WHERE task_id IN (SELECT id FROM tasks"
-               " WHERE seq IN %s)",
-               list)
+               "SELECT COALESCE(SUM(len), 0) FROM task_log_chunks WHERE task_id IN (SELECT id FROM tasks WHERE %s)",
+               store_task_range_sql(r))
       < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   int64_t n = 0;
-  int rc = store_one_number(st, sql, &n, err);
+  int rc = store_one_number(st, sql, r, &n, err);
   *bytes += n;
   return rc;
 }
 
-/* Deletes one batch (already selected in this transaction) and records it in the audit trail. */
+/* Deletes one batch (already selected in this transaction: r is exactly its tasks) and records it in the audit
+ * trail. */
 static int
-delete_batch(berth_store *st, const berth_prune *p, int64_t before, const batch *b, const char *list, const char *actor,
+delete_batch(berth_store *st, const berth_prune *p, const batch *b, const store_task_range *r, const char *actor,
              berth_error **err)
 {
-  cleanup_free char *cond = NULL;
-  if (asprintf(&cond, "seq IN %s", list) < 0)
-    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
-  int rc = store_carry_task_stats(st, cond, err);
+  int rc = store_carry_task_stats(st, r, err);
   if (rc == 0)
-    rc = run_sql(st, "DELETE FROM task_log_chunks WHERE task_id IN (SELECT id FROM tasks WHERE seq IN ", list, ")",
-                 err);
+    rc = run_sql(st, "DELETE FROM task_log_chunks WHERE task_id IN (SELECT id FROM tasks WHERE ", r, ")", err);
   if (rc == 0 && !store_is_sqlite(st))
-    rc = run_sql(st, "DELETE FROM log_followers WHERE task_id IN (SELECT id FROM tasks WHERE seq IN ", list, ")", err);
+    rc = run_sql(st, "DELETE FROM log_followers WHERE task_id IN (SELECT id FROM tasks WHERE ", r, ")", err);
   if (rc == 0)
-    rc = run_sql(st, "DELETE FROM task_transitions WHERE task_seq IN ", list, "", err);
+    rc = run_sql(st, "DELETE FROM task_transitions WHERE task_seq IN (SELECT seq FROM tasks WHERE ", r, ")", err);
   if (rc == 0)
-    rc = run_sql(st, "DELETE FROM tasks WHERE seq IN ", list, "", err);
+    rc = run_sql(st, "DELETE FROM tasks WHERE ", r, "", err);
   if (rc == 0) {
     char when[BERTH_TIME_LEN];
     cJSON *args = cJSON_CreateObject();
-    cJSON_AddStringToObject(args, "before", berth_format_time(before, when, sizeof when));
+    cJSON_AddStringToObject(args, "before", berth_format_time(r->before_ms, when, sizeof when));
     cJSON_AddNumberToObject(args, "tasks", (double) b->n);
     cJSON_AddStringToObject(args, "first", b->id[0]);
     cJSON_AddStringToObject(args, "last", b->id[b->n - 1]);
@@ -211,7 +206,11 @@ berth_tasks_prune(berth_store *st, const berth_prune *p, const char *actor, bert
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   int64_t after = 0;
   int rc = 0;
-  for (;;) {
+  for (int n_batches = 0;; n_batches++) {
+    if (p->max_batches > 0 && n_batches == p->max_batches) {
+      out->more = true; /* the rest goes next time */
+      break;
+    }
     if (!p->dry_run && (rc = berth_store_begin(st, err)) < 0)
       break;
     rc = select_batch(st, p, out->before_ms, after, b, err);
@@ -220,14 +219,12 @@ berth_tasks_prune(berth_store *st, const berth_prune *p, const char *actor, bert
         berth_store_rollback(st); /* nothing written */
       break;
     }
-    cleanup_free char *list = rc == 0 ? seq_list(b) : NULL;
-    if (rc == 0 && list == NULL)
-      rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+    store_task_range r = { after, rc == 0 ? b->seq[b->n - 1] : after, out->before_ms, p->stack[0] ? p->stack : NULL };
     int64_t bytes = 0;
     if (rc == 0)
-      rc = batch_log_bytes(st, b, list, &bytes, err);
+      rc = batch_log_bytes(st, b, &r, &bytes, err);
     if (rc == 0 && !p->dry_run)
-      rc = delete_batch(st, p, out->before_ms, b, list, actor, err);
+      rc = delete_batch(st, p, b, &r, actor, err);
     if (rc == 0 && !p->dry_run)
       rc = berth_store_commit(st, err);
     else if (rc < 0 && !p->dry_run)
@@ -236,7 +233,7 @@ berth_tasks_prune(berth_store *st, const berth_prune *p, const char *actor, bert
       break;
     out->tasks += (int64_t) b->n;
     out->log_bytes += bytes;
-    after = b->seq[b->n - 1];
+    after = r.last_seq;
     if (!p->dry_run && store_is_sqlite(st)) /* the rows are gone: their files are never read again */
       for (size_t i = 0; i < b->n; i++) {
         cleanup_free char *path = berth_task_log_path(st->home, b->id[i]);
