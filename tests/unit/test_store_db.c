@@ -1,6 +1,6 @@
 /* The store layer: nested transactions, rollback on error, the schema version (newer stores refused), concurrent
- * audit appenders, and a store made by berth 0.1.0 (tests/data/store/schema-v1.sql) migrated up with every record
- * still readable.
+ * audit appenders, task retention over several batches, and a store made by berth 0.1.0
+ * (tests/data/store/schema-v1.sql) migrated up with every record still readable.
  *
  * Run as `test_store_db postgresql` (ctest label postgresql) the same tests run on PostgreSQL: each in a database
  * of its own made on the server in BERTH_TEST_PG (ci/start-postgres.sh prints one), plus the bad connection strings.
@@ -23,6 +23,8 @@
 #include "berth/allowlist.h"
 #include "berth/apikey.h"
 #include "berth/audit.h"
+#include "berth/metrics.h"
+#include "berth/retention.h"
 #include "berth/store.h"
 #include "berth/task_log.h"
 #include "berth/task_queue.h"
@@ -1067,6 +1069,78 @@ test_orphans_judged_locally(void **state)
   berth_store_close(st);
 }
 
+/* Task retention over more than one batch: max_batches stops with `more`, the next call goes on; only ended tasks
+ * older than the cutoff go, with their transitions; the metrics' histograms and redactions keep what they counted;
+ * each batch is one audit record and the chain verifies. */
+static void
+test_prune_batches(void **state)
+{
+  berth_store *st = open_ok(*state);
+  create_stack(st, "web");
+  create_stack(st, "api");
+  berth_error *err = NULL;
+  for (int i = 0; i < 1103; i++) {
+    berth_task t = { .stack = i < 1100 ? "web" : "api", .command = "true", .actor = "bob" };
+    if (berth_store_task_create(st, &t, &err) != 0)
+      fail_msg("create: %s", err->msg);
+    free(t.id);
+    free(t.state);
+  }
+  db_stmt *s = NULL; /* all of them ended long ago: 2 s each, 1 redaction each */
+  assert_int_equal(
+      db_prepare(store_db(st),
+                 "UPDATE tasks SET state = 'FINISHED', exit_code = 0, created_at = 1000, started_at = 2000,"
+                 " finished_at = 4000, redactions = 1",
+                 &s, &err),
+      0);
+  assert_int_equal(db_run(s, NULL, &err), 0);
+  berth_task q = { .stack = "web", .command = "sleep 1", .actor = "bob" }; /* queued: never pruned, however old */
+  assert_int_equal(berth_store_task_create(st, &q, &err), 0);
+  assert_int_equal(db_prepare(store_db(st), "UPDATE tasks SET created_at = 1000 WHERE id = ?", &s, &err), 0);
+  db_bind_text(s, 1, q.id);
+  assert_int_equal(db_run(s, NULL, &err), 0);
+  berth_task_stats before, after;
+  assert_int_equal(berth_store_task_stats(st, &before, &err), 0);
+  int64_t records = audit_count(st);
+
+  berth_prune p = { .older_than_ms = 1000, .max_batches = 2 };
+  berth_prune_result r;
+  if (berth_tasks_prune(st, &p, "alice", &r, &err) != 0)
+    fail_msg("prune: %s", err->msg);
+  assert_true(r.tasks == 1000 && r.more);
+  p.max_batches = 0;
+  assert_int_equal(berth_tasks_prune(st, &p, "alice", &r, &err), 0);
+  assert_true(r.tasks == 103 && !r.more);
+  p.dry_run = true;
+  assert_int_equal(berth_tasks_prune(st, &p, "alice", &r, &err), 0);
+  assert_true(r.tasks == 0);
+
+  berth_task **v = NULL;
+  size_t n = 0;
+  assert_int_equal(berth_store_task_list(st, NULL, &v, &n, &err), 0);
+  assert_int_equal(n, 1); /* the queued one */
+  assert_string_equal(v[0]->id, q.id);
+  berth_tasks_free(v, n);
+  int64_t transitions = -1;
+  assert_int_equal(db_prepare(store_db(st), "SELECT COUNT(*) FROM task_transitions", &s, &err), 0);
+  assert_int_equal(db_step(s, &err), DB_ROW);
+  transitions = db_column_int64(s, 0);
+  db_finalize(s);
+  assert_true(transitions == 1); /* the queued task's own */
+  assert_int_equal(berth_store_task_stats(st, &after, &err), 0);
+  assert_true(after.duration.count == before.duration.count && before.duration.count == 1103);
+  assert_true(after.wait.count == before.wait.count && after.redactions == before.redactions);
+  assert_true(after.duration.sum > 2205.9 && after.duration.sum < 2206.1); /* 1103 x 2 s */
+  for (int i = 0; i < BERTH_STATS_BUCKETS; i++)
+    assert_true(after.duration.le[i] == before.duration.le[i] && after.wait.le[i] == before.wait.le[i]);
+  assert_true(audit_count(st) == records + 3); /* 500, 500, 103: one record each */
+  berth_task_stats_clear(&before);
+  berth_task_stats_clear(&after);
+  free(q.id);
+  free(q.state);
+  berth_store_close(st);
+}
+
 /* The server ends the store's connection (as a restart would): a statement outside a transaction is sent again on
  * a new connection; inside a transaction the operation fails in one line, and what was open is gone, not
  * half-written. */
@@ -1165,6 +1239,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_concurrent_appenders, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_audit_head_guess, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_prune_batches, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown),
   };
   const struct CMUnitTest pg_only[] = {
