@@ -1,6 +1,7 @@
 /* Retention of ended tasks (include/berth/retention.h): their rows, history and logs deleted in batches, each batch
  * one transaction with its audit record. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,21 +99,20 @@ batch_clear(batch *b)
   b->n = 0;
 }
 
-/* The next ended tasks past after_seq that ended before `before`, oldest first. */
+/* The next ended tasks past after_seq that ended before `before`, oldest first: the range's own condition, open at
+ * its top. */
 static int
 select_batch(berth_store *st, const berth_prune *p, int64_t before, int64_t after_seq, batch *b, berth_error **err)
 {
+  store_task_range r = { after_seq, INT64_MAX, before, p->stack[0] ? p->stack : NULL };
+  cleanup_free char *sql = NULL;
+  if (asprintf(&sql, "SELECT seq, id FROM tasks WHERE %s ORDER BY seq LIMIT %d", store_task_range_sql(&r), PRUNE_BATCH)
+      < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   db_stmt *s = NULL;
-  const char *sql = p->stack[0] ? "SELECT seq, id FROM tasks WHERE seq > ? AND finished_at > 0 AND finished_at < ?"
-                                  " AND state IN " STORE_TERMINAL_SQL " AND stack = ? ORDER BY seq LIMIT 500"
-                                : "SELECT seq, id FROM tasks WHERE seq > ? AND finished_at > 0 AND finished_at < ?"
-                                  " AND state IN " STORE_TERMINAL_SQL " ORDER BY seq LIMIT 500";
   if (db_prepare(store_db(st), sql, &s, err) < 0)
     return BERTH_EINTERNAL;
-  db_bind_int64(s, 1, after_seq);
-  db_bind_int64(s, 2, before);
-  if (p->stack[0])
-    db_bind_text(s, 3, p->stack);
+  store_task_range_bind(s, 1, &r);
   int rc = 0;
   bool oom = false;
   while (b->n < PRUNE_BATCH && (rc = db_step(s, err)) == DB_ROW) {
