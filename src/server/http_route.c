@@ -76,6 +76,8 @@ srv_route_match(const srv_route *table, size_t n, const char *method, char segs[
     /* HEAD is GET without the body (RFC 9110 9.3.2); libmicrohttpd leaves the body out */
     if (strcmp(table[i].method, method) != 0 && !(strcmp(method, "HEAD") == 0 && strcmp(table[i].method, "GET") == 0))
       continue;
+    if (table[i].fn == NULL) /* the path is a name of its own, not a value of the `*` routes after it */
+      return NULL;
     for (size_t k = 0; k < max_args && k < 4; k++)
       args[k] = tmp[k];
     return &table[i];

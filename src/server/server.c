@@ -46,6 +46,7 @@ static const srv_route routes[] = {
   { "POST", "v1/stacks/*/tasks", SRV_ROLE_WRITER, api_task_create, NULL },
   { "GET", "v1/tasks", SRV_ROLE_READER, api_task_list, NULL },
   { "POST", "v1/tasks/prune", SRV_ROLE_ADMIN, api_task_prune, NULL },
+  { "GET", "v1/tasks/prune", SRV_ROLE_NONE, NULL, NULL }, /* 405, not "task `prune` does not exist" */
   { "GET", "v1/tasks/*", SRV_ROLE_READER, api_task_get, api_task_get_ahead },
   { "POST", "v1/tasks/*/cancel", SRV_ROLE_WRITER, api_task_cancel, NULL },
   { "POST", "v1/tasks/*/retry", SRV_ROLE_WRITER, api_task_retry, NULL },

@@ -51,7 +51,7 @@ typedef struct srv_route {
   const char *method;
   const char *pattern; /* "v1/stacks/STAR/lock": path segments; a `*` segment captures one */
   int min_role;        /* SRV_ROLE_NONE: no key needed */
-  srv_handler fn;
+  srv_handler fn;      /* NULL: the method is not allowed on the path (which the `*` routes after it would take) */
   /* may be NULL: sends the handler's first reads ahead, with the key check (nothing read is shown unless it passes) */
   void (*ahead)(struct srv_req *r);
 } srv_route;

@@ -993,6 +993,9 @@ def test_prune(keys):
     check("prune deletes them: the task and its log are 404",
           st == 200 and j["dry_run"] is False and j["tasks"] >= 1 and j["stack"] == S(4) and st2 == 404 and st3 == 404,
           (st, j, st2, st3))
+    st, j, _, hd = req("GET", "/v1/tasks/prune", keys["adm"])
+    check("GET /v1/tasks/prune -> 405 Allow: POST (not \"task `prune` does not exist\")",
+          st == 405 and hd.getheader("Allow") == "POST" and "not allowed" in j["message"], (st, j, hd))
     st, j, _, _ = req("GET", "/v1/tasks?host=", keys["rd"])
     check("GET /v1/tasks?host= (empty) -> 400, not every task", st == 400 and "host" in j["message"], (st, j))
     st, j, _, _ = req("GET", "/v1/audit", keys["adm"])
