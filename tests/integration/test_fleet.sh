@@ -283,6 +283,35 @@ sleep 4
 check "a host whose Docker does not answer claims nothing: the task waits ($(task_field "$id" state))" is_state "$id" QUEUED
 check "  ...and the host says why" grep -q "its Docker daemon does not answer" "$T_TMP/h-N.log"
 "$BERTH" task cancel "$id" >/dev/null 2>&1
+# a task's container that Docker was away to remove (its daemon vanished as the task ended) goes once Docker answers
+# again, while the host runs on (not only at its next start)
+S=$(stack_name proxied)
+"$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --pool proxied >/dev/null
+python3 "$(dirname "$0")/docker_proxy.py" "$T_TMP/px.sock" &
+proxy=$!
+wait_for 10 test -S "$T_TMP/px.sock"
+DOCKER_HOST=unix://$T_TMP/px.sock start_host X - --pool proxied
+id=$("$BERTH" task run "$S" --detach -- 'echo started; sleep 8; echo finished')
+wait_for 60 is_state "$id" PERFORMING
+sleep 1
+kill -KILL $proxy
+wait $proxy 2>/dev/null
+ended() { case "$(task_field "$1" state)" in FINISHED | FAILED | CANCELED | STOPPED) return 0 ;; esac; return 1; }
+wait_for 30 ended "$id"
+containers_of() { docker ps -aq --filter "label=berth.task=$1" | wc -l; }
+check "Docker gone mid-task on a host: the task ends FAILED ($(task_field "$id" state) $(task_field "$id" reason)), its container is left ($(containers_of "$id"))" \
+  sh -c 'test "$1" = FAILED && test "$2" -eq 1' _ "$(task_field "$id" state)" "$(containers_of "$id")"
+python3 "$(dirname "$0")/docker_proxy.py" "$T_TMP/px.sock" &
+proxy=$!
+gone() { test "$(containers_of "$1")" -eq 0; }
+wait_for 45 gone "$id"
+check "  ...Docker back: the running host removes it ($(containers_of "$id") left) and says so" \
+  sh -c 'test "$1" -eq 0 && grep -q "removed 1 container(s) of ended tasks" "$2"' _ "$(containers_of "$id")" "$T_TMP/h-X.log"
+kill "${HPID[X]}" 2>/dev/null
+wait "${HPID[X]}" 2>/dev/null
+unset 'HPID[X]'
+kill $proxy 2>/dev/null
+wait $proxy 2>/dev/null
 # host remove: a live host is refused; a lost one (SIGKILLed, past its lease) is forgotten, audited
 out=$("$BERTH" host remove A 2>&1)
 check "host remove of a live host is refused with one line ($out)" \

@@ -34,6 +34,7 @@
  * would otherwise take twice a second. */
 #define IDLE_CLAIM_MS 2000
 #define SAY_AGAIN_MS 30000 /* a failure that lasts is said again this often, not on every round */
+#define SWEEP_MS 30000     /* a running host looks for its ended tasks' containers this often (one Docker list) */
 
 typedef struct worker {
   struct berth_host_runner *r;
@@ -70,6 +71,7 @@ struct berth_host_runner {
   int64_t docker_checked; /* when it was last asked */
   bool docker_ok;
   bool docker_said;   /* the host said its Docker is down (said again once it is back) */
+  int64_t swept_at;   /* when remove_strays last looked (0: at the next round) */
   berth_strv unended; /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
                          answers (the store was down as the thread ended) */
 };
@@ -125,10 +127,24 @@ say_error(berth_host_runner *r, const char *what, berth_error *e)
   say(r, "host %s: %s: %s", r->h.name, what, e ? e->msg : "unknown error");
 }
 
-/* Removes the containers carrying label (and this store's instance): those a task's thread could not end. Returns how
- * many. */
+/* Is task id run by a thread of this host that has not ended? */
+static bool
+running_here(berth_host_runner *r, const char *id)
+{
+  bool yes = false;
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < r->n_kids && !yes; i++)
+    yes = !atomic_load(&r->kids[i]->done) && strcmp(r->kids[i]->task_id, id) == 0;
+  pthread_mutex_unlock(&r->mu);
+  return yes;
+}
+
+/* Removes the containers carrying label (and this store's instance): those a task's thread could not end; with
+ * spare_running, not those of a task a thread of this host runs (a claimed task's thread is listed before it makes
+ * its container, and a task is claimed once: no container of a task not listed can be one in use). Returns how many.
+ */
 static int
-remove_labelled(berth_host_runner *r, const char *label)
+remove_labelled(berth_host_runner *r, const char *label, bool spare_running)
 {
   berth_docker *d = NULL;
   berth_error *e = NULL;
@@ -145,6 +161,9 @@ remove_labelled(berth_host_runner *r, const char *label)
     cJSON_ArrayForEach(it, list)
     {
       cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "Id");
+      cJSON *task = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "Labels"), "berth.task");
+      if (spare_running && (!cJSON_IsString(task) || running_here(r, task->valuestring)))
+        continue;
       if (cJSON_IsString(id) && berth_docker_container_remove(d, id->valuestring, &e) == 0)
         n++;
       berth_error_clear(&e);
@@ -162,9 +181,21 @@ remove_leftovers(berth_host_runner *r)
 {
   char lh[160];
   snprintf(lh, sizeof lh, "berth.host=%s", r->h.name);
-  int n = remove_labelled(r, lh);
+  int n = remove_labelled(r, lh, false);
   if (n > 0)
     say(r, "host %s: removed %d container(s) left behind by its previous run", r->h.name, n);
+}
+
+/* While it runs: the containers of this host's tasks whose threads have ended (a task's end removes its container,
+ * unless Docker was away then), every SWEEP_MS and as soon as its Docker answers again. */
+static void
+remove_strays(berth_host_runner *r)
+{
+  char lh[160];
+  snprintf(lh, sizeof lh, "berth.host=%s", r->h.name);
+  int n = remove_labelled(r, lh, true);
+  if (n > 0)
+    say(r, "host %s: removed %d container(s) of ended tasks (Docker was away when they ended)", r->h.name, n);
 }
 
 /* ---- the tasks' threads ---- */
@@ -259,7 +290,7 @@ fail_unended(berth_host_runner *r, const char *id, const char *note, bool say_wh
     }
     char lt[128]; /* what the runner would have removed */
     snprintf(lt, sizeof lt, "berth.task=%s", id);
-    remove_labelled(r, lt);
+    remove_labelled(r, lt, false);
   }
   berth_error_free(e);
   berth_task_free(t);
@@ -456,6 +487,7 @@ docker_usable(berth_host_runner *r)
   } else if (r->docker_ok && r->docker_said) {
     say(r, "host %s: its Docker daemon answers again: claiming", r->h.name);
     r->docker_said = false;
+    r->swept_at = 0; /* the containers of tasks that ended while it was away: now */
   }
   berth_error_free(e);
   return r->docker_ok;
@@ -581,6 +613,10 @@ host_main(void *arg)
     check_kids(r);
     if (r->unended.n > 0)
       retry_unended(r);
+    if (r->o.execute && berth_now_ms() - r->swept_at >= SWEEP_MS && docker_usable(r)) {
+      remove_strays(r);
+      r->swept_at = berth_now_ms();
+    }
     /* a host cut off longer than its lease must not start anything: the fleet may have failed its tasks already */
     if (berth_now_ms() - r->last_beat_ok < r->h.lease_ms
         && (woken || !r->listening || berth_now_ms() - last_claim >= IDLE_CLAIM_MS)) {
@@ -642,6 +678,7 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
       say(r, "host %s is drained: it claims no task until `berth host undrain %s`", r->h.name, r->h.name);
     if (o->execute)
       remove_leftovers(r);
+    r->swept_at = berth_now_ms();
     if (pthread_create(&r->thread, NULL, host_main, r) != 0)
       rc = berth_error_set(err, BERTH_EINTERNAL, "start the host thread");
     else
