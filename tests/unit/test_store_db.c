@@ -1141,6 +1141,98 @@ test_prune_batches(void **state)
   berth_store_close(st);
 }
 
+static int64_t
+state_count(const berth_task_stats *ts, const char *state)
+{
+  for (size_t i = 0; i < ts->n_states; i++)
+    if (strcmp(ts->by_state[i].label, state) == 0)
+      return ts->by_state[i].n;
+  return 0;
+}
+
+static void
+run_sql(berth_store *st, const char *sql)
+{
+  db_stmt *s = NULL;
+  berth_error *err = NULL;
+  if (db_prepare(store_db(st), sql, &s, &err) < 0 || db_run(s, NULL, &err) < 0)
+    fail_msg("%s: %s", sql, err->msg);
+}
+
+static void
+make_tasks(berth_store *st, int n)
+{
+  berth_error *err = NULL;
+  for (int i = 0; i < n; i++) {
+    berth_task t = { .stack = "web", .command = "true", .actor = "bob" };
+    if (berth_store_task_create(st, &t, &err) != 0)
+      fail_msg("create: %s", err->msg);
+    free(t.id);
+    free(t.state);
+  }
+}
+
+/* The metrics' task statistics: a process sums the tasks that settled (ended a minute ago) once and reads only the
+ * later ones after that; what it shows is what the whole table holds at every step: tasks ending, settling, new ones
+ * queued, a prune (the sums made again), on both engines. */
+static void
+test_stats_settled(void **state)
+{
+  berth_store *st = open_ok(*state);
+  create_stack(st, "web");
+  berth_error *err = NULL;
+  berth_task_stats ts;
+  make_tasks(st, 10); /* ended long ago: 2 s each, a redaction each */
+  run_sql(st, "UPDATE tasks SET state = 'FINISHED', exit_code = 0, created_at = 1000, started_at = 2000,"
+              " finished_at = 4000, redactions = 1");
+  assert_int_equal(berth_store_task_stats(st, &ts, &err), 0);
+  assert_true(state_count(&ts, "FINISHED") == 10 && ts.duration.count == 10 && ts.redactions == 10);
+  berth_task_stats_clear(&ts);
+
+  make_tasks(st, 5); /* ended just now: 1 s each, two redactions each */
+  char sql[256];
+  int64_t now = berth_now_ms();
+  snprintf(sql, sizeof sql,
+           "UPDATE tasks SET state = 'FAILED', started_at = %lld, finished_at = %lld, redactions = 2"
+           " WHERE state = 'QUEUED'",
+           (long long) now - 1000, (long long) now);
+  run_sql(st, sql);
+  make_tasks(st, 1); /* and one queued */
+  assert_int_equal(berth_store_task_stats(st, &ts, &err), 0);
+  assert_true(state_count(&ts, "FINISHED") == 10 && state_count(&ts, "FAILED") == 5 && state_count(&ts, "QUEUED") == 1);
+  assert_true(ts.duration.count == 15 && ts.redactions == 20 && ts.wait.count == 15);
+  assert_true(ts.duration.sum > 24.9 && ts.duration.sum < 25.1);  /* 10 x 2 s + 5 x 1 s */
+  assert_true(ts.duration.le[2] == 5 && ts.duration.le[3] == 15); /* <= 1 s: 5; <= 2.5 s: all */
+  berth_task_stats_clear(&ts);
+
+  /* the five settle (as a minute later); the queued one starts and ends: same sums, one more */
+  run_sql(st, "UPDATE tasks SET finished_at = 5000, started_at = 4000 WHERE state = 'FAILED'");
+  snprintf(sql, sizeof sql,
+           "UPDATE tasks SET state = 'STOPPED', started_at = %lld, finished_at = %lld WHERE state = 'QUEUED'",
+           (long long) now - 500, (long long) now);
+  run_sql(st, sql);
+  assert_int_equal(berth_store_task_stats(st, &ts, &err), 0);
+  assert_true(state_count(&ts, "FINISHED") == 10 && state_count(&ts, "FAILED") == 5
+              && state_count(&ts, "STOPPED") == 1);
+  assert_true(ts.duration.count == 16 && ts.redactions == 20 && state_count(&ts, "QUEUED") == 0);
+  berth_task_stats_clear(&ts);
+
+  /* a prune: the ended tasks' gauge goes down, what they counted stays */
+  berth_prune p = { .older_than_ms = 1000 };
+  berth_prune_result r;
+  assert_int_equal(berth_tasks_prune(st, &p, "alice", &r, &err), 0);
+  assert_int_equal(r.tasks, 15);
+  assert_int_equal(berth_store_task_stats(st, &ts, &err), 0);
+  assert_true(state_count(&ts, "FINISHED") == 0 && state_count(&ts, "FAILED") == 0 && state_count(&ts, "STOPPED") == 1);
+  assert_true(ts.duration.count == 16 && ts.redactions == 20 && ts.wait.count == 16);
+  berth_task_stats_clear(&ts);
+  make_tasks(st, 2);
+  assert_int_equal(berth_store_task_stats(st, &ts, &err), 0);
+  assert_true(state_count(&ts, "QUEUED") == 2 && state_count(&ts, "STOPPED") == 1 && ts.duration.count == 16);
+  berth_task_stats_clear(&ts);
+  berth_store_close(st);
+}
+
 /* The server ends the store's connection (as a restart would): a statement outside a transaction is sent again on
  * a new connection; inside a transaction the operation fails in one line, and what was open is gone, not
  * half-written. */
@@ -1240,6 +1332,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_audit_head_guess, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_prune_batches, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_stats_settled, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown),
   };
   const struct CMUnitTest pg_only[] = {
