@@ -56,11 +56,13 @@ struct cJSON *berth_host_after_drain_json(berth_store *st, const char *name, ber
  * that name from another home keeps it (BERTH_EBUSY, one line); a previous instance from the same home is this host
  * restarted: its active tasks are failed ("host lost": restarted) at once. */
 int berth_host_register(berth_store *st, berth_host *h, berth_error **err);
-/* Renews the lease of (name, instance) and reads back the host's state (*draining). BERTH_EBUSY when this instance is
+/* Renews the lease of (name, instance), records whether its Docker answers (docker_ok: a task waiting for its pool says
+ * so when no live host of it has one), and reads back the host's state (*draining). BERTH_EBUSY when this instance is
  * no longer the host's (it was declared lost, or another process took the name): the caller stops executing. A lease
  * that ran out while no host declared it lost (the database was down for all of them) is renewed: its claims were
  * never revoked, and a host is declared lost and its claims revoked in the row this update waits for. */
-int berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool *draining, int64_t *beat_at,
+int berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool docker_ok, bool *draining,
+                         int64_t *beat_at,
                          berth_error **err); /* *beat_at (optional): the heartbeat's time on the store's clock, in ms */
 /* Removes the host's record (clean shutdown). */
 int berth_host_deregister(berth_store *st, const char *name, const char *instance, berth_error **err);

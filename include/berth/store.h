@@ -142,7 +142,11 @@ typedef struct berth_stack {
   char *oidc_aws_role;       /* with a token: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE for the AWS SDKs */
   berth_strv credentials;    /* credential helpers (config.json) run before initialization */
   char *pool;                /* the hosts that may run its tasks (a fleet); NULL = BERTH_DEFAULT_POOL */
-  char *lock_owner;          /* NULL when unlocked (the lock CLI is a later issue) */
+  /* secret env whose stored value cannot be decrypted (BERTH_HOME/secret.key replaced or lost): read as "", the
+   * stack is shown and listed, its tasks are refused, and it is written again only once each is given anew or
+   * removed (berth_stack_edit_json drops the names it sets or unsets) */
+  berth_strv unreadable_secrets;
+  char *lock_owner; /* NULL when unlocked (the lock CLI is a later issue) */
   char *lock_note;
   int64_t locked_at;
   int64_t created_at, updated_at; /* unix ms; set by the store */
@@ -163,7 +167,10 @@ int berth_store_stack_create(berth_store *st, const berth_stack *s, berth_error 
  * NOT changed by update (the lock has its own functions). */
 int berth_store_stack_update(berth_store *st, const berth_stack *s, berth_error **err);
 int berth_store_stack_get(berth_store *st, const char *name, berth_stack **out, berth_error **err); /* ENOTFOUND */
-int berth_store_stack_list(berth_store *st, berth_stack ***out, size_t *n, berth_error **err);      /* by name */
+/* EINVAL, one line naming the first, when a secret env's stored value cannot be decrypted (s->unreadable_secrets):
+ * no task runs without it, and the stack is written again only once it is given anew or removed. */
+int berth_stack_check_secrets(berth_store *st, const berth_stack *s, berth_error **err);
+int berth_store_stack_list(berth_store *st, berth_stack ***out, size_t *n, berth_error **err); /* by name */
 /* BERTH_ENOTFOUND; BERTH_EBUSY when the stack has a task that is not terminal. Also deletes its state versions
  * (rows and files). Task records are kept. */
 int berth_store_stack_delete(berth_store *st, const char *name, berth_error **err);
@@ -202,6 +209,11 @@ typedef struct berth_task {
   berth_kv *secret_env; /* encrypted at rest; wiped by berth_store_task_forget_secrets() */
   size_t n_secret_env;
   char *secret_names; /* the secret env's names, comma-separated, kept after the values are wiped; NULL: none */
+  /* the command and plain env as shown: the secret values of the submission (its stack's and its own) masked, as
+   * written with the task (berth_task_submit); NULL in tasks submitted before berth kept them */
+  char *shown_command;
+  berth_kv *shown_env;
+  size_t n_shown_env;
   char *container_id; /* NULL until set */
   char *blocked_by;   /* NULL or the id of the task this one waits for */
   int supervisor_pid; /* 0 until set */

@@ -20,6 +20,8 @@ cJSON *berth_task_to_json_redacted(const berth_task *t, struct berth_secrets *re
 struct berth_secrets *berth_display_secrets(berth_store *st, const char *stack, berth_error **err);
 /* The same for a stack already read (no read of the store). */
 struct berth_secrets *berth_display_secrets_of(const berth_stack *stack);
+/* A submission's: its stack's secret values and its own (own, n_own: the task's secret env). */
+struct berth_secrets *berth_submission_secrets(const berth_stack *stack, const berth_kv *own, size_t n_own);
 /* A task's record as both front ends show it (`berth task show --json`, GET /v1/tasks/{id}):
  * berth_task_to_json_redacted with the display secrets of its stack. A new object the caller owns. */
 cJSON *berth_task_record(berth_store *st, const berth_task *t, berth_error **err); /* NULL with *err on failure */

@@ -27,10 +27,17 @@ int berth_task_supervise_held(berth_store *st, const char *task_id, int held_fd,
 
 /* A fleet host runs each claimed task in a thread of its own, on a store connection it keeps between tasks
  * (berth/host_loop.h). The host and the runner share this: */
+/* Where a fleet host's liveness file appears in its tasks' containers. */
+#define BERTH_ALIVE_TARGET "/.berth-host-alive"
 typedef struct berth_task_ctl {
   atomic_bool abandon; /* set by the host: end the container and write nothing more (a shutdown past its grace, a
                         * lost lease); the host records the task's end */
   atomic_int phase;    /* set by the runner: BERTH_PHASE_* (berth/task_log.h), read by the host's shutdown */
+  /* The host's liveness file (NULL: none): a counter its process rewrites every second or so. The container sees it
+   * (read-only) and ends itself when it stops changing for alive_limit_s seconds: a host that dies or freezes takes
+   * its commands with it before the fleet declares it lost and the stack's next task starts. */
+  const char *alive_path;
+  int alive_limit_s;
 } berth_task_ctl;
 int berth_task_supervise_ctl(berth_store *st, const char *task_id, berth_task_ctl *ctl, berth_error **err);
 

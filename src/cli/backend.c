@@ -56,6 +56,7 @@ cli_run(cli_op op, cli_request *rq, const cli_view *view)
       cli_print_json(shown ? shown : rec);
       cJSON_Delete(shown);
     } else {
+      cli_printable(rec); /* anyone's text: nothing of it drives the terminal */
       view->human(rq, rec);
     }
     rc = view->status ? view->status(rec) : 0;

@@ -49,5 +49,9 @@ int cli_open_store(struct berth_store **st);
 int cli_write_all(int fd, const char *data, size_t len);
 /* Prints j, indented, and a newline on stdout. */
 void cli_print_json(const struct cJSON *j);
+/* For a terminal: every string of j (names too) with its control characters written out (\n, \t, \r, \e, \xNN),
+ * so that no record (a command, a lock's note, an env value: anyone's input) moves the cursor, clears the screen or
+ * fakes a table's rows. */
+void cli_printable(struct cJSON *j);
 
 #endif

@@ -46,6 +46,61 @@ cli_print_json(const cJSON *j)
   free(s);
 }
 
+/* s with its control characters written out; NULL when it has none (or out of memory: then s is kept, cut at the
+ * first of them rather than shown raw). */
+static char *
+printable(char *s)
+{
+  size_t n = 0, len = strlen(s);
+  for (size_t i = 0; i < len; i++)
+    n += (unsigned char) s[i] < 0x20 || s[i] == 0x7f;
+  if (n == 0)
+    return NULL;
+  char *out = malloc(len + 4 * n + 1), *p = out;
+  if (out == NULL) {
+    for (size_t i = 0; i < len; i++)
+      if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+        s[i] = '\0';
+    return NULL;
+  }
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char) s[i];
+    if (c >= 0x20 && c != 0x7f)
+      *p++ = (char) c;
+    else if (c == '\n' || c == '\t' || c == '\r' || c == 0x1b) {
+      *p++ = '\\';
+      *p++ = c == '\n' ? 'n' : c == '\t' ? 't' : c == '\r' ? 'r' : 'e';
+    } else
+      p += sprintf(p, "\\x%02x", c);
+  }
+  *p = '\0';
+  return out;
+}
+
+void
+cli_printable(cJSON *j)
+{
+  cJSON *e;
+  cJSON_ArrayForEach(e, j)
+  {
+    char *name = e->string ? printable(e->string) : NULL;
+    if (name != NULL && !(e->type & cJSON_StringIsConst)) {
+      free(e->string);
+      e->string = name;
+    } else {
+      free(name);
+    }
+    if (cJSON_IsString(e) && e->valuestring != NULL) {
+      char *v = printable(e->valuestring);
+      if (v != NULL)
+        cJSON_SetValuestring(e, v);
+      free(v);
+    } else {
+      cli_printable(e);
+    }
+  }
+}
+
 int
 cli_write_all(int fd, const char *data, size_t len)
 {

@@ -47,6 +47,8 @@ show_drain(const cli_request *rq, const cJSON *rec)
   state = state ? state : "";
   if (strcmp(rq->verb, "drain") == 0 && strcmp(state, "stopped") == 0)
     printf("host %s is not running: its drain is kept (it claims nothing when it starts)\n", rq->arg);
+  else if (strcmp(rq->verb, "drain") == 0 && strcmp(state, "lost") == 0)
+    printf("host %s is lost: its drain is kept (it claims nothing when it comes back)\n", rq->arg);
   else if (strcmp(rq->verb, "drain") == 0)
     printf("host %s is draining: it claims no new task (kept across its restarts until `berth host undrain %s`)\n",
            rq->arg, rq->arg);

@@ -193,22 +193,6 @@ show_decision(const cli_request *rq, const cJSON *rec)
          str(rec, "reason"));
 }
 
-/* `image check --json`: {"image", "allowed", "kind", "pattern", "reason"} */
-static cJSON *
-decision_json(const cJSON *rec)
-{
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "image", str(rec, "normalized"));
-  cJSON_AddBoolToObject(o, "allowed", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "allowed")));
-  cJSON_AddStringToObject(o, "kind", str(rec, "kind"));
-  if (str(rec, "pattern"))
-    cJSON_AddStringToObject(o, "pattern", str(rec, "pattern"));
-  else
-    cJSON_AddNullToObject(o, "pattern");
-  cJSON_AddStringToObject(o, "reason", str(rec, "reason"));
-  return o;
-}
-
 static int
 decision_status(const cJSON *rec)
 {
@@ -218,7 +202,8 @@ decision_status(const cJSON *rec)
 static int
 cmd_check(int argc, char **argv)
 {
-  static const cli_view view = { show_decision, decision_json, decision_status };
+  /* --json: the decision's record as the API answers it ({"ref", "allowed", "normalized", "pattern", ...}) */
+  static const cli_view view = { show_decision, NULL, decision_status };
   cli_request rq = { 0 };
   int rc = parse_args(argc, argv, "check",
                       "usage: berth image check REF [--json]\n\n"

@@ -72,8 +72,8 @@ run_usage(FILE *f)
   fprintf(f, "usage: berth task run STACK [--skip-init] [--env K=V]... [--secret-env K[=V]]... [--detach] [--json] "
              "-- COMMAND...\n\n"
              "Runs COMMAND (words joined with spaces, run as sh -c) in a fresh container of STACK's image.\n"
-             "The command's stdout goes to stdout, byte for byte; its stderr, hook output and berth's notes to "
-             "stderr.\n"
+             "The command's stdout goes to stdout, byte for byte (up to max_log_bytes of config.json); its stderr, "
+             "hook output and berth's notes to stderr.\n"
              "Exit status: 0 finished; the command's status when it failed; 124 timeout; 125 berth could not run "
              "it.\n"
              "Ctrl-C stops following, never the task. --secret-env K reads the value from berth's environment.\n");
@@ -181,8 +181,8 @@ run_finish(cli_backend *b, const cli_request *rq, const char *id)
   return rc;
 }
 
-/* task run and task retry: op queues the task (its record), then --detach prints its id, or the log is followed to
- * the end and the final record decides the exit status. */
+/* task run and task retry: op queues the task (its record), then --detach prints its id (with --json, its record),
+ * or the log is followed to the end and the final record decides the exit status. */
 static int
 submit_and_follow(cli_op op, cli_request *rq, int rc, bool detach)
 {
@@ -193,10 +193,12 @@ submit_and_follow(cli_op op, cli_request *rq, int rc, bool detach)
     rc = cli_fail(err);
   char *id = rc == 0 ? strdup(str(task, "id") ? str(task, "id") : "?") : NULL;
   char *stack = rc == 0 ? strdup(str(task, "stack") ? str(task, "stack") : "?") : NULL;
-  cJSON_Delete(task);
-  if (rc == 0 && detach) {
+  if (rc == 0 && detach && rq->json) /* the queued task's record, as the API answers the submission */
+    cli_print_json(task);
+  else if (rc == 0 && detach)
     printf("%s\n", id);
-  } else if (rc == 0) {
+  cJSON_Delete(task);
+  if (rc == 0 && !detach) {
     cli_note("task %s submitted on stack %s", id, stack);
     follow_out fo = { .split = true, .stdout_to_stderr = rq->json };
     rc = follow_task(b, id, true, &fo);

@@ -239,6 +239,14 @@ cli_render_stack(const cJSON *s)
   if (cJSON_GetArraySize(senv))
     printf("secret env:\n");
   cJSON_ArrayForEach(e, senv) printf("  %s=***\n", e->string); /* never the value, whatever the record holds */
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(s, "secret_env_unreadable"))
+  {
+    if (cJSON_IsString(e))
+      printf(
+          "  %s: its stored value cannot be decrypted (secret.key replaced or lost): give it again with --secret-env "
+          "%s=VALUE\n",
+          e->valuestring, e->valuestring);
+  }
   print_numbered("before init", cJSON_GetObjectItemCaseSensitive(s, "before_init"));
   print_numbered("init", cJSON_GetObjectItemCaseSensitive(s, "init"));
   print_numbered("before perform", cJSON_GetObjectItemCaseSensitive(s, "before_perform"));

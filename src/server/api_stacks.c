@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "berth/actions.h"
+#include "berth/redactor.h"
 #include "berth/stack_host.h"
 #include "berth/task_json.h"
 #include "berth/stack_json.h"
@@ -27,8 +28,26 @@ api_stack_list(srv_req *r, srv_resp *out)
   return srv_ok(out, 200, o);
 }
 
-/* The audit arguments of a stack change: the body with secret values masked. A secret_env that is not an object of
- * strings (refused, but audited as a failed change) is masked whole: what it holds is a value, whatever its shape. */
+/* Every string in j (values, not names) passed through s. */
+static void
+mask_strings(cJSON *j, berth_secrets *s)
+{
+  cJSON *e;
+  cJSON_ArrayForEach(e, j)
+  {
+    if (cJSON_IsString(e) && e->valuestring != NULL) {
+      char *m = berth_secrets_redact_string(s, e->valuestring, strlen(e->valuestring), NULL);
+      cJSON_SetValuestring(e, m ? m : BERTH_NOT_SHOWN);
+      free(m);
+    } else {
+      mask_strings(e, s);
+    }
+  }
+}
+
+/* The audit arguments of a stack change: the body with secret values masked, and wherever else the body holds them
+ * (a refused body may give one as a plain env value too). A secret_env that is not an object of strings (refused, but
+ * audited as a failed change) is masked whole: what it holds is a value, whatever its shape. */
 static cJSON *
 masked_args(const cJSON *body)
 {
@@ -39,6 +58,20 @@ masked_args(const cJSON *body)
   cJSON_ArrayForEach(e, se)
   {
     strings = strings && cJSON_IsString(e);
+  }
+  berth_error *err = NULL;
+  berth_secrets *values = strings ? berth_secrets_new(0, &err) : NULL;
+  berth_error_free(err);
+  cJSON *given = values != NULL ? se : NULL;
+  cJSON_ArrayForEach(e, given)
+  {
+    err = NULL;
+    berth_secrets_add_value(values, e->string, e->valuestring, strlen(e->valuestring), &err);
+    berth_error_free(err);
+  }
+  if (values != NULL) {
+    mask_strings(a, values);
+    berth_secrets_free(values);
   }
   if (se && !strings)
     cJSON_ReplaceItemInObjectCaseSensitive(a, "secret_env", cJSON_CreateString("***"));

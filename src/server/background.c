@@ -67,29 +67,35 @@ submit_fired(void *ud, berth_store *st, const berth_submit *req, berth_error **e
   return rc;
 }
 
-/* One line per fault, not one a second while it lasts (a database down for a minute): a message the thread said
- * last is not said again until the work succeeded once in between (quiet_ok). */
+/* One line per fault, not one a second while it lasts (a database down for a minute, whose error text changes as it
+ * shuts down and starts again): a kind of work that failed is not said again until it succeeded once in between
+ * (quiet_ok). The deliverers share one (one line for all of them). */
 typedef struct quiet {
-  char last[1024]; /* what was said, as far as it is compared */
+  char last[64]; /* the kind of work said last */
 } quiet;
+
+static pthread_mutex_t quiet_mu = PTHREAD_MUTEX_INITIALIZER;
+static quiet deliverers_quiet; /* a server's deliverers: one line for all of them */
 
 static void
 report(quiet *q, const char *what, berth_error *err)
 {
-  const char *msg = err && err->msg ? err->msg : "unknown error";
-  char line[sizeof q->last];
-  snprintf(line, sizeof line, "%s: %s", what, msg);
-  if (strcmp(line, q->last) != 0) {
-    fprintf(stderr, "berth: %s: %s%s\n", what, msg, q->last[0] ? "" : " (not repeated while it lasts)");
-    memcpy(q->last, line, sizeof line);
+  pthread_mutex_lock(&quiet_mu);
+  if (strcmp(what, q->last) != 0) {
+    fprintf(stderr, "berth: %s: %s (not repeated while it lasts)\n", what,
+            err && err->msg ? err->msg : "unknown error");
+    snprintf(q->last, sizeof q->last, "%s", what);
   }
+  pthread_mutex_unlock(&quiet_mu);
   berth_error_free(err);
 }
 
 static void
 quiet_ok(quiet *q)
 {
+  pthread_mutex_lock(&quiet_mu);
   q->last[0] = '\0';
+  pthread_mutex_unlock(&quiet_mu);
 }
 
 /* config.json's task_retention, read each time (a change needs no restart); on a fleet every host does it, and
@@ -153,16 +159,16 @@ deliverer(void *arg)
   srv_background *bg = arg;
   berth_store *st = NULL;
   int idle_ms = DELIVER_IDLE_MS;
-  quiet q = { "" };
+  quiet *q = &deliverers_quiet;
   while (!atomic_load(&bg->stop)) {
     berth_error *err = NULL;
     int sent = 0;
     if (st == NULL && berth_store_open(bg->srv->home, &st, &err) < 0)
-      report(&q, "webhooks", err);
+      report(q, "webhooks", err);
     else if (berth_webhook_deliver_due(st, bg->owner, &bg->stop, &sent, &err) < 0)
-      report(&q, "webhooks", err);
+      report(q, "webhooks", err);
     else
-      quiet_ok(&q);
+      quiet_ok(q);
     /* idle: look less often, up to once a second (every host of a fleet polls the same table) */
     if (sent == 0) {
       nap(bg, idle_ms);

@@ -362,9 +362,17 @@ def test_scope_and_secrets(keys):
     for shape in ("m4lformed-str1ng-secret", {"TOK": ["m4lformed-n3sted-secret"]}):
         st, _, _, _ = req("PATCH", "/v1/stacks/" + body["name"], keys["adm"], {"secret_env": shape})
         check("a secret_env that is not an object of strings is refused (400)", st == 400, st)
+    # a refused body that gives a secret's value as a plain env value too: the audit record masks it there as well
+    st, _, _, _ = req("PATCH", "/v1/stacks/" + body["name"], keys["adm"],
+                      {"env": {"DUP": "dup1icate-s3cret-v4lue"}, "secret_env": {"DUP": "dup1icate-s3cret-v4lue"}})
+    check("a stack change giving one name as plain and secret env is refused (400)", st == 400, st)
+    st, _, _, _ = req("POST", "/v1/stacks", keys["adm"],
+                      {"name": body["name"] + "-dup", "image": "berth/busybox:latest",
+                       "env": {"DUP": "dup1icate-s3cret-v4lue"}, "secret_env": {"DUP": "dup1icate-s3cret-v4lue"}})
+    check("  ...a stack create too (400)", st == 400, st)
     st, _, payload, _ = req("GET", "/v1/audit", keys["adm"])
     check("audit records never hold secret values", b"hunter2" not in payload and b"t4sk" not in payload
-          and b"m4lformed" not in payload, payload[-400:])
+          and b"m4lformed" not in payload and b"dup1icate" not in payload, payload[-400:])
     st, j, _, _ = req("DELETE", "/v1/stacks/" + body["name"], keys["adm"])
     check("an admin deletes a stack", st == 200 and j == {"deleted": body["name"]}, j)
 

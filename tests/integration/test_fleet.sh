@@ -150,7 +150,15 @@ api "$other" task run "$S" --json -- echo next >"$T_TMP/next.json" 2>/dev/null
 check "  ...the stack moves on to another host" python3 -c '
 import json, sys; t = json.load(open(sys.argv[1])); sys.exit(not (t["state"] == "FINISHED" and t["host"] != sys.argv[2]))' \
   "$T_TMP/next.json" "$h"
-check "  ...the dead host's container is still there until it restarts" test "$(docker ps -aq --filter "label=berth.task=$id" | wc -l)" -eq 1
+check "  ...the dead host's command ended before the stack's next task started (its container ends itself when the host's liveness file stops changing)" python3 -c '
+import datetime, json, subprocess, sys
+st = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}} {{.State.FinishedAt}}", "berth-" + sys.argv[1]],
+                    capture_output=True, text=True).stdout.split()
+iso = lambda s: datetime.datetime.fromisoformat(s[:23].rstrip("Z") + "+00:00")
+nxt = json.load(open(sys.argv[2]))
+print(st, nxt["started_at"])
+sys.exit(0 if st and st[0] == "false" and iso(st[1]) < iso(nxt["started_at"]) else 1)' "$id" "$T_TMP/next.json"
+check "  ...its stopped container stays until the host restarts" test "$(docker ps -aq --filter "label=berth.task=$id" | wc -l)" -eq 1
 check "  ...and so is the task's liveness lock file in its home" test -e "$T_TMP/h-$h/run/task-$id.lock"
 start_host "$h" "${HPORT[$h]}" --slots 3
 check "  ...the restarted host removes its leftover container" \
@@ -171,6 +179,8 @@ wait_for 45 is_state "$id" FAILED
 check "a host frozen past its lease: its task is failed by the others ($((SECONDS - t0)) s, $(task_field "$id" reason))" \
   test "$(task_field "$id" reason)" = "host lost"
 check "  ...its state is lost in host list" test "$(host_state "$h")" = lost
+check "  ...and its command ended with it, by the time its task was failed (the container ends itself)" \
+  test "$(docker ps -q --filter "label=berth.task=$id" | wc -l)" -eq 0
 before=$("$BERTH" task show "$id" --json | python3 -c 'import json,sys; t=json.load(sys.stdin); print(len(t["history"]), t["state"], t["finished_at"])')
 kill -CONT $frozen
 check "  ...resumed, it ends the task's container" \
@@ -273,6 +283,14 @@ check "undrain of a drained host that is not running clears its drain, exit $? (
 start_host G - --pool gpu
 wait_for 20 sh -c 'grep -c "joined the fleet" "$1" | grep -qx 4' _ "$T_TMP/h-G.log"
 check "  ...so it comes back alive ($(host_state G))" test "$(host_state G)" = alive
+# a pool's name is matched whole: `_` (a valid name character) is no wildcard, so pool gp_ is not pool gpu
+S=$(stack_name under)
+"$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --pool gp_ >/dev/null
+id=$("$BERTH" task run "$S" --detach -- echo on-gp_)
+sleep 3
+check "a task for pool gp_ is not claimed by a host of pool gpu ($(task_field "$id" state): $(task_field "$id" reason))" \
+  sh -c 'test "$1" = QUEUED && test "$2" = "no live host in pool gp_"' _ "$(task_field "$id" state)" "$(task_field "$id" reason)"
+"$BERTH" task cancel "$id" >/dev/null 2>&1
 # a host whose Docker does not answer claims nothing: the queue waits for a host that can run it
 S=$(stack_name nodock)
 "$BERTH" stack create "$S" --image berth/runner:latest --project-dir "$proj" --pool nodock >/dev/null
@@ -282,6 +300,8 @@ id=$("$BERTH" task run "$S" --detach -- echo on-nodock)
 sleep 4
 check "a host whose Docker does not answer claims nothing: the task waits ($(task_field "$id" state))" is_state "$id" QUEUED
 check "  ...and the host says why" grep -q "its Docker daemon does not answer" "$T_TMP/h-N.log"
+check "  ...and so does the task ($(task_field "$id" reason))" \
+  test "$(task_field "$id" reason)" = "the one live host of pool nodock cannot run it: its Docker daemon does not answer"
 "$BERTH" task cancel "$id" >/dev/null 2>&1
 # a task's container that Docker was away to remove (its daemon vanished as the task ended) goes once Docker answers
 # again, while the host runs on (not only at its next start)
@@ -461,6 +481,31 @@ if [ -n "$h" ] && [ -n "${HPID[$h]:-}" ]; then
 else
   fail "SIGTERM: a task to end gracefully was PERFORMING on a host (${h:-none}; submission: $out; $(task_field "$id" state) $(task_field "$id" reason))"
 fi
+# --- a fleet of one host, SIGKILLed: no live host is left to declare it lost ----------------------------------------
+psql -X -q "$PGURL" -c "CREATE DATABASE solo" >/dev/null
+SOLO=$(python3 -c 'import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1]); print(p.scheme + "://" + p.netloc + "/solo" + ("?" + p.query if p.query else ""))' "$PGURL")
+solo() { BERTH_STORE=$SOLO "$BERTH" "$@"; }
+solo store migrate >/dev/null
+solo image allow 'docker.io/berth/busybox:*' >/dev/null
+solo stack create solo --image berth/busybox:latest >/dev/null
+(export BERTH_STORE=$SOLO; start_host solo1 - --lease 5s; echo "${HPID[solo1]}" >"$T_TMP/solo1.pid")
+HPID[solo1]=$(cat "$T_TMP/solo1.pid")
+id=$(solo task run solo --detach -- 'sleep 60')
+(export BERTH_STORE=$SOLO; wait_for 30 is_state "$id" PERFORMING)
+kill -KILL "${HPID[solo1]}"
+unset 'HPID[solo1]'
+solo_lost() { test "$(export BERTH_STORE=$SOLO; host_state solo1)" = lost; }
+wait_for 20 solo_lost
+out=$(solo host drain solo1 2>&1)
+check "a lost host can be drained: the drain is kept for when it comes back ($out)" \
+  test "$out" = "host solo1 is lost: its drain is kept (it claims nothing when it comes back)"
+out=$(solo host remove solo1 2>&1)
+check "a host shown lost that no live host declared lost is removed ($out)" \
+  sh -c 'test "$(BERTH_STORE=$1 "$2" host list --json | grep -c solo1)" -eq 0' _ "$SOLO" "$BERTH"
+state=$(solo task show "$id" --json | python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["state"], t["reason"])')
+check "  ...and its task is failed with it ($state)" test "$state" = "FAILED host lost"
+
 if [ "$T_FAIL" -gt 0 ]; then # what the hosts said, for the failure above
   for f in "$T_TMP"/h-*.log; do echo "--- $f (last 15 lines)"; tail -n 15 "$f"; done
 fi

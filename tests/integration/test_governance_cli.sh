@@ -67,6 +67,7 @@ has "deny names pattern" "$out" "matched deny pattern \`docker.io/library/ubuntu
 run "allow wins elsewhere" 0 image check ubuntu:22.04
 run "check --json" 1 image check --json ubuntu:18.04
 has "json allowed false" "$out" '"allowed":	false'
+has "json: the API's record (ref, normalized)" "$out" '"normalized":	"docker.io/library/ubuntu:18.04"'
 has "json pattern" "$out" '"pattern":	"docker.io/library/ubuntu:1*"'
 run "registry with port" 0 image allow 'registry.example.com:5000/**'
 run "port image allowed" 0 image check registry.example.com:5000/team/app:1.2@sha256:$(printf 'a%.0s' $(seq 64))

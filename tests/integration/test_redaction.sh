@@ -41,6 +41,32 @@ check "a too-short secret is named in a warning" grep -q 'SHORT' "$T_TMP/err"
 check "... and its value is not in the warning" sh -c "! grep 'warning' '$T_TMP/err' | grep -q abc"
 check "no secret in the store's files" sh -c "! grep -rqaF -e '$SECRET' -e '$IT_SECRET_TASK' '$BERTH_HOME'"
 
+# a secret typed into a command and a plain env value, then rotated, then its stack deleted: the task's records go on
+# showing *** (masked as it was submitted, not with the stack's secrets of the moment); a task's own secret typed
+# into its command likewise, in every record and the audit trail
+S2=$(stack_name rot)
+ROT='rot-Secret-before-1'
+"$BERTH" stack create "$S2" --image berth/busybox:latest --secret-env "ROT=$ROT" >/dev/null
+rc=$(run "$T_TMP/o3" "$T_TMP/e3" "$S2" --env "PLAIN=$ROT" --secret-env IT_SECRET_TASK -- "echo $ROT $IT_SECRET_TASK")
+check "a task typed with its stack's and its own secret values ran (rc=$rc)" test "$rc" -eq 0
+id=$(last_task "$S2")
+"$BERTH" task show "$id" --json >"$T_TMP/rot0"
+"$BERTH" stack update "$S2" --secret-env "ROT=rot-Secret-after-2" >/dev/null
+"$BERTH" task show "$id" --json >"$T_TMP/rot1"
+"$BERTH" task show "$id" >"$T_TMP/rot2"
+"$BERTH" task list --json >"$T_TMP/rot3"
+"$BERTH" audit --json >"$T_TMP/rot4"
+"$BERTH" stack delete "$S2" >/dev/null
+"$BERTH" task show "$id" --json >"$T_TMP/rot5"
+"$BERTH" task list >"$T_TMP/rot6"
+for f in rot0 rot1 rot2 rot3 rot4 rot5 rot6; do
+  check "$f: the rotated and the task's own secret are masked" sh -c "! grep -qF -e '$ROT' -e '$IT_SECRET_TASK' '$T_TMP/$f'"
+done
+check "  ...shown as *** in the command and the plain env" python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))
+sys.exit(0 if t["command"] == "echo *** ***" and t["env"]["PLAIN"] == "***" else 1)' "$T_TMP/rot5"
+
 # a daemon error that echoes the environment: the message is redacted everywhere
 if t_local_only "a Docker error that echoes the environment"; then
 python3 "$(dirname "$0")/docker_proxy.py" "$T_TMP/echo.sock" --echo-env-on-create &

@@ -178,6 +178,52 @@ run "$T_TMP/o" "$T_TMP/e" "$S" -- true >/dev/null
 check "once Docker is back, its container is removed" test "$(docker ps -aq --filter label=berth.task="$id" | wc -l)" -eq 0
 fi
 
+# anyone's text in a record (a command, an env value, a lock's note) never drives the terminal: control characters
+# are written out in the human views (--json keeps the text as it is, JSON-escaped)
+esc=$(printf '\033')
+id=$("$BERTH" task run "$S" --detach --env "E=a${esc}[31mb" -- "echo ${esc}[2J${esc}[31mX; #
+rm -rf")
+"$BERTH" task cancel "$id" >/dev/null 2>&1
+wait_for_end() { for _ in $(seq 1 100); do case "$(task_field "$1" state)" in FINISHED | FAILED | CANCELED | STOPPED) return ;; esac; sleep 0.2; done; }
+wait_for_end "$id"
+"$BERTH" task list --stack "$S" >"$T_TMP/cc1"
+"$BERTH" task show "$id" >"$T_TMP/cc2"
+"$BERTH" stack lock "$S" --note "line1
+FAKE: ${esc}[31mred" >/dev/null
+"$BERTH" stack show "$S" >"$T_TMP/cc3"
+"$BERTH" stack unlock "$S" >/dev/null
+for f in cc1 cc2 cc3; do
+  check "$f: no control character reaches the terminal" sh -c '! grep -q "$(printf "\033")" "$1"' _ "$T_TMP/$f"
+done
+check "  ...they are written out: the command and env value in task show" \
+  sh -c 'grep -qF "command:     echo \e[2J\e[31mX; #\nrm -rf" "$1" && grep -qF "E=a\e[31mb" "$1"' _ "$T_TMP/cc2"
+check "  ...and the lock's note in stack show, on its line" grep -qF ': line1\nFAKE: \e[31mred' "$T_TMP/cc3"
+check "  ...--json keeps the text as given" sh -c '"$1" task show "$2" --json | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)[\"env\"][\"E\"] == \"a\x1b[31mb\" else 1)"' _ "$BERTH" "$id"
+
+# a replaced secret.key: a stack whose secret cannot be decrypted is still listed and shown (and so is every other
+# stack and task), its tasks are refused with what to do, and giving the secret again makes it whole
+if t_local_only "a replaced secret.key (a SQLite store's key file)"; then
+kh=$T_TMP/keyhome
+mkdir -p "$kh"
+BERTH_HOME=$kh "$BERTH" stack create ks --image berth/runner:latest --secret-env K=before-value-1 >/dev/null
+BERTH_HOME=$kh "$BERTH" stack create plain --image berth/runner:latest >/dev/null
+BERTH_HOME=$kh "$BERTH" task run plain -- true >/dev/null 2>&1
+head -c 32 /dev/urandom >"$kh/secret.key"
+check "a replaced secret.key: stack list still works" sh -c 'BERTH_HOME=$1 "$2" stack list | grep -q "^ks "' _ "$kh" "$BERTH"
+check "  ...task list too" sh -c 'BERTH_HOME=$1 "$2" task list >/dev/null' _ "$kh" "$BERTH"
+check "  ...stack show says which secret cannot be decrypted" \
+  sh -c 'BERTH_HOME=$1 "$2" stack show ks | grep -q "K: its stored value cannot be decrypted"' _ "$kh" "$BERTH"
+BERTH_HOME=$kh "$BERTH" task run ks -- true >"$T_TMP/ko" 2>"$T_TMP/ke" </dev/null
+rc=$?
+check "  ...a task of it is refused in one line saying what to do (rc=$rc: $(cat "$T_TMP/ke"))" \
+  sh -c 'test "$1" -eq 125 && test "$(wc -l <"$2")" -eq 1 && grep -q "give it again (berth stack update ks --secret-env K=VALUE)" "$2"' \
+  _ "$rc" "$T_TMP/ke"
+out=$(BERTH_HOME=$kh "$BERTH" stack update ks --env A=1 2>&1)
+check "  ...another change keeps refusing until it is given ($out)" sh -c 'printf "%s" "$1" | grep -q "secret env K cannot be decrypted"' _ "$out"
+check "  ...given again, the stack is whole and its task runs" \
+  sh -c 'BERTH_HOME=$1 "$2" stack update ks --secret-env K=after-value-2 >/dev/null && BERTH_HOME=$1 "$2" task run ks -- "test \"\$K\" = after-value-2" >/dev/null 2>&1 && ! BERTH_HOME=$1 "$2" stack show ks | grep -q "cannot be decrypted"' _ "$kh" "$BERTH"
+fi
+
 # bad input: one clear line on stderr, exit 125, nothing recorded
 bad() { # bad "what" args...
   local what=$1

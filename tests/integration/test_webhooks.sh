@@ -84,6 +84,13 @@ check "  ...every request was signed with the secret, fresh, with an event and a
 import json, sys
 rs = [json.loads(l) for l in open(sys.argv[1])]
 sys.exit(0 if rs and all(r["sig_ok"] and r["fresh"] and r["event"] == "task.state" and r["delivery"] for r in rs) else 1)' "$T_TMP/a.log"
+as "$writer" task show "$id" --json >"$T_TMP/rec.json" 2>/dev/null
+check "  ...the task in each payload says who triggered it, as its record does" python3 -c '
+import json, sys
+rec = json.load(open(sys.argv[2]))
+rs = [json.loads(l)["body"]["task"] for l in open(sys.argv[1]) if json.loads(l)["status"] == 200]
+sys.exit(0 if rs and rec["triggered_by"] and all(t["triggered_by"] == rec["triggered_by"] for t in rs) else 1)' \
+  "$T_TMP/a.log" "$T_TMP/rec.json"
 check "  ...a retried delivery kept its X-Berth-Delivery id" python3 -c '
 import json, sys
 rs = [json.loads(l) for l in open(sys.argv[1])]
@@ -109,6 +116,11 @@ serve
 wait_states "$T_TMP/a.log" "$id2" 30
 check "after the restart every state of that task arrived once ($(states "$T_TMP/a.log" "$id2"))" \
   test "$(states "$T_TMP/a.log" "$id2")" = "$(history "$id2")"
+check "  ...a task of the local CLI says who triggered it in its payloads: its actor, as its record does" python3 -c '
+import json, sys
+rs = [json.loads(l)["body"]["task"] for l in open(sys.argv[1])]
+rs = [t for t in rs if t["id"] == sys.argv[2]]
+sys.exit(0 if rs and all(t["triggered_by"] == t["actor"] and t["actor"] for t in rs) else 1)' "$T_TMP/a.log" "$id2"
 else
   echo "skip - no server running while a task runs: on PostgreSQL the test's fleet host is a server too"
 fi

@@ -423,16 +423,23 @@ test_secrets_encrypted_at_rest(void **state)
   assert_int_equal(got->n_secret_env, 0);
   berth_task_free(got);
 
-  /* a replaced key cannot decrypt: one clear error, never garbage */
+  /* a replaced key cannot decrypt: never garbage; the stack reads with those secrets named as unreadable (""), and
+   * neither a task of it nor a write of it goes on until they are given again */
   berth_store_close(st);
   unlink(key);
   int fd = open(key, O_WRONLY | O_CREAT, 0600);
   assert_int_equal(write(fd, "0123456789abcdef0123456789abcdef", 32), 32);
   close(fd);
   st = open_ok(home);
-  assert_int_equal(berth_store_stack_get(st, "sec", &out, &err), BERTH_EINTERNAL);
+  assert_int_equal(berth_store_stack_get(st, "sec", &out, &err), 0);
+  assert_int_equal(out->unreadable_secrets.n, 2);
+  assert_string_equal(berth_kv_get(out->secret_env, out->n_secret_env, "TOKEN"), "");
+  assert_int_equal(berth_stack_check_secrets(st, out, &err), BERTH_EINVAL);
   assert_non_null(strstr(err->msg, "cannot be decrypted"));
   berth_error_clear(&err);
+  assert_int_equal(berth_store_stack_update(st, out, &err), BERTH_EINVAL);
+  berth_error_clear(&err);
+  berth_stack_free(out);
   berth_store_close(st);
 
   free(t.id);

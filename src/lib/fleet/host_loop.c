@@ -74,6 +74,12 @@ struct berth_host_runner {
   int64_t swept_at;   /* when remove_strays last looked (0: at the next round) */
   berth_strv unended; /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
                          answers (the store was down as the thread ended) */
+  /* the liveness file its tasks' containers watch (berth_task_ctl.alive_path), rewritten by its own thread */
+  char *alive_path;
+  int alive_fd, alive_limit_s;
+  pthread_t alive_thread;
+  bool alive_started;
+  atomic_bool alive_stop;
 };
 
 /* A host name runs once per BERTH_HOME and store (servers of one home on two stores are hosts of two fleets): the
@@ -224,6 +230,70 @@ give_store(berth_host_runner *r, berth_store *st)
   }
   r->idle[r->n_idle++] = st;
   pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- liveness: the counter the containers of this host's tasks watch ----
+ * Written every ALIVE_MS by a thread that touches neither the store nor Docker, so only the process's death or a
+ * freeze stops it (a database outage does not: the fleet rides through those). A container whose counter stays the
+ * same for alive_limit_s ends itself: after a lease minus a heartbeat round and 2 s at most, before the others can
+ * declare this host lost (a lease after its last heartbeat) and its stacks' next tasks start. */
+#define ALIVE_MS 500
+
+static void *
+alive_main(void *arg)
+{
+  berth_host_runner *r = arg;
+  unsigned long long n = 0;
+  while (!atomic_load(&r->alive_stop)) {
+    char line[24];
+    snprintf(line, sizeof line, "%020llu\n", ++n); /* one size: written in place, never read half-changed in size */
+    if (pwrite(r->alive_fd, line, 21, 0) < 0) {    /* a full disk: the containers end as its host would have */
+    }
+    struct timespec ts = { 0, ALIVE_MS * 1000000L };
+    nanosleep(&ts, NULL);
+  }
+  return NULL;
+}
+
+/* Only with a Docker of this machine (a Unix socket): a remote daemon would not see the file. Written in place, never
+ * replaced: a container bound to the file sees the same file as long as it runs. */
+static void
+start_alive(berth_host_runner *r)
+{
+  const char *dh = getenv("DOCKER_HOST");
+  if (dh != NULL && *dh != '\0' && strncmp(dh, "unix://", 7) != 0)
+    return;
+  int64_t beat = r->h.lease_ms / 6 > 250 ? r->h.lease_ms / 6 : 250;
+  int limit = (int) ((r->h.lease_ms - beat) / 1000) - 2;
+  r->alive_limit_s = limit < 3 ? 3 : limit;
+  if (asprintf(&r->alive_path, "%s/run/host-%s.%s.alive", r->o.home, r->h.name, berth_store_instance_id(r->st)) < 0) {
+    r->alive_path = NULL;
+    return;
+  }
+  /* a bind is "SOURCE:TARGET:ro": a path with a colon cannot be one */
+  r->alive_fd = strchr(r->alive_path, ':') ? -1 : open(r->alive_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (r->alive_fd >= 0)
+    fchmod(r->alive_fd, 0644); /* read by the containers' users, whoever they are */
+  atomic_init(&r->alive_stop, false);
+  if (r->alive_fd >= 0 && pthread_create(&r->alive_thread, NULL, alive_main, r) == 0) {
+    r->alive_started = true;
+    return;
+  }
+  say(r, "host %s: no liveness file (%s): its tasks' containers do not end with it", r->h.name, r->alive_path);
+  free(r->alive_path);
+  r->alive_path = NULL;
+}
+
+static void
+stop_alive(berth_host_runner *r)
+{
+  if (r->alive_started) {
+    atomic_store(&r->alive_stop, true);
+    pthread_join(r->alive_thread, NULL);
+  }
+  if (r->alive_fd >= 0)
+    close(r->alive_fd);
+  free(r->alive_path);
 }
 
 static void *
@@ -433,7 +503,9 @@ static void
 heartbeat(berth_host_runner *r)
 {
   berth_error *e = NULL;
-  int rc = berth_host_heartbeat(r->st, r->h.name, r->h.instance, &r->draining, &r->beat_at, &e);
+  /* its Docker as last asked (not asked yet: said to answer) */
+  int rc = berth_host_heartbeat(r->st, r->h.name, r->h.instance, r->docker_checked == 0 || r->docker_ok, &r->draining,
+                                &r->beat_at, &e);
   if (rc == 0) {
     int64_t now = berth_now_ms();
     if (r->last_said != 0 && now - r->last_beat_ok > r->h.lease_ms / 3)
@@ -522,6 +594,8 @@ claim_some(berth_host_runner *r)
       atomic_init(&w->done, false);
       atomic_init(&w->ctl.abandon, false);
       atomic_init(&w->ctl.phase, BERTH_PHASE_PREPARING);
+      w->ctl.alive_path = r->alive_path;
+      w->ctl.alive_limit_s = r->alive_limit_s;
       pthread_mutex_lock(&r->mu);
       r->kids = nk;
       ok = pthread_create(&w->thread, NULL, worker_main, w) == 0;
@@ -645,6 +719,7 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   r->o = *o;
   r->home_lock = -1;
+  r->alive_fd = -1;
   pthread_mutex_init(&r->mu, NULL);
   r->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   r->idle = calloc((size_t) (o->slots > 0 ? o->slots : 1), sizeof *r->idle);
@@ -667,6 +742,8 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
     rc = open_store(r, err);
   if (rc == 0)
     rc = lock_home(r, err);
+  if (rc == 0 && o->execute)
+    start_alive(r);
   if (rc == 0)
     rc = berth_host_register(r->st, &r->h, err);
   if (rc == 0) {
@@ -737,6 +814,7 @@ berth_host_stop(berth_host_runner *r)
     worker_free(r->kids[i]);
   }
   r->n_kids = 0;
+  stop_alive(r);    /* no task's container runs any more */
   retry_unended(r); /* once more; what is left is failed by the fleet when this host's lease runs out */
   berth_strv_clear(&r->unended);
   if (r->st != NULL && r->h.instance != NULL) {

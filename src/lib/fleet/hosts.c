@@ -247,18 +247,19 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
 }
 
 int
-berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool *draining, int64_t *beat_at,
-                     berth_error **err)
+berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bool docker_ok, bool *draining,
+                     int64_t *beat_at, berth_error **err)
 {
   db_stmt *s = NULL;
   if (db_prepare(store_db(st),
-                 "UPDATE hosts SET heartbeat_at = " NOW_SQL " WHERE name = ? AND instance = ? AND state <> 'lost'"
-                 " RETURNING state, heartbeat_at",
+                 "UPDATE hosts SET heartbeat_at = " NOW_SQL ", docker_ok = ? WHERE name = ? AND instance = ?"
+                 " AND state <> 'lost' RETURNING state, heartbeat_at",
                  &s, err)
       < 0)
     return berth_error_wrap(err, "heartbeat of host %s", name);
-  db_bind_text(s, 1, name);
-  db_bind_text(s, 2, instance);
+  db_bind_int64(s, 1, docker_ok);
+  db_bind_text(s, 2, name);
+  db_bind_text(s, 3, instance);
   int rc = db_step(s, err);
   if (rc == DB_ROW && draining)
     *draining = strcmp(db_column_text(s, 0), "draining") == 0;
@@ -388,7 +389,18 @@ berth_host_set_draining(berth_store *st, const char *name, bool draining, bool k
   int64_t changed = 0, cleared = 0;
   if (db_run(s, &changed, err) < 0)
     return berth_error_wrap(err, "%s host %s", draining ? "drain" : "undrain", name);
-  if (kept && changed == 0 && draining) { /* a host that is not running, already drained: its drain stays */
+  if (kept && changed == 0 && draining) {
+    /* a host that is not running (already drained), or lost: its drain is kept for when it comes back */
+    if (db_prepare(store_db(st),
+                   "INSERT INTO drained_hosts (name, at) SELECT ?, " NOW_SQL " WHERE EXISTS (SELECT 1 FROM hosts h"
+                   " WHERE h.name = ?) ON CONFLICT (name) DO NOTHING",
+                   &s, err)
+        < 0)
+      return BERTH_EINTERNAL;
+    db_bind_text(s, 1, name);
+    db_bind_text(s, 2, name);
+    if (db_run(s, NULL, err) < 0)
+      return berth_error_wrap(err, "drain host %s", name);
     if (db_prepare(store_db(st), "SELECT COUNT(*) FROM drained_hosts d WHERE d.name = ?", &s, err) < 0)
       return BERTH_EINTERNAL;
     db_bind_text(s, 1, name);
@@ -408,7 +420,8 @@ berth_host_set_draining(berth_store *st, const char *name, bool draining, bool k
       return berth_error_wrap(err, "%s host %s", draining ? "drain" : "undrain", name);
   }
   if (changed == 0 && cleared == 0)
-    return berth_error_set(err, BERTH_ENOTFOUND, "host `%.64s` does not exist or is lost", name);
+    return berth_error_set(err, BERTH_ENOTFOUND, "host `%.64s` does not exist%s", name,
+                           draining ? "" : " or is lost (and was not drained)");
   return 0;
 }
 
@@ -418,11 +431,18 @@ berth_host_remove(berth_store *st, const char *name, berth_error **err)
   if (need_shared(st, err) < 0)
     return BERTH_EINVAL;
   db_stmt *s = NULL;
-  if (db_prepare(store_db(st), "DELETE FROM hosts WHERE name = ? AND state = 'lost'", &s, err) < 0)
+  /* lost: marked so by a host's reap, or past its lease (shown lost) when no live host has reaped it yet */
+  if (db_prepare(store_db(st),
+                 "DELETE FROM hosts WHERE name = ? AND (state = 'lost' OR heartbeat_at + lease_ms < " NOW_SQL ")", &s,
+                 err)
+      < 0)
     return BERTH_EINTERNAL;
   db_bind_text(s, 1, name);
   int64_t changed = 0;
   if (db_run(s, &changed, err) < 0)
+    return berth_error_wrap(err, "remove host %s", name);
+  /* what it ran is failed now, as the reap of a live host would (with no live host, nothing else would) */
+  if (changed > 0 && fail_orphaned(st, name, "", "was lost and removed", NULL, err) < 0)
     return berth_error_wrap(err, "remove host %s", name);
   /* forgotten: an admin's drain of it too (of a lost host, or of one that is not running: "stopped") */
   if (db_prepare(store_db(st),
@@ -493,7 +513,7 @@ berth_fleet_claim(berth_store *st, const char *name, const berth_strv *pools, be
   int rc = db_prepare(store_db(st),
                       "WITH c AS (SELECT t.seq FROM tasks t WHERE t.state = 'QUEUED'"
                       " AND EXISTS (SELECT 1 FROM stacks s WHERE s.name = t.stack"
-                      " AND (',' || ? || ',') LIKE ('%,' || COALESCE(s.pool, '" BERTH_DEFAULT_POOL "') || ',%')"
+                      " AND strpos(',' || ? || ',', ',' || COALESCE(s.pool, '" BERTH_DEFAULT_POOL "') || ',') > 0"
                       " AND (s.lock_owner IS NULL OR s.lock_owner = t.actor) OFFSET 0)"
                       " AND EXISTS (SELECT 1 FROM hosts h WHERE h.name = ? AND h.state = 'alive')"
                       " AND NOT EXISTS (SELECT 1 FROM tasks b WHERE b.stack = t.stack AND b.seq < t.seq"

@@ -270,6 +270,17 @@ static const migration migrations[] = {
   { 13, "drained_hosts: hosts an admin drained (kept across their restarts)",
     "CREATE TABLE drained_hosts (name TEXT PRIMARY KEY, at INTEGER NOT NULL);",
     "CREATE TABLE drained_hosts (name TEXT PRIMARY KEY, at BIGINT NOT NULL);" },
+  /* a task as it is shown: its command and plain env with the secret values of its submission masked (its stack's
+   * and its own), so that rotating or removing a secret later never shows an old value in the tasks typed with it;
+   * NULL in tasks submitted before (they are masked with their stack's secrets of the moment, as before) */
+  { 14, "tasks.shown_command, tasks.shown_env: a task's command and env masked as it was submitted",
+    "ALTER TABLE tasks ADD COLUMN shown_command TEXT; ALTER TABLE tasks ADD COLUMN shown_env TEXT;",
+    "ALTER TABLE tasks ADD COLUMN shown_command TEXT; ALTER TABLE tasks ADD COLUMN shown_env TEXT;" },
+  /* whether a host's Docker daemon answers, as its last heartbeat said: a task waiting for a pool whose live hosts
+   * all lack one says so (such a host claims nothing) */
+  { 15, "hosts.docker_ok: a host's Docker daemon answers",
+    "ALTER TABLE hosts ADD COLUMN docker_ok INTEGER NOT NULL DEFAULT 1;",
+    "ALTER TABLE hosts ADD COLUMN docker_ok BIGINT NOT NULL DEFAULT 1;" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

@@ -59,6 +59,7 @@ berth_stack_free(berth_stack *s)
   berth_strv_clear(&s->after_run);
   berth_kv_array_free(s->env, s->n_env);
   berth_kv_array_free(s->secret_env, s->n_secret_env);
+  berth_strv_clear(&s->unreadable_secrets);
   free(s->network);
   free(s->pull_policy);
   berth_strv_clear(&s->persist);
@@ -306,7 +307,8 @@ read_stack(berth_store *st, db_stmt *stmt, berth_stack **out, berth_error **err)
   if (rc == 0)
     rc = store_kv_decode(st, db_column_text(stmt, 9), false, &s->env, &s->n_env, err);
   if (rc == 0)
-    rc = store_kv_decode(st, db_column_text(stmt, 10), true, &s->secret_env, &s->n_secret_env, err);
+    rc = store_kv_decode_lenient(st, db_column_text(stmt, 10), &s->secret_env, &s->n_secret_env, &s->unreadable_secrets,
+                                 err);
   s->network = db_column_strdup(stmt, 11, &oom);
   s->memory_bytes = db_column_int64(stmt, 12);
   s->nano_cpus = db_column_int64(stmt, 13);
@@ -364,9 +366,22 @@ write_stack(berth_store *st, const char *sql, bool update, const berth_stack *s,
 }
 
 int
+berth_stack_check_secrets(berth_store *st, const berth_stack *s, berth_error **err)
+{
+  if (s->unreadable_secrets.n == 0)
+    return 0;
+  return berth_error_set(err, BERTH_EINVAL,
+                         "stack %s: the stored value of secret env %s cannot be decrypted (%s was replaced or lost):"
+                         " give it again (berth stack update %s --secret-env %s=VALUE) or remove it"
+                         " (--unset-secret-env %s)",
+                         s->name, s->unreadable_secrets.v[0], store_key_origin(st), s->name, s->unreadable_secrets.v[0],
+                         s->unreadable_secrets.v[0]);
+}
+
+int
 berth_store_stack_create(berth_store *st, const berth_stack *s, berth_error **err)
 {
-  if (berth_stack_validate(s, err) < 0)
+  if (berth_stack_validate(s, err) < 0 || berth_stack_check_secrets(st, s, err) < 0)
     return BERTH_EINVAL;
   int64_t added = 0;
   int rc = write_stack(st,
@@ -384,7 +399,7 @@ berth_store_stack_create(berth_store *st, const berth_stack *s, berth_error **er
 int
 berth_store_stack_update(berth_store *st, const berth_stack *s, berth_error **err)
 {
-  if (berth_stack_validate(s, err) < 0)
+  if (berth_stack_validate(s, err) < 0 || berth_stack_check_secrets(st, s, err) < 0)
     return BERTH_EINVAL;
   int64_t changed = 0;
   int rc
@@ -621,6 +636,11 @@ berth_stack_to_json(const berth_stack *s)
   cJSON_AddItemToObject(o, "after_run", strv_json(&s->after_run));
   cJSON_AddItemToObject(o, "env", env_json(s->env, s->n_env, false));
   cJSON_AddItemToObject(o, "secret_env", env_json(s->secret_env, s->n_secret_env, true));
+  if (s->unreadable_secrets.n > 0) { /* only then: their values cannot be decrypted (secret.key replaced or lost) */
+    cJSON *u = cJSON_AddArrayToObject(o, "secret_env_unreadable");
+    for (size_t i = 0; i < s->unreadable_secrets.n; i++)
+      cJSON_AddItemToArray(u, cJSON_CreateString(s->unreadable_secrets.v[i]));
+  }
   cJSON_AddStringToObject(o, "network", s->network);
   cJSON_AddNumberToObject(o, "memory_bytes", (double) s->memory_bytes);
   cJSON_AddRawToObject(o, "cpus", berth_format_cpus(s->nano_cpus, cpus, sizeof cpus));

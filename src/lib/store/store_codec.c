@@ -228,8 +228,25 @@ store_kv_encode(berth_store *st, const berth_kv *kv, size_t n, bool seal, char *
   return 0;
 }
 
+static int kv_decode(berth_store *st, const char *text, bool sealed, berth_kv **out, size_t *n, berth_strv *unreadable,
+                     berth_error **err);
+
 int
 store_kv_decode(berth_store *st, const char *text, bool sealed, berth_kv **out, size_t *n, berth_error **err)
+{
+  return kv_decode(st, text, sealed, out, n, NULL, err);
+}
+
+int
+store_kv_decode_lenient(berth_store *st, const char *text, berth_kv **out, size_t *n, berth_strv *unreadable,
+                        berth_error **err)
+{
+  return kv_decode(st, text, true, out, n, unreadable, err);
+}
+
+static int
+kv_decode(berth_store *st, const char *text, bool sealed, berth_kv **out, size_t *n, berth_strv *unreadable,
+          berth_error **err)
 {
   cJSON *arr = cJSON_Parse(text ? text : "[]");
   const cJSON *pair;
@@ -246,8 +263,16 @@ store_kv_decode(berth_store *st, const char *text, bool sealed, berth_kv **out, 
       break;
     }
     char *plain = NULL;
-    if (sealed && (rc = store_unseal(st, v->valuestring, &plain, err)) < 0)
-      break;
+    if (sealed && (rc = store_unseal(st, v->valuestring, &plain, err)) < 0) {
+      if (unreadable == NULL || berth_strv_push(unreadable, k->valuestring) < 0)
+        break;
+      berth_error_clear(err); /* kept by name, as "" */
+      rc = 0;
+      if ((plain = strdup("")) == NULL) {
+        rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+        break;
+      }
+    }
     int set = berth_kv_set(out, n, k->valuestring, sealed ? plain : v->valuestring);
     if (plain) {
       sodium_memzero(plain, strlen(plain));

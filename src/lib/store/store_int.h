@@ -72,6 +72,11 @@ char *store_strv_encode(const berth_strv *v);
 int store_strv_decode(const char *text, berth_strv *out, berth_error **err);
 int store_kv_encode(berth_store *st, const berth_kv *kv, size_t n, bool seal, char **out, berth_error **err);
 int store_kv_decode(berth_store *st, const char *text, bool sealed, berth_kv **out, size_t *n, berth_error **err);
+/* Sealed values, each that cannot be decrypted kept as "" with its name pushed to unreadable. */
+int store_kv_decode_lenient(berth_store *st, const char *text, berth_kv **out, size_t *n, berth_strv *unreadable,
+                            berth_error **err);
+/* The key's file (or the store's settings), for messages. */
+const char *store_key_origin(berth_store *st);
 
 /* rm -rf without following symlinks; returns 0 or -1 (errno). A missing path is success. */
 int store_remove_tree(const char *path);

@@ -156,3 +156,9 @@ store_key_copy(berth_store *st, db_conn *to, berth_error **err)
     return rc < 0 ? berth_error_wrap(err, "copy the secret key") : 0;
   return insert_key_setting(to, st->key, sizeof st->key, err) < 0 ? berth_error_wrap(err, "copy the secret key") : 0;
 }
+
+const char *
+store_key_origin(berth_store *st)
+{
+  return st->key_origin[0] ? st->key_origin : "the store's secret key";
+}

@@ -20,7 +20,8 @@
   " container_id,"                                                                                                     \
   " CASE WHEN tasks.state = 'QUEUED' THEN (SELECT b.id FROM tasks b WHERE b.stack = tasks.stack"                       \
   " AND b.seq < tasks.seq AND b.state NOT IN " STORE_TERMINAL_SQL " ORDER BY b.seq LIMIT 1) END,"                      \
-  " supervisor_pid, created_at, started_at, finished_at, host, attempt, retry_of, state_version, secret_names"
+  " supervisor_pid, created_at, started_at, finished_at, host, attempt, retry_of, state_version, secret_names,"        \
+  " shown_command, shown_env"
 
 static void fill_wait_reason(berth_store *st, berth_task *t);
 
@@ -85,6 +86,8 @@ berth_task_free(berth_task *t)
   free(t->host);
   free(t->retry_of);
   free(t->secret_names);
+  free(t->shown_command);
+  berth_kv_array_free(t->shown_env, t->n_shown_env);
   for (size_t i = 0; i < t->n_history; i++) {
     free(t->history[i].state);
     free(t->history[i].actor);
@@ -148,9 +151,10 @@ add_transition(berth_store *st, int64_t seq, const char *state, int64_t at, cons
 static int
 insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t *seq, berth_error **err)
 {
-  cleanup_free char *env = NULL, *secret = NULL, *names = NULL;
+  cleanup_free char *env = NULL, *secret = NULL, *names = NULL, *shown_env = NULL;
   if (store_kv_encode(st, t->env, t->n_env, false, &env, err) < 0
-      || store_kv_encode(st, t->secret_env, t->n_secret_env, true, &secret, err) < 0)
+      || store_kv_encode(st, t->secret_env, t->n_secret_env, true, &secret, err) < 0
+      || (t->shown_env != NULL && store_kv_encode(st, t->shown_env, t->n_shown_env, false, &shown_env, err) < 0))
     return BERTH_EINTERNAL;
   size_t len = 0;
   for (size_t i = 0; i < t->n_secret_env; i++)
@@ -168,8 +172,8 @@ insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t
   db_stmt *stmt = NULL;
   if (db_prepare(st->db,
                  "INSERT INTO tasks (id, stack, command, actor, triggered_by, state, skip_init, env, secret_env,"
-                 " created_at, retry_of, state_version, secret_names)"
-                 " VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, 1, ?) RETURNING seq",
+                 " created_at, retry_of, state_version, secret_names, shown_command, shown_env)"
+                 " VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING seq",
                  &stmt, err)
       < 0)
     return BERTH_EINTERNAL;
@@ -184,6 +188,8 @@ insert_task(berth_store *st, berth_task *t, const char *id, int64_t now, int64_t
   db_bind_int64(stmt, 9, now);
   db_bind_text(stmt, 10, t->retry_of);
   db_bind_text(stmt, 11, names);
+  db_bind_text(stmt, 12, t->shown_command);
+  db_bind_text(stmt, 13, shown_env);
   int rc = db_step(stmt, err);
   if (rc == DB_ROW)
     *seq = db_column_int64(stmt, 0);
@@ -218,10 +224,8 @@ outbox_task_event_of(berth_store *st, const berth_task *t, berth_error **err)
   else
     cJSON_AddNullToObject(task, "exit_code");
   cJSON_AddStringToObject(task, "actor", t->actor);
-  if (t->triggered_by)
-    cJSON_AddStringToObject(task, "triggered_by", t->triggered_by);
-  else
-    cJSON_AddNullToObject(task, "triggered_by");
+  /* as the task's record says it (berth_task_to_json_redacted): who triggered it, its actor when no one else */
+  cJSON_AddStringToObject(task, "triggered_by", t->triggered_by ? t->triggered_by : t->actor);
   const int64_t times[] = { t->created_at, t->started_at, t->finished_at };
   const char *const names[] = { "created_at", "started_at", "finished_at" };
   for (int i = 0; i < 3; i++) {
@@ -363,6 +367,9 @@ read_task(berth_store *st, db_stmt *stmt, bool with_secrets, berth_task **out, b
   t->retry_of = db_column_strdup(stmt, 20, &oom);
   t->state_version = db_column_int64(stmt, 21);
   t->secret_names = db_column_strdup(stmt, 22, &oom);
+  t->shown_command = db_column_strdup(stmt, 23, &oom);
+  if (rc == 0 && !db_column_is_null(stmt, 24))
+    rc = store_kv_decode(st, db_column_text(stmt, 24), false, &t->shown_env, &t->n_shown_env, err);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {
@@ -408,7 +415,7 @@ get_whole(berth_store *st, const char *id, db_stmt *stmt, berth_task **out, bert
   }
   berth_task *t = NULL;
   int rc = 0, src;
-  const int hcol = 23; /* after TASK_COLS */
+  const int hcol = 25; /* after TASK_COLS */
   while ((src = db_step(stmt, err)) == DB_ROW) {
     if (t == NULL && (rc = read_task(st, stmt, true, &t, err)) < 0)
       break;
@@ -610,10 +617,12 @@ berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ah
   }
   if (rc == 0) {
     int src = db_step(s, err);
+    berth_strv unreadable = { 0 }; /* values no one can see: nothing of them to mask */
     if (src == DB_ROW)
-      rc = store_kv_decode(st, db_column_text(s, 0), true, secrets, n, err);
+      rc = store_kv_decode_lenient(st, db_column_text(s, 0), secrets, n, &unreadable, err);
     else if (src != DB_DONE)
       rc = src;
+    berth_strv_clear(&unreadable);
     if (rc < 0) {
       berth_error_wrap(err, "read the stack of task %s", id);
       berth_task_free(*out);
@@ -924,8 +933,8 @@ berth_store_claim_valid(berth_store *st, const char *task_id, berth_error **err)
 
 /* The store's clock (PostgreSQL), so hosts with skewed clocks agree on leases. */
 #define FLEET_NOW_SQL "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
-/* hosts.pools is "a,b,c": the host serves pool ? */
-#define FLEET_POOL_MATCH_SQL "(',' || h.pools || ',') LIKE ('%,' || ? || ',%')"
+/* hosts.pools is "a,b,c": the host serves pool ? (the name whole: never LIKE, where a pool's `_` is a wildcard) */
+#define FLEET_POOL_MATCH_SQL "strpos(',' || h.pools || ',', ',' || ? || ',') > 0"
 
 /* One row of integers from sql with the text parameters given (NULL-terminated). */
 static int
@@ -949,7 +958,7 @@ berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_
   *out = NULL;
   char seq[24];
   snprintf(seq, sizeof seq, "%lld", (long long) t->seq);
-  int64_t ahead = 0, hosts[2] = { 0, 0 }, busy = 0;
+  int64_t ahead = 0, hosts[3] = { 0, 0, 0 }, busy = 0; /* live hosts, slots of those with a Docker, those */
   const char *p1[] = { t->stack, seq, NULL };
   int rc = query_ints(
       st, "SELECT COUNT(*) FROM tasks WHERE stack = ? AND seq < CAST(? AS BIGINT) AND state NOT IN " STORE_TERMINAL_SQL,
@@ -970,10 +979,10 @@ berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_
   if (s->lock_owner != NULL && (t->actor == NULL || strcmp(s->lock_owner, t->actor) != 0))
     n = asprintf(&line, "stack locked by %s", s->lock_owner);
   else if ((rc = query_ints(st,
-                            "SELECT COUNT(*), COALESCE(SUM(h.slots), 0) FROM hosts h WHERE h.state = 'alive'"
-                            " AND h.executes = 1 AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL
-                            " AND " FLEET_POOL_MATCH_SQL,
-                            p2, hosts, 2, err))
+                            "SELECT COUNT(*), COALESCE(SUM(h.slots * h.docker_ok), 0), COALESCE(SUM(h.docker_ok), 0)"
+                            " FROM hosts h WHERE h.state = 'alive' AND h.executes = 1"
+                            " AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL " AND " FLEET_POOL_MATCH_SQL,
+                            p2, hosts, 3, err))
            < 0)
     ;
   else if (hosts[0] == 0) {
@@ -986,6 +995,11 @@ berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_
       n = asprintf(&line, "no live host in pool %s (%lld draining)", pool, (long long) draining);
     else if (rc == 0)
       n = asprintf(&line, "no live host in pool %s", pool);
+  } else if (hosts[2] == 0) {
+    n = hosts[0] == 1
+            ? asprintf(&line, "the one live host of pool %s cannot run it: its Docker daemon does not answer", pool)
+            : asprintf(&line, "no live host of pool %s can run it: their Docker daemons do not answer (%lld hosts)",
+                       pool, (long long) hosts[0]);
   } else if ((rc = query_ints(st,
                               "SELECT COUNT(*) FROM tasks t JOIN hosts h ON h.name = t.host WHERE t.revoked = 0"
                               " AND t.state IN ('PREPARING', 'INITIALIZING', 'PERFORMING') AND h.state = 'alive'"
@@ -997,7 +1011,7 @@ berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_
     n = hosts[1] == 1 ? asprintf(&line, "the one slot of pool %s is busy", pool)
                       : asprintf(&line, "all %lld slots of pool %s are busy", (long long) hosts[1], pool);
   else
-    n = asprintf(&line, "waiting for a host of pool %s to claim it", pool);
+    n = asprintf(&line, "a host of pool %s is about to claim it", pool);
   berth_stack_free(s);
   if (rc < 0)
     return rc;

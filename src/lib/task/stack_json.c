@@ -244,6 +244,19 @@ berth_stack_apply_json(berth_stack *s, const cJSON *o, bool create, berth_error 
       berth_kv_unset(&s->env, &s->n_env, e->string);
   }
   s->keep_versions = (int) v;
+  /* secrets whose stored value could not be decrypted: those given anew (not as "***") or removed are whole again */
+  const cJSON *given = cJSON_GetObjectItemCaseSensitive(o, "secret_env");
+  for (size_t i = 0; i < s->unreadable_secrets.n;) {
+    const char *k = s->unreadable_secrets.v[i];
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(given, k);
+    if (berth_kv_get(s->secret_env, s->n_secret_env, k) == NULL
+        || (cJSON_IsString(g) && strcmp(g->valuestring, "***") != 0)) {
+      free(s->unreadable_secrets.v[i]);
+      s->unreadable_secrets.v[i] = s->unreadable_secrets.v[--s->unreadable_secrets.n];
+    } else {
+      i++;
+    }
+  }
   return berth_stack_validate(s, err);
 }
 

@@ -54,14 +54,22 @@ add_secrets_of(berth_secrets *s, const berth_stack *stack)
 }
 
 berth_secrets *
-berth_display_secrets_of(const berth_stack *stack)
+berth_submission_secrets(const berth_stack *stack, const berth_kv *own, size_t n_own)
 {
   berth_error *e = NULL;
   berth_secrets *s = berth_secrets_new(0, &e);
   berth_error_free(e);
-  if (s != NULL)
+  if (s != NULL) {
     add_secrets_of(s, stack);
+    add_kv(s, own, n_own);
+  }
   return s;
+}
+
+berth_secrets *
+berth_display_secrets_of(const berth_stack *stack)
+{
+  return berth_submission_secrets(stack, NULL, 0);
 }
 
 berth_secrets *
@@ -153,8 +161,11 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
   add_str(o, "id", t->id);
   cJSON_AddNumberToObject(o, "seq", (double) t->seq);
   add_str(o, "stack", t->stack);
-  char *cmd = redact && t->command ? berth_secrets_redact_string(redact, t->command, strlen(t->command), NULL) : NULL;
-  add_str(o, "command", cmd ? cmd : redact && t->command ? BERTH_NOT_SHOWN : t->command);
+  /* the command and env as submitted, masked then (shown_*: the secret values of that moment), and masked again with
+   * the stack's secrets of now (a secret added since) */
+  const char *command = t->shown_command ? t->shown_command : t->command;
+  char *cmd = redact && command ? berth_secrets_redact_string(redact, command, strlen(command), NULL) : NULL;
+  add_str(o, "command", cmd ? cmd : redact && command ? BERTH_NOT_SHOWN : command);
   free(cmd);
   add_str(o, "state", t->state);
   add_str(o, "reason", t->reason);
@@ -166,10 +177,12 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
   add_str(o, "triggered_by", t->triggered_by ? t->triggered_by : t->actor);
   cJSON_AddBoolToObject(o, "skip_init", t->skip_init);
   cJSON *env = cJSON_AddObjectToObject(o, "env");
-  for (size_t i = 0; i < t->n_env; i++) { /* masked like the command: a secret value given as plain env */
-    const char *v = t->env[i].value ? t->env[i].value : "";
+  const berth_kv *kv = t->shown_env ? t->shown_env : t->env;
+  size_t n_kv = t->shown_env ? t->n_shown_env : t->n_env;
+  for (size_t i = 0; i < n_kv; i++) { /* masked like the command: a secret value given as plain env */
+    const char *v = kv[i].value ? kv[i].value : "";
     char *masked = redact ? berth_secrets_redact_string(redact, v, strlen(v), NULL) : NULL;
-    cJSON_AddStringToObject(env, t->env[i].key, masked ? masked : redact ? BERTH_NOT_SHOWN : v);
+    cJSON_AddStringToObject(env, kv[i].key, masked ? masked : redact ? BERTH_NOT_SHOWN : v);
     free(masked);
   }
   cJSON *senv = cJSON_AddObjectToObject(o, "secret_env"); /* names only: the values are never shown */

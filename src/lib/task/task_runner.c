@@ -599,8 +599,22 @@ container_body(runner *r)
   cJSON_AddItemToArray(ep, cJSON_CreateString("/bin/sh"));
   cJSON_AddItemToArray(ep, cJSON_CreateString("-c"));
   cJSON *cmd = cJSON_AddArrayToObject(b, "Cmd");
-  /* berth's keep-alive: the image's ENTRYPOINT/CMD are ignored; commands run as execs */
-  cJSON_AddItemToArray(cmd, cJSON_CreateString("trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"));
+  /* berth's keep-alive: the image's ENTRYPOINT/CMD are ignored; commands run as execs. On a fleet host it watches the
+   * host's liveness file: once it has read it, a counter that stays the same for the limit ends the keep-alive, and
+   * with it (the container's init) every command in the container. Never read (a daemon that cannot show the file,
+   * say under SELinux): no watch. */
+  char keeper[512];
+  if (r->ctl != NULL && r->ctl->alive_path != NULL)
+    snprintf(keeper, sizeof keeper,
+             "trap 'exit 0' TERM INT; last=; n=0; armed=; while :; do sleep 1 & wait $!; cur=;"
+             " read -r cur < " BERTH_ALIVE_TARGET " 2>/dev/null && armed=1;"
+             " if [ \"$cur\" != \"$last\" ]; then last=$cur; n=0; elif [ -n \"$armed\" ]; then n=$((n + 1)); fi;"
+             " if [ $n -ge %d ]; then echo 'berth: the host stopped (its liveness file stopped changing)' >&2;"
+             " exit 0; fi; done",
+             r->ctl->alive_limit_s);
+  else
+    snprintf(keeper, sizeof keeper, "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done");
+  cJSON_AddItemToArray(cmd, cJSON_CreateString(keeper));
   cJSON *env = cJSON_AddArrayToObject(b, "Env");
   for (size_t i = 0; i < s->n_env; i++)
     add_env(env, s->env[i].key, s->env[i].value);
@@ -649,6 +663,11 @@ container_body(runner *r)
   if (cpus > 0)
     cJSON_AddNumberToObject(hc, "NanoCpus", (double) cpus);
   cJSON_AddBoolToObject(hc, "Init", 1);
+  if (r->ctl != NULL && r->ctl->alive_path != NULL) { /* Binds: a source the daemon cannot see is no error */
+    char bind[4200];
+    snprintf(bind, sizeof bind, "%s:" BERTH_ALIVE_TARGET ":ro", r->ctl->alive_path);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(hc, "Binds"), cJSON_CreateString(bind));
+  }
   cJSON_AddBoolToObject(hc, "Privileged", 0);
   cJSON_AddBoolToObject(hc, "AutoRemove", 0);
   cJSON *lc = cJSON_AddObjectToObject(hc, "LogConfig");
@@ -1323,6 +1342,8 @@ supervise(berth_store *st, const char *task_id, int held_fd, berth_task_ctl *ctl
   /* the stack as it is when the task starts, not when it was submitted */
   if (rc == 0)
     rc = berth_store_stack_get(st, r.t->stack, &r.s, &e);
+  if (rc == 0)
+    rc = berth_stack_check_secrets(st, r.s, &e);
   if (rc == 0)
     rc = setup_secrets(&r, &e);
   if (rc < 0) {

@@ -163,7 +163,7 @@ governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s
     berth_policy_result_clear(&pr);
   }
   if (rc == BERTH_EDENIED) {
-    berth_secrets *shown = berth_display_secrets_of(s);
+    berth_secrets *shown = berth_submission_secrets(s, req->secret_env, req->n_secret_env);
     char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
     berth_action_denied(st, req->actor, "task.submit", s->name, (*err)->msg, cmd ? cmd : BERTH_NOT_SHOWN);
     free(cmd);
@@ -174,15 +174,11 @@ governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s
 
 /* The submission's audit arguments: stack, command as shown, variable names (never values). */
 static cJSON *
-submit_args(const berth_submit *req, const berth_stack *s)
+submit_args(const berth_submit *req, const berth_task *t)
 {
   cJSON *a = cJSON_CreateObject();
   cJSON_AddStringToObject(a, "stack", req->stack);
-  berth_secrets *shown = berth_display_secrets_of(s);
-  char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
-  cJSON_AddStringToObject(a, "command", cmd ? cmd : BERTH_NOT_SHOWN);
-  free(cmd);
-  berth_secrets_free(shown);
+  cJSON_AddStringToObject(a, "command", t->shown_command);
   cJSON_AddBoolToObject(a, "skip_init", req->skip_init);
   cJSON *env = cJSON_AddArrayToObject(a, "env");
   for (size_t i = 0; i < req->n_env; i++)
@@ -293,6 +289,10 @@ submit_check(berth_store *st, const berth_submit *req, berth_stack **s_out, bert
     return rc;
   berth_stack *s = NULL;
   rc = berth_store_stack_get(st, req->stack, &s, err);
+  if (rc == 0 && berth_stack_check_secrets(st, s, err) < 0) {
+    berth_stack_free(s);
+    rc = BERTH_EINVAL;
+  }
   if (rc < 0) {
     berth_config_clear(&cfg);
     return rc;
@@ -364,14 +364,28 @@ submit_record(berth_store *st, const berth_submit *req, const berth_stack *s, ch
   t.secret_env = (berth_kv *) req->secret_env;
   t.n_secret_env = req->n_secret_env;
   t.retry_of = (char *) req->retry_of;
-  int rc = berth_store_task_create(st, &t, err);
-  cJSON *args = rc == 0 ? submit_args(req, s) : NULL;
+  /* as it is shown from now on: the secret values of this moment masked (its stack's may be rotated later) */
+  berth_secrets *shown = berth_submission_secrets(s, req->secret_env, req->n_secret_env);
+  bool oom = shown == NULL
+             || (t.shown_command = berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL)) == NULL
+             || (req->n_env > 0 && (t.shown_env = calloc(req->n_env, sizeof *t.shown_env)) == NULL);
+  for (size_t i = 0; !oom && i < req->n_env; i++, t.n_shown_env++) {
+    const char *v = req->env[i].value ? req->env[i].value : "";
+    t.shown_env[i].key = strdup(req->env[i].key);
+    t.shown_env[i].value = berth_secrets_redact_string(shown, v, strlen(v), NULL);
+    oom = t.shown_env[i].key == NULL || t.shown_env[i].value == NULL;
+  }
+  berth_secrets_free(shown);
+  int rc = oom ? berth_error_set(err, BERTH_EINTERNAL, "out of memory") : berth_store_task_create(st, &t, err);
+  cJSON *args = rc == 0 ? submit_args(req, &t) : NULL;
   if (rc == 0)
     rc = berth_audit_append(st, req->actor, "task.submit", t.id, args, "ok", err);
   if (rc == 0 && req->in_tx != NULL)
     rc = req->in_tx(req->in_tx_ud, st, &t, err);
   cJSON_Delete(args);
   free(t.state);
+  free(t.shown_command);
+  berth_kv_array_free(t.shown_env, t.n_shown_env);
   if (rc < 0)
     free(t.id);
   else
