@@ -112,6 +112,8 @@ typedef int (*berth_exec_tick_fn)(void *userdata);
  * A container removed mid-stream gives a clear BERTH_EDOCKER error. */
 int berth_docker_exec_start(berth_docker *d, const char *exec_id, berth_stream_sink sink, void *sink_userdata,
                             berth_exec_tick_fn tick, void *tick_userdata, berth_error **err);
+/* Starts an exec in the background (Detach): returns once the daemon started it; its output is discarded. */
+int berth_docker_exec_start_detached(berth_docker *d, const char *exec_id, berth_error **err);
 typedef struct berth_exec_state {
   bool running;
   bool has_exit_code;

@@ -38,6 +38,10 @@ typedef struct berth_secrets berth_secrets;
  * The caller owns the result (berth_secrets_free). It must outlive every redactor built on it. */
 berth_secrets *berth_secrets_new(size_t min_len, berth_error **err);
 void berth_secrets_free(berth_secrets *s);
+/* Some value that should be in the set is not known (a stored secret that cannot be decrypted): a text that only this
+ * set would mask must not be shown (the callers show BERTH_NOT_SHOWN instead). */
+void berth_secrets_mark_incomplete(berth_secrets *s);
+bool berth_secrets_incomplete(const berth_secrets *s);
 
 /* Adds a secret value; `name` (e.g. the variable name) is used only in error messages, never the value.
  * Returns 0 if added (or already present), 1 if not masked because it is shorter than min_len (the caller warns,

@@ -248,10 +248,11 @@ typedef struct berth_task_ahead berth_task_ahead;
 berth_task_ahead *berth_store_task_read_ahead(berth_store *st, const char *id);
 void berth_task_ahead_free(berth_task_ahead *a); /* accepts NULL; drops answers not read */
 /* berth_store_task_get, and the secret env of the task's stack read with it (in one round trip on PostgreSQL), for
- * showing the task without them: *secrets NULL and *n 0 when the stack is gone. The caller frees them with
- * berth_kv_array_free. ahead (may be NULL) is what was sent ahead for id; what it holds is used up. */
+ * showing the task without them: *secrets NULL and *n 0 when the stack is gone; *incomplete when some of them cannot
+ * be decrypted (they are left out). The caller frees them with berth_kv_array_free. ahead (may be NULL) is what was
+ * sent ahead for id; what it holds is used up. */
 int berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ahead *ahead, berth_task **out,
-                                      berth_kv **secrets, size_t *n, berth_error **err);
+                                      berth_kv **secrets, size_t *n, bool *incomplete, berth_error **err);
 
 typedef struct berth_task_filter {
   const char *stack; /* NULL = all */

@@ -33,9 +33,10 @@ typedef struct berth_task_ctl {
   atomic_bool abandon; /* set by the host: end the container and write nothing more (a shutdown past its grace, a
                         * lost lease); the host records the task's end */
   atomic_int phase;    /* set by the runner: BERTH_PHASE_* (berth/task_log.h), read by the host's shutdown */
-  /* The host's liveness file (NULL: none): a counter its process rewrites every second or so. The container sees it
-   * (read-only) and ends itself when it stops changing for alive_limit_s seconds: a host that dies or freezes takes
-   * its commands with it before the fleet declares it lost and the stack's next task starts. */
+  /* The host's liveness file (NULL: none): a counter its process rewrites every 0.5 s. The container sees it
+   * (read-only), and a watch started in it (a background exec) ends the container when the counter stops changing
+   * for alive_limit_s seconds: a host that dies or freezes takes its commands with it before the fleet declares it
+   * lost and the stack's next task starts. */
   const char *alive_path;
   int alive_limit_s;
 } berth_task_ctl;

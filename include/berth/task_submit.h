@@ -23,6 +23,11 @@ typedef struct berth_submit {
   const char *retry_of;     /* the task this one retries; with command NULL, a retry: stack, command, env and
                                skip_init come from that (ended) task (berth_task_retry) */
   bool die_with_parent;     /* server mode: the supervisor ends with the server (a restart fails it) */
+  /* A retry's: the retried task's command and env as they are shown (masked as it was submitted), masked again
+   * rather than the command itself (a secret rotated since would show in the retry); NULL: the command itself. */
+  const char *shown_command;
+  const berth_kv *shown_env;
+  size_t n_shown_env;
   /* The front end's command that supervises one task, argv[0] an executable path, NULL-terminated; berth appends
    * "--home HOME TASK_ID". libberth knows no command names. NULL: no supervisor is started here. */
   const char *const *supervisor_argv;

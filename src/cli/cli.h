@@ -49,9 +49,12 @@ int cli_open_store(struct berth_store **st);
 int cli_write_all(int fd, const char *data, size_t len);
 /* Prints j, indented, and a newline on stdout. */
 void cli_print_json(const struct cJSON *j);
-/* For a terminal: every string of j (names too) with its control characters written out (\n, \t, \r, \e, \xNN),
+/* For a terminal: every string of j (names too) with its control characters written out (\n, \t, \r, \e, \xNN,
+ * \uNNNN for C1 controls and bidi overrides),
  * so that no record (a command, a lock's note, an env value: anyone's input) moves the cursor, clears the screen or
  * fakes a table's rows. */
 void cli_printable(struct cJSON *j);
+/* text so written out, in a new string; NULL when it needs nothing written out. */
+char *cli_printable_text(const char *text);
 
 #endif

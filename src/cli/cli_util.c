@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,32 +47,52 @@ cli_print_json(const cJSON *j)
   free(s);
 }
 
-/* s with its control characters written out; NULL when it has none (or out of memory: then s is kept, cut at the
- * first of them rather than shown raw). */
-static char *
-printable(char *s)
+/* The length of a character at s that must not reach a terminal as it is (0: none): a C0 control or DEL, a C1 control
+ * in UTF-8 (U+0080-U+009F: U+009B starts a control sequence on some terminals) or a bidi override or isolate
+ * (U+202A-U+202E, U+2066-U+2069: text that reads differently than it is). */
+static size_t
+unprintable(const unsigned char *s, uint32_t *cp)
 {
-  size_t n = 0, len = strlen(s);
+  if (s[0] < 0x20 || s[0] == 0x7f) {
+    *cp = s[0];
+    return 1;
+  }
+  if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+    *cp = s[1];
+    return 2;
+  }
+  if (s[0] == 0xe2
+      && ((s[1] == 0x80 && s[2] >= 0xaa && s[2] <= 0xae) || (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9))) {
+    *cp = 0x2000u + ((uint32_t) (s[1] & 0x3f) << 6) + (s[2] & 0x3f);
+    return 3;
+  }
+  return 0;
+}
+
+char *
+cli_printable_text(const char *text)
+{
+  const unsigned char *s = (const unsigned char *) text;
+  size_t n = 0, len = strlen(text);
+  uint32_t cp;
   for (size_t i = 0; i < len; i++)
-    n += (unsigned char) s[i] < 0x20 || s[i] == 0x7f;
+    n += unprintable(s + i, &cp) > 0;
   if (n == 0)
     return NULL;
-  char *out = malloc(len + 4 * n + 1), *p = out;
-  if (out == NULL) {
-    for (size_t i = 0; i < len; i++)
-      if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
-        s[i] = '\0';
-    return NULL;
-  }
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char) s[i];
-    if (c >= 0x20 && c != 0x7f)
-      *p++ = (char) c;
-    else if (c == '\n' || c == '\t' || c == '\r' || c == 0x1b) {
-      *p++ = '\\';
-      *p++ = c == '\n' ? 'n' : c == '\t' ? 't' : c == '\r' ? 'r' : 'e';
-    } else
-      p += sprintf(p, "\\x%02x", c);
+  char *out = malloc(len + 6 * n + 1), *p = out;
+  if (out == NULL)
+    return strdup("(not shown: out of memory)");
+  for (size_t i = 0; i < len;) {
+    size_t k = unprintable(s + i, &cp);
+    if (k == 0)
+      *p++ = (char) s[i++];
+    else if (cp == '\n' || cp == '\t' || cp == '\r' || cp == 0x1b)
+      p += sprintf(p, "\\%c", cp == '\n' ? 'n' : cp == '\t' ? 't' : cp == '\r' ? 'r' : 'e');
+    else if (cp < 0x80)
+      p += sprintf(p, "\\x%02x", (unsigned) cp);
+    else
+      p += sprintf(p, "\\u%04x", (unsigned) cp);
+    i += k ? k : 0;
   }
   *p = '\0';
   return out;
@@ -83,7 +104,7 @@ cli_printable(cJSON *j)
   cJSON *e;
   cJSON_ArrayForEach(e, j)
   {
-    char *name = e->string ? printable(e->string) : NULL;
+    char *name = e->string ? cli_printable_text(e->string) : NULL;
     if (name != NULL && !(e->type & cJSON_StringIsConst)) {
       free(e->string);
       e->string = name;
@@ -91,7 +112,7 @@ cli_printable(cJSON *j)
       free(name);
     }
     if (cJSON_IsString(e) && e->valuestring != NULL) {
-      char *v = printable(e->valuestring);
+      char *v = cli_printable_text(e->valuestring);
       if (v != NULL)
         cJSON_SetValuestring(e, v);
       free(v);

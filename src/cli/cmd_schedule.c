@@ -312,7 +312,7 @@ schedule_main(client_conn *c, int argc, char **argv)
     return cli_fail(err);
   if (q.json && out)
     cli_print_json(out);
-  else if (strcmp(q.sub, "list") == 0)
+  else if (out != NULL && (cli_printable(out), strcmp(q.sub, "list") == 0)) /* anyone's text: see cli_printable */
     render_list(out);
   else if (strcmp(q.sub, "remove") == 0)
     printf("schedule %s of stack %s removed\n", q.name, q.stack);

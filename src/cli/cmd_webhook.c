@@ -264,7 +264,7 @@ webhook_main(client_conn *c, int argc, char **argv)
     return cli_fail(err);
   if (q.json && out)
     cli_print_json(out);
-  else if (strcmp(q.sub, "list") == 0)
+  else if (out != NULL && (cli_printable(out), strcmp(q.sub, "list") == 0)) /* anyone's text: see cli_printable */
     render_list(out);
   else if (strcmp(q.sub, "deliveries") == 0)
     render_deliveries(out);

@@ -58,7 +58,10 @@ cli_fail(berth_error *err)
 {
   int code = err ? err->code : BERTH_EINTERNAL;
   cli_error_prefix();
-  fprintf(stderr, "%s\n", err && err->msg ? err->msg : "unknown error");
+  const char *msg = err && err->msg ? err->msg : "unknown error";
+  char *shown = cli_printable_text(msg); /* a message may quote anyone's text (a lock's note) */
+  fprintf(stderr, "%s\n", shown ? shown : msg);
+  free(shown);
   berth_error_free(err);
   return berth_error_exit_code(code);
 }

@@ -49,7 +49,7 @@ mask_strings(cJSON *j, berth_secrets *s)
  * (a refused body may give one as a plain env value too). A secret_env that is not an object of strings (refused, but
  * audited as a failed change) is masked whole: what it holds is a value, whatever its shape. */
 static cJSON *
-masked_args(const cJSON *body)
+masked_args(const cJSON *body, berth_store *st, const char *stack)
 {
   cJSON *a = body ? cJSON_Duplicate(body, true) : NULL;
   cJSON *se = a ? cJSON_GetObjectItemCaseSensitive(a, "secret_env") : NULL;
@@ -59,20 +59,25 @@ masked_args(const cJSON *body)
   {
     strings = strings && cJSON_IsString(e);
   }
+  /* the values given (those that are strings), and the stack's own when it exists (a PATCH: the store still holds
+   * them, the change was refused) */
   berth_error *err = NULL;
-  berth_secrets *values = strings ? berth_secrets_new(0, &err) : NULL;
+  berth_secrets *values = stack != NULL ? berth_display_secrets(st, stack, &err) : berth_secrets_new(0, &err);
   berth_error_free(err);
-  cJSON *given = values != NULL ? se : NULL;
+  cJSON *given = values != NULL && cJSON_IsObject(se) ? se : NULL;
   cJSON_ArrayForEach(e, given)
   {
     err = NULL;
-    berth_secrets_add_value(values, e->string, e->valuestring, strlen(e->valuestring), &err);
+    if (cJSON_IsString(e))
+      berth_secrets_add_value(values, e->string, e->valuestring, strlen(e->valuestring), &err);
     berth_error_free(err);
   }
-  if (values != NULL) {
-    mask_strings(a, values);
-    berth_secrets_free(values);
+  if (values == NULL) { /* nothing could mask it: the body is not recorded at all */
+    cJSON_Delete(a);
+    return NULL;
   }
+  mask_strings(a, values);
+  berth_secrets_free(values);
   if (se && !strings)
     cJSON_ReplaceItemInObjectCaseSensitive(a, "secret_env", cJSON_CreateString("***"));
   else
@@ -95,7 +100,7 @@ api_stack_create(srv_req *r, srv_resp *out)
     rc = berth_stack_edit_json(s, r->srv->home, body, true, &err);
   if (rc == 0)
     rc = berth_action_stack_create(r->st, s, r->key->name, &err);
-  cJSON *args = masked_args(body);
+  cJSON *args = rc < 0 ? masked_args(body, r->st, NULL) : NULL;
   const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "name"));
   if (body && rc < 0)
     srv_audit(r, "stack.create", nm ? nm : "-", args, err);
@@ -143,7 +148,7 @@ api_stack_patch(srv_req *r, srv_resp *out)
     rc = berth_stack_edit_json(s, r->srv->home, body, false, &err);
   if (rc == 0)
     rc = berth_action_stack_update(r->st, s, r->key->name, &err);
-  cJSON *args = masked_args(body);
+  cJSON *args = rc < 0 ? masked_args(body, r->st, r->args[0]) : NULL;
   if (rc < 0)
     srv_audit(r, "stack.update", r->args[0], args, err);
   cJSON_Delete(args);

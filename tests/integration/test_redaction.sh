@@ -56,10 +56,15 @@ id=$(last_task "$S2")
 "$BERTH" task show "$id" >"$T_TMP/rot2"
 "$BERTH" task list --json >"$T_TMP/rot3"
 "$BERTH" audit --json >"$T_TMP/rot4"
+"$BERTH" task retry "$id" --secret-env IT_SECRET_TASK >/dev/null 2>&1
+"$BERTH" task show "$(last_task "$S2")" --json >"$T_TMP/rot7"
+check "a retry after the rotation is a new task ($(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["retry_of"])' "$T_TMP/rot7"))" \
+  python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["retry_of"] == sys.argv[2] else 1)' "$T_TMP/rot7" "$id"
+"$BERTH" audit --json >"$T_TMP/rot8"
 "$BERTH" stack delete "$S2" >/dev/null
 "$BERTH" task show "$id" --json >"$T_TMP/rot5"
 "$BERTH" task list >"$T_TMP/rot6"
-for f in rot0 rot1 rot2 rot3 rot4 rot5 rot6; do
+for f in rot0 rot1 rot2 rot3 rot4 rot5 rot6 rot7 rot8; do
   check "$f: the rotated and the task's own secret are masked" sh -c "! grep -qF -e '$ROT' -e '$IT_SECRET_TASK' '$T_TMP/$f'"
 done
 check "  ...shown as *** in the command and the plain env" python3 -c '

@@ -208,9 +208,14 @@ mkdir -p "$kh"
 BERTH_HOME=$kh "$BERTH" stack create ks --image berth/runner:latest --secret-env K=before-value-1 >/dev/null
 BERTH_HOME=$kh "$BERTH" stack create plain --image berth/runner:latest >/dev/null
 BERTH_HOME=$kh "$BERTH" task run plain -- true >/dev/null 2>&1
+BERTH_HOME=$kh "$BERTH" task run ks --env E=before-value-1 -- 'echo before-value-1' >/dev/null 2>&1
+# as a task recorded before berth kept its masked form (schema 14): masked with its stack's secrets when shown
+python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE tasks SET shown_command = NULL, shown_env = NULL"); c.commit()' "$kh/berth.db"
 head -c 32 /dev/urandom >"$kh/secret.key"
 check "a replaced secret.key: stack list still works" sh -c 'BERTH_HOME=$1 "$2" stack list | grep -q "^ks "' _ "$kh" "$BERTH"
 check "  ...task list too" sh -c 'BERTH_HOME=$1 "$2" task list >/dev/null' _ "$kh" "$BERTH"
+check "  ...and an older task typed with the secret, which can no longer be masked, is not shown" \
+  sh -c 'BERTH_HOME=$1 "$2" task list --json >"$3" && ! grep -q before-value-1 "$3" && grep -q "not shown" "$3"' _ "$kh" "$BERTH" "$T_TMP/kl"
 check "  ...stack show says which secret cannot be decrypted" \
   sh -c 'BERTH_HOME=$1 "$2" stack show ks | grep -q "K: its stored value cannot be decrypted"' _ "$kh" "$BERTH"
 BERTH_HOME=$kh "$BERTH" task run ks -- true >"$T_TMP/ko" 2>"$T_TMP/ke" </dev/null

@@ -1291,7 +1291,9 @@ test_connection_lost(void **state)
   berth_task *got = NULL;
   berth_kv *secrets = NULL;
   size_t n_secrets = 0;
-  if (berth_store_task_get_with_secrets(st, t.id, ahead, &got, &secrets, &n_secrets, &err) != 0)
+  bool incomplete = true;
+  if (berth_store_task_get_with_secrets(st, t.id, ahead, &got, &secrets, &n_secrets, &incomplete, &err) != 0
+      || incomplete)
     fail_msg("read ahead after a lost connection: %s", err->msg);
   assert_string_equal(got->id, t.id);
   berth_task_ahead_free(ahead);

@@ -126,6 +126,26 @@ berth_docker_exec_start(berth_docker *d, const char *exec_id, berth_stream_sink 
 }
 
 int
+berth_docker_exec_start_detached(berth_docker *d, const char *exec_id, berth_error **err)
+{
+  int rc = docker_negotiate(d, err);
+  if (rc < 0)
+    return rc;
+  cleanup_free char *path = NULL;
+  if (asprintf(&path, "/exec/%s/start", exec_id) < 0)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  static const char body[] = "{\"Detach\":true,\"Tty\":false}";
+  docker_req rq = { .method = "POST", .path = path, .body = body, .body_len = sizeof body - 1 };
+  docker_resp rs;
+  docker_resp_init(&rs);
+  rc = docker_perform(d, &rq, &rs, err);
+  if (rc == 0 && (rs.status < 200 || rs.status >= 300))
+    rc = docker_status_error(&rs, err, "start the exec");
+  docker_resp_clear(&rs);
+  return rc;
+}
+
+int
 berth_docker_exec_inspect(berth_docker *d, const char *exec_id, berth_exec_state *st, berth_error **err)
 {
   int rc = docker_negotiate(d, err);

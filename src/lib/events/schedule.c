@@ -114,7 +114,11 @@ add_str(cJSON *o, const char *key, const char *v)
 cJSON *
 berth_schedule_to_json(const berth_schedule *s, struct berth_secrets *shown)
 {
-  char *cmd = s->command && shown ? berth_secrets_redact_string(shown, s->command, strlen(s->command), NULL) : NULL;
+  /* a stack whose secret cannot be decrypted: that value cannot be masked, so the command is not shown */
+  bool blind = berth_secrets_incomplete(shown);
+  char *cmd = s->command && shown ? blind ? strdup(BERTH_NOT_SHOWN)
+                                          : berth_secrets_redact_string(shown, s->command, strlen(s->command), NULL)
+                                  : NULL;
   if (s->command && cmd == NULL)
     return NULL; /* never unmasked */
   cJSON *o = cJSON_CreateObject();
@@ -127,8 +131,12 @@ berth_schedule_to_json(const berth_schedule *s, struct berth_secrets *shown)
   free(cmd);
   cJSON_AddBoolToObject(o, "skip_init", s->skip_init);
   cJSON *env = cJSON_AddObjectToObject(o, "env");
-  for (size_t i = 0; i < s->n_env; i++)
-    cJSON_AddStringToObject(env, s->env[i].key, s->env[i].value);
+  for (size_t i = 0; i < s->n_env; i++) { /* masked like a task's: a secret value given as plain env */
+    const char *v = s->env[i].value ? s->env[i].value : "";
+    char *m = shown && !blind ? berth_secrets_redact_string(shown, v, strlen(v), NULL) : NULL;
+    cJSON_AddStringToObject(env, s->env[i].key, m ? m : shown ? BERTH_NOT_SHOWN : v);
+    free(m);
+  }
   add_str(o, "catch_up", s->catch_up);
   cJSON_AddBoolToObject(o, "paused", s->paused);
   add_str(o, "actor", s->actor);

@@ -6,6 +6,7 @@
  * interrupted"); a host process that dies takes its tasks' threads with it, and the fleet fails those tasks (host
  * lost) while its restart removes their containers. */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -70,8 +71,10 @@ struct berth_host_runner {
   berth_docker *docker;   /* for the check before claiming: a host whose Docker is down claims nothing */
   int64_t docker_checked; /* when it was last asked */
   bool docker_ok;
-  bool docker_said;   /* the host said its Docker is down (said again once it is back) */
-  int64_t swept_at;   /* when remove_strays last looked (0: at the next round) */
+  bool docker_said;       /* the host said its Docker is down (said again once it is back) */
+  char store_id[64];      /* the store's instance id (the berth.instance label), for threads that have no store */
+  pthread_t sweep_thread; /* remove_strays every SWEEP_MS, off the host's thread (Docker may be slow to answer) */
+  bool sweep_started;
   berth_strv unended; /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
                          answers (the store was down as the thread ended) */
   /* the liveness file its tasks' containers watch (berth_task_ctl.alive_path), rewritten by its own thread */
@@ -159,7 +162,7 @@ remove_labelled(berth_host_runner *r, const char *label, bool spare_running)
     return 0;
   }
   char li[160];
-  snprintf(li, sizeof li, "berth.instance=%s", berth_store_instance_id(r->st));
+  snprintf(li, sizeof li, "berth.instance=%s", r->store_id);
   const char *labels[] = { label, li };
   cJSON *list = NULL, *it;
   int n = 0;
@@ -193,7 +196,7 @@ remove_leftovers(berth_host_runner *r)
 }
 
 /* While it runs: the containers of this host's tasks whose threads have ended (a task's end removes its container,
- * unless Docker was away then), every SWEEP_MS and as soon as its Docker answers again. */
+ * unless Docker was away then), every SWEEP_MS, in a thread of its own (sweep_main). */
 static void
 remove_strays(berth_host_runner *r)
 {
@@ -266,7 +269,21 @@ start_alive(berth_host_runner *r)
   int64_t beat = r->h.lease_ms / 6 > 250 ? r->h.lease_ms / 6 : 250;
   int limit = (int) ((r->h.lease_ms - beat) / 1000) - 2;
   r->alive_limit_s = limit < 3 ? 3 : limit;
-  if (asprintf(&r->alive_path, "%s/run/host-%s.%s.alive", r->o.home, r->h.name, berth_store_instance_id(r->st)) < 0) {
+  /* one file per run of the host: the containers of a previous run (its tasks failed as this one registered) watch a
+   * file no one writes any more, and end; that run's file is removed (a container keeps the file it was bound to) */
+  char prefix[512];
+  snprintf(prefix, sizeof prefix, "host-%s.%s.", r->h.name, r->store_id);
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/run", r->o.home);
+  DIR *d = opendir(dir);
+  for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+    size_t n = strlen(e->d_name);
+    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && n > 6 && strcmp(e->d_name + n - 6, ".alive") == 0)
+      unlinkat(dirfd(d), e->d_name, 0);
+  }
+  if (d != NULL)
+    closedir(d);
+  if (asprintf(&r->alive_path, "%s/%s%s.alive", dir, prefix, r->h.instance) < 0) {
     r->alive_path = NULL;
     return;
   }
@@ -274,23 +291,44 @@ start_alive(berth_host_runner *r)
   r->alive_fd = strchr(r->alive_path, ':') ? -1 : open(r->alive_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (r->alive_fd >= 0)
     fchmod(r->alive_fd, 0644); /* read by the containers' users, whoever they are */
-  atomic_init(&r->alive_stop, false);
   if (r->alive_fd >= 0 && pthread_create(&r->alive_thread, NULL, alive_main, r) == 0) {
     r->alive_started = true;
     return;
+  }
+  if (r->alive_fd >= 0) {
+    close(r->alive_fd);
+    r->alive_fd = -1;
   }
   say(r, "host %s: no liveness file (%s): its tasks' containers do not end with it", r->h.name, r->alive_path);
   free(r->alive_path);
   r->alive_path = NULL;
 }
 
+/* The sweep of its ended tasks' containers, in a thread of its own: its Docker calls may take long (a daemon that
+ * answers its ping but hangs on a list or a removal), and the host's thread must go on heartbeating meanwhile. */
+static void *
+sweep_main(void *arg)
+{
+  berth_host_runner *r = arg;
+  for (int64_t waited = 0; !atomic_load(&r->alive_stop);) {
+    struct timespec ts = { 0, ALIVE_MS * 1000000L };
+    nanosleep(&ts, NULL);
+    if ((waited += ALIVE_MS) >= SWEEP_MS) {
+      remove_strays(r);
+      waited = 0;
+    }
+  }
+  return NULL;
+}
+
 static void
 stop_alive(berth_host_runner *r)
 {
-  if (r->alive_started) {
-    atomic_store(&r->alive_stop, true);
+  atomic_store(&r->alive_stop, true);
+  if (r->alive_started)
     pthread_join(r->alive_thread, NULL);
-  }
+  if (r->sweep_started)
+    pthread_join(r->sweep_thread, NULL);
   if (r->alive_fd >= 0)
     close(r->alive_fd);
   free(r->alive_path);
@@ -559,7 +597,6 @@ docker_usable(berth_host_runner *r)
   } else if (r->docker_ok && r->docker_said) {
     say(r, "host %s: its Docker daemon answers again: claiming", r->h.name);
     r->docker_said = false;
-    r->swept_at = 0; /* the containers of tasks that ended while it was away: now */
   }
   berth_error_free(e);
   return r->docker_ok;
@@ -587,7 +624,11 @@ claim_some(berth_host_runner *r)
       return;
     }
     worker *w = calloc(1, sizeof *w);
+    pthread_mutex_lock(&r->mu); /* the shutdown's thread reads the array (berth_host_interrupt) */
     worker **nk = w ? realloc(r->kids, (r->n_kids + 1) * sizeof *nk) : NULL;
+    if (nk != NULL)
+      r->kids = nk;
+    pthread_mutex_unlock(&r->mu);
     bool ok = false;
     if (nk != NULL && (w->task_id = strdup(t->id)) != NULL) {
       w->r = r;
@@ -597,7 +638,6 @@ claim_some(berth_host_runner *r)
       w->ctl.alive_path = r->alive_path;
       w->ctl.alive_limit_s = r->alive_limit_s;
       pthread_mutex_lock(&r->mu);
-      r->kids = nk;
       ok = pthread_create(&w->thread, NULL, worker_main, w) == 0;
       if (ok)
         r->kids[r->n_kids++] = w;
@@ -687,10 +727,6 @@ host_main(void *arg)
     check_kids(r);
     if (r->unended.n > 0)
       retry_unended(r);
-    if (r->o.execute && berth_now_ms() - r->swept_at >= SWEEP_MS && docker_usable(r)) {
-      remove_strays(r);
-      r->swept_at = berth_now_ms();
-    }
     /* a host cut off longer than its lease must not start anything: the fleet may have failed its tasks already */
     if (berth_now_ms() - r->last_beat_ok < r->h.lease_ms
         && (woken || !r->listening || berth_now_ms() - last_claim >= IDLE_CLAIM_MS)) {
@@ -742,10 +778,15 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
     rc = open_store(r, err);
   if (rc == 0)
     rc = lock_home(r, err);
-  if (rc == 0 && o->execute)
-    start_alive(r);
-  if (rc == 0)
+  if (rc == 0) {
+    snprintf(r->store_id, sizeof r->store_id, "%s", berth_store_instance_id(r->st));
     rc = berth_host_register(r->st, &r->h, err);
+  }
+  if (rc == 0 && o->execute) {
+    atomic_init(&r->alive_stop, false);
+    start_alive(r);
+    r->sweep_started = pthread_create(&r->sweep_thread, NULL, sweep_main, r) == 0;
+  }
   if (rc == 0) {
     r->last_beat_ok = r->store_ok_since = berth_now_ms();
     /* an admin's drain outlives a restart: it claims nothing until undrained */
@@ -755,7 +796,6 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
       say(r, "host %s is drained: it claims no task until `berth host undrain %s`", r->h.name, r->h.name);
     if (o->execute)
       remove_leftovers(r);
-    r->swept_at = berth_now_ms();
     if (pthread_create(&r->thread, NULL, host_main, r) != 0)
       rc = berth_error_set(err, BERTH_EINTERNAL, "start the host thread");
     else

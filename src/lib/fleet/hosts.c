@@ -431,10 +431,11 @@ berth_host_remove(berth_store *st, const char *name, berth_error **err)
   if (need_shared(st, err) < 0)
     return BERTH_EINVAL;
   db_stmt *s = NULL;
-  /* lost: marked so by a host's reap, or past its lease (shown lost) when no live host has reaped it yet */
+  /* lost: marked so by a host's reap, or twice past its lease when no live host has reaped it (right after a database
+   * outage every host is past its lease for a moment, and renews it as it reconnects: not one to remove then) */
   if (db_prepare(store_db(st),
-                 "DELETE FROM hosts WHERE name = ? AND (state = 'lost' OR heartbeat_at + lease_ms < " NOW_SQL ")", &s,
-                 err)
+                 "DELETE FROM hosts WHERE name = ? AND (state = 'lost' OR heartbeat_at + 2 * lease_ms < " NOW_SQL ")",
+                 &s, err)
       < 0)
     return BERTH_EINTERNAL;
   db_bind_text(s, 1, name);

@@ -31,6 +31,7 @@ typedef struct redact_dbref redact_dbref;
 
 struct berth_secrets {
   size_t min_len;
+  bool incomplete; /* berth_secrets_mark_incomplete */
 
   /* Literals (values and derived forms), append-only: an index never changes, so redactors can remember which
    * literals they already know. */

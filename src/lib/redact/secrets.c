@@ -210,6 +210,19 @@ fail:
 }
 
 void
+berth_secrets_mark_incomplete(berth_secrets *s)
+{
+  if (s != NULL)
+    s->incomplete = true;
+}
+
+bool
+berth_secrets_incomplete(const berth_secrets *s)
+{
+  return s != NULL && s->incomplete;
+}
+
+void
 berth_secrets_free(berth_secrets *s)
 {
   if (s == NULL)

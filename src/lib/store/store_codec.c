@@ -123,8 +123,20 @@ store_seal(berth_store *st, const char *plain, char **out, berth_error **err)
   return 0;
 }
 
+/* store_unseal, telling a value this key cannot open (UNSEAL_WRONG_KEY, with *err) from every other failure (< 0):
+ * the key that could not be loaded, a damaged value, memory. */
+#define UNSEAL_WRONG_KEY 1
+static int unseal(berth_store *st, const char *sealed, char **out, berth_error **err);
+
 int
 store_unseal(berth_store *st, const char *sealed, char **out, berth_error **err)
+{
+  int rc = unseal(st, sealed, out, err);
+  return rc == UNSEAL_WRONG_KEY ? BERTH_EINTERNAL : rc;
+}
+
+static int
+unseal(berth_store *st, const char *sealed, char **out, berth_error **err)
 {
   if (store_key_load(st, err) < 0)
     return BERTH_EINTERNAL;
@@ -148,8 +160,9 @@ store_unseal(berth_store *st, const char *sealed, char **out, berth_error **err)
                                  blen - crypto_secretbox_NONCEBYTES, box, st->key)
       != 0) {
     free(plain);
-    return berth_error_set(err, BERTH_EINTERNAL, "a stored secret value cannot be decrypted (was %s replaced?)",
-                           st->key_origin);
+    berth_error_set(err, BERTH_EINTERNAL, "a stored secret value cannot be decrypted (was %s replaced?)",
+                    st->key_origin);
+    return UNSEAL_WRONG_KEY;
   }
   plain[plen] = '\0';
   *out = plain;
@@ -263,9 +276,11 @@ kv_decode(berth_store *st, const char *text, bool sealed, berth_kv **out, size_t
       break;
     }
     char *plain = NULL;
-    if (sealed && (rc = store_unseal(st, v->valuestring, &plain, err)) < 0) {
-      if (unreadable == NULL || berth_strv_push(unreadable, k->valuestring) < 0)
+    if (sealed && (rc = unseal(st, v->valuestring, &plain, err)) != 0) {
+      if (rc != UNSEAL_WRONG_KEY || unreadable == NULL || berth_strv_push(unreadable, k->valuestring) < 0) {
+        rc = rc == UNSEAL_WRONG_KEY ? BERTH_EINTERNAL : rc; /* strict, or out of memory: the read fails */
         break;
+      }
       berth_error_clear(err); /* kept by name, as "" */
       rc = 0;
       if ((plain = strdup("")) == NULL) {

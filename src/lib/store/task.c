@@ -595,9 +595,10 @@ berth_store_task_read_ahead(berth_store *st, const char *id)
 
 int
 berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ahead *ahead, berth_task **out,
-                                  berth_kv **secrets, size_t *n, berth_error **err)
+                                  berth_kv **secrets, size_t *n, bool *incomplete, berth_error **err)
 {
   *secrets = NULL;
+  *incomplete = false;
   *n = 0;
   db_stmt *task = NULL, *s = NULL;
   if (ahead != NULL && id != NULL && strcmp(ahead->id, id) == 0) {
@@ -617,11 +618,12 @@ berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ah
   }
   if (rc == 0) {
     int src = db_step(s, err);
-    berth_strv unreadable = { 0 }; /* values no one can see: nothing of them to mask */
+    berth_strv unreadable = { 0 }; /* values that cannot be masked: the caller shows no text only they would mask */
     if (src == DB_ROW)
       rc = store_kv_decode_lenient(st, db_column_text(s, 0), secrets, n, &unreadable, err);
     else if (src != DB_DONE)
       rc = src;
+    *incomplete = unreadable.n > 0;
     berth_strv_clear(&unreadable);
     if (rc < 0) {
       berth_error_wrap(err, "read the stack of task %s", id);
@@ -1003,6 +1005,7 @@ berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_
   } else if ((rc = query_ints(st,
                               "SELECT COUNT(*) FROM tasks t JOIN hosts h ON h.name = t.host WHERE t.revoked = 0"
                               " AND t.state IN ('PREPARING', 'INITIALIZING', 'PERFORMING') AND h.state = 'alive'"
+                              " AND h.docker_ok = 1 AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL
                               " AND " FLEET_POOL_MATCH_SQL,
                               p2, &busy, 1, err))
              < 0)

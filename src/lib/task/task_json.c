@@ -51,6 +51,8 @@ static void
 add_secrets_of(berth_secrets *s, const berth_stack *stack)
 {
   add_kv(s, stack->secret_env, stack->n_secret_env);
+  if (stack->unreadable_secrets.n > 0)
+    berth_secrets_mark_incomplete(s);
 }
 
 berth_secrets *
@@ -116,7 +118,8 @@ berth_task_get_record(berth_store *st, const char *id, berth_task_ahead *ahead, 
   *record = NULL;
   berth_kv *secrets = NULL;
   size_t n = 0;
-  int rc = berth_store_task_get_with_secrets(st, id, ahead, t, &secrets, &n, err);
+  bool incomplete = false;
+  int rc = berth_store_task_get_with_secrets(st, id, ahead, t, &secrets, &n, &incomplete, err);
   if (rc < 0)
     return rc;
   /* one host (SQLite): a task under way whose supervisor is gone (its server was SIGKILLed) is found by whoever
@@ -137,6 +140,8 @@ berth_task_get_record(berth_store *st, const char *id, berth_task_ahead *ahead, 
   berth_secrets *shown = berth_secrets_new(0, err);
   if (shown != NULL)
     add_kv(shown, secrets, n);
+  if (incomplete)
+    berth_secrets_mark_incomplete(shown);
   berth_kv_array_free(secrets, n);
   if (shown == NULL) { /* never shown without its secrets masked */
     berth_task_free(*t);
@@ -164,7 +169,10 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
   /* the command and env as submitted, masked then (shown_*: the secret values of that moment), and masked again with
    * the stack's secrets of now (a secret added since) */
   const char *command = t->shown_command ? t->shown_command : t->command;
-  char *cmd = redact && command ? berth_secrets_redact_string(redact, command, strlen(command), NULL) : NULL;
+  /* a task recorded before its masked form was kept, of a stack whose secret cannot be decrypted: that value cannot
+   * be masked, so the text is not shown */
+  bool blind = berth_secrets_incomplete(redact) && t->shown_command == NULL;
+  char *cmd = redact && command && !blind ? berth_secrets_redact_string(redact, command, strlen(command), NULL) : NULL;
   add_str(o, "command", cmd ? cmd : redact && command ? BERTH_NOT_SHOWN : command);
   free(cmd);
   add_str(o, "state", t->state);
@@ -181,7 +189,7 @@ berth_task_to_json_redacted(const berth_task *t, berth_secrets *redact)
   size_t n_kv = t->shown_env ? t->n_shown_env : t->n_env;
   for (size_t i = 0; i < n_kv; i++) { /* masked like the command: a secret value given as plain env */
     const char *v = kv[i].value ? kv[i].value : "";
-    char *masked = redact ? berth_secrets_redact_string(redact, v, strlen(v), NULL) : NULL;
+    char *masked = redact && !blind ? berth_secrets_redact_string(redact, v, strlen(v), NULL) : NULL;
     cJSON_AddStringToObject(env, kv[i].key, masked ? masked : redact ? BERTH_NOT_SHOWN : v);
     free(masked);
   }

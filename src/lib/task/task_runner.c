@@ -599,22 +599,8 @@ container_body(runner *r)
   cJSON_AddItemToArray(ep, cJSON_CreateString("/bin/sh"));
   cJSON_AddItemToArray(ep, cJSON_CreateString("-c"));
   cJSON *cmd = cJSON_AddArrayToObject(b, "Cmd");
-  /* berth's keep-alive: the image's ENTRYPOINT/CMD are ignored; commands run as execs. On a fleet host it watches the
-   * host's liveness file: once it has read it, a counter that stays the same for the limit ends the keep-alive, and
-   * with it (the container's init) every command in the container. Never read (a daemon that cannot show the file,
-   * say under SELinux): no watch. */
-  char keeper[512];
-  if (r->ctl != NULL && r->ctl->alive_path != NULL)
-    snprintf(keeper, sizeof keeper,
-             "trap 'exit 0' TERM INT; last=; n=0; armed=; while :; do sleep 1 & wait $!; cur=;"
-             " read -r cur < " BERTH_ALIVE_TARGET " 2>/dev/null && armed=1;"
-             " if [ \"$cur\" != \"$last\" ]; then last=$cur; n=0; elif [ -n \"$armed\" ]; then n=$((n + 1)); fi;"
-             " if [ $n -ge %d ]; then echo 'berth: the host stopped (its liveness file stopped changing)' >&2;"
-             " exit 0; fi; done",
-             r->ctl->alive_limit_s);
-  else
-    snprintf(keeper, sizeof keeper, "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done");
-  cJSON_AddItemToArray(cmd, cJSON_CreateString(keeper));
+  /* berth's keep-alive: the image's ENTRYPOINT/CMD are ignored; commands run as execs */
+  cJSON_AddItemToArray(cmd, cJSON_CreateString("trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"));
   cJSON *env = cJSON_AddArrayToObject(b, "Env");
   for (size_t i = 0; i < s->n_env; i++)
     add_env(env, s->env[i].key, s->env[i].value);
@@ -673,6 +659,36 @@ container_body(runner *r)
   cJSON *lc = cJSON_AddObjectToObject(hc, "LogConfig");
   cJSON_AddStringToObject(lc, "Type", "none");
   return b;
+}
+
+/* A fleet host's watch of its liveness (berth_task_ctl.alive_path), a background exec in the container: once it has
+ * read the counter, a counter that stays the same for the limit (by /proc/uptime, whatever the CPU) ends the container
+ * (its init, then every process it may signal). The watch is separate from the keep-alive: if it cannot run (no
+ * /proc/uptime, a fork refused at the pids limit), only the watch is lost, never the task. */
+static void
+start_watch(runner *r)
+{
+  if (r->ctl == NULL || r->ctl->alive_path == NULL)
+    return;
+  char script[640];
+  snprintf(script, sizeof script,
+           "last=; t=; while :; do read -r up _ < /proc/uptime || exit 0; now=${up%%.*}; cur=;"
+           " read -r cur < " BERTH_ALIVE_TARGET " 2>/dev/null;"
+           " if [ -n \"$cur\" ] && [ \"$cur\" != \"$last\" ]; then last=$cur; t=$now; fi;"
+           " if [ -n \"$t\" ] && [ $((now - t)) -ge %d ]; then kill -TERM 1; sleep 2; kill -KILL -1; exit 0; fi;"
+           " sleep 1; done",
+           r->ctl->alive_limit_s);
+  const char *argv[] = { "sh", "-c", script, NULL };
+  char *eid = NULL;
+  berth_error *e = NULL;
+  if (berth_docker_exec_create(r->d, r->container, argv, NULL, NULL, NULL, &eid, &e) < 0
+      || berth_docker_exec_start_detached(r->d, eid, &e) < 0)
+    note(r,
+         "warning: the watch of this host's liveness could not start (%s): the task's commands do not end with the "
+         "host",
+         e ? e->msg : "?");
+  berth_error_free(e);
+  free(eid);
 }
 
 /* ---- the image user: the workspace must belong to it ---- */
@@ -1141,6 +1157,8 @@ run_task(runner *r, outcome *o)
   if (rc == 0)
     rc = berth_docker_container_start(r->d, r->container, &e);
   if (rc == 0)
+    start_watch(r);
+  if (rc == 0)
     rc = install_identity(r, &e);
   if (rc == 0 && !r->t->skip_init) {
     rc = run_phase_list(r, "initialization: before_init hooks and init commands", &r->s->before_init, &r->s->init,
@@ -1183,7 +1201,8 @@ finish(runner *r, outcome *o)
     bool running = berth_docker_container_inspect(r->d, r->container, &cs, NULL, &e) == 0 && cs.running;
     berth_error_clear(&e);
     /* after_run hooks always run once the container exists: bring a killed (timed out) container back for them */
-    if (!running && r->uploaded && r->s->after_run.n > 0 && berth_docker_container_start(r->d, r->container, &e) == 0)
+    if (!running && r->uploaded && r->s->after_run.n > 0 && berth_docker_container_start(r->d, r->container, &e) == 0
+        && (start_watch(r), true))
       running = true;
     berth_error_clear(&e);
     if (cs.oom_killed && o->reason != NULL)

@@ -164,7 +164,8 @@ governance_checks(berth_store *st, const berth_config *cfg, const berth_stack *s
   }
   if (rc == BERTH_EDENIED) {
     berth_secrets *shown = berth_submission_secrets(s, req->secret_env, req->n_secret_env);
-    char *cmd = shown ? berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL) : NULL;
+    const char *command = req->shown_command ? req->shown_command : req->command;
+    char *cmd = shown ? berth_secrets_redact_string(shown, command, strlen(command), NULL) : NULL;
     berth_action_denied(st, req->actor, "task.submit", s->name, (*err)->msg, cmd ? cmd : BERTH_NOT_SHOWN);
     free(cmd);
     berth_secrets_free(shown);
@@ -252,6 +253,9 @@ submit_retry(berth_store *st, const berth_submit *base, berth_task **out, berth_
   req.skip_init = old->skip_init;
   req.env = old->env;
   req.n_env = old->n_env;
+  req.shown_command = old->shown_command;
+  req.shown_env = old->shown_env;
+  req.n_shown_env = old->n_shown_env;
   req.retry_of = old->id;
   rc = berth_task_submit(st, &req, out, err);
   berth_task_free(old);
@@ -366,12 +370,15 @@ submit_record(berth_store *st, const berth_submit *req, const berth_stack *s, ch
   t.retry_of = (char *) req->retry_of;
   /* as it is shown from now on: the secret values of this moment masked (its stack's may be rotated later) */
   berth_secrets *shown = berth_submission_secrets(s, req->secret_env, req->n_secret_env);
+  const char *command = req->shown_command ? req->shown_command : req->command;
+  const berth_kv *env = req->shown_command ? req->shown_env : req->env;
+  size_t n_env = req->shown_command ? req->n_shown_env : req->n_env;
   bool oom = shown == NULL
-             || (t.shown_command = berth_secrets_redact_string(shown, req->command, strlen(req->command), NULL)) == NULL
-             || (req->n_env > 0 && (t.shown_env = calloc(req->n_env, sizeof *t.shown_env)) == NULL);
-  for (size_t i = 0; !oom && i < req->n_env; i++, t.n_shown_env++) {
-    const char *v = req->env[i].value ? req->env[i].value : "";
-    t.shown_env[i].key = strdup(req->env[i].key);
+             || (t.shown_command = berth_secrets_redact_string(shown, command, strlen(command), NULL)) == NULL
+             || (n_env > 0 && (t.shown_env = calloc(n_env, sizeof *t.shown_env)) == NULL);
+  for (size_t i = 0; !oom && i < n_env; i++, t.n_shown_env++) {
+    const char *v = env[i].value ? env[i].value : "";
+    t.shown_env[i].key = strdup(env[i].key);
     t.shown_env[i].value = berth_secrets_redact_string(shown, v, strlen(v), NULL);
     oom = t.shown_env[i].key == NULL || t.shown_env[i].value == NULL;
   }
