@@ -84,16 +84,28 @@ exec_on_bytes(void *ud, const char *data, size_t len)
   return 0;
 }
 
-int
-berth_docker_exec_start(berth_docker *d, const char *exec_id, berth_stream_sink sink, void *sink_userdata,
-                        berth_exec_tick_fn tick, void *tick_userdata, berth_error **err)
+/* The API version settled and the start's path made: 0, or < 0 with *err. */
+static int
+start_path(berth_docker *d, const char *exec_id, char **path, berth_error **err)
 {
   int rc = docker_negotiate(d, err);
   if (rc < 0)
     return rc;
-  cleanup_free char *path = NULL;
-  if (asprintf(&path, "/exec/%s/start", exec_id) < 0)
+  if (asprintf(path, "/exec/%s/start", exec_id) < 0) {
+    *path = NULL;
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
+  }
+  return 0;
+}
+
+int
+berth_docker_exec_start(berth_docker *d, const char *exec_id, berth_stream_sink sink, void *sink_userdata,
+                        berth_exec_tick_fn tick, void *tick_userdata, berth_error **err)
+{
+  cleanup_free char *path = NULL;
+  int rc = start_path(d, exec_id, &path, err);
+  if (rc < 0)
+    return rc;
   static const char body[] = "{\"Detach\":false,\"Tty\":false}";
   exec_stream es = { .sink = sink, .sink_userdata = sink_userdata };
   berth_demux_init(&es.demux, 0);
@@ -128,12 +140,10 @@ berth_docker_exec_start(berth_docker *d, const char *exec_id, berth_stream_sink 
 int
 berth_docker_exec_start_detached(berth_docker *d, const char *exec_id, berth_error **err)
 {
-  int rc = docker_negotiate(d, err);
+  cleanup_free char *path = NULL;
+  int rc = start_path(d, exec_id, &path, err);
   if (rc < 0)
     return rc;
-  cleanup_free char *path = NULL;
-  if (asprintf(&path, "/exec/%s/start", exec_id) < 0)
-    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   static const char body[] = "{\"Detach\":true,\"Tty\":false}";
   docker_req rq = { .method = "POST", .path = path, .body = body, .body_len = sizeof body - 1 };
   docker_resp rs;
