@@ -31,6 +31,8 @@ typedef struct berth_schedule {
   char *tz;           /* NULL: UTC */
   int64_t at_ms;      /* one-time schedule: when (unix ms); 0 with cron */
   char *command;
+  char *shown_command; /* masked as it was added (berth_schedule_add), so a secret rotated since stays hidden; NULL in
+                          schedules added before berth kept it */
   bool skip_init;
   berth_kv *env;
   size_t n_env;

@@ -80,6 +80,12 @@ as "$admin" schedule show "$M" masked --json >"$T_TMP/ss-api.json"
 check "a schedule's command is shown masked: list, show, the API, the audit trail" sh -c \
   "for f in sl.json ss.txt sl-api.json ss-api.json sa.json; do grep -q 'echo \*\*\* ' '$T_TMP/'\$f || exit 1; done;
    ! grep -l -e sch3dule-s3cret -e ghp_abcdef '$T_TMP/sl.json' '$T_TMP/ss.txt' '$T_TMP/sl-api.json' '$T_TMP/ss-api.json' '$T_TMP/sa.json'"
+# ...and it stays masked once the secret is rotated (masked as it was added, as a task's command is)
+SCH_SECRET=r0tated-value "$BERTH" stack update "$M" --secret-env SCH_SECRET >/dev/null
+"$BERTH" schedule show "$M" masked --json >"$T_TMP/ss-rot.json"
+as "$admin" schedule list --json >"$T_TMP/sl-rot.json"
+check "  ...after the secret is rotated too" sh -c \
+  "grep -q 'echo \*\*\* ' '$T_TMP/ss-rot.json' && ! grep -l sch3dule-s3cret '$T_TMP/ss-rot.json' '$T_TMP/sl-rot.json'"
 for _ in $(seq 1 30); do [ "$(fired "$S" late-once)" -ge 1 ] && break; sleep 0.2; done
 sleep 2
 check "a server down across a fire time catches up once ($(fired "$S" late-once) task)" test "$(fired "$S" late-once)" = 1

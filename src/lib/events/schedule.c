@@ -114,11 +114,14 @@ add_str(cJSON *o, const char *key, const char *v)
 cJSON *
 berth_schedule_to_json(const berth_schedule *s, struct berth_secrets *shown)
 {
-  /* a stack whose secret cannot be decrypted: that value cannot be masked, so the command is not shown */
+  /* masked as added (shown_command), and again with the stack's secrets of now; one added before berth kept that, of
+   * a stack whose secret cannot be decrypted: that value cannot be masked, so the command is not shown */
+  const char *command = s->shown_command ? s->shown_command : s->command;
   bool blind = berth_secrets_incomplete(shown);
-  char *cmd = s->command && shown ? blind ? strdup(BERTH_NOT_SHOWN)
-                                          : berth_secrets_redact_string(shown, s->command, strlen(s->command), NULL)
-                                  : NULL;
+  char *cmd = command && shown ? blind && !s->shown_command
+                                     ? strdup(BERTH_NOT_SHOWN)
+                                     : berth_secrets_redact_string(shown, command, strlen(command), NULL)
+                               : NULL;
   if (s->command && cmd == NULL)
     return NULL; /* never unmasked */
   cJSON *o = cJSON_CreateObject();
@@ -325,6 +328,17 @@ berth_schedule_add(berth_store *st, berth_schedule *s, const char *actor, const 
   free(s->role);
   s->actor = strdup(actor ? actor : "berth");
   s->role = role ? strdup(role) : NULL;
+  /* as it is shown from now on: masked with its stack's secret values of this moment (they may be rotated later) */
+  struct berth_secrets *secrets = berth_display_secrets(st, s->stack, err);
+  if (secrets == NULL)
+    return err && *err ? (*err)->code : BERTH_EINTERNAL;
+  free(s->shown_command);
+  s->shown_command = berth_secrets_incomplete(secrets)
+                         ? strdup(BERTH_NOT_SHOWN)
+                         : berth_secrets_redact_string(secrets, s->command, strlen(s->command), NULL);
+  berth_secrets_free(secrets);
+  if (s->shown_command == NULL)
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if ((rc = berth_store_begin(st, err)) < 0)
     return rc;
   rc = berth_store_schedule_create(st, s, err);
@@ -425,6 +439,7 @@ fire_one(berth_store *st, const berth_schedule *s, int64_t now, berth_schedule_s
     fire_ctx fc = { s, fire, count - 1, false };
     berth_submit req = { .stack = s->stack,
                          .command = s->command,
+                         .shown_command = s->shown_command, /* the fired task shows it masked as added */
                          .skip_init = s->skip_init,
                          .env = s->env,
                          .n_env = s->n_env,

@@ -13,7 +13,7 @@
 #define SCHEDULE_COLS                                                                                                  \
   "s.id, s.stack, s.name, s.cron, s.tz, s.at_ms, s.command, s.skip_init, s.env, s.catch_up, s.paused, s.actor,"        \
   " s.role, s.next_fire, s.created_at, s.updated_at," LAST_FIRE("fire_time") "," LAST_FIRE("outcome") "," LAST_FIRE(   \
-      "task_id") "," LAST_FIRE("message")
+      "task_id") "," LAST_FIRE("message") ", s.shown_command"
 
 void
 berth_schedule_free(berth_schedule *s)
@@ -25,6 +25,7 @@ berth_schedule_free(berth_schedule *s)
   free(s->cron);
   free(s->tz);
   free(s->command);
+  free(s->shown_command);
   berth_kv_array_free(s->env, s->n_env);
   free(s->catch_up);
   free(s->actor);
@@ -54,7 +55,8 @@ berth_store_schedule_create(berth_store *st, const berth_schedule *s, berth_erro
   if (db_prepare(
           st->db,
           "INSERT INTO schedules (stack, name, cron, tz, at_ms, command, skip_init, env, catch_up, paused, actor,"
-          " role, next_fire, created_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?"
+          " role, next_fire, created_at, updated_at, shown_command) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, "
+          "?, ?"
           " WHERE EXISTS (SELECT 1 FROM stacks WHERE name = ?) ON CONFLICT (stack, name) DO NOTHING",
           &stmt, err)
       < 0)
@@ -74,6 +76,7 @@ berth_store_schedule_create(berth_store *st, const berth_schedule *s, berth_erro
   db_bind_int64(stmt, i++, s->next_fire);
   db_bind_int64(stmt, i++, now);
   db_bind_int64(stmt, i++, now);
+  db_bind_text(stmt, i++, s->shown_command);
   db_bind_text(stmt, i, s->stack);
   if (db_run(stmt, &changed, err) < 0)
     return berth_error_wrap(err, "add schedule `%s` of stack `%s`", s->name, s->stack);
@@ -114,6 +117,7 @@ read_schedule(berth_store *st, db_stmt *stmt, berth_schedule **out, berth_error 
   s->last_outcome = db_column_strdup(stmt, 17, &oom);
   s->last_task_id = db_column_strdup(stmt, 18, &oom);
   s->last_message = db_column_strdup(stmt, 19, &oom);
+  s->shown_command = db_column_strdup(stmt, 20, &oom);
   if (rc == 0 && oom)
     rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc < 0) {

@@ -281,6 +281,9 @@ static const migration migrations[] = {
   { 15, "hosts.docker_ok: a host's Docker daemon answers",
     "ALTER TABLE hosts ADD COLUMN docker_ok INTEGER NOT NULL DEFAULT 1;",
     "ALTER TABLE hosts ADD COLUMN docker_ok BIGINT NOT NULL DEFAULT 1;" },
+  /* a schedule's command as shown, masked as it was added (as a task's, migration 14) */
+  { 16, "schedules.shown_command: a schedule's command masked as it was added",
+    "ALTER TABLE schedules ADD COLUMN shown_command TEXT;", "ALTER TABLE schedules ADD COLUMN shown_command TEXT;" },
 };
 
 #define N_MIGRATIONS ((int) (sizeof migrations / sizeof migrations[0]))

@@ -371,8 +371,8 @@ submit_record(berth_store *st, const berth_submit *req, const berth_stack *s, ch
   /* as it is shown from now on: the secret values of this moment masked (its stack's may be rotated later) */
   berth_secrets *shown = berth_submission_secrets(s, req->secret_env, req->n_secret_env);
   const char *command = req->shown_command ? req->shown_command : req->command;
-  const berth_kv *env = req->shown_command ? req->shown_env : req->env;
-  size_t n_env = req->shown_command ? req->n_shown_env : req->n_env;
+  const berth_kv *env = req->shown_env ? req->shown_env : req->env;
+  size_t n_env = req->shown_env ? req->n_shown_env : req->n_env;
   bool oom = shown == NULL
              || (t.shown_command = berth_secrets_redact_string(shown, command, strlen(command), NULL)) == NULL
              || (n_env > 0 && (t.shown_env = calloc(n_env, sizeof *t.shown_env)) == NULL);
