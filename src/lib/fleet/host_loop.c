@@ -73,7 +73,7 @@ struct berth_host_runner {
   bool docker_ok;
   bool docker_said;       /* the host said its Docker is down (said again once it is back) */
   char store_id[64];      /* the store's instance id (the berth.instance label), for threads that have no store */
-  pthread_t sweep_thread; /* remove_strays every SWEEP_MS, off the host's thread (Docker may be slow to answer) */
+  pthread_t sweep_thread; /* remove_own(strays) every SWEEP_MS, off the host's thread (Docker may be slow to answer) */
   bool sweep_started;
   berth_strv unended; /* "ID NOTE": tasks whose thread ended before their end was written, to fail when the store
                          answers (the store was down as the thread ended) */
@@ -184,27 +184,18 @@ remove_labelled(berth_host_runner *r, const char *label, bool spare_running)
   return n;
 }
 
-/* The containers this host left behind (labelled with its name): a previous run of it died with its tasks. */
+/* The containers of this host (labelled with its name): all of them when it starts or rejoins (a previous run died with
+ * its tasks: leftovers), or, while it runs (strays), those of tasks whose threads have ended (a task's end removes its
+ * container, unless Docker was away then; every SWEEP_MS, in a thread of its own: sweep_main). */
 static void
-remove_leftovers(berth_host_runner *r)
+remove_own(berth_host_runner *r, bool strays)
 {
   char lh[160];
   snprintf(lh, sizeof lh, "berth.host=%s", r->h.name);
-  int n = remove_labelled(r, lh, false);
+  int n = remove_labelled(r, lh, strays);
   if (n > 0)
-    say(r, "host %s: removed %d container(s) left behind by its previous run", r->h.name, n);
-}
-
-/* While it runs: the containers of this host's tasks whose threads have ended (a task's end removes its container,
- * unless Docker was away then), every SWEEP_MS, in a thread of its own (sweep_main). */
-static void
-remove_strays(berth_host_runner *r)
-{
-  char lh[160];
-  snprintf(lh, sizeof lh, "berth.host=%s", r->h.name);
-  int n = remove_labelled(r, lh, true);
-  if (n > 0)
-    say(r, "host %s: removed %d container(s) of ended tasks (Docker was away when they ended)", r->h.name, n);
+    say(r, "host %s: removed %d container(s) %s", r->h.name, n,
+        strays ? "of ended tasks (Docker was away when they ended)" : "left behind by its previous run");
 }
 
 /* ---- the tasks' threads ---- */
@@ -314,7 +305,7 @@ sweep_main(void *arg)
     struct timespec ts = { 0, ALIVE_MS * 1000000L };
     nanosleep(&ts, NULL);
     if ((waited += ALIVE_MS) >= SWEEP_MS) {
-      remove_strays(r);
+      remove_own(r, true);
       waited = 0;
     }
   }
@@ -526,7 +517,7 @@ rejoin(berth_host_runner *r)
       "containers and registering again",
       r->h.name);
   abandon_kids(r, true, false);
-  remove_leftovers(r);
+  remove_own(r, false);
   berth_error *e = NULL;
   if (berth_host_register(r->st, &r->h, &e) < 0)
     say_error(r, "register again", e);
@@ -795,7 +786,7 @@ berth_host_start(const berth_host_opts *o, berth_host_runner **out, berth_error 
     if (r->draining && o->execute)
       say(r, "host %s is drained: it claims no task until `berth host undrain %s`", r->h.name, r->h.name);
     if (o->execute)
-      remove_leftovers(r);
+      remove_own(r, false);
     if (pthread_create(&r->thread, NULL, host_main, r) != 0)
       rc = berth_error_set(err, BERTH_EINTERNAL, "start the host thread");
     else
