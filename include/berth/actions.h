@@ -20,6 +20,10 @@ int berth_action_stack_unlock(berth_store *st, const char *name, const char *act
 /* A task transition (see berth_store_task_transition) with its audit record "task.<state>". */
 int berth_action_task_transition(berth_store *st, const char *id, const char *state, const char *actor,
                                  const char *note, const char *reason, int exit_code, berth_error **err);
+/* The same, recorded as having happened at `at` (unix ms; 0: now): an end that could only be written later (its
+ * store did not answer) keeps the time it happened. The audit record has the time it was written. */
+int berth_action_task_transition_at(berth_store *st, const char *id, const char *state, const char *actor,
+                                    const char *note, const char *reason, int exit_code, int64_t at, berth_error **err);
 /* Records an action's outcome in the audit trail: "ok" when failure is NULL, else "denied: <message>" (a
  * BERTH_EDENIED failure) or "failed: <message>". For actions whose change is not one of the above. */
 struct cJSON;

@@ -276,6 +276,10 @@ int berth_store_task_list_active(berth_store *st, const char *stack, berth_task 
  * Unknown state: BERTH_EINVAL. Sets started_at on leaving QUEUED and finished_at on reaching a terminal state. */
 int berth_store_task_transition(berth_store *st, const char *id, const char *state, const char *actor, const char *note,
                                 const char *reason, int exit_code, berth_error **err);
+/* The same at a given time (unix ms; 0: now), for a move written later than it happened (an end written once the
+ * store answered again). The time is kept between the task's start (or its submission) and now. */
+int berth_store_task_transition_at(berth_store *st, const char *id, const char *state, const char *actor,
+                                   const char *note, const char *reason, int exit_code, int64_t at, berth_error **err);
 int berth_store_task_set_container(berth_store *st, const char *id, const char *container_id, berth_error **err);
 int berth_store_task_set_supervisor(berth_store *st, const char *id, int pid, berth_error **err);
 int berth_store_task_set_blocked_by(berth_store *st, const char *id, const char *blocker, berth_error **err);

@@ -393,14 +393,22 @@ for i in 1 2 3 4; do
   readers+=($!)
 done
 wait "${readers[@]}"
+# and one whose command ends while PostgreSQL is down: its end is written once the database is back, with the time
+# it ended
+SE=$(stack_name s4e)
+"$BERTH" stack create "$SE" --image berth/runner:latest --project-dir "$proj" >/dev/null
+ide=$(api C task run "$SE" --detach -- 'sleep 3')
+wait_for 30 is_state "$ide" PERFORMING
 check "as PostgreSQL stops, the long task performs and the other one initializes ($(task_field "$id" state), $(task_field "$idi" state))" \
   sh -c 'test "$1" = PERFORMING && test "$2" = INITIALIZING' _ "$(task_field "$id" state)" "$(task_field "$idi" state)"
+pg_stopped=$(date +%s%3N)
 pg_ctl_ -m fast -w stop >/dev/null 2>&1
 start_host D - # while PostgreSQL is down
 sleep 8 # longer than the hosts' lease (6 s): after it, each host renews its lease before any is declared lost
 check "a host started while PostgreSQL is down waits and says so" grep -q "retrying" "$T_TMP/h-D.log"
 check "  ...and has not exited" kill -0 "${HPID[D]}"
 pg_ctl_ -w start -l "$PGDIR/restart.log" >/dev/null 2>&1
+pg_back=$(date +%s%3N)
 wait_for 60 sh -c '[ "$(BERTH_STORE=$1 "$2" task show "$3" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"state\"])")" != PERFORMING ]' _ "$BERTH_STORE" "$BERTH" "$id"
 st=$(task_field "$id" state)
 check "a task printing while PostgreSQL restarted goes on and finishes ($st: $(task_field "$id" reason))" test "$st" = FINISHED
@@ -425,6 +433,11 @@ short_ended() {
 wait_for 75 short_ended
 check "  ...and so do the short tasks that were in flight, none left active ($(for t in $(cat "$T_TMP/short"); do printf '%s ' "$(task_field "$t" state)"; done))" \
   short_ended
+wait_for 60 is_state "$ide" FINISHED
+ide_end=$(psql "$PGURL" -Atc "SELECT finished_at FROM tasks WHERE id = '$ide'")
+ide_hist=$(psql "$PGURL" -Atc "SELECT at FROM task_transitions WHERE task_seq = (SELECT seq FROM tasks WHERE id = '$ide') AND state = 'FINISHED'")
+check "  ...a task that ended while it was down is FINISHED with the time it ended, not the time that was written ($((ide_end - pg_stopped)) ms after the stop; PostgreSQL was back after $((pg_back - pg_stopped)) ms)" \
+  sh -c 'test "$1" -gt "$2" && test "$1" -lt $(($3 - 1000)) && test "$4" = "$1"' _ "$ide_end" "$pg_stopped" "$pg_back" "$ide_hist"
 check "  ...and no task failed as \"host lost\" meanwhile: a database down longer than the lease loses no host" \
   test "$(psql "$PGURL" -Atc "SELECT count(*) FROM tasks WHERE reason = 'host lost'")" = "$host_lost_before"
 check "  ...the host started meanwhile joins once PostgreSQL is back" wait_for 30 sh -c '[ "$(BERTH_STORE=$1 "$2" host list --json | python3 -c "import json,sys; print({h[\"name\"]: h[\"state\"] for h in json.load(sys.stdin)[\"hosts\"]}.get(\"D\"))")" = alive ]' _ "$BERTH_STORE" "$BERTH"

@@ -791,6 +791,13 @@ int
 berth_store_task_transition(berth_store *st, const char *id, const char *state, const char *actor, const char *note,
                             const char *reason, int exit_code, berth_error **err)
 {
+  return berth_store_task_transition_at(st, id, state, actor, note, reason, exit_code, 0, err);
+}
+
+int
+berth_store_task_transition_at(berth_store *st, const char *id, const char *state, const char *actor, const char *note,
+                               const char *reason, int exit_code, int64_t at, berth_error **err)
+{
   if (!berth_task_state_is_valid(state))
     return berth_error_set(err, BERTH_EINVAL, "unknown task state `%.32s`", state ? state : "");
   if (berth_store_begin_part(st, err) < 0)
@@ -798,6 +805,9 @@ berth_store_task_transition(berth_store *st, const char *id, const char *state, 
   berth_task *t = NULL;
   int rc = find_task(st, id, false, &t, err);
   int64_t now = berth_now_ms();
+  /* a time given is kept between the task's start (or submission) and now */
+  if (rc == 0 && at > 0 && at < now)
+    now = at > t->started_at && at > t->created_at ? at : t->started_at > t->created_at ? t->started_at : t->created_at;
   if (rc == 0 && berth_task_state_is_terminal(t->state))
     rc = berth_error_set(err, BERTH_EBUSY, "task %s is already %s; it cannot become %s", t->id, t->state, state);
   else if (rc == 0 && strcmp(t->state, "PERFORMING") == 0 && strcmp(state, "STOPPED") == 0)

@@ -117,11 +117,18 @@ int
 berth_action_task_transition(berth_store *st, const char *id, const char *state, const char *actor, const char *note,
                              const char *reason, int exit_code, berth_error **err)
 {
+  return berth_action_task_transition_at(st, id, state, actor, note, reason, exit_code, 0, err);
+}
+
+int
+berth_action_task_transition_at(berth_store *st, const char *id, const char *state, const char *actor, const char *note,
+                                const char *reason, int exit_code, int64_t at, berth_error **err)
+{
   /* a part of the caller's transaction when there is one (a claim): no savepoint, one round trip less each way */
   int rc = berth_store_begin_part(st, err);
   if (rc < 0)
     return rc;
-  rc = berth_store_task_transition(st, id, state, actor, note, reason, exit_code, err);
+  rc = berth_store_task_transition_at(st, id, state, actor, note, reason, exit_code, at, err);
   char action[32] = "task.";
   for (size_t i = 0; state[i] && i < sizeof action - 6; i++)
     action[5 + i] = (char) tolower((unsigned char) state[i]), action[6 + i] = '\0';

@@ -68,6 +68,7 @@ typedef struct runner {
   int64_t last_state_check_ms;
   int64_t last_flush_ms;
   int64_t exec_started_s; /* of the last exec: where the daemon's event log is read from */
+  int64_t exec_ended_ms;  /* when the last exec (the command, a hook) ended: the task's end time */
   bool stopped;           /* someone moved the task to STOPPED */
   bool ended;             /* its record is over (this runner wrote its end, or it was ended by someone else) */
   bool claimed;           /* a fleet host claimed it: its writes carry the claim (berth/fleet.h) */
@@ -184,9 +185,10 @@ abandoned(runner *r)
   return r->revoked;
 }
 
+/* at: when it happened (unix ms; 0: now) */
 static int
-transition(runner *r, const char *state, int phase, const char *note_text, const char *reason, int exit_code,
-           berth_error **err)
+transition_at(runner *r, const char *state, int phase, const char *note_text, const char *reason, int exit_code,
+              int64_t at, berth_error **err)
 {
   if (abandoned(r))
     return berth_error_set(err, BERTH_EBUSY, "this host gave the task up (it is shutting down or lost its lease)");
@@ -203,11 +205,19 @@ transition(runner *r, const char *state, int phase, const char *note_text, const
       = r->secrets && reason ? berth_secrets_redact_string(r->secrets, reason, strlen(reason), NULL) : NULL;
   const char *shown_note = !r->secrets || !note_text ? note_text : red_note ? red_note : BERTH_NOT_SHOWN;
   const char *shown_reason = !r->secrets || !reason ? reason : red_reason ? red_reason : BERTH_NOT_SHOWN;
-  int rc = berth_action_task_transition(r->st, r->t->id, state, "berth", shown_note, shown_reason, exit_code, err);
+  int rc
+      = berth_action_task_transition_at(r->st, r->t->id, state, "berth", shown_note, shown_reason, exit_code, at, err);
   free(red_note);
   free(red_reason);
   set_phase(r, phase);
   return rc;
+}
+
+static int
+transition(runner *r, const char *state, int phase, const char *note_text, const char *reason, int exit_code,
+           berth_error **err)
+{
+  return transition_at(r, state, phase, note_text, reason, exit_code, 0, err);
 }
 
 static bool claim_lost(runner *r, bool force);
@@ -389,6 +399,7 @@ run_exec_env(runner *r, const char *const *argv, const char *const *env, int *ex
   r->last_output_ms = berth_now_ms();
   r->exec_started_s = (int64_t) time(NULL);
   rc = berth_docker_exec_start(r->d, eid, on_exec_output, r, on_exec_tick, r, err);
+  r->exec_ended_ms = berth_now_ms(); /* before the log's flush, which waits for a store that does not answer */
   berth_error *fe = NULL;
   berth_outwin_release(r->win, 0, true, &fe);
   berth_error_clear(&fe);
@@ -1245,6 +1256,10 @@ finish(runner *r, outcome *o)
    * kept for the caller (r->end_err). */
   uint64_t masked = berth_redactor_redactions(r->out) + berth_redactor_redactions(r->err);
   bool counted = masked == 0;
+  /* the task ended when its last command did (what follows is berth's: notes, the container's removal), however
+   * long its end then waits for the store (a database restarting): its record says when it ended, not when that
+   * could be written; one that ran no command ends now */
+  int64_t ended_at = r->exec_ended_ms > 0 ? r->exec_ended_ms : berth_now_ms();
   for (int tries = 1;; tries++) {
     berth_error_clear(&e);
     /* the count of secrets masked goes first, so that an ended task has it (the metric berth_redactions_total sums
@@ -1252,7 +1267,8 @@ finish(runner *r, outcome *o)
     if (!counted)
       counted = berth_store_task_set_redactions(r->st, r->t->id, masked > INT_MAX ? INT_MAX : (int) masked, &e) == 0;
     berth_error_clear(&e);
-    if (transition(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code, &e)
+    if (transition_at(r, o->state, BERTH_PHASE_FINISHING, o->reason ? o->reason : "done", o->reason, o->exit_code,
+                      ended_at, &e)
         == 0) {
       r->ended = true;
       break;
