@@ -379,8 +379,14 @@ id=$(api A task run "$S" --detach -- 'echo one; i=0; while [ $i -lt 30 ]; do i=$
 SI=$(stack_name s4i)
 "$BERTH" stack create "$SI" --image berth/runner:latest --project-dir "$proj" --init 'sleep 6' >/dev/null
 idi=$(api B task run "$SI" --detach -- 'echo ran-after-init')
+# and one whose command ends while PostgreSQL is down (about 3 s into the outage): its end is written once the
+# database is back, with the time it ended
+SE=$(stack_name s4e)
+"$BERTH" stack create "$SE" --image berth/runner:latest --project-dir "$proj" >/dev/null
+ide=$(api C task run "$SE" --detach -- 'sleep 5')
 wait_for 30 is_state "$id" PERFORMING
 wait_for 30 is_state "$idi" INITIALIZING
+wait_for 30 is_state "$ide" PERFORMING
 host_lost_before=$(psql "$PGURL" -Atc "SELECT count(*) FROM tasks WHERE reason = 'host lost'")
 # a follower on the store itself (the CLI with BERTH_STORE, no server), following the long task through the restart
 "$BERTH" task logs "$id" --follow >"$T_TMP/follow-out" 2>"$T_TMP/follow-err" &
@@ -393,12 +399,6 @@ for i in 1 2 3 4; do
   readers+=($!)
 done
 wait "${readers[@]}"
-# and one whose command ends while PostgreSQL is down: its end is written once the database is back, with the time
-# it ended
-SE=$(stack_name s4e)
-"$BERTH" stack create "$SE" --image berth/runner:latest --project-dir "$proj" >/dev/null
-ide=$(api C task run "$SE" --detach -- 'sleep 3')
-wait_for 30 is_state "$ide" PERFORMING
 check "as PostgreSQL stops, the long task performs and the other one initializes ($(task_field "$id" state), $(task_field "$idi" state))" \
   sh -c 'test "$1" = PERFORMING && test "$2" = INITIALIZING' _ "$(task_field "$id" state)" "$(task_field "$idi" state)"
 pg_stopped=$(date +%s%3N)

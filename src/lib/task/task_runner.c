@@ -393,6 +393,7 @@ static int
 run_exec_env(runner *r, const char *const *argv, const char *const *env, int *exit_code, berth_error **err)
 {
   cleanup_free char *eid = NULL;
+  r->exec_ended_ms = 0; /* an exec that cannot be made (Docker not answering) leaves the task's end to be now */
   int rc = berth_docker_exec_create(r->d, r->container, argv, env, r->workdir, NULL, &eid, err);
   if (rc < 0)
     return rc;
