@@ -46,7 +46,9 @@ const char *berth_docker_host(const berth_docker *d);
 
 /* Pings the daemon and negotiates the API version (done lazily by every call; explicit for doctor). */
 int berth_docker_ping(berth_docker *d, berth_error **err);
-/* Whether the daemon answers /_ping right now (berth_docker_ping negotiates once and then trusts the answer). */
+/* Whether the daemon answers /_ping right now, on a new connection (berth_docker_ping negotiates once and then trusts
+ * the answer). A daemon that is stopping closes its socket first and stops its containers after: a connection it
+ * had accepted before may still be answered then, a new one is refused. */
 bool berth_docker_alive(berth_docker *d);
 const char *berth_docker_api_version(const berth_docker *d); /* NULL before negotiation */
 /* Compares "1.41"-style versions: <0, 0, >0. */

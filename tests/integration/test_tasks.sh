@@ -178,6 +178,37 @@ run "$T_TMP/o" "$T_TMP/e" "$S" -- true >/dev/null
 check "once Docker is back, its container is removed" test "$(docker ps -aq --filter label=berth.task="$id" | wc -l)" -eq 0
 fi
 
+# A Docker daemon stopped gracefully mid-task (systemctl stop docker, SIGTERM): it closes its socket, then stops its
+# containers itself. A private daemon of this test's own (ci/start-docker.sh with BERTH_DOCKERD_ROOT), stopped by
+# its pid. The reason says the daemon stopped, not that someone ran docker stop.
+if t_local_only "a Docker daemon stopped gracefully mid-task (a private daemon of this test's)" \
+  && [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then
+  droot=$T_TMP/dd
+  if BERTH_DOCKERD_ROOT=$droot "$BERTH_SRC/ci/start-docker.sh" >"$T_TMP/dd.out" 2>&1 \
+    && docker save berth/busybox:latest | DOCKER_HOST=unix://$droot/docker.sock docker load >/dev/null; then
+    G=$(stack_name graceful)
+    "$BERTH" stack create "$G" --image berth/busybox:latest >/dev/null
+    DOCKER_HOST=unix://$droot/docker.sock "$BERTH" task run "$G" -- 'echo started; sleep 30; echo finished' \
+      >"$T_TMP/o12" 2>"$T_TMP/e12" </dev/null &
+    runner=$!
+    for _ in $(seq 1 100); do grep -q started "$T_TMP/o12" && break; sleep 0.1; done
+    dpid=$(cat "$droot/docker.pid")
+    kill -TERM "$dpid"
+    wait $runner
+    rc=$?
+    id=$(last_task "$G")
+    check "Docker stopped gracefully mid-task: the command never finished, exit $rc" \
+      sh -c 'test "$1" -ne 0 && ! grep -q finished "$2"' _ "$rc" "$T_TMP/o12"
+    check "  ...FAILED, the reason says the daemon stopped ($(task_field "$id" reason))" \
+      sh -c 'test "$1" = FAILED && echo "$2" | grep -q "the Docker daemon stopped"' _ \
+      "$(task_field "$id" state)" "$(task_field "$id" reason)"
+    for _ in $(seq 1 150); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.2; done
+  else
+    fail "a private Docker daemon for the graceful stop: $(tail -n 3 "$T_TMP/dd.out")"
+    [ -f "$droot/docker.pid" ] && kill -TERM "$(cat "$droot/docker.pid")" 2>/dev/null
+  fi
+fi
+
 # anyone's text in a record (a command, an env value, a lock's note) never drives the terminal: control characters
 # are written out in the human views (--json keeps the text as it is, JSON-escaped)
 esc=$(printf '\033')

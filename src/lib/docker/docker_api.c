@@ -53,7 +53,7 @@ berth_docker_ping(berth_docker *d, berth_error **err)
 bool
 berth_docker_alive(berth_docker *d)
 {
-  docker_req rq = { .method = "GET", .path = "/_ping", .unversioned = true };
+  docker_req rq = { .method = "GET", .path = "/_ping", .unversioned = true, .fresh = true };
   docker_resp rs;
   docker_resp_init(&rs);
   berth_error *e = NULL;

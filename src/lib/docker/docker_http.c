@@ -277,8 +277,10 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
   }
-  if (rq->stream)
+  if (rq->stream || rq->fresh)
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L); /* hijacked exec streams are closed by the daemon anyway */
+  if (rq->fresh)
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 
   CURLcode cc = rq->stream && rq->tick != NULL ? perform_ticking(c, &x) : curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);

@@ -21,6 +21,8 @@ typedef struct docker_req {
   const char *method; /* "GET", "POST", "PUT", "DELETE", "HEAD" */
   const char *path;   /* "/containers/json?all=1" (unversioned; the helper adds /vX.Y) */
   bool unversioned;   /* for /_ping */
+  bool fresh;         /* on a new connection, closed after (not one the daemon may still serve after it stopped
+                       * accepting new ones) */
   const char *body;   /* JSON body or NULL */
   size_t body_len;
   bool stream;           /* own handle, no timeout */
