@@ -197,8 +197,8 @@ if t_local_only "a Docker daemon stopped gracefully mid-task (a private daemon o
     wait $runner
     rc=$?
     id=$(last_task "$G")
-    check "Docker stopped gracefully mid-task: the command never finished, exit $rc" \
-      sh -c 'test "$1" -ne 0 && ! grep -q finished "$2"' _ "$rc" "$T_TMP/o12"
+    check "Docker stopped gracefully mid-task: the command never finished, exit 125 (Docker trouble) ($rc)" \
+      sh -c 'test "$1" -eq 125 && ! grep -q finished "$2"' _ "$rc" "$T_TMP/o12"
     check "  ...FAILED, the reason says the daemon stopped ($(task_field "$id" reason))" \
       sh -c 'test "$1" = FAILED && echo "$2" | grep -q "the Docker daemon stopped"' _ \
       "$(task_field "$id" state)" "$(task_field "$id" reason)"

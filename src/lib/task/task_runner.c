@@ -955,9 +955,10 @@ fail_from_error(runner *r, outcome *o, int rc, berth_error *e)
 
 /* Why a command died of SIGKILL, from what the daemon recorded since its exec started: the memory limit (the kernel's
  * OOM killer), a kill through the Docker API (docker kill/stop, the daemon stopping), else something inside the
- * container. Worded as a guess only when the event log can't be read. Caller frees. */
+ * container. Worded as a guess only when the event log can't be read; *daemon_stopped set when the daemon stopped.
+ * Caller frees. */
 static char *
-kill_reason(runner *r)
+kill_reason(runner *r, bool *daemon_stopped)
 {
   long long mib = (long long) ((r->s->memory_bytes > 0 ? r->s->memory_bytes : r->cfg.default_memory) >> 20);
   berth_container_events ev;
@@ -973,7 +974,7 @@ kill_reason(runner *r)
                   mib, e ? e->msg : "no container");
   else if (ev.oom > 0)
     rc = asprintf(&why, "ran out of memory (limit %lld MiB) and was killed", mib);
-  else if (ev.kill > 0 && !berth_docker_alive(r->d))
+  else if (ev.kill > 0 && (*daemon_stopped = !berth_docker_alive(r->d)))
     rc = asprintf(&why, "was killed: the Docker daemon stopped (it killed the container with signal %d)",
                   ev.kill_signal);
   else if (ev.kill > 0)
@@ -1019,9 +1020,10 @@ perform(runner *r, outcome *o)
     return;
   }
   if (status == 137) {
-    char *why = kill_reason(r);
+    bool daemon_stopped = false; /* Docker trouble, not the command's: exit 125, as when the daemon is lost */
+    char *why = kill_reason(r, &daemon_stopped);
     note(r, "the command %s", why ? why : "was killed (SIGKILL)");
-    set_failure(o, status, "command %s (exit status 137)", why ? why : "was killed (SIGKILL)");
+    set_failure(o, daemon_stopped ? -1 : status, "command %s (exit status 137)", why ? why : "was killed (SIGKILL)");
     free(why);
   } else if (status != 0) {
     note(r, "command exited with status %d", status);
