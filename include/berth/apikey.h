@@ -61,10 +61,13 @@ struct cJSON *berth_apikey_list_json(berth_store *st, bool include_revoked, bert
 struct cJSON *berth_apikey_to_json(const berth_apikey *k);
 
 /* A per-process cache of verified keys; thread-safe. At most one argon2id verification runs at a time in a cache
- * (a flood of wrong secrets costs one core, not all of them). */
+ * (a flood of wrong secrets costs one core, not all of them), and requests with the same key that arrive together
+ * wait for one verification of it, not one each. */
 typedef struct berth_apikey_cache berth_apikey_cache;
 int berth_apikey_cache_new(berth_apikey_cache **out, berth_error **err);
 void berth_apikey_cache_free(berth_apikey_cache *c); /* accepts NULL */
+/* How many argon2id verifications the cache's callers made (a key found in the cache makes none). */
+size_t berth_apikey_cache_verifications(berth_apikey_cache *c);
 
 /* Checks a presented key. BERTH_EDENIED "invalid API key" for anything malformed, unknown, revoked or wrong
  * (the message never says which, nor echoes the token). On success *out gets the key's record. cache may be NULL

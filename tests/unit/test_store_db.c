@@ -6,6 +6,7 @@
  * of its own made on the server in BERTH_TEST_PG (ci/start-postgres.sh prints one), plus the bad connection strings.
  * Without BERTH_TEST_PG that run is skipped. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -777,6 +778,72 @@ test_migrate_from_v1(void **state)
   berth_store_close(st);
 }
 
+/* Requests with the same key that arrive together (a cold server, a pipeline's jobs) cost one argon2id verification,
+ * not one each in turn; a wrong secret still costs its own and is refused; each caller on a store handle of its own,
+ * as a server's connection threads are. */
+#define KEY_THREADS 6
+typedef struct key_caller {
+  berth_store *st;
+  berth_apikey_cache *cache;
+  const char *token;
+  pthread_barrier_t *go;
+  int rc;
+} key_caller;
+
+static void *
+authenticate_together(void *arg)
+{
+  key_caller *c = arg;
+  berth_apikey *k = NULL;
+  berth_error *err = NULL;
+  pthread_barrier_wait(c->go);
+  c->rc = berth_apikey_authenticate(c->st, c->cache, c->token, &k, &err);
+  berth_apikey_free(k);
+  berth_error_free(err);
+  return NULL;
+}
+
+static void
+test_key_verified_once(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  char *secret = NULL;
+  assert_int_equal(berth_apikey_create(st, "ci", "writer", NULL, 0, "admin", &secret, &err), 0);
+  berth_apikey_cache *cache = NULL;
+  assert_int_equal(berth_apikey_cache_new(&cache, &err), 0);
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, KEY_THREADS);
+  key_caller callers[KEY_THREADS];
+  pthread_t th[KEY_THREADS];
+  for (int i = 0; i < KEY_THREADS; i++) {
+    callers[i] = (key_caller){ open_ok(*state), cache, secret, &go, -1 };
+    assert_int_equal(pthread_create(&th[i], NULL, authenticate_together, &callers[i]), 0);
+  }
+  for (int i = 0; i < KEY_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(callers[i].rc, 0);
+    berth_store_close(callers[i].st);
+  }
+  assert_int_equal(berth_apikey_cache_verifications(cache), 1);
+  pthread_barrier_destroy(&go);
+
+  /* a wrong secret for the same key id: verified (and refused), the cached one still needs none */
+  char *wrong = strdup(secret);
+  wrong[strlen(wrong) - 1] = wrong[strlen(wrong) - 1] == 'a' ? 'b' : 'a';
+  berth_apikey *k = NULL;
+  assert_int_equal(berth_apikey_authenticate(st, cache, wrong, &k, &err), BERTH_EDENIED);
+  berth_error_clear(&err);
+  assert_int_equal(berth_apikey_cache_verifications(cache), 2);
+  assert_int_equal(berth_apikey_authenticate(st, cache, secret, &k, &err), 0);
+  berth_apikey_free(k);
+  assert_int_equal(berth_apikey_cache_verifications(cache), 2);
+  free(wrong);
+  free(secret);
+  berth_apikey_cache_free(cache);
+  berth_store_close(st);
+}
+
 #define PASSWORD "Sekr1t-pw-0f-the-store"
 
 /* expect_bad_store BERTH_STORE NEEDLE: opening fails with one line containing needle and never the password. */
@@ -1335,7 +1402,8 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_prune_batches, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_stats_settled, engine_setup, engine_teardown),
-    cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_key_verified_once, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown), /* last: SQLite only */
   };
   const struct CMUnitTest pg_only[] = {
     cmocka_unit_test_setup_teardown(test_bad_connection_strings, engine_setup, engine_teardown),

@@ -285,6 +285,7 @@ struct berth_apikey_cache {
   unsigned char mac_key[crypto_generichash_KEYBYTES];
   cache_entry entries[CACHE_MAX];
   size_t next_evict;
+  size_t verifications; /* argon2id verifications done; guarded by verify_mu */
 };
 
 int
@@ -301,6 +302,15 @@ berth_apikey_cache_new(berth_apikey_cache **out, berth_error **err)
   crypto_generichash_keygen(c->mac_key);
   *out = c;
   return 0;
+}
+
+size_t
+berth_apikey_cache_verifications(berth_apikey_cache *c)
+{
+  pthread_mutex_lock(&c->verify_mu);
+  size_t n = c->verifications;
+  pthread_mutex_unlock(&c->verify_mu);
+  return n;
 }
 
 void
@@ -438,20 +448,29 @@ berth_apikey_authenticate(berth_store *st, berth_apikey_cache *cache, const char
     pthread_mutex_unlock(&cache->mu);
   }
   if (!ok) {
-    if (cache)
+    bool found = false;
+    if (cache) {
+      /* requests with the same key that arrive together (a cold server, a CI pipeline's jobs) wait for one
+       * verification, not one each in turn: the first verifies, the others find its entry */
       pthread_mutex_lock(&cache->verify_mu);
-    ok = crypto_pwhash_str_verify(hash, token, strlen(token)) == 0;
-    if (cache)
-      pthread_mutex_unlock(&cache->verify_mu);
-    if (ok) {
+      pthread_mutex_lock(&cache->mu);
+      found = cache_find(cache, id, mac, hash_mac) >= 0;
+      pthread_mutex_unlock(&cache->mu);
+    }
+    if (!found && cache)
+      cache->verifications++;
+    ok = found || crypto_pwhash_str_verify(hash, token, strlen(token)) == 0;
+    if (ok && !found) {
       write_last_used = true;
-      if (cache) {
+      if (cache) { /* before the next waiter looks */
         pthread_mutex_lock(&cache->mu);
         int i = cache_insert(cache, id, mac, hash_mac);
         cache->entries[i].last_used_written = now;
         pthread_mutex_unlock(&cache->mu);
       }
     }
+    if (cache)
+      pthread_mutex_unlock(&cache->verify_mu);
   }
   free(hash);
   if (!ok) {
