@@ -205,7 +205,11 @@ if t_local_only "a Docker daemon stopped gracefully mid-task (a private daemon o
     for _ in $(seq 1 150); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.2; done
   else
     fail "a private Docker daemon for the graceful stop: $(tail -n 3 "$T_TMP/dd.out")"
-    [ -f "$droot/docker.pid" ] && kill -TERM "$(cat "$droot/docker.pid")" 2>/dev/null
+    if [ -f "$droot/docker.pid" ]; then # started but unusable: stopped, and waited for before its root is removed
+      dpid=$(cat "$droot/docker.pid")
+      kill -TERM "$dpid" 2>/dev/null
+      for _ in $(seq 1 150); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.2; done
+    fi
   fi
 fi
 

@@ -277,8 +277,10 @@ docker_perform(berth_docker *d, const docker_req *rq, docker_resp *rs, berth_err
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
   }
+  /* hijacked exec streams are closed by the daemon anyway; a fresh request's connection is not kept either (the
+   * handle's kept one stays for the next ordinary call) */
   if (rq->stream || rq->fresh)
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L); /* hijacked exec streams are closed by the daemon anyway */
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
   if (rq->fresh)
     curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 

@@ -974,10 +974,11 @@ kill_reason(runner *r, bool *daemon_stopped)
                   mib, e ? e->msg : "no container");
   else if (ev.oom > 0)
     rc = asprintf(&why, "ran out of memory (limit %lld MiB) and was killed", mib);
-  else if (ev.kill > 0 && (*daemon_stopped = !berth_docker_alive(r->d)))
+  else if (ev.kill > 0 && !berth_docker_alive(r->d)) {
+    *daemon_stopped = true;
     rc = asprintf(&why, "was killed: the Docker daemon stopped (it killed the container with signal %d)",
                   ev.kill_signal);
-  else if (ev.kill > 0)
+  } else if (ev.kill > 0)
     rc = asprintf(&why, "was killed through the Docker API (docker kill/stop, signal %d)", ev.kill_signal);
   else
     rc = asprintf(&why, "was killed (SIGKILL) from inside the container, not for memory (the daemon reported no "
