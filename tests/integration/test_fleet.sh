@@ -341,8 +341,11 @@ wait "${HPID[N]}" 2>/dev/null
 unset 'HPID[N]'
 host_lost() { test "$(host_state N)" = lost; }
 wait_for 45 host_lost
-check "host remove of a lost host forgets it (was $(host_state N))" sh -c \
-  '"$1" host remove N >/dev/null && test "$("$1" host list --json | grep -c "\"N\"")" -eq 0 && "$1" audit | grep -q host.remove' _ "$BERTH"
+was=$(host_state N)
+out=$("$BERTH" host remove N 2>&1)
+check "host remove of a lost host forgets it (was $was: $out)" \
+  sh -c 'test "$("$1" host list --json | grep -c "\"N\"")" -eq 0' _ "$BERTH"
+check "  ...and audits it" sh -c '"$1" audit --json | grep -q "host.remove"' _ "$BERTH"
 S=$(stack_name s2)
 "$BERTH" stack lock "$S" --note maintenance >/dev/null
 id=$(env -u BERTH_STORE BERTH_SERVER="http://127.0.0.1:${HPORT[A]}" BERTH_API_KEY="$KEY" "$BERTH" task run "$S" --detach -- true 2>&1 | tail -n 1)

@@ -656,6 +656,60 @@ test_audit_head_guess(void **state)
   berth_store_close(c);
 }
 
+/* A guessed append is not made while another writer holds the write lock, even with the head as guessed: that writer
+ * chained its own record to the head under the lock and commits it later. The guesser waits for that commit and
+ * chains after it: the two records in turn, the chain verifying. */
+static void
+test_audit_guess_waits_for_writer(void **state)
+{
+  int ready[2], go[2];
+  assert_int_equal(pipe(ready), 0);
+  assert_int_equal(pipe(go), 0);
+  berth_store_close(open_ok(*state)); /* created before the child opens it */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    berth_store *st = NULL;
+    berth_error *err = NULL;
+    int64_t id = 0;
+    unsigned char raw[32];
+    char c = 0;
+    int rc = berth_store_open(*state, &st, &err);
+    if (rc == 0)
+      rc = berth_audit_append(st, "guess", "test.append", "b1", NULL, "ok", &err);
+    if (rc == 0 && on_pg && !store_audit_head_known(st, &id, raw)) /* its next append is a guess */
+      rc = berth_error_set(&err, BERTH_EINTERNAL, "the head was not remembered");
+    if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+      rc = -1;
+    if (rc == 0)
+      rc = berth_audit_append(st, "guess", "test.append", "b2", NULL, "ok", &err);
+    if (rc < 0 && err)
+      fprintf(stderr, "guesser: %s\n", err->msg);
+    berth_store_close(st);
+    _exit(rc < 0 ? 1 : 0);
+  }
+  char c = 0;
+  assert_int_equal(read(ready[0], &c, 1), 1); /* b1 is in, and the child knows the head */
+  berth_store *a = open_ok(*state);
+  berth_error *err = NULL;
+  assert_int_equal(berth_store_begin(a, &err), 0);
+  append_ok(a, "a1"); /* chained to b1 under the write lock, not yet committed */
+  assert_int_equal(write(go[1], "g", 1), 1);
+  usleep(300 * 1000);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* still waiting for the lock */
+  if (berth_store_commit(a, &err) != 0)
+    fail_msg("the writer's commit: %s", err->msg);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(audit_count(a), 3); /* b1, a1, b2: linked */
+  berth_store_close(a);
+  for (int i = 0; i < 2; i++) {
+    close(ready[i]);
+    close(go[i]);
+  }
+}
+
 /* The fixture: loaded into berth.db exactly as berth 0.1.0 left it, with its secret key. */
 static void
 load_fixture(const char *home)
@@ -1399,6 +1453,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_open_while_writing, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_appenders, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_audit_head_guess, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_audit_guess_waits_for_writer, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_prune_batches, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_stats_settled, engine_setup, engine_teardown),

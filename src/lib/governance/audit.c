@@ -133,69 +133,51 @@ read_head(berth_store *st, int64_t *last_id, unsigned char prev[crypto_hash_sha2
   return rc;
 }
 
-/* The record and the chain's new head. With `expect` (the one-round-trip append), both apply only while the head is
- * still expect's id and hash: the record's statement is then read ahead in *guarded, to learn whether it applied. */
+/* Binds the record's fields from at to hash (as audit_log's columns after id) from idx on. */
+static void
+bind_record(db_stmt *stmt, int idx, const audit_record *rec, const char *hash)
+{
+  db_bind_int64(stmt, idx, rec->at);
+  db_bind_text(stmt, idx + 1, rec->actor);
+  db_bind_text(stmt, idx + 2, rec->action);
+  db_bind_text(stmt, idx + 3, rec->target);
+  db_bind_text(stmt, idx + 4, rec->args);
+  db_bind_text(stmt, idx + 5, rec->outcome);
+  db_bind_text(stmt, idx + 6, hash);
+}
+
+/* The record and the chain's new head, in the caller's write transaction. */
 static int
-insert_record(berth_store *st, const audit_record *rec, const char *hash, const char *expect_hash, db_stmt **guarded,
-              berth_error **err)
+insert_record(berth_store *st, const audit_record *rec, const char *hash, berth_error **err)
 {
   db_stmt *stmt = NULL;
   if (db_prepare(store_db(st),
-                 expect_hash ? "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
-                               " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM audit_head"
-                               " WHERE k = 1 AND last_id = ? AND last_hash = ?)"
-                             : "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
-                               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 "INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                  &stmt, err)
       < 0)
     return berth_error_wrap(err, "append audit record");
   db_bind_int64(stmt, 1, rec->id);
-  db_bind_int64(stmt, 2, rec->at);
-  db_bind_text(stmt, 3, rec->actor);
-  db_bind_text(stmt, 4, rec->action);
-  db_bind_text(stmt, 5, rec->target);
-  db_bind_text(stmt, 6, rec->args);
-  db_bind_text(stmt, 7, rec->outcome);
-  db_bind_text(stmt, 8, hash);
-  if (expect_hash) {
-    db_bind_int64(stmt, 9, rec->id - 1);
-    db_bind_text(stmt, 10, expect_hash);
-  }
-  if (expect_hash) {
-    *guarded = stmt; /* the caller finalizes it */
-    if (db_prefetch(stmt, err) < 0)
-      return berth_error_wrap(err, "append audit record");
-  } else if (db_run_later(stmt, err) < 0) {
+  bind_record(stmt, 2, rec, hash);
+  if (db_run_later(stmt, err) < 0)
     return berth_error_wrap(err, "append audit record");
-  }
-  stmt = NULL;
-  /* guarded: only where the record itself went in (so a record that did not can never leave the head moved) */
   if (db_prepare(store_db(st),
-                 expect_hash
-                     ? "UPDATE audit_head SET last_id = ?, last_hash = ? WHERE k = 1 AND last_id = ?"
-                       " AND last_hash = ? AND EXISTS (SELECT 1 FROM audit_log WHERE id = ? AND hash = ?)"
-                     : "INSERT INTO audit_head (k, last_id, last_hash) VALUES (1, ?, ?)"
-                       " ON CONFLICT (k) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+                 "INSERT INTO audit_head (k, last_id, last_hash) VALUES (1, ?, ?)"
+                 " ON CONFLICT (k) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
                  &stmt, err)
       < 0)
     return berth_error_wrap(err, "append audit record");
   db_bind_int64(stmt, 1, rec->id);
   db_bind_text(stmt, 2, hash);
-  if (expect_hash) {
-    db_bind_int64(stmt, 3, rec->id - 1);
-    db_bind_text(stmt, 4, expect_hash);
-    db_bind_int64(stmt, 5, rec->id);
-    db_bind_text(stmt, 6, hash);
-  }
   if (db_run_later(stmt, err) < 0)
     return berth_error_wrap(err, "append audit record");
   return 0;
 }
 
-/* The webhook outbox: an `audit` event in the record's own transaction, only while some webhook wants audit events
- * (the arguments hold no secret values: callers record them as shown). */
-static int
-outbox_audit_event(berth_store *st, const audit_record *rec, const char *guard_hash, berth_error **err)
+/* The webhook event of a record (the arguments hold no secret values: callers record them as shown); NULL when out of
+ * memory. */
+static char *
+audit_event_payload(const audit_record *rec)
 {
   char when[BERTH_TIME_LEN];
   cJSON *o = cJSON_CreateObject(), *a = cJSON_AddObjectToObject(o, "audit");
@@ -214,63 +196,85 @@ outbox_audit_event(berth_store *st, const audit_record *rec, const char *guard_h
   cJSON_AddStringToObject(o, "at", when);
   char *payload = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
+  return payload;
+}
+
+/* The webhooks wanting audit events (the outbox takes an event only while one does). */
+#define WANTS_AUDIT_SQL "EXISTS (SELECT 1 FROM webhooks WHERE events LIKE '%\"audit\"%')"
+
+/* The webhook outbox: an `audit` event in the record's own transaction, only while some webhook wants audit events. */
+static int
+outbox_audit_event(berth_store *st, const audit_record *rec, berth_error **err)
+{
+  char *payload = audit_event_payload(rec);
   db_stmt *stmt = NULL;
   int rc = payload ? db_prepare(store_db(st),
-                                guard_hash ? "INSERT INTO webhook_events (kind, stack, payload, created_at)"
-                                             " SELECT 'audit', NULL, ?, ? WHERE EXISTS (SELECT 1 FROM webhooks"
-                                             " WHERE events LIKE '%\"audit\"%') AND EXISTS (SELECT 1 FROM audit_log"
-                                             " WHERE id = ? AND hash = ?)"
-                                           : "INSERT INTO webhook_events (kind, stack, payload, created_at)"
-                                             " SELECT 'audit', NULL, ?, ? WHERE EXISTS (SELECT 1 FROM webhooks"
-                                             " WHERE events LIKE '%\"audit\"%')",
+                                "INSERT INTO webhook_events (kind, stack, payload, created_at)"
+                                " SELECT 'audit', NULL, ?, ? WHERE " WANTS_AUDIT_SQL,
                                 &stmt, err)
                    : berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   if (rc == 0) {
     db_bind_text(stmt, 1, payload);
     db_bind_int64(stmt, 2, rec->at);
-    if (guard_hash) {
-      db_bind_int64(stmt, 3, rec->id);
-      db_bind_text(stmt, 4, guard_hash);
-    }
     rc = db_run_later(stmt, err);
   }
   free(payload);
   return rc < 0 ? berth_error_wrap(err, "record the webhook event of an audit record") : 0;
 }
 
+/* One statement, outside any transaction (its own commits it): the head moves from the one expected to the record's
+ * only while it is still that one and the write lock is free (taken then, not waited for); the record and its
+ * webhook event go in only where the head moved. Its one row: how many records went in (0 or 1). */
+#define APPEND_GUESSED_SQL_HEAD                                                                                        \
+  "WITH h AS (UPDATE audit_head SET last_id = ?, last_hash = ? WHERE k = 1 AND last_id = ? AND last_hash = ? AND "
+/* then the engine's try-lock condition, then: */
+#define APPEND_GUESSED_SQL_TAIL                                                                                        \
+  " RETURNING last_id),"                                                                                               \
+  " r AS (INSERT INTO audit_log (id, at, actor, action, target, args, outcome, hash)"                                  \
+  " SELECT last_id, ?, ?, ?, ?, ?, ?, ? FROM h RETURNING id),"                                                         \
+  " w AS (INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'audit', NULL, ?, ? FROM r"             \
+  " WHERE " WANTS_AUDIT_SQL ")"                                                                                        \
+  " SELECT count(*) FROM r"
+
 /* PostgreSQL, outside a caller's transaction, when this store committed the chain's head itself: the record is chained
- * to that head and goes with the begin and the commit in one round trip, its statements guarded by the head they
- * expect. Returns 1 when appended, 0 when the head had moved (another writer appended since; nothing was written,
- * the caller appends the usual way), or an error. */
+ * to that head and written by one statement in one round trip (APPEND_GUESSED_SQL_*: no begin, lock or commit of
+ * their own, which cost PostgreSQL more than the writes). Returns 1 when appended, 0 when it was not (another writer
+ * appended since, or holds the write lock: nothing was written, the caller appends the usual way), or an error. */
 static int
 append_guessed(berth_store *st, audit_record *rec, berth_error **err)
 {
   unsigned char prev[crypto_hash_sha256_BYTES], raw[crypto_hash_sha256_BYTES];
   char prev_hex[HASH_HEX], hash[HASH_HEX];
   int64_t last_id = 0;
-  if (!store_audit_head_known(st, &last_id, prev))
+  const char *try_lock = db_try_write_lock_sql(store_db(st));
+  if (try_lock == NULL || !store_audit_head_known(st, &last_id, prev))
     return 0;
   sodium_bin2hex(prev_hex, sizeof prev_hex, prev, sizeof prev);
   rec->id = last_id + 1;
   if (record_hash(prev, rec, hash, raw) < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "append audit record: record too large");
-  db_stmt *guarded = NULL;
-  int rc = db_begin(store_db(st), err);
-  if (rc < 0)
-    return berth_error_wrap(err, "append audit record");
-  if ((rc = insert_record(st, rec, hash, prev_hex, &guarded, err)) < 0
-      || (rc = outbox_audit_event(st, rec, hash, err)) < 0) {
-    db_rollback(store_db(st));
-    db_finalize(guarded);
-    return rc;
+  char *payload = audit_event_payload(rec), *sql = NULL;
+  if (payload == NULL || asprintf(&sql, "%s%s%s", APPEND_GUESSED_SQL_HEAD, try_lock, APPEND_GUESSED_SQL_TAIL) < 0) {
+    free(payload);
+    return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   }
-  rc = db_commit(store_db(st), err);
-  int64_t applied = 0;
-  if (rc == 0)
-    rc = db_run(guarded, &applied, err); /* its answer came with the commit's */
-  else
-    db_finalize(guarded);
-  if (rc == 0 && applied == 1) {
+  db_stmt *stmt = NULL;
+  int rc = db_prepare(store_db(st), sql, &stmt, err);
+  free(sql);
+  if (rc == 0) {
+    db_bind_int64(stmt, 1, rec->id);
+    db_bind_text(stmt, 2, hash);
+    db_bind_int64(stmt, 3, last_id);
+    db_bind_text(stmt, 4, prev_hex);
+    bind_record(stmt, 5, rec, hash);
+    db_bind_text(stmt, 12, payload);
+    db_bind_int64(stmt, 13, rec->at);
+    int step = db_step(stmt, err);
+    rc = step == DB_ROW ? (db_column_int64(stmt, 0) == 1) : step == DB_DONE ? 0 : step;
+    db_finalize(stmt);
+  }
+  free(payload);
+  if (rc == 1) {
     store_audit_head_remember(st, rec->id, raw);
     return 1;
   }
@@ -313,7 +317,7 @@ berth_audit_append(berth_store *st, const char *actor, const char *action, const
     rc = berth_error_set(err, BERTH_EINTERNAL, "append audit record: record too large");
     goto fail;
   }
-  if ((rc = insert_record(st, &rec, hash, NULL, NULL, err)) < 0 || (rc = outbox_audit_event(st, &rec, NULL, err)) < 0)
+  if ((rc = insert_record(st, &rec, hash, err)) < 0 || (rc = outbox_audit_event(st, &rec, err)) < 0)
     goto fail;
   if ((rc = db_commit(store_db(st), err)) == 0 && outermost)
     store_audit_head_remember(st, rec.id, raw);

@@ -84,6 +84,12 @@ db_engine_name(const db_conn *c)
 }
 
 const char *
+db_try_write_lock_sql(const db_conn *c)
+{
+  return c->ops->try_write_lock_sql;
+}
+
+const char *
 db_label(const db_conn *c)
 {
   return c->label;

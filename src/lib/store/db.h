@@ -48,6 +48,11 @@ void store_audit_head_stale(berth_store *st);
 void store_audit_head_forget(berth_store *st); /* appended inside a caller's transaction: the head is not known */
 const char *db_engine_name(const db_conn *c);  /* "sqlite" or "postgresql" */
 const char *db_label(const db_conn *c);        /* the store's path or password-free URL, for messages */
+/* An SQL condition that takes the store's write lock without waiting and is true when it did (the lock is then held
+ * until the end of the statement's transaction: outside db_begin, the statement's own), so that a write made of one
+ * statement can be guarded by it instead of a transaction's begin, lock and commit; NULL on an engine where every
+ * statement runs under the one writer's lock anyway (SQLite: callers use a transaction there). */
+const char *db_try_write_lock_sql(const db_conn *c);
 
 /* Runs SQL without parameters or results (one or more statements; DDL, migrations). */
 int db_exec(db_conn *c, const char *sql, berth_error **err);

@@ -26,6 +26,9 @@ struct db_ops {
   const char *name;
   const char *begin_sql;      /* the outermost write transaction */
   const char *begin_read_sql; /* the outermost read snapshot */
+  /* May be NULL: an SQL condition that takes the write lock without waiting, true when taken (held until the end of
+   * the statement's own transaction), for a write that is one statement (db_try_write_lock_sql). */
+  const char *try_write_lock_sql;
   /* May be NULL (then begin_sql / begin_read_sql run at once): opens the outermost transaction, which the engine may
    * send with the next statement that needs an answer (it then fails that statement if it fails). */
   int (*begin)(db_conn *c, bool read, berth_error **err);

@@ -24,7 +24,8 @@
 /* berth's write transactions: one advisory lock (key: "berth" in ASCII), waited for as long as SQLite's busy
  * timeout; a timeout is 55P03, busy, which db.c retries at begin */
 #define WRITE_LOCK_TIMEOUT_SQL "SET LOCAL lock_timeout = '10s'"
-#define WRITE_LOCK_SQL "SELECT pg_advisory_xact_lock(431316168808)"
+#define WRITE_LOCK_KEY "431316168808"
+#define WRITE_LOCK_SQL "SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")"
 #define READ_BEGIN_SQL "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 /* Statements prepared on the server once per connection (named b0, b1, ...) and executed by name after: parsing
@@ -950,6 +951,7 @@ static const struct db_ops pg_ops = {
   .name = "postgresql",
   .begin_sql = "BEGIN; " WRITE_LOCK_TIMEOUT_SQL "; " WRITE_LOCK_SQL, /* what pg_begin sends, as one string */
   .begin_read_sql = READ_BEGIN_SQL,
+  .try_write_lock_sql = "pg_try_advisory_xact_lock(" WRITE_LOCK_KEY ")",
   .begin = pg_begin,
   .run_later = pg_run_later,
   .prefetch = pg_prefetch,
