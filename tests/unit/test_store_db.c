@@ -24,6 +24,7 @@
 #include "berth/allowlist.h"
 #include "berth/apikey.h"
 #include "berth/audit.h"
+#include "berth/fleet.h"
 #include "berth/metrics.h"
 #include "berth/retention.h"
 #include "berth/store.h"
@@ -708,6 +709,111 @@ test_audit_guess_waits_for_writer(void **state)
     close(ready[i]);
     close(go[i]);
   }
+}
+
+static void
+sql_ok(berth_store *st, const char *sql)
+{
+  berth_error *err = NULL;
+  if (db_exec(store_db(st), sql, &err) != 0)
+    fail_msg("%s: %s", sql, err->msg);
+}
+
+/* The queued task's wait reason as a person reads it, (null) when there is none. */
+static void
+assert_wait_reason(berth_store *st, const berth_task *t, const char *want)
+{
+  char *why = NULL;
+  berth_error *err = NULL;
+  if (berth_fleet_wait_reason(st, t, &why, &err) != 0)
+    fail_msg("wait reason of %s: %s", t->id, err->msg);
+  if (strcmp(why, want) != 0)
+    fail_msg("wait reason of %s: got \"%s\", want \"%s\"", t->id, why, want);
+  free(why);
+}
+
+/* Why a queued task waits (PostgreSQL, the fleet's queue), every branch in its order: tasks ahead on the stack come
+ * first, then the stack's lock, then the pool's hosts: none live (draining ones counted), none whose Docker answers,
+ * every slot busy, or a claim about to come. Only hosts of the stack's pool count, by the name whole. */
+static void
+test_wait_reasons(void **state)
+{
+  if (!on_pg)
+    return; /* SQLite has no fleet: the supervisor says why a task waits */
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  create_stack(st, "web");
+  berth_task first = { .stack = "web", .command = "true", .actor = "bob" };
+  berth_task second = { .stack = "web", .command = "true", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(st, &first, &err), 0);
+  assert_int_equal(berth_store_task_create(st, &second, &err), 0);
+  assert_wait_reason(st, &second, "1 task ahead on stack web");
+  assert_wait_reason(st, &first, "no live host in pool default");
+  /* hosts: one of another pool whose name the pool's matches as a LIKE pattern would (not counted), one draining */
+  sql_ok(st,
+         "INSERT INTO hosts (name, instance, pools, slots, version, state, executes, lease_ms, started_at,"
+         " heartbeat_at, docker_ok) VALUES"
+         " ('x', 'i1', 'defaulT,gpu', 2, 'v', 'alive', 1, 600000, 1, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT, 1),"
+         " ('d', 'i2', 'default', 1, 'v', 'draining', 1, 600000, 1, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT, 1)");
+  assert_wait_reason(st, &first, "no live host in pool default (1 draining)");
+  /* a live host of the pool whose Docker does not answer, then one more */
+  sql_ok(st,
+         "INSERT INTO hosts (name, instance, pools, slots, version, state, executes, lease_ms, started_at,"
+         " heartbeat_at, docker_ok) VALUES"
+         " ('a', 'i3', 'gpu,default', 1, 'v', 'alive', 1, 600000, 1, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT, 0)");
+  assert_wait_reason(st, &first, "the one live host of pool default cannot run it: its Docker daemon does not answer");
+  sql_ok(st, "INSERT INTO hosts (name, instance, pools, slots, version, state, executes, lease_ms, started_at,"
+             " heartbeat_at, docker_ok) VALUES"
+             " ('b', 'i4', 'default', 2, 'v', 'alive', 1, 600000, 1, 1, 0)"); /* lease long gone: not live */
+  assert_wait_reason(st, &first, "the one live host of pool default cannot run it: its Docker daemon does not answer");
+  sql_ok(st, "UPDATE hosts SET heartbeat_at = (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT WHERE name = 'b'");
+  assert_wait_reason(st, &first,
+                     "no live host of pool default can run it: their Docker daemons do not answer (2 hosts)");
+  /* Docker back on a: its one slot, busy with a task of another stack, then free */
+  sql_ok(st, "UPDATE hosts SET docker_ok = 1 WHERE name = 'a'");
+  assert_wait_reason(st, &first, "a host of pool default is about to claim it");
+  create_stack(st, "api");
+  berth_task other = { .stack = "api", .command = "true", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(st, &other, &err), 0);
+  char sql[256];
+  snprintf(sql, sizeof sql, "UPDATE tasks SET state = 'PERFORMING', host = 'a' WHERE id = '%s'", other.id);
+  sql_ok(st, sql);
+  assert_wait_reason(st, &first, "the one slot of pool default is busy");
+  sql_ok(st, "UPDATE hosts SET docker_ok = 1, slots = 3 WHERE name = 'b'");
+  assert_wait_reason(st, &first, "a host of pool default is about to claim it");
+  sql_ok(st, "UPDATE tasks SET state = 'PERFORMING', host = 'b' WHERE stack = 'web' AND state = 'QUEUED'"
+             " AND seq = (SELECT MAX(seq) FROM tasks WHERE stack = 'web')");
+  snprintf(sql, sizeof sql, "UPDATE hosts SET slots = 1 WHERE name = 'b'");
+  sql_ok(st, sql);
+  assert_wait_reason(st, &first, "all 2 slots of pool default are busy");
+  /* a stack of its own pool; the lock of another person, then one's own */
+  sql_ok(st, "UPDATE stacks SET pool = 'gpu' WHERE name = 'api'");
+  berth_task third = { .stack = "api", .command = "true", .actor = "carol" };
+  assert_int_equal(berth_store_task_create(st, &third, &err), 0);
+  assert_wait_reason(st, &third, "1 task ahead on stack api");
+  snprintf(sql, sizeof sql, "UPDATE tasks SET state = 'FINISHED' WHERE id = '%s'", other.id);
+  sql_ok(st, sql);
+  assert_wait_reason(st, &third, "a host of pool gpu is about to claim it"); /* a's slot, free again; not x's pool */
+  assert_int_equal(berth_store_stack_lock(st, "api", "dave", "maintenance", &err), 0);
+  assert_wait_reason(st, &third, "stack locked by dave");
+  assert_int_equal(berth_store_stack_unlock(st, "api", "dave", false, &err), 0);
+  assert_int_equal(berth_store_stack_lock(st, "api", "carol", NULL, &err), 0);
+  assert_wait_reason(st, &third, "a host of pool gpu is about to claim it");
+  /* a stack that went meanwhile */
+  berth_task gone = { .id = third.id, .seq = third.seq, .stack = "nope", .actor = "carol", .state = "QUEUED" };
+  char *why = NULL;
+  assert_int_equal(berth_fleet_wait_reason(st, &gone, &why, &err), BERTH_ENOTFOUND);
+  assert_null(why);
+  berth_error_clear(&err);
+  free(first.id);
+  free(first.state);
+  free(second.id);
+  free(second.state);
+  free(other.id);
+  free(other.state);
+  free(third.id);
+  free(third.state);
+  berth_store_close(st);
 }
 
 /* The fixture: loaded into berth.db exactly as berth 0.1.0 left it, with its secret key. */
@@ -1454,6 +1560,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_concurrent_appenders, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_audit_head_guess, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_audit_guess_waits_for_writer, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_wait_reasons, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_prune_batches, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_stats_settled, engine_setup, engine_teardown),

@@ -945,96 +945,87 @@ berth_store_claim_valid(berth_store *st, const char *task_id, berth_error **err)
 
 /* The store's clock (PostgreSQL), so hosts with skewed clocks agree on leases. */
 #define FLEET_NOW_SQL "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
-/* hosts.pools is "a,b,c": the host serves pool ? (the name whole: never LIKE, where a pool's `_` is a wildcard) */
-#define FLEET_POOL_MATCH_SQL "strpos(',' || h.pools || ',', ',' || ? || ',') > 0"
 
-/* One row of integers from sql with the text parameters given (NULL-terminated). */
-static int
-query_ints(berth_store *st, const char *sql, const char *const *params, int64_t *vals, int n, berth_error **err)
-{
-  db_stmt *stmt = NULL;
-  if (db_prepare(st->db, sql, &stmt, err) < 0)
-    return BERTH_EINTERNAL;
-  for (int i = 0; params[i]; i++)
-    db_bind_text(stmt, i + 1, params[i]);
-  int rc = db_step(stmt, err);
-  for (int i = 0; i < n; i++)
-    vals[i] = rc == DB_ROW ? db_column_int64(stmt, i) : 0;
-  db_finalize(stmt);
-  return rc < 0 ? berth_error_wrap(err, "read the queue") : 0;
-}
+/* The hosts of the queued task's pool (its stack's, or the default: bound; hosts.pools is "a,b,c", matched by the
+ * name whole: never LIKE, where a pool's `_` is a wildcard) that are live (heartbeat within their
+ * lease, by the store's clock) and in state st (alive or draining), as a condition on hosts h. */
+#define FLEET_LIVE_IN_POOL_SQL(st)                                                                                     \
+  "h.state = '" st "' AND h.executes = 1 AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL                            \
+  " AND strpos(',' || h.pools || ',', ',' || COALESCE(s.pool, ?) || ',') > 0"
+
+/* Everything a queued task's wait reason is made of, in one statement (one round trip: it was four in turn): the
+ * stack's lock owner and pool, the unfinished tasks ahead on the stack, the pool's live hosts (how many, the slots of
+ * those whose Docker answers, how many those are), its draining hosts, and its busy slots. */
+#define WAIT_REASON_SQL                                                                                                \
+  "SELECT s.lock_owner, COALESCE(s.pool, ?),"                                                                          \
+  " (SELECT COUNT(*) FROM tasks b WHERE b.stack = s.name AND b.seq < CAST(? AS BIGINT)"                                \
+  " AND b.state NOT IN " STORE_TERMINAL_SQL "),"                                                                       \
+  " (SELECT COUNT(*) FROM hosts h WHERE " FLEET_LIVE_IN_POOL_SQL(                                                      \
+      "alive") "),"                                                                                                    \
+               " (SELECT COALESCE(SUM(h.slots * h.docker_ok), 0) FROM hosts h WHERE " FLEET_LIVE_IN_POOL_SQL(          \
+                   "alive") "),"                                                                                       \
+                            " (SELECT COALESCE(SUM(h.docker_ok), 0) FROM hosts h WHERE " FLEET_LIVE_IN_POOL_SQL(       \
+                                "alive") "),"                                                                          \
+                                         " (SELECT COUNT(*) FROM hosts h WHERE " FLEET_LIVE_IN_POOL_SQL(               \
+                                             "draining") "),"                                                          \
+                                                         " (SELECT COUNT(*) FROM tasks t JOIN hosts h ON h.name = "    \
+                                                         "t.host WHERE t.revoked = 0"                                  \
+                                                         " AND t.state IN ('PREPARING', 'INITIALIZING', "              \
+                                                         "'PERFORMING') AND h.docker_ok = 1 "                          \
+                                                         "AND " FLEET_LIVE_IN_POOL_SQL(                                \
+                                                             "alive") ")"                                              \
+                                                                      " FROM stacks s WHERE s.name = ?"
 
 int
 berth_fleet_wait_reason(berth_store *st, const berth_task *t, char **out, berth_error **err)
 {
   *out = NULL;
-  char seq[24];
-  snprintf(seq, sizeof seq, "%lld", (long long) t->seq);
-  int64_t ahead = 0, hosts[3] = { 0, 0, 0 }, busy = 0; /* live hosts, slots of those with a Docker, those */
-  const char *p1[] = { t->stack, seq, NULL };
-  int rc = query_ints(
-      st, "SELECT COUNT(*) FROM tasks WHERE stack = ? AND seq < CAST(? AS BIGINT) AND state NOT IN " STORE_TERMINAL_SQL,
-      p1, &ahead, 1, err);
-  if (rc == 0 && ahead > 0)
-    return asprintf(out, "%lld task%s ahead on stack %s", (long long) ahead, ahead == 1 ? "" : "s", t->stack) < 0
-               ? berth_error_set(err, BERTH_EINTERNAL, "out of memory")
-               : 0;
-  berth_stack *s = NULL;
-  if (rc == 0)
-    rc = berth_store_stack_get(st, t->stack, &s, err);
-  if (rc < 0)
-    return rc;
-  const char *pool = s->pool ? s->pool : BERTH_DEFAULT_POOL;
-  const char *p2[] = { pool, NULL };
+  db_stmt *stmt = NULL;
+  if (db_prepare(st->db, WAIT_REASON_SQL, &stmt, err) < 0)
+    return berth_error_wrap(err, "read the queue");
+  int idx = 1;
+  db_bind_text(stmt, idx++, BERTH_DEFAULT_POOL);
+  db_bind_int64(stmt, idx++, t->seq);
+  for (int k = 0; k < 5; k++) /* each pool condition's default */
+    db_bind_text(stmt, idx++, BERTH_DEFAULT_POOL);
+  db_bind_text(stmt, idx, t->stack);
+  int rc = db_step(stmt, err);
+  if (rc != DB_ROW) {
+    db_finalize(stmt);
+    return rc == DB_DONE ? berth_error_set(err, BERTH_ENOTFOUND, "stack `%s` does not exist", t->stack)
+                         : berth_error_wrap(err, "read the queue");
+  }
+  const char *owner = db_column_is_null(stmt, 0) ? NULL : db_column_text(stmt, 0);
+  const char *pool = db_column_text(stmt, 1);
+  int64_t ahead = db_column_int64(stmt, 2), hosts = db_column_int64(stmt, 3), slots = db_column_int64(stmt, 4),
+          docker = db_column_int64(stmt, 5), draining = db_column_int64(stmt, 6), busy = db_column_int64(stmt, 7);
   char *line = NULL;
-  int n = 0;
-  if (s->lock_owner != NULL && (t->actor == NULL || strcmp(s->lock_owner, t->actor) != 0))
-    n = asprintf(&line, "stack locked by %s", s->lock_owner);
-  else if ((rc = query_ints(st,
-                            "SELECT COUNT(*), COALESCE(SUM(h.slots * h.docker_ok), 0), COALESCE(SUM(h.docker_ok), 0)"
-                            " FROM hosts h WHERE h.state = 'alive' AND h.executes = 1"
-                            " AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL " AND " FLEET_POOL_MATCH_SQL,
-                            p2, hosts, 3, err))
-           < 0)
-    ;
-  else if (hosts[0] == 0) {
-    int64_t draining = 0; /* drained by an admin, or shutting down */
-    rc = query_ints(st,
-                    "SELECT COUNT(*) FROM hosts h WHERE h.state = 'draining' AND h.executes = 1"
-                    " AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL " AND " FLEET_POOL_MATCH_SQL,
-                    p2, &draining, 1, err);
-    if (rc == 0 && draining > 0)
-      n = asprintf(&line, "no live host in pool %s (%lld draining)", pool, (long long) draining);
-    else if (rc == 0)
-      n = asprintf(&line, "no live host in pool %s", pool);
-  } else if (hosts[2] == 0) {
-    n = hosts[0] == 1
+  int n;
+  if (ahead > 0)
+    n = asprintf(&line, "%lld task%s ahead on stack %s", (long long) ahead, ahead == 1 ? "" : "s", t->stack);
+  else if (owner != NULL && (t->actor == NULL || strcmp(owner, t->actor) != 0))
+    n = asprintf(&line, "stack locked by %s", owner);
+  else if (hosts == 0 && draining > 0)
+    n = asprintf(&line, "no live host in pool %s (%lld draining)", pool, (long long) draining);
+  else if (hosts == 0)
+    n = asprintf(&line, "no live host in pool %s", pool);
+  else if (docker == 0)
+    n = hosts == 1
             ? asprintf(&line, "the one live host of pool %s cannot run it: its Docker daemon does not answer", pool)
             : asprintf(&line, "no live host of pool %s can run it: their Docker daemons do not answer (%lld hosts)",
-                       pool, (long long) hosts[0]);
-  } else if ((rc = query_ints(st,
-                              "SELECT COUNT(*) FROM tasks t JOIN hosts h ON h.name = t.host WHERE t.revoked = 0"
-                              " AND t.state IN ('PREPARING', 'INITIALIZING', 'PERFORMING') AND h.state = 'alive'"
-                              " AND h.docker_ok = 1 AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL
-                              " AND " FLEET_POOL_MATCH_SQL,
-                              p2, &busy, 1, err))
-             < 0)
-    ;
-  else if (busy >= hosts[1])
-    n = hosts[1] == 1 ? asprintf(&line, "the one slot of pool %s is busy", pool)
-                      : asprintf(&line, "all %lld slots of pool %s are busy", (long long) hosts[1], pool);
+                       pool, (long long) hosts);
+  else if (busy >= slots)
+    n = slots == 1 ? asprintf(&line, "the one slot of pool %s is busy", pool)
+                   : asprintf(&line, "all %lld slots of pool %s are busy", (long long) slots, pool);
   else
     n = asprintf(&line, "a host of pool %s is about to claim it", pool);
-  berth_stack_free(s);
-  if (rc < 0)
-    return rc;
+  db_finalize(stmt);
   if (n < 0)
     return berth_error_set(err, BERTH_EINTERNAL, "out of memory");
   *out = line;
   return 0;
 }
 
-/* On a shared store a QUEUED task's reason is why it waits (computed when read, so it is never stale). */
 static void
 fill_wait_reason(berth_store *st, berth_task *t)
 {
