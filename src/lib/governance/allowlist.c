@@ -534,12 +534,21 @@ rule_set_clear(rule_set *rs)
   memset(rs, 0, sizeof *rs);
 }
 
+#define RULES_SQL "SELECT pattern, kind FROM image_rules ORDER BY id"
+
+/* The image rules, sent with the store's next statement (PostgreSQL), for the check that follows it */
+void
+berth_allowlist_read_ahead(berth_store *st)
+{
+  store_read_ahead(st, RULES_SQL);
+}
+
 static int
 load_rules(berth_store *st, rule_set *rs, berth_error **err)
 {
   memset(rs, 0, sizeof *rs);
-  db_stmt *stmt = NULL;
-  if (db_prepare(store_db(st), "SELECT pattern, kind FROM image_rules ORDER BY id", &stmt, err) < 0)
+  db_stmt *stmt = store_take_ahead(st, RULES_SQL);
+  if (stmt == NULL && db_prepare(store_db(st), RULES_SQL, &stmt, err) < 0)
     return err && *err ? (*err)->code : BERTH_EINTERNAL;
   int rc = 0, step;
   size_t cap = 0;

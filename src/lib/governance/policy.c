@@ -504,12 +504,21 @@ berth_policy_evaluate_json(const char *json_text, const berth_policy_input *in, 
 
 /* ---- the policy table ---- */
 
+#define RULES_SQL "SELECT name, rule FROM task_policies ORDER BY id"
+
+/* The task policies, sent with the store's next statement (PostgreSQL), for the check that follows it */
+void
+berth_policy_read_ahead(berth_store *st)
+{
+  store_read_ahead(st, RULES_SQL);
+}
+
 static int
 load_rules(berth_store *st, rule_vec *rv, berth_error **err)
 {
   memset(rv, 0, sizeof *rv);
-  db_stmt *stmt = NULL;
-  if (db_prepare(store_db(st), "SELECT name, rule FROM task_policies ORDER BY id", &stmt, err) < 0)
+  db_stmt *stmt = store_take_ahead(st, RULES_SQL);
+  if (stmt == NULL && db_prepare(store_db(st), RULES_SQL, &stmt, err) < 0)
     return err && *err ? (*err)->code : BERTH_EINTERNAL;
   int rc = 0, step;
   size_t cap = 0;

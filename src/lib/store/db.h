@@ -38,6 +38,16 @@ db_conn *store_db(berth_store *st);
  * its audit record costs no round trip of its own. Taking it is what uses it up: the next append reads afresh. */
 db_stmt *store_take_audit_head(berth_store *st);
 
+/* Reads of one operation that do not depend on each other, sent ahead by the modules that will use them: on
+ * PostgreSQL each goes with the store's next statement that needs an answer (outside a transaction), so they cost
+ * that statement's round trip and none of their own; on SQLite nothing is sent. sql takes no parameters and stays
+ * valid until taken or dropped (a string constant). store_take_ahead returns the statement sent ahead for that sql
+ * (the caller steps and finalizes it) or NULL, when the caller prepares it as usual. The operation that sent them
+ * drops what it did not take when it ends (store_drop_ahead): an answer is never used past it. */
+void store_read_ahead(berth_store *st, const char *sql);
+db_stmt *store_take_ahead(berth_store *st, const char *sql);
+void store_drop_ahead(berth_store *st);
+
 /* The audit chain's head as this store itself committed it last (PostgreSQL only): a standalone append chains to it
  * and sends its begin, record and commit in one round trip, guarded by that head (another writer may have appended
  * since). store_audit_head_known is false on SQLite, when nothing is remembered, and for a while after the cached

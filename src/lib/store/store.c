@@ -119,6 +119,46 @@ store_take_audit_head(berth_store *st)
   return s;
 }
 
+void
+store_read_ahead(berth_store *st, const char *sql)
+{
+  if (store_is_sqlite(st) || db_tx_depth(st->db) != 0)
+    return;
+  int k = 0;
+  while (k < STORE_AHEAD_MAX && st->ahead[k].stmt != NULL)
+    k++;
+  db_stmt *s = NULL;
+  berth_error *e = NULL;
+  if (k < STORE_AHEAD_MAX && db_prepare(st->db, sql, &s, &e) == 0 && db_prefetch(s, &e) == 0) {
+    st->ahead[k].sql = sql;
+    st->ahead[k].stmt = s;
+    s = NULL;
+  }
+  db_finalize(s);
+  berth_error_free(e); /* the caller reads it itself */
+}
+
+db_stmt *
+store_take_ahead(berth_store *st, const char *sql)
+{
+  for (int k = 0; k < STORE_AHEAD_MAX; k++)
+    if (st->ahead[k].stmt != NULL && strcmp(st->ahead[k].sql, sql) == 0) {
+      db_stmt *s = st->ahead[k].stmt;
+      st->ahead[k].stmt = NULL;
+      return s;
+    }
+  return NULL;
+}
+
+void
+store_drop_ahead(berth_store *st)
+{
+  for (int k = 0; k < STORE_AHEAD_MAX; k++) {
+    db_finalize(st->ahead[k].stmt);
+    st->ahead[k].stmt = NULL;
+  }
+}
+
 int
 berth_store_begin(berth_store *st, berth_error **err)
 {
@@ -414,6 +454,7 @@ berth_store_close(berth_store *st)
   if (st == NULL)
     return;
   db_finalize(st->head_read);
+  store_drop_ahead(st);
   db_close(st->db);
   db_close(st->spare);
   sodium_memzero(st->key, sizeof st->key);

@@ -9,6 +9,8 @@
 #include "berth/store.h"
 #include "db.h"
 
+#define STORE_AHEAD_MAX 4
+
 struct berth_store {
   char *home;
   char *instance_id;
@@ -28,6 +30,10 @@ struct berth_store {
   int head_misses; /* standalone appends left to make the usual way after the cached head was stale */
   int64_t head_id;
   unsigned char head_raw[32];
+  struct {
+    const char *sql; /* as the module sent it (compared by content) */
+    db_stmt *stmt;
+  } ahead[STORE_AHEAD_MAX]; /* reads sent ahead by the modules that will use them (store_read_ahead) */
 };
 
 /* " AND attempt = ? AND revoked = 0" when st is fenced on task id (bind the attempt next), else "". */

@@ -23,6 +23,7 @@
 #include "berth/task_queue.h"
 #include "berth/task_submit.h"
 #include "berth/workspace.h"
+#include "store/db.h"
 
 /* A daemon that answered its ping (and version) this recently is taken as reachable by the next submission of this
  * process: under load dockerd takes 50-150 ms to answer the two requests, which a burst of submissions would
@@ -264,7 +265,7 @@ submit_retry(berth_store *st, const berth_submit *base, berth_task **out, berth_
 
 /* Every check of a submission, before anything is recorded; *s_out gets the stack it is for. */
 static int
-submit_check(berth_store *st, const berth_submit *req, berth_stack **s_out, berth_error **err)
+submit_check_all(berth_store *st, const berth_submit *req, berth_stack **s_out, berth_error **err)
 {
   int rc = berth_stack_validate_name(req->stack, err);
   if (rc < 0)
@@ -351,6 +352,17 @@ submit_check(berth_store *st, const berth_submit *req, berth_stack **s_out, bert
   }
   *s_out = s;
   return 0;
+}
+
+/* The stack, the image rules and the task policies are read in one round trip (PostgreSQL). */
+static int
+submit_check(berth_store *st, const berth_submit *req, berth_stack **s_out, berth_error **err)
+{
+  berth_allowlist_read_ahead(st);
+  berth_policy_read_ahead(st);
+  int rc = submit_check_all(st, req, s_out, err);
+  store_drop_ahead(st);
+  return rc;
 }
 
 /* Records a checked submission: the task and its audit record (and the caller's in_tx), in the open transaction.
