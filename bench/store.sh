@@ -265,9 +265,11 @@ What bounds each number:
   9 and not kept: one round trip with the record chained by the server in SQL under the lock (the same hash,
   `sha256()` over the canonical fields): slower, 0.47-0.57 ms against 0.42-0.45 for two round trips then, since
   chaining in SQL costs the server more than the round trip it saves (the statement now sends the hash berth
-  computed). A **submission** is ten round trips (it was sixteen): the key, the stack, the
-  allowlist, the policies, four for its transaction (the audit append and the outbox ride along), then the record
-  and the reason it waits for the answer, and the stack's secret values to show the command masked. Across the
+  computed). A **submission** is eight round trips (it was sixteen, then twelve): the key, the
+  stack with the image rules and the task policies sent ahead with it (`store_read_ahead`, since session 20), three
+  for its transaction (the audit append, the outbox and the NOTIFY ride along with the commit), then the record and
+  the reason it waits for the answer (one statement since session 20; it was four in turn), and the stack's secret
+  values to show the command masked. Across the
   runs of sessions 7 and 8, PostgreSQL / SQLite p50: one `GET` 0.28-1.12 / 0.14-0.29 ms (0.28-0.38 with one round
   trip), one submission 4.3-8.4 / 2.7-4.1 ms, an audit append 0.56-0.61 / 0.16-0.25 ms. Eight clients'
   submissions p99: PostgreSQL 70-114 ms, SQLite 67-98 ms.
