@@ -816,6 +816,34 @@ test_wait_reasons(void **state)
   berth_store_close(st);
 }
 
+/* A host past its lease is shown lost at once, but removed only once declared lost (by a live host's reap) or twice
+ * its lease past: meanwhile the refusal says that, not "is lost: only a lost host is removed". */
+static void
+test_host_remove_lost(void **state)
+{
+  if (!on_pg)
+    return; /* a fleet is on PostgreSQL */
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  sql_ok(st, "INSERT INTO hosts (name, instance, pools, slots, version, state, executes, lease_ms, started_at,"
+             " heartbeat_at, docker_ok) VALUES"
+             " ('n', 'i1', 'default', 1, 'v', 'alive', 1, 60000, 1,"
+             " (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT - 90000, 1)");
+  assert_int_equal(berth_host_remove(st, "n", &err), BERTH_EBUSY);
+  if (strstr(err->msg, "host `n` missed its lease but is not declared lost yet") == NULL
+      || strstr(err->msg, "try again in about 30 s") == NULL)
+    fail_msg("refusal: %s", err->msg);
+  berth_error_clear(&err);
+  sql_ok(st, "UPDATE hosts SET state = 'lost' WHERE name = 'n'"); /* declared, as a live host's reap does */
+  assert_int_equal(berth_host_remove(st, "n", &err), 0);
+  sql_ok(st, "INSERT INTO hosts (name, instance, pools, slots, version, state, executes, lease_ms, started_at,"
+             " heartbeat_at, docker_ok) VALUES"
+             " ('m', 'i2', 'default', 1, 'v', 'alive', 1, 60000, 1,"
+             " (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT - 121000, 1)");
+  assert_int_equal(berth_host_remove(st, "m", &err), 0); /* twice its lease past: no live host needed */
+  berth_store_close(st);
+}
+
 /* The fixture: loaded into berth.db exactly as berth 0.1.0 left it, with its secret key. */
 static void
 load_fixture(const char *home)
@@ -1561,6 +1589,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_audit_head_guess, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_audit_guess_waits_for_writer, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_wait_reasons, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_host_remove_lost, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_orphans_judged_locally, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_prune_batches, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_stats_settled, engine_setup, engine_teardown),

@@ -462,9 +462,18 @@ berth_host_remove(berth_store *st, const char *name, berth_error **err)
   int rc = berth_host_get(st, name, &h, err);
   if (rc < 0)
     return rc;
-  rc = berth_error_set(err, BERTH_EBUSY,
-                       "host `%s` is %s: only a lost host is removed (a running host removes itself when it stops)",
-                       name, h.state ? h.state : "alive");
+  /* shown lost (past its lease) but not declared so yet: a live host declares it within a lease of its own, and past
+   * twice its lease it is removed whatever the others did */
+  int64_t left_s = (h.heartbeat_at + 2 * h.lease_ms - berth_now_ms() + 999) / 1000;
+  if (h.state && strcmp(h.state, "lost") == 0)
+    rc = berth_error_set(err, BERTH_EBUSY,
+                         "host `%s` missed its lease but is not declared lost yet (a live host declares it within a"
+                         " lease): try again in about %lld s",
+                         name, (long long) (left_s > 1 ? left_s : 1));
+  else
+    rc = berth_error_set(err, BERTH_EBUSY,
+                         "host `%s` is %s: only a lost host is removed (a running host removes itself when it stops)",
+                         name, h.state ? h.state : "alive");
   berth_host_clear(&h);
   return rc;
 }
