@@ -59,9 +59,6 @@ int berth_allowlist_decide(const char *const *patterns, const char *const *kinds
 
 /* Decides with the rules in the store (oldest first). */
 int berth_allowlist_check(berth_store *st, const char *ref, berth_image_decision *out, berth_error **err);
-/* The rules berth_allowlist_check reads, sent with the store's next statement (PostgreSQL: no round trip of their
- * own); an operation that calls it ends with what it sent taken or dropped (libberth's submission does). */
-void berth_allowlist_read_ahead(berth_store *st);
 
 /* Adds a rule (kind "allow" or "deny"); the pattern is normalized first. Returns 0 when added, 1 when the same rule
  * already exists (nothing changes), BERTH_EBUSY when the pattern exists with the other kind. */

@@ -79,7 +79,5 @@ struct cJSON *berth_policy_list_json(berth_store *st, berth_error **err);
 /* Evaluates in against the stored rules. A stored rule that no longer compiles is an error (BERTH_EINTERNAL),
  * never skipped. */
 int berth_policy_evaluate(berth_store *st, const berth_policy_input *in, berth_policy_result *out, berth_error **err);
-/* The rules berth_policy_evaluate reads, sent with the store's next statement (as berth_allowlist_read_ahead). */
-void berth_policy_read_ahead(berth_store *st);
 
 #endif

@@ -670,6 +670,9 @@ test_audit_guess_waits_for_writer(void **state)
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
+    alarm(30); /* never outlives a parent that failed */
+    close(ready[0]);
+    close(go[1]);
     berth_store *st = NULL;
     berth_error *err = NULL;
     int64_t id = 0;
@@ -680,7 +683,7 @@ test_audit_guess_waits_for_writer(void **state)
       rc = berth_audit_append(st, "guess", "test.append", "b1", NULL, "ok", &err);
     if (rc == 0 && on_pg && !store_audit_head_known(st, &id, raw)) /* its next append is a guess */
       rc = berth_error_set(&err, BERTH_EINTERNAL, "the head was not remembered");
-    if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+    if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1 || write(ready[1], "a", 1) != 1)
       rc = -1;
     if (rc == 0)
       rc = berth_audit_append(st, "guess", "test.append", "b2", NULL, "ok", &err);
@@ -689,13 +692,16 @@ test_audit_guess_waits_for_writer(void **state)
     berth_store_close(st);
     _exit(rc < 0 ? 1 : 0);
   }
+  close(ready[1]);
+  close(go[0]);
   char c = 0;
-  assert_int_equal(read(ready[0], &c, 1), 1); /* b1 is in, and the child knows the head */
+  assert_int_equal(read(ready[0], &c, 1), 1); /* b1 is in, and the child knows the head (EOF: the child died) */
   berth_store *a = open_ok(*state);
   berth_error *err = NULL;
   assert_int_equal(berth_store_begin(a, &err), 0);
   append_ok(a, "a1"); /* chained to b1 under the write lock, not yet committed */
   assert_int_equal(write(go[1], "g", 1), 1);
+  assert_int_equal(read(ready[0], &c, 1), 1); /* the child is appending b2 now */
   usleep(300 * 1000);
   int status = 0;
   assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* still waiting for the lock */
@@ -703,12 +709,18 @@ test_audit_guess_waits_for_writer(void **state)
     fail_msg("the writer's commit: %s", err->msg);
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  assert_int_equal(audit_count(a), 3); /* b1, a1, b2: linked */
-  berth_store_close(a);
-  for (int i = 0; i < 2; i++) {
-    close(ready[i]);
-    close(go[i]);
+  assert_int_equal(audit_count(a), 3); /* linked */
+  db_stmt *q = NULL;                   /* in this order: the guess came after the writer's commit */
+  assert_int_equal(db_prepare(store_db(a), "SELECT target FROM audit_log ORDER BY id", &q, &err), 0);
+  const char *want[] = { "b1", "a1", "b2" };
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(db_step(q, &err), DB_ROW);
+    assert_string_equal(db_column_text(q, 0), want[i]);
   }
+  db_finalize(q);
+  berth_store_close(a);
+  close(ready[0]);
+  close(go[1]);
 }
 
 static void
@@ -749,11 +761,11 @@ test_wait_reasons(void **state)
   assert_int_equal(berth_store_task_create(st, &second, &err), 0);
   assert_wait_reason(st, &second, "1 task ahead on stack web");
   assert_wait_reason(st, &first, "no live host in pool default");
-  /* hosts: one of another pool whose name the pool's matches as a LIKE pattern would (not counted), one draining */
+  /* hosts: one of pool def_ult (which matches `default` as a LIKE pattern: not counted), one draining */
   sql_ok(st,
          "INSERT INTO hosts (name, instance, pools, slots, version, state, executes, lease_ms, started_at,"
          " heartbeat_at, docker_ok) VALUES"
-         " ('x', 'i1', 'defaulT,gpu', 2, 'v', 'alive', 1, 600000, 1, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT, 1),"
+         " ('x', 'i1', 'def_ult,gpu', 2, 'v', 'alive', 1, 600000, 1, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT, 1),"
          " ('d', 'i2', 'default', 1, 'v', 'draining', 1, 600000, 1, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT, 1)");
   assert_wait_reason(st, &first, "no live host in pool default (1 draining)");
   /* a live host of the pool whose Docker does not answer, then one more */
@@ -769,7 +781,8 @@ test_wait_reasons(void **state)
   sql_ok(st, "UPDATE hosts SET heartbeat_at = (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT WHERE name = 'b'");
   assert_wait_reason(st, &first,
                      "no live host of pool default can run it: their Docker daemons do not answer (2 hosts)");
-  /* Docker back on a: its one slot, busy with a task of another stack, then free */
+  /* Docker back on a: its one slot (host d draining beside it: the live one decides), busy with a task of another
+   * stack, then free */
   sql_ok(st, "UPDATE hosts SET docker_ok = 1 WHERE name = 'a'");
   assert_wait_reason(st, &first, "a host of pool default is about to claim it");
   create_stack(st, "api");
@@ -793,9 +806,16 @@ test_wait_reasons(void **state)
   assert_wait_reason(st, &third, "1 task ahead on stack api");
   snprintf(sql, sizeof sql, "UPDATE tasks SET state = 'FINISHED' WHERE id = '%s'", other.id);
   sql_ok(st, sql);
-  assert_wait_reason(st, &third, "a host of pool gpu is about to claim it"); /* a's slot, free again; not x's pool */
+  assert_wait_reason(st, &third, "a host of pool gpu is about to claim it"); /* a's slot is free again */
   assert_int_equal(berth_store_stack_lock(st, "api", "dave", "maintenance", &err), 0);
   assert_wait_reason(st, &third, "stack locked by dave");
+  berth_task fourth = { .stack = "api", .command = "true", .actor = "carol" };
+  assert_int_equal(berth_store_task_create(st, &fourth, &err), 0);
+  assert_wait_reason(st, &fourth, "1 task ahead on stack api"); /* before the lock */
+  snprintf(sql, sizeof sql, "UPDATE tasks SET state = 'CANCELED' WHERE id = '%s'", fourth.id);
+  sql_ok(st, sql);
+  free(fourth.id);
+  free(fourth.state);
   assert_int_equal(berth_store_stack_unlock(st, "api", "dave", false, &err), 0);
   assert_int_equal(berth_store_stack_lock(st, "api", "carol", NULL, &err), 0);
   assert_wait_reason(st, &third, "a host of pool gpu is about to claim it");
@@ -830,9 +850,10 @@ test_host_remove_lost(void **state)
              " ('n', 'i1', 'default', 1, 'v', 'alive', 1, 60000, 1,"
              " (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT - 90000, 1)");
   assert_int_equal(berth_host_remove(st, "n", &err), BERTH_EBUSY);
-  if (strstr(err->msg, "host `n` missed its lease but is not declared lost yet") == NULL
-      || strstr(err->msg, "try again in about 30 s") == NULL)
-    fail_msg("refusal: %s", err->msg);
+  const char *about = strstr(err->msg, "try again in about ");
+  int left = about ? atoi(about + strlen("try again in about ")) : 0;
+  if (strstr(err->msg, "host `n` missed its lease but is not declared lost yet") == NULL || left < 29 || left > 31)
+    fail_msg("refusal: %s", err->msg); /* 2 x 60 s of lease, 90 s since its heartbeat: 30 s left */
   berth_error_clear(&err);
   sql_ok(st, "UPDATE hosts SET state = 'lost' WHERE name = 'n'"); /* declared, as a live host's reap does */
   assert_int_equal(berth_host_remove(st, "n", &err), 0);

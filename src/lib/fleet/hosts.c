@@ -464,7 +464,17 @@ berth_host_remove(berth_store *st, const char *name, berth_error **err)
     return rc;
   /* shown lost (past its lease) but not declared so yet: a live host declares it within a lease of its own, and past
    * twice its lease it is removed whatever the others did */
-  int64_t left_s = (h.heartbeat_at + 2 * h.lease_ms - berth_now_ms() + 999) / 1000;
+  int64_t left_ms = h.lease_ms; /* by the store's clock, as leases are judged */
+  if (h.state && strcmp(h.state, "lost") == 0
+      && db_prepare(store_db(st), "SELECT heartbeat_at + 2 * lease_ms - " NOW_SQL " FROM hosts WHERE name = ?", &s,
+                    NULL)
+             == 0) {
+    db_bind_text(s, 1, name);
+    if (db_step(s, NULL) == DB_ROW)
+      left_ms = db_column_int64(s, 0);
+    db_finalize(s);
+  }
+  int64_t left_s = (left_ms + 999) / 1000;
   if (h.state && strcmp(h.state, "lost") == 0)
     rc = berth_error_set(err, BERTH_EBUSY,
                          "host `%s` missed its lease but is not declared lost yet (a live host declares it within a"

@@ -224,7 +224,10 @@ outbox_audit_event(berth_store *st, const audit_record *rec, berth_error **err)
 
 /* One statement, outside any transaction (its own commits it): the head moves from the one expected to the record's
  * only while it is still that one and the write lock is free (taken then, not waited for); the record and its
- * webhook event go in only where the head moved. Its one row: how many records went in (0 or 1). */
+ * webhook event go in only where the head moved. Its one row: 1 when the record is in, else 0. In: went in now, or
+ * was already the head when the statement began (this very statement, committed by a connection that was lost before
+ * its answer came, and sent again by the engine on a new one: the record's hash is its own, chained to its
+ * predecessor, so a head with that id and hash is this record). */
 #define APPEND_GUESSED_SQL_HEAD                                                                                        \
   "WITH h AS (UPDATE audit_head SET last_id = ?, last_hash = ? WHERE k = 1 AND last_id = ? AND last_hash = ? AND "
 /* then the engine's try-lock condition, then: */
@@ -234,7 +237,7 @@ outbox_audit_event(berth_store *st, const audit_record *rec, berth_error **err)
   " SELECT last_id, ?, ?, ?, ?, ?, ?, ? FROM h RETURNING id),"                                                         \
   " w AS (INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'audit', NULL, ?, ? FROM r"             \
   " WHERE " WANTS_AUDIT_SQL ")"                                                                                        \
-  " SELECT count(*) FROM r"
+  " SELECT (SELECT count(*) FROM r) + (SELECT count(*) FROM audit_head WHERE k = 1 AND last_id = ? AND last_hash = ?)"
 
 /* PostgreSQL, outside a caller's transaction, when this store committed the chain's head itself: the record is chained
  * to that head and written by one statement in one round trip (APPEND_GUESSED_SQL_*: no begin, lock or commit of
@@ -269,6 +272,8 @@ append_guessed(berth_store *st, audit_record *rec, berth_error **err)
     bind_record(stmt, 5, rec, hash);
     db_bind_text(stmt, 12, payload);
     db_bind_int64(stmt, 13, rec->at);
+    db_bind_int64(stmt, 14, rec->id);
+    db_bind_text(stmt, 15, hash);
     int step = db_step(stmt, err);
     rc = step == DB_ROW ? (db_column_int64(stmt, 0) == 1) : step == DB_DONE ? 0 : step;
     db_finalize(stmt);

@@ -49,9 +49,10 @@ db_stmt *store_take_ahead(berth_store *st, const char *sql);
 void store_drop_ahead(berth_store *st);
 
 /* The audit chain's head as this store itself committed it last (PostgreSQL only): a standalone append chains to it
- * and sends its begin, record and commit in one round trip, guarded by that head (another writer may have appended
- * since). store_audit_head_known is false on SQLite, when nothing is remembered, and for a while after the cached
- * head was found stale (store_audit_head_stale), when the usual read under the lock is the cheaper way. */
+ * and sends its record as one statement, guarded by that head and the write lock (another writer may have appended
+ * since, or hold the lock). store_audit_head_known is false on SQLite, when nothing is remembered, and for a while
+ * after the cached head was found stale (store_audit_head_stale), when the usual read under the lock is the cheaper
+ * way. */
 bool store_audit_head_known(berth_store *st, int64_t *id, unsigned char raw[32]);
 void store_audit_head_remember(berth_store *st, int64_t id, const unsigned char raw[32]);
 void store_audit_head_stale(berth_store *st);

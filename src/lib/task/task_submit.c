@@ -23,6 +23,7 @@
 #include "berth/task_queue.h"
 #include "berth/task_submit.h"
 #include "berth/workspace.h"
+#include "governance/gov_int.h"
 #include "store/db.h"
 
 /* A daemon that answered its ping (and version) this recently is taken as reachable by the next submission of this
