@@ -105,7 +105,7 @@ SQL
     # an append as berth sends it (one statement, its own transaction) and as it was sent before session 20 (the
     # begin, the write lock, the guarded writes and the commit, in one pipeline)
     cat >"$work/append.sql" <<'SQL'
-WITH h AS (UPDATE bench_audit_head SET last_id = last_id + 1 WHERE k = 1 AND last_hash = 'h' AND pg_try_advisory_xact_lock(431316168808) RETURNING last_id), r AS (INSERT INTO bench_audit_log (id, at, actor, action, target, args, outcome, hash) SELECT last_id, 1, 'bench', 'bench.append', 'target', '{"i":1}', 'ok', repeat('a', 64) FROM h RETURNING id), w AS (INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'audit', NULL, '{}', 1 FROM r WHERE EXISTS (SELECT 1 FROM webhooks WHERE events LIKE '%"audit"%')) SELECT count(*) FROM r;
+WITH h AS (UPDATE bench_audit_head SET last_id = last_id + 1 WHERE k = 1 AND last_hash = 'h' AND pg_try_advisory_xact_lock(431316168808) RETURNING last_id), r AS (INSERT INTO bench_audit_log (id, at, actor, action, target, args, outcome, hash) SELECT last_id, 1, 'bench', 'bench.append', 'target', '{"i":1}', 'ok', repeat('a', 64) FROM h RETURNING id), w AS (INSERT INTO webhook_events (kind, stack, payload, created_at) SELECT 'audit', NULL, '{}', 1 FROM r WHERE EXISTS (SELECT 1 FROM webhooks WHERE events LIKE '%"audit"%')) SELECT (SELECT count(*) FROM r) + (SELECT count(*) FROM bench_audit_head WHERE k = 1 AND last_id = 0 AND last_hash = 'x');
 SQL
     cat >"$work/append_txn.sql" <<'SQL'
 \startpipeline

@@ -15,8 +15,8 @@ evaluate(const char *text, const berth_policy_input *in)
   berth_policy_result r;
   berth_error *err = NULL;
   if (berth_policy_evaluate_json(text, in, &r, &err) < 0) {
-    /* only a regex hitting its match limit may fail a valid policy */
-    if (strstr(err->msg, "command regex failed") == NULL) {
+    /* only a command pattern hitting PCRE2's match limit may fail a valid policy, and it denies (fail closed) */
+    if (err->code != BERTH_EDENIED || strstr(err->msg, "could not match its command pattern") == NULL) {
       fprintf(stderr, "evaluate failed on a valid policy: %s\n", err->msg);
       abort();
     }
