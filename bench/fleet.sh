@@ -30,7 +30,9 @@ stop_all() {
   for p in "${PIDS[@]}"; do timeout 20 tail --pid="$p" -f /dev/null || kill -9 "$p" 2>/dev/null; done
   PIDS=()
 }
-trap 'stop_all; pg --stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+. "$SRC/bench/cpu_group.sh"
+trap 'stop_all; pg --stop >/dev/null 2>&1; rm -rf "$WORK"; bench_cpu_group_end' EXIT
+bench_cpu_group
 PG=$(pg 2>"$WORK/pg.err" | tail -n 1)
 newdb() { psql "$PG" -qc "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null && echo "${PG/\/berth_test?//$1?}"; }
 q() { psql "$BERTH_STORE" -Atc "$1"; }

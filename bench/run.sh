@@ -7,6 +7,9 @@ export BUILD=${BUILD:-$SRC/build-bench}
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 sections=${*:-docker tasks redact queue server latency ui store fleet}
+. "$SRC/bench/cpu_group.sh"
+trap bench_cpu_group_end EXIT
+bench_cpu_group
 for s in $sections; do
   case $s in
   docker) "$SRC/bench/docker.sh" ;;

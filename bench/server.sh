@@ -15,8 +15,14 @@ work=$(mktemp -d /tmp/berth-bench-srv.XXXXXX)
 export BERTH_HOME=$work/home
 unset BERTH_SERVER BERTH_API_KEY
 srv=
-cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
+  rm -rf "$work"
+  bench_cpu_group_end
+}
 trap cleanup EXIT
+. "$src/bench/cpu_group.sh"
+bench_cpu_group
 mkdir -p "$work/proj" && echo x >"$work/proj/f"
 for s in 1 2 3 4; do
   "$berth" stack create bench-$s --image berth/runner:latest --project-dir "$work/proj" >/dev/null
@@ -182,11 +188,21 @@ one = sorted(read_new_conn() for k in range(300))
 res["get1new"] = dict(n=len(one), p50=pct(one, 50), p90=pct(one, 90), p99=pct(one, 99), max=one[-1] * 1000, rps=0,
                       errors=0)
 print("get1new", res["get1new"], flush=True)
-for kind, total in (("get", gets), ("getlean", gets), ("post", posts)):
-    lat, errors, wall = run(kind, total)
-    res[kind] = dict(n=len(lat), p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99), max=lat[-1] * 1000,
-                     rps=len(lat) / wall, errors=len(errors))
-    print(kind, res[kind], errors[:2], flush=True)
+# 8 clients' reads: 5 rounds of GETS each, 0.5 s apart, the round with the median p99 kept and every round's p99 shown
+# (a round of 1,000 reads lasts about 0.2 s: its 10 slowest reads are whatever else the machine did in that moment)
+for kind, total, n_rounds in (("get", gets, 5), ("getlean", gets, 5), ("post", posts, 1)):
+    rounds = []
+    for r in range(n_rounds):
+        lat, errors, wall = run(kind, total)
+        rounds.append(dict(n=len(lat), p50=pct(lat, 50), p90=pct(lat, 90), p99=pct(lat, 99), max=lat[-1] * 1000,
+                           rps=len(lat) / wall, errors=len(errors)))
+        if errors:
+            print(kind, "errors", errors[:2], flush=True)
+        time.sleep(0.5)
+    p99s = [x["p99"] for x in rounds]
+    rounds.sort(key=lambda x: x["p99"])
+    res[kind] = dict(rounds[len(rounds) // 2], rounds_p99=p99s, errors=sum(x["errors"] for x in rounds))
+    print(kind, res[kind], flush=True)
 
 # the 200 tasks run to their end: Docker-bound, reported for scale
 t0 = time.perf_counter()
@@ -212,8 +228,8 @@ text = f"""# berth serve benchmark
 |---|---|---|---|---|---|---|---|
 | `GET /v1/tasks/{{id}}`, 1 client (the median of 5 rounds) | {g1['n']} | {g1['p50']:.2f} ms | {g1['p90']:.2f} ms | {g1['p99']:.2f} ms | {g1['max']:.2f} ms | - | 0 |
 | `GET /v1/tasks/{{id}}`, 1 client, a new connection each (as the CLI makes them) | {gn['n']} | {gn['p50']:.2f} ms | {gn['p90']:.2f} ms | {gn['p99']:.2f} ms | {gn['max']:.2f} ms | - | 0 |
-| `GET /v1/tasks/{{id}}`, 8 clients | {g['n']} | {g['p50']:.2f} ms | {g['p90']:.2f} ms | {g['p99']:.2f} ms | {g['max']:.2f} ms | {g['rps']:.0f} req/s | {g['errors']} |
-| `GET /v1/tasks/{{id}}`, 8 lean clients (raw sockets) | {gl['n']} | {gl['p50']:.2f} ms | {gl['p90']:.2f} ms | {gl['p99']:.2f} ms | {gl['max']:.2f} ms | {gl['rps']:.0f} req/s | {gl['errors']} |
+| `GET /v1/tasks/{{id}}`, 8 clients (the median p99 of 5 rounds) | {g['n']} | {g['p50']:.2f} ms | {g['p90']:.2f} ms | {g['p99']:.2f} ms | {g['max']:.2f} ms | {g['rps']:.0f} req/s | {g['errors']} |
+| `GET /v1/tasks/{{id}}`, 8 lean clients (raw sockets; the median p99 of 5 rounds) | {gl['n']} | {gl['p50']:.2f} ms | {gl['p90']:.2f} ms | {gl['p99']:.2f} ms | {gl['max']:.2f} ms | {gl['rps']:.0f} req/s | {gl['errors']} |
 | `POST /v1/stacks/{{s}}/tasks`, 1 client, queue empty | {q['n']} | {q['p50']:.2f} ms | {q['p90']:.2f} ms | {q['p99']:.2f} ms | {q['max']:.2f} ms | - | 0 |
 | `POST /v1/stacks/{{s}}/tasks`, 8 clients | {p['n']} | {p['p50']:.2f} ms | {p['p90']:.2f} ms | {p['p99']:.2f} ms | {p['max']:.2f} ms | {p['rps']:.0f} req/s | {p['errors']} |
 
@@ -221,7 +237,8 @@ Target: p99 under 5 ms for reads: **{'met' if g['p99'] < 5 else 'NOT met'}** wit
 **{'met' if gl['p99'] < 5 else 'NOT met'}** with lean clients ({gl['p99']:.2f} ms). The clients run on the same 2 cores as
 the server: a Python `http.client` request costs its client several times what the server spends on it, so 8 of
 them measure their own turns at the CPU as much as the server; the lean clients (a raw keep-alive socket, the
-request's bytes made once) leave the cores to the server.
+request's bytes made once) leave the cores to the server. The p99 of each of the 5 rounds of 8 clients, in the order
+run: {', '.join('%.2f' % x for x in g['rounds_p99'])} ms (`http.client`), {', '.join('%.2f' % x for x in gl['rounds_p99'])} ms (lean).
 
 What a read costs: authentication (the key's row read by id, then a keyed BLAKE2b MAC compared in constant time
 against the per-process cache of verified keys; the argon2id verification, about 30 ms, is paid once per key and
