@@ -1559,7 +1559,7 @@ test_connection_lost(void **state)
     assert_int_equal(berth_store_commit(st, &err), 0);
     assert_true(stack_exists(st, names[i]));
   }
-  /* reads sent ahead outside a transaction (a task and its stack's secrets), the first stepped on a lost connection */
+  /* a read sent ahead outside a transaction (a task with its stack's secrets), stepped on a lost connection */
   berth_task t = { .stack = "first", .command = "true", .actor = "bob" };
   assert_int_equal(berth_store_task_create(st, &t, &err), 0);
   kill_backend(st);
@@ -1594,6 +1594,78 @@ test_connection_lost(void **state)
   berth_store_close(st);
 }
 
+/* A task read with its stack's secret values (to mask them where shown): by its whole id in one statement, sent ahead
+ * or not; by a prefix in two; the same values every way; a task whose stack is gone has none, and is still read. */
+static void
+expect_task_secrets(berth_store *st, const char *id, bool ahead_too, size_t want_n, const char *want_value)
+{
+  for (int pass = 0; pass < (ahead_too ? 2 : 1); pass++) {
+    berth_task_ahead *ahead = pass ? berth_store_task_read_ahead(st, id) : NULL;
+    berth_error *err = NULL;
+    berth_task *got = NULL;
+    berth_kv *secrets = NULL;
+    size_t n = 0;
+    bool incomplete = true;
+    if (berth_store_task_get_with_secrets(st, id, ahead, &got, &secrets, &n, &incomplete, &err) != 0)
+      fail_msg("read %s with its stack's secrets: %s", id, err->msg);
+    assert_false(incomplete);
+    assert_int_equal(n, want_n);
+    if (want_value)
+      assert_string_equal(berth_kv_get(secrets, n, "TOKEN"), want_value);
+    assert_true(got->n_history >= 1); /* its history came with it */
+    berth_task_ahead_free(ahead);
+    berth_task_free(got);
+    berth_kv_array_free(secrets, n);
+  }
+}
+
+static void
+test_task_with_secrets(void **state)
+{
+  berth_store *st = open_ok(*state);
+  berth_error *err = NULL;
+  berth_stack *s = berth_stack_new();
+  s->name = strdup("masked");
+  s->image = strdup("berth/busybox:latest");
+  berth_kv_set(&s->secret_env, &s->n_secret_env, "TOKEN", "tok-Secret-1234");
+  berth_kv_set(&s->secret_env, &s->n_secret_env, "OTHER", "other-Secret-5678");
+  assert_int_equal(berth_store_stack_create(st, s, &err), 0);
+  berth_stack_free(s);
+  create_stack(st, "plain");
+  berth_task t = { .stack = "masked", .command = "echo tok-Secret-1234", .actor = "bob" };
+  berth_task u = { .stack = "plain", .command = "true", .actor = "bob" };
+  assert_int_equal(berth_store_task_create(st, &t, &err), 0);
+  assert_int_equal(berth_store_task_create(st, &u, &err), 0);
+  char prefix[25];
+  snprintf(prefix, sizeof prefix, "%.24s", t.id); /* not whole: read the long way */
+  expect_task_secrets(st, t.id, true, 2, "tok-Secret-1234");
+  expect_task_secrets(st, prefix, false, 2, "tok-Secret-1234");
+  expect_task_secrets(st, u.id, true, 0, NULL);
+  /* an ahead read of another task is not used for this one */
+  berth_task_ahead *other = berth_store_task_read_ahead(st, u.id);
+  berth_task *got = NULL;
+  berth_kv *secrets = NULL;
+  size_t n = 0;
+  bool incomplete = true;
+  assert_int_equal(berth_store_task_get_with_secrets(st, t.id, other, &got, &secrets, &n, &incomplete, &err), 0);
+  assert_string_equal(got->id, t.id);
+  assert_int_equal(n, 2);
+  berth_task_ahead_free(other);
+  berth_task_free(got);
+  berth_kv_array_free(secrets, n);
+  /* its stack deleted: the task is still read, with no values to mask */
+  assert_int_equal(berth_store_task_transition(st, t.id, "CANCELED", "bob", NULL, NULL, 0, &err), 0);
+  if (berth_store_stack_delete(st, "masked", &err) != 0)
+    fail_msg("delete: %s", err->msg);
+  expect_task_secrets(st, t.id, true, 0, NULL);
+  expect_task_secrets(st, prefix, false, 0, NULL);
+  free(t.id);
+  free(t.state);
+  free(u.id);
+  free(u.state);
+  berth_store_close(st);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1615,6 +1687,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(test_prune_batches, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_stats_settled, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_key_verified_once, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_task_with_secrets, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_migrate_from_v1, engine_setup, engine_teardown), /* last: SQLite only */
   };
   const struct CMUnitTest pg_only[] = {

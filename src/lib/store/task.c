@@ -398,18 +398,22 @@ add_transition_row(berth_task *t, db_stmt *stmt, int col)
 }
 
 /* A task by its whole id with its history, in one statement (one round trip on PostgreSQL instead of two): the task's
- * columns repeated on each of its transitions' rows. */
-#define GET_WHOLE_SQL                                                                                                  \
-  "SELECT " TASK_COLS ", h.h_state, h.h_at, h.h_actor, h.h_note FROM tasks LEFT JOIN"                                  \
+ * columns repeated on each of its transitions' rows; with_secrets adds its stack's secret values (still encrypted) as
+ * the last column, so a read that masks them is one statement too (the same snapshot as the task). */
+#define GET_WHOLE_SQL_WITH(extra)                                                                                      \
+  "SELECT " TASK_COLS ", h.h_state, h.h_at, h.h_actor, h.h_note" extra " FROM tasks LEFT JOIN"                         \
   " (SELECT task_seq AS h_seq, n AS h_n, state AS h_state, at AS h_at, actor AS h_actor, note AS h_note"               \
   " FROM task_transitions) h ON h.h_seq = tasks.seq WHERE tasks.id = ? ORDER BY h.h_n"
+#define GET_WHOLE_SQL GET_WHOLE_SQL_WITH("")
+#define GET_WHOLE_SECRETS_SQL GET_WHOLE_SQL_WITH(", (SELECT secret_env FROM stacks WHERE name = tasks.stack)")
 
-/* stmt: GET_WHOLE_SQL bound to id and sent ahead, or NULL; finalized either way */
+/* stmt: GET_WHOLE_SQL (GET_WHOLE_SECRETS_SQL when stack_secrets) bound to id and sent ahead, or NULL; finalized either
+ * way. stack_secrets: the stack's secret_env column as stored (NULL when the stack has none or is gone). */
 static int
-get_whole(berth_store *st, const char *id, db_stmt *stmt, berth_task **out, berth_error **err)
+get_whole(berth_store *st, const char *id, db_stmt *stmt, char **stack_secrets, berth_task **out, berth_error **err)
 {
   if (stmt == NULL) {
-    if (db_prepare(st->db, GET_WHOLE_SQL, &stmt, err) < 0)
+    if (db_prepare(st->db, stack_secrets ? GET_WHOLE_SECRETS_SQL : GET_WHOLE_SQL, &stmt, err) < 0)
       return BERTH_EINTERNAL;
     db_bind_text(stmt, 1, id);
   }
@@ -417,9 +421,12 @@ get_whole(berth_store *st, const char *id, db_stmt *stmt, berth_task **out, bert
   int rc = 0, src;
   const int hcol = 25; /* after TASK_COLS */
   while ((src = db_step(stmt, err)) == DB_ROW) {
-    if (t == NULL && (rc = read_task(st, stmt, true, &t, err)) < 0)
+    bool first = t == NULL, oom = false;
+    if (first && (rc = read_task(st, stmt, true, &t, err)) < 0)
       break;
-    if (!db_column_is_null(stmt, hcol) && add_transition_row(t, stmt, hcol) < 0) {
+    if (first && stack_secrets)
+      *stack_secrets = db_column_strdup(stmt, hcol + 4, &oom);
+    if (oom || (!db_column_is_null(stmt, hcol) && add_transition_row(t, stmt, hcol) < 0)) {
       rc = berth_error_set(err, BERTH_EINTERNAL, "out of memory");
       break;
     }
@@ -431,6 +438,10 @@ get_whole(berth_store *st, const char *id, db_stmt *stmt, berth_task **out, bert
   db_finalize(stmt);
   if (rc < 0) {
     berth_task_free(t);
+    if (stack_secrets) {
+      free(*stack_secrets);
+      *stack_secrets = NULL;
+    }
     return rc;
   }
   *out = t;
@@ -519,15 +530,16 @@ berth_task_id_is_whole(const char *id)
   return whole;
 }
 
-/* ahead: GET_WHOLE_SQL for id sent ahead, or NULL; finalized either way */
+/* ahead: GET_WHOLE_SQL (GET_WHOLE_SECRETS_SQL when stack_secrets) for id sent ahead, or NULL; finalized either way.
+ * stack_secrets: see get_whole; read for a whole id only (left NULL for a prefix) */
 static int
-task_get(berth_store *st, const char *id, db_stmt *ahead, berth_task **out, berth_error **err)
+task_get(berth_store *st, const char *id, db_stmt *ahead, char **stack_secrets, berth_task **out, berth_error **err)
 {
   berth_task *t = NULL;
   bool whole = berth_task_id_is_whole(id);
   if (!whole)
     db_finalize(ahead);
-  int rc = whole ? get_whole(st, id, ahead, &t, err) : find_task(st, id, true, &t, err);
+  int rc = whole ? get_whole(st, id, ahead, stack_secrets, &t, err) : find_task(st, id, true, &t, err);
   if (rc < 0)
     return rc;
   if (!whole && read_history(st, t, err) < 0) {
@@ -542,14 +554,12 @@ task_get(berth_store *st, const char *id, db_stmt *ahead, berth_task **out, bert
 int
 berth_store_task_get(berth_store *st, const char *id, berth_task **out, berth_error **err)
 {
-  return task_get(st, id, NULL, out, err);
+  return task_get(st, id, NULL, NULL, out, err);
 }
-
-#define STACK_SECRETS_OF_TASK_SQL "SELECT secret_env FROM stacks WHERE name = (SELECT stack FROM tasks WHERE id = ?)"
 
 struct berth_task_ahead {
   char id[BERTH_TASK_ID_LEN + 1];
-  db_stmt *task, *secrets;
+  db_stmt *task; /* GET_WHOLE_SECRETS_SQL */
 };
 
 void
@@ -558,7 +568,6 @@ berth_task_ahead_free(berth_task_ahead *a)
   if (a == NULL)
     return;
   db_finalize(a->task);
-  db_finalize(a->secrets);
   free(a);
 }
 
@@ -588,8 +597,7 @@ berth_store_task_read_ahead(berth_store *st, const char *id)
   if (a == NULL)
     return NULL;
   memcpy(a->id, id, BERTH_TASK_ID_LEN + 1);
-  a->task = send_ahead(st, GET_WHOLE_SQL, id);
-  a->secrets = send_ahead(st, STACK_SECRETS_OF_TASK_SQL, id);
+  a->task = send_ahead(st, GET_WHOLE_SECRETS_SQL, id);
   return a;
 }
 
@@ -603,24 +611,23 @@ berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ah
   db_stmt *task = NULL, *s = NULL;
   if (ahead != NULL && id != NULL && strcmp(ahead->id, id) == 0) {
     task = ahead->task;
-    s = ahead->secrets;
-    ahead->task = ahead->secrets = NULL;
+    ahead->task = NULL;
   }
-  /* by a whole id, with the task; a prefix finds the task first, then its stack is read */
-  if (s == NULL && berth_task_id_is_whole(id))
-    s = send_ahead(st, STACK_SECRETS_OF_TASK_SQL, id);
-  int rc = task_get(st, id, task, out, err);
-  if (rc == 0 && s == NULL) {
+  /* by a whole id, with the task in one statement; a prefix finds the task first, then its stack is read */
+  bool whole = berth_task_id_is_whole(id);
+  char *stored = NULL;
+  int rc = task_get(st, id, task, &stored, out, err);
+  if (rc == 0 && !whole) {
     if (db_prepare(store_db(st), "SELECT secret_env FROM stacks WHERE name = ?", &s, err) < 0)
       rc = berth_error_wrap(err, "read task %s", id);
     else
       db_bind_text(s, 1, (*out)->stack);
   }
   if (rc == 0) {
-    int src = db_step(s, err);
+    int src = whole ? DB_ROW : db_step(s, err);
     berth_strv unreadable = { 0 }; /* values that cannot be masked: the caller shows no text only they would mask */
     if (src == DB_ROW)
-      rc = store_kv_decode_lenient(st, db_column_text(s, 0), secrets, n, &unreadable, err);
+      rc = store_kv_decode_lenient(st, whole ? stored : db_column_text(s, 0), secrets, n, &unreadable, err);
     else if (src != DB_DONE)
       rc = src;
     *incomplete = unreadable.n > 0;
@@ -632,6 +639,7 @@ berth_store_task_get_with_secrets(berth_store *st, const char *id, berth_task_ah
     }
   }
   db_finalize(s);
+  free(stored);
   return rc;
 }
 
