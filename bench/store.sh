@@ -208,16 +208,24 @@ What bounds each number:
   whose command is shown with the stack's secret values masked. Until this run, masking compiled the built-in
   patterns and a literal matcher on every read, 3/4 of a read's CPU (8 clients: p50 8.9 / p99 20 ms on SQLite on a
   quiet machine); they are now compiled once per process and cached by digest. A task read by its whole id is one
-  statement (the task's columns on each of its transitions' rows; it was two, the task and then its history). On
-  PostgreSQL the whole request is now one round trip: the task with its history and its stack's secret values go
-  to the server with the key's lookup, in one libpq pipeline (`db_prefetch`; nothing read is shown unless the key
-  passes); it was three round trips. With 8 clients every request on PostgreSQL wakes three processes in turn (the
+  statement (the task's columns on each of its transitions' rows; it was two, the task and then its history), and
+  since session 21 the stack's secret values come as a column of it (the same snapshot). On PostgreSQL the whole
+  request is one round trip: the task with its history and secrets goes to the server with the key's lookup, two
+  statements in one libpq pipeline (`db_prefetch`; nothing read is shown unless the key passes); it was three round
+  trips, then three statements. With 8 clients every request on PostgreSQL wakes three processes in turn (the
   client, the server's connection thread, its PostgreSQL backend) where SQLite wakes two, 24 runnable processes on
-  2 cores: measured with nothing else running, p99 0.6-1.0 ms with 2 clients, 2.1-2.4 ms with 4, 6.6-32 ms with 8
-  (SQLite 2.6-3.1 ms with 8), the p50 close to SQLite's at every count. The tail with 8 clients is CPU scheduling
-  on this machine, which a database server of its own would not share, and the clients are a large part of it: with
-  lean clients in the same run (the row below the `http.client` one) the 8-client p99 was 0.84 ms on SQLite and
-  3.10 ms on PostgreSQL, against 3.62 and 17.12 ms with `http.client` clients.
+  2 cores. Measured in session 21 (perf sched, 8 clients, 8,000 reads): CPU a read 0.15 ms in PostgreSQL's backends,
+  0.14 ms in the server's connection threads, 0.03 ms in a C client. **The kernel's autogroup** set the worst of the
+  tail until then: with `kernel.sched_autogroup_enabled = 1` (this machine's setting) every session in the root
+  cgroup is a CPU scheduling group of its own, and every PostgreSQL backend calls `setsid()`, so the 8 backends were
+  8 groups beside one holding all of berth's threads and the clients; a backend woken on the other CPU, runnable,
+  was not run for 389 ms (one such read took 425 ms), and runs of 8,000 reads had reads of 0.15-0.56 s and a p99 of
+  3.1-4.9 ms. Services under systemd live in cgroups, where autogroup does not apply; the benchmark now runs in a
+  CPU cgroup of its own (`bench/cpu_group.sh`): runs of 8,000 reads then had a p99 of 2.1-2.6 ms and no read over
+  15 ms. Measured the same hour with `bench/server.sh`, 5 rounds of 1,000 each: lean clients p99 4.4-15.3 ms
+  (median 6.96) outside a cgroup, 3.9-4.7 (median 4.50) inside. What is left is the first milliseconds of a round,
+  when the 8 clients start together (most reads over 3 ms are in its first 20 ms), and the clients' own CPU: Python
+  `http.client` clients spend several times the server's CPU on a request, hence their row.
 - **Submissions under 8 clients**: every check of `berth task run`, the task and its audit record in one write
   transaction (SQLite: `BEGIN IMMEDIATE`, one fsync at commit; PostgreSQL: the store's advisory write lock and a WAL
   flush at commit). On PostgreSQL the server is a host that claims queued tasks as slots free up, so a queued task

@@ -13,11 +13,10 @@
 #include "berth/task_json.h"
 #include "store/db.h"
 
-#define NOW_SQL "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
 #define QUEUE_CHANNEL "berth_queue"
 #define HOST_COLS "name, instance, pools, slots, version, state, executes, lease_ms, started_at, heartbeat_at"
 /* a host's state as others see it: a heartbeat older than the lease makes it lost, whatever the row says */
-#define HOST_STATE_SQL "CASE WHEN heartbeat_at + lease_ms < " NOW_SQL " THEN 'lost' ELSE state END"
+#define HOST_STATE_SQL "CASE WHEN heartbeat_at + lease_ms < " STORE_PG_NOW_MS_SQL " THEN 'lost' ELSE state END"
 #define ACTIVE_SQL "('PREPARING', 'INITIALIZING', 'PERFORMING')"
 
 static int
@@ -184,8 +183,9 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
    * holds) is this host restarted, and takes over at once */
   db_stmt *s = NULL;
   if (db_prepare(store_db(st),
-                 "SELECT home, (" NOW_SQL " - heartbeat_at) / 1000 FROM hosts WHERE name = ? AND state <> 'lost'"
-                 " AND heartbeat_at + lease_ms >= " NOW_SQL,
+                 "SELECT home, (" STORE_PG_NOW_MS_SQL
+                 " - heartbeat_at) / 1000 FROM hosts WHERE name = ? AND state <> 'lost'"
+                 " AND heartbeat_at + lease_ms >= " STORE_PG_NOW_MS_SQL,
                  &s, err)
       < 0)
     return berth_error_wrap(err, "register host %s", h->name);
@@ -203,8 +203,9 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
                            h->name, ago);
   if (h->drained) {
     if (db_prepare(store_db(st),
-                   "INSERT INTO drained_hosts (name, at) VALUES (?, " NOW_SQL ") ON CONFLICT (name) DO NOTHING", &s,
-                   err)
+                   "INSERT INTO drained_hosts (name, at) VALUES (?, " STORE_PG_NOW_MS_SQL
+                   ") ON CONFLICT (name) DO NOTHING",
+                   &s, err)
         < 0)
       return berth_error_wrap(err, "register host %s", h->name);
     db_bind_text(s, 1, h->name);
@@ -214,7 +215,8 @@ berth_host_register(berth_store *st, berth_host *h, berth_error **err)
   /* drained by an admin (before this restart, or now with --drained): it comes up draining */
   if (db_prepare(store_db(st),
                  "INSERT INTO hosts (" HOST_COLS ", home) VALUES (?, ?, ?, ?, ?, CASE WHEN EXISTS (SELECT 1 FROM"
-                 " drained_hosts d WHERE d.name = ?) THEN 'draining' ELSE 'alive' END, ?, ?, " NOW_SQL ", " NOW_SQL
+                 " drained_hosts d WHERE d.name = ?) THEN 'draining' ELSE 'alive' END, ?, ?, " STORE_PG_NOW_MS_SQL
+                 ", " STORE_PG_NOW_MS_SQL
                  ", ?) ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pools = excluded.pools,"
                  " slots = excluded.slots, version = excluded.version, state = excluded.state,"
                  " executes = excluded.executes, lease_ms = excluded.lease_ms, started_at = excluded.started_at,"
@@ -252,7 +254,8 @@ berth_host_heartbeat(berth_store *st, const char *name, const char *instance, bo
 {
   db_stmt *s = NULL;
   if (db_prepare(store_db(st),
-                 "UPDATE hosts SET heartbeat_at = " NOW_SQL ", docker_ok = ? WHERE name = ? AND instance = ?"
+                 "UPDATE hosts SET heartbeat_at = " STORE_PG_NOW_MS_SQL
+                 ", docker_ok = ? WHERE name = ? AND instance = ?"
                  " AND state <> 'lost' RETURNING state, heartbeat_at",
                  &s, err)
       < 0)
@@ -392,7 +395,8 @@ berth_host_set_draining(berth_store *st, const char *name, bool draining, bool k
   if (kept && changed == 0 && draining) {
     /* a host that is not running (already drained), or lost: its drain is kept for when it comes back */
     if (db_prepare(store_db(st),
-                   "INSERT INTO drained_hosts (name, at) SELECT ?, " NOW_SQL " WHERE EXISTS (SELECT 1 FROM hosts h"
+                   "INSERT INTO drained_hosts (name, at) SELECT ?, " STORE_PG_NOW_MS_SQL
+                   " WHERE EXISTS (SELECT 1 FROM hosts h"
                    " WHERE h.name = ?) ON CONFLICT (name) DO NOTHING",
                    &s, err)
         < 0)
@@ -410,7 +414,8 @@ berth_host_set_draining(berth_store *st, const char *name, bool draining, bool k
     if (src < 0)
       return berth_error_wrap(err, "drain host %s", name);
   } else if (kept && (changed > 0 || !draining)) {
-    const char *sql = draining ? "INSERT INTO drained_hosts (name, at) VALUES (?, " NOW_SQL ") ON CONFLICT (name) DO"
+    const char *sql = draining ? "INSERT INTO drained_hosts (name, at) VALUES (?, " STORE_PG_NOW_MS_SQL
+                                 ") ON CONFLICT (name) DO"
                                  " NOTHING"
                                : "DELETE FROM drained_hosts WHERE name = ?";
     if (db_prepare(store_db(st), sql, &s, err) < 0)
@@ -433,9 +438,11 @@ berth_host_remove(berth_store *st, const char *name, berth_error **err)
   db_stmt *s = NULL;
   /* lost: marked so by a host's reap, or twice past its lease when no live host has reaped it (right after a database
    * outage every host is past its lease for a moment, and renews it as it reconnects: not one to remove then) */
-  if (db_prepare(store_db(st),
-                 "DELETE FROM hosts WHERE name = ? AND (state = 'lost' OR heartbeat_at + 2 * lease_ms < " NOW_SQL ")",
-                 &s, err)
+  if (db_prepare(
+          store_db(st),
+          "DELETE FROM hosts WHERE name = ? AND (state = 'lost' OR heartbeat_at + 2 * lease_ms < " STORE_PG_NOW_MS_SQL
+          ")",
+          &s, err)
       < 0)
     return BERTH_EINTERNAL;
   db_bind_text(s, 1, name);
@@ -466,8 +473,8 @@ berth_host_remove(berth_store *st, const char *name, berth_error **err)
    * twice its lease it is removed whatever the others did */
   int64_t left_ms = h.lease_ms; /* by the store's clock, as leases are judged */
   if (h.state && strcmp(h.state, "lost") == 0
-      && db_prepare(store_db(st), "SELECT heartbeat_at + 2 * lease_ms - " NOW_SQL " FROM hosts WHERE name = ?", &s,
-                    NULL)
+      && db_prepare(store_db(st),
+                    "SELECT heartbeat_at + 2 * lease_ms - " STORE_PG_NOW_MS_SQL " FROM hosts WHERE name = ?", &s, NULL)
              == 0) {
     db_bind_text(s, 1, name);
     if (db_step(s, NULL) == DB_ROW)
@@ -494,10 +501,11 @@ berth_fleet_reap(berth_store *st, int64_t beat_at, int64_t max_age_ms, int *n_fa
   if (n_failed)
     *n_failed = 0;
   db_stmt *s = NULL;
-  if (db_prepare(store_db(st),
-                 "UPDATE hosts SET state = 'lost' WHERE state <> 'lost' AND heartbeat_at + lease_ms < " NOW_SQL
-                 " AND " NOW_SQL " - ? <= ?",
-                 &s, err)
+  if (db_prepare(
+          store_db(st),
+          "UPDATE hosts SET state = 'lost' WHERE state <> 'lost' AND heartbeat_at + lease_ms < " STORE_PG_NOW_MS_SQL
+          " AND " STORE_PG_NOW_MS_SQL " - ? <= ?",
+          &s, err)
       < 0)
     return berth_error_wrap(err, "mark lost hosts");
   db_bind_int64(s, 1, beat_at);

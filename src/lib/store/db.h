@@ -28,6 +28,10 @@ enum { DB_DONE = 0, DB_ROW = 1 };
 /* The connection of an open store (owned by the store; valid until berth_store_close). */
 db_conn *store_db(berth_store *st);
 
+/* Now in unix ms by the PostgreSQL server's clock (the fleet's one clock: leases, heartbeats and drains are judged by
+ * it, never by a host's own); PostgreSQL only. */
+#define STORE_PG_NOW_MS_SQL "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+
 /* The audit chain's head: the last id and hash, or the newest record when no head is kept (audit.c). */
 #define STORE_AUDIT_HEAD_SQL                                                                                           \
   "SELECT last_id, last_hash FROM audit_head WHERE k = 1"                                                              \

@@ -951,14 +951,11 @@ berth_store_claim_valid(berth_store *st, const char *task_id, berth_error **err)
   return valid;
 }
 
-/* The store's clock (PostgreSQL), so hosts with skewed clocks agree on leases. */
-#define FLEET_NOW_SQL "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
-
 /* The hosts of the queued task's pool (its stack's, or the default: bound; hosts.pools is "a,b,c", matched by the
  * name whole: never LIKE, where a pool's `_` is a wildcard) that are live (heartbeat within their
  * lease, by the store's clock) and in state st (alive or draining), as a condition on hosts h. */
 #define FLEET_LIVE_IN_POOL_SQL(st)                                                                                     \
-  "h.state = '" st "' AND h.executes = 1 AND h.heartbeat_at + h.lease_ms >= " FLEET_NOW_SQL                            \
+  "h.state = '" st "' AND h.executes = 1 AND h.heartbeat_at + h.lease_ms >= " STORE_PG_NOW_MS_SQL                      \
   " AND strpos(',' || h.pools || ',', ',' || COALESCE(s.pool, ?) || ',') > 0"
 
 /* Everything a queued task's wait reason is made of, in one statement (one round trip: it was four in turn): the
