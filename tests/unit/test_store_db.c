@@ -1,11 +1,13 @@
 /* The store layer: nested transactions, rollback on error, the schema version (newer stores refused), concurrent
- * audit appenders, task retention over several batches, and a store made by berth 0.1.0
+ * audit appenders (and, on PostgreSQL, an append whose answer is lost after it committed: a proxy drops it), task
+ * retention over several batches, and a store made by berth 0.1.0
  * (tests/data/store/schema-v1.sql) migrated up with every record still readable.
  *
  * Run as `test_store_db postgresql` (ctest label postgresql) the same tests run on PostgreSQL: each in a database
  * of its own made on the server in BERTH_TEST_PG (ci/start-postgres.sh prints one), plus the bad connection strings.
  * Without BERTH_TEST_PG that run is skipped. */
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1666,6 +1670,179 @@ test_task_with_secrets(void **state)
   berth_store_close(st);
 }
 
+/* ---- a Unix socket proxy to PostgreSQL that loses one answer ---- */
+
+/* Forwards bytes both ways. Once a client message holding `pattern` has passed (a statement being prepared), the
+ * client's next message (its execution) is forwarded and the server's answer to it read to its end (ReadyForQuery)
+ * and dropped with both connections: the statement ran and committed, and the client never hears so. Once only. */
+typedef struct lossy_proxy {
+  char dir[64], path[sizeof((struct sockaddr_un *) 0)->sun_path], target[sizeof((struct sockaddr_un *) 0)->sun_path];
+  const char *pattern;
+  int listen_fd;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  int state; /* 0 passing, 1 pattern seen, 2 dropping the answer, 3 dropped (passing again) */
+} lossy_proxy;
+
+typedef struct proxy_pair {
+  lossy_proxy *p;
+  int client, server;
+} proxy_pair;
+
+static void *
+proxy_pair_run(void *arg)
+{
+  proxy_pair *pp = arg;
+  lossy_proxy *p = pp->p;
+  char buf[65536];
+  for (;;) {
+    struct pollfd fds[2] = { { pp->client, POLLIN, 0 }, { pp->server, POLLIN, 0 } };
+    if (poll(fds, 2, -1) <= 0)
+      break;
+    bool from_client = fds[0].revents != 0;
+    ssize_t n = read(from_client ? pp->client : pp->server, buf, sizeof buf);
+    if (n <= 0)
+      break;
+    pthread_mutex_lock(&p->mu);
+    int st = p->state;
+    if (from_client && st == 0 && memmem(buf, (size_t) n, p->pattern, strlen(p->pattern)) != NULL)
+      p->state = 1;
+    else if (from_client && st == 1)
+      p->state = 2;
+    bool drop = !from_client && st == 2;
+    /* ReadyForQuery ends the answer: 'Z', length 5, the transaction status */
+    bool answered = drop && n >= 6 && memcmp(buf + n - 6, "Z\0\0\0\5", 5) == 0;
+    if (answered)
+      p->state = 3;
+    pthread_mutex_unlock(&p->mu);
+    if (answered)
+      break;
+    if (!drop && write(from_client ? pp->server : pp->client, buf, (size_t) n) != n)
+      break;
+  }
+  close(pp->client);
+  close(pp->server);
+  free(pp);
+  return NULL;
+}
+
+static void *
+proxy_accept_run(void *arg)
+{
+  lossy_proxy *p = arg;
+  for (;;) {
+    int c = accept(p->listen_fd, NULL, NULL);
+    if (c < 0)
+      return NULL; /* closed: the test is over */
+    struct sockaddr_un to = { .sun_family = AF_UNIX };
+    memcpy(to.sun_path, p->target, sizeof to.sun_path);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *) &to, sizeof to) < 0) {
+      close(c);
+      if (s >= 0)
+        close(s);
+      continue;
+    }
+    proxy_pair *pp = calloc(1, sizeof *pp);
+    pthread_t t;
+    *pp = (proxy_pair){ p, c, s };
+    if (pthread_create(&t, NULL, proxy_pair_run, pp) != 0)
+      fail_msg("proxy thread");
+    pthread_detach(t);
+  }
+}
+
+/* Starts the proxy in front of BERTH_STORE's server (a Unix socket) and points BERTH_STORE at it. */
+static void
+lossy_proxy_start(lossy_proxy *p, const char *pattern)
+{
+  const char *store = getenv("BERTH_STORE");
+  PQconninfoOption *opts = PQconninfoParse(store, NULL);
+  assert_non_null(opts);
+  const char *host = NULL, *port = "5432";
+  for (PQconninfoOption *o = opts; o->keyword; o++) {
+    if (strcmp(o->keyword, "host") == 0 && o->val && *o->val)
+      host = o->val;
+    if (strcmp(o->keyword, "port") == 0 && o->val && *o->val)
+      port = o->val;
+  }
+  if (host == NULL || host[0] != '/')
+    fail_msg("this test needs BERTH_TEST_PG on a Unix socket (host=/dir), not `%s`", host ? host : "(none)");
+  memset(p, 0, sizeof *p);
+  p->pattern = pattern;
+  pthread_mutex_init(&p->mu, NULL);
+  snprintf(p->dir, sizeof p->dir, "/tmp/berth-lossy-XXXXXX");
+  assert_non_null(mkdtemp(p->dir));
+  snprintf(p->path, sizeof p->path, "%s/.s.PGSQL.%s", p->dir, port);
+  if (snprintf(p->target, sizeof p->target, "%s/.s.PGSQL.%s", host, port) >= (int) sizeof p->target)
+    fail_msg("the server's socket path is too long: %s", host);
+  PQconninfoFree(opts);
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  memcpy(a.sun_path, p->path, sizeof a.sun_path);
+  p->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  assert_true(p->listen_fd >= 0);
+  assert_int_equal(bind(p->listen_fd, (struct sockaddr *) &a, sizeof a), 0);
+  assert_int_equal(listen(p->listen_fd, 16), 0);
+  assert_int_equal(pthread_create(&p->thread, NULL, proxy_accept_run, p), 0);
+  char *proxied = NULL;
+  assert_true(asprintf(&proxied, "%s host='%s'", store, p->dir) > 0); /* the last host= wins */
+  setenv("BERTH_STORE", proxied, 1);
+  free(proxied);
+}
+
+static int
+lossy_proxy_state(lossy_proxy *p)
+{
+  pthread_mutex_lock(&p->mu);
+  int st = p->state;
+  pthread_mutex_unlock(&p->mu);
+  return st;
+}
+
+static void
+lossy_proxy_stop(lossy_proxy *p)
+{
+  shutdown(p->listen_fd, SHUT_RDWR);
+  close(p->listen_fd);
+  pthread_join(p->thread, NULL);
+  unlink(p->path);
+  rmdir(p->dir);
+}
+
+/* A guessed audit append (one statement on its own) that committed on the server, its answer lost with the
+ * connection: the engine sends it again on a new connection, which must count the record as in (the head already
+ * is that record) instead of appending it a second time. */
+static void
+test_audit_append_answer_lost(void **state)
+{
+  char *direct = strdup(getenv("BERTH_STORE"));
+  lossy_proxy p;
+  lossy_proxy_start(&p, "pg_try_advisory_xact_lock");
+  berth_store *st = open_ok(*state);
+  append_ok(st, "one"); /* takes the lock and reads the head; remembers it */
+  int64_t id = 0;
+  unsigned char raw[32];
+  assert_true(store_audit_head_known(st, &id, raw));
+  append_ok(st, "two"); /* guessed: prepared (the pattern), run, committed, its answer dropped, sent again */
+  assert_int_equal(lossy_proxy_state(&p), 3);
+  append_ok(st, "three");
+  berth_store_close(st);
+  lossy_proxy_stop(&p);
+  setenv("BERTH_STORE", direct, 1);
+  free(direct);
+  st = open_ok(*state);
+  assert_int_equal(audit_count(st), 3); /* the chain verifies, and holds each record once */
+  cJSON *list = berth_audit_list_json(st, 0, NULL);
+  assert_non_null(list);
+  char *text = cJSON_PrintUnformatted(list);
+  const char *two = strstr(text, "\"two\"");
+  assert_non_null(two);
+  assert_null(strstr(two + 1, "\"two\""));
+  free(text);
+  cJSON_Delete(list);
+  berth_store_close(st);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1693,6 +1870,7 @@ main(int argc, char **argv)
   const struct CMUnitTest pg_only[] = {
     cmocka_unit_test_setup_teardown(test_bad_connection_strings, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_connection_lost, engine_setup, engine_teardown),
+    cmocka_unit_test_setup_teardown(test_audit_append_answer_lost, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_passwords_and_read_only, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_copy_to_postgresql, engine_setup, engine_teardown),
     cmocka_unit_test_setup_teardown(test_secret_key_in_settings, engine_setup, engine_teardown),
