@@ -398,8 +398,8 @@ add_transition_row(berth_task *t, db_stmt *stmt, int col)
 }
 
 /* A task by its whole id with its history, in one statement (one round trip on PostgreSQL instead of two): the task's
- * columns repeated on each of its transitions' rows; with_secrets adds its stack's secret values (still encrypted) as
- * the last column, so a read that masks them is one statement too (the same snapshot as the task). */
+ * columns repeated on each of its transitions' rows; GET_WHOLE_SECRETS_SQL adds its stack's secret values (still
+ * encrypted) as the last column, so a read that masks them is one statement too (the same snapshot as the task). */
 #define GET_WHOLE_SQL_WITH(extra)                                                                                      \
   "SELECT " TASK_COLS ", h.h_state, h.h_at, h.h_actor, h.h_note" extra " FROM tasks LEFT JOIN"                         \
   " (SELECT task_seq AS h_seq, n AS h_n, state AS h_state, at AS h_at, actor AS h_actor, note AS h_note"               \
