@@ -20,9 +20,8 @@ bench_cpu_group() {
   local dir=
   if [ -w /sys/fs/cgroup/cpu/cgroup.procs ]; then # cgroup v1, the cpu controller mounted on its own
     dir=/sys/fs/cgroup/cpu/berth-bench-$$
-  elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null && [ -w /sys/fs/cgroup/cgroup.procs ]; then
-    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
-    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control && dir=/sys/fs/cgroup/berth-bench-$$
+  elif grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && [ -w /sys/fs/cgroup/cgroup.procs ]; then
+    dir=/sys/fs/cgroup/berth-bench-$$ # cgroup v2 with the cpu controller on for children (never turned on here)
   fi
   if [ -n "$dir" ] && mkdir -p "$dir" 2>/dev/null && echo $$ >"$dir/cgroup.procs" 2>/dev/null; then
     BENCH_CPU_GROUP=$dir

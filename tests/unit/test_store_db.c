@@ -37,12 +37,20 @@
 #include "store/db.h"
 #include "store_helpers.h"
 
-static void
-create_stack(berth_store *st, const char *name)
+/* A stack to create: name and image set; the caller adds what it tests. */
+static berth_stack *
+new_stack(const char *name)
 {
   berth_stack *s = berth_stack_new();
   s->name = strdup(name);
   s->image = strdup("berth/busybox:latest");
+  return s;
+}
+
+static void
+create_stack(berth_store *st, const char *name)
+{
+  berth_stack *s = new_stack(name);
   berth_error *err = NULL;
   if (berth_store_stack_create(st, s, &err) != 0)
     fail_msg("create %s: %s", name, err->msg);
@@ -52,9 +60,7 @@ create_stack(berth_store *st, const char *name)
 static int
 create_stack_rc(berth_store *st, const char *name, berth_error **err)
 {
-  berth_stack *s = berth_stack_new();
-  s->name = strdup(name);
-  s->image = strdup("berth/busybox:latest");
+  berth_stack *s = new_stack(name);
   int rc = berth_store_stack_create(st, s, err);
   berth_stack_free(s);
   return rc;
@@ -1258,9 +1264,7 @@ test_secret_key_in_settings(void **state)
 {
   berth_store *a = open_ok(*state);
   berth_error *err = NULL;
-  berth_stack *s = berth_stack_new();
-  s->name = strdup("sealed");
-  s->image = strdup("berth/busybox:latest");
+  berth_stack *s = new_stack("sealed");
   assert_int_equal(berth_kv_set(&s->secret_env, &s->n_secret_env, "TOKEN", "shared-secret"), 0);
   if (berth_store_stack_create(a, s, &err) != 0)
     fail_msg("create: %s", err->msg);
@@ -1585,9 +1589,7 @@ test_connection_lost(void **state)
   assert_int_equal(berth_store_begin(st, &err), 0);
   create_stack(st, "half");
   kill_backend(st);
-  berth_stack *s = berth_stack_new();
-  s->name = strdup("other");
-  s->image = strdup("berth/busybox:latest");
+  berth_stack *s = new_stack("other");
   expect_lost(berth_store_stack_create(st, s, &err), &err);
   berth_stack_free(s);
   berth_store_rollback(st);
@@ -1628,9 +1630,7 @@ test_task_with_secrets(void **state)
 {
   berth_store *st = open_ok(*state);
   berth_error *err = NULL;
-  berth_stack *s = berth_stack_new();
-  s->name = strdup("masked");
-  s->image = strdup("berth/busybox:latest");
+  berth_stack *s = new_stack("masked");
   berth_kv_set(&s->secret_env, &s->n_secret_env, "TOKEN", "tok-Secret-1234");
   berth_kv_set(&s->secret_env, &s->n_secret_env, "OTHER", "other-Secret-5678");
   assert_int_equal(berth_store_stack_create(st, s, &err), 0);
