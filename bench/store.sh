@@ -44,12 +44,7 @@ say() { echo "bench/store: $*" >&2; }
 
 pg=$("$src/ci/start-postgres.sh" 2>"$work/pg.log" | tail -n 1) || { cat "$work/pg.log" >&2; exit 1; }
 psql -X -q "$pg" -c "ALTER SYSTEM SET fsync = on" -c "SELECT pg_reload_conf()" >/dev/null
-newdb() { # newdb NAME: a fresh database on the bench's server; prints its URL
-  psql -X -q "$pg" -c "CREATE DATABASE $1" >/dev/null
-  python3 -c 'import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1]); print(p.scheme + "://" + p.netloc + "/" + sys.argv[2] + ("?" + p.query if p.query else ""))' \
-    "$pg" "$1"
-}
+newdb() { "$src/ci/pg-newdb.sh" "$pg" "$1"; } # newdb NAME: a fresh database on the bench's server; prints its URL
 
 # the raw exec stream of the log's command, through berth's Docker client and demultiplexer, discarded; measured
 # right before each engine's follow, as the machine's load changes during the run

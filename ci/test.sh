@@ -36,6 +36,9 @@ ctest --test-dir build --output-on-failure --timeout 900 -L postgresql
 step "acceptance scripts (../shared/acceptance, beside CI's checkout; skipped when absent)"
 ci/acceptance.sh build/berth
 
+step "the acceptance scripts that keep stacks, tasks, logs, keys and the audit trail again on PostgreSQL"
+ci/acceptance.sh --postgresql build/berth
+
 if [ $quick -eq 0 ]; then
   step "ASan+UBSan build of the tests"
   cmake -S . -B build-asan -DBERTH_SANITIZE=ON -DBERTH_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

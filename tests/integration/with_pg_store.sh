@@ -10,18 +10,10 @@ if [ -z "${BERTH_TEST_PG:-}" ]; then
 fi
 db=berth_it_$$_$(date +%s%N | tail -c 7)
 admin() { psql -X -q -v ON_ERROR_STOP=1 "$BERTH_TEST_PG" -c "$1" >/dev/null; }
-admin "CREATE DATABASE $db" || {
+BERTH_STORE=$("$(dirname "$0")/../../ci/pg-newdb.sh" "$BERTH_TEST_PG" "$db") || {
   echo "with_pg_store: cannot create a database on BERTH_TEST_PG" >&2
   exit 1
 }
-# BERTH_TEST_PG with the database replaced: a URL gets a new path, key=value settings a later dbname
-BERTH_STORE=$(python3 -c 'import sys, urllib.parse as u
-url, db = sys.argv[1], sys.argv[2]
-if url.startswith(("postgresql://", "postgres://")):
-    p = u.urlsplit(url)
-    print(p.scheme + "://" + p.netloc + "/" + db + ("?" + p.query if p.query else ""))
-else:
-    print(url + " dbname=" + db)' "$BERTH_TEST_PG" "$db")
 export BERTH_STORE
 "$@"
 rc=$?
