@@ -32,7 +32,19 @@ if [ $pg = 1 ] && [ -z "${BERTH_TEST_PG:-}" ]; then
   exit 2
 fi
 
-failed=0
+failed=0 host= hhome= db=
+# an interrupted run still ends its host (by PID) and drops its database
+end_pg() {
+  if [ -n "$host" ]; then
+    kill "$host" 2>/dev/null
+    wait "$host" 2>/dev/null
+  fi
+  [ -n "$hhome" ] && rm -rf "$hhome"
+  [ -n "$db" ] && { psql -X -q "$BERTH_TEST_PG" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null 2>&1 ||
+    echo "acceptance: could not drop $db" >&2; }
+  host= hhome= db=
+}
+[ $pg = 1 ] && trap end_pg EXIT
 if [ $pg = 0 ]; then
   list=${BERTH_ACCEPTANCE:-foundation redaction tasks governance server live identity store fleet integrations product ui}
 else
@@ -50,21 +62,16 @@ for name in $list; do
   db=berth_acc_${name}_$$
   url=$(ci/pg-newdb.sh "$BERTH_TEST_PG" "$db") || {
     echo "acceptance: cannot create a database on BERTH_TEST_PG" >&2
+    db=
     failed=1
     continue
   }
-  host= hhome=
   if [ "$name" != server ]; then
     hhome=$(mktemp -d /tmp/berth-acc-host.XXXXXX)
     BERTH_HOME=$hhome BERTH_STORE=$url "$BERTH" serve --host "acc-$name" --no-listen >"$hhome/host.log" 2>&1 </dev/null &
     host=$!
   fi
   BERTH_STORE=$url bash "$script" || failed=1
-  if [ -n "$host" ]; then
-    kill "$host" 2>/dev/null
-    wait "$host" 2>/dev/null
-    rm -rf "$hhome"
-  fi
-  psql -X -q "$BERTH_TEST_PG" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null 2>&1 || echo "acceptance: could not drop $db" >&2
+  end_pg
 done
 exit $failed
